@@ -1,0 +1,131 @@
+// Package config holds icebox's YAML schema, its defaults and its
+// validation. It is the only package that knows YAML.
+//
+// Every key is optional; an absent file gives a working local setup (the
+// call page on http://localhost:8080, STUN/TURN on port 3478). Unknown keys
+// are an error naming the key, so a typo never silently falls back to a
+// default.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// DefaultPath is where the systemd unit and the install target put the
+// configuration file.
+const DefaultPath = "/etc/icebox/icebox.yaml"
+
+// Config is the whole icebox configuration file.
+type Config struct {
+	// PublicIP is the address peers reach the relay at: it is advertised in
+	// XOR-RELAYED-ADDRESS and in the turn:/stun: URLs handed to browsers.
+	// Zero value: the first non-loopback interface address, or 127.0.0.1
+	// when there is none (see ResolvePublicIP).
+	PublicIP string `yaml:"public_ip"`
+
+	HTTP      HTTP      `yaml:"http"`
+	TURN      TURN      `yaml:"turn"`
+	Signaling Signaling `yaml:"signaling"`
+	Metrics   Metrics   `yaml:"metrics"`
+
+	// StateDir holds state icebox generates once and keeps, such as the
+	// TURN REST secret when none is configured. Default /var/lib/icebox.
+	StateDir string `yaml:"state_dir"`
+}
+
+// HTTP configures the web server: the call page, /ws and the API.
+type HTTP struct {
+	// Listen is host:port for the web server. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// TLS configures HTTPS. Zero value: plain HTTP.
+	TLS TLS `yaml:"tls"`
+	// AllowedOrigins lists extra Origin values ("https://app.example.com")
+	// allowed to open /ws. The page's own host is always allowed.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// TLS configures certificates for HTTPS.
+type TLS struct {
+	CertFile    string   `yaml:"cert_file"`
+	KeyFile     string   `yaml:"key_file"`
+	ACMEDomains []string `yaml:"acme_domains"`
+	ACMEEmail   string   `yaml:"acme_email"`
+}
+
+// TURN configures the STUN/TURN server (RFC 8489, RFC 8656).
+type TURN struct {
+	// Realm is the REALM attribute of the long-term credential mechanism
+	// (RFC 8489 §9.2). Default "icebox".
+	Realm string `yaml:"realm"`
+	// Listen lists listener URLs: "udp://host:port" or "tcp://host:port".
+	// Default ["udp://0.0.0.0:3478", "tcp://0.0.0.0:3478"].
+	Listen []string `yaml:"listen"`
+	// RelayPorts is the inclusive range "min-max" relayed transport
+	// addresses are taken from. Default "49152-65535".
+	RelayPorts string `yaml:"relay_ports"`
+	// Secrets are TURN REST shared secrets
+	// (draft-uberti-behave-turn-rest-00 §2.2): the first signs new
+	// credentials, all of them verify. Empty: one 32-byte secret is
+	// generated once and kept in StateDir (mode 0600).
+	Secrets []string `yaml:"secrets"`
+	// CredentialTTL is how long a minted credential may open new
+	// allocations. Default 1h; at most 30 days.
+	CredentialTTL time.Duration `yaml:"credential_ttl"`
+	// Users are static long-term credentials, user name to password.
+	Users map[string]string `yaml:"users"`
+	// DenyPeers lists peer CIDRs (or single addresses) the relay refuses
+	// permissions to; "recommended" stands for RecommendedDenyPeers.
+	// Default ["recommended"].
+	DenyPeers []string `yaml:"deny_peers"`
+	// AllowPeers lists peer CIDRs that win over DenyPeers.
+	AllowPeers []string `yaml:"allow_peers"`
+	// MaxAllocationsPerUser caps live allocations per user: the id part
+	// of a REST username, or the static user name. Default 10; 0 is the
+	// default, -1 means no cap.
+	MaxAllocationsPerUser int `yaml:"max_allocations_per_user"`
+	// MaxAllocations caps live allocations in total. Default 10000; -1
+	// means no cap.
+	MaxAllocations int `yaml:"max_allocations"`
+}
+
+// Signaling configures the WebSocket signaling server.
+type Signaling struct {
+	// MaxPeersPerRoom caps the peers in one room. Default 8.
+	MaxPeersPerRoom int `yaml:"max_peers_per_room"`
+	// Rooms holds per-room settings by room name.
+	Rooms map[string]Room `yaml:"rooms"`
+}
+
+// Room holds the settings of one named room.
+type Room struct {
+	// Password, when set, must be given in join (error "bad-password").
+	Password string `yaml:"password"`
+}
+
+// Metrics configures the Prometheus listener.
+type Metrics struct {
+	// Listen is host:port for /metrics and /healthz. Default
+	// "127.0.0.1:9464"; "" turns the listener off.
+	Listen *string `yaml:"listen"`
+}
+
+// Parsed holds the values of Config turned into the types the rest of
+// icebox uses. It is filled by Validate.
+type Parsed struct {
+	PublicIP    netip.Addr
+	TURNListen  []Listener
+	RelayMin    uint16
+	RelayMax    uint16
+	DenyPeers   []netip.Prefix
+	AllowPeers  []netip.Prefix
+	MetricsAddr string
+}
+
+// Listener is one parsed turn.listen entry.
+type Listener struct {
+	// Network is "udp" or "tcp".
+	Network string
+	// Addr is host:port as given.
+	Addr string
+}

@@ -1,0 +1,281 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for keys left out of the file.
+const (
+	DefaultHTTPListen            = "127.0.0.1:8080"
+	DefaultRealm                 = "icebox"
+	DefaultRelayPorts            = "49152-65535"
+	DefaultCredentialTTL         = time.Hour
+	DefaultMaxAllocationsPerUser = 10
+	DefaultMaxAllocations        = 10000
+	DefaultMaxPeersPerRoom       = 8
+	DefaultMetricsListen         = "127.0.0.1:9464"
+	DefaultStateDir              = "/var/lib/icebox"
+
+	// MaxCredentialTTL bounds turn.credential_ttl: 30 days.
+	MaxCredentialTTL = 30 * 24 * time.Hour
+	// MinSecretLength is the shortest accepted TURN REST secret, in bytes.
+	MinSecretLength = 16
+)
+
+// DefaultTURNListen is the default turn.listen.
+var DefaultTURNListen = []string{"udp://0.0.0.0:3478", "tcp://0.0.0.0:3478"}
+
+// RecommendedDenyPeers are the peer ranges "recommended" in turn.deny_peers
+// stands for: this-network, loopback, private (RFC 1918), CGNAT (RFC 6598),
+// link-local (incl. the 169.254.169.254 cloud metadata service), IETF
+// protocol assignments, documentation and benchmarking ranges, multicast,
+// reserved and broadcast, and their IPv6 counterparts (RFC 6890 registries).
+var RecommendedDenyPeers = []string{
+	"0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+	"100.64.0.0/10", "169.254.0.0/16", "192.0.0.0/24", "192.0.2.0/24",
+	"198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
+	"240.0.0.0/4", "255.255.255.255/32",
+	"::/128", "::1/128", "64:ff9b::/96", "100::/64", "2001::/32",
+	"2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+}
+
+func (c *Config) applyDefaults() {
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	if c.TURN.Realm == "" {
+		c.TURN.Realm = DefaultRealm
+	}
+	if c.TURN.Listen == nil {
+		c.TURN.Listen = append([]string(nil), DefaultTURNListen...)
+	}
+	if c.TURN.RelayPorts == "" {
+		c.TURN.RelayPorts = DefaultRelayPorts
+	}
+	if c.TURN.CredentialTTL == 0 {
+		c.TURN.CredentialTTL = DefaultCredentialTTL
+	}
+	if c.TURN.DenyPeers == nil {
+		c.TURN.DenyPeers = []string{"recommended"}
+	}
+	if c.TURN.MaxAllocationsPerUser == 0 {
+		c.TURN.MaxAllocationsPerUser = DefaultMaxAllocationsPerUser
+	}
+	if c.TURN.MaxAllocations == 0 {
+		c.TURN.MaxAllocations = DefaultMaxAllocations
+	}
+	if c.Signaling.MaxPeersPerRoom == 0 {
+		c.Signaling.MaxPeersPerRoom = DefaultMaxPeersPerRoom
+	}
+	if c.Metrics.Listen == nil {
+		l := DefaultMetricsListen
+		c.Metrics.Listen = &l
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+}
+
+func bad(key, format string, args ...any) *Error {
+	return &Error{Key: key, Reason: fmt.Sprintf(format, args...)}
+}
+
+func (c *Config) validate() (*Parsed, *Error) {
+	p := &Parsed{}
+	if c.PublicIP != "" {
+		ip, err := netip.ParseAddr(c.PublicIP)
+		if err != nil || ip.Zone() != "" {
+			return nil, bad("public_ip", "%q is not an IP address", c.PublicIP)
+		}
+		if ip.IsUnspecified() || ip.IsMulticast() {
+			return nil, bad("public_ip", "%s cannot be reached by peers", ip)
+		}
+		p.PublicIP = ip.Unmap()
+	}
+	if err := checkHostPort(c.HTTP.Listen); err != nil {
+		return nil, bad("http.listen", "%v", err)
+	}
+	for i, o := range c.HTTP.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, bad(fmt.Sprintf("http.allowed_origins[%d]", i), "%q is not an origin like https://example.com", o)
+		}
+	}
+	if c.HTTP.TLS.CertFile != "" || c.HTTP.TLS.KeyFile != "" || len(c.HTTP.TLS.ACMEDomains) > 0 {
+		return nil, bad("http.tls", "HTTPS is not supported by this version; terminate TLS in front of icebox")
+	}
+	if strings.ContainsAny(c.TURN.Realm, "\"\r\n") || len(c.TURN.Realm) > 127 {
+		return nil, bad("turn.realm", "must be at most 127 characters without quotes or line breaks")
+	}
+	if len(c.TURN.Listen) == 0 {
+		return nil, bad("turn.listen", "at least one listener is needed")
+	}
+	for i, l := range c.TURN.Listen {
+		ln, err := parseListener(l)
+		if err != nil {
+			return nil, bad(fmt.Sprintf("turn.listen[%d]", i), "%v", err)
+		}
+		p.TURNListen = append(p.TURNListen, ln)
+	}
+	lo, hi, err := ParsePortRange(c.TURN.RelayPorts)
+	if err != nil {
+		return nil, bad("turn.relay_ports", "%v", err)
+	}
+	p.RelayMin, p.RelayMax = lo, hi
+	for i, s := range c.TURN.Secrets {
+		if len(s) < MinSecretLength {
+			return nil, bad(fmt.Sprintf("turn.secrets[%d]", i), "a secret must be at least %d characters", MinSecretLength)
+		}
+	}
+	if c.TURN.CredentialTTL < time.Second || c.TURN.CredentialTTL > MaxCredentialTTL {
+		return nil, bad("turn.credential_ttl", "%s is outside 1s to %s", c.TURN.CredentialTTL, MaxCredentialTTL)
+	}
+	for name, pw := range c.TURN.Users {
+		if name == "" || strings.ContainsAny(name, ":\r\n") || len(name) > 256 {
+			return nil, bad("turn.users."+name, "a user name must be 1 to 256 characters without ':' or line breaks")
+		}
+		if pw == "" {
+			return nil, bad("turn.users."+name, "the password is empty")
+		}
+	}
+	if p.DenyPeers, err = parsePrefixes(c.TURN.DenyPeers, true); err != nil {
+		return nil, bad("turn.deny_peers", "%v", err)
+	}
+	if p.AllowPeers, err = parsePrefixes(c.TURN.AllowPeers, false); err != nil {
+		return nil, bad("turn.allow_peers", "%v", err)
+	}
+	if c.TURN.MaxAllocationsPerUser < -1 {
+		return nil, bad("turn.max_allocations_per_user", "must be a positive number, or -1 for no cap")
+	}
+	if c.TURN.MaxAllocations < -1 {
+		return nil, bad("turn.max_allocations", "must be a positive number, or -1 for no cap")
+	}
+	if c.Signaling.MaxPeersPerRoom < 2 || c.Signaling.MaxPeersPerRoom > 1000 {
+		return nil, bad("signaling.max_peers_per_room", "%d is outside 2 to 1000", c.Signaling.MaxPeersPerRoom)
+	}
+	for name := range c.Signaling.Rooms {
+		if !ValidRoomName(name) {
+			return nil, bad("signaling.rooms."+name, "a room name is 1 to 64 characters of A-Z a-z 0-9 - _")
+		}
+	}
+	if l := *c.Metrics.Listen; l != "" {
+		if err := checkHostPort(l); err != nil {
+			return nil, bad("metrics.listen", "%v", err)
+		}
+		p.MetricsAddr = l
+	}
+	return p, nil
+}
+
+// ValidRoomName reports whether s is a room name: 1 to 64 characters of
+// A-Z, a-z, 0-9, '-' and '_' (URL-safe, so it can stand in /r/<room>).
+func ValidRoomName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%q: host must be an IP address, localhost or empty", s)
+		}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be 0 to 65535", s)
+	}
+	return nil
+}
+
+func parseListener(s string) (Listener, error) {
+	scheme, addr, ok := strings.Cut(s, "://")
+	if !ok {
+		return Listener{}, fmt.Errorf("%q is not a listener URL like udp://0.0.0.0:3478", s)
+	}
+	switch scheme {
+	case "udp", "tcp":
+	case "tls", "dtls":
+		return Listener{}, fmt.Errorf("%q: %s listeners are not supported by this version (udp, tcp)", s, scheme)
+	default:
+		return Listener{}, fmt.Errorf("%q: unknown scheme %q (udp, tcp)", s, scheme)
+	}
+	if err := checkHostPort(addr); err != nil {
+		return Listener{}, err
+	}
+	return Listener{Network: scheme, Addr: addr}, nil
+}
+
+// ParsePortRange parses "min-max" (inclusive, 1024 to 65535, min <= max).
+func ParsePortRange(s string) (lo, hi uint16, err error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not a range like 49152-65535", s)
+	}
+	x, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	y, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, fmt.Errorf("%q: ports must be numbers from 1024 to 65535", s)
+	case x < 1024:
+		return 0, 0, fmt.Errorf("%q: ports below 1024 are not used for relaying", s)
+	case x > y:
+		return 0, 0, fmt.Errorf("%q: the first port is above the last", s)
+	}
+	return uint16(x), uint16(y), nil
+}
+
+func parsePrefixes(list []string, allowRecommended bool) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if s == "recommended" && allowRecommended {
+			for _, r := range RecommendedDenyPeers {
+				out = append(out, netip.MustParsePrefix(r))
+			}
+			continue
+		}
+		p, err := ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ParsePrefix parses a CIDR ("10.0.0.0/8") or a single address, which
+// stands for its host prefix (/32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8", s)
+		}
+		if p.Addr().Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: zones are not allowed", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR or an IP address", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

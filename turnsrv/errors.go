@@ -1,0 +1,16 @@
+package turnsrv
+
+import "errors"
+
+var (
+	// ErrNoSecret is returned by NewCredentials without any secret.
+	ErrNoSecret = errors.New("turnsrv: at least one secret is needed")
+	// ErrNoListener is returned by New without any listener.
+	ErrNoListener = errors.New("turnsrv: at least one listener is needed")
+	// ErrFrameTooLarge ends a TCP connection whose peer announces a frame
+	// longer than a STUN message can be.
+	ErrFrameTooLarge = errors.New("turnsrv: frame too large")
+	// ErrNotTURN ends a TCP connection that sends bytes that are neither
+	// STUN nor ChannelData.
+	ErrNotTURN = errors.New("turnsrv: stream is not STUN or ChannelData")
+)

@@ -1,0 +1,187 @@
+package turnsrv
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/stun/v3"
+)
+
+// The guard sits between icebox's sockets and pion/turn. pion/turn answers
+// any failed authentication with 400 and can return only one key per
+// username, so the guard authenticates every TURN request first: it tries
+// each configured secret, answers failures with 401 Unauthorized (RFC 8489
+// §9.2.4) and 403 Forbidden for denied peers (RFC 8656 §9.1), and hands
+// the verified key to pion's AuthHandler through keyCache. ChannelData and
+// indications pass straight through without decoding.
+
+// keyIdleTimeout is how long a verified key stays cached without use. It
+// exceeds MaxLifetime so an allocation refreshed at the longest allowed
+// interval still finds its key.
+const keyIdleTimeout = MaxLifetime + 10*time.Minute
+
+// MaxLifetime is the longest allocation lifetime icebox grants per Refresh
+// (RFC 8656 §7.2 lets the server choose; pion/turn's own cap is 1 h).
+const MaxLifetime = time.Hour
+
+// magicCookie is the fixed STUN header field (RFC 8489 §5).
+const magicCookie = 0x2112A442
+
+type cachedKey struct {
+	key      []byte
+	lastUsed atomic.Int64 // unix seconds
+}
+
+// keyCache maps a verified username to its long-term key.
+type keyCache struct {
+	mu   sync.RWMutex
+	keys map[string]*cachedKey
+}
+
+func (c *keyCache) put(username string, key []byte, now time.Time) {
+	c.mu.RLock()
+	e := c.keys[username]
+	c.mu.RUnlock()
+	if e != nil && string(e.key) == string(key) {
+		e.lastUsed.Store(now.Unix())
+		return
+	}
+	e = &cachedKey{key: key}
+	e.lastUsed.Store(now.Unix())
+	c.mu.Lock()
+	c.keys[username] = e
+	c.mu.Unlock()
+}
+
+func (c *keyCache) get(username string) ([]byte, bool) {
+	c.mu.RLock()
+	e := c.keys[username]
+	c.mu.RUnlock()
+	if e == nil {
+		return nil, false
+	}
+	return e.key, true
+}
+
+// sweep drops keys unused since before cutoff.
+func (c *keyCache) sweep(cutoff time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for u, e := range c.keys {
+		if e.lastUsed.Load() < cutoff.Unix() {
+			delete(c.keys, u)
+		}
+	}
+}
+
+type guard struct {
+	creds  *Credentials
+	realm  string
+	peers  *PeerFilter
+	keys   *keyCache
+	log    *slog.Logger
+	now    func() time.Time
+	stats  *Stats
+}
+
+// admit inspects one inbound packet b from src. pass is true when pion
+// should handle the packet; otherwise reply, when not nil, is the answer
+// to send back to src. m is scratch space owned by the calling read loop.
+func (g *guard) admit(m *stun.Message, b []byte, src net.Addr) (reply []byte, pass bool) {
+	// ChannelData (first two bits 01) and anything not STUN pass untouched:
+	// this is the relay fast path.
+	if len(b) < 20 || b[0]&0xC0 != 0 || binary.BigEndian.Uint32(b[4:8]) != magicCookie {
+		return nil, true
+	}
+	t := binary.BigEndian.Uint16(b[0:2])
+	// Class bits C1 C0 are bits 8 and 4 (RFC 8489 §5); 00 is a request.
+	if t&0x0110 != 0 {
+		return nil, true
+	}
+	method := stun.Method(t&0x000F | (t&0x00E0)>>1 | (t&0x3E00)>>2)
+	switch method {
+	case stun.MethodAllocate, stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind:
+	default:
+		return nil, true
+	}
+	m.Reset()
+	m.Raw = append(m.Raw[:0], b...)
+	if err := m.Decode(); err != nil || !m.Contains(stun.AttrMessageIntegrity) {
+		return nil, true // pion answers 400 or the 401 challenge with a nonce.
+	}
+	var username stun.Username
+	var realm stun.Realm
+	var nonce stun.Nonce
+	if username.GetFrom(m) != nil || realm.GetFrom(m) != nil || nonce.GetFrom(m) != nil {
+		return nil, true // pion answers 400 Bad Request.
+	}
+	id, why := g.creds.verify(m, username.String(), realm.String())
+	if why == authOK && method == stun.MethodAllocate && !id.expires.IsZero() && !g.now().Before(id.expires) {
+		why = authExpired
+	}
+	if why != authOK {
+		g.stats.authFailure(why)
+		g.log.Info("turn request refused", "remote", src.String(), "method", method.String(),
+			"user", username.String(), "reason", string(why))
+		return g.reply(m, method, stun.CodeUnauthorized, nil,
+			stun.NewRealm(g.realm), stun.NewNonce(nonce.String())), false
+	}
+	g.keys.put(username.String(), id.key, g.now())
+	if method == stun.MethodCreatePermission || method == stun.MethodChannelBind {
+		if peer, ok := g.deniedPeer(m); ok {
+			g.stats.PeerDenials.Add(1)
+			g.log.Info("turn peer denied", "remote", src.String(), "user", username.String(), "peer", peer.String())
+			return g.reply(m, method, stun.CodeForbidden, id.key), false
+		}
+	}
+	return nil, true
+}
+
+// deniedPeer returns the first XOR-PEER-ADDRESS of m that the peer filter
+// refuses.
+func (g *guard) deniedPeer(m *stun.Message) (netip.Addr, bool) {
+	for _, a := range m.Attributes {
+		if a.Type != stun.AttrXORPeerAddress {
+			continue
+		}
+		var x stun.XORMappedAddress
+		if err := x.GetFromAs(m, stun.AttrXORPeerAddress); err != nil {
+			continue // pion rejects malformed attributes with 400.
+		}
+		ip, ok := netip.AddrFromSlice(x.IP)
+		if !ok {
+			continue
+		}
+		if !g.peers.Allowed(ip.Unmap()) {
+			return ip.Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// reply sends an error response to request m. A non-nil key adds
+// MESSAGE-INTEGRITY (RFC 8489 §9.2.4: responses to authenticated requests
+// are authenticated).
+func (g *guard) reply(m *stun.Message, method stun.Method, code stun.ErrorCode, key []byte, extra ...stun.Setter) []byte {
+	setters := []stun.Setter{
+		stun.NewTransactionIDSetter(m.TransactionID),
+		stun.NewType(method, stun.ClassErrorResponse),
+		code,
+	}
+	setters = append(setters, extra...)
+	if key != nil {
+		setters = append(setters, stun.MessageIntegrity(key))
+	}
+	setters = append(setters, stun.Fingerprint)
+	resp, err := stun.Build(setters...)
+	if err != nil {
+		g.log.Warn("turn: building error response", "error", err)
+		return nil
+	}
+	return resp.Raw
+}

@@ -1,0 +1,64 @@
+package turnsrv
+
+import (
+	"net"
+	"sync"
+)
+
+// quota enforces allocation caps per user and in total; pion/turn answers
+// a refusal with 486 Allocation Quota Reached (RFC 8656 §7.2). Counts
+// follow pion's allocation created and deleted events.
+type quota struct {
+	creds    *Credentials
+	maxUser  int
+	maxTotal int
+	stats    *Stats
+
+	mu      sync.Mutex
+	perUser map[string]int
+	total   int
+}
+
+// userOf is the quota identity of a username: the static user name, or
+// the id part of a REST username.
+func (q *quota) userOf(username string) string {
+	if _, ok := q.creds.users[username]; ok {
+		return username
+	}
+	if _, user, ok := parseRESTUsername(username); ok {
+		return user
+	}
+	return username
+}
+
+func (q *quota) allow(username, _ string, src net.Addr) bool {
+	user := q.userOf(username)
+	q.mu.Lock()
+	ok := (q.maxTotal <= 0 || q.total < q.maxTotal) && (q.maxUser <= 0 || q.perUser[user] < q.maxUser)
+	q.mu.Unlock()
+	if !ok {
+		q.stats.QuotaRefusals.Add(1)
+	}
+	return ok
+}
+
+func (q *quota) created(_, _ net.Addr, _, username, _ string, _ net.Addr, _ int) {
+	user := q.userOf(username)
+	q.mu.Lock()
+	q.perUser[user]++
+	q.total++
+	q.mu.Unlock()
+	q.stats.AllocationsActive.Add(1)
+	q.stats.AllocationsCreated.Add(1)
+}
+
+func (q *quota) deleted(_, _ net.Addr, _, username, _ string) {
+	user := q.userOf(username)
+	q.mu.Lock()
+	if q.perUser[user]--; q.perUser[user] <= 0 {
+		delete(q.perUser, user)
+	}
+	q.total--
+	q.mu.Unlock()
+	q.stats.AllocationsActive.Add(-1)
+}

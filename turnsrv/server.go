@@ -1,0 +1,272 @@
+// Package turnsrv is icebox's STUN/TURN server (RFC 8489, RFC 8656) on
+// pion/turn: UDP and TCP listeners, relayed addresses advertised at the
+// public IP with ports from a range, TURN REST time-limited credentials
+// and static users, peer address filtering, allocation quotas, and the
+// RTCIceServer lists handed to browsers.
+package turnsrv
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pion/turn/v4"
+)
+
+// Listener is one STUN/TURN listener to open.
+type Listener struct {
+	// Network is "udp" or "tcp".
+	Network string
+	// Addr is host:port; port 0 picks a free port (see Server.Addrs).
+	Addr string
+}
+
+// Config configures a Server. Zero values are noted per field.
+type Config struct {
+	// Realm is the long-term credential REALM (RFC 8489 §9.2). Required.
+	Realm string
+	// Listeners to open. At least one is required.
+	Listeners []Listener
+	// PublicIP is advertised as the relayed address (XOR-RELAYED-ADDRESS)
+	// and in ICE server URLs. Zero value: DefaultPublicIP().
+	PublicIP netip.Addr
+	// RelayMinPort and RelayMaxPort bound relayed transport address ports,
+	// inclusive. Zero values: 49152 and 65535.
+	RelayMinPort, RelayMaxPort uint16
+	// Credentials verifies requests and mints credentials. Required.
+	Credentials *Credentials
+	// DenyPeers and AllowPeers configure the PeerFilter; allow wins. Nil
+	// DenyPeers denies nothing: callers pass the recommended list.
+	DenyPeers, AllowPeers []netip.Prefix
+	// MaxAllocationsPerUser caps live allocations per quota user (the id
+	// part of a REST username, or the static user name); <= 0: no cap.
+	MaxAllocationsPerUser int
+	// MaxAllocations caps live allocations in total; <= 0: no cap.
+	MaxAllocations int
+	// Logger receives icebox's and pion's logs. Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is a running STUN/TURN server.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	pion  *turn.Server
+	guard *guard
+	quota *quota
+	addrs []net.Addr
+	stats *Stats
+	done  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+	conns *connSet
+}
+
+// New opens the listeners and starts serving. Errors: ErrNoListener, a
+// listener that cannot bind, or pion/turn's configuration errors.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Listeners) == 0 {
+		return nil, ErrNoListener
+	}
+	if cfg.Credentials == nil {
+		return nil, ErrNoSecret
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if !cfg.PublicIP.IsValid() {
+		cfg.PublicIP = DefaultPublicIP()
+	}
+	if !cfg.PublicIP.Unmap().Is4() {
+		return nil, fmt.Errorf("turnsrv: public IP %s: relayed addresses are IPv4", cfg.PublicIP)
+	}
+	cfg.PublicIP = cfg.PublicIP.Unmap()
+	if cfg.RelayMinPort == 0 {
+		cfg.RelayMinPort = 49152
+	}
+	if cfg.RelayMaxPort == 0 {
+		cfg.RelayMaxPort = 65535
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{}), conns: newConnSet()}
+	peers := NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, cfg.PublicIP)
+	s.guard = &guard{
+		creds: cfg.Credentials, realm: cfg.Realm, peers: peers,
+		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
+		now: time.Now, stats: s.stats,
+	}
+	s.quota = &quota{creds: cfg.Credentials, perUser: map[string]int{},
+		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, stats: s.stats}
+
+	relay := func() turn.RelayAddressGenerator {
+		return &turn.RelayAddressGeneratorPortRange{
+			RelayAddress: net.IP(cfg.PublicIP.AsSlice()),
+			Address:      "0.0.0.0",
+			MinPort:      cfg.RelayMinPort,
+			MaxPort:      cfg.RelayMaxPort,
+			MaxRetries:   64,
+		}
+	}
+	var pcs []turn.PacketConnConfig
+	var lns []turn.ListenerConfig
+	closeAll := func() {
+		for _, p := range pcs {
+			p.PacketConn.Close()
+		}
+		for _, l := range lns {
+			l.Listener.Close()
+		}
+	}
+	for _, l := range cfg.Listeners {
+		network := ipNetwork(l.Network, l.Addr)
+		switch l.Network {
+		case "udp":
+			pc, err := net.ListenPacket(network, l.Addr) //nolint:noctx
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("turnsrv: listen %s://%s: %w", l.Network, l.Addr, err)
+			}
+			s.addrs = append(s.addrs, pc.LocalAddr())
+			pcs = append(pcs, turn.PacketConnConfig{
+				PacketConn:            newGuardPacketConn(pc, s.guard),
+				RelayAddressGenerator: relay(),
+				PermissionHandler:     peers.permissionHandler,
+			})
+		case "tcp":
+			ln, err := net.Listen(network, l.Addr) //nolint:noctx
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("turnsrv: listen %s://%s: %w", l.Network, l.Addr, err)
+			}
+			s.addrs = append(s.addrs, ln.Addr())
+			lns = append(lns, turn.ListenerConfig{
+				Listener:              guardListener{Listener: ln, g: s.guard, conns: s.conns},
+				RelayAddressGenerator: relay(),
+				PermissionHandler:     peers.permissionHandler,
+			})
+		default:
+			closeAll()
+			return nil, fmt.Errorf("turnsrv: listener %q: unknown network %q", l.Addr, l.Network)
+		}
+	}
+	srv, err := turn.NewServer(turn.ServerConfig{
+		PacketConnConfigs: pcs,
+		ListenerConfigs:   lns,
+		LoggerFactory:     slogFactory{cfg.Logger},
+		Realm:             cfg.Realm,
+		AuthHandler:       s.authHandler,
+		QuotaHandler:      s.quota.allow,
+		EventHandler: turn.EventHandler{
+			OnAllocationCreated: s.quota.created,
+			OnAllocationDeleted: s.quota.deleted,
+		},
+	})
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("turnsrv: %w", err)
+	}
+	s.pion = srv
+	s.wg.Add(1)
+	go s.sweep()
+	for _, a := range s.addrs {
+		s.log.Info("turn listening", "network", a.Network(), "bind", a.String(),
+			"advertised", net.JoinHostPort(cfg.PublicIP.String(), strconv.Itoa(addrPort(a))))
+	}
+	s.log.Info("turn relay", "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
+		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
+	return s, nil
+}
+
+// authHandler hands pion the key the guard verified for username. The
+// guard has already authenticated every request that reaches pion.
+func (s *Server) authHandler(username, _ string, _ net.Addr) ([]byte, bool) {
+	return s.guard.keys.get(username)
+}
+
+// sweep drops unused keys once a minute until Close.
+func (s *Server) sweep() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			s.guard.keys.sweep(now.Add(-keyIdleTimeout))
+		}
+	}
+}
+
+// Addrs returns the bound listener addresses (*net.UDPAddr, *net.TCPAddr).
+func (s *Server) Addrs() []net.Addr { return s.addrs }
+
+// PublicIP is the advertised relay address.
+func (s *Server) PublicIP() netip.Addr { return s.cfg.PublicIP }
+
+// Stats returns the server's live counters.
+func (s *Server) Stats() *Stats { return s.stats }
+
+// AllocationCount is the number of live allocations.
+func (s *Server) AllocationCount() int { return s.pion.AllocationCount() }
+
+// Close stops the listeners, ends TCP connections and deletes all
+// allocations. It is safe to call more than once.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.done)
+		err = s.pion.Close()
+		s.conns.closeAll()
+		s.wg.Wait()
+	})
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func ipNetwork(network, addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return network
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Is4() {
+			return network + "4"
+		}
+		return network + "6"
+	}
+	return network
+}
+
+func addrPort(a net.Addr) int {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.Port
+	case *net.TCPAddr:
+		return a.Port
+	}
+	return 0
+}
+
+// DefaultPublicIP is the first global or private unicast IPv4 address of
+// this host's interfaces, or 127.0.0.1 when there is none.
+func DefaultPublicIP() netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				ip, ok := netip.AddrFromSlice(n.IP)
+				if ok && ip.Unmap().Is4() && ip.IsGlobalUnicast() {
+					return ip.Unmap()
+				}
+			}
+		}
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+}
