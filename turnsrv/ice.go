@@ -2,6 +2,7 @@ package turnsrv
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -13,37 +14,48 @@ type ICEServer struct {
 	Credential string   `json:"credential,omitempty"`
 }
 
+// Endpoint is a listener as advertised: "udp" or "tcp" and a port.
+type Endpoint struct {
+	Network string
+	Port    int
+}
+
 // ICEServers returns the RTCIceServer list pointing at this server, with a
-// credential minted now for user: a stun: URL per UDP listener and turn:
-// URLs with ?transport=udp or tcp (RFC 7065) for each listener, all at the
-// advertised public IP. ttl is the credential's lifetime.
+// credential minted now for user; ttl is the credential's lifetime.
 func (s *Server) ICEServers(user string) (servers []ICEServer, ttl time.Duration) {
-	username, password, _ := s.cfg.Credentials.Mint(user, time.Now())
+	eps := make([]Endpoint, 0, len(s.addrs))
+	for _, a := range s.addrs {
+		eps = append(eps, Endpoint{Network: a.Network(), Port: addrPort(a)})
+	}
+	return BuildICEServers(s.cfg.Credentials, s.cfg.PublicIP, eps, user)
+}
+
+// BuildICEServers returns RTCIceServer entries for endpoints at publicIP:
+// a stun: URL per UDP port, and turn: URLs with ?transport=udp or tcp
+// (RFC 7064, RFC 7065) carrying a TURN REST credential minted now for user.
+func BuildICEServers(creds *Credentials, publicIP netip.Addr, endpoints []Endpoint, user string) (servers []ICEServer, ttl time.Duration) {
+	username, password, _ := creds.Mint(user, time.Now())
 	var stunURLs, turnURLs []string
 	seen := map[string]bool{}
-	for _, a := range s.addrs {
-		hp := net.JoinHostPort(s.cfg.PublicIP.String(), strconv.Itoa(addrPort(a)))
-		var u string
-		switch a.Network() {
-		case "udp":
-			u = "turn:" + hp + "?transport=udp"
-			if !seen["stun:"+hp] {
-				stunURLs = append(stunURLs, "stun:"+hp)
-				seen["stun:"+hp] = true
-			}
-		case "tcp":
-			u = "turn:" + hp + "?transport=tcp"
-		default:
-			continue
-		}
+	add := func(list *[]string, u string) {
 		if !seen[u] {
 			seen[u] = true
-			turnURLs = append(turnURLs, u)
+			*list = append(*list, u)
+		}
+	}
+	for _, e := range endpoints {
+		hp := net.JoinHostPort(publicIP.String(), strconv.Itoa(e.Port))
+		switch e.Network {
+		case "udp":
+			add(&stunURLs, "stun:"+hp)
+			add(&turnURLs, "turn:"+hp+"?transport=udp")
+		case "tcp":
+			add(&turnURLs, "turn:"+hp+"?transport=tcp")
 		}
 	}
 	if len(stunURLs) > 0 {
 		servers = append(servers, ICEServer{URLs: stunURLs})
 	}
 	servers = append(servers, ICEServer{URLs: turnURLs, Username: username, Credential: password})
-	return servers, s.cfg.Credentials.TTL()
+	return servers, creds.TTL()
 }

@@ -1,0 +1,211 @@
+// Command icebox is a self-hosted calling appliance: STUN/TURN, WebSocket
+// signaling and a browser call page in one daemon.
+//
+//	icebox [-config FILE] [-state-dir DIR] [-log-level LEVEL]   serve
+//	icebox check-config -config FILE                             validate
+//	icebox credentials -config FILE -user U -ttl 1h               mint
+//	icebox version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/daemon"
+	"github.com/icebox-project/icebox/turnsrv"
+	"github.com/icebox-project/icebox/web"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "icebox:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, stderr)
+	case "check-config":
+		return checkConfig(args, stdout, stderr)
+	case "credentials":
+		return credentials(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "icebox", versionString())
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q (serve, check-config, credentials, version)", cmd)
+	}
+}
+
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
+
+// loadConfig loads path; with no -config at all, the default path is
+// used when it exists, and the built-in defaults otherwise.
+func loadConfig(path string, explicit bool) (*config.Config, *config.Parsed, error) {
+	if !explicit {
+		if _, err := os.Stat(config.DefaultPath); errors.Is(err, fs.ErrNotExist) {
+			path = ""
+		} else {
+			path = config.DefaultPath
+		}
+	}
+	return config.Load(path)
+}
+
+type commonFlags struct {
+	fs         *flag.FlagSet
+	configPath string
+	stateDir   string
+}
+
+func newFlags(name string, stderr io.Writer) *commonFlags {
+	f := &commonFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	f.fs.SetOutput(stderr)
+	f.fs.StringVar(&f.configPath, "config", config.DefaultPath, "configuration `file` (YAML)")
+	f.fs.StringVar(&f.stateDir, "state-dir", "", "override state_dir: where generated state such as the TURN secret is kept")
+	return f
+}
+
+// load parses the flags' config and applies -state-dir.
+func (f *commonFlags) load() (*config.Config, *config.Parsed, error) {
+	explicit := false
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "config" {
+			explicit = true
+		}
+	})
+	cfg, p, err := loadConfig(f.configPath, explicit)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.stateDir != "" {
+		cfg.StateDir = f.stateDir
+	}
+	return cfg, p, nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	f := newFlags("icebox", stderr)
+	level := f.fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	cfg, p, err := f.load()
+	if err != nil {
+		return err
+	}
+	log.Info("icebox starting", "version", versionString())
+	d, err := daemon.New(cfg, p, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Warn("SIGHUP: this version does not reload its configuration; restart icebox to apply changes")
+			}
+		}
+	}()
+	if err := d.Serve(ctx); err != nil {
+		return err
+	}
+	log.Info("icebox stopped")
+	return nil
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("check-config", stderr)
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	if _, _, err := config.Load(f.configPath); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", f.configPath)
+	return nil
+}
+
+func credentials(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("credentials", stderr)
+	user := f.fs.String("user", "", "user id carried in the TURN REST username (required)")
+	ttl := f.fs.Duration("ttl", 0, "credential lifetime (default: turn.credential_ttl)")
+	relay := f.fs.Bool("relay", false, `set iceTransportPolicy to "relay"`)
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	if *user == "" {
+		return errors.New("-user is required")
+	}
+	cfg, p, err := f.load()
+	if err != nil {
+		return err
+	}
+	if *ttl != 0 {
+		if *ttl < time.Second || *ttl > config.MaxCredentialTTL {
+			return fmt.Errorf("-ttl %s is outside 1s to %s", *ttl, config.MaxCredentialTTL)
+		}
+		cfg.TURN.CredentialTTL = *ttl
+	}
+	creds, err := daemon.Credentials(cfg)
+	if err != nil {
+		return err
+	}
+	var eps []turnsrv.Endpoint
+	for _, l := range p.TURNListen {
+		eps = append(eps, turnsrv.Endpoint{Network: l.Network, Port: config.Port(l.Addr)})
+	}
+	servers, ttlOut := turnsrv.BuildICEServers(creds, daemon.PublicIP(p), eps, *user)
+	policy := "all"
+	if *relay {
+		policy = "relay"
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(web.RTCConfiguration{ICEServers: servers, ICETransportPolicy: policy, TTL: int64(ttlOut / time.Second)})
+}

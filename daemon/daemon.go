@@ -1,0 +1,142 @@
+// Package daemon assembles one running icebox from a validated
+// configuration: the STUN/TURN server (turnsrv), the signaling server
+// (signaling) and the web server (web), with their listeners bound at New
+// and served until the context given to Serve ends.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/signaling"
+	"github.com/icebox-project/icebox/turnsrv"
+	"github.com/icebox-project/icebox/web"
+)
+
+// ShutdownTimeout bounds the HTTP drain on shutdown.
+const ShutdownTimeout = 5 * time.Second
+
+// Daemon is a bound, ready-to-serve icebox.
+type Daemon struct {
+	log    *slog.Logger
+	turn   *turnsrv.Server
+	sig    *signaling.Server
+	http   *http.Server
+	httpLn net.Listener
+}
+
+// Credentials builds the TURN credentials of cfg: its secrets, or the one
+// kept in state_dir (created on first use) when none is configured.
+func Credentials(cfg *config.Config) (*turnsrv.Credentials, error) {
+	secrets := cfg.TURN.Secrets
+	if len(secrets) == 0 {
+		s, err := turnsrv.LoadOrCreateSecret(cfg.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("turn.secrets is empty and the generated secret cannot be kept: %w", err)
+		}
+		secrets = []string{s}
+	}
+	return turnsrv.NewCredentials(cfg.TURN.Realm, secrets, cfg.TURN.CredentialTTL, cfg.TURN.Users)
+}
+
+// PublicIP is cfg's public_ip, or turnsrv.DefaultPublicIP().
+func PublicIP(p *config.Parsed) netip.Addr {
+	if p.PublicIP.IsValid() {
+		return p.PublicIP
+	}
+	return turnsrv.DefaultPublicIP()
+}
+
+// New binds every listener. On error nothing is left open.
+func New(cfg *config.Config, p *config.Parsed, log *slog.Logger) (*Daemon, error) {
+	creds, err := Credentials(cfg)
+	if err != nil {
+		return nil, err
+	}
+	listeners := make([]turnsrv.Listener, 0, len(p.TURNListen))
+	for _, l := range p.TURNListen {
+		listeners = append(listeners, turnsrv.Listener{Network: l.Network, Addr: l.Addr})
+	}
+	ts, err := turnsrv.New(turnsrv.Config{
+		Realm:                 cfg.TURN.Realm,
+		Listeners:             listeners,
+		PublicIP:              PublicIP(p),
+		RelayMinPort:          p.RelayMin,
+		RelayMaxPort:          p.RelayMax,
+		Credentials:           creds,
+		DenyPeers:             p.DenyPeers,
+		AllowPeers:            p.AllowPeers,
+		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser,
+		MaxAllocations:        cfg.TURN.MaxAllocations,
+		Logger:                log.With("component", "turn"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	iceServers := func(user string) (any, time.Duration) { return ts.ICEServers(user) }
+	rooms := cfg.Signaling.Rooms
+	sig := signaling.New(signaling.Config{
+		MaxPeersPerRoom: cfg.Signaling.MaxPeersPerRoom,
+		RoomPassword:    func(room string) string { return rooms[room].Password },
+		ICEServers:      iceServers,
+		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
+		Logger:          log.With("component", "signaling"),
+	})
+	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: sig, Logger: log.With("component", "web")})
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
+	if err != nil {
+		ts.Close()
+		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	d := &Daemon{
+		log: log, turn: ts, sig: sig, httpLn: ln,
+		http: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}
+	log.Info("http listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
+	return d, nil
+}
+
+// HTTPAddr is the bound web server address.
+func (d *Daemon) HTTPAddr() net.Addr { return d.httpLn.Addr() }
+
+// TURN is the running STUN/TURN server.
+func (d *Daemon) TURN() *turnsrv.Server { return d.turn }
+
+// Signaling is the running signaling server.
+func (d *Daemon) Signaling() *signaling.Server { return d.sig }
+
+// Serve serves until ctx ends, then shuts down: WebSockets are told and
+// closed, HTTP drains for up to ShutdownTimeout, TURN closes. It returns
+// nil after a clean shutdown.
+func (d *Daemon) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- d.http.Serve(d.httpLn) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	d.log.Info("shutting down")
+	d.sig.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	shutErr := d.http.Shutdown(sctx)
+	turnErr := d.turn.Close()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return errors.Join(shutErr, turnErr)
+}

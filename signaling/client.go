@@ -1,0 +1,305 @@
+package signaling
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/icebox-project/icebox/config"
+)
+
+// client is one WebSocket connection: a reader goroutine (run) handles
+// inbound messages; a writer goroutine owns every write. They end together
+// through done.
+type client struct {
+	s       *Server
+	conn    *websocket.Conn
+	remote  string
+	id      string
+	send    chan []byte
+	done    chan struct{}
+	limiter *rate.Limiter
+	strikes int // reader goroutine only
+
+	// name and room are guarded by hub.mu.
+	name string
+	room *room
+
+	mu          sync.Mutex // guards the fields below
+	closeCode   int
+	closeReason string
+	refresh     *time.Timer
+}
+
+func newClient(s *Server, conn *websocket.Conn, remote string) *client {
+	return &client{
+		s: s, conn: conn, remote: remote, id: newID(),
+		send:    make(chan []byte, sendQueue),
+		done:    make(chan struct{}),
+		limiter: rate.NewLimiter(MessageRate, MessageBurst),
+	}
+}
+
+const reasonSlow = "too slow: send queue full"
+
+// enqueue queues b for the writer without blocking. A full queue means
+// the client cannot keep up; it is disconnected rather than let it stall
+// its room.
+func (c *client) enqueue(b []byte) {
+	select {
+	case c.send <- b:
+	default:
+		c.closeWith(websocket.ClosePolicyViolation, reasonSlow)
+	}
+}
+
+// closeWith ends the connection with a close frame carrying code and
+// reason. It never blocks; the first call wins.
+func (c *client) closeWith(code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode != 0 {
+		return
+	}
+	c.closeCode, c.closeReason = code, reason
+	if c.refresh != nil {
+		c.refresh.Stop()
+	}
+	close(c.done)
+}
+
+func (c *client) run() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writer()
+	}()
+	c.reader()
+	c.s.hub.unregister(c)
+	c.closeWith(websocket.CloseNormalClosure, "")
+	wg.Wait()
+	c.s.log.Debug("ws closed", "peer", c.id, "remote", c.remote)
+}
+
+func (c *client) writer() {
+	ticker := time.NewTicker(pingPeriod)
+	defer func() {
+		ticker.Stop()
+		c.conn.Close()
+	}()
+	for {
+		select {
+		case b := <-c.send:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.closeWith(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-ticker.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				c.closeWith(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-c.done:
+			c.flushAndClose()
+			return
+		}
+	}
+}
+
+// flushAndClose writes what is still queued (such as the error that
+// explains the close), then the close frame, all within one writeWait.
+func (c *client) flushAndClose() {
+	c.mu.Lock()
+	code, reason := c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if code == websocket.CloseAbnormalClosure {
+		return
+	}
+	deadline := time.Now().Add(writeWait)
+	_ = c.conn.SetWriteDeadline(deadline)
+	if reason != reasonSlow { // a slow client would not read the backlog anyway.
+		for n := len(c.send); n > 0; n-- {
+			if c.conn.WriteMessage(websocket.TextMessage, <-c.send) != nil {
+				return
+			}
+		}
+	}
+	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+}
+
+func (c *client) reader() {
+	c.conn.SetReadLimit(hardReadLimit)
+	_ = c.conn.SetReadDeadline(time.Now().Add(JoinDeadline))
+	c.conn.SetPongHandler(func(string) error {
+		if c.s.hub.inRoom(c) {
+			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		}
+		return nil
+	})
+	for {
+		mt, r, err := c.conn.NextReader()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if len(data) > MaxMessageSize {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				c.readFailed(err)
+				return
+			}
+			c.refuse(CodeTooLarge, "messages are limited to 65536 bytes")
+		} else if mt != websocket.TextMessage {
+			c.refuse(CodeBadMessage, "protocol v1 uses text frames holding JSON")
+		} else if !c.limiter.Allow() {
+			c.refuse(CodeRateLimited, "too many messages; slow down")
+		} else {
+			c.handle(data)
+		}
+		if c.strikes >= maxStrikes {
+			c.closeWith(websocket.ClosePolicyViolation, "too many refused messages")
+			return
+		}
+		if c.s.hub.inRoom(c) {
+			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		}
+	}
+}
+
+func (c *client) readFailed(err error) {
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() && !c.s.hub.inRoom(c) {
+		c.closeWith(websocket.ClosePolicyViolation, "no join within 10s")
+	}
+}
+
+// refuse sends an error for a message that counts as a strike.
+func (c *client) refuse(code, message string) {
+	c.strikes++
+	c.enqueue(errorFrame(code, message))
+}
+
+// reply sends an error that does not count as a strike: the message was
+// well formed, the request was refused.
+func (c *client) reply(e *joinError) {
+	c.enqueue(errorFrame(e.code, e.message))
+}
+
+func (c *client) handle(data []byte) {
+	var m inbound
+	if err := json.Unmarshal(data, &m); err != nil {
+		c.refuse(CodeBadMessage, "not a JSON object: "+err.Error())
+		return
+	}
+	switch m.Type {
+	case TypeJoin:
+		c.join(&m)
+	case TypeSignal:
+		if m.To == "" || !isObject(m.Data) {
+			c.refuse(CodeBadMessage, `signal needs "to" (a peer id) and "data" (an object)`)
+			return
+		}
+		if e := c.s.hub.signal(c, m.To, m.Data); e != nil {
+			c.reply(e)
+			return
+		}
+	case TypeLeave:
+		if !c.s.hub.leave(c) {
+			c.reply(&joinError{CodeNotJoined, "not in a room"})
+			return
+		}
+		c.stopRefresh()
+		c.s.log.Info("peer left", "peer", c.id, "remote", c.remote)
+	case TypePing:
+		c.enqueue(pongMsg)
+	case "":
+		c.refuse(CodeBadMessage, `missing "type"`)
+		return
+	default:
+		c.refuse(CodeBadMessage, "unknown type "+quote(m.Type))
+		return
+	}
+	c.strikes = 0
+}
+
+func (c *client) join(m *inbound) {
+	if !config.ValidRoomName(m.Room) {
+		c.refuse(CodeBadMessage, "room must be 1 to 64 characters of A-Z a-z 0-9 - _")
+		return
+	}
+	name, ok := cleanName(m.Name)
+	if !ok {
+		c.refuse(CodeBadMessage, "name must be 1 to 64 printable characters")
+		return
+	}
+	var roomPassword string
+	if c.s.cfg.RoomPassword != nil {
+		roomPassword = c.s.cfg.RoomPassword(m.Room)
+	}
+	servers, ttl := c.iceServers()
+	if e := c.s.hub.join(c, m.Room, name, m.Password, c.s.cfg.MaxPeersPerRoom, roomPassword, servers, int64(ttl/time.Second)); e != nil {
+		c.reply(e)
+		return
+	}
+	c.s.log.Info("peer joined", "room", m.Room, "peer", c.id, "remote", c.remote)
+	c.scheduleRefresh(ttl)
+}
+
+func (c *client) iceServers() (any, time.Duration) {
+	if c.s.cfg.ICEServers == nil {
+		return []any{}, 0
+	}
+	return c.s.cfg.ICEServers(c.id)
+}
+
+// scheduleRefresh pushes fresh credentials at 80% of ttl, so a peer
+// always holds credentials valid for new allocations (ICE restarts).
+func (c *client) scheduleRefresh(ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode != 0 {
+		return
+	}
+	if c.refresh != nil {
+		c.refresh.Stop()
+	}
+	c.refresh = time.AfterFunc(ttl*8/10, func() {
+		if !c.s.hub.inRoom(c) {
+			return
+		}
+		servers, ttl := c.iceServers()
+		c.enqueue(encode(iceServersMsg{Type: TypeICEServers, ICEServers: servers, TTL: int64(ttl / time.Second)}))
+		c.scheduleRefresh(ttl)
+	})
+}
+
+func (c *client) stopRefresh() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refresh != nil {
+		c.refresh.Stop()
+		c.refresh = nil
+	}
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}

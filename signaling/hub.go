@@ -1,0 +1,161 @@
+package signaling
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// hub owns every room and every connection. One mutex guards it all: each
+// operation is a few map look-ups plus non-blocking enqueues, so holding
+// it never waits on a network write.
+type hub struct {
+	mu      sync.Mutex
+	rooms   map[string]*room
+	clients map[*client]struct{}
+	closed  bool
+}
+
+type room struct {
+	name  string
+	peers map[string]*client // by peer id
+	names map[string]string  // display name → peer id
+}
+
+func newHub() *hub {
+	return &hub{rooms: map[string]*room{}, clients: map[*client]struct{}{}}
+}
+
+// register adds a connection; false once the hub is closed.
+func (h *hub) register(c *client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.clients[c] = struct{}{}
+	return true
+}
+
+// unregister removes a connection, and its peer from its room.
+func (h *hub) unregister(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.clients, c)
+	h.leaveLocked(c)
+}
+
+// joinError is a refusal sent to the client as an error message.
+type joinError struct{ code, message string }
+
+// join puts c in the named room under name. iceServers and ttl are the
+// credentials for welcome, minted by the caller outside the lock.
+func (h *hub) join(c *client, roomName, name, password string, maxPeers int, roomPassword string, iceServers any, ttl int64) *joinError {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.room != nil {
+		return &joinError{CodeBadMessage, fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
+	}
+	if roomPassword != "" && subtle.ConstantTimeCompare([]byte(password), []byte(roomPassword)) != 1 {
+		return &joinError{CodeBadPassword, "wrong or missing password for room " + roomName}
+	}
+	r := h.rooms[roomName]
+	if r == nil {
+		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+	}
+	if len(r.peers) >= maxPeers {
+		return &joinError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, maxPeers)}
+	}
+	if _, taken := r.names[name]; taken {
+		return &joinError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+	}
+	h.rooms[roomName] = r
+	peers := make([]PeerInfo, 0, len(r.peers))
+	for id, p := range r.peers {
+		peers = append(peers, PeerInfo{ID: id, Name: p.name})
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
+	c.room, c.name = r, name
+	r.peers[c.id] = c
+	r.names[name] = c.id
+	// welcome is queued before any other peer can signal c.
+	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: roomName, Peers: peers, ICEServers: iceServers, TTL: ttl}))
+	joined := encode(peerMsg{Type: TypePeerJoined, ID: c.id, Name: name})
+	for id, p := range r.peers {
+		if id != c.id {
+			p.enqueue(joined)
+		}
+	}
+	return nil
+}
+
+// leave takes c out of its room, telling the others.
+func (h *hub) leave(c *client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.leaveLocked(c)
+}
+
+func (h *hub) leaveLocked(c *client) bool {
+	r := c.room
+	if r == nil {
+		return false
+	}
+	delete(r.peers, c.id)
+	delete(r.names, c.name)
+	c.room = nil
+	left := encode(peerMsg{Type: TypePeerLeft, ID: c.id})
+	for _, p := range r.peers {
+		p.enqueue(left)
+	}
+	if len(r.peers) == 0 {
+		delete(h.rooms, r.name)
+	}
+	return true
+}
+
+// signal relays data from c to the peer with id to in c's room.
+func (h *hub) signal(c *client, to string, data json.RawMessage) *joinError {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.room == nil {
+		return &joinError{CodeNotJoined, "join a room before sending signal"}
+	}
+	target := c.room.peers[to]
+	if target == nil || target == c {
+		return &joinError{CodeUnknownPeer, fmt.Sprintf("no peer %q in room %q", to, c.room.name)}
+	}
+	target.enqueue(encode(signalMsg{Type: TypeSignal, From: c.id, Data: data}))
+	return nil
+}
+
+// inRoom reports whether c has joined a room.
+func (h *hub) inRoom(c *client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.room != nil
+}
+
+// close marks the hub closed and returns every connection.
+func (h *hub) close() []*client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	out := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Counts returns the number of connections, rooms and joined peers.
+func (h *hub) counts() (conns, rooms, peers int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.rooms {
+		peers += len(r.peers)
+	}
+	return len(h.clients), len(h.rooms), peers
+}

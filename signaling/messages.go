@@ -1,0 +1,134 @@
+package signaling
+
+import (
+	"encoding/json"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Message types of protocol v1 (docs/protocol.md).
+const (
+	TypeJoin       = "join"
+	TypeSignal     = "signal"
+	TypeLeave      = "leave"
+	TypePing       = "ping"
+	TypeWelcome    = "welcome"
+	TypePeerJoined = "peer-joined"
+	TypePeerLeft   = "peer-left"
+	TypeICEServers = "ice-servers"
+	TypeError      = "error"
+	TypePong       = "pong"
+)
+
+// Error codes sent in {"type":"error","code":…}.
+const (
+	CodeBadMessage  = "bad-message"
+	CodeNameTaken   = "name-taken"
+	CodeRoomFull    = "room-full"
+	CodeBadPassword = "bad-password"
+	CodeNotJoined   = "not-joined"
+	CodeUnknownPeer = "unknown-peer"
+	CodeTooLarge    = "too-large"
+	CodeRateLimited = "rate-limited"
+)
+
+// MaxNameLength is the longest display name, in characters.
+const MaxNameLength = 64
+
+// inbound is any client → server message. Fields not used by a type are
+// ignored.
+type inbound struct {
+	Type     string          `json:"type"`
+	Room     string          `json:"room"`
+	Name     string          `json:"name"`
+	Password string          `json:"password"`
+	Resume   string          `json:"resume"`
+	To       string          `json:"to"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// PeerInfo is one entry of welcome.peers.
+type PeerInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type welcomeMsg struct {
+	Type       string     `json:"type"`
+	ID         string     `json:"id"`
+	Room       string     `json:"room"`
+	Peers      []PeerInfo `json:"peers"`
+	ICEServers any        `json:"iceServers"`
+	TTL        int64      `json:"ttl"`
+}
+
+type peerMsg struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+type signalMsg struct {
+	Type string          `json:"type"`
+	From string          `json:"from"`
+	Data json.RawMessage `json:"data"`
+}
+
+type iceServersMsg struct {
+	Type       string `json:"type"`
+	ICEServers any    `json:"iceServers"`
+	TTL        int64  `json:"ttl"`
+}
+
+type errorMsg struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+var pongMsg = []byte(`{"type":"pong"}`)
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types are encoded, so this is a bug; the client is
+		// told rather than the daemon stopped.
+		return []byte(`{"type":"error","code":"internal","message":"the server could not encode a message"}`)
+	}
+	return b
+}
+
+func errorFrame(code, message string) []byte {
+	return encode(errorMsg{Type: TypeError, Code: code, Message: message})
+}
+
+// cleanName trims a display name and checks it: 1 to MaxNameLength
+// characters, valid UTF-8, no control or format characters.
+func cleanName(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxNameLength {
+		return "", false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// isObject reports whether raw JSON is an object.
+func isObject(raw json.RawMessage) bool {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}

@@ -1,0 +1,153 @@
+// Package signaling is icebox's WebSocket signaling server, protocol v1
+// (docs/protocol.md): peers join rooms, learn who else is there, and relay
+// opaque signal payloads (offers, answers, ICE candidates, call control)
+// to one another. The server sets "from" on every relayed signal.
+package signaling
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Limits and timings. pingPeriod < pongWait so a healthy peer's pong
+// always arrives before its read deadline; writeWait bounds one write.
+const (
+	// MaxMessageSize is the largest message handled: 64 KiB. Larger ones
+	// get a too-large error and are discarded.
+	MaxMessageSize = 64 << 10
+	// hardReadLimit ends the connection (close 1009) when one message is
+	// larger still, so discarding never reads without bound.
+	hardReadLimit = 1 << 20
+	writeWait     = 10 * time.Second
+	pongWait      = 60 * time.Second
+	pingPeriod    = pongWait * 9 / 10
+	// JoinDeadline is how long a connection may stay open without joining.
+	JoinDeadline = 10 * time.Second
+	// sendQueue is the per-connection queue of outbound messages; a client
+	// that lets it fill is too slow and is disconnected.
+	sendQueue = 256
+	// maxStrikes is how many refused messages in a row (bad, too large or
+	// rate-limited) close the connection with 1008.
+	maxStrikes = 10
+	// MessageRate and MessageBurst configure the per-connection token
+	// bucket: a steady 50 messages/s with bursts of 200 (ICE candidates
+	// for a full mesh arrive in bursts).
+	MessageRate  = 50
+	MessageBurst = 200
+)
+
+// ICEServersFunc mints RTCIceServer entries for a peer, with the lifetime
+// of their credentials.
+type ICEServersFunc func(user string) (iceServers any, ttl time.Duration)
+
+// Config configures a Server. Zero values are noted per field.
+type Config struct {
+	// MaxPeersPerRoom caps a room. Zero: 8.
+	MaxPeersPerRoom int
+	// RoomPassword returns the password a room requires, "" for none. Nil:
+	// no room has a password.
+	RoomPassword func(room string) string
+	// ICEServers mints credentials for welcome and for ice-servers
+	// refreshes. Nil: welcome carries an empty list.
+	ICEServers ICEServersFunc
+	// AllowedOrigins lists Origin values ("https://app.example.com")
+	// allowed besides the request's own host.
+	AllowedOrigins []string
+	// Logger receives connection logs. Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves /ws. It implements http.Handler.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	hub      *hub
+	upgrader websocket.Upgrader
+	origins  map[string]bool
+}
+
+// New builds a Server.
+func New(cfg Config) *Server {
+	if cfg.MaxPeersPerRoom <= 0 {
+		cfg.MaxPeersPerRoom = 8
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub(), origins: map[string]bool{}}
+	for _, o := range cfg.AllowedOrigins {
+		s.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     s.checkOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			http.Error(w, reason.Error(), status)
+		},
+	}
+	return s
+}
+
+// checkOrigin allows requests without Origin (non-browser clients, which
+// can set any header anyway), the page's own host, and AllowedOrigins.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return s.origins[strings.ToLower(origin)]
+}
+
+// ServeHTTP upgrades to WebSocket and runs the connection until it ends.
+// A foreign Origin gets 403.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.checkOrigin(r) {
+		s.log.Info("ws origin refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered.
+	}
+	c := newClient(s, conn, r.RemoteAddr)
+	if !s.hub.register(c) {
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
+		conn.Close()
+		return
+	}
+	c.run()
+}
+
+// Close tells every connection the server is going away (close 1001) and
+// closes it. WebSockets are hijacked, so http.Server.Shutdown does not.
+func (s *Server) Close() {
+	for _, c := range s.hub.close() {
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
+	}
+}
+
+// Counts returns the open connections, rooms and joined peers.
+func (s *Server) Counts() (conns, rooms, peers int) { return s.hub.counts() }
+
+func newID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
