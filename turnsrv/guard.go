@@ -80,13 +80,13 @@ func (c *keyCache) sweep(cutoff time.Time) {
 }
 
 type guard struct {
-	creds  *Credentials
-	realm  string
-	peers  *PeerFilter
-	keys   *keyCache
-	log    *slog.Logger
-	now    func() time.Time
-	stats  *Stats
+	creds *Credentials
+	realm string
+	peers *PeerFilter
+	keys  *keyCache
+	log   *slog.Logger
+	now   func() time.Time
+	stats *Stats
 }
 
 // admit inspects one inbound packet b from src. pass is true when pion
