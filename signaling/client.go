@@ -136,7 +136,7 @@ func (c *client) flushAndClose() {
 
 func (c *client) reader() {
 	c.conn.SetReadLimit(hardReadLimit)
-	_ = c.conn.SetReadDeadline(time.Now().Add(JoinDeadline))
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.s.cfg.JoinTimeout))
 	c.conn.SetPongHandler(func(string) error {
 		if c.s.hub.inRoom(c) {
 			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -180,7 +180,7 @@ func (c *client) reader() {
 func (c *client) readFailed(err error) {
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() && !c.s.hub.inRoom(c) {
-		c.closeWith(websocket.ClosePolicyViolation, "no join within 10s")
+		c.closeWith(websocket.ClosePolicyViolation, "no join in time")
 	}
 }
 

@@ -28,8 +28,9 @@ const (
 	writeWait     = 10 * time.Second
 	pongWait      = 60 * time.Second
 	pingPeriod    = pongWait * 9 / 10
-	// JoinDeadline is how long a connection may stay open without joining.
-	JoinDeadline = 10 * time.Second
+	// DefaultJoinTimeout is how long a connection may stay open without
+	// joining a room.
+	DefaultJoinTimeout = 10 * time.Second
 	// sendQueue is the per-connection queue of outbound messages; a client
 	// that lets it fill is too slow and is disconnected.
 	sendQueue = 256
@@ -60,6 +61,9 @@ type Config struct {
 	// AllowedOrigins lists Origin values ("https://app.example.com")
 	// allowed besides the request's own host.
 	AllowedOrigins []string
+	// JoinTimeout closes connections (1008) that have not joined a room
+	// this long after opening. Zero: DefaultJoinTimeout.
+	JoinTimeout time.Duration
 	// Logger receives connection logs. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -80,6 +84,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = DefaultJoinTimeout
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub(), origins: map[string]bool{}}
 	for _, o := range cfg.AllowedOrigins {
