@@ -71,6 +71,19 @@ func (c *client) closeWith(code int, reason string) {
 		c.refresh.Stop()
 	}
 	close(c.done)
+	// The reader drains until the peer answers the close frame, or until
+	// closeGrace; then run closes the socket. Unread input at close time
+	// would make the kernel send a reset instead of the close frame.
+	_ = c.conn.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+func (c *client) closing() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (c *client) run() {
@@ -84,26 +97,26 @@ func (c *client) run() {
 	c.s.hub.unregister(c)
 	c.closeWith(websocket.CloseNormalClosure, "")
 	wg.Wait()
+	c.conn.Close()
 	c.s.log.Debug("ws closed", "peer", c.id, "remote", c.remote)
 }
 
 func (c *client) writer() {
 	ticker := time.NewTicker(pingPeriod)
-	defer func() {
-		ticker.Stop()
-		c.conn.Close()
-	}()
+	defer ticker.Stop()
 	for {
 		select {
 		case b := <-c.send:
 			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "")
+				c.conn.Close() // unblocks the reader.
 				return
 			}
 		case <-ticker.C:
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "")
+				c.conn.Close() // unblocks the reader.
 				return
 			}
 		case <-c.done:
@@ -154,6 +167,9 @@ func (c *client) reader() {
 			c.readFailed(err)
 			return
 		}
+		if c.closing() {
+			continue // draining until the peer's close frame.
+		}
 		if len(data) > MaxMessageSize {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				c.readFailed(err)
@@ -169,9 +185,9 @@ func (c *client) reader() {
 		}
 		if c.strikes >= maxStrikes {
 			c.closeWith(websocket.ClosePolicyViolation, "too many refused messages")
-			return
+			continue
 		}
-		if c.s.hub.inRoom(c) {
+		if c.s.hub.inRoom(c) && !c.closing() {
 			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
 		}
 	}
@@ -179,7 +195,7 @@ func (c *client) reader() {
 
 func (c *client) readFailed(err error) {
 	var ne interface{ Timeout() bool }
-	if errors.As(err, &ne) && ne.Timeout() && !c.s.hub.inRoom(c) {
+	if errors.As(err, &ne) && ne.Timeout() && !c.closing() && !c.s.hub.inRoom(c) {
 		c.closeWith(websocket.ClosePolicyViolation, "no join in time")
 	}
 }

@@ -28,6 +28,9 @@ const (
 	writeWait     = 10 * time.Second
 	pongWait      = 60 * time.Second
 	pingPeriod    = pongWait * 9 / 10
+	// closeGrace is how long a closing connection waits for the peer's
+	// close frame, after the server's own close frame is queued.
+	closeGrace = 2 * time.Second
 	// DefaultJoinTimeout is how long a connection may stay open without
 	// joining a room.
 	DefaultJoinTimeout = 10 * time.Second
