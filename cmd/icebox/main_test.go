@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/turn/v4"
+)
+
+var binary string
+
+// TestMain builds icebox once. With ICEBOX_PROBE set, the test binary is
+// instead the prober run inside TestNoConfigServes's network namespace.
+func TestMain(m *testing.M) {
+	if os.Getenv("ICEBOX_PROBE") != "" {
+		if err := probe("127.0.0.1:8080", "127.0.0.1:3478"); err != nil {
+			fmt.Fprintln(os.Stderr, "probe:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "icebox-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "icebox")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func runIcebox(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "icebox.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestBadConfigStopsStartUp(t *testing.T) {
+	tests := []struct{ name, yml, want string }{
+		{"unknown key", "turn:\n  relam: x\n", "turn.relam: unknown key"},
+		{"bad CIDR", "turn:\n  allow_peers: [300.1.1.1/8]\n", "turn.allow_peers"},
+		{"bad port range", "turn:\n  relay_ports: 70000-80000\n", "turn.relay_ports"},
+		{"bad listen URL", "turn:\n  listen: [\"udp:/0.0.0.0:3478\"]\n", "turn.listen[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.yml)
+			for _, args := range [][]string{{"-config", path}, {"check-config", "-config", path}} {
+				_, stderr, code := runIcebox(t, args...)
+				if code != 1 {
+					t.Errorf("%v: exit %d, want 1", args, code)
+				}
+				if !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, path) {
+					t.Errorf("%v: stderr %q does not name the file and %q", args, stderr, tt.want)
+				}
+			}
+		})
+	}
+	t.Run("missing file", func(t *testing.T) {
+		_, stderr, code := runIcebox(t, "-config", filepath.Join(t.TempDir(), "nope.yaml"))
+		if code != 1 || !strings.Contains(stderr, "does not exist") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+	})
+}
+
+func TestCheckConfigGood(t *testing.T) {
+	path := writeFile(t, "public_ip: 198.51.100.4\nturn:\n  relay_ports: 50000-50010\n")
+	stdout, stderr, code := runIcebox(t, "check-config", "-config", path)
+	if code != 0 || !strings.Contains(stdout, "ok") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	stdout, _, code := runIcebox(t, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "icebox ") {
+		t.Errorf("exit %d, stdout %q", code, stdout)
+	}
+}
+
+func TestCredentialsVerifyWithTURN(t *testing.T) {
+	const secret = "credentials-test-secret-0123"
+	path := writeFile(t, fmt.Sprintf("public_ip: 127.0.0.1\nturn:\n  secrets: [%q]\n  listen: [\"udp://127.0.0.1:3478\"]\n", secret))
+	stdout, stderr, code := runIcebox(t, "credentials", "-config", path, "-user", "dev", "-ttl", "10m")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rc struct {
+		ICEServers []struct {
+			URLs       []string `json:"urls"`
+			Username   string   `json:"username"`
+			Credential string   `json:"credential"`
+		} `json:"iceServers"`
+		TTL int `json:"ttl"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rc); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
+	}
+	if rc.TTL != 600 || len(rc.ICEServers) != 2 || rc.ICEServers[1].URLs[0] != "turn:127.0.0.1:3478?transport=udp" {
+		t.Fatalf("got %s", stdout)
+	}
+	if !regexp.MustCompile(`^\d+:dev$`).MatchString(rc.ICEServers[1].Username) {
+		t.Errorf("username %q is not <expiry>:dev", rc.ICEServers[1].Username)
+	}
+	// A server with the same config accepts the credential.
+	srv := startServerFor(t, secret)
+	allocate(t, srv, rc.ICEServers[1].Username, rc.ICEServers[1].Credential)
+}
+
+// TestNoConfigServes runs icebox with no config file at all in a network
+// namespace of its own (so the default ports 8080 and 3478 are free),
+// probes it from inside, then stops it with SIGTERM and expects exit 0.
+func TestNoConfigServes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare (util-linux)")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	script := `ip link set lo up
+"$ICEBOX" -state-dir "$STATE" 2>"$STATE/log" &
+pid=$!
+ICEBOX_PROBE=1 "$SELF"
+probe=$?
+kill -TERM $pid
+wait $pid
+icebox=$?
+cat "$STATE/log"
+echo "probe=$probe icebox=$icebox"
+[ $probe = 0 ] && [ $icebox = 0 ]`
+	cmd := exec.Command("unshare", "-n", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "ICEBOX="+binary, "STATE="+state, "SELF="+self, "ICEBOX_PROBE=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "probe=0 icebox=0") {
+		t.Fatalf("unexpected output:\n%s", out)
+	}
+	t.Logf("%s", out)
+	fi, err := os.Stat(filepath.Join(state, "turn-secret"))
+	if err != nil {
+		t.Fatalf("no generated secret in state_dir: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("turn-secret mode: got %04o, want 0600", fi.Mode().Perm())
+	}
+}
+
+var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)
+
+// probe checks a default icebox the way a browser would: / redirects to a
+// room, the page carries ICE servers pointing at icebox, /ws welcomes a
+// peer, and the page's TURN credential allocates.
+func probe(httpAddr, turnAddr string) error {
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var resp *http.Response
+	var err error
+	for i := 0; i < 100; i++ {
+		if resp, err = client.Get("http://" + httpAddr + "/"); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !regexp.MustCompile(`^/r/[A-Za-z0-9_-]{10,}$`).MatchString(loc) {
+		return fmt.Errorf("GET /: %d %q", resp.StatusCode, loc)
+	}
+	resp, err = client.Get("http://" + httpAddr + loc)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := iceConfigRe.FindSubmatch(body)
+	if m == nil {
+		return fmt.Errorf("page has no ice-config")
+	}
+	var rc struct {
+		ICEServers []struct {
+			URLs       []string `json:"urls"`
+			Username   string   `json:"username"`
+			Credential string   `json:"credential"`
+		} `json:"iceServers"`
+		Policy string `json:"iceTransportPolicy"`
+	}
+	if err := json.Unmarshal(m[1], &rc); err != nil {
+		return fmt.Errorf("ice-config: %w", err)
+	}
+	if len(rc.ICEServers) != 2 || rc.ICEServers[0].URLs[0] != "stun:"+turnAddr || rc.Policy != "all" {
+		return fmt.Errorf("ice-config: %s", m[1])
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+httpAddr+"/ws", http.Header{"Origin": {"http://" + httpAddr}})
+	if err != nil {
+		return fmt.Errorf("ws: %w", err)
+	}
+	defer ws.Close()
+	if err := ws.WriteJSON(map[string]string{"type": "join", "room": loc[3:], "name": "probe"}); err != nil {
+		return err
+	}
+	var welcome map[string]any
+	_ = ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if err := ws.ReadJSON(&welcome); err != nil || welcome["type"] != "welcome" {
+		return fmt.Errorf("ws welcome: %v %v", welcome, err)
+	}
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tc, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: turnAddr, TURNServerAddr: turnAddr, Conn: conn,
+		Username: rc.ICEServers[1].Username, Password: rc.ICEServers[1].Credential, Realm: "icebox"})
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if err := tc.Listen(); err != nil {
+		return err
+	}
+	relay, err := tc.Allocate()
+	if err != nil {
+		return fmt.Errorf("TURN allocate with the page's credential: %w", err)
+	}
+	fmt.Println("relayed address", relay.LocalAddr())
+	return relay.Close()
+}

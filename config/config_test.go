@@ -1,0 +1,156 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	cfg, p, err := Load("")
+	if err != nil {
+		t.Fatalf("Load(\"\"): %v", err)
+	}
+	if cfg.HTTP.Listen != DefaultHTTPListen || cfg.TURN.Realm != "icebox" || cfg.TURN.CredentialTTL != time.Hour {
+		t.Errorf("defaults: got listen %q realm %q ttl %s", cfg.HTTP.Listen, cfg.TURN.Realm, cfg.TURN.CredentialTTL)
+	}
+	if len(p.TURNListen) != 2 || p.TURNListen[0] != (Listener{"udp", "0.0.0.0:3478"}) || p.TURNListen[1] != (Listener{"tcp", "0.0.0.0:3478"}) {
+		t.Errorf("turn listeners: got %v", p.TURNListen)
+	}
+	if p.RelayMin != 49152 || p.RelayMax != 65535 {
+		t.Errorf("relay ports: got %d-%d", p.RelayMin, p.RelayMax)
+	}
+	if len(p.DenyPeers) != len(RecommendedDenyPeers) {
+		t.Errorf("deny peers: got %d prefixes, want the %d recommended", len(p.DenyPeers), len(RecommendedDenyPeers))
+	}
+	if p.MetricsAddr != DefaultMetricsListen || cfg.Signaling.MaxPeersPerRoom != 8 || cfg.StateDir != DefaultStateDir {
+		t.Errorf("defaults: metrics %q peers %d state %q", p.MetricsAddr, cfg.Signaling.MaxPeersPerRoom, cfg.StateDir)
+	}
+}
+
+func TestFullFile(t *testing.T) {
+	yml := `
+public_ip: 203.0.113.10
+http:
+  listen: "0.0.0.0:8443"
+  allowed_origins: ["https://app.example.com"]
+turn:
+  realm: example.org
+  listen: ["udp://10.0.0.5:3478"]
+  relay_ports: "50000-50100"
+  secrets: ["0123456789abcdef0123", "fedcba9876543210fedc"]
+  credential_ttl: 2h
+  users: {alice: "pw"}
+  deny_peers: [recommended, 198.51.100.7]
+  allow_peers: [10.0.0.0/8]
+  max_allocations_per_user: 5
+  max_allocations: -1
+signaling:
+  max_peers_per_room: 4
+  rooms: {team: {password: "s3cret"}}
+metrics:
+  listen: ""
+state_dir: /tmp/icebox
+`
+	cfg, p, err := FromBytes("icebox.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PublicIP.String() != "203.0.113.10" || p.RelayMin != 50000 || p.RelayMax != 50100 {
+		t.Errorf("got public ip %s relay %d-%d", p.PublicIP, p.RelayMin, p.RelayMax)
+	}
+	if cfg.TURN.CredentialTTL != 2*time.Hour || cfg.TURN.MaxAllocations != -1 || cfg.Signaling.Rooms["team"].Password != "s3cret" {
+		t.Errorf("got ttl %s max %d rooms %v", cfg.TURN.CredentialTTL, cfg.TURN.MaxAllocations, cfg.Signaling.Rooms)
+	}
+	if len(p.DenyPeers) != len(RecommendedDenyPeers)+1 || p.DenyPeers[len(p.DenyPeers)-1].String() != "198.51.100.7/32" {
+		t.Errorf("deny peers: got %v", p.DenyPeers)
+	}
+	if p.MetricsAddr != "" {
+		t.Errorf(`metrics.listen "" should turn metrics off, got %q`, p.MetricsAddr)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, yml, key, reason string
+		line                   int
+	}{
+		{"unknown top-level key", "pubic_ip: 1.2.3.4", "pubic_ip", "unknown key", 1},
+		{"unknown nested key", "http:\n  lisen: x", "http.lisen", "unknown key", 2},
+		{"unknown key in a room", "signaling:\n  rooms:\n    a:\n      pasword: x", "signaling.rooms.a.pasword", "unknown key", 4},
+		{"bad CIDR in allow_peers", "turn:\n  allow_peers: [10.0.0.0/33]", "turn.allow_peers", "not a CIDR", 2},
+		{"bad CIDR in deny_peers", "turn:\n  deny_peers: [banana]", "turn.deny_peers", "not a CIDR", 2},
+		{"reversed port range", "turn:\n  relay_ports: 60000-50000", "turn.relay_ports", "first port is above", 2},
+		{"port range not numbers", "turn:\n  relay_ports: a-b", "turn.relay_ports", "numbers", 2},
+		{"privileged relay ports", "turn:\n  relay_ports: 80-90", "turn.relay_ports", "below 1024", 2},
+		{"listen URL without scheme", "turn:\n  listen: [\"0.0.0.0:3478\"]", "turn.listen[0]", "not a listener URL", 2},
+		{"listen URL unknown scheme", "turn:\n  listen: [\"sctp://0.0.0.0:3478\"]", "turn.listen[0]", "unknown scheme", 2},
+		{"listen URL bad port", "turn:\n  listen: [\"udp://0.0.0.0:99999\"]", "turn.listen[0]", "port", 2},
+		{"empty listen list", "turn:\n  listen: []", "turn.listen", "at least one", 2},
+		{"bad public ip", "public_ip: example.com", "public_ip", "not an IP", 1},
+		{"bad http listen", "http:\n  listen: 8080", "http.listen", "host:port", 2},
+		{"short secret", "turn:\n  secrets: [short]", "turn.secrets[0]", "at least 16", 2},
+		{"bad ttl", "turn:\n  credential_ttl: 5000h", "turn.credential_ttl", "outside", 2},
+		{"ttl wrong type", "turn:\n  credential_ttl: soon", "turn.credential_ttl", "wrong type", 2},
+		{"int wrong type", "signaling:\n  max_peers_per_room: many", "signaling.max_peers_per_room", "wrong type", 2},
+		{"room size too small", "signaling:\n  max_peers_per_room: 1", "signaling.max_peers_per_room", "outside", 2},
+		{"bad origin", "http:\n  allowed_origins: [example.com]", "http.allowed_origins[0]", "not an origin", 2},
+		{"user with colon", "turn:\n  users: {\"a:b\": pw}", "turn.users.a:b", "without ':'", 2},
+		{"tls not yet", "http:\n  tls: {cert_file: /x}", "http.tls", "not supported", 2},
+		{"not a mapping", "- a\n- b", "", "mapping", 1},
+		{"not YAML", "a: [", "", "not valid YAML", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := FromBytes("icebox.yaml", []byte(tt.yml))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a *config.Error", err)
+			}
+			if ce.Key != tt.key || !strings.Contains(ce.Reason, tt.reason) {
+				t.Errorf("got key %q reason %q, want key %q reason containing %q", ce.Key, ce.Reason, tt.key, tt.reason)
+			}
+			if tt.line != 0 && ce.Line != tt.line {
+				t.Errorf("got line %d, want %d (%v)", ce.Line, tt.line, err)
+			}
+			if !strings.HasPrefix(err.Error(), "icebox.yaml") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing file: got %v", err)
+	}
+	path := filepath.Join(dir, "icebox.yaml")
+	if err := os.WriteFile(path, []byte("# only a comment\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Load(path); err != nil {
+		t.Errorf("comment-only file: %v", err)
+	}
+	if err := os.WriteFile(path, make([]byte, MaxFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Load(path); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("huge file: got %v", err)
+	}
+}
+
+func FuzzFromBytes(f *testing.F) {
+	f.Add([]byte("turn:\n  relay_ports: 50000-50100\n"))
+	f.Add([]byte("http: {listen: \"[::1]:80\"}\nsignaling: {rooms: {a: {password: b}}}"))
+	f.Add([]byte("turn:\n  allow_peers: [::1, 10.0.0.0/8]\n  listen: [\"udp://[::]:3478\"]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, p, err := FromBytes("fuzz.yaml", data)
+		if err == nil && (cfg == nil || p == nil || len(p.TURNListen) == 0) {
+			t.Fatalf("accepted config without listeners: %q", data)
+		}
+	})
+}
