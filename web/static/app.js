@@ -60,7 +60,14 @@ function tileFor(peer) {
     const cap = document.createElement('figcaption');
     cap.textContent = peer.name || 'guest';
     tile.append(video, cap);
-    tile.addEventListener('click', () => toggleStage(tile));
+    tile.addEventListener('click', () => {
+      if (tile.classList.contains('muted')) {
+        video.muted = false;
+        tile.classList.remove('muted');
+        return;
+      }
+      toggleStage(tile);
+    });
     $('tiles').append(tile);
   }
   return tile;
@@ -91,8 +98,16 @@ function createPeer(id) {
     localStream: state.localStream,
     send: (data) => state.sig.signal(id, data),
     onTrack: (p, stream) => {
-      const video = tileFor(p).querySelector('video');
-      if (video.srcObject !== stream) video.srcObject = stream;
+      const tile = tileFor(p);
+      const video = tile.querySelector('video');
+      if (video.srcObject === stream) return;
+      video.srcObject = stream;
+      video.play().catch(() => {
+        // Autoplay with sound was blocked: play muted until a click.
+        video.muted = true;
+        tile.classList.add('muted');
+        video.play().catch(() => {});
+      });
     },
     onChat: (p, text) => addChatLine(p.name, String(text).slice(0, 2000)),
     onState: (p, s) => {

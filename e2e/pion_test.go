@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
+)
+
+// pionPeer is a pion/webrtc peer that signals through icebox's /ws with
+// the same payloads as the call page ({description}, {candidate}).
+type pionPeer struct {
+	t      *testing.T
+	name   string
+	ws     *websocket.Conn
+	wsMu   sync.Mutex
+	pc     *webrtc.PeerConnection
+	id     string
+	remote atomic.Value // peer id string
+	got    chan string
+	dc     chan *webrtc.DataChannel
+}
+
+func newPionPeer(t *testing.T, ib *icebox, room, name string) *pionPeer {
+	t.Helper()
+	rc := ib.pageConfig(t, room, "relay=1")
+	if rc.ICETransportPolicy != "relay" {
+		t.Fatalf("relay=1: got iceTransportPolicy %q", rc.ICETransportPolicy)
+	}
+	cfg := webrtc.Configuration{ICETransportPolicy: webrtc.ICETransportPolicyRelay}
+	for _, s := range rc.ICEServers {
+		cfg.ICEServers = append(cfg.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	pc, err := webrtc.NewPeerConnection(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	wsURL := "ws" + strings.TrimPrefix(ib.URL, "http") + "/ws"
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Origin": {ib.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	p := &pionPeer{t: t, name: name, ws: ws, pc: pc, got: make(chan string, 16), dc: make(chan *webrtc.DataChannel, 1)}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil && p.peer() != "" {
+			p.signal(map[string]any{"candidate": c.ToJSON()})
+		}
+	})
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) { p.watch(dc) })
+	if err := ws.WriteJSON(map[string]string{"type": "join", "room": room, "name": name}); err != nil {
+		t.Fatal(err)
+	}
+	var welcome struct {
+		Type  string
+		ID    string
+		Peers []struct{ ID, Name string }
+	}
+	if err := ws.ReadJSON(&welcome); err != nil || welcome.Type != "welcome" {
+		t.Fatalf("%s: welcome: %+v %v", name, welcome, err)
+	}
+	p.id = welcome.ID
+	if len(welcome.Peers) > 0 {
+		p.remote.Store(welcome.Peers[0].ID)
+	}
+	return p
+}
+
+func (p *pionPeer) peer() string {
+	s, _ := p.remote.Load().(string)
+	return s
+}
+
+func (p *pionPeer) watch(dc *webrtc.DataChannel) {
+	dc.OnOpen(func() { p.dc <- dc })
+	dc.OnMessage(func(m webrtc.DataChannelMessage) { p.got <- string(m.Data) })
+}
+
+func (p *pionPeer) signal(data any) {
+	p.wsMu.Lock()
+	defer p.wsMu.Unlock()
+	if err := p.ws.WriteJSON(map[string]any{"type": "signal", "to": p.peer(), "data": data}); err != nil {
+		p.t.Errorf("%s: signal: %v", p.name, err)
+	}
+}
+
+// serve handles signaling messages until the socket closes.
+func (p *pionPeer) serve() {
+	for {
+		var m struct {
+			Type string
+			ID   string
+			From string
+			Data struct {
+				Description *webrtc.SessionDescription `json:"description"`
+				Candidate   *webrtc.ICECandidateInit   `json:"candidate"`
+			}
+		}
+		if err := p.ws.ReadJSON(&m); err != nil {
+			return
+		}
+		switch m.Type {
+		case "peer-joined":
+			p.remote.Store(m.ID)
+		case "signal":
+			if m.From != p.peer() {
+				p.t.Errorf("%s: signal from %q, want %q", p.name, m.From, p.peer())
+			}
+			if d := m.Data.Description; d != nil {
+				if err := p.pc.SetRemoteDescription(*d); err != nil {
+					p.t.Errorf("%s: SetRemoteDescription: %v", p.name, err)
+					continue
+				}
+				if d.Type == webrtc.SDPTypeOffer {
+					answer, err := p.pc.CreateAnswer(nil)
+					if err == nil {
+						err = p.pc.SetLocalDescription(answer)
+					}
+					if err != nil {
+						p.t.Errorf("%s: answer: %v", p.name, err)
+						continue
+					}
+					p.signal(map[string]any{"description": p.pc.LocalDescription()})
+				}
+			}
+			if c := m.Data.Candidate; c != nil {
+				if err := p.pc.AddICECandidate(*c); err != nil {
+					p.t.Errorf("%s: AddICECandidate: %v", p.name, err)
+				}
+			}
+		}
+	}
+}
+
+func (p *pionPeer) offer() {
+	dc, err := p.pc.CreateDataChannel("chat", nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.watch(dc)
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		p.t.Fatal(err)
+	}
+	p.signal(map[string]any{"description": p.pc.LocalDescription()})
+}
+
+func (p *pionPeer) openChannel() *webrtc.DataChannel {
+	select {
+	case dc := <-p.dc:
+		return dc
+	case <-time.After(20 * time.Second):
+		p.t.Fatalf("%s: data channel did not open (ICE %s)", p.name, p.pc.ICEConnectionState())
+		return nil
+	}
+}
+
+func (p *pionPeer) expectMessage(want string) {
+	select {
+	case got := <-p.got:
+		if got != want {
+			p.t.Errorf("%s: got %q, want %q", p.name, got, want)
+		}
+	case <-time.After(10 * time.Second):
+		p.t.Fatalf("%s: no message %q", p.name, want)
+	}
+}
+
+func (p *pionPeer) selectedPair() *webrtc.ICECandidatePair {
+	pair, err := p.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		p.t.Fatalf("%s: no selected candidate pair: %v", p.name, err)
+	}
+	return pair
+}
+
+// TestPionPeersCallThroughRelay: two pion/webrtc peers take their ICE
+// configuration from the page, meet over /ws, and talk over a data
+// channel relayed by icebox's TURN.
+func TestPionPeersCallThroughRelay(t *testing.T) {
+	ib := startIcebox(t, "")
+	room := ib.newRoom(t)
+	a := newPionPeer(t, ib, room, "alice")
+	b := newPionPeer(t, ib, room, "bob")
+	if b.peer() != a.id {
+		t.Fatalf("bob's welcome lists %q, want alice %q", b.peer(), a.id)
+	}
+	go a.serve()
+	go b.serve()
+	b.offer()
+	dcB := b.openChannel()
+	dcA := a.openChannel()
+	for i := 0; i < 3; i++ {
+		msg := fmt.Sprintf("bob→alice %d", i)
+		if err := dcB.SendText(msg); err != nil {
+			t.Fatal(err)
+		}
+		a.expectMessage(msg)
+		msg = fmt.Sprintf("alice→bob %d", i)
+		if err := dcA.SendText(msg); err != nil {
+			t.Fatal(err)
+		}
+		b.expectMessage(msg)
+	}
+	for _, p := range []*pionPeer{a, b} {
+		pair := p.selectedPair()
+		if pair.Local.Typ != webrtc.ICECandidateTypeRelay || pair.Remote.Typ != webrtc.ICECandidateTypeRelay {
+			t.Errorf("%s: selected pair %s, want relay on both sides", p.name, pair)
+		}
+	}
+	if n := ib.TURN().AllocationCount(); n < 2 {
+		t.Errorf("TURN allocations during the call: got %d, want at least 2", n)
+	}
+	st := ib.TURN().Stats()
+	if st.AllocationsCreated.Load() < 2 {
+		t.Errorf("allocations created: got %d", st.AllocationsCreated.Load())
+	}
+}
