@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds Debian's Chromium. Outside CI a missing browser
+// skips; in CI (.ci/run installs it) it fails.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed; .ci/run installs it")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium)")
+	return ""
+}
+
+// newBrowser starts a headless Chromium with a fake camera and microphone.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox,
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	if err := chromedp.Do(bctx); err != nil {
+		cancelBrowser()
+		cancelAlloc()
+		t.Fatalf("starting chromium: %v", err)
+	}
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	return bctx
+}
+
+// newTab opens url in a new tab of the browser.
+func newTab(t *testing.T, browser context.Context, url string) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	return tab
+}
+
+// remoteVideoJS reports the first remote tile's video size and time.
+const remoteVideoJS = `(() => {
+  const v = document.querySelector('.tile.remote video');
+  if (!v) return {w: 0, h: 0, t: 0, name: ''};
+  return {w: v.videoWidth, h: v.videoHeight, t: v.currentTime,
+          name: v.parentElement.querySelector('figcaption').textContent};
+})()`
+
+type videoState struct {
+	W    int     `json:"w"`
+	H    int     `json:"h"`
+	T    float64 `json:"t"`
+	Name string  `json:"name"`
+}
+
+// waitForRemoteVideo polls until the remote video has a size and its
+// currentTime advances, or the deadline passes.
+func waitForRemoteVideo(ctx context.Context, deadline time.Time) (videoState, error) {
+	var first videoState
+	for time.Now().Before(deadline) {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[videoState](remoteVideoJS))
+		if err != nil {
+			return v, err
+		}
+		if v.W > 0 && v.T > 0 {
+			if first.T == 0 {
+				first = v
+			} else if v.T > first.T {
+				return v, nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return first, fmt.Errorf("remote video not playing by the deadline (last %+v)", first)
+}
+
+type pairInfo struct {
+	Local    string `json:"local"`
+	Remote   string `json:"remote"`
+	Protocol string `json:"protocol"`
+}
+
+// TestBrowsersCallThroughRelay: two Chromium pages open the call page
+// with autojoin and relay=1; each plays the other's video, relayed.
+func TestBrowsersCallThroughRelay(t *testing.T) {
+	ib := startIcebox(t, "")
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	start := time.Now()
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
+	deadline := start.Add(15 * time.Second)
+	for _, tc := range []struct {
+		tab        context.Context
+		name, peer string
+	}{{a, "a", "b"}, {b, "b", "a"}} {
+		v, err := waitForRemoteVideo(tc.tab, deadline)
+		if err != nil {
+			status, _ := chromedp.Run(tc.tab, chromedp.Evaluate[string](`document.getElementById('status').textContent`))
+			t.Fatalf("page %s: %v (status %q)", tc.name, err, status)
+		}
+		if v.Name != tc.peer {
+			t.Errorf("page %s: remote tile named %q, want %q", tc.name, v.Name, tc.peer)
+		}
+		t.Logf("page %s plays %s's video %dx%d at t=%.2fs, %.1fs after opening the pages", tc.name, v.Name, v.W, v.H, v.T, time.Since(start).Seconds())
+	}
+	for _, tc := range []struct {
+		tab  context.Context
+		name string
+	}{{a, "a"}, {b, "b"}} {
+		pairs, err := chromedp.Run(tc.tab, chromedp.Evaluate[map[string]pairInfo](`window.icebox.pairs()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("page %s: pairs: %v", tc.name, err)
+		}
+		if len(pairs) != 1 {
+			t.Fatalf("page %s: got %d peer connections, want 1", tc.name, len(pairs))
+		}
+		for _, p := range pairs {
+			if p.Local != "relay" || p.Remote != "relay" {
+				t.Errorf("page %s: selected pair %+v, want relay on both sides", tc.name, p)
+			}
+		}
+	}
+	if n := ib.TURN().AllocationCount(); n == 0 {
+		t.Error("no TURN allocations during a relay-only call")
+	}
+}
