@@ -128,6 +128,11 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 		if v.Name != tc.peer {
 			t.Errorf("page %s: remote tile named %q, want %q", tc.name, v.Name, tc.peer)
 		}
+		layout, err := chromedp.Run(tc.tab, chromedp.Evaluate[string](
+			`getComputedStyle(document.getElementById('join-form')).display + ' ' + getComputedStyle(document.getElementById('call')).display`))
+		if err != nil || layout != "none grid" {
+			t.Errorf("page %s: join form and call display: got %q (%v), want \"none grid\"", tc.name, layout, err)
+		}
 		t.Logf("page %s plays %s's video %dx%d at t=%.2fs, %.1fs after opening the pages", tc.name, v.Name, v.W, v.H, v.T, time.Since(start).Seconds())
 	}
 	for _, tc := range []struct {
