@@ -26,9 +26,9 @@ type icebox struct {
 	URL string // http://127.0.0.1:port
 }
 
-// startIcebox runs icebox with everything on 127.0.0.1 port 0, loopback
-// peers allowed, plus extra YAML lines.
-func startIcebox(t *testing.T, extra string) *icebox {
+// startIcebox runs icebox with everything on 127.0.0.1 port 0 and
+// loopback peers allowed; mod, when not nil, adjusts the parsed config.
+func startIcebox(t *testing.T, mod func(*config.Config)) *icebox {
 	t.Helper()
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http:
@@ -40,10 +40,13 @@ turn:
 metrics:
   listen: ""
 state_dir: %q
-%s`, t.TempDir(), extra)
+`, t.TempDir())
 	cfg, p, err := config.FromBytes("e2e.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if mod != nil {
+		mod(cfg)
 	}
 	level := slog.LevelWarn
 	if os.Getenv("ICEBOX_E2E_LOG") != "" {

@@ -188,7 +188,7 @@ func (p *pionPeer) selectedPair() *webrtc.ICECandidatePair {
 // configuration from the page, meet over /ws, and talk over a data
 // channel relayed by icebox's TURN.
 func TestPionPeersCallThroughRelay(t *testing.T) {
-	ib := startIcebox(t, "")
+	ib := startIcebox(t, nil)
 	room := ib.newRoom(t)
 	a := newPionPeer(t, ib, room, "alice")
 	b := newPionPeer(t, ib, room, "bob")
