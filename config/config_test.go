@@ -154,3 +154,34 @@ func FuzzFromBytes(f *testing.F) {
 		}
 	})
 }
+
+// TestExampleFile checks the example installed as /etc/icebox/icebox.yaml
+// loads, and still loads with every commented key enabled.
+func TestExampleFile(t *testing.T) {
+	data, err := os.ReadFile("../docs/icebox.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := FromBytes("icebox.example.yaml", data); err != nil {
+		t.Fatalf("example as shipped: %v", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimLeft(l, " ")
+		indent := l[:len(l)-len(trimmed)]
+		// "# text" is prose; "#key: v" and "#  nested: v" are YAML.
+		prose := strings.HasPrefix(trimmed, "# ") && !strings.HasPrefix(trimmed, "#  ")
+		if strings.HasPrefix(trimmed, "#") && !prose && len(trimmed) > 1 {
+			l = indent + trimmed[1:]
+		}
+		lines = append(lines, l)
+	}
+	enabled := strings.Join(lines, "\n")
+	cfg, _, err := FromBytes("enabled.yaml", []byte(enabled))
+	if err != nil {
+		t.Fatalf("example with every key enabled: %v\n%s", err, enabled)
+	}
+	if cfg.PublicIP != "203.0.113.10" || cfg.Signaling.Rooms["team"].Password != "change me" {
+		t.Errorf("enabled example did not set the keys: %+v", cfg)
+	}
+}

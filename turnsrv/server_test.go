@@ -28,7 +28,7 @@ type testServer struct {
 
 // startServer runs a Server on 127.0.0.1 port 0 with UDP and TCP
 // listeners, secrets A and B, a static user and loopback peers allowed.
-func startServer(t *testing.T, mod func(*Config)) *testServer {
+func startServer(t testing.TB, mod func(*Config)) *testServer {
 	t.Helper()
 	creds, err := NewCredentials(realm, []string{secretA, secretB}, time.Hour, map[string]string{"static": "static-password"})
 	if err != nil {
