@@ -106,6 +106,8 @@ export class Peer {
     const local = stats.get(pair.localCandidateId);
     const remote = stats.get(pair.remoteCandidateId);
     return { local: local && local.candidateType, remote: remote && remote.candidateType,
+      localAddress: local && `${local.address}:${local.port}`,
+      remoteAddress: remote && `${remote.address}:${remote.port}`,
       protocol: local && local.protocol, relayProtocol: local && local.relayProtocol };
   }
 
