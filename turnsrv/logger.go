@@ -8,8 +8,11 @@ import (
 	"github.com/pion/logging"
 )
 
-// slogFactory bridges pion's logging to slog. pion's trace and debug go to
-// slog's debug level; formatting is skipped when the level is off.
+// slogFactory bridges pion's logging to slog. pion's trace, debug and
+// info go to slog's debug level: pion logs at info for every packet that
+// reaches a relay without a permission, which a stranger could otherwise
+// turn into a log flood (icebox logs its own refusals once per request).
+// Formatting is skipped when the level is off.
 type slogFactory struct{ log *slog.Logger }
 
 func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
@@ -28,8 +31,8 @@ func (l slogLogger) Trace(msg string)                  { l.logf(slog.LevelDebug-
 func (l slogLogger) Tracef(format string, args ...any) { l.logf(slog.LevelDebug-4, format, args...) }
 func (l slogLogger) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
 func (l slogLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
-func (l slogLogger) Info(msg string)                   { l.logf(slog.LevelInfo, "%s", msg) }
-func (l slogLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l slogLogger) Info(msg string)                   { l.logf(slog.LevelDebug, "%s", msg) }
+func (l slogLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
 func (l slogLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
 func (l slogLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
 func (l slogLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
