@@ -1,0 +1,163 @@
+package turnsrv
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+)
+
+// rawSession speaks STUN by hand so tests see exact error codes.
+type rawSession struct {
+	t                      *testing.T
+	c                      net.Conn
+	username, realm, nonce string
+	key                    []byte
+}
+
+func newRawSession(t *testing.T, server, username, password string) *rawSession {
+	t.Helper()
+	c, err := net.Dial("udp4", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	challenge := roundTrip(t, c, stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), udpTransport, stun.Fingerprint))
+	var nonce stun.Nonce
+	if err := nonce.GetFrom(challenge); err != nil {
+		t.Fatalf("no nonce in challenge: %v", err)
+	}
+	return &rawSession{t: t, c: c, username: username, realm: realm, nonce: nonce.String(), key: LongTermKey(username, realm, password)}
+}
+
+var udpTransport = stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
+
+// request sends an authenticated request and returns 0 on success or the
+// error code.
+func (s *rawSession) request(method stun.Method, attrs ...stun.Setter) int {
+	s.t.Helper()
+	setters := append([]stun.Setter{stun.TransactionID, stun.NewType(method, stun.ClassRequest)}, attrs...)
+	setters = append(setters, stun.NewUsername(s.username), stun.NewRealm(s.realm), stun.NewNonce(s.nonce),
+		stun.MessageIntegrity(s.key), stun.Fingerprint)
+	resp := roundTrip(s.t, s.c, stun.MustBuild(setters...))
+	if resp.Type.Class == stun.ClassSuccessResponse {
+		return 0
+	}
+	var code stun.ErrorCodeAttribute
+	if err := code.GetFrom(resp); err != nil {
+		s.t.Fatalf("%s error response without ERROR-CODE", method)
+	}
+	return int(code.Code)
+}
+
+type peerAddr netip.AddrPort
+
+func (p peerAddr) AddTo(m *stun.Message) error {
+	a := netip.AddrPort(p)
+	return (&stun.XORMappedAddress{IP: a.Addr().AsSlice(), Port: int(a.Port())}).AddToAs(m, stun.AttrXORPeerAddress)
+}
+
+func channelNumber(n uint16) stun.RawAttribute {
+	return stun.RawAttribute{Type: stun.AttrChannelNumber, Value: []byte{byte(n >> 8), byte(n), 0, 0}}
+}
+
+func recommended() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{"0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+		"100.64.0.0/10", "169.254.0.0/16", "224.0.0.0/4", "::1/128", "fe80::/10", "fc00::/7"} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+func TestPeerFilter(t *testing.T) {
+	denied := []string{"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254", "224.0.0.1", "::1", "fe80::1", "fc00::1"}
+	for _, allow := range []bool{false, true} {
+		name := "default deny"
+		if allow {
+			name = "allow_peers covers them"
+		}
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t, func(c *Config) {
+				c.PublicIP = netip.MustParseAddr("198.51.100.1")
+				c.DenyPeers = recommended()
+				c.AllowPeers = nil
+				if allow {
+					for _, d := range denied {
+						c.AllowPeers = append(c.AllowPeers, netip.PrefixFrom(netip.MustParseAddr(d), netip.MustParseAddr(d).BitLen()))
+					}
+				}
+			})
+			user, pass, _ := s.cfg.Credentials.Mint("filter", time.Now())
+			sess := newRawSession(t, s.udp, user, pass)
+			if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
+				t.Fatalf("Allocate: %d", code)
+			}
+			for i, d := range denied {
+				peer := peerAddr(netip.AddrPortFrom(netip.MustParseAddr(d), 5000))
+				want := 403
+				if allow {
+					want = 0
+					if netip.MustParseAddr(d).Is6() {
+						continue // the allocation is IPv4; pion refuses IPv6 peers itself.
+					}
+				}
+				if got := sess.request(stun.MethodCreatePermission, peer); got != want {
+					t.Errorf("CreatePermission %s: got %d, want %d", d, got, want)
+				}
+				if got := sess.request(stun.MethodChannelBind, peer, channelNumber(0x4000+uint16(i))); got != want {
+					t.Errorf("ChannelBind %s: got %d, want %d", d, got, want)
+				}
+			}
+			if !allow {
+				if got := s.Stats().PeerDenials.Load(); got != int64(2*len(denied)) {
+					t.Errorf("peer denials counted: got %d, want %d", got, 2*len(denied))
+				}
+				// A peer outside the denied ranges is allowed (a permission
+				// sends no packet).
+				if got := sess.request(stun.MethodCreatePermission, peerAddr(netip.MustParseAddrPort("198.51.100.77:5000"))); got != 0 {
+					t.Errorf("CreatePermission to a peer outside the deny list: got %d, want 0", got)
+				}
+			}
+		})
+	}
+}
+
+func TestQuotas(t *testing.T) {
+	s := startServer(t, func(c *Config) {
+		c.MaxAllocationsPerUser = 2
+		c.MaxAllocations = 3
+	})
+	alloc := func(user string) int {
+		u, p, _ := s.cfg.Credentials.Mint(user, time.Now())
+		return newRawSession(t, s.udp, u, p).request(stun.MethodAllocate, udpTransport)
+	}
+	steps := []struct {
+		user string
+		want int
+	}{
+		{"alice", 0}, {"alice", 0}, {"alice", 486}, // per user
+		{"bob", 0},      // another user still allocates
+		{"carol", 486},  // total cap of 3
+		{"static", 486}, // static users count too
+	}
+	for i, st := range steps {
+		var got int
+		if st.user == "static" {
+			got = newRawSession(t, s.udp, "static", "static-password").request(stun.MethodAllocate, udpTransport)
+		} else {
+			got = alloc(st.user)
+		}
+		if got != st.want {
+			t.Errorf("step %d, %s: got %d, want %d", i, st.user, got, st.want)
+		}
+	}
+	if got := s.Stats().QuotaRefusals.Load(); got != 3 {
+		t.Errorf("quota refusals: got %d, want 3", got)
+	}
+	if got := s.Stats().AllocationsActive.Load(); got != 3 {
+		t.Errorf("active allocations: got %d, want 3", got)
+	}
+}
