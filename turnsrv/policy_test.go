@@ -161,3 +161,34 @@ func TestQuotas(t *testing.T) {
 		t.Errorf("active allocations: got %d, want 3", got)
 	}
 }
+
+// TestCallOutlivesCredential: expiry is checked when an allocation is
+// created; the allocation keeps refreshing and adding permissions after
+// its credential expires, while a new allocation with it gets 401.
+func TestCallOutlivesCredential(t *testing.T) {
+	creds, err := NewCredentials(realm, []string{secretA}, 2*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, func(c *Config) { c.Credentials = creds })
+	user, pass, _ := creds.Mint("caller", time.Now())
+	call := newRawSession(t, s.udp, user, pass)
+	if code := call.request(stun.MethodAllocate, udpTransport); code != 0 {
+		t.Fatalf("Allocate: %d", code)
+	}
+	time.Sleep(3 * time.Second)
+	lifetime := stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 2, 88}} // 600 s
+	if code := call.request(stun.MethodRefresh, lifetime); code != 0 {
+		t.Errorf("Refresh after expiry: got %d, want 0", code)
+	}
+	peer := peerAddr(netip.MustParseAddrPort("127.0.0.1:5000"))
+	if code := call.request(stun.MethodCreatePermission, peer); code != 0 {
+		t.Errorf("CreatePermission after expiry: got %d, want 0", code)
+	}
+	if code := call.request(stun.MethodChannelBind, peer, channelNumber(0x4001)); code != 0 {
+		t.Errorf("ChannelBind after expiry: got %d, want 0", code)
+	}
+	if code := newRawSession(t, s.udp, user, pass).request(stun.MethodAllocate, udpTransport); code != 401 {
+		t.Errorf("new Allocate with the expired credential: got %d, want 401", code)
+	}
+}
