@@ -123,14 +123,7 @@ func TestCredentialsVerifyWithTURN(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var rc struct {
-		ICEServers []struct {
-			URLs       []string `json:"urls"`
-			Username   string   `json:"username"`
-			Credential string   `json:"credential"`
-		} `json:"iceServers"`
-		TTL int `json:"ttl"`
-	}
+	var rc rtcConfiguration
 	if err := json.Unmarshal([]byte(stdout), &rc); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
 	}
@@ -190,6 +183,18 @@ echo "probe=$probe icebox=$icebox"
 	}
 }
 
+// rtcConfiguration is what the page embeds and the credentials command
+// prints.
+type rtcConfiguration struct {
+	ICEServers []struct {
+		URLs       []string `json:"urls"`
+		Username   string   `json:"username"`
+		Credential string   `json:"credential"`
+	} `json:"iceServers"`
+	Policy string `json:"iceTransportPolicy"`
+	TTL    int    `json:"ttl"`
+}
+
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)
 
 // probe checks a default icebox the way a browser would: / redirects to a
@@ -223,14 +228,7 @@ func probe(httpAddr, turnAddr string) error {
 	if m == nil {
 		return fmt.Errorf("page has no ice-config")
 	}
-	var rc struct {
-		ICEServers []struct {
-			URLs       []string `json:"urls"`
-			Username   string   `json:"username"`
-			Credential string   `json:"credential"`
-		} `json:"iceServers"`
-		Policy string `json:"iceTransportPolicy"`
-	}
+	var rc rtcConfiguration
 	if err := json.Unmarshal(m[1], &rc); err != nil {
 		return fmt.Errorf("ice-config: %w", err)
 	}
