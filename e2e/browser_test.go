@@ -168,4 +168,38 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	if n := ib.TURN().AllocationCount(); n == 0 {
 		t.Error("no TURN allocations during a relay-only call")
 	}
+
+	// Chat travels over the RTCDataChannel: a types, b reads.
+	if _, err := chromedp.Run(a, chromedp.Evaluate[bool](`(() => {
+		document.getElementById('chat-input').value = 'hello from a';
+		document.getElementById('chat-form').requestSubmit();
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b, "b sees a's chat message",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'ahello from a')`)
+
+	// b leaves: a's tile for b goes away.
+	if _, err := chromedp.Run(b, chromedp.Evaluate[bool](`document.getElementById('leave').click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, "a's tile for b is removed", `document.querySelectorAll('.tile.remote').length === 0`)
+}
+
+// waitFor polls a boolean expression in the page for up to 10 s.
+func waitFor(t *testing.T, tab context.Context, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](expr))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 10s", what)
 }
