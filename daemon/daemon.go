@@ -23,13 +23,23 @@ import (
 // ShutdownTimeout bounds the HTTP drain on shutdown.
 const ShutdownTimeout = 5 * time.Second
 
+// Options are the parts of a Daemon that do not come from the config.
+type Options struct {
+	// Logger receives every log line. Nil: slog.Default().
+	Logger *slog.Logger
+	// Version is reported in icebox_build_info.
+	Version string
+}
+
 // Daemon is a bound, ready-to-serve icebox.
 type Daemon struct {
-	log    *slog.Logger
-	turn   *turnsrv.Server
-	sig    *signaling.Server
-	http   *http.Server
-	httpLn net.Listener
+	log       *slog.Logger
+	turn      *turnsrv.Server
+	sig       *signaling.Server
+	http      *http.Server
+	httpLn    net.Listener
+	metrics   *http.Server // nil when metrics.listen is ""
+	metricsLn net.Listener
 }
 
 // Credentials builds the TURN credentials of cfg: its secrets, or the one
@@ -55,7 +65,11 @@ func PublicIP(p *config.Parsed) netip.Addr {
 }
 
 // New binds every listener. On error nothing is left open.
-func New(cfg *config.Config, p *config.Parsed, log *slog.Logger) (*Daemon, error) {
+func New(cfg *config.Config, p *config.Parsed, opts Options) (*Daemon, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	creds, err := Credentials(cfg)
 	if err != nil {
 		return nil, err
@@ -105,8 +119,27 @@ func New(cfg *config.Config, p *config.Parsed, log *slog.Logger) (*Daemon, error
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}
+	if p.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", p.MetricsAddr) //nolint:noctx
+		if err != nil {
+			ln.Close()
+			ts.Close()
+			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
+		}
+		d.metricsLn = mln
+		d.metrics = &http.Server{Handler: metricsHandler(ts, sig, opts.Version), ReadHeaderTimeout: 10 * time.Second}
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	log.Info("http listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
 	return d, nil
+}
+
+// MetricsAddr is the bound metrics address, nil when metrics are off.
+func (d *Daemon) MetricsAddr() net.Addr {
+	if d.metricsLn == nil {
+		return nil
+	}
+	return d.metricsLn.Addr()
 }
 
 // HTTPAddr is the bound web server address.
@@ -122,8 +155,11 @@ func (d *Daemon) Signaling() *signaling.Server { return d.sig }
 // closed, HTTP drains for up to ShutdownTimeout, TURN closes. It returns
 // nil after a clean shutdown.
 func (d *Daemon) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- d.http.Serve(d.httpLn) }()
+	if d.metrics != nil {
+		go func() { errc <- d.metrics.Serve(d.metricsLn) }()
+	}
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -134,6 +170,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	shutErr := d.http.Shutdown(sctx)
+	if d.metrics != nil {
+		shutErr = errors.Join(shutErr, d.metrics.Shutdown(sctx))
+	}
 	turnErr := d.turn.Close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr

@@ -38,7 +38,7 @@ turn:
   relay_ports: "40000-49999"
   allow_peers: [127.0.0.0/8]
 metrics:
-  listen: ""
+  listen: "127.0.0.1:0"
 state_dir: %q
 `, t.TempDir())
 	cfg, p, err := config.FromBytes("e2e.yaml", []byte(yml))
@@ -54,7 +54,7 @@ state_dir: %q
 	}
 	var out io.Writer = os.Stderr
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
-	d, err := daemon.New(cfg, p, log)
+	d, err := daemon.New(cfg, p, daemon.Options{Logger: log, Version: "e2e"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -203,21 +203,25 @@ func (c *client) readFailed(err error) {
 // refuse sends an error for a message that counts as a strike.
 func (c *client) refuse(code, message string) {
 	c.strikes++
+	c.s.stats.error(code)
 	c.enqueue(errorFrame(code, message))
 }
 
 // reply sends an error that does not count as a strike: the message was
 // well formed, the request was refused.
 func (c *client) reply(e *joinError) {
+	c.s.stats.error(e.code)
 	c.enqueue(errorFrame(e.code, e.message))
 }
 
 func (c *client) handle(data []byte) {
 	var m inbound
 	if err := json.Unmarshal(data, &m); err != nil {
+		c.s.stats.message("invalid")
 		c.refuse(CodeBadMessage, "not a JSON object: "+err.Error())
 		return
 	}
+	c.s.stats.message(m.Type)
 	switch m.Type {
 	case TypeJoin:
 		c.join(&m)

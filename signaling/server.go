@@ -78,6 +78,7 @@ type Server struct {
 	hub      *hub
 	upgrader websocket.Upgrader
 	origins  map[string]bool
+	stats    Stats
 }
 
 // New builds a Server.
@@ -152,6 +153,9 @@ func (s *Server) Close() {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
 }
+
+// Stats returns the message and error counters.
+func (s *Server) Stats() *Stats { return &s.stats }
 
 // Counts returns the open connections, rooms and joined peers.
 func (s *Server) Counts() (conns, rooms, peers int) { return s.hub.counts() }

@@ -65,6 +65,7 @@ type Server struct {
 	wg    sync.WaitGroup
 	once  sync.Once
 	conns *connSet
+	live  struct{ permissions, channels liveSet }
 }
 
 // New opens the listeners and starts serving. Errors: ErrNoListener, a
@@ -93,6 +94,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.RelayMaxPort = 65535
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{}), conns: newConnSet()}
+	s.live.permissions.gauge = &s.stats.PermissionsActive
+	s.live.channels.gauge = &s.stats.ChannelBindingsActive
 	peers := NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, cfg.PublicIP)
 	s.guard = &guard{
 		creds: cfg.Credentials, realm: cfg.Realm, peers: peers,
@@ -103,13 +106,13 @@ func New(cfg Config) (*Server, error) {
 		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, stats: s.stats}
 
 	relay := func() turn.RelayAddressGenerator {
-		return &turn.RelayAddressGeneratorPortRange{
+		return countingRelay{stats: s.stats, RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
 			RelayAddress: net.IP(cfg.PublicIP.AsSlice()),
 			Address:      "0.0.0.0",
 			MinPort:      cfg.RelayMinPort,
 			MaxPort:      cfg.RelayMaxPort,
 			MaxRetries:   64,
-		}
+		}}
 	}
 	var pcs []turn.PacketConnConfig
 	var lns []turn.ListenerConfig
@@ -163,6 +166,18 @@ func New(cfg Config) (*Server, error) {
 		EventHandler: turn.EventHandler{
 			OnAllocationCreated: s.quota.created,
 			OnAllocationDeleted: s.quota.deleted,
+			OnPermissionCreated: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
+				s.live.permissions.add(relay.String() + "|" + peer.String())
+			},
+			OnPermissionDeleted: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
+				s.live.permissions.remove(relay.String() + "|" + peer.String())
+			},
+			OnChannelCreated: func(_, _ net.Addr, _, _, _ string, relay, _ net.Addr, n uint16) {
+				s.live.channels.add(relay.String() + "|" + strconv.Itoa(int(n)))
+			},
+			OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, relay, _ net.Addr, n uint16) {
+				s.live.channels.remove(relay.String() + "|" + strconv.Itoa(int(n)))
+			},
 		},
 	})
 	if err != nil {

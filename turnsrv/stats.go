@@ -17,6 +17,16 @@ type Stats struct {
 	// PeerDenials counts CreatePermission and ChannelBind requests refused
 	// with 403 because of the peer filter.
 	PeerDenials atomic.Int64
+	// PermissionsActive and ChannelBindingsActive are live permissions
+	// (RFC 8656 §9) and channel bindings (§12).
+	PermissionsActive     atomic.Int64
+	ChannelBindingsActive atomic.Int64
+	// PacketsFromPeers and BytesFromPeers count datagrams received on
+	// relayed transport addresses (peer → client direction, before the
+	// permission check); PacketsToPeers and BytesToPeers count datagrams
+	// sent from them (client → peer). Bytes are UDP payload bytes.
+	PacketsFromPeers, BytesFromPeers atomic.Int64
+	PacketsToPeers, BytesToPeers     atomic.Int64
 
 	mu           sync.Mutex
 	authFailures map[string]int64
@@ -41,4 +51,34 @@ func (s *Stats) AuthFailures() map[string]int64 {
 		out[k] = v
 	}
 	return out
+}
+
+// liveSet tracks live permissions or channel bindings by key, so a
+// deletion reported twice (pion reports one for a timer expiry racing the
+// allocation's close) does not skew the gauge.
+type liveSet struct {
+	mu    sync.Mutex
+	keys  map[string]struct{}
+	gauge *atomic.Int64
+}
+
+func (l *liveSet) add(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.keys == nil {
+		l.keys = map[string]struct{}{}
+	}
+	if _, ok := l.keys[key]; !ok {
+		l.keys[key] = struct{}{}
+		l.gauge.Add(1)
+	}
+}
+
+func (l *liveSet) remove(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.keys[key]; ok {
+		delete(l.keys, key)
+		l.gauge.Add(-1)
+	}
 }

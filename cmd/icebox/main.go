@@ -133,7 +133,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Info("icebox starting", "version", versionString())
-	d, err := daemon.New(cfg, p, log)
+	d, err := daemon.New(cfg, p, daemon.Options{Logger: log, Version: versionString()})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"net/http"
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/icebox-project/icebox/signaling"
+	"github.com/icebox-project/icebox/turnsrv"
+)
+
+// collector exposes turnsrv and signaling counters in the Prometheus text
+// format. It reads the live counters at scrape time, so the packet path
+// only does atomic adds.
+type collector struct {
+	turn    *turnsrv.Server
+	sig     *signaling.Server
+	version string
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("icebox_"+name, help, labels, nil)
+}
+
+var (
+	descBuild       = desc("build_info", "Build information; the value is 1.", "version", "goversion")
+	descAllocActive = desc("turn_allocations_active", "Live TURN allocations.")
+	descAllocTotal  = desc("turn_allocations_created_total", "TURN allocations created.")
+	descRefusals    = desc("turn_allocation_refusals_total", "Allocate requests refused, by reason.", "reason")
+	descAuthFail    = desc("turn_auth_failures_total", "TURN requests that failed authentication, by reason.", "reason")
+	descPeerDenied  = desc("turn_peer_denials_total", "CreatePermission and ChannelBind requests refused by the peer filter (403).")
+	descPerms       = desc("turn_permissions_active", "Live TURN permissions.")
+	descChannels    = desc("turn_channel_bindings_active", "Live TURN channel bindings.")
+	descPackets     = desc("turn_relayed_packets_total", "Datagrams on relayed transport addresses, by direction.", "direction")
+	descBytes       = desc("turn_relayed_bytes_total", "UDP payload bytes on relayed transport addresses, by direction.", "direction")
+	descWSConns     = desc("ws_connections", "Open signaling WebSocket connections.")
+	descRooms       = desc("signaling_rooms", "Rooms with at least one peer.")
+	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
+	descMessages    = desc("signaling_messages_total", "Inbound signaling messages, by type.", "type")
+	descErrors      = desc("signaling_errors_total", "Signaling errors sent, by code.", "code")
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
+		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descWSConns, descRooms, descPeers,
+		descMessages, descErrors} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descBuild, 1, c.version, runtime.Version())
+	st := c.turn.Stats()
+	gauge(descAllocActive, st.AllocationsActive.Load())
+	counter(descAllocTotal, st.AllocationsCreated.Load())
+	counter(descRefusals, st.QuotaRefusals.Load(), "quota")
+	for reason, n := range st.AuthFailures() {
+		counter(descAuthFail, n, reason)
+	}
+	counter(descPeerDenied, st.PeerDenials.Load())
+	gauge(descPerms, st.PermissionsActive.Load())
+	gauge(descChannels, st.ChannelBindingsActive.Load())
+	counter(descPackets, st.PacketsToPeers.Load(), "to_peer")
+	counter(descPackets, st.PacketsFromPeers.Load(), "from_peer")
+	counter(descBytes, st.BytesToPeers.Load(), "to_peer")
+	counter(descBytes, st.BytesFromPeers.Load(), "from_peer")
+	conns, rooms, peers := c.sig.Counts()
+	gauge(descWSConns, int64(conns))
+	gauge(descRooms, int64(rooms))
+	gauge(descPeers, int64(peers))
+	for typ, n := range c.sig.Stats().Messages() {
+		counter(descMessages, n, typ)
+	}
+	for code, n := range c.sig.Stats().Errors() {
+		counter(descErrors, n, code)
+	}
+}
+
+// metricsHandler serves /metrics (Prometheus text format) and /healthz.
+func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, version string) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		&collector{turn: turn, sig: sig, version: version},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}

@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"bufio"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scrape fetches /metrics and returns the samples by their full name with
+// labels, e.g. `icebox_turn_relayed_bytes_total{direction="to_peer"}`.
+func scrape(t *testing.T, ib *icebox) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + ib.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q, want the Prometheus text format", ct)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad sample %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// TestMetricsAfterRelayedCall: after a relayed call /metrics shows relayed
+// bytes both ways; after hang-up, active allocations are back at 0.
+func TestMetricsAfterRelayedCall(t *testing.T) {
+	ib := startIcebox(t, nil)
+	room := ib.newRoom(t)
+	a := newPionPeer(t, ib, room, "alice")
+	b := newPionPeer(t, ib, room, "bob")
+	go a.serve()
+	go b.serve()
+	b.offer()
+	dcB, dcA := b.openChannel(), a.openChannel()
+	payload := strings.Repeat("x", 1000)
+	for i := 0; i < 20; i++ {
+		if err := dcB.SendText(payload); err != nil {
+			t.Fatal(err)
+		}
+		a.expectMessage(payload)
+		if err := dcA.SendText(payload); err != nil {
+			t.Fatal(err)
+		}
+		b.expectMessage(payload)
+	}
+	m := scrape(t, ib)
+	for _, name := range []string{
+		`icebox_turn_relayed_bytes_total{direction="to_peer"}`,
+		`icebox_turn_relayed_bytes_total{direction="from_peer"}`,
+		`icebox_turn_relayed_packets_total{direction="to_peer"}`,
+		`icebox_turn_allocations_active`, `icebox_turn_permissions_active`,
+		`icebox_ws_connections`, `icebox_signaling_peers`,
+		`icebox_signaling_messages_total{type="signal"}`,
+	} {
+		if m[name] <= 0 {
+			t.Errorf("%s = %v during a relayed call, want > 0", name, m[name])
+		}
+	}
+	if m[`icebox_turn_relayed_bytes_total{direction="to_peer"}`] < 40*1000 {
+		t.Errorf("relayed bytes to peers %v, want at least the 40 kB of data sent", m[`icebox_turn_relayed_bytes_total{direction="to_peer"}`])
+	}
+	// The daemon runs in this process, so it reports this Go version.
+	if m[`icebox_build_info{goversion="`+runtime.Version()+`",version="e2e"}`] != 1 {
+		t.Errorf("no icebox_build_info for version e2e")
+	}
+
+	// Hang up: both peers close; their TURN allocations are released.
+	a.pc.Close()
+	b.pc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m = scrape(t, ib)
+		if m[`icebox_turn_allocations_active`] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("icebox_turn_allocations_active = %v 10s after hang-up, want 0", m[`icebox_turn_allocations_active`])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m[`icebox_turn_allocations_created_total`] < 2 {
+		t.Errorf("allocations created %v, want at least 2", m[`icebox_turn_allocations_created_total`])
+	}
+}

@@ -1,0 +1,51 @@
+package signaling
+
+import "sync"
+
+// Stats counts inbound messages by type and errors sent by code. Types
+// outside protocol v1 count as "unknown" and undecodable messages as
+// "invalid", so the label set stays bounded. Safe for concurrent use.
+type Stats struct {
+	mu       sync.Mutex
+	messages map[string]int64
+	errors   map[string]int64
+}
+
+func (s *Stats) message(typ string) {
+	switch typ {
+	case TypeJoin, TypeSignal, TypeLeave, TypePing, "invalid":
+	default:
+		typ = "unknown"
+	}
+	s.mu.Lock()
+	if s.messages == nil {
+		s.messages = map[string]int64{}
+	}
+	s.messages[typ]++
+	s.mu.Unlock()
+}
+
+func (s *Stats) error(code string) {
+	s.mu.Lock()
+	if s.errors == nil {
+		s.errors = map[string]int64{}
+	}
+	s.errors[code]++
+	s.mu.Unlock()
+}
+
+// Messages returns a copy of the inbound message counts by type.
+func (s *Stats) Messages() map[string]int64 { return s.copy(&s.messages) }
+
+// Errors returns a copy of the error counts by code.
+func (s *Stats) Errors() map[string]int64 { return s.copy(&s.errors) }
+
+func (s *Stats) copy(m *map[string]int64) map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(*m))
+	for k, v := range *m {
+		out[k] = v
+	}
+	return out
+}
