@@ -29,6 +29,11 @@ type Config struct {
 	Signaling Signaling `yaml:"signaling"`
 	Metrics   Metrics   `yaml:"metrics"`
 
+	// ShutdownGrace is how long a stopping icebox (SIGTERM) lets live
+	// allocations end before closing them; new allocations are refused
+	// meanwhile. Default 10s; at most 5m.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+
 	// StateDir holds state icebox generates once and keeps, such as the
 	// TURN REST secret when none is configured. Default /var/lib/icebox.
 	StateDir string `yaml:"state_dir"`

@@ -21,6 +21,9 @@ const (
 	DefaultMaxPeersPerRoom       = 8
 	DefaultMetricsListen         = "127.0.0.1:9464"
 	DefaultStateDir              = "/var/lib/icebox"
+	DefaultShutdownGrace         = 10 * time.Second
+	// MaxShutdownGrace bounds shutdown_grace, within systemd's stop timeout.
+	MaxShutdownGrace = 5 * time.Minute
 
 	// MaxCredentialTTL bounds turn.credential_ttl: 30 days.
 	MaxCredentialTTL = 30 * 24 * time.Hour
@@ -79,6 +82,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 }
 
@@ -163,6 +169,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 		if !ValidRoomName(name) {
 			return nil, bad("signaling.rooms."+name, "a room name is 1 to 64 characters of A-Z a-z 0-9 - _")
 		}
+	}
+	if c.ShutdownGrace < 0 || c.ShutdownGrace > MaxShutdownGrace {
+		return nil, bad("shutdown_grace", "%s is outside 0s to %s", c.ShutdownGrace, MaxShutdownGrace)
 	}
 	if l := *c.Metrics.Listen; l != "" {
 		if err := checkHostPort(l); err != nil {

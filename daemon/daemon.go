@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/icebox-project/icebox/config"
@@ -33,6 +34,13 @@ type Options struct {
 
 // Daemon is a bound, ready-to-serve icebox.
 type Daemon struct {
+	// bound is the configuration the listeners were opened with; keys
+	// that would need new listeners are compared against it on Reload.
+	bound       *config.Config
+	boundParsed *config.Parsed
+	rooms       atomic.Pointer[map[string]config.Room]
+	grace       atomic.Int64 // shutdown_grace, nanoseconds
+
 	log       *slog.Logger
 	turn      *turnsrv.Server
 	sig       *signaling.Server
@@ -95,29 +103,30 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	iceServers := func(user string) (any, time.Duration) { return ts.ICEServers(user) }
-	rooms := cfg.Signaling.Rooms
+	d := &Daemon{bound: cfg, boundParsed: p, log: log, turn: ts}
+	d.rooms.Store(&cfg.Signaling.Rooms)
+	d.grace.Store(int64(cfg.ShutdownGrace))
 	sig := signaling.New(signaling.Config{
 		MaxPeersPerRoom: cfg.Signaling.MaxPeersPerRoom,
-		RoomPassword:    func(room string) string { return rooms[room].Password },
+		RoomPassword:    func(room string) string { return (*d.rooms.Load())[room].Password },
 		ICEServers:      iceServers,
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		Logger:          log.With("component", "signaling"),
 	})
-	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: sig, Logger: log.With("component", "web")})
+	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: sig, Logger: log.With("component", "web"),
+		Healthy: func() error { return ts.Healthy(2 * time.Second) }})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
 	if err != nil {
 		ts.Close()
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	d := &Daemon{
-		log: log, turn: ts, sig: sig, httpLn: ln,
-		http: &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
+	d.sig, d.httpLn = sig, ln
+	d.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if p.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", p.MetricsAddr) //nolint:noctx
@@ -151,9 +160,10 @@ func (d *Daemon) TURN() *turnsrv.Server { return d.turn }
 // Signaling is the running signaling server.
 func (d *Daemon) Signaling() *signaling.Server { return d.sig }
 
-// Serve serves until ctx ends, then shuts down: WebSockets are told and
-// closed, HTTP drains for up to ShutdownTimeout, TURN closes. It returns
-// nil after a clean shutdown.
+// Serve serves until ctx ends, then shuts down: TURN refuses new
+// allocations, WebSockets are told (close 1001) and closed, HTTP drains for
+// up to ShutdownTimeout, live allocations get up to shutdown_grace to end,
+// and TURN closes. It returns nil after a clean shutdown.
 func (d *Daemon) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- d.http.Serve(d.httpLn) }()
@@ -165,11 +175,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	d.log.Info("shutting down")
+	d.log.Info("shutting down", "allocations", d.turn.AllocationCount())
+	d.turn.Drain()
 	d.sig.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	shutErr := d.http.Shutdown(sctx)
+	d.drainAllocations(time.Duration(d.grace.Load()))
 	if d.metrics != nil {
 		shutErr = errors.Join(shutErr, d.metrics.Shutdown(sctx))
 	}
@@ -178,4 +190,28 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return serveErr
 	}
 	return errors.Join(shutErr, turnErr)
+}
+
+// drainAllocations waits up to grace for live allocations to end.
+func (d *Daemon) drainAllocations(grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for n := d.turn.AllocationCount(); n > 0; n = d.turn.AllocationCount() {
+		if time.Now().After(deadline) {
+			d.log.Info("shutdown grace over; closing allocations", "allocations", n)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Healthy reports whether the web server answers its own /healthz, which
+// also checks every TURN listener (turnsrv.Server.Healthy).
+func (d *Daemon) Healthy() bool {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + d.httpLn.Addr().String() + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }

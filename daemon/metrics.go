@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 	"runtime"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
+	"github.com/icebox-project/icebox/web"
 )
 
 // collector exposes turnsrv and signaling counters in the Prometheus text
@@ -95,9 +97,6 @@ func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, version string)
 	)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mux.Handle("GET /healthz", web.HealthHandler(func() error { return turn.Healthy(2 * time.Second) }))
 	return mux
 }

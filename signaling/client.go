@@ -268,7 +268,7 @@ func (c *client) join(m *inbound) {
 		roomPassword = c.s.cfg.RoomPassword(m.Room)
 	}
 	servers, ttl := c.iceServers()
-	if e := c.s.hub.join(c, m.Room, name, m.Password, c.s.cfg.MaxPeersPerRoom, roomPassword, servers, int64(ttl/time.Second)); e != nil {
+	if e := c.s.hub.join(c, m.Room, name, m.Password, c.s.settings.Load().maxPeers, roomPassword, servers, int64(ttl/time.Second)); e != nil {
 		c.reply(e)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -77,8 +78,14 @@ type Server struct {
 	log      *slog.Logger
 	hub      *hub
 	upgrader websocket.Upgrader
-	origins  map[string]bool
+	settings atomic.Pointer[settings]
 	stats    Stats
+}
+
+// settings is what Update changes; replaced whole.
+type settings struct {
+	maxPeers int
+	origins  map[string]bool
 }
 
 // New builds a Server.
@@ -92,10 +99,8 @@ func New(cfg Config) *Server {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = DefaultJoinTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub(), origins: map[string]bool{}}
-	for _, o := range cfg.AllowedOrigins {
-		s.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
-	}
+	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub()}
+	s.Update(cfg.MaxPeersPerRoom, cfg.AllowedOrigins)
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
@@ -121,7 +126,21 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
-	return s.origins[strings.ToLower(origin)]
+	return s.settings.Load().origins[strings.ToLower(origin)]
+}
+
+// Update changes the room size cap (for joins from now on) and the allowed
+// Origins without touching open connections. maxPeersPerRoom <= 0 keeps
+// the current cap.
+func (s *Server) Update(maxPeersPerRoom int, allowedOrigins []string) {
+	st := &settings{maxPeers: maxPeersPerRoom, origins: map[string]bool{}}
+	if st.maxPeers <= 0 {
+		st.maxPeers = s.cfg.MaxPeersPerRoom
+	}
+	for _, o := range allowedOrigins {
+		st.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	s.settings.Store(st)
 }
 
 // ServeHTTP upgrades to WebSocket and runs the connection until it ends.

@@ -79,14 +79,23 @@ func (c *keyCache) sweep(cutoff time.Time) {
 	}
 }
 
+// policy is what a reload can change. It is replaced whole, so a request
+// sees one consistent policy.
+type policy struct {
+	creds    *Credentials
+	peers    *PeerFilter
+	maxUser  int // <= 0: no cap
+	maxTotal int // <= 0: no cap
+}
+
 type guard struct {
-	creds *Credentials
-	realm string
-	peers *PeerFilter
-	keys  *keyCache
-	log   *slog.Logger
-	now   func() time.Time
-	stats *Stats
+	policy   *atomic.Pointer[policy]
+	realm    string
+	keys     *keyCache
+	log      *slog.Logger
+	now      func() time.Time
+	stats    *Stats
+	draining atomic.Bool
 }
 
 // admit inspects one inbound packet b from src. pass is true when pion
@@ -120,9 +129,18 @@ func (g *guard) admit(m *stun.Message, b []byte, src net.Addr) (reply []byte, pa
 	if username.GetFrom(m) != nil || realm.GetFrom(m) != nil || nonce.GetFrom(m) != nil {
 		return nil, true // pion answers 400 Bad Request.
 	}
-	id, why := g.creds.verify(m, username.String(), realm.String())
+	pol := g.policy.Load()
+	id, why := pol.creds.verify(m, username.String(), realm.String())
 	if why == authOK && method == stun.MethodAllocate && !id.expires.IsZero() && !g.now().Before(id.expires) {
 		why = authExpired
+	}
+	if why != authOK && method != stun.MethodAllocate {
+		// An allocation outlives its credential, and a reload that removes
+		// the secret it was made with: requests on it verify under the key
+		// it authenticated with (pion answers 437 if there is none).
+		if key, ok := g.keys.get(username.String()); ok && realm.String() == g.realm && stun.MessageIntegrity(key).Check(m) == nil {
+			id, why = identity{key: key}, authOK
+		}
 	}
 	if why != authOK {
 		g.stats.authFailure(why)
@@ -132,8 +150,13 @@ func (g *guard) admit(m *stun.Message, b []byte, src net.Addr) (reply []byte, pa
 			stun.NewRealm(g.realm), stun.NewNonce(nonce.String())), false
 	}
 	g.keys.put(username.String(), id.key, g.now())
+	if method == stun.MethodAllocate && g.draining.Load() {
+		// Shutting down: 508 Insufficient Capacity (RFC 8656 §7.2) sends
+		// the client to another server.
+		return g.reply(m, method, stun.CodeInsufficientCapacity, id.key), false
+	}
 	if method == stun.MethodCreatePermission || method == stun.MethodChannelBind {
-		if peer, ok := g.deniedPeer(m); ok {
+		if peer, ok := g.deniedPeer(m, pol.peers); ok {
 			g.stats.PeerDenials.Add(1)
 			g.log.Info("turn peer denied", "remote", src.String(), "user", username.String(), "peer", peer.String())
 			return g.reply(m, method, stun.CodeForbidden, id.key), false
@@ -144,7 +167,7 @@ func (g *guard) admit(m *stun.Message, b []byte, src net.Addr) (reply []byte, pa
 
 // deniedPeer returns the first XOR-PEER-ADDRESS of m that the peer filter
 // refuses.
-func (g *guard) deniedPeer(m *stun.Message) (netip.Addr, bool) {
+func (g *guard) deniedPeer(m *stun.Message, peers *PeerFilter) (netip.Addr, bool) {
 	for _, a := range m.Attributes {
 		if a.Type != stun.AttrXORPeerAddress {
 			continue
@@ -157,7 +180,7 @@ func (g *guard) deniedPeer(m *stun.Message) (netip.Addr, bool) {
 		if !ok {
 			continue
 		}
-		if !g.peers.Allowed(ip.Unmap()) {
+		if !peers.Allowed(ip.Unmap()) {
 			return ip.Unmap(), true
 		}
 	}

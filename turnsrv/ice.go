@@ -27,7 +27,7 @@ func (s *Server) ICEServers(user string) (servers []ICEServer, ttl time.Duration
 	for _, a := range s.addrs {
 		eps = append(eps, Endpoint{Network: a.Network(), Port: addrPort(a)})
 	}
-	return BuildICEServers(s.cfg.Credentials, s.cfg.PublicIP, eps, user)
+	return BuildICEServers(s.policy.Load().creds, s.cfg.PublicIP, eps, user)
 }
 
 // BuildICEServers returns RTCIceServer entries for endpoints at publicIP:

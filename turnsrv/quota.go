@@ -3,16 +3,15 @@ package turnsrv
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // quota enforces allocation caps per user and in total; pion/turn answers
 // a refusal with 486 Allocation Quota Reached (RFC 8656 §7.2). Counts
 // follow pion's allocation created and deleted events.
 type quota struct {
-	creds    *Credentials
-	maxUser  int
-	maxTotal int
-	stats    *Stats
+	policy *atomic.Pointer[policy]
+	stats  *Stats
 
 	mu      sync.Mutex
 	perUser map[string]int
@@ -22,7 +21,7 @@ type quota struct {
 // userOf is the quota identity of a username: the static user name, or
 // the id part of a REST username.
 func (q *quota) userOf(username string) string {
-	if _, ok := q.creds.users[username]; ok {
+	if _, ok := q.policy.Load().creds.users[username]; ok {
 		return username
 	}
 	if _, user, ok := parseRESTUsername(username); ok {
@@ -33,8 +32,9 @@ func (q *quota) userOf(username string) string {
 
 func (q *quota) allow(username, _ string, src net.Addr) bool {
 	user := q.userOf(username)
+	pol := q.policy.Load()
 	q.mu.Lock()
-	ok := (q.maxTotal <= 0 || q.total < q.maxTotal) && (q.maxUser <= 0 || q.perUser[user] < q.maxUser)
+	ok := (pol.maxTotal <= 0 || q.total < pol.maxTotal) && (pol.maxUser <= 0 || q.perUser[user] < pol.maxUser)
 	q.mu.Unlock()
 	if !ok {
 		q.stats.QuotaRefusals.Add(1)

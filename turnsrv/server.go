@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/turn/v4"
@@ -54,18 +55,19 @@ type Config struct {
 
 // Server is a running STUN/TURN server.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	pion  *turn.Server
-	guard *guard
-	quota *quota
-	addrs []net.Addr
-	stats *Stats
-	done  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
-	conns *connSet
-	live  struct{ permissions, channels liveSet }
+	cfg    Config
+	log    *slog.Logger
+	pion   *turn.Server
+	guard  *guard
+	quota  *quota
+	addrs  []net.Addr
+	stats  *Stats
+	done   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+	conns  *connSet
+	live   struct{ permissions, channels liveSet }
+	policy atomic.Pointer[policy]
 }
 
 // New opens the listeners and starts serving. Errors: ErrNoListener, a
@@ -96,14 +98,19 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{}), conns: newConnSet()}
 	s.live.permissions.gauge = &s.stats.PermissionsActive
 	s.live.channels.gauge = &s.stats.ChannelBindingsActive
-	peers := NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, cfg.PublicIP)
+	s.policy.Store(&policy{
+		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, cfg.PublicIP),
+		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations,
+	})
 	s.guard = &guard{
-		creds: cfg.Credentials, realm: cfg.Realm, peers: peers,
+		policy: &s.policy, realm: cfg.Realm,
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
 		now: time.Now, stats: s.stats,
 	}
-	s.quota = &quota{creds: cfg.Credentials, perUser: map[string]int{},
-		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, stats: s.stats}
+	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, stats: s.stats}
+	permissionHandler := func(src net.Addr, peer net.IP) bool {
+		return s.policy.Load().peers.permissionHandler(src, peer)
+	}
 
 	relay := func() turn.RelayAddressGenerator {
 		return countingRelay{stats: s.stats, RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
@@ -137,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 			pcs = append(pcs, turn.PacketConnConfig{
 				PacketConn:            newGuardPacketConn(pc, s.guard),
 				RelayAddressGenerator: relay(),
-				PermissionHandler:     peers.permissionHandler,
+				PermissionHandler:     permissionHandler,
 			})
 		case "tcp":
 			ln, err := net.Listen(network, l.Addr) //nolint:noctx
@@ -149,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 			lns = append(lns, turn.ListenerConfig{
 				Listener:              guardListener{Listener: ln, g: s.guard, conns: s.conns},
 				RelayAddressGenerator: relay(),
-				PermissionHandler:     peers.permissionHandler,
+				PermissionHandler:     permissionHandler,
 			})
 		default:
 			closeAll()
@@ -216,6 +223,33 @@ func (s *Server) sweep() {
 		}
 	}
 }
+
+// Update is what can change on a running Server without dropping
+// allocations (a configuration reload). Fields mean what they mean in
+// Config.
+type Update struct {
+	Credentials                           *Credentials
+	DenyPeers, AllowPeers                 []netip.Prefix
+	MaxAllocationsPerUser, MaxAllocations int
+}
+
+// Update applies u to new requests. Existing allocations keep working:
+// requests on them verify under the key they were made with, even when u
+// removes its secret or user. Errors: ErrNoSecret without Credentials.
+func (s *Server) Update(u Update) error {
+	if u.Credentials == nil {
+		return ErrNoSecret
+	}
+	s.policy.Store(&policy{
+		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, s.cfg.PublicIP),
+		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations,
+	})
+	return nil
+}
+
+// Drain refuses new allocations (508 Insufficient Capacity) while existing
+// ones carry on, for a graceful shutdown.
+func (s *Server) Drain() { s.guard.draining.Store(true) }
 
 // Addrs returns the bound listener addresses (*net.UDPAddr, *net.TCPAddr).
 func (s *Server) Addrs() []net.Addr { return s.addrs }

@@ -52,6 +52,8 @@ type Config struct {
 	// APIKeys guard /api/v1/ice-servers (Authorization: Bearer <key>).
 	// Empty: the API is open, like the page itself.
 	APIKeys []string
+	// Healthy backs /healthz: nil means serving. Nil func: always healthy.
+	Healthy func() error
 	// Logger; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -68,15 +70,28 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /r/{room}", h.page)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
 	mux.HandleFunc("GET /api/v1/ice-servers", h.api)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mux.Handle("GET /healthz", HealthHandler(cfg.Healthy))
 	mux.Handle("GET /ws", cfg.WebSocket)
 	return securityHeaders(mux)
 }
 
 type handler struct{ cfg Config }
+
+// HealthHandler answers 200 "ok" when healthy returns nil (or is nil), and
+// 503 with the reason otherwise.
+func HealthHandler(healthy func() error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if healthy != nil {
+			if err := healthy(); err != nil {
+				http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}
 
 // NewRoomID returns a fresh room id: 12 random URL-safe characters.
 func NewRoomID() string {

@@ -139,6 +139,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	n := notifier{log: log}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -148,15 +149,35 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				log.Warn("SIGHUP: this version does not reload its configuration; restart icebox to apply changes")
+				n.reloading()
+				reload(f, d, log)
+				n.ready()
 			}
 		}
+	}()
+	go n.watchdog(ctx, func() bool { return d.Healthy() })
+	n.ready()
+	go func() {
+		<-ctx.Done()
+		n.stopping()
 	}()
 	if err := d.Serve(ctx); err != nil {
 		return err
 	}
 	log.Info("icebox stopped")
 	return nil
+}
+
+// reload re-reads the configuration on SIGHUP. An invalid file is refused
+// and the running configuration kept.
+func reload(f *commonFlags, d *daemon.Daemon, log *slog.Logger) {
+	cfg, p, err := f.load()
+	if err == nil {
+		_, err = d.Reload(cfg, p)
+	}
+	if err != nil {
+		log.Error("reload refused; the running configuration stays", "error", err)
+	}
 }
 
 func checkConfig(args []string, stdout, stderr io.Writer) error {

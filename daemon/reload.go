@@ -1,0 +1,56 @@
+package daemon
+
+import (
+	"slices"
+
+	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/turnsrv"
+)
+
+// Reload applies a new, validated configuration without dropping calls or
+// allocations: TURN secrets, static users, credential TTL, peer lists and
+// quotas; room sizes, room passwords and allowed origins; the shutdown
+// grace. Keys that would need new listeners are returned (and logged) as
+// needing a restart; their running values stay. On error nothing changes.
+func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []string, err error) {
+	creds, err := Credentials(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.turn.Update(turnsrv.Update{
+		Credentials: creds,
+		DenyPeers:   p.DenyPeers, AllowPeers: p.AllowPeers,
+		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser, MaxAllocations: cfg.TURN.MaxAllocations,
+	}); err != nil {
+		return nil, err
+	}
+	d.sig.Update(cfg.Signaling.MaxPeersPerRoom, cfg.HTTP.AllowedOrigins)
+	d.rooms.Store(&cfg.Signaling.Rooms)
+	d.grace.Store(int64(cfg.ShutdownGrace))
+	needRestart = restartKeys(d.bound, d.boundParsed, cfg, p)
+	for _, k := range needRestart {
+		d.log.Warn("reload: this change needs a restart; the running value stays", "key", k)
+	}
+	d.log.Info("configuration reloaded", "secrets", len(cfg.TURN.Secrets), "users", len(cfg.TURN.Users),
+		"credential_ttl", cfg.TURN.CredentialTTL.String())
+	return needRestart, nil
+}
+
+// restartKeys lists the keys whose change needs new sockets or would break
+// live allocations (the realm is part of every long-term key).
+func restartKeys(old *config.Config, oldP *config.Parsed, cfg *config.Config, p *config.Parsed) []string {
+	var keys []string
+	diff := func(key string, changed bool) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	diff("public_ip", oldP.PublicIP != p.PublicIP)
+	diff("http.listen", old.HTTP.Listen != cfg.HTTP.Listen)
+	diff("turn.listen", !slices.Equal(old.TURN.Listen, cfg.TURN.Listen))
+	diff("turn.relay_ports", oldP.RelayMin != p.RelayMin || oldP.RelayMax != p.RelayMax)
+	diff("turn.realm", old.TURN.Realm != cfg.TURN.Realm)
+	diff("metrics.listen", oldP.MetricsAddr != p.MetricsAddr)
+	diff("state_dir", old.StateDir != cfg.StateDir && len(cfg.TURN.Secrets) == 0)
+	return keys
+}
