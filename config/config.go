@@ -28,6 +28,7 @@ type Config struct {
 	TURN      TURN      `yaml:"turn"`
 	Signaling Signaling `yaml:"signaling"`
 	Metrics   Metrics   `yaml:"metrics"`
+	Log       Log       `yaml:"log"`
 
 	// ShutdownGrace is how long a stopping icebox (SIGTERM) lets live
 	// allocations end before closing them; new allocations are refused
@@ -48,6 +49,17 @@ type HTTP struct {
 	// AllowedOrigins lists extra Origin values ("https://app.example.com")
 	// allowed to open /ws. The page's own host is always allowed.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// APIKeys guard GET /api/v1/ice-servers (Authorization: Bearer <key>,
+	// at least 16 characters each). Empty: the API is open, like the page.
+	APIKeys []string `yaml:"api_keys"`
+}
+
+// Log configures logging (log/slog).
+type Log struct {
+	// Format is "text" (key=value) or "json". Default "text".
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
 }
 
 // TLS configures certificates for HTTPS.

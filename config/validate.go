@@ -83,6 +83,12 @@ func (c *Config) applyDefaults() {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
 	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
 	}
@@ -112,6 +118,19 @@ func (c *Config) validate() (*Parsed, *Error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 			return nil, bad(fmt.Sprintf("http.allowed_origins[%d]", i), "%q is not an origin like https://example.com", o)
 		}
+	}
+	for i, k := range c.HTTP.APIKeys {
+		if len(k) < MinSecretLength {
+			return nil, bad(fmt.Sprintf("http.api_keys[%d]", i), "an API key must be at least %d characters", MinSecretLength)
+		}
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return nil, bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return nil, bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
 	if c.HTTP.TLS.CertFile != "" || c.HTTP.TLS.KeyFile != "" || len(c.HTTP.TLS.ACMEDomains) > 0 {
 		return nil, bad("http.tls", "HTTPS is not supported by this version; terminate TLS in front of icebox")

@@ -114,6 +114,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (*Daemon, error) {
 		Logger:          log.With("component", "signaling"),
 	})
 	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: sig, Logger: log.With("component", "web"),
+		APIKeys: cfg.HTTP.APIKeys,
 		Healthy: func() error { return ts.Healthy(2 * time.Second) }})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
 	if err != nil {

@@ -39,6 +39,7 @@ turn:
   allow_peers: [127.0.0.0/8]
 metrics:
   listen: "127.0.0.1:0"
+shutdown_grace: 1s
 state_dir: %q
 `, t.TempDir())
 	cfg, p, err := config.FromBytes("e2e.yaml", []byte(yml))

@@ -91,8 +91,11 @@ func (p *pionPeer) signal(data any) {
 	}
 }
 
-// serve handles signaling messages until the socket closes.
+// serve handles signaling messages until the socket closes. Candidates
+// that arrive before the remote description (the sender trickles them
+// from another goroutine than the one sending its offer) wait for it.
 func (p *pionPeer) serve() {
+	var pending []webrtc.ICECandidateInit
 	for {
 		var m struct {
 			Type string
@@ -118,6 +121,12 @@ func (p *pionPeer) serve() {
 					p.t.Errorf("%s: SetRemoteDescription: %v", p.name, err)
 					continue
 				}
+				for _, c := range pending {
+					if err := p.pc.AddICECandidate(c); err != nil {
+						p.t.Errorf("%s: AddICECandidate: %v", p.name, err)
+					}
+				}
+				pending = nil
 				if d.Type == webrtc.SDPTypeOffer {
 					answer, err := p.pc.CreateAnswer(nil)
 					if err == nil {
@@ -131,7 +140,9 @@ func (p *pionPeer) serve() {
 				}
 			}
 			if c := m.Data.Candidate; c != nil {
-				if err := p.pc.AddICECandidate(*c); err != nil {
+				if p.pc.RemoteDescription() == nil {
+					pending = append(pending, *c)
+				} else if err := p.pc.AddICECandidate(*c); err != nil {
 					p.t.Errorf("%s: AddICECandidate: %v", p.name, err)
 				}
 			}

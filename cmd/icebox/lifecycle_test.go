@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/turn/v4"
 
+	"github.com/icebox-project/icebox/internal/turntest"
 	"github.com/icebox-project/icebox/turnsrv"
 )
 
@@ -142,74 +142,6 @@ func (d *daemonProc) signal(sig syscall.Signal) {
 	}
 }
 
-// relayClient is a pion TURN client holding one allocation.
-type relayClient struct {
-	client *turn.Client
-	relay  net.PacketConn
-	conn   net.PacketConn
-}
-
-func allocateWith(server, username, password string) (*relayClient, error) {
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: server, TURNServerAddr: server, Conn: conn,
-		Username: username, Password: password, Realm: "icebox"})
-	if err == nil {
-		err = c.Listen()
-	}
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	relay, err := c.Allocate()
-	if err != nil {
-		c.Close()
-		conn.Close()
-		return nil, err
-	}
-	return &relayClient{client: c, relay: relay, conn: conn}, nil
-}
-
-func (r *relayClient) close() { r.relay.Close(); r.client.Close(); r.conn.Close() }
-
-// echo sends a packet through the relay to the echo peer and waits for it
-// to come back.
-func (r *relayClient) echo(peer net.Addr) error {
-	buf := make([]byte, 1500)
-	for try := 0; try < 5; try++ {
-		if _, err := r.relay.WriteTo([]byte("ping"), peer); err != nil {
-			return err
-		}
-		_ = r.relay.SetReadDeadline(time.Now().Add(time.Second))
-		if n, _, err := r.relay.ReadFrom(buf); err == nil && string(buf[:n]) == "ping" {
-			return nil
-		}
-	}
-	return errors.New("no echo through the relay")
-}
-
-func udpEcho(t *testing.T) net.Addr {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, a, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = c.WriteTo(buf[:n], a)
-		}
-	}()
-	return c.LocalAddr()
-}
-
 func mint(secret, user string) (string, string) {
 	username := fmt.Sprintf("%d:%s", time.Now().Add(time.Hour).Unix(), user)
 	return username, turnsrv.RESTPassword([]byte(secret), username)
@@ -235,15 +167,15 @@ func TestReloadAndShutdown(t *testing.T) {
 	const oldSecret, newSecret = "old-secret-0123456789abc", "new-secret-0123456789abc"
 	state := t.TempDir()
 	d := startDaemon(t, fmt.Sprintf(lifecycleConfig, oldSecret, state))
-	peer := udpEcho(t)
+	peer := turntest.UDPEcho(t)
 
 	u, p := mint(oldSecret, "before")
-	live, err := allocateWith(d.turnUDP, u, p)
+	live, err := turntest.Allocate(d.turnUDP, u, p)
 	if err != nil {
 		t.Fatalf("allocation before reload: %v", err)
 	}
-	defer live.close()
-	if err := live.echo(peer); err != nil {
+	defer live.Close()
+	if err := live.Echo(peer); err != nil {
 		t.Fatal(err)
 	}
 
@@ -254,20 +186,20 @@ func TestReloadAndShutdown(t *testing.T) {
 	d.waitLog("configuration reloaded")
 
 	u, p = mint(newSecret, "after")
-	fresh, err := allocateWith(d.turnUDP, u, p)
+	fresh, err := turntest.Allocate(d.turnUDP, u, p)
 	if err != nil {
 		t.Errorf("new secret after reload: %v", err)
 	} else {
-		fresh.close()
+		fresh.Close()
 	}
 	u, p = mint(oldSecret, "stale")
-	if stale, err := allocateWith(d.turnUDP, u, p); err == nil {
-		stale.close()
+	if stale, err := turntest.Allocate(d.turnUDP, u, p); err == nil {
+		stale.Close()
 		t.Error("removed secret still opens allocations")
 	} else if !strings.Contains(err.Error(), "401") {
 		t.Errorf("removed secret: got %v, want 401", err)
 	}
-	if err := live.echo(peer); err != nil {
+	if err := live.Echo(peer); err != nil {
 		t.Errorf("allocation made before the reload: %v", err)
 	}
 
@@ -279,10 +211,10 @@ func TestReloadAndShutdown(t *testing.T) {
 		t.Errorf("refusal does not name the key:\n%s", d.logText())
 	}
 	u, p = mint(newSecret, "still")
-	if c, err := allocateWith(d.turnUDP, u, p); err != nil {
+	if c, err := turntest.Allocate(d.turnUDP, u, p); err != nil {
 		t.Errorf("after a refused reload: %v", err)
 	} else {
-		c.close()
+		c.Close()
 	}
 
 	// SIGTERM: the WebSocket client is told, the live allocation gets the
@@ -322,6 +254,11 @@ func TestReloadAndShutdown(t *testing.T) {
 	}
 	if el := time.Since(start); el > 3*time.Second+2*time.Second {
 		t.Errorf("shutdown took %v with a 3s grace", el)
+	}
+	for _, secret := range []string{oldSecret, newSecret, p} {
+		if strings.Contains(d.logText(), secret) {
+			t.Errorf("a secret or password appears in the log")
+		}
 	}
 	if !strings.Contains(d.logText(), "shutdown grace over") {
 		t.Errorf("the live allocation should have held shutdown for the grace period:\n%s", d.logText())

@@ -89,6 +89,21 @@ type commonFlags struct {
 	fs         *flag.FlagSet
 	configPath string
 	stateDir   string
+	logLevel   string // serve only; overrides log.level
+}
+
+// setLevel applies log.level, or -log-level when given.
+func (f *commonFlags) setLevel(level *slog.LevelVar, cfg *config.Config) error {
+	name := cfg.Log.Level
+	if f.logLevel != "" {
+		name = f.logLevel
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(name)); err != nil {
+		return fmt.Errorf("log level %q: %w", name, err)
+	}
+	level.Set(lv)
+	return nil
 }
 
 func newFlags(name string, stderr io.Writer) *commonFlags {
@@ -119,19 +134,24 @@ func (f *commonFlags) load() (*config.Config, *config.Parsed, error) {
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	f := newFlags("icebox", stderr)
-	level := f.fs.String("log-level", "info", "log level: debug, info, warn, error")
+	f.fs.StringVar(&f.logLevel, "log-level", "", "override log.level: debug, info, warn, error")
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	cfg, p, err := f.load()
 	if err != nil {
 		return err
 	}
+	level := new(slog.LevelVar)
+	if err := f.setLevel(level, cfg); err != nil {
+		return err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler = slog.NewTextHandler(stderr, opts)
+	if cfg.Log.Format == "json" {
+		handler = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(handler)
 	log.Info("icebox starting", "version", versionString())
 	d, err := daemon.New(cfg, p, daemon.Options{Logger: log, Version: versionString()})
 	if err != nil {
@@ -150,7 +170,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 				return
 			case <-hup:
 				n.reloading()
-				reload(f, d, log)
+				reload(f, d, level, log)
 				n.ready()
 			}
 		}
@@ -169,11 +189,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 // reload re-reads the configuration on SIGHUP. An invalid file is refused
-// and the running configuration kept.
-func reload(f *commonFlags, d *daemon.Daemon, log *slog.Logger) {
+// and the running configuration kept. log.level applies at once; a
+// log.format change needs a restart.
+func reload(f *commonFlags, d *daemon.Daemon, level *slog.LevelVar, log *slog.Logger) {
 	cfg, p, err := f.load()
 	if err == nil {
 		_, err = d.Reload(cfg, p)
+	}
+	if err == nil {
+		err = f.setLevel(level, cfg)
 	}
 	if err != nil {
 		log.Error("reload refused; the running configuration stays", "error", err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,7 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 var binary string
@@ -135,7 +135,7 @@ func TestCredentialsVerifyWithTURN(t *testing.T) {
 	}
 	// A server with the same config accepts the credential.
 	srv := startServerFor(t, secret)
-	allocate(t, srv, rc.ICEServers[1].Username, rc.ICEServers[1].Credential)
+	turntest.MustAllocate(t, srv, rc.ICEServers[1].Username, rc.ICEServers[1].Credential)
 }
 
 // TestNoConfigServes runs icebox with no config file at all in a network
@@ -248,24 +248,11 @@ func probe(httpAddr, turnAddr string) error {
 	if err := ws.ReadJSON(&welcome); err != nil || welcome["type"] != "welcome" {
 		return fmt.Errorf("ws welcome: %v %v", welcome, err)
 	}
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	tc, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: turnAddr, TURNServerAddr: turnAddr, Conn: conn,
-		Username: rc.ICEServers[1].Username, Password: rc.ICEServers[1].Credential, Realm: "icebox"})
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	if err := tc.Listen(); err != nil {
-		return err
-	}
-	relay, err := tc.Allocate()
+	relay, err := turntest.Allocate(turnAddr, rc.ICEServers[1].Username, rc.ICEServers[1].Credential)
 	if err != nil {
 		return fmt.Errorf("TURN allocate with the page's credential: %w", err)
 	}
-	fmt.Println("relayed address", relay.LocalAddr())
-	return relay.Close()
+	defer relay.Close()
+	fmt.Println("relayed address", relay.Conn.LocalAddr())
+	return nil
 }

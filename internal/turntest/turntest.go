@@ -1,0 +1,101 @@
+// Package turntest holds TURN client helpers for icebox's tests: a pion
+// TURN client holding one allocation, a relayed echo, and a UDP echo peer.
+package turntest
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/turn/v4"
+)
+
+// Relay is one allocation made with pion's TURN client over UDP.
+type Relay struct {
+	Client *turn.Client
+	Conn   net.PacketConn // the relayed transport address
+	local  net.PacketConn
+}
+
+// Allocate makes an allocation on server (host:port, UDP) with a
+// long-term credential in realm "icebox".
+func Allocate(server, username, password string) (*Relay, error) {
+	local, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: server, TURNServerAddr: server, Conn: local,
+		Username: username, Password: password, Realm: "icebox"})
+	if err == nil {
+		err = c.Listen()
+	}
+	if err != nil {
+		local.Close()
+		return nil, err
+	}
+	conn, err := c.Allocate()
+	if err != nil {
+		c.Close()
+		local.Close()
+		return nil, err
+	}
+	return &Relay{Client: c, Conn: conn, local: local}, nil
+}
+
+// MustAllocate is Allocate that fails the test on error and closes the
+// allocation when the test ends.
+func MustAllocate(t testing.TB, server, username, password string) *Relay {
+	t.Helper()
+	r, err := Allocate(server, username, password)
+	if err != nil {
+		t.Fatalf("allocate on %s: %v", server, err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// Close releases the allocation.
+func (r *Relay) Close() {
+	r.Conn.Close()
+	r.Client.Close()
+	r.local.Close()
+}
+
+// Echo sends a packet through the relay to peer (an echo peer) and waits
+// for it to come back, retrying up to five times.
+func (r *Relay) Echo(peer net.Addr) error {
+	buf := make([]byte, 1500)
+	for try := 0; try < 5; try++ {
+		if _, err := r.Conn.WriteTo([]byte("ping"), peer); err != nil {
+			return err
+		}
+		_ = r.Conn.SetReadDeadline(time.Now().Add(time.Second))
+		if n, from, err := r.Conn.ReadFrom(buf); err == nil && string(buf[:n]) == "ping" && from.String() == peer.String() {
+			return nil
+		}
+	}
+	return errors.New("no echo through the relay")
+}
+
+// UDPEcho starts a UDP peer on 127.0.0.1 that sends every datagram back;
+// it stops when the test ends.
+func UDPEcho(t testing.TB) net.Addr {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, a, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = c.WriteTo(buf[:n], a)
+		}
+	}()
+	return c.LocalAddr()
+}
