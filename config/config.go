@@ -18,6 +18,12 @@ const DefaultPath = "/etc/icebox/icebox.yaml"
 
 // Config is the whole icebox configuration file.
 type Config struct {
+	// PublicHost is the DNS name browsers reach icebox at, used in turns:
+	// URLs (it must match the certificate). Default: the first
+	// http.tls.acme_domains entry, else the certificate's first DNS name,
+	// else public_ip.
+	PublicHost string `yaml:"public_host"`
+
 	// PublicIP is the address peers reach the relay at: it is advertised in
 	// XOR-RELAYED-ADDRESS and in the turn:/stun: URLs handed to browsers.
 	// Zero value: the first non-loopback interface address, or 127.0.0.1
@@ -62,12 +68,25 @@ type Log struct {
 	Level string `yaml:"level"`
 }
 
-// TLS configures certificates for HTTPS.
+// TLS configures the certificate for HTTPS and for TURN tls:// listeners:
+// either files (re-read when they change and on SIGHUP) or automatic ACME
+// certificates. Zero value: plain HTTP and no TURN over TLS.
 type TLS struct {
-	CertFile    string   `yaml:"cert_file"`
-	KeyFile     string   `yaml:"key_file"`
+	// CertFile and KeyFile are PEM files (full chain, private key).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ACMEDomains get certificates through ACME (RFC 8555) with
+	// TLS-ALPN-01 on http.listen (normally ":443") and HTTP-01 on
+	// RedirectListen; cached in state_dir/acme.
 	ACMEDomains []string `yaml:"acme_domains"`
-	ACMEEmail   string   `yaml:"acme_email"`
+	// ACMEEmail is the contact address given to the CA. Optional.
+	ACMEEmail string `yaml:"acme_email"`
+	// ACMEDirectory is the CA's directory URL. Default: Let's Encrypt.
+	ACMEDirectory string `yaml:"acme_directory"`
+	// RedirectListen is host:port of a plain HTTP listener that answers
+	// ACME HTTP-01 challenges and redirects everything else to https.
+	// Default ":80" with ACME, off otherwise; "" turns it off.
+	RedirectListen *string `yaml:"redirect_listen"`
 }
 
 // TURN configures the STUN/TURN server (RFC 8489, RFC 8656).
@@ -137,11 +156,13 @@ type Parsed struct {
 	DenyPeers   []netip.Prefix
 	AllowPeers  []netip.Prefix
 	MetricsAddr string
+	// TLS is true when a certificate is configured (files or ACME).
+	TLS bool
 }
 
 // Listener is one parsed turn.listen entry.
 type Listener struct {
-	// Network is "udp" or "tcp".
+	// Network is "udp", "tcp" or "tls".
 	Network string
 	// Addr is host:port as given.
 	Addr string

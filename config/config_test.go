@@ -99,7 +99,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"room size too small", "signaling:\n  max_peers_per_room: 1", "signaling.max_peers_per_room", "outside", 2},
 		{"bad origin", "http:\n  allowed_origins: [example.com]", "http.allowed_origins[0]", "not an origin", 2},
 		{"user with colon", "turn:\n  users: {\"a:b\": pw}", "turn.users.a:b", "without ':'", 2},
-		{"tls not yet", "http:\n  tls: {cert_file: /x}", "http.tls", "not supported", 2},
+		{"cert without key", "http:\n  tls: {cert_file: /x}", "http.tls", "go together", 2},
+		{"tls listener without certificate", "turn:\n  listen: [\"tls://0.0.0.0:5349\"]", "turn.listen[0]", "need a certificate", 2},
+		{"bad acme domain", "http:\n  tls: {acme_domains: [\"bad domain\"]}", "http.tls.acme_domains[0]", "not a DNS name", 2},
+		{"files and acme", "http:\n  tls: {cert_file: /a, key_file: /b, acme_domains: [x.example]}", "http.tls", "either", 2},
+		{"dtls listener", "turn:\n  listen: [\"dtls://0.0.0.0:5349\"]", "turn.listen[0]", "not supported", 2},
 		{"not a mapping", "- a\n- b", "", "mapping", 1},
 		{"not YAML", "a: [", "", "not valid YAML", 0},
 	}

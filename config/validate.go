@@ -132,8 +132,8 @@ func (c *Config) validate() (*Parsed, *Error) {
 	default:
 		return nil, bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
-	if c.HTTP.TLS.CertFile != "" || c.HTTP.TLS.KeyFile != "" || len(c.HTTP.TLS.ACMEDomains) > 0 {
-		return nil, bad("http.tls", "HTTPS is not supported by this version; terminate TLS in front of icebox")
+	if err := c.validateTLS(p); err != nil {
+		return nil, err
 	}
 	if strings.ContainsAny(c.TURN.Realm, "\"\r\n") || len(c.TURN.Realm) > 127 {
 		return nil, bad("turn.realm", "must be at most 127 characters without quotes or line breaks")
@@ -239,11 +239,11 @@ func parseListener(s string) (Listener, error) {
 		return Listener{}, fmt.Errorf("%q is not a listener URL like udp://0.0.0.0:3478", s)
 	}
 	switch scheme {
-	case "udp", "tcp":
-	case "tls", "dtls":
-		return Listener{}, fmt.Errorf("%q: %s listeners are not supported by this version (udp, tcp)", s, scheme)
+	case "udp", "tcp", "tls":
+	case "dtls":
+		return Listener{}, fmt.Errorf("%q: dtls listeners are not supported (udp, tcp, tls)", s)
 	default:
-		return Listener{}, fmt.Errorf("%q: unknown scheme %q (udp, tcp)", s, scheme)
+		return Listener{}, fmt.Errorf("%q: unknown scheme %q (udp, tcp, tls)", s, scheme)
 	}
 	if err := checkHostPort(addr); err != nil {
 		return Listener{}, err
@@ -316,4 +316,75 @@ func Port(hostport string) int {
 	}
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+func (c *Config) validateTLS(p *Parsed) *Error {
+	t := &c.HTTP.TLS
+	files := t.CertFile != "" || t.KeyFile != ""
+	if files && (t.CertFile == "" || t.KeyFile == "") {
+		return bad("http.tls", "cert_file and key_file go together")
+	}
+	if files && len(t.ACMEDomains) > 0 {
+		return bad("http.tls", "use either cert_file/key_file or acme_domains, not both")
+	}
+	for i, d := range t.ACMEDomains {
+		if !validDomain(d) {
+			return bad(fmt.Sprintf("http.tls.acme_domains[%d]", i), "%q is not a DNS name", d)
+		}
+	}
+	if t.ACMEEmail != "" && (!strings.Contains(t.ACMEEmail, "@") || strings.ContainsAny(t.ACMEEmail, " \r\n")) {
+		return bad("http.tls.acme_email", "%q is not an email address", t.ACMEEmail)
+	}
+	if t.ACMEDirectory != "" {
+		if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+			return bad("http.tls.acme_directory", "%q is not an https URL", t.ACMEDirectory)
+		}
+	}
+	if t.RedirectListen == nil {
+		l := ""
+		if len(t.ACMEDomains) > 0 {
+			l = ":80"
+		}
+		t.RedirectListen = &l
+	}
+	if *t.RedirectListen != "" {
+		if !files && len(t.ACMEDomains) == 0 {
+			return bad("http.tls.redirect_listen", "redirects to https need a certificate (cert_file or acme_domains)")
+		}
+		if err := checkHostPort(*t.RedirectListen); err != nil {
+			return bad("http.tls.redirect_listen", "%v", err)
+		}
+	}
+	p.TLS = files || len(t.ACMEDomains) > 0
+	for i, l := range c.TURN.Listen {
+		if strings.HasPrefix(l, "tls://") && !p.TLS {
+			return bad(fmt.Sprintf("turn.listen[%d]", i), "tls listeners need a certificate in http.tls (cert_file or acme_domains)")
+		}
+	}
+	if c.PublicHost != "" && !validDomain(c.PublicHost) {
+		if _, err := netip.ParseAddr(c.PublicHost); err != nil {
+			return bad("public_host", "%q is not a DNS name or an IP address", c.PublicHost)
+		}
+	}
+	return nil
+}
+
+// validDomain reports whether s is a DNS name: dot-separated labels of
+// letters, digits and hyphens, 1 to 253 characters.
+func validDomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

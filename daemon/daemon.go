@@ -6,8 +6,10 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,15 +41,19 @@ type Daemon struct {
 	bound       *config.Config
 	boundParsed *config.Parsed
 	rooms       atomic.Pointer[map[string]config.Room]
+	apiKeys     atomic.Pointer[[]string]
 	grace       atomic.Int64 // shutdown_grace, nanoseconds
 
-	log       *slog.Logger
-	turn      *turnsrv.Server
-	sig       *signaling.Server
-	http      *http.Server
-	httpLn    net.Listener
-	metrics   *http.Server // nil when metrics.listen is ""
-	metricsLn net.Listener
+	log        *slog.Logger
+	turn       *turnsrv.Server
+	sig        *signaling.Server
+	http       *http.Server
+	httpLn     net.Listener
+	metrics    *http.Server // nil when metrics.listen is ""
+	metricsLn  net.Listener
+	tls        *tlsSetup    // nil without a certificate
+	redirect   *http.Server // plain HTTP → https and ACME HTTP-01; may be nil
+	redirectLn net.Listener
 }
 
 // Credentials builds the TURN credentials of cfg: its secrets, or the one
@@ -73,20 +79,41 @@ func PublicIP(p *config.Parsed) netip.Addr {
 }
 
 // New binds every listener. On error nothing is left open.
-func New(cfg *config.Config, p *config.Parsed, opts Options) (*Daemon, error) {
+func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	var closers []io.Closer
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				c.Close()
+			}
+		}
+	}()
 	creds, err := Credentials(cfg)
 	if err != nil {
 		return nil, err
 	}
+	d = &Daemon{bound: cfg, boundParsed: p, log: log}
+	d.rooms.Store(&cfg.Signaling.Rooms)
+	d.apiKeys.Store(&cfg.HTTP.APIKeys)
+	d.grace.Store(int64(cfg.ShutdownGrace))
+	if p.TLS {
+		if d.tls, err = newTLSSetup(cfg, log.With("component", "tls")); err != nil {
+			return nil, err
+		}
+	}
 	listeners := make([]turnsrv.Listener, 0, len(p.TURNListen))
 	for _, l := range p.TURNListen {
-		listeners = append(listeners, turnsrv.Listener{Network: l.Network, Addr: l.Addr})
+		tl := turnsrv.Listener{Network: l.Network, Addr: l.Addr}
+		if l.Network == "tls" {
+			tl.TLS = d.tls.turnConfig()
+		}
+		listeners = append(listeners, tl)
 	}
-	ts, err := turnsrv.New(turnsrv.Config{
+	tc := turnsrv.Config{
 		Realm:                 cfg.TURN.Realm,
 		Listeners:             listeners,
 		PublicIP:              PublicIP(p),
@@ -98,50 +125,65 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (*Daemon, error) {
 		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser,
 		MaxAllocations:        cfg.TURN.MaxAllocations,
 		Logger:                log.With("component", "turn"),
-	})
-	if err != nil {
+	}
+	if d.tls != nil {
+		tc.PublicHost = d.tls.host
+	}
+	if d.turn, err = turnsrv.New(tc); err != nil {
 		return nil, err
 	}
+	closers = append(closers, d.turn)
+	ts := d.turn
 	iceServers := func(user string) (any, time.Duration) { return ts.ICEServers(user) }
-	d := &Daemon{bound: cfg, boundParsed: p, log: log, turn: ts}
-	d.rooms.Store(&cfg.Signaling.Rooms)
-	d.grace.Store(int64(cfg.ShutdownGrace))
-	sig := signaling.New(signaling.Config{
+	d.sig = signaling.New(signaling.Config{
 		MaxPeersPerRoom: cfg.Signaling.MaxPeersPerRoom,
 		RoomPassword:    func(room string) string { return (*d.rooms.Load())[room].Password },
 		ICEServers:      iceServers,
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		Logger:          log.With("component", "signaling"),
 	})
-	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: sig, Logger: log.With("component", "web"),
-		APIKeys: cfg.HTTP.APIKeys,
+	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: d.sig, Logger: log.With("component", "web"),
+		APIKeys: func() []string { return *d.apiKeys.Load() },
 		Healthy: func() error { return ts.Healthy(2 * time.Second) }})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
 	if err != nil {
-		ts.Close()
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	d.sig, d.httpLn = sig, ln
-	d.http = &http.Server{
-		Handler:           handler,
+	closers = append(closers, ln)
+	d.httpLn = ln
+	scheme := "http"
+	if d.tls != nil {
+		scheme = "https"
+		d.httpLn = tls.NewListener(ln, d.tls.config)
+	}
+	d.http = newHTTPServer(handler, log)
+	if r := cfg.HTTP.TLS.RedirectListen; d.tls != nil && r != nil && *r != "" {
+		if d.redirectLn, err = net.Listen("tcp", *r); err != nil { //nolint:noctx
+			return nil, fmt.Errorf("http.tls.redirect_listen %s: %w", *r, err)
+		}
+		closers = append(closers, d.redirectLn)
+		d.redirect = newHTTPServer(d.tls.redirect, log)
+		log.Info("http redirect listening", "addr", d.redirectLn.Addr().String())
+	}
+	if p.MetricsAddr != "" {
+		if d.metricsLn, err = net.Listen("tcp", p.MetricsAddr); err != nil { //nolint:noctx
+			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
+		}
+		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, opts.Version), log)
+		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
+	}
+	log.Info("http listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
+	return d, nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if p.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", p.MetricsAddr) //nolint:noctx
-		if err != nil {
-			ln.Close()
-			ts.Close()
-			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
-		}
-		d.metricsLn = mln
-		d.metrics = &http.Server{Handler: metricsHandler(ts, sig, opts.Version), ReadHeaderTimeout: 10 * time.Second}
-		log.Info("metrics listening", "addr", mln.Addr().String())
-	}
-	log.Info("http listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
-	return d, nil
 }
 
 // MetricsAddr is the bound metrics address, nil when metrics are off.
@@ -150,6 +192,14 @@ func (d *Daemon) MetricsAddr() net.Addr {
 		return nil
 	}
 	return d.metricsLn.Addr()
+}
+
+// RedirectAddr is the bound plain-HTTP redirect address, nil when off.
+func (d *Daemon) RedirectAddr() net.Addr {
+	if d.redirectLn == nil {
+		return nil
+	}
+	return d.redirectLn.Addr()
 }
 
 // HTTPAddr is the bound web server address.
@@ -166,10 +216,18 @@ func (d *Daemon) Signaling() *signaling.Server { return d.sig }
 // up to ShutdownTimeout, live allocations get up to shutdown_grace to end,
 // and TURN closes. It returns nil after a clean shutdown.
 func (d *Daemon) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- d.http.Serve(d.httpLn) }()
 	if d.metrics != nil {
 		go func() { errc <- d.metrics.Serve(d.metricsLn) }()
+	}
+	if d.redirect != nil {
+		go func() { errc <- d.redirect.Serve(d.redirectLn) }()
+	}
+	if d.tls != nil && d.tls.files != nil {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go d.tls.files.watch(wctx)
 	}
 	var serveErr error
 	select {
@@ -183,8 +241,10 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer cancel()
 	shutErr := d.http.Shutdown(sctx)
 	d.drainAllocations(time.Duration(d.grace.Load()))
-	if d.metrics != nil {
-		shutErr = errors.Join(shutErr, d.metrics.Shutdown(sctx))
+	for _, srv := range []*http.Server{d.metrics, d.redirect} {
+		if srv != nil {
+			shutErr = errors.Join(shutErr, srv.Shutdown(sctx))
+		}
 	}
 	turnErr := d.turn.Close()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
@@ -209,7 +269,14 @@ func (d *Daemon) drainAllocations(grace time.Duration) {
 // also checks every TURN listener (turnsrv.Server.Healthy).
 func (d *Daemon) Healthy() bool {
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + d.httpLn.Addr().String() + "/healthz")
+	url := "http://" + d.httpLn.Addr().String() + "/healthz"
+	if d.tls != nil {
+		url = "https://" + d.httpLn.Addr().String() + "/healthz"
+		// A liveness probe of our own listener by address: the name on the
+		// certificate cannot match it, and nothing secret is sent.
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec
+	}
+	resp, err := c.Get(url)
 	if err != nil {
 		return false
 	}

@@ -24,8 +24,14 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 	}); err != nil {
 		return nil, err
 	}
+	if d.tls != nil && d.tls.files != nil {
+		if _, err := d.tls.files.reload(); err != nil {
+			d.log.Warn("tls certificate not reloaded; the current one stays", "error", err)
+		}
+	}
 	d.sig.Update(cfg.Signaling.MaxPeersPerRoom, cfg.HTTP.AllowedOrigins)
 	d.rooms.Store(&cfg.Signaling.Rooms)
+	d.apiKeys.Store(&cfg.HTTP.APIKeys)
 	d.grace.Store(int64(cfg.ShutdownGrace))
 	needRestart = restartKeys(d.bound, d.boundParsed, cfg, p)
 	for _, k := range needRestart {
@@ -51,6 +57,9 @@ func restartKeys(old *config.Config, oldP *config.Parsed, cfg *config.Config, p 
 	diff("turn.relay_ports", oldP.RelayMin != p.RelayMin || oldP.RelayMax != p.RelayMax)
 	diff("turn.realm", old.TURN.Realm != cfg.TURN.Realm)
 	diff("metrics.listen", oldP.MetricsAddr != p.MetricsAddr)
+	diff("http.tls", oldP.TLS != p.TLS || old.HTTP.TLS.CertFile != cfg.HTTP.TLS.CertFile ||
+		old.HTTP.TLS.KeyFile != cfg.HTTP.TLS.KeyFile || !slices.Equal(old.HTTP.TLS.ACMEDomains, cfg.HTTP.TLS.ACMEDomains))
+	diff("public_host", old.PublicHost != cfg.PublicHost)
 	diff("state_dir", old.StateDir != cfg.StateDir && len(cfg.TURN.Secrets) == 0)
 	return keys
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/daemon"
 )
@@ -23,7 +25,9 @@ import (
 // icebox is a running daemon under test.
 type icebox struct {
 	*daemon.Daemon
-	URL string // http://127.0.0.1:port
+	URL    string // http://127.0.0.1:port
+	cfg    *config.Config
+	parsed *config.Parsed
 }
 
 // startIcebox runs icebox with everything on 127.0.0.1 port 0 and
@@ -47,7 +51,15 @@ state_dir: %q
 		t.Fatal(err)
 	}
 	if mod != nil {
+		// Apply the change, then validate again as a file would be.
 		mod(cfg)
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg, p, err = config.FromBytes("e2e-modified.yaml", out); err != nil {
+			t.Fatal(err)
+		}
 	}
 	level := slog.LevelWarn
 	if os.Getenv("ICEBOX_E2E_LOG") != "" {
@@ -73,7 +85,7 @@ state_dir: %q
 			t.Error("icebox did not stop within 10s")
 		}
 	})
-	return &icebox{Daemon: d, URL: "http://" + d.HTTPAddr().String()}
+	return &icebox{Daemon: d, URL: "http://" + d.HTTPAddr().String(), cfg: cfg, parsed: p}
 }
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)

@@ -14,7 +14,7 @@ type ICEServer struct {
 	Credential string   `json:"credential,omitempty"`
 }
 
-// Endpoint is a listener as advertised: "udp" or "tcp" and a port.
+// Endpoint is a listener as advertised: "udp", "tcp" or "tls" and a port.
 type Endpoint struct {
 	Network string
 	Port    int
@@ -23,17 +23,18 @@ type Endpoint struct {
 // ICEServers returns the RTCIceServer list pointing at this server, with a
 // credential minted now for user; ttl is the credential's lifetime.
 func (s *Server) ICEServers(user string) (servers []ICEServer, ttl time.Duration) {
-	eps := make([]Endpoint, 0, len(s.addrs))
-	for _, a := range s.addrs {
-		eps = append(eps, Endpoint{Network: a.Network(), Port: addrPort(a)})
-	}
-	return BuildICEServers(s.policy.Load().creds, s.cfg.PublicIP, eps, user)
+	return BuildICEServers(s.policy.Load().creds, s.cfg.PublicIP, s.cfg.PublicHost, s.endpoints, user)
 }
 
 // BuildICEServers returns RTCIceServer entries for endpoints at publicIP:
-// a stun: URL per UDP port, and turn: URLs with ?transport=udp or tcp
-// (RFC 7064, RFC 7065) carrying a TURN REST credential minted now for user.
-func BuildICEServers(creds *Credentials, publicIP netip.Addr, endpoints []Endpoint, user string) (servers []ICEServer, ttl time.Duration) {
+// a stun: URL per UDP port, turn: URLs with ?transport=udp or tcp, and
+// turns: URLs at publicHost (the certificate's name; "" means publicIP)
+// for TLS endpoints (RFC 7064, RFC 7065), carrying a TURN REST credential
+// minted now for user.
+func BuildICEServers(creds *Credentials, publicIP netip.Addr, publicHost string, endpoints []Endpoint, user string) (servers []ICEServer, ttl time.Duration) {
+	if publicHost == "" {
+		publicHost = publicIP.String()
+	}
 	username, password, _ := creds.Mint(user, time.Now())
 	var stunURLs, turnURLs []string
 	seen := map[string]bool{}
@@ -51,6 +52,8 @@ func BuildICEServers(creds *Credentials, publicIP netip.Addr, endpoints []Endpoi
 			add(&turnURLs, "turn:"+hp+"?transport=udp")
 		case "tcp":
 			add(&turnURLs, "turn:"+hp+"?transport=tcp")
+		case "tls":
+			add(&turnURLs, "turns:"+net.JoinHostPort(publicHost, strconv.Itoa(e.Port))+"?transport=tcp")
 		}
 	}
 	if len(stunURLs) > 0 {

@@ -6,6 +6,7 @@
 package turnsrv
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,10 +22,13 @@ import (
 
 // Listener is one STUN/TURN listener to open.
 type Listener struct {
-	// Network is "udp" or "tcp".
+	// Network is "udp", "tcp" or "tls" (TURN over TLS, RFC 8656 §3.1).
 	Network string
 	// Addr is host:port; port 0 picks a free port (see Server.Addrs).
 	Addr string
+	// TLS configures a "tls" listener; its GetCertificate may change the
+	// certificate at any time.
+	TLS *tls.Config
 }
 
 // Config configures a Server. Zero values are noted per field.
@@ -36,6 +40,9 @@ type Config struct {
 	// PublicIP is advertised as the relayed address (XOR-RELAYED-ADDRESS)
 	// and in ICE server URLs. Zero value: DefaultPublicIP().
 	PublicIP netip.Addr
+	// PublicHost is the host in turns: URLs, which browsers check against
+	// the certificate. Zero value: PublicIP.
+	PublicHost string
 	// RelayMinPort and RelayMaxPort bound relayed transport address ports,
 	// inclusive. Zero values: 49152 and 65535.
 	RelayMinPort, RelayMaxPort uint16
@@ -55,19 +62,21 @@ type Config struct {
 
 // Server is a running STUN/TURN server.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	pion   *turn.Server
-	guard  *guard
-	quota  *quota
-	addrs  []net.Addr
-	stats  *Stats
-	done   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
-	conns  *connSet
-	live   struct{ permissions, channels liveSet }
-	policy atomic.Pointer[policy]
+	cfg   Config
+	log   *slog.Logger
+	pion  *turn.Server
+	guard *guard
+	quota *quota
+	addrs []net.Addr
+	// endpoints parallels addrs with the advertised kind (udp, tcp, tls).
+	endpoints []Endpoint
+	stats     *Stats
+	done      chan struct{}
+	wg        sync.WaitGroup
+	once      sync.Once
+	conns     *connSet
+	live      struct{ permissions, channels liveSet }
+	policy    atomic.Pointer[policy]
 }
 
 // New opens the listeners and starts serving. Errors: ErrNoListener, a
@@ -133,6 +142,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, l := range cfg.Listeners {
 		network := ipNetwork(l.Network, l.Addr)
+		if l.Network == "tls" {
+			network = ipNetwork("tcp", l.Addr)
+		}
 		switch l.Network {
 		case "udp":
 			pc, err := net.ListenPacket(network, l.Addr) //nolint:noctx
@@ -141,18 +153,29 @@ func New(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("turnsrv: listen %s://%s: %w", l.Network, l.Addr, err)
 			}
 			s.addrs = append(s.addrs, pc.LocalAddr())
+			s.endpoints = append(s.endpoints, Endpoint{Network: "udp", Port: addrPort(pc.LocalAddr())})
 			pcs = append(pcs, turn.PacketConnConfig{
 				PacketConn:            newGuardPacketConn(pc, s.guard),
 				RelayAddressGenerator: relay(),
 				PermissionHandler:     permissionHandler,
 			})
-		case "tcp":
+		case "tcp", "tls":
+			var ln net.Listener
 			ln, err := net.Listen(network, l.Addr) //nolint:noctx
 			if err != nil {
 				closeAll()
 				return nil, fmt.Errorf("turnsrv: listen %s://%s: %w", l.Network, l.Addr, err)
 			}
 			s.addrs = append(s.addrs, ln.Addr())
+			if l.Network == "tls" {
+				if l.TLS == nil {
+					ln.Close()
+					closeAll()
+					return nil, fmt.Errorf("turnsrv: listener tls://%s has no TLS configuration", l.Addr)
+				}
+				ln = tls.NewListener(ln, l.TLS)
+			}
+			s.endpoints = append(s.endpoints, Endpoint{Network: l.Network, Port: addrPort(ln.Addr())})
 			lns = append(lns, turn.ListenerConfig{
 				Listener:              guardListener{Listener: ln, g: s.guard, conns: s.conns},
 				RelayAddressGenerator: relay(),
@@ -194,8 +217,8 @@ func New(cfg Config) (*Server, error) {
 	s.pion = srv
 	s.wg.Add(1)
 	go s.sweep()
-	for _, a := range s.addrs {
-		s.log.Info("turn listening", "network", a.Network(), "bind", a.String(),
+	for i, a := range s.addrs {
+		s.log.Info("turn listening", "network", s.endpoints[i].Network, "bind", a.String(),
 			"advertised", net.JoinHostPort(cfg.PublicIP.String(), strconv.Itoa(addrPort(a))))
 	}
 	s.log.Info("turn relay", "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),

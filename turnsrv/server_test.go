@@ -36,7 +36,7 @@ func startServer(t testing.TB, mod func(*Config)) *testServer {
 	}
 	cfg := Config{
 		Realm:        realm,
-		Listeners:    []Listener{{"udp", "127.0.0.1:0"}, {"tcp", "127.0.0.1:0"}},
+		Listeners:    []Listener{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}},
 		PublicIP:     netip.MustParseAddr("127.0.0.1"),
 		RelayMinPort: 40000, RelayMaxPort: 49999,
 		Credentials: creds,

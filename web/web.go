@@ -49,9 +49,10 @@ type Config struct {
 	ICEServers func(user string) (iceServers any, ttl time.Duration)
 	// WebSocket serves /ws. Required.
 	WebSocket http.Handler
-	// APIKeys guard /api/v1/ice-servers (Authorization: Bearer <key>).
-	// Empty: the API is open, like the page itself.
-	APIKeys []string
+	// APIKeys returns the keys that guard /api/v1/ice-servers
+	// (Authorization: Bearer <key>), read per request so a reload applies.
+	// Nil func or no keys: the API is open, like the page itself.
+	APIKeys func() []string
 	// Healthy backs /healthz: nil means serving. Nil func: always healthy.
 	Healthy func() error
 	// Logger; nil: slog.Default().
@@ -135,7 +136,11 @@ func (h *handler) rtcConfig(relay bool, user string) RTCConfiguration {
 }
 
 func (h *handler) api(w http.ResponseWriter, r *http.Request) {
-	if len(h.cfg.APIKeys) > 0 && !h.authorized(r) {
+	var keys []string
+	if h.cfg.APIKeys != nil {
+		keys = h.cfg.APIKeys()
+	}
+	if len(keys) > 0 && !authorized(r, keys) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="icebox"`)
 		http.Error(w, "a valid API key is needed: Authorization: Bearer <key>", http.StatusUnauthorized)
 		return
@@ -149,13 +154,14 @@ func (h *handler) api(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(h.rtcConfig(r.URL.Query().Get("relay") == "1", user))
 }
 
-func (h *handler) authorized(r *http.Request) bool {
+// authorized compares the Bearer token with every key in constant time.
+func authorized(r *http.Request, keys []string) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return false
 	}
 	match := 0
-	for _, k := range h.cfg.APIKeys {
+	for _, k := range keys {
 		match |= subtle.ConstantTimeCompare([]byte(got), []byte(k))
 	}
 	return match == 1

@@ -25,7 +25,7 @@ func startWeb(t *testing.T, keys []string) *httptest.Server {
 			return []map[string]any{{"urls": []string{"turn:127.0.0.1:3478"}, "username": fmt.Sprintf("%d:%s</script><script>alert(1)</script>", i, user), "credential": "c"}}, 90 * time.Second
 		},
 		WebSocket: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }),
-		APIKeys:   keys,
+		APIKeys:   func() []string { return keys },
 	})
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)

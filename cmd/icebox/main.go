@@ -245,7 +245,7 @@ func credentials(args []string, stdout, stderr io.Writer) error {
 	for _, l := range p.TURNListen {
 		eps = append(eps, turnsrv.Endpoint{Network: l.Network, Port: config.Port(l.Addr)})
 	}
-	servers, ttlOut := turnsrv.BuildICEServers(creds, daemon.PublicIP(p), eps, *user)
+	servers, ttlOut := turnsrv.BuildICEServers(creds, daemon.PublicIP(p), cfg.PublicHost, eps, *user)
 	policy := "all"
 	if *relay {
 		policy = "relay"

@@ -64,14 +64,17 @@ func (r *Relay) Close() {
 
 // Echo sends a packet through the relay to peer (an echo peer) and waits
 // for it to come back, retrying up to five times.
-func (r *Relay) Echo(peer net.Addr) error {
+func (r *Relay) Echo(peer net.Addr) error { return Echo(r.Conn, peer) }
+
+// Echo does the same over any relayed connection.
+func Echo(relay net.PacketConn, peer net.Addr) error {
 	buf := make([]byte, 1500)
 	for try := 0; try < 5; try++ {
-		if _, err := r.Conn.WriteTo([]byte("ping"), peer); err != nil {
+		if _, err := relay.WriteTo([]byte("ping"), peer); err != nil {
 			return err
 		}
-		_ = r.Conn.SetReadDeadline(time.Now().Add(time.Second))
-		if n, from, err := r.Conn.ReadFrom(buf); err == nil && string(buf[:n]) == "ping" && from.String() == peer.String() {
+		_ = relay.SetReadDeadline(time.Now().Add(time.Second))
+		if n, from, err := relay.ReadFrom(buf); err == nil && string(buf[:n]) == "ping" && from.String() == peer.String() {
 			return nil
 		}
 	}
