@@ -229,6 +229,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		defer stop()
 		go d.tls.files.watch(wctx)
 	}
+	go d.startupSelfTest(ctx)
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -282,4 +283,22 @@ func (d *Daemon) Healthy() bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// startupSelfTest relays one packet through our own TURN at the
+// advertised address and logs the outcome, so a wrong public_ip or a
+// closed port shows before the first call.
+func (d *Daemon) startupSelfTest(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := d.turn.SelfTest(ctx)
+	switch {
+	case errors.Is(err, turnsrv.ErrNoListener):
+		d.log.Info("self-test skipped: no UDP listener")
+	case err != nil:
+		d.log.Warn("self-test failed: clients may not reach the relay", "server", res.Server, "error", err)
+	default:
+		d.log.Info("self-test passed", "server", res.Server, "relayed_address", res.RelayedAddr,
+			"round_trip", res.RoundTripped.Round(time.Microsecond).String())
+	}
 }

@@ -4,6 +4,7 @@
 //	icebox [-config FILE] [-state-dir DIR] [-log-level LEVEL]   serve
 //	icebox check-config -config FILE                             validate
 //	icebox credentials -config FILE -user U -ttl 1h               mint
+//	icebox selftest -config FILE                                  check a running icebox
 //	icebox version
 package main
 
@@ -50,11 +51,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return checkConfig(args, stdout, stderr)
 	case "credentials":
 		return credentials(args, stdout, stderr)
+	case "selftest":
+		return selftest(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "icebox", versionString())
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (serve, check-config, credentials, version)", cmd)
+		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, version)", cmd)
 	}
 }
 
@@ -253,4 +256,41 @@ func credentials(args []string, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(web.RTCConfiguration{ICEServers: servers, ICETransportPolicy: policy, TTL: int64(ttlOut / time.Second)})
+}
+
+// selftest checks a running icebox with its own configuration: an
+// allocation at public_ip on the first UDP listener, and a packet relayed
+// to a local peer and back.
+func selftest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("selftest", stderr)
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, p, err := f.load()
+	if err != nil {
+		return err
+	}
+	creds, err := daemon.Credentials(cfg)
+	if err != nil {
+		return err
+	}
+	port := 0
+	for _, l := range p.TURNListen {
+		if l.Network == "udp" {
+			port = config.Port(l.Addr)
+			break
+		}
+	}
+	if port == 0 {
+		return errors.New("selftest needs a udp:// listener with a fixed port in turn.listen")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := turnsrv.SelfTest(ctx, creds, cfg.TURN.Realm, daemon.PublicIP(p), port)
+	if err != nil {
+		return fmt.Errorf("self-test against %s failed: %w", res.Server, err)
+	}
+	fmt.Fprintf(stdout, "ok: allocated %s at %s; a packet went through the relay and back in %s\n",
+		res.RelayedAddr, res.Server, res.RoundTripped.Round(time.Microsecond))
+	return nil
 }

@@ -158,6 +158,7 @@ func TestNoConfigServes(t *testing.T) {
 pid=$!
 ICEBOX_PROBE=1 "$SELF"
 probe=$?
+"$ICEBOX" selftest -state-dir "$STATE" || probe=$?
 kill -TERM $pid
 wait $pid
 icebox=$?
@@ -174,6 +175,12 @@ echo "probe=$probe icebox=$icebox"
 		t.Fatalf("unexpected output:\n%s", out)
 	}
 	t.Logf("%s", out)
+	if !strings.Contains(string(out), `msg="self-test passed"`) {
+		t.Errorf("start-up self-test did not pass:\n%s", out)
+	}
+	if !strings.Contains(string(out), "ok: allocated 127.0.0.1:") {
+		t.Errorf("icebox selftest did not report success:\n%s", out)
+	}
 	fi, err := os.Stat(filepath.Join(state, "turn-secret"))
 	if err != nil {
 		t.Fatalf("no generated secret in state_dir: %v", err)

@@ -1,0 +1,119 @@
+package turnsrv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/pion/turn/v4"
+)
+
+// SelfTestResult describes a successful self-test.
+type SelfTestResult struct {
+	Server       string        // the TURN address tested (public IP and UDP port)
+	RelayedAddr  string        // XOR-RELAYED-ADDRESS of the test allocation
+	RoundTripped time.Duration // time for the relayed packet to come back
+}
+
+// SelfTest checks a running TURN server the way a remote client would:
+// it allocates at publicIP:port (UDP) with a credential minted for user
+// "selftest", then relays a packet to a local peer reached at publicIP
+// and waits for the answer through the relay. A wrong public IP, a closed
+// listener port or a closed relay port range makes it fail, naming the
+// step. The whole test is bounded by ctx (use a few seconds).
+func SelfTest(ctx context.Context, creds *Credentials, realm string, publicIP netip.Addr, port int) (SelfTestResult, error) {
+	server := net.JoinHostPort(publicIP.String(), strconv.Itoa(port))
+	res := SelfTestResult{Server: server}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	local, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		return res, err
+	}
+	defer local.Close()
+	username, password, _ := creds.Mint("selftest", time.Now())
+	client, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: server, TURNServerAddr: server, Conn: local,
+		Username: username, Password: password, Realm: realm,
+		RTO: 200 * time.Millisecond,
+	})
+	if err != nil {
+		return res, err
+	}
+	defer client.Close()
+	if err := client.Listen(); err != nil {
+		return res, err
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // the client has no context: close it when ctx ends.
+		select {
+		case <-ctx.Done():
+			client.Close()
+		case <-done:
+		}
+	}()
+	relay, err := client.Allocate()
+	if err != nil {
+		return res, fmt.Errorf("allocate at %s (is public_ip right and the port open?): %w", server, err)
+	}
+	defer relay.Close()
+	res.RelayedAddr = relay.LocalAddr().String()
+
+	peer, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		return res, err
+	}
+	defer peer.Close()
+	peerAddr := &net.UDPAddr{IP: publicIP.AsSlice(), Port: peer.LocalAddr().(*net.UDPAddr).Port}
+	go func() { // the peer answers what reaches it through the relay.
+		buf := make([]byte, 1500)
+		_ = peer.SetReadDeadline(deadline)
+		for {
+			n, from, err := peer.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = peer.WriteTo(buf[:n], from)
+		}
+	}()
+	msg := []byte("icebox self-test")
+	buf := make([]byte, 1500)
+	start := time.Now()
+	for time.Now().Before(deadline) {
+		if _, err := relay.WriteTo(msg, peerAddr); err != nil {
+			return res, fmt.Errorf("send through the relay: %w", err)
+		}
+		_ = relay.SetReadDeadline(minTime(deadline, time.Now().Add(500*time.Millisecond)))
+		n, _, err := relay.ReadFrom(buf)
+		if err == nil && string(buf[:n]) == string(msg) {
+			res.RoundTripped = time.Since(start)
+			return res, nil
+		}
+	}
+	return res, fmt.Errorf("no packet came back through relayed address %s (is the relay port range open?)", res.RelayedAddr)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// SelfTest runs the package-level SelfTest against this server's first
+// UDP listener at its advertised address, with its current credentials.
+// Errors: ErrNoListener when there is no UDP listener.
+func (s *Server) SelfTest(ctx context.Context) (SelfTestResult, error) {
+	for _, e := range s.endpoints {
+		if e.Network == "udp" {
+			return SelfTest(ctx, s.policy.Load().creds, s.cfg.Realm, s.cfg.PublicIP, e.Port)
+		}
+	}
+	return SelfTestResult{}, ErrNoListener
+}
