@@ -34,7 +34,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDispatch$$' -fuzztime $(FUZZTIME) ./signaling
 	$(GO) test -run '^$$' -fuzz '^FuzzListeners$$' -fuzztime $(FUZZTIME) ./turnsrv
 
-install: build
+# Builds only when bin/icebox is missing, so `make build` as a user and
+# `sudo make install` afterwards needs no Go toolchain for root.
+install:
+	@[ -x bin/icebox ] || $(MAKE) build
 	install -D -m 0755 bin/icebox $(DESTDIR)$(BINDIR)/icebox
 	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d
 	sed 's|@BINDIR@|$(BINDIR)|g' systemd/icebox.service > $(DESTDIR)$(UNITDIR)/icebox.service
