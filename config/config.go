@@ -55,6 +55,10 @@ type HTTP struct {
 	// AllowedOrigins lists extra Origin values ("https://app.example.com")
 	// allowed to open /ws. The page's own host is always allowed.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// TrustedProxies are reverse proxies (CIDRs) whose X-Forwarded-For
+	// header names the client address, for per-address limits. Empty: the
+	// TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// APIKeys guard GET /api/v1/ice-servers (Authorization: Bearer <key>,
 	// at least 16 characters each). Empty: the API is open, like the page.
 	APIKeys []string `yaml:"api_keys"`
@@ -129,6 +133,14 @@ type TURN struct {
 type Signaling struct {
 	// MaxPeersPerRoom caps the peers in one room. Default 8.
 	MaxPeersPerRoom int `yaml:"max_peers_per_room"`
+	// MaxRooms caps the rooms open at once. Default 10000; -1: no cap.
+	MaxRooms int `yaml:"max_rooms"`
+	// MaxConnectionsPerIP caps open WebSockets per client address.
+	// Default 50; -1: no cap.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// DefaultRoomPassword, when set, is required by every room that has
+	// no password of its own in Rooms.
+	DefaultRoomPassword string `yaml:"default_room_password"`
 	// Rooms holds per-room settings by room name.
 	Rooms map[string]Room `yaml:"rooms"`
 }
@@ -156,6 +168,8 @@ type Parsed struct {
 	DenyPeers   []netip.Prefix
 	AllowPeers  []netip.Prefix
 	MetricsAddr string
+	// TrustedProxies is http.trusted_proxies parsed.
+	TrustedProxies []netip.Prefix
 	// TLS is true when a certificate is configured (files or ACME).
 	TLS bool
 }

@@ -19,6 +19,8 @@ const (
 	DefaultMaxAllocationsPerUser = 10
 	DefaultMaxAllocations        = 10000
 	DefaultMaxPeersPerRoom       = 8
+	DefaultMaxRooms              = 10000
+	DefaultMaxConnectionsPerIP   = 50
 	DefaultMetricsListen         = "127.0.0.1:9464"
 	DefaultStateDir              = "/var/lib/icebox"
 	DefaultShutdownGrace         = 10 * time.Second
@@ -75,6 +77,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Signaling.MaxPeersPerRoom == 0 {
 		c.Signaling.MaxPeersPerRoom = DefaultMaxPeersPerRoom
+	}
+	if c.Signaling.MaxRooms == 0 {
+		c.Signaling.MaxRooms = DefaultMaxRooms
+	}
+	if c.Signaling.MaxConnectionsPerIP == 0 {
+		c.Signaling.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 	}
 	if c.Metrics.Listen == nil {
 		l := DefaultMetricsListen
@@ -183,6 +191,15 @@ func (c *Config) validate() (*Parsed, *Error) {
 	}
 	if c.Signaling.MaxPeersPerRoom < 2 || c.Signaling.MaxPeersPerRoom > 1000 {
 		return nil, bad("signaling.max_peers_per_room", "%d is outside 2 to 1000", c.Signaling.MaxPeersPerRoom)
+	}
+	if c.Signaling.MaxRooms < -1 {
+		return nil, bad("signaling.max_rooms", "must be a positive number, or -1 for no cap")
+	}
+	if c.Signaling.MaxConnectionsPerIP < -1 {
+		return nil, bad("signaling.max_connections_per_ip", "must be a positive number, or -1 for no cap")
+	}
+	if p.TrustedProxies, err = parsePrefixes(c.HTTP.TrustedProxies, false); err != nil {
+		return nil, bad("http.trusted_proxies", "%v", err)
 	}
 	for name := range c.Signaling.Rooms {
 		if !ValidRoomName(name) {

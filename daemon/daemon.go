@@ -40,7 +40,7 @@ type Daemon struct {
 	// that would need new listeners are compared against it on Reload.
 	bound       *config.Config
 	boundParsed *config.Parsed
-	rooms       atomic.Pointer[map[string]config.Room]
+	rooms       atomic.Pointer[config.Signaling] // rooms and default password
 	apiKeys     atomic.Pointer[[]string]
 	grace       atomic.Int64 // shutdown_grace, nanoseconds
 
@@ -97,7 +97,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		return nil, err
 	}
 	d = &Daemon{bound: cfg, boundParsed: p, log: log}
-	d.rooms.Store(&cfg.Signaling.Rooms)
+	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
 	d.grace.Store(int64(cfg.ShutdownGrace))
 	if p.TLS {
@@ -136,11 +136,11 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 	ts := d.turn
 	iceServers := func(user string) (any, time.Duration) { return ts.ICEServers(user) }
 	d.sig = signaling.New(signaling.Config{
-		MaxPeersPerRoom: cfg.Signaling.MaxPeersPerRoom,
-		RoomPassword:    func(room string) string { return (*d.rooms.Load())[room].Password },
-		ICEServers:      iceServers,
-		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
-		Logger:          log.With("component", "signaling"),
+		Limits:         signalingLimits(cfg),
+		RoomPassword:   d.roomPassword,
+		ICEServers:     iceServers,
+		TrustedProxies: p.TrustedProxies,
+		Logger:         log.With("component", "signaling"),
 	})
 	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: d.sig, Logger: log.With("component", "web"),
 		APIKeys: func() []string { return *d.apiKeys.Load() },
@@ -300,5 +300,32 @@ func (d *Daemon) startupSelfTest(ctx context.Context) {
 	default:
 		d.log.Info("self-test passed", "server", res.Server, "relayed_address", res.RelayedAddr,
 			"round_trip", res.RoundTripped.Round(time.Microsecond).String())
+	}
+}
+
+// roomPassword is the password room requires: its own from
+// signaling.rooms, else signaling.default_room_password, else none.
+func (d *Daemon) roomPassword(room string) string {
+	sc := d.rooms.Load()
+	if pw := sc.Rooms[room].Password; pw != "" {
+		return pw
+	}
+	return sc.DefaultRoomPassword
+}
+
+// signalingLimits maps the config's caps (-1: none) to signaling.Limits
+// (0: none).
+func signalingLimits(cfg *config.Config) signaling.Limits {
+	noCap := func(n int) int {
+		if n < 0 {
+			return 0
+		}
+		return n
+	}
+	return signaling.Limits{
+		MaxPeersPerRoom:     cfg.Signaling.MaxPeersPerRoom,
+		MaxRooms:            noCap(cfg.Signaling.MaxRooms),
+		MaxConnectionsPerIP: noCap(cfg.Signaling.MaxConnectionsPerIP),
+		AllowedOrigins:      cfg.HTTP.AllowedOrigins,
 	}
 }

@@ -29,8 +29,8 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 			d.log.Warn("tls certificate not reloaded; the current one stays", "error", err)
 		}
 	}
-	d.sig.Update(cfg.Signaling.MaxPeersPerRoom, cfg.HTTP.AllowedOrigins)
-	d.rooms.Store(&cfg.Signaling.Rooms)
+	d.sig.Update(signalingLimits(cfg))
+	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
 	d.grace.Store(int64(cfg.ShutdownGrace))
 	needRestart = restartKeys(d.bound, d.boundParsed, cfg, p)
@@ -60,6 +60,7 @@ func restartKeys(old *config.Config, oldP *config.Parsed, cfg *config.Config, p 
 	diff("http.tls", oldP.TLS != p.TLS || old.HTTP.TLS.CertFile != cfg.HTTP.TLS.CertFile ||
 		old.HTTP.TLS.KeyFile != cfg.HTTP.TLS.KeyFile || !slices.Equal(old.HTTP.TLS.ACMEDomains, cfg.HTTP.TLS.ACMEDomains))
 	diff("public_host", old.PublicHost != cfg.PublicHost)
+	diff("http.trusted_proxies", !slices.Equal(oldP.TrustedProxies, p.TrustedProxies))
 	diff("state_dir", old.StateDir != cfg.StateDir && len(cfg.TURN.Secrets) == 0)
 	return keys
 }

@@ -3,8 +3,10 @@ package signaling
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -20,15 +22,20 @@ type client struct {
 	s       *Server
 	conn    *websocket.Conn
 	remote  string
+	ip      string // client IP, behind trusted proxies from X-Forwarded-For
 	id      string
 	send    chan []byte
 	done    chan struct{}
 	limiter *rate.Limiter
 	strikes int // reader goroutine only
 
-	// name and room are guarded by hub.mu.
-	name string
-	room *room
+	// name, room, resumeToken and suspendTimer are guarded by hub.mu.
+	name         string
+	room         *room
+	resumeToken  string
+	suspendTimer *time.Timer
+	// suspended: the connection dropped and the peer waits for a resume.
+	suspended atomic.Bool
 
 	mu          sync.Mutex // guards the fields below
 	closeCode   int
@@ -36,9 +43,9 @@ type client struct {
 	refresh     *time.Timer
 }
 
-func newClient(s *Server, conn *websocket.Conn, remote string) *client {
+func newClient(s *Server, conn *websocket.Conn, remote, ip string) *client {
 	return &client{
-		s: s, conn: conn, remote: remote, id: newID(),
+		s: s, conn: conn, remote: remote, ip: ip, id: newID(),
 		send:    make(chan []byte, sendQueue),
 		done:    make(chan struct{}),
 		limiter: rate.NewLimiter(MessageRate, MessageBurst),
@@ -54,6 +61,12 @@ func (c *client) enqueue(b []byte) {
 	select {
 	case c.send <- b:
 	default:
+		if c.suspended.Load() {
+			// Too much missed while away: the peer leaves for good. The
+			// caller may hold the hub lock, so expire elsewhere.
+			go c.s.hub.expire(c)
+			return
+		}
 		c.closeWith(websocket.ClosePolicyViolation, reasonSlow)
 	}
 }
@@ -93,8 +106,13 @@ func (c *client) run() {
 		defer wg.Done()
 		c.writer()
 	}()
-	c.reader()
-	c.s.hub.unregister(c)
+	dropped := c.reader()
+	c.mu.Lock()
+	policyClose := c.closeCode != 0
+	c.mu.Unlock()
+	// A connection lost without a close frame may come back: its peer is
+	// kept for ResumeWindow. A close, a leave or a policy close is final.
+	c.s.hub.unregister(c, dropped && !policyClose)
 	c.closeWith(websocket.CloseNormalClosure, "")
 	wg.Wait()
 	c.conn.Close()
@@ -147,7 +165,9 @@ func (c *client) flushAndClose() {
 	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
 }
 
-func (c *client) reader() {
+// reader handles inbound messages until the connection ends. dropped is
+// true when it ended without a close frame from the peer (a lost network).
+func (c *client) reader() (dropped bool) {
 	c.conn.SetReadLimit(hardReadLimit)
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.s.cfg.JoinTimeout))
 	c.conn.SetPongHandler(func(string) error {
@@ -159,21 +179,18 @@ func (c *client) reader() {
 	for {
 		mt, r, err := c.conn.NextReader()
 		if err != nil {
-			c.readFailed(err)
-			return
+			return c.readFailed(err)
 		}
 		data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
 		if err != nil {
-			c.readFailed(err)
-			return
+			return c.readFailed(err)
 		}
 		if c.closing() {
 			continue // draining until the peer's close frame.
 		}
 		if len(data) > MaxMessageSize {
 			if _, err := io.Copy(io.Discard, r); err != nil {
-				c.readFailed(err)
-				return
+				return c.readFailed(err)
 			}
 			c.refuse(CodeTooLarge, "messages are limited to 65536 bytes")
 		} else if mt != websocket.TextMessage {
@@ -193,11 +210,18 @@ func (c *client) reader() {
 	}
 }
 
-func (c *client) readFailed(err error) {
+func (c *client) readFailed(err error) (dropped bool) {
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() && !c.closing() && !c.s.hub.inRoom(c) {
 		c.closeWith(websocket.ClosePolicyViolation, "no join in time")
+		return false
 	}
+	// gorilla reports a connection lost without a close frame as 1006.
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code == websocket.CloseAbnormalClosure
+	}
+	return !errors.Is(err, websocket.ErrReadLimit)
 }
 
 // refuse sends an error for a message that counts as a strike.
@@ -263,14 +287,33 @@ func (c *client) join(m *inbound) {
 		c.refuse(CodeBadMessage, "name must be 1 to 64 printable characters")
 		return
 	}
+	servers, ttl := c.iceServers()
+	if m.Resume != "" && c.s.hub.resume(c, m.Resume, m.Room, servers, int64(ttl/time.Second)) {
+		c.s.log.Info("peer resumed", "room", m.Room, "peer", c.id, "remote", c.remote)
+		c.scheduleRefresh(ttl)
+		return
+	}
 	var roomPassword string
 	if c.s.cfg.RoomPassword != nil {
 		roomPassword = c.s.cfg.RoomPassword(m.Room)
 	}
-	servers, ttl := c.iceServers()
-	if e := c.s.hub.join(c, m.Room, name, m.Password, c.s.settings.Load().maxPeers, roomPassword, servers, int64(ttl/time.Second)); e != nil {
+	if roomPassword != "" {
+		if wait := c.s.guesses.blocked(c.ip); wait > 0 {
+			c.reply(&joinError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", int(wait.Seconds())+1)})
+			return
+		}
+	}
+	e := c.s.hub.join(c, m.Room, name, m.Password, c.s.limits(), roomPassword, servers, int64(ttl/time.Second))
+	if e != nil {
+		if e.code == CodeBadPassword {
+			// Each wrong guess from an address waits longer for its answer.
+			time.Sleep(c.s.guesses.failed(c.ip))
+		}
 		c.reply(e)
 		return
+	}
+	if roomPassword != "" {
+		c.s.guesses.succeeded(c.ip)
 	}
 	c.s.log.Info("peer joined", "room", m.Room, "peer", c.id, "remote", c.remote)
 	c.scheduleRefresh(ttl)

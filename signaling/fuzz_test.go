@@ -22,7 +22,7 @@ func FuzzDispatch(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	s := New(Config{MaxPeersPerRoom: 4, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	s := New(Config{Limits: Limits{MaxPeersPerRoom: 4}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RoomPassword: func(room string) string {
 			if room == "locked" {
 				return "p"
@@ -32,12 +32,12 @@ func FuzzDispatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// conn is nil: handle never touches it; only the reader and
 		// writer goroutines do.
-		other := newClient(s, nil, "127.0.0.1:1")
-		c := newClient(s, nil, "127.0.0.1:2")
+		other := newClient(s, nil, "127.0.0.1:1", "127.0.0.1")
+		c := newClient(s, nil, "127.0.0.1:2", "127.0.0.1")
 		s.hub.register(other)
 		s.hub.register(c)
-		defer s.hub.unregister(other)
-		defer s.hub.unregister(c)
+		defer s.hub.unregister(other, false)
+		defer s.hub.unregister(c, false)
 		other.handle([]byte(`{"type":"join","room":"r","name":"other"}`))
 		c.handle([]byte(`{"type":"join","room":"r","name":"fuzzer"}`))
 		c.handle(data)

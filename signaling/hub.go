@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 )
 
 // hub owns every room and every connection. One mutex guards it all: each
@@ -15,7 +16,11 @@ type hub struct {
 	mu      sync.Mutex
 	rooms   map[string]*room
 	clients map[*client]struct{}
-	closed  bool
+	// suspended holds peers whose connection dropped, by resume token,
+	// for ResumeWindow.
+	suspended    map[string]*client
+	resumeWindow time.Duration
+	closed       bool
 }
 
 type room struct {
@@ -24,8 +29,8 @@ type room struct {
 	names map[string]string  // display name → peer id
 }
 
-func newHub() *hub {
-	return &hub{rooms: map[string]*room{}, clients: map[*client]struct{}{}}
+func newHub(resumeWindow time.Duration) *hub {
+	return &hub{rooms: map[string]*room{}, clients: map[*client]struct{}{}, suspended: map[string]*client{}, resumeWindow: resumeWindow}
 }
 
 // register adds a connection; false once the hub is closed.
@@ -39,12 +44,69 @@ func (h *hub) register(c *client) bool {
 	return true
 }
 
-// unregister removes a connection, and its peer from its room.
-func (h *hub) unregister(c *client) {
+// unregister removes a connection. Its peer leaves its room, unless
+// resumable: then the peer stays, suspended, for the resume window; messages
+// for it queue, and a join with its resume token takes it over.
+func (h *hub) unregister(c *client, resumable bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.clients, c)
+	if resumable && c.room != nil && !h.closed && c.resumeToken != "" {
+		c.suspended.Store(true)
+		h.suspended[c.resumeToken] = c
+		c.suspendTimer = time.AfterFunc(h.resumeWindow, func() { h.expire(c) })
+		return
+	}
 	h.leaveLocked(c)
+}
+
+// expire ends a suspension: the peer leaves its room for good.
+func (h *hub) expire(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !c.suspended.Load() {
+		return
+	}
+	c.suspended.Store(false)
+	delete(h.suspended, c.resumeToken)
+	h.leaveLocked(c)
+}
+
+// resume hands the suspended peer with token to c: same id and name, same
+// place in the room, its queued messages after the new welcome. The room
+// sees nothing. ok is false for an unknown, expired or other-room token.
+func (h *hub) resume(c *client, token, roomName string, iceServers any, ttl int64) (ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.suspended[token]
+	if old == nil || old.room.name != roomName || c.room != nil {
+		return false
+	}
+	delete(h.suspended, token)
+	old.suspended.Store(false)
+	old.suspendTimer.Stop()
+	r := old.room
+	c.id, c.name, c.room = old.id, old.name, r
+	c.resumeToken = newToken()
+	r.peers[c.id] = c
+	old.room = nil
+	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peersOf(r, c),
+		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
+	for n := len(old.send); n > 0; n-- {
+		c.enqueue(<-old.send)
+	}
+	return true
+}
+
+func peersOf(r *room, except *client) []PeerInfo {
+	peers := make([]PeerInfo, 0, len(r.peers))
+	for id, p := range r.peers {
+		if p != except {
+			peers = append(peers, PeerInfo{ID: id, Name: p.name})
+		}
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
+	return peers
 }
 
 // joinError is a refusal sent to the client as an error message.
@@ -52,7 +114,7 @@ type joinError struct{ code, message string }
 
 // join puts c in the named room under name. iceServers and ttl are the
 // credentials for welcome, minted by the caller outside the lock.
-func (h *hub) join(c *client, roomName, name, password string, maxPeers int, roomPassword string, iceServers any, ttl int64) *joinError {
+func (h *hub) join(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers any, ttl int64) *joinError {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.room != nil {
@@ -63,25 +125,25 @@ func (h *hub) join(c *client, roomName, name, password string, maxPeers int, roo
 	}
 	r := h.rooms[roomName]
 	if r == nil {
+		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
+			return &joinError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
+		}
 		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
 	}
-	if len(r.peers) >= maxPeers {
-		return &joinError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, maxPeers)}
+	if len(r.peers) >= lim.maxPeers {
+		return &joinError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
 	}
 	if _, taken := r.names[name]; taken {
 		return &joinError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
 	}
 	h.rooms[roomName] = r
-	peers := make([]PeerInfo, 0, len(r.peers))
-	for id, p := range r.peers {
-		peers = append(peers, PeerInfo{ID: id, Name: p.name})
-	}
-	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
+	peers := peersOf(r, c)
 	c.room, c.name = r, name
+	c.resumeToken = newToken()
 	r.peers[c.id] = c
 	r.names[name] = c.id
 	// welcome is queued before any other peer can signal c.
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: roomName, Peers: peers, ICEServers: iceServers, TTL: ttl}))
+	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: roomName, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
 	joined := encode(peerMsg{Type: TypePeerJoined, ID: c.id, Name: name})
 	for id, p := range r.peers {
 		if id != c.id {

@@ -31,6 +31,9 @@ const (
 	CodeUnknownPeer = "unknown-peer"
 	CodeTooLarge    = "too-large"
 	CodeRateLimited = "rate-limited"
+	// CodeRoomLimit refuses a join that would open a room past the
+	// server's room cap.
+	CodeRoomLimit = "room-limit"
 )
 
 // MaxNameLength is the longest display name, in characters.
@@ -61,6 +64,10 @@ type welcomeMsg struct {
 	Peers      []PeerInfo `json:"peers"`
 	ICEServers any        `json:"iceServers"`
 	TTL        int64      `json:"ttl"`
+	// Resume is the token a reconnecting client sends in join within
+	// the resume window to keep its id; Resumed says this welcome resumed one.
+	Resume  string `json:"resume"`
+	Resumed bool   `json:"resumed"`
 }
 
 type peerMsg struct {

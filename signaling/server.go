@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -54,17 +55,20 @@ type ICEServersFunc func(user string) (iceServers any, ttl time.Duration)
 
 // Config configures a Server. Zero values are noted per field.
 type Config struct {
-	// MaxPeersPerRoom caps a room. Zero: 8.
-	MaxPeersPerRoom int
 	// RoomPassword returns the password a room requires, "" for none. Nil:
 	// no room has a password.
 	RoomPassword func(room string) string
 	// ICEServers mints credentials for welcome and for ice-servers
 	// refreshes. Nil: welcome carries an empty list.
 	ICEServers ICEServersFunc
-	// AllowedOrigins lists Origin values ("https://app.example.com")
-	// allowed besides the request's own host.
-	AllowedOrigins []string
+	// Limits are the caps and origins; Update replaces them.
+	Limits
+	// TrustedProxies are reverse proxies whose X-Forwarded-For names the
+	// client IP (for the per-IP caps). Nil: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+	// ResumeWindow is how long a dropped peer waits for a resume. Zero:
+	// DefaultResumeWindow.
+	ResumeWindow time.Duration
 	// JoinTimeout closes connections (1008) that have not joined a room
 	// this long after opening. Zero: DefaultJoinTimeout.
 	JoinTimeout time.Duration
@@ -78,14 +82,10 @@ type Server struct {
 	log      *slog.Logger
 	hub      *hub
 	upgrader websocket.Upgrader
-	settings atomic.Pointer[settings]
+	limitsP  atomic.Pointer[limits]
 	stats    Stats
-}
-
-// settings is what Update changes; replaced whole.
-type settings struct {
-	maxPeers int
-	origins  map[string]bool
+	guesses  *guessThrottle
+	perIP    ipCount
 }
 
 // New builds a Server.
@@ -99,8 +99,11 @@ func New(cfg Config) *Server {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = DefaultJoinTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub()}
-	s.Update(cfg.MaxPeersPerRoom, cfg.AllowedOrigins)
+	if cfg.ResumeWindow <= 0 {
+		cfg.ResumeWindow = DefaultResumeWindow
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub(cfg.ResumeWindow), guesses: newGuessThrottle(), perIP: ipCount{n: map[string]int{}}}
+	s.Update(cfg.Limits)
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
@@ -126,22 +129,23 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
-	return s.settings.Load().origins[strings.ToLower(origin)]
+	return s.limits().origins[strings.ToLower(origin)]
 }
 
-// Update changes the room size cap (for joins from now on) and the allowed
-// Origins without touching open connections. maxPeersPerRoom <= 0 keeps
-// the current cap.
-func (s *Server) Update(maxPeersPerRoom int, allowedOrigins []string) {
-	st := &settings{maxPeers: maxPeersPerRoom, origins: map[string]bool{}}
+// Update replaces the limits for joins and connections from now on;
+// open connections and rooms are left as they are.
+func (s *Server) Update(l Limits) {
+	st := &limits{maxPeers: l.MaxPeersPerRoom, maxRooms: l.MaxRooms, maxPerIP: l.MaxConnectionsPerIP, origins: map[string]bool{}}
 	if st.maxPeers <= 0 {
-		st.maxPeers = s.cfg.MaxPeersPerRoom
+		st.maxPeers = 8
 	}
-	for _, o := range allowedOrigins {
+	for _, o := range l.AllowedOrigins {
 		st.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
 	}
-	s.settings.Store(st)
+	s.limitsP.Store(st)
 }
+
+func (s *Server) limits() limits { return *s.limitsP.Load() }
 
 // ServeHTTP upgrades to WebSocket and runs the connection until it ends.
 // A foreign Origin gets 403.
@@ -151,11 +155,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	ip := clientIP(r, s.cfg.TrustedProxies)
+	if !s.perIP.acquire(ip, s.limits().maxPerIP) {
+		s.log.Info("ws refused: connections per address", "remote", r.RemoteAddr, "ip", ip)
+		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+		return
+	}
+	defer s.perIP.release(ip)
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered.
 	}
-	c := newClient(s, conn, r.RemoteAddr)
+	c := newClient(s, conn, r.RemoteAddr, ip)
 	if !s.hub.register(c) {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
@@ -181,6 +192,13 @@ func (s *Server) Counts() (conns, rooms, peers int) { return s.hub.counts() }
 
 func newID() string {
 	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newToken is a resume token: 24 random bytes, URL-safe.
+func newToken() string {
+	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }

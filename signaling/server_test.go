@@ -19,7 +19,7 @@ type msg map[string]any
 func startSignaling(t *testing.T, mod func(*Config)) (*Server, string) {
 	t.Helper()
 	cfg := Config{
-		MaxPeersPerRoom: 3,
+		Limits: Limits{MaxPeersPerRoom: 3, AllowedOrigins: []string{"https://app.example.com"}},
 		RoomPassword: func(room string) string {
 			if room == "locked" {
 				return "open-sesame"
@@ -29,8 +29,7 @@ func startSignaling(t *testing.T, mod func(*Config)) (*Server, string) {
 		ICEServers: func(user string) (any, time.Duration) {
 			return []msg{{"urls": []string{"turn:127.0.0.1:3478"}, "username": "u-" + user, "credential": "c"}}, time.Hour
 		},
-		AllowedOrigins: []string{"https://app.example.com"},
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -155,13 +154,14 @@ func TestJoinSignalLeave(t *testing.T) {
 	b.send(msg{"type": "leave"})
 	b.expect("error", CodeNotJoined)
 
-	// A dropped connection is a leave too.
+	// Closing the connection (with a close frame, as a closing tab does)
+	// is a leave too.
 	c := dial(t, url)
 	c.join("room1", "carol")
 	a.expect("peer-joined")
-	c.conn.Close()
+	_ = c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""))
 	if pl := a.expect("peer-left"); pl["id"] != c.id {
-		t.Errorf("peer-left after drop: got %v", pl)
+		t.Errorf("peer-left after close: got %v", pl)
 	}
 }
 

@@ -1,0 +1,213 @@
+package signaling
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// drop ends the TCP connection without a close frame, as a lost network
+// does.
+func (c *wsClient) drop() { c.conn.UnderlyingConn().Close() }
+
+func TestResume(t *testing.T) {
+	_, url := startSignaling(t, func(c *Config) { c.ResumeWindow = 2 * time.Second })
+	a, b := dial(t, url), dial(t, url)
+	a.join("r", "alice")
+	wb := b.join("r", "bob")
+	a.expect("peer-joined")
+	token := wb["resume"].(string)
+	if len(token) < 30 || wb["resumed"] != false {
+		t.Fatalf("welcome resume %q resumed %v", token, wb["resumed"])
+	}
+
+	b.drop()
+	time.Sleep(200 * time.Millisecond)
+	// Signals to the dropped peer are kept for it.
+	a.send(msg{"type": "signal", "to": b.id, "data": msg{"while": "away"}})
+
+	b2 := dial(t, url)
+	b2.send(msg{"type": "join", "room": "r", "name": "ignored", "resume": token})
+	w := b2.expect("welcome")
+	if w["id"] != b.id || w["resumed"] != true {
+		t.Fatalf("resumed welcome: got id %v resumed %v, want id %s resumed true", w["id"], w["resumed"], b.id)
+	}
+	if w["resume"] == token || w["resume"] == "" {
+		t.Errorf("resume token not renewed")
+	}
+	if peers := w["peers"].([]any); len(peers) != 1 || peers[0].(map[string]any)["name"] != "alice" {
+		t.Errorf("resumed welcome peers: %v", peers)
+	}
+	if sig := b2.expect("signal"); sig["from"] != a.id || sig["data"].(map[string]any)["while"] != "away" {
+		t.Errorf("queued signal: got %v", sig)
+	}
+	// The room saw neither peer-left nor peer-joined: the next message to
+	// alice after the drop and the resume is the answer to her ping.
+	a.alive()
+	// The same token does not work twice.
+	b3 := dial(t, url)
+	b3.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
+	b3.expect("error", CodeNameTaken)
+	b2.send(msg{"type": "signal", "to": a.id, "data": msg{"back": true}})
+	if sig := a.expect("signal"); sig["from"] != b.id {
+		t.Errorf("signal after resume from %v, want %s", sig["from"], b.id)
+	}
+}
+
+func TestResumeAfterWindow(t *testing.T) {
+	_, url := startSignaling(t, func(c *Config) { c.ResumeWindow = 300 * time.Millisecond })
+	a, b := dial(t, url), dial(t, url)
+	a.join("r", "alice")
+	token := b.join("r", "bob")["resume"].(string)
+	a.expect("peer-joined")
+	start := time.Now()
+	b.drop()
+	if pl := a.expect("peer-left"); pl["id"] != b.id {
+		t.Fatalf("peer-left: %v", pl)
+	}
+	if el := time.Since(start); el < 250*time.Millisecond {
+		t.Errorf("peer-left after %v, before the resume window", el)
+	}
+	b2 := dial(t, url)
+	b2.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
+	w := b2.expect("welcome")
+	if w["id"] == b.id || w["resumed"] != false {
+		t.Errorf("expired token: got id %v resumed %v, want a fresh id", w["id"], w["resumed"])
+	}
+	a.expect("peer-joined")
+}
+
+func TestConnectionsPerIP(t *testing.T) {
+	_, url := startSignaling(t, func(c *Config) { c.MaxConnectionsPerIP = 2 })
+	a := dial(t, url)
+	dial(t, url)
+	_, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third connection: %v %v, want 429", resp, err)
+	}
+	a.conn.Close()
+	time.Sleep(200 * time.Millisecond)
+	dial(t, url).alive() // a slot is free again
+}
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		remote, xff, want string
+	}{
+		{"203.0.113.5:1234", "", "203.0.113.5"},
+		{"203.0.113.5:1234", "198.51.100.1", "203.0.113.5"}, // untrusted peer: header ignored
+		{"10.0.0.2:1234", "198.51.100.1", "198.51.100.1"},
+		{"10.0.0.2:1234", "198.51.100.9, 198.51.100.1, 10.0.0.3", "198.51.100.1"}, // rightmost untrusted
+		{"10.0.0.2:1234", "garbage", "10.0.0.2"},
+		{"10.0.0.2:1234", "", "10.0.0.2"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/ws", nil)
+		r.RemoteAddr = tt.remote
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := clientIP(r, trusted); got != tt.want {
+			t.Errorf("%s with X-Forwarded-For %q: got %s, want %s", tt.remote, tt.xff, got, tt.want)
+		}
+	}
+}
+
+func TestPasswordThrottle(t *testing.T) {
+	s, url := startSignaling(t, func(c *Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	s.guesses.base = time.Millisecond
+	s.guesses.maxFails = 3
+	from := func(ip string) *wsClient {
+		conn, _, err := websocket.DefaultDialer.Dial(url, http.Header{"X-Forwarded-For": {ip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return &wsClient{t: t, conn: conn}
+	}
+	guesser := from("198.51.100.66")
+	for i := 0; i < 3; i++ {
+		guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "guess"})
+		guesser.expect("error", CodeBadPassword)
+	}
+	guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
+	e := guesser.expect("error", CodeRateLimited)
+	if !strings.Contains(e["message"].(string), "wrong passwords") {
+		t.Errorf("refusal message: %v", e["message"])
+	}
+	// Another address is unaffected.
+	other := from("198.51.100.77")
+	other.send(msg{"type": "join", "room": "locked", "name": "o", "password": "open-sesame"})
+	other.expect("welcome")
+}
+
+func TestRoomLimit(t *testing.T) {
+	_, url := startSignaling(t, func(c *Config) { c.MaxRooms = 1 })
+	dial(t, url).join("one", "a")
+	b := dial(t, url)
+	b.send(msg{"type": "join", "room": "two", "name": "b"})
+	b.expect("error", CodeRoomLimit)
+	dial(t, url).join("one", "c") // the open room still takes peers
+}
+
+// TestSlowConsumer: a peer that stops reading is dropped once its queue
+// fills; the rest of its room keeps getting messages meanwhile.
+func TestSlowConsumer(t *testing.T) {
+	_, url := startSignaling(t, func(c *Config) { c.MaxPeersPerRoom = 8 })
+	dialer := *websocket.DefaultDialer
+	dialer.NetDialContext = nil
+	slowConn, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slowConn.Close()
+	if tcp, ok := slowConn.UnderlyingConn().(interface{ SetReadBuffer(int) error }); ok {
+		_ = tcp.SetReadBuffer(4096)
+	}
+	slow := &wsClient{t: t, conn: slowConn}
+	slow.join("r", "slow")
+	watcher := dial(t, url)
+	watcher.join("r", "watcher")
+	var senders []*wsClient
+	for i := 0; i < 3; i++ {
+		s := dial(t, url)
+		s.join("r", "sender"+string(rune('a'+i)))
+		senders = append(senders, s)
+	}
+	big := strings.Repeat("x", 60<<10)
+	done := make(chan struct{})
+	for _, s := range senders {
+		go func(s *wsClient) {
+			for i := 0; i < MessageBurst-10; i++ {
+				if s.conn.WriteJSON(msg{"type": "signal", "to": slow.id, "data": msg{"pad": big}}) != nil {
+					return
+				}
+			}
+			done <- struct{}{}
+		}(s)
+	}
+	// The watcher sees the slow peer leave, and keeps answering pings.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_ = watcher.conn.SetReadDeadline(deadline)
+		var m msg
+		if err := watcher.conn.ReadJSON(&m); err != nil {
+			t.Fatalf("watcher: %v (the slow peer was never dropped)", err)
+		}
+		if m["type"] == "peer-left" && m["id"] == slow.id {
+			break
+		}
+	}
+	watcher.alive()
+	for range senders {
+		<-done
+	}
+}
