@@ -3,6 +3,7 @@
 // (#ice-config) and is refreshed by the signaling server.
 import { Signaling } from './signal.js';
 import { Peer } from './mesh.js';
+import { CallControl } from './callmode.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -18,6 +19,8 @@ const state = {
   peers: new Map(), // peer id → Peer
   names: new Map(), // peer id → display name
   leaving: false,
+  mode: params.get('mode') === 'call' ? 'call' : 'room',
+  calls: null, // CallControl in call mode
 };
 
 // Exposed for diagnostics in the browser console and for tests.
@@ -111,7 +114,9 @@ function createPeer(id) {
     },
     onChat: (p, text) => addChatLine(p.name, String(text).slice(0, 2000)),
     onState: (p, s) => {
-      if (s === 'failed') setStatus(`connection to ${p.name} failed`);
+      if (s !== 'failed') return;
+      setStatus(`connection to ${p.name} failed`);
+      if (state.mode === 'call') state.calls.connectionLost(p.id);
     },
   });
   state.peers.set(id, peer);
@@ -128,6 +133,64 @@ async function getMedia() {
   }
 }
 
+// The lobby list of call mode: everyone else, with a Call button.
+function renderLobby() {
+  if (state.mode !== 'call') return;
+  const list = $('people');
+  list.replaceChildren();
+  for (const [id, name] of state.names) {
+    const li = document.createElement('li');
+    li.dataset.peer = id;
+    const label = document.createElement('span');
+    label.textContent = name;
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.textContent = 'Call';
+    btn.className = 'call-button';
+    btn.disabled = state.calls.state !== 'idle';
+    btn.addEventListener('click', () => state.calls.call(id));
+    li.append(label, btn);
+    list.append(li);
+  }
+  $('nobody').hidden = state.names.size > 0;
+}
+
+function renderCall({ state: s, text }) {
+  $('callbar').hidden = false;
+  $('call-status').textContent = text;
+  $('accept').hidden = s !== 'incoming';
+  $('decline').hidden = s !== 'incoming';
+  $('hangup').hidden = s !== 'ringing' && s !== 'connected';
+  renderLobby();
+}
+
+// onWelcome handles a welcome: a fresh join (first, or after the resume
+// window passed) rebuilds everything; a resumed one changes nothing.
+function onWelcome(detail, name) {
+  if (Array.isArray(detail.iceServers) && detail.iceServers.length) {
+    rtcConfig.iceServers = detail.iceServers;
+    for (const p of state.peers.values()) p.setICEServers(detail.iceServers);
+  }
+  if (detail.resumed) {
+    setStatus(`reconnected to room ${detail.room} as ${name}`);
+    return;
+  }
+  for (const id of [...state.peers.keys()]) removePeer(id);
+  state.myId = detail.id;
+  state.myName = name;
+  state.names = new Map(detail.peers.map((p) => [p.id, p.name]));
+  $('join-form').hidden = true;
+  $('call').hidden = false;
+  $('chat').hidden = false;
+  $('lobby').hidden = state.mode !== 'call';
+  setStatus(`in room ${detail.room} as ${name}`);
+  if (state.mode === 'call') {
+    renderLobby();
+  } else {
+    for (const p of detail.peers) createPeer(p.id).start();
+  }
+}
+
 async function join(name) {
   $('join').disabled = true;
   $('join-error').textContent = '';
@@ -137,32 +200,32 @@ async function join(name) {
   }
   const sig = new Signaling();
   state.sig = sig;
-  sig.addEventListener('welcome', ({ detail }) => {
-    state.myId = detail.id;
-    state.myName = name;
-    if (Array.isArray(detail.iceServers) && detail.iceServers.length) rtcConfig.iceServers = detail.iceServers;
-    $('join-form').hidden = true;
-    $('call').hidden = false;
-    $('chat').hidden = false;
-    setStatus(`in room ${detail.room} as ${name}`);
-    for (const p of detail.peers) {
-      state.names.set(p.id, p.name);
-      createPeer(p.id).start();
-    }
-  });
+  sig.addEventListener('welcome', ({ detail }) => onWelcome(detail, name));
   sig.addEventListener('peer-joined', ({ detail }) => {
     state.names.set(detail.id, detail.name);
     addChatLine('', `${detail.name} joined`, true);
+    renderLobby();
   });
   sig.addEventListener('peer-left', ({ detail }) => {
     addChatLine('', `${state.names.get(detail.id) || 'someone'} left`, true);
+    if (state.mode === 'call') state.calls.peerLeft(detail.id);
     state.names.delete(detail.id);
     removePeer(detail.id);
+    renderLobby();
   });
   sig.addEventListener('signal', ({ detail }) => {
-    if (!detail.data || typeof detail.data !== 'object') return;
+    const data = detail.data;
+    if (!data || typeof data !== 'object') return;
+    if (state.mode === 'call') {
+      if (typeof data.call === 'string') {
+        state.calls.onSignal(detail.from, data);
+        return;
+      }
+      // Media only from the person we are in a call with.
+      if (!state.calls.inCallWith(detail.from)) return;
+    }
     const peer = state.peers.get(detail.from) || createPeer(detail.from);
-    peer.receive(detail.data);
+    peer.receive(data);
   });
   sig.addEventListener('ice-servers', ({ detail }) => {
     rtcConfig.iceServers = detail.iceServers;
@@ -173,34 +236,34 @@ async function join(name) {
       $('join-error').textContent = detail.message;
       $('join').disabled = false;
       if (detail.code === 'name-taken') $('name').select();
-      sig.close();
+      sig.stop();
     } else {
       console.warn('signaling error', detail.code, detail.message);
     }
   });
+  sig.addEventListener('reconnecting', ({ detail }) => {
+    if (state.myId) setStatus(`connection lost; reconnecting in ${detail.delay / 1000}s`);
+    else setStatus('cannot reach the server; retrying');
+  });
   sig.addEventListener('closed', ({ detail }) => {
     if (!state.leaving && state.myId) setStatus(`signaling closed (${detail.code} ${detail.reason || ''})`);
   });
-  try {
-    await sig.open();
-  } catch (err) {
-    $('join-error').textContent = err.message;
-    $('join').disabled = false;
-    return;
-  }
-  sig.send({ type: 'join', room, name });
+  sig.start({ type: 'join', room, name });
 }
 
 function leave() {
   state.leaving = true;
+  if (state.mode === 'call') state.calls.hangup();
   if (state.sig) {
     state.sig.send({ type: 'leave' });
-    state.sig.close();
+    state.sig.stop();
   }
   for (const id of [...state.peers.keys()]) removePeer(id);
   state.myId = '';
+  state.names = new Map();
   $('call').hidden = true;
   $('chat').hidden = true;
+  $('lobby').hidden = true;
   $('join-form').hidden = false;
   $('join').disabled = false;
   setStatus('left the room');
@@ -208,6 +271,20 @@ function leave() {
 }
 
 function setup() {
+  if (state.mode === 'call') {
+    state.calls = new CallControl({
+      send: (to, data) => state.sig.signal(to, data),
+      nameOf: (id) => state.names.get(id) || 'someone',
+      startCall: (id) => createPeer(id).start(),
+      endMedia: (id) => removePeer(id),
+      render: renderCall,
+    });
+    $('accept').addEventListener('click', () => state.calls.accept());
+    $('decline').addEventListener('click', () => state.calls.decline());
+    $('hangup').addEventListener('click', () => state.calls.hangup());
+    $('mode-toggle').textContent = 'Switch to room mode';
+    $('mode-toggle').href = '?';
+  }
   $('name').value = params.get('name') || localStorage.getItem('icebox-name') || '';
   $('join-form').addEventListener('submit', (ev) => {
     ev.preventDefault();

@@ -1,31 +1,58 @@
 // Signaling client for protocol v1 (docs/protocol.md): one WebSocket to
-// /ws on the page's own host, JSON text frames.
+// /ws on the page's own host, JSON text frames. A connection lost without
+// our asking reconnects with backoff (0.5 s doubling to 8 s) and joins with
+// the resume token of the last welcome, so the server keeps our id.
 
 export class Signaling extends EventTarget {
   #ws = null;
   #pingTimer = 0;
+  #retryTimer = 0;
+  #stopped = true;
+  #backoff = 500;
+  #join = null;
+  resume = '';
 
-  // open connects and resolves once the socket is open.
-  open() {
+  // start connects and joins with join ({type:'join', room, name, …}).
+  start(join) {
+    this.#join = join;
+    this.#stopped = false;
+    this.#open();
+  }
+
+  #open() {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${scheme}://${location.host}/ws`);
     this.#ws = ws;
+    ws.addEventListener('open', () => {
+      const join = { ...this.#join };
+      if (this.resume) join.resume = this.resume;
+      ws.send(JSON.stringify(join));
+      // Application-level keepalive; proxies may drop idle sockets.
+      this.#pingTimer = setInterval(() => this.send({ type: 'ping' }), 25000);
+    });
     ws.addEventListener('message', (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
-      if (msg && typeof msg.type === 'string') {
-        this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
+      if (!msg || typeof msg.type !== 'string') return;
+      if (msg.type === 'welcome') {
+        this.resume = msg.resume || '';
+        this.#backoff = 500;
       }
+      this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
     });
     ws.addEventListener('close', (ev) => {
       clearInterval(this.#pingTimer);
-      this.dispatchEvent(new CustomEvent('closed', { detail: { code: ev.code, reason: ev.reason } }));
-    });
-    // Application-level keepalive; proxies may drop idle sockets.
-    this.#pingTimer = setInterval(() => this.send({ type: 'ping' }), 25000);
-    return new Promise((resolve, reject) => {
-      ws.addEventListener('open', () => resolve(), { once: true });
-      ws.addEventListener('error', () => reject(new Error('could not reach the signaling server')), { once: true });
+      if (ws !== this.#ws) return;
+      // 1008 is a policy close (flooding, too slow): do not hammer back.
+      if (this.#stopped || ev.code === 1008) {
+        this.#stopped = true;
+        this.dispatchEvent(new CustomEvent('closed', { detail: { code: ev.code, reason: ev.reason } }));
+        return;
+      }
+      const delay = this.#backoff;
+      this.#backoff = Math.min(this.#backoff * 2, 8000);
+      this.dispatchEvent(new CustomEvent('reconnecting', { detail: { delay, code: ev.code } }));
+      this.#retryTimer = setTimeout(() => this.#open(), delay);
     });
   }
 
@@ -37,9 +64,12 @@ export class Signaling extends EventTarget {
 
   signal(to, data) { this.send({ type: 'signal', to, data }); }
 
-  close() {
+  // stop closes for good: no reconnect, no resume.
+  stop() {
+    this.#stopped = true;
+    this.resume = '';
     clearInterval(this.#pingTimer);
+    clearTimeout(this.#retryTimer);
     if (this.#ws) this.#ws.close(1000, 'bye');
-    this.#ws = null;
   }
 }

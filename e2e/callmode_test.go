@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// eval runs a JavaScript expression in a tab.
+func eval[T any](t *testing.T, tab context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// waitText waits until the element's text contains want.
+func waitText(t *testing.T, tab context.Context, id, want string) {
+	t.Helper()
+	waitFor(t, tab, "#"+id+" shows "+want,
+		`(document.getElementById('`+id+`').textContent || '').includes(`+jsString(want)+`)`)
+}
+
+func jsString(s string) string { return "'" + strings.ReplaceAll(s, "'", "\\'") + "'" }
+
+// callFrom clicks the Call button next to name in a's lobby.
+func callFrom(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	waitFor(t, tab, "lobby lists "+name, `[...document.querySelectorAll('#people li')].some(li => li.textContent.startsWith(`+jsString(name)+`))`)
+	if !eval[bool](t, tab, `(() => {
+		const li = [...document.querySelectorAll('#people li')].find(li => li.textContent.startsWith(`+jsString(name)+`));
+		const b = li.querySelector('button'); if (b.disabled) return false; b.click(); return true; })()`) {
+		t.Fatalf("Call button for %s is disabled", name)
+	}
+}
+
+func click(t *testing.T, tab context.Context, id string) {
+	t.Helper()
+	if !eval[bool](t, tab, `(() => { const b = document.getElementById('`+id+`'); if (b.hidden) return false; b.click(); return true; })()`) {
+		t.Fatalf("#%s is hidden", id)
+	}
+}
+
+// TestCallMode: a calls b, b declines; a calls again, b accepts and both
+// play each other's video; b hangs up and a is told; a third page cannot
+// sign in as "a".
+func TestCallMode(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	url := ib.URL + "/r/" + room + "?mode=call&autojoin=1&name="
+	a := newTab(t, browser, url+"a")
+	b := newTab(t, browser, url+"b")
+
+	// Call mode is a lobby: no call starts by itself.
+	callFrom(t, a, "b")
+	waitText(t, a, "call-status", "Ringing b")
+	waitText(t, b, "call-status", "Incoming call from a")
+	click(t, b, "decline")
+	waitText(t, a, "call-status", "b declined")
+	if n := eval[int](t, a, `document.querySelectorAll('.tile.remote').length`); n != 0 {
+		t.Errorf("declined call left %d remote tiles", n)
+	}
+
+	callFrom(t, a, "b")
+	waitText(t, b, "call-status", "Incoming call from a")
+	click(t, b, "accept")
+	waitText(t, a, "call-status", "In call with b")
+	deadline := time.Now().Add(15 * time.Second)
+	for _, tc := range []struct {
+		tab        context.Context
+		name, peer string
+	}{{a, "a", "b"}, {b, "b", "a"}} {
+		v, err := waitForRemoteVideo(tc.tab, deadline)
+		if err != nil {
+			t.Fatalf("page %s: %v", tc.name, err)
+		}
+		if v.Name != tc.peer {
+			t.Errorf("page %s plays %q's video, want %q", tc.name, v.Name, tc.peer)
+		}
+	}
+
+	click(t, b, "hangup")
+	waitText(t, a, "call-status", "Call ended: b hung up")
+	waitFor(t, a, "a's remote tile is gone", `document.querySelectorAll('.tile.remote').length === 0`)
+	waitText(t, b, "call-status", "Call ended")
+
+	// A third page cannot take the name "a".
+	c := newTab(t, browser, url+"a")
+	waitText(t, c, "join-error", "taken")
+	if !eval[bool](t, c, `!document.getElementById('join-form').hidden`) {
+		t.Error("the name form is not offered again after name-taken")
+	}
+}
