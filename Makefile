@@ -1,6 +1,7 @@
 # icebox — build, run, test, install.
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     vet, then every test with the race detector, then short fuzz runs
+#   make bench    signaling benchmark (connections, RSS, latency)
 #   make install  binary, systemd unit, sysusers entry and /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
 
@@ -13,7 +14,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 15s
 
-.PHONY: all build run test fuzz install uninstall clean
+.PHONY: all build run test fuzz bench install uninstall clean
 
 all: build
 
@@ -36,6 +37,10 @@ fuzz:
 
 # Builds only when bin/icebox is missing, so `make build` as a user and
 # `sudo make install` afterwards needs no Go toolchain for root.
+# Benchmarks (not tests): figures go to docs/BENCHMARKS.md.
+bench: build
+	$(GO) run ./bench/sigbench -icebox bin/icebox -conns 10000 -rate 2000 -duration 10s
+
 install:
 	@[ -x bin/icebox ] || $(MAKE) build
 	install -D -m 0755 bin/icebox $(DESTDIR)$(BINDIR)/icebox

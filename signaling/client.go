@@ -16,15 +16,19 @@ import (
 )
 
 // client is one WebSocket connection: a reader goroutine (run) handles
-// inbound messages; a writer goroutine owns every write. They end together
-// through done.
+// inbound messages; a writer goroutine (flush) runs only while messages
+// are queued, so an idle connection costs one goroutine. done closes when
+// the connection starts closing; ended once the close frame is written.
 type client struct {
 	s       *Server
 	conn    *websocket.Conn
 	remote  string
 	ip      string // client IP, behind trusted proxies from X-Forwarded-For
 	id      string
-	send    chan []byte
+	out     *outbox
+	wmu     sync.Mutex    // held while writing data frames
+	pinger  *time.Timer   // guarded by mu
+	ended   chan struct{} // closed once finish has written the close frame
 	done    chan struct{}
 	limiter *rate.Limiter
 	strikes int // reader goroutine only
@@ -46,7 +50,8 @@ type client struct {
 func newClient(s *Server, conn *websocket.Conn, remote, ip string) *client {
 	return &client{
 		s: s, conn: conn, remote: remote, ip: ip, id: newID(),
-		send:    make(chan []byte, sendQueue),
+		out:     &outbox{},
+		ended:   make(chan struct{}),
 		done:    make(chan struct{}),
 		limiter: rate.NewLimiter(MessageRate, MessageBurst),
 	}
@@ -58,9 +63,11 @@ const reasonSlow = "too slow: send queue full"
 // the client cannot keep up; it is disconnected rather than let it stall
 // its room.
 func (c *client) enqueue(b []byte) {
-	select {
-	case c.send <- b:
-	default:
+	start, ok := c.out.push(b)
+	if start && ok && !c.suspended.Load() {
+		go c.flush()
+	}
+	if !ok {
 		if c.suspended.Load() {
 			// Too much missed while away: the peer leaves for good. The
 			// caller may hold the hub lock, so expire elsewhere.
@@ -83,7 +90,11 @@ func (c *client) closeWith(code int, reason string) {
 	if c.refresh != nil {
 		c.refresh.Stop()
 	}
+	if c.pinger != nil {
+		c.pinger.Stop()
+	}
 	close(c.done)
+	go c.finish()
 	// The reader drains until the peer answers the close frame, or until
 	// closeGrace; then run closes the socket. Unread input at close time
 	// would make the kernel send a reset instead of the close frame.
@@ -100,53 +111,74 @@ func (c *client) closing() bool {
 }
 
 func (c *client) run() {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.writer()
-	}()
+	c.mu.Lock()
+	c.pinger = time.AfterFunc(pingPeriod, c.ping)
+	c.mu.Unlock()
 	dropped := c.reader()
 	c.mu.Lock()
-	policyClose := c.closeCode != 0
+	policyClose := c.closeCode != 0 && c.closeCode != websocket.CloseAbnormalClosure
 	c.mu.Unlock()
 	// A connection lost without a close frame may come back: its peer is
-	// kept for ResumeWindow. A close, a leave or a policy close is final.
+	// kept for the resume window. A close, a leave or a policy close is
+	// final.
 	c.s.hub.unregister(c, dropped && !policyClose)
 	c.closeWith(websocket.CloseNormalClosure, "")
-	wg.Wait()
+	<-c.ended
 	c.conn.Close()
 	c.s.log.Debug("ws closed", "peer", c.id, "remote", c.remote)
 }
 
-func (c *client) writer() {
-	ticker := time.NewTicker(pingPeriod)
-	defer ticker.Stop()
+// flush writes queued messages until the queue is empty, then ends; the
+// next enqueue starts another. Once the connection is closing, finish
+// writes what is left instead.
+func (c *client) flush() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	for {
-		select {
-		case b := <-c.send:
+		if c.closing() {
+			c.out.stop()
+			return
+		}
+		q := c.out.next()
+		if q == nil {
+			return
+		}
+		for _, b := range q {
 			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "")
 				c.conn.Close() // unblocks the reader.
 				return
 			}
-		case <-ticker.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				c.closeWith(websocket.CloseAbnormalClosure, "")
-				c.conn.Close() // unblocks the reader.
-				return
-			}
-		case <-c.done:
-			c.flushAndClose()
-			return
 		}
 	}
 }
 
-// flushAndClose writes what is still queued (such as the error that
-// explains the close), then the close frame, all within one writeWait.
-func (c *client) flushAndClose() {
+// ping keeps the connection alive every pingPeriod; gorilla allows
+// WriteControl alongside a data write.
+func (c *client) ping() {
+	if c.closing() {
+		return
+	}
+	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+		c.closeWith(websocket.CloseAbnormalClosure, "")
+		c.conn.Close() // unblocks the reader.
+		return
+	}
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.pinger.Reset(pingPeriod)
+	}
+	c.mu.Unlock()
+}
+
+// finish writes, after any write in progress, what is still queued (such
+// as the error that explains the close), then the close frame, all within
+// one writeWait.
+func (c *client) finish() {
+	defer close(c.ended)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.mu.Lock()
 	code, reason := c.closeCode, c.closeReason
 	c.mu.Unlock()
@@ -156,8 +188,8 @@ func (c *client) flushAndClose() {
 	deadline := time.Now().Add(writeWait)
 	_ = c.conn.SetWriteDeadline(deadline)
 	if reason != reasonSlow { // a slow client would not read the backlog anyway.
-		for n := len(c.send); n > 0; n-- {
-			if c.conn.WriteMessage(websocket.TextMessage, <-c.send) != nil {
+		for _, b := range c.out.take() {
+			if c.conn.WriteMessage(websocket.TextMessage, b) != nil {
 				return
 			}
 		}

@@ -30,10 +30,12 @@ func FuzzDispatch(f *testing.F) {
 			return ""
 		}})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// conn is nil: handle never touches it; only the reader and
-		// writer goroutines do.
+		// conn is nil: handle never touches it, and suspended clients
+		// queue messages without starting a writer, which the test drains.
 		other := newClient(s, nil, "127.0.0.1:1", "127.0.0.1")
 		c := newClient(s, nil, "127.0.0.1:2", "127.0.0.1")
+		other.suspended.Store(true)
+		c.suspended.Store(true)
 		s.hub.register(other)
 		s.hub.register(c)
 		defer s.hub.unregister(other, false)
@@ -43,9 +45,8 @@ func FuzzDispatch(f *testing.F) {
 		c.handle(data)
 		c.handle([]byte(`{"type":"signal","to":"` + other.id + `","data":{"after":true}}`))
 		for _, cl := range []*client{c, other} {
-			for len(cl.send) > 0 {
+			for _, b := range cl.out.take() {
 				var m struct{ Type string }
-				b := <-cl.send
 				if err := json.Unmarshal(b, &m); err != nil || m.Type == "" {
 					t.Fatalf("queued a message that is not protocol JSON: %q", b)
 				}

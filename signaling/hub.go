@@ -92,8 +92,8 @@ func (h *hub) resume(c *client, token, roomName string, iceServers any, ttl int6
 	old.room = nil
 	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peersOf(r, c),
 		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
-	for n := len(old.send); n > 0; n-- {
-		c.enqueue(<-old.send)
+	for _, b := range old.out.take() {
+		c.enqueue(b)
 	}
 	return true
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,8 +106,11 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub(cfg.ResumeWindow), guesses: newGuessThrottle(), perIP: ipCount{n: map[string]int{}}}
 	s.Update(cfg.Limits)
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		// Reading reuses the HTTP server's buffer; a write buffer is taken
+		// from the pool only while writing, so idle connections hold none.
+		ReadBufferSize:  0,
 		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			http.Error(w, reason.Error(), status)
@@ -161,9 +165,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
-	defer s.perIP.release(ip)
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.perIP.release(ip)
 		return // the upgrader has answered.
 	}
 	c := newClient(s, conn, r.RemoteAddr, ip)
@@ -171,9 +175,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
 		conn.Close()
+		s.perIP.release(ip)
 		return
 	}
-	c.run()
+	// The connection runs on goroutines of its own: returning frees the
+	// HTTP handler's stack, request and response for the connection's life.
+	go func() {
+		defer s.perIP.release(ip)
+		c.run()
+	}()
 }
 
 // Close tells every connection the server is going away (close 1001) and

@@ -1,0 +1,260 @@
+// Command sigbench measures icebox's signaling: it starts the icebox
+// binary, holds N WebSocket clients joined to rooms of 4, and reports the
+// server's resident memory per connection and the delivery latency of
+// signals sent at a fixed aggregate rate (p50, p99, max).
+//
+//	go run ./bench/sigbench -conns 10000 -rate 2000 -duration 10s
+//
+// Traffic stays on 127.0.0.1. Each signal carries its send time; the
+// receiver records now − sent.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func main() {
+	conns := flag.Int("conns", 10000, "WebSocket connections to hold")
+	roomSize := flag.Int("room", 4, "peers per room")
+	rate := flag.Int("rate", 2000, "signals per second, all clients together")
+	duration := flag.Duration("duration", 10*time.Second, "how long to send signals")
+	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
+	flag.Parse()
+	if err := run(*conns, *roomSize, *rate, *duration, *binary); err != nil {
+		fmt.Fprintln(os.Stderr, "sigbench:", err)
+		os.Exit(1)
+	}
+}
+
+type client struct {
+	conn *websocket.Conn
+	id   string
+	mu   sync.Mutex // one writer at a time
+	mate []*client
+}
+
+func run(nConns, roomSize, rate int, duration time.Duration, binary string) error {
+	raiseFDLimit(nConns*2 + 1000)
+	dir, err := os.MkdirTemp("", "sigbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if binary == "" {
+		binary = filepath.Join(dir, "icebox")
+		if out, err := exec.Command("go", "build", "-o", binary, "./cmd/icebox").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	}
+	cfg := filepath.Join(dir, "icebox.yaml")
+	yml := fmt.Sprintf(`public_ip: 127.0.0.1
+http: {listen: "127.0.0.1:0"}
+turn: {listen: ["udp://127.0.0.1:0"], secrets: ["sigbench-secret-0123456789"]}
+signaling: {max_peers_per_room: %d, max_connections_per_ip: -1, max_rooms: -1}
+metrics: {listen: ""}
+log: {level: warn}
+state_dir: %q
+`, roomSize, dir)
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(binary, "-config", cfg, "-log-level", "info")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	addr, err := waitHTTP(stderr)
+	if err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
+	base := rssKiB(cmd.Process.Pid)
+
+	// Connect and join: rooms of roomSize.
+	url := "ws://" + addr + "/ws"
+	clients := make([]*client, nConns)
+	lat := make(chan time.Duration, 1<<16)
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var connErr error
+	var errMu sync.Mutex
+	for i := range clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := connect(url, fmt.Sprintf("room%d", i/roomSize), fmt.Sprintf("p%d", i))
+			if err != nil {
+				errMu.Lock()
+				connErr = err
+				errMu.Unlock()
+				return
+			}
+			clients[i] = c
+		}(i)
+	}
+	wg.Wait()
+	if connErr != nil {
+		return fmt.Errorf("connecting: %w", connErr)
+	}
+	connectTime := time.Since(start)
+	for i, c := range clients {
+		r := i / roomSize * roomSize
+		for j := r; j < min(r+roomSize, nConns); j++ {
+			if j != i {
+				c.mate = append(c.mate, clients[j])
+			}
+		}
+		go c.read(lat)
+	}
+	time.Sleep(2 * time.Second) // let peer-joined traffic settle and memory stabilise
+	runtime.GC()
+	held := rssKiB(cmd.Process.Pid)
+
+	// Send signals at the rate; collect latencies.
+	var samples []time.Duration
+	done := make(chan struct{})
+	go func() {
+		for d := range lat {
+			samples = append(samples, d)
+		}
+		close(done)
+	}()
+	interval := time.Second / time.Duration(rate)
+	sent := 0
+	t0 := time.Now()
+	for next := t0; time.Since(t0) < duration; next = next.Add(interval) {
+		time.Sleep(time.Until(next))
+		c := clients[rand.IntN(nConns)]
+		if len(c.mate) == 0 {
+			continue
+		}
+		to := c.mate[rand.IntN(len(c.mate))]
+		body := fmt.Sprintf(`{"type":"signal","to":%q,"data":{"t":%d,"candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host","sdpMid":"0"}}}`, to.id, time.Now().UnixNano())
+		c.mu.Lock()
+		err := c.conn.WriteMessage(websocket.TextMessage, []byte(body))
+		c.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		sent++
+	}
+	time.Sleep(time.Second)
+	for _, c := range clients {
+		c.conn.Close()
+	}
+	close(lat)
+	<-done
+	slices.Sort(samples)
+	pct := func(p float64) time.Duration {
+		if len(samples) == 0 {
+			return 0
+		}
+		return samples[min(len(samples)-1, int(float64(len(samples))*p))]
+	}
+	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	fmt.Printf("connections held: %d in rooms of %d (connected and joined in %s)\n", nConns, roomSize, connectTime.Round(time.Millisecond))
+	fmt.Printf("server RSS: %d KiB idle, %d KiB holding them: %.1f KiB per connection\n", base, held, float64(held-base)/float64(nConns))
+	fmt.Printf("signals: %d sent at %d/s for %s, %d delivered\n", sent, rate, duration, len(samples))
+	fmt.Printf("delivery latency: p50 %s, p99 %s, max %s\n", pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
+	return nil
+}
+
+func connect(url, room, name string) (*client, error) {
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+	conn, _, err := d.Dial(url, http.Header{})
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.WriteJSON(map[string]string{"type": "join", "room": room, "name": name}); err != nil {
+		return nil, err
+	}
+	var w struct{ Type, ID string }
+	if err := conn.ReadJSON(&w); err != nil || w.Type != "welcome" {
+		return nil, fmt.Errorf("join: %v %v", w, err)
+	}
+	return &client{conn: conn, id: w.ID}, nil
+}
+
+func (c *client) read(lat chan<- time.Duration) {
+	for {
+		_, b, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		var m struct {
+			Type string
+			Data struct{ T int64 }
+		}
+		if json.Unmarshal(b, &m) == nil && m.Type == "signal" && m.Data.T > 0 {
+			select {
+			case lat <- time.Duration(time.Now().UnixNano() - m.Data.T):
+			default:
+			}
+		}
+	}
+}
+
+var httpLine = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
+
+func waitHTTP(stderr interface{ Read([]byte) (int, error) }) (string, error) {
+	sc := bufio.NewScanner(stderr)
+	found := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if m := httpLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-found:
+		return a, nil
+	case <-time.After(15 * time.Second):
+		return "", fmt.Errorf("icebox did not start")
+	}
+}
+
+// rssKiB reads VmRSS of pid from /proc.
+func rssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func raiseFDLimit(n int) {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(n) {
+		lim.Cur = min(uint64(n), lim.Max)
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}
