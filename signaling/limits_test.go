@@ -211,3 +211,42 @@ func TestSlowConsumer(t *testing.T) {
 		<-done
 	}
 }
+
+// TestResumeDefaultWindow runs with the real 30 s window: a peer that
+// dropped is still in its room at 25 s (resumable, nobody told), and has
+// left at 30 s, after which its token starts a fresh peer.
+func TestResumeDefaultWindow(t *testing.T) {
+	t.Parallel()
+	_, url := startSignaling(t, nil)
+	a, b, c := dial(t, url), dial(t, url), dial(t, url)
+	a.join("r", "alice")
+	tokB := b.join("r", "bob")["resume"].(string)
+	a.expect("peer-joined")
+	tokC := c.join("r", "carol")["resume"].(string)
+	a.expect("peer-joined")
+	start := time.Now()
+	b.drop()
+	c.drop()
+
+	time.Sleep(25 * time.Second)
+	a.alive() // no peer-left before the pong
+	b2 := dial(t, url)
+	b2.send(msg{"type": "join", "room": "r", "name": "bob", "resume": tokB})
+	if w := b2.expect("welcome"); w["id"] != b.id || w["resumed"] != true {
+		t.Fatalf("resume at 25 s: got %v", w)
+	}
+
+	_ = a.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var pl msg
+	if err := a.conn.ReadJSON(&pl); err != nil || pl["type"] != "peer-left" || pl["id"] != c.id {
+		t.Fatalf("peer-left: %v %v", pl, err)
+	}
+	if el := time.Since(start); el < DefaultResumeWindow {
+		t.Errorf("carol left after %v, before the %v window", el, DefaultResumeWindow)
+	}
+	c2 := dial(t, url)
+	c2.send(msg{"type": "join", "room": "r", "name": "carol", "resume": tokC})
+	if w := c2.expect("welcome"); w["id"] == c.id || w["resumed"] != false {
+		t.Errorf("token after the window: got %v, want a fresh peer", w)
+	}
+}
