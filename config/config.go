@@ -127,6 +127,9 @@ type TURN struct {
 	// MaxAllocations caps live allocations in total. Default 10000; -1
 	// means no cap.
 	MaxAllocations int `yaml:"max_allocations"`
+	// MaxAllocationsPerIP caps live allocations per client address.
+	// Default 100; -1 means no cap.
+	MaxAllocationsPerIP int `yaml:"max_allocations_per_ip"`
 }
 
 // Signaling configures the WebSocket signaling server.

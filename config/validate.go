@@ -18,6 +18,7 @@ const (
 	DefaultCredentialTTL         = time.Hour
 	DefaultMaxAllocationsPerUser = 10
 	DefaultMaxAllocations        = 10000
+	DefaultMaxAllocationsPerIP   = 100
 	DefaultMaxPeersPerRoom       = 8
 	DefaultMaxRooms              = 10000
 	DefaultMaxConnectionsPerIP   = 50
@@ -74,6 +75,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.TURN.MaxAllocations == 0 {
 		c.TURN.MaxAllocations = DefaultMaxAllocations
+	}
+	if c.TURN.MaxAllocationsPerIP == 0 {
+		c.TURN.MaxAllocationsPerIP = DefaultMaxAllocationsPerIP
 	}
 	if c.Signaling.MaxPeersPerRoom == 0 {
 		c.Signaling.MaxPeersPerRoom = DefaultMaxPeersPerRoom
@@ -188,6 +192,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 	}
 	if c.TURN.MaxAllocations < -1 {
 		return nil, bad("turn.max_allocations", "must be a positive number, or -1 for no cap")
+	}
+	if c.TURN.MaxAllocationsPerIP < -1 {
+		return nil, bad("turn.max_allocations_per_ip", "must be a positive number, or -1 for no cap")
 	}
 	if c.Signaling.MaxPeersPerRoom < 2 || c.Signaling.MaxPeersPerRoom > 1000 {
 		return nil, bad("signaling.max_peers_per_room", "%d is outside 2 to 1000", c.Signaling.MaxPeersPerRoom)

@@ -124,6 +124,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		AllowPeers:            p.AllowPeers,
 		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser,
 		MaxAllocations:        cfg.TURN.MaxAllocations,
+		MaxAllocationsPerIP:   cfg.TURN.MaxAllocationsPerIP,
 		Logger:                log.With("component", "turn"),
 	}
 	if d.tls != nil {

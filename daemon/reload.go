@@ -21,6 +21,7 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 		Credentials: creds,
 		DenyPeers:   p.DenyPeers, AllowPeers: p.AllowPeers,
 		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser, MaxAllocations: cfg.TURN.MaxAllocations,
+		MaxAllocationsPerIP: cfg.TURN.MaxAllocationsPerIP,
 	}); err != nil {
 		return nil, err
 	}

@@ -78,6 +78,8 @@ const (
 	authBadMAC     authFailure = "bad-integrity"
 	authExpired    authFailure = "expired"
 	authWrongRealm authFailure = "wrong-realm"
+	// authWrongUser: a valid credential, but not the allocation's (441).
+	authWrongUser authFailure = "wrong-credentials"
 )
 
 // identity is what a verified request tells about who sent it.

@@ -86,9 +86,42 @@ type policy struct {
 	peers    *PeerFilter
 	maxUser  int // <= 0: no cap
 	maxTotal int // <= 0: no cap
+	maxIP    int // <= 0: no cap
+}
+
+// codeWrongCredentials is 441 Wrong Credentials (RFC 8656 §18).
+const codeWrongCredentials stun.ErrorCode = 441
+
+// owners maps an allocation's 5-tuple (client and listener address) to
+// the username that created it, from pion's allocation events.
+type owners struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+func ownerKey(src, local net.Addr) string { return src.String() + "|" + local.String() }
+
+func (o *owners) set(src, local net.Addr, username string) {
+	o.mu.Lock()
+	o.m[ownerKey(src, local)] = username
+	o.mu.Unlock()
+}
+
+func (o *owners) remove(src, local net.Addr) {
+	o.mu.Lock()
+	delete(o.m, ownerKey(src, local))
+	o.mu.Unlock()
+}
+
+func (o *owners) get(src, local net.Addr) (string, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	u, ok := o.m[ownerKey(src, local)]
+	return u, ok
 }
 
 type guard struct {
+	owners   *owners
 	policy   *atomic.Pointer[policy]
 	realm    string
 	keys     *keyCache
@@ -98,10 +131,11 @@ type guard struct {
 	draining atomic.Bool
 }
 
-// admit inspects one inbound packet b from src. pass is true when pion
-// should handle the packet; otherwise reply, when not nil, is the answer
-// to send back to src. m is scratch space owned by the calling read loop.
-func (g *guard) admit(m *stun.Message, b []byte, src net.Addr) (reply []byte, pass bool) {
+// admit inspects one inbound packet b from src to the listener at local.
+// pass is true when pion should handle the packet; otherwise reply, when
+// not nil, is the answer to send back to src. m is scratch space owned by
+// the calling read loop.
+func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []byte, pass bool) {
 	// ChannelData (first two bits 01) and anything not STUN pass untouched:
 	// this is the relay fast path.
 	if len(b) < 20 || b[0]&0xC0 != 0 || binary.BigEndian.Uint32(b[4:8]) != magicCookie {
@@ -148,6 +182,16 @@ func (g *guard) admit(m *stun.Message, b []byte, src net.Addr) (reply []byte, pa
 			"user", username.String(), "reason", string(why))
 		return g.reply(m, method, stun.CodeUnauthorized, nil,
 			stun.NewRealm(g.realm), stun.NewNonce(nonce.String())), false
+	}
+	if method != stun.MethodAllocate {
+		// RFC 8656 §5: later requests on an allocation carry the username
+		// it was made with.
+		if owner, ok := g.owners.get(src, local); ok && owner != username.String() {
+			g.stats.authFailure(authWrongUser)
+			g.log.Info("turn request refused", "remote", src.String(), "method", method.String(),
+				"user", username.String(), "reason", string(authWrongUser))
+			return g.reply(m, method, codeWrongCredentials, id.key), false
+		}
 	}
 	g.keys.put(username.String(), id.key, g.now())
 	if method == stun.MethodAllocate && g.draining.Load() {

@@ -1,12 +1,15 @@
 package turnsrv
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/config"
 )
 
 // rawSession speaks STUN by hand so tests see exact error codes.
@@ -63,10 +66,10 @@ func channelNumber(n uint16) stun.RawAttribute {
 	return stun.RawAttribute{Type: stun.AttrChannelNumber, Value: []byte{byte(n >> 8), byte(n), 0, 0}}
 }
 
+// recommended is the default deny list, as the config ships it.
 func recommended() []netip.Prefix {
 	var out []netip.Prefix
-	for _, s := range []string{"0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-		"100.64.0.0/10", "169.254.0.0/16", "224.0.0.0/4", "::1/128", "fe80::/10", "fc00::/7"} {
+	for _, s := range config.RecommendedDenyPeers {
 		out = append(out, netip.MustParsePrefix(s))
 	}
 	return out
@@ -117,7 +120,7 @@ func TestPeerFilter(t *testing.T) {
 				}
 				// A peer outside the denied ranges is allowed (a permission
 				// sends no packet).
-				if got := sess.request(stun.MethodCreatePermission, peerAddr(netip.MustParseAddrPort("198.51.100.77:5000"))); got != 0 {
+				if got := sess.request(stun.MethodCreatePermission, peerAddr(netip.MustParseAddrPort("8.8.8.8:5000"))); got != 0 {
 					t.Errorf("CreatePermission to a peer outside the deny list: got %d, want 0", got)
 				}
 			}
@@ -190,5 +193,21 @@ func TestCallOutlivesCredential(t *testing.T) {
 	}
 	if code := newRawSession(t, s.udp, user, pass).request(stun.MethodAllocate, udpTransport); code != 401 {
 		t.Errorf("new Allocate with the expired credential: got %d, want 401", code)
+	}
+	// Another valid credential on the same allocation: 441 (RFC 8656 §5).
+	other, otherPass, _ := creds.Mint("someone-else", time.Now())
+	call.username, call.key = other, LongTermKey(other, realm, otherPass)
+	if code := call.request(stun.MethodRefresh, lifetime); code != 441 {
+		t.Errorf("Refresh under another username: got %d, want 441", code)
+	}
+}
+
+func TestQuotaPerIP(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.MaxAllocationsPerIP = 2 })
+	for i, want := range []int{0, 0, 486} {
+		u, p, _ := s.cfg.Credentials.Mint(fmt.Sprintf("user%d", i), time.Now())
+		if got := newRawSession(t, s.udp, u, p).request(stun.MethodAllocate, udpTransport); got != want {
+			t.Errorf("allocation %d from 127.0.0.1: got %d, want %d", i+1, got, want)
+		}
 	}
 }

@@ -56,6 +56,9 @@ type Config struct {
 	MaxAllocationsPerUser int
 	// MaxAllocations caps live allocations in total; <= 0: no cap.
 	MaxAllocations int
+	// MaxAllocationsPerIP caps live allocations per client IP address;
+	// <= 0: no cap.
+	MaxAllocationsPerIP int
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -109,14 +112,15 @@ func New(cfg Config) (*Server, error) {
 	s.live.channels.gauge = &s.stats.ChannelBindingsActive
 	s.policy.Store(&policy{
 		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, cfg.PublicIP),
-		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations,
+		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
 	})
+	own := &owners{m: map[string]string{}}
 	s.guard = &guard{
-		policy: &s.policy, realm: cfg.Realm,
+		owners: own, policy: &s.policy, realm: cfg.Realm,
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
 		now: time.Now, stats: s.stats,
 	}
-	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, stats: s.stats}
+	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, perIP: map[string]int{}, stats: s.stats, owners: own}
 	permissionHandler := func(src net.Addr, peer net.IP) bool {
 		return s.policy.Load().peers.permissionHandler(src, peer)
 	}
@@ -254,6 +258,7 @@ type Update struct {
 	Credentials                           *Credentials
 	DenyPeers, AllowPeers                 []netip.Prefix
 	MaxAllocationsPerUser, MaxAllocations int
+	MaxAllocationsPerIP                   int
 }
 
 // Update applies u to new requests. Existing allocations keep working:
@@ -265,7 +270,7 @@ func (s *Server) Update(u Update) error {
 	}
 	s.policy.Store(&policy{
 		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, s.cfg.PublicIP),
-		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations,
+		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
 	})
 	return nil
 }
