@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,9 +49,17 @@ func TestCoturnClient(t *testing.T) {
 	const secret = "coturn-client-secret-0123456789"
 	// uclient makes two allocations per client, all under one user name:
 	// 10 clients need a per-user cap of 20.
+	// TURN over TLS uses a self-signed certificate; uclient -S does not
+	// verify it (no -E given).
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, 1, certFile, keyFile)
 	ib := startIcebox(t, func(c *config.Config) {
 		c.TURN.Secrets = []string{secret}
 		c.TURN.MaxAllocationsPerUser = 20
+		c.HTTP.TLS.CertFile, c.HTTP.TLS.KeyFile = certFile, keyFile
+		c.TURN.Listen = append(c.TURN.Listen, "tls://127.0.0.1:0")
 	})
 	peerPort := freeUDPPort(t)
 	peer := exec.Command(peerTool, "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
@@ -60,15 +69,16 @@ func TestCoturnClient(t *testing.T) {
 	t.Cleanup(func() { peer.Process.Kill(); peer.Wait() })
 	time.Sleep(200 * time.Millisecond)
 
+	// Addrs lists udp, tcp, then the tls listener (also "tcp").
 	ports := map[string]string{}
-	for _, a := range ib.TURN().Addrs() {
+	for i, a := range ib.TURN().Addrs() {
 		_, port, _ := net.SplitHostPort(a.String())
-		ports[a.Network()] = port
+		ports[[]string{"udp", "tcp", "tls"}[i]] = port
 	}
 	for _, tc := range []struct {
 		name  string
 		flags []string
-	}{{"udp", nil}, {"tcp", []string{"-t"}}} {
+	}{{"udp", nil}, {"tcp", []string{"-t"}}, {"tls", []string{"-t", "-S"}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(tc.flags, "-W", secret, "-u", "uclient-"+tc.name, "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
 				"-c", "-X", "-n", "1000", "-m", "10", "-z", "2", "-p", ports[tc.name], "127.0.0.1")
