@@ -1,7 +1,7 @@
 # icebox — build, run, test, install.
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     vet, then every test with the race detector, then short fuzz runs
-#   make bench    signaling benchmark (connections, RSS, latency)
+#   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed)
 #   make install  binary, systemd unit, sysusers entry and /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
 
@@ -40,6 +40,7 @@ fuzz:
 # Benchmarks (not tests): figures go to docs/BENCHMARKS.md.
 bench: build
 	$(GO) run ./bench/sigbench -icebox bin/icebox -conns 10000 -rate 2000 -duration 10s
+	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -duration 8s -rounds 2 -mem-allocs 2000
 
 install:
 	@[ -x bin/icebox ] || $(MAKE) build

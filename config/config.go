@@ -130,6 +130,9 @@ type TURN struct {
 	// MaxAllocationsPerIP caps live allocations per client address.
 	// Default 100; -1 means no cap.
 	MaxAllocationsPerIP int `yaml:"max_allocations_per_ip"`
+	// UDPSockets is how many SO_REUSEPORT sockets serve each udp://
+	// listener, each with its own read loop. Default 0: one per CPU.
+	UDPSockets int `yaml:"udp_sockets"`
 }
 
 // Signaling configures the WebSocket signaling server.

@@ -193,6 +193,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 	if c.TURN.MaxAllocations < -1 {
 		return nil, bad("turn.max_allocations", "must be a positive number, or -1 for no cap")
 	}
+	if c.TURN.UDPSockets < 0 || c.TURN.UDPSockets > 64 {
+		return nil, bad("turn.udp_sockets", "%d is outside 0 (one per CPU) to 64", c.TURN.UDPSockets)
+	}
 	if c.TURN.MaxAllocationsPerIP < -1 {
 		return nil, bad("turn.max_allocations_per_ip", "must be a positive number, or -1 for no cap")
 	}

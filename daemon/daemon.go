@@ -125,6 +125,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser,
 		MaxAllocations:        cfg.TURN.MaxAllocations,
 		MaxAllocationsPerIP:   cfg.TURN.MaxAllocationsPerIP,
+		UDPSockets:            cfg.TURN.UDPSockets,
 		Logger:                log.With("component", "turn"),
 	}
 	if d.tls != nil {

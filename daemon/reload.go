@@ -57,6 +57,7 @@ func restartKeys(old *config.Config, oldP *config.Parsed, cfg *config.Config, p 
 	diff("turn.listen", !slices.Equal(old.TURN.Listen, cfg.TURN.Listen))
 	diff("turn.relay_ports", oldP.RelayMin != p.RelayMin || oldP.RelayMax != p.RelayMax)
 	diff("turn.realm", old.TURN.Realm != cfg.TURN.Realm)
+	diff("turn.udp_sockets", old.TURN.UDPSockets != cfg.TURN.UDPSockets)
 	diff("metrics.listen", oldP.MetricsAddr != p.MetricsAddr)
 	diff("http.tls", oldP.TLS != p.TLS || old.HTTP.TLS.CertFile != cfg.HTTP.TLS.CertFile ||
 		old.HTTP.TLS.KeyFile != cfg.HTTP.TLS.KeyFile || !slices.Equal(old.HTTP.TLS.ACMEDomains, cfg.HTTP.TLS.ACMEDomains))

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,9 @@ type Config struct {
 	// MaxAllocationsPerIP caps live allocations per client IP address;
 	// <= 0: no cap.
 	MaxAllocationsPerIP int
+	// UDPSockets is how many SO_REUSEPORT sockets serve each UDP listener
+	// (Linux), each with its own read loop. Zero: one per CPU.
+	UDPSockets int
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -103,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 	cfg.PublicIP = cfg.PublicIP.Unmap()
 	if cfg.RelayMinPort == 0 {
 		cfg.RelayMinPort = 49152
+	}
+	if cfg.UDPSockets <= 0 {
+		cfg.UDPSockets = runtime.NumCPU()
 	}
 	if cfg.RelayMaxPort == 0 {
 		cfg.RelayMaxPort = 65535
@@ -151,18 +158,20 @@ func New(cfg Config) (*Server, error) {
 		}
 		switch l.Network {
 		case "udp":
-			pc, err := net.ListenPacket(network, l.Addr) //nolint:noctx
+			socks, err := listenUDP(network, l.Addr, cfg.UDPSockets)
 			if err != nil {
 				closeAll()
 				return nil, fmt.Errorf("turnsrv: listen %s://%s: %w", l.Network, l.Addr, err)
 			}
-			s.addrs = append(s.addrs, pc.LocalAddr())
-			s.endpoints = append(s.endpoints, Endpoint{Network: "udp", Port: addrPort(pc.LocalAddr())})
-			pcs = append(pcs, turn.PacketConnConfig{
-				PacketConn:            newGuardPacketConn(pc, s.guard),
-				RelayAddressGenerator: relay(),
-				PermissionHandler:     permissionHandler,
-			})
+			s.addrs = append(s.addrs, socks[0].LocalAddr())
+			s.endpoints = append(s.endpoints, Endpoint{Network: "udp", Port: addrPort(socks[0].LocalAddr())})
+			for _, pc := range socks {
+				pcs = append(pcs, turn.PacketConnConfig{
+					PacketConn:            newGuardPacketConn(pc, s.guard),
+					RelayAddressGenerator: relay(),
+					PermissionHandler:     permissionHandler,
+				})
+			}
 		case "tcp", "tls":
 			var ln net.Listener
 			ln, err := net.Listen(network, l.Addr) //nolint:noctx
@@ -225,7 +234,7 @@ func New(cfg Config) (*Server, error) {
 		s.log.Info("turn listening", "network", s.endpoints[i].Network, "bind", a.String(),
 			"advertised", net.JoinHostPort(cfg.PublicIP.String(), strconv.Itoa(addrPort(a))))
 	}
-	s.log.Info("turn relay", "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
+	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
 		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
 	return s, nil
 }

@@ -3,6 +3,7 @@ package turnsrv
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -269,5 +270,19 @@ func TestPionClientSeesUnauthorized(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(err.Error()), []byte("401")) {
 		t.Errorf("got %v, want a 401 error", err)
+	}
+}
+
+// TestReusePortSockets: with four SO_REUSEPORT sockets on one port, a
+// dozen clients (spread over them by the kernel) all allocate and relay.
+func TestReusePortSockets(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.UDPSockets = 4 })
+	peer := echoPeer(t)
+	for i := 0; i < 12; i++ {
+		user, pass, _ := s.cfg.Credentials.Mint(fmt.Sprintf("spread%d", i), time.Now())
+		relayRoundTrip(t, newClient(t, "udp", s.udp, user, pass), peer.LocalAddr())
+	}
+	if got := s.Stats().AllocationsCreated.Load(); got != 12 {
+		t.Errorf("allocations created: got %d, want 12", got)
 	}
 }

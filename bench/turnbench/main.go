@@ -1,0 +1,406 @@
+// Command turnbench measures the TURN relay path: N allocations send
+// ChannelData through the relay to a UDP echo peer, at a fixed rate, and
+// it reports relayed packets per second and per server CPU-second, loss,
+// and resident memory per allocation. It runs icebox and, when
+// `turnserver` (coturn) is installed, coturn with equivalent settings, in
+// the same run, alternating.
+//
+//	go run ./bench/turnbench -allocs 100 -rate 20000 -duration 10s -rounds 2
+//
+// Everything stays on 127.0.0.1.
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/turnsrv"
+)
+
+const (
+	secret = "turnbench-secret-0123456789"
+	realm  = "icebox"
+)
+
+func main() {
+	allocs := flag.Int("allocs", 100, "allocations sending traffic")
+	rate := flag.Int("rate", 20000, "ChannelData packets per second offered, all allocations together")
+	size := flag.Int("size", 200, "payload bytes per packet")
+	duration := flag.Duration("duration", 10*time.Second, "traffic duration per round")
+	rounds := flag.Int("rounds", 2, "rounds per server, alternating")
+	memAllocs := flag.Int("mem-allocs", 2000, "allocations for the memory measurement")
+	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
+	flag.Parse()
+	if err := run(*allocs, *rate, *size, *duration, *rounds, *memAllocs, *binary); err != nil {
+		fmt.Fprintln(os.Stderr, "turnbench:", err)
+		os.Exit(1)
+	}
+}
+
+type server struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+}
+
+func (s *server) stop() { s.cmd.Process.Signal(syscall.SIGTERM); s.cmd.Wait() }
+
+func freePort() int {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+func startIcebox(binary, dir string) (*server, error) {
+	port := freePort()
+	cfg := filepath.Join(dir, "icebox.yaml")
+	yml := fmt.Sprintf(`public_ip: 127.0.0.1
+http: {listen: "127.0.0.1:0"}
+turn:
+  listen: ["udp://127.0.0.1:%d"]
+  relay_ports: "50000-59999"
+  secrets: [%q]
+  allow_peers: [127.0.0.0/8]
+  max_allocations_per_user: -1
+  max_allocations_per_ip: -1
+  max_allocations: -1
+metrics: {listen: ""}
+log: {level: warn}
+shutdown_grace: 0s
+state_dir: %q
+`, port, secret, dir)
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary, "-config", cfg)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{name: "icebox", cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	return s, waitSTUN(s.addr)
+}
+
+func startCoturn(dir string) (*server, error) {
+	path, err := exec.LookPath("turnserver")
+	if err != nil {
+		return nil, err
+	}
+	port := freePort()
+	cmd := exec.Command(path, "-n", "--listening-ip=127.0.0.1", "--listening-port="+strconv.Itoa(port),
+		"--relay-ip=127.0.0.1", "--min-port=50000", "--max-port=59999",
+		"--use-auth-secret", "--static-auth-secret="+secret, "--realm="+realm,
+		"--allow-loopback-peers", "--no-tcp", "--no-tls", "--no-dtls", "--no-cli",
+		"--log-file=/dev/null", "--no-stdout-log", "--pidfile="+filepath.Join(dir, "turnserver.pid"))
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{name: "coturn", cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	return s, waitSTUN(s.addr)
+}
+
+func waitSTUN(addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("udp4", addr)
+		if err == nil {
+			req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+			_, _ = c.Write(req.Raw)
+			_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			buf := make([]byte, 1500)
+			_, err = c.Read(buf)
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("no STUN answer from %s", addr)
+}
+
+// alloc is one raw TURN client: a UDP socket with an allocation and a
+// channel bound to the echo peer.
+type alloc struct {
+	conn  *net.UDPConn
+	frame []byte // ChannelData to send
+	got   atomic.Int64
+}
+
+func roundTrip(c *net.UDPConn, m *stun.Message) (*stun.Message, error) {
+	buf := make([]byte, 1500)
+	for try := 0; try < 5; try++ {
+		if _, err := c.Write(m.Raw); err != nil {
+			return nil, err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			continue
+		}
+		resp := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+		if err := resp.Decode(); err == nil && resp.TransactionID == m.TransactionID {
+			return resp, nil
+		}
+	}
+	return nil, errors.New("no answer")
+}
+
+func newAlloc(server string, peer *net.UDPAddr, user string, size int) (*alloc, error) {
+	raddr, _ := net.ResolveUDPAddr("udp4", server)
+	c, err := net.DialUDP("udp4", nil, raddr)
+	if err != nil {
+		return nil, err
+	}
+	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
+	resp, err := roundTrip(c, stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	var nonce stun.Nonce
+	if err := nonce.GetFrom(resp); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("no nonce: %w", err)
+	}
+	username, password, _ := mint(user)
+	key := turnsrv.LongTermKey(username, realm, password)
+	auth := []stun.Setter{stun.NewUsername(username), stun.NewRealm(realm), nonce, stun.MessageIntegrity(key)}
+	resp, err = roundTrip(c, stun.MustBuild(append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport}, auth...)...))
+	if err != nil || resp.Type.Class != stun.ClassSuccessResponse {
+		c.Close()
+		return nil, fmt.Errorf("allocate: %v %v", resp, err)
+	}
+	peerAttr := setterFunc(func(m *stun.Message) error {
+		return (&stun.XORMappedAddress{IP: peer.IP, Port: peer.Port}).AddToAs(m, stun.AttrXORPeerAddress)
+	})
+	channel := stun.RawAttribute{Type: stun.AttrChannelNumber, Value: []byte{0x40, 0x00, 0, 0}}
+	resp, err = roundTrip(c, stun.MustBuild(append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodChannelBind, stun.ClassRequest), channel, peerAttr}, auth...)...))
+	if err != nil || resp.Type.Class != stun.ClassSuccessResponse {
+		c.Close()
+		return nil, fmt.Errorf("channel bind: %v %v", resp, err)
+	}
+	frame := make([]byte, 4+size)
+	binary.BigEndian.PutUint16(frame[0:2], 0x4000)
+	binary.BigEndian.PutUint16(frame[2:4], uint16(size))
+	return &alloc{conn: c, frame: frame}, nil
+}
+
+type setterFunc func(*stun.Message) error
+
+func (f setterFunc) AddTo(m *stun.Message) error { return f(m) }
+
+func mint(user string) (string, string, error) {
+	username := fmt.Sprintf("%d:%s", time.Now().Add(time.Hour).Unix(), user)
+	return username, turnsrv.RESTPassword([]byte(secret), username), nil
+}
+
+func (a *alloc) receive() {
+	buf := make([]byte, 2048)
+	_ = a.conn.SetReadDeadline(time.Time{})
+	for {
+		n, err := a.conn.Read(buf)
+		if err != nil {
+			return
+		}
+		if n >= 4 && buf[0]&0xC0 == 0x40 {
+			a.got.Add(1)
+		}
+	}
+}
+
+func echoPeer() (*net.UDPConn, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadBuffer(4 << 20)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := c.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			_, _ = c.WriteToUDP(buf[:n], from)
+		}
+	}()
+	return c, nil
+}
+
+// cpuSeconds is the process's user+system CPU time from /proc.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+func rssKiB(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+type result struct {
+	sent, got        int64
+	cpu              float64
+	elapsed          time.Duration
+	allocKiB         float64
+	memAllocsCreated int
+}
+
+func traffic(s *server, nAllocs, rate, size int, duration time.Duration) (result, error) {
+	peer, err := echoPeer()
+	if err != nil {
+		return result{}, err
+	}
+	defer peer.Close()
+	allocs := make([]*alloc, 0, nAllocs)
+	defer func() {
+		for _, a := range allocs {
+			a.conn.Close()
+		}
+	}()
+	for i := 0; i < nAllocs; i++ {
+		a, err := newAlloc(s.addr, peer.LocalAddr().(*net.UDPAddr), fmt.Sprintf("u%d", i), size)
+		if err != nil {
+			return result{}, fmt.Errorf("%s: allocation %d: %w", s.name, i, err)
+		}
+		allocs = append(allocs, a)
+		go a.receive()
+	}
+	// Warm up, then measure.
+	time.Sleep(200 * time.Millisecond)
+	cpu0 := cpuSeconds(s.cmd.Process.Pid)
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	var sent int64
+	next := start
+	for i := 0; time.Since(start) < duration; i++ {
+		a := allocs[i%len(allocs)]
+		if _, err := a.conn.Write(a.frame); err == nil {
+			sent++
+		}
+		next = next.Add(interval)
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	elapsed := time.Since(start)
+	time.Sleep(300 * time.Millisecond)
+	cpu := cpuSeconds(s.cmd.Process.Pid) - cpu0
+	var got int64
+	for _, a := range allocs {
+		got += a.got.Load()
+	}
+	return result{sent: sent, got: got, cpu: cpu, elapsed: elapsed}, nil
+}
+
+func memory(s *server, n int) (float64, error) {
+	peer, err := echoPeer()
+	if err != nil {
+		return 0, err
+	}
+	defer peer.Close()
+	time.Sleep(300 * time.Millisecond)
+	base := rssKiB(s.cmd.Process.Pid)
+	var allocs []*alloc
+	defer func() {
+		for _, a := range allocs {
+			a.conn.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		a, err := newAlloc(s.addr, peer.LocalAddr().(*net.UDPAddr), fmt.Sprintf("m%d", i), 100)
+		if err != nil {
+			return 0, fmt.Errorf("%s: allocation %d: %w", s.name, i, err)
+		}
+		allocs = append(allocs, a)
+	}
+	time.Sleep(time.Second)
+	return float64(rssKiB(s.cmd.Process.Pid)-base) / float64(n), nil
+}
+
+func run(nAllocs, rate, size int, duration time.Duration, rounds, memAllocs int, binary string) error {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	dir, err := os.MkdirTemp("", "turnbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if binary == "" {
+		binary = filepath.Join(dir, "icebox")
+		if out, err := exec.Command("go", "build", "-o", binary, "./cmd/icebox").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	}
+	starters := []func() (*server, error){func() (*server, error) { return startIcebox(binary, dir) }}
+	if _, err := exec.LookPath("turnserver"); err == nil {
+		starters = append(starters, func() (*server, error) { return startCoturn(dir) })
+	} else {
+		fmt.Println("turnserver (coturn) not installed: icebox only")
+	}
+	fmt.Printf("machine: %s/%s, %d CPUs, %s; %d allocations, %d-byte payloads, %d packets/s offered, %s per round\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), nAllocs, size, rate, duration)
+	fmt.Printf("%-7s %5s %12s %12s %9s %16s %7s\n", "server", "round", "relayed/s", "server CPU", "CPU used", "relayed/CPU-s", "loss")
+	for r := 1; r <= rounds; r++ {
+		for _, start := range starters {
+			s, err := start()
+			if err != nil {
+				return err
+			}
+			res, err := traffic(s, nAllocs, rate, size, duration)
+			s.stop()
+			if err != nil {
+				return err
+			}
+			relayed := float64(2 * res.got) // client→peer and peer→client
+			fmt.Printf("%-7s %5d %12.0f %11.2fs %8.0f%% %16.0f %6.2f%%\n", s.name, r,
+				relayed/res.elapsed.Seconds(), res.cpu, 100*res.cpu/res.elapsed.Seconds(),
+				relayed/res.cpu, 100*float64(res.sent-res.got)/float64(res.sent))
+		}
+	}
+	for _, start := range starters {
+		s, err := start()
+		if err != nil {
+			return err
+		}
+		kib, err := memory(s, memAllocs)
+		s.stop()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-7s memory: %.1f KiB per allocation at %d allocations\n", s.name, kib, memAllocs)
+	}
+	return nil
+}
