@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// socketBuffer is the send and receive buffer asked for on listener and
+// relay sockets, in bytes.
+const socketBuffer = 4 << 20
+
 // listenUDP opens n UDP sockets on one address with SO_REUSEPORT, so the
 // kernel spreads clients (by their address hash, so one client always
 // reaches the same socket) over n read loops and every core relays. With
@@ -18,6 +22,10 @@ func listenUDP(network, addr string, n int) ([]net.PacketConn, error) {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			// Room for bursts while a read loop waits for a CPU; the
+			// kernel caps these at net.core.{r,w}mem_max.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
 		}); err != nil {
 			return err
 		}

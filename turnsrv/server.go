@@ -84,6 +84,7 @@ type Server struct {
 	conns     *connSet
 	live      struct{ permissions, channels liveSet }
 	policy    atomic.Pointer[policy]
+	fast      *fastRelay // nil where the platform lacks it
 }
 
 // New opens the listeners and starts serving. Errors: ErrNoListener, a
@@ -141,9 +142,22 @@ func New(cfg Config) (*Server, error) {
 			MaxRetries:   64,
 		}}
 	}
+	// UDP clients are relayed by the fast relay where the platform has it.
+	fast, err := newFastRelay(net.IP(cfg.PublicIP.AsSlice()), cfg.RelayMinPort, cfg.RelayMaxPort, runtime.NumCPU(), s.stats, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("turnsrv: relay loops: %w", err)
+	}
+	s.fast = fast
+	udpRelay := relay
+	if fast != nil {
+		udpRelay = func() turn.RelayAddressGenerator { return fast }
+	}
 	var pcs []turn.PacketConnConfig
 	var lns []turn.ListenerConfig
 	closeAll := func() {
+		if fast != nil {
+			fast.close()
+		}
 		for _, p := range pcs {
 			p.PacketConn.Close()
 		}
@@ -166,9 +180,15 @@ func New(cfg Config) (*Server, error) {
 			s.addrs = append(s.addrs, socks[0].LocalAddr())
 			s.endpoints = append(s.endpoints, Endpoint{Network: "udp", Port: addrPort(socks[0].LocalAddr())})
 			for _, pc := range socks {
+				if fast != nil {
+					if err := fast.addListener(pc); err != nil {
+						closeAll()
+						return nil, err
+					}
+				}
 				pcs = append(pcs, turn.PacketConnConfig{
-					PacketConn:            newGuardPacketConn(pc, s.guard),
-					RelayAddressGenerator: relay(),
+					PacketConn:            newListenerConn(pc, s.guard, fast),
+					RelayAddressGenerator: udpRelay(),
 					PermissionHandler:     permissionHandler,
 				})
 			}
@@ -207,19 +227,36 @@ func New(cfg Config) (*Server, error) {
 		AuthHandler:       s.authHandler,
 		QuotaHandler:      s.quota.allow,
 		EventHandler: turn.EventHandler{
-			OnAllocationCreated: s.quota.created,
+			OnAllocationCreated: func(src, local net.Addr, proto, username, realm string, relay net.Addr, port int) {
+				s.quota.created(src, local, proto, username, realm, relay, port)
+				if fast != nil {
+					fast.allocationCreated(src, local, relay)
+				}
+			},
 			OnAllocationDeleted: s.quota.deleted,
 			OnPermissionCreated: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 				s.live.permissions.add(relay.String() + "|" + peer.String())
+				if fast != nil {
+					fast.permission(relay, peer, true)
+				}
 			},
 			OnPermissionDeleted: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 				s.live.permissions.remove(relay.String() + "|" + peer.String())
+				if fast != nil {
+					fast.permission(relay, peer, false)
+				}
 			},
-			OnChannelCreated: func(_, _ net.Addr, _, _, _ string, relay, _ net.Addr, n uint16) {
+			OnChannelCreated: func(_, _ net.Addr, _, _, _ string, relay, peer net.Addr, n uint16) {
 				s.live.channels.add(relay.String() + "|" + strconv.Itoa(int(n)))
+				if fast != nil {
+					fast.channel(relay, peer, n, true)
+				}
 			},
-			OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, relay, _ net.Addr, n uint16) {
+			OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, relay, peer net.Addr, n uint16) {
 				s.live.channels.remove(relay.String() + "|" + strconv.Itoa(int(n)))
+				if fast != nil {
+					fast.channel(relay, peer, n, false)
+				}
 			},
 		},
 	})
@@ -308,6 +345,9 @@ func (s *Server) Close() error {
 		close(s.done)
 		err = s.pion.Close()
 		s.conns.closeAll()
+		if s.fast != nil {
+			s.fast.close()
+		}
 		s.wg.Wait()
 	})
 	if errors.Is(err, net.ErrClosed) {

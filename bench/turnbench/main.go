@@ -42,10 +42,11 @@ func main() {
 	size := flag.Int("size", 200, "payload bytes per packet")
 	duration := flag.Duration("duration", 10*time.Second, "traffic duration per round")
 	rounds := flag.Int("rounds", 2, "rounds per server, alternating")
+	burst := flag.Int("burst", 1, "packets an allocation sends back to back (a video frame is several), at the same average rate")
 	memAllocs := flag.Int("mem-allocs", 2000, "allocations for the memory measurement")
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
 	flag.Parse()
-	if err := run(*allocs, *rate, *size, *duration, *rounds, *memAllocs, *binary); err != nil {
+	if err := run(*allocs, *rate, *size, *burst, *duration, *rounds, *memAllocs, *binary); err != nil {
 		fmt.Fprintln(os.Stderr, "turnbench:", err)
 		os.Exit(1)
 	}
@@ -275,7 +276,7 @@ type result struct {
 	memAllocsCreated int
 }
 
-func traffic(s *server, nAllocs, rate, size int, duration time.Duration) (result, error) {
+func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) (result, error) {
 	peer, err := echoPeer()
 	if err != nil {
 		return result{}, err
@@ -299,13 +300,15 @@ func traffic(s *server, nAllocs, rate, size int, duration time.Duration) (result
 	time.Sleep(200 * time.Millisecond)
 	cpu0 := cpuSeconds(s.cmd.Process.Pid)
 	start := time.Now()
-	interval := time.Second / time.Duration(rate)
+	interval := time.Second / time.Duration(rate) * time.Duration(burst)
 	var sent int64
 	next := start
 	for i := 0; time.Since(start) < duration; i++ {
 		a := allocs[i%len(allocs)]
-		if _, err := a.conn.Write(a.frame); err == nil {
-			sent++
+		for b := 0; b < burst; b++ {
+			if _, err := a.conn.Write(a.frame); err == nil {
+				sent++
+			}
 		}
 		next = next.Add(interval)
 		if d := time.Until(next); d > 0 {
@@ -347,7 +350,7 @@ func memory(s *server, n int) (float64, error) {
 	return float64(rssKiB(s.cmd.Process.Pid)-base) / float64(n), nil
 }
 
-func run(nAllocs, rate, size int, duration time.Duration, rounds, memAllocs int, binary string) error {
+func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllocs int, binary string) error {
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		lim.Cur = lim.Max
@@ -370,8 +373,8 @@ func run(nAllocs, rate, size int, duration time.Duration, rounds, memAllocs int,
 	} else {
 		fmt.Println("turnserver (coturn) not installed: icebox only")
 	}
-	fmt.Printf("machine: %s/%s, %d CPUs, %s; %d allocations, %d-byte payloads, %d packets/s offered, %s per round\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), nAllocs, size, rate, duration)
+	fmt.Printf("machine: %s/%s, %d CPUs, %s; %d allocations, %d-byte payloads, %d packets/s offered in bursts of %d, %s per round\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), nAllocs, size, rate, burst, duration)
 	fmt.Printf("%-7s %5s %12s %12s %9s %16s %7s\n", "server", "round", "relayed/s", "server CPU", "CPU used", "relayed/CPU-s", "loss")
 	for r := 1; r <= rounds; r++ {
 		for _, start := range starters {
@@ -379,7 +382,7 @@ func run(nAllocs, rate, size int, duration time.Duration, rounds, memAllocs int,
 			if err != nil {
 				return err
 			}
-			res, err := traffic(s, nAllocs, rate, size, duration)
+			res, err := traffic(s, nAllocs, rate, size, burst, duration)
 			s.stop()
 			if err != nil {
 				return err

@@ -1,0 +1,444 @@
+//go:build linux && (amd64 || arm64)
+
+package turnsrv
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The fast relay is icebox's own receive path for relayed transport
+// addresses of UDP clients (RFC 8656 §11.3, §12.6). pion/turn gives each
+// allocation a goroutine blocked on its relay socket, so every datagram
+// from a peer wakes one; under load that scheduling costs more than the
+// relaying. Here relay sockets are plain non-blocking sockets outside Go's
+// poller, watched by one epoll loop per core that drains each ready socket
+// with recvmmsg and sends ChannelData (or a Data indication) straight to
+// the client with sendto on the listener socket. Nothing is allocated per
+// datagram. pion/turn keeps the control plane and the client → peer
+// direction (it calls WriteTo on the relay socket); permissions and channel
+// bindings reach the fast relay through pion's allocation events.
+
+const (
+	batch      = 32   // datagrams per recvmmsg
+	maxDrain   = 4    // recvmmsg calls per ready socket per wake-up, for fairness
+	headroom   = 36   // STUN header + XOR-PEER-ADDRESS (IPv4) + DATA header
+	maxPayload = 1500 // MTU-sized datagrams; longer ones are truncated and dropped
+)
+
+// mmsghdr is struct mmsghdr on 64-bit Linux.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+	_   [4]byte
+}
+
+type fastRelay struct {
+	relayIP          net.IP
+	minPort, maxPort uint16
+	stats            *Stats
+	log              *slog.Logger
+	loops            []*relayLoop
+	next             atomic.Uint32
+	ids              atomic.Int32
+
+	mu        sync.RWMutex
+	byPort    map[uint16]*relaySock
+	byClient  map[clientKey]*relaySock // client → peer fast path
+	listeners map[string]int           // listener local address → socket fd
+}
+
+// clientKey names an allocation's client side: the listener (by fd) and
+// the client's address (RFC 8656's 5-tuple, UDP).
+type clientKey struct {
+	lfd    int
+	client netip.AddrPort
+}
+
+// newFastRelay starts n epoll loops.
+func newFastRelay(relayIP net.IP, minPort, maxPort uint16, n int, stats *Stats, log *slog.Logger) (*fastRelay, error) {
+	f := &fastRelay{relayIP: relayIP, minPort: minPort, maxPort: maxPort, stats: stats, log: log,
+		byPort: map[uint16]*relaySock{}, byClient: map[clientKey]*relaySock{}, listeners: map[string]int{}}
+	for i := 0; i < n; i++ {
+		l, err := newRelayLoop(f)
+		if err != nil {
+			f.close()
+			return nil, err
+		}
+		f.loops = append(f.loops, l)
+		go l.run()
+	}
+	return f, nil
+}
+
+// addListener records a UDP listener socket the relay answers clients on.
+func (f *fastRelay) addListener(pc net.PacketConn) error {
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("turnsrv: listener %s has no file descriptor", pc.LocalAddr())
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return raw.Control(func(fd uintptr) {
+		f.mu.Lock()
+		if _, ok := f.listeners[pc.LocalAddr().String()]; !ok {
+			f.listeners[pc.LocalAddr().String()] = int(fd)
+		}
+		f.mu.Unlock()
+	})
+}
+
+// close releases every relay socket still open, then stops the loops.
+func (f *fastRelay) close() {
+	f.mu.RLock()
+	socks := make([]*relaySock, 0, len(f.byPort))
+	for _, rs := range f.byPort {
+		socks = append(socks, rs)
+	}
+	f.mu.RUnlock()
+	for _, rs := range socks {
+		rs.Close()
+	}
+	for _, l := range f.loops {
+		l.stop()
+	}
+}
+
+// Validate implements turn.RelayAddressGenerator.
+func (f *fastRelay) Validate() error { return nil }
+
+// AllocateConn implements turn.RelayAddressGenerator; TCP relaying
+// (RFC 6062) is not offered.
+func (f *fastRelay) AllocateConn(string, int) (net.Conn, net.Addr, error) {
+	return nil, nil, fmt.Errorf("turnsrv: TCP relayed addresses are not supported")
+}
+
+// AllocatePacketConn opens a relay socket on a free port of the range
+// (or requestedPort) and hands it to an epoll loop.
+func (f *fastRelay) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+	if network != "udp4" && network != "udp" {
+		return nil, nil, fmt.Errorf("turnsrv: relay network %q", network)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	port, err := f.bind(fd, requestedPort)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+	rs := &relaySock{f: f, fd: fd, port: port, id: f.ids.Add(1), closed: make(chan struct{})}
+	rs.loop = f.loops[int(f.next.Add(1))%len(f.loops)]
+	f.mu.Lock()
+	f.byPort[port] = rs
+	f.mu.Unlock()
+	if err := rs.loop.add(rs); err != nil {
+		rs.Close()
+		return nil, nil, err
+	}
+	return rs, &net.UDPAddr{IP: f.relayIP, Port: int(port)}, nil
+}
+
+func (f *fastRelay) bind(fd, requested int) (uint16, error) {
+	try := func(port int) error {
+		return unix.Bind(fd, &unix.SockaddrInet4{Port: port})
+	}
+	if requested != 0 {
+		return uint16(requested), try(requested)
+	}
+	span := int64(f.maxPort) - int64(f.minPort) + 1
+	for i := 0; i < 64; i++ {
+		n, err := rand.Int(rand.Reader, big.NewInt(span))
+		if err != nil {
+			return 0, err
+		}
+		port := int(f.minPort) + int(n.Int64())
+		if err := try(port); err == nil {
+			return uint16(port), nil
+		}
+	}
+	return 0, fmt.Errorf("turnsrv: no free relay port in %d-%d", f.minPort, f.maxPort)
+}
+
+func (f *fastRelay) sock(relay net.Addr) *relaySock {
+	a, ok := relay.(*net.UDPAddr)
+	if !ok {
+		return nil
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.byPort[uint16(a.Port)]
+}
+
+// The event handlers mirror pion's allocation state into the relay
+// socket's copy-on-write state. Allocations of other listeners (TCP) have
+// no relay socket here and are ignored.
+
+func (f *fastRelay) allocationCreated(src, local net.Addr, relay net.Addr) {
+	rs := f.sock(relay)
+	ua, ok := src.(*net.UDPAddr)
+	if rs == nil || !ok {
+		return
+	}
+	f.mu.RLock()
+	lfd, ok := f.listeners[local.String()]
+	f.mu.RUnlock()
+	if !ok {
+		return
+	}
+	ap := ua.AddrPort()
+	client := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	rs.update(func(st *relayState) {
+		st.listenerFD = lfd
+		st.client = toRaw(client)
+	})
+	key := clientKey{lfd: lfd, client: client}
+	f.mu.Lock()
+	if f.byPort[rs.port] == rs {
+		f.byClient[key] = rs
+		rs.clientKey, rs.hasClient = key, true
+	}
+	f.mu.Unlock()
+}
+
+// forward relays ChannelData from a client straight to the bound peer.
+// It returns false to leave the datagram to pion/turn (unknown client or
+// channel); malformed ChannelData is dropped.
+func (f *fastRelay) forward(lfd int, client netip.AddrPort, data []byte) bool {
+	f.mu.RLock()
+	rs := f.byClient[clientKey{lfd: lfd, client: client}]
+	f.mu.RUnlock()
+	if rs == nil {
+		return false
+	}
+	st := rs.state.Load()
+	peer, ok := st.byNumber[binary.BigEndian.Uint16(data[0:2])]
+	if !ok {
+		return false
+	}
+	size := int(binary.BigEndian.Uint16(data[2:4]))
+	if 4+size > len(data) {
+		return true // shorter than it says: drop (RFC 8656 §12.5)
+	}
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	if rs.fd < 0 {
+		return true
+	}
+	if sendto(rs.fd, data[4:4+size], &peer) == nil {
+		f.stats.PacketsToPeers.Add(1)
+		f.stats.BytesToPeers.Add(int64(size))
+	}
+	return true
+}
+
+func (f *fastRelay) permission(relay net.Addr, peer net.IP, add bool) {
+	rs := f.sock(relay)
+	ip, ok := netip.AddrFromSlice(peer)
+	if rs == nil || !ok {
+		return
+	}
+	rs.update(func(st *relayState) {
+		if add {
+			st.perms[ip.Unmap()] = struct{}{}
+		} else {
+			delete(st.perms, ip.Unmap())
+		}
+	})
+}
+
+func (f *fastRelay) channel(relay, peer net.Addr, number uint16, add bool) {
+	rs := f.sock(relay)
+	ua, ok := peer.(*net.UDPAddr)
+	if rs == nil || !ok {
+		return
+	}
+	ap := ua.AddrPort()
+	key := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	rs.update(func(st *relayState) {
+		if add {
+			st.channels[key] = number
+			st.byNumber[number] = toRaw(key)
+		} else if st.channels[key] == number {
+			delete(st.channels, key)
+			delete(st.byNumber, number)
+		}
+	})
+}
+
+// rawAddr is a socket address ready for sendto.
+type rawAddr struct {
+	sa  unix.RawSockaddrInet6 // large enough for either family
+	len uint32
+}
+
+func toRaw(ap netip.AddrPort) rawAddr {
+	var r rawAddr
+	if ap.Addr().Is4() {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
+		sa.Family = unix.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+		sa.Addr = ap.Addr().As4()
+		r.len = unix.SizeofSockaddrInet4
+		return r
+	}
+	r.sa.Family = unix.AF_INET6
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&r.sa.Port))[:], ap.Port())
+	r.sa.Addr = ap.Addr().As16()
+	r.len = unix.SizeofSockaddrInet6
+	return r
+}
+
+// relayState is what the loop needs to forward a datagram. It is never
+// changed once published; updates copy it.
+type relayState struct {
+	listenerFD int // -1 until the allocation is known
+	client     rawAddr
+	perms      map[netip.Addr]struct{}
+	channels   map[netip.AddrPort]uint16
+	byNumber   map[uint16]rawAddr // channel number → peer, for client → peer
+}
+
+// relaySock is one relayed transport address. As a net.PacketConn it is
+// what pion/turn holds: WriteTo sends to peers; ReadFrom only waits for
+// Close, since the epoll loop does the reading.
+type relaySock struct {
+	f     *fastRelay
+	loop  *relayLoop
+	id    int32
+	port  uint16
+	state atomic.Pointer[relayState]
+	smu   sync.Mutex // serialises state updates; readers use the atomic pointer
+	// clientKey is this socket's entry in fastRelay.byClient; guarded by
+	// fastRelay.mu.
+	clientKey clientKey
+	hasClient bool
+
+	mu        sync.RWMutex // read-held while the fd is in use; Close takes it
+	fd        int          // -1 once closed
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (rs *relaySock) update(change func(*relayState)) {
+	rs.smu.Lock()
+	defer rs.smu.Unlock()
+	next := &relayState{listenerFD: -1, perms: map[netip.Addr]struct{}{}, channels: map[netip.AddrPort]uint16{},
+		byNumber: map[uint16]rawAddr{}}
+	if cur := rs.state.Load(); cur != nil {
+		next.listenerFD, next.client = cur.listenerFD, cur.client
+		for k, v := range cur.perms {
+			next.perms[k] = v
+		}
+		for k, v := range cur.channels {
+			next.channels[k] = v
+		}
+		for k, v := range cur.byNumber {
+			next.byNumber[k] = v
+		}
+	}
+	change(next)
+	rs.state.Store(next)
+}
+
+// ReadFrom waits until the socket is closed: the epoll loop reads it.
+func (rs *relaySock) ReadFrom([]byte) (int, net.Addr, error) {
+	<-rs.closed
+	return 0, nil, net.ErrClosed
+}
+
+// WriteTo sends p to a peer (client → peer relaying). A full socket buffer
+// drops the datagram, as the network would.
+func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, fmt.Errorf("turnsrv: peer address %v is not UDP", addr)
+	}
+	ap := ua.AddrPort()
+	ip := ap.Addr().Unmap()
+	if !ip.Is4() {
+		return 0, fmt.Errorf("turnsrv: peer %s is not IPv4", ip)
+	}
+	ra := toRaw(netip.AddrPortFrom(ip, ap.Port()))
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	if rs.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	if err := sendto(rs.fd, p, &ra); err != nil && err != unix.EAGAIN {
+		return 0, err
+	}
+	rs.f.stats.PacketsToPeers.Add(1)
+	rs.f.stats.BytesToPeers.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// Close stops relaying and releases the port.
+func (rs *relaySock) Close() error {
+	rs.closeOnce.Do(func() {
+		rs.loop.remove(rs)
+		rs.f.mu.Lock()
+		if rs.f.byPort[rs.port] == rs {
+			delete(rs.f.byPort, rs.port)
+		}
+		if rs.hasClient && rs.f.byClient[rs.clientKey] == rs {
+			delete(rs.f.byClient, rs.clientKey)
+		}
+		rs.f.mu.Unlock()
+		rs.mu.Lock()
+		unix.Close(rs.fd)
+		rs.fd = -1
+		rs.mu.Unlock()
+		close(rs.closed)
+	})
+	return nil
+}
+
+func (rs *relaySock) LocalAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4zero, Port: int(rs.port)}
+}
+
+func (rs *relaySock) SetDeadline(time.Time) error      { return nil }
+func (rs *relaySock) SetReadDeadline(time.Time) error  { return nil }
+func (rs *relaySock) SetWriteDeadline(time.Time) error { return nil }
+
+// sendWait bounds how long a send waits for room in a full socket buffer
+// before the datagram is dropped.
+const sendWait = 5 // milliseconds
+
+// sendto sends p without blocking; when the socket buffer is full it waits
+// up to sendWait for room once, as a blocking send would, then drops.
+func sendto(fd int, p []byte, to *rawAddr) error {
+	if len(p) == 0 {
+		return nil
+	}
+	for try := 0; ; try++ {
+		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&to.sa)), uintptr(to.len))
+		switch {
+		case errno == 0:
+			return nil
+		case errno == unix.EAGAIN && try == 0:
+			pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+			_, _ = unix.Poll(pfd[:], sendWait)
+		default:
+			return errno
+		}
+	}
+}

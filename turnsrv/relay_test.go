@@ -1,0 +1,125 @@
+package turnsrv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+)
+
+// readFrame reads the next datagram from the server, skipping nothing.
+func readFrame(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	buf := make([]byte, 1600)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no datagram from the server: %v", err)
+	}
+	return buf[:n]
+}
+
+// TestRelayFrames checks the peer → client encodings byte by byte: a Data
+// indication (RFC 8656 §11.4) before a channel is bound, ChannelData
+// (§12.6) after, and nothing for a peer without a permission.
+func TestRelayFrames(t *testing.T) {
+	s := startServer(t, nil)
+	user, pass, _ := s.cfg.Credentials.Mint("frames", time.Now())
+	sess := newRawSession(t, s.udp, user, pass)
+	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
+		t.Fatalf("Allocate: %d", code)
+	}
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	peerAP := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	if code := sess.request(stun.MethodCreatePermission, peerAddr(peerAP)); code != 0 {
+		t.Fatalf("CreatePermission: %d", code)
+	}
+
+	// Client → peer with a Send indication; learn the relayed address.
+	payload := []byte("odd-sized payload!") // 18 bytes: DATA needs padding
+	send := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodSend, stun.ClassIndication),
+		peerAddr(peerAP), stun.RawAttribute{Type: stun.AttrData, Value: payload})
+	if _, err := sess.c.Write(send.Raw); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1600)
+	_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, relayed, err := peer.ReadFromUDP(buf)
+	if err != nil || !bytes.Equal(buf[:n], payload) {
+		t.Fatalf("peer got %q (%v), want %q", buf[:n], err, payload)
+	}
+
+	// Peer → client before a channel: a Data indication.
+	reply := []byte("reply from the peer")
+	if _, err := peer.WriteToUDP(reply, relayed); err != nil {
+		t.Fatal(err)
+	}
+	m := &stun.Message{Raw: readFrame(t, sess.c)}
+	if err := m.Decode(); err != nil {
+		t.Fatalf("not a STUN message: %v", err)
+	}
+	if m.Type != stun.NewType(stun.MethodData, stun.ClassIndication) {
+		t.Fatalf("got %s, want a Data indication", m.Type)
+	}
+	var xpa stun.XORMappedAddress
+	if err := xpa.GetFromAs(m, stun.AttrXORPeerAddress); err != nil {
+		t.Fatal(err)
+	}
+	if got := netip.AddrPortFrom(netip.MustParseAddr(xpa.IP.String()), uint16(xpa.Port)); got != peerAP {
+		t.Errorf("XOR-PEER-ADDRESS %s, want %s", got, peerAP)
+	}
+	data, err := m.Get(stun.AttrData)
+	if err != nil || !bytes.Equal(data, reply) {
+		t.Errorf("DATA %q (%v), want %q", data, err, reply)
+	}
+
+	// After ChannelBind: ChannelData both ways.
+	if code := sess.request(stun.MethodChannelBind, peerAddr(peerAP), channelNumber(0x4001)); code != 0 {
+		t.Fatalf("ChannelBind: %d", code)
+	}
+	out := make([]byte, 4+len(payload))
+	binary.BigEndian.PutUint16(out[0:2], 0x4001)
+	binary.BigEndian.PutUint16(out[2:4], uint16(len(payload)))
+	copy(out[4:], payload)
+	if _, err := sess.c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, _, err = peer.ReadFromUDP(buf); err != nil || !bytes.Equal(buf[:n], payload) {
+		t.Fatalf("peer got %q over the channel (%v)", buf[:n], err)
+	}
+	if _, err := peer.WriteToUDP(reply, relayed); err != nil {
+		t.Fatal(err)
+	}
+	frame := readFrame(t, sess.c)
+	if len(frame) != 4+len(reply) || binary.BigEndian.Uint16(frame[0:2]) != 0x4001 ||
+		int(binary.BigEndian.Uint16(frame[2:4])) != len(reply) || !bytes.Equal(frame[4:], reply) {
+		t.Fatalf("ChannelData % x, want channel 0x4001 with %q", frame, reply)
+	}
+
+	// A peer without a permission is dropped.
+	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	before := s.Stats().PacketsFromPeers.Load()
+	if _, err := stranger.WriteToUDP([]byte("let me in"), relayed); err != nil {
+		t.Fatal(err)
+	}
+	_ = sess.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := sess.c.Read(buf); err == nil {
+		t.Errorf("a peer without a permission got through: % x", buf[:n])
+	}
+	if s.Stats().PacketsFromPeers.Load() != before+1 {
+		t.Errorf("the dropped datagram was not counted as received")
+	}
+}
