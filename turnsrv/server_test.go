@@ -14,6 +14,8 @@ import (
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 const (
@@ -100,27 +102,6 @@ func newClient(t *testing.T, network, server, username, password string) *turn.C
 	return client
 }
 
-// echoPeer is a UDP peer on 127.0.0.1 that sends every packet back.
-func echoPeer(t *testing.T) *net.UDPConn {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, addr, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = c.WriteTo(buf[:n], addr)
-		}
-	}()
-	return c
-}
-
 // relayRoundTrip allocates, sends a packet to the echo peer through the
 // relay and waits for it to come back.
 func relayRoundTrip(t *testing.T, client *turn.Client, peer net.Addr) {
@@ -154,7 +135,7 @@ func relayRoundTrip(t *testing.T, client *turn.Client, peer net.Addr) {
 
 func TestMintedCredentialsRelay(t *testing.T) {
 	s := startServer(t, nil)
-	peer := echoPeer(t)
+	peer := turntest.UDPEcho(t)
 	user, pass, _ := s.cfg.Credentials.Mint("alice", time.Now())
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
@@ -162,7 +143,7 @@ func TestMintedCredentialsRelay(t *testing.T) {
 			if network == "tcp" {
 				addr = s.tcp
 			}
-			relayRoundTrip(t, newClient(t, network, addr, user, pass), peer.LocalAddr())
+			relayRoundTrip(t, newClient(t, network, addr, user, pass), peer)
 		})
 	}
 }
@@ -277,10 +258,10 @@ func TestPionClientSeesUnauthorized(t *testing.T) {
 // dozen clients (spread over them by the kernel) all allocate and relay.
 func TestReusePortSockets(t *testing.T) {
 	s := startServer(t, func(c *Config) { c.UDPSockets = 4 })
-	peer := echoPeer(t)
+	peer := turntest.UDPEcho(t)
 	for i := 0; i < 12; i++ {
 		user, pass, _ := s.cfg.Credentials.Mint(fmt.Sprintf("spread%d", i), time.Now())
-		relayRoundTrip(t, newClient(t, "udp", s.udp, user, pass), peer.LocalAddr())
+		relayRoundTrip(t, newClient(t, "udp", s.udp, user, pass), peer)
 	}
 	if got := s.Stats().AllocationsCreated.Load(); got != 12 {
 		t.Errorf("allocations created: got %d, want 12", got)

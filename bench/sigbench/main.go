@@ -22,13 +22,13 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/bench/internal/proc"
 )
 
 func main() {
@@ -52,7 +52,7 @@ type client struct {
 }
 
 func run(nConns, roomSize, rate int, duration time.Duration, binary string) error {
-	raiseFDLimit(nConns*2 + 1000)
+	proc.RaiseFDLimit(uint64(nConns*2 + 1000))
 	dir, err := os.MkdirTemp("", "sigbench")
 	if err != nil {
 		return err
@@ -87,7 +87,7 @@ state_dir: %q
 		return err
 	}
 	time.Sleep(300 * time.Millisecond)
-	base := rssKiB(cmd.Process.Pid)
+	base := proc.RSSKiB(cmd.Process.Pid)
 
 	// Connect and join: rooms of roomSize.
 	url := "ws://" + addr + "/ws"
@@ -130,7 +130,7 @@ state_dir: %q
 	}
 	time.Sleep(2 * time.Second) // let peer-joined traffic settle and memory stabilise
 	runtime.GC()
-	held := rssKiB(cmd.Process.Pid)
+	held := proc.RSSKiB(cmd.Process.Pid)
 
 	// Send signals at the rate; collect latencies.
 	var samples []time.Duration
@@ -233,28 +233,5 @@ func waitHTTP(stderr interface{ Read([]byte) (int, error) }) (string, error) {
 		return a, nil
 	case <-time.After(15 * time.Second):
 		return "", fmt.Errorf("icebox did not start")
-	}
-}
-
-// rssKiB reads VmRSS of pid from /proc.
-func rssKiB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
-}
-
-func raiseFDLimit(n int) {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(n) {
-		lim.Cur = min(uint64(n), lim.Max)
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 }

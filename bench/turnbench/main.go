@@ -21,13 +21,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/pion/stun/v3"
 
+	"github.com/icebox-project/icebox/bench/internal/proc"
 	"github.com/icebox-project/icebox/turnsrv"
 )
 
@@ -245,29 +245,6 @@ func echoPeer() (*net.UDPConn, error) {
 	return c, nil
 }
 
-// cpuSeconds is the process's user+system CPU time from /proc.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ
-}
-
-func rssKiB(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
-}
-
 type result struct {
 	sent, got        int64
 	cpu              float64
@@ -298,7 +275,7 @@ func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) 
 	}
 	// Warm up, then measure.
 	time.Sleep(200 * time.Millisecond)
-	cpu0 := cpuSeconds(s.cmd.Process.Pid)
+	cpu0 := proc.CPUSeconds(s.cmd.Process.Pid)
 	start := time.Now()
 	interval := time.Second / time.Duration(rate) * time.Duration(burst)
 	var sent int64
@@ -317,7 +294,7 @@ func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) 
 	}
 	elapsed := time.Since(start)
 	time.Sleep(300 * time.Millisecond)
-	cpu := cpuSeconds(s.cmd.Process.Pid) - cpu0
+	cpu := proc.CPUSeconds(s.cmd.Process.Pid) - cpu0
 	var got int64
 	for _, a := range allocs {
 		got += a.got.Load()
@@ -332,7 +309,7 @@ func memory(s *server, n int) (float64, error) {
 	}
 	defer peer.Close()
 	time.Sleep(300 * time.Millisecond)
-	base := rssKiB(s.cmd.Process.Pid)
+	base := proc.RSSKiB(s.cmd.Process.Pid)
 	var allocs []*alloc
 	defer func() {
 		for _, a := range allocs {
@@ -347,15 +324,11 @@ func memory(s *server, n int) (float64, error) {
 		allocs = append(allocs, a)
 	}
 	time.Sleep(time.Second)
-	return float64(rssKiB(s.cmd.Process.Pid)-base) / float64(n), nil
+	return float64(proc.RSSKiB(s.cmd.Process.Pid)-base) / float64(n), nil
 }
 
 func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllocs int, binary string) error {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
+	proc.RaiseFDLimit(1 << 20)
 	dir, err := os.MkdirTemp("", "turnbench")
 	if err != nil {
 		return err
