@@ -204,6 +204,8 @@ func (f *fastRelay) allocationCreated(src, local net.Addr, relay net.Addr) {
 	}
 	ap := ua.AddrPort()
 	client := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	// On a dual-stack IPv6 listener socket Linux sends to an AF_INET
+	// address as IPv4, so IPv4 clients need no v4-mapping here.
 	rs.update(func(st *relayState) {
 		st.listenerFD = lfd
 		st.client = toRaw(client)

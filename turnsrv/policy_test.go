@@ -22,7 +22,13 @@ type rawSession struct {
 
 func newRawSession(t *testing.T, server, username, password string) *rawSession {
 	t.Helper()
-	c, err := net.Dial("udp4", server)
+	return newRawSessionNet(t, "udp4", server, username, password)
+}
+
+// newRawSessionNet is newRawSession over network ("udp4" or "udp6").
+func newRawSessionNet(t *testing.T, network, server, username, password string) *rawSession {
+	t.Helper()
+	c, err := net.Dial(network, server)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 // readFrame reads the next datagram from the server, skipping nothing.
@@ -122,4 +124,59 @@ func TestRelayFrames(t *testing.T) {
 	if s.Stats().PacketsFromPeers.Load() != before+1 {
 		t.Errorf("the dropped datagram was not counted as received")
 	}
+}
+
+// TestRelayIPv6Listener relays ChannelData through IPv6 listener sockets:
+// an IPv6 client on [::1], and an IPv4 client on a dual-stack socket
+// (udp://:port), which the fast relay must answer at its v4-mapped
+// address. Relayed addresses and peers stay IPv4.
+func TestRelayIPv6Listener(t *testing.T) {
+	probe, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	probe.Close()
+	for _, tc := range []struct{ name, listen, network, host string }{
+		{"IPv6 client", "[::1]:0", "udp6", "::1"},
+		{"IPv4 client on a dual-stack socket", ":0", "udp4", "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { relayChannelDataVia(t, tc.listen, tc.network, tc.host) })
+	}
+}
+
+func relayChannelDataVia(t *testing.T, listen, network, host string) {
+	s := startServer(t, func(c *Config) {
+		c.Listeners = []Listener{{Network: "udp", Addr: listen}}
+	})
+	_, port, _ := net.SplitHostPort(s.Addrs()[0].String())
+	user, pass, _ := s.cfg.Credentials.Mint("six", time.Now())
+	sess := newRawSessionNet(t, network, net.JoinHostPort(host, port), user, pass)
+	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
+		t.Fatalf("Allocate over IPv6: %d", code)
+	}
+	echo := turntest.UDPEcho(t).(*net.UDPAddr).AddrPort()
+	if code := sess.request(stun.MethodChannelBind, peerAddr(echo), channelNumber(0x4002)); code != 0 {
+		t.Fatalf("ChannelBind: %d", code)
+	}
+	payload := []byte("over six")
+	out := make([]byte, 4+len(payload))
+	binary.BigEndian.PutUint16(out[0:2], 0x4002)
+	binary.BigEndian.PutUint16(out[2:4], uint16(len(payload)))
+	copy(out[4:], payload)
+	for try := 0; try < 5; try++ {
+		if _, err := sess.c.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1600)
+		_ = sess.c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := sess.c.Read(buf)
+		if err != nil {
+			continue
+		}
+		if n != len(out) || !bytes.Equal(buf[:n], out) {
+			t.Fatalf("got % x, want % x", buf[:n], out)
+		}
+		return
+	}
+	t.Fatal("no ChannelData back over the IPv6 listener")
 }

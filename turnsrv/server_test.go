@@ -88,6 +88,12 @@ func newClient(t *testing.T, network, server, username, password string) *turn.C
 		}
 		conn = turn.NewSTUNConn(c)
 	}
+	return newClientOn(t, conn, server, username, password)
+}
+
+// newClientOn returns a pion TURN client on conn.
+func newClientOn(t *testing.T, conn net.PacketConn, server, username, password string) *turn.Client {
+	t.Helper()
 	client, err := turn.NewClient(&turn.ClientConfig{
 		STUNServerAddr: server, TURNServerAddr: server,
 		Conn: conn, Username: username, Password: password, Realm: realm,
