@@ -100,6 +100,34 @@ func waitForRemoteVideo(ctx context.Context, deadline time.Time) (videoState, er
 	return first, fmt.Errorf("remote video not playing by the deadline (last %+v)", first)
 }
 
+// pageVideo is what one page plays.
+type pageVideo struct {
+	videoState
+	page string
+}
+
+// waitMutualVideo waits until page "a" plays b's video and page "b"
+// plays a's (size known, currentTime advancing), failing at deadline.
+func waitMutualVideo(t *testing.T, a, b context.Context, deadline time.Time) []pageVideo {
+	t.Helper()
+	var out []pageVideo
+	for _, tc := range []struct {
+		tab        context.Context
+		name, peer string
+	}{{a, "a", "b"}, {b, "b", "a"}} {
+		v, err := waitForRemoteVideo(tc.tab, deadline)
+		if err != nil {
+			status, _ := chromedp.Run(tc.tab, chromedp.Evaluate[string](`document.getElementById('status').textContent`))
+			t.Fatalf("page %s: %v (status %q)", tc.name, err, status)
+		}
+		if v.Name != tc.peer {
+			t.Errorf("page %s plays %q's video, want %q", tc.name, v.Name, tc.peer)
+		}
+		out = append(out, pageVideo{videoState: v, page: tc.name})
+	}
+	return out
+}
+
 type pairInfo struct {
 	Local         string `json:"local"`
 	Remote        string `json:"remote"`
@@ -117,25 +145,15 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	start := time.Now()
 	a := newTab(t, browser, ib.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
 	b := newTab(t, browser, ib.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
-	deadline := start.Add(15 * time.Second)
-	for _, tc := range []struct {
-		tab        context.Context
-		name, peer string
-	}{{a, "a", "b"}, {b, "b", "a"}} {
-		v, err := waitForRemoteVideo(tc.tab, deadline)
-		if err != nil {
-			status, _ := chromedp.Run(tc.tab, chromedp.Evaluate[string](`document.getElementById('status').textContent`))
-			t.Fatalf("page %s: %v (status %q)", tc.name, err, status)
-		}
-		if v.Name != tc.peer {
-			t.Errorf("page %s: remote tile named %q, want %q", tc.name, v.Name, tc.peer)
-		}
-		layout, err := chromedp.Run(tc.tab, chromedp.Evaluate[string](
+	for _, v := range waitMutualVideo(t, a, b, start.Add(15*time.Second)) {
+		t.Logf("page %s plays %s's video %dx%d at t=%.2fs, %.1fs after opening the pages", v.page, v.Name, v.W, v.H, v.T, time.Since(start).Seconds())
+	}
+	for _, tab := range []context.Context{a, b} {
+		layout, err := chromedp.Run(tab, chromedp.Evaluate[string](
 			`getComputedStyle(document.getElementById('join-form')).display + ' ' + getComputedStyle(document.getElementById('call')).display`))
 		if err != nil || layout != "none grid" {
-			t.Errorf("page %s: join form and call display: got %q (%v), want \"none grid\"", tc.name, layout, err)
+			t.Errorf("join form and call display: got %q (%v), want \"none grid\"", layout, err)
 		}
-		t.Logf("page %s plays %s's video %dx%d at t=%.2fs, %.1fs after opening the pages", tc.name, v.Name, v.W, v.H, v.T, time.Since(start).Seconds())
 	}
 	// Relay on both sides: each page's local candidate is relay, and its
 	// remote is the other page's relayed address (a remote learned from a

@@ -71,19 +71,7 @@ func TestCallMode(t *testing.T) {
 	waitText(t, b, "call-status", "Incoming call from a")
 	click(t, b, "accept")
 	waitText(t, a, "call-status", "In call with b")
-	deadline := time.Now().Add(15 * time.Second)
-	for _, tc := range []struct {
-		tab        context.Context
-		name, peer string
-	}{{a, "a", "b"}, {b, "b", "a"}} {
-		v, err := waitForRemoteVideo(tc.tab, deadline)
-		if err != nil {
-			t.Fatalf("page %s: %v", tc.name, err)
-		}
-		if v.Name != tc.peer {
-			t.Errorf("page %s plays %q's video, want %q", tc.name, v.Name, tc.peer)
-		}
-	}
+	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 
 	click(t, b, "hangup")
 	waitText(t, a, "call-status", "Call ended: b hung up")

@@ -58,11 +58,8 @@ func run(nConns, roomSize, rate int, duration time.Duration, binary string) erro
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if binary == "" {
-		binary = filepath.Join(dir, "icebox")
-		if out, err := exec.Command("go", "build", "-o", binary, "./cmd/icebox").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build: %v\n%s", err, out)
-		}
+	if binary, err = proc.IceboxBinary(dir, binary); err != nil {
+		return err
 	}
 	cfg := filepath.Join(dir, "icebox.yaml")
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1

@@ -334,11 +334,8 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if binary == "" {
-		binary = filepath.Join(dir, "icebox")
-		if out, err := exec.Command("go", "build", "-o", binary, "./cmd/icebox").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build: %v\n%s", err, out)
-		}
+	if binary, err = proc.IceboxBinary(dir, binary); err != nil {
+		return err
 	}
 	starters := []func() (*server, error){func() (*server, error) { return startIcebox(binary, dir) }}
 	if _, err := exec.LookPath("turnserver"); err == nil {

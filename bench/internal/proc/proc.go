@@ -1,10 +1,13 @@
-// Package proc reads a process's resource use from Linux's /proc for the
-// benchmarks, and raises the benchmark's own file descriptor limit.
+// Package proc holds what the benchmarks share: reading a process's
+// resource use from Linux's /proc, raising their own file descriptor
+// limit, and building the icebox binary they start.
 package proc
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,4 +50,17 @@ func RaiseFDLimit(n uint64) {
 		lim.Cur = min(n, lim.Max)
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
+}
+
+// IceboxBinary returns binary, or builds ./cmd/icebox into dir when it is
+// "" (the benchmarks run from the repository root).
+func IceboxBinary(dir, binary string) (string, error) {
+	if binary != "" {
+		return binary, nil
+	}
+	binary = filepath.Join(dir, "icebox")
+	if out, err := exec.Command("go", "build", "-o", binary, "./cmd/icebox").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return binary, nil
 }
