@@ -246,11 +246,9 @@ func echoPeer() (*net.UDPConn, error) {
 }
 
 type result struct {
-	sent, got        int64
-	cpu              float64
-	elapsed          time.Duration
-	allocKiB         float64
-	memAllocsCreated int
+	sent, got int64
+	cpu       float64
+	elapsed   time.Duration
 }
 
 func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) (result, error) {
