@@ -54,10 +54,13 @@ type fastRelay struct {
 	next             atomic.Uint32
 	ids              atomic.Int32
 
-	mu        sync.RWMutex
-	byPort    map[uint16]*relaySock
-	byClient  map[clientKey]*relaySock // client → peer fast path
-	listeners map[string]int           // listener local address → socket fd
+	mu     sync.RWMutex
+	byPort map[uint16]*relaySock
+	// byClient maps clientKey → *relaySock for the client → peer path.
+	// It is read for every datagram and written per allocation, so it is
+	// a sync.Map: lookups take no lock. Writes happen under mu.
+	byClient  sync.Map
+	listeners map[string]int // listener local address → socket fd
 }
 
 // clientKey names an allocation's client side: the listener (by fd) and
@@ -70,7 +73,7 @@ type clientKey struct {
 // newFastRelay starts n epoll loops.
 func newFastRelay(relayIP net.IP, minPort, maxPort uint16, n int, stats *Stats, log *slog.Logger) (*fastRelay, error) {
 	f := &fastRelay{relayIP: relayIP, minPort: minPort, maxPort: maxPort, stats: stats, log: log,
-		byPort: map[uint16]*relaySock{}, byClient: map[clientKey]*relaySock{}, listeners: map[string]int{}}
+		byPort: map[uint16]*relaySock{}, listeners: map[string]int{}}
 	for i := 0; i < n; i++ {
 		l, err := newRelayLoop(f)
 		if err != nil {
@@ -213,7 +216,7 @@ func (f *fastRelay) allocationCreated(src, local net.Addr, relay net.Addr) {
 	key := clientKey{lfd: lfd, client: client}
 	f.mu.Lock()
 	if f.byPort[rs.port] == rs {
-		f.byClient[key] = rs
+		f.byClient.Store(key, rs)
 		rs.clientKey, rs.hasClient = key, true
 	}
 	f.mu.Unlock()
@@ -223,12 +226,11 @@ func (f *fastRelay) allocationCreated(src, local net.Addr, relay net.Addr) {
 // It returns false to leave the datagram to pion/turn (unknown client or
 // channel); malformed ChannelData is dropped.
 func (f *fastRelay) forward(lfd int, client netip.AddrPort, data []byte) bool {
-	f.mu.RLock()
-	rs := f.byClient[clientKey{lfd: lfd, client: client}]
-	f.mu.RUnlock()
-	if rs == nil {
+	v, ok := f.byClient.Load(clientKey{lfd: lfd, client: client})
+	if !ok {
 		return false
 	}
+	rs := v.(*relaySock)
 	st := rs.state.Load()
 	peer, ok := st.byNumber[binary.BigEndian.Uint16(data[0:2])]
 	if !ok {
@@ -399,8 +401,8 @@ func (rs *relaySock) Close() error {
 		if rs.f.byPort[rs.port] == rs {
 			delete(rs.f.byPort, rs.port)
 		}
-		if rs.hasClient && rs.f.byClient[rs.clientKey] == rs {
-			delete(rs.f.byClient, rs.clientKey)
+		if rs.hasClient {
+			rs.f.byClient.CompareAndDelete(rs.clientKey, rs)
 		}
 		rs.f.mu.Unlock()
 		rs.mu.Lock()
