@@ -130,6 +130,13 @@ type TURN struct {
 	// MaxAllocationsPerIP caps live allocations per client address.
 	// Default 100; -1 means no cap.
 	MaxAllocationsPerIP int `yaml:"max_allocations_per_ip"`
+	// MaxBitratePerAllocation caps what one allocation relays, each
+	// direction on its own, as bits per second of UDP payload: a number,
+	// or a number with kbps, Mbps or Gbps ("2.5Mbps"). Datagrams over the
+	// cap are dropped and counted; a burst of up to 500 ms at the cap
+	// passes. Default "" (or "0"): no cap; otherwise 8kbps to 100Gbps. A
+	// reload applies a new cap to allocations made afterwards.
+	MaxBitratePerAllocation string `yaml:"max_bitrate_per_allocation"`
 	// UDPSockets is how many SO_REUSEPORT sockets serve each udp://
 	// listener, each with its own read loop. Default 0: one per CPU.
 	UDPSockets int `yaml:"udp_sockets"`
@@ -167,12 +174,15 @@ type Metrics struct {
 // Parsed holds the values of Config turned into the types the rest of
 // icebox uses. It is filled by Validate.
 type Parsed struct {
-	PublicIP    netip.Addr
-	TURNListen  []Listener
-	RelayMin    uint16
-	RelayMax    uint16
-	DenyPeers   []netip.Prefix
-	AllowPeers  []netip.Prefix
+	PublicIP   netip.Addr
+	TURNListen []Listener
+	RelayMin   uint16
+	RelayMax   uint16
+	DenyPeers  []netip.Prefix
+	AllowPeers []netip.Prefix
+	// MaxBitrate is turn.max_bitrate_per_allocation in bits per second; 0:
+	// no cap.
+	MaxBitrate  int64
 	MetricsAddr string
 	// TrustedProxies is http.trusted_proxies parsed.
 	TrustedProxies []netip.Prefix

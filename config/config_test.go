@@ -86,6 +86,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"reversed port range", "turn:\n  relay_ports: 60000-50000", "turn.relay_ports", "first port is above", 2},
 		{"port range not numbers", "turn:\n  relay_ports: a-b", "turn.relay_ports", "numbers", 2},
 		{"privileged relay ports", "turn:\n  relay_ports: 80-90", "turn.relay_ports", "below 1024", 2},
+		{"bitrate unknown unit", "turn:\n  max_bitrate_per_allocation: 5 MB/s", "turn.max_bitrate_per_allocation", "unknown unit", 2},
+		{"bitrate not a number", "turn:\n  max_bitrate_per_allocation: fast", "turn.max_bitrate_per_allocation", "unknown unit", 2},
+		{"bitrate too low", "turn:\n  max_bitrate_per_allocation: 1kbps", "turn.max_bitrate_per_allocation", "outside", 2},
 		{"listen URL without scheme", "turn:\n  listen: [\"0.0.0.0:3478\"]", "turn.listen[0]", "not a listener URL", 2},
 		{"listen URL unknown scheme", "turn:\n  listen: [\"sctp://0.0.0.0:3478\"]", "turn.listen[0]", "unknown scheme", 2},
 		{"listen URL bad port", "turn:\n  listen: [\"udp://0.0.0.0:99999\"]", "turn.listen[0]", "port", 2},
@@ -187,5 +190,26 @@ func TestExampleFile(t *testing.T) {
 	}
 	if cfg.PublicIP != "203.0.113.10" || cfg.Signaling.Rooms["team"].Password != "change me" {
 		t.Errorf("enabled example did not set the keys: %+v", cfg)
+	}
+}
+
+func TestParseBitrate(t *testing.T) {
+	good := map[string]int64{
+		"": 0, "0": 0, "0Mbps": 0, "2500000": 2_500_000, "2.5Mbps": 2_500_000, "800 kbps": 800_000,
+		"800KBPS": 800_000, "1Gbps": 1_000_000_000, "64000bps": 64_000, " 10Mbps ": 10_000_000,
+	}
+	for in, want := range good {
+		if got, err := ParseBitrate(in); err != nil || got != want {
+			t.Errorf("ParseBitrate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"Mbps", "1.2.3Mbps", "-5Mbps", "5MB/s", "7999", "101Gbps", "NaN", "1e400"} {
+		if got, err := ParseBitrate(in); err == nil {
+			t.Errorf("ParseBitrate(%q) = %d, want an error", in, got)
+		}
+	}
+	_, p, err := FromBytes("icebox.yaml", []byte("turn:\n  max_bitrate_per_allocation: 2.5Mbps\n"))
+	if err != nil || p.MaxBitrate != 2_500_000 {
+		t.Errorf("max_bitrate_per_allocation: 2.5Mbps gave %d, %v", p.MaxBitrate, err)
 	}
 }

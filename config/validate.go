@@ -199,6 +199,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 	if c.TURN.MaxAllocationsPerIP < -1 {
 		return nil, bad("turn.max_allocations_per_ip", "must be a positive number, or -1 for no cap")
 	}
+	if p.MaxBitrate, err = ParseBitrate(c.TURN.MaxBitratePerAllocation); err != nil {
+		return nil, bad("turn.max_bitrate_per_allocation", "%v", err)
+	}
 	if c.Signaling.MaxPeersPerRoom < 2 || c.Signaling.MaxPeersPerRoom > 1000 {
 		return nil, bad("signaling.max_peers_per_room", "%d is outside 2 to 1000", c.Signaling.MaxPeersPerRoom)
 	}
@@ -276,6 +279,42 @@ func parseListener(s string) (Listener, error) {
 		return Listener{}, err
 	}
 	return Listener{Network: scheme, Addr: addr}, nil
+}
+
+// Bounds of turn.max_bitrate_per_allocation, in bits per second.
+const (
+	MinBitrate = 8_000
+	MaxBitrate = 100_000_000_000
+)
+
+// ParseBitrate parses a bitrate in bits per second: a number ("2500000"),
+// or a number and a unit, bps, kbps, Mbps or Gbps (decimal multiples, any
+// case, an optional space: "2.5Mbps", "800 kbps"). "" and "0" mean no cap
+// and return 0. Errors: not a number, an unknown unit, or outside
+// MinBitrate to MaxBitrate.
+func ParseBitrate(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" || t == "0" {
+		return 0, nil
+	}
+	num := strings.TrimRightFunc(t, func(r rune) bool { return r < '0' || r > '9' && r != '.' })
+	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
+	mult, ok := map[string]float64{"": 1, "bps": 1, "kbps": 1e3, "mbps": 1e6, "gbps": 1e9}[unit]
+	if !ok {
+		return 0, fmt.Errorf("%q: unknown unit %q (bps, kbps, Mbps, Gbps)", s, t[len(num):])
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a bitrate like 2.5Mbps", s)
+	}
+	if v == 0 {
+		return 0, nil
+	}
+	bps := v * mult
+	if bps < MinBitrate || bps > MaxBitrate {
+		return 0, fmt.Errorf("%q is outside 8kbps to 100Gbps (0 for no cap)", s)
+	}
+	return int64(bps), nil
 }
 
 // ParsePortRange parses "min-max" (inclusive, 1024 to 65535, min <= max).

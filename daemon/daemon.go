@@ -114,19 +114,20 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		listeners = append(listeners, tl)
 	}
 	tc := turnsrv.Config{
-		Realm:                 cfg.TURN.Realm,
-		Listeners:             listeners,
-		PublicIP:              PublicIP(p),
-		RelayMinPort:          p.RelayMin,
-		RelayMaxPort:          p.RelayMax,
-		Credentials:           creds,
-		DenyPeers:             p.DenyPeers,
-		AllowPeers:            p.AllowPeers,
-		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser,
-		MaxAllocations:        cfg.TURN.MaxAllocations,
-		MaxAllocationsPerIP:   cfg.TURN.MaxAllocationsPerIP,
-		UDPSockets:            cfg.TURN.UDPSockets,
-		Logger:                log.With("component", "turn"),
+		Realm:                   cfg.TURN.Realm,
+		Listeners:               listeners,
+		PublicIP:                PublicIP(p),
+		RelayMinPort:            p.RelayMin,
+		RelayMaxPort:            p.RelayMax,
+		Credentials:             creds,
+		DenyPeers:               p.DenyPeers,
+		AllowPeers:              p.AllowPeers,
+		MaxAllocationsPerUser:   cfg.TURN.MaxAllocationsPerUser,
+		MaxAllocations:          cfg.TURN.MaxAllocations,
+		MaxAllocationsPerIP:     cfg.TURN.MaxAllocationsPerIP,
+		UDPSockets:              cfg.TURN.UDPSockets,
+		MaxBitratePerAllocation: p.MaxBitrate,
+		Logger:                  log.With("component", "turn"),
 	}
 	if d.tls != nil {
 		tc.PublicHost = d.tls.host

@@ -38,6 +38,7 @@ var (
 	descChannels    = desc("turn_channel_bindings_active", "Live TURN channel bindings.")
 	descPackets     = desc("turn_relayed_packets_total", "Datagrams on relayed transport addresses, by direction.", "direction")
 	descBytes       = desc("turn_relayed_bytes_total", "UDP payload bytes on relayed transport addresses, by direction.", "direction")
+	descDropped     = desc("turn_dropped_packets_total", "Datagrams dropped for being over their allocation's bitrate cap, by direction.", "direction", "reason")
 	descWSConns     = desc("ws_connections", "Open signaling WebSocket connections.")
 	descRooms       = desc("signaling_rooms", "Rooms with at least one peer.")
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
@@ -47,7 +48,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
-		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descWSConns, descRooms, descPeers,
+		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped, descWSConns, descRooms, descPeers,
 		descMessages, descErrors} {
 		ch <- d
 	}
@@ -75,6 +76,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPackets, st.PacketsFromPeers.Load(), "from_peer")
 	counter(descBytes, st.BytesToPeers.Load(), "to_peer")
 	counter(descBytes, st.BytesFromPeers.Load(), "from_peer")
+	counter(descDropped, st.DroppedToPeers.Load(), "to_peer", "bitrate")
+	counter(descDropped, st.DroppedFromPeers.Load(), "from_peer", "bitrate")
 	conns, rooms, peers := c.sig.Counts()
 	gauge(descWSConns, int64(conns))
 	gauge(descRooms, int64(rooms))

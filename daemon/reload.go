@@ -9,7 +9,7 @@ import (
 
 // Reload applies a new, validated configuration without dropping calls or
 // allocations: TURN secrets, static users, credential TTL, peer lists and
-// quotas; room sizes, room passwords and allowed origins; the shutdown
+// quotas, and the bitrate cap (for new allocations); room sizes, room passwords and allowed origins; the shutdown
 // grace. Keys that would need new listeners are returned (and logged) as
 // needing a restart; their running values stay. On error nothing changes.
 func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []string, err error) {
@@ -21,7 +21,7 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 		Credentials: creds,
 		DenyPeers:   p.DenyPeers, AllowPeers: p.AllowPeers,
 		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser, MaxAllocations: cfg.TURN.MaxAllocations,
-		MaxAllocationsPerIP: cfg.TURN.MaxAllocationsPerIP,
+		MaxAllocationsPerIP: cfg.TURN.MaxAllocationsPerIP, MaxBitratePerAllocation: p.MaxBitrate,
 	}); err != nil {
 		return nil, err
 	}

@@ -74,6 +74,15 @@ func TestMetricsAfterRelayedCall(t *testing.T) {
 			t.Errorf("%s = %v during a relayed call, want > 0", name, m[name])
 		}
 	}
+	// No bitrate cap is set, so nothing was dropped, but the series exist.
+	for _, name := range []string{
+		`icebox_turn_dropped_packets_total{direction="to_peer",reason="bitrate"}`,
+		`icebox_turn_dropped_packets_total{direction="from_peer",reason="bitrate"}`,
+	} {
+		if v, ok := m[name]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want 0 without a cap", name, v, ok)
+		}
+	}
 	if m[`icebox_turn_relayed_bytes_total{direction="to_peer"}`] < 40*1000 {
 		t.Errorf("relayed bytes to peers %v, want at least the 40 kB of data sent", m[`icebox_turn_relayed_bytes_total{direction="to_peer"}`])
 	}

@@ -49,6 +49,7 @@ type fastRelay struct {
 	relayIP          net.IP
 	minPort, maxPort uint16
 	stats            *Stats
+	policy           *atomic.Pointer[policy] // the bitrate cap for new allocations
 	log              *slog.Logger
 	loops            []*relayLoop
 	next             atomic.Uint32
@@ -71,8 +72,8 @@ type clientKey struct {
 }
 
 // newFastRelay starts n epoll loops.
-func newFastRelay(relayIP net.IP, minPort, maxPort uint16, n int, stats *Stats, log *slog.Logger) (*fastRelay, error) {
-	f := &fastRelay{relayIP: relayIP, minPort: minPort, maxPort: maxPort, stats: stats, log: log,
+func newFastRelay(relayIP net.IP, minPort, maxPort uint16, n int, stats *Stats, pol *atomic.Pointer[policy], log *slog.Logger) (*fastRelay, error) {
+	f := &fastRelay{relayIP: relayIP, minPort: minPort, maxPort: maxPort, stats: stats, policy: pol, log: log,
 		byPort: map[uint16]*relaySock{}, listeners: map[string]int{}}
 	for i := 0; i < n; i++ {
 		l, err := newRelayLoop(f)
@@ -146,7 +147,8 @@ func (f *fastRelay) AllocatePacketConn(network string, requestedPort int) (net.P
 		return nil, nil, err
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
-	rs := &relaySock{f: f, fd: fd, port: port, id: f.ids.Add(1), closed: make(chan struct{})}
+	rs := &relaySock{f: f, fd: fd, port: port, id: f.ids.Add(1), closed: make(chan struct{}),
+		limits: newAllocationLimits(f.policy.Load().maxBitrate)}
 	rs.loop = f.loops[int(f.next.Add(1))%len(f.loops)]
 	f.mu.Lock()
 	f.byPort[port] = rs
@@ -240,6 +242,9 @@ func (f *fastRelay) forward(lfd int, client netip.AddrPort, data []byte) bool {
 	if 4+size > len(data) {
 		return true // shorter than it says: drop (RFC 8656 §12.5)
 	}
+	if !rs.limits.allowToPeer(size, f.stats) {
+		return true
+	}
 	rs.mu.RLock()
 	defer rs.mu.RUnlock()
 	if rs.fd < 0 {
@@ -328,7 +333,9 @@ type relaySock struct {
 	id    int32
 	port  uint16
 	state atomic.Pointer[relayState]
-	smu   sync.Mutex // serialises state updates; readers use the atomic pointer
+	// limits is the allocation's bitrate cap; nil: none.
+	limits *allocationLimits
+	smu    sync.Mutex // serialises state updates; readers use the atomic pointer
 	// clientKey is this socket's entry in fastRelay.byClient; guarded by
 	// fastRelay.mu.
 	clientKey clientKey
@@ -378,6 +385,9 @@ func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ip := ap.Addr().Unmap()
 	if !ip.Is4() {
 		return 0, fmt.Errorf("turnsrv: peer %s is not IPv4", ip)
+	}
+	if !rs.limits.allowToPeer(len(p), rs.f.stats) {
+		return len(p), nil // dropped, as a lossy network would
 	}
 	ra := toRaw(netip.AddrPortFrom(ip, ap.Port()))
 	rs.mu.RLock()

@@ -5,13 +5,14 @@ package turnsrv
 import (
 	"log/slog"
 	"net"
+	"sync/atomic"
 )
 
 // fastRelay is Linux-only (epoll, recvmmsg); elsewhere pion/turn's own
 // relay path serves every listener.
 type fastRelay struct{}
 
-func newFastRelay(net.IP, uint16, uint16, int, *Stats, *slog.Logger) (*fastRelay, error) {
+func newFastRelay(net.IP, uint16, uint16, int, *Stats, *atomic.Pointer[policy], *slog.Logger) (*fastRelay, error) {
 	return nil, nil
 }
 

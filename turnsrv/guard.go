@@ -87,6 +87,9 @@ type policy struct {
 	maxUser  int // <= 0: no cap
 	maxTotal int // <= 0: no cap
 	maxIP    int // <= 0: no cap
+	// maxBitrate caps each direction of allocations created under this
+	// policy, in bits per second; <= 0: no cap.
+	maxBitrate int64
 }
 
 // codeWrongCredentials is 441 Wrong Credentials (RFC 8656 §18).

@@ -2,15 +2,18 @@ package turnsrv
 
 import (
 	"net"
+	"sync/atomic"
 
 	"github.com/pion/turn/v4"
 )
 
 // countingRelay wraps a relay address generator so every relayed socket
-// counts the packets and bytes it carries.
+// counts the packets and bytes it carries and applies the bitrate cap in
+// force when the allocation was created.
 type countingRelay struct {
 	turn.RelayAddressGenerator
-	stats *Stats
+	stats  *Stats
+	policy *atomic.Pointer[policy]
 }
 
 func (r countingRelay) AllocatePacketConn(network string, port int) (net.PacketConn, net.Addr, error) {
@@ -18,26 +21,39 @@ func (r countingRelay) AllocatePacketConn(network string, port int) (net.PacketC
 	if err != nil {
 		return nil, nil, err
 	}
-	return &countingConn{PacketConn: c, stats: r.stats}, a, nil
+	return &countingConn{PacketConn: c, stats: r.stats, limits: newAllocationLimits(r.policy.Load().maxBitrate)}, a, nil
 }
 
 // countingConn is a relayed transport address socket: what it reads came
 // from peers, what it writes goes to peers.
 type countingConn struct {
 	net.PacketConn
-	stats *Stats
+	stats  *Stats
+	limits *allocationLimits // nil: no bitrate cap
 }
 
+// ReadFrom returns the next datagram from a peer that fits under the
+// bitrate cap; those over it are dropped and counted.
 func (c *countingConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, addr, err := c.PacketConn.ReadFrom(p)
-	if err == nil {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
 		c.stats.PacketsFromPeers.Add(1)
 		c.stats.BytesFromPeers.Add(int64(n))
+		if c.limits.allowFromPeer(monotonicNow(), n, c.stats) {
+			return n, addr, nil
+		}
 	}
-	return n, addr, err
 }
 
+// WriteTo sends p to a peer, or drops it (reporting success, as a lossy
+// network would) when it is over the bitrate cap.
 func (c *countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if !c.limits.allowToPeer(len(p), c.stats) {
+		return len(p), nil
+	}
 	n, err := c.PacketConn.WriteTo(p, addr)
 	if err == nil {
 		c.stats.PacketsToPeers.Add(1)

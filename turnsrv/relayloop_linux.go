@@ -171,9 +171,13 @@ func (l *relayLoop) drain(rs *relaySock) {
 		}
 		n := int(r)
 		st := rs.state.Load()
+		var now int64
+		if rs.limits != nil {
+			now = monotonicNow()
+		}
 		out := 0
 		for i := 0; i < n; i++ {
-			if frame := l.relay(st, i); frame != nil {
+			if frame := l.relay(st, rs.limits, now, i); frame != nil {
 				l.outIovs[out] = unix.Iovec{Base: &frame[0], Len: uint64(len(frame))}
 				l.outMsgs[out].hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&st.client.sa)), Namelen: st.client.len,
 					Iov: &l.outIovs[out], Iovlen: 1}
@@ -191,8 +195,9 @@ func (l *relayLoop) drain(rs *relaySock) {
 
 // relay frames datagram i for the allocation's client, in place: as
 // ChannelData when the peer has a channel binding (RFC 8656 §12.6), else as
-// a Data indication (§11.4) when it has a permission. nil: drop it.
-func (l *relayLoop) relay(st *relayState, i int) []byte {
+// a Data indication (§11.4) when it has a permission. nil: drop it, also
+// when it is over the allocation's bitrate cap (limits, at now).
+func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i int) []byte {
 	size := int(l.msgs[i].n)
 	stats := l.f.stats
 	stats.PacketsFromPeers.Add(1)
@@ -208,6 +213,9 @@ func (l *relayLoop) relay(st *relayState, i int) []byte {
 	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
 	ip := netip.AddrFrom4(sa.Addr)
 	if _, ok := st.perms[ip]; !ok {
+		return nil
+	}
+	if !limits.allowFromPeer(now, size, stats) {
 		return nil
 	}
 	buf := l.bufs[i][:]

@@ -60,6 +60,12 @@ type Config struct {
 	// MaxAllocationsPerIP caps live allocations per client IP address;
 	// <= 0: no cap.
 	MaxAllocationsPerIP int
+	// MaxBitratePerAllocation caps what one allocation relays, in bits per
+	// second of UDP payload, each direction on its own; datagrams over the
+	// cap are dropped and counted (Stats.DroppedToPeers,
+	// DroppedFromPeers). A burst of up to 500 ms at the cap passes. <= 0:
+	// no cap.
+	MaxBitratePerAllocation int64
 	// UDPSockets is how many SO_REUSEPORT sockets serve each UDP listener
 	// (Linux), each with its own read loop. Zero: one per CPU.
 	UDPSockets int
@@ -121,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 	s.policy.Store(&policy{
 		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, cfg.PublicIP),
 		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
+		maxBitrate: cfg.MaxBitratePerAllocation,
 	})
 	own := &owners{m: map[string]string{}}
 	s.guard = &guard{
@@ -134,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	relay := func() turn.RelayAddressGenerator {
-		return countingRelay{stats: s.stats, RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
+		return countingRelay{stats: s.stats, policy: &s.policy, RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
 			RelayAddress: net.IP(cfg.PublicIP.AsSlice()),
 			Address:      "0.0.0.0",
 			MinPort:      cfg.RelayMinPort,
@@ -143,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		}}
 	}
 	// UDP clients are relayed by the fast relay where the platform has it.
-	fast, err := newFastRelay(net.IP(cfg.PublicIP.AsSlice()), cfg.RelayMinPort, cfg.RelayMaxPort, runtime.NumCPU(), s.stats, cfg.Logger)
+	fast, err := newFastRelay(net.IP(cfg.PublicIP.AsSlice()), cfg.RelayMinPort, cfg.RelayMaxPort, runtime.NumCPU(), s.stats, &s.policy, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("turnsrv: relay loops: %w", err)
 	}
@@ -305,9 +312,11 @@ type Update struct {
 	DenyPeers, AllowPeers                 []netip.Prefix
 	MaxAllocationsPerUser, MaxAllocations int
 	MaxAllocationsPerIP                   int
+	MaxBitratePerAllocation               int64
 }
 
-// Update applies u to new requests. Existing allocations keep working:
+// Update applies u to new requests; a new bitrate cap applies to
+// allocations created afterwards. Existing allocations keep working:
 // requests on them verify under the key they were made with, even when u
 // removes its secret or user. Errors: ErrNoSecret without Credentials.
 func (s *Server) Update(u Update) error {
@@ -317,6 +326,7 @@ func (s *Server) Update(u Update) error {
 	s.policy.Store(&policy{
 		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, s.cfg.PublicIP),
 		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
+		maxBitrate: u.MaxBitratePerAllocation,
 	})
 	return nil
 }

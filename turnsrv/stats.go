@@ -27,6 +27,11 @@ type Stats struct {
 	// sent from them (client → peer). Bytes are UDP payload bytes.
 	PacketsFromPeers, BytesFromPeers atomic.Int64
 	PacketsToPeers, BytesToPeers     atomic.Int64
+	// DroppedToPeers and DroppedFromPeers count datagrams dropped because
+	// they were over their allocation's bitrate cap
+	// (Config.MaxBitratePerAllocation), by direction. They are counted in
+	// PacketsFromPeers but not in PacketsToPeers.
+	DroppedToPeers, DroppedFromPeers atomic.Int64
 
 	mu           sync.Mutex
 	authFailures map[string]int64
