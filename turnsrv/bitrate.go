@@ -9,6 +9,9 @@ import (
 // to this long at the cap (for example a video key frame) passes whole.
 const bitrateBurst = 500 * time.Millisecond
 
+// fullDatagram is an MTU-sized UDP payload, in bytes.
+const fullDatagram = 1500
+
 // bitrateLimit caps one direction of one allocation's relayed traffic.
 // It is a generic cell rate algorithm (a token bucket kept as a single
 // timestamp, the theoretical arrival time): lock-free, safe for concurrent
@@ -28,7 +31,7 @@ func newBitrateLimit(bitsPerSecond int64) *bitrateLimit {
 	l := &bitrateLimit{psPerByte: max(1, 8e12/bitsPerSecond)}
 	// At least one full-size datagram must fit in the tolerance, or a slow
 	// cap would drop every MTU-sized packet.
-	l.tolerance = max(int64(bitrateBurst), maxPayload*l.psPerByte/1000)
+	l.tolerance = max(int64(bitrateBurst), fullDatagram*l.psPerByte/1000)
 	return l
 }
 

@@ -41,7 +41,7 @@ func TestBitrateLimit(t *testing.T) {
 	// A cap below one datagram per burst still passes a full-size one
 	// when the bucket is full.
 	slow := newBitrateLimit(8_000)
-	if !slow.allow(0, maxPayload) || slow.allow(0, maxPayload) {
+	if !slow.allow(0, fullDatagram) || slow.allow(0, fullDatagram) {
 		t.Error("8 kbps: want the first MTU-sized datagram to pass and the second to be dropped")
 	}
 	if newBitrateLimit(0) != nil || newAllocationLimits(-1) != nil {

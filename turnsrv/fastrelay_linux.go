@@ -10,26 +10,31 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// The fast relay is icebox's own receive path for relayed transport
-// addresses of UDP clients (RFC 8656 §11.3, §12.6). pion/turn gives each
-// allocation a goroutine blocked on its relay socket, so every datagram
-// from a peer wakes one; under load that scheduling costs more than the
-// relaying. Here relay sockets are plain non-blocking sockets outside Go's
-// poller, watched by one epoll loop per core that drains each ready socket
-// with recvmmsg and sends ChannelData (or a Data indication) straight to
-// the client with sendto on the listener socket. Nothing is allocated per
-// datagram. pion/turn keeps the control plane and the client → peer
-// direction (it calls WriteTo on the relay socket); permissions and channel
-// bindings reach the fast relay through pion's allocation events.
+// The fast relay is icebox's own data path for UDP clients (RFC 8656
+// §11.3, §12.5, §12.6). pion/turn gives each allocation a goroutine
+// blocked on its relay socket and reads listener sockets through Go's
+// poller, so every datagram costs a trip through Go's scheduler, and under
+// load that scheduling costs more than the relaying. Here listener and
+// relay sockets are plain non-blocking sockets outside Go's poller, watched
+// by one epoll loop per core, each waiting in epoll_wait on its own
+// thread. A loop owns listener sockets (one SO_REUSEPORT socket each) and
+// the relay sockets of the allocations made through them, so both
+// directions of an allocation are served by one loop. It drains each
+// ready socket with recvmmsg: ChannelData from a client goes straight to
+// the bound peer; datagrams from peers go out as ChannelData (or a Data
+// indication) with sendmmsg on the listener socket; everything else is
+// queued for pion/turn, which keeps the control plane. Nothing is
+// allocated per relayed datagram. Permissions and channel bindings reach
+// the fast relay through pion's allocation events.
 
 const (
 	batch      = 32   // datagrams per recvmmsg
@@ -62,6 +67,16 @@ type fastRelay struct {
 	// a sync.Map: lookups take no lock. Writes happen under mu.
 	byClient  sync.Map
 	listeners map[string]int // listener local address → socket fd
+	procs     int            // Ps added to GOMAXPROCS for the loops
+}
+
+// procsMu serialises GOMAXPROCS changes by relays starting and closing.
+var procsMu sync.Mutex
+
+func addProcs(n int) {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)+n))
 }
 
 // clientKey names an allocation's client side: the listener (by fd) and
@@ -71,10 +86,14 @@ type clientKey struct {
 	client netip.AddrPort
 }
 
-// newFastRelay starts n epoll loops.
+// newFastRelay starts n epoll loops, and raises GOMAXPROCS by n: a loop
+// holds its P while it waits in epoll_wait, and Go code keeps the Ps it
+// had. close lowers it again.
 func newFastRelay(relayIP net.IP, minPort, maxPort uint16, n int, stats *Stats, pol *atomic.Pointer[policy], log *slog.Logger) (*fastRelay, error) {
 	f := &fastRelay{relayIP: relayIP, minPort: minPort, maxPort: maxPort, stats: stats, policy: pol, log: log,
 		byPort: map[uint16]*relaySock{}, listeners: map[string]int{}}
+	addProcs(n)
+	f.procs = n
 	for i := 0; i < n; i++ {
 		l, err := newRelayLoop(f)
 		if err != nil {
@@ -87,23 +106,12 @@ func newFastRelay(relayIP net.IP, minPort, maxPort uint16, n int, stats *Stats, 
 	return f, nil
 }
 
-// addListener records a UDP listener socket the relay answers clients on.
-func (f *fastRelay) addListener(pc net.PacketConn) error {
-	sc, ok := pc.(syscall.Conn)
-	if !ok {
-		return fmt.Errorf("turnsrv: listener %s has no file descriptor", pc.LocalAddr())
+// loopCount is the number of epoll loops (0 for a nil relay).
+func (f *fastRelay) loopCount() int {
+	if f == nil {
+		return 0
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return err
-	}
-	return raw.Control(func(fd uintptr) {
-		f.mu.Lock()
-		if _, ok := f.listeners[pc.LocalAddr().String()]; !ok {
-			f.listeners[pc.LocalAddr().String()] = int(fd)
-		}
-		f.mu.Unlock()
-	})
+	return len(f.loops)
 }
 
 // close releases every relay socket still open, then stops the loops.
@@ -120,20 +128,13 @@ func (f *fastRelay) close() {
 	for _, l := range f.loops {
 		l.stop()
 	}
+	addProcs(-f.procs)
+	f.procs = 0
 }
 
-// Validate implements turn.RelayAddressGenerator.
-func (f *fastRelay) Validate() error { return nil }
-
-// AllocateConn implements turn.RelayAddressGenerator; TCP relaying
-// (RFC 6062) is not offered.
-func (f *fastRelay) AllocateConn(string, int) (net.Conn, net.Addr, error) {
-	return nil, nil, fmt.Errorf("turnsrv: TCP relayed addresses are not supported")
-}
-
-// AllocatePacketConn opens a relay socket on a free port of the range
-// (or requestedPort) and hands it to an epoll loop.
-func (f *fastRelay) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+// allocate opens a relay socket on a free port of the range (or
+// requestedPort) and hands it to loop.
+func (f *fastRelay) allocate(network string, requestedPort int, loop *relayLoop) (net.PacketConn, net.Addr, error) {
 	if network != "udp4" && network != "udp" {
 		return nil, nil, fmt.Errorf("turnsrv: relay network %q", network)
 	}
@@ -149,7 +150,7 @@ func (f *fastRelay) AllocatePacketConn(network string, requestedPort int) (net.P
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
 	rs := &relaySock{f: f, fd: fd, port: port, id: f.ids.Add(1), closed: make(chan struct{}),
 		limits: newAllocationLimits(f.policy.Load().maxBitrate)}
-	rs.loop = f.loops[int(f.next.Add(1))%len(f.loops)]
+	rs.loop = loop
 	f.mu.Lock()
 	f.byPort[port] = rs
 	f.mu.Unlock()

@@ -16,15 +16,8 @@ func newFastRelay(net.IP, uint16, uint16, int, *Stats, *atomic.Pointer[policy], 
 	return nil, nil
 }
 
-func (*fastRelay) addListener(net.PacketConn) error        { return nil }
 func (*fastRelay) close()                                  {}
 func (*fastRelay) allocationCreated(_, _, _ net.Addr)      {}
 func (*fastRelay) permission(net.Addr, net.IP, bool)       {}
 func (*fastRelay) channel(_, _ net.Addr, _ uint16, _ bool) {}
-func (*fastRelay) Validate() error                         { return nil }
-func (*fastRelay) AllocateConn(string, int) (net.Conn, net.Addr, error) {
-	return nil, nil, net.ErrClosed
-}
-func (*fastRelay) AllocatePacketConn(string, int) (net.PacketConn, net.Addr, error) {
-	return nil, nil, net.ErrClosed
-}
+func (*fastRelay) loopCount() int                          { return 0 }

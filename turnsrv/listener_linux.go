@@ -4,113 +4,206 @@ package turnsrv
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
+	"github.com/pion/stun/v3"
+	"github.com/pion/turn/v4"
 	"golang.org/x/sys/unix"
 )
 
-// batchConn is a UDP listener socket read with recvmmsg through Go's
-// poller. ChannelData from a client whose allocation the fast relay knows
-// goes straight to the peer (RFC 8656 §12.5); everything else goes through
-// the guard to pion/turn, one datagram per ReadFrom as before.
-type batchConn struct {
-	*guardPacketConn
-	fast   *fastRelay
-	raw    syscall.RawConn
-	lfd    int // the fd the fast relay knows this listener address by
-	readFn func(fd uintptr) bool
-	rerr   error
-
-	count, next int
-	bufs        [batch][2048]byte
-	iovs        [batch]unix.Iovec
-	names       [batch]unix.RawSockaddrInet6
-	msgs        [batch]mmsghdr
+// udpListener wraps a UDP listener socket for pion/turn. Where the fast
+// relay runs, an epoll loop owns the socket (see loopListener); elsewhere
+// the guard reads it through Go's poller.
+func udpListener(pc net.PacketConn, g *guard, fast *fastRelay, relay turn.RelayAddressGenerator) (net.PacketConn, turn.RelayAddressGenerator, error) {
+	if fast == nil {
+		return newGuardPacketConn(pc, g), relay, nil
+	}
+	ln, err := fast.adopt(pc, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, loopRelay{f: fast, loop: ln.loop}, nil
 }
 
-// newListenerConn wraps a UDP listener socket: batched and fast-relayed
-// where the fast relay runs, plain otherwise.
-func newListenerConn(pc net.PacketConn, g *guard, fast *fastRelay) net.PacketConn {
-	gc := newGuardPacketConn(pc, g)
+// ctrlQueue is how many datagrams wait for pion/turn per listener socket;
+// past it they are dropped, as a full socket buffer would.
+const ctrlQueue = 1024
+
+// ctrlPacket is a datagram for pion/turn: STUN requests and indications,
+// and ChannelData the fast relay does not know yet.
+type ctrlPacket struct {
+	buf  *[listenBuf]byte
+	n    int
+	from netip.AddrPort
+}
+
+var ctrlBufs = sync.Pool{New: func() any { return new([listenBuf]byte) }}
+
+// loopListener is a UDP listener socket read by a relay loop: the loop
+// receives with recvmmsg alongside the relay sockets of the allocations
+// made through this socket, sends ChannelData from known allocations
+// straight to the peer (RFC 8656 §12.5), and queues everything else for
+// pion/turn, whose ReadFrom passes it through the guard. The socket is
+// outside Go's poller, so a datagram wakes only the loop.
+type loopListener struct {
+	loop  *relayLoop
+	id    int32 // epoll id in the loop
+	lfd   int   // the fd the fast relay knows this listener address by
+	local net.Addr
+	g     *guard
+	m     *stun.Message // ReadFrom's scratch message: one reader, pion's read loop
+
+	queue     chan ctrlPacket
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu sync.RWMutex // read-held while the fd is in use; Close takes it
+	fd int          // -1 once closed
+}
+
+// adopt takes over pc's socket: a duplicate of its descriptor goes to a
+// relay loop, and pc (with its registration in Go's poller) is closed.
+func (f *fastRelay) adopt(pc net.PacketConn, g *guard) (*loopListener, error) {
 	sc, ok := pc.(syscall.Conn)
-	if fast == nil || !ok {
-		return gc
+	if !ok {
+		return nil, fmt.Errorf("turnsrv: listener %s has no file descriptor", pc.LocalAddr())
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return gc
+		return nil, err
 	}
-	fast.mu.RLock()
-	lfd, known := fast.listeners[pc.LocalAddr().String()]
-	fast.mu.RUnlock()
+	fd, derr := -1, error(nil)
+	if err := raw.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("turnsrv: listener %s: %w", pc.LocalAddr(), derr)
+	}
+	local := pc.LocalAddr()
+	pc.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f.mu.Lock()
+	lfd, known := f.listeners[local.String()]
 	if !known {
-		return gc
+		lfd = fd
+		f.listeners[local.String()] = fd
 	}
-	b := &batchConn{guardPacketConn: gc, fast: fast, raw: raw, lfd: lfd}
-	for i := range b.msgs {
-		b.iovs[i] = unix.Iovec{Base: &b.bufs[i][0], Len: uint64(len(b.bufs[i]))}
-		b.msgs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
-		b.msgs[i].hdr.Iov = &b.iovs[i]
-		b.msgs[i].hdr.Iovlen = 1
+	f.mu.Unlock()
+	ln := &loopListener{
+		loop: f.loops[int(f.next.Add(1))%len(f.loops)], id: -2 - f.ids.Add(1),
+		lfd: lfd, local: local, g: g, m: new(stun.Message), fd: fd,
+		queue: make(chan ctrlPacket, ctrlQueue), closed: make(chan struct{}),
 	}
-	b.readFn = func(fd uintptr) bool {
-		for i := range b.msgs {
-			b.msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
-			b.msgs[i].hdr.Flags = 0
-		}
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), batch, unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-			b.count, b.next, b.rerr = int(r), 0, nil
-			return true
-		case unix.EAGAIN:
-			return false // park in the poller until readable
-		default:
-			b.count, b.next, b.rerr = 0, 0, errno
-			return true
-		}
+	if err := ln.loop.addListener(ln); err != nil {
+		ln.Close()
+		return nil, err
 	}
-	return b
+	return ln, nil
 }
 
-// ReadFrom returns the next datagram pion/turn should handle.
-func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
+// deliver queues a datagram for pion/turn, or drops it when the queue is
+// full.
+func (ln *loopListener) deliver(data []byte, from netip.AddrPort) {
+	buf := ctrlBufs.Get().(*[listenBuf]byte)
+	n := copy(buf[:], data)
+	select {
+	case ln.queue <- ctrlPacket{buf: buf, n: n, from: from}:
+	default:
+		ctrlBufs.Put(buf)
+	}
+}
+
+// ReadFrom returns the next datagram pion/turn should handle, answering
+// the ones the guard refuses. Errors: net.ErrClosed after Close.
+func (ln *loopListener) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		if b.next >= b.count {
-			if err := b.raw.Read(b.readFn); err != nil {
-				return 0, nil, err
-			}
-			if b.rerr != nil {
-				return 0, nil, b.rerr
-			}
-			continue
+		var pkt ctrlPacket
+		select {
+		case pkt = <-ln.queue:
+		case <-ln.closed:
+			return 0, nil, net.ErrClosed
 		}
-		i := b.next
-		b.next++
-		if b.msgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
-			continue // longer than any TURN message
-		}
-		data := b.bufs[i][:b.msgs[i].n]
-		src, ok := addrPortOf(&b.names[i])
-		if !ok {
-			continue
-		}
-		if len(data) >= 4 && data[0]&0xC0 == 0x40 && b.fast.forward(b.lfd, src, data) {
-			continue
-		}
-		addr := net.UDPAddrFromAddrPort(src)
-		n := copy(p, data)
-		reply, pass := b.g.admit(b.m, p[:n], addr, b.PacketConn.LocalAddr())
+		n := copy(p, pkt.buf[:pkt.n])
+		ctrlBufs.Put(pkt.buf)
+		addr := net.UDPAddrFromAddrPort(pkt.from)
+		reply, pass := ln.g.admit(ln.m, p[:n], addr, ln.local)
 		if pass {
 			return n, addr, nil
 		}
 		if reply != nil {
-			_, _ = b.PacketConn.WriteTo(reply, addr)
+			_, _ = ln.WriteTo(reply, addr)
 		}
 	}
+}
+
+// WriteTo sends p to a client. A full socket buffer drops it after a
+// short wait, as the network would.
+func (ln *loopListener) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, fmt.Errorf("turnsrv: client address %v is not UDP", addr)
+	}
+	ap := ua.AddrPort()
+	// On a dual-stack IPv6 socket Linux sends to an AF_INET address as
+	// IPv4, so IPv4 clients need no v4-mapping.
+	ra := toRaw(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	ln.mu.RLock()
+	defer ln.mu.RUnlock()
+	if ln.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	if err := sendto(ln.fd, p, &ra); err != nil && err != unix.EAGAIN {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close stops reading and closes the socket.
+func (ln *loopListener) Close() error {
+	ln.closeOnce.Do(func() {
+		ln.loop.removeListener(ln)
+		ln.mu.Lock()
+		unix.Close(ln.fd)
+		ln.fd = -1
+		ln.mu.Unlock()
+		close(ln.closed)
+	})
+	return nil
+}
+
+// LocalAddr is the listener's bound address.
+func (ln *loopListener) LocalAddr() net.Addr { return ln.local }
+
+// Deadlines are not used: pion/turn reads until Close.
+func (ln *loopListener) SetDeadline(time.Time) error      { return nil }
+func (ln *loopListener) SetReadDeadline(time.Time) error  { return nil }
+func (ln *loopListener) SetWriteDeadline(time.Time) error { return nil }
+
+// loopRelay hands out relay sockets on the loop of the listener socket
+// the Allocate came through, so one loop serves both directions of an
+// allocation.
+type loopRelay struct {
+	f    *fastRelay
+	loop *relayLoop
+}
+
+func (r loopRelay) Validate() error { return nil }
+
+func (r loopRelay) AllocateConn(string, int) (net.Conn, net.Addr, error) {
+	return nil, nil, fmt.Errorf("turnsrv: TCP relayed addresses are not supported")
+}
+
+func (r loopRelay) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+	return r.f.allocate(network, requestedPort, r.loop)
 }
 
 // addrPortOf reads a socket address filled in by the kernel.

@@ -2,9 +2,13 @@
 
 package turnsrv
 
-import "net"
+import (
+	"net"
 
-// newListenerConn wraps a UDP listener socket in the guard.
-func newListenerConn(pc net.PacketConn, g *guard, _ *fastRelay) net.PacketConn {
-	return newGuardPacketConn(pc, g)
+	"github.com/pion/turn/v4"
+)
+
+// udpListener wraps a UDP listener socket in the guard; pion/turn relays.
+func udpListener(pc net.PacketConn, g *guard, _ *fastRelay, relay turn.RelayAddressGenerator) (net.PacketConn, turn.RelayAddressGenerator, error) {
+	return newGuardPacketConn(pc, g), relay, nil
 }

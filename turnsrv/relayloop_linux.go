@@ -6,36 +6,42 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"net/netip"
-	"os"
+	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// relayLoop is one epoll loop over relay sockets. Its buffers are its
-// own, so a datagram is received into place, framed in place and sent.
+// listenBuf is the receive buffer per datagram on listener sockets: room
+// for any TURN message over UDP with a full-size payload.
+const listenBuf = 2048
+
+// relayLoop is one epoll loop over listener and relay sockets: it waits
+// in epoll_wait on its own thread, so a datagram costs one thread wake-up
+// and no trip through Go's scheduler. Its buffers are its own, so a
+// datagram is received into place, framed in place and sent.
 type relayLoop struct {
 	f      *fastRelay
 	epfd   int
 	wakefd int // eventfd: written to stop the loop
 	done   chan struct{}
-	// pollable is the epoll fd registered with Go's own poller: the loop
-	// parks there until epfd has events, then collects them without
-	// blocking. A blocking epoll_wait would hand the thread's P to another
-	// thread on every wake-up.
-	pollable *os.File
 
-	mu      sync.RWMutex
-	socks   map[int32]*relaySock // by epoll id (never reused, unlike fds)
-	stopped bool                 // epfd closed; guarded by mu
+	mu        sync.RWMutex
+	socks     map[int32]*relaySock    // by epoll id (never reused, unlike fds)
+	listeners map[int32]*loopListener // by epoll id (negative)
+	stopped   bool                    // epfd closed; guarded by mu
 
 	// receive batch: buffer i holds headroom bytes of space for the
-	// ChannelData or Data indication header, then the datagram.
-	bufs  [batch][headroom + maxPayload + 4]byte
+	// ChannelData or Data indication header, then the datagram (relay
+	// sockets, iovs); listener sockets receive at its start (liovs).
+	bufs  [batch][listenBuf]byte
 	iovs  [batch]unix.Iovec
+	liovs [batch]unix.Iovec
 	names [batch]unix.RawSockaddrInet6
 	msgs  [batch]mmsghdr
+	lmsgs [batch]mmsghdr
 	txid  [12]byte
 	txn   uint64
 
@@ -54,13 +60,8 @@ func newRelayLoop(f *fastRelay) (*relayLoop, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	l := &relayLoop{f: f, epfd: epfd, wakefd: wakefd, done: make(chan struct{}), socks: map[int32]*relaySock{}}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(wakefd)
-		return nil, err
-	}
-	l.pollable = os.NewFile(uintptr(epfd), "turn-relay-epoll")
+	l := &relayLoop{f: f, epfd: epfd, wakefd: wakefd, done: make(chan struct{}), socks: map[int32]*relaySock{},
+		listeners: map[int32]*loopListener{}}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
 		unix.Close(epfd)
@@ -72,6 +73,10 @@ func newRelayLoop(f *fastRelay) (*relayLoop, error) {
 		l.msgs[i].hdr.Name = (*byte)(unsafe.Pointer(&l.names[i]))
 		l.msgs[i].hdr.Iov = &l.iovs[i]
 		l.msgs[i].hdr.Iovlen = 1
+		l.liovs[i] = unix.Iovec{Base: &l.bufs[i][0], Len: listenBuf}
+		l.lmsgs[i].hdr.Name = (*byte)(unsafe.Pointer(&l.names[i]))
+		l.lmsgs[i].hdr.Iov = &l.liovs[i]
+		l.lmsgs[i].hdr.Iovlen = 1
 	}
 	if _, err := rand.Read(l.txid[:]); err != nil {
 		unix.Close(epfd)
@@ -87,6 +92,25 @@ func (l *relayLoop) add(rs *relaySock) error {
 	l.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: rs.id}
 	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, rs.fd, &ev)
+}
+
+func (l *relayLoop) addListener(ln *loopListener) error {
+	l.mu.Lock()
+	l.listeners[ln.id] = ln
+	l.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: ln.id}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev)
+}
+
+func (l *relayLoop) removeListener(ln *loopListener) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.listeners, ln.id)
+	ln.mu.RLock()
+	if ln.fd >= 0 && !l.stopped {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil)
+	}
+	ln.mu.RUnlock()
 }
 
 func (l *relayLoop) remove(rs *relaySock) {
@@ -107,7 +131,7 @@ func (l *relayLoop) stop() {
 	<-l.done
 	l.mu.Lock()
 	l.stopped = true
-	l.pollable.Close() // closes epfd
+	unix.Close(l.epfd)
 	unix.Close(l.wakefd)
 	l.mu.Unlock()
 }
@@ -115,23 +139,13 @@ func (l *relayLoop) stop() {
 func (l *relayLoop) run() {
 	defer close(l.done)
 	events := make([]unix.EpollEvent, 128)
-	raw, err := l.pollable.SyscallConn()
-	if err != nil {
-		l.f.log.Error("turn relay loop stopped", "error", err)
-		return
-	}
+	lastYield := monotonicNow()
 	for {
-		var n int
-		var werr error
-		err := raw.Read(func(uintptr) bool {
-			n, werr = unix.EpollWait(l.epfd, events, 0)
-			return werr != nil || n > 0 // false: park until readable
-		})
-		if err == nil && werr == unix.EINTR {
+		// A blocking syscall: the thread keeps its P while it waits
+		// (fastRelay adds one P per loop, so Go code keeps its own).
+		n, err := unix.EpollWait(l.epfd, events, -1)
+		if err == unix.EINTR {
 			continue
-		}
-		if err == nil {
-			err = werr
 		}
 		if err != nil {
 			l.f.log.Error("turn relay loop stopped", "error", err)
@@ -139,15 +153,76 @@ func (l *relayLoop) run() {
 		}
 		for i := 0; i < n; i++ {
 			id := events[i].Fd
-			if id == -1 {
+			switch {
+			case id == -1:
 				return // stop
+			case id < -1:
+				l.mu.RLock()
+				ln := l.listeners[id]
+				l.mu.RUnlock()
+				if ln != nil {
+					l.drainListener(ln)
+				}
+			default:
+				l.mu.RLock()
+				rs := l.socks[id]
+				l.mu.RUnlock()
+				if rs != nil {
+					l.drain(rs)
+				}
 			}
-			l.mu.RLock()
-			rs := l.socks[id]
-			l.mu.RUnlock()
-			if rs != nil {
-				l.drain(rs)
+		}
+		// Go's scheduler sees a goroutine that never yields as running
+		// too long and preempts it (taking its P) every 10 ms, which
+		// also sets its monitor polling at full rate. Yielding now and
+		// then costs less.
+		if now := monotonicNow(); now-lastYield > yieldEvery {
+			lastYield = now
+			runtime.Gosched()
+		}
+	}
+}
+
+// yieldEvery is how often, in ns, a busy relay loop yields to Go's
+// scheduler: well inside its 10 ms preemption limit.
+const yieldEvery = int64(5 * time.Millisecond)
+
+// drainListener reads what a listener socket holds (up to maxDrain
+// batches): ChannelData from known allocations goes to the peer, the rest
+// to pion/turn.
+func (l *relayLoop) drainListener(ln *loopListener) {
+	ln.mu.RLock()
+	defer ln.mu.RUnlock()
+	if ln.fd < 0 {
+		return
+	}
+	for round := 0; round < maxDrain; round++ {
+		for i := range l.lmsgs {
+			l.lmsgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
+			l.lmsgs[i].hdr.Flags = 0
+		}
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(ln.fd), uintptr(unsafe.Pointer(&l.lmsgs[0])),
+			batch, unix.MSG_DONTWAIT, 0, 0)
+		if errno != 0 {
+			return // EAGAIN: drained
+		}
+		n := int(r)
+		for i := 0; i < n; i++ {
+			if l.lmsgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
+				continue // longer than any TURN message
 			}
+			src, ok := addrPortOf(&l.names[i])
+			if !ok {
+				continue
+			}
+			data := l.bufs[i][:l.lmsgs[i].n]
+			if len(data) >= 4 && data[0]&0xC0 == 0x40 && l.f.forward(ln.lfd, src, data) {
+				continue
+			}
+			ln.deliver(data, src)
+		}
+		if n < batch {
+			return
 		}
 	}
 }

@@ -155,10 +155,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("turnsrv: relay loops: %w", err)
 	}
 	s.fast = fast
-	udpRelay := relay
-	if fast != nil {
-		udpRelay = func() turn.RelayAddressGenerator { return fast }
-	}
 	var pcs []turn.PacketConnConfig
 	var lns []turn.ListenerConfig
 	closeAll := func() {
@@ -186,16 +182,18 @@ func New(cfg Config) (*Server, error) {
 			}
 			s.addrs = append(s.addrs, socks[0].LocalAddr())
 			s.endpoints = append(s.endpoints, Endpoint{Network: "udp", Port: addrPort(socks[0].LocalAddr())})
-			for _, pc := range socks {
-				if fast != nil {
-					if err := fast.addListener(pc); err != nil {
-						closeAll()
-						return nil, err
+			for i, pc := range socks {
+				conn, gen, err := udpListener(pc, s.guard, fast, relay())
+				if err != nil {
+					for _, rest := range socks[i:] {
+						rest.Close()
 					}
+					closeAll()
+					return nil, fmt.Errorf("turnsrv: listen %s://%s: %w", l.Network, l.Addr, err)
 				}
 				pcs = append(pcs, turn.PacketConnConfig{
-					PacketConn:            newListenerConn(pc, s.guard, fast),
-					RelayAddressGenerator: udpRelay(),
+					PacketConn:            conn,
+					RelayAddressGenerator: gen,
 					PermissionHandler:     permissionHandler,
 				})
 			}
@@ -278,7 +276,7 @@ func New(cfg Config) (*Server, error) {
 		s.log.Info("turn listening", "network", s.endpoints[i].Network, "bind", a.String(),
 			"advertised", net.JoinHostPort(cfg.PublicIP.String(), strconv.Itoa(addrPort(a))))
 	}
-	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
+	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", fast.loopCount(), "gomaxprocs", runtime.GOMAXPROCS(0), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
 		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
 	return s, nil
 }
