@@ -235,10 +235,14 @@ func (f *fastRelay) forward(lfd int, client netip.AddrPort, data []byte) bool {
 	}
 	rs := v.(*relaySock)
 	st := rs.state.Load()
-	peer, ok := st.byNumber[binary.BigEndian.Uint16(data[0:2])]
+	if st == nil {
+		return false
+	}
+	key, ok := st.peerOf(binary.BigEndian.Uint16(data[0:2]))
 	if !ok {
 		return false
 	}
+	peer := rawIPv4(key)
 	size := int(binary.BigEndian.Uint16(data[2:4]))
 	if 4+size > len(data) {
 		return true // shorter than it says: drop (RFC 8656 §12.5)
@@ -260,17 +264,15 @@ func (f *fastRelay) forward(lfd int, client netip.AddrPort, data []byte) bool {
 
 func (f *fastRelay) permission(relay net.Addr, peer net.IP, add bool) {
 	rs := f.sock(relay)
-	ip, ok := netip.AddrFromSlice(peer)
+	a, ok := netip.AddrFromSlice(peer)
 	if rs == nil || !ok {
 		return
 	}
-	rs.update(func(st *relayState) {
-		if add {
-			st.perms[ip.Unmap()] = struct{}{}
-		} else {
-			delete(st.perms, ip.Unmap())
-		}
-	})
+	ip, ok := ipv4Key(a)
+	if !ok {
+		return // an IPv4 relay socket never hears from IPv6 peers
+	}
+	rs.update(func(st *relayState) { st.setPermission(ip, add) })
 }
 
 func (f *fastRelay) channel(relay, peer net.Addr, number uint16, add bool) {
@@ -280,22 +282,28 @@ func (f *fastRelay) channel(relay, peer net.Addr, number uint16, add bool) {
 		return
 	}
 	ap := ua.AddrPort()
-	key := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	rs.update(func(st *relayState) {
-		if add {
-			st.channels[key] = number
-			st.byNumber[number] = toRaw(key)
-		} else if st.channels[key] == number {
-			delete(st.channels, key)
-			delete(st.byNumber, number)
-		}
-	})
+	ip, ok := ipv4Key(ap.Addr())
+	if !ok {
+		return
+	}
+	rs.update(func(st *relayState) { st.setChannel(peerKey(ip, ap.Port()), number, add) })
 }
 
 // rawAddr is a socket address ready for sendto.
 type rawAddr struct {
 	sa  unix.RawSockaddrInet6 // large enough for either family
 	len uint32
+}
+
+// rawIPv4 is toRaw for a peer key (IPv4 address << 16 | port).
+func rawIPv4(key uint64) rawAddr {
+	var r rawAddr
+	sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
+	sa.Family = unix.AF_INET
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], uint16(key))
+	binary.BigEndian.PutUint32(sa.Addr[:], uint32(key>>16))
+	r.len = unix.SizeofSockaddrInet4
+	return r
 }
 
 func toRaw(ap netip.AddrPort) rawAddr {
@@ -313,16 +321,6 @@ func toRaw(ap netip.AddrPort) rawAddr {
 	r.sa.Addr = ap.Addr().As16()
 	r.len = unix.SizeofSockaddrInet6
 	return r
-}
-
-// relayState is what the loop needs to forward a datagram. It is never
-// changed once published; updates copy it.
-type relayState struct {
-	listenerFD int // -1 until the allocation is known
-	client     rawAddr
-	perms      map[netip.Addr]struct{}
-	channels   map[netip.AddrPort]uint16
-	byNumber   map[uint16]rawAddr // channel number → peer, for client → peer
 }
 
 // relaySock is one relayed transport address. As a net.PacketConn it is
@@ -351,20 +349,7 @@ type relaySock struct {
 func (rs *relaySock) update(change func(*relayState)) {
 	rs.smu.Lock()
 	defer rs.smu.Unlock()
-	next := &relayState{listenerFD: -1, perms: map[netip.Addr]struct{}{}, channels: map[netip.AddrPort]uint16{},
-		byNumber: map[uint16]rawAddr{}}
-	if cur := rs.state.Load(); cur != nil {
-		next.listenerFD, next.client = cur.listenerFD, cur.client
-		for k, v := range cur.perms {
-			next.perms[k] = v
-		}
-		for k, v := range cur.channels {
-			next.channels[k] = v
-		}
-		for k, v := range cur.byNumber {
-			next.byNumber[k] = v
-		}
-	}
+	next := rs.state.Load().clone()
 	change(next)
 	rs.state.Store(next)
 }

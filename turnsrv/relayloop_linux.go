@@ -5,7 +5,6 @@ package turnsrv
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -286,15 +285,15 @@ func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i
 	}
 	sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(name))
 	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
-	ip := netip.AddrFrom4(sa.Addr)
-	if _, ok := st.perms[ip]; !ok {
+	ip := binary.BigEndian.Uint32(sa.Addr[:])
+	if !st.permitted(ip) {
 		return nil
 	}
 	if !limits.allowFromPeer(now, size, stats) {
 		return nil
 	}
 	buf := l.bufs[i][:]
-	if ch, ok := st.channels[netip.AddrPortFrom(ip, port)]; ok {
+	if ch, ok := st.channelTo(peerKey(ip, port)); ok {
 		frame := buf[headroom-4 : headroom+size]
 		binary.BigEndian.PutUint16(frame[0:2], ch)
 		binary.BigEndian.PutUint16(frame[2:4], uint16(size))
@@ -316,8 +315,7 @@ func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i
 	binary.BigEndian.PutUint16(msg[22:24], 8)
 	msg[24], msg[25] = 0, 0x01 // family IPv4
 	binary.BigEndian.PutUint16(msg[26:28], port^uint16(magicCookie>>16))
-	a4 := ip.As4()
-	binary.BigEndian.PutUint32(msg[28:32], binary.BigEndian.Uint32(a4[:])^magicCookie)
+	binary.BigEndian.PutUint32(msg[28:32], ip^magicCookie)
 	binary.BigEndian.PutUint16(msg[32:34], 0x0013) // DATA
 	binary.BigEndian.PutUint16(msg[34:36], uint16(size))
 	return msg
