@@ -43,7 +43,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "traffic duration per round")
 	rounds := flag.Int("rounds", 2, "rounds per server, alternating")
 	burst := flag.Int("burst", 1, "packets an allocation sends back to back (a video frame is several), at the same average rate")
-	memAllocs := flag.Int("mem-allocs", 2000, "allocations for the memory measurement")
+	memAllocs := flag.Int("mem-allocs", 2000, "allocations for the memory measurement (0 skips it)")
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
 	flag.Parse()
 	if err := run(*allocs, *rate, *size, *burst, *duration, *rounds, *memAllocs, *binary); err != nil {
@@ -362,6 +362,9 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 		}
 	}
 	for _, start := range starters {
+		if memAllocs <= 0 {
+			break
+		}
 		s, err := start()
 		if err != nil {
 			return err
