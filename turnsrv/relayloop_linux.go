@@ -196,16 +196,10 @@ func (l *relayLoop) drainListener(ln *loopListener) {
 		return
 	}
 	for round := 0; round < maxDrain; round++ {
-		for i := range l.lmsgs {
-			l.lmsgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
-			l.lmsgs[i].hdr.Flags = 0
-		}
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(ln.fd), uintptr(unsafe.Pointer(&l.lmsgs[0])),
-			batch, unix.MSG_DONTWAIT, 0, 0)
-		if errno != 0 {
+		n, ok := recvmmsg(ln.fd, l.lmsgs[:])
+		if !ok {
 			return // EAGAIN: drained
 		}
-		n := int(r)
 		for i := 0; i < n; i++ {
 			if l.lmsgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
 				continue // longer than any TURN message
@@ -234,16 +228,10 @@ func (l *relayLoop) drain(rs *relaySock) {
 		return
 	}
 	for round := 0; round < maxDrain; round++ {
-		for i := range l.msgs {
-			l.msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
-			l.msgs[i].hdr.Flags = 0
-		}
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(rs.fd), uintptr(unsafe.Pointer(&l.msgs[0])),
-			batch, unix.MSG_DONTWAIT, 0, 0)
-		if errno != 0 {
+		n, ok := recvmmsg(rs.fd, l.msgs[:])
+		if !ok {
 			return // EAGAIN: drained
 		}
-		n := int(r)
 		st := rs.state.Load()
 		var now int64
 		if rs.limits != nil {
@@ -319,6 +307,18 @@ func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i
 	binary.BigEndian.PutUint16(msg[32:34], 0x0013) // DATA
 	binary.BigEndian.PutUint16(msg[34:36], uint16(size))
 	return msg
+}
+
+// recvmmsg receives up to len(msgs) datagrams without blocking; false when
+// there are none (EAGAIN) or the socket failed.
+func recvmmsg(fd int, msgs []mmsghdr) (int, bool) {
+	for i := range msgs {
+		msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
+		msgs[i].hdr.Flags = 0
+	}
+	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
+		uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
+	return int(r), errno == 0
 }
 
 // sendmmsg sends the messages, retrying the rest after a partial send and
