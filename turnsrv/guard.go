@@ -99,10 +99,34 @@ const codeWrongCredentials stun.ErrorCode = 441
 // the username that created it, from pion's allocation events.
 type owners struct {
 	mu sync.RWMutex
-	m  map[string]string
+	m  map[fiveTuple]string
 }
 
-func ownerKey(src, local net.Addr) string { return src.String() + "|" + local.String() }
+// fiveTuple names an allocation (RFC 8656 §2): the transport protocol,
+// the client's address and the listener's.
+type fiveTuple struct {
+	tcp        bool // TCP or TLS; false: UDP
+	src, local netip.AddrPort
+}
+
+func ownerKey(src, local net.Addr) fiveTuple {
+	_, tcp := src.(*net.TCPAddr)
+	return fiveTuple{tcp: tcp, src: addrPortOfAddr(src), local: addrPortOfAddr(local)}
+}
+
+// addrPortOfAddr is a's address and port, IPv4 addresses unmapped.
+func addrPortOfAddr(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
 
 func (o *owners) set(src, local net.Addr, username string) {
 	o.mu.Lock()

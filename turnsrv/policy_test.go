@@ -217,3 +217,25 @@ func TestQuotaPerIP(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerKey: a UDP and a TCP allocation from the same client address
+// and port to the same listener port are different 5-tuples, and a
+// v4-mapped address names the same client as its IPv4 form.
+func TestOwnerKey(t *testing.T) {
+	udp := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 5000}
+	tcp := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 5000}
+	local := &net.UDPAddr{IP: net.IPv4zero, Port: 3478}
+	o := &owners{m: map[fiveTuple]string{}}
+	o.set(udp, local, "udp-user")
+	if _, ok := o.get(tcp, &net.TCPAddr{IP: net.IPv4zero, Port: 3478}); ok {
+		t.Error("a TCP client found the UDP allocation's owner")
+	}
+	mapped := &net.UDPAddr{IP: net.ParseIP("::ffff:192.0.2.7"), Port: 5000}
+	if u, ok := o.get(mapped, local); !ok || u != "udp-user" {
+		t.Errorf("v4-mapped client: got %q %v", u, ok)
+	}
+	o.remove(udp, local)
+	if len(o.m) != 0 {
+		t.Errorf("%d owners left after remove", len(o.m))
+	}
+}

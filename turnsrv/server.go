@@ -129,7 +129,7 @@ func New(cfg Config) (*Server, error) {
 		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
 		maxBitrate: cfg.MaxBitratePerAllocation,
 	})
-	own := &owners{m: map[string]string{}}
+	own := &owners{m: map[fiveTuple]string{}}
 	s.guard = &guard{
 		owners: own, policy: &s.policy, realm: cfg.Realm,
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
@@ -240,25 +240,25 @@ func New(cfg Config) (*Server, error) {
 			},
 			OnAllocationDeleted: s.quota.deleted,
 			OnPermissionCreated: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
-				s.live.permissions.add(relay.String() + "|" + peer.String())
+				s.live.permissions.add(permissionKey(relay, peer))
 				if fast != nil {
 					fast.permission(relay, peer, true)
 				}
 			},
 			OnPermissionDeleted: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
-				s.live.permissions.remove(relay.String() + "|" + peer.String())
+				s.live.permissions.remove(permissionKey(relay, peer))
 				if fast != nil {
 					fast.permission(relay, peer, false)
 				}
 			},
 			OnChannelCreated: func(_, _ net.Addr, _, _, _ string, relay, peer net.Addr, n uint16) {
-				s.live.channels.add(relay.String() + "|" + strconv.Itoa(int(n)))
+				s.live.channels.add(liveKey{relay: addrPortOfAddr(relay), channel: n})
 				if fast != nil {
 					fast.channel(relay, peer, n, true)
 				}
 			},
 			OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, relay, peer net.Addr, n uint16) {
-				s.live.channels.remove(relay.String() + "|" + strconv.Itoa(int(n)))
+				s.live.channels.remove(liveKey{relay: addrPortOfAddr(relay), channel: n})
 				if fast != nil {
 					fast.channel(relay, peer, n, false)
 				}
@@ -279,6 +279,11 @@ func New(cfg Config) (*Server, error) {
 	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", fast.loopCount(), "gomaxprocs", runtime.GOMAXPROCS(0), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
 		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
 	return s, nil
+}
+
+func permissionKey(relay net.Addr, peer net.IP) liveKey {
+	ip, _ := netip.AddrFromSlice(peer)
+	return liveKey{relay: addrPortOfAddr(relay), peer: ip.Unmap()}
 }
 
 // authHandler hands pion the key the guard verified for username. The

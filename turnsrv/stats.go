@@ -1,6 +1,7 @@
 package turnsrv
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 )
@@ -63,15 +64,23 @@ func (s *Stats) AuthFailures() map[string]int64 {
 // allocation's close) does not skew the gauge.
 type liveSet struct {
 	mu    sync.Mutex
-	keys  map[string]struct{}
+	keys  map[liveKey]struct{}
 	gauge *atomic.Int64
 }
 
-func (l *liveSet) add(key string) {
+// liveKey is a permission (relayed address and peer address) or a channel
+// binding (relayed address and channel number).
+type liveKey struct {
+	relay   netip.AddrPort
+	peer    netip.Addr
+	channel uint16
+}
+
+func (l *liveSet) add(key liveKey) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.keys == nil {
-		l.keys = map[string]struct{}{}
+		l.keys = map[liveKey]struct{}{}
 	}
 	if _, ok := l.keys[key]; !ok {
 		l.keys[key] = struct{}{}
@@ -79,7 +88,7 @@ func (l *liveSet) add(key string) {
 	}
 }
 
-func (l *liveSet) remove(key string) {
+func (l *liveSet) remove(key liveKey) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.keys[key]; ok {
