@@ -429,7 +429,7 @@ func sendto(fd int, p []byte, to *rawAddr) error {
 		return nil
 	}
 	for try := 0; ; try++ {
-		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
 			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&to.sa)), uintptr(to.len))
 		switch {
 		case errno == 0:

@@ -311,12 +311,17 @@ func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i
 
 // recvmmsg receives up to len(msgs) datagrams without blocking; false when
 // there are none (EAGAIN) or the socket failed.
+//
+// recvmmsg, sendmmsg and sendto here use RawSyscall6: with MSG_DONTWAIT
+// they never block, so telling Go's scheduler about them (entersyscall,
+// exitsyscall) is pure cost on every datagram. Waits go through Poll,
+// an ordinary system call.
 func recvmmsg(fd int, msgs []mmsghdr) (int, bool) {
 	for i := range msgs {
 		msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		msgs[i].hdr.Flags = 0
 	}
-	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
 		uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
 	return int(r), errno == 0
 }
@@ -326,7 +331,7 @@ func recvmmsg(fd int, msgs []mmsghdr) (int, bool) {
 func sendmmsg(fd int, msgs []mmsghdr) {
 	waited := false
 	for len(msgs) > 0 {
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
+		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
 			uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case errno == 0:
