@@ -1,0 +1,77 @@
+//go:build linux && (amd64 || arm64)
+
+package turnsrv
+
+import (
+	"encoding/binary"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+)
+
+// TestRelayAllocatesNothingPerDatagram relays ChannelData both ways
+// through icebox's UDP path and counts heap allocations in the whole
+// process: the relay must make none per datagram, with or without a
+// bitrate cap.
+func TestRelayAllocatesNothingPerDatagram(t *testing.T) {
+	t.Run("no cap", func(t *testing.T) { relayCountingAllocs(t, 0) })
+	t.Run("1Gbps cap", func(t *testing.T) { relayCountingAllocs(t, 1_000_000_000) })
+}
+
+func relayCountingAllocs(t *testing.T, bitrate int64) {
+	s := startServer(t, func(c *Config) { c.MaxBitratePerAllocation = bitrate })
+	user, pass, _ := s.cfg.Credentials.Mint("zero", time.Now())
+	sess := newRawSession(t, s.udp, user, pass)
+	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
+		t.Fatalf("Allocate: %d", code)
+	}
+	// An echo peer that allocates nothing either.
+	echo, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := echo.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = echo.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	if code := sess.request(stun.MethodChannelBind, peerAddr(echo.LocalAddr().(*net.UDPAddr).AddrPort()), channelNumber(0x4001)); code != 0 {
+		t.Fatalf("ChannelBind: %d", code)
+	}
+	frame := make([]byte, 4+100)
+	binary.BigEndian.PutUint16(frame[0:2], 0x4001)
+	binary.BigEndian.PutUint16(frame[2:4], 100)
+	buf := make([]byte, 1500)
+	_ = sess.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	roundTrips := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := sess.c.Write(frame); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := sess.c.Read(buf); err != nil || m != len(frame) {
+				t.Fatalf("round trip %d: %d bytes, %v", i, m, err)
+			}
+		}
+	}
+	roundTrips(200) // the first datagrams may go through pion/turn
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const n = 2000
+	roundTrips(n)
+	runtime.ReadMemStats(&after)
+	perDatagram := float64(after.Mallocs-before.Mallocs) / (2 * n)
+	t.Logf("%d heap allocations for %d relayed datagrams", after.Mallocs-before.Mallocs, 2*n)
+	if perDatagram > 0.05 {
+		t.Errorf("%.2f heap allocations per relayed datagram, want none", perDatagram)
+	}
+}
