@@ -57,6 +57,7 @@ type loopListener struct {
 	lfd   int   // the fd the fast relay knows this listener address by
 	local net.Addr
 	g     *guard
+	stats *Stats
 	m     *stun.Message // ReadFrom's scratch message: one reader, pion's read loop
 
 	queue     chan ctrlPacket
@@ -100,7 +101,7 @@ func (f *fastRelay) adopt(pc net.PacketConn, g *guard) (*loopListener, error) {
 	f.mu.Unlock()
 	ln := &loopListener{
 		loop: f.loops[int(f.next.Add(1))%len(f.loops)], id: -2 - f.ids.Add(1),
-		lfd: lfd, local: local, g: g, m: new(stun.Message), fd: fd,
+		lfd: lfd, local: local, g: g, stats: f.stats, m: new(stun.Message), fd: fd,
 		queue: make(chan ctrlPacket, ctrlQueue), closed: make(chan struct{}),
 	}
 	if err := ln.loop.addListener(ln); err != nil {
@@ -119,6 +120,7 @@ func (ln *loopListener) deliver(data []byte, from netip.AddrPort) {
 	case ln.queue <- ctrlPacket{buf: buf, n: n, from: from}:
 	default:
 		ctrlBufs.Put(buf)
+		ln.stats.DroppedControl.Add(1)
 	}
 }
 

@@ -5,6 +5,7 @@ package turnsrv
 import (
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -73,5 +74,22 @@ func relayCountingAllocs(t *testing.T, bitrate int64) {
 	t.Logf("%d heap allocations for %d relayed datagrams", after.Mallocs-before.Mallocs, 2*n)
 	if perDatagram > 0.05 {
 		t.Errorf("%.2f heap allocations per relayed datagram, want none", perDatagram)
+	}
+}
+
+// TestControlQueueFull: datagrams for pion/turn past a full queue are
+// dropped and counted, and the queued ones are kept in order.
+func TestControlQueueFull(t *testing.T) {
+	ln := &loopListener{queue: make(chan ctrlPacket, ctrlQueue), stats: &Stats{}}
+	from := netip.MustParseAddrPort("192.0.2.1:5000")
+	for i := 0; i < ctrlQueue+6; i++ {
+		ln.deliver([]byte{byte(i), byte(i >> 8)}, from)
+	}
+	if got := ln.stats.DroppedControl.Load(); got != 6 {
+		t.Errorf("%d dropped, want 6", got)
+	}
+	first := <-ln.queue
+	if first.n != 2 || first.buf[0] != 0 || first.from != from {
+		t.Errorf("first queued datagram: % x from %s", first.buf[:first.n], first.from)
 	}
 }

@@ -33,6 +33,10 @@ type Stats struct {
 	// (Config.MaxBitratePerAllocation), by direction. They are counted in
 	// PacketsFromPeers but not in PacketsToPeers.
 	DroppedToPeers, DroppedFromPeers atomic.Int64
+	// DroppedControl counts datagrams from clients for the control plane
+	// (STUN requests and indications) dropped because up to 1024 per
+	// listener socket were already waiting for pion/turn (Linux).
+	DroppedControl atomic.Int64
 
 	mu           sync.Mutex
 	authFailures map[string]int64
