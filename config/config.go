@@ -138,7 +138,8 @@ type TURN struct {
 	// reload applies a new cap to allocations made afterwards.
 	MaxBitratePerAllocation string `yaml:"max_bitrate_per_allocation"`
 	// UDPSockets is how many SO_REUSEPORT sockets serve each udp://
-	// listener, each with its own read loop. Default 0: one per CPU.
+	// listener, each with its own read loop. Default 0: one per core Go
+	// may use (GOMAXPROCS at start-up, within a container's CPU limit).
 	UDPSockets int `yaml:"udp_sockets"`
 }
 

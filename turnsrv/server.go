@@ -67,11 +67,17 @@ type Config struct {
 	// no cap.
 	MaxBitratePerAllocation int64
 	// UDPSockets is how many SO_REUSEPORT sockets serve each UDP listener
-	// (Linux), each with its own read loop. Zero: one per CPU.
+	// (Linux), each with its own read loop. Zero: one per core Go may use
+	// (GOMAXPROCS at start-up, which follows a container's CPU limit).
 	UDPSockets int
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
 }
+
+// cores is GOMAXPROCS as the process started, before relay loops raise
+// it: the cores Go may use, within a container's CPU limit. The relay runs
+// one loop per core.
+var cores = runtime.GOMAXPROCS(0)
 
 // Server is a running STUN/TURN server.
 type Server struct {
@@ -116,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.RelayMinPort = 49152
 	}
 	if cfg.UDPSockets <= 0 {
-		cfg.UDPSockets = runtime.NumCPU()
+		cfg.UDPSockets = cores
 	}
 	if cfg.RelayMaxPort == 0 {
 		cfg.RelayMaxPort = 65535
@@ -150,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 		}}
 	}
 	// UDP clients are relayed by the fast relay where the platform has it.
-	fast, err := newFastRelay(net.IP(cfg.PublicIP.AsSlice()), cfg.RelayMinPort, cfg.RelayMaxPort, runtime.NumCPU(), s.stats, &s.policy, cfg.Logger)
+	fast, err := newFastRelay(net.IP(cfg.PublicIP.AsSlice()), cfg.RelayMinPort, cfg.RelayMaxPort, cores, s.stats, &s.policy, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("turnsrv: relay loops: %w", err)
 	}
