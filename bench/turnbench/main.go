@@ -45,6 +45,7 @@ func main() {
 	burst := flag.Int("burst", 1, "packets an allocation sends back to back (a video frame is several), at the same average rate")
 	memAllocs := flag.Int("mem-allocs", 2000, "allocations for the memory measurement (0 skips it)")
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
+	flag.IntVar(&udpSockets, "udp-sockets", 0, "icebox turn.udp_sockets (0: icebox's default, one per core)")
 	flag.Parse()
 	if err := run(*allocs, *rate, *size, *burst, *duration, *rounds, *memAllocs, *binary); err != nil {
 		fmt.Fprintln(os.Stderr, "turnbench:", err)
@@ -69,6 +70,9 @@ func freePort() int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
+// udpSockets is icebox's turn.udp_sockets in the benchmark.
+var udpSockets int
+
 func startIcebox(binary, dir string) (*server, error) {
 	port := freePort()
 	cfg := filepath.Join(dir, "icebox.yaml")
@@ -82,11 +86,12 @@ turn:
   max_allocations_per_user: -1
   max_allocations_per_ip: -1
   max_allocations: -1
+  udp_sockets: %d
 metrics: {listen: ""}
 log: {level: warn}
 shutdown_grace: 0s
 state_dir: %q
-`, port, secret, dir)
+`, port, secret, udpSockets, dir)
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		return nil, err
 	}
