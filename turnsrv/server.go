@@ -67,7 +67,8 @@ type Config struct {
 	// no cap.
 	MaxBitratePerAllocation int64
 	// UDPSockets is how many SO_REUSEPORT sockets serve each UDP listener
-	// (Linux), each with its own read loop. Zero: one per core Go may use
+	// (Linux); each belongs to one relay loop, with the relayed addresses
+	// of the allocations made through it. Zero: one per core Go may use
 	// (GOMAXPROCS at start-up, which follows a container's CPU limit).
 	UDPSockets int
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
