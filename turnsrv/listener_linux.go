@@ -100,7 +100,7 @@ func (f *fastRelay) adopt(pc net.PacketConn, g *guard) (*loopListener, error) {
 	}
 	f.mu.Unlock()
 	ln := &loopListener{
-		loop: f.loops[int(f.next.Add(1))%len(f.loops)], id: -2 - f.ids.Add(1),
+		loop: f.loops[int(f.next.Add(1))%len(f.loops)], id: f.ids.Add(1),
 		lfd: lfd, local: local, g: g, stats: f.stats, m: new(stun.Message), fd: fd,
 		queue: make(chan ctrlPacket, ctrlQueue), closed: make(chan struct{}),
 	}

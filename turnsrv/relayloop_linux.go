@@ -13,6 +13,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// What an epoll event is about: its data holds a kind (Pad) and an id
+// (Fd). Ids count up and may wrap; the kind keeps the sets apart.
+const (
+	evWake     int32 = iota // the eventfd that stops the loop
+	evRelay                 // a relay socket, by relaySock.id
+	evListener              // a listener socket, by loopListener.id
+)
+
 // listenBuf is the receive buffer per datagram on listener sockets: room
 // for any TURN message over UDP with a full-size payload.
 const listenBuf = 2048
@@ -28,8 +36,8 @@ type relayLoop struct {
 	done   chan struct{}
 
 	mu        sync.RWMutex
-	socks     map[int32]*relaySock    // by epoll id (never reused, unlike fds)
-	listeners map[int32]*loopListener // by epoll id (negative)
+	socks     map[int32]*relaySock    // by epoll id (counted up, unlike fds, which the kernel reuses)
+	listeners map[int32]*loopListener // by epoll id
 	stopped   bool                    // epfd closed; guarded by mu
 
 	// receive batch: buffer i holds headroom bytes of space for the
@@ -61,7 +69,7 @@ func newRelayLoop(f *fastRelay) (*relayLoop, error) {
 	}
 	l := &relayLoop{f: f, epfd: epfd, wakefd: wakefd, done: make(chan struct{}), socks: map[int32]*relaySock{},
 		listeners: map[int32]*loopListener{}}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Pad: evWake}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
 		unix.Close(epfd)
 		unix.Close(wakefd)
@@ -89,7 +97,7 @@ func (l *relayLoop) add(rs *relaySock) error {
 	l.mu.Lock()
 	l.socks[rs.id] = rs
 	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: rs.id}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: rs.id, Pad: evRelay}
 	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, rs.fd, &ev)
 }
 
@@ -97,7 +105,7 @@ func (l *relayLoop) addListener(ln *loopListener) error {
 	l.mu.Lock()
 	l.listeners[ln.id] = ln
 	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: ln.id}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: ln.id, Pad: evListener}
 	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev)
 }
 
@@ -152,17 +160,17 @@ func (l *relayLoop) run() {
 		}
 		for i := 0; i < n; i++ {
 			id := events[i].Fd
-			switch {
-			case id == -1:
+			switch events[i].Pad {
+			case evWake:
 				return // stop
-			case id < -1:
+			case evListener:
 				l.mu.RLock()
 				ln := l.listeners[id]
 				l.mu.RUnlock()
 				if ln != nil {
 					l.drainListener(ln)
 				}
-			default:
+			case evRelay:
 				l.mu.RLock()
 				rs := l.socks[id]
 				l.mu.RUnlock()
