@@ -376,12 +376,7 @@ func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil // dropped, as a lossy network would
 	}
 	ra := toRaw(netip.AddrPortFrom(ip, ap.Port()))
-	rs.mu.RLock()
-	defer rs.mu.RUnlock()
-	if rs.fd < 0 {
-		return 0, net.ErrClosed
-	}
-	if err := sendto(rs.fd, p, &ra); err != nil && err != unix.EAGAIN {
+	if err := sendLocked(&rs.mu, &rs.fd, p, &ra); err != nil {
 		return 0, err
 	}
 	rs.f.stats.PacketsToPeers.Add(1)
@@ -417,6 +412,21 @@ func (rs *relaySock) LocalAddr() net.Addr {
 func (rs *relaySock) SetDeadline(time.Time) error      { return nil }
 func (rs *relaySock) SetReadDeadline(time.Time) error  { return nil }
 func (rs *relaySock) SetWriteDeadline(time.Time) error { return nil }
+
+// sendLocked sends p to to on *fd under mu's read lock, the pattern of
+// sockets whose Close takes mu and sets *fd to -1. A full socket buffer
+// drops the datagram (nil error). Errors: net.ErrClosed, or sendto's.
+func sendLocked(mu *sync.RWMutex, fd *int, p []byte, to *rawAddr) error {
+	mu.RLock()
+	defer mu.RUnlock()
+	if *fd < 0 {
+		return net.ErrClosed
+	}
+	if err := sendto(*fd, p, to); err != nil && err != unix.EAGAIN {
+		return err
+	}
+	return nil
+}
 
 // sendWait bounds how long a send waits for room in a full socket buffer
 // before the datagram is dropped.

@@ -158,12 +158,7 @@ func (ln *loopListener) WriteTo(p []byte, addr net.Addr) (int, error) {
 	// On a dual-stack IPv6 socket Linux sends to an AF_INET address as
 	// IPv4, so IPv4 clients need no v4-mapping.
 	ra := toRaw(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-	ln.mu.RLock()
-	defer ln.mu.RUnlock()
-	if ln.fd < 0 {
-		return 0, net.ErrClosed
-	}
-	if err := sendto(ln.fd, p, &ra); err != nil && err != unix.EAGAIN {
+	if err := sendLocked(&ln.mu, &ln.fd, p, &ra); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 // TestRelayAllocatesNothingPerDatagram relays ChannelData both ways
@@ -29,23 +31,8 @@ func relayCountingAllocs(t *testing.T, bitrate int64) {
 	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
 		t.Fatalf("Allocate: %d", code)
 	}
-	// An echo peer that allocates nothing either.
-	echo, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := echo.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			_, _ = echo.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
-	if code := sess.request(stun.MethodChannelBind, peerAddr(echo.LocalAddr().(*net.UDPAddr).AddrPort()), channelNumber(0x4001)); code != 0 {
+	echo := turntest.UDPEcho(t) // allocates nothing per datagram either
+	if code := sess.request(stun.MethodChannelBind, peerAddr(echo.(*net.UDPAddr).AddrPort()), channelNumber(0x4001)); code != 0 {
 		t.Fatalf("ChannelBind: %d", code)
 	}
 	frame := make([]byte, 4+100)

@@ -81,11 +81,11 @@ func Echo(relay net.PacketConn, peer net.Addr) error {
 	return errors.New("no echo through the relay")
 }
 
-// UDPEcho starts a UDP peer on 127.0.0.1 that sends every datagram back;
-// it stops when the test ends.
+// UDPEcho starts a UDP peer on 127.0.0.1 that sends every datagram back,
+// allocating nothing per datagram; it stops when the test ends.
 func UDPEcho(t testing.TB) net.Addr {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +93,11 @@ func UDPEcho(t testing.TB) net.Addr {
 	go func() {
 		buf := make([]byte, 1500)
 		for {
-			n, a, err := c.ReadFrom(buf)
+			n, a, err := c.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				return
 			}
-			_, _ = c.WriteTo(buf[:n], a)
+			_, _ = c.WriteToUDPAddrPort(buf[:n], a)
 		}
 	}()
 	return c.LocalAddr()
