@@ -148,8 +148,8 @@ func (f *fastRelay) allocate(network string, requestedPort int, loop *relayLoop)
 		return nil, nil, err
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
-	rs := &relaySock{f: f, fd: fd, port: port, id: f.ids.Add(1), closed: make(chan struct{}),
-		limits: newAllocationLimits(f.policy.Load().maxBitrate)}
+	rs := &relaySock{f: f, port: port, id: f.ids.Add(1), limits: newAllocationLimits(f.policy.Load().maxBitrate)}
+	rs.init(fd)
 	rs.loop = loop
 	f.mu.Lock()
 	f.byPort[port] = rs
@@ -340,10 +340,7 @@ type relaySock struct {
 	clientKey clientKey
 	hasClient bool
 
-	mu        sync.RWMutex // read-held while the fd is in use; Close takes it
-	fd        int          // -1 once closed
-	closed    chan struct{}
-	closeOnce sync.Once
+	loopFD
 }
 
 func (rs *relaySock) update(change func(*relayState)) {
@@ -376,7 +373,7 @@ func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil // dropped, as a lossy network would
 	}
 	ra := toRaw(netip.AddrPortFrom(ip, ap.Port()))
-	if err := sendLocked(&rs.mu, &rs.fd, p, &ra); err != nil {
+	if err := rs.send(p, &ra); err != nil {
 		return 0, err
 	}
 	rs.f.stats.PacketsToPeers.Add(1)
@@ -386,7 +383,7 @@ func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 // Close stops relaying and releases the port.
 func (rs *relaySock) Close() error {
-	rs.closeOnce.Do(func() {
+	rs.close(func() {
 		rs.loop.remove(rs)
 		rs.f.mu.Lock()
 		if rs.f.byPort[rs.port] == rs {
@@ -396,11 +393,6 @@ func (rs *relaySock) Close() error {
 			rs.f.byClient.CompareAndDelete(rs.clientKey, rs)
 		}
 		rs.f.mu.Unlock()
-		rs.mu.Lock()
-		unix.Close(rs.fd)
-		rs.fd = -1
-		rs.mu.Unlock()
-		close(rs.closed)
 	})
 	return nil
 }
@@ -412,21 +404,6 @@ func (rs *relaySock) LocalAddr() net.Addr {
 func (rs *relaySock) SetDeadline(time.Time) error      { return nil }
 func (rs *relaySock) SetReadDeadline(time.Time) error  { return nil }
 func (rs *relaySock) SetWriteDeadline(time.Time) error { return nil }
-
-// sendLocked sends p to to on *fd under mu's read lock, the pattern of
-// sockets whose Close takes mu and sets *fd to -1. A full socket buffer
-// drops the datagram (nil error). Errors: net.ErrClosed, or sendto's.
-func sendLocked(mu *sync.RWMutex, fd *int, p []byte, to *rawAddr) error {
-	mu.RLock()
-	defer mu.RUnlock()
-	if *fd < 0 {
-		return net.ErrClosed
-	}
-	if err := sendto(*fd, p, to); err != nil && err != unix.EAGAIN {
-		return err
-	}
-	return nil
-}
 
 // sendWait bounds how long a send waits for room in a full socket buffer
 // before the datagram is dropped.

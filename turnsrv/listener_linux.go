@@ -60,12 +60,9 @@ type loopListener struct {
 	stats *Stats
 	m     *stun.Message // ReadFrom's scratch message: one reader, pion's read loop
 
-	queue     chan ctrlPacket
-	closed    chan struct{}
-	closeOnce sync.Once
+	queue chan ctrlPacket
 
-	mu sync.RWMutex // read-held while the fd is in use; Close takes it
-	fd int          // -1 once closed
+	loopFD
 }
 
 // adopt takes over pc's socket: a duplicate of its descriptor goes to a
@@ -101,9 +98,10 @@ func (f *fastRelay) adopt(pc net.PacketConn, g *guard) (*loopListener, error) {
 	f.mu.Unlock()
 	ln := &loopListener{
 		loop: f.loops[int(f.next.Add(1))%len(f.loops)], id: f.ids.Add(1),
-		lfd: lfd, local: local, g: g, stats: f.stats, m: new(stun.Message), fd: fd,
-		queue: make(chan ctrlPacket, ctrlQueue), closed: make(chan struct{}),
+		lfd: lfd, local: local, g: g, stats: f.stats, m: new(stun.Message),
+		queue: make(chan ctrlPacket, ctrlQueue),
 	}
+	ln.init(fd)
 	if err := ln.loop.addListener(ln); err != nil {
 		ln.Close()
 		return nil, err
@@ -158,7 +156,7 @@ func (ln *loopListener) WriteTo(p []byte, addr net.Addr) (int, error) {
 	// On a dual-stack IPv6 socket Linux sends to an AF_INET address as
 	// IPv4, so IPv4 clients need no v4-mapping.
 	ra := toRaw(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-	if err := sendLocked(&ln.mu, &ln.fd, p, &ra); err != nil {
+	if err := ln.send(p, &ra); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -166,14 +164,7 @@ func (ln *loopListener) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 // Close stops reading and closes the socket.
 func (ln *loopListener) Close() error {
-	ln.closeOnce.Do(func() {
-		ln.loop.removeListener(ln)
-		ln.mu.Lock()
-		unix.Close(ln.fd)
-		ln.fd = -1
-		ln.mu.Unlock()
-		close(ln.closed)
-	})
+	ln.close(func() { ln.loop.removeListener(ln) })
 	return nil
 }
 

@@ -113,22 +113,24 @@ func (l *relayLoop) removeListener(ln *loopListener) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.listeners, ln.id)
-	ln.mu.RLock()
-	if ln.fd >= 0 && !l.stopped {
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil)
-	}
-	ln.mu.RUnlock()
+	l.unwatch(&ln.loopFD)
 }
 
 func (l *relayLoop) remove(rs *relaySock) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.socks, rs.id)
-	rs.mu.RLock()
-	if rs.fd >= 0 && !l.stopped {
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, rs.fd, nil)
+	l.unwatch(&rs.loopFD)
+}
+
+// unwatch takes s out of the epoll set, unless the loop has stopped (its
+// epoll fd is closed). l.mu is held.
+func (l *relayLoop) unwatch(s *loopFD) {
+	s.mu.RLock()
+	if s.fd >= 0 && !l.stopped {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
 	}
-	rs.mu.RUnlock()
+	s.mu.RUnlock()
 }
 
 func (l *relayLoop) stop() {
