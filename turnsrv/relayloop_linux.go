@@ -247,8 +247,9 @@ func (l *relayLoop) drain(rs *relaySock) {
 		if rs.limits != nil {
 			now = monotonicNow()
 		}
-		out := 0
+		out, bytes := 0, 0
 		for i := 0; i < n; i++ {
+			bytes += int(l.msgs[i].n)
 			if frame := l.relay(st, rs.limits, now, i); frame != nil {
 				l.outIovs[out] = unix.Iovec{Base: &frame[0], Len: uint64(len(frame))}
 				l.outMsgs[out].hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&st.client.sa)), Namelen: st.client.len,
@@ -256,6 +257,9 @@ func (l *relayLoop) drain(rs *relaySock) {
 				out++
 			}
 		}
+		// Counted once per batch: the counters are shared by every loop.
+		l.f.stats.PacketsFromPeers.Add(int64(n))
+		l.f.stats.BytesFromPeers.Add(int64(bytes))
 		if out > 0 {
 			sendmmsg(st.listenerFD, l.outMsgs[:out])
 		}
@@ -272,8 +276,6 @@ func (l *relayLoop) drain(rs *relaySock) {
 func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i int) []byte {
 	size := int(l.msgs[i].n)
 	stats := l.f.stats
-	stats.PacketsFromPeers.Add(1)
-	stats.BytesFromPeers.Add(int64(size))
 	if st == nil || st.listenerFD < 0 || size > maxPayload || l.msgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
 		return nil
 	}
