@@ -33,8 +33,9 @@ import (
 // the bound peer; datagrams from peers go out as ChannelData (or a Data
 // indication) with sendmmsg on the listener socket; everything else is
 // queued for pion/turn, which keeps the control plane. Nothing is
-// allocated per relayed datagram. Permissions and channel bindings reach
-// the fast relay through pion's allocation events.
+// allocated per relayed datagram, and an allocation keeps no goroutine
+// (see relaySock.ReadFrom). Permissions and channel bindings reach the
+// fast relay through pion's allocation events.
 
 const (
 	batch      = 32   // datagrams per recvmmsg
@@ -148,8 +149,7 @@ func (f *fastRelay) allocate(network string, requestedPort int, loop *relayLoop)
 		return nil, nil, err
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
-	rs := &relaySock{f: f, port: port, id: f.ids.Add(1), limits: newAllocationLimits(f.policy.Load().maxBitrate)}
-	rs.init(fd)
+	rs := &relaySock{f: f, port: port, id: f.ids.Add(1), limits: newAllocationLimits(f.policy.Load().maxBitrate), loopFD: loopFD{fd: fd}}
 	rs.loop = loop
 	f.mu.Lock()
 	f.byPort[port] = rs
@@ -324,8 +324,8 @@ func toRaw(ap netip.AddrPort) rawAddr {
 }
 
 // relaySock is one relayed transport address. As a net.PacketConn it is
-// what pion/turn holds: WriteTo sends to peers; ReadFrom only waits for
-// Close, since the epoll loop does the reading.
+// what pion/turn holds: WriteTo sends to peers; ReadFrom ends its caller,
+// since the epoll loop does the reading.
 type relaySock struct {
 	f     *fastRelay
 	loop  *relayLoop
@@ -351,9 +351,18 @@ func (rs *relaySock) update(change func(*relayState)) {
 	rs.state.Store(next)
 }
 
-// ReadFrom waits until the socket is closed: the epoll loop reads it.
+// ReadFrom ends the goroutine that calls it, with runtime.Goexit, and
+// never returns: the epoll loop reads this socket. Its one caller is the
+// reader pion/turn v4 starts for each allocation (Allocation.packetHandler),
+// which would otherwise hold a 2 KiB stack and a 1.6 KiB buffer for the
+// allocation's life while waiting for a datagram that never comes to it.
+// That reader has no deferred work; its only other duty, deleting the
+// allocation when the relay socket fails, cannot arise here, since this
+// socket is closed only by the allocation's own Close or at shutdown.
+// Expiry, Refresh with lifetime 0 and Server.Close delete allocations
+// through pion's timers and manager, as before.
 func (rs *relaySock) ReadFrom([]byte) (int, net.Addr, error) {
-	<-rs.closed
+	runtime.Goexit()
 	return 0, nil, net.ErrClosed
 }
 

@@ -60,7 +60,8 @@ type loopListener struct {
 	stats *Stats
 	m     *stun.Message // ReadFrom's scratch message: one reader, pion's read loop
 
-	queue chan ctrlPacket
+	queue  chan ctrlPacket
+	closed chan struct{} // closed by Close; ends ReadFrom
 
 	loopFD
 }
@@ -99,9 +100,9 @@ func (f *fastRelay) adopt(pc net.PacketConn, g *guard) (*loopListener, error) {
 	ln := &loopListener{
 		loop: f.loops[int(f.next.Add(1))%len(f.loops)], id: f.ids.Add(1),
 		lfd: lfd, local: local, g: g, stats: f.stats, m: new(stun.Message),
-		queue: make(chan ctrlPacket, ctrlQueue),
+		queue: make(chan ctrlPacket, ctrlQueue), closed: make(chan struct{}),
+		loopFD: loopFD{fd: fd},
 	}
-	ln.init(fd)
 	if err := ln.loop.addListener(ln); err != nil {
 		ln.Close()
 		return nil, err
@@ -164,7 +165,10 @@ func (ln *loopListener) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 // Close stops reading and closes the socket.
 func (ln *loopListener) Close() error {
-	ln.close(func() { ln.loop.removeListener(ln) })
+	ln.close(func() {
+		ln.loop.removeListener(ln)
+		close(ln.closed)
+	})
 	return nil
 }
 

@@ -11,17 +11,11 @@ import (
 
 // loopFD is a non-blocking socket a relay loop watches: listener and
 // relay sockets alike. The fd is used under the read lock and closed
-// under the write lock, once; closed is closed after it.
+// under the write lock, once.
 type loopFD struct {
 	mu        sync.RWMutex // read-held while the fd is in use
 	fd        int          // -1 once closed
-	closed    chan struct{}
 	closeOnce sync.Once
-}
-
-func (s *loopFD) init(fd int) {
-	s.fd = fd
-	s.closed = make(chan struct{})
 }
 
 // send sends p to to. A full socket buffer drops the datagram (nil
@@ -47,6 +41,5 @@ func (s *loopFD) close(before func()) {
 		unix.Close(s.fd)
 		s.fd = -1
 		s.mu.Unlock()
-		close(s.closed)
 	})
 }

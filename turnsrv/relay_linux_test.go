@@ -4,6 +4,7 @@ package turnsrv
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -78,5 +79,69 @@ func TestControlQueueFull(t *testing.T) {
 	first := <-ln.queue
 	if first.n != 2 || first.buf[0] != 0 || first.from != from {
 		t.Errorf("first queued datagram: % x from %s", first.buf[:first.n], first.from)
+	}
+}
+
+// TestAllocationHoldsNoGoroutine: the epoll loops read relay sockets, so
+// a UDP allocation keeps no goroutine of its own (pion/turn's reader ends
+// at its first read). Allocations still relay, and still go away through
+// pion/turn: Refresh with lifetime 0 deletes them, fires the deletion
+// events and releases their relay ports.
+func TestAllocationHoldsNoGoroutine(t *testing.T) {
+	s := startServer(t, nil)
+	echo := turntest.UDPEcho(t)
+	settle := func(cond func() bool) bool {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if cond() {
+				return true
+			}
+		}
+		return cond()
+	}
+	before := runtime.NumGoroutine()
+	const n = 40
+	frame := make([]byte, 4+20)
+	binary.BigEndian.PutUint16(frame[0:2], 0x4000)
+	binary.BigEndian.PutUint16(frame[2:4], 20)
+	buf := make([]byte, 1500)
+	var sessions []*rawSession
+	for i := 0; i < n; i++ {
+		user, pass, _ := s.cfg.Credentials.Mint(fmt.Sprintf("g%d", i), time.Now())
+		sess := newRawSession(t, s.udp, user, pass)
+		if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
+			t.Fatalf("Allocate %d: %d", i, code)
+		}
+		if code := sess.request(stun.MethodChannelBind, peerAddr(echo.(*net.UDPAddr).AddrPort()), channelNumber(0x4000)); code != 0 {
+			t.Fatalf("ChannelBind %d: %d", i, code)
+		}
+		_ = sess.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := sess.c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := sess.c.Read(buf); err != nil || m != len(frame) {
+			t.Fatalf("allocation %d: echo through the relay: %d bytes, %v", i, m, err)
+		}
+		sessions = append(sessions, sess)
+	}
+	if !settle(func() bool { return runtime.NumGoroutine()-before < n/4 }) {
+		t.Errorf("%d allocations added %d goroutines, want far fewer than one each", n, runtime.NumGoroutine()-before)
+	}
+	if got := s.Stats().AllocationsActive.Load(); got != n {
+		t.Fatalf("active allocations: got %d, want %d", got, n)
+	}
+	zero := stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 0}}
+	for i, sess := range sessions {
+		if code := sess.request(stun.MethodRefresh, zero); code != 0 {
+			t.Fatalf("Refresh 0 on allocation %d: %d", i, code)
+		}
+	}
+	if !settle(func() bool { return s.Stats().AllocationsActive.Load() == 0 && s.AllocationCount() == 0 }) {
+		t.Errorf("after Refresh 0: %d active, %d in pion/turn, want 0", s.Stats().AllocationsActive.Load(), s.AllocationCount())
+	}
+	s.fast.mu.RLock()
+	ports := len(s.fast.byPort)
+	s.fast.mu.RUnlock()
+	if ports != 0 {
+		t.Errorf("%d relay ports still held after every allocation was deleted", ports)
 	}
 }
