@@ -1,7 +1,8 @@
 // Command turnbench measures the TURN relay path: N allocations send
 // ChannelData through the relay to a UDP echo peer, at a fixed rate, and
 // it reports relayed packets per second and per server CPU-second, loss,
-// and resident memory per allocation. It runs icebox and, when
+// round-trip times through the relay (client → relay → echo peer → relay
+// → client, p50 and p99), and resident memory per allocation. It runs icebox and, when
 // `turnserver` (coturn) is installed, coturn with equivalent settings, in
 // the same run, alternating.
 //
@@ -20,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -47,6 +49,10 @@ func main() {
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
 	flag.IntVar(&udpSockets, "udp-sockets", 0, "icebox turn.udp_sockets (0: icebox's default, one per core)")
 	flag.Parse()
+	if *size < 8 || *size > 1400 {
+		fmt.Fprintln(os.Stderr, "turnbench: -size must be 8 to 1400 bytes (the payload carries its send time)")
+		os.Exit(2)
+	}
 	if err := run(*allocs, *rate, *size, *burst, *duration, *rounds, *memAllocs, *binary); err != nil {
 		fmt.Fprintln(os.Stderr, "turnbench:", err)
 		os.Exit(1)
@@ -145,9 +151,14 @@ func waitSTUN(addr string) error {
 // channel bound to the echo peer.
 type alloc struct {
 	conn  *net.UDPConn
-	frame []byte // ChannelData to send
+	frame []byte // ChannelData to send; its payload starts with the send time
 	got   atomic.Int64
+	rtts  []int32       // round-trip times in µs, written by receive
+	done  chan struct{} // closed when receive returns
 }
+
+// epoch is the base of the send times carried in payloads.
+var epoch = time.Now()
 
 func roundTrip(c *net.UDPConn, m *stun.Message) (*stun.Message, error) {
 	buf := make([]byte, 1500)
@@ -205,7 +216,7 @@ func newAlloc(server string, peer *net.UDPAddr, user string, size int) (*alloc, 
 	frame := make([]byte, 4+size)
 	binary.BigEndian.PutUint16(frame[0:2], 0x4000)
 	binary.BigEndian.PutUint16(frame[2:4], uint16(size))
-	return &alloc{conn: c, frame: frame}, nil
+	return &alloc{conn: c, frame: frame, done: make(chan struct{})}, nil
 }
 
 type setterFunc func(*stun.Message) error
@@ -217,7 +228,10 @@ func mint(user string) (string, string, error) {
 	return username, turnsrv.RESTPassword([]byte(secret), username), nil
 }
 
+// receive counts echoed ChannelData and records each round trip, until
+// the connection is closed.
 func (a *alloc) receive() {
+	defer close(a.done)
 	buf := make([]byte, 2048)
 	_ = a.conn.SetReadDeadline(time.Time{})
 	for {
@@ -225,10 +239,17 @@ func (a *alloc) receive() {
 		if err != nil {
 			return
 		}
-		if n >= 4 && buf[0]&0xC0 == 0x40 {
+		if n >= 12 && buf[0]&0xC0 == 0x40 {
 			a.got.Add(1)
+			sent := time.Duration(binary.BigEndian.Uint64(buf[4:12]))
+			a.rtts = append(a.rtts, int32((time.Since(epoch)-sent)/time.Microsecond))
 		}
 	}
+}
+
+// stamp writes the send time into the frame's payload.
+func (a *alloc) stamp() {
+	binary.BigEndian.PutUint64(a.frame[4:12], uint64(time.Since(epoch)))
 }
 
 func echoPeer() (*net.UDPConn, error) {
@@ -254,6 +275,15 @@ type result struct {
 	sent, got int64
 	cpu       float64
 	elapsed   time.Duration
+	rtts      []int32 // round trips through the relay, µs, sorted
+}
+
+// rttAt is the q quantile (0 to 1) of the sorted round trips, in µs.
+func (r result) rttAt(q float64) int32 {
+	if len(r.rtts) == 0 {
+		return 0
+	}
+	return r.rtts[min(len(r.rtts)-1, int(q*float64(len(r.rtts))))]
 }
 
 func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) (result, error) {
@@ -286,6 +316,7 @@ func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) 
 	for i := 0; time.Since(start) < duration; i++ {
 		a := allocs[i%len(allocs)]
 		for b := 0; b < burst; b++ {
+			a.stamp()
 			if _, err := a.conn.Write(a.frame); err == nil {
 				sent++
 			}
@@ -299,10 +330,15 @@ func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) 
 	time.Sleep(300 * time.Millisecond)
 	cpu := proc.CPUSeconds(s.cmd.Process.Pid) - cpu0
 	var got int64
+	var rtts []int32
 	for _, a := range allocs {
+		a.conn.Close()
+		<-a.done
 		got += a.got.Load()
+		rtts = append(rtts, a.rtts...)
 	}
-	return result{sent: sent, got: got, cpu: cpu, elapsed: elapsed}, nil
+	slices.Sort(rtts)
+	return result{sent: sent, got: got, cpu: cpu, elapsed: elapsed, rtts: rtts}, nil
 }
 
 func memory(s *server, n int) (float64, error) {
@@ -348,7 +384,7 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 	}
 	fmt.Printf("machine: %s/%s, %d CPUs, %s; %d allocations, %d-byte payloads, %d packets/s offered in bursts of %d, %s per round\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), nAllocs, size, rate, burst, duration)
-	fmt.Printf("%-7s %5s %12s %12s %9s %16s %7s\n", "server", "round", "relayed/s", "server CPU", "CPU used", "relayed/CPU-s", "loss")
+	fmt.Printf("%-7s %5s %12s %12s %9s %16s %7s %9s %9s\n", "server", "round", "relayed/s", "server CPU", "CPU used", "relayed/CPU-s", "loss", "RTT p50", "RTT p99")
 	for r := 1; r <= rounds; r++ {
 		for _, start := range starters {
 			s, err := start()
@@ -361,9 +397,9 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 				return err
 			}
 			relayed := float64(2 * res.got) // client→peer and peer→client
-			fmt.Printf("%-7s %5d %12.0f %11.2fs %8.0f%% %16.0f %6.2f%%\n", s.name, r,
+			fmt.Printf("%-7s %5d %12.0f %11.2fs %8.0f%% %16.0f %6.2f%% %7dµs %7dµs\n", s.name, r,
 				relayed/res.elapsed.Seconds(), res.cpu, 100*res.cpu/res.elapsed.Seconds(),
-				relayed/res.cpu, 100*float64(res.sent-res.got)/float64(res.sent))
+				relayed/res.cpu, 100*float64(res.sent-res.got)/float64(res.sent), res.rttAt(0.5), res.rttAt(0.99))
 		}
 	}
 	for _, start := range starters {
