@@ -359,8 +359,8 @@ func (rs *relaySock) update(change func(*relayState)) {
 // That reader has no deferred work; its only other duty, deleting the
 // allocation when the relay socket fails, cannot arise here, since this
 // socket is closed only by the allocation's own Close or at shutdown.
-// Expiry, Refresh with lifetime 0 and Server.Close delete allocations
-// through pion's timers and manager, as before.
+// Expiry and Refresh with lifetime 0 still delete allocations through
+// pion's timers and manager, and Server.Close still closes them.
 func (rs *relaySock) ReadFrom([]byte) (int, net.Addr, error) {
 	runtime.Goexit()
 	return 0, nil, net.ErrClosed

@@ -2,9 +2,9 @@
 // ChannelData through the relay to a UDP echo peer, at a fixed rate, and
 // it reports relayed packets per second and per server CPU-second, loss,
 // round-trip times through the relay (client → relay → echo peer → relay
-// → client, p50 and p99), and resident memory per allocation. It runs icebox and, when
-// `turnserver` (coturn) is installed, coturn with equivalent settings, in
-// the same run, alternating.
+// → client; p50 and p99, in µs) and resident memory per allocation. It
+// runs icebox and, when `turnserver` (coturn) is installed, coturn with
+// equivalent settings, in the same run, alternating.
 //
 //	go run ./bench/turnbench -allocs 100 -rate 20000 -duration 10s -rounds 2
 //
