@@ -9,5 +9,5 @@ func monotonicMicros() int64 {
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return 0
 	}
-	return ts.Sec*1_000_000 + ts.Nsec/1_000
+	return int64(ts.Sec)*1_000_000 + int64(ts.Nsec)/1_000 // Timespec fields are 32-bit on 32-bit platforms
 }
