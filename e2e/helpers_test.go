@@ -20,6 +20,7 @@ import (
 
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/daemon"
+	"github.com/icebox-project/icebox/turnsrv"
 )
 
 // icebox is a running daemon under test.
@@ -92,12 +93,8 @@ var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/
 
 // rtcConfiguration is the page's embedded RTCConfiguration.
 type rtcConfiguration struct {
-	ICEServers []struct {
-		URLs       []string `json:"urls"`
-		Username   string   `json:"username"`
-		Credential string   `json:"credential"`
-	} `json:"iceServers"`
-	ICETransportPolicy string `json:"iceTransportPolicy"`
+	ICEServers         []turnsrv.ICEServer `json:"iceServers"`
+	ICETransportPolicy string              `json:"iceTransportPolicy"`
 }
 
 // newRoom follows / to a fresh room and returns its id.

@@ -30,6 +30,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/icebox-project/icebox/bench/internal/proc"
+	"github.com/icebox-project/icebox/internal/turntest"
 	"github.com/icebox-project/icebox/turnsrv"
 )
 
@@ -252,25 +253,6 @@ func (a *alloc) stamp() {
 	binary.BigEndian.PutUint64(a.frame[4:12], uint64(time.Since(epoch)))
 }
 
-func echoPeer() (*net.UDPConn, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return nil, err
-	}
-	_ = c.SetReadBuffer(4 << 20)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := c.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			_, _ = c.WriteToUDP(buf[:n], from)
-		}
-	}()
-	return c, nil
-}
-
 type result struct {
 	sent, got int64
 	cpu       float64
@@ -287,7 +269,7 @@ func (r result) rttAt(q float64) int32 {
 }
 
 func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) (result, error) {
-	peer, err := echoPeer()
+	peer, err := turntest.StartUDPEcho()
 	if err != nil {
 		return result{}, err
 	}
@@ -342,7 +324,7 @@ func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) 
 }
 
 func memory(s *server, n int) (float64, error) {
-	peer, err := echoPeer()
+	peer, err := turntest.StartUDPEcho()
 	if err != nil {
 		return 0, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/icebox-project/icebox/internal/turntest"
+	"github.com/icebox-project/icebox/turnsrv"
 )
 
 var binary string
@@ -193,13 +194,9 @@ echo "probe=$probe icebox=$icebox"
 // rtcConfiguration is what the page embeds and the credentials command
 // prints.
 type rtcConfiguration struct {
-	ICEServers []struct {
-		URLs       []string `json:"urls"`
-		Username   string   `json:"username"`
-		Credential string   `json:"credential"`
-	} `json:"iceServers"`
-	Policy string `json:"iceTransportPolicy"`
-	TTL    int    `json:"ttl"`
+	ICEServers []turnsrv.ICEServer `json:"iceServers"`
+	Policy     string              `json:"iceTransportPolicy"`
+	TTL        int                 `json:"ttl"`
 }
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)

@@ -85,13 +85,25 @@ func Echo(relay net.PacketConn, peer net.Addr) error {
 // allocating nothing per datagram; it stops when the test ends.
 func UDPEcho(t testing.TB) net.Addr {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	c, err := StartUDPEcho()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return c.LocalAddr()
+}
+
+// StartUDPEcho starts a UDP peer on 127.0.0.1 (a free port, a 4 MiB
+// receive buffer) that sends every datagram back, allocating nothing per
+// datagram, until the returned conn is closed.
+func StartUDPEcho() (*net.UDPConn, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadBuffer(4 << 20)
 	go func() {
-		buf := make([]byte, 1500)
+		buf := make([]byte, 2048)
 		for {
 			n, a, err := c.ReadFromUDPAddrPort(buf)
 			if err != nil {
@@ -100,5 +112,5 @@ func UDPEcho(t testing.TB) net.Addr {
 			_, _ = c.WriteToUDPAddrPort(buf[:n], a)
 		}
 	}()
-	return c.LocalAddr()
+	return c, nil
 }
