@@ -41,6 +41,14 @@ type Config struct {
 	// meanwhile. Default 10s; at most 5m.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
+	// IPv6ClientPrefix is the prefix length IPv6 clients are counted by in
+	// every per-address limit (TURN allocations and TCP connections per
+	// address, WebSockets per address, credential minting, password
+	// guesses): one subscriber normally holds a whole /64 (RFC 6177), so
+	// counting single IPv6 addresses would let it walk around each limit.
+	// IPv4 clients are counted per address. Default 64; 1 to 128.
+	IPv6ClientPrefix int `yaml:"ipv6_client_prefix"`
+
 	// StateDir holds state icebox generates once and keeps, such as the
 	// TURN REST secret when none is configured. Default /var/lib/icebox.
 	StateDir string `yaml:"state_dir"`

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // Defaults for keys left out of the file.
@@ -103,6 +105,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.IPv6ClientPrefix == 0 {
+		c.IPv6ClientPrefix = clientaddr.DefaultIPv6Prefix
 	}
 }
 
@@ -218,6 +223,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 		if !ValidRoomName(name) {
 			return nil, bad("signaling.rooms."+name, "a room name is 1 to 64 characters of A-Z a-z 0-9 - _")
 		}
+	}
+	if c.IPv6ClientPrefix < 1 || c.IPv6ClientPrefix > 128 {
+		return nil, bad("ipv6_client_prefix", "%d is not a prefix length from 1 to 128", c.IPv6ClientPrefix)
 	}
 	if c.ShutdownGrace < 0 || c.ShutdownGrace > MaxShutdownGrace {
 		return nil, bad("shutdown_grace", "%s is outside 0s to %s", c.ShutdownGrace, MaxShutdownGrace)
