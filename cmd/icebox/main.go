@@ -5,6 +5,7 @@
 //	icebox check-config -config FILE                             validate
 //	icebox credentials -config FILE -user U -ttl 1h               mint
 //	icebox selftest -config FILE                                  check a running icebox
+//	icebox audit -config FILE | turn:HOST:PORT -secret S           check a running server as an attacker would
 //	icebox version
 package main
 
@@ -53,11 +54,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return credentials(args, stdout, stderr)
 	case "selftest":
 		return selftest(ctx, args, stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "icebox", versionString())
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, version)", cmd)
+		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, audit, version)", cmd)
 	}
 }
 
