@@ -54,6 +54,10 @@ type Daemon struct {
 	tls        *tlsSetup    // nil without a certificate
 	redirect   *http.Server // plain HTTP → https and ACME HTTP-01; may be nil
 	redirectLn net.Listener
+	// auditFailures is the failure count of the start-up audit
+	// (icebox_audit_failures); -1 until it has run.
+	auditFailures atomic.Int64
+	auditDone     chan struct{} // closed when the start-up audit has ended
 }
 
 // Credentials builds the TURN credentials of cfg: its secrets, or the one
@@ -97,6 +101,8 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		return nil, err
 	}
 	d = &Daemon{bound: cfg, boundParsed: p, log: log}
+	d.auditFailures.Store(-1)
+	d.auditDone = make(chan struct{})
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
 	d.grace.Store(int64(cfg.ShutdownGrace))
@@ -172,7 +178,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		if d.metricsLn, err = net.Listen("tcp", p.MetricsAddr); err != nil { //nolint:noctx
 			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
 		}
-		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, opts.Version), log)
+		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, opts.Version, &d.auditFailures), log)
 		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
@@ -232,12 +238,20 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		defer stop()
 		go d.tls.files.watch(wctx)
 	}
-	go d.startupSelfTest(ctx)
+	checkCtx, stopChecks := context.WithCancel(ctx)
+	defer stopChecks()
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		d.startupSelfTest(checkCtx)
+		d.startupAudit(checkCtx)
+	}()
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	stopChecks()
 	d.log.Info("shutting down", "allocations", d.turn.AllocationCount())
 	d.turn.Drain()
 	d.sig.Close()
@@ -251,6 +265,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		}
 	}
 	turnErr := d.turn.Close()
+	<-checked // ends soon after stopChecks: every step is bounded by its context
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,9 @@ type collector struct {
 	turn    *turnsrv.Server
 	sig     *signaling.Server
 	version string
+	// auditFailures is the start-up audit's failure count; -1 until it
+	// has run, and the gauge is left out meanwhile.
+	auditFailures *atomic.Int64
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -44,12 +48,13 @@ var (
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
 	descMessages    = desc("signaling_messages_total", "Inbound signaling messages, by type.", "type")
 	descErrors      = desc("signaling_errors_total", "Signaling errors sent, by code.", "code")
+	descAudit       = desc("audit_failures", "Checks of the start-up audit (icebox audit against this server, without the idle-TCP and certificate checks) that failed; absent until it has run.")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
 		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped, descWSConns, descRooms, descPeers,
-		descMessages, descErrors} {
+		descMessages, descErrors, descAudit} {
 		ch <- d
 	}
 }
@@ -89,13 +94,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for code, n := range c.sig.Stats().Errors() {
 		counter(descErrors, n, code)
 	}
+	if n := c.auditFailures.Load(); n >= 0 {
+		gauge(descAudit, n)
+	}
 }
 
 // metricsHandler serves /metrics (Prometheus text format) and /healthz.
-func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, version string) http.Handler {
+func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, version string, auditFailures *atomic.Int64) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		&collector{turn: turn, sig: sig, version: version},
+		&collector{turn: turn, sig: sig, version: version, auditFailures: auditFailures},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

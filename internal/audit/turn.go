@@ -116,7 +116,13 @@ func turnChecks(ctx context.Context, cfg Config) []Result {
 		return append(append(rs, fail(CheckAllocate, "Allocate as %q: %s%s", cfg.Username, outcome(resp), why)),
 			skipDependents("no allocation")...)
 	}
-	defer func() { _, _ = c.authed(context.WithoutCancel(ctx), stun.MethodRefresh, lifetime(0)) }()
+	defer func() {
+		// Delete the allocation and its permissions (RFC 8656 §7.3),
+		// unless the audit was stopped; it expires by itself otherwise.
+		if ctx.Err() == nil {
+			_, _ = c.authed(ctx, stun.MethodRefresh, lifetime(0))
+		}
+	}()
 	relayIP, _ := netip.AddrFromSlice(relayed.IP)
 	relayAddr := netip.AddrPortFrom(relayIP.Unmap(), uint16(relayed.Port))
 	public := cfg.PublicIP

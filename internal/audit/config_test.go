@@ -1,0 +1,78 @@
+package audit
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/turnsrv"
+)
+
+// TestFromConfig: listeners on an unspecified address are reached at
+// public_ip, port 0 listeners are left for the caller, and the credential
+// verifies under the configured secret.
+func TestFromConfig(t *testing.T) {
+	tests := []struct {
+		name          string
+		yml           string
+		server, tcp   string
+		relayMin      uint16
+		wantTLSTarget string
+	}{
+		{"wildcard listeners", `public_ip: 203.0.113.10
+turn: {secrets: ["` + secret + `"]}`, "203.0.113.10:3478", "203.0.113.10:3478", 49152, ""},
+		{"bound listeners", `public_ip: 203.0.113.10
+turn: {secrets: ["` + secret + `"], listen: ["udp://127.0.0.2:3479", "tcp://127.0.0.2:3480"], relay_ports: "40000-41000"}`,
+			"127.0.0.2:3479", "127.0.0.2:3480", 40000, ""},
+		{"port 0", `public_ip: 203.0.113.10
+turn: {secrets: ["` + secret + `"], listen: ["udp://127.0.0.1:0"]}`, "", "", 49152, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, p, err := config.FromBytes("t.yaml", []byte(tt.yml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := FromConfig(cfg, p, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Server != tt.server || a.TCP != tt.tcp || a.RelayMin != tt.relayMin || a.PublicIP.String() != "203.0.113.10" {
+				t.Errorf("got server %q tcp %q relay_min %d public %s; want %q %q %d 203.0.113.10", a.Server, a.TCP, a.RelayMin, a.PublicIP, tt.server, tt.tcp, tt.relayMin)
+			}
+			if !strings.HasSuffix(a.Username, ":"+CredentialUser) || a.Password != turnsrv.RESTPassword([]byte(secret), a.Username) {
+				t.Errorf("credential %q/%q does not verify under the secret", a.Username, a.Password)
+			}
+		})
+	}
+}
+
+// TestFromConfigGeneratedSecret: the secret icebox generated in state_dir
+// is used; when there is none the audit says so and creates nothing.
+func TestFromConfigGeneratedSecret(t *testing.T) {
+	dir := t.TempDir()
+	cfg, p, err := config.FromBytes("t.yaml", []byte("state_dir: "+dir+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromConfig(cfg, p, time.Now()); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("no generated secret: got %v, want an error saying so", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, turnsrv.SecretFile)); err == nil {
+		t.Error("the audit created a secret")
+	}
+	s, err := turnsrv.LoadOrCreateSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := FromConfig(cfg, p, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Password != turnsrv.RESTPassword([]byte(s), a.Username) {
+		t.Error("credential not minted with the generated secret")
+	}
+}
