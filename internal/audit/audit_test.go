@@ -90,7 +90,7 @@ func TestTURNChecks(t *testing.T) {
 		}},
 		{"everything allowed", []string{"0.0.0.0/0", "::/0"}, map[string]Status{
 			CheckUnauthAllocate: Pass, CheckAllocate: Pass, CheckOwnListener: Fail, CheckOwnOther: Fail,
-			CheckEveryPeer: Fail,
+			CheckEveryPeer:             Fail,
 			CheckPeerPrefix + peers[0]: Fail, CheckPeerPrefix + peers[1]: Fail, CheckPeerPrefix + peers[2]: Fail,
 			CheckPeerPrefix + peers[3]: Fail, CheckPeerPrefix + peers[4]: Fail, CheckPeerPrefix + peers[5]: Fail,
 		}},
