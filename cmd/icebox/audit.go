@@ -29,6 +29,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsAddr := f.fs.String("tls", "", "TLS `host:port` whose certificate to check (turn: mode; with -config: the tls:// listener and https)")
 	host := f.fs.String("public-host", "", "`name` the certificate must be valid for (default: public_host, or the host of -tls)")
 	idle := f.fs.Duration("idle-wait", audit.DefaultIdleWait, "how long a silent TCP connection may stay open")
+	peerPort := f.fs.Uint("peer-port", 0, "`port` to ask for with the forbidden peers (default: the port of the audit's own relayed address)")
 	insecure := f.fs.Bool("insecure", false, "accept a TLS certificate that does not verify against the system roots (self-signed labs); name and expiry are still checked")
 	var target string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -92,7 +93,10 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Server == "" {
 		return errors.New("turn.listen has no udp:// listener with a fixed port: give -server host:port")
 	}
-	cfg.IdleWait, cfg.Insecure = *idle, *insecure
+	if *peerPort > 65535 {
+		return fmt.Errorf("-peer-port %d is not a port", *peerPort)
+	}
+	cfg.IdleWait, cfg.Insecure, cfg.PeerPort = *idle, *insecure, uint16(*peerPort)
 	if n := audit.Print(stdout, audit.Run(ctx, cfg)); n > 0 {
 		return fmt.Errorf("audit: %d check(s) failed", n)
 	}
