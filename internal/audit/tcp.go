@@ -19,7 +19,7 @@ func idleTCP(ctx context.Context, cfg Config) Result {
 	case cfg.NoIdleWait:
 		return skip(CheckIdleTCP, "not run (it waits up to %s)", cfg.IdleWait)
 	case cfg.TCP == "":
-		return skip(CheckIdleTCP, "no TURN TCP listener configured")
+		return skip(CheckIdleTCP, "no TURN TCP listener to check (none configured, or -tcp off)")
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", cfg.TCP)
