@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // Listener is one STUN/TURN listener to open.
@@ -71,6 +73,10 @@ type Config struct {
 	// of the allocations made through it. Zero: one per core Go may use
 	// (GOMAXPROCS at start-up, which follows a container's CPU limit).
 	UDPSockets int
+	// IPv6ClientPrefix is the prefix length IPv6 clients are counted by in
+	// per-address limits (MaxAllocationsPerIP). Zero: 64 (see
+	// internal/clientaddr).
+	IPv6ClientPrefix int
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -98,6 +104,9 @@ type Server struct {
 	live      struct{ permissions, channels liveSet }
 	policy    atomic.Pointer[policy]
 	fast      *fastRelay // nil where the platform lacks it
+	// own is the server's own addresses for the peer filter, found once
+	// at New.
+	own OwnAddresses
 }
 
 // New opens the listeners and starts serving. On Linux (amd64, arm64) it
@@ -134,8 +143,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{}), conns: newConnSet()}
 	s.live.permissions.gauge = &s.stats.PermissionsActive
 	s.live.channels.gauge = &s.stats.ChannelBindingsActive
+	s.own = ownAddresses(cfg)
 	s.policy.Store(&policy{
-		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, cfg.PublicIP),
+		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, s.own),
 		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
 		maxBitrate: cfg.MaxBitratePerAllocation,
 	})
@@ -143,9 +153,10 @@ func New(cfg Config) (*Server, error) {
 	s.guard = &guard{
 		owners: own, policy: &s.policy, realm: cfg.Realm,
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
-		now: time.Now, stats: s.stats,
+		refusals: newRefusalLog(cfg.Logger, time.Now), now: time.Now, stats: s.stats,
 	}
-	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, perIP: map[string]int{}, stats: s.stats, owners: own}
+	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, perIP: map[netip.Prefix]int{}, stats: s.stats, owners: own,
+		keyer: clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix}}
 	permissionHandler := func(src net.Addr, peer net.IP) bool {
 		return s.policy.Load().peers.permissionHandler(src, peer)
 	}
@@ -313,6 +324,7 @@ func (s *Server) sweep() {
 			return
 		case now := <-t.C:
 			s.guard.keys.sweep(now.Add(-keyIdleTimeout))
+			s.guard.refusals.flush()
 		}
 	}
 }
@@ -337,7 +349,7 @@ func (s *Server) Update(u Update) error {
 		return ErrNoSecret
 	}
 	s.policy.Store(&policy{
-		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, s.cfg.PublicIP),
+		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, s.own),
 		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
 		maxBitrate: u.MaxBitratePerAllocation,
 	})
@@ -377,6 +389,30 @@ func (s *Server) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// ownAddresses lists the server's own addresses for the peer filter: the
+// relayed address, the listeners' addresses and every interface address
+// (a listener on 0.0.0.0 answers on all of them), with the relay ports.
+func ownAddresses(cfg Config) OwnAddresses {
+	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort}
+	for _, l := range cfg.Listeners {
+		if host, _, err := net.SplitHostPort(l.Addr); err == nil {
+			if ip, err := netip.ParseAddr(host); err == nil {
+				own.Others = append(own.Others, ip)
+			}
+		}
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok {
+					own.Others = append(own.Others, ip)
+				}
+			}
+		}
+	}
+	return own
 }
 
 func ipNetwork(network, addr string) string {
