@@ -3,6 +3,7 @@ package turnsrv
 import (
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // PeerFilter decides which peer transport addresses an allocation may get
@@ -18,9 +19,10 @@ import (
 //     (2002::/16, RFC 3056). Both forms must pass.
 //  2. The server's own addresses (the relayed address, listener and
 //     interface addresses, loopback and the unspecified "this host"
-//     range) are peers only on relay ports: any other port of them is
-//     refused whatever AllowPeers says, so the relay never reaches the
-//     TURN listeners (TURN-in-TURN) or another local service.
+//     range) are peers only on relay ports that are not listener ports:
+//     any other port of them is refused whatever AllowPeers says, so the
+//     relay never reaches the TURN listeners (TURN-in-TURN) or another
+//     local service.
 //  3. The relayed address on a relay port is allowed, so two clients of
 //     one server relay to each other even when it is a private address.
 //  4. Otherwise AllowPeers wins over DenyPeers; an address in neither is
@@ -42,6 +44,9 @@ type OwnAddresses struct {
 	// RelayMin and RelayMax bound the relay ports, inclusive. Zero
 	// values: no port of an own address is a peer.
 	RelayMin, RelayMax uint16
+	// ListenerPorts are the ports of the server's own listeners (UDP, TCP
+	// and TLS), refused on own addresses even inside the relay range.
+	ListenerPorts []uint16
 }
 
 // hostRanges are addresses that always mean this host: loopback, and the
@@ -91,7 +96,7 @@ func (f *PeerFilter) Check(ap netip.AddrPort) PeerVerdict {
 
 func (f *PeerFilter) check(ip netip.Addr, port uint16) PeerVerdict {
 	if f.isOwn(ip) {
-		if f.own.RelayMin == 0 || port < f.own.RelayMin || port > f.own.RelayMax {
+		if f.own.RelayMin == 0 || port < f.own.RelayMin || port > f.own.RelayMax || slices.Contains(f.own.ListenerPorts, port) {
 			return PeerOwnPort
 		}
 		if ip == f.own.Relayed {

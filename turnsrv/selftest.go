@@ -75,11 +75,17 @@ func SelfTest(ctx context.Context, creds *Credentials, realm string, publicIP ne
 	}
 	defer closeRelay()
 	res.RelayedAddr = relay.LocalAddr().String()
+	msg := []byte("icebox self-test")
 	peer, closePeer, err := allocate()
 	if err != nil {
 		return res, err
 	}
 	defer closePeer()
+	// The peer permits the first relayed address (pion's client asks for
+	// a permission on its first send), so what comes from it is relayed.
+	if _, err := peer.WriteTo(msg, relay.LocalAddr()); err != nil {
+		return res, fmt.Errorf("permission on the second relayed address: %w", err)
+	}
 	go func() { // the peer answers what reaches it through the relay.
 		buf := make([]byte, 1500)
 		_ = peer.SetReadDeadline(deadline)
@@ -91,7 +97,6 @@ func SelfTest(ctx context.Context, creds *Credentials, realm string, publicIP ne
 			_, _ = peer.WriteTo(buf[:n], from)
 		}
 	}()
-	msg := []byte("icebox self-test")
 	buf := make([]byte, 1500)
 	start := time.Now()
 	for time.Now().Before(deadline) {

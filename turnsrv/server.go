@@ -143,12 +143,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{}), conns: newConnSet()}
 	s.live.permissions.gauge = &s.stats.PermissionsActive
 	s.live.channels.gauge = &s.stats.ChannelBindingsActive
-	s.own = ownAddresses(cfg)
-	s.policy.Store(&policy{
-		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, s.own),
-		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
-		maxBitrate: cfg.MaxBitratePerAllocation,
-	})
+	// The policy (with the peer filter, which needs the bound listener
+	// ports) is stored once the listeners are open, before pion starts.
 	own := &owners{m: map[fiveTuple]string{}}
 	s.guard = &guard{
 		owners: own, policy: &s.policy, realm: cfg.Realm,
@@ -245,6 +241,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("turnsrv: listener %q: unknown network %q", l.Addr, l.Network)
 		}
 	}
+	s.own = ownAddresses(cfg, s.addrs)
+	s.policy.Store(&policy{
+		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, s.own),
+		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
+		maxBitrate: cfg.MaxBitratePerAllocation,
+	})
 	srv, err := turn.NewServer(turn.ServerConfig{
 		PacketConnConfigs: pcs,
 		ListenerConfigs:   lns,
@@ -392,16 +394,15 @@ func (s *Server) Close() error {
 }
 
 // ownAddresses lists the server's own addresses for the peer filter: the
-// relayed address, the listeners' addresses and every interface address
-// (a listener on 0.0.0.0 answers on all of them), with the relay ports.
-func ownAddresses(cfg Config) OwnAddresses {
+// relayed address, the bound listeners' addresses and ports, and every
+// interface address (a listener on 0.0.0.0 answers on all of them), with
+// the relay ports.
+func ownAddresses(cfg Config, bound []net.Addr) OwnAddresses {
 	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort}
-	for _, l := range cfg.Listeners {
-		if host, _, err := net.SplitHostPort(l.Addr); err == nil {
-			if ip, err := netip.ParseAddr(host); err == nil {
-				own.Others = append(own.Others, ip)
-			}
-		}
+	for _, a := range bound {
+		ap := addrPortOfAddr(a)
+		own.Others = append(own.Others, ap.Addr())
+		own.ListenerPorts = append(own.ListenerPorts, ap.Port())
 	}
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
