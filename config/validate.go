@@ -198,6 +198,15 @@ func (c *Config) validate() (*Parsed, *Error) {
 		return nil, bad("turn.relay_ports", "%v", err)
 	}
 	p.RelayMin, p.RelayMax = lo, hi
+	for i, ln := range p.TURNListen {
+		// A relay port is a peer on the server's own address; a listener
+		// there would be reachable through the relay.
+		if _, port, err := net.SplitHostPort(ln.Addr); err == nil {
+			if n, err := strconv.Atoi(port); err == nil && n != 0 && n >= int(lo) && n <= int(hi) {
+				return nil, bad(fmt.Sprintf("turn.listen[%d]", i), "port %d is inside turn.relay_ports %d-%d; relay ports are reachable through the relay, so listeners must be outside them", n, lo, hi)
+			}
+		}
+	}
 	for i, s := range c.TURN.Secrets {
 		if len(s) < MinSecretLength {
 			return nil, bad(fmt.Sprintf("turn.secrets[%d]", i), "a secret must be at least %d characters", MinSecretLength)

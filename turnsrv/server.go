@@ -104,9 +104,6 @@ type Server struct {
 	live      struct{ permissions, channels liveSet }
 	policy    atomic.Pointer[policy]
 	fast      *fastRelay // nil where the platform lacks it
-	// own is the server's own addresses for the peer filter, found once
-	// at New.
-	own OwnAddresses
 }
 
 // New opens the listeners and starts serving. On Linux (amd64, arm64) it
@@ -241,9 +238,8 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("turnsrv: listener %q: unknown network %q", l.Addr, l.Network)
 		}
 	}
-	s.own = ownAddresses(cfg, s.addrs)
 	s.policy.Store(&policy{
-		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, s.own),
+		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, ownAddresses(cfg, s.addrs)),
 		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
 		maxBitrate: cfg.MaxBitratePerAllocation,
 	})
@@ -350,8 +346,9 @@ func (s *Server) Update(u Update) error {
 	if u.Credentials == nil {
 		return ErrNoSecret
 	}
+	own := ownAddresses(s.cfg, s.addrs) // interface addresses may have changed since New
 	s.policy.Store(&policy{
-		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, s.own),
+		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, own),
 		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
 		maxBitrate: u.MaxBitratePerAllocation,
 	})
