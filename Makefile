@@ -15,6 +15,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZ_CONFIG    ?= 150000x
 FUZZ_SIGNALING ?= 150000x
 FUZZ_TURN      ?= 50000x
+FUZZ_PEER      ?= 150000x
 
 .PHONY: all build run test fuzz bench install uninstall clean
 
@@ -40,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFromBytes$$' -fuzztime $(FUZZ_CONFIG) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzDispatch$$' -fuzztime $(FUZZ_SIGNALING) ./signaling
 	$(GO) test -run '^$$' -fuzz '^FuzzListeners$$' -fuzztime $(FUZZ_TURN) ./turnsrv
+	$(GO) test -run '^$$' -fuzz '^FuzzPeerAddress$$' -fuzztime $(FUZZ_PEER) ./turnsrv
 
 # Builds only when bin/icebox is missing, so `make build` as a user and
 # `sudo make install` afterwards needs no Go toolchain for root.

@@ -40,17 +40,45 @@ const (
 var DefaultTURNListen = []string{"udp://0.0.0.0:3478", "tcp://0.0.0.0:3478"}
 
 // RecommendedDenyPeers are the peer ranges "recommended" in turn.deny_peers
-// stands for: this-network, loopback, private (RFC 1918), CGNAT (RFC 6598),
-// link-local (incl. the 169.254.169.254 cloud metadata service), IETF
-// protocol assignments, documentation and benchmarking ranges, multicast,
-// reserved and broadcast, and their IPv6 counterparts (RFC 6890 registries).
+// stands for: every block of the IANA IPv4 and IPv6 Special-Purpose
+// Address Registries (RFC 6890) that is not globally reachable, plus
+// multicast, with the source of each. The README lists them too. IPv6
+// forms that embed an IPv4 address are also judged by that address
+// (turnsrv.EmbeddedIPv4), so 64:ff9b::/96, which is globally reachable,
+// is judged by the IPv4 address it carries.
 var RecommendedDenyPeers = []string{
-	"0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-	"100.64.0.0/10", "169.254.0.0/16", "192.0.0.0/24", "192.0.2.0/24",
-	"198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
-	"240.0.0.0/4", "255.255.255.255/32",
-	"::/128", "::1/128", "64:ff9b::/96", "100::/64", "2001::/32",
-	"2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+	"0.0.0.0/8",          // "this network", RFC 791 §3.2
+	"10.0.0.0/8",         // private use, RFC 1918
+	"100.64.0.0/10",      // shared address space (CGNAT), RFC 6598
+	"127.0.0.0/8",        // loopback, RFC 1122 §3.2.1.3
+	"169.254.0.0/16",     // link-local (cloud metadata 169.254.169.254), RFC 3927
+	"172.16.0.0/12",      // private use, RFC 1918
+	"192.0.0.0/24",       // IETF protocol assignments (DS-Lite, NAT64 discovery…), RFC 6890 §2.1
+	"192.0.2.0/24",       // documentation TEST-NET-1, RFC 5737
+	"192.88.99.0/24",     // deprecated 6to4 relay anycast, RFC 7526
+	"192.168.0.0/16",     // private use, RFC 1918
+	"198.18.0.0/15",      // benchmarking, RFC 2544
+	"198.51.100.0/24",    // documentation TEST-NET-2, RFC 5737
+	"203.0.113.0/24",     // documentation TEST-NET-3, RFC 5737
+	"224.0.0.0/4",        // multicast, RFC 5771
+	"240.0.0.0/4",        // reserved, RFC 1112 §4
+	"255.255.255.255/32", // limited broadcast, RFC 919 §7
+	"::/128",             // unspecified, RFC 4291 §2.5.2
+	"::1/128",            // loopback, RFC 4291 §2.5.3
+	"::/96",              // IPv4-compatible (deprecated), RFC 4291 §2.5.5.1
+	"::ffff:0:0/96",      // IPv4-mapped, RFC 4291 §2.5.5.2
+	"64:ff9b:1::/48",     // local-use IPv4/IPv6 translation, RFC 8215
+	"100::/64",           // discard-only, RFC 6666
+	"100:0:0:1::/64",     // dummy IPv6 prefix, RFC 9780
+	"2001::/23",          // IETF protocol assignments (Teredo, benchmarking, ORCHID…), RFC 2928
+	"2001:db8::/32",      // documentation, RFC 3849
+	"2002::/16",          // 6to4, RFC 3056
+	"3fff::/20",          // documentation, RFC 9637
+	"5f00::/16",          // segment routing SIDs, RFC 9602
+	"fc00::/7",           // unique local, RFC 4193
+	"fe80::/10",          // link-local unicast, RFC 4291 §2.5.6
+	"fec0::/10",          // site-local (deprecated), RFC 3879
+	"ff00::/8",           // multicast, RFC 4291 §2.7
 }
 
 func (c *Config) applyDefaults() {
@@ -170,6 +198,15 @@ func (c *Config) validate() (*Parsed, *Error) {
 		return nil, bad("turn.relay_ports", "%v", err)
 	}
 	p.RelayMin, p.RelayMax = lo, hi
+	for i, ln := range p.TURNListen {
+		// A relay port is a peer on the server's own address; a listener
+		// there would be reachable through the relay.
+		if _, port, err := net.SplitHostPort(ln.Addr); err == nil {
+			if n, err := strconv.Atoi(port); err == nil && n != 0 && n >= int(lo) && n <= int(hi) {
+				return nil, bad(fmt.Sprintf("turn.listen[%d]", i), "port %d is inside turn.relay_ports %d-%d; relay ports are reachable through the relay, so listeners must be outside them", n, lo, hi)
+			}
+		}
+	}
 	for i, s := range c.TURN.Secrets {
 		if len(s) < MinSecretLength {
 			return nil, bad(fmt.Sprintf("turn.secrets[%d]", i), "a secret must be at least %d characters", MinSecretLength)

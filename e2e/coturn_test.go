@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 // coturnTool finds one of Debian coturn's test tools. Outside CI a missing
@@ -28,11 +29,12 @@ func coturnTool(t *testing.T, name string) string {
 	return ""
 }
 
-// freeUDPPort returns a UDP port that was free a moment ago, for tools
-// that cannot take port 0.
+// freeUDPPort returns a UDP port in the tests' relay port range that was
+// free a moment ago, for tools that cannot take port 0: icebox relays to
+// its own host only on relay ports.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	c, err := turntest.ListenUDPIn(turntest.RelayMin, turntest.RelayMax)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 func TestBitrateLimit(t *testing.T) {
@@ -74,7 +76,7 @@ func TestBitrateCap(t *testing.T) {
 				t.Fatalf("Allocate: %v", err)
 			}
 			defer relay.Close()
-			peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			peer, err := turntest.ListenUDPIn(turntest.RelayMin, turntest.RelayMax)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -31,7 +31,7 @@ func (c *guardPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, addr, err
 		}
-		reply, pass := c.g.admit(c.m, p[:n], addr, c.PacketConn.LocalAddr())
+		reply, n, pass := c.g.admit(c.m, p[:n], addr, c.PacketConn.LocalAddr())
 		if pass {
 			return n, addr, nil
 		}
@@ -126,14 +126,14 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		reply, pass := c.g.admit(c.m, frame, c.Conn.RemoteAddr(), c.Conn.LocalAddr())
+		reply, n, pass := c.g.admit(c.m, frame, c.Conn.RemoteAddr(), c.Conn.LocalAddr())
 		if reply != nil {
 			if _, err := c.Conn.Write(reply); err != nil {
 				return 0, err
 			}
 		}
 		if pass {
-			c.pending = frame
+			c.pending = frame[:n]
 		}
 	}
 	n := copy(p, c.pending)

@@ -55,7 +55,7 @@ type fastRelay struct {
 	relayIP          net.IP
 	minPort, maxPort uint16
 	stats            *Stats
-	policy           *atomic.Pointer[policy] // the bitrate cap for new allocations
+	policy           *atomic.Pointer[policy] // the bitrate cap for new allocations and the peer filter
 	log              *slog.Logger
 	loops            []*relayLoop
 	next             atomic.Uint32
@@ -225,6 +225,13 @@ func (f *fastRelay) allocationCreated(src, local net.Addr, relay net.Addr) {
 	f.mu.Unlock()
 }
 
+// hasClient reports whether client has an allocation through the
+// listener socket lfd.
+func (f *fastRelay) hasClient(lfd int, client netip.AddrPort) bool {
+	_, ok := f.byClient.Load(clientKey{lfd: lfd, client: client})
+	return ok
+}
+
 // forward relays ChannelData from a client straight to the bound peer.
 // It returns false to leave the datagram to pion/turn (unknown client or
 // channel); malformed ChannelData is dropped.
@@ -377,6 +384,13 @@ func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ip := ap.Addr().Unmap()
 	if !ip.Is4() {
 		return 0, fmt.Errorf("turnsrv: peer %s is not IPv4", ip)
+	}
+	// A permission covers a peer's address, not its port (RFC 8656 §9),
+	// so a Send indication is judged again with its port here: the server's
+	// own addresses are peers only on relay ports.
+	if rs.f.policy.Load().peers.Check(netip.AddrPortFrom(ip, ap.Port())) != PeerAllowed {
+		rs.f.stats.DroppedPeerDenied.Add(1)
+		return len(p), nil
 	}
 	if !rs.limits.allowToPeer(len(p), rs.f.stats) {
 		return len(p), nil // dropped, as a lossy network would

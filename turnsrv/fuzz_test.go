@@ -2,6 +2,7 @@ package turnsrv
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -42,5 +43,43 @@ func FuzzListeners(f *testing.F) {
 		_, _ = c.Write(data)
 		c.Close()
 		roundTrip(t, probe, stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint))
+	})
+}
+
+// FuzzPeerAddress decodes arbitrary XOR-PEER-ADDRESS values as the guard
+// does: a value either fails to decode or names an address that
+// pion/stun's encoder gives back byte for byte, and the peer filter judges
+// it without panicking, never allowing a loopback or embedded-loopback
+// peer on a port outside the relay range.
+func FuzzPeerAddress(f *testing.F) {
+	tid := [stun.TransactionIDSize]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	for _, ap := range []string{"127.0.0.1:3478", "[::7f00:1]:53", "[64:ff9b::a00:1]:5000", "[2002:7f00:1::]:161", "8.8.8.8:3478"} {
+		a := netip.MustParseAddrPort(ap)
+		m := stun.MustBuild(stun.NewTransactionIDSetter(tid), stun.BindingRequest, peerAddr(a))
+		v, _ := m.Get(stun.AttrXORPeerAddress)
+		f.Add(v)
+	}
+	f.Add([]byte{0, 1, 0})
+	f.Add([]byte{0, 2, 0, 0, 1, 2, 3, 4})
+	filter := NewPeerFilter(recommended(), []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
+		OwnAddresses{Relayed: netip.MustParseAddr("198.51.100.7"), RelayMin: 40000, RelayMax: 49999})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		ap, err := decodeXORAddress(v, tid)
+		if err != nil {
+			return
+		}
+		m := stun.MustBuild(stun.NewTransactionIDSetter(tid), stun.BindingRequest, peerAddr(ap))
+		again, _ := m.Get(stun.AttrXORPeerAddress)
+		if len(again) != len(v) || string(again[1:]) != string(v[1:]) { // byte 0 is reserved
+			t.Fatalf("%x decodes to %s, which encodes to %x", v, ap, again)
+		}
+		verdict := filter.Check(ap)
+		ip := ap.Addr().Unmap()
+		if v4, ok := EmbeddedIPv4(ip); ok {
+			ip = v4
+		}
+		if ip.IsLoopback() && (ap.Port() < 40000 || ap.Port() > 49999) && verdict == PeerAllowed {
+			t.Fatalf("%s (loopback %s) allowed on a port outside the relay range", ap, ip)
+		}
 	})
 }

@@ -2,6 +2,7 @@ package turnsrv
 
 import (
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -153,42 +154,44 @@ type guard struct {
 	realm    string
 	keys     *keyCache
 	log      *slog.Logger
+	refusals *refusalLog
 	now      func() time.Time
 	stats    *Stats
 	draining atomic.Bool
 }
 
 // admit inspects one inbound packet b from src to the listener at local.
-// pass is true when pion should handle the packet; otherwise reply, when
-// not nil, is the answer to send back to src. m is scratch space owned by
-// the calling read loop.
-func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []byte, pass bool) {
+// pass is true when pion should handle b[:n] (n < len(b) when the guard
+// rewrote the request in place); otherwise reply, when not nil, is the
+// answer to send back to src. m is scratch space owned by the calling read
+// loop.
+func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []byte, n int, pass bool) {
 	// ChannelData (first two bits 01) and anything not STUN pass untouched:
 	// this is the relay fast path.
 	if len(b) < 20 || b[0]&0xC0 != 0 || binary.BigEndian.Uint32(b[4:8]) != magicCookie {
-		return nil, true
+		return nil, len(b), true
 	}
 	t := binary.BigEndian.Uint16(b[0:2])
 	// Class bits C1 C0 are bits 8 and 4 (RFC 8489 §5); 00 is a request.
 	if t&0x0110 != 0 {
-		return nil, true
+		return nil, len(b), true
 	}
 	method := stun.Method(t&0x000F | (t&0x00E0)>>1 | (t&0x3E00)>>2)
 	switch method {
 	case stun.MethodAllocate, stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind:
 	default:
-		return nil, true
+		return nil, len(b), true
 	}
 	m.Reset()
 	m.Raw = append(m.Raw[:0], b...)
 	if err := m.Decode(); err != nil || !m.Contains(stun.AttrMessageIntegrity) {
-		return nil, true // pion answers 400 or the 401 challenge with a nonce.
+		return nil, len(b), true // pion answers 400 or the 401 challenge with a nonce.
 	}
 	var username stun.Username
 	var realm stun.Realm
 	var nonce stun.Nonce
 	if username.GetFrom(m) != nil || realm.GetFrom(m) != nil || nonce.GetFrom(m) != nil {
-		return nil, true // pion answers 400 Bad Request.
+		return nil, len(b), true // pion answers 400 Bad Request.
 	}
 	pol := g.policy.Load()
 	id, why := pol.creds.verify(m, username.String(), realm.String())
@@ -205,57 +208,120 @@ func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 	}
 	if why != authOK {
 		g.stats.authFailure(why)
-		g.log.Info("turn request refused", "remote", src.String(), "method", method.String(),
-			"user", username.String(), "reason", string(why))
-		return g.reply(m, method, stun.CodeUnauthorized, nil,
-			stun.NewRealm(g.realm), stun.NewNonce(nonce.String())), false
+		g.refusals.info(string(why), "turn request refused", "remote", src.String(), "method", method.String(),
+			"user", logUser(username.String()))
+		return g.challenge(m, b, method, src, local)
 	}
 	if method != stun.MethodAllocate {
 		// RFC 8656 §5: later requests on an allocation carry the username
 		// it was made with.
 		if owner, ok := g.owners.get(src, local); ok && owner != username.String() {
 			g.stats.authFailure(authWrongUser)
-			g.log.Info("turn request refused", "remote", src.String(), "method", method.String(),
-				"user", username.String(), "reason", string(authWrongUser))
-			return g.reply(m, method, codeWrongCredentials, id.key), false
+			g.refusals.info(string(authWrongUser), "turn request refused", "remote", src.String(), "method", method.String(),
+				"user", logUser(username.String()))
+			return g.reply(m, method, codeWrongCredentials, id.key), 0, false
 		}
 	}
 	g.keys.put(username.String(), id.key, g.now())
 	if method == stun.MethodAllocate && g.draining.Load() {
 		// Shutting down: 508 Insufficient Capacity (RFC 8656 §7.2) sends
 		// the client to another server.
-		return g.reply(m, method, stun.CodeInsufficientCapacity, id.key), false
+		return g.reply(m, method, stun.CodeInsufficientCapacity, id.key), 0, false
 	}
 	if method == stun.MethodCreatePermission || method == stun.MethodChannelBind {
-		if peer, ok := g.deniedPeer(m, pol.peers); ok {
+		peer, verdict, err := checkPeers(m, pol.peers)
+		if err != nil {
+			// Missing or malformed XOR-PEER-ADDRESS: 400 (RFC 8656 §9.2,
+			// §11.2), before anything is installed.
+			return g.reply(m, method, stun.CodeBadRequest, id.key), 0, false
+		}
+		if verdict != PeerAllowed {
+			// One refused peer refuses the whole request: nothing of it is
+			// installed (RFC 8656 §9.2: 403 Forbidden).
 			g.stats.PeerDenials.Add(1)
-			g.log.Info("turn peer denied", "remote", src.String(), "user", username.String(), "peer", peer.String())
-			return g.reply(m, method, stun.CodeForbidden, id.key), false
+			g.refusals.info("peer-"+string(verdict), "turn peer denied", "remote", src.String(), "method", method.String(),
+				"user", logUser(username.String()), "peer", peer.String())
+			return g.reply(m, method, stun.CodeForbidden, id.key), 0, false
 		}
 	}
-	return nil, true
+	return nil, len(b), true
 }
 
-// deniedPeer returns the first XOR-PEER-ADDRESS of m that the peer filter
-// refuses.
-func (g *guard) deniedPeer(m *stun.Message, peers *PeerFilter) (netip.Addr, bool) {
+// challenge answers a request that failed authentication with 401 and a
+// fresh nonce (RFC 8489 §9.2.4), never the nonce the request carried. The
+// nonces are pion/turn's, which it alone can mint and validate, so the
+// request is cut in place to its bare header, which pion answers with the
+// challenge. CreatePermission and ChannelBind reach pion's authentication
+// only on an existing allocation; without one the answer is 437
+// Allocation Mismatch (RFC 8656 §9.2, §11.2).
+func (g *guard) challenge(m *stun.Message, b []byte, method stun.Method, src, local net.Addr) ([]byte, int, bool) {
+	if method == stun.MethodCreatePermission || method == stun.MethodChannelBind {
+		if _, ok := g.owners.get(src, local); !ok {
+			return g.reply(m, method, stun.CodeAllocMismatch, nil), 0, false
+		}
+	}
+	binary.BigEndian.PutUint16(b[2:4], 0) // no attributes: the 20-byte header
+	return nil, 20, true
+}
+
+// checkPeers judges every XOR-PEER-ADDRESS of m (RFC 8656 §9.1: a
+// CreatePermission may carry several; ChannelBind carries one), returning
+// the first refused peer and why. Errors: no XOR-PEER-ADDRESS, or one that
+// does not decode.
+func checkPeers(m *stun.Message, peers *PeerFilter) (netip.AddrPort, PeerVerdict, error) {
+	seen := false
 	for _, a := range m.Attributes {
 		if a.Type != stun.AttrXORPeerAddress {
 			continue
 		}
-		var x stun.XORMappedAddress
-		if err := x.GetFromAs(m, stun.AttrXORPeerAddress); err != nil {
-			continue // pion rejects malformed attributes with 400.
+		seen = true
+		ap, err := decodeXORAddress(a.Value, m.TransactionID)
+		if err != nil {
+			return netip.AddrPort{}, PeerAllowed, err
 		}
-		ip, ok := netip.AddrFromSlice(x.IP)
-		if !ok {
-			continue
-		}
-		if !peers.Allowed(ip.Unmap()) {
-			return ip.Unmap(), true
+		if v := peers.Check(ap); v != PeerAllowed {
+			return ap, v, nil
 		}
 	}
-	return netip.Addr{}, false
+	if !seen {
+		return netip.AddrPort{}, PeerAllowed, errNoPeerAddress
+	}
+	return netip.AddrPort{}, PeerAllowed, nil
+}
+
+var (
+	errNoPeerAddress  = errors.New("turnsrv: no XOR-PEER-ADDRESS")
+	errBadPeerAddress = errors.New("turnsrv: malformed XOR-PEER-ADDRESS")
+)
+
+// decodeXORAddress decodes the value of an XOR-*-ADDRESS attribute (RFC
+// 8489 §14.2): a reserved byte, the family (1: IPv4, 2: IPv6), the port
+// XORed with the magic cookie's top 16 bits, and the address XORed with
+// the magic cookie (IPv4) or the magic cookie and the transaction ID
+// (IPv6).
+func decodeXORAddress(v []byte, tid [stun.TransactionIDSize]byte) (netip.AddrPort, error) {
+	if len(v) < 4 {
+		return netip.AddrPort{}, errBadPeerAddress
+	}
+	port := binary.BigEndian.Uint16(v[2:4]) ^ uint16(magicCookie>>16)
+	var key [16]byte
+	binary.BigEndian.PutUint32(key[0:4], magicCookie)
+	copy(key[4:], tid[:])
+	switch {
+	case v[1] == 1 && len(v) == 8:
+		var a [4]byte
+		for i := range a {
+			a[i] = v[4+i] ^ key[i]
+		}
+		return netip.AddrPortFrom(netip.AddrFrom4(a), port), nil
+	case v[1] == 2 && len(v) == 20:
+		var a [16]byte
+		for i := range a {
+			a[i] = v[4+i] ^ key[i]
+		}
+		return netip.AddrPortFrom(netip.AddrFrom16(a), port), nil
+	}
+	return netip.AddrPort{}, errBadPeerAddress
 }
 
 // reply sends an error response to request m. A non-nil key adds

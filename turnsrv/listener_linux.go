@@ -31,9 +31,20 @@ func udpListener(pc net.PacketConn, g *guard, fast *fastRelay, relay turn.RelayA
 	return ln, loopRelay{f: fast, loop: ln.loop}, nil
 }
 
-// ctrlQueue is how many datagrams wait for pion/turn per listener socket;
-// past it they are dropped, as a full socket buffer would.
+// ctrlQueue is how many datagrams wait for pion/turn per listener socket
+// in each of its two queues (from clients with an allocation, and from
+// everyone else); past it they are dropped, as a full socket buffer would.
 const ctrlQueue = 1024
+
+// wellFormedSTUN reports whether b can be a STUN message (RFC 8489 §5):
+// the two leading zero bits, the magic cookie, and a message length that
+// is a multiple of 4 and matches the datagram. Anything else is dropped
+// before it is queued for pion/turn, so a flood of junk cannot crowd out
+// real requests.
+func wellFormedSTUN(b []byte) bool {
+	return len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == magicCookie &&
+		int(binary.BigEndian.Uint16(b[2:4])) == len(b)-20 && len(b)%4 == 0
+}
 
 // ctrlPacket is a datagram for pion/turn: STUN requests and indications,
 // and ChannelData the fast relay does not know yet.
@@ -60,8 +71,11 @@ type loopListener struct {
 	stats *Stats
 	m     *stun.Message // ReadFrom's scratch message: one reader, pion's read loop
 
-	queue  chan ctrlPacket
-	closed chan struct{} // closed by Close; ends ReadFrom
+	// known holds datagrams from clients that have an allocation through
+	// this socket, queue the rest; ReadFrom serves known first, so a flood
+	// of requests from elsewhere cannot starve calls in progress.
+	known, queue chan ctrlPacket
+	closed       chan struct{} // closed by Close; ends ReadFrom
 
 	loopFD
 }
@@ -100,7 +114,7 @@ func (f *fastRelay) adopt(pc net.PacketConn, g *guard) (*loopListener, error) {
 	ln := &loopListener{
 		loop: f.loops[int(f.next.Add(1))%len(f.loops)], id: f.ids.Add(1),
 		lfd: lfd, local: local, g: g, stats: f.stats, m: new(stun.Message),
-		queue: make(chan ctrlPacket, ctrlQueue), closed: make(chan struct{}),
+		known: make(chan ctrlPacket, ctrlQueue), queue: make(chan ctrlPacket, ctrlQueue), closed: make(chan struct{}),
 		loopFD: loopFD{fd: fd},
 	}
 	if err := ln.loop.addListener(ln); err != nil {
@@ -110,13 +124,17 @@ func (f *fastRelay) adopt(pc net.PacketConn, g *guard) (*loopListener, error) {
 	return ln, nil
 }
 
-// deliver queues a datagram for pion/turn, or drops it when the queue is
-// full.
-func (ln *loopListener) deliver(data []byte, from netip.AddrPort) {
+// deliver queues a datagram for pion/turn, in the known queue when its
+// sender has an allocation, or drops it when that queue is full.
+func (ln *loopListener) deliver(data []byte, from netip.AddrPort, known bool) {
 	buf := ctrlBufs.Get().(*[listenBuf]byte)
 	n := copy(buf[:], data)
+	q := ln.queue
+	if known {
+		q = ln.known
+	}
 	select {
-	case ln.queue <- ctrlPacket{buf: buf, n: n, from: from}:
+	case q <- ctrlPacket{buf: buf, n: n, from: from}:
 	default:
 		ctrlBufs.Put(buf)
 		ln.stats.DroppedControl.Add(1)
@@ -129,14 +147,19 @@ func (ln *loopListener) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		var pkt ctrlPacket
 		select {
-		case pkt = <-ln.queue:
-		case <-ln.closed:
-			return 0, nil, net.ErrClosed
+		case pkt = <-ln.known:
+		default:
+			select {
+			case pkt = <-ln.known:
+			case pkt = <-ln.queue:
+			case <-ln.closed:
+				return 0, nil, net.ErrClosed
+			}
 		}
 		n := copy(p, pkt.buf[:pkt.n])
 		ctrlBufs.Put(pkt.buf)
 		addr := net.UDPAddrFromAddrPort(pkt.from)
-		reply, pass := ln.g.admit(ln.m, p[:n], addr, ln.local)
+		reply, n, pass := ln.g.admit(ln.m, p[:n], addr, ln.local)
 		if pass {
 			return n, addr, nil
 		}

@@ -18,6 +18,8 @@ type rawSession struct {
 	c                      net.Conn
 	username, realm, nonce string
 	key                    []byte
+	// relayed is the XOR-RELAYED-ADDRESS of the last successful Allocate.
+	relayed netip.AddrPort
 }
 
 func newRawSession(t *testing.T, server, username, password string) *rawSession {
@@ -47,10 +49,7 @@ var udpTransport = stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: [
 // error code.
 func (s *rawSession) request(method stun.Method, attrs ...stun.Setter) int {
 	s.t.Helper()
-	setters := append([]stun.Setter{stun.TransactionID, stun.NewType(method, stun.ClassRequest)}, attrs...)
-	setters = append(setters, stun.NewUsername(s.username), stun.NewRealm(s.realm), stun.NewNonce(s.nonce),
-		stun.MessageIntegrity(s.key), stun.Fingerprint)
-	resp := roundTrip(s.t, s.c, stun.MustBuild(setters...))
+	resp := s.requestMsg(method, attrs...)
 	if resp.Type.Class == stun.ClassSuccessResponse {
 		return 0
 	}
@@ -59,6 +58,21 @@ func (s *rawSession) request(method stun.Method, attrs ...stun.Setter) int {
 		s.t.Fatalf("%s error response without ERROR-CODE", method)
 	}
 	return int(code.Code)
+}
+
+// requestMsg sends an authenticated request and returns the response.
+func (s *rawSession) requestMsg(method stun.Method, attrs ...stun.Setter) *stun.Message {
+	s.t.Helper()
+	setters := append([]stun.Setter{stun.TransactionID, stun.NewType(method, stun.ClassRequest)}, attrs...)
+	setters = append(setters, stun.NewUsername(s.username), stun.NewRealm(s.realm), stun.NewNonce(s.nonce),
+		stun.MessageIntegrity(s.key), stun.Fingerprint)
+	resp := roundTrip(s.t, s.c, stun.MustBuild(setters...))
+	var relayed stun.XORMappedAddress
+	if method == stun.MethodAllocate && relayed.GetFromAs(resp, stun.AttrXORRelayedAddress) == nil {
+		ip, _ := netip.AddrFromSlice(relayed.IP)
+		s.relayed = netip.AddrPortFrom(ip.Unmap(), uint16(relayed.Port))
+	}
+	return resp
 }
 
 type peerAddr netip.AddrPort
@@ -91,6 +105,7 @@ func TestPeerFilter(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := startServer(t, func(c *Config) {
 				c.PublicIP = netip.MustParseAddr("198.51.100.1")
+				c.RelayMinPort, c.RelayMaxPort = 40000, 49999
 				c.DenyPeers = recommended()
 				c.AllowPeers = nil
 				if allow {
@@ -105,7 +120,10 @@ func TestPeerFilter(t *testing.T) {
 				t.Fatalf("Allocate: %d", code)
 			}
 			for i, d := range denied {
-				peer := peerAddr(netip.AddrPortFrom(netip.MustParseAddr(d), 5000))
+				// A relay port: the verdict is about the address (loopback
+				// is one of the server's own addresses, a peer only on
+				// relay ports).
+				peer := peerAddr(netip.AddrPortFrom(netip.MustParseAddr(d), 45000))
 				want := 403
 				if allow {
 					want = 0
@@ -190,7 +208,7 @@ func TestCallOutlivesCredential(t *testing.T) {
 	if code := call.request(stun.MethodRefresh, lifetime); code != 0 {
 		t.Errorf("Refresh after expiry: got %d, want 0", code)
 	}
-	peer := peerAddr(netip.MustParseAddrPort("127.0.0.1:5000"))
+	peer := peerAddr(netip.MustParseAddrPort("127.0.0.1:45000")) // a relay port
 	if code := call.request(stun.MethodCreatePermission, peer); code != 0 {
 		t.Errorf("CreatePermission after expiry: got %d, want 0", code)
 	}

@@ -2,8 +2,11 @@ package turnsrv
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // quota enforces allocation caps per user and in total; pion/turn answers
@@ -14,29 +17,30 @@ type quota struct {
 	stats  *Stats
 	owners *owners
 
+	// keyer maps a client address to its per-address key (the IPv4
+	// address or the IPv6 /64).
+	keyer clientaddr.Keyer
+
 	mu      sync.Mutex
 	perUser map[string]int
-	perIP   map[string]int
+	perIP   map[netip.Prefix]int
 	total   int
 }
 
-func ipOf(a net.Addr) string {
-	if h, _, err := net.SplitHostPort(a.String()); err == nil {
-		return h
-	}
-	return a.String()
-}
+func (q *quota) ipOf(a net.Addr) netip.Prefix { return q.keyer.KeyAddr(a) }
 
-// userOf is the quota identity of a username: the static user name, or
-// the id part of a REST username.
+// userOf is the quota identity of a username: "static:" and the static
+// user name, or "rest:" and the id part of a REST username. The prefixes
+// keep the two apart, so no REST id can count against a static user or
+// the other way round.
 func (q *quota) userOf(username string) string {
 	if _, ok := q.policy.Load().creds.users[username]; ok {
-		return username
+		return "static:" + username
 	}
 	if _, user, ok := parseRESTUsername(username); ok {
-		return user
+		return "rest:" + user
 	}
-	return username
+	return "other:" + username
 }
 
 func (q *quota) allow(username, _ string, src net.Addr) bool {
@@ -44,7 +48,7 @@ func (q *quota) allow(username, _ string, src net.Addr) bool {
 	pol := q.policy.Load()
 	q.mu.Lock()
 	ok := (pol.maxTotal <= 0 || q.total < pol.maxTotal) && (pol.maxUser <= 0 || q.perUser[user] < pol.maxUser) &&
-		(pol.maxIP <= 0 || q.perIP[ipOf(src)] < pol.maxIP)
+		(pol.maxIP <= 0 || q.perIP[q.ipOf(src)] < pol.maxIP)
 	q.mu.Unlock()
 	if !ok {
 		q.stats.QuotaRefusals.Add(1)
@@ -57,7 +61,7 @@ func (q *quota) created(src, local net.Addr, _, username, _ string, _ net.Addr, 
 	q.owners.set(src, local, username)
 	q.mu.Lock()
 	q.perUser[user]++
-	q.perIP[ipOf(src)]++
+	q.perIP[q.ipOf(src)]++
 	q.total++
 	q.mu.Unlock()
 	q.stats.AllocationsActive.Add(1)
@@ -71,7 +75,7 @@ func (q *quota) deleted(src, local net.Addr, _, username, _ string) {
 	if q.perUser[user]--; q.perUser[user] <= 0 {
 		delete(q.perUser, user)
 	}
-	if ip := ipOf(src); q.perIP[ip] <= 1 {
+	if ip := q.ipOf(src); q.perIP[ip] <= 1 {
 		delete(q.perIP, ip)
 	} else {
 		q.perIP[ip]--

@@ -21,7 +21,7 @@ func (r countingRelay) AllocatePacketConn(network string, port int) (net.PacketC
 	if err != nil {
 		return nil, nil, err
 	}
-	return &countingConn{PacketConn: c, stats: r.stats, limits: newAllocationLimits(r.policy.Load().maxBitrate)}, a, nil
+	return &countingConn{PacketConn: c, stats: r.stats, policy: r.policy, limits: newAllocationLimits(r.policy.Load().maxBitrate)}, a, nil
 }
 
 // countingConn is a relayed transport address socket: what it reads came
@@ -29,6 +29,7 @@ func (r countingRelay) AllocatePacketConn(network string, port int) (net.PacketC
 type countingConn struct {
 	net.PacketConn
 	stats  *Stats
+	policy *atomic.Pointer[policy]
 	limits *allocationLimits // nil: no bitrate cap
 }
 
@@ -51,6 +52,13 @@ func (c *countingConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteTo sends p to a peer, or drops it (reporting success, as a lossy
 // network would) when it is over the bitrate cap.
 func (c *countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	// A permission covers a peer's address, not its port (RFC 8656 §9):
+	// judge the port here too, so the server's own addresses are reached
+	// only on relay ports.
+	if ua, ok := addr.(*net.UDPAddr); !ok || c.policy.Load().peers.Check(ua.AddrPort()) != PeerAllowed {
+		c.stats.DroppedPeerDenied.Add(1)
+		return len(p), nil
+	}
 	if !c.limits.allowToPeer(len(p), c.stats) {
 		return len(p), nil
 	}

@@ -35,7 +35,7 @@ func TestRelayFrames(t *testing.T) {
 	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
 		t.Fatalf("Allocate: %d", code)
 	}
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	peer, err := turntest.ListenUDPIn(turntest.RelayMin, turntest.RelayMax)
 	if err != nil {
 		t.Fatal(err)
 	}

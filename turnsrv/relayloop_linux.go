@@ -219,10 +219,24 @@ func (l *relayLoop) drainListener(ln *loopListener) {
 				continue
 			}
 			data := l.bufs[i][:l.lmsgs[i].n]
-			if len(data) >= 4 && data[0]&0xC0 == 0x40 && l.f.forward(ln.lfd, src, data) {
+			if len(data) >= 4 && data[0]&0xC0 == 0x40 {
+				if l.f.forward(ln.lfd, src, data) {
+					continue
+				}
+				// ChannelData the loop does not know yet is pion's, but
+				// only from a client that has an allocation.
+				if l.f.hasClient(ln.lfd, src) {
+					ln.deliver(data, src, true)
+				} else {
+					l.f.stats.DroppedNotSTUN.Add(1)
+				}
 				continue
 			}
-			ln.deliver(data, src)
+			if !wellFormedSTUN(data) {
+				l.f.stats.DroppedNotSTUN.Add(1)
+				continue
+			}
+			ln.deliver(data, src, l.f.hasClient(ln.lfd, src))
 		}
 		if n < batch {
 			return

@@ -19,9 +19,11 @@ type SelfTestResult struct {
 }
 
 // SelfTest checks a running TURN server the way a remote client would:
-// it allocates at publicIP:port (UDP) with a credential minted for user
-// "selftest", then relays a packet to a local peer reached at publicIP
-// and waits for the answer through the relay. A wrong public IP, a closed
+// it makes two allocations at publicIP:port (UDP) with a credential minted
+// for user "selftest", sends a packet from the first relayed address to
+// the second, which sends it back, and waits for it. Both relayed
+// addresses are at the server's public address on relay ports, the one
+// place on its own host a relay may reach, so a wrong public IP, a closed
 // listener port or a closed relay port range makes it fail, naming the
 // step. The whole test is bounded by ctx (use a few seconds).
 func SelfTest(ctx context.Context, creds *Credentials, realm string, publicIP netip.Addr, port int) (SelfTestResult, error) {
@@ -31,46 +33,59 @@ func SelfTest(ctx context.Context, creds *Credentials, realm string, publicIP ne
 	if !ok {
 		deadline = time.Now().Add(5 * time.Second)
 	}
-	local, err := net.ListenPacket("udp4", "0.0.0.0:0")
-	if err != nil {
-		return res, err
-	}
-	defer local.Close()
 	username, password, _ := creds.Mint("selftest", time.Now())
-	client, err := turn.NewClient(&turn.ClientConfig{
-		STUNServerAddr: server, TURNServerAddr: server, Conn: local,
-		Username: username, Password: password, Realm: realm,
-		RTO: 200 * time.Millisecond,
-	})
-	if err != nil {
-		return res, err
-	}
-	defer client.Close()
-	if err := client.Listen(); err != nil {
-		return res, err
-	}
 	done := make(chan struct{})
 	defer close(done)
-	go func() { // the client has no context: close it when ctx ends.
-		select {
-		case <-ctx.Done():
-			client.Close()
-		case <-done:
+	allocate := func() (net.PacketConn, func(), error) {
+		local, err := net.ListenPacket("udp4", "0.0.0.0:0")
+		if err != nil {
+			return nil, nil, err
 		}
-	}()
-	relay, err := client.Allocate()
-	if err != nil {
-		return res, fmt.Errorf("allocate at %s (is public_ip right and the port open?): %w", server, err)
+		client, err := turn.NewClient(&turn.ClientConfig{
+			STUNServerAddr: server, TURNServerAddr: server, Conn: local,
+			Username: username, Password: password, Realm: realm,
+			RTO: 200 * time.Millisecond,
+		})
+		if err != nil {
+			local.Close()
+			return nil, nil, err
+		}
+		cleanup := func() { client.Close(); local.Close() }
+		if err := client.Listen(); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		go func() { // the client has no context: close it when ctx ends.
+			select {
+			case <-ctx.Done():
+				client.Close()
+			case <-done:
+			}
+		}()
+		relay, err := client.Allocate()
+		if err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("allocate at %s (is public_ip right and the port open?): %w", server, err)
+		}
+		return relay, func() { relay.Close(); cleanup() }, nil
 	}
-	defer relay.Close()
-	res.RelayedAddr = relay.LocalAddr().String()
-
-	peer, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	relay, closeRelay, err := allocate()
 	if err != nil {
 		return res, err
 	}
-	defer peer.Close()
-	peerAddr := &net.UDPAddr{IP: publicIP.AsSlice(), Port: peer.LocalAddr().(*net.UDPAddr).Port}
+	defer closeRelay()
+	res.RelayedAddr = relay.LocalAddr().String()
+	msg := []byte("icebox self-test")
+	peer, closePeer, err := allocate()
+	if err != nil {
+		return res, err
+	}
+	defer closePeer()
+	// The peer permits the first relayed address (pion's client asks for
+	// a permission on its first send), so what comes from it is relayed.
+	if _, err := peer.WriteTo(msg, relay.LocalAddr()); err != nil {
+		return res, fmt.Errorf("permission on the second relayed address: %w", err)
+	}
 	go func() { // the peer answers what reaches it through the relay.
 		buf := make([]byte, 1500)
 		_ = peer.SetReadDeadline(deadline)
@@ -82,11 +97,10 @@ func SelfTest(ctx context.Context, creds *Credentials, realm string, publicIP ne
 			_, _ = peer.WriteTo(buf[:n], from)
 		}
 	}()
-	msg := []byte("icebox self-test")
 	buf := make([]byte, 1500)
 	start := time.Now()
 	for time.Now().Before(deadline) {
-		if _, err := relay.WriteTo(msg, peerAddr); err != nil {
+		if _, err := relay.WriteTo(msg, peer.LocalAddr()); err != nil {
 			return res, fmt.Errorf("send through the relay: %w", err)
 		}
 		_ = relay.SetReadDeadline(minTime(deadline, time.Now().Add(500*time.Millisecond)))
@@ -96,7 +110,8 @@ func SelfTest(ctx context.Context, creds *Credentials, realm string, publicIP ne
 			return res, nil
 		}
 	}
-	return res, fmt.Errorf("no packet came back through relayed address %s (is the relay port range open?)", res.RelayedAddr)
+	return res, fmt.Errorf("no packet came back between relayed addresses %s and %s (is the relay port range open?)",
+		res.RelayedAddr, peer.LocalAddr())
 }
 
 func minTime(a, b time.Time) time.Time {

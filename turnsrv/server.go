@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // Listener is one STUN/TURN listener to open.
@@ -71,6 +73,10 @@ type Config struct {
 	// of the allocations made through it. Zero: one per core Go may use
 	// (GOMAXPROCS at start-up, which follows a container's CPU limit).
 	UDPSockets int
+	// IPv6ClientPrefix is the prefix length IPv6 clients are counted by in
+	// per-address limits (MaxAllocationsPerIP). Zero: 64 (see
+	// internal/clientaddr).
+	IPv6ClientPrefix int
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -134,18 +140,16 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{}), conns: newConnSet()}
 	s.live.permissions.gauge = &s.stats.PermissionsActive
 	s.live.channels.gauge = &s.stats.ChannelBindingsActive
-	s.policy.Store(&policy{
-		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, cfg.PublicIP),
-		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
-		maxBitrate: cfg.MaxBitratePerAllocation,
-	})
+	// The policy (with the peer filter, which needs the bound listener
+	// ports) is stored once the listeners are open, before pion starts.
 	own := &owners{m: map[fiveTuple]string{}}
 	s.guard = &guard{
 		owners: own, policy: &s.policy, realm: cfg.Realm,
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
-		now: time.Now, stats: s.stats,
+		refusals: newRefusalLog(cfg.Logger, time.Now), now: time.Now, stats: s.stats,
 	}
-	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, perIP: map[string]int{}, stats: s.stats, owners: own}
+	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, perIP: map[netip.Prefix]int{}, stats: s.stats, owners: own,
+		keyer: clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix}}
 	permissionHandler := func(src net.Addr, peer net.IP) bool {
 		return s.policy.Load().peers.permissionHandler(src, peer)
 	}
@@ -234,6 +238,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("turnsrv: listener %q: unknown network %q", l.Addr, l.Network)
 		}
 	}
+	s.policy.Store(&policy{
+		creds: cfg.Credentials, peers: NewPeerFilter(cfg.DenyPeers, cfg.AllowPeers, ownAddresses(cfg, s.addrs)),
+		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
+		maxBitrate: cfg.MaxBitratePerAllocation,
+	})
 	srv, err := turn.NewServer(turn.ServerConfig{
 		PacketConnConfigs: pcs,
 		ListenerConfigs:   lns,
@@ -313,6 +322,7 @@ func (s *Server) sweep() {
 			return
 		case now := <-t.C:
 			s.guard.keys.sweep(now.Add(-keyIdleTimeout))
+			s.guard.refusals.flush()
 		}
 	}
 }
@@ -336,8 +346,9 @@ func (s *Server) Update(u Update) error {
 	if u.Credentials == nil {
 		return ErrNoSecret
 	}
+	own := ownAddresses(s.cfg, s.addrs) // interface addresses may have changed since New
 	s.policy.Store(&policy{
-		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, s.cfg.PublicIP),
+		creds: u.Credentials, peers: NewPeerFilter(u.DenyPeers, u.AllowPeers, own),
 		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
 		maxBitrate: u.MaxBitratePerAllocation,
 	})
@@ -377,6 +388,29 @@ func (s *Server) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// ownAddresses lists the server's own addresses for the peer filter: the
+// relayed address, the bound listeners' addresses and ports, and every
+// interface address (a listener on 0.0.0.0 answers on all of them), with
+// the relay ports.
+func ownAddresses(cfg Config, bound []net.Addr) OwnAddresses {
+	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort}
+	for _, a := range bound {
+		ap := addrPortOfAddr(a)
+		own.Others = append(own.Others, ap.Addr())
+		own.ListenerPorts = append(own.ListenerPorts, ap.Port())
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok {
+					own.Others = append(own.Others, ip)
+				}
+			}
+		}
+	}
+	return own
 }
 
 func ipNetwork(network, addr string) string {

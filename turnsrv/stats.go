@@ -37,6 +37,17 @@ type Stats struct {
 	// (STUN requests and indications) dropped because up to 1024 per
 	// listener socket were already waiting for pion/turn (Linux).
 	DroppedControl atomic.Int64
+	// DroppedNotSTUN counts datagrams at a UDP listener that were neither
+	// a well-formed STUN message (RFC 8489 §5: header, magic cookie and a
+	// length that matches) nor ChannelData from a client with an
+	// allocation, dropped before they reach the control plane (Linux).
+	DroppedNotSTUN atomic.Int64
+	// DroppedPeerDenied counts datagrams a client sent to a peer the peer
+	// filter refuses at send time: a Send indication or ChannelData to a
+	// port of the server's own address that is not a relay port, under a
+	// permission granted for the address (RFC 8656 §9 permissions ignore
+	// the port).
+	DroppedPeerDenied atomic.Int64
 
 	mu           sync.Mutex
 	authFailures map[string]int64

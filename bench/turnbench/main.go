@@ -269,7 +269,7 @@ func (r result) rttAt(q float64) int32 {
 }
 
 func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) (result, error) {
-	peer, err := turntest.StartUDPEcho()
+	peer, err := turntest.StartUDPEchoIn(50000, 59999)
 	if err != nil {
 		return result{}, err
 	}
@@ -324,7 +324,7 @@ func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) 
 }
 
 func memory(s *server, n int) (float64, error) {
-	peer, err := turntest.StartUDPEcho()
+	peer, err := turntest.StartUDPEchoIn(50000, 59999)
 	if err != nil {
 		return 0, err
 	}

@@ -78,6 +78,7 @@ func TestBadConfigStopsStartUp(t *testing.T) {
 		{"unknown key", "turn:\n  relam: x\n", "turn.relam: unknown key"},
 		{"bad CIDR", "turn:\n  allow_peers: [300.1.1.1/8]\n", "turn.allow_peers"},
 		{"bad port range", "turn:\n  relay_ports: 70000-80000\n", "turn.relay_ports"},
+		{"listener inside the relay range", "turn:\n  listen: [\"udp://0.0.0.0:50000\"]\n  relay_ports: 49152-65535\n", "turn.listen[0]"},
 		{"bad listen URL", "turn:\n  listen: [\"udp:/0.0.0.0:3478\"]\n", "turn.listen[0]"},
 	}
 	for _, tt := range tests {

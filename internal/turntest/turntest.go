@@ -4,6 +4,8 @@ package turntest
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
@@ -81,11 +83,21 @@ func Echo(relay net.PacketConn, peer net.Addr) error {
 	return errors.New("no echo through the relay")
 }
 
-// UDPEcho starts a UDP peer on 127.0.0.1 that sends every datagram back,
-// allocating nothing per datagram; it stops when the test ends.
+// RelayMin and RelayMax are the relay port range icebox's tests give
+// their servers (turn.relay_ports "40000-49999"). icebox relays to its
+// own host's addresses only on relay ports, so a test peer on loopback
+// listens on a port inside this range.
+const (
+	RelayMin = 40000
+	RelayMax = 49999
+)
+
+// UDPEcho starts a UDP echo peer on 127.0.0.1, on a free port between
+// RelayMin and RelayMax, allocating nothing per datagram; it stops when
+// the test ends.
 func UDPEcho(t testing.TB) net.Addr {
 	t.Helper()
-	c, err := StartUDPEcho()
+	c, err := StartUDPEchoIn(RelayMin, RelayMax)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +105,11 @@ func UDPEcho(t testing.TB) net.Addr {
 	return c.LocalAddr()
 }
 
-// StartUDPEcho starts a UDP peer on 127.0.0.1 (a free port, a 4 MiB
-// receive buffer) that sends every datagram back, allocating nothing per
-// datagram, until the returned conn is closed.
-func StartUDPEcho() (*net.UDPConn, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+// StartUDPEchoIn starts a UDP peer on 127.0.0.1, on a free port in
+// [lo, hi], with a 4 MiB receive buffer, that sends every datagram back,
+// allocating nothing per datagram, until the returned conn is closed.
+func StartUDPEchoIn(lo, hi int) (*net.UDPConn, error) {
+	c, err := ListenUDPIn(lo, hi)
 	if err != nil {
 		return nil, err
 	}
@@ -113,4 +125,23 @@ func StartUDPEcho() (*net.UDPConn, error) {
 		}
 	}()
 	return c, nil
+}
+
+// ListenUDPIn binds a UDP socket on 127.0.0.1 to a free port in [lo, hi],
+// trying them from a random start.
+func ListenUDPIn(lo, hi int) (*net.UDPConn, error) {
+	if lo < 1 || hi > 65535 || lo > hi {
+		return nil, fmt.Errorf("turntest: bad port range %d-%d", lo, hi)
+	}
+	n := hi - lo + 1
+	start := rand.IntN(n)
+	var err error
+	for i := 0; i < n; i++ {
+		var c *net.UDPConn
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: lo + (start+i)%n})
+		if err == nil {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("turntest: no free UDP port in %d-%d: %w", lo, hi, err)
 }
