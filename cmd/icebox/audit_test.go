@@ -15,12 +15,12 @@ import (
 
 // auditConfig runs icebox on 127.0.0.2, a loopback address other than
 // 127.0.0.1, so the forbidden peer 127.0.0.1 is not its own public_ip.
-// The deny list is the recommended one; %s is extra turn: keys.
+// The deny list is the recommended one; %s is extra turn: keys, at least
+// relay_ports.
 const auditConfig = `public_ip: 127.0.0.2
 http: {listen: "127.0.0.2:0"}
 turn:
   listen: ["udp://127.0.0.2:0", "tcp://127.0.0.2:0"]
-  relay_ports: "40000-49999"
   secrets: [%q]
 %s
 metrics: {listen: ""}
@@ -62,7 +62,7 @@ func statuses(t *testing.T, out string) map[string]string {
 // it does the same without a config file.
 func TestAuditDefaultServer(t *testing.T) {
 	const secret = "audit-secret-0123456789abcdef"
-	d, tcp := startAudited(t, secret, "")
+	d, tcp := startAudited(t, secret, `  relay_ports: "40000-49999"`)
 	tests := []struct {
 		name string
 		args []string
@@ -98,16 +98,19 @@ func TestAuditDefaultServer(t *testing.T) {
 // TestAuditAllowAll: against allow_peers 0.0.0.0/0 the audit reports FAIL
 // for the loopback, private and metadata peers and exits 1, and sends
 // them nothing: a UDP socket on 127.0.0.1, named with -peer-port, gets no
-// datagram before a marker relayed afterwards by an ordinary client.
+// datagram before a marker relayed afterwards by an ordinary client. The
+// socket's port is inside relay_ports: outside them icebox refuses its own
+// addresses, 127.0.0.1 among them, whatever allow_peers says.
 func TestAuditAllowAll(t *testing.T) {
 	const secret = "audit-secret-0123456789abcdef"
-	d, _ := startAudited(t, secret, `  allow_peers: ["0.0.0.0/0"]`)
 	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer peer.Close()
-	port := strconv.Itoa(peer.LocalAddr().(*net.UDPAddr).Port)
+	n := peer.LocalAddr().(*net.UDPAddr).Port
+	port := strconv.Itoa(n)
+	d, _ := startAudited(t, secret, fmt.Sprintf("  relay_ports: \"%d-%d\"\n  allow_peers: [\"0.0.0.0/0\"]", n, min(n+999, 65535)))
 
 	out, _, code := runIcebox(t, "audit", "-config", d.cfgPath, "-server", d.turnUDP, "-tcp", "off", "-peer-port", port)
 	if code != 1 {

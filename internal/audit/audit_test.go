@@ -30,9 +30,16 @@ type testServer struct {
 	cfg      Config // an audit of it with a fresh credential
 }
 
-// startTURN runs turnsrv with the recommended deny list and allow, and
-// returns it with the audit Config that targets it.
+// startTURN runs turnsrv with the recommended deny list and allow, relay
+// ports 40000-49999, and returns it with the audit Config that targets
+// it.
 func startTURN(t *testing.T, allow ...string) *testServer {
+	t.Helper()
+	return startTURNRelay(t, 40000, 49999, allow...)
+}
+
+// startTURNRelay is startTURN with the relay ports relayMin-relayMax.
+func startTURNRelay(t *testing.T, relayMin, relayMax uint16, allow ...string) *testServer {
 	t.Helper()
 	_, p, err := config.FromBytes("", nil)
 	if err != nil {
@@ -49,7 +56,7 @@ func startTURN(t *testing.T, allow ...string) *testServer {
 	s, err := turnsrv.New(turnsrv.Config{
 		Realm: "icebox", PublicIP: publicIP, Credentials: creds,
 		Listeners:    []turnsrv.Listener{{Network: "udp", Addr: "127.0.0.2:0"}, {Network: "tcp", Addr: "127.0.0.2:0"}},
-		RelayMinPort: 40000, RelayMaxPort: 49999,
+		RelayMinPort: relayMin, RelayMaxPort: relayMax,
 		DenyPeers: p.DenyPeers, AllowPeers: allowed,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -60,7 +67,7 @@ func startTURN(t *testing.T, allow ...string) *testServer {
 	ts := &testServer{Server: s, udp: s.Addrs()[0].String(), tcp: s.Addrs()[1].String()}
 	user, pass, _ := creds.Mint(CredentialUser, time.Now())
 	ts.cfg = Config{Server: ts.udp, TCP: ts.tcp, PublicIP: publicIP, Realm: "icebox", Username: user, Password: pass,
-		RelayMin: 40000, RelayMax: 49999, NoIdleWait: true}
+		RelayMin: relayMin, RelayMax: relayMax, NoIdleWait: true}
 	return ts
 }
 
@@ -114,18 +121,21 @@ func TestTURNChecks(t *testing.T) {
 
 // TestNothingReachesForbiddenPeers: with a server that grants every
 // permission, the audit still sends no datagram to a peer. A UDP socket
-// on 127.0.0.1 stands in for the loopback peer; after the audit the
-// server's to-peer counter is 0, and a marker relayed by an ordinary
-// client must be the first thing the peer receives.
+// on 127.0.0.1 stands in for the loopback peer, on a port inside the
+// relay range (outside it, icebox refuses its own addresses whatever
+// allow_peers says); after the audit the server's to-peer counter is 0,
+// and a marker relayed by an ordinary client must be the first thing the
+// peer receives.
 func TestNothingReachesForbiddenPeers(t *testing.T) {
-	s := startTURN(t, "0.0.0.0/0", "::/0")
 	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer peer.Close()
+	port := uint16(peer.LocalAddr().(*net.UDPAddr).Port)
+	s := startTURNRelay(t, port, uint16(min(int(port)+999, 65535)), "0.0.0.0/0", "::/0")
 	cfg := s.cfg
-	cfg.PeerPort = uint16(peer.LocalAddr().(*net.UDPAddr).Port)
+	cfg.PeerPort = port
 	rs := byCheck(Run(context.Background(), cfg))
 	if r := rs[CheckPeerPrefix+"127.0.0.1"]; r.Status != Fail || !strings.Contains(r.Evidence, peer.LocalAddr().String()) {
 		t.Fatalf("got %q, want a FAIL for the permission to %s", r, peer.LocalAddr())
