@@ -4,24 +4,96 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/audit"
 )
 
-// auditTimeout bounds the start-up audit. Each of its dozen transactions
-// takes one round trip on a working server; a lost datagram costs up to
-// 3.75 s (audit.DefaultRTO, doubling).
+// auditTimeout bounds one self-audit. Each of its dozen transactions takes
+// one round trip on a working server; a lost datagram costs up to 3.75 s
+// (audit.DefaultRTO, doubling).
 const auditTimeout = 30 * time.Second
 
-// startupAudit runs the cheap part of `icebox audit` against this
-// daemon's own TURN server at its advertised address: every TURN check and
-// the amplification ratios, without the idle-TCP wait (up to 15 s) and
+// selfAudit is the state of the daemon's audit of itself: run at start-up
+// and again after each reload, since a reload can change the peer lists.
+type selfAudit struct {
+	// failures is the last run's failure count (icebox_audit_failures);
+	// -1 until a run has ended.
+	failures atomic.Int64
+	// config is the configuration the next run mints its credential
+	// with: the one in force, so a reload that rotates secrets is seen.
+	config atomic.Pointer[config.Config]
+	// again asks the audit loop for another run (a reload).
+	again chan struct{}
+
+	mu sync.Mutex
+	// done is closed when the next run to start (pending) or the one
+	// running has ended.
+	done    chan struct{}
+	pending bool
+}
+
+func newSelfAudit(cfg *config.Config) *selfAudit {
+	a := &selfAudit{again: make(chan struct{}, 1), done: make(chan struct{}), pending: true}
+	a.failures.Store(-1)
+	a.config.Store(cfg)
+	return a
+}
+
+// request asks for a run with cfg after a reload. Requests made before
+// the run starts share it.
+func (a *selfAudit) request(cfg *config.Config) {
+	a.config.Store(cfg)
+	a.mu.Lock()
+	if !a.pending {
+		a.done, a.pending = make(chan struct{}), true
+	}
+	a.mu.Unlock()
+	select {
+	case a.again <- struct{}{}:
+	default: // a run is already asked for
+	}
+}
+
+// start marks the pending run as started and returns its done channel.
+func (a *selfAudit) start() chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = false
+	return a.done
+}
+
+// auditLoop audits this daemon once, then again after each reload, until
+// ctx ends.
+func (d *Daemon) auditLoop(ctx context.Context) {
+	for {
+		d.auditOnce(ctx)
+		select {
+		case <-ctx.Done():
+			d.audit.mu.Lock()
+			if d.audit.pending {
+				close(d.audit.done) // no run will come for it
+				d.audit.pending = false
+			}
+			d.audit.mu.Unlock()
+			return
+		case <-d.audit.again:
+		}
+	}
+}
+
+// auditOnce runs the cheap part of `icebox audit` against this daemon's
+// own TURN server at its advertised address: every TURN check and the
+// amplification ratios, without the idle-TCP wait (up to 15 s) and
 // without the certificate check (with ACME the certificate may still be on
 // its way). It logs one warning per failed check and sets
 // icebox_audit_failures.
-func (d *Daemon) startupAudit(ctx context.Context) {
-	defer close(d.auditDone)
+func (d *Daemon) auditOnce(ctx context.Context) {
+	done := d.audit.start()
+	defer close(done)
 	cfg, ok := d.auditConfig()
 	if !ok {
 		d.log.Info("audit skipped: no UDP listener")
@@ -39,7 +111,7 @@ func (d *Daemon) startupAudit(ctx context.Context) {
 			d.log.Warn("audit check failed", "check", r.Check, "evidence", r.Evidence)
 		}
 	}
-	d.auditFailures.Store(int64(n))
+	d.audit.failures.Store(int64(n))
 	if n == 0 {
 		d.log.Info("audit passed", "server", cfg.Server, "checks", len(rs))
 	}
@@ -69,7 +141,7 @@ func (d *Daemon) auditConfig() (audit.Config, bool) {
 	if cfg.Server == "" {
 		return cfg, false
 	}
-	c := *d.bound
+	c := *d.audit.config.Load()
 	c.TURN.CredentialTTL = audit.CredentialTTL
 	creds, err := Credentials(&c)
 	if err == nil {
@@ -78,13 +150,18 @@ func (d *Daemon) auditConfig() (audit.Config, bool) {
 	return cfg, true
 }
 
-// AuditDone is closed when the start-up audit has ended (passed, failed,
+// AuditDone is closed when the self-audit has ended: the start-up one,
+// or after a Reload the one that reload asked for (passed, failed,
 // skipped or cut short by shutdown).
-func (d *Daemon) AuditDone() <-chan struct{} { return d.auditDone }
+func (d *Daemon) AuditDone() <-chan struct{} {
+	d.audit.mu.Lock()
+	defer d.audit.mu.Unlock()
+	return d.audit.done
+}
 
-// AuditFailures is the start-up audit's failure count; ok is false until
-// it has run to the end.
+// AuditFailures is the last self-audit's failure count; ok is false until
+// one has run to the end.
 func (d *Daemon) AuditFailures() (n int, ok bool) {
-	v := d.auditFailures.Load()
+	v := d.audit.failures.Load()
 	return int(v), v >= 0
 }

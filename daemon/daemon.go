@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,10 +55,7 @@ type Daemon struct {
 	tls        *tlsSetup    // nil without a certificate
 	redirect   *http.Server // plain HTTP → https and ACME HTTP-01; may be nil
 	redirectLn net.Listener
-	// auditFailures is the failure count of the start-up audit
-	// (icebox_audit_failures); -1 until it has run.
-	auditFailures atomic.Int64
-	auditDone     chan struct{} // closed when the start-up audit has ended
+	audit      *selfAudit // the audit of itself, at start-up and after reloads
 }
 
 // Credentials builds the TURN credentials of cfg: its secrets, or the one
@@ -101,8 +99,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		return nil, err
 	}
 	d = &Daemon{bound: cfg, boundParsed: p, log: log}
-	d.auditFailures.Store(-1)
-	d.auditDone = make(chan struct{})
+	d.audit = newSelfAudit(cfg)
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
 	d.grace.Store(int64(cfg.ShutdownGrace))
@@ -178,7 +175,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		if d.metricsLn, err = net.Listen("tcp", p.MetricsAddr); err != nil { //nolint:noctx
 			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
 		}
-		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, opts.Version, &d.auditFailures), log)
+		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, opts.Version, &d.audit.failures), log)
 		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
@@ -240,12 +237,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	checkCtx, stopChecks := context.WithCancel(ctx)
 	defer stopChecks()
-	checked := make(chan struct{})
-	go func() {
-		defer close(checked)
-		d.startupSelfTest(checkCtx)
-		d.startupAudit(checkCtx)
-	}()
+	go d.startupSelfTest(checkCtx)
+	var audits sync.WaitGroup
+	audits.Go(func() { d.auditLoop(checkCtx) })
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -265,7 +259,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		}
 	}
 	turnErr := d.turn.Close()
-	<-checked // ends soon after stopChecks: every step is bounded by its context
+	audits.Wait() // ends soon after stopChecks: every step is bounded by its context
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

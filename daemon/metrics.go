@@ -22,7 +22,7 @@ type collector struct {
 	turn    *turnsrv.Server
 	sig     *signaling.Server
 	version string
-	// auditFailures is the start-up audit's failure count; -1 until it
+	// auditFailures is the last self-audit's failure count; -1 until one
 	// has run, and the gauge is left out meanwhile.
 	auditFailures *atomic.Int64
 }
@@ -48,7 +48,7 @@ var (
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
 	descMessages    = desc("signaling_messages_total", "Inbound signaling messages, by type.", "type")
 	descErrors      = desc("signaling_errors_total", "Signaling errors sent, by code.", "code")
-	descAudit       = desc("audit_failures", "Checks of the start-up audit (icebox audit against this server, without the idle-TCP and certificate checks) that failed; absent until it has run.")
+	descAudit       = desc("audit_failures", "Checks of the last self-audit (icebox audit against this server, at start-up and after each reload, without the idle-TCP and certificate checks) that failed; absent until one has run.")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {

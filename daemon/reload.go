@@ -10,7 +10,7 @@ import (
 // Reload applies a new, validated configuration without dropping calls or
 // allocations: TURN secrets, static users, credential TTL, peer lists and
 // quotas, and the bitrate cap (for new allocations); room sizes, room passwords and allowed origins; the shutdown
-// grace. Keys that would need new listeners are returned (and logged) as
+// grace. The self-audit runs again. Keys that would need new listeners are returned (and logged) as
 // needing a restart; their running values stay. On error nothing changes.
 func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []string, err error) {
 	creds, err := Credentials(cfg)
@@ -38,6 +38,7 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 	for _, k := range needRestart {
 		d.log.Warn("reload: this change needs a restart; the running value stays", "key", k)
 	}
+	d.audit.request(cfg) // the peer lists or secrets may have changed
 	d.log.Info("configuration reloaded", "secrets", len(cfg.TURN.Secrets), "users", len(cfg.TURN.Users),
 		"credential_ttl", cfg.TURN.CredentialTTL.String())
 	return needRestart, nil

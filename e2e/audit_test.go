@@ -3,6 +3,8 @@ package e2e
 import (
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/icebox-project/icebox/config"
 )
 
@@ -44,5 +46,36 @@ func TestStartupAudit(t *testing.T) {
 				t.Errorf("icebox_audit_failures %v, want %v to %v", got, tt.min, tt.max)
 			}
 		})
+	}
+}
+
+// TestAuditAfterReload: a reload that opens allow_peers to 0.0.0.0/0 is
+// audited again, and icebox_audit_failures goes from 0 to the failures.
+func TestAuditAfterReload(t *testing.T) {
+	ib := startIcebox(t, func(c *config.Config) {
+		c.PublicIP = "127.0.0.2"
+		c.TURN.Listen = []string{"udp://127.0.0.2:0", "tcp://127.0.0.2:0"}
+		c.TURN.AllowPeers = nil
+	})
+	<-ib.AuditDone()
+	if n, ok := ib.AuditFailures(); !ok || n != 0 {
+		t.Fatalf("start-up audit: %d failures (ran: %v), want 0", n, ok)
+	}
+	open := *ib.cfg
+	open.TURN.AllowPeers = []string{"0.0.0.0/0"}
+	out, err := yaml.Marshal(&open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, p, err := config.FromBytes("reload.yaml", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ib.Reload(cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	<-ib.AuditDone()
+	if got := scrape(t, ib)["icebox_audit_failures"]; got < 4 {
+		t.Errorf("icebox_audit_failures after opening allow_peers: got %v, want at least 4", got)
 	}
 }
