@@ -1,11 +1,25 @@
 package e2e
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/audit"
 )
 
 // TestStartupAudit: the daemon audits its own TURN server at start-up and
@@ -77,5 +91,79 @@ func TestAuditAfterReload(t *testing.T) {
 	<-ib.AuditDone()
 	if got := scrape(t, ib)["icebox_audit_failures"]; got < 4 {
 		t.Errorf("icebox_audit_failures after opening allow_peers: got %v, want at least 4", got)
+	}
+}
+
+// issueUntil writes a leaf certificate for localhost and 127.0.0.1, signed
+// by ca and valid until notAfter, to certFile and keyFile.
+func issueUntil(t *testing.T, ca *testCA, notAfter time.Time, certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuditTLS: the audit checks the certificate of icebox's HTTPS and
+// TURN-over-TLS listeners against public_host (localhost, the
+// certificate's name): a month left passes, an hour left fails.
+func TestAuditTLS(t *testing.T) {
+	tests := []struct {
+		name  string
+		valid time.Duration
+		want  audit.Status
+	}{
+		{"a month left", 30 * 24 * time.Hour, audit.Pass},
+		{"an hour left", time.Hour, audit.Fail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ca := newTestCA(t)
+			dir := t.TempDir()
+			certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+			issueUntil(t, ca, time.Now().Add(tt.valid), certFile, keyFile)
+			off := ""
+			ib := startIcebox(t, func(c *config.Config) {
+				c.HTTP.TLS.CertFile, c.HTTP.TLS.KeyFile = certFile, keyFile
+				c.HTTP.TLS.RedirectListen = &off
+				c.TURN.Listen = append(c.TURN.Listen, "tls://127.0.0.1:0")
+			})
+			a, err := audit.FromConfig(ib.cfg, ib.parsed, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The listeners are on port 0: name the bound addresses.
+			a.Server, a.TCP = ib.TURN().Addrs()[0].String(), ""
+			a.TLS = []audit.TLSTarget{
+				{Addr: ib.HTTPAddr().String(), Name: "localhost", What: "https"},
+				{Addr: ib.TURN().Addrs()[2].String(), Name: "localhost", What: "turns"},
+			}
+			a.RootCAs = ca.pool
+			var tlsResults int
+			for _, r := range audit.Run(context.Background(), a) {
+				if !strings.HasPrefix(r.Check, audit.CheckTLSPrefix) {
+					continue
+				}
+				tlsResults++
+				if r.Status != tt.want || !strings.Contains(r.Evidence, "localhost") {
+					t.Errorf("got %q, want %s", r, tt.want)
+				}
+			}
+			if tlsResults != 2 {
+				t.Errorf("%d TLS results, want 2 (https and turns)", tlsResults)
+			}
+		})
 	}
 }
