@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	server := f.fs.String("server", "", "TURN UDP `host:port` to audit instead of the one the config names")
 	tcp := f.fs.String("tcp", "", "TURN TCP `host:port` for the idle-connection check; \"off\" skips it (default: the config's tcp:// listener, or the turn: address)")
 	secret := f.fs.String("secret", "", "TURN REST `secret` to mint the audit's credential with (turn: mode)")
+	secretFile := f.fs.String("secret-file", "", "`file` holding the TURN REST secret (turn: mode; unlike -secret, not visible in the process list)")
 	realm := f.fs.String("realm", "icebox", "REALM the secret belongs to (turn: mode)")
 	tlsAddr := f.fs.String("tls", "", "TLS `host:port` whose certificate to check (turn: mode; with -config: the tls:// listener and https)")
 	host := f.fs.String("public-host", "", "`name` the certificate must be valid for (default: public_host, or the host of -tls)")
@@ -53,6 +55,13 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		addr := net.JoinHostPort(u.Host, strconv.Itoa(port))
 		cfg = audit.Config{Server: addr, TCP: addr, Realm: *realm}
+		if *secretFile != "" {
+			data, err := os.ReadFile(*secretFile)
+			if err != nil {
+				return err
+			}
+			*secret = strings.TrimSpace(string(data))
+		}
 		if *secret != "" {
 			creds, err := turnsrv.NewCredentials(*realm, []string{*secret}, audit.CredentialTTL, nil)
 			if err != nil {

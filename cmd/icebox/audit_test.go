@@ -69,6 +69,7 @@ func TestAuditDefaultServer(t *testing.T) {
 	}{
 		{"config", []string{"audit", "-config", d.cfgPath, "-server", d.turnUDP, "-tcp", tcp}},
 		{"turn URI", []string{"audit", "turn:" + d.turnUDP, "-secret", secret, "-tcp", "off"}},
+		{"turn URI, secret file", []string{"audit", "turn:" + d.turnUDP, "-secret-file", writeFile(t, secret+"\n"), "-tcp", "off"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
