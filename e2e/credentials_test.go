@@ -277,3 +277,35 @@ func TestOnJoinAPI(t *testing.T) {
 	}
 	turntest.MustAllocate(t, keyed.turnUDP(t), c.Username, c.Credential)
 }
+
+// TestReloadCredentials: a reload switches turn.credentials and the
+// minting limit on a running icebox.
+func TestReloadCredentials(t *testing.T) {
+	ib := startIcebox(t, nil)
+	room := ib.newRoom(t)
+	turnCredential(t, ib.pageConfig(t, room, "").ICEServers)
+	cfg := *ib.cfg
+	cfg.TURN.Credentials = config.CredentialsOnJoin
+	if _, err := ib.Reload(&cfg, ib.parsed); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := ib.get(t, "/r/"+room); strings.Contains(body, "credential") {
+		t.Errorf("after reloading to on-join the page carries credentials:\n%s", iceConfigRe.FindString(body))
+	}
+	if resp, _ := ib.get(t, "/api/v1/ice-servers"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("after reloading to on-join the open API answers %d, want 403", resp.StatusCode)
+	}
+	cfg.TURN.Credentials = config.CredentialsOnPage
+	cfg.TURN.CredentialsPerMinute, cfg.TURN.CredentialsBurst = 1, 1
+	if _, err := ib.Reload(&cfg, ib.parsed); err != nil {
+		t.Fatal(err)
+	}
+	statuses := []int{}
+	for i := 0; i < 2; i++ {
+		resp, _ := ib.get(t, "/r/"+room)
+		statuses = append(statuses, resp.StatusCode)
+	}
+	if statuses[1] != http.StatusTooManyRequests {
+		t.Errorf("after reloading to a burst of 1, two page loads: %v, want the second 429", statuses)
+	}
+}

@@ -49,7 +49,9 @@ func fromAddr(t *testing.T, url, ip string) *wsClient {
 	return &wsClient{t: t, conn: conn}
 }
 
-func trustLoopback(c *Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} }
+func trustLoopback(c *Config) {
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+}
 
 // TestMintingLimitWS: joins take credentials from the client address's
 // bucket; past it a join gets rate-limited (no credentials), a failed
