@@ -24,14 +24,14 @@ const (
 	DefaultCredentials           = CredentialsOnPage
 	DefaultCredentialsPerMinute  = 30
 	DefaultCredentialsBurst      = 60
+	DefaultMaxPeersPerRoom       = 8
+	DefaultMaxRooms              = 10000
+	DefaultMaxConnectionsPerIP   = 50
+	DefaultMetricsListen         = "127.0.0.1:9464"
+	DefaultStateDir              = "/var/lib/icebox"
+	DefaultShutdownGrace         = 10 * time.Second
 	// MaxCredentialsBurst bounds turn.credentials_burst.
-	MaxCredentialsBurst        = 100_000
-	DefaultMaxPeersPerRoom     = 8
-	DefaultMaxRooms            = 10000
-	DefaultMaxConnectionsPerIP = 50
-	DefaultMetricsListen       = "127.0.0.1:9464"
-	DefaultStateDir            = "/var/lib/icebox"
-	DefaultShutdownGrace       = 10 * time.Second
+	MaxCredentialsBurst = 100_000
 	// MaxShutdownGrace bounds shutdown_grace, within systemd's stop timeout.
 	MaxShutdownGrace = 5 * time.Minute
 
