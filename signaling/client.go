@@ -21,14 +21,11 @@ import (
 // are queued, so an idle connection costs one goroutine. done closes when
 // the connection starts closing; ended once the close frame is written.
 type client struct {
-	s      *Server
-	conn   *websocket.Conn
-	remote string
-	ip     string // client address key (clientaddr), behind trusted proxies from X-Forwarded-For
-	id     string
-	// credID is the TURN user id credentials are minted for: random,
-	// never shown to anyone but this client (Config.ICEServers).
-	credID  string
+	s       *Server
+	conn    *websocket.Conn
+	remote  string
+	ip      string // client address key (clientaddr), behind trusted proxies from X-Forwarded-For
+	id      string
 	out     *outbox
 	wmu     sync.Mutex    // held while writing data frames
 	pinger  *time.Timer   // guarded by mu
@@ -36,6 +33,10 @@ type client struct {
 	done    chan struct{}
 	limiter *rate.Limiter
 	strikes int // reader goroutine only
+
+	// credID is the TURN user id credentials are minted for: random,
+	// never shown to anyone but this client (Config.ICEServers).
+	credID string
 
 	// name, room, resumeToken and suspendTimer are guarded by hub.mu.
 	name         string
