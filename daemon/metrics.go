@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
 	"github.com/icebox-project/icebox/web"
@@ -20,6 +21,7 @@ import (
 type collector struct {
 	turn    *turnsrv.Server
 	sig     *signaling.Server
+	minting *mintlimit.Limiter
 	version string
 }
 
@@ -44,12 +46,13 @@ var (
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
 	descMessages    = desc("signaling_messages_total", "Inbound signaling messages, by type.", "type")
 	descErrors      = desc("signaling_errors_total", "Signaling errors sent, by code.", "code")
+	descCredLimited = desc("credentials_rate_limited_total", "TURN credentials refused by the per-client minting limit, by source: page (call page loads), ws (joins and refreshes), api (/api/v1/ice-servers).", "source")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
 		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped, descWSConns, descRooms, descPeers,
-		descMessages, descErrors} {
+		descMessages, descErrors, descCredLimited} {
 		ch <- d
 	}
 }
@@ -91,13 +94,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for code, n := range c.sig.Stats().Errors() {
 		counter(descErrors, n, code)
 	}
+	refused := c.minting.Refused()
+	for _, src := range mintlimit.Sources {
+		counter(descCredLimited, refused[src], src)
+	}
 }
 
 // metricsHandler serves /metrics (Prometheus text format) and /healthz.
-func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, version string) http.Handler {
+func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, minting *mintlimit.Limiter, version string) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		&collector{turn: turn, sig: sig, version: version},
+		&collector{turn: turn, sig: sig, minting: minting, version: version},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
