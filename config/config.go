@@ -122,6 +122,27 @@ type TURN struct {
 	CredentialTTL time.Duration `yaml:"credential_ttl"`
 	// Users are static long-term credentials, user name to password.
 	Users map[string]string `yaml:"users"`
+	// Credentials says where browsers get TURN credentials: "on-page"
+	// (default) embeds them in the call page of every room without a
+	// password; "on-join" never puts them in a page: a browser gets them
+	// in welcome after a successful join, and GET /api/v1/ice-servers
+	// refuses (403) unless http.api_keys is set. A room with a password
+	// (signaling.rooms.<name>.password or
+	// signaling.default_room_password) behaves as on-join in either mode.
+	// The page keeps its STUN URLs.
+	Credentials string `yaml:"credentials"`
+	// CredentialsPerMinute is how many TURN credentials one client
+	// address (an IPv4 address, or an IPv6 prefix of ipv6_client_prefix
+	// bits) is handed per minute, counted together over call page loads,
+	// /ws welcomes and ice-servers refreshes, and the API; past it the
+	// page and the API answer 429 with Retry-After and a join gets
+	// "rate-limited". Default 30; 0 is the default, -1 means no limit.
+	CredentialsPerMinute int `yaml:"credentials_per_minute"`
+	// CredentialsBurst is how many credentials a client address may take
+	// at once before CredentialsPerMinute applies. Default 60 (a full
+	// room behind one address rejoining, with page reloads); 0 is the
+	// default; at most 100000.
+	CredentialsBurst int `yaml:"credentials_burst"`
 	// DenyPeers lists peer CIDRs (or single addresses) the relay refuses
 	// permissions to; "recommended" stands for RecommendedDenyPeers.
 	// Default ["recommended"].

@@ -29,6 +29,10 @@ func TestDefaults(t *testing.T) {
 	if p.MetricsAddr != DefaultMetricsListen || cfg.Signaling.MaxPeersPerRoom != 8 || cfg.StateDir != DefaultStateDir {
 		t.Errorf("defaults: metrics %q peers %d state %q", p.MetricsAddr, cfg.Signaling.MaxPeersPerRoom, cfg.StateDir)
 	}
+	if cfg.TURN.Credentials != "on-page" || cfg.TURN.CredentialsPerMinute != 30 || cfg.TURN.CredentialsBurst != 60 {
+		t.Errorf("defaults: credentials %q per minute %d burst %d, want on-page 30 60",
+			cfg.TURN.Credentials, cfg.TURN.CredentialsPerMinute, cfg.TURN.CredentialsBurst)
+	}
 }
 
 func TestFullFile(t *testing.T) {
@@ -48,6 +52,9 @@ turn:
   allow_peers: [10.0.0.0/8]
   max_allocations_per_user: 5
   max_allocations: -1
+  credentials: on-join
+  credentials_per_minute: -1
+  credentials_burst: 5
 signaling:
   max_peers_per_room: 4
   rooms: {team: {password: "s3cret"}}
@@ -70,6 +77,10 @@ state_dir: /tmp/icebox
 	}
 	if p.MetricsAddr != "" {
 		t.Errorf(`metrics.listen "" should turn metrics off, got %q`, p.MetricsAddr)
+	}
+	if cfg.TURN.Credentials != "on-join" || cfg.TURN.CredentialsPerMinute != -1 || cfg.TURN.CredentialsBurst != 5 {
+		t.Errorf("got credentials %q per minute %d burst %d, want on-join -1 5",
+			cfg.TURN.Credentials, cfg.TURN.CredentialsPerMinute, cfg.TURN.CredentialsBurst)
 	}
 }
 
@@ -107,6 +118,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad acme domain", "http:\n  tls: {acme_domains: [\"bad domain\"]}", "http.tls.acme_domains[0]", "not a DNS name", 2},
 		{"files and acme", "http:\n  tls: {cert_file: /a, key_file: /b, acme_domains: [x.example]}", "http.tls", "either", 2},
 		{"dtls listener", "turn:\n  listen: [\"dtls://0.0.0.0:5349\"]", "turn.listen[0]", "not supported", 2},
+		{"unknown credentials mode", "turn:\n  credentials: on-demand", "turn.credentials", "not on-page or on-join", 2},
+		{"negative credentials rate", "turn:\n  credentials_per_minute: -2", "turn.credentials_per_minute", "-1 for no limit", 2},
+		{"negative credentials burst", "turn:\n  credentials_burst: -1", "turn.credentials_burst", "outside 1 to", 2},
+		{"huge credentials burst", "turn:\n  credentials_burst: 1000000", "turn.credentials_burst", "outside 1 to", 2},
 		{"not a mapping", "- a\n- b", "", "mapping", 1},
 		{"not YAML", "a: [", "", "not valid YAML", 0},
 	}

@@ -21,12 +21,17 @@ const (
 	DefaultMaxAllocationsPerUser = 10
 	DefaultMaxAllocations        = 10000
 	DefaultMaxAllocationsPerIP   = 100
+	DefaultCredentials           = CredentialsOnPage
+	DefaultCredentialsPerMinute  = 30
+	DefaultCredentialsBurst      = 60
 	DefaultMaxPeersPerRoom       = 8
 	DefaultMaxRooms              = 10000
 	DefaultMaxConnectionsPerIP   = 50
 	DefaultMetricsListen         = "127.0.0.1:9464"
 	DefaultStateDir              = "/var/lib/icebox"
 	DefaultShutdownGrace         = 10 * time.Second
+	// MaxCredentialsBurst bounds turn.credentials_burst.
+	MaxCredentialsBurst = 100_000
 	// MaxShutdownGrace bounds shutdown_grace, within systemd's stop timeout.
 	MaxShutdownGrace = 5 * time.Minute
 
@@ -34,6 +39,15 @@ const (
 	MaxCredentialTTL = 30 * 24 * time.Hour
 	// MinSecretLength is the shortest accepted TURN REST secret, in bytes.
 	MinSecretLength = 16
+)
+
+// turn.credentials values.
+const (
+	// CredentialsOnPage embeds TURN credentials in the call page of rooms
+	// without a password.
+	CredentialsOnPage = "on-page"
+	// CredentialsOnJoin hands TURN credentials out only in welcome.
+	CredentialsOnJoin = "on-join"
 )
 
 // DefaultTURNListen is the default turn.listen.
@@ -108,6 +122,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.TURN.MaxAllocationsPerIP == 0 {
 		c.TURN.MaxAllocationsPerIP = DefaultMaxAllocationsPerIP
+	}
+	if c.TURN.Credentials == "" {
+		c.TURN.Credentials = DefaultCredentials
+	}
+	if c.TURN.CredentialsPerMinute == 0 {
+		c.TURN.CredentialsPerMinute = DefaultCredentialsPerMinute
+	}
+	if c.TURN.CredentialsBurst == 0 {
+		c.TURN.CredentialsBurst = DefaultCredentialsBurst
 	}
 	if c.Signaling.MaxPeersPerRoom == 0 {
 		c.Signaling.MaxPeersPerRoom = DefaultMaxPeersPerRoom
@@ -243,6 +266,15 @@ func (c *Config) validate() (*Parsed, *Error) {
 	}
 	if p.MaxBitrate, err = ParseBitrate(c.TURN.MaxBitratePerAllocation); err != nil {
 		return nil, bad("turn.max_bitrate_per_allocation", "%v", err)
+	}
+	if c.TURN.Credentials != CredentialsOnPage && c.TURN.Credentials != CredentialsOnJoin {
+		return nil, bad("turn.credentials", "%q is not %s or %s", c.TURN.Credentials, CredentialsOnPage, CredentialsOnJoin)
+	}
+	if c.TURN.CredentialsPerMinute < -1 {
+		return nil, bad("turn.credentials_per_minute", "must be a positive number, or -1 for no limit")
+	}
+	if c.TURN.CredentialsBurst < 1 || c.TURN.CredentialsBurst > MaxCredentialsBurst {
+		return nil, bad("turn.credentials_burst", "%d is outside 1 to %d", c.TURN.CredentialsBurst, MaxCredentialsBurst)
 	}
 	if c.Signaling.MaxPeersPerRoom < 2 || c.Signaling.MaxPeersPerRoom > 1000 {
 		return nil, bad("signaling.max_peers_per_room", "%d is outside 2 to 1000", c.Signaling.MaxPeersPerRoom)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
 	"github.com/icebox-project/icebox/web"
@@ -44,6 +46,9 @@ type Daemon struct {
 	rooms       atomic.Pointer[config.Signaling] // rooms and default password
 	apiKeys     atomic.Pointer[[]string]
 	grace       atomic.Int64 // shutdown_grace, nanoseconds
+	onJoin      atomic.Bool  // turn.credentials is on-join
+	ipv6Prefix  atomic.Int64 // ipv6_client_prefix
+	minting     *mintlimit.Limiter
 
 	log        *slog.Logger
 	turn       *turnsrv.Server
@@ -103,6 +108,9 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
 	d.grace.Store(int64(cfg.ShutdownGrace))
+	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
+	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
+	d.minting = mintlimit.New(float64(cfg.TURN.CredentialsPerMinute), cfg.TURN.CredentialsBurst)
 	if p.TLS {
 		if d.tls, err = newTLSSetup(cfg, log.With("component", "tls")); err != nil {
 			return nil, err
@@ -145,12 +153,21 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		Limits:         signalingLimits(cfg),
 		RoomPassword:   d.roomPassword,
 		ICEServers:     iceServers,
+		Minting:        d.minting,
 		TrustedProxies: p.TrustedProxies,
 		Logger:         log.With("component", "signaling"),
 	})
 	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: d.sig, Logger: log.With("component", "web"),
 		APIKeys: func() []string { return *d.apiKeys.Load() },
-		Healthy: func() error { return ts.Healthy(2 * time.Second) }})
+		Healthy: func() error { return ts.Healthy(2 * time.Second) },
+		Minting: d.minting,
+		ClientKey: func(r *http.Request) string {
+			return clientaddr.Keyer{IPv6Prefix: int(d.ipv6Prefix.Load())}.RequestKey(r, p.TrustedProxies)
+		},
+		PageCredentials:   d.pageCredentials,
+		STUNServers:       func() any { return stunServers(ts) },
+		CredentialsOnJoin: d.onJoin.Load,
+	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
@@ -175,7 +192,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		if d.metricsLn, err = net.Listen("tcp", p.MetricsAddr); err != nil { //nolint:noctx
 			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
 		}
-		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, opts.Version, &d.audit.failures), log)
+		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures), log)
 		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
@@ -325,6 +342,26 @@ func (d *Daemon) roomPassword(room string) string {
 	return sc.DefaultRoomPassword
 }
 
+// pageCredentials reports whether the call page of room embeds TURN
+// credentials: only with turn.credentials on-page and for a room without
+// a password. Otherwise the browser gets them in welcome, after a join.
+func (d *Daemon) pageCredentials(room string) bool {
+	return !d.onJoin.Load() && d.roomPassword(room) == ""
+}
+
+// stunServers is ts's RTCIceServer list without the entries that carry a
+// credential.
+func stunServers(ts *turnsrv.Server) []turnsrv.ICEServer {
+	all, _ := ts.ICEServers("")
+	out := []turnsrv.ICEServer{}
+	for _, s := range all {
+		if s.Username == "" && s.Credential == "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // signalingLimits maps the config's caps (-1: none) to signaling.Limits
 // (0: none).
 func signalingLimits(cfg *config.Config) signaling.Limits {
@@ -338,6 +375,7 @@ func signalingLimits(cfg *config.Config) signaling.Limits {
 		MaxPeersPerRoom:     cfg.Signaling.MaxPeersPerRoom,
 		MaxRooms:            noCap(cfg.Signaling.MaxRooms),
 		MaxConnectionsPerIP: noCap(cfg.Signaling.MaxConnectionsPerIP),
+		IPv6ClientPrefix:    cfg.IPv6ClientPrefix,
 		AllowedOrigins:      cfg.HTTP.AllowedOrigins,
 	}
 }

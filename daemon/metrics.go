@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
 	"github.com/icebox-project/icebox/web"
@@ -21,6 +22,7 @@ import (
 type collector struct {
 	turn    *turnsrv.Server
 	sig     *signaling.Server
+	minting *mintlimit.Limiter
 	version string
 	// auditFailures is the last self-audit's failure count; -1 until one
 	// has run, and the gauge is left out meanwhile.
@@ -49,12 +51,13 @@ var (
 	descMessages    = desc("signaling_messages_total", "Inbound signaling messages, by type.", "type")
 	descErrors      = desc("signaling_errors_total", "Signaling errors sent, by code.", "code")
 	descAudit       = desc("audit_failures", "Checks of the last self-audit (icebox audit against this server, at start-up and after each reload, without the idle-TCP and certificate checks) that failed; absent until one has run.")
+	descCredLimited = desc("credentials_rate_limited_total", "TURN credentials refused by the per-client minting limit, by source: page (call page loads), ws (joins and refreshes), api (/api/v1/ice-servers).", "source")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
 		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped, descWSConns, descRooms, descPeers,
-		descMessages, descErrors, descAudit} {
+		descMessages, descErrors, descCredLimited, descAudit} {
 		ch <- d
 	}
 }
@@ -96,16 +99,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for code, n := range c.sig.Stats().Errors() {
 		counter(descErrors, n, code)
 	}
+	refused := c.minting.Refused()
+	for _, src := range mintlimit.Sources {
+		counter(descCredLimited, refused[src], src)
+	}
 	if n := c.auditFailures.Load(); n >= 0 {
 		gauge(descAudit, n)
 	}
 }
 
 // metricsHandler serves /metrics (Prometheus text format) and /healthz.
-func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, version string, auditFailures *atomic.Int64) http.Handler {
+func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, minting *mintlimit.Limiter, version string, auditFailures *atomic.Int64) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		&collector{turn: turn, sig: sig, version: version, auditFailures: auditFailures},
+		&collector{turn: turn, sig: sig, minting: minting, version: version, auditFailures: auditFailures},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -9,8 +9,12 @@ import (
 
 // Reload applies a new, validated configuration without dropping calls or
 // allocations: TURN secrets, static users, credential TTL, peer lists and
-// quotas, and the bitrate cap (for new allocations); room sizes, room passwords and allowed origins; the shutdown
-// grace. The self-audit runs again. Keys that would need new listeners are returned (and logged) as
+// quotas, and the bitrate cap (for new allocations); room sizes, room
+// passwords and allowed origins; turn.credentials and the credential
+// minting limits; ipv6_client_prefix for the web and signaling limits
+// (open WebSockets stay counted under the key they opened with); the
+// shutdown grace. The self-audit runs again. Keys that would need new
+// listeners are returned (and logged) as
 // needing a restart; their running values stay. On error nothing changes.
 func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []string, err error) {
 	creds, err := Credentials(cfg)
@@ -34,6 +38,9 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
 	d.grace.Store(int64(cfg.ShutdownGrace))
+	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
+	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
+	d.minting.Set(float64(cfg.TURN.CredentialsPerMinute), cfg.TURN.CredentialsBurst)
 	needRestart = restartKeys(d.bound, d.boundParsed, cfg, p)
 	for _, k := range needRestart {
 		d.log.Warn("reload: this change needs a restart; the running value stays", "key", k)

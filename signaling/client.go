@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/mintlimit"
 )
 
 // client is one WebSocket connection: a reader goroutine (run) handles
@@ -23,7 +24,7 @@ type client struct {
 	s       *Server
 	conn    *websocket.Conn
 	remote  string
-	ip      string // client IP, behind trusted proxies from X-Forwarded-For
+	ip      string // client address key (clientaddr), behind trusted proxies from X-Forwarded-For
 	id      string
 	out     *outbox
 	wmu     sync.Mutex    // held while writing data frames
@@ -32,6 +33,10 @@ type client struct {
 	done    chan struct{}
 	limiter *rate.Limiter
 	strikes int // reader goroutine only
+
+	// credID is the TURN user id credentials are minted for: random,
+	// never shown to anyone but this client (Config.ICEServers).
+	credID string
 
 	// name, room, resumeToken and suspendTimer are guarded by hub.mu.
 	name         string
@@ -49,7 +54,7 @@ type client struct {
 
 func newClient(s *Server, conn *websocket.Conn, remote, ip string) *client {
 	return &client{
-		s: s, conn: conn, remote: remote, ip: ip, id: newID(),
+		s: s, conn: conn, remote: remote, ip: ip, id: newID(), credID: "peer:" + newToken(),
 		out:     &outbox{},
 		ended:   make(chan struct{}),
 		done:    make(chan struct{}),
@@ -319,6 +324,11 @@ func (c *client) join(m *inbound) {
 		c.refuse(CodeBadMessage, "name must be 1 to 64 printable characters")
 		return
 	}
+	grant, wait, ok := c.takeCredential()
+	if !ok {
+		c.reply(&joinError{CodeRateLimited, fmt.Sprintf("too many TURN credentials requested from your address; try again in %ds", seconds(wait))})
+		return
+	}
 	servers, ttl := c.iceServers()
 	if m.Resume != "" && c.s.hub.resume(c, m.Resume, m.Room, servers, int64(ttl/time.Second)) {
 		c.s.log.Info("peer resumed", "room", m.Room, "peer", c.id, "remote", c.remote)
@@ -330,32 +340,50 @@ func (c *client) join(m *inbound) {
 		roomPassword = c.s.cfg.RoomPassword(m.Room)
 	}
 	if roomPassword != "" {
-		if wait := c.s.guesses.blocked(c.ip); wait > 0 {
-			c.reply(&joinError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", int(wait.Seconds())+1)})
+		if wait := c.s.guesses.blocked(c.ip, m.Room); wait > 0 {
+			grant.Return()
+			c.reply(&joinError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
 			return
 		}
 	}
 	e := c.s.hub.join(c, m.Room, name, m.Password, c.s.limits(), roomPassword, servers, int64(ttl/time.Second))
 	if e != nil {
+		// The credentials minted for the welcome are dropped unseen.
+		grant.Return()
 		if e.code == CodeBadPassword {
 			// Each wrong guess from an address waits longer for its answer.
-			time.Sleep(c.s.guesses.failed(c.ip))
+			time.Sleep(c.s.guesses.failed(c.ip, m.Room))
 		}
 		c.reply(e)
 		return
 	}
 	if roomPassword != "" {
-		c.s.guesses.succeeded(c.ip)
+		c.s.guesses.succeeded(c.ip, m.Room)
 	}
 	c.s.log.Info("peer joined", "room", m.Room, "peer", c.id, "remote", c.remote)
 	c.scheduleRefresh(ttl)
+}
+
+// takeCredential takes one credential from the client's minting bucket
+// (source "ws"); with no ICEServers nothing is minted and nothing taken.
+func (c *client) takeCredential() (mintlimit.Grant, time.Duration, bool) {
+	if c.s.cfg.ICEServers == nil {
+		return mintlimit.Grant{}, 0, true
+	}
+	return c.s.cfg.Minting.Take(c.ip, mintlimit.SourceWS)
+}
+
+// seconds rounds d up to whole seconds, at least 1 (for Retry-After and
+// messages).
+func seconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }
 
 func (c *client) iceServers() (any, time.Duration) {
 	if c.s.cfg.ICEServers == nil {
 		return []any{}, 0
 	}
-	return c.s.cfg.ICEServers(c.id)
+	return c.s.cfg.ICEServers(c.credID)
 }
 
 // scheduleRefresh pushes fresh credentials at 80% of ttl, so a peer
@@ -374,6 +402,12 @@ func (c *client) scheduleRefresh(ttl time.Duration) {
 	}
 	c.refresh = time.AfterFunc(ttl*8/10, func() {
 		if !c.s.hub.inRoom(c) {
+			return
+		}
+		if _, wait, ok := c.takeCredential(); !ok {
+			// Over the minting limit: the current credentials are still
+			// valid for 20% of ttl; try again once a token is there.
+			c.scheduleRefresh(wait * 10 / 8)
 			return
 		}
 		servers, ttl := c.iceServers()

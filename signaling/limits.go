@@ -1,12 +1,12 @@
 package signaling
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // Limits are the settings Update can change on a running Server.
@@ -15,9 +15,14 @@ type Limits struct {
 	MaxPeersPerRoom int
 	// MaxRooms caps the rooms open at once ("room-limit"). Zero: no cap.
 	MaxRooms int
-	// MaxConnectionsPerIP caps open WebSockets per client IP; past it the
-	// upgrade gets 429. Zero: no cap.
+	// MaxConnectionsPerIP caps open WebSockets per client address (an
+	// IPv4 address or an IPv6 prefix of IPv6ClientPrefix bits); past it
+	// the upgrade gets 429. Zero: no cap.
 	MaxConnectionsPerIP int
+	// IPv6ClientPrefix is the prefix length IPv6 clients are counted by,
+	// in the connection cap and the password throttle. Zero:
+	// clientaddr.DefaultIPv6Prefix (64).
+	IPv6ClientPrefix int
 	// AllowedOrigins lists Origin values ("https://app.example.com")
 	// allowed besides the request's own host.
 	AllowedOrigins []string
@@ -27,22 +32,34 @@ type Limits struct {
 type limits struct {
 	maxPeers, maxRooms, maxPerIP int
 	origins                      map[string]bool
+	keyer                        clientaddr.Keyer
 }
 
 // DefaultResumeWindow is how long a peer whose connection dropped keeps
 // its id and place in its room, waiting for a join with its resume token.
 const DefaultResumeWindow = 30 * time.Second
 
-// guessThrottle slows and then refuses wrong room passwords per client IP:
-// the n-th wrong guess in a row is answered after base·2^(n-1), and after
-// maxFails the address is refused for block.
+// guessThrottle slows and then refuses wrong room passwords. It counts
+// per client address (a clientaddr key) and per (address, room): the n-th
+// wrong guess in a row from an address is answered after base·2^(n-1)
+// (at most base·32); after maxFails wrong guesses at one room the address
+// is refused for that room, and after maxAddrFails at any rooms for every
+// room, for block. A correct password clears only that room's count, so
+// joining a room one knows the password of never buys more guesses at
+// another. A count is forgotten block after its last wrong guess.
 type guessThrottle struct {
-	mu       sync.Mutex
-	fails    map[string]*guessState
-	base     time.Duration
-	maxFails int
-	block    time.Duration
+	mu           sync.Mutex
+	fails        map[guessKey]*guessState
+	base         time.Duration
+	maxFails     int
+	maxAddrFails int
+	block        time.Duration
+	now          func() time.Time
 }
+
+// guessKey is an address's count at one room, or with room "" its count
+// across rooms.
+type guessKey struct{ addr, room string }
 
 type guessState struct {
 	n     int
@@ -51,89 +68,84 @@ type guessState struct {
 }
 
 func newGuessThrottle() *guessThrottle {
-	return &guessThrottle{fails: map[string]*guessState{}, base: 250 * time.Millisecond, maxFails: 5, block: 5 * time.Minute}
+	return &guessThrottle{fails: map[guessKey]*guessState{}, base: 250 * time.Millisecond,
+		maxFails: 5, maxAddrFails: 20, block: 5 * time.Minute, now: time.Now}
 }
 
-// maxTracked bounds the addresses remembered; past it the oldest record
-// is forgotten wholesale (an attacker with that many addresses gains
-// little from a reset).
+// maxTracked bounds the counts remembered; past it expired counts are
+// dropped, and if that is not enough all are forgotten (an attacker with
+// that many addresses gains little from a reset).
 const maxTracked = 100_000
 
-// blocked returns how long ip must still wait, 0 when it may try.
-func (g *guessThrottle) blocked(ip string) time.Duration {
+// blocked returns how long addr must still wait before guessing at room,
+// 0 when it may try.
+func (g *guessThrottle) blocked(addr, room string) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := g.fails[ip]
-	if st == nil {
-		return 0
-	}
-	return time.Until(st.until)
-}
-
-// failed records a wrong guess and returns how long to delay the answer.
-func (g *guessThrottle) failed(ip string) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := time.Now()
-	st := g.fails[ip]
-	if st == nil || now.Sub(st.last) > g.block {
-		if len(g.fails) >= maxTracked {
-			g.fails = map[string]*guessState{}
+	now := g.now()
+	var wait time.Duration
+	for _, k := range []guessKey{{addr, ""}, {addr, room}} {
+		if st := g.fails[k]; st != nil {
+			wait = max(wait, st.until.Sub(now))
 		}
-		st = &guessState{}
-		g.fails[ip] = st
 	}
-	st.n++
-	st.last = now
-	if st.n >= g.maxFails {
-		st.until = now.Add(g.block)
-	}
-	return g.base << min(st.n-1, 5)
+	return wait
 }
 
-func (g *guessThrottle) succeeded(ip string) {
+// failed records a wrong guess by addr at room and returns how long to
+// delay the answer.
+func (g *guessThrottle) failed(addr, room string) time.Duration {
 	g.mu.Lock()
-	delete(g.fails, ip)
+	defer g.mu.Unlock()
+	now := g.now()
+	count := func(k guessKey, limit int) int {
+		st := g.fails[k]
+		if st == nil || now.Sub(st.last) > g.block {
+			if len(g.fails) >= maxTracked {
+				g.forget(now)
+			}
+			st = &guessState{}
+			g.fails[k] = st
+		}
+		st.n++
+		st.last = now
+		if st.n >= limit {
+			st.until = now.Add(g.block)
+		}
+		return st.n
+	}
+	count(guessKey{addr, room}, g.maxFails)
+	n := count(guessKey{addr, ""}, g.maxAddrFails)
+	return g.base << min(n-1, 5)
+}
+
+// forget drops expired counts, or all of them when none has expired.
+// Called with mu held.
+func (g *guessThrottle) forget(now time.Time) {
+	for k, st := range g.fails {
+		if now.Sub(st.last) > g.block && !now.Before(st.until) {
+			delete(g.fails, k)
+		}
+	}
+	if len(g.fails) >= maxTracked {
+		clear(g.fails)
+	}
+}
+
+// succeeded clears addr's count at room; its count across rooms and at
+// other rooms stay.
+func (g *guessThrottle) succeeded(addr, room string) {
+	g.mu.Lock()
+	delete(g.fails, guessKey{addr, room})
 	g.mu.Unlock()
 }
 
-// clientIP is the address a request comes from: the TCP peer, or, when
-// that peer is a trusted proxy, the last X-Forwarded-For entry not itself
-// a trusted proxy.
+// clientIP is the address a request comes from (clientaddr.FromRequest).
 func clientIP(r *http.Request, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	isTrusted := func(s string) bool {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil {
-			return false
-		}
-		for _, p := range trusted {
-			if p.Contains(a.Unmap()) {
-				return true
-			}
-		}
-		return false
-	}
-	if len(trusted) == 0 || !isTrusted(host) {
-		return host
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop := strings.TrimSpace(hops[i])
-		if _, err := netip.ParseAddr(hop); err != nil {
-			return host // malformed: do not trust the header.
-		}
-		if !isTrusted(hop) {
-			return hop
-		}
-	}
-	return host
+	return clientaddr.FromRequest(r, trusted)
 }
 
-// ipCount counts open connections per client IP.
+// ipCount counts open connections per client address key.
 type ipCount struct {
 	mu sync.Mutex
 	n  map[string]int

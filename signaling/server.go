@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/mintlimit"
 )
 
 // Limits and timings. pingPeriod < pongWait so a healthy peer's pong
@@ -60,12 +63,21 @@ type Config struct {
 	// no room has a password.
 	RoomPassword func(room string) string
 	// ICEServers mints credentials for welcome and for ice-servers
-	// refreshes. Nil: welcome carries an empty list.
+	// refreshes. The user it is given is the peer's credential id:
+	// "peer:" and 32 random URL-safe characters, never its peer id (which
+	// its room sees), so nobody can mint credentials under another peer's
+	// TURN user and take its allocation quota. Nil: welcome carries an
+	// empty list.
 	ICEServers ICEServersFunc
+	// Minting limits the credentials handed to one client address
+	// (source "ws"): past it a join gets "rate-limited" and a refresh
+	// waits. Nil: no limit.
+	Minting *mintlimit.Limiter
 	// Limits are the caps and origins; Update replaces them.
 	Limits
 	// TrustedProxies are reverse proxies whose X-Forwarded-For names the
-	// client IP (for the per-IP caps). Nil: the TCP peer is the client.
+	// client address (for the per-address limits). Nil: the TCP peer is
+	// the client.
 	TrustedProxies []netip.Prefix
 	// ResumeWindow is how long a dropped peer waits for a resume. Zero:
 	// DefaultResumeWindow.
@@ -139,7 +151,8 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 // Update replaces the limits for joins and connections from now on;
 // open connections and rooms are left as they are.
 func (s *Server) Update(l Limits) {
-	st := &limits{maxPeers: l.MaxPeersPerRoom, maxRooms: l.MaxRooms, maxPerIP: l.MaxConnectionsPerIP, origins: map[string]bool{}}
+	st := &limits{maxPeers: l.MaxPeersPerRoom, maxRooms: l.MaxRooms, maxPerIP: l.MaxConnectionsPerIP, origins: map[string]bool{},
+		keyer: clientaddr.Keyer{IPv6Prefix: l.IPv6ClientPrefix}}
 	if st.maxPeers <= 0 {
 		st.maxPeers = 8
 	}
@@ -159,9 +172,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
-	ip := clientIP(r, s.cfg.TrustedProxies)
-	if !s.perIP.acquire(ip, s.limits().maxPerIP) {
-		s.log.Info("ws refused: connections per address", "remote", r.RemoteAddr, "ip", ip)
+	lim := s.limits()
+	ip := lim.keyer.KeyString(clientIP(r, s.cfg.TrustedProxies))
+	if !s.perIP.acquire(ip, lim.maxPerIP) {
+		s.log.Info("ws refused: connections per address", "remote", r.RemoteAddr, "client", ip)
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}

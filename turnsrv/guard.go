@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/internal/ratelog"
 )
 
 // The guard sits between icebox's sockets and pion/turn. pion/turn answers
@@ -154,7 +156,7 @@ type guard struct {
 	realm    string
 	keys     *keyCache
 	log      *slog.Logger
-	refusals *refusalLog
+	refusals *ratelog.Logger
 	now      func() time.Time
 	stats    *Stats
 	draining atomic.Bool
@@ -208,8 +210,8 @@ func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 	}
 	if why != authOK {
 		g.stats.authFailure(why)
-		g.refusals.info(string(why), "turn request refused", "remote", src.String(), "method", method.String(),
-			"user", logUser(username.String()))
+		g.refusals.Info(string(why), "turn request refused", "remote", src.String(), "method", method.String(),
+			"user", ratelog.Clip(username.String()))
 		return g.challenge(m, b, method, src, local)
 	}
 	if method != stun.MethodAllocate {
@@ -217,8 +219,8 @@ func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 		// it was made with.
 		if owner, ok := g.owners.get(src, local); ok && owner != username.String() {
 			g.stats.authFailure(authWrongUser)
-			g.refusals.info(string(authWrongUser), "turn request refused", "remote", src.String(), "method", method.String(),
-				"user", logUser(username.String()))
+			g.refusals.Info(string(authWrongUser), "turn request refused", "remote", src.String(), "method", method.String(),
+				"user", ratelog.Clip(username.String()))
 			return g.reply(m, method, codeWrongCredentials, id.key), 0, false
 		}
 	}
@@ -239,8 +241,8 @@ func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 			// One refused peer refuses the whole request: nothing of it is
 			// installed (RFC 8656 §9.2: 403 Forbidden).
 			g.stats.PeerDenials.Add(1)
-			g.refusals.info("peer-"+string(verdict), "turn peer denied", "remote", src.String(), "method", method.String(),
-				"user", logUser(username.String()), "peer", peer.String())
+			g.refusals.Info("peer-"+string(verdict), "turn peer denied", "remote", src.String(), "method", method.String(),
+				"user", ratelog.Clip(username.String()), "peer", peer.String())
 			return g.reply(m, method, stun.CodeForbidden, id.key), 0, false
 		}
 	}

@@ -304,24 +304,3 @@ func TestRefusalLogBounded(t *testing.T) {
 		t.Errorf("%d log lines for %d refused requests, want a few dozen at most", got, n)
 	}
 }
-
-// TestRefusalLogWindow: per reason, refusalLogPerMinute lines a minute,
-// then one summary line naming how many were left out.
-func TestRefusalLogWindow(t *testing.T) {
-	var lines atomic.Int64
-	now := time.Unix(1_700_000_000, 0)
-	r := newRefusalLog(slog.New(countingHandler{&lines}), func() time.Time { return now })
-	for i := 0; i < 100; i++ {
-		r.info("bad-integrity", "refused")
-		r.info("expired", "refused")
-	}
-	if got := lines.Load(); got != 2*refusalLogPerMinute {
-		t.Fatalf("first minute: %d lines, want %d", got, 2*refusalLogPerMinute)
-	}
-	now = now.Add(61 * time.Second)
-	r.info("bad-integrity", "refused") // summary of 90, then the line
-	r.flush()                          // summary of 90 for "expired"
-	if got := lines.Load(); got != 2*refusalLogPerMinute+3 {
-		t.Errorf("after a minute: %d lines, want %d", got, 2*refusalLogPerMinute+3)
-	}
-}

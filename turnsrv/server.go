@@ -21,6 +21,7 @@ import (
 	"github.com/pion/turn/v4"
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/ratelog"
 )
 
 // Listener is one STUN/TURN listener to open.
@@ -146,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	s.guard = &guard{
 		owners: own, policy: &s.policy, realm: cfg.Realm,
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
-		refusals: newRefusalLog(cfg.Logger, time.Now), now: time.Now, stats: s.stats,
+		refusals: ratelog.New(cfg.Logger, 0, nil), now: time.Now, stats: s.stats,
 	}
 	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, perIP: map[netip.Prefix]int{}, stats: s.stats, owners: own,
 		keyer: clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix}}
@@ -322,7 +323,7 @@ func (s *Server) sweep() {
 			return
 		case now := <-t.C:
 			s.guard.keys.sweep(now.Add(-keyIdleTimeout))
-			s.guard.refusals.flush()
+			s.guard.refusals.Flush()
 		}
 	}
 }

@@ -9,22 +9,34 @@
 //	GET /healthz             200 "ok" while serving
 //
 // /ws is mounted by the caller.
+//
+// TURN user ids are never chosen by, or visible to, anyone else: a page
+// load mints for "page:<random>", the API for "api:<key id>:<user>" where
+// the key id is KeyID of the API key used ("open" without keys), so no API
+// caller can mint under a browser's or another key's user id and take its
+// allocation quota.
 package web
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/mintlimit"
 )
 
 //go:embed static
@@ -55,6 +67,27 @@ type Config struct {
 	APIKeys func() []string
 	// Healthy backs /healthz: nil means serving. Nil func: always healthy.
 	Healthy func() error
+	// Minting limits the credentials one client address is handed
+	// (sources "page" and "api"); past it: 429 with Retry-After. Nil: no
+	// limit.
+	Minting *mintlimit.Limiter
+	// ClientKey is the limit key of the client a request comes from (a
+	// clientaddr key, behind trusted proxies from X-Forwarded-For). Nil:
+	// the TCP peer's address, keyed by clientaddr's defaults.
+	ClientKey func(r *http.Request) string
+	// PageCredentials reports whether the page of room embeds TURN
+	// credentials (turn.credentials on-page, and the room has no
+	// password). When it does not, the page carries STUNServers and the
+	// browser gets credentials in welcome. Nil func: always.
+	PageCredentials func(room string) bool
+	// STUNServers returns the RTCIceServer list of a page without
+	// credentials: no username or credential in it. Nil func: an empty
+	// list.
+	STUNServers func() any
+	// CredentialsOnJoin reports whether turn.credentials is on-join: the
+	// API then refuses (403) when no API keys are configured. Nil func:
+	// false.
+	CredentialsOnJoin func() bool
 	// Logger; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -115,7 +148,20 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "room names are 1 to 64 characters of A-Z a-z 0-9 - _", http.StatusNotFound)
 		return
 	}
-	cfg := h.rtcConfig(r.URL.Query().Get("relay") == "1", "page-"+NewRoomID())
+	relay := r.URL.Query().Get("relay") == "1"
+	var cfg RTCConfiguration
+	if h.cfg.PageCredentials == nil || h.cfg.PageCredentials(room) {
+		if !h.takeCredential(w, r, mintlimit.SourcePage) {
+			return
+		}
+		cfg = h.rtcConfig(relay, "page:"+newUserID())
+	} else {
+		// Credentials come in welcome, after a successful join.
+		cfg = RTCConfiguration{ICEServers: []any{}, ICETransportPolicy: policy(relay)}
+		if h.cfg.STUNServers != nil {
+			cfg.ICEServers = h.cfg.STUNServers()
+		}
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store") // credentials are per load.
 	if err := pageTmpl.Execute(w, struct {
@@ -126,13 +172,45 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// newUserID is a TURN user id nobody can guess: 24 random bytes, URL-safe.
+func newUserID() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func policy(relay bool) string {
+	if relay {
+		return "relay"
+	}
+	return "all"
+}
+
 func (h *handler) rtcConfig(relay bool, user string) RTCConfiguration {
 	servers, ttl := h.cfg.ICEServers(user)
-	policy := "all"
-	if relay {
-		policy = "relay"
+	return RTCConfiguration{ICEServers: servers, ICETransportPolicy: policy(relay), TTL: int64(ttl / time.Second)}
+}
+
+// takeCredential takes one credential from the client's minting bucket,
+// or answers 429 with Retry-After (seconds) and returns false.
+func (h *handler) takeCredential(w http.ResponseWriter, r *http.Request, source string) bool {
+	var key string
+	if h.cfg.ClientKey != nil {
+		key = h.cfg.ClientKey(r)
+	} else {
+		key = clientaddr.Keyer{}.KeyString(r.RemoteAddr)
 	}
-	return RTCConfiguration{ICEServers: servers, ICETransportPolicy: policy, TTL: int64(ttl / time.Second)}
+	_, wait, ok := h.cfg.Minting.Take(key, source)
+	if ok {
+		return true
+	}
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	h.cfg.Logger.Info("credentials refused: rate limit", "source", source, "client", key, "retry_after", secs)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, fmt.Sprintf("too many TURN credentials requested from your address; try again in %d s", secs),
+		http.StatusTooManyRequests)
+	return false
 }
 
 func (h *handler) api(w http.ResponseWriter, r *http.Request) {
@@ -140,31 +218,57 @@ func (h *handler) api(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.APIKeys != nil {
 		keys = h.cfg.APIKeys()
 	}
-	if len(keys) > 0 && !authorized(r, keys) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="icebox"`)
-		http.Error(w, "a valid API key is needed: Authorization: Bearer <key>", http.StatusUnauthorized)
+	keyID := "open"
+	if len(keys) > 0 {
+		k, ok := authorized(r, keys)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="icebox"`)
+			http.Error(w, "a valid API key is needed: Authorization: Bearer <key>", http.StatusUnauthorized)
+			return
+		}
+		keyID = KeyID(k)
+	} else if h.cfg.CredentialsOnJoin != nil && h.cfg.CredentialsOnJoin() {
+		http.Error(w, "TURN credentials are handed out only on joining a room (turn.credentials: on-join); "+
+			"the API needs http.api_keys in this mode", http.StatusForbidden)
+		return
+	}
+	if !h.takeCredential(w, r, mintlimit.SourceAPI) {
 		return
 	}
 	user := r.URL.Query().Get("user")
 	if user == "" || len(user) > 128 || strings.ContainsAny(user, ":\r\n") {
-		user = "api-" + NewRoomID()
+		user = newUserID()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(h.rtcConfig(r.URL.Query().Get("relay") == "1", user))
+	_ = json.NewEncoder(w).Encode(h.rtcConfig(r.URL.Query().Get("relay") == "1", "api:"+keyID+":"+user))
 }
 
-// authorized compares the Bearer token with every key in constant time.
-func authorized(r *http.Request, keys []string) bool {
+// KeyID is the short, non-secret name of an API key in TURN user ids
+// ("api:<key id>:<user>") and logs: the first 8 hex digits of its
+// SHA-256.
+func KeyID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:4])
+}
+
+// authorized compares the Bearer token with every key in constant time
+// and returns the key that matched.
+func authorized(r *http.Request, keys []string) (string, bool) {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
-		return false
+		return "", false
 	}
-	match := 0
-	for _, k := range keys {
-		match |= subtle.ConstantTimeCompare([]byte(got), []byte(k))
+	match := -1
+	for i, k := range keys {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(k)) == 1 {
+			match = i
+		}
 	}
-	return match == 1
+	if match < 0 {
+		return "", false
+	}
+	return keys[match], true
 }
 
 // securityHeaders sets the headers every response carries: the page

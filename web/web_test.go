@@ -2,11 +2,16 @@ package web
 
 import (
 	"encoding/json"
+	"slices"
+	"sync"
+
 	"fmt"
+	"github.com/icebox-project/icebox/internal/mintlimit"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,10 +20,10 @@ import (
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)
 
-func startWeb(t *testing.T, keys []string) *httptest.Server {
+func startWeb(t *testing.T, keys []string, mods ...func(*Config)) *httptest.Server {
 	t.Helper()
 	var n atomic.Int64
-	h := New(Config{
+	cfg := Config{
 		ICEServers: func(user string) (any, time.Duration) {
 			i := n.Add(1)
 			// A hostile value: the page must keep it inside the JSON.
@@ -26,8 +31,11 @@ func startWeb(t *testing.T, keys []string) *httptest.Server {
 		},
 		WebSocket: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }),
 		APIKeys:   func() []string { return keys },
-	})
-	s := httptest.NewServer(h)
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	s := httptest.NewServer(New(cfg))
 	t.Cleanup(s.Close)
 	return s
 }
@@ -162,5 +170,141 @@ func TestAPI(t *testing.T) {
 		if resp.StatusCode != tt.want {
 			t.Errorf("Authorization %q: got %d, want %d", tt.auth, resp.StatusCode, tt.want)
 		}
+	}
+}
+
+// recordUsers makes ICEServers record the TURN user ids it mints for.
+func recordUsers(users *[]string, mu *sync.Mutex) func(*Config) {
+	return func(c *Config) {
+		next := c.ICEServers
+		c.ICEServers = func(user string) (any, time.Duration) {
+			mu.Lock()
+			*users = append(*users, user)
+			mu.Unlock()
+			return next(user)
+		}
+	}
+}
+
+// TestUserIDsNamespaced: the API mints for "api:<key id>:<user>" ("open"
+// without keys), a page for "page:<random>"; so neither an API caller
+// nor a page load can choose a peer's, a page's or another key's TURN
+// user id.
+func TestUserIDsNamespaced(t *testing.T) {
+	var mu sync.Mutex
+	var users []string
+	open := startWeb(t, nil, recordUsers(&users, &mu))
+	guarded := startWeb(t, []string{"key-one-0123456789", "key-two-0123456789"}, recordUsers(&users, &mu))
+	get(t, open.URL+"/api/v1/ice-servers?user=peer:victim")
+	get(t, open.URL+"/api/v1/ice-servers?user=dev")
+	get(t, guarded.URL+"/api/v1/ice-servers?user=dev", "Authorization", "Bearer key-one-0123456789")
+	get(t, guarded.URL+"/api/v1/ice-servers?user=dev", "Authorization", "Bearer key-two-0123456789")
+	get(t, open.URL+"/r/room")
+	get(t, open.URL+"/r/room")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(users) != 6 {
+		t.Fatalf("minted for %q, want 6 users", users)
+	}
+	k1, k2 := KeyID("key-one-0123456789"), KeyID("key-two-0123456789")
+	if k1 == k2 || len(k1) != 8 || strings.Contains("key-one-0123456789", k1) {
+		t.Errorf("key ids %q %q: want 8 distinct hex digits, not part of the key", k1, k2)
+	}
+	// A user with ':' is replaced by a random one; the prefix stays.
+	if !strings.HasPrefix(users[0], "api:open:") || strings.Contains(users[0], "victim") {
+		t.Errorf("API user=peer:victim minted for %q, want api:open:<random>", users[0])
+	}
+	want := []string{"api:open:dev", "api:" + k1 + ":dev", "api:" + k2 + ":dev"}
+	if !slices.Equal(users[1:4], want) {
+		t.Errorf("API users: got %q, want %q", users[1:4], want)
+	}
+	for _, u := range users[4:] {
+		if !strings.HasPrefix(u, "page:") || len(u) < len("page:")+32 {
+			t.Errorf("page user %q, want page:<32+ random characters>", u)
+		}
+	}
+	if users[4] == users[5] {
+		t.Errorf("two page loads minted for the same user %q", users[4])
+	}
+}
+
+// TestPageWithoutCredentials: a page PageCredentials says no to carries
+// the STUN servers only, mints nothing and takes no token; the API
+// refuses without keys in on-join mode and serves keyed callers.
+func TestPageWithoutCredentials(t *testing.T) {
+	var mu sync.Mutex
+	var users []string
+	stun := func() any { return []map[string]any{{"urls": []string{"stun:127.0.0.1:3478"}}} }
+	onJoin := func(c *Config) {
+		c.PageCredentials = func(room string) bool { return room == "open-room" }
+		c.STUNServers = stun
+		c.CredentialsOnJoin = func() bool { return true }
+		c.Minting = mintlimit.New(1, 1)
+	}
+	s := startWeb(t, nil, recordUsers(&users, &mu), onJoin)
+	for i := 0; i < 3; i++ { // past the burst of 1: no token is taken
+		resp, body := get(t, s.URL+"/r/private")
+		if resp.StatusCode != 200 {
+			t.Fatalf("page %d: status %d", i, resp.StatusCode)
+		}
+		cfg := pageConfig(t, body)
+		servers := cfg["iceServers"].([]any)
+		if len(servers) != 1 || strings.Contains(body, "username") || strings.Contains(body, "credential") {
+			t.Errorf("page without credentials: got %s", body)
+		}
+	}
+	mu.Lock()
+	if len(users) != 0 {
+		t.Errorf("pages without credentials minted for %q", users)
+	}
+	mu.Unlock()
+	if resp, _ := get(t, s.URL+"/r/open-room"); resp.StatusCode != 200 {
+		t.Errorf("page with credentials: got %d, want 200", resp.StatusCode)
+	}
+	resp, body := get(t, s.URL+"/api/v1/ice-servers")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "on-join") || strings.Contains(body, "credential\"") {
+		t.Errorf("on-join API without keys: got %d %q, want 403 naming on-join", resp.StatusCode, body)
+	}
+	keyed := startWeb(t, []string{"key-one-0123456789"}, onJoin)
+	if resp, _ := get(t, keyed.URL+"/api/v1/ice-servers", "Authorization", "Bearer key-one-0123456789"); resp.StatusCode != 200 {
+		t.Errorf("on-join API with a key: got %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := get(t, keyed.URL+"/api/v1/ice-servers"); resp.StatusCode != 401 {
+		t.Errorf("on-join API without the key: got %d, want 401", resp.StatusCode)
+	}
+}
+
+// TestMintingLimit: page loads and API calls share one bucket per client
+// key; past it both get 429 with Retry-After and a message, refusals are
+// counted by source, and another client key is unaffected.
+func TestMintingLimit(t *testing.T) {
+	lim := mintlimit.New(1, 3)
+	var client atomic.Value
+	client.Store("198.51.100.1/32")
+	s := startWeb(t, nil, func(c *Config) {
+		c.Minting = lim
+		c.ClientKey = func(*http.Request) string { return client.Load().(string) }
+	})
+	for _, path := range []string{"/r/a", "/api/v1/ice-servers", "/r/b"} {
+		if resp, _ := get(t, s.URL+path); resp.StatusCode != 200 {
+			t.Fatalf("GET %s within the burst: %d", path, resp.StatusCode)
+		}
+	}
+	for _, path := range []string{"/r/a", "/api/v1/ice-servers"} {
+		resp, body := get(t, s.URL+path)
+		ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != http.StatusTooManyRequests || err != nil || ra < 1 || ra > 60 {
+			t.Errorf("GET %s past the limit: %d Retry-After %q, want 429 and 1-60 s", path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		if !strings.Contains(body, "too many TURN credentials") || strings.Contains(body, "ice-config") {
+			t.Errorf("GET %s past the limit: body %q", path, body)
+		}
+	}
+	if got := lim.Refused(); got["page"] != 1 || got["api"] != 1 {
+		t.Errorf("refusals: got %v, want page 1 api 1", got)
+	}
+	client.Store("198.51.100.2/32")
+	if resp, _ := get(t, s.URL+"/r/a"); resp.StatusCode != 200 {
+		t.Errorf("another client: %d, want 200", resp.StatusCode)
 	}
 }

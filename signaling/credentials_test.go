@@ -1,0 +1,182 @@
+package signaling
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/mintlimit"
+)
+
+// TestCredentialIDNotPeerID: welcome credentials are minted for a random
+// "peer:" id that is not the peer id the room sees, different per peer.
+func TestCredentialIDNotPeerID(t *testing.T) {
+	_, url := startSignaling(t, nil)
+	a, b := dial(t, url), dial(t, url)
+	wa, wb := a.join("r", "alice"), b.join("r", "bob")
+	var users []string
+	for _, w := range []msg{wa, wb} {
+		u := w["iceServers"].([]any)[0].(map[string]any)["username"].(string)
+		user := strings.TrimPrefix(u, "u-")
+		if !strings.HasPrefix(user, "peer:") || len(user) < len("peer:")+32 {
+			t.Errorf("credential user %q, want peer:<32+ random characters>", user)
+		}
+		if strings.Contains(user, w["id"].(string)) {
+			t.Errorf("credential user %q holds the peer id %v", user, w["id"])
+		}
+		users = append(users, user)
+	}
+	if users[0] == users[1] {
+		t.Errorf("two peers share the credential user %q", users[0])
+	}
+}
+
+// fromAddr dials url as the client address ip, through a trusted proxy
+// (127.0.0.0/8) naming it in X-Forwarded-For.
+func fromAddr(t *testing.T, url, ip string) *wsClient {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"X-Forwarded-For": {ip}})
+	if err != nil {
+		t.Fatalf("dial as %s: %v (%v)", ip, err, resp)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &wsClient{t: t, conn: conn}
+}
+
+func trustLoopback(c *Config) {
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+}
+
+// TestMintingLimitWS: joins take credentials from the client address's
+// bucket; past it a join gets rate-limited (no credentials), a failed
+// join gives its token back, addresses in one IPv6 /64 share the bucket,
+// and refusals are counted under "ws".
+func TestMintingLimitWS(t *testing.T) {
+	lim := mintlimit.New(1, 2)
+	_, url := startSignaling(t, func(c *Config) {
+		trustLoopback(c)
+		c.Minting = lim
+		c.MaxPeersPerRoom = 8
+	})
+	// A wrong password costs no credential.
+	g := fromAddr(t, url, "2001:db8:5:6::1")
+	g.send(msg{"type": "join", "room": "locked", "name": "g", "password": "wrong"})
+	g.expect("error", CodeBadPassword)
+	fromAddr(t, url, "2001:db8:5:6::2").join("r", "one")
+	fromAddr(t, url, "2001:db8:5:6:1::3").join("r", "two")
+	third := fromAddr(t, url, "2001:db8:5:6:ffff::4")
+	third.send(msg{"type": "join", "room": "r", "name": "three"})
+	e := third.expect("error", CodeRateLimited)
+	if !strings.Contains(e["message"].(string), "TURN credentials") || e["iceServers"] != nil {
+		t.Errorf("refusal: got %v", e)
+	}
+	fromAddr(t, url, "2001:db8:5:7::1").join("r", "other-64") // another /64
+	if got := lim.Refused()["ws"]; got != 1 {
+		t.Errorf("ws refusals: got %d, want 1", got)
+	}
+}
+
+// TestPasswordThrottleKeys: a correct join of room B does not reset the
+// count of wrong guesses at room A, and addresses in one IPv6 /64 are one
+// guesser.
+func TestPasswordThrottleKeys(t *testing.T) {
+	tests := []struct {
+		name  string
+		addrs []string // each guess comes from the next address, cycling
+	}{
+		{"one IPv4 address", []string{"198.51.100.66"}},
+		{"one IPv6 /64", []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:aaaa::3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, url := startSignaling(t, func(c *Config) {
+				trustLoopback(c)
+				c.MaxPeersPerRoom = 100
+				c.RoomPassword = func(room string) string {
+					return map[string]string{"a": "pw-a", "b": "pw-b"}[room]
+				}
+			})
+			s.guesses.base = time.Millisecond
+			s.guesses.maxFails = 3
+			for i := 0; i < 3; i++ {
+				ip := tt.addrs[i%len(tt.addrs)]
+				g := fromAddr(t, url, ip)
+				g.send(msg{"type": "join", "room": "a", "name": "g", "password": "guess"})
+				g.expect("error", CodeBadPassword)
+				// The attacker knows room b's password and joins it between guesses.
+				b := fromAddr(t, url, ip)
+				b.send(msg{"type": "join", "room": "b", "name": "b" + string(rune('0'+i)), "password": "pw-b"})
+				b.expect("welcome")
+			}
+			g := fromAddr(t, url, tt.addrs[len(tt.addrs)-1])
+			g.send(msg{"type": "join", "room": "a", "name": "g", "password": "pw-a"})
+			if e := g.expect("error", CodeRateLimited); !strings.Contains(e["message"].(string), "wrong passwords") {
+				t.Errorf("refusal message: %v", e["message"])
+			}
+			// Room b, where this address guessed nothing wrong, stays open.
+			b := fromAddr(t, url, tt.addrs[0])
+			b.send(msg{"type": "join", "room": "b", "name": "late", "password": "pw-b"})
+			b.expect("welcome")
+			// Another address, or another /64, is unaffected.
+			o := fromAddr(t, url, "203.0.113.9")
+			o.send(msg{"type": "join", "room": "a", "name": "o", "password": "pw-a"})
+			o.expect("welcome")
+		})
+	}
+}
+
+// TestGuessThrottleAcrossRooms: wrong guesses spread over many rooms
+// block the address at maxAddrFails, for every room, and a success
+// anywhere does not reset that.
+func TestGuessThrottleAcrossRooms(t *testing.T) {
+	g := newGuessThrottle()
+	k := clientaddr.Keyer{}.KeyString("2001:db8::1")
+	for i := 0; i < g.maxAddrFails-1; i++ {
+		room := "room" + string(rune('a'+i))
+		g.failed(k, room)
+		g.succeeded(k, "mine")
+		if w := g.blocked(k, "elsewhere"); w != 0 {
+			t.Fatalf("after %d wrong guesses in different rooms: blocked %v, want not yet", i+1, w)
+		}
+	}
+	g.failed(k, "last")
+	g.succeeded(k, "last")
+	if w := g.blocked(k, "any"); w <= 0 {
+		t.Errorf("after %d wrong guesses: not blocked, want blocked everywhere", g.maxAddrFails)
+	}
+	if w := g.blocked(clientaddr.Keyer{}.KeyString("2001:db8:0:0:ffff::1"), "any"); w <= 0 {
+		t.Errorf("another address in the /64: not blocked, want blocked")
+	}
+	if w := g.blocked(clientaddr.Keyer{}.KeyString("2001:db8:0:1::1"), "any"); w != 0 {
+		t.Errorf("another /64: blocked %v, want not", w)
+	}
+}
+
+// TestGuessThrottleBounded: the throttle forgets expired counts first
+// when full.
+func TestGuessThrottleBounded(t *testing.T) {
+	g := newGuessThrottle()
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	g.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	g.failed("old", "r")
+	mu.Lock()
+	now = now.Add(2 * g.block)
+	mu.Unlock()
+	for i := 0; len(g.fails) < maxTracked; i++ {
+		g.fails[guessKey{addr: "filler", room: string(rune(i))}] = &guessState{n: 1, last: now}
+	}
+	g.failed("new", "r")
+	if _, ok := g.fails[guessKey{"old", "r"}]; ok {
+		t.Error("an expired count survived a full map")
+	}
+	if len(g.fails) > maxTracked {
+		t.Errorf("tracked %d counts, past %d", len(g.fails), maxTracked)
+	}
+}
