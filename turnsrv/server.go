@@ -380,13 +380,15 @@ type Update struct {
 	MaxAllocationsPerUser, MaxAllocations int
 	MaxAllocationsPerIP                   int
 	MaxBitratePerAllocation               int64
-	// MaxTCPConnectionsPerIP and MaxTCPConnections apply to connections
-	// accepted afterwards; open ones stay.
+	// MaxTCPConnectionsPerIP, MaxTCPConnections and IPv6ClientPrefix apply
+	// to connections accepted afterwards; open ones stay.
 	MaxTCPConnectionsPerIP, MaxTCPConnections int
+	IPv6ClientPrefix                          int
 }
 
 // Update applies u to new requests; a new bitrate cap applies to
-// allocations created afterwards. Existing allocations keep working:
+// allocations created afterwards, new TCP connection caps to connections
+// accepted afterwards. Existing allocations keep working:
 // requests on them verify under the key they were made with, even when u
 // removes its secret or user. Errors: ErrNoSecret without Credentials.
 func (s *Server) Update(u Update) error {
@@ -398,7 +400,7 @@ func (s *Server) Update(u Update) error {
 		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
 		maxBitrate: u.MaxBitratePerAllocation,
 	})
-	s.conns.setCaps(u.MaxTCPConnectionsPerIP, resolveMaxTCP(u.MaxTCPConnections))
+	s.conns.setCaps(u.MaxTCPConnectionsPerIP, resolveMaxTCP(u.MaxTCPConnections), clientaddr.Keyer{IPv6Prefix: u.IPv6ClientPrefix})
 	return nil
 }
 

@@ -249,10 +249,12 @@ func newConnSet(lim connLimits, stats *Stats, own *owners, log *slog.Logger) *co
 	return s
 }
 
-// setCaps replaces the caps for connections accepted from now on.
-func (s *connSet) setCaps(perIP, total int) {
+// setCaps replaces the caps and the client keys for connections accepted
+// from now on; open connections stay counted under the key they came in
+// with.
+func (s *connSet) setCaps(perIP, total int, keyer clientaddr.Keyer) {
 	lim := *s.limits.Load()
-	lim.perIP, lim.total = perIP, total
+	lim.perIP, lim.total, lim.keyer = perIP, total, keyer
 	s.limits.Store(&lim)
 }
 
