@@ -14,7 +14,13 @@ import (
 // labels, e.g. `icebox_turn_relayed_bytes_total{direction="to_peer"}`.
 func scrape(t *testing.T, ib *icebox) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + ib.MetricsAddr().String() + "/metrics")
+	return scrapeAddr(t, ib.MetricsAddr().String())
+}
+
+// scrapeAddr is scrape for the metrics listener at addr (host:port).
+func scrapeAddr(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
