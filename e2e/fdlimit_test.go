@@ -192,6 +192,11 @@ state_dir: %q
 	refused := false
 	for i := 0; i < 256 && !refused; i++ {
 		c, err := net.Dial("tcp", ib.turnTCP)
+		if errors.Is(err, syscall.ECONNRESET) {
+			refused = true // reset (SO_LINGER 0) before connect returned
+			t.Logf("connection %d reset at the descriptor limit", i)
+			break
+		}
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}

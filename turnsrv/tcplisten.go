@@ -2,6 +2,7 @@ package turnsrv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -126,7 +127,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			c.Close()
 			return nil, net.ErrClosed
 		default:
-			c.Close()
+			abort(c)
 			l.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String(), "reason", why)
 		}
 	}
@@ -152,13 +153,25 @@ func (l *guardListener) shed() {
 		// fail the accept, so use a short one.
 		_ = tl.SetDeadline(time.Now().Add(time.Millisecond))
 		if c, err := tl.Accept(); err == nil {
-			c.Close()
 			l.conns.stats.TCPRefusedFDLimit.Add(1)
+			abort(c)
 			l.conns.logf(refusedFDLimit, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String(), "reason", refusedFDLimit)
 		}
 		_ = tl.SetDeadline(time.Time{})
 	}
 	l.spare, _ = os.Open(os.DevNull)
+}
+
+// abort closes a refused connection with a reset (SO_LINGER 0), so a
+// flood of refusals leaves no TIME_WAIT sockets behind on the server.
+func abort(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 func (l *guardListener) closed() bool {
