@@ -47,6 +47,22 @@ func waitClosedByServer(t *testing.T, c net.Conn) {
 	}
 }
 
+// expectRefused connects to addr and waits for the server to close the
+// connection unserved. The server resets refused connections, so the
+// reset may already fail the connect.
+func expectRefused(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if errors.Is(err, syscall.ECONNRESET) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitClosedByServer(t, c)
+}
+
 // tcpBinding sends a STUN Binding request (RFC 8489 §3) on a TURN-over-TCP
 // connection and reads the success response; an error means the
 // connection does not serve.
@@ -219,14 +235,14 @@ func TestTCPNoAllocationDeadline(t *testing.T) {
 			t.Errorf("TCPClosedNoAllocation: got %d, want %d", got, before)
 		}
 		// A Refresh with lifetime 0 deletes the allocation; the clock
-		// starts again from then.
+		// starts again from then. (pion's client reads raw, so the test
+		// waits on the server's counters rather than on a read.)
 		if err := relay.Close(); err != nil {
 			t.Fatal(err)
 		}
-		waitClosedByServer(t, raw)
-		if got := s.Stats().TCPClosedNoAllocation.Load(); got != before+1 {
-			t.Errorf("TCPClosedNoAllocation: got %d, want %d", got, before+1)
-		}
+		waitFor(t, "closed for holding no allocation", func() bool {
+			return s.Stats().TCPClosedNoAllocation.Load() == before+1 && s.Stats().TCPConnectionsOpen.Load() == 0
+		})
 	})
 }
 
@@ -277,15 +293,7 @@ func TestTCPConnectionCaps(t *testing.T) {
 			}
 			const flood = 20
 			for i := 0; i < flood; i++ {
-				c, err := net.Dial("tcp", s.tcp)
-				if errors.Is(err, syscall.ECONNRESET) {
-					continue // reset before connect returned: refused as well.
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				waitClosedByServer(t, c)
-				c.Close()
+				expectRefused(t, s.tcp)
 			}
 			if got := tt.counter(s.Stats()); got != flood {
 				t.Errorf("refusals counted: got %d, want %d", got, flood)
@@ -310,6 +318,26 @@ func TestTCPConnectionCaps(t *testing.T) {
 				t.Fatalf("a connection in the freed place: %v", err)
 			}
 		})
+	}
+}
+
+// TestTCPCapsReload: Update changes the caps for connections accepted
+// afterwards.
+func TestTCPCapsReload(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.MaxTCPConnectionsPerIP = 1 })
+	if err := tcpBinding(dialTCP(t, s.tcp)); err != nil {
+		t.Fatal(err)
+	}
+	expectRefused(t, s.tcp)
+	if err := s.Update(Update{Credentials: s.cfg.Credentials, MaxTCPConnectionsPerIP: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tcpBinding(dialTCP(t, s.tcp)); err != nil {
+		t.Fatalf("second connection after raising the cap to 2: %v", err)
+	}
+	expectRefused(t, s.tcp)
+	if got := s.Stats().TCPRefusedPerIP.Load(); got != 2 {
+		t.Errorf("TCPRefusedPerIP: got %d, want 2", got)
 	}
 }
 
