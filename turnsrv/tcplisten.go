@@ -39,14 +39,14 @@ const (
 	// below what makes holding idle connections cheap.
 	DefaultFirstMessageTimeout = 10 * time.Second
 	// DefaultNoAllocationTimeout is how long a connection may hold no
-	// allocation: long enough for a Binding-only client (ICE keeps one
-	// for STUN checks) and for the 401 challenge, the Allocate and a
-	// retry after a 437 or 438.
+	// allocation: ample for a Binding first, the 401 challenge, the
+	// Allocate and retries after a 437 or 438 (RFC 8656 §7), and for
+	// a client re-allocating after its allocation ended.
 	DefaultNoAllocationTimeout = 60 * time.Second
 )
 
-// Accept backoff bounds. The cap keeps service back within half a second
-// of the pressure ending.
+// Accept backoff bounds. The cap puts service back within a quarter
+// second of the pressure ending.
 const (
 	acceptBackoffMin = 5 * time.Millisecond
 	acceptBackoffMax = 250 * time.Millisecond
