@@ -89,6 +89,20 @@ func TestMetricsAfterRelayedCall(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want 0 without a cap", name, v, ok)
 		}
 	}
+	// Nothing pressed the TURN TCP listener, but its series exist.
+	for _, name := range []string{
+		`icebox_turn_tcp_refused_total{reason="per_ip"}`, `icebox_turn_tcp_refused_total{reason="total"}`,
+		`icebox_turn_tcp_refused_total{reason="fd_limit"}`, `icebox_turn_tcp_accept_errors_total`,
+		`icebox_turn_tcp_closed_total{reason="first_message_timeout"}`,
+		`icebox_turn_tcp_closed_total{reason="no_allocation"}`,
+	} {
+		if v, ok := m[name]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want 0", name, v, ok)
+		}
+	}
+	if _, ok := m[`icebox_turn_tcp_connections`]; !ok {
+		t.Error("no icebox_turn_tcp_connections")
+	}
 	if m[`icebox_turn_relayed_bytes_total{direction="to_peer"}`] < 40*1000 {
 		t.Errorf("relayed bytes to peers %v, want at least the 40 kB of data sent", m[`icebox_turn_relayed_bytes_total{direction="to_peer"}`])
 	}
