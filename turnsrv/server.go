@@ -330,6 +330,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", fast.loopCount(), "gomaxprocs", runtime.GOMAXPROCS(0), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
 		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
+	if len(lns) > 0 {
+		lim := s.conns.limits.Load()
+		s.log.Info("turn tcp limits", "max_connections_per_ip", lim.perIP, "max_connections", lim.total,
+			"first_message_timeout", lim.firstMsg.String(), "no_allocation_timeout", lim.noAlloc.String())
+	}
 	return s, nil
 }
 
