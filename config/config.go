@@ -159,6 +159,21 @@ type TURN struct {
 	// MaxAllocationsPerIP caps live allocations per client address.
 	// Default 100; -1 means no cap.
 	MaxAllocationsPerIP int `yaml:"max_allocations_per_ip"`
+	// MaxTCPConnectionsPerIP caps open TURN connections over TCP and TLS
+	// per client address (the IPv4 address, or the IPv6 prefix of
+	// ipv6_client_prefix bits); a connection over it is closed as soon as
+	// it is accepted. A browser holds one per TURN TCP or TLS URL and peer
+	// connection while it gathers candidates (up to 14 in a full mesh room
+	// of 8), so a few browsers behind one NAT fit the default. Default 64;
+	// -1 means no cap. A reload applies to connections accepted afterwards.
+	MaxTCPConnectionsPerIP int `yaml:"max_tcp_connections_per_ip"`
+	// MaxTCPConnections caps open TURN connections over TCP and TLS in
+	// total, to keep icebox below its file descriptor limit. Default 0:
+	// automatic, a quarter of the soft RLIMIT_NOFILE (16384 under the
+	// systemd unit's LimitNOFILE=65536), leaving the rest for relayed
+	// sockets, WebSockets and files; -1 means no cap. A reload applies to
+	// connections accepted afterwards.
+	MaxTCPConnections int `yaml:"max_tcp_connections"`
 	// MaxBitratePerAllocation caps what one allocation relays, each
 	// direction on its own, as bits per second of UDP payload: a number,
 	// or a number with kbps, Mbps or Gbps ("2.5Mbps"). Datagrams over the

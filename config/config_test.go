@@ -35,6 +35,31 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestTCPConnectionCapKeys: turn.max_tcp_connections_per_ip defaults to
+// 64 and turn.max_tcp_connections to 0 (automatic); -1 turns either off
+// and is kept as -1.
+func TestTCPConnectionCapKeys(t *testing.T) {
+	tests := []struct {
+		yml          string
+		perIP, total int
+	}{
+		{"", DefaultMaxTCPConnectionsPerIP, 0},
+		{"turn: {max_tcp_connections_per_ip: 4, max_tcp_connections: 100}", 4, 100},
+		{"turn: {max_tcp_connections_per_ip: -1, max_tcp_connections: -1}", -1, -1},
+		{"turn: {max_tcp_connections: 0}", DefaultMaxTCPConnectionsPerIP, 0},
+	}
+	for _, tt := range tests {
+		cfg, _, err := FromBytes("icebox.yaml", []byte(tt.yml))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yml, err)
+		}
+		if cfg.TURN.MaxTCPConnectionsPerIP != tt.perIP || cfg.TURN.MaxTCPConnections != tt.total {
+			t.Errorf("%q: got per ip %d, total %d; want %d, %d", tt.yml,
+				cfg.TURN.MaxTCPConnectionsPerIP, cfg.TURN.MaxTCPConnections, tt.perIP, tt.total)
+		}
+	}
+}
+
 func TestFullFile(t *testing.T) {
 	yml := `
 public_ip: 203.0.113.10
@@ -117,6 +142,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"tls listener without certificate", "turn:\n  listen: [\"tls://0.0.0.0:5349\"]", "turn.listen[0]", "need a certificate", 2},
 		{"bad acme domain", "http:\n  tls: {acme_domains: [\"bad domain\"]}", "http.tls.acme_domains[0]", "not a DNS name", 2},
 		{"files and acme", "http:\n  tls: {cert_file: /a, key_file: /b, acme_domains: [x.example]}", "http.tls", "either", 2},
+		{"tcp connections per ip below -1", "turn:\n  max_tcp_connections_per_ip: -2", "turn.max_tcp_connections_per_ip", "-1 for no cap", 2},
+		{"tcp connections below -1", "turn:\n  max_tcp_connections: -5", "turn.max_tcp_connections", "0 for automatic", 2},
 		{"dtls listener", "turn:\n  listen: [\"dtls://0.0.0.0:5349\"]", "turn.listen[0]", "not supported", 2},
 		{"unknown credentials mode", "turn:\n  credentials: on-demand", "turn.credentials", "not on-page or on-join", 2},
 		{"negative credentials rate", "turn:\n  credentials_per_minute: -2", "turn.credentials_per_minute", "-1 for no limit", 2},

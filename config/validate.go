@@ -24,12 +24,15 @@ const (
 	DefaultCredentials           = CredentialsOnPage
 	DefaultCredentialsPerMinute  = 30
 	DefaultCredentialsBurst      = 60
-	DefaultMaxPeersPerRoom       = 8
-	DefaultMaxRooms              = 10000
-	DefaultMaxConnectionsPerIP   = 50
-	DefaultMetricsListen         = "127.0.0.1:9464"
-	DefaultStateDir              = "/var/lib/icebox"
-	DefaultShutdownGrace         = 10 * time.Second
+	// DefaultMaxTCPConnectionsPerIP is turn.max_tcp_connections_per_ip's
+	// default; turn.max_tcp_connections defaults to 0, automatic.
+	DefaultMaxTCPConnectionsPerIP = 64
+	DefaultMaxPeersPerRoom        = 8
+	DefaultMaxRooms               = 10000
+	DefaultMaxConnectionsPerIP    = 50
+	DefaultMetricsListen          = "127.0.0.1:9464"
+	DefaultStateDir               = "/var/lib/icebox"
+	DefaultShutdownGrace          = 10 * time.Second
 	// MaxCredentialsBurst bounds turn.credentials_burst.
 	MaxCredentialsBurst = 100_000
 	// MaxShutdownGrace bounds shutdown_grace, within systemd's stop timeout.
@@ -131,6 +134,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.TURN.CredentialsBurst == 0 {
 		c.TURN.CredentialsBurst = DefaultCredentialsBurst
+	}
+	if c.TURN.MaxTCPConnectionsPerIP == 0 {
+		c.TURN.MaxTCPConnectionsPerIP = DefaultMaxTCPConnectionsPerIP
 	}
 	if c.Signaling.MaxPeersPerRoom == 0 {
 		c.Signaling.MaxPeersPerRoom = DefaultMaxPeersPerRoom
@@ -263,6 +269,12 @@ func (c *Config) validate() (*Parsed, *Error) {
 	}
 	if c.TURN.MaxAllocationsPerIP < -1 {
 		return nil, bad("turn.max_allocations_per_ip", "must be a positive number, or -1 for no cap")
+	}
+	if c.TURN.MaxTCPConnectionsPerIP < -1 {
+		return nil, bad("turn.max_tcp_connections_per_ip", "must be a positive number, or -1 for no cap")
+	}
+	if c.TURN.MaxTCPConnections < -1 {
+		return nil, bad("turn.max_tcp_connections", "must be a positive number, 0 for automatic, or -1 for no cap")
 	}
 	if p.MaxBitrate, err = ParseBitrate(c.TURN.MaxBitratePerAllocation); err != nil {
 		return nil, bad("turn.max_bitrate_per_allocation", "%v", err)

@@ -45,6 +45,10 @@ var (
 	descPackets     = desc("turn_relayed_packets_total", "Datagrams on relayed transport addresses, by direction.", "direction")
 	descBytes       = desc("turn_relayed_bytes_total", "UDP payload bytes on relayed transport addresses, by direction.", "direction")
 	descDropped     = desc("turn_dropped_packets_total", "Datagrams dropped: over their allocation's bitrate cap (reason bitrate, direction to_peer or from_peer), past a full queue for the control plane (reason control_queue, direction from_client), neither STUN nor ChannelData of an allocation (reason not_stun, direction from_client), or sent to a peer the filter refuses, such as a non-relay port of the server's own address (reason peer_denied, direction to_peer).", "direction", "reason")
+	descTCPConns    = desc("turn_tcp_connections", "Open TURN connections over TCP and TLS.")
+	descTCPRefused  = desc("turn_tcp_refused_total", "TURN TCP and TLS connections closed as soon as they were accepted, by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), fd_limit (shed while out of file descriptors).", "reason")
+	descTCPAccept   = desc("turn_tcp_accept_errors_total", "Failed accepts on TURN TCP and TLS listeners (such as EMFILE), each retried.")
+	descTCPClosed   = desc("turn_tcp_closed_total", "TURN TCP and TLS connections closed by a deadline, by reason: first_message_timeout (no STUN message or TLS handshake in time) or no_allocation.", "reason")
 	descWSConns     = desc("ws_connections", "Open signaling WebSocket connections.")
 	descRooms       = desc("signaling_rooms", "Rooms with at least one peer.")
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
@@ -56,7 +60,8 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
-		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped, descWSConns, descRooms, descPeers,
+		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped,
+		descTCPConns, descTCPRefused, descTCPAccept, descTCPClosed, descWSConns, descRooms, descPeers,
 		descMessages, descErrors, descCredLimited, descAudit} {
 		ch <- d
 	}
@@ -89,6 +94,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, st.DroppedControl.Load(), "from_client", "control_queue")
 	counter(descDropped, st.DroppedNotSTUN.Load(), "from_client", "not_stun")
 	counter(descDropped, st.DroppedPeerDenied.Load(), "to_peer", "peer_denied")
+	gauge(descTCPConns, st.TCPConnectionsOpen.Load())
+	counter(descTCPRefused, st.TCPRefusedPerIP.Load(), "per_ip")
+	counter(descTCPRefused, st.TCPRefusedTotal.Load(), "total")
+	counter(descTCPRefused, st.TCPRefusedFDLimit.Load(), "fd_limit")
+	counter(descTCPAccept, st.TCPAcceptErrors.Load())
+	counter(descTCPClosed, st.TCPClosedFirstMessage.Load(), "first_message_timeout")
+	counter(descTCPClosed, st.TCPClosedNoAllocation.Load(), "no_allocation")
 	conns, rooms, peers := c.sig.Counts()
 	gauge(descWSConns, int64(conns))
 	gauge(descRooms, int64(rooms))

@@ -26,6 +26,8 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 		DenyPeers:   p.DenyPeers, AllowPeers: p.AllowPeers,
 		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser, MaxAllocations: cfg.TURN.MaxAllocations,
 		MaxAllocationsPerIP: cfg.TURN.MaxAllocationsPerIP, MaxBitratePerAllocation: p.MaxBitrate,
+		MaxTCPConnectionsPerIP: cfg.TURN.MaxTCPConnectionsPerIP, MaxTCPConnections: cfg.TURN.MaxTCPConnections,
+		IPv6ClientPrefix: cfg.IPv6ClientPrefix,
 	}); err != nil {
 		return nil, err
 	}

@@ -14,7 +14,13 @@ import (
 // labels, e.g. `icebox_turn_relayed_bytes_total{direction="to_peer"}`.
 func scrape(t *testing.T, ib *icebox) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + ib.MetricsAddr().String() + "/metrics")
+	return scrapeAddr(t, ib.MetricsAddr().String())
+}
+
+// scrapeAddr is scrape for the metrics listener at addr (host:port).
+func scrapeAddr(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +88,20 @@ func TestMetricsAfterRelayedCall(t *testing.T) {
 		if v, ok := m[name]; !ok || v != 0 {
 			t.Errorf("%s = %v (present %v), want 0 without a cap", name, v, ok)
 		}
+	}
+	// Nothing pressed the TURN TCP listener, but its series exist.
+	for _, name := range []string{
+		`icebox_turn_tcp_refused_total{reason="per_ip"}`, `icebox_turn_tcp_refused_total{reason="total"}`,
+		`icebox_turn_tcp_refused_total{reason="fd_limit"}`, `icebox_turn_tcp_accept_errors_total`,
+		`icebox_turn_tcp_closed_total{reason="first_message_timeout"}`,
+		`icebox_turn_tcp_closed_total{reason="no_allocation"}`,
+	} {
+		if v, ok := m[name]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want 0", name, v, ok)
+		}
+	}
+	if _, ok := m[`icebox_turn_tcp_connections`]; !ok {
+		t.Error("no icebox_turn_tcp_connections")
 	}
 	if m[`icebox_turn_relayed_bytes_total{direction="to_peer"}`] < 40*1000 {
 		t.Errorf("relayed bytes to peers %v, want at least the 40 kB of data sent", m[`icebox_turn_relayed_bytes_total{direction="to_peer"}`])

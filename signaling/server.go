@@ -20,6 +20,7 @@ import (
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/ratelog"
 )
 
 // Limits and timings. pingPeriod < pongWait so a healthy peer's pong
@@ -99,6 +100,8 @@ type Server struct {
 	stats    Stats
 	guesses  *guessThrottle
 	perIP    ipCount
+	// refusals logs refused upgrades at a bounded rate.
+	refusals *ratelog.Logger
 }
 
 // New builds a Server.
@@ -115,7 +118,8 @@ func New(cfg Config) *Server {
 	if cfg.ResumeWindow <= 0 {
 		cfg.ResumeWindow = DefaultResumeWindow
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub(cfg.ResumeWindow), guesses: newGuessThrottle(), perIP: ipCount{n: map[string]int{}}}
+	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub(cfg.ResumeWindow), guesses: newGuessThrottle(), perIP: ipCount{n: map[string]int{}},
+		refusals: ratelog.New(cfg.Logger, 0, nil)}
 	s.Update(cfg.Limits)
 	s.upgrader = websocket.Upgrader{
 		// Reading reuses the HTTP server's buffer; a write buffer is taken
@@ -168,14 +172,14 @@ func (s *Server) limits() limits { return *s.limitsP.Load() }
 // A foreign Origin gets 403.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.checkOrigin(r) {
-		s.log.Info("ws origin refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+		s.refusals.Info("origin", "ws refused", "remote", r.RemoteAddr, "origin", ratelog.Clip(r.Header.Get("Origin")))
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
 	lim := s.limits()
 	ip := lim.keyer.KeyString(clientIP(r, s.cfg.TrustedProxies))
 	if !s.perIP.acquire(ip, lim.maxPerIP) {
-		s.log.Info("ws refused: connections per address", "remote", r.RemoteAddr, "client", ip)
+		s.refusals.Info("connections-per-address", "ws refused", "remote", r.RemoteAddr, "client", ip)
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}

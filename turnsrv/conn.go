@@ -3,9 +3,14 @@ package turnsrv
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/stun/v3"
 )
@@ -41,70 +46,17 @@ func (c *guardPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// guardListener wraps accepted TCP connections in guardConn and tracks
-// them, since pion/turn's Close leaves accepted connections open.
-type guardListener struct {
-	net.Listener
-	g     *guard
-	conns *connSet
-}
-
-func (l guardListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	gc := &guardConn{Conn: c, g: l.g, r: bufio.NewReaderSize(c, 4096), m: new(stun.Message), conns: l.conns}
-	if !l.conns.add(gc) {
-		c.Close()
-		return nil, net.ErrClosed
-	}
-	return gc, nil
-}
-
-// connSet holds the open TCP connections so Close can end them.
-type connSet struct {
-	mu     sync.Mutex
-	conns  map[*guardConn]struct{}
-	closed bool
-}
-
-func newConnSet() *connSet { return &connSet{conns: map[*guardConn]struct{}{}} }
-
-func (s *connSet) add(c *guardConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
-func (s *connSet) remove(c *guardConn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
-func (s *connSet) closeAll() {
-	s.mu.Lock()
-	s.closed = true
-	conns := s.conns
-	s.conns = map[*guardConn]struct{}{}
-	s.mu.Unlock()
-	for c := range conns {
-		c.Conn.Close()
-	}
-}
-
 // maxFrame is the longest STUN message: a 20-byte header and a 16-bit
 // length (RFC 8489 §5).
 const maxFrame = 20 + 0xFFFF
 
 // guardConn frames a TURN-over-TCP stream (RFC 8656 §12.5: STUN messages
 // and ChannelData padded to 4 bytes), passes each frame through the guard,
-// and hands pion/turn's STUNConn whole frames.
+// and hands pion/turn's STUNConn whole frames. It closes itself when no
+// STUN message arrives within the first-message time (a read and write
+// deadline, which also bounds a TLS handshake: it runs on the first Read)
+// or when it has held no allocation for the no-allocation time (a timer
+// that looks the 5-tuple up in the guard's owners).
 type guardConn struct {
 	net.Conn
 	g       *guard
@@ -113,9 +65,77 @@ type guardConn struct {
 	frame   []byte
 	pending []byte
 	conns   *connSet
+	tuple   tuple
+	key     netip.Prefix // the client's limit key, set by connSet.add
+	// started is set at the first STUN message; only Read touches it.
+	started bool
+	closed  atomic.Bool
+
+	mu       sync.Mutex
+	timer    *time.Timer // the no-allocation check
+	noAlloc  time.Duration
+	lastHeld time.Time // when the connection last held an allocation, or was accepted
 }
 
+func newGuardConn(c net.Conn, g *guard, conns *connSet) *guardConn {
+	return &guardConn{Conn: c, g: g, r: bufio.NewReaderSize(c, 4096), m: new(stun.Message), conns: conns,
+		tuple: tupleOf(c.RemoteAddr(), c.LocalAddr())}
+}
+
+// start sets the first-message deadline and starts the no-allocation
+// check.
+func (c *guardConn) start(firstMsg, noAlloc time.Duration) {
+	now := time.Now()
+	_ = c.Conn.SetDeadline(now.Add(firstMsg))
+	c.mu.Lock()
+	c.noAlloc, c.lastHeld = noAlloc, now
+	c.timer = time.AfterFunc(noAlloc, c.checkAllocation)
+	c.mu.Unlock()
+}
+
+func (c *guardConn) setLastHeld(t time.Time) {
+	c.mu.Lock()
+	c.lastHeld = t
+	c.mu.Unlock()
+}
+
+// checkAllocation closes the connection when it has held no allocation
+// for noAlloc, and otherwise looks again when that could next be so.
+func (c *guardConn) checkAllocation() {
+	if c.closed.Load() {
+		return
+	}
+	now := time.Now()
+	_, held := c.conns.owners.get(c.Conn.RemoteAddr(), c.Conn.LocalAddr())
+	c.mu.Lock()
+	if held {
+		c.lastHeld = now
+	}
+	idle := now.Sub(c.lastHeld)
+	if held || idle < c.noAlloc {
+		c.timer.Reset(c.noAlloc - idle)
+		c.mu.Unlock()
+		if held {
+			c.conns.kept.Add(1)
+		}
+		return
+	}
+	c.mu.Unlock()
+	c.conns.stats.TCPClosedNoAllocation.Add(1)
+	c.conns.logf(closedNoAlloc, slog.LevelInfo, "turn tcp connection closed", "remote", c.Conn.RemoteAddr().String())
+	c.Close()
+}
+
+// Close closes the connection and counts it out of the caps. It is safe
+// to call more than once and from any goroutine.
 func (c *guardConn) Close() error {
+	if !c.closed.Swap(true) {
+		c.mu.Lock()
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		c.mu.Unlock()
+	}
 	c.conns.remove(c)
 	return c.Conn.Close()
 }
@@ -124,7 +144,17 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	for len(c.pending) == 0 {
 		frame, err := c.readFrame()
 		if err != nil {
+			var ne net.Error
+			if !c.started && !c.closed.Load() && errors.As(err, &ne) && ne.Timeout() {
+				c.conns.stats.TCPClosedFirstMessage.Add(1)
+				c.conns.logf(closedFirstMsg, slog.LevelInfo, "turn tcp connection closed", "remote", c.Conn.RemoteAddr().String())
+			}
 			return 0, err
+		}
+		if !c.started && len(frame) >= 20 && frame[0]&0xC0 == 0 && binary.BigEndian.Uint32(frame[4:8]) == magicCookie {
+			// A STUN message (RFC 8489 §5): the first-message deadline is met.
+			c.started = true
+			_ = c.Conn.SetDeadline(time.Time{})
 		}
 		reply, n, pass := c.g.admit(c.m, frame, c.Conn.RemoteAddr(), c.Conn.LocalAddr())
 		if reply != nil {

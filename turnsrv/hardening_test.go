@@ -15,19 +15,6 @@ import (
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
-// waitFor polls cond until it holds, failing the test after a generous
-// bound; it synchronises on the condition itself.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // sendIndication is a Send indication (RFC 8656 §11.1) of data to peer.
 func sendIndication(peer netip.AddrPort, data []byte) []byte {
 	return stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodSend, stun.ClassIndication),

@@ -74,10 +74,32 @@ type Config struct {
 	// of the allocations made through it. Zero: one per core Go may use
 	// (GOMAXPROCS at start-up, which follows a container's CPU limit).
 	UDPSockets int
+	// MaxTCPConnectionsPerIP caps open TCP and TLS connections per client
+	// address: the IPv4 address, or the IPv6 prefix of IPv6ClientPrefix
+	// bits. A connection over the cap is closed as soon as it is accepted
+	// (Stats.TCPRefusedPerIP). <= 0: no cap.
+	MaxTCPConnectionsPerIP int
+	// MaxTCPConnections caps open TCP and TLS connections in total, so
+	// that the process stays below its file descriptor limit; a connection
+	// over the cap is closed as soon as it is accepted
+	// (Stats.TCPRefusedTotal). Zero: AutoMaxTCPConnections(), a quarter of
+	// the soft RLIMIT_NOFILE; < 0: no cap.
+	MaxTCPConnections int
 	// IPv6ClientPrefix is the prefix length IPv6 clients are counted by in
-	// per-address limits (MaxAllocationsPerIP). Zero: 64 (see
-	// internal/clientaddr).
+	// the per-address limits (MaxAllocationsPerIP, MaxTCPConnectionsPerIP),
+	// 1-128. Zero: 64 (internal/clientaddr).
 	IPv6ClientPrefix int
+	// FirstMessageTimeout is how long a TCP or TLS connection has, from
+	// accept, to deliver its first STUN message (RFC 8489 §5), TLS
+	// handshake included; a connection that has not is closed
+	// (Stats.TCPClosedFirstMessage). Zero: DefaultFirstMessageTimeout
+	// (10 s).
+	FirstMessageTimeout time.Duration
+	// NoAllocationTimeout is how long a TCP or TLS connection may hold no
+	// allocation (RFC 8656 §5), from accept or from the end of its last
+	// allocation, before it is closed (Stats.TCPClosedNoAllocation). Zero:
+	// DefaultNoAllocationTimeout (60 s).
+	NoAllocationTimeout time.Duration
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -138,7 +160,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RelayMaxPort == 0 {
 		cfg.RelayMaxPort = 65535
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{}), conns: newConnSet()}
+	if cfg.FirstMessageTimeout <= 0 {
+		cfg.FirstMessageTimeout = DefaultFirstMessageTimeout
+	}
+	if cfg.NoAllocationTimeout <= 0 {
+		cfg.NoAllocationTimeout = DefaultNoAllocationTimeout
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{})}
 	s.live.permissions.gauge = &s.stats.PermissionsActive
 	s.live.channels.gauge = &s.stats.ChannelBindingsActive
 	// The policy (with the peer filter, which needs the bound listener
@@ -149,6 +177,11 @@ func New(cfg Config) (*Server, error) {
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
 		refusals: ratelog.New(cfg.Logger, 0, nil), now: time.Now, stats: s.stats,
 	}
+	s.conns = newConnSet(connLimits{
+		perIP: cfg.MaxTCPConnectionsPerIP, total: resolveMaxTCP(cfg.MaxTCPConnections),
+		firstMsg: cfg.FirstMessageTimeout, noAlloc: cfg.NoAllocationTimeout,
+		keyer: clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix},
+	}, s.stats, own, cfg.Logger)
 	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, perIP: map[netip.Prefix]int{}, stats: s.stats, owners: own,
 		keyer: clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix}}
 	permissionHandler := func(src net.Addr, peer net.IP) bool {
@@ -219,6 +252,7 @@ func New(cfg Config) (*Server, error) {
 				closeAll()
 				return nil, fmt.Errorf("turnsrv: listen %s://%s: %w", l.Network, l.Addr, err)
 			}
+			raw, _ := ln.(*net.TCPListener)
 			s.addrs = append(s.addrs, ln.Addr())
 			if l.Network == "tls" {
 				if l.TLS == nil {
@@ -230,7 +264,7 @@ func New(cfg Config) (*Server, error) {
 			}
 			s.endpoints = append(s.endpoints, Endpoint{Network: l.Network, Port: addrPort(ln.Addr())})
 			lns = append(lns, turn.ListenerConfig{
-				Listener:              guardListener{Listener: ln, g: s.guard, conns: s.conns},
+				Listener:              newGuardListener(ln, raw, s.guard, s.conns),
 				RelayAddressGenerator: relay(),
 				PermissionHandler:     permissionHandler,
 			})
@@ -258,7 +292,10 @@ func New(cfg Config) (*Server, error) {
 					fast.allocationCreated(src, local, relay)
 				}
 			},
-			OnAllocationDeleted: s.quota.deleted,
+			OnAllocationDeleted: func(src, local net.Addr, proto, username, realm string) {
+				s.quota.deleted(src, local, proto, username, realm)
+				s.conns.allocationEnded(src, local)
+			},
 			OnPermissionCreated: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 				s.live.permissions.add(permissionKey(relay, peer))
 				if fast != nil {
@@ -298,7 +335,24 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", fast.loopCount(), "gomaxprocs", runtime.GOMAXPROCS(0), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
 		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
+	if len(lns) > 0 {
+		lim := s.conns.limits.Load()
+		s.log.Info("turn tcp limits", "max_connections_per_ip", lim.perIP, "max_connections", lim.total,
+			"first_message_timeout", lim.firstMsg.String(), "no_allocation_timeout", lim.noAlloc.String())
+	}
 	return s, nil
+}
+
+// resolveMaxTCP turns Config.MaxTCPConnections into a cap, <= 0 meaning
+// none.
+func resolveMaxTCP(n int) int {
+	switch {
+	case n == 0:
+		return AutoMaxTCPConnections()
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 func permissionKey(relay net.Addr, peer net.IP) liveKey {
@@ -337,10 +391,15 @@ type Update struct {
 	MaxAllocationsPerUser, MaxAllocations int
 	MaxAllocationsPerIP                   int
 	MaxBitratePerAllocation               int64
+	// MaxTCPConnectionsPerIP, MaxTCPConnections and IPv6ClientPrefix apply
+	// to connections accepted afterwards; open ones stay.
+	MaxTCPConnectionsPerIP, MaxTCPConnections int
+	IPv6ClientPrefix                          int
 }
 
 // Update applies u to new requests; a new bitrate cap applies to
-// allocations created afterwards. Existing allocations keep working:
+// allocations created afterwards, new TCP connection caps to connections
+// accepted afterwards. Existing allocations keep working:
 // requests on them verify under the key they were made with, even when u
 // removes its secret or user. Errors: ErrNoSecret without Credentials.
 func (s *Server) Update(u Update) error {
@@ -353,6 +412,7 @@ func (s *Server) Update(u Update) error {
 		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
 		maxBitrate: u.MaxBitratePerAllocation,
 	})
+	s.conns.setCaps(u.MaxTCPConnectionsPerIP, resolveMaxTCP(u.MaxTCPConnections), clientaddr.Keyer{IPv6Prefix: u.IPv6ClientPrefix})
 	return nil
 }
 

@@ -7,7 +7,9 @@ import (
 )
 
 // Stats counts what the TURN server does, for metrics and tests. All
-// counters are monotonic except AllocationsActive. Safe for concurrent use.
+// counters are monotonic except the gauges AllocationsActive,
+// PermissionsActive, ChannelBindingsActive and TCPConnectionsOpen. Safe
+// for concurrent use.
 type Stats struct {
 	// AllocationsActive is the number of live allocations.
 	AllocationsActive atomic.Int64
@@ -48,6 +50,24 @@ type Stats struct {
 	// permission granted for the address (RFC 8656 §9 permissions ignore
 	// the port).
 	DroppedPeerDenied atomic.Int64
+	// TCPConnectionsOpen is the number of open TURN connections over TCP
+	// and TLS (a gauge).
+	TCPConnectionsOpen atomic.Int64
+	// TCPRefusedPerIP and TCPRefusedTotal count TCP and TLS connections
+	// closed as soon as they were accepted because their client address
+	// (Config.MaxTCPConnectionsPerIP) or the server
+	// (Config.MaxTCPConnections) was at its cap. TCPRefusedFDLimit counts
+	// waiting connections accepted and closed at once because the process
+	// was out of file descriptors.
+	TCPRefusedPerIP, TCPRefusedTotal, TCPRefusedFDLimit atomic.Int64
+	// TCPAcceptErrors counts failed accepts on TCP and TLS listeners (such
+	// as EMFILE at the descriptor limit); each is retried.
+	TCPAcceptErrors atomic.Int64
+	// TCPClosedFirstMessage counts connections closed because no STUN
+	// message (or no TLS handshake) arrived within
+	// Config.FirstMessageTimeout; TCPClosedNoAllocation counts connections
+	// closed for holding no allocation for Config.NoAllocationTimeout.
+	TCPClosedFirstMessage, TCPClosedNoAllocation atomic.Int64
 
 	mu           sync.Mutex
 	authFailures map[string]int64

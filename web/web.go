@@ -37,6 +37,7 @@ import (
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/ratelog"
 )
 
 //go:embed static
@@ -97,7 +98,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &handler{cfg: cfg}
+	h := &handler{cfg: cfg, refusals: ratelog.New(cfg.Logger, 0, nil)}
 	static, _ := fs.Sub(staticFS, "static")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.newRoom)
@@ -109,7 +110,11 @@ func New(cfg Config) http.Handler {
 	return securityHeaders(mux)
 }
 
-type handler struct{ cfg Config }
+type handler struct {
+	cfg Config
+	// refusals logs refused requests at a bounded rate.
+	refusals *ratelog.Logger
+}
 
 // HealthHandler answers 200 "ok" when healthy returns nil (or is nil), and
 // 503 with the reason otherwise.
@@ -205,7 +210,7 @@ func (h *handler) takeCredential(w http.ResponseWriter, r *http.Request, source 
 		return true
 	}
 	secs := max(1, int((wait+time.Second-1)/time.Second))
-	h.cfg.Logger.Info("credentials refused: rate limit", "source", source, "client", key, "retry_after", secs)
+	h.refusals.Info("credential-rate", "credentials refused", "source", source, "client", key, "retry_after", secs)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, fmt.Sprintf("too many TURN credentials requested from your address; try again in %d s", secs),

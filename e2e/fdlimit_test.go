@@ -1,0 +1,285 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/turnsrv"
+)
+
+// childIcebox is the icebox binary running as a child process, for what
+// cannot be done to a daemon inside the test process (its own
+// RLIMIT_NOFILE).
+type childIcebox struct {
+	cmd     *exec.Cmd
+	mu      sync.Mutex
+	log     bytes.Buffer
+	turnTCP string
+	metrics string
+}
+
+func (c *childIcebox) logText() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.log.String()
+}
+
+var (
+	tcpListenLine     = regexp.MustCompile(`msg="turn listening".* network=tcp bind=(\S+)`)
+	metricsListenLine = regexp.MustCompile(`msg="metrics listening".* addr=(\S+)`)
+	httpListenLine    = regexp.MustCompile(`msg="http listening"`)
+)
+
+// startChildIcebox builds icebox and runs it with yml as its config
+// file, wrapped in wrapper (a command and arguments that end by running
+// the icebox command line given after them), until the test ends.
+func startChildIcebox(t *testing.T, yml string, wrapper ...string) *childIcebox {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "icebox")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/icebox").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "icebox.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append(append([]string(nil), wrapper...), bin, "-config", cfgPath)
+	c := &childIcebox{cmd: exec.Command(args[0], args[1:]...)}
+	// Two relay loops whatever the machine, so start-up fits a small
+	// descriptor limit.
+	c.cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	stderr, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			c.cmd.Process.Kill()
+			<-exited
+			t.Errorf("icebox did not stop on SIGTERM:\n%s", c.logText())
+		}
+	})
+	ready := make(chan struct{})
+	go func() {
+		defer close(exited)
+		sc := bufio.NewScanner(stderr)
+		readyClosed := false
+		for sc.Scan() {
+			line := sc.Text()
+			c.mu.Lock()
+			c.log.WriteString(line + "\n")
+			if m := tcpListenLine.FindStringSubmatch(line); m != nil {
+				c.turnTCP = m[1]
+			}
+			if m := metricsListenLine.FindStringSubmatch(line); m != nil {
+				c.metrics = m[1]
+			}
+			if httpListenLine.MatchString(line) && !readyClosed {
+				readyClosed = true
+				close(ready)
+			}
+			c.mu.Unlock()
+		}
+		_ = c.cmd.Wait()
+	}()
+	select {
+	case <-ready:
+	case <-exited:
+		t.Fatalf("icebox exited at start-up:\n%s", c.logText())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("icebox did not start:\n%s", c.logText())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.turnTCP == "" || c.metrics == "" {
+		t.Fatalf("no TURN tcp or metrics address in the log:\n%s", c.log.String())
+	}
+	return c
+}
+
+// stunBinding sends a Binding request on a TURN-over-TCP connection and
+// reads the answer: nil when it is a Binding success response, the read
+// error (io.EOF, a reset) when the server closed the connection instead.
+// guard bounds the wait only as a test failure guard.
+func stunBinding(c net.Conn, guard time.Duration) error {
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if _, err := c.Write(req.Raw); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(guard))
+	defer c.SetReadDeadline(time.Time{})
+	hdr := make([]byte, 20)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		return err
+	}
+	body := make([]byte, binary.BigEndian.Uint16(hdr[2:4]))
+	if _, err := io.ReadFull(c, body); err != nil {
+		return err
+	}
+	m := &stun.Message{Raw: append(hdr, body...)}
+	if err := m.Decode(); err != nil {
+		return err
+	}
+	if m.Type != stun.BindingSuccess {
+		return fmt.Errorf("got %s, want a Binding success response", m.Type)
+	}
+	return nil
+}
+
+// TestTURNTCPSurvivesFDExhaustion runs icebox with RLIMIT_NOFILE 128 and
+// the TCP connection caps off, so that TURN over TCP runs into the
+// descriptor limit: connections are opened until the server closes one
+// instead of serving it. Once they are closed, TURN over TCP serves again
+// (a pion client allocates within 2 s), /healthz answers 200 and /metrics
+// counted the failed accepts. Before the fix pion's accept loop ended at
+// the first EMFILE and TURN over TCP stayed down until a restart.
+func TestTURNTCPSurvivesFDExhaustion(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) not found")
+	}
+	const secret = "fd-limit-secret-0123456789"
+	yml := fmt.Sprintf(`public_ip: 127.0.0.1
+http: {listen: "127.0.0.1:0"}
+turn:
+  listen: ["udp://127.0.0.1:0", "tcp://127.0.0.1:0"]
+  relay_ports: "40000-49999"
+  allow_peers: [127.0.0.0/8]
+  secrets: [%q]
+  udp_sockets: 1
+  max_tcp_connections_per_ip: -1
+  max_tcp_connections: -1
+metrics: {listen: "127.0.0.1:0"}
+shutdown_grace: 1s
+state_dir: %q
+`, secret, t.TempDir())
+	ib := startChildIcebox(t, yml, prlimit, "--nofile=128:128", "--")
+
+	// Fill the descriptor table: each connection is served (a Binding
+	// answered) until the server, out of descriptors, closes one unserved.
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	refused := false
+	for i := 0; i < 256 && !refused; i++ {
+		c, err := net.Dial("tcp", ib.turnTCP)
+		if errors.Is(err, syscall.ECONNRESET) {
+			refused = true // reset (SO_LINGER 0) before connect returned
+			t.Logf("connection %d reset at the descriptor limit", i)
+			break
+		}
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		err = stunBinding(c, 10*time.Second)
+		var ne net.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ne) && ne.Timeout():
+			t.Fatalf("connection %d: neither served nor closed within 10s:\n%s", i, ib.logText())
+		default:
+			refused = true
+			t.Logf("connection %d closed unserved at the descriptor limit: %v", i, err)
+		}
+	}
+	if !refused {
+		t.Fatalf("%d connections served under RLIMIT_NOFILE 128; the limit was never reached", len(conns))
+	}
+
+	// The pressure ends.
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	ended := time.Now()
+
+	// A new TURN-over-TCP allocation within 2 s: connections the server
+	// closes while it still gives descriptors back are retried.
+	username := fmt.Sprintf("%d:fd-test", time.Now().Add(time.Hour).Unix())
+	password := turnsrv.RESTPassword([]byte(secret), username)
+	var lastErr error
+	allocated := false
+	for time.Since(ended) < 2*time.Second && !allocated {
+		lastErr = allocateOverTCP(t, ib.turnTCP, username, password)
+		allocated = lastErr == nil
+	}
+	if !allocated {
+		t.Fatalf("no TURN allocation over TCP within 2s of the pressure ending: %v\n%s", lastErr, ib.logText())
+	}
+
+	resp, err := http.Get("http://" + ib.metrics + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz: got %d, want 200", resp.StatusCode)
+	}
+	m := scrapeAddr(t, ib.metrics)
+	for _, name := range []string{`icebox_turn_tcp_accept_errors_total`, `icebox_turn_tcp_refused_total{reason="fd_limit"}`} {
+		if m[name] <= 0 {
+			t.Errorf("%s = %v after the descriptor limit was hit, want > 0", name, m[name])
+		}
+	}
+	if n := strings.Count(ib.logText(), "turn tcp accept failed"); n > 1 {
+		t.Errorf("accept failures logged %d times, want at most once a minute", n)
+	}
+}
+
+// allocateOverTCP opens a TCP connection, checks with a Binding that the
+// server serves it, and allocates on it with pion's TURN client.
+func allocateOverTCP(t *testing.T, server, username, password string) error {
+	t.Helper()
+	c, err := net.Dial("tcp", server)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := stunBinding(c, 2*time.Second); err != nil {
+		return fmt.Errorf("binding: %w", err)
+	}
+	client, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: server, TURNServerAddr: server,
+		Conn: turn.NewSTUNConn(c), Username: username, Password: password, Realm: "icebox"})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := client.Listen(); err != nil {
+		return err
+	}
+	relay, err := client.Allocate()
+	if err != nil {
+		return fmt.Errorf("allocate: %w", err)
+	}
+	return relay.Close()
+}

@@ -1,0 +1,345 @@
+package turnsrv
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/ratelog"
+)
+
+// TURN over TCP and TLS (RFC 8656 §3.1) holds one descriptor per client
+// for as long as the client likes, so the listener defends itself:
+//   - Accept never gives up while the server runs: pion/turn's accept loop
+//     (v4.1.4) ends at its first Accept error, which would leave TCP down
+//     after one moment at the descriptor limit. Errors are retried with
+//     backoff; at the descriptor limit one waiting connection is accepted
+//     with a spare descriptor and closed, so the backlog does not fill
+//     with clients that would only be served much later.
+//   - Caps per client address (clientaddr keys: the IPv4 address or the
+//     IPv6 prefix) and in total, below the descriptor limit; a connection
+//     over a cap is closed at once.
+//   - Deadlines: the first STUN message (TLS handshake included) within
+//     FirstMessageTimeout, and an allocation at least once every
+//     NoAllocationTimeout (guardConn).
+// Refusals are counted always and logged at most once a minute per kind.
+
+// Defaults of the TCP connection deadlines (Config).
+const (
+	// DefaultFirstMessageTimeout bounds a connection's TLS handshake and
+	// its first STUN message: far above a real client's round trips, far
+	// below what makes holding idle connections cheap.
+	DefaultFirstMessageTimeout = 10 * time.Second
+	// DefaultNoAllocationTimeout is how long a connection may hold no
+	// allocation: ample for a Binding first, the 401 challenge, the
+	// Allocate and retries after a 437 or 438 (RFC 8656 §7), and for
+	// a client re-allocating after its allocation ended.
+	DefaultNoAllocationTimeout = 60 * time.Second
+)
+
+// Accept backoff bounds. The cap puts service back within a quarter
+// second of the pressure ending.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = 250 * time.Millisecond
+)
+
+// AutoMaxTCPConnections is the total TCP connection cap Config's zero
+// MaxTCPConnections stands for: a quarter of the soft RLIMIT_NOFILE. A
+// TCP client with an allocation holds two descriptors (its connection and
+// the relayed socket); the other half is left for UDP allocations' relayed
+// sockets, WebSockets, HTTP and files. Where the limit cannot be read:
+// 1024.
+func AutoMaxTCPConnections() int {
+	n, ok := fdLimit()
+	if !ok || n == 0 {
+		return 1024
+	}
+	return max(int(min(n/4, 1<<30)), 1)
+}
+
+// guardListener wraps accepted TCP (or TLS) connections in guardConn,
+// enforces the connection caps and tracks the connections, since
+// pion/turn's Close leaves accepted connections open.
+type guardListener struct {
+	net.Listener
+	raw   *net.TCPListener // under Listener (a TLS listener wraps it)
+	g     *guard
+	conns *connSet
+	done  chan struct{}
+	once  sync.Once
+
+	spareMu sync.Mutex
+	spare   *os.File // freed at the descriptor limit to shed one connection; nil: none
+}
+
+// newGuardListener serves ln, which is raw or a TLS listener on raw.
+func newGuardListener(ln net.Listener, raw *net.TCPListener, g *guard, conns *connSet) *guardListener {
+	l := &guardListener{Listener: ln, raw: raw, g: g, conns: conns, done: make(chan struct{})}
+	l.spare, _ = os.Open(os.DevNull)
+	return l
+}
+
+// Accept returns the next connection within the caps. It retries every
+// error but a closed listener, with backoff from 5 ms up to 250 ms, and
+// returns net.ErrClosed only after Close.
+func (l *guardListener) Accept() (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if l.closed() || errors.Is(err, net.ErrClosed) {
+				return nil, net.ErrClosed
+			}
+			l.conns.stats.TCPAcceptErrors.Add(1)
+			l.conns.logf(logAcceptErrors, slog.LevelWarn, "turn tcp accept failed; retrying", "error", err.Error())
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				l.shed()
+			}
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			t := time.NewTimer(backoff)
+			select {
+			case <-l.done:
+				t.Stop()
+				return nil, net.ErrClosed
+			case <-t.C:
+			}
+			continue
+		}
+		backoff = 0
+		gc := newGuardConn(c, l.g, l.conns)
+		switch why := l.conns.add(gc); why {
+		case "":
+			return gc, nil
+		case refusedClosed:
+			c.Close()
+			return nil, net.ErrClosed
+		default:
+			abort(c)
+			l.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
+		}
+	}
+}
+
+// shed frees the spare descriptor, accepts one waiting connection with it
+// and closes that connection, then takes the spare back. Accept is not
+// called concurrently (pion runs one loop per listener), so the waiting
+// connection is not raced for by this listener; another socket of the
+// process may take the freed descriptor first, which only makes this
+// round shed nothing.
+func (l *guardListener) shed() {
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	if l.spare == nil {
+		l.spare, _ = os.Open(os.DevNull)
+		return
+	}
+	l.spare.Close()
+	l.spare = nil
+	if tl := l.raw; tl != nil {
+		// Only a connection already waiting: SetDeadline in the past would
+		// fail the accept, so use a short one.
+		_ = tl.SetDeadline(time.Now().Add(time.Millisecond))
+		if c, err := tl.Accept(); err == nil {
+			l.conns.stats.TCPRefusedFDLimit.Add(1)
+			abort(c)
+			l.conns.logf(refusedFDLimit, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
+		}
+		_ = tl.SetDeadline(time.Time{})
+	}
+	l.spare, _ = os.Open(os.DevNull)
+}
+
+// abort closes a refused connection with a reset (SO_LINGER 0), so a
+// flood of refusals leaves no TIME_WAIT sockets behind on the server.
+func abort(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+func (l *guardListener) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops Accept and closes the listener; accepted connections stay
+// (Server.Close ends them).
+func (l *guardListener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		l.spareMu.Lock()
+		if l.spare != nil {
+			l.spare.Close()
+			l.spare = nil
+		}
+		l.spareMu.Unlock()
+	})
+	return l.Listener.Close()
+}
+
+// Reasons a connection is refused or closed, as counted and logged.
+const (
+	refusedPerIP    = "per_ip"
+	refusedTotal    = "total"
+	refusedFDLimit  = "fd_limit"
+	refusedClosed   = "closed"
+	closedFirstMsg  = "first_message_timeout"
+	closedNoAlloc   = "no_allocation"
+	logAcceptErrors = "accept_error"
+)
+
+// connLimits are the TCP connection caps and deadlines, resolved: a cap
+// <= 0 is no cap, the deadlines are > 0.
+type connLimits struct {
+	perIP, total      int
+	firstMsg, noAlloc time.Duration
+	keyer             clientaddr.Keyer
+}
+
+// tuple is a TCP connection's client and listener address.
+type tuple struct{ remote, local netip.AddrPort }
+
+func tupleOf(remote, local net.Addr) tuple {
+	ap := func(a net.Addr) netip.AddrPort {
+		if t, ok := a.(*net.TCPAddr); ok {
+			p := t.AddrPort()
+			return netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
+		}
+		return netip.AddrPort{}
+	}
+	return tuple{ap(remote), ap(local)}
+}
+
+// connSet holds the open TCP connections: the caps count them, Close ends
+// them, and the allocation events reach them by 5-tuple.
+type connSet struct {
+	stats  *Stats
+	owners *owners
+	log    *slog.Logger
+	limits atomic.Pointer[connLimits]
+	// kept counts no-allocation checks that found an allocation, for tests.
+	kept atomic.Int64
+	// refusals logs refusals and deadline closes once a minute per kind.
+	refusals *ratelog.Logger
+
+	mu      sync.Mutex
+	conns   map[*guardConn]struct{}
+	byTuple map[tuple]*guardConn
+	perKey  map[netip.Prefix]int
+	closed  bool
+}
+
+func newConnSet(lim connLimits, stats *Stats, own *owners, log *slog.Logger) *connSet {
+	s := &connSet{
+		stats: stats, owners: own, log: log,
+		conns: map[*guardConn]struct{}{}, byTuple: map[tuple]*guardConn{}, perKey: map[netip.Prefix]int{},
+		refusals: ratelog.New(log, 1, nil),
+	}
+	s.limits.Store(&lim)
+	return s
+}
+
+// setCaps replaces the caps and the client keys for connections accepted
+// from now on; open connections stay counted under the key they came in
+// with.
+func (s *connSet) setCaps(perIP, total int, keyer clientaddr.Keyer) {
+	lim := *s.limits.Load()
+	lim.perIP, lim.total, lim.keyer = perIP, total, keyer
+	s.limits.Store(&lim)
+}
+
+// add counts c in, or returns why it is refused: refusedPerIP,
+// refusedTotal (both counted in Stats) or refusedClosed.
+func (s *connSet) add(c *guardConn) string {
+	lim := s.limits.Load()
+	key := lim.keyer.KeyAddr(c.Conn.RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return refusedClosed
+	case lim.perIP > 0 && s.perKey[key] >= lim.perIP:
+		s.stats.TCPRefusedPerIP.Add(1)
+		return refusedPerIP
+	case lim.total > 0 && len(s.conns) >= lim.total:
+		s.stats.TCPRefusedTotal.Add(1)
+		return refusedTotal
+	}
+	c.key = key
+	s.conns[c] = struct{}{}
+	s.byTuple[c.tuple] = c
+	s.perKey[key]++
+	s.stats.TCPConnectionsOpen.Add(1)
+	c.start(lim.firstMsg, lim.noAlloc)
+	return ""
+}
+
+// remove counts c out; removing it again does nothing.
+func (s *connSet) remove(c *guardConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.byTuple[c.tuple] == c {
+		delete(s.byTuple, c.tuple)
+	}
+	if s.perKey[c.key] <= 1 {
+		delete(s.perKey, c.key)
+	} else {
+		s.perKey[c.key]--
+	}
+	s.stats.TCPConnectionsOpen.Add(-1)
+}
+
+// allocationEnded restarts the no-allocation clock of the connection with
+// this 5-tuple, if it is a TCP one still open.
+func (s *connSet) allocationEnded(src, local net.Addr) {
+	if _, ok := src.(*net.TCPAddr); !ok {
+		return
+	}
+	s.mu.Lock()
+	c := s.byTuple[tupleOf(src, local)]
+	s.mu.Unlock()
+	if c != nil {
+		c.setLastHeld(time.Now())
+	}
+}
+
+// closeAll closes every connection and refuses new ones.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*guardConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// logf logs msg at most once a minute per kind, with a summary of the
+// lines left out (internal/ratelog).
+func (s *connSet) logf(kind string, level slog.Level, msg string, args ...any) {
+	s.refusals.Log(level, kind, msg, args...)
+}
