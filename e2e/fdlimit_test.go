@@ -3,10 +3,8 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 
+	"github.com/icebox-project/icebox/internal/turntest"
 	"github.com/icebox-project/icebox/turnsrv"
 )
 
@@ -123,35 +121,6 @@ func startChildIcebox(t *testing.T, yml string, wrapper ...string) *childIcebox 
 	return c
 }
 
-// stunBinding sends a Binding request on a TURN-over-TCP connection and
-// reads the answer: nil when it is a Binding success response, the read
-// error (io.EOF, a reset) when the server closed the connection instead.
-// guard bounds the wait only as a test failure guard.
-func stunBinding(c net.Conn, guard time.Duration) error {
-	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
-	if _, err := c.Write(req.Raw); err != nil {
-		return err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(guard))
-	defer c.SetReadDeadline(time.Time{})
-	hdr := make([]byte, 20)
-	if _, err := io.ReadFull(c, hdr); err != nil {
-		return err
-	}
-	body := make([]byte, binary.BigEndian.Uint16(hdr[2:4]))
-	if _, err := io.ReadFull(c, body); err != nil {
-		return err
-	}
-	m := &stun.Message{Raw: append(hdr, body...)}
-	if err := m.Decode(); err != nil {
-		return err
-	}
-	if m.Type != stun.BindingSuccess {
-		return fmt.Errorf("got %s, want a Binding success response", m.Type)
-	}
-	return nil
-}
-
 // TestTURNTCPSurvivesFDExhaustion runs icebox with RLIMIT_NOFILE 128 and
 // the TCP connection caps off, so that TURN over TCP runs into the
 // descriptor limit: connections are opened until the server closes one
@@ -201,7 +170,7 @@ state_dir: %q
 			t.Fatalf("dial %d: %v", i, err)
 		}
 		conns = append(conns, c)
-		err = stunBinding(c, 10*time.Second)
+		err = turntest.TCPBinding(c, 10*time.Second)
 		var ne net.Error
 		switch {
 		case err == nil:
@@ -265,7 +234,7 @@ func allocateOverTCP(t *testing.T, server, username, password string) error {
 		return err
 	}
 	defer c.Close()
-	if err := stunBinding(c, 2*time.Second); err != nil {
+	if err := turntest.TCPBinding(c, 2*time.Second); err != nil {
 		return fmt.Errorf("binding: %w", err)
 	}
 	client, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: server, TURNServerAddr: server,

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 // closeGuard bounds every wait for the server to close a connection. It
@@ -61,34 +62,6 @@ func expectRefused(t *testing.T, addr string) {
 	}
 	defer c.Close()
 	waitClosedByServer(t, c)
-}
-
-// tcpBinding sends a STUN Binding request (RFC 8489 §3) on a TURN-over-TCP
-// connection and reads the success response; an error means the
-// connection does not serve.
-func tcpBinding(c net.Conn) error {
-	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
-	if _, err := c.Write(req.Raw); err != nil {
-		return err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(closeGuard))
-	defer c.SetReadDeadline(time.Time{})
-	hdr := make([]byte, 20)
-	if _, err := io.ReadFull(c, hdr); err != nil {
-		return err
-	}
-	body := make([]byte, binary.BigEndian.Uint16(hdr[2:4]))
-	if _, err := io.ReadFull(c, body); err != nil {
-		return err
-	}
-	m := &stun.Message{Raw: append(hdr, body...)}
-	if err := m.Decode(); err != nil {
-		return err
-	}
-	if m.Type != stun.BindingSuccess || m.TransactionID != req.TransactionID {
-		return errors.New("not the Binding success response")
-	}
-	return nil
 }
 
 func dialTCP(t *testing.T, addr string) net.Conn {
@@ -183,7 +156,7 @@ func TestTLSClientServedAfterHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := tcpBinding(c); err != nil {
+	if err := turntest.TCPBinding(c, closeGuard); err != nil {
 		t.Fatalf("Binding over TLS: %v", err)
 	}
 	if got := s.Stats().TCPConnectionsOpen.Load(); got != 1 {
@@ -204,7 +177,7 @@ func TestTCPNoAllocationDeadline(t *testing.T) {
 
 	t.Run("binding only", func(t *testing.T) {
 		c := dialTCP(t, s.tcp)
-		if err := tcpBinding(c); err != nil {
+		if err := turntest.TCPBinding(c, closeGuard); err != nil {
 			t.Fatalf("Binding: %v", err)
 		}
 		waitClosedByServer(t, c)
@@ -287,7 +260,7 @@ func TestTCPConnectionCaps(t *testing.T) {
 			})
 			first, second := dialTCP(t, s.tcp), dialTCP(t, s.tcp)
 			for _, c := range []net.Conn{first, second} {
-				if err := tcpBinding(c); err != nil {
+				if err := turntest.TCPBinding(c, closeGuard); err != nil {
 					t.Fatalf("Binding within the cap: %v", err)
 				}
 			}
@@ -305,7 +278,7 @@ func TestTCPConnectionCaps(t *testing.T) {
 				t.Errorf("log has no %s:\n%s", tt.reason, logs.String())
 			}
 			for _, c := range []net.Conn{first, second} {
-				if err := tcpBinding(c); err != nil {
+				if err := turntest.TCPBinding(c, closeGuard); err != nil {
 					t.Fatalf("a connection within the cap stopped serving: %v", err)
 				}
 			}
@@ -314,7 +287,7 @@ func TestTCPConnectionCaps(t *testing.T) {
 			}
 			first.Close()
 			waitFor(t, "the closed connection counted out", func() bool { return s.Stats().TCPConnectionsOpen.Load() == 1 })
-			if err := tcpBinding(dialTCP(t, s.tcp)); err != nil {
+			if err := turntest.TCPBinding(dialTCP(t, s.tcp), closeGuard); err != nil {
 				t.Fatalf("a connection in the freed place: %v", err)
 			}
 		})
@@ -325,14 +298,14 @@ func TestTCPConnectionCaps(t *testing.T) {
 // afterwards.
 func TestTCPCapsReload(t *testing.T) {
 	s := startServer(t, func(c *Config) { c.MaxTCPConnectionsPerIP = 1 })
-	if err := tcpBinding(dialTCP(t, s.tcp)); err != nil {
+	if err := turntest.TCPBinding(dialTCP(t, s.tcp), closeGuard); err != nil {
 		t.Fatal(err)
 	}
 	expectRefused(t, s.tcp)
 	if err := s.Update(Update{Credentials: s.cfg.Credentials, MaxTCPConnectionsPerIP: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tcpBinding(dialTCP(t, s.tcp)); err != nil {
+	if err := turntest.TCPBinding(dialTCP(t, s.tcp), closeGuard); err != nil {
 		t.Fatalf("second connection after raising the cap to 2: %v", err)
 	}
 	expectRefused(t, s.tcp)

@@ -68,8 +68,10 @@ type server struct {
 
 func (s *server) stop() { s.cmd.Process.Signal(syscall.SIGTERM); s.cmd.Wait() }
 
+// freePort returns a free UDP port on 127.0.0.1 outside the relay ports
+// (50000-59999): icebox refuses a listener inside its relay range.
 func freePort() int {
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	c, err := turntest.ListenUDPIn(40000, 49999)
 	if err != nil {
 		panic(err)
 	}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/icebox-project/icebox/internal/turntest"
 )
@@ -129,23 +127,5 @@ func TestAuditAllowAll(t *testing.T) {
 
 	u, p := mint(secret, "marker")
 	marker := turntest.MustAllocate(t, d.turnUDP, u, p)
-	buf := make([]byte, 1500)
-	for try := 0; ; try++ {
-		if _, err := marker.Conn.WriteTo([]byte("marker"), peer.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-		_ = peer.SetReadDeadline(time.Now().Add(time.Second))
-		n, _, err := peer.ReadFrom(buf)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && try < 5 {
-			continue // the marker was lost; send it again
-		}
-		if err != nil {
-			t.Fatalf("the marker did not arrive: %v", err)
-		}
-		if got := string(buf[:n]); got != "marker" {
-			t.Fatalf("the forbidden peer received %q during the audit", got)
-		}
-		return
-	}
+	turntest.ExpectMarkerFirst(t, marker.Conn, peer)
 }

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -146,26 +145,7 @@ func TestNothingReachesForbiddenPeers(t *testing.T) {
 
 	user, pass, _ := mustCreds(t).Mint("marker", time.Now())
 	marker := turntest.MustAllocate(t, s.udp, user, pass)
-	buf := make([]byte, 1500)
-	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for try := 0; ; try++ {
-		if _, err := marker.Conn.WriteTo([]byte("marker"), peer.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-		_ = peer.SetReadDeadline(time.Now().Add(time.Second))
-		n, _, err := peer.ReadFrom(buf)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && try < 5 {
-			continue // the marker was lost; send it again
-		}
-		if err != nil {
-			t.Fatalf("the marker did not arrive: %v", err)
-		}
-		if got := string(buf[:n]); got != "marker" {
-			t.Fatalf("the peer received %q before the marker", got)
-		}
-		break
-	}
+	turntest.ExpectMarkerFirst(t, marker.Conn, peer)
 }
 
 func mustCreds(t *testing.T) *turnsrv.Credentials {

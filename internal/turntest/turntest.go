@@ -3,13 +3,16 @@
 package turntest
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 )
 
@@ -144,4 +147,60 @@ func ListenUDPIn(lo, hi int) (*net.UDPConn, error) {
 		}
 	}
 	return nil, fmt.Errorf("turntest: no free UDP port in %d-%d: %w", lo, hi, err)
+}
+
+// TCPBinding sends a STUN Binding request (RFC 8489 §3) on a TURN-over-TCP
+// connection and reads the answer: nil for the matching Binding success
+// response, the read error (io.EOF, a reset) when the server closed the
+// connection instead. wait bounds the read only as a test failure guard.
+func TCPBinding(c net.Conn, wait time.Duration) error {
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if _, err := c.Write(req.Raw); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	defer c.SetReadDeadline(time.Time{})
+	hdr := make([]byte, 20)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		return err
+	}
+	body := make([]byte, binary.BigEndian.Uint16(hdr[2:4]))
+	if _, err := io.ReadFull(c, body); err != nil {
+		return err
+	}
+	m := &stun.Message{Raw: append(hdr, body...)}
+	if err := m.Decode(); err != nil {
+		return err
+	}
+	if m.Type != stun.BindingSuccess || m.TransactionID != req.TransactionID {
+		return fmt.Errorf("got %s, want the Binding success response", m.Type)
+	}
+	return nil
+}
+
+// ExpectMarkerFirst relays "marker" through relay to peer, resending a
+// lost one up to five times, and fails the test unless the first datagram
+// peer reads is that marker: whatever else was sent to peer before (what a
+// test says must never arrive) would be read first.
+func ExpectMarkerFirst(t testing.TB, relay net.PacketConn, peer net.PacketConn) {
+	t.Helper()
+	buf := make([]byte, 1500)
+	for try := 0; ; try++ {
+		if _, err := relay.WriteTo([]byte("marker"), peer.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(time.Second))
+		n, _, err := peer.ReadFrom(buf)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && try < 5 {
+			continue // the marker was lost; send it again
+		}
+		if err != nil {
+			t.Fatalf("the marker did not arrive: %v", err)
+		}
+		if got := string(buf[:n]); got != "marker" {
+			t.Fatalf("the peer received %q before the marker", got)
+		}
+		return
+	}
 }
