@@ -2,7 +2,7 @@
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     vet, then every test with the race detector, then short fuzz runs
 #   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed)
-#   make install  binary, systemd unit, sysusers entry and /etc/icebox/icebox.yaml
+#   make install  binary, systemd unit, sysusers and sysctl entries, /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
 
 GO      ?= go
@@ -55,10 +55,11 @@ bench: build
 install:
 	@[ -x bin/icebox ] || $(MAKE) build
 	install -D -m 0755 bin/icebox $(DESTDIR)$(BINDIR)/icebox
-	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/usr/lib/sysctl.d
 	sed 's|@BINDIR@|$(BINDIR)|g' systemd/icebox.service > $(DESTDIR)$(UNITDIR)/icebox.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/icebox.service
 	install -m 0644 systemd/icebox.sysusers $(DESTDIR)/usr/lib/sysusers.d/icebox.conf
+	install -m 0644 systemd/icebox.sysctl $(DESTDIR)/usr/lib/sysctl.d/60-icebox.conf
 	install -d -m 0755 $(DESTDIR)/etc/icebox
 	@if [ -e $(DESTDIR)/etc/icebox/icebox.yaml ]; then \
 		echo "keeping existing $(DESTDIR)/etc/icebox/icebox.yaml"; \
@@ -68,11 +69,13 @@ install:
 	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
 		systemd-sysusers /usr/lib/sysusers.d/icebox.conf && \
 		chgrp icebox /etc/icebox/icebox.yaml && \
+		{ sysctl -q -p /usr/lib/sysctl.d/60-icebox.conf || true; } && \
 		systemctl daemon-reload 2>/dev/null || true; \
 	fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/icebox $(DESTDIR)$(UNITDIR)/icebox.service $(DESTDIR)/usr/lib/sysusers.d/icebox.conf
+	rm -f $(DESTDIR)$(BINDIR)/icebox $(DESTDIR)$(UNITDIR)/icebox.service $(DESTDIR)/usr/lib/sysusers.d/icebox.conf \
+		$(DESTDIR)/usr/lib/sysctl.d/60-icebox.conf
 	@echo "left $(DESTDIR)/etc/icebox and /var/lib/icebox in place"
 
 clean:

@@ -150,6 +150,9 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		return nil, err
 	}
 	closers = append(closers, d.turn)
+	if w := ephemeralWarning(p.RelayMin, p.RelayMax); w != "" {
+		log.Warn("turn relay ports are also ephemeral ports", "detail", w)
+	}
 	ts := d.turn
 	iceServers := func(user string) (any, time.Duration) { return ts.ICEServers(user) }
 	d.sig = signaling.New(signaling.Config{

@@ -23,6 +23,7 @@ func TestMakeInstall(t *testing.T) {
 		"usr/bin/icebox":                    0o755,
 		"etc/systemd/system/icebox.service": 0o644,
 		"usr/lib/sysusers.d/icebox.conf":    0o644,
+		"usr/lib/sysctl.d/60-icebox.conf":   0o644,
 		"etc/icebox/icebox.yaml":            0o640,
 	} {
 		fi, err := os.Stat(filepath.Join(dest, path))
