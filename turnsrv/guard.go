@@ -241,7 +241,9 @@ func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 			// One refused peer refuses the whole request: nothing of it is
 			// installed (RFC 8656 §9.2: 403 Forbidden).
 			g.stats.PeerDenials.Add(1)
-			g.refusals.Info("peer-"+string(verdict), "turn peer denied", "remote", src.String(), "method", method.String(),
+			// Debug: every browser offers private host candidates, which
+			// are refused here in each call (the metric counts them all).
+			g.refusals.Log(slog.LevelDebug, "peer-"+string(verdict), "turn peer denied", "remote", src.String(), "method", method.String(),
 				"user", ratelog.Clip(username.String()), "peer", peer.String())
 			return g.reply(m, method, stun.CodeForbidden, id.key), 0, false
 		}
