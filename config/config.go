@@ -26,8 +26,10 @@ type Config struct {
 
 	// PublicIP is the address peers reach the relay at: it is advertised in
 	// XOR-RELAYED-ADDRESS and in the turn:/stun: URLs handed to browsers.
-	// Zero value: the first non-loopback interface address, or 127.0.0.1
-	// when there is none (see ResolvePublicIP).
+	// Zero value: Parsed.PublicIP stays unset and the daemon
+	// (daemon.PublicIP) uses turnsrv.DefaultPublicIP, the first global or
+	// private unicast IPv4 address of the host's interfaces, or 127.0.0.1
+	// when there is none.
 	PublicIP string `yaml:"public_ip"`
 
 	HTTP      HTTP      `yaml:"http"`

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/roomname"
 )
 
 // Defaults for keys left out of the file.
@@ -301,7 +302,7 @@ func (c *Config) validate() (*Parsed, *Error) {
 		return nil, bad("http.trusted_proxies", "%v", err)
 	}
 	for name := range c.Signaling.Rooms {
-		if !ValidRoomName(name) {
+		if !roomname.Valid(name) {
 			return nil, bad("signaling.rooms."+name, "a room name is 1 to 64 characters of A-Z a-z 0-9 - _")
 		}
 	}
@@ -318,21 +319,6 @@ func (c *Config) validate() (*Parsed, *Error) {
 		p.MetricsAddr = l
 	}
 	return p, nil
-}
-
-// ValidRoomName reports whether s is a room name: 1 to 64 characters of
-// A-Z, a-z, 0-9, '-' and '_' (URL-safe, so it can stand in /r/<room>).
-func ValidRoomName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func checkHostPort(s string) error {

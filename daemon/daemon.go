@@ -21,6 +21,7 @@ import (
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/rtc"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
 	"github.com/icebox-project/icebox/web"
@@ -154,7 +155,10 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		log.Warn("turn relay ports are also ephemeral ports", "detail", w)
 	}
 	ts := d.turn
-	iceServers := func(user string) (any, time.Duration) { return ts.ICEServers(user) }
+	iceServers := func(user string) ([]rtc.ICEServer, time.Duration) {
+		servers, ttl := ts.ICEServers(user)
+		return RTCIceServers(servers), ttl
+	}
 	d.sig = signaling.New(signaling.Config{
 		Limits:         signalingLimits(cfg),
 		RoomPassword:   d.roomPassword,
@@ -171,7 +175,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 			return clientaddr.Keyer{IPv6Prefix: int(d.ipv6Prefix.Load())}.RequestKey(r, p.TrustedProxies)
 		},
 		PageCredentials:   d.pageCredentials,
-		STUNServers:       func() any { return stunServers(ts) },
+		STUNServers:       func() []rtc.ICEServer { return RTCIceServers(stunServers(ts)) },
 		CredentialsOnJoin: d.onJoin.Load,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
@@ -241,8 +245,8 @@ func (d *Daemon) TURN() *turnsrv.Server { return d.turn }
 func (d *Daemon) Signaling() *signaling.Server { return d.sig }
 
 // Serve serves until ctx ends, then shuts down: TURN refuses new
-// allocations, WebSockets are told (close 1001) and closed, HTTP drains for
-// up to ShutdownTimeout, live allocations get up to shutdown_grace to end,
+// allocations, WebSockets are told (close 1001) and closed, and with them
+// HTTP drains, for up to ShutdownTimeout together, live allocations get up to shutdown_grace to end,
 // and TURN closes. It returns nil after a clean shutdown.
 func (d *Daemon) Serve(ctx context.Context) error {
 	errc := make(chan error, 3)
@@ -271,9 +275,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	stopChecks()
 	d.log.Info("shutting down", "allocations", d.turn.AllocationCount())
 	d.turn.Drain()
-	d.sig.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
+	if err := d.sig.Close(sctx); err != nil {
+		d.log.Warn("signaling connections closed outright", "error", err)
+	}
 	shutErr := d.http.Shutdown(sctx)
 	d.drainAllocations(time.Duration(d.grace.Load()))
 	for _, srv := range []*http.Server{d.metrics, d.redirect} {
@@ -364,6 +370,16 @@ func stunServers(ts *turnsrv.Server) []turnsrv.ICEServer {
 		if s.Username == "" && s.Credential == "" {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// RTCIceServers is in as the RTCIceServer type signaling and web hand
+// out. turnsrv keeps a type of its own with the same fields.
+func RTCIceServers(in []turnsrv.ICEServer) []rtc.ICEServer {
+	out := make([]rtc.ICEServer, len(in))
+	for i, s := range in {
+		out[i] = rtc.ICEServer(s)
 	}
 	return out
 }

@@ -12,14 +12,16 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
-	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/roomname"
+	"github.com/icebox-project/icebox/internal/rtc"
 )
 
 // client is one WebSocket connection: a reader goroutine (run) handles
 // inbound messages; a writer goroutine (flush) runs only while messages
 // are queued, so an idle connection costs one goroutine. done closes when
 // the connection starts closing; ended once the close frame is written.
+// Goroutines and timers: doc.go.
 type client struct {
 	s       *Server
 	conn    *websocket.Conn
@@ -28,11 +30,13 @@ type client struct {
 	id      string
 	out     *outbox
 	wmu     sync.Mutex    // held while writing data frames
-	pinger  *time.Timer   // guarded by mu
 	ended   chan struct{} // closed once finish has written the close frame
 	done    chan struct{}
 	limiter *rate.Limiter
 	strikes int // reader goroutine only
+	// joined is set by the first successful join or resume; until then
+	// the join timer may close the connection.
+	joined atomic.Bool
 
 	// credID is the TURN user id credentials are minted for: random,
 	// never shown to anyone but this client (Config.ICEServers).
@@ -42,14 +46,17 @@ type client struct {
 	name         string
 	room         *room
 	resumeToken  string
-	suspendTimer *time.Timer
+	suspendTimer Timer
 	// suspended: the connection dropped and the peer waits for a resume.
 	suspended atomic.Bool
 
 	mu          sync.Mutex // guards the fields below
 	closeCode   int
 	closeReason string
-	refresh     *time.Timer
+	// Timers, stopped by closeWith and never started after it.
+	refresh   Timer // the next ice-servers push
+	pinger    Timer // the next ping
+	joinTimer Timer // the join timeout
 }
 
 func newClient(s *Server, conn *websocket.Conn, remote, ip string) *client {
@@ -70,13 +77,13 @@ const reasonSlow = "too slow: send queue full"
 func (c *client) enqueue(b []byte) {
 	start, ok := c.out.push(b)
 	if start && ok && !c.suspended.Load() {
-		go c.flush()
+		c.s.tasks.goFunc(c.flush)
 	}
 	if !ok {
 		if c.suspended.Load() {
 			// Too much missed while away: the peer leaves for good. The
 			// caller may hold the hub lock, so expire elsewhere.
-			go c.s.hub.expire(c)
+			c.s.tasks.goFunc(func() { c.s.hub.expire(c) })
 			return
 		}
 		c.closeWith(websocket.ClosePolicyViolation, reasonSlow)
@@ -92,14 +99,13 @@ func (c *client) closeWith(code int, reason string) {
 		return
 	}
 	c.closeCode, c.closeReason = code, reason
-	if c.refresh != nil {
-		c.refresh.Stop()
-	}
-	if c.pinger != nil {
-		c.pinger.Stop()
+	for _, t := range []Timer{c.refresh, c.pinger, c.joinTimer} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	close(c.done)
-	go c.finish()
+	c.s.tasks.goFunc(c.finish)
 	// The reader drains until the peer answers the close frame, or until
 	// closeGrace; then run closes the socket. Unread input at close time
 	// would make the kernel send a reset instead of the close frame.
@@ -117,7 +123,10 @@ func (c *client) closing() bool {
 
 func (c *client) run() {
 	c.mu.Lock()
-	c.pinger = time.AfterFunc(pingPeriod, c.ping)
+	if c.closeCode == 0 { // Close may have come first.
+		c.pinger = c.s.afterFunc(pingPeriod, c.ping)
+		c.joinTimer = c.s.afterFunc(c.s.cfg.JoinTimeout, c.joinTimedOut)
+	}
 	c.mu.Unlock()
 	dropped := c.reader()
 	c.mu.Lock()
@@ -172,9 +181,17 @@ func (c *client) ping() {
 	}
 	c.mu.Lock()
 	if c.closeCode == 0 {
-		c.pinger.Reset(pingPeriod)
+		c.pinger = c.s.afterFunc(pingPeriod, c.ping)
 	}
 	c.mu.Unlock()
+}
+
+// joinTimedOut closes a connection that has not joined a room within
+// JoinTimeout of opening.
+func (c *client) joinTimedOut() {
+	if !c.joined.Load() {
+		c.closeWith(websocket.ClosePolicyViolation, "no join in time")
+	}
 }
 
 // finish writes, after any write in progress, what is still queued (such
@@ -206,7 +223,8 @@ func (c *client) finish() {
 // true when it ended without a close frame from the peer (a lost network).
 func (c *client) reader() (dropped bool) {
 	c.conn.SetReadLimit(hardReadLimit)
-	_ = c.conn.SetReadDeadline(time.Now().Add(c.s.cfg.JoinTimeout))
+	// Until a join, the join timer (not a read deadline) bounds the
+	// connection's life.
 	c.conn.SetPongHandler(func(string) error {
 		if c.s.hub.inRoom(c) {
 			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -232,7 +250,7 @@ func (c *client) reader() (dropped bool) {
 			c.refuse(CodeTooLarge, "messages are limited to 65536 bytes")
 		} else if mt != websocket.TextMessage {
 			c.refuse(CodeBadMessage, "protocol v1 uses text frames holding JSON")
-		} else if !c.limiter.Allow() {
+		} else if !c.limiter.AllowN(c.s.clock.Now(), 1) {
 			c.refuse(CodeRateLimited, "too many messages; slow down")
 		} else {
 			c.handle(data)
@@ -248,6 +266,8 @@ func (c *client) reader() (dropped bool) {
 }
 
 func (c *client) readFailed(err error) (dropped bool) {
+	// A read deadline passes out of a room only after a leave: the
+	// deadline of the last message in the room (pongWait) is not renewed.
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() && !c.closing() && !c.s.hub.inRoom(c) {
 		c.closeWith(websocket.ClosePolicyViolation, "no join in time")
@@ -270,7 +290,7 @@ func (c *client) refuse(code, message string) {
 
 // reply sends an error that does not count as a strike: the message was
 // well formed, the request was refused.
-func (c *client) reply(e *joinError) {
+func (c *client) reply(e *protoError) {
 	c.s.stats.error(e.code)
 	c.enqueue(errorFrame(e.code, e.message))
 }
@@ -297,7 +317,7 @@ func (c *client) handle(data []byte) {
 		}
 	case TypeLeave:
 		if !c.s.hub.leave(c) {
-			c.reply(&joinError{CodeNotJoined, "not in a room"})
+			c.reply(&protoError{CodeNotJoined, "not in a room"})
 			return
 		}
 		c.stopRefresh()
@@ -315,7 +335,7 @@ func (c *client) handle(data []byte) {
 }
 
 func (c *client) join(m *inbound) {
-	if !config.ValidRoomName(m.Room) {
+	if !roomname.Valid(m.Room) {
 		c.refuse(CodeBadMessage, "room must be 1 to 64 characters of A-Z a-z 0-9 - _")
 		return
 	}
@@ -326,11 +346,12 @@ func (c *client) join(m *inbound) {
 	}
 	grant, wait, ok := c.takeCredential()
 	if !ok {
-		c.reply(&joinError{CodeRateLimited, fmt.Sprintf("too many TURN credentials requested from your address; try again in %ds", seconds(wait))})
+		c.reply(&protoError{CodeRateLimited, fmt.Sprintf("too many TURN credentials requested from your address; try again in %ds", seconds(wait))})
 		return
 	}
 	servers, ttl := c.iceServers()
 	if m.Resume != "" && c.s.hub.resume(c, m.Resume, m.Room, servers, int64(ttl/time.Second)) {
+		c.joined.Store(true)
 		c.s.log.Info("peer resumed", "room", m.Room, "peer", c.id, "remote", c.remote)
 		c.scheduleRefresh(ttl)
 		return
@@ -342,7 +363,7 @@ func (c *client) join(m *inbound) {
 	if roomPassword != "" {
 		if wait := c.s.guesses.blocked(c.ip, m.Room); wait > 0 {
 			grant.Return()
-			c.reply(&joinError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
+			c.reply(&protoError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
 			return
 		}
 	}
@@ -352,11 +373,12 @@ func (c *client) join(m *inbound) {
 		grant.Return()
 		if e.code == CodeBadPassword {
 			// Each wrong guess from an address waits longer for its answer.
-			time.Sleep(c.s.guesses.failed(c.ip, m.Room))
+			c.pause(c.s.guesses.failed(c.ip, m.Room))
 		}
 		c.reply(e)
 		return
 	}
+	c.joined.Store(true)
 	if roomPassword != "" {
 		c.s.guesses.succeeded(c.ip, m.Room)
 	}
@@ -379,9 +401,24 @@ func seconds(d time.Duration) int {
 	return max(1, int((d+time.Second-1)/time.Second))
 }
 
-func (c *client) iceServers() (any, time.Duration) {
+// pause holds the reader for d on the server's clock, or until the
+// connection starts closing.
+func (c *client) pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	over := make(chan struct{})
+	t := c.s.afterFunc(d, func() { close(over) })
+	select {
+	case <-over:
+	case <-c.done:
+		t.Stop()
+	}
+}
+
+func (c *client) iceServers() ([]rtc.ICEServer, time.Duration) {
 	if c.s.cfg.ICEServers == nil {
-		return []any{}, 0
+		return []rtc.ICEServer{}, 0
 	}
 	return c.s.cfg.ICEServers(c.credID)
 }
@@ -400,7 +437,7 @@ func (c *client) scheduleRefresh(ttl time.Duration) {
 	if c.refresh != nil {
 		c.refresh.Stop()
 	}
-	c.refresh = time.AfterFunc(ttl*8/10, func() {
+	c.refresh = c.s.afterFunc(ttl*8/10, func() {
 		if !c.s.hub.inRoom(c) {
 			return
 		}

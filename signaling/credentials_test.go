@@ -102,7 +102,6 @@ func TestPasswordThrottleKeys(t *testing.T) {
 					return map[string]string{"a": "pw-a", "b": "pw-b"}[room]
 				}
 			})
-			s.guesses.base = time.Millisecond
 			s.guesses.maxFails = 3
 			for i := 0; i < 3; i++ {
 				ip := tt.addrs[i%len(tt.addrs)]
@@ -135,7 +134,7 @@ func TestPasswordThrottleKeys(t *testing.T) {
 // block the address at maxAddrFails, for every room, and a success
 // anywhere does not reset that.
 func TestGuessThrottleAcrossRooms(t *testing.T) {
-	g := newGuessThrottle()
+	g := newGuessThrottle(time.Now)
 	k := clientaddr.Keyer{}.KeyString("2001:db8::1")
 	for i := 0; i < g.maxAddrFails-1; i++ {
 		room := "room" + string(rune('a'+i))
@@ -161,7 +160,7 @@ func TestGuessThrottleAcrossRooms(t *testing.T) {
 // TestGuessThrottleBounded: the throttle forgets expired counts first
 // when full.
 func TestGuessThrottleBounded(t *testing.T) {
-	g := newGuessThrottle()
+	g := newGuessThrottle(time.Now)
 	var mu sync.Mutex
 	now := time.Unix(1_700_000_000, 0)
 	g.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }

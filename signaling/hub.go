@@ -7,11 +7,13 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/icebox-project/icebox/internal/rtc"
 )
 
 // hub owns every room and every connection. One mutex guards it all: each
 // operation is a few map look-ups plus non-blocking enqueues, so holding
-// it never waits on a network write.
+// it never waits on a network write. Lock order: doc.go.
 type hub struct {
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -20,7 +22,9 @@ type hub struct {
 	// for ResumeWindow.
 	suspended    map[string]*client
 	resumeWindow time.Duration
-	closed       bool
+	// after starts the resume-window timers (Server.afterFunc).
+	after  func(time.Duration, func()) Timer
+	closed bool
 }
 
 type room struct {
@@ -29,8 +33,9 @@ type room struct {
 	names map[string]string  // display name → peer id
 }
 
-func newHub(resumeWindow time.Duration) *hub {
-	return &hub{rooms: map[string]*room{}, clients: map[*client]struct{}{}, suspended: map[string]*client{}, resumeWindow: resumeWindow}
+func newHub(resumeWindow time.Duration, after func(time.Duration, func()) Timer) *hub {
+	return &hub{rooms: map[string]*room{}, clients: map[*client]struct{}{}, suspended: map[string]*client{},
+		resumeWindow: resumeWindow, after: after}
 }
 
 // register adds a connection; false once the hub is closed.
@@ -54,7 +59,7 @@ func (h *hub) unregister(c *client, resumable bool) {
 	if resumable && c.room != nil && !h.closed && c.resumeToken != "" {
 		c.suspended.Store(true)
 		h.suspended[c.resumeToken] = c
-		c.suspendTimer = time.AfterFunc(h.resumeWindow, func() { h.expire(c) })
+		c.suspendTimer = h.after(h.resumeWindow, func() { h.expire(c) })
 		return
 	}
 	h.leaveLocked(c)
@@ -75,7 +80,7 @@ func (h *hub) expire(c *client) {
 // resume hands the suspended peer with token to c: same id and name, same
 // place in the room, its queued messages after the new welcome. The room
 // sees nothing. ok is false for an unknown, expired or other-room token.
-func (h *hub) resume(c *client, token, roomName string, iceServers any, ttl int64) (ok bool) {
+func (h *hub) resume(c *client, token, roomName string, iceServers []rtc.ICEServer, ttl int64) (ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := h.suspended[token]
@@ -109,32 +114,33 @@ func peersOf(r *room, except *client) []PeerInfo {
 	return peers
 }
 
-// joinError is a refusal sent to the client as an error message.
-type joinError struct{ code, message string }
+// protoError is a refused request, sent to the client as an error
+// message with code (Code*).
+type protoError struct{ code, message string }
 
 // join puts c in the named room under name. iceServers and ttl are the
 // credentials for welcome, minted by the caller outside the lock.
-func (h *hub) join(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers any, ttl int64) *joinError {
+func (h *hub) join(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *protoError {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.room != nil {
-		return &joinError{CodeBadMessage, fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
+		return &protoError{CodeBadMessage, fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
 	}
 	if roomPassword != "" && subtle.ConstantTimeCompare([]byte(password), []byte(roomPassword)) != 1 {
-		return &joinError{CodeBadPassword, "wrong or missing password for room " + roomName}
+		return &protoError{CodeBadPassword, "wrong or missing password for room " + roomName}
 	}
 	r := h.rooms[roomName]
 	if r == nil {
 		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
-			return &joinError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
+			return &protoError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
 		}
 		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
 	}
 	if len(r.peers) >= lim.maxPeers {
-		return &joinError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
 	}
 	if _, taken := r.names[name]; taken {
-		return &joinError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
 	}
 	h.rooms[roomName] = r
 	peers := peersOf(r, c)
@@ -179,15 +185,15 @@ func (h *hub) leaveLocked(c *client) bool {
 }
 
 // signal relays data from c to the peer with id to in c's room.
-func (h *hub) signal(c *client, to string, data json.RawMessage) *joinError {
+func (h *hub) signal(c *client, to string, data json.RawMessage) *protoError {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.room == nil {
-		return &joinError{CodeNotJoined, "join a room before sending signal"}
+		return &protoError{CodeNotJoined, "join a room before sending signal"}
 	}
 	target := c.room.peers[to]
 	if target == nil || target == c {
-		return &joinError{CodeUnknownPeer, fmt.Sprintf("no peer %q in room %q", to, c.room.name)}
+		return &protoError{CodeUnknownPeer, fmt.Sprintf("no peer %q in room %q", to, c.room.name)}
 	}
 	target.enqueue(encode(signalMsg{Type: TypeSignal, From: c.id, Data: data}))
 	return nil
@@ -200,11 +206,18 @@ func (h *hub) inRoom(c *client) bool {
 	return c.room != nil
 }
 
-// close marks the hub closed and returns every connection.
+// close marks the hub closed, drops the suspended peers (their rooms are
+// closing too) and returns every connection.
 func (h *hub) close() []*client {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
+	for token, c := range h.suspended {
+		c.suspended.Store(false)
+		c.suspendTimer.Stop()
+		delete(h.suspended, token)
+		h.leaveLocked(c)
+	}
 	out := make([]*client, 0, len(h.clients))
 	for c := range h.clients {
 		out = append(out, c)

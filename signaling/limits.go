@@ -67,9 +67,12 @@ type guessState struct {
 	until time.Time
 }
 
-func newGuessThrottle() *guessThrottle {
+// newGuessThrottle returns the throttle with its defaults: answers
+// delayed from 250 ms, 5 wrong guesses at a room or 20 at any rooms
+// blocked for 5 minutes; now is its clock.
+func newGuessThrottle(now func() time.Time) *guessThrottle {
 	return &guessThrottle{fails: map[guessKey]*guessState{}, base: 250 * time.Millisecond,
-		maxFails: 5, maxAddrFails: 20, block: 5 * time.Minute, now: time.Now}
+		maxFails: 5, maxAddrFails: 20, block: 5 * time.Minute, now: now}
 }
 
 // maxTracked bounds the counts remembered; past it expired counts are

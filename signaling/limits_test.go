@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -15,8 +16,21 @@ import (
 // does.
 func (c *wsClient) drop() { c.conn.UnderlyingConn().Close() }
 
+// suspended is the number of peers waiting for a resume.
+func (s *Server) suspendedPeers() int {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return len(s.hub.suspended)
+}
+
+// waitSuspended waits until the server has noticed n dropped peers.
+func waitSuspended(t *testing.T, s *Server, n int) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("%d suspended peers", n), func() bool { return s.suspendedPeers() == n })
+}
+
 func TestResume(t *testing.T) {
-	_, url := startSignaling(t, func(c *Config) { c.ResumeWindow = 2 * time.Second })
+	s, url := startSignaling(t, func(c *Config) { c.ResumeWindow = 2 * time.Second })
 	a, b := dial(t, url), dial(t, url)
 	a.join("r", "alice")
 	wb := b.join("r", "bob")
@@ -27,7 +41,7 @@ func TestResume(t *testing.T) {
 	}
 
 	b.drop()
-	time.Sleep(200 * time.Millisecond)
+	waitSuspended(t, s, 1)
 	// Signals to the dropped peer are kept for it.
 	a.send(msg{"type": "signal", "to": b.id, "data": msg{"while": "away"}})
 
@@ -59,19 +73,23 @@ func TestResume(t *testing.T) {
 	}
 }
 
+// TestResumeAfterWindow: a dropped peer stays in its room until the
+// resume window has passed, then leaves; its token then starts a fresh
+// peer.
 func TestResumeAfterWindow(t *testing.T) {
-	_, url := startSignaling(t, func(c *Config) { c.ResumeWindow = 300 * time.Millisecond })
+	s, url := startSignaling(t, func(c *Config) { c.ResumeWindow = 300 * time.Millisecond })
+	clk := clockOf(s)
 	a, b := dial(t, url), dial(t, url)
 	a.join("r", "alice")
 	token := b.join("r", "bob")["resume"].(string)
 	a.expect("peer-joined")
-	start := time.Now()
 	b.drop()
+	waitSuspended(t, s, 1)
+	clk.Advance(299 * time.Millisecond)
+	a.alive() // no peer-left before the pong
+	clk.Advance(time.Millisecond)
 	if pl := a.expect("peer-left"); pl["id"] != b.id {
 		t.Fatalf("peer-left: %v", pl)
-	}
-	if el := time.Since(start); el < 250*time.Millisecond {
-		t.Errorf("peer-left after %v, before the resume window", el)
 	}
 	b2 := dial(t, url)
 	b2.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
@@ -83,7 +101,7 @@ func TestResumeAfterWindow(t *testing.T) {
 }
 
 func TestConnectionsPerIP(t *testing.T) {
-	_, url := startSignaling(t, func(c *Config) { c.MaxConnectionsPerIP = 2 })
+	s, url := startSignaling(t, func(c *Config) { c.MaxConnectionsPerIP = 2 })
 	a := dial(t, url)
 	dial(t, url)
 	_, resp, err := websocket.DefaultDialer.Dial(url, nil)
@@ -91,7 +109,15 @@ func TestConnectionsPerIP(t *testing.T) {
 		t.Fatalf("third connection: %v %v, want 429", resp, err)
 	}
 	a.conn.Close()
-	time.Sleep(200 * time.Millisecond)
+	waitUntil(t, "the closed connection's slot released", func() bool {
+		s.perIP.mu.Lock()
+		defer s.perIP.mu.Unlock()
+		open := 0
+		for _, n := range s.perIP.n {
+			open += n
+		}
+		return open == 1
+	})
 	dial(t, url).alive() // a slot is free again
 }
 
@@ -119,34 +145,66 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// TestPasswordThrottle: after maxFails wrong guesses an address is
+// refused even the right password, for block; another address is not;
+// once block has passed the address may join.
 func TestPasswordThrottle(t *testing.T) {
-	s, url := startSignaling(t, func(c *Config) {
-		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	})
-	s.guesses.base = time.Millisecond
+	s, url := startSignaling(t, trustLoopback)
 	s.guesses.maxFails = 3
-	from := func(ip string) *wsClient {
-		conn, _, err := websocket.DefaultDialer.Dial(url, http.Header{"X-Forwarded-For": {ip}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return &wsClient{t: t, conn: conn}
-	}
-	guesser := from("198.51.100.66")
+	guesser := fromAddr(t, url, "198.51.100.66")
 	for i := 0; i < 3; i++ {
 		guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "guess"})
 		guesser.expect("error", CodeBadPassword)
 	}
 	guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
 	e := guesser.expect("error", CodeRateLimited)
-	if !strings.Contains(e["message"].(string), "wrong passwords") {
-		t.Errorf("refusal message: %v", e["message"])
+	if !strings.Contains(e["message"].(string), "wrong passwords") || !strings.Contains(e["message"].(string), "in 300s") {
+		t.Errorf("refusal message: got %v, want wrong passwords, try again in 300s", e["message"])
 	}
 	// Another address is unaffected.
-	other := from("198.51.100.77")
+	other := fromAddr(t, url, "198.51.100.77")
 	other.send(msg{"type": "join", "room": "locked", "name": "o", "password": "open-sesame"})
 	other.expect("welcome")
+
+	// New connections: the guesser's own has passed its join timeout.
+	clockOf(s).Advance(s.guesses.block - time.Second)
+	late := fromAddr(t, url, "198.51.100.66")
+	late.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
+	if e := late.expect("error", CodeRateLimited); !strings.Contains(e["message"].(string), "in 1s") {
+		t.Errorf("refusal a second before the end: got %v, want try again in 1s", e["message"])
+	}
+	clockOf(s).Advance(time.Second)
+	late.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
+	late.expect("welcome")
+}
+
+// TestWrongPasswordDelay: the answer to the n-th wrong guess from an
+// address waits base·2^(n-1) on the server's clock; the connection
+// answers nothing meanwhile.
+func TestWrongPasswordDelay(t *testing.T) {
+	s, url := startSignaling(t, trustLoopback)
+	s.guesses.base = 250 * time.Millisecond
+	clk := clockOf(s)
+	g := fromAddr(t, url, "198.51.100.66")
+	for _, delay := range []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second} {
+		g.send(msg{"type": "join", "room": "locked", "name": "g", "password": "guess"})
+		g.send(msg{"type": "ping"})
+		clk.waitTimer(t, delay)
+		clk.Advance(delay)
+		g.expect("error", CodeBadPassword)
+		g.expect("pong") // the ping waited behind the wrong guess
+	}
+}
+
+// TestGuessThrottleDelays: the delays double from base up to base·32.
+func TestGuessThrottleDelays(t *testing.T) {
+	g := newGuessThrottle(newFakeClock().Now)
+	g.maxFails, g.maxAddrFails = 100, 100
+	for i, want := range []time.Duration{250, 500, 1000, 2000, 4000, 8000, 8000, 8000} {
+		if got := g.failed("198.51.100.1", "r"); got != want*time.Millisecond {
+			t.Errorf("wrong guess %d: delay %v, want %v", i+1, got, want*time.Millisecond)
+		}
+	}
 }
 
 func TestRoomLimit(t *testing.T) {
@@ -212,23 +270,23 @@ func TestSlowConsumer(t *testing.T) {
 	}
 }
 
-// TestResumeDefaultWindow runs with the real 30 s window: a peer that
+// TestResumeDefaultWindow runs with the default 30 s window: a peer that
 // dropped is still in its room at 25 s (resumable, nobody told), and has
 // left at 30 s, after which its token starts a fresh peer.
 func TestResumeDefaultWindow(t *testing.T) {
-	t.Parallel()
-	_, url := startSignaling(t, nil)
+	s, url := startSignaling(t, nil)
+	clk := clockOf(s)
 	a, b, c := dial(t, url), dial(t, url), dial(t, url)
 	a.join("r", "alice")
 	tokB := b.join("r", "bob")["resume"].(string)
 	a.expect("peer-joined")
 	tokC := c.join("r", "carol")["resume"].(string)
 	a.expect("peer-joined")
-	start := time.Now()
 	b.drop()
 	c.drop()
+	waitSuspended(t, s, 2)
 
-	time.Sleep(25 * time.Second)
+	clk.Advance(25 * time.Second)
 	a.alive() // no peer-left before the pong
 	b2 := dial(t, url)
 	b2.send(msg{"type": "join", "room": "r", "name": "bob", "resume": tokB})
@@ -236,13 +294,11 @@ func TestResumeDefaultWindow(t *testing.T) {
 		t.Fatalf("resume at 25 s: got %v", w)
 	}
 
-	_ = a.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var pl msg
-	if err := a.conn.ReadJSON(&pl); err != nil || pl["type"] != "peer-left" || pl["id"] != c.id {
-		t.Fatalf("peer-left: %v %v", pl, err)
-	}
-	if el := time.Since(start); el < DefaultResumeWindow {
-		t.Errorf("carol left after %v, before the %v window", el, DefaultResumeWindow)
+	clk.Advance(DefaultResumeWindow - 25*time.Second - time.Nanosecond)
+	a.alive()
+	clk.Advance(time.Nanosecond)
+	if pl := a.expect("peer-left"); pl["id"] != c.id {
+		t.Fatalf("peer-left: got %v, want carol's", pl)
 	}
 	c2 := dial(t, url)
 	c2.send(msg{"type": "join", "room": "r", "name": "carol", "resume": tokC})

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/icebox-project/icebox/internal/rtc"
 )
 
 // Message types of protocol v1 (docs/protocol.md).
@@ -58,12 +60,12 @@ type PeerInfo struct {
 }
 
 type welcomeMsg struct {
-	Type       string     `json:"type"`
-	ID         string     `json:"id"`
-	Room       string     `json:"room"`
-	Peers      []PeerInfo `json:"peers"`
-	ICEServers any        `json:"iceServers"`
-	TTL        int64      `json:"ttl"`
+	Type       string          `json:"type"`
+	ID         string          `json:"id"`
+	Room       string          `json:"room"`
+	Peers      []PeerInfo      `json:"peers"`
+	ICEServers []rtc.ICEServer `json:"iceServers"`
+	TTL        int64           `json:"ttl"`
 	// Resume is the token a reconnecting client sends in join within
 	// the resume window to keep its id; Resumed says this welcome resumed one.
 	Resume  string `json:"resume"`
@@ -83,9 +85,9 @@ type signalMsg struct {
 }
 
 type iceServersMsg struct {
-	Type       string `json:"type"`
-	ICEServers any    `json:"iceServers"`
-	TTL        int64  `json:"ttl"`
+	Type       string          `json:"type"`
+	ICEServers []rtc.ICEServer `json:"iceServers"`
+	TTL        int64           `json:"ttl"`
 }
 
 type errorMsg struct {

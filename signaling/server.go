@@ -1,12 +1,11 @@
-// Package signaling is icebox's WebSocket signaling server, protocol v1
-// (docs/protocol.md): peers join rooms, learn who else is there, and relay
-// opaque signal payloads (offers, answers, ICE candidates, call control)
-// to one another. The server sets "from" on every relayed signal.
 package signaling
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/internal/ratelog"
+	"github.com/icebox-project/icebox/internal/rtc"
 )
 
 // Limits and timings. pingPeriod < pongWait so a healthy peer's pong
@@ -38,6 +38,10 @@ const (
 	// closeGrace is how long a closing connection waits for the peer's
 	// close frame, after the server's own close frame is queued.
 	closeGrace = 2 * time.Second
+	// forceWait bounds Close's wait for the goroutines of connections it
+	// closed outright. Every read and write on a closed socket fails at
+	// once, so only a bug makes it matter.
+	forceWait = time.Second
 	// DefaultJoinTimeout is how long a connection may stay open without
 	// joining a room.
 	DefaultJoinTimeout = 10 * time.Second
@@ -56,7 +60,7 @@ const (
 
 // ICEServersFunc mints RTCIceServer entries for a peer, with the lifetime
 // of their credentials.
-type ICEServersFunc func(user string) (iceServers any, ttl time.Duration)
+type ICEServersFunc func(user string) (iceServers []rtc.ICEServer, ttl time.Duration)
 
 // Config configures a Server. Zero values are noted per field.
 type Config struct {
@@ -88,6 +92,8 @@ type Config struct {
 	JoinTimeout time.Duration
 	// Logger receives connection logs. Nil: slog.Default().
 	Logger *slog.Logger
+	// Clock drives the server's timers (Clock). Nil: the system clock.
+	Clock Clock
 }
 
 // Server serves /ws. It implements http.Handler.
@@ -102,6 +108,10 @@ type Server struct {
 	perIP    ipCount
 	// refusals logs refused upgrades at a bounded rate.
 	refusals *ratelog.Logger
+	clock    Clock
+	// tasks counts every connection's goroutines and pending timers;
+	// Close waits for it.
+	tasks tasks
 }
 
 // New builds a Server.
@@ -118,8 +128,12 @@ func New(cfg Config) *Server {
 	if cfg.ResumeWindow <= 0 {
 		cfg.ResumeWindow = DefaultResumeWindow
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, hub: newHub(cfg.ResumeWindow), guesses: newGuessThrottle(), perIP: ipCount{n: map[string]int{}},
-		refusals: ratelog.New(cfg.Logger, 0, nil)}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, guesses: newGuessThrottle(cfg.Clock.Now), perIP: ipCount{n: map[string]int{}},
+		refusals: ratelog.New(cfg.Logger, 0, nil), clock: cfg.Clock}
+	s.hub = newHub(cfg.ResumeWindow, s.afterFunc)
 	s.Update(cfg.Limits)
 	s.upgrader = websocket.Upgrader{
 		// Reading reuses the HTTP server's buffer; a write buffer is taken
@@ -189,7 +203,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered.
 	}
 	c := newClient(s, conn, r.RemoteAddr, ip)
+	// Counted before register, so a Close that finds c in the hub also
+	// waits for its goroutine.
+	s.tasks.add()
 	if !s.hub.register(c) {
+		s.tasks.done()
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
 		conn.Close()
@@ -199,17 +217,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The connection runs on goroutines of its own: returning frees the
 	// HTTP handler's stack, request and response for the connection's life.
 	go func() {
+		defer s.tasks.done()
 		defer s.perIP.release(ip)
 		c.run()
 	}()
 }
 
-// Close tells every connection the server is going away (close 1001) and
-// closes it. WebSockets are hijacked, so http.Server.Shutdown does not.
-func (s *Server) Close() {
-	for _, c := range s.hub.close() {
+// Close ends signaling: new connections are refused, suspended peers are
+// dropped, and every connection is told the server is going away (close
+// 1001) and closed — WebSockets are hijacked, so http.Server.Shutdown does
+// not. It returns nil once every goroutine and timer of every connection
+// has ended: each connection waits up to closeGrace for the peer's close
+// frame. Should ctx end first, the remaining sockets are closed outright,
+// Close waits up to forceWait for their goroutines, and returns ctx.Err().
+// Close may be called more than once.
+func (s *Server) Close(ctx context.Context) error {
+	clients := s.hub.close()
+	for _, c := range clients {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
+	err := s.tasks.wait(ctx)
+	if err == nil {
+		return nil
+	}
+	for _, c := range clients {
+		c.conn.Close() // unblocks the reader and any write.
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), forceWait)
+	defer cancel()
+	if ferr := s.tasks.wait(fctx); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("signaling: %d goroutines and timers still running", s.tasks.count()))
+	}
+	return err
 }
 
 // Stats returns the message and error counters.

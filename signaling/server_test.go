@@ -1,21 +1,31 @@
 package signaling
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/internal/rtc"
 )
 
 type msg map[string]any
 
+// startSignaling serves a Server on 127.0.0.1 port 0, on a fakeClock
+// (clockOf) and with wrong passwords answered at once (guesses.base 0).
+// At the end of the test, Close must end every connection's goroutines
+// and timers.
 func startSignaling(t *testing.T, mod func(*Config)) (*Server, string) {
 	t.Helper()
 	cfg := Config{
@@ -26,19 +36,31 @@ func startSignaling(t *testing.T, mod func(*Config)) (*Server, string) {
 			}
 			return ""
 		},
-		ICEServers: func(user string) (any, time.Duration) {
-			return []msg{{"urls": []string{"turn:127.0.0.1:3478"}, "username": "u-" + user, "credential": "c"}}, time.Hour
+		ICEServers: func(user string) ([]rtc.ICEServer, time.Duration) {
+			return []rtc.ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: "u-" + user, Credential: "c"}}, time.Hour
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock:  newFakeClock(),
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
 	s := New(cfg)
+	s.guesses.base = 0
 	hs := httptest.NewServer(s)
-	t.Cleanup(func() { s.Close(); hs.Close() })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		hs.Close()
+	})
 	return s, "ws" + strings.TrimPrefix(hs.URL, "http")
 }
+
+// clockOf is the fakeClock of a Server from startSignaling.
+func clockOf(s *Server) *fakeClock { return s.clock.(*fakeClock) }
 
 type wsClient struct {
 	t    *testing.T
@@ -340,53 +362,188 @@ func TestOrigin(t *testing.T) {
 	}
 }
 
+// TestJoinTimeout: a connection that has not joined within JoinTimeout
+// is closed (1008); one that joined, even if it left since, is not.
 func TestJoinTimeout(t *testing.T) {
-	_, url := startSignaling(t, func(c *Config) { c.JoinTimeout = 300 * time.Millisecond })
+	s, url := startSignaling(t, func(c *Config) { c.JoinTimeout = 300 * time.Millisecond })
 	idle := dial(t, url)
 	joined := dial(t, url)
 	joined.join("r", "x")
+	left := dial(t, url)
+	left.join("r2", "y")
+	left.send(msg{"type": "leave"})
+	// A pong shows the reader runs, so its join timer is started.
+	idle.alive()
+	left.alive()
+	clockOf(s).Advance(299 * time.Millisecond)
+	idle.alive()
+	clockOf(s).Advance(time.Millisecond)
 	expectClose(t, idle, websocket.ClosePolicyViolation)
-	time.Sleep(400 * time.Millisecond)
 	joined.alive()
+	left.alive()
 }
 
+// TestICEServersRefresh: fresh credentials are pushed at 80% of their
+// ttl, and again at 80% of the fresh ones' ttl.
 func TestICEServersRefresh(t *testing.T) {
-	_, url := startSignaling(t, func(c *Config) {
-		c.ICEServers = func(user string) (any, time.Duration) {
-			return []msg{{"urls": []string{"turn:x"}, "username": time.Now().String()}}, time.Second
+	var n atomic.Int32
+	s, url := startSignaling(t, func(c *Config) {
+		c.ICEServers = func(user string) ([]rtc.ICEServer, time.Duration) {
+			return []rtc.ICEServer{{URLs: []string{"turn:x"}, Username: fmt.Sprint(n.Add(1))}}, time.Second
 		}
 	})
+	clk := clockOf(s)
 	c := dial(t, url)
 	w := c.join("r", "x")
 	if w["ttl"].(float64) != 1 {
 		t.Errorf("welcome ttl: got %v, want 1", w["ttl"])
 	}
-	start := time.Now()
+	c.alive() // join has returned: the refresh is scheduled.
+	clk.Advance(799 * time.Millisecond)
+	c.alive() // nothing before the pong
+	clk.Advance(time.Millisecond)
 	m := c.expect("ice-servers")
-	if el := time.Since(start); el < 500*time.Millisecond {
-		t.Errorf("ice-servers after %v, want about 800ms (80%% of the ttl)", el)
+	servers := m["iceServers"].([]any)
+	if len(servers) != 1 || m["ttl"].(float64) != 1 || servers[0].(map[string]any)["username"] != "2" {
+		t.Errorf("ice-servers: got %v, want the second credentials with ttl 1", m)
 	}
-	if len(m["iceServers"].([]any)) != 1 || m["ttl"].(float64) != 1 {
-		t.Errorf("ice-servers: got %v", m)
+	clk.Advance(800 * time.Millisecond)
+	if m := c.expect("ice-servers"); m["iceServers"].([]any)[0].(map[string]any)["username"] != "3" {
+		t.Errorf("second refresh: got %v, want the third credentials", m)
 	}
 }
 
+// TestCloseTellsClients: Close sends close 1001 and returns once the
+// connection is gone from the hub.
 func TestCloseTellsClients(t *testing.T) {
 	s, url := startSignaling(t, nil)
 	c := dial(t, url)
 	c.join("r", "x")
-	s.Close()
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close(context.Background()) }()
 	expectClose(t, c, websocket.CloseGoingAway)
-	// The server's reader unregisters once the socket is closed.
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		conns, rooms, peers := s.Counts()
-		if conns == 0 && rooms == 0 && peers == 0 {
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if conns, rooms, peers := s.Counts(); conns != 0 || rooms != 0 || peers != 0 {
+		t.Fatalf("after Close: %d connections, %d rooms, %d peers; want none", conns, rooms, peers)
+	}
+	// A connection opened after Close is told at once.
+	expectClose(t, dial(t, url), websocket.CloseGoingAway)
+}
+
+// TestCloseEndsEveryGoroutine opens connections in every state — joined
+// in shared rooms with signals in flight, not joined yet, dropped and
+// waiting for a resume, waiting out a wrong password's delay — then
+// closes the server: Close returns nil, every open connection is told
+// 1001, and the process is back to the goroutines it had before.
+func TestCloseEndsEveryGoroutine(t *testing.T) {
+	s, url := startSignaling(t, func(c *Config) { c.MaxPeersPerRoom = 8 })
+	s.guesses.base = time.Second
+	baseline := runtime.NumGoroutine()
+
+	var open []*wsClient
+	for i := range 12 {
+		c := dial(t, url)
+		c.join(fmt.Sprintf("room%d", i%3), fmt.Sprintf("peer%d", i))
+		open = append(open, c)
+	}
+	for i, c := range open[3:] {
+		c.send(msg{"type": "signal", "to": open[i%3].id, "data": msg{"n": i}})
+	}
+	idle := dial(t, url)
+	idle.alive()
+	open = append(open, idle)
+	gone := dial(t, url)
+	gone.join("room0", "gone")
+	gone.drop()
+	waitSuspended(t, s, 1)
+	guesser := dial(t, url)
+	guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "guess"})
+	clockOf(s).waitTimer(t, time.Second)
+	open = append(open, guesser)
+	if s.tasks.count() == 0 {
+		t.Fatal("no goroutines or timers counted for open connections")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close(ctx) }()
+	for i, c := range open {
+		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			_, _, err := c.conn.ReadMessage()
+			if err == nil {
+				continue // what was queued before the close frame
+			}
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+				t.Errorf("connection %d: got %v, want close 1001", i, err)
+			}
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after Close: %d connections, %d rooms, %d peers; want none", conns, rooms, peers)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := s.tasks.count(); n != 0 {
+		t.Errorf("after Close: %d goroutines and timers counted, want 0", n)
+	}
+	if conns, rooms, peers := s.Counts(); conns+rooms+peers != 0 {
+		t.Errorf("after Close: %d connections, %d rooms, %d peers; want none", conns, rooms, peers)
+	}
+	waitUntil(t, fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
+}
+
+// TestCloseForced: when ctx ends before the peers answer the close
+// frame, Close closes the sockets outright, still waits for every
+// goroutine, and returns ctx's error.
+func TestCloseForced(t *testing.T) {
+	s, url := startSignaling(t, nil)
+	var silent []*wsClient // they never read, so never answer the close frame
+	for i := range 3 {
+		c := dial(t, url)
+		c.send(msg{"type": "join", "room": "r", "name": fmt.Sprint(i)})
+		silent = append(silent, c)
+	}
+	waitUntil(t, "3 peers joined", func() bool { _, _, peers := s.Counts(); return peers == 3 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close with an ended context: got %v, want context.Canceled", err)
+	}
+	if n := s.tasks.count(); n != 0 {
+		t.Errorf("after a forced Close: %d goroutines and timers counted, want 0", n)
+	}
+	for i, c := range silent {
+		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var err error
+		for err == nil {
+			_, _, err = c.conn.ReadMessage()
+		}
+		var ne interface{ Timeout() bool }
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("connection %d still open after a forced Close", i)
+		}
+	}
+}
+
+// TestRateLimitRefills: past the burst, messages are refused until the
+// clock has let the bucket refill at MessageRate a second.
+func TestRateLimitRefills(t *testing.T) {
+	s, url := startSignaling(t, nil)
+	c := dial(t, url)
+	for range MessageBurst {
+		c.send(msg{"type": "ping"})
+	}
+	for range MessageBurst {
+		c.expect("pong")
+	}
+	c.send(msg{"type": "ping"})
+	c.expect("error", CodeRateLimited)
+	clockOf(s).Advance(time.Second / MessageRate)
+	c.alive()
+	c.send(msg{"type": "ping"})
+	c.expect("error", CodeRateLimited)
 }

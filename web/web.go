@@ -34,10 +34,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/internal/ratelog"
+	"github.com/icebox-project/icebox/internal/roomname"
+	"github.com/icebox-project/icebox/internal/rtc"
 )
 
 //go:embed static
@@ -51,15 +52,15 @@ var pageTmpl = template.Must(template.New("page").Parse(pageHTML))
 // RTCConfiguration is the W3C WebRTC RTCConfiguration dictionary subset
 // icebox hands out. TTL, in seconds, is set only by the API.
 type RTCConfiguration struct {
-	ICEServers         any    `json:"iceServers"`
-	ICETransportPolicy string `json:"iceTransportPolicy"`
-	TTL                int64  `json:"ttl,omitempty"`
+	ICEServers         []rtc.ICEServer `json:"iceServers"`
+	ICETransportPolicy string          `json:"iceTransportPolicy"`
+	TTL                int64           `json:"ttl,omitempty"`
 }
 
 // Config configures the handler.
 type Config struct {
 	// ICEServers mints an RTCIceServer list for user. Required.
-	ICEServers func(user string) (iceServers any, ttl time.Duration)
+	ICEServers func(user string) (iceServers []rtc.ICEServer, ttl time.Duration)
 	// WebSocket serves /ws. Required.
 	WebSocket http.Handler
 	// APIKeys returns the keys that guard /api/v1/ice-servers
@@ -84,7 +85,7 @@ type Config struct {
 	// STUNServers returns the RTCIceServer list of a page without
 	// credentials: no username or credential in it. Nil func: an empty
 	// list.
-	STUNServers func() any
+	STUNServers func() []rtc.ICEServer
 	// CredentialsOnJoin reports whether turn.credentials is on-join: the
 	// API then refuses (403) when no API keys are configured. Nil func:
 	// false.
@@ -149,7 +150,7 @@ func (h *handler) newRoom(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
-	if !config.ValidRoomName(room) {
+	if !roomname.Valid(room) {
 		http.Error(w, "room names are 1 to 64 characters of A-Z a-z 0-9 - _", http.StatusNotFound)
 		return
 	}
@@ -162,7 +163,7 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 		cfg = h.rtcConfig(relay, "page:"+newUserID())
 	} else {
 		// Credentials come in welcome, after a successful join.
-		cfg = RTCConfiguration{ICEServers: []any{}, ICETransportPolicy: policy(relay)}
+		cfg = RTCConfiguration{ICEServers: []rtc.ICEServer{}, ICETransportPolicy: policy(relay)}
 		if h.cfg.STUNServers != nil {
 			cfg.ICEServers = h.cfg.STUNServers()
 		}

@@ -7,6 +7,7 @@ import (
 
 	"fmt"
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/rtc"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,10 +25,10 @@ func startWeb(t *testing.T, keys []string, mods ...func(*Config)) *httptest.Serv
 	t.Helper()
 	var n atomic.Int64
 	cfg := Config{
-		ICEServers: func(user string) (any, time.Duration) {
+		ICEServers: func(user string) ([]rtc.ICEServer, time.Duration) {
 			i := n.Add(1)
 			// A hostile value: the page must keep it inside the JSON.
-			return []map[string]any{{"urls": []string{"turn:127.0.0.1:3478"}, "username": fmt.Sprintf("%d:%s</script><script>alert(1)</script>", i, user), "credential": "c"}}, 90 * time.Second
+			return []rtc.ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: fmt.Sprintf("%d:%s</script><script>alert(1)</script>", i, user), Credential: "c"}}, 90 * time.Second
 		},
 		WebSocket: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }),
 		APIKeys:   func() []string { return keys },
@@ -177,7 +178,7 @@ func TestAPI(t *testing.T) {
 func recordUsers(users *[]string, mu *sync.Mutex) func(*Config) {
 	return func(c *Config) {
 		next := c.ICEServers
-		c.ICEServers = func(user string) (any, time.Duration) {
+		c.ICEServers = func(user string) ([]rtc.ICEServer, time.Duration) {
 			mu.Lock()
 			*users = append(*users, user)
 			mu.Unlock()
@@ -234,7 +235,7 @@ func TestUserIDsNamespaced(t *testing.T) {
 func TestPageWithoutCredentials(t *testing.T) {
 	var mu sync.Mutex
 	var users []string
-	stun := func() any { return []map[string]any{{"urls": []string{"stun:127.0.0.1:3478"}}} }
+	stun := func() []rtc.ICEServer { return []rtc.ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}} }
 	onJoin := func(c *Config) {
 		c.PageCredentials = func(room string) bool { return room == "open-room" }
 		c.STUNServers = stun

@@ -1,0 +1,54 @@
+// Package signaling is icebox's WebSocket signaling server, protocol v1
+// (docs/protocol.md): peers join rooms, learn who else is there, and relay
+// opaque signal payloads (offers, answers, ICE candidates, call control)
+// to one another. The server sets "from" on every relayed signal.
+//
+// # Goroutines and timers
+//
+// Each is counted in Server.tasks from the moment it is started (a
+// timer: scheduled) until it returns (a timer: fires or is stopped), so
+// Server.Close can wait for all of them.
+//
+//   - reader (client.run): one per connection, from the upgrade. Ends
+//     when a read fails: the peer's close frame after ours, the socket
+//     closed, or the closeGrace read deadline set by closeWith.
+//   - writer (client.flush): runs only while messages are queued. Ends
+//     when the outbox is empty, at once when the connection is closing,
+//     or at a failed write (writeWait deadline).
+//   - finish (client.finish): started once, by closeWith. Writes what
+//     is queued and the close frame, all within one writeWait.
+//   - expire (hub.expire): started by an enqueue that overflows a
+//     suspended peer's outbox; takes the hub lock and returns.
+//   - timers (Config.Clock): the join timer, the pinger and the
+//     credential refresh of each connection, stopped by closeWith and
+//     never started after it (checked under client.mu); the resume
+//     window of each suspended peer, stopped by a resume or hub.close;
+//     the pause before a wrong password is answered, stopped when the
+//     connection closes.
+//
+// Close first closes the hub (no new connections or suspensions), then
+// closes every connection, which stops its timers and starts its finish.
+//
+// # Lock order
+//
+// A goroutine holding one of these locks takes only locks listed after
+// it:
+//
+//	client.wmu → client.mu → tasks.mu
+//	client.wmu → outbox.mu
+//	hub.mu     → client.mu → tasks.mu
+//	hub.mu     → outbox.mu
+//
+// (client.mu → tasks.mu: closeWith stops timers and starts finish under
+// client.mu; hub.mu → client.mu: an enqueue under the hub lock may close a
+// slow client.) Starting or stopping a timer may also take the Clock's own
+// lock, which must be a leaf: a Clock runs no callback while holding it.
+//
+// hub.mu and client.wmu are never held together: the hub enqueues, and
+// enqueue starts a writer goroutine rather than write. outbox.mu,
+// tasks.mu, guessThrottle.mu, ipCount.mu and Stats.mu are leaves: nothing
+// is locked, no timer is started or stopped and no callback runs while
+// one is held. No lock is held across a network write except
+// client.wmu, which only writers (flush, finish) hold; ping writes a
+// control frame, which gorilla allows alongside a data write.
+package signaling
