@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +68,9 @@ type Daemon struct {
 }
 
 // Credentials builds the TURN credentials of cfg: its secrets, or the one
-// kept in state_dir (created on first use) when none is configured.
+// kept in state_dir, created on first use, when none is configured. Only
+// the serving daemon (New) creates that file; commands use
+// ExistingCredentials.
 func Credentials(cfg *config.Config) (*turnsrv.Credentials, error) {
 	secrets := cfg.TURN.Secrets
 	if len(secrets) == 0 {
@@ -76,6 +81,25 @@ func Credentials(cfg *config.Config) (*turnsrv.Credentials, error) {
 		secrets = []string{s}
 	}
 	return turnsrv.NewCredentials(cfg.TURN.Realm, secrets, cfg.TURN.CredentialTTL, cfg.TURN.Users)
+}
+
+// ErrNoSecret: turn.secrets is empty and no serving icebox has generated
+// a secret in state_dir yet.
+var ErrNoSecret = errors.New("no TURN secret")
+
+// ExistingCredentials is Credentials for commands that mint or check
+// without serving (icebox credentials, icebox selftest): it never
+// creates a file or directory. With turn.secrets empty and no generated
+// secret in state_dir it fails with ErrNoSecret, naming the directory.
+func ExistingCredentials(cfg *config.Config) (*turnsrv.Credentials, error) {
+	if len(cfg.TURN.Secrets) == 0 {
+		path := filepath.Join(cfg.StateDir, turnsrv.SecretFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: set turn.secrets or start icebox once to generate one in %s", ErrNoSecret, cfg.StateDir)
+		}
+		// The file exists, so this only reads and checks it.
+	}
+	return Credentials(cfg)
 }
 
 // PublicIP is cfg's public_ip, or turnsrv.DefaultPublicIP().

@@ -243,7 +243,7 @@ func credentials(args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.TURN.CredentialTTL = *ttl
 	}
-	creds, err := daemon.Credentials(cfg)
+	creds, err := daemon.ExistingCredentials(cfg)
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func selftest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	creds, err := daemon.Credentials(cfg)
+	creds, err := daemon.ExistingCredentials(cfg)
 	if err != nil {
 		return err
 	}

@@ -261,3 +261,43 @@ func probe(httpAddr, turnAddr string) error {
 	fmt.Println("relayed address", relay.Conn.LocalAddr())
 	return nil
 }
+
+// TestCommandsNeverCreateSecret: with turn.secrets empty, credentials
+// and selftest read the secret a serving icebox generated in state_dir;
+// before there is one they fail saying so, and create nothing there.
+func TestCommandsNeverCreateSecret(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	path := writeFile(t, fmt.Sprintf("public_ip: 127.0.0.1\nstate_dir: %q\nturn:\n  listen: [\"udp://127.0.0.1:3478\"]\n", state))
+	want := "no TURN secret: set turn.secrets or start icebox once to generate one in " + state
+	for _, args := range [][]string{
+		{"credentials", "-config", path, "-user", "dev"},
+		{"selftest", "-config", path},
+	} {
+		_, stderr, code := runIcebox(t, args...)
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%v without a secret: exit %d, stderr %q; want exit 1 and %q", args[0], code, stderr, want)
+		}
+		if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%v created state_dir or something in it: %v", args[0], err)
+		}
+	}
+
+	// Once the daemon has generated it, credentials uses it as it is.
+	secret, err := turnsrv.LoadOrCreateSecret(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runIcebox(t, "credentials", "-config", path, "-user", "dev")
+	if code != 0 {
+		t.Fatalf("credentials with the generated secret: exit %d: %s", code, stderr)
+	}
+	var rc rtcConfiguration
+	if err := json.Unmarshal([]byte(stdout), &rc); err != nil || len(rc.ICEServers) != 2 {
+		t.Fatalf("credentials output: %v\n%s", err, stdout)
+	}
+	srv := startServerFor(t, secret)
+	turntest.MustAllocate(t, srv, rc.ICEServers[1].Username, rc.ICEServers[1].Credential)
+	if again, _ := turnsrv.LoadOrCreateSecret(state); again != secret {
+		t.Error("the generated secret changed")
+	}
+}
