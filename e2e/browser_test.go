@@ -3,28 +3,19 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // chromiumPath finds Debian's Chromium. Outside CI a missing browser
-// skips; in CI (.ci/run installs it) it fails.
+// skips; in CI (.ci/run installs it) it fails (testenv).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed; .ci/run installs it")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium)")
-	return ""
+	return testenv.Tool(t, "apt-get install chromium", "chromium", "chromium-browser", "google-chrome")
 }
 
 // newBrowser starts a headless Chromium with a fake camera and microphone.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -11,22 +10,15 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 // coturnTool finds one of Debian coturn's test tools. Outside CI a missing
-// tool skips; in CI (.ci/run installs coturn) it fails.
+// tool skips; in CI (.ci/run installs coturn) it fails (testenv).
 func coturnTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed; .ci/run installs coturn", name)
-	}
-	t.Skipf("%s is not installed (apt-get install coturn)", name)
-	return ""
+	return testenv.Tool(t, "apt-get install coturn", name)
 }
 
 // freeUDPPort returns a UDP port in the tests' relay port range that was
@@ -69,7 +61,7 @@ func TestCoturnClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { peer.Process.Kill(); peer.Wait() })
-	time.Sleep(200 * time.Millisecond)
+	waitEcho(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(peerPort)))
 
 	// Addrs lists udp, tcp, then the tls listener (also "tcp").
 	ports := map[string]string{}
@@ -110,6 +102,36 @@ func TestCoturnClient(t *testing.T) {
 			t.Fatalf("turnutils_uclient with a wrong secret succeeded:\n%s", tail(out))
 		}
 	})
+}
+
+// waitEcho waits until the UDP echo server at addr (turnutils_peer)
+// answers: it sends a datagram every 10 ms, since one sent before the
+// server has bound its port is lost, until one comes back; it fails
+// after 10 s.
+func waitEcho(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	probe := []byte("icebox-e2e-echo?")
+	buf := make([]byte, 64)
+	fail := time.Now().Add(10 * time.Second)
+	resend := time.NewTicker(10 * time.Millisecond)
+	defer resend.Stop()
+	for {
+		if time.Now().After(fail) {
+			t.Fatalf("no echo from %s within 10s", addr)
+		}
+		if _, err := c.Write(probe); err == nil {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+			if n, err := c.Read(buf); err == nil && string(buf[:n]) == string(probe) {
+				return
+			}
+		}
+		<-resend.C // a refused port (ICMP) fails Read at once
+	}
 }
 
 func tail(b []byte) string {

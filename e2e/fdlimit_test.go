@@ -19,6 +19,7 @@ import (
 
 	"github.com/pion/turn/v4"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 	"github.com/icebox-project/icebox/turnsrv"
 )
@@ -129,10 +130,7 @@ func startChildIcebox(t *testing.T, yml string, wrapper ...string) *childIcebox 
 // counted the failed accepts. Before the fix pion's accept loop ended at
 // the first EMFILE and TURN over TCP stayed down until a restart.
 func TestTURNTCPSurvivesFDExhaustion(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("prlimit (util-linux) not found")
-	}
+	prlimit := testenv.Tool(t, "apt-get install util-linux", "prlimit")
 	const secret = "fd-limit-secret-0123456789"
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: "127.0.0.1:0"}

@@ -6,14 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // TestMakeInstall runs `make install DESTDIR=… PREFIX=/usr` and checks the
 // layout, then has systemd-analyze verify the installed unit.
 func TestMakeInstall(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("needs make")
-	}
+	testenv.Tool(t, "apt-get install make", "make")
 	dest := t.TempDir()
 	out, err := exec.Command("make", "-C", "../..", "install", "DESTDIR="+dest, "PREFIX=/usr").CombinedOutput()
 	if err != nil {
@@ -56,13 +56,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Errorf("make install overwrote the existing config")
 	}
 
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("systemd-analyze is missing; .ci/run installs systemd")
-		}
-		t.Skip("systemd-analyze not installed")
-	}
+	analyze := testenv.Tool(t, "apt-get install systemd", "systemd-analyze")
 	// verify wants ExecStart to exist: point it at the DESTDIR binary.
 	verifyUnit := filepath.Join(t.TempDir(), "icebox.service")
 	fixed := strings.ReplaceAll(string(unit), "ExecStart=/usr/bin/icebox", "ExecStart="+filepath.Join(dest, "usr/bin/icebox"))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 	"github.com/icebox-project/icebox/turnsrv"
 )
@@ -144,12 +145,9 @@ func TestCredentialsVerifyWithTURN(t *testing.T) {
 // namespace of its own (so the default ports 8080 and 3478 are free),
 // probes it from inside, then stops it with SIGTERM and expects exit 0.
 func TestNoConfigServes(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare (util-linux)")
-	}
+	testenv.Require(t, os.Geteuid() == 0, "needs root for a network namespace")
+	testenv.Tool(t, "apt-get install util-linux", "unshare")
+	testenv.Tool(t, "apt-get install iproute2", "ip") // the script sets lo up
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
