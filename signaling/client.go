@@ -266,8 +266,9 @@ func (c *client) reader() (dropped bool) {
 }
 
 func (c *client) readFailed(err error) (dropped bool) {
-	// A read deadline passes out of a room only after a leave: the
-	// deadline of the last message in the room (pongWait) is not renewed.
+	// Out of a room, a read deadline can only pass after a leave (the
+	// pongWait of the last message in the room is not renewed): that
+	// connection is closed as one that never joined.
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() && !c.closing() && !c.s.hub.inRoom(c) {
 		c.closeWith(websocket.ClosePolicyViolation, "no join in time")
