@@ -244,12 +244,12 @@ func TestSlowConsumer(t *testing.T) {
 	done := make(chan struct{})
 	for _, s := range senders {
 		go func(s *wsClient) {
+			defer func() { done <- struct{}{} }() // also after a failed write
 			for i := 0; i < MessageBurst-10; i++ {
 				if s.conn.WriteJSON(msg{"type": "signal", "to": slow.id, "data": msg{"pad": big}}) != nil {
 					return
 				}
 			}
-			done <- struct{}{}
 		}(s)
 	}
 	// The watcher sees the slow peer leave, and keeps answering pings.
