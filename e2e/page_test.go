@@ -1,0 +1,393 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/debugger"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/icebox-project/icebox/config"
+)
+
+// Tests of the call page as a person uses it: the password flow, the link
+// of a call-mode lobby, chat before the data channel opens, Leave, and the
+// layout at a desktop and a phone size.
+
+// viewport is a window size the layout is checked at.
+type viewport struct {
+	name  string
+	w, h  int64
+	phone bool
+}
+
+var viewports = []viewport{{"desktop", 1280, 800, false}, {"phone", 390, 844, true}}
+
+// emulate sets tab's viewport.
+func emulate(t *testing.T, tab context.Context, vp viewport) {
+	t.Helper()
+	opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
+	if vp.phone {
+		opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
+	}
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(vp.w, vp.h, opts...)); err != nil {
+		t.Fatalf("viewport %s: %v", vp.name, err)
+	}
+}
+
+// openTab opens url in a new tab with the viewport vp already set.
+func openTab(t *testing.T, browser context.Context, url string, vp viewport) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	emulate(t, tab, vp)
+	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	return tab
+}
+
+// shotDir is where screenshots are copied for people to look at, besides
+// each test's temporary directory.
+const shotDir = "/tmp/page-shots"
+
+// settle waits until the layout has caught up with the last change: two
+// animation frames (the tiles' ResizeObserver runs before the next paint)
+// and then the end of the tiles' moves (CSS transitions).
+func settle(t *testing.T, tab context.Context) {
+	t.Helper()
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](
+		`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, tab, "the tiles' moves end", `document.getAnimations().length === 0`)
+}
+
+// screenshot saves the tab's viewport as name.png in dir and in shotDir.
+func screenshot(t *testing.T, tab context.Context, dir, name string) {
+	t.Helper()
+	settle(t, tab)
+	png, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(shotDir, 0o755); err == nil {
+		_ = os.WriteFile(filepath.Join(shotDir, name+".png"), png, 0o644)
+	}
+}
+
+// typeInto sets an input's value as typing would, then submits its form.
+func typeAndSubmit(t *testing.T, tab context.Context, input, value string) {
+	t.Helper()
+	eval[bool](t, tab, `(() => { const i = document.getElementById(`+jsString(input)+`);
+		i.value = `+jsString(value)+`; i.dispatchEvent(new Event('input')); i.form.requestSubmit(); return true; })()`)
+}
+
+// sentJoins records, in the page, every join message it sends; read with
+// joinsSent. It is installed before the page's own scripts run.
+func recordJoins(t *testing.T, tab context.Context) {
+	t.Helper()
+	const js = `(() => { window.__joins = []; const send = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (data) {
+			try { const m = JSON.parse(data); if (m.type === 'join') window.__joins.push(m); } catch {}
+			return send.call(this, data); }; })()`
+	err := chromedp.Do(tab, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type joinMsg struct {
+	Name     string  `json:"name"`
+	Password *string `json:"password"`
+}
+
+// TestPagePasswordRoom: the page of a passworded room learns from
+// bad-password that it needs one, shows a password field, never sends an
+// empty password once the field is shown, says when a password is wrong,
+// and joins with the password typed. A refused join leaves the camera off.
+func TestPagePasswordRoom(t *testing.T) {
+	ib := startIcebox(t, func(c *config.Config) {
+		c.Signaling.Rooms = map[string]config.Room{"locked": {Password: "s3cret"}}
+	})
+	browser := newBrowser(t)
+	a, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	recordJoins(t, a)
+	if err := chromedp.Do(a, chromedp.Navigate(ib.URL+"/r/locked?name=a&autojoin=1")); err != nil {
+		t.Fatal(err)
+	}
+	// autojoin tries without a password: the server says bad-password.
+	waitFor(t, a, "password field shown", `!document.getElementById('password-row').hidden`)
+	waitText(t, a, "join-error", "needs a password")
+	if !eval[bool](t, a, `!document.getElementById('prejoin').hidden && document.getElementById('call').hidden`) {
+		t.Error("after bad-password the page is not back at the pre-join screen")
+	}
+	waitFor(t, a, "the refused join stopped the camera and microphone",
+		`icebox.tracks().length > 0 && icebox.tracks().every(t => t.readyState === 'ended')`)
+
+	// Join with the field empty: nothing is sent.
+	click(t, a, "join")
+	waitText(t, a, "join-error", "needs a password")
+	if joins := eval[[]joinMsg](t, a, `window.__joins`); len(joins) != 1 {
+		t.Fatalf("joins sent: %+v, want only the first (no empty guess once the field is shown)", joins)
+	}
+
+	typeAndSubmit(t, a, "password", "wrong")
+	waitText(t, a, "join-error", "Wrong password")
+
+	typeAndSubmit(t, a, "password", "s3cret")
+	waitFor(t, a, "a is in the call", `!document.getElementById('call').hidden && !document.getElementById('controls').hidden`)
+	joins := eval[[]joinMsg](t, a, `window.__joins`)
+	if len(joins) != 3 || joins[0].Password != nil || joins[1].Password == nil || *joins[1].Password != "wrong" ||
+		joins[2].Password == nil || *joins[2].Password != "s3cret" {
+		t.Errorf("joins sent: %+v, want none, wrong, s3cret", joins)
+	}
+
+	// A second page that was told once (in this browser session) shows the
+	// field at once and does not autojoin with an empty password.
+	b := newTab(t, browser, ib.URL+"/r/locked?name=b&autojoin=1")
+	waitFor(t, b, "b's password field", `!document.getElementById('password-row').hidden`)
+	typeAndSubmit(t, b, "password", "s3cret")
+	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+}
+
+// TestPageCallModeLink: the link a call-mode lobby shows keeps
+// ?mode=call; opened, it lands in call mode and a call rings there. Chat
+// in the lobby, where no data channel exists, reaches the others.
+func TestPageCallModeLink(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?mode=call&autojoin=1&name=a")
+	link := eval[string](t, a, `document.getElementById('share-link').value`)
+	if want := ib.URL + "/r/" + room + "?mode=call"; link != want {
+		t.Fatalf("link shown in call mode: %q, want %q", link, want)
+	}
+	b := newTab(t, browser, link+"&name=b&autojoin=1")
+	waitText(t, b, "mode-toggle", "Switch to room mode")
+	callFrom(t, a, "b")
+	waitText(t, b, "call-status", "Incoming call from a")
+	click(t, b, "decline")
+	waitText(t, a, "call-status", "b declined")
+
+	typeAndSubmit(t, b, "chat-input", "hello from the lobby")
+	waitFor(t, a, "a reads b's lobby chat",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'bhello from the lobby')`)
+	waitFor(t, b, "b's line is not pending",
+		`[...document.querySelectorAll('#messages li.mine')].some(li => !li.classList.contains('pending') && !li.classList.contains('undelivered'))`)
+	if n := eval[string](t, a, `document.getElementById('unread').textContent`); n != "1" {
+		t.Errorf("a's unread badge with the chat closed: %q, want 1", n)
+	}
+}
+
+// TestPageChatBeforeOpenAndLeave: a line typed while the data channel is
+// still opening shows as sending and arrives once it opens; after Leave
+// every local track is ended and every peer connection closed.
+func TestPageChatBeforeOpenAndLeave(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=b")
+	waitFor(t, b, "b is in the room", `!document.getElementById('call').hidden`)
+	// Hold b's JavaScript: a's offer waits unanswered, so a's channel to b
+	// stays connecting until b resumes.
+	err := chromedp.Do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, debugger.Enable, debugger.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, debugger.Pause, cdp.Empty{})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=a")
+	waitFor(t, a, "a has a connection to b", `icebox.state.peers.size === 1`)
+	if st := eval[string](t, a, `[...icebox.state.peers.values()][0].chat.readyState`); st == "open" {
+		t.Fatalf("a's data channel is %s before b answered", st)
+	}
+	typeAndSubmit(t, a, "chat-input", "early bird")
+	waitFor(t, a, "a's line shows as sending", `document.querySelector('#messages li.mine.pending') !== null`)
+	err = chromedp.Do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, debugger.Resume, debugger.ResumeParams{})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b, "b reads the early line",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'aearly bird')`)
+	waitFor(t, a, "a's line is delivered", `document.querySelector('#messages li.mine:not(.pending):not(.undelivered)') !== null`)
+	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+
+	click(t, a, "leave")
+	waitFor(t, a, "after Leave every local track is ended",
+		`icebox.tracks().length >= 2 && icebox.tracks().every(t => t.readyState === 'ended')`)
+	waitFor(t, a, "after Leave every peer connection is closed",
+		`icebox.connections().length === 1 && icebox.connections().every(s => s === 'closed')`)
+	waitFor(t, b, "b's tile for a is gone", `document.querySelectorAll('.tile.remote').length === 0`)
+	if !eval[bool](t, a, `!document.getElementById('left').hidden && document.getElementById('controls').hidden`) {
+		t.Error("after Leave the page does not say you left")
+	}
+}
+
+// layoutJS measures the call view: the viewport, the control bar, every
+// tile's box, and the share of the area above the control bar that the
+// tiles cover together (sampled every 4 px, so overlaps count once).
+const layoutJS = `(() => {
+  const bar = document.getElementById('controls').getBoundingClientRect();
+  const tiles = [...document.querySelectorAll('#tiles .tile')].map(t => {
+    const r = t.getBoundingClientRect(), v = t.querySelector('video');
+    return {x: r.x, y: r.y, w: r.width, h: r.height, fit: getComputedStyle(v).objectFit,
+            vw: v.videoWidth, vh: v.videoHeight, local: t.classList.contains('local'), novideo: t.classList.contains('novideo')};
+  });
+  let inside = 0, all = 0;
+  for (let y = 2; y < bar.top; y += 4) for (let x = 2; x < innerWidth; x += 4) {
+    all++;
+    if (tiles.some(t => x >= t.x && x < t.x + t.w && y >= t.y && y < t.y + t.h)) inside++;
+  }
+  // The share covered by the pictures themselves (contained in each tile).
+  let pictures = 0;
+  for (const t of tiles) if (t.vw && !t.novideo) {
+    const s = Math.min(t.w / t.vw, t.h / t.vh); pictures += t.vw * s * t.vh * s;
+  }
+  return {vw: innerWidth, vh: innerHeight, bar: {x: bar.x, y: bar.y, w: bar.width, h: bar.height},
+          tiles, coverage: inside / Math.max(1, all), pictures: pictures / (innerWidth * bar.top)};
+})()`
+
+type box struct {
+	X, Y, W, H float64
+}
+
+type layoutInfo struct {
+	VW, VH float64
+	Bar    box
+	Tiles  []struct {
+		box
+		Fit     string
+		VW      int  `json:"vw"`
+		VH      int  `json:"vh"`
+		Local   bool `json:"local"`
+		NoVideo bool `json:"novideo"`
+	}
+	Coverage float64
+	Pictures float64
+}
+
+// checkLayout measures tab and reports what breaks the layout rules.
+func checkLayout(t *testing.T, tab context.Context, what string, tiles int) layoutInfo {
+	t.Helper()
+	settle(t, tab)
+	l := eval[layoutInfo](t, tab, layoutJS)
+	inside := func(b box) bool {
+		return b.X >= -0.5 && b.Y >= -0.5 && b.X+b.W <= l.VW+0.5 && b.Y+b.H <= l.VH+0.5 && b.W > 0 && b.H > 0
+	}
+	if !inside(l.Bar) || l.Bar.H < 40 {
+		t.Errorf("%s: control bar %+v not fully inside the %vx%v viewport", what, l.Bar, l.VW, l.VH)
+	}
+	if len(l.Tiles) != tiles {
+		t.Errorf("%s: %d tiles, want %d", what, len(l.Tiles), tiles)
+	}
+	for i, tl := range l.Tiles {
+		if !inside(tl.box) || tl.Y+tl.H > l.Bar.Y+0.5 {
+			t.Errorf("%s: tile %d %+v not fully inside the viewport above the control bar", what, i, tl.box)
+		}
+		if tl.Fit != "contain" {
+			t.Errorf("%s: tile %d object-fit %q, want contain (no crop)", what, i, tl.Fit)
+		}
+	}
+	if l.Coverage < 0.55 {
+		t.Errorf("%s: tiles cover %.0f%% of the area above the control bar, want at least 55%%", what, 100*l.Coverage)
+	}
+	t.Logf("%s: tiles cover %.0f%% (pictures %.0f%%) above a %.0f px control bar at %vx%v", what,
+		100*l.Coverage, 100*l.Pictures, l.Bar.H, l.VW, l.VH)
+	return l
+}
+
+// TestPageLayout: with 1, 2 and 3 people in a room, at 1280×800 and
+// 390×844, every tile is inside the viewport, the tiles cover most of
+// it, no video is cropped and the control bar is on screen; a pinned tile
+// takes the stage. Screenshots go to the test's directory and /tmp/page-shots.
+func TestPageLayout(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	dir := t.TempDir()
+	url := ib.URL + "/r/" + room + "?autojoin=1&name="
+
+	// The pre-join screen at both sizes.
+	pre := openTab(t, browser, ib.URL+"/r/"+room+"?name=Ada+Lovelace", viewports[0])
+	waitText(t, pre, "device-status", "ready")
+	for _, vp := range viewports {
+		emulate(t, pre, vp)
+		screenshot(t, pre, dir, "prejoin-"+vp.name)
+		if !eval[bool](t, pre, `(() => { const r = document.getElementById('join').getBoundingClientRect();
+			return r.bottom <= innerHeight && r.right <= innerWidth; })()`) {
+			t.Errorf("%s: the Join button is off screen", vp.name)
+		}
+	}
+
+	a := openTab(t, browser, url+"Ada+Lovelace", viewports[0])
+	waitFor(t, a, "a is in the room", `!document.getElementById('call').hidden`)
+	others := []string{"Bob", "Carol+King"}
+	for n := 1; n <= 3; n++ {
+		if n > 1 {
+			newTab(t, browser, url+others[n-2])
+			waitFor(t, a, fmt.Sprintf("a plays %d remote videos", n-1), fmt.Sprintf(
+				`[...document.querySelectorAll('.tile.remote video')].filter(v => v.videoWidth > 0 && v.currentTime > 0).length === %d`, n-1))
+		}
+		for _, vp := range viewports {
+			emulate(t, a, vp)
+			name := fmt.Sprintf("%s-%d", vp.name, n)
+			checkLayout(t, a, name, n)
+			screenshot(t, a, dir, name)
+		}
+	}
+	// Pin the first remote tile with the keyboard: it takes the stage,
+	// the others go to the filmstrip, all still on screen.
+	for _, vp := range viewports {
+		emulate(t, a, vp)
+		if !eval[bool](t, a, `(() => { const t = document.querySelector('.tile.remote');
+			if (!t.classList.contains('pinned')) { t.focus(); t.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true})); }
+			return t.classList.contains('pinned'); })()`) {
+			t.Fatalf("%s: Enter on a tile did not pin it", vp.name)
+		}
+		l := checkLayout(t, a, "pinned-"+vp.name, 3)
+		var biggest float64
+		for _, tl := range l.Tiles {
+			biggest = max(biggest, tl.W*tl.H)
+		}
+		if frac := biggest / (l.VW * l.Bar.Y); frac < 0.4 {
+			t.Errorf("pinned-%s: the pinned tile covers %.0f%%, want the stage (40%%+)", vp.name, 100*frac)
+		}
+		screenshot(t, a, dir, "pinned-"+vp.name)
+	}
+	// The chat panel on a phone: over the call, the control bar still there.
+	emulate(t, a, viewports[1])
+	click(t, a, "chat-toggle")
+	if !eval[bool](t, a, `(() => { const c = document.getElementById('chat').getBoundingClientRect(), b = document.getElementById('controls').getBoundingClientRect();
+		return c.bottom <= b.top + 0.5 && b.bottom <= innerHeight + 0.5; })()`) {
+		t.Error("phone: the chat panel hides the control bar")
+	}
+	screenshot(t, a, dir, "phone-chat")
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	t.Logf("screenshots in %s and %s: %s", dir, shotDir, strings.Join(names, " "))
+}
