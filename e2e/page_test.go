@@ -30,6 +30,33 @@ type viewport struct {
 
 var viewports = []viewport{{"desktop", 1280, 800, false}, {"phone", 390, 844, true}}
 
+// newBrowserFlags is newBrowser with flags added or overridden.
+func newBrowserFlags(t *testing.T, flags ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox,
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	opts = append(opts, flags...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	if err := chromedp.Do(bctx); err != nil {
+		cancelBrowser()
+		cancelAlloc()
+		t.Fatalf("starting chromium: %v", err)
+	}
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	return bctx
+}
+
 // emulate sets tab's viewport.
 func emulate(t *testing.T, tab context.Context, vp viewport) {
 	t.Helper()
@@ -234,6 +261,17 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	waitFor(t, a, "a's line is delivered", `document.querySelector('#messages li.mine:not(.pending):not(.undelivered)') !== null`)
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 
+	// M turns the microphone off, V the camera (the tile shows initials).
+	eval[bool](t, a, `document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'm', bubbles: true}))`)
+	eval[bool](t, a, `document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'v', bubbles: true}))`)
+	waitFor(t, a, "M and V turn microphone and camera off",
+		`document.getElementById('mute').classList.contains('off') && document.getElementById('camera').classList.contains('off') &&
+		 document.getElementById('tile-local').classList.contains('novideo') &&
+		 icebox.state.peers.size === 1 && [...icebox.state.peers.values()][0].pc.getSenders().every(s => s.track && !s.track.enabled)`)
+	if l := eval[string](t, a, `document.getElementById('mute').getAttribute('aria-label')`); l != "Turn on microphone" {
+		t.Errorf("mute button label with the microphone off: %q", l)
+	}
+
 	click(t, a, "leave")
 	waitFor(t, a, "after Leave every local track is ended",
 		`icebox.tracks().length >= 2 && icebox.tracks().every(t => t.readyState === 'ended')`)
@@ -390,4 +428,37 @@ func TestPageLayout(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	t.Logf("screenshots in %s and %s: %s", dir, shotDir, strings.Join(names, " "))
+}
+
+// TestPageDevicesDenied: with camera and microphone blocked the pre-join
+// screen says so and offers a retry, the join goes ahead receive-only
+// (the other side's video plays), and the mic and camera buttons are
+// disabled with the reason instead of silently doing nothing.
+func TestPageDevicesDenied(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=b")
+	waitFor(t, b, "b is in the room", `!document.getElementById('call').hidden`)
+	dir := t.TempDir()
+	// A second browser whose (fake) permission prompt says no.
+	denying := newBrowserFlags(t, chromedp.Flag("use-fake-ui-for-media-stream", "deny"))
+	a := openTab(t, denying, ib.URL+"/r/"+room+"?name=Ada", viewports[0])
+	waitText(t, a, "device-status", "blocked")
+	waitText(t, a, "device-status", "watch and listen")
+	if !eval[bool](t, a, `!document.getElementById('device-retry').hidden`) {
+		t.Error("no retry button with the devices blocked")
+	}
+	screenshot(t, a, dir, "denied-prejoin")
+	click(t, a, "join")
+	if _, err := waitForRemoteVideo(a, time.Now().Add(15*time.Second)); err != nil {
+		t.Fatalf("receive-only page: %v", err)
+	}
+	waitFor(t, a, "mic and camera buttons disabled with a reason",
+		`document.getElementById('mute').disabled && document.getElementById('camera').disabled &&
+		 document.getElementById('mute').title.includes('blocked') && !document.getElementById('media-note').hidden`)
+	waitFor(t, b, "b's tile for a shows initials", `document.querySelector('.tile.remote.novideo .initials')?.textContent === 'A'`)
+	screenshot(t, a, dir, "denied-call")
+	emulate(t, b, viewports[0])
+	screenshot(t, b, dir, "receive-only-peer")
 }

@@ -33,6 +33,7 @@ const state = {
   /** @type {CallControl|null} */
   calls: null,
   unread: 0,
+  noteClosed: false, // the in-call device note was dismissed
 };
 const media = new LocalMedia();
 /** @type {Set<RTCPeerConnection>} every connection since the last join, for the test hook */
@@ -103,11 +104,11 @@ function renderControls() {
 /** renderDevices tells what is wrong with camera or microphone, if anything. */
 function renderDevices() {
   const problem = media.problem;
-  $('device-status').textContent = problem || (media.stream ? 'Camera and microphone are ready.' : '');
+  $('device-status').textContent = problem ? `${problem} ${media.effect(false)}` : (media.stream ? 'Camera and microphone are ready.' : '');
   $('device-retry').hidden = !problem && !!media.stream;
   $('device-retry').textContent = problem ? 'Try camera and microphone again' : 'Turn camera and microphone on';
-  $('media-note').textContent = problem ? `${problem}` : '';
-  $('media-note').hidden = !problem;
+  $('media-note-text').textContent = problem ? `${problem} ${media.effect(true)}` : '';
+  $('media-note').hidden = !problem || state.noteClosed;
   const preview = $('preview');
   $('preview-video').srcObject = media.stream;
   preview.classList.toggle('novideo', !media.has('video'));
@@ -439,6 +440,12 @@ function setup() {
   $('device-retry').addEventListener('click', () => {
     media.stopAll();
     startMedia();
+  });
+  // In the call: ask again; tracks that come are sent on every connection.
+  $('media-retry').addEventListener('click', () => startMedia());
+  $('media-note-close').addEventListener('click', () => {
+    state.noteClosed = true;
+    $('media-note').hidden = true;
   });
   $('rejoin').addEventListener('click', () => {
     showScreen('prejoin');

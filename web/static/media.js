@@ -33,8 +33,23 @@ export class LocalMedia {
   #pending = null;
   /** @type {MediaStream|null} */
   stream = null;
-  /** What is missing and why, in words; '' when camera and microphone work. */
+  /** What is missing and why, in words; '' when camera and microphone work (see effect). */
   problem = '';
+
+  /**
+   * effect says what the missing devices mean for the call, or ''.
+   * @param {boolean} joined whether you are in the call already
+   * @returns {string}
+   */
+  effect(joined) {
+    if (!this.problem) return '';
+    const a = this.has('audio');
+    const v = this.has('video');
+    if (!a && !v) return joined ? 'You are only watching and listening.' : 'You can still join to watch and listen.';
+    if (!v) return 'Others hear you but do not see you.';
+    if (!a) return 'Others see you but do not hear you.';
+    return '';
+  }
 
   /** @returns {boolean} whether a live track of kind is held */
   has(kind) {
@@ -42,15 +57,15 @@ export class LocalMedia {
   }
 
   /**
-   * acquire returns the local stream, asking for camera and microphone
-   * when none is held. With one of them denied or missing it takes what
-   * there is; with neither it resolves to null (receive-only) and
-   * problem says why. A stopAll while it waits wins: the late tracks are
-   * stopped and null returned.
+   * acquire returns the local stream, asking for whichever of camera and
+   * microphone is not held yet. With one of them denied or missing it
+   * takes what there is; with neither it resolves to null (receive-only)
+   * and problem says why. A stopAll while it waits wins: the late tracks
+   * are stopped and null returned.
    * @returns {Promise<MediaStream|null>}
    */
   acquire() {
-    if (this.has('audio') || this.has('video')) return Promise.resolve(this.stream);
+    if (this.has('audio') && this.has('video')) return Promise.resolve(this.stream);
     if (!this.#pending) this.#pending = this.#ask().finally(() => { this.#pending = null; });
     return this.#pending;
   }
@@ -59,25 +74,29 @@ export class LocalMedia {
     const gen = this.#gen;
     const md = navigator.mediaDevices;
     if (!md || !md.getUserMedia) {
-      this.problem = 'This browser offers no camera or microphone here (the page needs https). You can still watch and listen.';
-      return null;
+      this.problem = 'This browser offers no camera or microphone here (the page needs https).';
+      return this.stream;
     }
+    const want = { audio: !this.has('audio'), video: !this.has('video') };
     /** @type {MediaStreamTrack[]} */
-    let tracks = [];
+    const tracks = [];
     /** @type {Record<string, any>} */
     const errs = {};
     try {
-      tracks = (await md.getUserMedia({ audio: true, video: VIDEO })).getTracks();
+      tracks.push(...(await md.getUserMedia({ audio: want.audio, video: want.video && VIDEO })).getTracks());
     } catch (err) {
-      // One of the two may still work: no camera, or a busy camera.
-      for (const [kind, c] of /** @type {const} */ ([['audio', { audio: true }], ['video', { video: VIDEO }]])) {
-        try {
-          tracks.push(...(await md.getUserMedia(c)).getTracks());
-        } catch (e) {
-          errs[kind] = e;
+      // With both asked for, one may still work: no camera, or a busy one.
+      if (want.audio && want.video) {
+        for (const [kind, c] of /** @type {const} */ ([['audio', { audio: true }], ['video', { video: VIDEO }]])) {
+          try {
+            tracks.push(...(await md.getUserMedia(c)).getTracks());
+          } catch (e) {
+            errs[kind] = e;
+          }
         }
+      } else {
+        errs[want.audio ? 'audio' : 'video'] = err;
       }
-      if (!errs.audio && !errs.video) errs.both = err;
     }
     for (const t of tracks) this.#all.add(t);
     if (gen !== this.#gen) {
@@ -91,11 +110,11 @@ export class LocalMedia {
       if (errs.video) words.push(`Camera ${reason(errs.video)}.`);
       if (errs.audio) words.push(`Microphone ${reason(errs.audio)}.`);
     }
-    if (!tracks.length) words.push('You can still join to watch and listen.');
-    else if (errs.video) words.push('Others will hear you but not see you.');
-    else if (errs.audio) words.push('Others will see you but not hear you.');
     this.problem = words.join(' ');
-    this.stream = tracks.length ? new MediaStream(tracks) : null;
+    if (tracks.length) {
+      if (this.stream) for (const t of tracks) this.stream.addTrack(t);
+      else this.stream = new MediaStream(tracks);
+    }
     return this.stream;
   }
 

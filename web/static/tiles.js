@@ -132,7 +132,13 @@ export class Tiles {
    */
   setLocal(stream, name) {
     const video = /** @type {HTMLVideoElement} */ (this.local.querySelector('video'));
-    if (video.srcObject !== stream) video.srcObject = stream;
+    // Set again too when tracks were added to the same stream.
+    const n = String(stream ? stream.getTracks().length : 0);
+    if (video.srcObject !== stream || video.dataset.tracks !== n) {
+      video.srcObject = null;
+      video.srcObject = stream;
+      video.dataset.tracks = n;
+    }
     /** @type {HTMLElement} */ (this.local.querySelector('.initials')).textContent = initials(name);
     this.refresh(this.local);
   }
