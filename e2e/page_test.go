@@ -208,6 +208,11 @@ func TestPageCallModeLink(t *testing.T) {
 	waitText(t, b, "mode-toggle", "Switch to room mode")
 	callFrom(t, a, "b")
 	waitText(t, b, "call-status", "Incoming call from a")
+	dir := t.TempDir()
+	emulate(t, a, viewports[0])
+	screenshot(t, a, dir, "callmode-ringing-desktop")
+	emulate(t, b, viewports[1])
+	screenshot(t, b, dir, "callmode-incoming-phone")
 	click(t, b, "decline")
 	waitText(t, a, "call-status", "b declined")
 

@@ -231,6 +231,9 @@ function renderCall({ state: s, text }) {
   $('decline').hidden = s !== 'incoming';
   $('hangup').hidden = s !== 'ringing' && s !== 'connected';
   if (s === 'incoming') $('accept').focus();
+  // On a phone the list of people covers the call: out of the way once
+  // a call is on; back when it ends, since the lobby is what is left.
+  if (!matchMedia('(min-width: 800px)').matches) openPanel('lobby', s === 'idle');
   renderPeople();
 }
 
@@ -284,7 +287,7 @@ function onWelcome(detail, name) {
   renderPeople();
   if (state.mode === 'call') {
     // The lobby is where you start: who is here, and whom to call.
-    if (matchMedia('(min-width: 800px)').matches || state.names.size) openPanel('lobby', true);
+    openPanel('lobby', true);
   } else {
     for (const p of detail.peers) createPeer(p.id).start();
   }
