@@ -286,6 +286,12 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	if !eval[bool](t, a, `!document.getElementById('left').hidden && document.getElementById('controls').hidden`) {
 		t.Error("after Leave the page does not say you left")
 	}
+
+	// Back to the room: the pre-join screen again, and a fresh call.
+	click(t, a, "rejoin")
+	waitText(t, a, "device-status", "ready")
+	click(t, a, "join")
+	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 }
 
 // layoutJS measures the call view: the viewport, the control bar, every
