@@ -276,6 +276,11 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	if l := eval[string](t, a, `document.getElementById('mute').getAttribute('aria-label')`); l != "Turn on microphone" {
 		t.Errorf("mute button label with the microphone off: %q", l)
 	}
+	waitFor(t, b, "b's tile for a shows a's microphone off and initials instead of black frames",
+		`(() => { const t = document.querySelector('.tile.remote');
+		  return t.classList.contains('mic-off') && t.classList.contains('novideo') && t.querySelector('.initials').textContent === 'A'; })()`)
+	emulate(t, b, viewports[1])
+	screenshot(t, b, t.TempDir(), "peer-muted-camera-off-phone")
 
 	click(t, a, "leave")
 	waitFor(t, a, "after Leave every local track is ended",

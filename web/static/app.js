@@ -88,6 +88,11 @@ function openPanel(id, open) {
   }
 }
 
+/** myMeta is what others should show on your tile. */
+function myMeta() {
+  return { mic: media.enabled('audio') === true, cam: media.enabled('video') === true };
+}
+
 /** renderControls shows the state of microphone and camera in the bar. */
 function renderControls() {
   for (const [id, kind, what] of [['mute', 'audio', 'microphone'], ['camera', 'video', 'camera']]) {
@@ -99,6 +104,7 @@ function renderControls() {
     b.title = on === null ? `No ${what}: ${media.problem || 'none found'}` : `${on ? 'Turn off' : 'Turn on'} ${what} (${kind === 'audio' ? 'M' : 'V'})`;
   }
   tiles.setLocal(media.stream, state.myName || $('name').value);
+  tiles.setMeta(tiles.local, myMeta());
 }
 
 /** renderDevices tells what is wrong with camera or microphone, if anything. */
@@ -123,7 +129,10 @@ async function startMedia() {
   const stream = await media.acquire();
   renderDevices();
   if (stream && state.myId) {
-    for (const p of state.peers.values()) p.setLocalStream(stream);
+    for (const p of state.peers.values()) {
+      p.setLocalStream(stream);
+      p.sendMeta(myMeta());
+    }
   }
   return stream;
 }
@@ -153,6 +162,8 @@ function createPeer(id) {
     onTrack: (p, stream) => tiles.show(tiles.add(p.id, p.name), stream),
     onChat: (p, text) => chat.incoming(p.name, String(text)),
     onChatSent: (p, lines) => { for (const line of lines) chat.sent(line, p.id); },
+    meta: myMeta,
+    onMeta: (p, m) => tiles.setMeta(tiles.add(p.id, p.name), m),
     onState: (p, s) => {
       if (s !== 'failed') return;
       setStatus(`connection to ${p.name} failed`);
@@ -409,6 +420,7 @@ function leave() {
 function toggleMedia(kind) {
   if (media.toggle(kind) === null) return;
   renderControls();
+  for (const p of state.peers.values()) p.sendMeta(myMeta());
 }
 
 function setup() {

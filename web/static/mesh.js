@@ -5,9 +5,13 @@
 // Chat lines written before the data channel opens wait in an outbox and
 // go out when it opens; onChatSent reports them, and close returns the
 // ids of those that never went.
+//
+// A second negotiated channel (id 1, label "state") carries what the
+// other side should show on our tile: {"mic": bool, "cam": bool}, sent
+// when it opens and on every change.
 
 export class Peer {
-  constructor({ id, name, myId, rtcConfig, localStream, send, onTrack, onChat, onState, onChatSent }) {
+  constructor({ id, name, myId, rtcConfig, localStream, send, onTrack, onChat, onState, onChatSent, onMeta, meta }) {
     this.id = id;
     this.name = name;
     this.polite = myId < id;
@@ -23,6 +27,14 @@ export class Peer {
     this.chat.addEventListener('message', (ev) => onChat(this, ev.data));
     /** @type {{id: number, text: string}[]} */
     this.outbox = [];
+    this.meta = this.pc.createDataChannel('state', { negotiated: true, id: 1 });
+    this.metaNow = meta;
+    this.meta.addEventListener('open', () => this.sendMeta(this.metaNow()));
+    this.meta.addEventListener('message', (ev) => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch { return; }
+      if (m && typeof m === 'object' && onMeta) onMeta(this, { mic: m.mic !== false, cam: m.cam !== false });
+    });
     this.chat.addEventListener('open', () => {
       const sent = [];
       for (const m of this.outbox.splice(0)) {
@@ -117,6 +129,14 @@ export class Peer {
   }
 
   /**
+   * sendMeta tells the other side whether our microphone and camera are on.
+   * @param {{mic: boolean, cam: boolean}} m
+   */
+  sendMeta(m) {
+    if (this.meta.readyState === 'open') this.meta.send(JSON.stringify(m));
+  }
+
+  /**
    * setLocalStream starts sending stream's tracks on a connection that
    * had none of that kind (media allowed after joining receive-only).
    * @param {MediaStream} stream
@@ -163,6 +183,7 @@ export class Peer {
    */
   close() {
     this.chat.close();
+    this.meta.close();
     this.pc.close();
     return this.outbox.splice(0).map((m) => m.id);
   }

@@ -143,11 +143,26 @@ export class Tiles {
     this.refresh(this.local);
   }
 
+  /**
+   * setMeta shows what a peer says of its microphone and camera: a camera
+   * turned off shows the placeholder (its video is black frames), a
+   * microphone turned off a muted mark.
+   * @param {HTMLElement} tile
+   * @param {{mic: boolean, cam: boolean}} m
+   */
+  setMeta(tile, m) {
+    tile.classList.toggle('mic-off', !m.mic);
+    tile.classList.toggle('cam-off', !m.cam);
+    const name = tile.querySelector('figcaption');
+    if (name) name.title = m.mic ? '' : 'microphone off';
+    this.refresh(tile);
+  }
+
   /** refresh shows the placeholder when a tile has no picture. */
   refresh(tile) {
     const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
     const before = tile.classList.contains('novideo');
-    const none = !hasPicture(video);
+    const none = tile.classList.contains('cam-off') || !hasPicture(video);
     if (before !== none) {
       tile.classList.toggle('novideo', none);
       this.layout();
