@@ -113,15 +113,15 @@ func screenshot(t *testing.T, tab context.Context, dir, name string) {
 	}
 }
 
-// typeInto sets an input's value as typing would, then submits its form.
+// typeAndSubmit sets an input's value as typing would, then submits its form.
 func typeAndSubmit(t *testing.T, tab context.Context, input, value string) {
 	t.Helper()
 	eval[bool](t, tab, `(() => { const i = document.getElementById(`+jsString(input)+`);
 		i.value = `+jsString(value)+`; i.dispatchEvent(new Event('input')); i.form.requestSubmit(); return true; })()`)
 }
 
-// sentJoins records, in the page, every join message it sends; read with
-// joinsSent. It is installed before the page's own scripts run.
+// recordJoins makes the page record every join message it sends in
+// window.__joins, installed before the page's own scripts run.
 func recordJoins(t *testing.T, tab context.Context) {
 	t.Helper()
 	const js = `(() => { window.__joins = []; const send = WebSocket.prototype.send;

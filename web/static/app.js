@@ -116,7 +116,12 @@ function renderDevices() {
   $('media-note-text').textContent = problem ? `${problem} ${media.effect(true)}` : '';
   $('media-note').hidden = !problem || state.noteClosed;
   const preview = $('preview');
-  $('preview-video').srcObject = media.stream;
+  const pv = $('preview-video');
+  const n = String(media.stream ? media.stream.getTracks().length : 0);
+  if (pv.srcObject !== media.stream || pv.dataset.tracks !== n) {
+    pv.srcObject = media.stream;
+    pv.dataset.tracks = n;
+  }
   preview.classList.toggle('novideo', !media.has('video'));
   preview.querySelector('.initials').textContent = initials($('name').value);
   $('preview-note').textContent = media.has('video') ? '' : (media.stream || problem ? 'No camera' : 'Camera off');
@@ -504,6 +509,8 @@ function setup() {
   if (params.get('autojoin') === '1' && $('name').value.trim() && $('password-row').hidden) {
     join();
   } else {
+    // A room known to need a password is not joined with an empty one.
+    if (!$('password-row').hidden && $('name').value.trim()) $('password').focus();
     startMedia();
   }
 }
