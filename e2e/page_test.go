@@ -386,6 +386,9 @@ func TestPageLayout(t *testing.T) {
 	// The pre-join screen at both sizes.
 	pre := openTab(t, browser, ib.URL+"/r/"+room+"?name=Ada+Lovelace", viewports[0])
 	waitText(t, pre, "device-status", "ready")
+	if link := eval[string](t, pre, `document.getElementById('share-link').value`); link != ib.URL+"/r/"+room {
+		t.Errorf("room-mode link %q, want %q", link, ib.URL+"/r/"+room)
+	}
 	for _, vp := range viewports {
 		emulate(t, pre, vp)
 		screenshot(t, pre, dir, "prejoin-"+vp.name)
