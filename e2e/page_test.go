@@ -314,9 +314,10 @@ const layoutJS = `(() => {
     all++;
     if (tiles.some(t => x >= t.x && x < t.x + t.w && y >= t.y && y < t.y + t.h)) inside++;
   }
-  // The share covered by the pictures themselves (contained in each tile).
+  // The share covered by the pictures themselves (contained in each tile;
+  // your own small one, which may lie over another, left out once others are there).
   let pictures = 0;
-  for (const t of tiles) if (t.vw && !t.novideo) {
+  for (const t of tiles) if (t.vw && !t.novideo && !(t.local && tiles.length > 1)) {
     const s = Math.min(t.w / t.vw, t.h / t.vh); pictures += t.vw * s * t.vh * s;
   }
   return {vw: innerWidth, vh: innerHeight, bar: {x: bar.x, y: bar.y, w: bar.width, h: bar.height},
