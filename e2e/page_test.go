@@ -482,3 +482,16 @@ func TestPageDevicesDenied(t *testing.T) {
 	emulate(t, b, viewports[0])
 	screenshot(t, b, dir, "receive-only-peer")
 }
+
+// TestPageNoDevices: a browser with no camera or microphone at all is
+// told so before joining, in words, and can still join.
+func TestPageNoDevices(t *testing.T) {
+	ib := startIcebox(t, nil)
+	bare := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", false))
+	a := openTab(t, bare, ib.URL+"/r/"+ib.newRoom(t)+"?name=a", viewports[1])
+	waitText(t, a, "device-status", "not found")
+	waitText(t, a, "device-status", "watch and listen")
+	click(t, a, "join")
+	waitFor(t, a, "a joined receive-only", `!document.getElementById('call').hidden && document.getElementById('mute').disabled`)
+	screenshot(t, a, t.TempDir(), "no-devices-phone")
+}
