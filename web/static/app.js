@@ -7,10 +7,10 @@ import { Signaling } from './signal.js';
 import { Peer } from './mesh.js';
 import { CallControl } from './callmode.js';
 import { LocalMedia } from './media.js';
-import { Tiles, initials } from './tiles.js';
+import { Tiles } from './tiles.js';
 import { ChatLog } from './chat.js';
+import { $, setStatus, openPanel, countUnread, showScreen, renderMedia, renderPeople, renderCallBar } from './view.js';
 
-const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
 const room = decodeURIComponent(location.pathname.split('/').pop() || '');
 const rtcConfig = JSON.parse($('ice-config').textContent);
@@ -32,19 +32,13 @@ const state = {
   mode: params.get('mode') === 'call' ? 'call' : 'room',
   /** @type {CallControl|null} */
   calls: null,
-  unread: 0,
   noteClosed: false, // the in-call device note was dismissed
 };
 const media = new LocalMedia();
 /** @type {Set<RTCPeerConnection>} every connection since the last join, for the test hook */
 const connections = new Set();
 const tiles = new Tiles($('tiles'), $('tile-local'));
-const chat = new ChatLog($('messages'), () => {
-  if (!$('chat').hidden) return;
-  state.unread++;
-  $('unread').textContent = String(state.unread);
-  $('unread').hidden = false;
-});
+const chat = new ChatLog($('messages'), countUnread);
 
 // window.icebox is the one global: for the browser console and tests.
 // state: the page's state; pairs(): the selected ICE candidate pair of
@@ -63,29 +57,9 @@ window.icebox = {
   connections: () => [...connections].map((pc) => pc.connectionState),
 };
 
-function setStatus(text) { $('status').textContent = text; }
-
 /** shareLink is this room's address, in call mode too. */
 function shareLink() {
   return `${location.origin}/r/${encodeURIComponent(room)}${state.mode === 'call' ? '?mode=call' : ''}`;
-}
-
-// ---- panels and controls
-
-/**
- * openPanel shows the side panel id ('chat' or 'lobby') or hides it.
- * @param {string} id
- * @param {boolean} open
- */
-function openPanel(id, open) {
-  if (open) for (const other of ['chat', 'lobby']) if (other !== id) openPanel(other, false);
-  $(id).hidden = !open;
-  $(id === 'chat' ? 'chat-toggle' : 'people-toggle').setAttribute('aria-expanded', String(open));
-  if (id === 'chat' && open) {
-    state.unread = 0;
-    $('unread').hidden = true;
-    $('chat-input').focus();
-  }
 }
 
 /** myMeta is what others should show on your tile. */
@@ -93,39 +67,14 @@ function myMeta() {
   return { mic: media.enabled('audio') === true, cam: media.enabled('video') === true };
 }
 
-/** renderControls shows the state of microphone and camera in the bar. */
-function renderControls() {
-  for (const [id, kind, what] of [['mute', 'audio', 'microphone'], ['camera', 'video', 'camera']]) {
-    const on = media.enabled(kind);
-    const b = $(id);
-    b.disabled = on === null;
-    b.classList.toggle('off', on !== true);
-    b.setAttribute('aria-label', on === null ? `No ${what}` : `Turn ${on ? 'off' : 'on'} ${what}`);
-    b.title = on === null ? `No ${what}: ${media.problem || 'none found'}` : `${on ? 'Turn off' : 'Turn on'} ${what} (${kind === 'audio' ? 'M' : 'V'})`;
-  }
-  tiles.setLocal(media.stream, state.myName || $('name').value);
-  tiles.setMeta(tiles.local, myMeta());
+/** renderDevices shows camera and microphone: preview, reasons, buttons, your tile. */
+function renderDevices() {
+  renderMedia(media, tiles, myMeta(), state.myName || $('name').value, state.noteClosed);
 }
 
-/** renderDevices tells what is wrong with camera or microphone, if anything. */
-function renderDevices() {
-  const problem = media.problem;
-  $('device-status').textContent = problem ? `${problem} ${media.effect(false)}` : (media.stream ? 'Camera and microphone are ready.' : '');
-  $('device-retry').hidden = !problem && !!media.stream;
-  $('device-retry').textContent = problem ? 'Try camera and microphone again' : 'Turn camera and microphone on';
-  $('media-note-text').textContent = problem ? `${problem} ${media.effect(true)}` : '';
-  $('media-note').hidden = !problem || state.noteClosed;
-  const preview = $('preview');
-  const pv = $('preview-video');
-  const n = String(media.stream ? media.stream.getTracks().length : 0);
-  if (pv.srcObject !== media.stream || pv.dataset.tracks !== n) {
-    pv.srcObject = media.stream;
-    pv.dataset.tracks = n;
-  }
-  preview.classList.toggle('novideo', !media.has('video'));
-  preview.querySelector('.initials').textContent = initials($('name').value);
-  $('preview-note').textContent = media.has('video') ? '' : (media.stream || problem ? 'No camera' : 'Camera off');
-  renderControls();
+/** people redraws the list of people (with Call buttons in call mode). */
+function people() {
+  renderPeople(state.names, state.mode === 'call' ? state.calls : null, !!state.myId);
 }
 
 /** startMedia asks for camera and microphone and shows the outcome. */
@@ -211,61 +160,7 @@ function sendChat(text) {
   }
 }
 
-// ---- people (the lobby in call mode)
-
-function renderPeople() {
-  const list = $('people');
-  list.replaceChildren();
-  for (const [id, name] of state.names) {
-    const li = document.createElement('li');
-    li.dataset.peer = id;
-    const label = document.createElement('span');
-    label.textContent = name;
-    li.append(label);
-    if (state.mode === 'call' && state.calls) {
-      const calls = state.calls;
-      const btn = document.createElement('button');
-      btn.type = 'button';
-      btn.textContent = 'Call';
-      btn.className = 'call-button';
-      btn.setAttribute('aria-label', `Call ${name}`);
-      btn.disabled = calls.state !== 'idle';
-      btn.addEventListener('click', () => calls.call(id));
-      li.append(btn);
-    }
-    list.append(li);
-  }
-  $('nobody').hidden = state.names.size > 0;
-  $('people-count').textContent = String(state.names.size + (state.myId ? 1 : 0));
-}
-
-function renderCall({ state: s, text }) {
-  $('callbar').hidden = false;
-  $('callbar').className = s;
-  $('call-status').textContent = text;
-  $('accept').hidden = s !== 'incoming';
-  $('decline').hidden = s !== 'incoming';
-  $('hangup').hidden = s !== 'ringing' && s !== 'connected';
-  if (s === 'incoming') $('accept').focus();
-  // On a phone the list of people covers the call: out of the way once
-  // a call is on; back when it ends, since the lobby is what is left.
-  if (!matchMedia('(min-width: 800px)').matches) openPanel('lobby', s === 'idle');
-  renderPeople();
-}
-
 // ---- joining and leaving
-
-/** showScreen shows one of prejoin, call, left. */
-function showScreen(which) {
-  $('prejoin').hidden = which !== 'prejoin';
-  $('call').hidden = which !== 'call';
-  $('left').hidden = which !== 'left';
-  $('controls').hidden = which !== 'call';
-  if (which !== 'call') {
-    openPanel('chat', false);
-    openPanel('lobby', false);
-  }
-}
 
 /**
  * teardown ends everything of a call: peer connections closed, every
@@ -298,9 +193,9 @@ function onWelcome(detail, name) {
   state.myName = name;
   state.names = new Map(detail.peers.map((p) => [p.id, p.name]));
   showScreen('call');
-  renderControls();
+  renderDevices();
   setStatus(`in room ${detail.room} as ${name}`);
-  renderPeople();
+  people();
   if (state.mode === 'call') {
     // The lobby is where you start: who is here, and whom to call.
     openPanel('lobby', true);
@@ -352,14 +247,14 @@ async function join() {
   sig.addEventListener('peer-joined', ({ detail }) => {
     state.names.set(detail.id, detail.name);
     chat.system(`${detail.name} joined`);
-    renderPeople();
+    people();
   });
   sig.addEventListener('peer-left', ({ detail }) => {
     chat.system(`${state.names.get(detail.id) || 'someone'} left`);
     if (state.mode === 'call' && state.calls) state.calls.peerLeft(detail.id);
     closePeer(detail.id);
     state.names.delete(detail.id);
-    renderPeople();
+    people();
   });
   sig.addEventListener('signal', ({ detail }) => {
     const data = detail.data;
@@ -424,7 +319,7 @@ function leave() {
 
 function toggleMedia(kind) {
   if (media.toggle(kind) === null) return;
-  renderControls();
+  renderDevices();
   for (const p of state.peers.values()) p.sendMeta(myMeta());
 }
 
@@ -435,7 +330,7 @@ function setup() {
       nameOf: (id) => state.names.get(id) || 'someone',
       startCall: (id) => createPeer(id).start(),
       endMedia: (id) => closePeer(id),
-      render: renderCall,
+      render: (view) => { renderCallBar(view); people(); },
     });
     state.calls = calls;
     $('accept').addEventListener('click', () => calls.accept());
