@@ -114,10 +114,12 @@ func typeAndSubmit(t *testing.T, tab context.Context, input, value string) {
 }
 
 // recordJoins makes the page record every join message it sends in
-// window.__joins, installed before the page's own scripts run.
+// window.__joins, and every Content-Security-Policy violation in
+// window.__csp, installed before the page's own scripts run.
 func recordJoins(t *testing.T, tab context.Context) {
 	t.Helper()
-	const js = `(() => { window.__joins = []; const send = WebSocket.prototype.send;
+	const js = `(() => { window.__joins = []; window.__csp = [];
+		document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); const send = WebSocket.prototype.send;
 		WebSocket.prototype.send = function (data) {
 			try { const m = JSON.parse(data); if (m.type === 'join') window.__joins.push(m); } catch {}
 			return send.call(this, data); }; })()`

@@ -72,6 +72,9 @@ func TestPagePasswordRoom(t *testing.T) {
 	waitFor(t, b, "b's password field", `!document.getElementById('password-row').hidden`)
 	typeAndSubmit(t, b, "password", "s3cret")
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	if v := eval[[]string](t, a, `window.__csp`); len(v) > 0 {
+		t.Errorf("Content-Security-Policy violations: %q", v)
+	}
 }
 
 // TestPageCallModeLink: the link a call-mode lobby shows keeps
