@@ -141,9 +141,9 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	}
 	for _, tab := range []context.Context{a, b} {
 		layout, err := chromedp.Run(tab, chromedp.Evaluate[string](
-			`getComputedStyle(document.getElementById('join-form')).display + ' ' + getComputedStyle(document.getElementById('call')).display`))
+			`getComputedStyle(document.getElementById('prejoin')).display + ' ' + getComputedStyle(document.getElementById('call')).display`))
 		if err != nil || layout != "none grid" {
-			t.Errorf("join form and call display: got %q (%v), want \"none grid\"", layout, err)
+			t.Errorf("pre-join and call display: got %q (%v), want \"none grid\"", layout, err)
 		}
 	}
 	// Relay on both sides: each page's local candidate is relay, and its

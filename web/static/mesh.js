@@ -2,8 +2,16 @@
 // perfect negotiation pattern (W3C WebRTC §10.7): the politer side of a
 // pair (the smaller peer id) yields when both send an offer at once.
 
+// Chat lines written before the data channel opens wait in an outbox and
+// go out when it opens; onChatSent reports them, and close returns the
+// ids of those that never went.
+//
+// A second negotiated channel (id 1, label "state") carries what the
+// other side should show on our tile: {"mic": bool, "cam": bool}, sent
+// when it opens and on every change.
+
 export class Peer {
-  constructor({ id, name, myId, rtcConfig, localStream, send, onTrack, onChat, onState }) {
+  constructor({ id, name, myId, rtcConfig, localStream, send, onTrack, onChat, onState, onChatSent, onMeta, meta }) {
     this.id = id;
     this.name = name;
     this.polite = myId < id;
@@ -17,6 +25,24 @@ export class Peer {
     // A negotiated channel (same id on both sides) needs no extra round.
     this.chat = this.pc.createDataChannel('chat', { negotiated: true, id: 0 });
     this.chat.addEventListener('message', (ev) => onChat(this, ev.data));
+    /** @type {{id: number, text: string}[]} */
+    this.outbox = [];
+    this.meta = this.pc.createDataChannel('state', { negotiated: true, id: 1 });
+    this.metaNow = meta;
+    this.meta.addEventListener('open', () => this.sendMeta(this.metaNow()));
+    this.meta.addEventListener('message', (ev) => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch { return; }
+      if (m && typeof m === 'object' && onMeta) onMeta(this, { mic: m.mic !== false, cam: m.cam !== false });
+    });
+    this.chat.addEventListener('open', () => {
+      const sent = [];
+      for (const m of this.outbox.splice(0)) {
+        this.chat.send(m.text);
+        sent.push(m.id);
+      }
+      if (sent.length && onChatSent) onChatSent(this, sent);
+    });
     this.pc.addEventListener('track', (ev) => onTrack(this, ev.streams[0] || new MediaStream([ev.track])));
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
       if (candidate) this.send({ candidate: candidate.toJSON() });
@@ -87,8 +113,48 @@ export class Peer {
     this.pc.setConfiguration({ ...cfg, iceServers });
   }
 
-  sendChat(text) {
-    if (this.chat.readyState === 'open') this.chat.send(text);
+  /**
+   * sendChat sends a chat line now, or queues it until the channel opens.
+   * @param {number} id the line's id, reported by onChatSent once it went
+   * @param {string} text
+   * @returns {boolean} whether it went now
+   */
+  sendChat(id, text) {
+    if (this.chat.readyState === 'open') {
+      this.chat.send(text);
+      return true;
+    }
+    this.outbox.push({ id, text });
+    return false;
+  }
+
+  /**
+   * sendMeta tells the other side whether our microphone and camera are on.
+   * @param {{mic: boolean, cam: boolean}} m
+   */
+  sendMeta(m) {
+    if (this.meta.readyState === 'open') this.meta.send(JSON.stringify(m));
+  }
+
+  /**
+   * setLocalStream starts sending stream's tracks on a connection that
+   * had none of that kind (media allowed after joining receive-only).
+   * @param {MediaStream} stream
+   */
+  setLocalStream(stream) {
+    this.localStream = stream;
+    if (!this.tracksAdded) return; // added on start or on the first offer
+    for (const track of stream.getTracks()) {
+      const tr = this.pc.getTransceivers().find((t) => !t.stopped && t.receiver.track.kind === track.kind);
+      if (!tr) {
+        this.pc.addTrack(track, stream);
+        continue;
+      }
+      if (tr.sender.track) continue;
+      tr.sender.replaceTrack(track).catch((err) => console.warn('replaceTrack', err));
+      if (tr.sender.setStreams) tr.sender.setStreams(stream);
+      if (tr.direction === 'recvonly' || tr.direction === 'inactive') tr.direction = 'sendrecv';
+    }
   }
 
   // selectedPair reports the local and remote candidate types of the
@@ -111,7 +177,14 @@ export class Peer {
       protocol: local && local.protocol, relayProtocol: local && local.relayProtocol };
   }
 
+  /**
+   * close closes the connection.
+   * @returns {number[]} ids of chat lines that never went out
+   */
   close() {
+    this.chat.close();
+    this.meta.close();
     this.pc.close();
+    return this.outbox.splice(0).map((m) => m.id);
   }
 }

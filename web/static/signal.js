@@ -56,13 +56,21 @@ export class Signaling extends EventTarget {
     });
   }
 
+  /**
+   * send writes msg when the socket is open.
+   * @param {object} msg
+   * @returns {boolean} whether it was written (false while reconnecting)
+   */
   send(msg) {
     if (this.#ws && this.#ws.readyState === WebSocket.OPEN) {
       this.#ws.send(JSON.stringify(msg));
+      return true;
     }
+    return false;
   }
 
-  signal(to, data) { this.send({ type: 'signal', to, data }); }
+  /** @returns {boolean} whether it was written */
+  signal(to, data) { return this.send({ type: 'signal', to, data }); }
 
   // stop closes for good: no reconnect, no resume.
   stop() {

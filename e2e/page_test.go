@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/debugger"
+	"github.com/chromedp/chromedp"
+
+	"github.com/icebox-project/icebox/config"
+)
+
+// Tests of the call page as a person uses it: the password flow, the link
+// of a call-mode lobby, chat before the data channel opens, Leave, and the
+// layout at a desktop and a phone size.
+
+type joinMsg struct {
+	Name     string  `json:"name"`
+	Password *string `json:"password"`
+}
+
+// TestPagePasswordRoom: the page of a passworded room learns from
+// bad-password that it needs one, shows a password field, never sends an
+// empty password once the field is shown, says when a password is wrong,
+// and joins with the password typed. A refused join leaves the camera off.
+func TestPagePasswordRoom(t *testing.T) {
+	ib := startIcebox(t, func(c *config.Config) {
+		c.Signaling.Rooms = map[string]config.Room{"locked": {Password: "s3cret"}}
+	})
+	browser := newBrowser(t)
+	a, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	recordJoins(t, a)
+	if err := chromedp.Do(a, chromedp.Navigate(ib.URL+"/r/locked?name=a&autojoin=1")); err != nil {
+		t.Fatal(err)
+	}
+	// autojoin tries without a password: the server says bad-password.
+	waitFor(t, a, "password field shown", `!document.getElementById('password-row').hidden`)
+	waitText(t, a, "join-error", "needs a password")
+	if !eval[bool](t, a, `!document.getElementById('prejoin').hidden && document.getElementById('call').hidden`) {
+		t.Error("after bad-password the page is not back at the pre-join screen")
+	}
+	waitFor(t, a, "the refused join stopped the camera and microphone",
+		`icebox.tracks().length > 0 && icebox.tracks().every(t => t.readyState === 'ended')`)
+
+	// Join with the field empty: nothing is sent.
+	click(t, a, "join")
+	waitText(t, a, "join-error", "needs a password")
+	if joins := eval[[]joinMsg](t, a, `window.__joins`); len(joins) != 1 {
+		t.Fatalf("joins sent: %+v, want only the first (no empty guess once the field is shown)", joins)
+	}
+
+	typeAndSubmit(t, a, "password", "wrong")
+	waitText(t, a, "join-error", "Wrong password")
+
+	typeAndSubmit(t, a, "password", "s3cret")
+	waitFor(t, a, "a is in the call", `!document.getElementById('call').hidden && !document.getElementById('controls').hidden`)
+	joins := eval[[]joinMsg](t, a, `window.__joins`)
+	if len(joins) != 3 || joins[0].Password != nil || joins[1].Password == nil || *joins[1].Password != "wrong" ||
+		joins[2].Password == nil || *joins[2].Password != "s3cret" {
+		t.Errorf("joins sent: %+v, want none, wrong, s3cret", joins)
+	}
+
+	// A second page that was told once (in this browser session) shows the
+	// field at once and does not autojoin with an empty password.
+	b := newTab(t, browser, ib.URL+"/r/locked?name=b&autojoin=1")
+	waitFor(t, b, "b's password field", `!document.getElementById('password-row').hidden`)
+	typeAndSubmit(t, b, "password", "s3cret")
+	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	if v := eval[[]string](t, a, `window.__csp`); len(v) > 0 {
+		t.Errorf("Content-Security-Policy violations: %q", v)
+	}
+}
+
+// TestPageCallModeLink: the link a call-mode lobby shows keeps
+// ?mode=call; opened, it lands in call mode and a call rings there. Chat
+// in the lobby, where no data channel exists, reaches the others.
+func TestPageCallModeLink(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?mode=call&autojoin=1&name=a")
+	link := eval[string](t, a, `document.getElementById('share-link').value`)
+	if want := ib.URL + "/r/" + room + "?mode=call"; link != want {
+		t.Fatalf("link shown in call mode: %q, want %q", link, want)
+	}
+	b := newTab(t, browser, link+"&name=b&autojoin=1")
+	waitText(t, b, "mode-toggle", "Switch to room mode")
+	callFrom(t, a, "b")
+	waitText(t, b, "call-status", "Incoming call from a")
+	dir := t.TempDir()
+	emulate(t, a, viewports[0])
+	screenshot(t, a, dir, "callmode-ringing-desktop")
+	emulate(t, b, viewports[1])
+	screenshot(t, b, dir, "callmode-incoming-phone")
+	click(t, b, "decline")
+	waitText(t, a, "call-status", "b declined")
+
+	typeAndSubmit(t, b, "chat-input", "hello from the lobby")
+	waitFor(t, a, "a reads b's lobby chat",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'bhello from the lobby')`)
+	waitFor(t, b, "b's line is not pending",
+		`[...document.querySelectorAll('#messages li.mine')].some(li => !li.classList.contains('pending') && !li.classList.contains('undelivered'))`)
+	if n := eval[string](t, a, `document.getElementById('unread').textContent`); n != "1" {
+		t.Errorf("a's unread badge with the chat closed: %q, want 1", n)
+	}
+}
+
+// TestPageChatBeforeOpenAndLeave: a line typed while the data channel is
+// still opening shows as sending and arrives once it opens; after Leave
+// every local track is ended and every peer connection closed.
+func TestPageChatBeforeOpenAndLeave(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=b")
+	waitFor(t, b, "b is in the room", `!document.getElementById('call').hidden`)
+	// Hold b's JavaScript: a's offer waits unanswered, so a's channel to b
+	// stays connecting until b resumes.
+	err := chromedp.Do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, debugger.Enable, debugger.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, debugger.Pause, cdp.Empty{})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=a")
+	waitFor(t, a, "a has a connection to b", `icebox.state.peers.size === 1`)
+	if st := eval[string](t, a, `[...icebox.state.peers.values()][0].chat.readyState`); st == "open" {
+		t.Fatalf("a's data channel is %s before b answered", st)
+	}
+	typeAndSubmit(t, a, "chat-input", "early bird")
+	waitFor(t, a, "a's line shows as sending", `document.querySelector('#messages li.mine.pending') !== null`)
+	err = chromedp.Do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, debugger.Resume, debugger.ResumeParams{})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b, "b reads the early line",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'aearly bird')`)
+	waitFor(t, a, "a's line is delivered", `document.querySelector('#messages li.mine:not(.pending):not(.undelivered)') !== null`)
+	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+
+	// M turns the microphone off, V the camera (the tile shows initials).
+	eval[bool](t, a, `document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'm', bubbles: true}))`)
+	eval[bool](t, a, `document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'v', bubbles: true}))`)
+	waitFor(t, a, "M and V turn microphone and camera off",
+		`document.getElementById('mute').classList.contains('off') && document.getElementById('camera').classList.contains('off') &&
+		 document.getElementById('tile-local').classList.contains('novideo') &&
+		 icebox.state.peers.size === 1 && [...icebox.state.peers.values()][0].pc.getSenders().every(s => s.track && !s.track.enabled)`)
+	if l := eval[string](t, a, `document.getElementById('mute').getAttribute('aria-label')`); l != "Turn on microphone" {
+		t.Errorf("mute button label with the microphone off: %q", l)
+	}
+	waitFor(t, b, "b's tile for a shows a's microphone off and initials instead of black frames",
+		`(() => { const t = document.querySelector('.tile.remote');
+		  return t.classList.contains('mic-off') && t.classList.contains('novideo') && t.querySelector('.initials').textContent === 'A'; })()`)
+	emulate(t, b, viewports[1])
+	screenshot(t, b, t.TempDir(), "peer-muted-camera-off-phone")
+
+	click(t, a, "leave")
+	waitFor(t, a, "after Leave every local track is ended",
+		`icebox.tracks().length >= 2 && icebox.tracks().every(t => t.readyState === 'ended')`)
+	waitFor(t, a, "after Leave every peer connection is closed",
+		`icebox.connections().length === 1 && icebox.connections().every(s => s === 'closed')`)
+	waitFor(t, b, "b's tile for a is gone", `document.querySelectorAll('.tile.remote').length === 0`)
+	if !eval[bool](t, a, `!document.getElementById('left').hidden && document.getElementById('controls').hidden`) {
+		t.Error("after Leave the page does not say you left")
+	}
+
+	// Back to the room: the pre-join screen again, and a fresh call.
+	click(t, a, "rejoin")
+	waitText(t, a, "device-status", "ready")
+	click(t, a, "join")
+	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+}
+
+// TestPageLayout: with 1, 2 and 3 people in a room, at 1280×800 and
+// 390×844, every tile is inside the viewport, the tiles cover most of
+// it, no video is cropped and the control bar is on screen; a pinned tile
+// takes the stage. Screenshots go to the test's directory and /tmp/page-shots.
+func TestPageLayout(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	dir := t.TempDir()
+	url := ib.URL + "/r/" + room + "?autojoin=1&name="
+
+	// The pre-join screen at both sizes.
+	pre := openTab(t, browser, ib.URL+"/r/"+room+"?name=Ada+Lovelace", viewports[0])
+	waitText(t, pre, "device-status", "ready")
+	if link := eval[string](t, pre, `document.getElementById('share-link').value`); link != ib.URL+"/r/"+room {
+		t.Errorf("room-mode link %q, want %q", link, ib.URL+"/r/"+room)
+	}
+	for _, vp := range viewports {
+		emulate(t, pre, vp)
+		screenshot(t, pre, dir, "prejoin-"+vp.name)
+		if !eval[bool](t, pre, `(() => { const r = document.getElementById('join').getBoundingClientRect();
+			return r.bottom <= innerHeight && r.right <= innerWidth; })()`) {
+			t.Errorf("%s: the Join button is off screen", vp.name)
+		}
+	}
+
+	a := openTab(t, browser, url+"Ada+Lovelace", viewports[0])
+	waitFor(t, a, "a is in the room", `!document.getElementById('call').hidden`)
+	others := []string{"Bob", "Carol+King"}
+	for n := 1; n <= 3; n++ {
+		if n > 1 {
+			newTab(t, browser, url+others[n-2])
+			waitFor(t, a, fmt.Sprintf("a plays %d remote videos", n-1), fmt.Sprintf(
+				`[...document.querySelectorAll('.tile.remote video')].filter(v => v.videoWidth > 0 && v.currentTime > 0).length === %d`, n-1))
+		}
+		for _, vp := range viewports {
+			emulate(t, a, vp)
+			name := fmt.Sprintf("%s-%d", vp.name, n)
+			checkLayout(t, a, name, n)
+			screenshot(t, a, dir, name)
+		}
+	}
+	// Pin the first remote tile with the keyboard: it takes the stage,
+	// the others go to the filmstrip, all still on screen.
+	for _, vp := range viewports {
+		emulate(t, a, vp)
+		if !eval[bool](t, a, `(() => { const t = document.querySelector('.tile.remote');
+			if (!t.classList.contains('pinned')) { t.focus(); t.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true})); }
+			return t.classList.contains('pinned'); })()`) {
+			t.Fatalf("%s: Enter on a tile did not pin it", vp.name)
+		}
+		l := checkLayout(t, a, "pinned-"+vp.name, 3)
+		var biggest float64
+		for _, tl := range l.Tiles {
+			biggest = max(biggest, tl.W*tl.H)
+		}
+		if frac := biggest / (l.VW * l.Bar.Y); frac < 0.4 {
+			t.Errorf("pinned-%s: the pinned tile covers %.0f%%, want the stage (40%%+)", vp.name, 100*frac)
+		}
+		screenshot(t, a, dir, "pinned-"+vp.name)
+	}
+	// The chat panel on a phone: over the call, the control bar still there.
+	emulate(t, a, viewports[1])
+	click(t, a, "chat-toggle")
+	if !eval[bool](t, a, `(() => { const c = document.getElementById('chat').getBoundingClientRect(), b = document.getElementById('controls').getBoundingClientRect();
+		return c.bottom <= b.top + 0.5 && b.bottom <= innerHeight + 0.5; })()`) {
+		t.Error("phone: the chat panel hides the control bar")
+	}
+	screenshot(t, a, dir, "phone-chat")
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	t.Logf("screenshots in %s and %s: %s", dir, shotDir, strings.Join(names, " "))
+}
+
+// TestPageDevicesDenied: with camera and microphone blocked the pre-join
+// screen says so and offers a retry, the join goes ahead receive-only
+// (the other side's video plays), and the mic and camera buttons are
+// disabled with the reason instead of silently doing nothing.
+func TestPageDevicesDenied(t *testing.T) {
+	ib := startIcebox(t, nil)
+	browser := newBrowser(t)
+	room := ib.newRoom(t)
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=b")
+	waitFor(t, b, "b is in the room", `!document.getElementById('call').hidden`)
+	dir := t.TempDir()
+	// A second browser whose (fake) permission prompt says no.
+	denying := newBrowserFlags(t, chromedp.Flag("use-fake-ui-for-media-stream", "deny"))
+	a := openTab(t, denying, ib.URL+"/r/"+room+"?name=Ada", viewports[0])
+	waitText(t, a, "device-status", "blocked")
+	waitText(t, a, "device-status", "watch and listen")
+	if !eval[bool](t, a, `!document.getElementById('device-retry').hidden`) {
+		t.Error("no retry button with the devices blocked")
+	}
+	screenshot(t, a, dir, "denied-prejoin")
+	click(t, a, "join")
+	if _, err := waitForRemoteVideo(a, time.Now().Add(15*time.Second)); err != nil {
+		t.Fatalf("receive-only page: %v", err)
+	}
+	waitFor(t, a, "mic and camera buttons disabled with a reason",
+		`document.getElementById('mute').disabled && document.getElementById('camera').disabled &&
+		 document.getElementById('mute').title.includes('blocked') && !document.getElementById('media-note').hidden`)
+	waitFor(t, b, "b's tile for a shows initials", `document.querySelector('.tile.remote.novideo .initials')?.textContent === 'A'`)
+	screenshot(t, a, dir, "denied-call")
+	emulate(t, b, viewports[0])
+	screenshot(t, b, dir, "receive-only-peer")
+}
+
+// TestPageNoDevices: a browser with no camera or microphone at all is
+// told so before joining, in words, and can still join.
+func TestPageNoDevices(t *testing.T) {
+	ib := startIcebox(t, nil)
+	bare := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", false))
+	a := openTab(t, bare, ib.URL+"/r/"+ib.newRoom(t)+"?name=a", viewports[1])
+	waitText(t, a, "device-status", "not found")
+	waitText(t, a, "device-status", "watch and listen")
+	click(t, a, "join")
+	waitFor(t, a, "a joined receive-only", `!document.getElementById('call').hidden && document.getElementById('mute').disabled`)
+	screenshot(t, a, t.TempDir(), "no-devices-phone")
+}

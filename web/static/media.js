@@ -1,0 +1,151 @@
+// Local media: the camera and microphone, a plain-words reason when one
+// of them is denied or missing, and every track this page ever started,
+// so that leaving (or a refused join) can stop them all.
+
+const VIDEO = { width: { ideal: 640 }, height: { ideal: 480 } };
+
+/**
+ * reason turns a getUserMedia error into words for people.
+ * @param {any} err
+ * @returns {string}
+ */
+function reason(err) {
+  switch (err && err.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'blocked: allow the camera and microphone for this site (the icon in the address bar), then try again';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'not found on this device';
+    case 'NotReadableError':
+    case 'AbortError':
+      return 'in use by another program, or could not start';
+    default:
+      return `unavailable (${(err && err.name) || err})`;
+  }
+}
+
+export class LocalMedia {
+  /** @type {Set<MediaStreamTrack>} every track acquire ever returned */
+  #all = new Set();
+  #gen = 0;
+  /** @type {Promise<MediaStream|null>|null} */
+  #pending = null;
+  /** @type {MediaStream|null} */
+  stream = null;
+  /** What is missing and why, in words; '' when camera and microphone work (see effect). */
+  problem = '';
+
+  /**
+   * effect says what the missing devices mean for the call, or ''.
+   * @param {boolean} joined whether you are in the call already
+   * @returns {string}
+   */
+  effect(joined) {
+    if (!this.problem) return '';
+    const a = this.has('audio');
+    const v = this.has('video');
+    if (!a && !v) return joined ? 'You are only watching and listening.' : 'You can still join to watch and listen.';
+    if (!v) return 'Others hear you but do not see you.';
+    if (!a) return 'Others see you but do not hear you.';
+    return '';
+  }
+
+  /** @returns {boolean} whether a live track of kind is held */
+  has(kind) {
+    return !!this.stream && this.stream.getTracks().some((t) => t.kind === kind && t.readyState === 'live');
+  }
+
+  /**
+   * acquire returns the local stream, asking for whichever of camera and
+   * microphone is not held yet. With one of them denied or missing it
+   * takes what there is; with neither it resolves to null (receive-only)
+   * and problem says why. A stopAll while it waits wins: the late tracks
+   * are stopped and null returned.
+   * @returns {Promise<MediaStream|null>}
+   */
+  acquire() {
+    if (this.has('audio') && this.has('video')) return Promise.resolve(this.stream);
+    if (!this.#pending) this.#pending = this.#ask().finally(() => { this.#pending = null; });
+    return this.#pending;
+  }
+
+  async #ask() {
+    const gen = this.#gen;
+    const md = navigator.mediaDevices;
+    if (!md || !md.getUserMedia) {
+      this.problem = 'This browser offers no camera or microphone here (the page needs https).';
+      return this.stream;
+    }
+    const want = { audio: !this.has('audio'), video: !this.has('video') };
+    /** @type {MediaStreamTrack[]} */
+    const tracks = [];
+    /** @type {Record<string, any>} */
+    const errs = {};
+    try {
+      tracks.push(...(await md.getUserMedia({ audio: want.audio, video: want.video && VIDEO })).getTracks());
+    } catch (err) {
+      // With both asked for, one may still work: no camera, or a busy one.
+      if (want.audio && want.video) {
+        for (const [kind, c] of /** @type {const} */ ([['audio', { audio: true }], ['video', { video: VIDEO }]])) {
+          try {
+            tracks.push(...(await md.getUserMedia(c)).getTracks());
+          } catch (e) {
+            errs[kind] = e;
+          }
+        }
+      } else {
+        errs[want.audio ? 'audio' : 'video'] = err;
+      }
+    }
+    for (const t of tracks) this.#all.add(t);
+    if (gen !== this.#gen) {
+      for (const t of tracks) t.stop();
+      return null;
+    }
+    const words = [];
+    if (errs.audio && errs.video && reason(errs.audio) === reason(errs.video)) {
+      words.push(`Camera and microphone ${reason(errs.audio)}.`);
+    } else {
+      if (errs.video) words.push(`Camera ${reason(errs.video)}.`);
+      if (errs.audio) words.push(`Microphone ${reason(errs.audio)}.`);
+    }
+    this.problem = words.join(' ');
+    if (tracks.length) {
+      if (this.stream) for (const t of tracks) this.stream.addTrack(t);
+      else this.stream = new MediaStream(tracks);
+    }
+    return this.stream;
+  }
+
+  /** stopAll stops every track this page started and forgets the stream. */
+  stopAll() {
+    this.#gen++;
+    for (const t of this.#all) t.stop();
+    this.stream = null;
+  }
+
+  /** @returns {{kind: string, readyState: string}[]} every track ever started */
+  tracks() {
+    return [...this.#all].map((t) => ({ kind: t.kind, readyState: t.readyState }));
+  }
+
+  /**
+   * toggle flips the enabled flag of the tracks of kind.
+   * @param {'audio'|'video'} kind
+   * @returns {boolean|null} whether they are now on; null when there are none
+   */
+  toggle(kind) {
+    const tracks = this.stream ? this.stream.getTracks().filter((t) => t.kind === kind && t.readyState === 'live') : [];
+    if (!tracks.length) return null;
+    const on = !tracks[0].enabled;
+    for (const t of tracks) t.enabled = on;
+    return on;
+  }
+
+  /** @returns {boolean|null} whether the tracks of kind are on; null without any */
+  enabled(kind) {
+    const t = this.stream && this.stream.getTracks().find((x) => x.kind === kind && x.readyState === 'live');
+    return t ? t.enabled : null;
+  }
+}

@@ -1,0 +1,145 @@
+// What the page shows, drawn from the state app.js passes in: which
+// screen (pre-join, call, left), the side panels, the control bar, the
+// device messages and preview, the list of people and the call bar.
+
+import { initials } from './tiles.js';
+
+/**
+ * $ is document.getElementById.
+ * @param {string} id
+ * @returns {any}
+ */
+export const $ = (id) => document.getElementById(id);
+
+/** setStatus sets the status line in the top bar. */
+export function setStatus(text) { $('status').textContent = text; }
+
+/**
+ * openPanel shows the side panel id ('chat' or 'lobby'), closing the
+ * other, or hides it. Opening the chat clears its unread count.
+ * @param {string} id
+ * @param {boolean} open
+ */
+export function openPanel(id, open) {
+  if (open) for (const other of ['chat', 'lobby']) if (other !== id) openPanel(other, false);
+  $(id).hidden = !open;
+  $(id === 'chat' ? 'chat-toggle' : 'people-toggle').setAttribute('aria-expanded', String(open));
+  if (id === 'chat' && open) {
+    $('unread').textContent = '';
+    $('unread').hidden = true;
+    $('chat-input').focus();
+  }
+}
+
+/** countUnread counts a line from someone else while the chat is closed. */
+export function countUnread() {
+  if (!$('chat').hidden) return;
+  $('unread').textContent = String(Number($('unread').textContent || 0) + 1);
+  $('unread').hidden = false;
+}
+
+/**
+ * showScreen shows one of 'prejoin', 'call' and 'left'.
+ * @param {string} which
+ */
+export function showScreen(which) {
+  $('prejoin').hidden = which !== 'prejoin';
+  $('call').hidden = which !== 'call';
+  $('left').hidden = which !== 'left';
+  $('controls').hidden = which !== 'call';
+  if (which !== 'call') {
+    openPanel('chat', false);
+    openPanel('lobby', false);
+  }
+}
+
+/**
+ * renderMedia shows the state of camera and microphone everywhere: the
+ * pre-join preview and message, the in-call note, the mic and camera
+ * buttons, and your own tile.
+ * @param {import('./media.js').LocalMedia} media
+ * @param {import('./tiles.js').Tiles} tiles
+ * @param {{mic: boolean, cam: boolean}} meta
+ * @param {string} name your name
+ * @param {boolean} noteClosed the in-call note was dismissed
+ */
+export function renderMedia(media, tiles, meta, name, noteClosed) {
+  const problem = media.problem;
+  $('device-status').textContent = problem ? `${problem} ${media.effect(false)}` : (media.stream ? 'Camera and microphone are ready.' : '');
+  $('device-retry').hidden = !problem && !!media.stream;
+  $('device-retry').textContent = problem ? 'Try camera and microphone again' : 'Turn camera and microphone on';
+  $('media-note-text').textContent = problem ? `${problem} ${media.effect(true)}` : '';
+  $('media-note').hidden = !problem || noteClosed;
+  const preview = $('preview');
+  const pv = $('preview-video');
+  // Set again only when the stream or its tracks changed (setting
+  // srcObject reloads the element).
+  const n = String(media.stream ? media.stream.getTracks().length : 0);
+  if (pv.srcObject !== media.stream || pv.dataset.tracks !== n) {
+    pv.srcObject = media.stream;
+    pv.dataset.tracks = n;
+  }
+  preview.classList.toggle('novideo', !media.has('video'));
+  preview.querySelector('.initials').textContent = initials(name);
+  $('preview-note').textContent = media.has('video') ? '' : (media.stream || problem ? 'No camera' : 'Camera off');
+  for (const [id, kind, what] of [['mute', 'audio', 'microphone'], ['camera', 'video', 'camera']]) {
+    const on = media.enabled(kind);
+    const b = $(id);
+    b.disabled = on === null;
+    b.classList.toggle('off', on !== true);
+    b.setAttribute('aria-label', on === null ? `No ${what}` : `Turn ${on ? 'off' : 'on'} ${what}`);
+    b.title = on === null ? `No ${what}: ${problem || 'none found'}` : `${on ? 'Turn off' : 'Turn on'} ${what} (${kind === 'audio' ? 'M' : 'V'})`;
+  }
+  tiles.setLocal(media.stream, name);
+  tiles.setMeta(tiles.local, meta);
+}
+
+/**
+ * renderPeople draws the list of people; in call mode each has a Call
+ * button, enabled while no call is on.
+ * @param {Map<string, string>} names peer id → name, everyone else
+ * @param {import('./callmode.js').CallControl|null} calls
+ * @param {boolean} joined whether you are in the room (counted too)
+ */
+export function renderPeople(names, calls, joined) {
+  const list = $('people');
+  list.replaceChildren();
+  for (const [id, name] of names) {
+    const li = document.createElement('li');
+    li.dataset.peer = id;
+    const label = document.createElement('span');
+    label.textContent = name;
+    li.append(label);
+    if (calls) {
+      const btn = document.createElement('button');
+      btn.type = 'button';
+      btn.textContent = 'Call';
+      btn.className = 'call-button';
+      btn.setAttribute('aria-label', `Call ${name}`);
+      btn.disabled = calls.state !== 'idle';
+      btn.addEventListener('click', () => calls.call(id));
+      li.append(btn);
+    }
+    list.append(li);
+  }
+  $('nobody').hidden = names.size > 0;
+  $('people-count').textContent = String(names.size + (joined ? 1 : 0));
+}
+
+/**
+ * renderCallBar shows call mode's bar: ringing, incoming (Accept and
+ * Decline, focused), in a call (Hang up), or how the last call ended.
+ * @param {{state: string, text: string}} view
+ */
+export function renderCallBar({ state, text }) {
+  $('callbar').hidden = false;
+  $('callbar').className = state;
+  $('call-status').textContent = text;
+  $('accept').hidden = state !== 'incoming';
+  $('decline').hidden = state !== 'incoming';
+  $('hangup').hidden = state !== 'ringing' && state !== 'connected';
+  if (state === 'incoming') $('accept').focus();
+  // On a phone the list of people covers the call: out of the way once
+  // a call is on; back when it ends, since the lobby is what is left.
+  if (!matchMedia('(min-width: 800px)').matches) openPanel('lobby', state === 'idle');
+}
