@@ -199,6 +199,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 			return clientaddr.Keyer{IPv6Prefix: int(d.ipv6Prefix.Load())}.RequestKey(r, p.TrustedProxies)
 		},
 		PageCredentials:   d.pageCredentials,
+		PasswordRequired:  func(room string) bool { return d.roomPassword(room) != "" },
 		STUNServers:       func() []rtc.ICEServer { return RTCIceServers(stunServers(ts)) },
 		CredentialsOnJoin: d.onJoin.Load,
 	})

@@ -372,8 +372,10 @@ func (c *client) join(m *inbound) {
 	if e != nil {
 		// The credentials minted for the welcome are dropped unseen.
 		grant.Return()
-		if e.code == CodeBadPassword {
+		if e.code == CodeBadPassword && m.Password != "" {
 			// Each wrong guess from an address waits longer for its answer.
+			// An empty password is no guess (it can never match): it only
+			// tells a page that the room needs one.
 			c.pause(c.s.guesses.failed(c.ip, m.Room))
 		}
 		c.reply(e)

@@ -179,3 +179,22 @@ func TestGuessThrottleBounded(t *testing.T) {
 		t.Errorf("tracked %d counts, past %d", len(g.fails), maxTracked)
 	}
 }
+
+// TestEmptyPasswordIsNoGuess: a join without a password to a passworded
+// room is answered bad-password at once and not counted as a wrong guess,
+// so a page that learns the room needs one is not throttled for it.
+func TestEmptyPasswordIsNoGuess(t *testing.T) {
+	s, url := startSignaling(t, func(c *Config) {
+		trustLoopback(c)
+		c.RoomPassword = func(room string) string { return map[string]string{"a": "pw-a"}[room] }
+	})
+	s.guesses.maxFails = 2
+	for i := 0; i < 5; i++ {
+		g := fromAddr(t, url, "198.51.100.77")
+		g.send(msg{"type": "join", "room": "a", "name": "g"})
+		g.expect("error", CodeBadPassword)
+	}
+	g := fromAddr(t, url, "198.51.100.77")
+	g.send(msg{"type": "join", "room": "a", "name": "g", "password": "pw-a"})
+	g.expect("welcome")
+}

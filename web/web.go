@@ -82,6 +82,10 @@ type Config struct {
 	// password). When it does not, the page carries STUNServers and the
 	// browser gets credentials in welcome. Nil func: always.
 	PageCredentials func(room string) bool
+	// PasswordRequired reports whether room needs a password to join; its
+	// page then shows the password field before the first join. Nil func:
+	// no room does.
+	PasswordRequired func(room string) bool
 	// STUNServers returns the RTCIceServer list of a page without
 	// credentials: no username or credential in it. Nil func: an empty
 	// list.
@@ -171,9 +175,10 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store") // credentials are per load.
 	if err := pageTmpl.Execute(w, struct {
-		Room      string
-		ICEConfig RTCConfiguration
-	}{room, cfg}); err != nil {
+		Room             string
+		ICEConfig        RTCConfiguration
+		PasswordRequired bool
+	}{room, cfg, h.cfg.PasswordRequired != nil && h.cfg.PasswordRequired(room)}); err != nil {
 		h.cfg.Logger.Warn("rendering page", "error", err)
 	}
 }

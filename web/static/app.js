@@ -343,7 +343,7 @@ function setup() {
   $('share-link').value = link;
   $('share-link').dataset.link = link;
   $('name').value = params.get('name') || localStorage.getItem('icebox-name') || '';
-  if (sessionStorage.getItem(PASSWORD_KEY)) {
+  if (document.body.dataset.password === 'required' || sessionStorage.getItem(PASSWORD_KEY)) {
     $('password-row').hidden = false;
     $('password').required = true;
   }
