@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported in icebox_build_info.
 	Version string
+	// Cores is the CPUs the process may use: GOMAXPROCS as the process
+	// started (cmd/icebox reads it before anything changes it). When it is
+	// > 0, New sets GOMAXPROCS to Cores plus the TURN relay loops (see
+	// setProcs). Zero: GOMAXPROCS is left alone, and turn.udp_sockets 0
+	// means runtime.GOMAXPROCS(0) sockets.
+	Cores int
 }
 
 // Daemon is a bound, ready-to-serve icebox.
@@ -124,6 +131,11 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		}
 		listeners = append(listeners, tl)
 	}
+	cores := opts.Cores
+	if cores <= 0 {
+		cores = runtime.GOMAXPROCS(0)
+	}
+	udpSockets, relayLoops := relayPlan(cfg.TURN.UDPSockets, cores)
 	tc := turnsrv.Config{
 		Realm:                   cfg.TURN.Realm,
 		Listeners:               listeners,
@@ -139,7 +151,8 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		MaxTCPConnectionsPerIP:  cfg.TURN.MaxTCPConnectionsPerIP,
 		MaxTCPConnections:       cfg.TURN.MaxTCPConnections,
 		IPv6ClientPrefix:        cfg.IPv6ClientPrefix,
-		UDPSockets:              cfg.TURN.UDPSockets,
+		UDPSockets:              udpSockets,
+		RelayLoops:              relayLoops,
 		MaxBitratePerAllocation: p.MaxBitrate,
 		Logger:                  log.With("component", "turn"),
 	}
@@ -150,6 +163,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		return nil, err
 	}
 	closers = append(closers, d.turn)
+	setProcs(opts.Cores, d.turn.RelayLoops())
 	if w := ephemeralWarning(p.RelayMin, p.RelayMax); w != "" {
 		log.Warn("turn relay ports are also ephemeral ports", "detail", w)
 	}

@@ -72,14 +72,6 @@ func relayCountingAllocs(t *testing.T, bitrate int64) {
 func TestAllocationHoldsNoGoroutine(t *testing.T) {
 	s := startServer(t, nil)
 	echo := turntest.UDPEcho(t)
-	settle := func(cond func() bool) bool {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if cond() {
-				return true
-			}
-		}
-		return cond()
-	}
 	before := runtime.NumGoroutine()
 	const n = 40
 	frame := make([]byte, 4+20)
@@ -105,9 +97,9 @@ func TestAllocationHoldsNoGoroutine(t *testing.T) {
 		}
 		sessions = append(sessions, sess)
 	}
-	if !settle(func() bool { return runtime.NumGoroutine()-before < n/4 }) {
-		t.Errorf("%d allocations added %d goroutines, want far fewer than one each", n, runtime.NumGoroutine()-before)
-	}
+	waitFor(t, fmt.Sprintf("%d allocations holding far fewer than a goroutine each", n), func() bool {
+		return runtime.NumGoroutine()-before < n/4
+	})
 	if got := s.Stats().AllocationsActive.Load(); got != n {
 		t.Fatalf("active allocations: got %d, want %d", got, n)
 	}
@@ -117,14 +109,8 @@ func TestAllocationHoldsNoGoroutine(t *testing.T) {
 			t.Fatalf("Refresh 0 on allocation %d: %d", i, code)
 		}
 	}
-	if !settle(func() bool { return s.Stats().AllocationsActive.Load() == 0 && s.AllocationCount() == 0 }) {
-		t.Errorf("after Refresh 0: %d active, %d in pion/turn, want 0", s.Stats().AllocationsActive.Load(), s.AllocationCount())
-	}
-	ports := 0
-	for _, n := range s.Server.udp.Loops() {
-		ports += n
-	}
-	if ports != 0 {
-		t.Errorf("%d relay ports still held after every allocation was deleted", ports)
-	}
+	waitFor(t, "every allocation deleted after Refresh 0", func() bool {
+		return s.Stats().AllocationsActive.Load() == 0 && s.AllocationCount() == 0
+	})
+	waitFor(t, "every relay port released", func() bool { return relayPorts(s.Server) == 0 })
 }

@@ -110,6 +110,13 @@ type Config struct {
 	NoAllocationTimeout time.Duration
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
+
+	// now is the guard's clock, which judges credential expiry; tests
+	// set it. Nil: time.Now.
+	now func() time.Time
+	// channelBindTimeout is pion/turn's channel binding lifetime (RFC
+	// 8656 §12: 10 minutes); tests shorten it. Zero: pion/turn's default.
+	channelBindTimeout time.Duration
 }
 
 // Server is a running STUN/TURN server.
@@ -174,6 +181,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.NoAllocationTimeout <= 0 {
 		cfg.NoAllocationTimeout = DefaultNoAllocationTimeout
 	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{})}
 	s.live.permissions.gauge = &s.stats.PermissionsActive
 	s.live.channels.gauge = &s.stats.ChannelBindingsActive
@@ -183,7 +193,7 @@ func New(cfg Config) (*Server, error) {
 	s.guard = &guard{
 		owners: own, policy: &s.policy, realm: cfg.Realm,
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
-		refusals: ratelog.New(cfg.Logger, 0, nil), now: time.Now, stats: s.stats,
+		refusals: ratelog.New(cfg.Logger, 0, nil), now: cfg.now, stats: s.stats,
 	}
 	s.conns = newConnSet(connLimits{
 		perIP: cfg.MaxTCPConnectionsPerIP, total: resolveMaxTCP(cfg.MaxTCPConnections),
@@ -276,12 +286,13 @@ func New(cfg Config) (*Server, error) {
 		maxBitrate: cfg.MaxBitratePerAllocation,
 	})
 	srv, err := turn.NewServer(turn.ServerConfig{
-		PacketConnConfigs: pcs,
-		ListenerConfigs:   lns,
-		LoggerFactory:     slogFactory{cfg.Logger},
-		Realm:             cfg.Realm,
-		AuthHandler:       s.authHandler,
-		QuotaHandler:      s.quota.allow,
+		PacketConnConfigs:  pcs,
+		ListenerConfigs:    lns,
+		LoggerFactory:      slogFactory{cfg.Logger},
+		Realm:              cfg.Realm,
+		ChannelBindTimeout: cfg.channelBindTimeout,
+		AuthHandler:        s.authHandler,
+		QuotaHandler:       s.quota.allow,
 		EventHandler: turn.EventHandler{
 			OnAllocationCreated: func(src, local net.Addr, proto, username, realm string, relay net.Addr, port int) {
 				s.quota.created(src, local, proto, username, realm, relay, port)
