@@ -217,3 +217,23 @@ func TestServersLeaveNothing(t *testing.T) {
 		waitFor(t, "descriptors closed", func() bool { return openFDs(t) <= fds })
 	}
 }
+
+// TestPionUDPPath runs UDP through the fallback path, pion/turn's own
+// sockets behind the guard (what serves UDP where udprelay is
+// unavailable): it has no relay loops, relays and counts, and still
+// refuses a forged credential.
+func TestPionUDPPath(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.pionUDP = true; c.MaxBitratePerAllocation = capBitrate })
+	if n := s.RelayLoops(); n != 0 {
+		t.Errorf("relay loops on pion/turn's path: got %d, want 0", n)
+	}
+	peer := turntest.UDPEcho(t)
+	user, pass, _ := s.cfg.Credentials.Mint("fallback", time.Now())
+	relayRoundTrip(t, newClient(t, "udp", s.udp, user, pass), peer)
+	if _, err := newClient(t, "udp", s.udp, user, "forged").Allocate(); err == nil {
+		t.Error("Allocate with a forged password succeeded")
+	}
+	if got := s.Stats().PacketsToPeers.Load(); got < 1 {
+		t.Errorf("packets to peers: got %d, want at least 1", got)
+	}
+}

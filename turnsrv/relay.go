@@ -18,6 +18,9 @@ import (
 // own sockets behind the guard (pionRelay). Errors: the loops failing to
 // start.
 func (s *Server) newUDPRelay(relayLoops int) (udprelay.Relay, error) {
+	if s.cfg.pionUDP {
+		return pionRelay{s: s}, nil
+	}
 	st := s.stats
 	r, err := udprelay.New(udprelay.Config{
 		RelayIP: s.cfg.PublicIP, MinPort: s.cfg.RelayMinPort, MaxPort: s.cfg.RelayMaxPort,

@@ -114,6 +114,9 @@ type Config struct {
 	// now is the guard's clock, which judges credential expiry; tests
 	// set it. Nil: time.Now.
 	now func() time.Time
+	// pionUDP relays UDP through pion/turn's own sockets (pionRelay) even
+	// where udprelay runs, so tests see the fallback path on Linux.
+	pionUDP bool
 	// channelBindTimeout is pion/turn's channel binding lifetime (RFC
 	// 8656 §12: 10 minutes); tests shorten it. Zero: pion/turn's default.
 	channelBindTimeout time.Duration
