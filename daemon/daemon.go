@@ -164,6 +164,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 	}
 	closers = append(closers, d.turn)
 	setProcs(opts.Cores, d.turn.RelayLoops())
+	log.Info("turn relay loops", "relay_loops", d.turn.RelayLoops(), "cores", cores, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if w := ephemeralWarning(p.RelayMin, p.RelayMax); w != "" {
 		log.Warn("turn relay ports are also ephemeral ports", "detail", w)
 	}

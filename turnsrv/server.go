@@ -334,7 +334,7 @@ func New(cfg Config) (*Server, error) {
 		s.log.Info("turn listening", "network", s.endpoints[i].Network, "bind", a.String(),
 			"advertised", net.JoinHostPort(cfg.PublicIP.String(), strconv.Itoa(addrPort(a))))
 	}
-	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", len(udp.Loops()), "gomaxprocs", runtime.GOMAXPROCS(0), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
+	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", len(udp.Loops()), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
 		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
 	if len(lns) > 0 {
 		lim := s.conns.limits.Load()
