@@ -3,6 +3,13 @@
 // public IP with ports from a range, TURN REST time-limited credentials
 // and static users, peer address filtering, allocation quotas, and the
 // RTCIceServer lists handed to browsers.
+//
+// turnsrv is the control plane: the guard (guard.go), pion/turn, quotas,
+// the peer filter, TCP and TLS listeners. The UDP data plane sits behind
+// one seam, udprelay.Relay, chosen once in New: turnsrv/udprelay's relay
+// loops on Linux (amd64, arm64), pion/turn's own relay sockets elsewhere
+// (pionRelay, relay.go). pion/turn's allocation events reach the relay
+// through it. docs/ARCHITECTURE.md draws the whole path.
 package turnsrv
 
 import (
