@@ -5,6 +5,7 @@ package udprelay
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"net"
 	"runtime"
 	"sync"
 	"time"
@@ -95,20 +96,33 @@ func newLoop(r *relay) (*loop, error) {
 	return l, nil
 }
 
+// add watches a relay socket. Errors: the loop or the socket is closed,
+// or epoll_ctl's.
 func (l *loop) add(rs *relaySock) error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.socks[rs.id] = rs
-	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: rs.id, Pad: evRelay}
-	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, rs.fd, &ev)
+	return l.watch(&rs.loopFD, unix.EpollEvent{Events: unix.EPOLLIN, Fd: rs.id, Pad: evRelay})
 }
 
+// addListener watches a listener socket. Errors: as add.
 func (l *loop) addListener(ln *listener) error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.listeners[ln.id] = ln
-	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: ln.id, Pad: evListener}
-	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev)
+	return l.watch(&ln.loopFD, unix.EpollEvent{Events: unix.EPOLLIN, Fd: ln.id, Pad: evListener})
+}
+
+// watch adds s to the epoll set, unless the loop has stopped (its epoll
+// descriptor is closed, and its number may be another file's now) or s is
+// closed. l.mu is held.
+func (l *loop) watch(s *loopFD, ev unix.EpollEvent) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if l.stopped || s.fd < 0 {
+		return net.ErrClosed
+	}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev)
 }
 
 func (l *loop) removeListener(ln *listener) {
