@@ -291,15 +291,14 @@ func (l *loop) drain(rs *relaySock) {
 				out++
 			}
 		}
+		// Counted once per batch: the counters are shared by every loop.
+		stats.PacketsFromPeers.Add(int64(n))
+		stats.BytesFromPeers.Add(int64(bytes))
 		if out > 0 {
 			if full := st.out.sendBatch(l.outMsgs[:out]); full > 0 {
 				stats.DroppedSendBufferToClients.Add(int64(full))
 			}
 		}
-		// Counted once per batch (the counters are shared by every
-		// loop), after the batch is sent.
-		stats.PacketsFromPeers.Add(int64(n))
-		stats.BytesFromPeers.Add(int64(bytes))
 		if n < batch {
 			return
 		}
