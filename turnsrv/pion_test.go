@@ -43,13 +43,13 @@ func TestPionCoupling(t *testing.T) {
 	binary.BigEndian.PutUint16(frame[0:2], 0x4000)
 	binary.BigEndian.PutUint16(frame[2:4], 20)
 
-	// call allocates (with the given lifetime attribute), binds channel
-	// 0x4000 to the echo peer and relays one datagram both ways.
-	call := func(t *testing.T, s *testServer, life stun.RawAttribute) *rawSession {
+	// call allocates, binds channel 0x4000 to the echo peer and relays
+	// one datagram both ways.
+	call := func(t *testing.T, s *testServer) *rawSession {
 		t.Helper()
 		user, pass, _ := s.cfg.Credentials.Mint("pion", time.Now())
 		sess := newRawSession(t, s.udp, user, pass)
-		if code := sess.request(stun.MethodAllocate, udpTransport, life); code != 0 {
+		if code := sess.request(stun.MethodAllocate, udpTransport, lifetime(600)); code != 0 {
 			t.Fatalf("Allocate: %d", code)
 		}
 		if code := sess.request(stun.MethodChannelBind, peerAddr(echoAP), channelNumber(0x4000)); code != 0 {
@@ -81,21 +81,29 @@ func TestPionCoupling(t *testing.T) {
 	}
 
 	t.Run("refresh 0", func(t *testing.T) {
+		t.Parallel()
 		s := startServer(t, nil)
-		sess := call(t, s, lifetime(600))
+		sess := call(t, s)
 		if code := sess.request(stun.MethodRefresh, lifetime(0)); code != 0 {
 			t.Fatalf("Refresh 0: %d", code)
 		}
 		gone(t, s)
 	})
 	t.Run("expiry", func(t *testing.T) {
+		t.Parallel()
 		s := startServer(t, nil)
-		call(t, s, lifetime(1)) // pion/turn grants any lifetime under an hour
+		sess := call(t, s)
+		// pion/turn grants any lifetime under an hour.
+		if code := sess.request(stun.MethodRefresh, lifetime(1)); code != 0 {
+			t.Fatalf("Refresh 1 s: %d", code)
+		}
 		gone(t, s)
 	})
 	t.Run("channel binding timer", func(t *testing.T) {
-		s := startServer(t, func(c *Config) { c.channelBindTimeout = time.Second })
-		sess := call(t, s, lifetime(600))
+		t.Parallel()
+		// Long enough for call's echo on a loaded machine.
+		s := startServer(t, func(c *Config) { c.channelBindTimeout = 3 * time.Second })
+		sess := call(t, s)
 		waitFor(t, "channel binding expired", func() bool { return s.Stats().ChannelBindingsActive.Load() == 0 })
 		if s.AllocationCount() != 1 || s.Stats().PermissionsActive.Load() != 1 {
 			t.Fatalf("after the channel binding expired: %d allocations, %d permissions, want 1 and 1",
