@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported in icebox_build_info.
 	Version string
+	// Cores is the CPUs the process may use: GOMAXPROCS as the process
+	// started (cmd/icebox reads it before anything changes it). When it is
+	// > 0, New sets GOMAXPROCS to Cores plus the TURN relay loops (see
+	// setProcs). Zero: GOMAXPROCS is left alone, and turn.udp_sockets 0
+	// means runtime.GOMAXPROCS(0) sockets.
+	Cores int
 }
 
 // Daemon is a bound, ready-to-serve icebox.
@@ -149,6 +156,11 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		}
 		listeners = append(listeners, tl)
 	}
+	cores := opts.Cores
+	if cores <= 0 {
+		cores = runtime.GOMAXPROCS(0)
+	}
+	udpSockets, relayLoops := relayPlan(cfg.TURN.UDPSockets, cores)
 	tc := turnsrv.Config{
 		Realm:                   cfg.TURN.Realm,
 		Listeners:               listeners,
@@ -164,7 +176,8 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		MaxTCPConnectionsPerIP:  cfg.TURN.MaxTCPConnectionsPerIP,
 		MaxTCPConnections:       cfg.TURN.MaxTCPConnections,
 		IPv6ClientPrefix:        cfg.IPv6ClientPrefix,
-		UDPSockets:              cfg.TURN.UDPSockets,
+		UDPSockets:              udpSockets,
+		RelayLoops:              relayLoops,
 		MaxBitratePerAllocation: p.MaxBitrate,
 		Logger:                  log.With("component", "turn"),
 	}
@@ -175,6 +188,8 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		return nil, err
 	}
 	closers = append(closers, d.turn)
+	setProcs(opts.Cores, d.turn.RelayLoops())
+	log.Info("turn relay loops", "relay_loops", d.turn.RelayLoops(), "cores", cores, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if w := ephemeralWarning(p.RelayMin, p.RelayMax); w != "" {
 		log.Warn("turn relay ports are also ephemeral ports", "detail", w)
 	}

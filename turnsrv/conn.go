@@ -15,37 +15,6 @@ import (
 	"github.com/pion/stun/v3"
 )
 
-// guardPacketConn puts the guard in front of a UDP socket. pion/turn calls
-// ReadFrom from one goroutine per socket, so the scratch message is not
-// shared.
-type guardPacketConn struct {
-	net.PacketConn
-	g *guard
-	m *stun.Message
-}
-
-func newGuardPacketConn(c net.PacketConn, g *guard) *guardPacketConn {
-	return &guardPacketConn{PacketConn: c, g: g, m: new(stun.Message)}
-}
-
-// ReadFrom returns the next packet pion/turn should handle, answering the
-// ones the guard refuses.
-func (c *guardPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		n, addr, err := c.PacketConn.ReadFrom(p)
-		if err != nil {
-			return n, addr, err
-		}
-		reply, n, pass := c.g.admit(c.m, p[:n], addr, c.PacketConn.LocalAddr())
-		if pass {
-			return n, addr, nil
-		}
-		if reply != nil {
-			_, _ = c.PacketConn.WriteTo(reply, addr)
-		}
-	}
-}
-
 // maxFrame is the longest STUN message: a 20-byte header and a 16-bit
 // length (RFC 8489 §5).
 const maxFrame = 20 + 0xFFFF
@@ -156,7 +125,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			c.started = true
 			_ = c.Conn.SetDeadline(time.Time{})
 		}
-		reply, n, pass := c.g.admit(c.m, frame, c.Conn.RemoteAddr(), c.Conn.LocalAddr())
+		reply, n, pass := c.g.Admit(c.m, frame, c.Conn.RemoteAddr(), c.Conn.LocalAddr())
 		if reply != nil {
 			if _, err := c.Conn.Write(reply); err != nil {
 				return 0, err

@@ -162,12 +162,12 @@ type guard struct {
 	draining atomic.Bool
 }
 
-// admit inspects one inbound packet b from src to the listener at local.
+// Admit inspects one inbound packet b from src to the listener at local.
 // pass is true when pion should handle b[:n] (n < len(b) when the guard
 // rewrote the request in place); otherwise reply, when not nil, is the
 // answer to send back to src. m is scratch space owned by the calling read
 // loop.
-func (g *guard) admit(m *stun.Message, b []byte, src, local net.Addr) (reply []byte, n int, pass bool) {
+func (g *guard) Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []byte, n int, pass bool) {
 	// ChannelData (first two bits 01) and anything not STUN pass untouched:
 	// this is the relay fast path.
 	if len(b) < 20 || b[0]&0xC0 != 0 || binary.BigEndian.Uint32(b[4:8]) != magicCookie {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,13 +198,16 @@ func TestCallOutlivesCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, func(c *Config) { c.Credentials = creds })
+	// The guard's clock: the credential expires when it is moved on.
+	var ahead atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	s := startServer(t, func(c *Config) { c.Credentials = creds; c.now = clock })
 	user, pass, _ := creds.Mint("caller", time.Now())
 	call := newRawSession(t, s.udp, user, pass)
 	if code := call.request(stun.MethodAllocate, udpTransport); code != 0 {
 		t.Fatalf("Allocate: %d", code)
 	}
-	time.Sleep(3 * time.Second)
+	ahead.Store(int64(3 * time.Second))
 	lifetime := stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 2, 88}} // 600 s
 	if code := call.request(stun.MethodRefresh, lifetime); code != 0 {
 		t.Errorf("Refresh after expiry: got %d, want 0", code)
@@ -219,7 +223,7 @@ func TestCallOutlivesCredential(t *testing.T) {
 		t.Errorf("new Allocate with the expired credential: got %d, want 401", code)
 	}
 	// Another valid credential on the same allocation: 441 (RFC 8656 §5).
-	other, otherPass, _ := creds.Mint("someone-else", time.Now())
+	other, otherPass, _ := creds.Mint("someone-else", clock())
 	call.username, call.key = other, LongTermKey(other, realm, otherPass)
 	if code := call.request(stun.MethodRefresh, lifetime); code != 441 {
 		t.Errorf("Refresh under another username: got %d, want 441", code)

@@ -1,11 +1,82 @@
 package turnsrv
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/turnsrv/internal/bitrate"
+	"github.com/icebox-project/icebox/turnsrv/udprelay"
 )
+
+// newUDPRelay chooses, once, the data path of UDP listeners: udprelay's
+// loops (relayLoops of them) where the platform has them, else pion/turn's
+// own sockets behind the guard (pionRelay). Errors: the loops failing to
+// start.
+func (s *Server) newUDPRelay(relayLoops int) (udprelay.Relay, error) {
+	if s.cfg.pionUDP {
+		return pionRelay{s: s}, nil
+	}
+	st := s.stats
+	r, err := udprelay.New(udprelay.Config{
+		RelayIP: s.cfg.PublicIP, MinPort: s.cfg.RelayMinPort, MaxPort: s.cfg.RelayMaxPort,
+		Loops: relayLoops,
+		Guard: s.guard,
+		PeerAllowed: func(ap netip.AddrPort) bool {
+			return s.policy.Load().peers.Check(ap) == PeerAllowed
+		},
+		Bitrate: func() int64 { return s.policy.Load().maxBitrate },
+		Stats: udprelay.Stats{
+			PacketsFromPeers: &st.PacketsFromPeers, BytesFromPeers: &st.BytesFromPeers,
+			PacketsToPeers: &st.PacketsToPeers, BytesToPeers: &st.BytesToPeers,
+			DroppedToPeers: &st.DroppedToPeers, DroppedFromPeers: &st.DroppedFromPeers,
+			DroppedControl: &st.DroppedControl, DroppedNotSTUN: &st.DroppedNotSTUN,
+			DroppedPeerDenied:        &st.DroppedPeerDenied,
+			DroppedSendBufferToPeers: &st.DroppedSendBufferToPeers, DroppedSendBufferToClients: &st.DroppedSendBufferToClients,
+		},
+		Logger: s.log,
+	})
+	switch {
+	case errors.Is(err, udprelay.ErrUnavailable):
+		return pionRelay{s: s}, nil
+	case err != nil:
+		return nil, fmt.Errorf("turnsrv: relay loops: %w", err)
+	}
+	return r, nil
+}
+
+// pionRelay is the UDP data path where udprelay is unavailable: pion/turn
+// reads the listener socket (through the guard) and relays with its own
+// sockets from the relay port range (countingRelay). pion/turn keeps its
+// own allocation state, so the events are not needed.
+type pionRelay struct{ s *Server }
+
+func (p pionRelay) Adopt(pc net.PacketConn) (net.PacketConn, turn.RelayAddressGenerator, error) {
+	return udprelay.Guarded(pc, p.s.guard), p.s.portRange(), nil
+}
+
+func (pionRelay) AllocationCreated(_, _, _ net.Addr)      {}
+func (pionRelay) Permission(net.Addr, net.IP, bool)       {}
+func (pionRelay) Channel(_, _ net.Addr, _ uint16, _ bool) {}
+func (pionRelay) Loops() []int                            { return nil }
+func (pionRelay) Close() error                            { return nil }
+
+// portRange is pion/turn's relay address generator for the relay port
+// range, counted and capped (countingRelay): TCP and TLS listeners use
+// it, and UDP listeners where udprelay is unavailable.
+func (s *Server) portRange() turn.RelayAddressGenerator {
+	return countingRelay{stats: s.stats, policy: &s.policy, RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
+		RelayAddress: net.IP(s.cfg.PublicIP.AsSlice()),
+		Address:      "0.0.0.0",
+		MinPort:      s.cfg.RelayMinPort,
+		MaxPort:      s.cfg.RelayMaxPort,
+		MaxRetries:   64,
+	}}
+}
 
 // countingRelay wraps a relay address generator so every relayed socket
 // counts the packets and bytes it carries and applies the bitrate cap in
@@ -21,7 +92,7 @@ func (r countingRelay) AllocatePacketConn(network string, port int) (net.PacketC
 	if err != nil {
 		return nil, nil, err
 	}
-	return &countingConn{PacketConn: c, stats: r.stats, policy: r.policy, limits: newAllocationLimits(r.policy.Load().maxBitrate)}, a, nil
+	return &countingConn{PacketConn: c, stats: r.stats, policy: r.policy, limits: bitrate.NewAllocation(r.policy.Load().maxBitrate)}, a, nil
 }
 
 // countingConn is a relayed transport address socket: what it reads came
@@ -30,7 +101,7 @@ type countingConn struct {
 	net.PacketConn
 	stats  *Stats
 	policy *atomic.Pointer[policy]
-	limits *allocationLimits // nil: no bitrate cap
+	limits *bitrate.Allocation // nil: no bitrate cap
 }
 
 // ReadFrom returns the next datagram from a peer that fits under the
@@ -43,9 +114,10 @@ func (c *countingConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		c.stats.PacketsFromPeers.Add(1)
 		c.stats.BytesFromPeers.Add(int64(n))
-		if c.limits.allowFromPeer(monotonicNow(), n, c.stats) {
+		if c.limits.AllowFromPeer(bitrate.Now(), n) {
 			return n, addr, nil
 		}
+		c.stats.DroppedFromPeers.Add(1)
 	}
 }
 
@@ -59,7 +131,8 @@ func (c *countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.stats.DroppedPeerDenied.Add(1)
 		return len(p), nil
 	}
-	if !c.limits.allowToPeer(len(p), c.stats) {
+	if !c.limits.AllowToPeer(len(p)) {
+		c.stats.DroppedToPeers.Add(1)
 		return len(p), nil
 	}
 	n, err := c.PacketConn.WriteTo(p, addr)

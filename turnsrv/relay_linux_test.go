@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -65,36 +64,6 @@ func relayCountingAllocs(t *testing.T, bitrate int64) {
 	}
 }
 
-// TestControlQueueFull: datagrams for pion/turn past a full queue are
-// dropped and counted, the queued ones are kept in order, and a full
-// queue of strangers' datagrams leaves room for clients with allocations,
-// which ReadFrom serves first.
-func TestControlQueueFull(t *testing.T) {
-	ln := &loopListener{known: make(chan ctrlPacket, ctrlQueue), queue: make(chan ctrlPacket, ctrlQueue),
-		closed: make(chan struct{}), stats: &Stats{}, g: &guard{}, m: new(stun.Message)}
-	from := netip.MustParseAddrPort("192.0.2.1:5000")
-	for i := 0; i < ctrlQueue+6; i++ {
-		ln.deliver([]byte{byte(i), byte(i >> 8)}, from, false)
-	}
-	if got := ln.stats.DroppedControl.Load(); got != 6 {
-		t.Errorf("%d dropped, want 6", got)
-	}
-	client := netip.MustParseAddrPort("192.0.2.2:6000")
-	ln.deliver([]byte{0xAA, 0xBB}, client, true)
-	if got := ln.stats.DroppedControl.Load(); got != 6 {
-		t.Errorf("a client with an allocation was dropped behind a full queue: %d dropped, want 6", got)
-	}
-	buf := make([]byte, 64)
-	n, addr, err := ln.ReadFrom(buf)
-	if err != nil || n != 2 || buf[0] != 0xAA || addr.String() != client.String() {
-		t.Errorf("first read: % x from %v (%v), want aa bb from %s", buf[:n], addr, err, client)
-	}
-	n, addr, err = ln.ReadFrom(buf)
-	if err != nil || n != 2 || buf[0] != 0 || addr.String() != from.String() {
-		t.Errorf("second read: % x from %v (%v), want 00 00 from %s", buf[:n], addr, err, from)
-	}
-}
-
 // TestAllocationHoldsNoGoroutine: the epoll loops read relay sockets, so
 // a UDP allocation keeps no goroutine of its own (pion/turn's reader ends
 // at its first read). Allocations still relay, and still go away through
@@ -103,14 +72,6 @@ func TestControlQueueFull(t *testing.T) {
 func TestAllocationHoldsNoGoroutine(t *testing.T) {
 	s := startServer(t, nil)
 	echo := turntest.UDPEcho(t)
-	settle := func(cond func() bool) bool {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if cond() {
-				return true
-			}
-		}
-		return cond()
-	}
 	before := runtime.NumGoroutine()
 	const n = 40
 	frame := make([]byte, 4+20)
@@ -136,9 +97,9 @@ func TestAllocationHoldsNoGoroutine(t *testing.T) {
 		}
 		sessions = append(sessions, sess)
 	}
-	if !settle(func() bool { return runtime.NumGoroutine()-before < n/4 }) {
-		t.Errorf("%d allocations added %d goroutines, want far fewer than one each", n, runtime.NumGoroutine()-before)
-	}
+	waitFor(t, fmt.Sprintf("%d allocations holding far fewer than a goroutine each", n), func() bool {
+		return runtime.NumGoroutine()-before < n/4
+	})
 	if got := s.Stats().AllocationsActive.Load(); got != n {
 		t.Fatalf("active allocations: got %d, want %d", got, n)
 	}
@@ -148,13 +109,8 @@ func TestAllocationHoldsNoGoroutine(t *testing.T) {
 			t.Fatalf("Refresh 0 on allocation %d: %d", i, code)
 		}
 	}
-	if !settle(func() bool { return s.Stats().AllocationsActive.Load() == 0 && s.AllocationCount() == 0 }) {
-		t.Errorf("after Refresh 0: %d active, %d in pion/turn, want 0", s.Stats().AllocationsActive.Load(), s.AllocationCount())
-	}
-	s.fast.mu.RLock()
-	ports := len(s.fast.byPort)
-	s.fast.mu.RUnlock()
-	if ports != 0 {
-		t.Errorf("%d relay ports still held after every allocation was deleted", ports)
-	}
+	waitFor(t, "every allocation deleted after Refresh 0", func() bool {
+		return s.Stats().AllocationsActive.Load() == 0 && s.AllocationCount() == 0
+	})
+	waitFor(t, "every relay port released", func() bool { return relayPorts(s.Server) == 0 })
 }

@@ -3,6 +3,13 @@
 // public IP with ports from a range, TURN REST time-limited credentials
 // and static users, peer address filtering, allocation quotas, and the
 // RTCIceServer lists handed to browsers.
+//
+// turnsrv is the control plane: the guard (guard.go), pion/turn, quotas,
+// the peer filter, TCP and TLS listeners. The UDP data plane sits behind
+// one seam, udprelay.Relay, chosen once in New: turnsrv/udprelay's relay
+// loops on Linux (amd64, arm64), pion/turn's own relay sockets elsewhere
+// (pionRelay, relay.go). pion/turn's allocation events reach the relay
+// through it. docs/ARCHITECTURE.md draws the whole path.
 package turnsrv
 
 import (
@@ -22,6 +29,7 @@ import (
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/ratelog"
+	"github.com/icebox-project/icebox/turnsrv/udprelay"
 )
 
 // Listener is one STUN/TURN listener to open.
@@ -71,9 +79,16 @@ type Config struct {
 	MaxBitratePerAllocation int64
 	// UDPSockets is how many SO_REUSEPORT sockets serve each UDP listener
 	// (Linux); each belongs to one relay loop, with the relayed addresses
-	// of the allocations made through it. Zero: one per core Go may use
-	// (GOMAXPROCS at start-up, which follows a container's CPU limit).
+	// of the allocations made through it. Zero: runtime.GOMAXPROCS(0) as
+	// New runs.
 	UDPSockets int
+	// RelayLoops is how many relay loops (udprelay) serve the UDP
+	// listeners' sockets, which are dealt to them in turn; each loop holds
+	// a thread while it waits in epoll_wait. New never changes GOMAXPROCS:
+	// that is the process's choice (see daemon). Zero: UDPSockets, one
+	// loop per socket of a listener. Only on Linux (amd64, arm64);
+	// elsewhere pion/turn relays and there are no loops.
+	RelayLoops int
 	// MaxTCPConnectionsPerIP caps open TCP and TLS connections per client
 	// address: the IPv4 address, or the IPv6 prefix of IPv6ClientPrefix
 	// bits. A connection over the cap is closed as soon as it is accepted
@@ -102,12 +117,17 @@ type Config struct {
 	NoAllocationTimeout time.Duration
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
-}
 
-// cores is GOMAXPROCS as the process started, before relay loops raise
-// it: the cores Go may use, within a container's CPU limit. The relay runs
-// one loop per core.
-var cores = runtime.GOMAXPROCS(0)
+	// now is the guard's clock, which judges credential expiry; tests
+	// set it. Nil: time.Now.
+	now func() time.Time
+	// pionUDP relays UDP through pion/turn's own sockets (pionRelay) even
+	// where udprelay runs, so tests see the fallback path on Linux.
+	pionUDP bool
+	// channelBindTimeout is pion/turn's channel binding lifetime (RFC
+	// 8656 §12: 10 minutes); tests shorten it. Zero: pion/turn's default.
+	channelBindTimeout time.Duration
+}
 
 // Server is a running STUN/TURN server.
 type Server struct {
@@ -126,12 +146,14 @@ type Server struct {
 	conns     *connSet
 	live      struct{ permissions, channels liveSet }
 	policy    atomic.Pointer[policy]
-	fast      *fastRelay // nil where the platform lacks it
+	// udp is the UDP listeners' data path, chosen once in New: udprelay's
+	// loops, or pion/turn's own (pionRelay).
+	udp udprelay.Relay
 }
 
 // New opens the listeners and starts serving. On Linux (amd64, arm64) it
-// starts one relay loop per core and raises GOMAXPROCS by as many, since
-// each loop holds a P while it waits in epoll_wait; Close lowers it again.
+// starts Config.RelayLoops relay loops (udprelay) for the UDP listeners.
+// It does not change GOMAXPROCS or any other process-wide setting.
 // Errors: ErrNoListener, a listener that cannot bind, or pion/turn's
 // configuration errors.
 func New(cfg Config) (*Server, error) {
@@ -155,7 +177,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.RelayMinPort = 49152
 	}
 	if cfg.UDPSockets <= 0 {
-		cfg.UDPSockets = cores
+		cfg.UDPSockets = runtime.GOMAXPROCS(0)
+	}
+	if cfg.RelayLoops <= 0 {
+		cfg.RelayLoops = cfg.UDPSockets
 	}
 	if cfg.RelayMaxPort == 0 {
 		cfg.RelayMaxPort = 65535
@@ -166,6 +191,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.NoAllocationTimeout <= 0 {
 		cfg.NoAllocationTimeout = DefaultNoAllocationTimeout
 	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stats: &Stats{}, done: make(chan struct{})}
 	s.live.permissions.gauge = &s.stats.PermissionsActive
 	s.live.channels.gauge = &s.stats.ChannelBindingsActive
@@ -175,7 +203,7 @@ func New(cfg Config) (*Server, error) {
 	s.guard = &guard{
 		owners: own, policy: &s.policy, realm: cfg.Realm,
 		keys: &keyCache{keys: map[string]*cachedKey{}}, log: cfg.Logger,
-		refusals: ratelog.New(cfg.Logger, 0, nil), now: time.Now, stats: s.stats,
+		refusals: ratelog.New(cfg.Logger, 0, nil), now: cfg.now, stats: s.stats,
 	}
 	s.conns = newConnSet(connLimits{
 		perIP: cfg.MaxTCPConnectionsPerIP, total: resolveMaxTCP(cfg.MaxTCPConnections),
@@ -187,34 +215,23 @@ func New(cfg Config) (*Server, error) {
 	permissionHandler := func(src net.Addr, peer net.IP) bool {
 		return s.policy.Load().peers.permissionHandler(src, peer)
 	}
-
-	relay := func() turn.RelayAddressGenerator {
-		return countingRelay{stats: s.stats, policy: &s.policy, RelayAddressGenerator: &turn.RelayAddressGeneratorPortRange{
-			RelayAddress: net.IP(cfg.PublicIP.AsSlice()),
-			Address:      "0.0.0.0",
-			MinPort:      cfg.RelayMinPort,
-			MaxPort:      cfg.RelayMaxPort,
-			MaxRetries:   64,
-		}}
-	}
-	// UDP clients are relayed by the fast relay where the platform has it.
-	fast, err := newFastRelay(net.IP(cfg.PublicIP.AsSlice()), cfg.RelayMinPort, cfg.RelayMaxPort, cores, s.stats, &s.policy, cfg.Logger)
+	// UDP clients are relayed by udprelay's loops where the platform has
+	// them, by pion/turn elsewhere: chosen here, once.
+	udp, err := s.newUDPRelay(cfg.RelayLoops)
 	if err != nil {
-		return nil, fmt.Errorf("turnsrv: relay loops: %w", err)
+		return nil, err
 	}
-	s.fast = fast
+	s.udp = udp
 	var pcs []turn.PacketConnConfig
 	var lns []turn.ListenerConfig
 	closeAll := func() {
-		if fast != nil {
-			fast.close()
-		}
 		for _, p := range pcs {
 			p.PacketConn.Close()
 		}
 		for _, l := range lns {
 			l.Listener.Close()
 		}
+		udp.Close()
 	}
 	for _, l := range cfg.Listeners {
 		network := ipNetwork(l.Network, l.Addr)
@@ -231,7 +248,7 @@ func New(cfg Config) (*Server, error) {
 			s.addrs = append(s.addrs, socks[0].LocalAddr())
 			s.endpoints = append(s.endpoints, Endpoint{Network: "udp", Port: addrPort(socks[0].LocalAddr())})
 			for i, pc := range socks {
-				conn, gen, err := udpListener(pc, s.guard, fast, relay())
+				conn, gen, err := udp.Adopt(pc)
 				if err != nil {
 					for _, rest := range socks[i:] {
 						rest.Close()
@@ -265,7 +282,7 @@ func New(cfg Config) (*Server, error) {
 			s.endpoints = append(s.endpoints, Endpoint{Network: l.Network, Port: addrPort(ln.Addr())})
 			lns = append(lns, turn.ListenerConfig{
 				Listener:              newGuardListener(ln, raw, s.guard, s.conns),
-				RelayAddressGenerator: relay(),
+				RelayAddressGenerator: s.portRange(),
 				PermissionHandler:     permissionHandler,
 			})
 		default:
@@ -279,18 +296,17 @@ func New(cfg Config) (*Server, error) {
 		maxBitrate: cfg.MaxBitratePerAllocation,
 	})
 	srv, err := turn.NewServer(turn.ServerConfig{
-		PacketConnConfigs: pcs,
-		ListenerConfigs:   lns,
-		LoggerFactory:     slogFactory{cfg.Logger},
-		Realm:             cfg.Realm,
-		AuthHandler:       s.authHandler,
-		QuotaHandler:      s.quota.allow,
+		PacketConnConfigs:  pcs,
+		ListenerConfigs:    lns,
+		LoggerFactory:      slogFactory{cfg.Logger},
+		Realm:              cfg.Realm,
+		ChannelBindTimeout: cfg.channelBindTimeout,
+		AuthHandler:        s.authHandler,
+		QuotaHandler:       s.quota.allow,
 		EventHandler: turn.EventHandler{
 			OnAllocationCreated: func(src, local net.Addr, proto, username, realm string, relay net.Addr, port int) {
 				s.quota.created(src, local, proto, username, realm, relay, port)
-				if fast != nil {
-					fast.allocationCreated(src, local, relay)
-				}
+				udp.AllocationCreated(src, local, relay)
 			},
 			OnAllocationDeleted: func(src, local net.Addr, proto, username, realm string) {
 				s.quota.deleted(src, local, proto, username, realm)
@@ -298,27 +314,19 @@ func New(cfg Config) (*Server, error) {
 			},
 			OnPermissionCreated: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 				s.live.permissions.add(permissionKey(relay, peer))
-				if fast != nil {
-					fast.permission(relay, peer, true)
-				}
+				udp.Permission(relay, peer, true)
 			},
 			OnPermissionDeleted: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 				s.live.permissions.remove(permissionKey(relay, peer))
-				if fast != nil {
-					fast.permission(relay, peer, false)
-				}
+				udp.Permission(relay, peer, false)
 			},
 			OnChannelCreated: func(_, _ net.Addr, _, _, _ string, relay, peer net.Addr, n uint16) {
 				s.live.channels.add(liveKey{relay: addrPortOfAddr(relay), channel: n})
-				if fast != nil {
-					fast.channel(relay, peer, n, true)
-				}
+				udp.Channel(relay, peer, n, true)
 			},
 			OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, relay, peer net.Addr, n uint16) {
 				s.live.channels.remove(liveKey{relay: addrPortOfAddr(relay), channel: n})
-				if fast != nil {
-					fast.channel(relay, peer, n, false)
-				}
+				udp.Channel(relay, peer, n, false)
 			},
 		},
 	})
@@ -333,7 +341,7 @@ func New(cfg Config) (*Server, error) {
 		s.log.Info("turn listening", "network", s.endpoints[i].Network, "bind", a.String(),
 			"advertised", net.JoinHostPort(cfg.PublicIP.String(), strconv.Itoa(addrPort(a))))
 	}
-	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", fast.loopCount(), "gomaxprocs", runtime.GOMAXPROCS(0), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
+	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", len(udp.Loops()), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
 		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
 	if len(lns) > 0 {
 		lim := s.conns.limits.Load()
@@ -429,6 +437,10 @@ func (s *Server) PublicIP() netip.Addr { return s.cfg.PublicIP }
 // Stats returns the server's live counters.
 func (s *Server) Stats() *Stats { return s.stats }
 
+// RelayLoops is the number of relay loops serving UDP listeners (0 where
+// pion/turn relays).
+func (s *Server) RelayLoops() int { return len(s.udp.Loops()) }
+
 // AllocationCount is the number of live allocations.
 func (s *Server) AllocationCount() int { return s.pion.AllocationCount() }
 
@@ -440,9 +452,7 @@ func (s *Server) Close() error {
 		close(s.done)
 		err = s.pion.Close()
 		s.conns.closeAll()
-		if s.fast != nil {
-			s.fast.close()
-		}
+		s.udp.Close()
 		s.wg.Wait()
 	})
 	if errors.Is(err, net.ErrClosed) {

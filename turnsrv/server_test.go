@@ -260,16 +260,45 @@ func TestPionClientSeesUnauthorized(t *testing.T) {
 	}
 }
 
-// TestReusePortSockets: with four SO_REUSEPORT sockets on one port, a
-// dozen clients (spread over them by the kernel) all allocate and relay.
+// TestReusePortSockets: with four SO_REUSEPORT sockets on one port (and
+// so four relay loops), a dozen clients (spread over them by the kernel,
+// by the hash of their address) all allocate and relay, and their
+// allocations are spread over more than one loop.
 func TestReusePortSockets(t *testing.T) {
 	s := startServer(t, func(c *Config) { c.UDPSockets = 4 })
 	peer := turntest.UDPEcho(t)
 	for i := 0; i < 12; i++ {
 		user, pass, _ := s.cfg.Credentials.Mint(fmt.Sprintf("spread%d", i), time.Now())
-		relayRoundTrip(t, newClient(t, "udp", s.udp, user, pass), peer)
+		client := newClient(t, "udp", s.udp, user, pass)
+		relayRoundTrip(t, client, peer)
+		// relayRoundTrip closes its allocation; this one stays open.
+		relay, err := client.Allocate()
+		if err != nil {
+			t.Fatalf("Allocate: %v", err)
+		}
+		t.Cleanup(func() { relay.Close() })
 	}
-	if got := s.Stats().AllocationsCreated.Load(); got != 12 {
-		t.Errorf("allocations created: got %d, want 12", got)
+	if got := s.Stats().AllocationsCreated.Load(); got != 24 {
+		t.Errorf("allocations created: got %d, want 24", got)
+	}
+	loops := s.Server.udp.Loops()
+	if len(loops) == 0 {
+		t.Skip("no relay loops on this platform: pion/turn relays")
+	}
+	if len(loops) != 4 {
+		t.Fatalf("%d relay loops, want 4 (one per socket)", len(loops))
+	}
+	waitFor(t, "closed allocations released", func() bool { return relayPorts(s.Server) == 12 })
+	loops = s.Server.udp.Loops()
+	t.Logf("live allocations per loop: %v", loops)
+	used := 0
+	for _, n := range loops {
+		if n > 0 {
+			used++
+		}
+	}
+	// Twelve clients all hashed to one of four sockets: odds 4^-11.
+	if used < 2 {
+		t.Errorf("allocations per loop %v: want them spread over more than one loop", loops)
 	}
 }

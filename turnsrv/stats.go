@@ -50,6 +50,11 @@ type Stats struct {
 	// permission granted for the address (RFC 8656 §9 permissions ignore
 	// the port).
 	DroppedPeerDenied atomic.Int64
+	// DroppedSendBufferToPeers and DroppedSendBufferToClients count
+	// datagrams dropped because the socket they were to leave by had a
+	// full send buffer, by direction (client → peer, peer → client): the
+	// relay loops never wait for room (Linux).
+	DroppedSendBufferToPeers, DroppedSendBufferToClients atomic.Int64
 	// TCPConnectionsOpen is the number of open TURN connections over TCP
 	// and TLS (a gauge).
 	TCPConnectionsOpen atomic.Int64

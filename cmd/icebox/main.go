@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -32,6 +33,12 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
+
+// procsAtStart is GOMAXPROCS as the process started, before the daemon
+// raises it for the relay loops: the CPUs Go may use (within a
+// container's CPU limit, or the GOMAXPROCS environment variable). It is
+// read once, at initialisation, and never changed.
+var procsAtStart = runtime.GOMAXPROCS(0)
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -159,7 +166,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(handler)
 	log.Info("icebox starting", "version", versionString())
-	d, err := daemon.New(cfg, p, daemon.Options{Logger: log, Version: versionString()})
+	d, err := daemon.New(cfg, p, daemon.Options{Logger: log, Version: versionString(), Cores: procsAtStart})
 	if err != nil {
 		return err
 	}

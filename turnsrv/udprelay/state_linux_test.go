@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package turnsrv
+package udprelay
 
 import "testing"
 
@@ -8,7 +8,7 @@ import "testing"
 // loops read: rebinding a channel or a peer replaces the old binding, and
 // removal takes only the exact binding.
 func TestRelayState(t *testing.T) {
-	var st *relayState
+	var st *state
 	st = st.clone()
 	for _, ip := range []uint32{30, 10, 20, 10} {
 		st.setPermission(ip, true)

@@ -1,16 +1,19 @@
 //go:build linux && (amd64 || arm64)
 
-package turnsrv
+package udprelay
 
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"net"
 	"runtime"
 	"sync"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/icebox-project/icebox/turnsrv/internal/bitrate"
 )
 
 // What an epoll event is about: its data holds a kind (Pad) and an id
@@ -18,27 +21,27 @@ import (
 const (
 	evWake     int32 = iota // the eventfd that stops the loop
 	evRelay                 // a relay socket, by relaySock.id
-	evListener              // a listener socket, by loopListener.id
+	evListener              // a listener socket, by listener.id
 )
 
 // listenBuf is the receive buffer per datagram on listener sockets: room
 // for any TURN message over UDP with a full-size payload.
 const listenBuf = 2048
 
-// relayLoop is one epoll loop over listener and relay sockets: it waits
+// loop is one epoll loop over listener and relay sockets: it waits
 // in epoll_wait on its own thread, so a datagram costs one thread wake-up
 // and no trip through Go's scheduler. Its buffers are its own, so a
 // datagram is received into place, framed in place and sent.
-type relayLoop struct {
-	f      *fastRelay
+type loop struct {
+	r      *relay
 	epfd   int
 	wakefd int // eventfd: written to stop the loop
 	done   chan struct{}
 
 	mu        sync.RWMutex
-	socks     map[int32]*relaySock    // by epoll id (counted up, unlike fds, which the kernel reuses)
-	listeners map[int32]*loopListener // by epoll id
-	stopped   bool                    // epfd closed; guarded by mu
+	socks     map[int32]*relaySock // by epoll id (counted up, unlike fds, which the kernel reuses)
+	listeners map[int32]*listener  // by epoll id
+	stopped   bool                 // epfd closed; guarded by mu
 
 	// receive batch: buffer i holds headroom bytes of space for the
 	// ChannelData or Data indication header, then the datagram (relay
@@ -57,7 +60,7 @@ type relayLoop struct {
 	outMsgs [batch]mmsghdr
 }
 
-func newRelayLoop(f *fastRelay) (*relayLoop, error) {
+func newLoop(r *relay) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -67,8 +70,8 @@ func newRelayLoop(f *fastRelay) (*relayLoop, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	l := &relayLoop{f: f, epfd: epfd, wakefd: wakefd, done: make(chan struct{}), socks: map[int32]*relaySock{},
-		listeners: map[int32]*loopListener{}}
+	l := &loop{r: r, epfd: epfd, wakefd: wakefd, done: make(chan struct{}), socks: map[int32]*relaySock{},
+		listeners: map[int32]*listener{}}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Pad: evWake}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
 		unix.Close(epfd)
@@ -93,30 +96,43 @@ func newRelayLoop(f *fastRelay) (*relayLoop, error) {
 	return l, nil
 }
 
-func (l *relayLoop) add(rs *relaySock) error {
+// add watches a relay socket. Errors: the loop or the socket is closed,
+// or epoll_ctl's.
+func (l *loop) add(rs *relaySock) error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.socks[rs.id] = rs
-	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: rs.id, Pad: evRelay}
-	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, rs.fd, &ev)
+	return l.watch(&rs.loopFD, unix.EpollEvent{Events: unix.EPOLLIN, Fd: rs.id, Pad: evRelay})
 }
 
-func (l *relayLoop) addListener(ln *loopListener) error {
+// addListener watches a listener socket. Errors: as add.
+func (l *loop) addListener(ln *listener) error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.listeners[ln.id] = ln
-	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: ln.id, Pad: evListener}
-	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev)
+	return l.watch(&ln.loopFD, unix.EpollEvent{Events: unix.EPOLLIN, Fd: ln.id, Pad: evListener})
 }
 
-func (l *relayLoop) removeListener(ln *loopListener) {
+// watch adds s to the epoll set, unless the loop has stopped (its epoll
+// descriptor is closed, and its number may be another file's now) or s is
+// closed. l.mu is held.
+func (l *loop) watch(s *loopFD, ev unix.EpollEvent) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if l.stopped || s.fd < 0 {
+		return net.ErrClosed
+	}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev)
+}
+
+func (l *loop) removeListener(ln *listener) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.listeners, ln.id)
 	l.unwatch(&ln.loopFD)
 }
 
-func (l *relayLoop) remove(rs *relaySock) {
+func (l *loop) remove(rs *relaySock) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.socks, rs.id)
@@ -125,7 +141,7 @@ func (l *relayLoop) remove(rs *relaySock) {
 
 // unwatch takes s out of the epoll set, unless the loop has stopped (its
 // epoll fd is closed). l.mu is held.
-func (l *relayLoop) unwatch(s *loopFD) {
+func (l *loop) unwatch(s *loopFD) {
 	s.mu.RLock()
 	if s.fd >= 0 && !l.stopped {
 		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
@@ -133,7 +149,7 @@ func (l *relayLoop) unwatch(s *loopFD) {
 	s.mu.RUnlock()
 }
 
-func (l *relayLoop) stop() {
+func (l *loop) stop() {
 	var one [8]byte
 	binary.LittleEndian.PutUint64(one[:], 1)
 	_, _ = unix.Write(l.wakefd, one[:])
@@ -145,19 +161,19 @@ func (l *relayLoop) stop() {
 	l.mu.Unlock()
 }
 
-func (l *relayLoop) run() {
+func (l *loop) run() {
 	defer close(l.done)
 	events := make([]unix.EpollEvent, 128)
-	lastYield := monotonicNow()
+	lastYield := bitrate.Now()
 	for {
-		// A blocking syscall: the thread keeps its P while it waits
-		// (fastRelay adds one P per loop, so Go code keeps its own).
+		// The loop's one wait: a blocking system call, on this
+		// goroutine's thread.
 		n, err := unix.EpollWait(l.epfd, events, -1)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			l.f.log.Error("turn relay loop stopped", "error", err)
+			l.r.log.Error("turn relay loop stopped", "error", err)
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -185,7 +201,7 @@ func (l *relayLoop) run() {
 		// too long and preempts it (taking its P) every 10 ms, which
 		// also sets its monitor polling at full rate. Yielding now and
 		// then costs less.
-		if now := monotonicNow(); now-lastYield > yieldEvery {
+		if now := bitrate.Now(); now-lastYield > yieldEvery {
 			lastYield = now
 			runtime.Gosched()
 		}
@@ -199,7 +215,7 @@ const yieldEvery = int64(5 * time.Millisecond)
 // drainListener reads what a listener socket holds (up to maxDrain
 // batches): ChannelData from known allocations goes to the peer, the rest
 // to pion/turn.
-func (l *relayLoop) drainListener(ln *loopListener) {
+func (l *loop) drainListener(ln *listener) {
 	ln.mu.RLock()
 	defer ln.mu.RUnlock()
 	if ln.fd < 0 {
@@ -220,23 +236,23 @@ func (l *relayLoop) drainListener(ln *loopListener) {
 			}
 			data := l.bufs[i][:l.lmsgs[i].n]
 			if len(data) >= 4 && data[0]&0xC0 == 0x40 {
-				if l.f.forward(ln.lfd, src, data) {
+				if l.r.forward(ln.addrID, src, data) {
 					continue
 				}
 				// ChannelData the loop does not know yet is pion's, but
 				// only from a client that has an allocation.
-				if l.f.hasClient(ln.lfd, src) {
+				if l.r.hasClient(ln.addrID, src) {
 					ln.deliver(data, src, true)
 				} else {
-					l.f.stats.DroppedNotSTUN.Add(1)
+					l.r.stats.DroppedNotSTUN.Add(1)
 				}
 				continue
 			}
-			if !wellFormedSTUN(data) {
-				l.f.stats.DroppedNotSTUN.Add(1)
+			if !WellFormedSTUN(data) {
+				l.r.stats.DroppedNotSTUN.Add(1)
 				continue
 			}
-			ln.deliver(data, src, l.f.hasClient(ln.lfd, src))
+			ln.deliver(data, src, l.r.hasClient(ln.addrID, src))
 		}
 		if n < batch {
 			return
@@ -244,22 +260,26 @@ func (l *relayLoop) drainListener(ln *loopListener) {
 	}
 }
 
-// drain reads what the socket holds (up to maxDrain batches) and relays it.
-func (l *relayLoop) drain(rs *relaySock) {
-	rs.mu.RLock()
-	defer rs.mu.RUnlock()
-	if rs.fd < 0 {
-		return
-	}
+// drain reads what the socket holds (up to maxDrain batches) and relays
+// it to the client through the allocation's listener socket. It holds
+// one socket's lock at a time: rs's while receiving, the listener's while
+// sending.
+func (l *loop) drain(rs *relaySock) {
+	stats := l.r.stats
 	for round := 0; round < maxDrain; round++ {
-		n, ok := recvmmsg(rs.fd, l.msgs[:])
+		rs.mu.RLock()
+		n, ok := 0, false
+		if rs.fd >= 0 {
+			n, ok = recvmmsg(rs.fd, l.msgs[:])
+		}
+		rs.mu.RUnlock()
 		if !ok {
-			return // EAGAIN: drained
+			return // EAGAIN: drained (or closed)
 		}
 		st := rs.state.Load()
 		var now int64
 		if rs.limits != nil {
-			now = monotonicNow()
+			now = bitrate.Now()
 		}
 		out, bytes := 0, 0
 		for i := 0; i < n; i++ {
@@ -272,10 +292,12 @@ func (l *relayLoop) drain(rs *relaySock) {
 			}
 		}
 		// Counted once per batch: the counters are shared by every loop.
-		l.f.stats.PacketsFromPeers.Add(int64(n))
-		l.f.stats.BytesFromPeers.Add(int64(bytes))
+		stats.PacketsFromPeers.Add(int64(n))
+		stats.BytesFromPeers.Add(int64(bytes))
 		if out > 0 {
-			sendmmsg(st.listenerFD, l.outMsgs[:out])
+			if full := st.out.sendBatch(l.outMsgs[:out]); full > 0 {
+				stats.DroppedSendBufferToClients.Add(int64(full))
+			}
 		}
 		if n < batch {
 			return
@@ -287,10 +309,10 @@ func (l *relayLoop) drain(rs *relaySock) {
 // ChannelData when the peer has a channel binding (RFC 8656 §12.6), else as
 // a Data indication (§11.4) when it has a permission. nil: drop it, also
 // when it is over the allocation's bitrate cap (limits, at now).
-func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i int) []byte {
+func (l *loop) relay(st *state, limits *bitrate.Allocation, now int64, i int) []byte {
 	size := int(l.msgs[i].n)
-	stats := l.f.stats
-	if st == nil || st.listenerFD < 0 || size > maxPayload || l.msgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
+	stats := l.r.stats
+	if st == nil || st.out == nil || size > maxPayload || l.msgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
 		return nil
 	}
 	name := &l.names[i]
@@ -303,7 +325,8 @@ func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i
 	if !st.permitted(ip) {
 		return nil
 	}
-	if !limits.allowFromPeer(now, size, stats) {
+	if !limits.AllowFromPeer(now, size) {
+		stats.DroppedFromPeers.Add(1)
 		return nil
 	}
 	buf := l.bufs[i][:]
@@ -333,41 +356,4 @@ func (l *relayLoop) relay(st *relayState, limits *allocationLimits, now int64, i
 	binary.BigEndian.PutUint16(msg[32:34], 0x0013) // DATA
 	binary.BigEndian.PutUint16(msg[34:36], uint16(size))
 	return msg
-}
-
-// recvmmsg receives up to len(msgs) datagrams without blocking; false when
-// there are none (EAGAIN) or the socket failed.
-//
-// recvmmsg, sendmmsg and sendto here use RawSyscall6: with MSG_DONTWAIT
-// they never block, so telling Go's scheduler about them (entersyscall,
-// exitsyscall) is pure cost on every datagram. Waits go through Poll,
-// an ordinary system call.
-func recvmmsg(fd int, msgs []mmsghdr) (int, bool) {
-	for i := range msgs {
-		msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
-		msgs[i].hdr.Flags = 0
-	}
-	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
-		uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
-	return int(r), errno == 0
-}
-
-// sendmmsg sends the messages, retrying the rest after a partial send and
-// waiting once (up to sendWait) for room in a full socket buffer.
-func sendmmsg(fd int, msgs []mmsghdr) {
-	waited := false
-	for len(msgs) > 0 {
-		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
-			uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == 0:
-			msgs = msgs[r:]
-		case errno == unix.EAGAIN && !waited:
-			waited = true
-			pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-			_, _ = unix.Poll(pfd[:], sendWait)
-		default:
-			return // dropped, as the network would
-		}
-	}
 }

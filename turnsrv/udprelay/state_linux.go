@@ -1,24 +1,26 @@
 //go:build linux && (amd64 || arm64)
 
-package turnsrv
+package udprelay
 
 import (
 	"net/netip"
 	"slices"
 )
 
-// relayState is what the loop needs to forward a datagram for one
-// allocation. It is never changed once published; updates copy it.
+// state is what a loop needs to relay a datagram for one allocation. It is never changed once published; updates copy it.
 // Relayed addresses are IPv4, so peers are IPv4 addresses held as
 // uint32. The lists are sorted for binary search: an allocation usually
 // holds a few permissions and channel bindings, but a client may make
 // thousands.
-type relayState struct {
-	listenerFD int // -1 until the allocation is known
-	client     rawAddr
-	perms      []uint32       // peers with a permission (RFC 8656 §9)
-	channels   []channelEntry // channel bindings by peer (§12)
-	byNumber   []channelEntry // the same, by channel number
+type state struct {
+	// out is the listener socket that sends to the client: nil until the
+	// allocation is known (Relay.AllocationCreated). Sends go through its
+	// loopFD, under its lock, so never to a closed descriptor.
+	out      *listener
+	client   rawAddr
+	perms    []uint32       // peers with a permission (RFC 8656 §9)
+	channels []channelEntry // channel bindings by peer (§12)
+	byNumber []channelEntry // the same, by channel number
 }
 
 // channelEntry is one channel binding: peer is the IPv4 address << 16 |
@@ -39,13 +41,13 @@ func ipv4Key(a netip.Addr) (uint32, bool) {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), true
 }
 
-func (st *relayState) permitted(ip uint32) bool {
+func (st *state) permitted(ip uint32) bool {
 	_, ok := slices.BinarySearch(st.perms, ip)
 	return ok
 }
 
 // channelTo returns the channel bound to peer, if any.
-func (st *relayState) channelTo(peer uint64) (uint16, bool) {
+func (st *state) channelTo(peer uint64) (uint16, bool) {
 	i, ok := slices.BinarySearchFunc(st.channels, peer, func(e channelEntry, p uint64) int { return cmp64(e.peer, p) })
 	if !ok {
 		return 0, false
@@ -54,7 +56,7 @@ func (st *relayState) channelTo(peer uint64) (uint16, bool) {
 }
 
 // peerOf returns the peer bound to channel number, if any.
-func (st *relayState) peerOf(number uint16) (uint64, bool) {
+func (st *state) peerOf(number uint16) (uint64, bool) {
 	i, ok := slices.BinarySearchFunc(st.byNumber, number, func(e channelEntry, n uint16) int { return cmp64(uint64(e.number), uint64(n)) })
 	if !ok {
 		return 0, false
@@ -73,9 +75,9 @@ func cmp64(a, b uint64) int {
 }
 
 // clone copies st (or makes an empty state from nil) for an update.
-func (st *relayState) clone() *relayState {
+func (st *state) clone() *state {
 	if st == nil {
-		return &relayState{listenerFD: -1}
+		return &state{}
 	}
 	next := *st
 	next.perms = slices.Clone(st.perms)
@@ -84,7 +86,7 @@ func (st *relayState) clone() *relayState {
 	return &next
 }
 
-func (st *relayState) setPermission(ip uint32, add bool) {
+func (st *state) setPermission(ip uint32, add bool) {
 	i, ok := slices.BinarySearch(st.perms, ip)
 	switch {
 	case add && !ok:
@@ -95,7 +97,7 @@ func (st *relayState) setPermission(ip uint32, add bool) {
 }
 
 // setChannel binds number to peer, or removes that binding.
-func (st *relayState) setChannel(peer uint64, number uint16, add bool) {
+func (st *state) setChannel(peer uint64, number uint16, add bool) {
 	byPeer := func(e channelEntry, p uint64) int { return cmp64(e.peer, p) }
 	byNum := func(e channelEntry, n uint16) int { return cmp64(uint64(e.number), uint64(n)) }
 	i, okPeer := slices.BinarySearchFunc(st.channels, peer, byPeer)

@@ -1,0 +1,160 @@
+package udprelay
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/pion/stun/v3"
+	"github.com/pion/turn/v4"
+)
+
+// PionTurnVersion is the pion/turn release this package was checked
+// against (go.mod pins the same). The relay depends on what pion/turn
+// does around a relay socket; see the package doc for what to re-check
+// before changing it. TestPionVersionPinned fails when go.mod names
+// another version.
+const PionTurnVersion = "v4.1.4"
+
+// ErrUnavailable is returned by New where the platform has no fast path
+// (anything but Linux on amd64 or arm64): the caller relays through
+// pion/turn's own sockets instead.
+var ErrUnavailable = errors.New("udprelay: no fast relay path on this platform")
+
+// errNotUDP and errNotIPv4 are returned by WriteTo for addresses a relay
+// socket cannot send to.
+var (
+	errNotUDP  = errors.New("udprelay: address is not UDP")
+	errNotIPv4 = errors.New("udprelay: peer is not IPv4")
+	errNoFD    = errors.New("udprelay: listener has no file descriptor")
+	errNoPort  = errors.New("udprelay: no free relay port")
+	errNetwork = errors.New("udprelay: relayed addresses are UDP over IPv4")
+	errTCP     = errors.New("udprelay: TCP relayed addresses are not supported")
+)
+
+// Relay is the UDP data plane beside pion/turn's control plane: it owns
+// UDP listener sockets and the relayed transport addresses of the
+// allocations made through them, and learns about allocations,
+// permissions and channel bindings from pion/turn's events, which the
+// control plane forwards to it. Its methods are safe for concurrent use.
+type Relay interface {
+	// Adopt takes over a UDP listener socket: pc is closed (its
+	// descriptor now belongs to the relay) and the returned PacketConn is
+	// what pion/turn reads control datagrams from, through the Guard;
+	// the returned generator hands out relayed addresses served by the
+	// same loop. Closing the returned PacketConn closes the socket.
+	Adopt(pc net.PacketConn) (net.PacketConn, turn.RelayAddressGenerator, error)
+	// AllocationCreated tells the relay that client, through the listener
+	// at local, holds the allocation at relayed (pion/turn's
+	// OnAllocationCreated). Allocations it does not serve are ignored.
+	AllocationCreated(client, local, relayed net.Addr)
+	// Permission installs (add) or removes a permission for peer on the
+	// allocation at relayed (RFC 8656 §9; OnPermissionCreated/Deleted).
+	Permission(relayed net.Addr, peer net.IP, add bool)
+	// Channel binds number to peer on the allocation at relayed, or
+	// removes that binding (RFC 8656 §12; OnChannelCreated/Deleted).
+	Channel(relayed, peer net.Addr, number uint16, add bool)
+	// Loops returns how many relayed addresses each relay loop serves,
+	// one entry per loop (empty: no loops).
+	Loops() []int
+	// Close closes every socket the relay still owns and stops its loops.
+	// It returns nil, and is safe to call more than once.
+	Close() error
+}
+
+// Guard inspects a datagram before pion/turn sees it (turnsrv's
+// authentication and peer checks). Admit is called with b from src to
+// the listener at local; pass: pion/turn handles b[:n]; otherwise reply,
+// when not nil, is sent back to src. m is scratch space owned by the
+// calling reader.
+type Guard interface {
+	Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []byte, n int, pass bool)
+}
+
+// Stats are the counters the relay adds to. Nil fields are given fresh
+// counters by New, so the zero Stats is usable.
+type Stats struct {
+	// PacketsFromPeers and BytesFromPeers count datagrams received on
+	// relayed addresses (UDP payload bytes), before the permission check.
+	PacketsFromPeers, BytesFromPeers *atomic.Int64
+	// PacketsToPeers and BytesToPeers count datagrams sent to peers.
+	PacketsToPeers, BytesToPeers *atomic.Int64
+	// DroppedToPeers and DroppedFromPeers count datagrams over their
+	// allocation's bitrate cap, by direction.
+	DroppedToPeers, DroppedFromPeers *atomic.Int64
+	// DroppedControl counts datagrams for pion/turn dropped at a full
+	// control queue (ControlQueue per queue per listener socket).
+	DroppedControl *atomic.Int64
+	// DroppedNotSTUN counts datagrams at a listener that were neither a
+	// well-formed STUN message nor ChannelData from a client with an
+	// allocation.
+	DroppedNotSTUN *atomic.Int64
+	// DroppedPeerDenied counts datagrams to peers the peer check refused
+	// at send time.
+	DroppedPeerDenied *atomic.Int64
+	// DroppedSendBufferToPeers and DroppedSendBufferToClients count
+	// datagrams dropped because the sending socket's buffer was full: a
+	// loop never waits for room.
+	DroppedSendBufferToPeers, DroppedSendBufferToClients *atomic.Int64
+}
+
+// fill gives nil counters a counter of their own.
+func (s *Stats) fill() {
+	for _, p := range []**atomic.Int64{&s.PacketsFromPeers, &s.BytesFromPeers, &s.PacketsToPeers, &s.BytesToPeers,
+		&s.DroppedToPeers, &s.DroppedFromPeers, &s.DroppedControl, &s.DroppedNotSTUN, &s.DroppedPeerDenied,
+		&s.DroppedSendBufferToPeers, &s.DroppedSendBufferToClients} {
+		if *p == nil {
+			*p = new(atomic.Int64)
+		}
+	}
+}
+
+// Config configures a Relay. Zero values are noted per field.
+type Config struct {
+	// RelayIP is the advertised IPv4 address of relayed transport
+	// addresses (XOR-RELAYED-ADDRESS). Required.
+	RelayIP netip.Addr
+	// MinPort and MaxPort bound relayed ports, inclusive. Required.
+	MinPort, MaxPort uint16
+	// Loops is the number of relay loops (threads waiting in epoll_wait).
+	// Zero: 1.
+	Loops int
+	// Guard sees every control datagram before pion/turn. Required.
+	Guard Guard
+	// PeerAllowed judges a peer's address and port at send time (a
+	// permission covers an address, not a port: RFC 8656 §9). Nil:
+	// every peer is allowed.
+	PeerAllowed func(netip.AddrPort) bool
+	// Bitrate returns the cap, in bits per second each way, for an
+	// allocation being created; <= 0 or a nil func: no cap.
+	Bitrate func() int64
+	// Stats receives the relay's counts.
+	Stats Stats
+	// Logger receives the relay's few logs. Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// ControlQueue is how many datagrams wait for pion/turn per listener
+// socket in each of its two queues (from clients with an allocation, and
+// from everyone else); past it they are dropped (Stats.DroppedControl),
+// as a full socket buffer would.
+const ControlQueue = 1024
+
+// magicCookie is the fixed STUN header field (RFC 8489 §5).
+const magicCookie = 0x2112A442
+
+// WellFormedSTUN reports whether b can be a STUN message (RFC 8489 §5):
+// the two leading zero bits, the magic cookie, and a message length that
+// is a multiple of 4 and matches the datagram. Anything else is dropped
+// before it is queued for pion/turn, so a flood of junk cannot crowd out
+// real requests.
+func WellFormedSTUN(b []byte) bool {
+	return len(b) >= 20 && b[0]&0xC0 == 0 && be32(b[4:8]) == magicCookie &&
+		int(b[2])<<8|int(b[3]) == len(b)-20 && len(b)%4 == 0
+}
+
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}

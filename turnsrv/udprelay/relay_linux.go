@@ -1,0 +1,307 @@
+//go:build linux && (amd64 || arm64)
+
+package udprelay
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/icebox-project/icebox/turnsrv/internal/bitrate"
+)
+
+const (
+	batch      = 32   // datagrams per recvmmsg
+	maxDrain   = 4    // recvmmsg calls per ready socket per wake-up, for fairness
+	headroom   = 36   // STUN header + XOR-PEER-ADDRESS (IPv4) + DATA header
+	maxPayload = 1500 // MTU-sized datagrams; longer ones are truncated and dropped
+	maxRetries = 64   // random ports tried per allocation
+)
+
+// socketBuffer is the receive buffer asked for on relay sockets, in
+// bytes; the kernel caps it at net.core.rmem_max.
+const socketBuffer = 4 << 20
+
+// relay is the Linux Relay: the loops, and the relay sockets by port and
+// by client.
+type relay struct {
+	cfg   Config
+	stats *Stats
+	log   *slog.Logger
+	loops []*loop
+	next  atomic.Uint32
+	ids   atomic.Int32
+
+	mu     sync.RWMutex
+	byPort map[uint16]*relaySock
+	// byClient maps clientKey → *relaySock for the client → peer path.
+	// It is read for every datagram and written per allocation, so it is
+	// a sync.Map: lookups take no lock. Writes happen under mu.
+	byClient sync.Map
+	// addrIDs numbers listener addresses: the SO_REUSEPORT sockets of one
+	// address share an id, so a client is known whichever of them the
+	// kernel hands its datagrams to.
+	addrIDs   map[string]int
+	listeners map[*listener]struct{} // open listener sockets
+	closed    bool
+}
+
+// clientKey names an allocation's client side: the listener address (by
+// id) and the client's address (RFC 8656's 5-tuple, UDP).
+type clientKey struct {
+	addr   int
+	client netip.AddrPort
+}
+
+// New starts cfg.Loops relay loops, each on a thread of its own waiting
+// in epoll_wait. It does not change GOMAXPROCS: a loop blocked in
+// epoll_wait holds its thread, and the daemon decides whether Go gets
+// Ps to match. Errors: epoll or eventfd creation failing.
+func New(cfg Config) (Relay, error) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PeerAllowed == nil {
+		cfg.PeerAllowed = func(netip.AddrPort) bool { return true }
+	}
+	if cfg.Bitrate == nil {
+		cfg.Bitrate = func() int64 { return 0 }
+	}
+	cfg.Stats.fill()
+	r := &relay{cfg: cfg, stats: &cfg.Stats, log: cfg.Logger, byPort: map[uint16]*relaySock{},
+		addrIDs: map[string]int{}, listeners: map[*listener]struct{}{}}
+	for i := 0; i < cfg.Loops; i++ {
+		l, err := newLoop(r)
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("udprelay: %w", err)
+		}
+		r.loops = append(r.loops, l)
+		go l.run()
+	}
+	return r, nil
+}
+
+// Loops returns the relay sockets each loop serves.
+func (r *relay) Loops() []int {
+	out := make([]int, len(r.loops))
+	for i, l := range r.loops {
+		l.mu.RLock()
+		out[i] = len(l.socks)
+		l.mu.RUnlock()
+	}
+	return out
+}
+
+// Close closes every relay socket and listener socket still open, then
+// stops the loops and closes their epoll and eventfd descriptors.
+func (r *relay) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	socks := make([]*relaySock, 0, len(r.byPort))
+	for _, rs := range r.byPort {
+		socks = append(socks, rs)
+	}
+	lns := make([]*listener, 0, len(r.listeners))
+	for ln := range r.listeners {
+		lns = append(lns, ln)
+	}
+	r.mu.Unlock()
+	for _, rs := range socks {
+		rs.Close()
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, l := range r.loops {
+		l.stop()
+	}
+	return nil
+}
+
+// allocate opens a relay socket on a free port of the range (or
+// requestedPort) for an Allocate that came through ln, and hands it to
+// ln's loop, which then serves both directions of the allocation.
+func (r *relay) allocate(network string, requestedPort int, ln *listener) (net.PacketConn, net.Addr, error) {
+	if network != "udp4" && network != "udp" {
+		return nil, nil, fmt.Errorf("%w: %q", errNetwork, network)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	port, err := r.bind(fd, requestedPort)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+	rs := &relaySock{r: r, loop: ln.loop, ln: ln, port: port, id: r.ids.Add(1),
+		limits: bitrate.NewAllocation(r.cfg.Bitrate()), loopFD: loopFD{fd: fd}}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		unix.Close(fd)
+		return nil, nil, net.ErrClosed
+	}
+	r.byPort[port] = rs
+	r.mu.Unlock()
+	if err := rs.loop.add(rs); err != nil {
+		rs.Close()
+		return nil, nil, err
+	}
+	return rs, &net.UDPAddr{IP: r.cfg.RelayIP.AsSlice(), Port: int(port)}, nil
+}
+
+func (r *relay) bind(fd, requested int) (uint16, error) {
+	try := func(port int) error {
+		return unix.Bind(fd, &unix.SockaddrInet4{Port: port})
+	}
+	if requested != 0 {
+		return uint16(requested), try(requested)
+	}
+	span := int64(r.cfg.MaxPort) - int64(r.cfg.MinPort) + 1
+	for i := 0; i < maxRetries; i++ {
+		n, err := rand.Int(rand.Reader, big.NewInt(span))
+		if err != nil {
+			return 0, err
+		}
+		port := int(r.cfg.MinPort) + int(n.Int64())
+		if err := try(port); err == nil {
+			return uint16(port), nil
+		}
+	}
+	return 0, fmt.Errorf("%w in %d-%d", errNoPort, r.cfg.MinPort, r.cfg.MaxPort)
+}
+
+func (r *relay) sock(relayed net.Addr) *relaySock {
+	a, ok := relayed.(*net.UDPAddr)
+	if !ok {
+		return nil
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byPort[uint16(a.Port)]
+}
+
+// The event handlers mirror pion's allocation state into the relay
+// socket's copy-on-write state. Allocations of other listeners (TCP) have
+// no relay socket here and are ignored.
+
+// AllocationCreated records the allocation's client, so that datagrams
+// from peers go to it through the listener socket the Allocate came
+// through.
+func (r *relay) AllocationCreated(client, local, relayed net.Addr) {
+	rs := r.sock(relayed)
+	ua, ok := client.(*net.UDPAddr)
+	if rs == nil || !ok || rs.ln.local.String() != local.String() {
+		return
+	}
+	ap := ua.AddrPort()
+	c := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	// On a dual-stack IPv6 listener socket Linux sends to an AF_INET
+	// address as IPv4, so IPv4 clients need no v4-mapping here.
+	rs.update(func(st *state) {
+		st.out = rs.ln
+		st.client = toRaw(c)
+	})
+	key := clientKey{addr: rs.ln.addrID, client: c}
+	r.mu.Lock()
+	if r.byPort[rs.port] == rs {
+		r.byClient.Store(key, rs)
+		rs.clientKey, rs.hasClient = key, true
+	}
+	r.mu.Unlock()
+}
+
+// hasClient reports whether client has an allocation through the
+// listener address addr.
+func (r *relay) hasClient(addr int, client netip.AddrPort) bool {
+	_, ok := r.byClient.Load(clientKey{addr: addr, client: client})
+	return ok
+}
+
+// forward relays ChannelData from a client straight to the bound peer
+// (RFC 8656 §12.5). It returns false to leave the datagram to pion/turn
+// (unknown client or channel); malformed ChannelData is dropped.
+func (r *relay) forward(addr int, client netip.AddrPort, data []byte) bool {
+	v, ok := r.byClient.Load(clientKey{addr: addr, client: client})
+	if !ok {
+		return false
+	}
+	rs := v.(*relaySock)
+	st := rs.state.Load()
+	if st == nil {
+		return false
+	}
+	key, ok := st.peerOf(binary.BigEndian.Uint16(data[0:2]))
+	if !ok {
+		return false
+	}
+	peer := rawIPv4(key)
+	size := int(binary.BigEndian.Uint16(data[2:4]))
+	if 4+size > len(data) {
+		return true // shorter than it says: drop (RFC 8656 §12.5)
+	}
+	if !rs.limits.AllowToPeer(size) {
+		r.stats.DroppedToPeers.Add(1)
+		return true
+	}
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	if rs.fd < 0 {
+		return true
+	}
+	switch sendto(rs.fd, data[4:4+size], &peer) {
+	case nil:
+		r.stats.PacketsToPeers.Add(1)
+		r.stats.BytesToPeers.Add(int64(size))
+	case unix.EAGAIN:
+		r.stats.DroppedSendBufferToPeers.Add(1)
+	}
+	return true
+}
+
+// Permission mirrors a permission into the allocation's state.
+func (r *relay) Permission(relayed net.Addr, peer net.IP, add bool) {
+	rs := r.sock(relayed)
+	a, ok := netip.AddrFromSlice(peer)
+	if rs == nil || !ok {
+		return
+	}
+	ip, ok := ipv4Key(a)
+	if !ok {
+		return // an IPv4 relay socket never hears from IPv6 peers
+	}
+	rs.update(func(st *state) { st.setPermission(ip, add) })
+}
+
+// Channel mirrors a channel binding into the allocation's state.
+func (r *relay) Channel(relayed, peer net.Addr, number uint16, add bool) {
+	rs := r.sock(relayed)
+	ua, ok := peer.(*net.UDPAddr)
+	if rs == nil || !ok {
+		return
+	}
+	ap := ua.AddrPort()
+	ip, ok := ipv4Key(ap.Addr())
+	if !ok {
+		return
+	}
+	rs.update(func(st *state) { st.setChannel(peerKey(ip, ap.Port()), number, add) })
+}

@@ -1,0 +1,119 @@
+//go:build linux && (amd64 || arm64)
+
+package udprelay
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/icebox-project/icebox/turnsrv/internal/bitrate"
+)
+
+// relaySock is one relayed transport address. As a net.PacketConn it is
+// what pion/turn holds: WriteTo sends to peers (Send indications, and
+// ChannelData the loop left to pion/turn); ReadFrom ends pion/turn's
+// reader (endPionReader), since the loop does the reading; Close, called
+// by pion/turn when the allocation ends, releases the port.
+type relaySock struct {
+	r     *relay
+	loop  *loop
+	ln    *listener // the listener socket the Allocate came through
+	id    int32
+	port  uint16
+	state atomic.Pointer[state]
+	// limits is the allocation's bitrate cap; nil: none.
+	limits *bitrate.Allocation
+	smu    sync.Mutex // serialises state updates; readers use the atomic pointer
+	// clientKey is this socket's entry in relay.byClient; guarded by
+	// relay.mu.
+	clientKey clientKey
+	hasClient bool
+
+	loopFD
+}
+
+func (rs *relaySock) update(change func(*state)) {
+	rs.smu.Lock()
+	defer rs.smu.Unlock()
+	next := rs.state.Load().clone()
+	change(next)
+	rs.state.Store(next)
+}
+
+// ReadFrom is called once, by the reader pion/turn starts for each
+// allocation, and never returns: see endPionReader.
+func (rs *relaySock) ReadFrom([]byte) (int, net.Addr, error) {
+	endPionReader()
+	return 0, nil, net.ErrClosed
+}
+
+// WriteTo sends p to a peer (client → peer relaying, RFC 8656 §11.3). A
+// full socket buffer drops the datagram, as the network would, and counts
+// it (Stats.DroppedSendBufferToPeers). Errors: a peer that is not UDP
+// over IPv4, net.ErrClosed, or sendto's.
+func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, fmt.Errorf("%w: %v", errNotUDP, addr)
+	}
+	ap := ua.AddrPort()
+	ip := ap.Addr().Unmap()
+	if !ip.Is4() {
+		return 0, fmt.Errorf("%w: %s", errNotIPv4, ip)
+	}
+	stats := rs.r.stats
+	// A permission covers a peer's address, not its port (RFC 8656 §9),
+	// so a Send indication is judged again with its port here: the server's
+	// own addresses are peers only on relay ports.
+	peer := netip.AddrPortFrom(ip, ap.Port())
+	if !rs.r.cfg.PeerAllowed(peer) {
+		stats.DroppedPeerDenied.Add(1)
+		return len(p), nil
+	}
+	if !rs.limits.AllowToPeer(len(p)) {
+		stats.DroppedToPeers.Add(1)
+		return len(p), nil // dropped, as a lossy network would
+	}
+	ra := toRaw(peer)
+	full, err := rs.send(p, &ra)
+	switch {
+	case err != nil:
+		return 0, err
+	case full:
+		stats.DroppedSendBufferToPeers.Add(1)
+	default:
+		stats.PacketsToPeers.Add(1)
+		stats.BytesToPeers.Add(int64(len(p)))
+	}
+	return len(p), nil
+}
+
+// Close stops relaying and releases the port.
+func (rs *relaySock) Close() error {
+	rs.close(func() {
+		rs.loop.remove(rs)
+		rs.r.mu.Lock()
+		if rs.r.byPort[rs.port] == rs {
+			delete(rs.r.byPort, rs.port)
+		}
+		if rs.hasClient {
+			rs.r.byClient.CompareAndDelete(rs.clientKey, rs)
+		}
+		rs.r.mu.Unlock()
+	})
+	return nil
+}
+
+// LocalAddr is the bound address, 0.0.0.0 and the relayed port.
+func (rs *relaySock) LocalAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4zero, Port: int(rs.port)}
+}
+
+// Deadlines are not used: pion/turn's reader has ended.
+func (rs *relaySock) SetDeadline(time.Time) error      { return nil }
+func (rs *relaySock) SetReadDeadline(time.Time) error  { return nil }
+func (rs *relaySock) SetWriteDeadline(time.Time) error { return nil }
