@@ -185,11 +185,11 @@ type TURN struct {
 	MaxBitratePerAllocation string `yaml:"max_bitrate_per_allocation"`
 	// UDPSockets is how many SO_REUSEPORT sockets serve each udp://
 	// listener. On Linux each socket, and the relayed addresses of the
-	// allocations made through it, belong to one relay loop (one per
-	// core). Default 0: one per core Go may use (GOMAXPROCS at start-up,
-	// within a container's CPU limit). 1 puts every allocation on one
-	// loop, which costs less CPU per packet but uses one core for
-	// relaying (docs/BENCHMARKS.md).
+	// allocations made through it, belong to one relay loop, and there are
+	// as many loops as sockets. Default 0: one per core Go may use
+	// (GOMAXPROCS at start-up, within a container's CPU limit). 1 runs one
+	// loop for every allocation, which costs less CPU per packet but uses
+	// one core for relaying (docs/BENCHMARKS.md).
 	UDPSockets int `yaml:"udp_sockets"`
 }
 

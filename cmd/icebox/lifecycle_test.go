@@ -33,6 +33,15 @@ type daemonProc struct {
 	notify   *net.UnixConn
 	turnUDP  string
 	httpAddr string
+	// logDone is closed when the whole of stderr has been read: exec.Cmd's
+	// Wait closes the pipe, so it must come after that or lines are lost.
+	logDone chan struct{}
+}
+
+// wait waits for the process to exit after its log has been read whole.
+func (d *daemonProc) wait() error {
+	<-d.logDone
+	return d.cmd.Wait()
 }
 
 var (
@@ -68,7 +77,9 @@ func startDaemon(t *testing.T, yml string) *daemonProc {
 		}
 	})
 	ready := make(chan struct{})
+	d.logDone = make(chan struct{})
 	go func() {
+		defer close(d.logDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -243,7 +254,7 @@ func TestReloadAndShutdown(t *testing.T) {
 		break
 	}
 	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
+	go func() { done <- d.wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
