@@ -196,7 +196,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 	ts := d.turn
 	iceServers := func(user string) ([]rtc.ICEServer, time.Duration) {
 		servers, ttl := ts.ICEServers(user)
-		return RTCIceServers(servers), ttl
+		return servers, ttl
 	}
 	d.sig = signaling.New(signaling.Config{
 		Limits:         signalingLimits(cfg),
@@ -215,7 +215,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 		},
 		PageCredentials:   d.pageCredentials,
 		PasswordRequired:  func(room string) bool { return d.roomPassword(room) != "" },
-		STUNServers:       func() []rtc.ICEServer { return RTCIceServers(stunServers(ts)) },
+		STUNServers:       func() []rtc.ICEServer { return stunServers(ts) },
 		CredentialsOnJoin: d.onJoin.Load,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
@@ -410,16 +410,6 @@ func stunServers(ts *turnsrv.Server) []turnsrv.ICEServer {
 		if s.Username == "" && s.Credential == "" {
 			out = append(out, s)
 		}
-	}
-	return out
-}
-
-// RTCIceServers is in as the RTCIceServer type signaling and web hand
-// out. turnsrv keeps a type of its own with the same fields.
-func RTCIceServers(in []turnsrv.ICEServer) []rtc.ICEServer {
-	out := make([]rtc.ICEServer, len(in))
-	for i, s := range in {
-		out[i] = rtc.ICEServer(s)
 	}
 	return out
 }

@@ -1,18 +1,17 @@
 package turnsrv
 
 import (
+	"github.com/icebox-project/icebox/internal/rtc"
+
 	"net"
 	"net/netip"
 	"strconv"
 	"time"
 )
 
-// ICEServer is a W3C WebRTC RTCIceServer dictionary.
-type ICEServer struct {
-	URLs       []string `json:"urls"`
-	Username   string   `json:"username,omitempty"`
-	Credential string   `json:"credential,omitempty"`
-}
+// ICEServer is a W3C WebRTC RTCIceServer dictionary: the one type
+// turnsrv, signaling, web and the API hand out (internal/rtc).
+type ICEServer = rtc.ICEServer
 
 // Endpoint is a listener as advertised: "udp", "tcp" or "tls" and a port.
 type Endpoint struct {

@@ -88,7 +88,9 @@ func (s *Stats) authFailure(why authFailure) {
 }
 
 // AuthFailures returns a copy of the authentication failure counts by
-// reason: "unknown-user", "bad-integrity", "expired", "wrong-realm".
+// reason: "unknown-user", "bad-integrity", "expired", "wrong-realm",
+// "wrong-credentials" (a valid credential that is not the allocation's,
+// answered 441).
 func (s *Stats) AuthFailures() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

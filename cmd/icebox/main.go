@@ -265,7 +265,7 @@ func credentials(args []string, stdout, stderr io.Writer) error {
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(web.RTCConfiguration{ICEServers: daemon.RTCIceServers(servers), ICETransportPolicy: policy, TTL: int64(ttlOut / time.Second)})
+	return enc.Encode(web.RTCConfiguration{ICEServers: servers, ICETransportPolicy: policy, TTL: int64(ttlOut / time.Second)})
 }
 
 // selftest checks a running icebox with its own configuration: an

@@ -3,6 +3,8 @@
 package udprelay
 
 import (
+	"cmp"
+
 	"net/netip"
 	"slices"
 )
@@ -48,7 +50,7 @@ func (st *state) permitted(ip uint32) bool {
 
 // channelTo returns the channel bound to peer, if any.
 func (st *state) channelTo(peer uint64) (uint16, bool) {
-	i, ok := slices.BinarySearchFunc(st.channels, peer, func(e channelEntry, p uint64) int { return cmp64(e.peer, p) })
+	i, ok := slices.BinarySearchFunc(st.channels, peer, func(e channelEntry, p uint64) int { return cmp.Compare(e.peer, p) })
 	if !ok {
 		return 0, false
 	}
@@ -57,21 +59,11 @@ func (st *state) channelTo(peer uint64) (uint16, bool) {
 
 // peerOf returns the peer bound to channel number, if any.
 func (st *state) peerOf(number uint16) (uint64, bool) {
-	i, ok := slices.BinarySearchFunc(st.byNumber, number, func(e channelEntry, n uint16) int { return cmp64(uint64(e.number), uint64(n)) })
+	i, ok := slices.BinarySearchFunc(st.byNumber, number, func(e channelEntry, n uint16) int { return cmp.Compare(e.number, n) })
 	if !ok {
 		return 0, false
 	}
 	return st.byNumber[i].peer, true
-}
-
-func cmp64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // clone copies st (or makes an empty state from nil) for an update.
@@ -98,8 +90,8 @@ func (st *state) setPermission(ip uint32, add bool) {
 
 // setChannel binds number to peer, or removes that binding.
 func (st *state) setChannel(peer uint64, number uint16, add bool) {
-	byPeer := func(e channelEntry, p uint64) int { return cmp64(e.peer, p) }
-	byNum := func(e channelEntry, n uint16) int { return cmp64(uint64(e.number), uint64(n)) }
+	byPeer := func(e channelEntry, p uint64) int { return cmp.Compare(e.peer, p) }
+	byNum := func(e channelEntry, n uint16) int { return cmp.Compare(e.number, n) }
 	i, okPeer := slices.BinarySearchFunc(st.channels, peer, byPeer)
 	j, okNum := slices.BinarySearchFunc(st.byNumber, number, byNum)
 	if !add {
