@@ -51,6 +51,11 @@ type Config struct {
 	// IPv4 clients are counted per address. Default 64; 1 to 128.
 	IPv6ClientPrefix int `yaml:"ipv6_client_prefix"`
 
+	// Parsed holds the values of the keys above turned into the types the
+	// rest of icebox uses. Load and FromBytes fill it when they validate
+	// the file; it is not a key of the file.
+	Parsed Parsed `yaml:"-"`
+
 	// StateDir holds state icebox generates once and keeps, such as the
 	// TURN REST secret when none is configured. Default /var/lib/icebox.
 	StateDir string `yaml:"state_dir"`
@@ -223,7 +228,7 @@ type Metrics struct {
 }
 
 // Parsed holds the values of Config turned into the types the rest of
-// icebox uses. It is filled by Validate.
+// icebox uses: Config.Parsed, filled when a file is loaded.
 type Parsed struct {
 	PublicIP   netip.Addr
 	TURNListen []Listener

@@ -10,10 +10,11 @@ import (
 )
 
 func TestDefaults(t *testing.T) {
-	cfg, p, err := Load("")
+	cfg, err := Load("")
 	if err != nil {
 		t.Fatalf("Load(\"\"): %v", err)
 	}
+	p := &cfg.Parsed
 	if cfg.HTTP.Listen != DefaultHTTPListen || cfg.TURN.Realm != "icebox" || cfg.TURN.CredentialTTL != time.Hour {
 		t.Errorf("defaults: got listen %q realm %q ttl %s", cfg.HTTP.Listen, cfg.TURN.Realm, cfg.TURN.CredentialTTL)
 	}
@@ -49,7 +50,7 @@ func TestTCPConnectionCapKeys(t *testing.T) {
 		{"turn: {max_tcp_connections: 0}", DefaultMaxTCPConnectionsPerIP, 0},
 	}
 	for _, tt := range tests {
-		cfg, _, err := FromBytes("icebox.yaml", []byte(tt.yml))
+		cfg, err := FromBytes("icebox.yaml", []byte(tt.yml))
 		if err != nil {
 			t.Fatalf("%q: %v", tt.yml, err)
 		}
@@ -87,10 +88,11 @@ metrics:
   listen: ""
 state_dir: /tmp/icebox
 `
-	cfg, p, err := FromBytes("icebox.yaml", []byte(yml))
+	cfg, err := FromBytes("icebox.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := &cfg.Parsed
 	if p.PublicIP.String() != "203.0.113.10" || p.RelayMin != 50000 || p.RelayMax != 50100 {
 		t.Errorf("got public ip %s relay %d-%d", p.PublicIP, p.RelayMin, p.RelayMax)
 	}
@@ -154,7 +156,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := FromBytes("icebox.yaml", []byte(tt.yml))
+			_, err := FromBytes("icebox.yaml", []byte(tt.yml))
 			var ce *Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("got %v, want a *config.Error", err)
@@ -174,20 +176,20 @@ func TestErrorsNameTheKey(t *testing.T) {
 
 func TestLoadFile(t *testing.T) {
 	dir := t.TempDir()
-	if _, _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing file: got %v", err)
 	}
 	path := filepath.Join(dir, "icebox.yaml")
 	if err := os.WriteFile(path, []byte("# only a comment\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Load(path); err != nil {
+	if _, err := Load(path); err != nil {
 		t.Errorf("comment-only file: %v", err)
 	}
 	if err := os.WriteFile(path, make([]byte, MaxFileSize+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Load(path); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("huge file: got %v", err)
 	}
 }
@@ -197,8 +199,8 @@ func FuzzFromBytes(f *testing.F) {
 	f.Add([]byte("http: {listen: \"[::1]:80\"}\nsignaling: {rooms: {a: {password: b}}}"))
 	f.Add([]byte("turn:\n  allow_peers: [::1, 10.0.0.0/8]\n  listen: [\"udp://[::]:3478\"]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, p, err := FromBytes("fuzz.yaml", data)
-		if err == nil && (cfg == nil || p == nil || len(p.TURNListen) == 0) {
+		cfg, err := FromBytes("fuzz.yaml", data)
+		if err == nil && (cfg == nil || len(cfg.Parsed.TURNListen) == 0) {
 			t.Fatalf("accepted config without listeners: %q", data)
 		}
 	})
@@ -211,7 +213,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := FromBytes("icebox.example.yaml", data); err != nil {
+	if _, err := FromBytes("icebox.example.yaml", data); err != nil {
 		t.Fatalf("example as shipped: %v", err)
 	}
 	var lines []string
@@ -226,7 +228,7 @@ func TestExampleFile(t *testing.T) {
 		lines = append(lines, l)
 	}
 	enabled := strings.Join(lines, "\n")
-	cfg, _, err := FromBytes("enabled.yaml", []byte(enabled))
+	cfg, err := FromBytes("enabled.yaml", []byte(enabled))
 	if err != nil {
 		t.Fatalf("example with every key enabled: %v\n%s", err, enabled)
 	}
@@ -250,8 +252,8 @@ func TestParseBitrate(t *testing.T) {
 			t.Errorf("ParseBitrate(%q) = %d, want an error", in, got)
 		}
 	}
-	_, p, err := FromBytes("icebox.yaml", []byte("turn:\n  max_bitrate_per_allocation: 2.5Mbps\n"))
-	if err != nil || p.MaxBitrate != 2_500_000 {
-		t.Errorf("max_bitrate_per_allocation: 2.5Mbps gave %d, %v", p.MaxBitrate, err)
+	cfg, err := FromBytes("icebox.yaml", []byte("turn:\n  max_bitrate_per_allocation: 2.5Mbps\n"))
+	if err != nil || cfg.Parsed.MaxBitrate != 2_500_000 {
+		t.Errorf("max_bitrate_per_allocation: 2.5Mbps gave %v", err)
 	}
 }

@@ -45,49 +45,50 @@ func (e *Error) Error() string {
 // Load reads and validates the configuration. An empty path means no file:
 // the defaults. A named file that does not exist is an error. Errors are
 // *Error values naming file, key and reason.
-func Load(path string) (*Config, *Parsed, error) {
+func Load(path string) (*Config, error) {
 	if path == "" {
 		return FromBytes("", nil)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, &Error{File: path, Reason: "file does not exist"}
+			return nil, &Error{File: path, Reason: "file does not exist"}
 		}
-		return nil, nil, &Error{File: path, Reason: err.Error()}
+		return nil, &Error{File: path, Reason: err.Error()}
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, nil, &Error{File: path, Reason: err.Error()}
+		return nil, &Error{File: path, Reason: err.Error()}
 	}
 	if len(data) > MaxFileSize {
-		return nil, nil, &Error{File: path, Reason: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
+		return nil, &Error{File: path, Reason: fmt.Sprintf("file is larger than %d bytes", MaxFileSize)}
 	}
 	return FromBytes(path, data)
 }
 
-// FromBytes parses and validates YAML data; name is used in errors.
-func FromBytes(name string, data []byte) (*Config, *Parsed, error) {
+// FromBytes parses and validates YAML data, filling Config.Parsed; name is
+// used in errors.
+func FromBytes(name string, data []byte) (*Config, error) {
 	cfg := &Config{}
 	lines := map[string]int{}
 	if len(bytes.TrimSpace(data)) > 0 {
 		var root yaml.Node
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-			return nil, nil, &Error{File: name, Reason: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+			return nil, &Error{File: name, Reason: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 		}
 		if len(root.Content) > 0 {
 			doc := root.Content[0]
 			if doc.Kind != yaml.MappingNode && !(doc.Kind == yaml.ScalarNode && doc.Tag == "!!null") {
-				return nil, nil, &Error{File: name, Line: doc.Line, Reason: "the top level must be a mapping of keys"}
+				return nil, &Error{File: name, Line: doc.Line, Reason: "the top level must be a mapping of keys"}
 			}
 			if err := checkKeys(doc, reflect.TypeOf(*cfg), "", lines); err != nil {
 				err.File = name
-				return nil, nil, err
+				return nil, err
 			}
 			if err := doc.Decode(cfg); err != nil {
-				return nil, nil, typeError(name, err, lines)
+				return nil, typeError(name, err, lines)
 			}
 		}
 	}
@@ -98,9 +99,10 @@ func FromBytes(name string, data []byte) (*Config, *Parsed, error) {
 		if verr.Line == 0 {
 			verr.Line = lines[verr.Key]
 		}
-		return nil, nil, verr
+		return nil, verr
 	}
-	return cfg, parsed, nil
+	cfg.Parsed = *parsed
+	return cfg, nil
 }
 
 // checkKeys walks a mapping node against the struct type t, rejecting keys
@@ -161,7 +163,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string, lines map[string]int
 func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if strings.Split(f.Tag.Get("yaml"), ",")[0] == name {
+		if tag := strings.Split(f.Tag.Get("yaml"), ",")[0]; tag == name && tag != "-" {
 			return f, true
 		}
 	}
@@ -172,7 +174,7 @@ func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
 func knownKeys(t reflect.Type) string {
 	var names []string
 	for i := 0; i < t.NumField(); i++ {
-		if n := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; n != "" {
+		if n := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; n != "" && n != "-" {
 			names = append(names, n)
 		}
 	}

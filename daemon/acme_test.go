@@ -63,7 +63,7 @@ func TestACMEWithPebble(t *testing.T) {
 		t.Fatal(err)
 	}
 	yml := "http:\n  listen: \"127.0.0.1:0\"\n  tls:\n    acme_domains: [" + domain + "]\n    redirect_listen: \"\"\nstate_dir: " + t.TempDir() + "\n"
-	cfg, _, err := config.FromBytes("acme.yaml", []byte(yml))
+	cfg, err := config.FromBytes("acme.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}

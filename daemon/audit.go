@@ -124,7 +124,7 @@ func (d *Daemon) auditConfig() (audit.Config, bool) {
 	public := d.turn.PublicIP()
 	cfg := audit.Config{
 		PublicIP: public, Realm: d.bound.TURN.Realm,
-		RelayMin: d.boundParsed.RelayMin, RelayMax: d.boundParsed.RelayMax,
+		RelayMin: d.bound.Parsed.RelayMin, RelayMax: d.bound.Parsed.RelayMax,
 		NoIdleWait: true,
 	}
 	for _, a := range d.turn.Addrs() {

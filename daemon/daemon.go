@@ -52,14 +52,13 @@ type Options struct {
 type Daemon struct {
 	// bound is the configuration the listeners were opened with; keys
 	// that would need new listeners are compared against it on Reload.
-	bound       *config.Config
-	boundParsed *config.Parsed
-	rooms       atomic.Pointer[config.Signaling] // rooms and default password
-	apiKeys     atomic.Pointer[[]string]
-	grace       atomic.Int64 // shutdown_grace, nanoseconds
-	onJoin      atomic.Bool  // turn.credentials is on-join
-	ipv6Prefix  atomic.Int64 // ipv6_client_prefix
-	minting     *mintlimit.Limiter
+	bound      *config.Config
+	rooms      atomic.Pointer[config.Signaling] // rooms and default password
+	apiKeys    atomic.Pointer[[]string]
+	grace      atomic.Int64 // shutdown_grace, nanoseconds
+	onJoin     atomic.Bool  // turn.credentials is on-join
+	ipv6Prefix atomic.Int64 // ipv6_client_prefix
+	minting    *mintlimit.Limiter
 
 	log        *slog.Logger
 	turn       *turnsrv.Server
@@ -118,7 +117,8 @@ func PublicIP(p *config.Parsed) netip.Addr {
 }
 
 // New binds every listener. On error nothing is left open.
-func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err error) {
+func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
+	p := &cfg.Parsed
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -135,7 +135,7 @@ func New(cfg *config.Config, p *config.Parsed, opts Options) (d *Daemon, err err
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{bound: cfg, boundParsed: p, log: log}
+	d = &Daemon{bound: cfg, log: log}
 	d.audit = newSelfAudit(cfg)
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)

@@ -16,7 +16,8 @@ import (
 // shutdown grace. The self-audit runs again. Keys that would need new
 // listeners are returned (and logged) as
 // needing a restart; their running values stay. On error nothing changes.
-func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []string, err error) {
+func (d *Daemon) Reload(cfg *config.Config) (needRestart []string, err error) {
+	p := &cfg.Parsed
 	creds, err := Credentials(cfg)
 	if err != nil {
 		return nil, err
@@ -43,7 +44,7 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
 	d.minting.Set(float64(cfg.TURN.CredentialsPerMinute), cfg.TURN.CredentialsBurst)
-	needRestart = restartKeys(d.bound, d.boundParsed, cfg, p)
+	needRestart = restartKeys(d.bound, cfg)
 	for _, k := range needRestart {
 		d.log.Warn("reload: this change needs a restart; the running value stays", "key", k)
 	}
@@ -55,7 +56,8 @@ func (d *Daemon) Reload(cfg *config.Config, p *config.Parsed) (needRestart []str
 
 // restartKeys lists the keys whose change needs new sockets or would break
 // live allocations (the realm is part of every long-term key).
-func restartKeys(old *config.Config, oldP *config.Parsed, cfg *config.Config, p *config.Parsed) []string {
+func restartKeys(old, cfg *config.Config) []string {
+	oldP, p := &old.Parsed, &cfg.Parsed
 	var keys []string
 	diff := func(key string, changed bool) {
 		if changed {

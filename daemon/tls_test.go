@@ -21,10 +21,11 @@ import (
 func TestACMEWiring(t *testing.T) {
 	state := t.TempDir()
 	yml := "http:\n  listen: \":443\"\n  tls:\n    acme_domains: [call.example.org]\n    acme_email: ops@example.org\nstate_dir: " + state + "\n"
-	cfg, p, err := config.FromBytes("acme.yaml", []byte(yml))
+	cfg, err := config.FromBytes("acme.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := &cfg.Parsed
 	if !p.TLS || *cfg.HTTP.TLS.RedirectListen != ":80" {
 		t.Fatalf("ACME config: TLS %v, redirect_listen %q; want true and :80", p.TLS, *cfg.HTTP.TLS.RedirectListen)
 	}

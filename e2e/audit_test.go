@@ -77,11 +77,11 @@ func TestAuditAfterReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, p, err := config.FromBytes("reload.yaml", out)
+	cfg, err := config.FromBytes("reload.yaml", out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ib.Reload(cfg, p); err != nil {
+	if _, err := ib.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
 	<-ib.AuditDone()
@@ -136,7 +136,7 @@ func TestAuditTLS(t *testing.T) {
 				c.HTTP.TLS.RedirectListen = &off
 				c.TURN.Listen = append(c.TURN.Listen, "tls://127.0.0.1:0")
 			})
-			a, err := audit.FromConfig(ib.cfg, ib.parsed, time.Now())
+			a, err := audit.FromConfig(ib.cfg, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -286,7 +286,7 @@ func TestReloadCredentials(t *testing.T) {
 	turnCredential(t, ib.pageConfig(t, room, "").ICEServers)
 	cfg := *ib.cfg
 	cfg.TURN.Credentials = config.CredentialsOnJoin
-	if _, err := ib.Reload(&cfg, ib.parsed); err != nil {
+	if _, err := ib.Reload(&cfg); err != nil {
 		t.Fatal(err)
 	}
 	if _, body := ib.get(t, "/r/"+room); strings.Contains(body, "credential") {
@@ -297,7 +297,7 @@ func TestReloadCredentials(t *testing.T) {
 	}
 	cfg.TURN.Credentials = config.CredentialsOnPage
 	cfg.TURN.CredentialsPerMinute, cfg.TURN.CredentialsBurst = 1, 1
-	if _, err := ib.Reload(&cfg, ib.parsed); err != nil {
+	if _, err := ib.Reload(&cfg); err != nil {
 		t.Fatal(err)
 	}
 	statuses := []int{}

@@ -26,9 +26,8 @@ import (
 // icebox is a running daemon under test.
 type icebox struct {
 	*daemon.Daemon
-	URL    string // http://127.0.0.1:port
-	cfg    *config.Config
-	parsed *config.Parsed
+	URL string // http://127.0.0.1:port
+	cfg *config.Config
 }
 
 // startIcebox runs icebox with everything on 127.0.0.1 port 0 and
@@ -47,7 +46,7 @@ metrics:
 shutdown_grace: 1s
 state_dir: %q
 `, t.TempDir())
-	cfg, p, err := config.FromBytes("e2e.yaml", []byte(yml))
+	cfg, err := config.FromBytes("e2e.yaml", []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +57,7 @@ state_dir: %q
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg, p, err = config.FromBytes("e2e-modified.yaml", out); err != nil {
+		if cfg, err = config.FromBytes("e2e-modified.yaml", out); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,7 +67,7 @@ state_dir: %q
 	}
 	var out io.Writer = os.Stderr
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
-	d, err := daemon.New(cfg, p, daemon.Options{Logger: log, Version: "e2e"})
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: "e2e"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +85,7 @@ state_dir: %q
 			t.Error("icebox did not stop within 10s")
 		}
 	})
-	return &icebox{Daemon: d, URL: "http://" + d.HTTPAddr().String(), cfg: cfg, parsed: p}
+	return &icebox{Daemon: d, URL: "http://" + d.HTTPAddr().String(), cfg: cfg}
 }
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)

@@ -159,7 +159,7 @@ func TestTLS(t *testing.T) {
 
 	// A replaced certificate is served after a reload (SIGHUP).
 	ca.issue(t, 200, certFile, keyFile)
-	if _, err := ib.Reload(ib.cfg, ib.parsed); err != nil {
+	if _, err := ib.Reload(ib.cfg); err != nil {
 		t.Fatal(err)
 	}
 	c2, err := tls.Dial("tcp", httpsAddr, &tls.Config{RootCAs: ca.pool, ServerName: "localhost"})

@@ -77,11 +77,11 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.TLS = []audit.TLSTarget{{Addr: *tlsAddr, Name: name, What: "tls"}}
 		}
 	} else {
-		c, p, err := f.load()
+		c, err := f.load()
 		if err != nil {
 			return err
 		}
-		if cfg, err = audit.FromConfig(c, p, time.Now()); err != nil {
+		if cfg, err = audit.FromConfig(c, time.Now()); err != nil {
 			return err
 		}
 		if *host != "" {

@@ -87,7 +87,7 @@ func versionString() string {
 
 // loadConfig loads path; with no -config at all, the default path is
 // used when it exists, and the built-in defaults otherwise.
-func loadConfig(path string, explicit bool) (*config.Config, *config.Parsed, error) {
+func loadConfig(path string, explicit bool) (*config.Config, error) {
 	if !explicit {
 		if _, err := os.Stat(config.DefaultPath); errors.Is(err, fs.ErrNotExist) {
 			path = ""
@@ -128,21 +128,21 @@ func newFlags(name string, stderr io.Writer) *commonFlags {
 }
 
 // load parses the flags' config and applies -state-dir.
-func (f *commonFlags) load() (*config.Config, *config.Parsed, error) {
+func (f *commonFlags) load() (*config.Config, error) {
 	explicit := false
 	f.fs.Visit(func(fl *flag.Flag) {
 		if fl.Name == "config" {
 			explicit = true
 		}
 	})
-	cfg, p, err := loadConfig(f.configPath, explicit)
+	cfg, err := loadConfig(f.configPath, explicit)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if f.stateDir != "" {
 		cfg.StateDir = f.stateDir
 	}
-	return cfg, p, nil
+	return cfg, nil
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -151,7 +151,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, p, err := f.load()
+	cfg, err := f.load()
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(handler)
 	log.Info("icebox starting", "version", versionString())
-	d, err := daemon.New(cfg, p, daemon.Options{Logger: log, Version: versionString(), Cores: procsAtStart})
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: versionString(), Cores: procsAtStart})
 	if err != nil {
 		return err
 	}
@@ -205,9 +205,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 // and the running configuration kept. log.level applies at once; a
 // log.format change needs a restart.
 func reload(f *commonFlags, d *daemon.Daemon, level *slog.LevelVar, log *slog.Logger) {
-	cfg, p, err := f.load()
+	cfg, err := f.load()
 	if err == nil {
-		_, err = d.Reload(cfg, p)
+		_, err = d.Reload(cfg)
 	}
 	if err == nil {
 		err = f.setLevel(level, cfg)
@@ -222,7 +222,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	if _, _, err := config.Load(f.configPath); err != nil {
+	if _, err := config.Load(f.configPath); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", f.configPath)
@@ -240,10 +240,11 @@ func credentials(args []string, stdout, stderr io.Writer) error {
 	if *user == "" {
 		return errors.New("-user is required")
 	}
-	cfg, p, err := f.load()
+	cfg, err := f.load()
 	if err != nil {
 		return err
 	}
+	p := &cfg.Parsed
 	if *ttl != 0 {
 		if *ttl < time.Second || *ttl > config.MaxCredentialTTL {
 			return fmt.Errorf("-ttl %s is outside 1s to %s", *ttl, config.MaxCredentialTTL)
@@ -276,10 +277,11 @@ func selftest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, p, err := f.load()
+	cfg, err := f.load()
 	if err != nil {
 		return err
 	}
+	p := &cfg.Parsed
 	creds, err := daemon.ExistingCredentials(cfg)
 	if err != nil {
 		return err

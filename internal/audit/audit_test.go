@@ -40,10 +40,11 @@ func startTURN(t *testing.T, allow ...string) *testServer {
 // startTURNRelay is startTURN with the relay ports relayMin-relayMax.
 func startTURNRelay(t *testing.T, relayMin, relayMax uint16, allow ...string) *testServer {
 	t.Helper()
-	_, p, err := config.FromBytes("", nil)
+	loaded, err := config.FromBytes("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := &loaded.Parsed
 	var allowed []netip.Prefix
 	for _, a := range allow {
 		allowed = append(allowed, netip.MustParsePrefix(a))

@@ -36,7 +36,8 @@ const CredentialUser = "audit"
 // A listener bound to port 0 (chosen at start-up) is left out: Server or
 // TCP stays empty and the caller names the address. Errors: no readable
 // secret, or an address that does not parse.
-func FromConfig(cfg *config.Config, p *config.Parsed, now time.Time) (Config, error) {
+func FromConfig(cfg *config.Config, now time.Time) (Config, error) {
+	p := &cfg.Parsed
 	public := p.PublicIP
 	if !public.IsValid() {
 		public = turnsrv.DefaultPublicIP()

@@ -32,11 +32,11 @@ turn: {secrets: ["` + secret + `"], listen: ["udp://127.0.0.1:0"]}`, "", "", 491
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, p, err := config.FromBytes("t.yaml", []byte(tt.yml))
+			cfg, err := config.FromBytes("t.yaml", []byte(tt.yml))
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := FromConfig(cfg, p, time.Now())
+			a, err := FromConfig(cfg, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,11 +54,11 @@ turn: {secrets: ["` + secret + `"], listen: ["udp://127.0.0.1:0"]}`, "", "", 491
 // is used; when there is none the audit says so and creates nothing.
 func TestFromConfigGeneratedSecret(t *testing.T) {
 	dir := t.TempDir()
-	cfg, p, err := config.FromBytes("t.yaml", []byte("state_dir: "+dir+"\n"))
+	cfg, err := config.FromBytes("t.yaml", []byte("state_dir: "+dir+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FromConfig(cfg, p, time.Now()); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := FromConfig(cfg, time.Now()); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("no generated secret: got %v, want an error saying so", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, turnsrv.SecretFile)); err == nil {
@@ -68,7 +68,7 @@ func TestFromConfigGeneratedSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := FromConfig(cfg, p, time.Now())
+	a, err := FromConfig(cfg, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
