@@ -291,3 +291,22 @@ func TestRefusalLogBounded(t *testing.T) {
 		t.Errorf("%d log lines for %d refused requests, want a few dozen at most", got, n)
 	}
 }
+
+// TestAllowedIgnoresListenerPorts: a permission covers an address on every
+// port, so whether the relayed address may have one does not depend on
+// which ports the listeners happen to have (a listener bound to port 0 may
+// land on the first relay port); the port of each request and send is
+// judged by Check.
+func TestAllowedIgnoresListenerPorts(t *testing.T) {
+	relayed := netip.MustParseAddr("127.0.0.1")
+	f := NewPeerFilter(recommended(), nil, OwnAddresses{Relayed: relayed, RelayMin: 40000, RelayMax: 49999, ListenerPorts: []uint16{40000}})
+	if !f.Allowed(relayed) {
+		t.Error("the relayed address is refused a permission because a listener has the first relay port")
+	}
+	if got := f.Check(netip.AddrPortFrom(relayed, 40000)); got != PeerOwnPort {
+		t.Errorf("the listener's port: got %q, want %q", got, PeerOwnPort)
+	}
+	if f := NewPeerFilter(nil, nil, OwnAddresses{Relayed: relayed}); f.Allowed(relayed) {
+		t.Error("with no relay ports the server's own address is allowed")
+	}
+}

@@ -85,18 +85,28 @@ const (
 
 // Check judges the peer transport address ap (rules in the type's doc).
 func (f *PeerFilter) Check(ap netip.AddrPort) PeerVerdict {
-	ip := ap.Addr().Unmap().WithZone("")
+	return f.judge(ap.Addr(), ap.Port(), true)
+}
+
+// judge applies the rules to ip; with withPort, port is judged too
+// (rule 2), otherwise only whether the address can be a peer on some
+// relay port.
+func (f *PeerFilter) judge(ip netip.Addr, port uint16, withPort bool) PeerVerdict {
+	ip = ip.Unmap().WithZone("")
 	if v4, ok := EmbeddedIPv4(ip); ok {
-		if v := f.check(v4, ap.Port()); v != PeerAllowed {
+		if v := f.check(v4, port, withPort); v != PeerAllowed {
 			return v
 		}
 	}
-	return f.check(ip, ap.Port())
+	return f.check(ip, port, withPort)
 }
 
-func (f *PeerFilter) check(ip netip.Addr, port uint16) PeerVerdict {
+func (f *PeerFilter) check(ip netip.Addr, port uint16, withPort bool) PeerVerdict {
 	if f.isOwn(ip) {
-		if f.own.RelayMin == 0 || port < f.own.RelayMin || port > f.own.RelayMax || slices.Contains(f.own.ListenerPorts, port) {
+		if f.own.RelayMin == 0 {
+			return PeerOwnPort
+		}
+		if withPort && (port < f.own.RelayMin || port > f.own.RelayMax || slices.Contains(f.own.ListenerPorts, port)) {
 			return PeerOwnPort
 		}
 		if ip == f.own.Relayed {
@@ -133,10 +143,12 @@ func (f *PeerFilter) isOwn(ip netip.Addr) bool {
 	return false
 }
 
-// Allowed reports whether ip may be a peer on a relay port: the verdict
-// for CreatePermission, whose port the permission ignores (RFC 8656 §9).
+// Allowed reports whether ip may be a peer on some relay port: the
+// verdict for a permission, which covers an address whatever the port
+// (RFC 8656 §9); the port of each request and of each Send indication is
+// judged by Check.
 func (f *PeerFilter) Allowed(ip netip.Addr) bool {
-	return f.Check(netip.AddrPortFrom(ip, f.own.RelayMin)) == PeerAllowed
+	return f.judge(ip, 0, false) == PeerAllowed
 }
 
 // permissionHandler adapts the filter to pion/turn's PermissionHandler, a
