@@ -136,7 +136,7 @@ func TestTURNTCPSurvivesFDExhaustion(t *testing.T) {
 http: {listen: "127.0.0.1:0"}
 turn:
   listen: ["udp://127.0.0.1:0", "tcp://127.0.0.1:0"]
-  relay_ports: "40000-49999"
+  relay_ports: "20000-29999"
   allow_peers: [127.0.0.0/8]
   secrets: [%q]
   udp_sockets: 1

@@ -39,7 +39,7 @@ http:
   listen: "127.0.0.1:0"
 turn:
   listen: ["udp://127.0.0.1:0", "tcp://127.0.0.1:0"]
-  relay_ports: "40000-49999"
+  relay_ports: "20000-29999"
   allow_peers: [127.0.0.0/8]
 metrics:
   listen: "127.0.0.1:0"

@@ -116,7 +116,7 @@ func TestEveryPeerAddressChecked(t *testing.T) {
 	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
 		t.Fatalf("Allocate: %d", code)
 	}
-	allowed := peerAddr(netip.MustParseAddrPort("127.0.0.1:45000")) // public_ip on a relay port
+	allowed := peerAddr(netip.MustParseAddrPort("127.0.0.1:25000")) // public_ip on a relay port
 	for _, denied := range []peerAddr{
 		peerAddr(netip.MustParseAddrPort("10.0.0.1:5000")),
 		peerAddr(netip.MustParseAddrPort("127.0.0.1:53")), // own address, not a relay port
@@ -198,7 +198,7 @@ func TestEmbeddedIPv4Forms(t *testing.T) {
 	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
 		t.Fatalf("Allocate: %d", code)
 	}
-	for _, p := range []string{"[::7f00:2]:45000", "[64:ff9b:1::a00:1]:5000", "[::ffff:10.0.0.1]:5000", "[2002:a9fe:a9fe::]:80"} {
+	for _, p := range []string{"[::7f00:2]:25000", "[64:ff9b:1::a00:1]:5000", "[::ffff:10.0.0.1]:5000", "[2002:a9fe:a9fe::]:80"} {
 		if got := sess.request(stun.MethodCreatePermission, peerAddr(netip.MustParseAddrPort(p))); got != 403 {
 			t.Errorf("CreatePermission %s: got %d, want 403", p, got)
 		}

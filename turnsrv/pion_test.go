@@ -204,7 +204,7 @@ func TestServersLeaveNothing(t *testing.T) {
 		if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
 			t.Fatalf("Allocate: %d", code)
 		}
-		if code := sess.request(stun.MethodCreatePermission, peerAddr(netip.MustParseAddrPort("127.0.0.1:45000"))); code != 0 {
+		if code := sess.request(stun.MethodCreatePermission, peerAddr(netip.MustParseAddrPort("127.0.0.1:25000"))); code != 0 {
 			t.Fatalf("CreatePermission: %d", code)
 		}
 		sess.c.Close()

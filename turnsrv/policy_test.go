@@ -106,7 +106,7 @@ func TestPeerFilter(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := startServer(t, func(c *Config) {
 				c.PublicIP = netip.MustParseAddr("198.51.100.1")
-				c.RelayMinPort, c.RelayMaxPort = 40000, 49999
+				c.RelayMinPort, c.RelayMaxPort = 20000, 29999
 				c.DenyPeers = recommended()
 				c.AllowPeers = nil
 				if allow {
@@ -124,7 +124,7 @@ func TestPeerFilter(t *testing.T) {
 				// A relay port: the verdict is about the address (loopback
 				// is one of the server's own addresses, a peer only on
 				// relay ports).
-				peer := peerAddr(netip.AddrPortFrom(netip.MustParseAddr(d), 45000))
+				peer := peerAddr(netip.AddrPortFrom(netip.MustParseAddr(d), 25000))
 				want := 403
 				if allow {
 					want = 0
@@ -212,7 +212,7 @@ func TestCallOutlivesCredential(t *testing.T) {
 	if code := call.request(stun.MethodRefresh, lifetime); code != 0 {
 		t.Errorf("Refresh after expiry: got %d, want 0", code)
 	}
-	peer := peerAddr(netip.MustParseAddrPort("127.0.0.1:45000")) // a relay port
+	peer := peerAddr(netip.MustParseAddrPort("127.0.0.1:25000")) // a relay port
 	if code := call.request(stun.MethodCreatePermission, peer); code != 0 {
 		t.Errorf("CreatePermission after expiry: got %d, want 0", code)
 	}

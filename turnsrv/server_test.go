@@ -41,7 +41,7 @@ func startServer(t testing.TB, mod func(*Config)) *testServer {
 		Realm:        realm,
 		Listeners:    []Listener{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}},
 		PublicIP:     netip.MustParseAddr("127.0.0.1"),
-		RelayMinPort: 40000, RelayMaxPort: 49999,
+		RelayMinPort: 20000, RelayMaxPort: 29999,
 		Credentials: creds,
 		DenyPeers:   []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")},
 		AllowPeers:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},

@@ -60,7 +60,7 @@ func statuses(t *testing.T, out string) map[string]string {
 // it does the same without a config file.
 func TestAuditDefaultServer(t *testing.T) {
 	const secret = "audit-secret-0123456789abcdef"
-	d, tcp := startAudited(t, secret, `  relay_ports: "40000-49999"`)
+	d, tcp := startAudited(t, secret, `  relay_ports: "20000-29999"`)
 	tests := []struct {
 		name string
 		args []string

@@ -162,7 +162,7 @@ const lifecycleConfig = `public_ip: 127.0.0.1
 http: {listen: "127.0.0.1:0"}
 turn:
   listen: ["udp://127.0.0.1:0"]
-  relay_ports: "40000-49999"
+  relay_ports: "20000-29999"
   allow_peers: [127.0.0.0/8]
   secrets: [%q]
 metrics: {listen: ""}

@@ -30,11 +30,11 @@ type testServer struct {
 }
 
 // startTURN runs turnsrv with the recommended deny list and allow, relay
-// ports 40000-49999, and returns it with the audit Config that targets
+// ports 20000-29999, and returns it with the audit Config that targets
 // it.
 func startTURN(t *testing.T, allow ...string) *testServer {
 	t.Helper()
-	return startTURNRelay(t, 40000, 49999, allow...)
+	return startTURNRelay(t, 20000, 29999, allow...)
 }
 
 // startTURNRelay is startTURN with the relay ports relayMin-relayMax.

@@ -87,12 +87,14 @@ func Echo(relay net.PacketConn, peer net.Addr) error {
 }
 
 // RelayMin and RelayMax are the relay port range icebox's tests give
-// their servers (turn.relay_ports "40000-49999"). icebox relays to its
+// their servers (turn.relay_ports "20000-29999"). icebox relays to its
 // own host's addresses only on relay ports, so a test peer on loopback
-// listens on a port inside this range.
+// listens on a port inside this range. The range lies below Linux's
+// ephemeral ports (32768-60999), so a listener bound to port 0 never lands
+// in it, as a configured listener may not (check-config refuses it).
 const (
-	RelayMin = 40000
-	RelayMax = 49999
+	RelayMin = 20000
+	RelayMax = 29999
 )
 
 // UDPEcho starts a UDP echo peer on 127.0.0.1, on a free port between
