@@ -3,16 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -90,28 +81,6 @@ func TestAuditAfterReload(t *testing.T) {
 	}
 }
 
-// issueUntil writes a leaf certificate for localhost and 127.0.0.1, signed
-// by ca and valid until notAfter, to certFile and keyFile.
-func issueUntil(t *testing.T, ca *testCA, notAfter time.Time, certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestAuditTLS: the audit checks the certificate of icebox's HTTPS and
 // TURN-over-TLS listeners against public_host (localhost, the
 // certificate's name): a month left passes, an hour left fails.
@@ -129,7 +98,7 @@ func TestAuditTLS(t *testing.T) {
 			ca := newTestCA(t)
 			dir := t.TempDir()
 			certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-			issueUntil(t, ca, time.Now().Add(tt.valid), certFile, keyFile)
+			ca.issueUntil(t, 7, time.Now().Add(tt.valid), certFile, keyFile)
 			off := ""
 			ib := startIcebox(t, func(c *config.Config) {
 				c.HTTP.TLS.CertFile, c.HTTP.TLS.KeyFile = certFile, keyFile
