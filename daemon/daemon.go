@@ -215,7 +215,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		},
 		PageCredentials:   d.pageCredentials,
 		PasswordRequired:  func(room string) bool { return d.roomPassword(room) != "" },
-		STUNServers:       func() []rtc.ICEServer { return stunServers(ts) },
+		STUNServers:       ts.STUNServers,
 		CredentialsOnJoin: d.onJoin.Load,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
@@ -399,19 +399,6 @@ func (d *Daemon) roomPassword(room string) string {
 // a password. Otherwise the browser gets them in welcome, after a join.
 func (d *Daemon) pageCredentials(room string) bool {
 	return !d.onJoin.Load() && d.roomPassword(room) == ""
-}
-
-// stunServers is ts's RTCIceServer list without the entries that carry a
-// credential.
-func stunServers(ts *turnsrv.Server) []turnsrv.ICEServer {
-	all, _ := ts.ICEServers("")
-	out := []turnsrv.ICEServer{}
-	for _, s := range all {
-		if s.Username == "" && s.Credential == "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // signalingLimits maps the config's caps (-1: none) to signaling.Limits

@@ -31,11 +31,31 @@ func (s *Server) ICEServers(user string) (servers []ICEServer, ttl time.Duration
 // for TLS endpoints (RFC 7064, RFC 7065), carrying a TURN REST credential
 // minted now for user.
 func BuildICEServers(creds *Credentials, publicIP netip.Addr, publicHost string, endpoints []Endpoint, user string) (servers []ICEServer, ttl time.Duration) {
+	stunURLs, turnURLs := iceURLs(publicIP, publicHost, endpoints)
+	username, password, _ := creds.Mint(user, time.Now())
+	if len(stunURLs) > 0 {
+		servers = append(servers, ICEServer{URLs: stunURLs})
+	}
+	servers = append(servers, ICEServer{URLs: turnURLs, Username: username, Credential: password})
+	return servers, creds.TTL()
+}
+
+// STUNServers returns the RTCIceServer list without TURN: the stun: URLs
+// of the UDP listeners, and nothing minted (a page whose credentials come
+// in welcome). Empty without a UDP listener.
+func (s *Server) STUNServers() []ICEServer {
+	stunURLs, _ := iceURLs(s.cfg.PublicIP, s.cfg.PublicHost, s.endpoints)
+	if len(stunURLs) == 0 {
+		return []ICEServer{}
+	}
+	return []ICEServer{{URLs: stunURLs}}
+}
+
+// iceURLs lists the stun: and turn:/turns: URLs of endpoints, each once.
+func iceURLs(publicIP netip.Addr, publicHost string, endpoints []Endpoint) (stunURLs, turnURLs []string) {
 	if publicHost == "" {
 		publicHost = publicIP.String()
 	}
-	username, password, _ := creds.Mint(user, time.Now())
-	var stunURLs, turnURLs []string
 	seen := map[string]bool{}
 	add := func(list *[]string, u string) {
 		if !seen[u] {
@@ -55,9 +75,5 @@ func BuildICEServers(creds *Credentials, publicIP netip.Addr, publicHost string,
 			add(&turnURLs, "turns:"+net.JoinHostPort(publicHost, strconv.Itoa(e.Port))+"?transport=tcp")
 		}
 	}
-	if len(stunURLs) > 0 {
-		servers = append(servers, ICEServer{URLs: stunURLs})
-	}
-	servers = append(servers, ICEServer{URLs: turnURLs, Username: username, Credential: password})
-	return servers, creds.TTL()
+	return stunURLs, turnURLs
 }
