@@ -183,14 +183,16 @@ func turnChecks(ctx context.Context, cfg Config) []Result {
 	rs = append(rs, refused(CheckOwnOther, netip.AddrPortFrom(public, cfg.nonRelayPort())))
 
 	// 4. Two XOR-PEER-ADDRESS attributes: an allowed one, then a forbidden one.
-	rs = append(rs, everyPeerChecked(permit, relayAddr, public, peerPort))
+	rs = append(rs, everyPeerChecked(permit, relayAddr, public, peerPort, rs))
 	return rs
 }
 
 // everyPeerChecked sends one CreatePermission whose first XOR-PEER-ADDRESS
 // is allowed (the audit's own relayed address) and whose second is not; a
-// server that checks only the first grants both.
-func everyPeerChecked(permit func(...netip.AddrPort) (*stun.Message, string, error), relayAddr netip.AddrPort, public netip.Addr, peerPort uint16) Result {
+// server that checks only the first grants both. earlier holds the
+// results so far, to tell that apart from a server that allows the second
+// peer on its own.
+func everyPeerChecked(permit func(...netip.AddrPort) (*stun.Message, string, error), relayAddr netip.AddrPort, public netip.Addr, peerPort uint16, earlier []Result) Result {
 	var bad netip.Addr
 	for _, p := range ForbiddenPeers {
 		if p.Is4() && p != public {
@@ -210,6 +212,11 @@ func everyPeerChecked(permit func(...netip.AddrPort) (*stun.Message, string, err
 	case err != nil:
 		return fail(CheckEveryPeer, "%s: %v", what, err)
 	case resp.Type.Class == stun.ClassSuccessResponse:
+		for _, r := range earlier {
+			if r.Check == CheckPeerPrefix+bad.String() && r.Status == Fail {
+				return fail(CheckEveryPeer, "%s: success: %s is allowed even on its own (see %s); no data was sent", what, bad, r.Check)
+			}
+		}
 		return fail(CheckEveryPeer, "%s: success: only the first XOR-PEER-ADDRESS was checked (no data was sent)", what)
 	}
 	code, ok := errorCode(resp)
