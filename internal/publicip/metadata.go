@@ -124,18 +124,29 @@ func Metadata(ctx context.Context, base string) (netip.Addr, string, error) {
 			answers <- a
 		}()
 	}
-	var errs []error
+	// Why each provider gave nothing, providers with the same reason
+	// together, in the order they answered.
+	var reasons []string
+	who := map[string][]string{}
 	for range providers {
 		a := <-answers
 		if a.err == nil {
 			return a.addr, a.provider, nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", a.provider, a.err))
+		why := a.err.Error()
+		if who[why] == nil {
+			reasons = append(reasons, why)
+		}
+		who[why] = append(who[why], a.provider)
 	}
 	if ctx.Err() != nil {
 		return netip.Addr{}, "", fmt.Errorf("%w: none answered in time", ErrNoAnswer)
 	}
-	return netip.Addr{}, "", fmt.Errorf("%w (%w)", ErrNoAnswer, errors.Join(errs...))
+	parts := make([]string, len(reasons))
+	for i, why := range reasons {
+		parts[i] = strings.Join(who[why], ", ") + ": " + why
+	}
+	return netip.Addr{}, "", fmt.Errorf("%w (%s)", ErrNoAnswer, strings.Join(parts, "; "))
 }
 
 // fetch sends one request and returns the body of a 200 answer, which
