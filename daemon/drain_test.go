@@ -150,4 +150,3 @@ func TestDrainSkipsIdleAllocations(t *testing.T) {
 		}
 	})
 }
-
