@@ -232,7 +232,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example with every key enabled: %v\n%s", err, enabled)
 	}
-	if cfg.PublicIP != "203.0.113.10" || cfg.Signaling.Rooms["team"].Password != "change me" {
+	if cfg.PublicIP != "auto" || cfg.Signaling.Rooms["team"].Password != "change me" {
 		t.Errorf("enabled example did not set the keys: %+v", cfg)
 	}
 }

@@ -9,7 +9,11 @@
 // one seam, udprelay.Relay, chosen once in New: turnsrv/udprelay's relay
 // loops on Linux (amd64, arm64), pion/turn's own relay sockets elsewhere
 // (pionRelay, relay.go). pion/turn's allocation events reach the relay
-// through it. docs/ARCHITECTURE.md draws the whole path.
+// through it. One TCP listener can also serve HTTP on the same port
+// (Listener.ShareHTTP, shared.go): each connection is told apart by ALPN
+// or its first bytes (demux.go), and HTTP ones are handed to the web
+// server through Server.HTTPListener. docs/ARCHITECTURE.md draws the
+// whole path.
 package turnsrv
 
 import (
