@@ -91,9 +91,9 @@ func (ns *netns) listen(addr string) net.Listener {
 }
 
 // publicIPLine runs icebox with yml inside the namespace until it logs
-// which public address it chose, stops it with SIGTERM, and returns that
-// log line.
-func (ns *netns) publicIPLine(yml string) string {
+// which public address it chose (and, when selfTest, until its start-up
+// self-test has passed), stops it with SIGTERM, and returns that log line.
+func (ns *netns) publicIPLine(yml string, selfTest ...bool) string {
 	t := ns.t
 	t.Helper()
 	dir := t.TempDir()
@@ -114,36 +114,51 @@ func (ns *netns) publicIPLine(yml string) string {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	found := make(chan string, 1)
-	var log strings.Builder
+	found, passed := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), `msg="public ip"`) {
-				found <- sc.Text()
+			switch l := sc.Text(); {
+			case strings.Contains(l, `msg="public ip"`):
+				found <- l
+			case strings.Contains(l, `msg="self-test`):
+				passed <- l
 			}
 		}
 		close(found)
+		close(passed)
 	}()
+	var line string
+	timeout := time.After(30 * time.Second)
 	select {
-	case line, ok := <-found:
+	case l, ok := <-found:
 		if !ok {
-			t.Fatalf("icebox ended without logging its public ip:\n%s", log.String())
+			t.Fatal("icebox ended without logging its public ip")
 		}
-		t.Log(line)
-		return line
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no public ip line within 30s")
+		t.Log(l)
+		line = l
+	case <-timeout:
+		t.Fatal("no public ip line within 30s")
 	}
-	return ""
+	if len(selfTest) > 0 && selfTest[0] {
+		select {
+		case l := <-passed:
+			if !strings.Contains(l, `msg="self-test passed"`) {
+				t.Errorf("start-up self-test: %s", l)
+			}
+		case <-timeout:
+			t.Fatal("no self-test line within 30s")
+		}
+	}
+	return line
 }
 
 // TestPublicIPInNamespace runs icebox in a network namespace of the
 // test's own, with an interface at 10.9.8.7 and, for public_ip:
 // metadata, a fake instance metadata service on 169.254.169.254:80 inside
 // that namespace (nothing is ever sent to that address from outside it):
-// auto takes the loopback listener address, or the interface address
+// auto takes the loopback listener address (and the start-up self-test
+// passes there, with no public_ip set), or the interface address
 // when the listeners bind every address; metadata takes the fake's
 // answer, and falls back to auto when the service does not answer or is
 // not there; each logs where its address came from.
@@ -151,7 +166,7 @@ func TestPublicIPInNamespace(t *testing.T) {
 	ns := newNetns(t)
 	t.Run("auto, loopback listeners", func(t *testing.T) {
 		ns := &netns{t: t, name: ns.name}
-		line := ns.publicIPLine("turn:\n  listen: [\"udp://127.0.0.1:3478\", \"tcp://127.0.0.1:3478\"]\n")
+		line := ns.publicIPLine("turn:\n  listen: [\"udp://127.0.0.1:3478\", \"tcp://127.0.0.1:3478\"]\n", true)
 		want(t, line, "address=127.0.0.1", "source=listener", "public_ip=auto")
 	})
 	t.Run("auto, every address", func(t *testing.T) {
