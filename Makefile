@@ -16,6 +16,7 @@ FUZZ_CONFIG    ?= 60000x
 FUZZ_SIGNALING ?= 60000x
 FUZZ_TURN      ?= 20000x
 FUZZ_PEER      ?= 60000x
+FUZZ_CLASSIFY  ?= 80000x
 
 .PHONY: all build run test fuzz bench install uninstall clean
 
@@ -24,9 +25,10 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/icebox ./cmd/icebox
 
-# No config file: defaults, with generated state kept in ./.state.
+# No config file, not even an installed /etc/icebox/icebox.yaml: the
+# built-in defaults, with generated state kept in ./.state.
 run:
-	$(GO) run ./cmd/icebox -state-dir .state
+	$(GO) run ./cmd/icebox -config '' -state-dir .state
 
 test:
 	$(GO) vet ./...
@@ -43,6 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDispatch$$' -fuzztime $(FUZZ_SIGNALING) ./signaling
 	$(GO) test -run '^$$' -fuzz '^FuzzListeners$$' -fuzztime $(FUZZ_TURN) ./turnsrv
 	$(GO) test -run '^$$' -fuzz '^FuzzPeerAddress$$' -fuzztime $(FUZZ_PEER) ./turnsrv
+	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZ_CLASSIFY) ./turnsrv
 
 # Builds only when bin/icebox is missing, so `make build` as a user and
 # `sudo make install` afterwards needs no Go toolchain for root.
