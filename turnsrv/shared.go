@@ -24,12 +24,18 @@ import (
 //     any, and then the choice (demux.go): the negotiated ALPN protocol,
 //     else the first bytes, at most classifyBytes of them;
 //  3. TURN: a guardConn, under the TURN connection caps and deadlines like
-//     any TURN TCP connection, handed to pion/turn; HTTP: handed, with no
-//     deadline of its own, to whoever accepts from Server.HTTPListener
-//     (net/http sets its own); neither: closed.
+//     any TURN TCP connection, handed to pion/turn; HTTP: counted until
+//     it closes under caps of its own with the same limits (per client
+//     address and in total, refusals counted as for TURN), and handed,
+//     with no deadline of its own, to whoever accepts from
+//     Server.HTTPListener (net/http sets its own); neither: closed.
 //
 // A client that stalls or sends garbage holds only its own connection and
-// its slot under the caps, for at most FirstMessageTimeout.
+// its slot under the caps, for at most FirstMessageTimeout. One that
+// holds idle HTTP connections (keep-alive, HTTP/2) holds at most
+// MaxTCPConnectionsPerIP of them, and all clients together at most
+// MaxTCPConnections, so HTTP cannot take the descriptors TURN needs; nor
+// can either take the other's places under the caps.
 
 // sharedListener serves one shared TCP socket.
 type sharedListener struct {
@@ -40,7 +46,8 @@ type sharedListener struct {
 	turn  *connQueue // for pion/turn
 	http  *connQueue // for Server.HTTPListener
 
-	pending pendingSet
+	pending pendingSet // not yet told apart
+	web     pendingSet // handed to HTTP, until closed
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -51,6 +58,7 @@ func newSharedListener(raw *net.TCPListener, tlsConf *tls.Config, g *guard, conn
 		acc: newAcceptor(raw, raw, conns), tls: tlsConf, g: g, conns: conns,
 		turn: newConnQueue(), http: newConnQueue(),
 		pending: pendingSet{conns: map[net.Conn]netip.Prefix{}, perKey: map[netip.Prefix]int{}},
+		web:     pendingSet{conns: map[net.Conn]netip.Prefix{}, perKey: map[netip.Prefix]int{}},
 	}
 	l.wg.Add(1)
 	go l.serve()
@@ -82,18 +90,21 @@ func (l *sharedListener) serve() {
 		go func() {
 			defer l.wg.Done()
 			defer l.pending.remove(c)
-			l.handle(c, lim.firstMsg)
+			l.handle(c, lim)
 		}()
 	}
 }
 
 // handle tells c apart and hands it on, or closes it.
-func (l *sharedListener) handle(c net.Conn, firstMsg time.Duration) {
+func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	st := l.conns.stats
-	_ = c.SetDeadline(time.Now().Add(firstMsg))
-	conn, kind := c, kindMore
+	_ = c.SetDeadline(time.Now().Add(lim.firstMsg))
+	// Whatever wraps it later (TLS, the first bytes), closing the
+	// connection closes wc, which counts it out of the HTTP caps.
+	wc := &webConn{Conn: c, web: &l.web}
+	conn, kind := net.Conn(wc), kindMore
 	if l.tls != nil {
-		tc := tls.Server(c, l.tls)
+		tc := tls.Server(wc, l.tls)
 		if err := tc.Handshake(); err != nil {
 			var ne net.Error
 			if errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout() {
@@ -131,6 +142,17 @@ func (l *sharedListener) handle(c net.Conn, firstMsg time.Duration) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	if kind == kindHTTP {
+		switch why := l.web.add(wc, lim); why {
+		case "":
+		case refusedClosed:
+			conn.Close()
+			return
+		default:
+			l.conns.refused(why)
+			abort(conn)
+			l.conns.logf("http_"+why, slog.LevelWarn, "shared listener: http connection refused", "remote", conn.RemoteAddr().String(), "reason", why)
+			return
+		}
 		st.SharedHTTP.Add(1)
 		if !l.http.put(conn, l.acc.done) {
 			conn.Close()
@@ -243,8 +265,9 @@ func (q *connQueue) accept() (net.Conn, error) {
 
 func (q *connQueue) close() { q.once.Do(func() { close(q.done) }) }
 
-// pendingSet counts the connections of a shared listener not yet told
-// apart, per client key and in total, under the TCP connection caps.
+// pendingSet counts connections of a shared listener, per client key and
+// in total, under the TCP connection caps: those not yet told apart, or
+// those handed to HTTP (each set on its own).
 type pendingSet struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]netip.Prefix
@@ -300,6 +323,23 @@ func (p *pendingSet) closeAll() {
 	}
 }
 
+// webConn is an accepted connection of a shared listener, under TLS and
+// the first bytes if any; once it is handed to HTTP it is counted in web
+// until closed.
+type webConn struct {
+	net.Conn
+	web *pendingSet
+}
+
+// Close counts c out of web (if it was counted) and closes it.
+func (c *webConn) Close() error {
+	c.web.remove(c)
+	return c.Conn.Close()
+}
+
+// NetConn is the TCP connection under c.
+func (c *webConn) NetConn() net.Conn { return c.Conn }
+
 // peekedConn is a connection whose first bytes were read to tell it
 // apart; Read returns them first.
 type peekedConn struct {
@@ -316,7 +356,7 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// NetConn is the connection under c (a *tls.Conn or a *net.TCPConn).
+// NetConn is the connection under c (a *tls.Conn or a *webConn).
 func (c *peekedConn) NetConn() net.Conn { return c.Conn }
 
 // TLSConnectionState is the TLS state of a connection from
