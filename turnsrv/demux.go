@@ -5,8 +5,9 @@ import "encoding/binary"
 // A listener shared with HTTP (Listener.ShareHTTP) tells its connections
 // apart once, after the TLS handshake if any: by the application protocol
 // the client chose (ALPN, RFC 7301: "stun.turn" for TURN over TLS, RFC
-// 7443; "h2", "http/1.1" or "acme-tls/1" for HTTP), and when it chose none
-// by the first bytes of the (decrypted) stream, classify below.
+// 7443; "h2" or "http/1.1" for HTTP; "acme-tls/1", ACME's TLS-ALPN-01
+// challenge, closed after its handshake), and when it chose none by the
+// first bytes of the (decrypted) stream, classify below.
 
 // ALPN protocol IDs a shared TLS listener tells connections apart by.
 const (
@@ -17,7 +18,8 @@ const (
 	alpnH2    = "h2"
 	alpnHTTP1 = "http/1.1"
 	// alpnACME is ACME's TLS-ALPN-01 challenge (RFC 8737 §6.2); the
-	// certificate manager answers it during the handshake.
+	// certificate manager answers it during the handshake, and the
+	// connection is closed after it.
 	alpnACME = "acme-tls/1"
 )
 

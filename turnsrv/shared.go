@@ -118,8 +118,13 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 		switch tc.ConnectionState().NegotiatedProtocol {
 		case ALPNTURN:
 			kind = kindTURN
+		case alpnACME:
+			// A TLS-ALPN-01 validation: the certificate manager answered
+			// in the handshake, and nothing follows it (RFC 8737 §3).
+			tc.Close()
+			return
 		case "": // no ALPN: the first bytes tell
-		default: // h2, http/1.1, acme-tls/1
+		default: // h2, http/1.1
 			kind = kindHTTP
 		}
 	}
