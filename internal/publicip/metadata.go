@@ -100,14 +100,7 @@ var providers = []provider{
 func Metadata(ctx context.Context, base string) (netip.Addr, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	client := &http.Client{
-		Transport: &http.Transport{
-			Proxy:             nil, // never through a proxy from the environment
-			DialContext:       (&net.Dialer{}).DialContext,
-			DisableKeepAlives: true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	client := metadataClient()
 	type answer struct {
 		provider string
 		addr     netip.Addr
@@ -147,6 +140,19 @@ func Metadata(ctx context.Context, base string) (netip.Addr, string, error) {
 		parts[i] = strings.Join(who[why], ", ") + ": " + why
 	}
 	return netip.Addr{}, "", fmt.Errorf("%w (%s)", ErrNoAnswer, strings.Join(parts, "; "))
+}
+
+// metadataClient is the HTTP client Metadata asks with: never through a
+// proxy from the environment, no redirects followed, no connection kept.
+func metadataClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:             nil,
+			DialContext:       (&net.Dialer{}).DialContext,
+			DisableKeepAlives: true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // fetch sends one request and returns the body of a 200 answer, which
