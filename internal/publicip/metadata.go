@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -95,7 +96,8 @@ var providers = []provider{
 // as DefaultMetadataBase) at once and returns the first public IPv4
 // address one of them gives, and that provider's name; the others are
 // cancelled. An answer must be 200 OK with a global unicast IPv4 address
-// that is not private or shared (RFC 1918, RFC 6598). ctx bounds the
+// that is not private, shared or in another special-purpose block that
+// is not globally reachable (RFC 1918, RFC 6598, RFC 6890). ctx bounds the
 // whole query. Errors: ErrNoAnswer, wrapping what each provider said.
 func Metadata(ctx context.Context, base string) (netip.Addr, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -190,15 +192,28 @@ func fetch(ctx context.Context, c *http.Client, method, url string, header map[s
 	return string(body), nil
 }
 
-// publicAddr parses an answer as a public IPv4 address.
+// notPublic are the IPv4 blocks of the IANA Special-Purpose Address
+// Registry (RFC 6890) that are not globally reachable and that
+// IsGlobalUnicast and IsPrivate leave in. The documentation blocks (RFC
+// 5737) are not listed: tests stand them in for public addresses.
+var notPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),      // "this network", RFC 791 §3.2
+	netip.MustParsePrefix("100.64.0.0/10"),  // shared address space (CGNAT), RFC 6598
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments, RFC 6890 §2.1
+	netip.MustParsePrefix("192.88.99.0/24"), // deprecated 6to4 relay anycast, RFC 7526
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking, RFC 2544
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, RFC 1112 §4
+}
+
+// publicAddr parses an answer as a public IPv4 address: global unicast,
+// not private (RFC 1918) and in no block of notPublic.
 func publicAddr(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("answer is not an IP address")
 	}
 	a = a.Unmap()
-	cgnat := netip.MustParsePrefix("100.64.0.0/10")
-	if !a.Is4() || !a.IsGlobalUnicast() || a.IsPrivate() || cgnat.Contains(a) {
+	if !a.Is4() || !a.IsGlobalUnicast() || a.IsPrivate() || slices.ContainsFunc(notPublic, func(p netip.Prefix) bool { return p.Contains(a) }) {
 		return netip.Addr{}, fmt.Errorf("%s is not a public IPv4 address", a)
 	}
 	return a, nil
