@@ -181,6 +181,11 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	}
 }
 
+// maxLoggedError bounds the error text reject logs: crypto/tls's errors
+// can repeat what the client sent, such as every ALPN name it offered (up
+// to 64 KB).
+const maxLoggedError = 256
+
 // reject closes a connection that was not told apart, counting it in n
 // and logging it at most once a minute per kind (silent ones at debug:
 // health checks and port scanners connect and leave).
@@ -192,7 +197,11 @@ func (l *sharedListener) reject(c net.Conn, n interface{ Add(int64) int64 }, kin
 	}
 	args := []any{"remote", c.RemoteAddr().String()}
 	if err != nil {
-		args = append(args, "error", err.Error())
+		msg := err.Error()
+		if len(msg) > maxLoggedError {
+			msg = msg[:maxLoggedError] + "…"
+		}
+		args = append(args, "error", msg)
 	}
 	l.conns.logf(kind, level, "shared listener: connection closed before it was told apart", args...)
 	abort(c)

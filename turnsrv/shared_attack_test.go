@@ -696,3 +696,36 @@ func TestSharedRenegotiation(t *testing.T) {
 	}
 	noRequest(t, seen)
 }
+
+// TestSharedLogLinesBounded: what a client chooses cannot blow up the
+// shared listener's log: a handshake offering 200 unserved ALPN names of
+// 255 bytes each (whose error repeats them all) is logged in a line of
+// bounded length.
+func TestSharedLogLinesBounded(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	s, addr, _ := attackServer(t, "tls", nil, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	var protos []string
+	for i := range 200 {
+		protos = append(protos, fmt.Sprintf("%03d", i)+strings.Repeat("x", 252))
+	}
+	c := tls.Client(dialTCP(t, addr), &tls.Config{InsecureSkipVerify: true, NextProtos: protos}) //nolint:gosec // the test's own certificate.
+	if err := c.Handshake(); err == nil {
+		t.Fatal("a handshake offering only unserved protocols succeeded")
+	}
+	waitFor(t, "counted as a failed handshake", func() bool { return s.Stats().SharedTLSFailed.Load() == 1 })
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "shared listener") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "unsupported application protocols") {
+		t.Fatalf("no log line of the failed handshake:\n%s", logs.String())
+	}
+	if len(line) > 1024 {
+		t.Errorf("a log line of %d bytes for one handshake", len(line))
+	}
+}
