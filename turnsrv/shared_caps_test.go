@@ -139,3 +139,151 @@ func handshake(t *testing.T, c net.Conn, alpn []string) net.Conn {
 	}
 	return tc
 }
+
+func webCount(s *testServer) int {
+	s.shared.web.mu.Lock()
+	defer s.shared.web.mu.Unlock()
+	return len(s.shared.web.conns)
+}
+
+// TestSharedHTTPCountedUntilClosed: an HTTP connection on the shared port
+// stays counted for as long as it is open, whichever way it ends: an
+// HTTP/2 connection closed by the client, an HTTP/1.1 connection the
+// server closes (Connection: close), and a hijacked one (a WebSocket)
+// closed by its handler.
+func TestSharedHTTPCountedUntilClosed(t *testing.T) {
+	t.Parallel()
+	s, addr, seen := attackServer(t, "tls", nil, nil)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}, ForceAttemptHTTP2: true} //nolint:gosec // the test's own certificate.
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + addr + "/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	<-seen
+	if resp.ProtoMajor != 2 || webCount(s) != 1 {
+		t.Fatalf("%s, %d counted; want HTTP/2 and 1", resp.Proto, webCount(s))
+	}
+	tr.CloseIdleConnections()
+	waitFor(t, "the HTTP/2 connection counted out", func() bool { return webCount(s) == 0 })
+
+	c := tlsClient(t, addr, []string{"http/1.1"})
+	io.WriteString(c, "GET /close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	readUntilClosed(t, c)
+	<-seen
+	waitFor(t, "the connection the server closed counted out", func() bool { return webCount(s) == 0 })
+
+	// A handler that hijacks the connection and holds it until told.
+	hs, haddr, release := hijackServer(t)
+	h := tlsClient(t, haddr, nil)
+	io.WriteString(h, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+	if got := readLine(t, h); got != "hijacked" {
+		t.Fatalf("hijacking handler said %q", got)
+	}
+	if webCount(hs) != 1 {
+		t.Fatalf("%d counted while hijacked, want 1", webCount(hs))
+	}
+	close(release)
+	readUntilClosed(t, h)
+	waitFor(t, "the hijacked connection counted out", func() bool { return webCount(hs) == 0 })
+}
+
+// hijackServer is a shared TLS listener whose web server hijacks each
+// connection, writes "hijacked\n" and closes it once release is closed.
+func hijackServer(t *testing.T) (*testServer, string, chan struct{}) {
+	t.Helper()
+	conf := selfSigned(t)
+	conf.NextProtos = []string{ALPNTURN, "http/1.1"}
+	s := startServer(t, func(c *Config) {
+		c.Listeners = []Listener{{Network: "tls", Addr: "127.0.0.1:0", TLS: conf, ShareHTTP: true}}
+	})
+	release := make(chan struct{})
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		io.WriteString(c, "hijacked\n")
+		go func() {
+			<-release
+			c.Close()
+		}()
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(s.HTTPListener())
+	t.Cleanup(func() { hs.Close() })
+	return s, s.Addrs()[0].String(), release
+}
+
+func readLine(t *testing.T, c net.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(closeGuard))
+	defer c.SetReadDeadline(time.Time{})
+	var b []byte
+	one := make([]byte, 1)
+	for {
+		if _, err := c.Read(one); err != nil {
+			t.Fatalf("reading a line: %v", err)
+		}
+		if one[0] == '\n' {
+			return string(b)
+		}
+		b = append(b, one[0])
+	}
+}
+
+// TestSharedPendingTotalFromManyAddresses: silent connections from many
+// addresses fill the total cap of connections not yet told apart; past
+// it new connections to the shared port are refused and counted, but
+// TURN connections already told apart on it and TURN on its other
+// listeners carry on, and the places come back when the silent ones
+// leave.
+func TestSharedPendingTotalFromManyAddresses(t *testing.T) {
+	t.Parallel()
+	conf := selfSigned(t)
+	conf.NextProtos = []string{ALPNTURN, "http/1.1"}
+	s := startServer(t, func(c *Config) {
+		c.Listeners = []Listener{{Network: "tcp", Addr: "127.0.0.1:0"}, {Network: "tls", Addr: "127.0.0.1:0", TLS: conf, ShareHTTP: true}}
+		c.MaxTCPConnectionsPerIP, c.MaxTCPConnections = 2, 4
+		c.FirstMessageTimeout = time.Hour
+		c.NoAllocationTimeout = time.Hour
+	})
+	tcpAddr, sharedAddr := s.Addrs()[0].String(), s.Addrs()[1].String()
+	told := tlsClient(t, sharedAddr, []string{ALPNTURN})
+	if err := turntest.TCPBinding(told, closeGuard); err != nil {
+		t.Fatal(err)
+	}
+	var silent []net.Conn
+	for _, from := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", sharedAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		silent = append(silent, c)
+	}
+	waitFor(t, "four pending", func() bool { return pendingCount(s) == 4 })
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}}
+	if c, err := d.Dial("tcp", sharedAddr); err == nil {
+		waitClosedByServer(t, c)
+		c.Close()
+	}
+	if got := s.Stats().TCPRefusedTotal.Load(); got != 1 {
+		t.Errorf("TCPRefusedTotal: got %d, want 1", got)
+	}
+	if err := turntest.TCPBinding(told, closeGuard); err != nil {
+		t.Errorf("the TURN connection told apart before: %v", err)
+	}
+	other := dialTCP(t, tcpAddr)
+	if err := turntest.TCPBinding(other, closeGuard); err != nil {
+		t.Errorf("TURN on the other TCP listener: %v", err)
+	}
+	other.Close() // 127.0.0.1's second TURN place, for the allocation below
+	for _, c := range silent {
+		c.Close()
+	}
+	waitFor(t, "the places back", func() bool { return pendingCount(s) == 0 && s.Stats().TCPConnectionsOpen.Load() == 1 })
+	tlsAllocate(t, sharedAddr, []string{ALPNTURN})
+}
