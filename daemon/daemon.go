@@ -296,7 +296,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			d.httpLn = tls.NewListener(ln, d.tls.config)
 		}
 	}
-	d.http = newHTTPServer(withTLSState(handler), log)
+	d.http = newHTTPServer(withRequestDeadlines(withTLSState(handler), requestBodyTimeout, responseWriteTimeout), log)
 	d.http.ConnContext = tlsStateContext
 	if r := cfg.HTTP.TLS.RedirectListen; d.tls != nil && r != nil && *r != "" {
 		if d.redirectLn, err = net.Listen("tcp", *r); err != nil { //nolint:noctx
