@@ -54,8 +54,14 @@ type sharedListener struct {
 
 // newSharedListener starts accepting on raw; tlsConf nil means plain TCP.
 func newSharedListener(raw *net.TCPListener, tlsConf *tls.Config, g *guard, conns *connSet) *sharedListener {
+	return newSharedListenerOn(raw, raw, tlsConf, g, conns)
+}
+
+// newSharedListenerOn starts accepting on ln, which is raw or (in tests)
+// a listener of connections that are not TCP, with raw nil.
+func newSharedListenerOn(ln net.Listener, raw *net.TCPListener, tlsConf *tls.Config, g *guard, conns *connSet) *sharedListener {
 	l := &sharedListener{
-		acc: newAcceptor(raw, raw, conns), tls: tlsConf, g: g, conns: conns,
+		acc: newAcceptor(ln, raw, conns), tls: tlsConf, g: g, conns: conns,
 		turn: newConnQueue(), http: newConnQueue(),
 		pending: pendingSet{conns: map[net.Conn]netip.Prefix{}, perKey: map[netip.Prefix]int{}},
 		web:     pendingSet{conns: map[net.Conn]netip.Prefix{}, perKey: map[netip.Prefix]int{}},
@@ -98,7 +104,8 @@ func (l *sharedListener) serve() {
 // handle tells c apart and hands it on, or closes it.
 func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	st := l.conns.stats
-	_ = c.SetDeadline(time.Now().Add(lim.firstMsg))
+	deadline := time.Now().Add(lim.firstMsg)
+	_ = c.SetDeadline(deadline)
 	// Whatever wraps it later (TLS, the first bytes), closing the
 	// connection closes wc, which counts it out of the HTTP caps.
 	wc := &webConn{Conn: c, web: &l.web}
@@ -167,6 +174,10 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	gc := newGuardConn(conn, l.g, l.conns)
 	switch why := l.conns.add(gc); why {
 	case "":
+		// add started the first-message deadline afresh; the one from
+		// accept stands, as on a TURN-only listener (the TLS handshake
+		// and the first bytes count against it).
+		_ = conn.SetDeadline(deadline)
 	case refusedClosed:
 		conn.Close()
 		return
