@@ -61,7 +61,9 @@ type Stats struct {
 	// TCPRefusedPerIP and TCPRefusedTotal count TCP and TLS connections
 	// closed as soon as they were accepted because their client address
 	// (Config.MaxTCPConnectionsPerIP) or the server
-	// (Config.MaxTCPConnections) was at its cap. TCPRefusedFDLimit counts
+	// (Config.MaxTCPConnections) was at its cap; on a listener shared with
+	// HTTP also those closed once told apart, TURN or HTTP, because that
+	// protocol's connections were at the cap. TCPRefusedFDLimit counts
 	// waiting connections accepted and closed at once because the process
 	// was out of file descriptors.
 	TCPRefusedPerIP, TCPRefusedTotal, TCPRefusedFDLimit atomic.Int64
