@@ -157,6 +157,12 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	if n := ib.TURN().AllocationCount(); n == 0 {
 		t.Error("no TURN allocations during a relay-only call")
 	}
+	// The tile's connection badge says so.
+	for name, tab := range map[string]context.Context{"a": a, "b": b} {
+		if got := waitBadge(t, tab, "relay UDP"); got.Path != "relay" || got.Transport != "udp" {
+			t.Errorf("page %s: badge %+v, want relay over udp", name, got)
+		}
+	}
 
 	// Chat travels over the RTCDataChannel: a types, b reads.
 	if _, err := chromedp.Run(a, chromedp.Evaluate[bool](`(() => {

@@ -148,6 +148,9 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'aearly bird')`)
 	waitFor(t, a, "a's line is delivered", `document.querySelector('#messages li.mine:not(.pending):not(.undelivered)') !== null`)
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	if got := waitBadge(t, b, "direct"); got.Path != "direct" {
+		t.Errorf("badge %+v, want direct (no relay=1)", got)
+	}
 
 	// M turns the microphone off, V the camera (the tile shows initials).
 	eval[bool](t, a, `document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'm', bubbles: true}))`)

@@ -79,6 +79,7 @@ const monitor = new Monitor({
 //   net()          the last getStats sample of each connection
 //   sample()       takes a getStats sample now (badges, banner)
 //   setAdaptation(on)  turns mesh adaptation on or off
+//   screen()       your screen share's stream, or null
 //   timing         when the page started, media was ready, video first played
 window.icebox = {
   state,
@@ -93,6 +94,7 @@ window.icebox = {
   levels: () => monitor.levels(),
   net: () => Object.fromEntries(monitor.net),
   sample: () => monitor.sample(),
+  screen: () => media.screen,
   setAdaptation(on) {
     state.adapt = !!on;
     for (const p of state.peers.values()) {

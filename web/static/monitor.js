@@ -9,10 +9,10 @@ import { connectionInfo, badgeText, details, bad } from './stats.js';
 /** A level above this is speech (audioLevel, linear, 1 = 0 dBov; ~ -36 dBov). */
 export const SPEAKING_LEVEL = 0.016;
 /** How long someone counts as speaking after their last loud sample, in ms. */
-const HOLD_MS = 700;
+const HOLD_MS = 1000;
 /** How long someone else must be the loudest before taking the stage, in ms. */
 const TAKE_STAGE_MS = 1200;
-const LEVEL_EVERY_MS = 150;
+const LEVEL_EVERY_MS = 100;
 const STATS_EVERY_MS = 2000;
 
 /**
@@ -39,7 +39,7 @@ function remoteLevel(p) {
 export class Monitor {
   /** @type {Map<string, number>} peer id ('' for you) → when last heard loud (performance.now) */
   #heard = new Map();
-  /** @type {Map<string, number>} peer id → smoothed level */
+  /** @type {Map<string, number>} peer id → level with a slow decay (peak hold) */
   #avg = new Map();
   /** @type {{id: string, since: number}} who has been loudest, since when */
   #loudest = { id: '', since: 0 };
@@ -98,15 +98,16 @@ export class Monitor {
     for (const [id, level] of Object.entries(this.levels())) {
       if (level > SPEAKING_LEVEL) this.#heard.set(id, now);
       if (now - (this.#heard.get(id) || -1e9) < HOLD_MS) speaking.add(id);
-      if (id !== '') this.#avg.set(id, 0.7 * (this.#avg.get(id) || 0) + 0.3 * level);
+      if (id !== '') this.#avg.set(id, Math.max(level, 0.9 * (this.#avg.get(id) || 0)));
     }
     for (const id of this.#avg.keys()) if (!peers.has(id)) this.#avg.delete(id);
-    // The active speaker: whoever has been the loudest of the others for
-    // TAKE_STAGE_MS; it stays until someone else is.
+    // The active speaker: whoever has been the loudest of the others
+    // speaking for TAKE_STAGE_MS; it stays until someone else is (a
+    // pause between words changes nothing).
     let top = '';
-    let topLevel = SPEAKING_LEVEL / 2;
+    let topLevel = 0;
     for (const [id, a] of this.#avg) if (a > topLevel && speaking.has(id)) { top = id; topLevel = a; }
-    if (top !== this.#loudest.id) this.#loudest = { id: top, since: now };
+    if (top && top !== this.#loudest.id) this.#loudest = { id: top, since: now };
     if (top && top !== this.active && now - this.#loudest.since >= TAKE_STAGE_MS) this.active = top;
     if (this.active && !peers.has(this.active)) this.active = '';
     this.h.onSpeaking(speaking, this.active);
