@@ -269,9 +269,9 @@ function createPeer(id) {
  */
 function rebind(p, to) {
   const any = /** @type {any} */ (p);
-  if (!any.orphan) return;
-  if (state.names.get(to) !== p.name) {
-    any.claim = to; // checked again when the server names to
+  if (!any.orphan || state.names.get(to) !== p.name) {
+    // Checked again once our own fresh welcome came and the server names to.
+    any.claim = to;
     return;
   }
   const from = p.id;
@@ -283,6 +283,8 @@ function rebind(p, to) {
   any.orphan = false;
   any.claim = '';
   clearTimeout(any.orphanTimer);
+  clearTimeout(any.adoptTimer);
+  any.adoptTimer = 0;
   state.peers.set(to, p);
   tiles.rename(from, to);
   if (state.calls && state.calls.peer === from) state.calls.peer = to;
@@ -316,7 +318,9 @@ function named(/** @type {string} */ id) {
 function keepPeers() {
   for (const [id, p] of state.peers) {
     const any = /** @type {any} */ (p);
-    if (p.pc.connectionState === 'closed' || p.pc.connectionState === 'failed') {
+    // A failed connection is kept too: an ICE restart revives it (a
+    // relayed one fails when the server's allocations went with it).
+    if (p.pc.connectionState === 'closed') {
       closePeer(id);
       continue;
     }
@@ -329,31 +333,47 @@ function keepPeers() {
 }
 
 /**
+ * adopt finds the kept peer that the id the server names may be: one with
+ * the same name. A connection still up says who it is over its own data
+ * channel (rebind); given REBIND_MS for that, it is then taken by name. A
+ * connection that is down cannot say it: it is taken by name at once and
+ * its ICE restart goes to the new id (the browser still checks the DTLS
+ * fingerprint, so no one else can take over its media).
+ * @param {string} id
+ * @returns {Peer|null} the peer now at id, or null (none, or waiting)
+ */
+function adopt(id) {
+  const name = state.names.get(id);
+  const o = name === undefined ? undefined : orphanNamed(name);
+  if (!o) return state.peers.get(id) || null;
+  if (o.pc.connectionState !== 'connected') {
+    rebind(o, id);
+    return state.peers.get(id) || null;
+  }
+  const any = /** @type {any} */ (o);
+  if (!any.adoptTimer) {
+    any.adoptTimer = setTimeout(() => {
+      any.adoptTimer = 0;
+      if (any.orphan && state.names.get(id) === o.name && !state.peers.has(id)) rebind(o, id);
+    }, REBIND_MS);
+  }
+  return null;
+}
+
+/**
  * peerFor returns the Peer a signal from id goes to, creating one; null
  * while a kept peer of that name may still say it is id (the signal is
- * held until it does, or REBIND_MS passes).
+ * held until then).
  * @param {string} id
  * @param {object} data
  * @returns {Peer|null}
  */
 function peerFor(id, data) {
-  const p = state.peers.get(id);
+  const p = state.peers.get(id) || adopt(id);
   if (p) return p;
-  const kept = orphanNamed(state.names.get(id) || '');
-  if (kept) {
+  if (orphanNamed(state.names.get(id) || '')) {
     const q = state.held.get(id) || [];
     if (q.length < 500) q.push(data);
-    if (q.length === 1) {
-      setTimeout(() => {
-        const held = state.held.get(id);
-        if (!held || state.peers.has(id)) return;
-        state.held.delete(id);
-        const o = orphanNamed(state.names.get(id) || '');
-        if (o) closePeer(o.id);
-        const fresh = createPeer(id);
-        for (const d of held) fresh.receive(d);
-      }, REBIND_MS);
-    }
     state.held.set(id, q);
     return null;
   }
@@ -484,24 +504,11 @@ function onWelcome(detail, name) {
   // Tell kept peers who we are now, over their own connections.
   for (const p of state.peers.values()) p.sendMeta(myMeta());
   for (const p of detail.peers) {
+    // Same id as before our session was lost: they saw us leave and
+    // closed their side.
+    if (state.peers.has(p.id)) closePeer(p.id);
     named(p.id);
-    const existing = state.peers.get(p.id);
-    if (existing) {
-      // Same id as before our session was lost: they saw us leave and
-      // closed their side.
-      closePeer(p.id);
-    }
-    if (state.peers.has(p.id)) continue;
-    if (orphanNamed(p.name)) {
-      // Give the kept connection time to say it is this peer.
-      setTimeout(() => {
-        if (state.peers.has(p.id) || !state.names.has(p.id) || !state.myId) return;
-        const o = orphanNamed(p.name);
-        if (o) closePeer(o.id);
-        createPeer(p.id).start();
-      }, REBIND_MS);
-      continue;
-    }
+    if (state.peers.has(p.id) || adopt(p.id) || orphanNamed(p.name)) continue;
     createPeer(p.id).start();
   }
 }
@@ -580,6 +587,7 @@ async function join() {
     const { detail } = /** @type {CustomEvent} */ (ev);
     state.names.set(detail.id, detail.name);
     named(detail.id);
+    adopt(detail.id);
     if (!state.peers.has(detail.id) && !orphanNamed(detail.name)) chat.system(`${detail.name} joined`);
     people();
   });
