@@ -185,7 +185,13 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 // waitFor polls a boolean expression in the page for up to 10 s.
 func waitFor(t *testing.T, tab context.Context, what, expr string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitForWithin(t, tab, what, expr, 10*time.Second)
+}
+
+// waitForWithin polls a boolean expression in the page for up to d.
+func waitForWithin(t *testing.T, tab context.Context, what, expr string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](expr))
 		if err != nil {
@@ -196,5 +202,5 @@ func waitFor(t *testing.T, tab context.Context, what, expr string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s: not within 10s", what)
+	t.Fatalf("%s: not within %v", what, d)
 }

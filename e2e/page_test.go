@@ -185,13 +185,23 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 }
 
-// TestPageLayout: with 1, 2 and 3 people in a room, at 1280×800 and
+// TestPageLayout: with 1, 2, 3 and 6 people in a room, at 1280×800 and
 // 390×844, every tile is inside the viewport, the tiles cover most of
-// it, no video is cropped and the control bar is on screen; a pinned tile
-// takes the stage. Screenshots go to the test's directory and /tmp/page-shots.
+// it, no video is cropped and the control bar is on screen; with six,
+// each sender's video is capped for a mesh of six (adapt.js). In the
+// automatic layout the one person speaking takes the stage, and the
+// stage follows when someone else speaks; a pinned tile wins over both.
+// Screenshots go to the test's directory and /tmp/page-shots.
 func TestPageLayout(t *testing.T) {
-	ib := startIcebox(t, nil)
-	browser := newBrowser(t)
+	// Six pages from one address: more TURN connections and allocations
+	// from 127.0.0.1 than the per-address defaults allow.
+	ib := startIcebox(t, func(c *config.Config) {
+		c.TURN.MaxTCPConnectionsPerIP = -1
+		c.TURN.MaxAllocationsPerIP = -1
+	})
+	// Six pages encode 30 streams: a 10 frames/s fake camera keeps that
+	// within two cores.
+	browser := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", "fps=10"))
 	room := ib.newRoom(t)
 	dir := t.TempDir()
 	url := ib.URL + "/r/" + room + "?autojoin=1&name="
@@ -210,16 +220,22 @@ func TestPageLayout(t *testing.T) {
 			t.Errorf("%s: the Join button is off screen", vp.name)
 		}
 	}
+	chromedp.Cancel(pre)
 
 	a := openTab(t, browser, url+"Ada+Lovelace", viewports[0])
 	waitFor(t, a, "a is in the room", `!document.getElementById('call').hidden`)
-	others := []string{"Bob", "Carol+King"}
-	for n := 1; n <= 3; n++ {
-		if n > 1 {
-			newTab(t, browser, url+others[n-2])
-			waitFor(t, a, fmt.Sprintf("a plays %d remote videos", n-1), fmt.Sprintf(
-				`[...document.querySelectorAll('.tile.remote video')].filter(v => v.videoWidth > 0 && v.currentTime > 0).length === %d`, n-1))
+	// The grid first: everyone the same size, whoever speaks.
+	pressKey(t, a, "g")
+	names := []string{"Bob", "Carol+King", "Dan", "Eve", "Fay"}
+	tabs := map[string]context.Context{}
+	for _, n := range []int{1, 2, 3, 6} {
+		for len(tabs) < n-1 {
+			name := names[len(tabs)]
+			tabs[name] = newTab(t, browser, url+name)
 		}
+		// Three pages joining at once on two cores take a while.
+		waitForWithin(t, a, fmt.Sprintf("a plays %d remote videos", n-1), fmt.Sprintf(
+			`[...document.querySelectorAll('.tile.remote video')].filter(v => v.videoWidth > 0 && v.currentTime > 0).length === %d`, n-1), 30*time.Second)
 		for _, vp := range viewports {
 			emulate(t, a, vp)
 			name := fmt.Sprintf("%s-%d", vp.name, n)
@@ -227,16 +243,56 @@ func TestPageLayout(t *testing.T) {
 			screenshot(t, a, dir, name)
 		}
 	}
-	// Pin the first remote tile with the keyboard: it takes the stage,
+	// Five others: each copy of a's camera is capped (adapt.js: 736 kbit/s
+	// at 1/1.5 of the resolution), its audio first.
+	if !eval[bool](t, a, `[...icebox.state.peers.values()].every(p => p.pc.getSenders().every(s => {
+		const e = s.track && s.getParameters().encodings[0]; if (!e) return true;
+		return s.track.kind === 'audio' ? e.priority === 'high' : e.maxBitrate === 736000 && e.scaleResolutionDownBy === 1.5; }))`) {
+		t.Errorf("a's senders in a mesh of six: %v", eval[any](t, a, `[...icebox.state.peers.values()].map(p => p.pc.getSenders().map(s => s.track && s.track.kind + JSON.stringify(s.getParameters().encodings)))`))
+	}
+
+	// The automatic layout: only Bob speaks, Bob takes the stage; then
+	// only Carol.
+	for name, tab := range tabs {
+		if name != "Bob" {
+			pressKey(t, tab, "m")
+		}
+	}
+	pressKey(t, a, "m")
+	pressKey(t, a, "g")
+	stageIs := func(who string) string {
+		return `document.querySelector('#tiles .tile.staged figcaption')?.textContent === ` + jsString(who)
+	}
+	defer func() {
+		if t.Failed() {
+			for i := 0; i < 10; i++ {
+				t.Logf("a: %v %v", eval[any](t, a, `icebox.levels()`), eval[any](t, a, `[...document.querySelectorAll('#tiles .tile')].map(t => t.className + ' ' + t.querySelector('figcaption')?.textContent).join('; ')`))
+				t.Logf("carol: %v", eval[any](t, tabs["Carol+King"], `[document.getElementById('mute').className, icebox.levels()]`))
+				time.Sleep(300 * time.Millisecond)
+			}
+		}
+	}()
+	emulate(t, a, viewports[0])
+	waitFor(t, a, "Bob, speaking, takes the stage", stageIs("Bob"))
+	checkLayout(t, a, "speaker-desktop", 6)
+	screenshot(t, a, dir, "speaker-desktop")
+	pressKey(t, tabs["Bob"], "m")
+	pressKey(t, tabs["Carol+King"], "m")
+	waitFor(t, a, "Carol, speaking now, takes the stage", stageIs("Carol King"))
+	emulate(t, a, viewports[1])
+	checkLayout(t, a, "speaker-phone", 6)
+	screenshot(t, a, dir, "speaker-phone")
+
+	// Pin Bob with the keyboard: Bob takes the stage though Carol speaks,
 	// the others go to the filmstrip, all still on screen.
 	for _, vp := range viewports {
 		emulate(t, a, vp)
 		if !eval[bool](t, a, `(() => { const t = document.querySelector('.tile.remote');
 			if (!t.classList.contains('pinned')) { t.focus(); t.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true})); }
-			return t.classList.contains('pinned'); })()`) {
+			return t.classList.contains('pinned') && t.classList.contains('staged'); })()`) {
 			t.Fatalf("%s: Enter on a tile did not pin it", vp.name)
 		}
-		l := checkLayout(t, a, "pinned-"+vp.name, 3)
+		l := checkLayout(t, a, "pinned-"+vp.name, 6)
 		var biggest float64
 		for _, tl := range l.Tiles {
 			biggest = max(biggest, tl.W*tl.H)
@@ -255,11 +311,11 @@ func TestPageLayout(t *testing.T) {
 	}
 	screenshot(t, a, dir, "phone-chat")
 	entries, _ := os.ReadDir(dir)
-	var names []string
+	var shots []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		shots = append(shots, e.Name())
 	}
-	t.Logf("screenshots in %s and %s: %s", dir, shotDir, strings.Join(names, " "))
+	t.Logf("screenshots in %s and %s: %s", dir, shotDir, strings.Join(shots, " "))
 }
 
 // TestPageDevicesDenied: with camera and microphone blocked the pre-join

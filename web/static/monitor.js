@@ -1,7 +1,7 @@
-// What the page watches while in a call: who is speaking (your level from
-// WebAudio, everyone else's from the RTP audio level of what arrives,
-// RTCRtpReceiver.getSynchronizationSources) and who the active speaker
-// is, and how each connection is doing (stats.js), for the tiles' rings
+// What the page watches while in a call: who is speaking (everyone's
+// audio energy over each interval from getStats: what arrives from each
+// peer, and what your microphone gives; WebAudio before anything is
+// sent) and who the active speaker is, and how each connection is doing (stats.js), for the tiles' rings
 // and badges and the bad-network banner.
 
 import { connectionInfo, badgeText, details, bad } from './stats.js';
@@ -9,10 +9,10 @@ import { connectionInfo, badgeText, details, bad } from './stats.js';
 /** A level above this is speech (audioLevel, linear, 1 = 0 dBov; ~ -36 dBov). */
 export const SPEAKING_LEVEL = 0.016;
 /** How long someone counts as speaking after their last loud sample, in ms. */
-const HOLD_MS = 1000;
+const HOLD_MS = 1200;
 /** How long someone else must be the loudest before taking the stage, in ms. */
 const TAKE_STAGE_MS = 1200;
-const LEVEL_EVERY_MS = 100;
+const LEVEL_EVERY_MS = 200;
 const STATS_EVERY_MS = 2000;
 
 /**
@@ -21,19 +21,25 @@ const STATS_EVERY_MS = 2000;
  */
 
 /**
- * remoteLevel is the audio level of what arrives from p (0 to 1).
- * @param {Peer} p
- * @returns {number}
+ * energyLevel is the RMS audio level over the time since the last sample
+ * (webrtc-stats totalAudioEnergy and totalSamplesDuration): unlike the
+ * level of the last packet, it does not miss a short sound between two
+ * samples.
+ * @param {RTCStatsReport} stats
+ * @param {string} type 'inbound-rtp' (what arrives) or 'media-source' (what you send)
+ * @param {{e: number, d: number}|undefined} prev totals at the last sample
+ * @returns {{level: number, e: number, d: number}|null}
  */
-function remoteLevel(p) {
-  if (p.remote.mic === false) return 0;
-  for (const r of p.pc.getReceivers()) {
-    if (r.track.kind !== 'audio' || !r.getSynchronizationSources) continue;
-    const src = r.getSynchronizationSources()[0];
-    // A source counts only while its packets keep coming.
-    if (src && typeof src.audioLevel === 'number' && performance.timeOrigin + performance.now() - src.timestamp < 1000) return src.audioLevel;
-  }
-  return 0;
+function energyLevel(stats, type, prev) {
+  /** @type {any} */
+  let s = null;
+  stats.forEach((x) => { if (x.type === type && x.kind === 'audio' && typeof x.totalAudioEnergy === 'number') s = x; });
+  if (!s) return null;
+  const e = s.totalAudioEnergy;
+  const d = s.totalSamplesDuration || 0;
+  const de = prev ? e - prev.e : 0;
+  const dd = prev ? d - prev.d : 0;
+  return { level: dd > 0 && de > 0 ? Math.min(1, Math.sqrt(de / dd)) : 0, e, d };
 }
 
 export class Monitor {
@@ -48,6 +54,11 @@ export class Monitor {
   net = new Map();
   #levelTimer = 0;
   #statsTimer = 0;
+  /** @type {Map<string, {e: number, d: number}>} audio energy totals at the last sample */
+  #energy = new Map();
+  /** @type {Record<string, number>} the levels of the last sample */
+  #last = {};
+  #busy = false;
 
   /**
    * @param {{
@@ -75,32 +86,70 @@ export class Monitor {
     this.#statsTimer = 0;
     this.#heard.clear();
     this.#avg.clear();
+    this.#energy.clear();
+    this.#last = {};
     this.net.clear();
     this.active = '';
     this.#loudest = { id: '', since: 0 };
   }
 
   /**
-   * levels reports every level now, for the test hook.
+   * levels reports the levels of the last sample ('' is you), for the
+   * test hook.
    * @returns {Record<string, number>}
    */
-  levels() {
+  levels() { return { ...this.#last }; }
+
+  /**
+   * #sampleLevels measures everyone's audio level over the last interval.
+   * @returns {Promise<Record<string, number>>}
+   */
+  async #sampleLevels() {
     /** @type {Record<string, number>} */
-    const out = { '': this.h.myLevel() };
-    for (const [id, p] of this.h.peers()) out[id] = remoteLevel(p);
+    const out = { '': 0 };
+    let mine = null;
+    for (const [id, p] of this.h.peers()) {
+      if (p.pc.connectionState === 'closed') continue;
+      let stats;
+      try { stats = await p.pc.getStats(); } catch { continue; }
+      const r = energyLevel(stats, 'inbound-rtp', this.#energy.get(id));
+      if (r) this.#energy.set(id, { e: r.e, d: r.d });
+      out[id] = r && p.remote.mic !== false ? r.level : 0;
+      if (!mine) {
+        const m = energyLevel(stats, 'media-source', this.#energy.get(''));
+        if (m) {
+          this.#energy.set('', { e: m.e, d: m.d });
+          mine = m;
+        }
+      }
+    }
+    // Before any connection sends, your level comes from WebAudio.
+    out[''] = mine ? mine.level : this.h.myLevel();
     return out;
   }
 
-  #levels() {
+  async #levels() {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      this.#last = await this.#sampleLevels();
+    } finally {
+      this.#busy = false;
+    }
+    this.#decide();
+  }
+
+  #decide() {
     const now = performance.now();
     const speaking = new Set();
     const peers = this.h.peers();
-    for (const [id, level] of Object.entries(this.levels())) {
+    for (const [id, level] of Object.entries(this.#last)) {
       if (level > SPEAKING_LEVEL) this.#heard.set(id, now);
       if (now - (this.#heard.get(id) || -1e9) < HOLD_MS) speaking.add(id);
-      if (id !== '') this.#avg.set(id, Math.max(level, 0.9 * (this.#avg.get(id) || 0)));
+      if (id !== '') this.#avg.set(id, Math.max(level, 0.8 * (this.#avg.get(id) || 0)));
     }
     for (const id of this.#avg.keys()) if (!peers.has(id)) this.#avg.delete(id);
+    for (const id of this.#energy.keys()) if (id !== '' && !peers.has(id)) this.#energy.delete(id);
     // The active speaker: whoever has been the loudest of the others
     // speaking for TAKE_STAGE_MS; it stays until someone else is (a
     // pause between words changes nothing).
