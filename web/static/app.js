@@ -95,6 +95,7 @@ window.icebox = {
   net: () => Object.fromEntries(monitor.net),
   sample: () => monitor.sample(),
   screen: () => media.screen,
+  /** @param {boolean} on */
   setAdaptation(on) {
     state.adapt = !!on;
     for (const p of state.peers.values()) {
@@ -216,6 +217,7 @@ function showStreams(p) {
  * @returns {Peer}
  */
 function createPeer(id) {
+  /** @type {Peer} */
   const peer = new Peer({
     id,
     name: state.names.get(id) || 'guest',
@@ -224,7 +226,7 @@ function createPeer(id) {
     localStream: media.stream,
     screen: media.screen,
     peers: () => state.peers.size,
-    send: (data) => state.sig && state.sig.signal(peer.id, data),
+    send: (data) => !!state.sig && state.sig.signal(peer.id, data),
     onTrack: (p) => {
       showStreams(p);
       if (!state.timing.firstVideo) {
@@ -715,11 +717,11 @@ function ring(view) {
 function setup() {
   if (state.mode === 'call') {
     const calls = new CallControl({
-      send: (to, data) => state.sig && state.sig.signal(to, data),
-      nameOf: (id) => state.names.get(id) || 'someone',
-      startCall: (id) => createPeer(id).start(),
-      endMedia: (id) => closePeer(id),
-      render: (view) => { renderCallBar(view); ring(view); people(); },
+      send: (/** @type {string} */ to, /** @type {object} */ data) => !!state.sig && state.sig.signal(to, data),
+      nameOf: (/** @type {string} */ id) => state.names.get(id) || 'someone',
+      startCall: (/** @type {string} */ id) => createPeer(id).start(),
+      endMedia: (/** @type {string} */ id) => closePeer(id),
+      render: (/** @type {import('./callmode.js').CallView} */ view) => { renderCallBar(view); ring(view); people(); },
     });
     state.calls = calls;
     $('accept').addEventListener('click', () => calls.accept());
@@ -737,7 +739,7 @@ function setup() {
     $('password').required = true;
   }
   $('name').addEventListener('input', () => renderDevices());
-  $('join-form').addEventListener('submit', (ev) => {
+  $('join-form').addEventListener('submit', (/** @type {Event} */ ev) => {
     ev.preventDefault();
     join();
   });
@@ -803,7 +805,7 @@ function setup() {
       setStatus('select and copy the link');
     }
   });
-  $('chat-form').addEventListener('submit', (ev) => {
+  $('chat-form').addEventListener('submit', (/** @type {Event} */ ev) => {
     ev.preventDefault();
     const text = $('chat-input').value.trim();
     if (!text) return;

@@ -275,7 +275,7 @@ export class Peer {
     this.localStream = stream;
     if (!this.tracksAdded) return; // added on start or on the first offer
     for (const track of stream.getTracks()) {
-      const tr = this.pc.getTransceivers().find((t) => !t.stopped && t.receiver.track.kind === track.kind && t.sender !== this.screenSender);
+      const tr = this.pc.getTransceivers().find((t) => t.currentDirection !== 'stopped' && t.receiver.track.kind === track.kind && t.sender !== this.screenSender);
       if (!tr) {
         this.pc.addTrack(track, stream);
         continue;
