@@ -96,8 +96,15 @@ func TestPageCallModeLink(t *testing.T) {
 	screenshot(t, a, dir, "callmode-ringing-desktop")
 	emulate(t, b, viewports[1])
 	screenshot(t, b, dir, "callmode-incoming-phone")
+	// The call rings where the eye is: the tab's title says so, and a
+	// tone plays (WebAudio: the page's AudioContext runs).
+	waitFor(t, b, "b's title says a calls and the tone rings", `document.title.includes('Incoming call from a') && icebox.ringing()`)
+	if st := eval[string](t, b, `document.getElementById('accept') === document.activeElement ? 'focused' : 'not focused'`); st != "focused" {
+		t.Errorf("Accept is %s while ringing", st)
+	}
 	click(t, b, "decline")
 	waitText(t, a, "call-status", "b declined")
+	waitFor(t, b, "b's title is back and the tone stops", `!document.title.includes('Incoming') && !icebox.ringing()`)
 
 	typeAndSubmit(t, b, "chat-input", "hello from the lobby")
 	waitFor(t, a, "a reads b's lobby chat",

@@ -80,6 +80,7 @@ const monitor = new Monitor({
 //   sample()       takes a getStats sample now (badges, banner)
 //   setAdaptation(on)  turns mesh adaptation on or off
 //   screen()       your screen share's stream, or null
+//   ringing()      whether the ring tone plays
 //   timing         when the page started, media was ready, video first played
 window.icebox = {
   state,
@@ -95,6 +96,7 @@ window.icebox = {
   net: () => Object.fromEntries(monitor.net),
   sample: () => monitor.sample(),
   screen: () => media.screen,
+  ringing: () => ringer.ringing,
   /** @param {boolean} on */
   setAdaptation(on) {
     state.adapt = !!on;

@@ -189,9 +189,10 @@ export class Monitor {
       }
     }
     for (const id of this.net.keys()) if (!peers.has(id)) this.net.delete(id);
+    const who = (/** @type {string[]} */ l) => (l.length > 2 ? `${l.length} people` : l.join(' and '));
     let text = '';
-    if (down.length) text = `Reconnecting to ${down.join(', ')}…`;
-    else if (poor.length) text = `Poor connection to ${poor.join(', ')}: video may stall.`;
+    if (down.length) text = `Reconnecting to ${who(down)}…`;
+    else if (poor.length) text = `Poor connection to ${who(poor)}: video may stall.`;
     this.h.onBanner(text, check);
   }
 }

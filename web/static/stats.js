@@ -67,7 +67,8 @@ export async function connectionInfo(pc, prev) {
 }
 
 /**
- * badgeText is the short text of a tile's connection badge.
+ * badgeText is the short text of a tile's connection badge: the path,
+ * and the round trip after a " · ".
  * @param {NetInfo} n
  * @returns {string}
  */

@@ -286,7 +286,15 @@ export class Tiles {
     const tile = document.getElementById(`tile-${id}`);
     const net = tile && /** @type {HTMLElement|null} */ (tile.querySelector('.net'));
     if (!net) return;
-    net.textContent = text;
+    // The round trip in a part of its own, which small tiles leave out.
+    const [via, rtt] = text.split(' · ');
+    const a = document.createElement('span');
+    a.textContent = via || '';
+    const b = document.createElement('span');
+    b.className = 'rtt';
+    b.textContent = rtt ? ` · ${rtt}` : '';
+    if (text) net.replaceChildren(a, b);
+    else net.replaceChildren();
     net.title = title;
     net.setAttribute('aria-label', `Connection: ${title.replace(/\n/g, '; ')}`);
     net.className = `net ${cls}`;
