@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,19 +135,23 @@ func waitBadge(t *testing.T, tab context.Context, want string) badge {
 	return b
 }
 
-// TestPageBadgeRelayTCP: with TURN over TCP only, a relay-only call's
-// badge says relay TCP.
-func TestPageBadgeRelayTCP(t *testing.T) {
-	ib := startIcebox(t, func(c *config.Config) { c.TURN.Listen = []string{"tcp://127.0.0.1:0"} })
+// TestPageBadgeRelayTransport: with TURN over UDP only, then over TCP
+// only, a relay-only call's badges say relay UDP, then relay TCP.
+func TestPageBadgeRelayTransport(t *testing.T) {
 	br := newBrowser(t)
-	room := ib.newRoom(t)
-	a := newTab(t, br, ib.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
-	b := newTab(t, br, ib.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
-	waitMutualVideo(t, a, b, time.Now().Add(20*time.Second))
-	for name, tab := range map[string]context.Context{"a": a, "b": b} {
-		if got := waitBadge(t, tab, "relay TCP"); got.Path != "relay" || got.Transport != "tcp" {
-			t.Errorf("page %s: badge %+v, want relay over tcp", name, got)
-		}
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			ib := startIcebox(t, func(c *config.Config) { c.TURN.Listen = []string{transport + "://127.0.0.1:0"} })
+			room := ib.newRoom(t)
+			a := newTab(t, br, ib.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
+			b := newTab(t, br, ib.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
+			waitMutualVideo(t, a, b, time.Now().Add(20*time.Second))
+			want := "relay " + strings.ToUpper(transport)
+			for name, tab := range map[string]context.Context{"a": a, "b": b} {
+				if got := waitBadge(t, tab, want); got.Path != "relay" || got.Transport != transport {
+					t.Errorf("page %s: badge %+v, want %s", name, got, want)
+				}
+			}
+		})
 	}
 }
-

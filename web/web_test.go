@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"fmt"
-	"github.com/icebox-project/icebox/internal/mintlimit"
-	"github.com/icebox-project/icebox/internal/rtc"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/rtc"
 )
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)
