@@ -18,7 +18,7 @@ FUZZ_TURN      ?= 20000x
 FUZZ_PEER      ?= 60000x
 FUZZ_CLASSIFY  ?= 80000x
 
-.PHONY: all build run test fuzz bench install uninstall clean
+.PHONY: all build run test typecheck fuzz bench install uninstall clean
 
 all: build
 
@@ -32,8 +32,19 @@ run:
 
 test:
 	$(GO) vet ./...
+	$(MAKE) typecheck
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
+
+# The call page's JavaScript checked from its JSDoc types (web/tsconfig.json)
+# with the TypeScript pinned in package-lock.json, which also brings
+# puppeteer-core for the Firefox test. Without npm: skipped, but not in CI.
+typecheck:
+	@if command -v npm >/dev/null 2>&1; then \
+		[ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; \
+		node_modules/.bin/tsc -p web/tsconfig.json && echo "typecheck: web/static passes tsc --checkJs"; \
+	elif [ -n "$$CI" ]; then echo "typecheck: npm is missing (apt-get install nodejs npm)" >&2; exit 1; \
+	else echo "typecheck: skipped, npm is missing (apt-get install nodejs npm)"; fi
 
 # Fuzz budgets are counts of runs, not durations: with a duration, Go
 # 1.26's fuzz coordinator can fail a clean run with "context deadline

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,16 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	for _, v := range waitMutualVideo(t, a, b, start.Add(15*time.Second)) {
 		t.Logf("page %s plays %s's video %dx%d at t=%.2fs, %.1fs after opening the pages", v.page, v.Name, v.W, v.H, v.T, time.Since(start).Seconds())
 	}
+	// What a person waits for, from the page's own clock: camera ready →
+	// the other's video playing (b opened second, so it waited least).
+	for _, tc := range []struct {
+		tab  context.Context
+		name string
+	}{{a, "a"}, {b, "b"}} {
+		tm := eval[map[string]float64](t, tc.tab, `icebox.timing`)
+		t.Logf("page %s: camera ready %.0f ms after opening, remote video %.0f ms after that", tc.name,
+			tm["mediaReady"]-tm["start"], tm["firstVideo"]-tm["mediaReady"])
+	}
 	for _, tab := range []context.Context{a, b} {
 		layout, err := chromedp.Run(tab, chromedp.Evaluate[string](
 			`getComputedStyle(document.getElementById('prejoin')).display + ' ' + getComputedStyle(document.getElementById('call')).display`))
@@ -157,6 +168,15 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	if n := ib.TURN().AllocationCount(); n == 0 {
 		t.Error("no TURN allocations during a relay-only call")
 	}
+	// The tile's connection badge says so, with the transport to icebox
+	// (UDP or TCP: this icebox offers both, and Chromium may stay on the
+	// first that worked).
+	for name, tab := range map[string]context.Context{"a": a, "b": b} {
+		got := waitBadge(t, tab, "relay ")
+		if got.Path != "relay" || (got.Transport != "udp" && got.Transport != "tcp") || !strings.HasPrefix(got.Text, "relay "+strings.ToUpper(got.Transport)) {
+			t.Errorf("page %s: badge %+v, want relay UDP or relay TCP", name, got)
+		}
+	}
 
 	// Chat travels over the RTCDataChannel: a types, b reads.
 	if _, err := chromedp.Run(a, chromedp.Evaluate[bool](`(() => {
@@ -179,7 +199,13 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 // waitFor polls a boolean expression in the page for up to 10 s.
 func waitFor(t *testing.T, tab context.Context, what, expr string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitForWithin(t, tab, what, expr, 10*time.Second)
+}
+
+// waitForWithin polls a boolean expression in the page for up to d.
+func waitForWithin(t *testing.T, tab context.Context, what, expr string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](expr))
 		if err != nil {
@@ -190,5 +216,5 @@ func waitFor(t *testing.T, tab context.Context, what, expr string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s: not within 10s", what)
+	t.Fatalf("%s: not within %v", what, d)
 }

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -36,6 +38,9 @@ func newBrowserFlags(t *testing.T, flags ...chromedp.ExecAllocatorOption) contex
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		// Sound plays without a click, and the page's AudioContext (the
+		// microphone meter, the ring) runs, as after a person's first click.
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	opts = append(opts, flags...)
@@ -204,4 +209,39 @@ func checkLayout(t *testing.T, tab context.Context, what string, tiles int) layo
 	t.Logf("%s: tiles cover %.0f%% (pictures %.0f%%) above a %.0f px control bar at %vx%v", what,
 		100*l.Coverage, 100*l.Pictures, l.Bar.H, l.VW, l.VH)
 	return l
+}
+
+// gesture makes an evaluation count as a person's click (transient user
+// activation), which getDisplayMedia needs.
+func gesture(p *runtime.EvaluateParams) {
+	yes := true
+	p.UserGesture = &yes
+}
+
+// clickAsUser clicks the element id with user activation.
+func clickAsUser(t *testing.T, tab context.Context, id string) {
+	t.Helper()
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`(document.getElementById(`+jsString(id)+`).click(), true)`, gesture)); err != nil {
+		t.Fatalf("click #%s: %v", id, err)
+	}
+}
+
+// pressKey sends key to the page as a keydown on its body.
+func pressKey(t *testing.T, tab context.Context, key string) {
+	t.Helper()
+	eval[bool](t, tab, `document.body.dispatchEvent(new KeyboardEvent('keydown', {key: `+jsString(key)+`, bubbles: true}))`)
+}
+
+// framesChange waits until the video matching selector shows two
+// different pictures (drawn to a canvas and compared): a moving video,
+// not a frozen or black one.
+func framesChange(t *testing.T, tab context.Context, what, selector string) {
+	t.Helper()
+	eval[bool](t, tab, fmt.Sprintf(`(() => { window.__frame = (sel) => { const v = document.querySelector(sel);
+		if (!v || !v.videoWidth) return ''; const c = document.createElement('canvas'); c.width = 64; c.height = 48;
+		const g = c.getContext('2d'); g.drawImage(v, 0, 0, 64, 48); const d = g.getImageData(0, 0, 64, 48).data;
+		let h = 0, lit = 0; for (let i = 0; i < d.length; i++) { h = (h * 31 + d[i]) | 0; if (i %% 4 === 1 && d[i] > 20) lit++; }
+		return lit > 10 ? String(h) : ''; }; window.__first = window.__frame(%[1]s); return true; })()`, jsString(selector)))
+	waitFor(t, tab, what, fmt.Sprintf(`(() => { const f = window.__frame(%[1]s); if (!window.__first) { window.__first = f; return false; }
+		return f !== '' && f !== window.__first; })()`, jsString(selector)))
 }

@@ -96,8 +96,15 @@ func TestPageCallModeLink(t *testing.T) {
 	screenshot(t, a, dir, "callmode-ringing-desktop")
 	emulate(t, b, viewports[1])
 	screenshot(t, b, dir, "callmode-incoming-phone")
+	// The call rings where the eye is: the tab's title says so, and a
+	// tone plays (WebAudio: the page's AudioContext runs).
+	waitFor(t, b, "b's title says a calls and the tone rings", `document.title.includes('Incoming call from a') && icebox.ringing()`)
+	if st := eval[string](t, b, `document.getElementById('accept') === document.activeElement ? 'focused' : 'not focused'`); st != "focused" {
+		t.Errorf("Accept is %s while ringing", st)
+	}
 	click(t, b, "decline")
 	waitText(t, a, "call-status", "b declined")
+	waitFor(t, b, "b's title is back and the tone stops", `!document.title.includes('Incoming') && !icebox.ringing()`)
 
 	typeAndSubmit(t, b, "chat-input", "hello from the lobby")
 	waitFor(t, a, "a reads b's lobby chat",
@@ -148,6 +155,9 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'aearly bird')`)
 	waitFor(t, a, "a's line is delivered", `document.querySelector('#messages li.mine:not(.pending):not(.undelivered)') !== null`)
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	if got := waitBadge(t, b, "direct"); got.Path != "direct" {
+		t.Errorf("badge %+v, want direct (no relay=1)", got)
+	}
 
 	// M turns the microphone off, V the camera (the tile shows initials).
 	eval[bool](t, a, `document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'm', bubbles: true}))`)
@@ -182,13 +192,27 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 }
 
-// TestPageLayout: with 1, 2 and 3 people in a room, at 1280×800 and
-// 390×844, every tile is inside the viewport, the tiles cover most of
-// it, no video is cropped and the control bar is on screen; a pinned tile
-// takes the stage. Screenshots go to the test's directory and /tmp/page-shots.
+// TestPageLayout: with 1, 2, 3 and 6 people in a room (the last three
+// watching, without camera or microphone), at 1280×800 and 390×844,
+// every tile is inside the viewport, the tiles cover most of it, no
+// video is cropped and the control bar is on screen; with six, each
+// sender's video is capped for a mesh of six (adapt.js). In the
+// automatic layout the one person speaking takes the stage, and the
+// stage follows when someone else speaks; a pinned tile wins over both.
+// Screenshots go to the test's directory and /tmp/page-shots.
 func TestPageLayout(t *testing.T) {
-	ib := startIcebox(t, nil)
-	browser := newBrowser(t)
+	// Six pages from one address: more TURN connections and allocations
+	// from 127.0.0.1 than the per-address defaults allow.
+	ib := startIcebox(t, func(c *config.Config) {
+		c.TURN.MaxTCPConnectionsPerIP = -1
+		c.TURN.MaxAllocationsPerIP = -1
+	})
+	browser := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", "fps=10"))
+	// Dan, Eve and Fay join from a browser that denies camera and
+	// microphone: they watch and listen (tiles with initials), so six
+	// pages on two cores encode 15 streams, not 30. (The mesh benchmark,
+	// TestPageMeshBitrate, has six senders.)
+	watchers := newBrowserFlags(t, chromedp.Flag("use-fake-ui-for-media-stream", "deny"))
 	room := ib.newRoom(t)
 	dir := t.TempDir()
 	url := ib.URL + "/r/" + room + "?autojoin=1&name="
@@ -207,16 +231,27 @@ func TestPageLayout(t *testing.T) {
 			t.Errorf("%s: the Join button is off screen", vp.name)
 		}
 	}
+	chromedp.Cancel(pre)
 
 	a := openTab(t, browser, url+"Ada+Lovelace", viewports[0])
 	waitFor(t, a, "a is in the room", `!document.getElementById('call').hidden`)
-	others := []string{"Bob", "Carol+King"}
-	for n := 1; n <= 3; n++ {
-		if n > 1 {
-			newTab(t, browser, url+others[n-2])
-			waitFor(t, a, fmt.Sprintf("a plays %d remote videos", n-1), fmt.Sprintf(
-				`[...document.querySelectorAll('.tile.remote video')].filter(v => v.videoWidth > 0 && v.currentTime > 0).length === %d`, n-1))
+	// The grid first: everyone the same size, whoever speaks.
+	pressKey(t, a, "g")
+	names := []string{"Bob", "Carol+King", "Dan", "Eve", "Fay"}
+	tabs := map[string]context.Context{}
+	for _, n := range []int{1, 2, 3, 6} {
+		for len(tabs) < n-1 {
+			name := names[len(tabs)]
+			if len(tabs) < 2 {
+				tabs[name] = newTab(t, browser, url+name)
+			} else {
+				tabs[name] = newTab(t, watchers, url+name)
+			}
 		}
+		senders := min(n-1, 2)
+		waitForWithin(t, a, fmt.Sprintf("a has %d remote tiles and plays %d videos", n-1, senders), fmt.Sprintf(
+			`document.querySelectorAll('.tile.remote').length === %d &&
+			 [...document.querySelectorAll('.tile.remote video')].filter(v => v.videoWidth > 0 && v.currentTime > 0).length === %d`, n-1, senders), 30*time.Second)
 		for _, vp := range viewports {
 			emulate(t, a, vp)
 			name := fmt.Sprintf("%s-%d", vp.name, n)
@@ -224,16 +259,44 @@ func TestPageLayout(t *testing.T) {
 			screenshot(t, a, dir, name)
 		}
 	}
-	// Pin the first remote tile with the keyboard: it takes the stage,
+	// Five others: each copy of a's camera is capped (adapt.js: 736 kbit/s
+	// at 1/1.5 of the resolution), its audio first.
+	if !eval[bool](t, a, `[...icebox.state.peers.values()].every(p => p.pc.getSenders().every(s => {
+		const e = s.track && s.getParameters().encodings[0]; if (!e) return true;
+		return s.track.kind === 'audio' ? e.priority === 'high' : e.maxBitrate === 736000 && e.scaleResolutionDownBy === 1.5; }))`) {
+		t.Errorf("a's senders in a mesh of six: %v", eval[any](t, a, `[...icebox.state.peers.values()].map(p => p.pc.getSenders().map(s => s.track && s.track.kind + JSON.stringify(s.getParameters().encodings)))`))
+	}
+
+	// The automatic layout: only Bob speaks, Bob takes the stage; then
+	// only Carol.
+	pressKey(t, tabs["Carol+King"], "m")
+	pressKey(t, a, "m")
+	pressKey(t, a, "g")
+	stageIs := func(who string) string {
+		return `document.querySelector('#tiles .tile.staged figcaption')?.textContent === ` + jsString(who)
+	}
+	emulate(t, a, viewports[0])
+	// Six pages on two cores: a mute can take seconds to show.
+	waitForWithin(t, a, "Bob, speaking, takes the stage", stageIs("Bob"), 30*time.Second)
+	checkLayout(t, a, "speaker-desktop", 6)
+	screenshot(t, a, dir, "speaker-desktop")
+	pressKey(t, tabs["Bob"], "m")
+	pressKey(t, tabs["Carol+King"], "m")
+	waitForWithin(t, a, "Carol, speaking now, takes the stage", stageIs("Carol King"), 30*time.Second)
+	emulate(t, a, viewports[1])
+	checkLayout(t, a, "speaker-phone", 6)
+	screenshot(t, a, dir, "speaker-phone")
+
+	// Pin Bob with the keyboard: Bob takes the stage though Carol speaks,
 	// the others go to the filmstrip, all still on screen.
 	for _, vp := range viewports {
 		emulate(t, a, vp)
 		if !eval[bool](t, a, `(() => { const t = document.querySelector('.tile.remote');
 			if (!t.classList.contains('pinned')) { t.focus(); t.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true})); }
-			return t.classList.contains('pinned'); })()`) {
+			return t.classList.contains('pinned') && t.classList.contains('staged'); })()`) {
 			t.Fatalf("%s: Enter on a tile did not pin it", vp.name)
 		}
-		l := checkLayout(t, a, "pinned-"+vp.name, 3)
+		l := checkLayout(t, a, "pinned-"+vp.name, 6)
 		var biggest float64
 		for _, tl := range l.Tiles {
 			biggest = max(biggest, tl.W*tl.H)
@@ -252,11 +315,11 @@ func TestPageLayout(t *testing.T) {
 	}
 	screenshot(t, a, dir, "phone-chat")
 	entries, _ := os.ReadDir(dir)
-	var names []string
+	var shots []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		shots = append(shots, e.Name())
 	}
-	t.Logf("screenshots in %s and %s: %s", dir, shotDir, strings.Join(names, " "))
+	t.Logf("screenshots in %s and %s: %s", dir, shotDir, strings.Join(shots, " "))
 }
 
 // TestPageDevicesDenied: with camera and microphone blocked the pre-join

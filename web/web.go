@@ -5,6 +5,7 @@
 //	GET /r/<room>            the call page, with a per-load RTCConfiguration
 //	                         in <script id="ice-config" type="application/json">
 //	GET /static/…            the page's assets
+//	GET /favicon.ico         the page's icon (SVG)
 //	GET /api/v1/ice-servers  RTCConfiguration plus "ttl" (Bearer API key)
 //	GET /healthz             200 "ok" while serving
 //
@@ -109,6 +110,12 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /{$}", h.newRoom)
 	mux.HandleFunc("GET /r/{room}", h.page)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
+	// Browsers ask for /favicon.ico on pages without a <link rel="icon">
+	// (and some on every page): the same icon, from here.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		http.ServeFileFS(w, r, static, "icon.svg")
+	})
 	mux.HandleFunc("GET /api/v1/ice-servers", h.api)
 	mux.Handle("GET /healthz", HealthHandler(cfg.Healthy))
 	mux.Handle("GET /ws", cfg.WebSocket)

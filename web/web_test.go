@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"fmt"
-	"github.com/icebox-project/icebox/internal/mintlimit"
-	"github.com/icebox-project/icebox/internal/rtc"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/rtc"
 )
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)
@@ -131,6 +132,8 @@ func TestAssetsAndHealth(t *testing.T) {
 	for path, ctype := range map[string]string{
 		"/static/app.js": "javascript", "/static/mesh.js": "javascript", "/static/signal.js": "javascript",
 		"/static/style.css": "text/css", "/healthz": "text/plain",
+		"/static/icon.svg": "image/svg+xml", "/favicon.ico": "image/svg+xml",
+		"/static/adapt.js": "javascript", "/static/monitor.js": "javascript",
 	} {
 		resp, body := get(t, s.URL+path)
 		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), ctype) || body == "" {

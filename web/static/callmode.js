@@ -4,9 +4,23 @@
 
 export const RING_TIMEOUT_MS = 30000;
 
+/**
+ * @typedef {{state: string, peer: string, text: string}} CallView
+ * @typedef {{
+ *   send: (to: string, data: object) => boolean,
+ *   nameOf: (id: string) => string,
+ *   startCall: (id: string) => void,
+ *   endMedia: (id: string) => void,
+ *   render: (view: CallView) => void,
+ * }} CallHooks
+ */
+
 export class CallControl {
-  // hooks: send(to, data), nameOf(id), startCall(id) (we offer),
-  // endMedia(id), render(view) with view = {state, peer, text}.
+  /**
+   * @param {CallHooks} hooks send(to, data) signals a peer; nameOf(id);
+   *   startCall(id) makes us offer; endMedia(id) closes the connection;
+   *   render(view) shows the call bar.
+   */
   constructor(hooks) {
     this.h = hooks;
     this.state = 'idle'; // idle | ringing (we call) | incoming | connected
@@ -14,11 +28,20 @@ export class CallControl {
     this.timer = 0;
   }
 
-  // inCallWith reports whether media signals from id belong to our call.
+  /**
+   * inCallWith reports whether media signals from id belong to our call.
+   * @param {string} id
+   * @returns {boolean}
+   */
   inCallWith(id) {
     return (this.state === 'connected' || this.state === 'ringing') && this.peer === id;
   }
 
+  /**
+   * @param {string} state
+   * @param {string} peer
+   * @param {string} text
+   */
   #set(state, peer, text) {
     this.state = state;
     this.peer = peer;
@@ -27,6 +50,10 @@ export class CallControl {
     this.h.render({ state, peer, text });
   }
 
+  /**
+   * call rings peer id.
+   * @param {string} id
+   */
   call(id) {
     if (this.state !== 'idle') return;
     this.#set('ringing', id, `Ringing ${this.h.nameOf(id)}…`);
@@ -59,7 +86,11 @@ export class CallControl {
     this.#set('idle', '', 'Call ended');
   }
 
-  // onSignal handles {call: …} from a peer.
+  /**
+   * onSignal handles {call: …} from a peer.
+   * @param {string} from
+   * @param {{call: string}} msg
+   */
   onSignal(from, msg) {
     const name = this.h.nameOf(from);
     switch (msg.call) {
@@ -96,12 +127,18 @@ export class CallControl {
 
   // peerLeft ends any call with a peer that left (or whose signaling
   // stayed away past the resume window).
+  /** @param {string} id */
   peerLeft(id) { this.#end(id, `Call ended: ${this.h.nameOf(id)} left`); }
 
   // connectionLost ends the call when its media connection failed, which
   // shows a lost network sooner than signaling does.
+  /** @param {string} id */
   connectionLost(id) { this.#end(id, `Call ended: connection to ${this.h.nameOf(id)} lost`); }
 
+  /**
+   * @param {string} id
+   * @param {string} text
+   */
   #end(id, text) {
     if (this.peer === id && this.state !== 'idle') {
       this.h.endMedia(id);

@@ -64,10 +64,17 @@ export class ChatLog {
     return li;
   }
 
-  /** system adds a line about the room ("bob joined"). */
+  /**
+   * system adds a line about the room ("bob joined").
+   * @param {string} text
+   */
   system(text) { this.#line('', text, 'system'); }
 
-  /** incoming adds a line someone else wrote. */
+  /**
+   * incoming adds a line someone else wrote.
+   * @param {string} from
+   * @param {string} text
+   */
   incoming(from, text) {
     this.#line(from, String(text).slice(0, 2000), '');
     this.onIncoming();
@@ -97,7 +104,11 @@ export class ChatLog {
     return id;
   }
 
-  /** sent records that line id reached peer. */
+  /**
+   * sent records that line id reached peer.
+   * @param {number} id
+   * @param {string} peer
+   */
   sent(id, peer) {
     const p = this.#pending.get(id);
     if (!p) return;
@@ -105,7 +116,12 @@ export class ChatLog {
     this.#render(id);
   }
 
-  /** lost records that line id will never reach peer (named name). */
+  /**
+   * lost records that line id will never reach peer (named name).
+   * @param {number} id
+   * @param {string} peer
+   * @param {string} name
+   */
   lost(id, peer, name) {
     const p = this.#pending.get(id);
     if (!p || !p.waiting.delete(peer)) return;
@@ -113,6 +129,7 @@ export class ChatLog {
     this.#render(id);
   }
 
+  /** @param {number} id */
   #render(id) {
     const p = this.#pending.get(id);
     if (!p) return;

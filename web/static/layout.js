@@ -2,8 +2,8 @@
 // #tiles area, recomputed when the area resizes or tiles come and go.
 // Grid: the column count that shows the most video (each video is
 // contained in its box, never cropped) and boxes that fill the area.
-// Pinned: one tile large, the others in a filmstrip (right on a wide
-// screen, bottom on a tall one). Your own tile is a small picture in the
+// Stage: one tile large (pinned, a screen share or the active speaker),
+// the others in a filmstrip (right on a wide screen, bottom on a tall one). Your own tile is a small picture in the
 // corner while others are on the grid.
 
 /** @typedef {{x: number, y: number, w: number, h: number}} Box */
@@ -97,9 +97,11 @@ export function videoAspect(tile) {
 /**
  * place sets each tile's box from the layout of area (the #tiles element).
  * @param {HTMLElement} area
- * @param {HTMLElement|null} pin the pinned tile, if any
+ * @param {HTMLElement|null} stage the tile on the stage, if any
+ * @param {HTMLElement|null} [pinnedTile] the tile the user pinned, if any
  */
-export function place(area, pin) {
+export function place(area, stage, pinnedTile = null) {
+  const pin = stage;
   const W = area.clientWidth;
   const H = area.clientHeight;
   const tiles = /** @type {HTMLElement[]} */ ([...area.querySelectorAll(':scope > .tile')]);
@@ -132,9 +134,10 @@ export function place(area, pin) {
     t.style.top = `${Math.round(b.y)}px`;
     t.style.width = `${Math.round(b.w)}px`;
     t.style.height = `${Math.round(b.h)}px`;
-    t.classList.toggle('pinned', t === pin);
+    t.classList.toggle('pinned', t === pinnedTile);
+    t.classList.toggle('staged', t === pin);
     t.classList.toggle('corner', t === corner);
     t.classList.toggle('small', b.w < 200 || b.h < 120);
-    t.setAttribute('aria-pressed', String(t === pin));
+    t.setAttribute('aria-pressed', String(t === pinnedTile));
   }
 }

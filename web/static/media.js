@@ -1,8 +1,32 @@
-// Local media: the camera and microphone, a plain-words reason when one
-// of them is denied or missing, and every track this page ever started,
-// so that leaving (or a refused join) can stop them all.
+// Local media: the camera and microphone (the devices picked, kept in
+// localStorage), a plain-words reason when one of them is denied or
+// missing, a screen share, and every track this page ever started, so
+// that leaving (or a refused join) can stop them all.
 
 const VIDEO = { width: { ideal: 640 }, height: { ideal: 480 } };
+const DEVICES_KEY = 'icebox-devices';
+
+/**
+ * @typedef {{audioinput?: string, videoinput?: string, audiooutput?: string}} DeviceChoice
+ */
+
+/**
+ * loadChoice reads the devices picked last time.
+ * @returns {DeviceChoice}
+ */
+function loadChoice() {
+  try {
+    const c = JSON.parse(localStorage.getItem(DEVICES_KEY) || '{}');
+    /** @type {DeviceChoice} */
+    const out = {};
+    for (const k of /** @type {const} */ (['audioinput', 'videoinput', 'audiooutput'])) {
+      if (c && typeof c[k] === 'string' && c[k].length <= 256) out[k] = c[k];
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
 
 /**
  * reason turns a getUserMedia error into words for people.
@@ -35,6 +59,23 @@ export class LocalMedia {
   stream = null;
   /** What is missing and why, in words; '' when camera and microphone work (see effect). */
   problem = '';
+  /** @type {MediaStream|null} your screen share */
+  screen = null;
+  /** @type {DeviceChoice} devices picked (ids), '' or missing: the default */
+  choice = loadChoice();
+
+  /**
+   * constraints for kind, with the device picked.
+   * @param {'audio'|'video'} kind
+   * @returns {MediaTrackConstraints|boolean}
+   */
+  constraints(kind) {
+    const id = this.choice[kind === 'audio' ? 'audioinput' : 'videoinput'];
+    /** @type {MediaTrackConstraints} */
+    const c = kind === 'video' ? { ...VIDEO } : {};
+    if (id) c.deviceId = { ideal: id };
+    return Object.keys(c).length ? c : true;
+  }
 
   /**
    * effect says what the missing devices mean for the call, or ''.
@@ -51,7 +92,10 @@ export class LocalMedia {
     return '';
   }
 
-  /** @returns {boolean} whether a live track of kind is held */
+  /**
+   * @param {string} kind 'audio' or 'video'
+   * @returns {boolean} whether a live track of kind is held
+   */
   has(kind) {
     return !!this.stream && this.stream.getTracks().some((t) => t.kind === kind && t.readyState === 'live');
   }
@@ -83,11 +127,11 @@ export class LocalMedia {
     /** @type {Record<string, any>} */
     const errs = {};
     try {
-      tracks.push(...(await md.getUserMedia({ audio: want.audio, video: want.video && VIDEO })).getTracks());
+      tracks.push(...(await md.getUserMedia({ audio: want.audio && this.constraints('audio'), video: want.video && this.constraints('video') })).getTracks());
     } catch (err) {
       // With both asked for, one may still work: no camera, or a busy one.
       if (want.audio && want.video) {
-        for (const [kind, c] of /** @type {const} */ ([['audio', { audio: true }], ['video', { video: VIDEO }]])) {
+        for (const [kind, c] of /** @type {const} */ ([['audio', { audio: this.constraints('audio') }], ['video', { video: this.constraints('video') }]])) {
           try {
             tracks.push(...(await md.getUserMedia(c)).getTracks());
           } catch (e) {
@@ -118,11 +162,68 @@ export class LocalMedia {
     return this.stream;
   }
 
-  /** stopAll stops every track this page started and forgets the stream. */
+  /**
+   * use switches kind to the device deviceId ('' for the default) and
+   * remembers it. A live track of that kind is replaced: the new one is
+   * started (keeping the old one's on/off), the old one stopped.
+   * @param {'audioinput'|'videoinput'|'audiooutput'} kind
+   * @param {string} deviceId
+   * @returns {Promise<MediaStreamTrack|null>} the new track, for the senders; null when none was replaced
+   */
+  async use(kind, deviceId) {
+    this.choice[kind] = deviceId;
+    localStorage.setItem(DEVICES_KEY, JSON.stringify(this.choice));
+    if (kind === 'audiooutput') return null;
+    const k = kind === 'audioinput' ? 'audio' : 'video';
+    const old = this.stream && this.stream.getTracks().find((t) => t.kind === k && t.readyState === 'live');
+    if (!old || !this.stream) return null;
+    if (old.getSettings().deviceId === deviceId) return null;
+    const gen = this.#gen;
+    const got = await navigator.mediaDevices.getUserMedia({ [k]: deviceId ? { ...(k === 'video' ? VIDEO : {}), deviceId: { exact: deviceId } } : this.constraints(k) });
+    const track = got.getTracks()[0];
+    this.#all.add(track);
+    if (gen !== this.#gen || !this.stream) {
+      track.stop();
+      return null;
+    }
+    track.enabled = old.enabled;
+    this.stream.removeTrack(old);
+    old.stop();
+    this.stream.addTrack(track);
+    return track;
+  }
+
+  /**
+   * share asks for a screen, window or tab (getDisplayMedia). onEnded
+   * runs when the browser's own "Stop sharing" ends it.
+   * @param {() => void} onEnded
+   * @returns {Promise<MediaStream>}
+   */
+  async share(onEnded) {
+    const md = navigator.mediaDevices;
+    if (!md || !md.getDisplayMedia) throw new Error('this browser cannot share a screen');
+    const s = await md.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 30 } }, audio: false });
+    const track = s.getVideoTracks()[0];
+    for (const t of s.getTracks()) this.#all.add(t);
+    if (!track) throw new Error('no video in the share');
+    track.contentHint = 'detail';
+    track.addEventListener('ended', () => { if (this.screen === s) onEnded(); });
+    this.screen = s;
+    return s;
+  }
+
+  /** stopShare ends the screen share. */
+  stopShare() {
+    if (this.screen) for (const t of this.screen.getTracks()) t.stop();
+    this.screen = null;
+  }
+
+  /** stopAll stops every track this page started and forgets the streams. */
   stopAll() {
     this.#gen++;
     for (const t of this.#all) t.stop();
     this.stream = null;
+    this.screen = null;
   }
 
   /** @returns {{kind: string, readyState: string}[]} every track ever started */
@@ -143,7 +244,10 @@ export class LocalMedia {
     return on;
   }
 
-  /** @returns {boolean|null} whether the tracks of kind are on; null without any */
+  /**
+   * @param {string} kind 'audio' or 'video'
+   * @returns {boolean|null} whether the tracks of kind are on; null without any
+   */
   enabled(kind) {
     const t = this.stream && this.stream.getTracks().find((x) => x.kind === kind && x.readyState === 'live');
     return t ? t.enabled : null;

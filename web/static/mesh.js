@@ -1,53 +1,127 @@
 // A mesh call: one RTCPeerConnection per remote peer, negotiated with the
 // perfect negotiation pattern (W3C WebRTC §10.7): the politer side of a
 // pair (the smaller peer id) yields when both send an offer at once.
-
+//
 // Chat lines written before the data channel opens wait in an outbox and
 // go out when it opens; onChatSent reports them, and close returns the
 // ids of those that never went.
 //
 // A second negotiated channel (id 1, label "state") carries what the
-// other side should show on our tile: {"mic": bool, "cam": bool}, sent
-// when it opens and on every change.
+// other side should show on our tile and who we are on signaling:
+// {"id": "<our peer id>", "mic": bool, "cam": bool, "screen": "<stream
+// id>"|null}, sent when it opens and on every change. The id lets a pair
+// whose signaling ids changed (the server restarted) keep its connection:
+// the channel is end-to-end, so a claim made on it comes from the peer.
+//
+// Recovery: ICE candidates that arrive before the remote description wait
+// for it; a connection that stays disconnected for DISCONNECTED_MS, or
+// fails, restarts ICE (restartIce, with the configuration's current
+// servers); an offer that could not be sent while signaling was away is
+// sent again by resync.
+
+import { encodingFor } from './adapt.js';
+
+/** How long a connection may stay disconnected before ICE restarts, in ms. */
+export const DISCONNECTED_MS = 3000;
+
+/**
+ * @typedef {{mic: boolean, cam: boolean, id?: string, screen?: string|null}} Meta
+ * @typedef {{
+ *   id: string, name: string, myId: string, rtcConfig: RTCConfiguration,
+ *   localStream: MediaStream|null, screen?: MediaStream|null,
+ *   send: (data: object) => boolean|null|undefined,
+ *   onTrack: (p: Peer, stream: MediaStream, track: MediaStreamTrack) => void,
+ *   onChat: (p: Peer, text: string) => void,
+ *   onState: (p: Peer, state: string) => void,
+ *   onChatSent?: (p: Peer, lines: number[]) => void,
+ *   onMeta?: (p: Peer, m: Meta) => void,
+ *   meta: () => Meta,
+ *   peers?: () => number,
+ * }} PeerOptions
+ */
 
 export class Peer {
-  constructor({ id, name, myId, rtcConfig, localStream, send, onTrack, onChat, onState, onChatSent, onMeta, meta }) {
-    this.id = id;
-    this.name = name;
-    this.polite = myId < id;
+  /** @param {PeerOptions} o */
+  constructor(o) {
+    this.id = o.id;
+    this.name = o.name;
+    this.polite = o.myId < o.id;
     this.makingOffer = false;
     this.ignoreOffer = false;
+    /** @type {Promise<any>} */
     this.queue = Promise.resolve();
-    this.send = send;
-    this.localStream = localStream;
+    this.send = o.send;
+    this.localStream = o.localStream;
+    /** @type {MediaStream|null} your screen share, sent to this peer */
+    this.screen = o.screen || null;
+    /** @type {RTCRtpSender|null} */
+    this.screenSender = null;
     this.tracksAdded = false;
-    this.pc = new RTCPeerConnection(rtcConfig);
+    /** @type {RTCIceCandidateInit[]} candidates waiting for the remote description */
+    this.early = [];
+    /** whether an offer could not be sent (signaling away): resync sends it */
+    this.unsent = false;
+    /** ICE restarts so far */
+    this.restarts = 0;
+    this.disconnectTimer = 0;
+    /** @type {Meta} what the other side last said of itself */
+    this.remote = { mic: true, cam: true, screen: null };
+    /** @type {Map<string, MediaStream>} streams received, by id */
+    this.streams = new Map();
+    /** whether setParameters lowers video as the room grows */
+    this.adapt = true;
+    this.peerCount = o.peers || (() => 1);
+    this.pc = new RTCPeerConnection(o.rtcConfig);
     // A negotiated channel (same id on both sides) needs no extra round.
     this.chat = this.pc.createDataChannel('chat', { negotiated: true, id: 0 });
-    this.chat.addEventListener('message', (ev) => onChat(this, ev.data));
+    this.chat.addEventListener('message', (ev) => o.onChat(this, ev.data));
     /** @type {{id: number, text: string}[]} */
     this.outbox = [];
     this.meta = this.pc.createDataChannel('state', { negotiated: true, id: 1 });
-    this.metaNow = meta;
+    this.metaNow = o.meta;
     this.meta.addEventListener('open', () => this.sendMeta(this.metaNow()));
     this.meta.addEventListener('message', (ev) => {
       let m;
       try { m = JSON.parse(ev.data); } catch { return; }
-      if (m && typeof m === 'object' && onMeta) onMeta(this, { mic: m.mic !== false, cam: m.cam !== false });
+      if (!m || typeof m !== 'object') return;
+      this.remote = {
+        mic: m.mic !== false, cam: m.cam !== false,
+        id: typeof m.id === 'string' && m.id.length <= 64 ? m.id : undefined,
+        screen: typeof m.screen === 'string' && m.screen.length <= 128 ? m.screen : null,
+      };
+      if (o.onMeta) o.onMeta(this, this.remote);
     });
     this.chat.addEventListener('open', () => {
+      /** @type {number[]} */
       const sent = [];
       for (const m of this.outbox.splice(0)) {
         this.chat.send(m.text);
         sent.push(m.id);
       }
-      if (sent.length && onChatSent) onChatSent(this, sent);
+      if (sent.length && o.onChatSent) o.onChatSent(this, sent);
     });
-    this.pc.addEventListener('track', (ev) => onTrack(this, ev.streams[0] || new MediaStream([ev.track])));
+    this.pc.addEventListener('track', (ev) => {
+      const stream = ev.streams[0] || new MediaStream([ev.track]);
+      this.streams.set(stream.id, stream);
+      o.onTrack(this, stream, ev.track);
+    });
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
       if (candidate) this.send({ candidate: candidate.toJSON() });
     });
-    this.pc.addEventListener('connectionstatechange', () => onState(this, this.pc.connectionState));
+    this.pc.addEventListener('connectionstatechange', () => {
+      const s = this.pc.connectionState;
+      clearTimeout(this.disconnectTimer);
+      if (s === 'disconnected') {
+        // Often back by itself (a lost packet train); if not, restart.
+        this.disconnectTimer = setTimeout(() => this.restart('disconnected'), DISCONNECTED_MS);
+      } else if (s === 'failed') {
+        this.restart('failed');
+      }
+      o.onState(this, s);
+    });
+    this.pc.addEventListener('signalingstatechange', () => {
+      if (this.pc.signalingState === 'stable') this.applyBudget();
+    });
     this.pc.addEventListener('negotiationneeded', () => this.#offer());
   }
 
@@ -60,19 +134,20 @@ export class Peer {
     const tracks = this.localStream ? this.localStream.getTracks() : [];
     for (const kind of ['audio', 'video']) {
       const track = tracks.find((t) => t.kind === kind);
-      if (track) {
+      if (track && this.localStream) {
         this.pc.addTrack(track, this.localStream);
       } else if (!this.pc.getTransceivers().some((t) => t.receiver.track.kind === kind)) {
         this.pc.addTransceiver(kind, { direction: 'recvonly' });
       }
     }
+    if (this.screen) this.addScreen(this.screen);
   }
 
   async #offer() {
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
-      this.send({ description: this.pc.localDescription.toJSON() });
+      this.#sendDescription();
     } catch (err) {
       console.warn('offer to', this.id, err);
     } finally {
@@ -80,34 +155,88 @@ export class Peer {
     }
   }
 
-  // receive handles one signal payload; payloads are handled in order.
+  #sendDescription() {
+    const d = this.pc.localDescription;
+    if (!d) return;
+    // Which of our streams is a screen share, known before its track arrives.
+    this.unsent = !this.send({ description: d.toJSON(), screen: this.screen ? this.screen.id : null });
+  }
+
+  /**
+   * receive handles one signal payload; payloads are handled in order.
+   * @param {{description?: RTCSessionDescriptionInit, candidate?: RTCIceCandidateInit, screen?: string|null}} data
+   * @returns {Promise<void>}
+   */
   receive(data) {
     this.queue = this.queue.then(() => this.#handle(data)).catch((err) => console.warn('signal from', this.id, err));
     return this.queue;
   }
 
-  async #handle({ description, candidate }) {
-    if (description) {
+  /** @param {{description?: RTCSessionDescriptionInit, candidate?: RTCIceCandidateInit, screen?: string|null}} data */
+  async #handle({ description, candidate, screen }) {
+    if (description && typeof description === 'object') {
       const collision = description.type === 'offer' && (this.makingOffer || this.pc.signalingState !== 'stable');
       this.ignoreOffer = !this.polite && collision;
       if (this.ignoreOffer) return;
+      if (screen !== undefined) this.remote.screen = typeof screen === 'string' && screen.length <= 128 ? screen : null;
       await this.pc.setRemoteDescription(description);
+      // Candidates that came first (a client that trickles before its
+      // offer, or reordering) apply now.
+      for (const c of this.early.splice(0)) await this.#addCandidate(c);
       if (description.type === 'offer') {
         // Added after the remote offer, our tracks reuse its transceivers,
         // so the answer already sends media: no second round.
         this.#addMedia();
         await this.pc.setLocalDescription();
-        this.send({ description: this.pc.localDescription.toJSON() });
+        this.#sendDescription();
       }
-    } else if (candidate) {
-      try {
-        await this.pc.addIceCandidate(candidate);
-      } catch (err) {
-        if (!this.ignoreOffer) throw err;
+    } else if (candidate && typeof candidate === 'object') {
+      if (!this.pc.remoteDescription) {
+        if (this.early.length < 200) this.early.push(candidate);
+        return;
       }
+      await this.#addCandidate(candidate);
     }
   }
 
+  /** @param {RTCIceCandidateInit} c */
+  async #addCandidate(c) {
+    try {
+      await this.pc.addIceCandidate(c);
+    } catch (err) {
+      if (!this.ignoreOffer) console.warn('candidate from', this.id, err);
+    }
+  }
+
+  /**
+   * restart restarts ICE (new ufrag and password, gathering again with the
+   * configuration's servers). The impolite side of the pair offers; the
+   * polite one restarts too, so whichever notices first recovers.
+   * @param {string} why
+   */
+  restart(why) {
+    if (this.pc.connectionState === 'closed') return;
+    this.restarts++;
+    console.info('ICE restart to', this.id, why);
+    this.pc.restartIce();
+  }
+
+  /**
+   * resync runs after signaling is back: an offer that could not be sent
+   * is sent again, and a connection still down restarts ICE.
+   */
+  resync() {
+    if (this.pc.connectionState === 'closed') return;
+    if (this.pc.signalingState === 'have-local-offer') {
+      this.#sendDescription();
+      return;
+    }
+    if (this.unsent) this.#sendDescription();
+    const s = this.pc.connectionState;
+    if (s === 'disconnected' || s === 'failed') this.restart('resync');
+  }
+
+  /** @param {RTCIceServer[]} iceServers */
   setICEServers(iceServers) {
     const cfg = this.pc.getConfiguration();
     this.pc.setConfiguration({ ...cfg, iceServers });
@@ -129,8 +258,9 @@ export class Peer {
   }
 
   /**
-   * sendMeta tells the other side whether our microphone and camera are on.
-   * @param {{mic: boolean, cam: boolean}} m
+   * sendMeta tells the other side who we are and whether our microphone
+   * and camera are on.
+   * @param {Meta} m
    */
   sendMeta(m) {
     if (this.meta.readyState === 'open') this.meta.send(JSON.stringify(m));
@@ -145,7 +275,7 @@ export class Peer {
     this.localStream = stream;
     if (!this.tracksAdded) return; // added on start or on the first offer
     for (const track of stream.getTracks()) {
-      const tr = this.pc.getTransceivers().find((t) => !t.stopped && t.receiver.track.kind === track.kind);
+      const tr = this.pc.getTransceivers().find((t) => t.currentDirection !== 'stopped' && t.receiver.track.kind === track.kind && t.sender !== this.screenSender);
       if (!tr) {
         this.pc.addTrack(track, stream);
         continue;
@@ -157,10 +287,68 @@ export class Peer {
     }
   }
 
-  // selectedPair reports the local and remote candidate types of the
-  // selected ICE candidate pair, or null before one is selected.
+  /**
+   * replaceTrack sends track instead of the camera or microphone track
+   * of its kind (another device picked), without renegotiation.
+   * @param {MediaStreamTrack} track
+   */
+  replaceTrack(track) {
+    const s = this.pc.getSenders().find((x) => x !== this.screenSender && x.track && x.track.kind === track.kind);
+    if (s) s.replaceTrack(track).catch((err) => console.warn('replaceTrack', err));
+  }
+
+  /**
+   * addScreen sends a screen share as a second video track.
+   * @param {MediaStream} stream
+   */
+  addScreen(stream) {
+    this.screen = stream;
+    if (!this.tracksAdded || this.screenSender) return;
+    const track = stream.getVideoTracks()[0];
+    if (track) this.screenSender = this.pc.addTrack(track, stream);
+  }
+
+  /** removeScreen stops sending the screen share. */
+  removeScreen() {
+    this.screen = null;
+    if (this.screenSender && this.pc.connectionState !== 'closed') this.pc.removeTrack(this.screenSender);
+    this.screenSender = null;
+  }
+
+  /**
+   * applyBudget sets each video sender's bitrate, resolution and frame
+   * rate for the size of the room (adapt.js); audio goes first.
+   */
+  applyBudget() {
+    if (this.pc.signalingState === 'closed') return;
+    const n = Math.max(1, this.peerCount());
+    for (const s of this.pc.getSenders()) {
+      if (!s.track) continue;
+      const want = encodingFor(s.track.kind, s === this.screenSender ? 'screen' : 'camera', n, this.adapt, !!this.screenSender);
+      const p = s.getParameters();
+      if (!p.encodings || !p.encodings.length) continue;
+      const e = p.encodings[0];
+      let changed = false;
+      for (const [k, v] of Object.entries(want)) {
+        const cur = /** @type {any} */ (e)[k];
+        if (cur !== v) {
+          if (v === undefined) delete /** @type {any} */ (e)[k];
+          else /** @type {any} */ (e)[k] = v;
+          changed = true;
+        }
+      }
+      if (changed) s.setParameters(p).catch((err) => console.warn('setParameters', err));
+    }
+  }
+
+  /**
+   * selectedPair reports the local and remote candidates of the selected
+   * ICE candidate pair, or null before one is selected.
+   * @returns {Promise<object|null>}
+   */
   async selectedPair() {
     const stats = await this.pc.getStats();
+    /** @type {any} */
     let pair = null;
     stats.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
@@ -182,6 +370,7 @@ export class Peer {
    * @returns {number[]} ids of chat lines that never went out
    */
   close() {
+    clearTimeout(this.disconnectTimer);
     this.chat.close();
     this.meta.close();
     this.pc.close();

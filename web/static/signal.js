@@ -4,15 +4,20 @@
 // the resume token of the last welcome, so the server keeps our id.
 
 export class Signaling extends EventTarget {
+  /** @type {WebSocket|null} */
   #ws = null;
   #pingTimer = 0;
   #retryTimer = 0;
   #stopped = true;
   #backoff = 500;
+  /** @type {Record<string, string>|null} */
   #join = null;
   resume = '';
 
-  // start connects and joins with join ({type:'join', room, name, …}).
+  /**
+   * start connects and joins with join ({type:'join', room, name, …}).
+   * @param {Record<string, string>} join
+   */
   start(join) {
     this.#join = join;
     this.#stopped = false;
@@ -69,7 +74,12 @@ export class Signaling extends EventTarget {
     return false;
   }
 
-  /** @returns {boolean} whether it was written */
+  /**
+   * signal sends data to peer to.
+   * @param {string} to
+   * @param {object} data
+   * @returns {boolean} whether it was written
+   */
   signal(to, data) { return this.send({ type: 'signal', to, data }); }
 
   // stop closes for good: no reconnect, no resume.

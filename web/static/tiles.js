@@ -1,6 +1,9 @@
-// Tiles: one <figure> per person in #tiles, with its video, a placeholder
-// with initials when there is no picture, and a caption. Click, Enter or
-// Space on a tile pins it large (again to unpin); layout.js places them.
+// Tiles: one <figure> per person in #tiles (and one per screen share),
+// with its video, a placeholder with initials when there is no picture, a
+// caption, a connection badge and a speaking ring. Click, Enter or Space
+// on a tile pins it large (again to unpin). Without a pin the stage goes
+// to a screen share, else to the active speaker (when two or more others
+// are there and the layout is "auto"); layout.js places them.
 
 import { place } from './layout.js';
 
@@ -30,6 +33,10 @@ function hasPicture(video) {
 export class Tiles {
   /** @type {HTMLElement|null} */
   pin = null;
+  /** @type {string} peer id of the active speaker, '' for none */
+  speaker = '';
+  /** @type {'auto'|'grid'} auto: a share or the active speaker takes the stage */
+  mode = 'auto';
 
   /**
    * @param {HTMLElement} area #tiles
@@ -72,11 +79,44 @@ export class Tiles {
   add(id, name) {
     let tile = document.getElementById(`tile-${id}`);
     if (tile) return tile;
-    tile = document.createElement('figure');
-    tile.className = 'tile remote novideo';
-    tile.id = `tile-${id}`;
+    tile = this.#make(`tile-${id}`, 'tile remote novideo', name, name || 'guest');
     tile.dataset.peer = id;
-    tile.setAttribute('aria-label', name);
+    return tile;
+  }
+
+  /**
+   * addScreen returns the tile of a screen share, creating it: a peer's
+   * (id) or, with id '', your own.
+   * @param {string} id
+   * @param {string} name whose screen
+   * @returns {HTMLElement}
+   */
+  addScreen(id, name) {
+    const dom = id ? `screen-${id}` : 'screen-local';
+    let tile = document.getElementById(dom);
+    if (tile) return tile;
+    const label = id ? `${name || 'guest'}'s screen` : 'Your screen';
+    tile = this.#make(dom, id ? 'tile remote screen novideo' : 'tile mine screen novideo', label, label);
+    tile.dataset.peer = id;
+    const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+    video.muted = true;
+    return tile;
+  }
+
+  /**
+   * #make builds a tile and adds it to the area.
+   * @param {string} dom element id
+   * @param {string} cls classes
+   * @param {string} label accessible name
+   * @param {string} caption
+   * @returns {HTMLElement}
+   */
+  #make(dom, cls, label, caption) {
+    const name = caption;
+    const tile = document.createElement('figure');
+    tile.className = cls;
+    tile.id = dom;
+    tile.setAttribute('aria-label', label);
     const video = document.createElement('video');
     video.autoplay = true;
     video.playsInline = true;
@@ -88,8 +128,12 @@ export class Tiles {
     ini.textContent = initials(name);
     ph.append(ini);
     const cap = document.createElement('figcaption');
-    cap.textContent = name || 'guest';
-    tile.append(video, ph, cap);
+    cap.textContent = name;
+    const net = document.createElement('span');
+    net.className = 'net';
+    net.setAttribute('role', 'note');
+    net.tabIndex = -1;
+    tile.append(video, ph, cap, net);
     const t = tile;
     this.#wire(t, () => {
       if (!t.classList.contains('autoplay-muted')) return false;
@@ -158,7 +202,10 @@ export class Tiles {
     this.refresh(tile);
   }
 
-  /** refresh shows the placeholder when a tile has no picture. */
+  /**
+   * refresh shows the placeholder when a tile has no picture.
+   * @param {HTMLElement} tile
+   */
   refresh(tile) {
     const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
     const before = tile.classList.contains('novideo');
@@ -169,20 +216,112 @@ export class Tiles {
     }
   }
 
-  /** remove takes a peer's tile away. */
+  /**
+   * remove takes a peer's tiles (camera and screen) away.
+   * @param {string} id
+   */
   remove(id) {
-    const tile = document.getElementById(`tile-${id}`);
+    for (const tile of [document.getElementById(`tile-${id}`), document.getElementById(`screen-${id}`)]) {
+      if (!tile) continue;
+      if (this.pin === tile) this.pin = null;
+      tile.remove();
+    }
+    if (this.speaker === id) this.speaker = '';
+    this.layout();
+  }
+
+  /**
+   * removeScreen takes a screen tile away: a peer's (id) or yours ('').
+   * @param {string} id
+   */
+  removeScreen(id) {
+    const tile = document.getElementById(id ? `screen-${id}` : 'screen-local');
     if (!tile) return;
     if (this.pin === tile) this.pin = null;
+    const v = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+    v.srcObject = null;
     tile.remove();
     this.layout();
   }
 
-  /** toggle pins tile large, or unpins it. */
+  /**
+   * rename moves a peer's tiles to a new peer id (the same person, whose
+   * signaling id changed).
+   * @param {string} from
+   * @param {string} to
+   */
+  rename(from, to) {
+    const cam = document.getElementById(`tile-${from}`);
+    if (cam) { cam.id = `tile-${to}`; cam.dataset.peer = to; }
+    const scr = document.getElementById(`screen-${from}`);
+    if (scr) { scr.id = `screen-${to}`; scr.dataset.peer = to; }
+    if (this.speaker === from) this.speaker = to;
+  }
+
+  /**
+   * setSpeaking marks who is speaking now (a ring on their tile) and the
+   * active speaker (the stage in auto layout).
+   * @param {Set<string>} speaking peer ids, '' for you
+   * @param {string} active peer id of the active speaker, '' for none
+   */
+  setSpeaking(speaking, active) {
+    for (const t of this.area.querySelectorAll(':scope > .tile:not(.screen)')) {
+      const id = t === this.local ? '' : /** @type {HTMLElement} */ (t).dataset.peer || '';
+      t.classList.toggle('speaking', speaking.has(id));
+    }
+    if (active !== this.speaker) {
+      this.speaker = active;
+      this.layout();
+    }
+  }
+
+  /**
+   * setNet shows a connection badge on a peer's tile.
+   * @param {string} id
+   * @param {string} text short, '' hides the badge
+   * @param {string} title the details
+   * @param {string} cls 'relay', 'direct', plus ' bad' when poor
+   */
+  setNet(id, text, title, cls) {
+    const tile = document.getElementById(`tile-${id}`);
+    const net = tile && /** @type {HTMLElement|null} */ (tile.querySelector('.net'));
+    if (!net) return;
+    // The round trip in a part of its own, which small tiles leave out.
+    const [via, rtt] = text.split(' · ');
+    const a = document.createElement('span');
+    a.textContent = via || '';
+    const b = document.createElement('span');
+    b.className = 'rtt';
+    b.textContent = rtt ? ` · ${rtt}` : '';
+    if (text) net.replaceChildren(a, b);
+    else net.replaceChildren();
+    net.title = title;
+    net.setAttribute('aria-label', `Connection: ${title.replace(/\n/g, '; ')}`);
+    net.className = `net ${cls}`;
+  }
+
+  /**
+   * toggle pins tile large, or unpins it.
+   * @param {HTMLElement} tile
+   */
   toggle(tile) {
     this.pin = this.pin === tile ? null : tile;
     this.layout();
   }
 
-  layout() { place(this.area, this.pin); }
+  /**
+   * stage is the tile on the stage: the pin, else (auto layout) a screen
+   * share, else the active speaker once two or more others are here.
+   * @returns {HTMLElement|null}
+   */
+  stage() {
+    if (this.pin && this.pin.isConnected) return this.pin;
+    if (this.mode !== 'auto') return null;
+    const screen = /** @type {HTMLElement|null} */ (this.area.querySelector(':scope > .tile.remote.screen:not(.novideo)'));
+    if (screen) return screen;
+    if (this.area.querySelectorAll(':scope > .tile.remote').length < 2 || !this.speaker) return null;
+    return document.getElementById(`tile-${this.speaker}`);
+  }
+
+  layout() { place(this.area, this.stage(), this.pin); }
 }

@@ -11,8 +11,47 @@ import { initials } from './tiles.js';
  */
 export const $ = (id) => document.getElementById(id);
 
-/** setStatus sets the status line in the top bar. */
+/**
+ * setStatus sets the status line in the top bar.
+ * @param {string} text
+ */
 export function setStatus(text) { $('status').textContent = text; }
+
+/**
+ * renderBanner shows (or, with text '', hides) the network banner over
+ * the call; check adds the link to the connectivity check page.
+ * @param {string} text
+ * @param {boolean} check
+ */
+export function renderBanner(text, check) {
+  $('netbanner').hidden = !text;
+  $('netbanner-text').textContent = text;
+  $('netbanner-check').hidden = !check;
+}
+
+/**
+ * renderShare shows whether you share your screen.
+ * @param {boolean} on
+ * @param {boolean} possible whether this browser can share at all
+ */
+export function renderShare(on, possible) {
+  const b = $('share-screen');
+  b.hidden = !possible;
+  b.setAttribute('aria-pressed', String(on));
+  b.classList.toggle('on', on);
+  b.setAttribute('aria-label', on ? 'Stop sharing your screen' : 'Share your screen');
+  b.title = on ? 'Stop sharing your screen' : 'Share your screen';
+}
+
+/**
+ * renderLayout shows the layout button's state.
+ * @param {'auto'|'grid'} mode
+ */
+export function renderLayout(mode) {
+  const b = $('layout-toggle');
+  b.setAttribute('aria-pressed', String(mode === 'grid'));
+  b.classList.toggle('on', mode === 'grid');
+}
 
 /**
  * openPanel shows the side panel id ('chat' or 'lobby'), closing the
