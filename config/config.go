@@ -167,8 +167,10 @@ type TURN struct {
 	// AllowPeers lists peer CIDRs that win over DenyPeers.
 	AllowPeers []string `yaml:"allow_peers"`
 	// MaxAllocationsPerUser caps live allocations per user: the id part
-	// of a REST username, or the static user name. Default 10; 0 is the
-	// default, -1 means no cap.
+	// of a REST username, or the static user name. Default 24: one page
+	// holds one credential for all its peer connections, and in a full
+	// room of 8 each of its 7 connections may allocate over UDP, TCP and
+	// TLS. 0 is the default, -1 means no cap.
 	MaxAllocationsPerUser int `yaml:"max_allocations_per_user"`
 	// MaxAllocations caps live allocations in total. Default 10000; -1
 	// means no cap.

@@ -19,7 +19,7 @@ const (
 	DefaultRealm                 = "icebox"
 	DefaultRelayPorts            = "49152-65535"
 	DefaultCredentialTTL         = time.Hour
-	DefaultMaxAllocationsPerUser = 10
+	DefaultMaxAllocationsPerUser = 24
 	DefaultMaxAllocations        = 10000
 	DefaultMaxAllocationsPerIP   = 100
 	DefaultCredentials           = CredentialsOnPage
