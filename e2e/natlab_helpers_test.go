@@ -1,0 +1,420 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/netlab"
+)
+
+// The NAT lab's network. The "internet" is one namespace (inet) holding a
+// bridge with two documentation ranges (RFC 5737): servers have addresses
+// in 203.0.113.0/24, the clients' NAT routers in 198.51.100.0/24. Each
+// client sits alone on a LAN 10.<n>.0.0/24 behind its own router.
+//
+//	client a ─ router a ─┐                 ┌─ srv (icebox, 203.0.113.10)
+//	10.n.0.2   198.51.100.x ─ inet (br0) ──┤
+//	client b ─ router b ─┘                 └─ nat11 ─ srv11 (icebox, 10.200.0.2,
+//	                                            203.0.113.20)   public_ip 203.0.113.20)
+var (
+	inetServers = netip.MustParsePrefix("203.0.113.0/24")
+	inetClients = netip.MustParsePrefix("198.51.100.0/24")
+	srvAddr     = netip.MustParseAddr("203.0.113.10")
+	nat11Addr   = netip.MustParseAddr("203.0.113.20")
+)
+
+// natKind is how a client's router treats its traffic.
+type natKind int
+
+const (
+	// natPortPreserving is Linux masquerading: a source port is kept
+	// when free, so one socket keeps one public port whatever the
+	// destination (endpoint-independent mapping, in practice), and
+	// conntrack lets in only answers (address and port dependent
+	// filtering). Hole punching works through two of them.
+	natPortPreserving natKind = iota
+	// natSymmetric picks a random public port per destination
+	// (masquerade random,fully-random): the port the STUN server saw is
+	// not the one a peer would see, so hole punching fails.
+	natSymmetric
+	// natNoUDP is natPortPreserving that drops all UDP.
+	natNoUDP
+	// natOnly443 is natPortPreserving that lets out only TCP to port 443
+	// (and the answers): a hotel or guest network.
+	natOnly443
+)
+
+func (k natKind) String() string {
+	return [...]string{"port-preserving", "symmetric", "no-udp", "only-tcp-443"}[k]
+}
+
+// rules is the router's nftables ruleset; the LAN is lan0, the WAN wan0.
+func (k natKind) rules() string {
+	masq := "masquerade"
+	if k == natSymmetric {
+		masq = "masquerade random,fully-random"
+	}
+	// Like a home router, it drops what comes unasked to the router
+	// itself: delivered to a closed port, such a packet would leave a
+	// conntrack entry that takes the public port a client's outgoing
+	// packet to the same peer needs, and the NAT would map that one to
+	// another port, which no peer expects.
+	s := `table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" ` + masq + `
+  }
+}
+table ip router {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan0" ct state new drop
+  }
+}
+`
+	switch k {
+	case natNoUDP:
+		s += `table ip filter {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    meta l4proto udp drop
+  }
+}
+`
+	case natOnly443:
+		s += `table ip filter {
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    iifname "lan0" oifname "wan0" tcp dport 443 accept
+  }
+}
+`
+	}
+	return s
+}
+
+// natLab is the shared part of the lab: the internet and the binaries.
+type natLab struct {
+	lab  *netlab.Lab
+	inet *netlab.Netns
+	bins labBinaries
+
+	mu    sync.Mutex
+	ports int // veth ends plugged into br0
+	wans  int // router WAN addresses handed out
+	lans  int // client LANs handed out
+}
+
+// labBinaries are icebox and natpeer, built once for the lab.
+type labBinaries struct {
+	icebox, natpeer string
+}
+
+func buildLabBinaries(t *testing.T) labBinaries {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir, "../cmd/icebox", "./internal/natpeer")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return labBinaries{icebox: filepath.Join(dir, "icebox"), natpeer: filepath.Join(dir, "natpeer")}
+}
+
+// newNATLab makes the internet namespace and builds the binaries.
+func newNATLab(t *testing.T) *natLab {
+	t.Helper()
+	nl := &natLab{lab: netlab.New(t)}
+	nl.bins = buildLabBinaries(t)
+	nl.inet = nl.lab.Netns(t, "inet")
+	nl.inet.IP(t, "link add br0 type bridge", "link set br0 up",
+		"addr add 203.0.113.1/24 dev br0", "addr add 198.51.100.1/24 dev br0")
+	nl.inet.Router(t)
+	return nl
+}
+
+// plug connects ns to the internet: its wan0 gets addr (in one of the
+// two /24s) and a default route through the internet namespace.
+func (nl *natLab) plug(t *testing.T, ns *netlab.Netns, addr netip.Addr) {
+	t.Helper()
+	nl.mu.Lock()
+	nl.ports++
+	port := fmt.Sprintf("p%d", nl.ports)
+	nl.mu.Unlock()
+	netlab.Veth(t, nl.inet, port, ns, "wan0")
+	nl.inet.IP(t, "link set "+port+" master br0")
+	gw := "203.0.113.1"
+	if inetClients.Contains(addr) {
+		gw = "198.51.100.1"
+	}
+	ns.IP(t, "addr add "+addr.String()+"/24 dev wan0", "route add default via "+gw)
+}
+
+// client makes a client namespace behind a router of kind, both removed
+// when t ends, and returns the client and its router's public address.
+func (nl *natLab) client(t *testing.T, role string, kind natKind) (*netlab.Netns, netip.Addr) {
+	t.Helper()
+	nl.mu.Lock()
+	nl.wans++
+	nl.lans++
+	wan := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + nl.wans)})
+	lan := nl.lans
+	nl.mu.Unlock()
+	if lan > 199 || wan.As4()[3] > 250 {
+		t.Fatal("natlab: out of addresses")
+	}
+	router := nl.lab.Netns(t, role+"-nat")
+	nl.plug(t, router, wan)
+	cl := nl.lab.Netns(t, role)
+	netlab.Veth(t, router, "lan0", cl, "eth0")
+	router.IP(t, fmt.Sprintf("addr add 10.%d.0.1/24 dev lan0", lan))
+	router.Router(t)
+	router.Nft(t, kind.rules())
+	cl.IP(t, fmt.Sprintf("addr add 10.%d.0.2/24 dev eth0", lan), fmt.Sprintf("route add default via 10.%d.0.1", lan))
+	return cl, wan
+}
+
+// labIcebox is icebox running inside a lab namespace.
+type labIcebox struct {
+	ns  *netlab.Netns
+	cmd *exec.Cmd
+
+	mu      sync.Mutex
+	log     bytes.Buffer
+	changed chan struct{} // closed and replaced at each log line
+	exited  bool
+}
+
+// startLabIcebox runs the lab's icebox binary in ns with yml as its
+// config file until t ends, and waits until it serves HTTP.
+func (nl *natLab) startIcebox(t *testing.T, ns *netlab.Netns, yml string) *labIcebox {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "icebox.yaml")
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ib := &labIcebox{ns: ns, cmd: ns.Command(nl.bins.icebox, "-config", cfg), changed: make(chan struct{})}
+	ib.cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	stderr, err := ib.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ib.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			ib.mu.Lock()
+			ib.log.WriteString(sc.Text() + "\n")
+			close(ib.changed)
+			ib.changed = make(chan struct{})
+			ib.mu.Unlock()
+		}
+		_ = ib.cmd.Wait()
+		ib.mu.Lock()
+		ib.exited = true
+		close(ib.changed)
+		ib.changed = make(chan struct{})
+		ib.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		_ = ib.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+			if code := ib.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("icebox in %s exited %d after SIGTERM:\n%s", ns.Name, code, ib.logText())
+			}
+		case <-time.After(10 * time.Second):
+			_ = ib.cmd.Process.Kill()
+			<-done
+			t.Errorf("icebox in %s did not stop on SIGTERM:\n%s", ns.Name, ib.logText())
+		}
+	})
+	ib.waitLog(t, httpListenLine, 20*time.Second)
+	return ib
+}
+
+func (ib *labIcebox) logText() string {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	return ib.log.String()
+}
+
+// waitLog waits for a log line matching re and returns its submatches.
+func (ib *labIcebox) waitLog(t *testing.T, re *regexp.Regexp, within time.Duration) []string {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		ib.mu.Lock()
+		m := re.FindStringSubmatch(ib.log.String())
+		exited, changed := ib.exited, ib.changed
+		ib.mu.Unlock()
+		switch {
+		case m != nil:
+			return m
+		case exited:
+			t.Fatalf("icebox in %s exited; no log line %q:\n%s", ib.ns.Name, re, ib.logText())
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("icebox in %s: no log line %q within %s:\n%s", ib.ns.Name, re, within, ib.logText())
+		}
+	}
+}
+
+// peerCandidate and peerReport mirror natpeer's Candidate and Report.
+type peerCandidate struct {
+	Type          string `json:"type"`
+	Address       string `json:"address"`
+	Protocol      string `json:"protocol"`
+	RelayProtocol string `json:"relayProtocol"`
+	URL           string `json:"url"`
+}
+
+type peerReport struct {
+	Name     string         `json:"name"`
+	Policy   string         `json:"policy"`
+	Local    *peerCandidate `json:"local"`
+	Remote   *peerCandidate `json:"remote"`
+	Gathered []string       `json:"gathered"`
+	ICEState string         `json:"iceState"`
+	Received []string       `json:"received"`
+	Error    string         `json:"error"`
+}
+
+func (c *peerCandidate) String() string {
+	if c == nil {
+		return "none"
+	}
+	s := c.Type + " " + c.Protocol + " " + c.Address
+	if c.RelayProtocol != "" {
+		s += " (relay over " + c.RelayProtocol + ")"
+	}
+	return s
+}
+
+// addr is the candidate's IP address.
+func (c *peerCandidate) addr() netip.Addr {
+	ap, err := netip.ParseAddrPort(c.Address)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+// pair is the selected pair as the report lists it.
+func (r peerReport) pair() string { return r.Local.String() + " → " + r.Remote.String() }
+
+// natPeer is a running natpeer.
+type natPeer struct {
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr bytes.Buffer // written only until the process is waited for
+	report chan peerReport
+	done   chan struct{}
+}
+
+// startPeer runs natpeer in ns for page, named name, until t ends;
+// extraEnv is added to its environment (SSL_CERT_FILE).
+func (nl *natLab) startPeer(t *testing.T, ns *netlab.Netns, page, name string, extraEnv ...string) *natPeer {
+	t.Helper()
+	p := &natPeer{name: name, cmd: ns.Command(nl.bins.natpeer, "-page", page, "-name", name, "-timeout", "40s"),
+		report: make(chan peerReport, 1), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), extraEnv...)
+	p.cmd.Stderr = &p.stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		var r peerReport
+		line, err := bufio.NewReader(stdout).ReadBytes('\n')
+		if err == nil {
+			err = json.Unmarshal(line, &r)
+		}
+		if err != nil {
+			r = peerReport{Name: name, Error: fmt.Sprintf("no report: %v (%q)", err, line)}
+		}
+		p.report <- r
+		_, _ = io.Copy(io.Discard, stdout)
+		_ = p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		p.stdin.Close()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// call runs natpeers a and b in their namespaces for page and returns
+// their reports, failing t (with both reports and the peers' logs) if
+// either did not finish the data channel exchange.
+func (nl *natLab) call(t *testing.T, a, b *netlab.Netns, page string, extraEnv ...string) (ra, rb peerReport) {
+	t.Helper()
+	pa := nl.startPeer(t, a, page, "a", extraEnv...)
+	pb := nl.startPeer(t, b, page, "b", extraEnv...)
+	timeout := time.After(60 * time.Second)
+	for _, x := range []struct {
+		p *natPeer
+		r *peerReport
+	}{{pa, &ra}, {pb, &rb}} {
+		select {
+		case *x.r = <-x.p.report:
+		case <-timeout:
+			t.Fatalf("natpeer %s: no report in 60 s", x.p.name)
+		}
+	}
+	// Both have reported: let them leave, then read their logs.
+	for _, p := range []*natPeer{pa, pb} {
+		p.stdin.Close()
+		<-p.done
+	}
+	if ra.Error != "" || rb.Error != "" || ra.Local == nil || rb.Local == nil {
+		t.Fatalf("the call did not complete:\na: %+v\nb: %+v\na's log:\n%s\nb's log:\n%s",
+			ra, rb, tailLines(pa.stderr.String(), 30), tailLines(pb.stderr.String(), 30))
+	}
+	t.Logf("a: %s (gathered %s)", ra.pair(), strings.Join(ra.Gathered, ", "))
+	t.Logf("b: %s (gathered %s)", rb.pair(), strings.Join(rb.Gathered, ", "))
+	return ra, rb
+}
+
+// tailLines is the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,190 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/netlab"
+	"github.com/icebox-project/icebox/web"
+)
+
+// labConfig is the config of the lab's icebox with its state in dir and
+// HTTP on port 80 of every address.
+//
+// turn.allow_peers: the lab's internet uses the documentation ranges of
+// RFC 5737, and the recommended turn.deny_peers refuses them (they are
+// not globally reachable on the real internet). Here 198.51.100.0/24 is
+// where the clients' NATs are, the addresses a relay must reach, as
+// global addresses would be for a server on the internet, so the lab's
+// operator allows that range, and only that: the clients' private LANs
+// (10.0.0.0/8, their host candidates) stay refused, as they should.
+func labConfig(dir string, extra string) string {
+	return fmt.Sprintf(`http:
+  listen: "0.0.0.0:80"
+turn:
+  listen: ["udp://0.0.0.0:3478", "tcp://0.0.0.0:3478"]
+  allow_peers: [198.51.100.0/24]
+metrics:
+  listen: "127.0.0.1:9464"
+shutdown_grace: 1s
+state_dir: %q
+%s`, dir, extra)
+}
+
+var selfTestPassed = regexp.MustCompile(`msg="self-test passed".* relayed_address=(\S+)`)
+
+// TestNATLab: two pion/webrtc peers in network namespaces behind Linux
+// NATs (nftables) call each other through icebox, which runs in a
+// namespace of its own on the lab's internet. Each scenario asserts the
+// candidate pair ICE selected: direct through port-preserving NATs,
+// relayed through symmetric ones, relayed over TCP when UDP is dropped,
+// relayed on both sides with ?relay=1, and through an icebox behind a
+// 1:1 NAT with public_ip set.
+func TestNATLab(t *testing.T) {
+	start := time.Now()
+	nl := newNATLab(t)
+	srv := nl.lab.Netns(t, "srv")
+	nl.plug(t, srv, srvAddr)
+	// public_ip is not set: icebox finds 203.0.113.10 on its interface.
+	ib := nl.startIcebox(t, srv, labConfig(t.TempDir(), ""))
+	if m := ib.waitLog(t, selfTestPassed, 10*time.Second); !strings.HasPrefix(m[1], srvAddr.String()+":") {
+		t.Errorf("self-test relayed address %s, want %s:port", m[1], srvAddr)
+	}
+	base := "http://" + srvAddr.String()
+	t.Logf("lab ready in %.1fs", time.Since(start).Seconds())
+
+	t.Run("scenarios", func(t *testing.T) {
+		t.Run("port-preserving NATs: direct", func(t *testing.T) {
+			t.Parallel()
+			a, wanA := nl.client(t, "a", natPortPreserving)
+			b, wanB := nl.client(t, "b", natPortPreserving)
+			ra, rb := nl.call(t, a, b, base+"/r/"+labRoom())
+			for _, c := range []struct {
+				r         peerReport
+				otherWAN  netip.Addr
+				otherName string
+			}{{ra, wanB, "b"}, {rb, wanA, "a"}} {
+				if c.r.Local.Type == "relay" || c.r.Remote.Type == "relay" {
+					t.Errorf("%s: selected %s, want a direct pair", c.r.Name, c.r.pair())
+				}
+				// The remote is the other's NAT: hole punching, not a
+				// LAN address or the relay.
+				if got := c.r.Remote.addr(); got != c.otherWAN {
+					t.Errorf("%s: remote %s, want %s's NAT address %s", c.r.Name, c.r.Remote, c.otherName, c.otherWAN)
+				}
+			}
+		})
+		t.Run("symmetric NATs: relay", func(t *testing.T) {
+			t.Parallel()
+			a, _ := nl.client(t, "a", natSymmetric)
+			b, _ := nl.client(t, "b", natSymmetric)
+			ra, rb := nl.call(t, a, b, base+"/r/"+labRoom())
+			relayed := 0
+			for _, r := range []peerReport{ra, rb} {
+				if r.Local.Type == "relay" {
+					relayed++
+					if r.Local.addr() != srvAddr || r.Local.RelayProtocol != "udp" {
+						t.Errorf("%s: local %s, want a relayed address of %s over udp", r.Name, r.Local, srvAddr)
+					}
+				}
+			}
+			if relayed == 0 {
+				t.Errorf("no side relays (a: %s; b: %s); a direct pair through two symmetric NATs is impossible", ra.pair(), rb.pair())
+			}
+		})
+		t.Run("UDP dropped: relay over TCP", func(t *testing.T) {
+			t.Parallel()
+			a, _ := nl.client(t, "a", natNoUDP)
+			b, _ := nl.client(t, "b", natPortPreserving)
+			ra, _ := nl.call(t, a, b, base+"/r/"+labRoom())
+			if ra.Local.Type != "relay" || ra.Local.RelayProtocol != "tcp" || ra.Local.addr() != srvAddr {
+				t.Errorf("a (no UDP): local %s, want relay over tcp at %s", ra.Local, srvAddr)
+			}
+		})
+		t.Run("relay=1: relay on both sides", func(t *testing.T) {
+			t.Parallel()
+			a, _ := nl.client(t, "a", natPortPreserving)
+			b, _ := nl.client(t, "b", natPortPreserving)
+			ra, rb := nl.call(t, a, b, base+"/r/"+labRoom()+"?relay=1")
+			checkRelayBoth(t, ra, rb, srvAddr, "udp")
+		})
+		t.Run("icebox behind a 1:1 NAT", func(t *testing.T) {
+			t.Parallel()
+			// An EC2-style address: icebox has 10.200.0.2 on its only
+			// interface; its router maps 203.0.113.20 to it both ways and
+			// hairpins, as the cloud's does, so the self-test reaches
+			// the relay at the public address from inside.
+			nat := nl.lab.Netns(t, "nat11")
+			nl.plug(t, nat, nat11Addr)
+			srv11 := nl.lab.Netns(t, "srv11")
+			netlab.Veth(t, nat, "lan0", srv11, "eth0")
+			nat.IP(t, "addr add 10.200.0.1/24 dev lan0")
+			srv11.IP(t, "addr add 10.200.0.2/24 dev eth0", "route add default via 10.200.0.1")
+			nat.Router(t)
+			nat.Nft(t, `table ip nat {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr 203.0.113.20 dnat to 10.200.0.2
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 10.200.0.2 snat to 203.0.113.20
+  }
+}
+`)
+			ib11 := nl.startIcebox(t, srv11, labConfig(t.TempDir(), "public_ip: 203.0.113.20\n"))
+			m := ib11.waitLog(t, selfTestPassed, 10*time.Second)
+			if !strings.HasPrefix(m[1], nat11Addr.String()+":") {
+				t.Errorf("self-test relayed address %s, want %s:port", m[1], nat11Addr)
+			}
+			healthz(t, srv11, "127.0.0.1:9464")
+
+			a, _ := nl.client(t, "a", natPortPreserving)
+			b, _ := nl.client(t, "b", natSymmetric)
+			ra, rb := nl.call(t, a, b, "http://"+nat11Addr.String()+"/r/"+labRoom()+"?relay=1")
+			checkRelayBoth(t, ra, rb, nat11Addr, "udp")
+		})
+	})
+	t.Logf("NAT lab: %.1fs", time.Since(start).Seconds())
+}
+
+// checkRelayBoth asserts that both sides relay through server over
+// relayProtocol, each to the other's relayed address.
+func checkRelayBoth(t *testing.T, ra, rb peerReport, server netip.Addr, relayProtocol string) {
+	t.Helper()
+	for _, c := range []struct{ me, other peerReport }{{ra, rb}, {rb, ra}} {
+		if c.me.Local.Type != "relay" || c.me.Local.addr() != server || c.me.Local.RelayProtocol != relayProtocol {
+			t.Errorf("%s: local %s, want relay at %s over %s", c.me.Name, c.me.Local, server, relayProtocol)
+		}
+		if c.me.Remote.Address != c.other.Local.Address {
+			t.Errorf("%s: remote %s, want %s's relayed address %s", c.me.Name, c.me.Remote, c.other.Name, c.other.Local.Address)
+		}
+	}
+	if ra.Policy != "relay" || rb.Policy != "relay" {
+		t.Errorf("iceTransportPolicy: a %q, b %q, want relay", ra.Policy, rb.Policy)
+	}
+}
+
+// healthz asserts that icebox in ns answers 200 on /healthz at addr.
+func healthz(t *testing.T, ns *netlab.Netns, addr string) {
+	t.Helper()
+	resp, err := ns.HTTPClient(nil).Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatalf("healthz in %s: %v", ns.Name, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("healthz in %s: %d %s", ns.Name, resp.StatusCode, body)
+	}
+}
+
+// labRoom is a fresh room id for one scenario.
+func labRoom() string { return web.NewRoomID() }
