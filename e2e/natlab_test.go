@@ -151,6 +151,27 @@ func TestNATLab(t *testing.T) {
 			ra, rb := nl.call(t, a, b, "http://"+nat11Addr.String()+"/r/"+labRoom()+"?relay=1")
 			checkRelayBoth(t, ra, rb, nat11Addr, "udp")
 		})
+		t.Run("browsers: UDP dropped on one side", func(t *testing.T) {
+			t.Parallel()
+			chromiumPath(t)
+			a, _ := nl.client(t, "a", natNoUDP)
+			b, _ := nl.client(t, "b", natPortPreserving)
+			pa, _ := browserCall(t, a, b, base, base, labRoom())
+			if pa.Local != "relay" || pa.RelayProtocol != "tcp" {
+				t.Errorf("a (no UDP): local %s over %q, want relay over tcp", pa.Local, pa.RelayProtocol)
+			}
+		})
+		t.Run("check page: UDP dropped", func(t *testing.T) {
+			t.Parallel()
+			chromiumPath(t)
+			a, _ := nl.client(t, "a", natNoUDP)
+			tab := newTab(t, labBrowser(t, a), base+"/check")
+			out, shown := checkResult(t, tab)
+			t.Logf("%s", shown)
+			if out.Verdict.Code != "tcp" {
+				t.Errorf("verdict %+v, want only TURN over TCP", out.Verdict)
+			}
+		})
 	})
 	t.Logf("NAT lab: %.1fs", time.Since(start).Seconds())
 }

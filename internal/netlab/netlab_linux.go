@@ -221,9 +221,26 @@ func Veth(t testing.TB, a *Netns, aIf string, b *Netns, bIf string) {
 // Command returns cmd to run name with args inside n (ip netns exec).
 // The process is killed if the test process dies first.
 func (n *Netns) Command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd := exec.Command(name, args...)
+	n.Wrap(cmd)
 	return cmd
+}
+
+// Wrap makes cmd, not started yet, run inside n: it becomes ip netns
+// exec n cmd…, which keeps the process id, the environment and the open
+// files (ExtraFiles too). The process is killed if the thread that
+// starts it ends (Pdeathsig; see os/exec and go.dev/issue/27505).
+func (n *Netns) Wrap(cmd *exec.Cmd) {
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		ip = "ip" // Start fails, saying so
+	}
+	cmd.Args = append([]string{"ip", "netns", "exec", n.Name, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = ip
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
 
 // Do runs fn on an OS thread that has entered n, then returns the thread

@@ -1,0 +1,71 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/icebox-project/icebox/internal/netlab"
+)
+
+// labBrowser starts a headless Chromium inside ns (a fake camera and
+// microphone, as newBrowser) and returns its context. chromedp talks to
+// it over the DevTools pipe, which ip netns exec hands on to Chromium, so
+// nothing listens on a port. Certificates are not checked: the lab's
+// icebox has one from a CA no browser knows.
+func labBrowser(t *testing.T, ns *netlab.Netns) context.Context {
+	t.Helper()
+	return newBrowserFlags(t,
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.Flag("unsafely-treat-insecure-origin-as-secure", "http://203.0.113.10,http://203.0.113.20"),
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) { ns.Wrap(cmd) }))
+}
+
+// labPair is the selected candidate pair the call page reports, with the
+// relay protocol of its local candidate.
+type labPair struct {
+	pairInfo
+	RelayProtocol string `json:"relayProtocol"`
+}
+
+// pagePair is the one selected pair of the call page in tab.
+func pagePair(t *testing.T, tab context.Context, name string) labPair {
+	t.Helper()
+	pairs, err := chromedp.Run(tab, chromedp.Evaluate[map[string]labPair](`window.icebox.pairs()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("page %s: pairs: %v", name, err)
+	}
+	if len(pairs) != 1 {
+		t.Fatalf("page %s: %d peer connections, want 1", name, len(pairs))
+	}
+	for _, p := range pairs {
+		if p.Local == "" {
+			t.Fatalf("page %s: no selected pair", name)
+		}
+		return p
+	}
+	return labPair{}
+}
+
+// browserCall opens the call page of room at base in Chromium in a and b
+// (autojoin) and waits until each plays the other's video; it returns the
+// pairs the pages selected.
+func browserCall(t *testing.T, a, b *netlab.Netns, baseA, baseB, room string) (pa, pb labPair) {
+	t.Helper()
+	ba, bb := labBrowser(t, a), labBrowser(t, b)
+	start := time.Now()
+	tabA := newTab(t, ba, baseA+"/r/"+room+"?name=a&autojoin=1")
+	tabB := newTab(t, bb, baseB+"/r/"+room+"?name=b&autojoin=1")
+	for _, v := range waitMutualVideo(t, tabA, tabB, start.Add(40*time.Second)) {
+		t.Logf("page %s plays %s's video %dx%d, %.1fs after opening", v.page, v.Name, v.W, v.H, time.Since(start).Seconds())
+	}
+	pa, pb = pagePair(t, tabA, "a"), pagePair(t, tabB, "b")
+	t.Logf("a: %s %s → %s %s (relay over %q)", pa.Local, pa.LocalAddress, pa.Remote, pa.RemoteAddress, pa.RelayProtocol)
+	t.Logf("b: %s %s → %s %s (relay over %q)", pb.Local, pb.LocalAddress, pb.Remote, pb.RemoteAddress, pb.RelayProtocol)
+	return pa, pb
+}
