@@ -22,7 +22,6 @@ func labBrowser(t *testing.T, ns *netlab.Netns) context.Context {
 	t.Helper()
 	return newBrowserFlags(t,
 		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.Flag("unsafely-treat-insecure-origin-as-secure", "http://203.0.113.10,http://203.0.113.20"),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) { ns.Wrap(cmd) }))
 }
 
@@ -55,14 +54,27 @@ func pagePair(t *testing.T, tab context.Context, name string) labPair {
 // browserCall opens the call page of room at base in Chromium in a and b
 // (autojoin) and waits until each plays the other's video; it returns the
 // pairs the pages selected.
-func browserCall(t *testing.T, a, b *netlab.Netns, baseA, baseB, room string) (pa, pb labPair) {
+func (nl *natLab) browserCall(t *testing.T, a, b *netlab.Netns, baseA, baseB, room string) (pa, pb labPair) {
 	t.Helper()
 	ba, bb := labBrowser(t, a), labBrowser(t, b)
 	start := time.Now()
 	tabA := newTab(t, ba, baseA+"/r/"+room+"?name=a&autojoin=1")
 	tabB := newTab(t, bb, baseB+"/r/"+room+"?name=b&autojoin=1")
-	for _, v := range waitMutualVideo(t, tabA, tabB, start.Add(40*time.Second)) {
-		t.Logf("page %s plays %s's video %dx%d, %.1fs after opening", v.page, v.Name, v.W, v.H, time.Since(start).Seconds())
+	deadline := time.Now().Add(45 * time.Second)
+	for _, tc := range []struct {
+		tab        context.Context
+		name, peer string
+	}{{tabA, "a", "b"}, {tabB, "b", "a"}} {
+		v, err := waitForRemoteVideo(tc.tab, deadline)
+		if err != nil {
+			state, _ := chromedp.Run(tc.tab, chromedp.Evaluate[string](
+				`document.getElementById('status').textContent + ' ' + JSON.stringify(window.icebox.connections())`))
+			t.Fatalf("page %s: %v (status and connections: %s)%s", tc.name, err, state, nl.iceboxLogs())
+		}
+		if v.Name != tc.peer {
+			t.Errorf("page %s plays %q's video, want %q", tc.name, v.Name, tc.peer)
+		}
+		t.Logf("page %s plays %s's video %dx%d, %.1fs after opening", tc.name, v.Name, v.W, v.H, time.Since(start).Seconds())
 	}
 	pa, pb = pagePair(t, tabA, "a"), pagePair(t, tabB, "b")
 	t.Logf("a: %s %s → %s %s (relay over %q)", pa.Local, pa.LocalAddress, pa.Remote, pa.RemoteAddress, pa.RelayProtocol)

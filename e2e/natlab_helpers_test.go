@@ -5,9 +5,17 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -109,14 +117,20 @@ table ip router {
 	return s
 }
 
-// natLab is the shared part of the lab: the internet and the binaries.
+// natLab is the shared part of the lab: the internet, the binaries and
+// the certificate of the lab's servers.
 type natLab struct {
 	lab  *netlab.Lab
 	inet *netlab.Netns
 	bins labBinaries
+	// certFile and keyFile: a certificate for the servers' public
+	// addresses (IP SANs; the lab has no DNS), from a CA whose
+	// certificate is in caFile.
+	certFile, keyFile, caFile string
 
-	mu    sync.Mutex
-	ports int // veth ends plugged into br0
+	mu       sync.Mutex
+	iceboxes []*labIcebox // running, for their logs when a call fails
+	ports    int          // veth ends plugged into br0
 	wans  int // router WAN addresses handed out
 	lans  int // client LANs handed out
 }
@@ -141,11 +155,64 @@ func newNATLab(t *testing.T) *natLab {
 	t.Helper()
 	nl := &natLab{lab: netlab.New(t)}
 	nl.bins = buildLabBinaries(t)
+	nl.issueCertificate(t)
 	nl.inet = nl.lab.Netns(t, "inet")
 	nl.inet.IP(t, "link add br0 type bridge", "link set br0 up",
 		"addr add 203.0.113.1/24 dev br0", "addr add 198.51.100.1/24 dev br0")
 	nl.inet.Router(t)
 	return nl
+}
+
+// issueCertificate makes the lab's CA and a certificate of the servers'
+// public addresses.
+func (nl *natLab) issueCertificate(t *testing.T) {
+	t.Helper()
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	nl.certFile, nl.keyFile, nl.caFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: srvAddr.String()},
+		IPAddresses: []net.IP{srvAddr.AsSlice(), nat11Addr.AsSlice()},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	for _, f := range []struct {
+		path, typ string
+		der       []byte
+	}{{nl.certFile, "CERTIFICATE", der}, {nl.keyFile, "EC PRIVATE KEY", keyDER}, {nl.caFile, "CERTIFICATE", ca.cert.Raw}} {
+		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// config is the config of a lab icebox with its state in a fresh
+// directory, HTTPS on port 443 with the lab's certificate, TURN on UDP and
+// TCP 3478 and TLS 5349, and extra (YAML lines) added.
+//
+// turn.allow_peers: the lab's internet uses the documentation ranges of
+// RFC 5737, and the recommended turn.deny_peers refuses them (they are
+// not globally reachable on the real internet). Here 198.51.100.0/24 is
+// where the clients' NATs are, the addresses a relay must reach, as
+// global addresses would be for a server on the internet, so the lab's
+// operator allows that range, and only that: the clients' private LANs
+// (10.0.0.0/8, their host candidates) stay refused, as they should.
+func (nl *natLab) config(t *testing.T, extra string) string {
+	return fmt.Sprintf(`http:
+  listen: ":443"
+  tls: {cert_file: %q, key_file: %q}
+turn:
+  listen: ["udp://0.0.0.0:3478", "tcp://0.0.0.0:3478", "tls://0.0.0.0:5349"]
+  allow_peers: [198.51.100.0/24]
+metrics:
+  listen: "127.0.0.1:9464"
+shutdown_grace: 1s
+state_dir: %q
+%s`, nl.certFile, nl.keyFile, t.TempDir(), extra)
 }
 
 // plug connects ns to the internet: its wan0 gets addr (in one of the
@@ -249,6 +316,9 @@ func (nl *natLab) startIcebox(t *testing.T, ns *netlab.Netns, yml string) *labIc
 		}
 	})
 	ib.waitLog(t, httpListenLine, 20*time.Second)
+	nl.mu.Lock()
+	nl.iceboxes = append(nl.iceboxes, ib)
+	nl.mu.Unlock()
 	return ib
 }
 
@@ -334,13 +404,14 @@ type natPeer struct {
 	done   chan struct{}
 }
 
-// startPeer runs natpeer in ns for page, named name, until t ends;
-// extraEnv is added to its environment (SSL_CERT_FILE).
-func (nl *natLab) startPeer(t *testing.T, ns *netlab.Netns, page, name string, extraEnv ...string) *natPeer {
+// startPeer runs natpeer in ns for page, named name, until t ends. It
+// trusts the lab's CA alone (SSL_CERT_FILE).
+func (nl *natLab) startPeer(t *testing.T, ns *netlab.Netns, page, name string) *natPeer {
 	t.Helper()
 	p := &natPeer{name: name, cmd: ns.Command(nl.bins.natpeer, "-page", page, "-name", name, "-timeout", "40s"),
 		report: make(chan peerReport, 1), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), extraEnv...)
+	// pion's warnings go to stderr, shown when a call fails.
+	p.cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+nl.caFile, "PION_LOG_WARN=all")
 	p.cmd.Stderr = &p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -381,10 +452,10 @@ func (nl *natLab) startPeer(t *testing.T, ns *netlab.Netns, page, name string, e
 // call runs natpeers a and b in their namespaces for page and returns
 // their reports, failing t (with both reports and the peers' logs) if
 // either did not finish the data channel exchange.
-func (nl *natLab) call(t *testing.T, a, b *netlab.Netns, page string, extraEnv ...string) (ra, rb peerReport) {
+func (nl *natLab) call(t *testing.T, a, b *netlab.Netns, page string) (ra, rb peerReport) {
 	t.Helper()
-	pa := nl.startPeer(t, a, page, "a", extraEnv...)
-	pb := nl.startPeer(t, b, page, "b", extraEnv...)
+	pa := nl.startPeer(t, a, page, "a")
+	pb := nl.startPeer(t, b, page, "b")
 	timeout := time.After(60 * time.Second)
 	for _, x := range []struct {
 		p *natPeer
@@ -402,12 +473,23 @@ func (nl *natLab) call(t *testing.T, a, b *netlab.Netns, page string, extraEnv .
 		<-p.done
 	}
 	if ra.Error != "" || rb.Error != "" || ra.Local == nil || rb.Local == nil {
-		t.Fatalf("the call did not complete:\na: %+v\nb: %+v\na's log:\n%s\nb's log:\n%s",
-			ra, rb, tailLines(pa.stderr.String(), 30), tailLines(pb.stderr.String(), 30))
+		t.Fatalf("the call did not complete:\na: %+v\nb: %+v\na's log:\n%s\nb's log:\n%s%s",
+			ra, rb, tailLines(pa.stderr.String(), 30), tailLines(pb.stderr.String(), 30), nl.iceboxLogs())
 	}
 	t.Logf("a: %s (gathered %s)", ra.pair(), strings.Join(ra.Gathered, ", "))
 	t.Logf("b: %s (gathered %s)", rb.pair(), strings.Join(rb.Gathered, ", "))
 	return ra, rb
+}
+
+// iceboxLogs is the end of every lab icebox's log.
+func (nl *natLab) iceboxLogs() string {
+	nl.mu.Lock()
+	defer nl.mu.Unlock()
+	var b strings.Builder
+	for _, ib := range nl.iceboxes {
+		fmt.Fprintf(&b, "\nicebox in %s:\n%s", ib.ns.Name, tailLines(ib.logText(), 40))
+	}
+	return b.String()
 }
 
 // tailLines is the last n lines of s.

@@ -3,12 +3,10 @@
 package netlab
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -299,87 +297,4 @@ func (n *Netns) HTTPClient(tlsConf *tls.Config) *http.Client {
 			return http.ErrUseLastResponse
 		},
 	}
-}
-
-// Forward listens on 127.0.0.1 port 0 in the test's namespace and relays
-// every connection to addr dialled inside n, until t ends. It returns
-// the listener's address: a way in for a program that cannot enter n
-// itself (a DevTools client talking to a browser inside n).
-func (n *Netns) Forward(t testing.TB, addr string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		open   = map[net.Conn]bool{}
-		closed bool
-	)
-	// keep records c to be closed at the end; false when it has come.
-	keep := func(c net.Conn) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if !closed {
-			open[c] = true
-		}
-		return !closed
-	}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		closed = true
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				in, err := n.DialContext(context.Background(), "tcp", addr)
-				if err != nil {
-					return
-				}
-				defer in.Close()
-				if keep(c) && keep(in) {
-					pipe(c, in)
-				}
-			})
-		}
-	})
-	return ln.Addr().String()
-}
-
-// pipe copies both ways between a and b until either side ends, then
-// closes both.
-func pipe(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(a, b); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(b, a); done <- struct{}{} }()
-	<-done
-	a.Close()
-	b.Close()
-	<-done
-}
-
-// Output runs name with args in n and returns its standard output,
-// failing t with its standard error when it fails.
-func (n *Netns) Output(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	cmd := n.Command(name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("netlab: %s %s in %s: %v: %s", name, strings.Join(args, " "), n.Name, err, stderr.String())
-	}
-	return string(out)
 }
