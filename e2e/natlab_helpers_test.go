@@ -131,8 +131,8 @@ type natLab struct {
 	mu       sync.Mutex
 	iceboxes []*labIcebox // running, for their logs when a call fails
 	ports    int          // veth ends plugged into br0
-	wans  int // router WAN addresses handed out
-	lans  int // client LANs handed out
+	wans     int          // router WAN addresses handed out
+	lans     int          // client LANs handed out
 }
 
 // labBinaries are icebox and natpeer, built once for the lab.
