@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -111,4 +112,38 @@ func TestCheckPageOpenNetwork(t *testing.T) {
 		}
 	}
 	t.Logf("screenshots in %s and %s", dir, filepath.Join(shotDir))
+}
+
+// TestCheckPageCredentialsOnJoin: with turn.credentials on-join /check
+// carries no TURN credential; the page joins a fresh room over /ws for
+// the one of welcome, leaves, and tests the relay with it. Check again
+// runs the whole check once more.
+func TestCheckPageCredentialsOnJoin(t *testing.T) {
+	ib := startIcebox(t, func(c *config.Config) { c.TURN.Credentials = config.CredentialsOnJoin })
+	_, body := ib.get(t, "/check")
+	if m := iceConfigRe.FindString(body); m == "" || strings.Contains(m, "username") {
+		t.Fatalf("/check with credentials on join: ice-config %q, want STUN URLs alone", m)
+	}
+	tab := openTab(t, newBrowser(t), ib.URL+"/check", viewports[0])
+	out, shown := checkResult(t, tab)
+	if out.Verdict.Code != "udp" || out.kindState("udp") != "ok" || out.kindState("tcp") != "ok" {
+		t.Errorf("verdict %+v, results %+v, want relay over UDP and TCP working", out.Verdict, out.Results)
+	}
+	if strings.Contains(shown, "No TURN credential") {
+		t.Errorf("the page found no credential: %s", shown)
+	}
+	again, err := chromedp.Run(tab, chromedp.Evaluate[checkOutcome](
+		`(document.getElementById('rerun').click(), window.iceboxCheck.run())`, chromedp.EvalAwaitPromise))
+	if err != nil || again.Verdict.Code != "udp" {
+		t.Errorf("check again: %+v, %v", again.Verdict, err)
+	}
+	// The page left the rooms it joined (the server handles the leave
+	// after the page has moved on: wait for it).
+	deadline := time.Now().Add(5 * time.Second)
+	for _, rooms, peers := ib.Signaling().Counts(); rooms+peers > 0; _, rooms, peers = ib.Signaling().Counts() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rooms and %d peers left after the check, want none", rooms, peers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
