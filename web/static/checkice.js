@@ -214,8 +214,8 @@ async function relay(p, r) {
     r.rttMs = rtts[Math.floor(rtts.length / 2)];
     r.relayProtocol = await relayProtocol(a);
     r.state = 'ok';
-    r.detail = `relay candidate in ${fmt(/** @type {number} */ (r.firstCandidateMs ?? r.openMs))}, ` +
-      `data channel open in ${fmt(r.openMs)}, round trip ${fmt(r.rttMs)}`;
+    r.detail = `relay candidate in ${fmt(/** @type {number} */ (r.firstCandidateMs ?? r.openMs))} ` +
+      `(${r.candidates} gathered), data channel open in ${fmt(r.openMs)}, round trip ${fmt(r.rttMs)}`;
   } finally {
     a.close();
     b.close();
