@@ -12,10 +12,11 @@ BINDIR  := $(PREFIX)/bin
 UNITDIR ?= /etc/systemd/system
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-FUZZ_CONFIG    ?= 150000x
-FUZZ_SIGNALING ?= 150000x
-FUZZ_TURN      ?= 50000x
-FUZZ_PEER      ?= 150000x
+FUZZ_CONFIG    ?= 60000x
+FUZZ_SIGNALING ?= 60000x
+FUZZ_TURN      ?= 20000x
+FUZZ_PEER      ?= 60000x
+FUZZ_CLASSIFY  ?= 80000x
 
 .PHONY: all build run test fuzz bench install uninstall clean
 
@@ -24,9 +25,10 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/icebox ./cmd/icebox
 
-# No config file: defaults, with generated state kept in ./.state.
+# No config file, not even an installed /etc/icebox/icebox.yaml: the
+# built-in defaults, with generated state kept in ./.state.
 run:
-	$(GO) run ./cmd/icebox -state-dir .state
+	$(GO) run ./cmd/icebox -config '' -state-dir .state
 
 test:
 	$(GO) vet ./...
@@ -36,12 +38,14 @@ test:
 # Fuzz budgets are counts of runs, not durations: with a duration, Go
 # 1.26's fuzz coordinator can fail a clean run with "context deadline
 # exceeded" as the time runs out (golang/go#75804, fixed in Go 1.27).
-# Each count is about 15 s on a 2-core machine.
+# Each count is about 5 s on a 2-core machine; `make fuzz FUZZ_TURN=1000000x`
+# and the like fuzz longer.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFromBytes$$' -fuzztime $(FUZZ_CONFIG) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzDispatch$$' -fuzztime $(FUZZ_SIGNALING) ./signaling
 	$(GO) test -run '^$$' -fuzz '^FuzzListeners$$' -fuzztime $(FUZZ_TURN) ./turnsrv
 	$(GO) test -run '^$$' -fuzz '^FuzzPeerAddress$$' -fuzztime $(FUZZ_PEER) ./turnsrv
+	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZ_CLASSIFY) ./turnsrv
 
 # Builds only when bin/icebox is missing, so `make build` as a user and
 # `sudo make install` afterwards needs no Go toolchain for root.

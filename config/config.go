@@ -26,10 +26,17 @@ type Config struct {
 
 	// PublicIP is the address peers reach the relay at: it is advertised in
 	// XOR-RELAYED-ADDRESS and in the turn:/stun: URLs handed to browsers.
-	// Zero value: Parsed.PublicIP stays unset and the daemon
-	// (daemon.PublicIP) uses turnsrv.DefaultPublicIP, the first global or
-	// private unicast IPv4 address of the host's interfaces, or 127.0.0.1
-	// when there is none.
+	// An IPv4 address, or:
+	//   - "auto" (the default, also ""): the TURN listeners' address when
+	//     every one of them binds the same IPv4 address (so a loopback-only
+	//     set-up just works), else the first non-loopback IPv4 address of
+	//     the host's interfaces, else 127.0.0.1;
+	//   - "metadata": the public IPv4 address the cloud's instance metadata
+	//     service gives (AWS, GCP, Azure, DigitalOcean, Hetzner, Oracle),
+	//     asked at start-up for at most 300 ms, else "auto". Never the
+	//     default: only this sends anything to 169.254.169.254.
+	// Parsed.PublicIPMode says which; the daemon resolves the address and
+	// logs where it came from.
 	PublicIP string `yaml:"public_ip"`
 
 	HTTP      HTTP      `yaml:"http"`
@@ -113,8 +120,11 @@ type TURN struct {
 	// Realm is the REALM attribute of the long-term credential mechanism
 	// (RFC 8489 §9.2). Default "icebox".
 	Realm string `yaml:"realm"`
-	// Listen lists listener URLs: "udp://host:port" or "tcp://host:port".
-	// Default ["udp://0.0.0.0:3478", "tcp://0.0.0.0:3478"].
+	// Listen lists listener URLs: "udp://host:port", "tcp://host:port" or
+	// "tls://host:port" (needs http.tls). A tls:// entry (with HTTPS) or a
+	// tcp:// entry (with plain HTTP) naming http.listen's address shares
+	// that listener (listeners.go). Default ["udp://0.0.0.0:3478",
+	// "tcp://0.0.0.0:3478"].
 	Listen []string `yaml:"listen"`
 	// RelayPorts is the inclusive range "min-max" relayed transport
 	// addresses are taken from. Default "49152-65535".
@@ -188,6 +198,15 @@ type TURN struct {
 	// passes. Default "" (or "0"): no cap; otherwise 8kbps to 100Gbps. A
 	// reload applies a new cap to allocations made afterwards.
 	MaxBitratePerAllocation string `yaml:"max_bitrate_per_allocation"`
+	// ShareHTTPListen puts TURN on http.listen's socket, over TLS with
+	// HTTPS or over TCP with plain HTTP, each connection told apart by
+	// ALPN or its first bytes, as if Listen named http.listen's address.
+	// Absent: on when http.listen is port 443 with a certificate (TURN
+	// over TLS on 443 for clients whose network lets only TCP 443 out,
+	// turns:<public_host>:443?transport=tcp, listed last); true: whatever
+	// the port, port 0 too; false: off. A tls:// or tcp:// entry of Listen
+	// naming http.listen's address shares it whatever this says.
+	ShareHTTPListen *bool `yaml:"share_http_listen"`
 	// UDPSockets is how many SO_REUSEPORT sockets serve each udp://
 	// listener. On Linux each socket, and the relayed addresses of the
 	// allocations made through it, belong to one relay loop, and there are
@@ -230,7 +249,13 @@ type Metrics struct {
 // Parsed holds the values of Config turned into the types the rest of
 // icebox uses: Config.Parsed, filled when a file is loaded.
 type Parsed struct {
-	PublicIP   netip.Addr
+	// PublicIP is public_ip when it is an address; invalid for "auto"
+	// and "metadata" (PublicIPMode).
+	PublicIP netip.Addr
+	// PublicIPMode is PublicIPAddress, PublicIPAuto or PublicIPMetadata.
+	PublicIPMode string
+	// TURNListen is turn.listen parsed, with the entry that shares
+	// http.listen marked, or the one turn.share_http_listen adds.
 	TURNListen []Listener
 	RelayMin   uint16
 	RelayMax   uint16
@@ -246,10 +271,23 @@ type Parsed struct {
 	TLS bool
 }
 
+// public_ip modes (Parsed.PublicIPMode).
+const (
+	PublicIPAddress  = "address"
+	PublicIPAuto     = "auto"
+	PublicIPMetadata = "metadata"
+)
+
 // Listener is one parsed turn.listen entry.
 type Listener struct {
 	// Network is "udp", "tcp" or "tls".
 	Network string
-	// Addr is host:port as given.
+	// Addr is host:port as given; for a listener that shares http.listen,
+	// the address the shared socket binds.
 	Addr string
+	// Share is true for the listener that shares http.listen's socket.
+	Share bool
+	// Default is true for the shared listener turn.share_http_listen
+	// added (no entry of turn.listen names it).
+	Default bool
 }

@@ -18,7 +18,7 @@ func TestDefaults(t *testing.T) {
 	if cfg.HTTP.Listen != DefaultHTTPListen || cfg.TURN.Realm != "icebox" || cfg.TURN.CredentialTTL != time.Hour {
 		t.Errorf("defaults: got listen %q realm %q ttl %s", cfg.HTTP.Listen, cfg.TURN.Realm, cfg.TURN.CredentialTTL)
 	}
-	if len(p.TURNListen) != 2 || p.TURNListen[0] != (Listener{"udp", "0.0.0.0:3478"}) || p.TURNListen[1] != (Listener{"tcp", "0.0.0.0:3478"}) {
+	if len(p.TURNListen) != 2 || p.TURNListen[0] != (Listener{Network: "udp", Addr: "0.0.0.0:3478"}) || p.TURNListen[1] != (Listener{Network: "tcp", Addr: "0.0.0.0:3478"}) {
 		t.Errorf("turn listeners: got %v", p.TURNListen)
 	}
 	if p.RelayMin != 49152 || p.RelayMax != 65535 {
@@ -232,7 +232,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example with every key enabled: %v\n%s", err, enabled)
 	}
-	if cfg.PublicIP != "203.0.113.10" || cfg.Signaling.Rooms["team"].Password != "change me" {
+	if cfg.PublicIP != "auto" || cfg.Signaling.Rooms["team"].Password != "change me" {
 		t.Errorf("enabled example did not set the keys: %+v", cfg)
 	}
 }

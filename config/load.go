@@ -23,6 +23,9 @@ type Error struct {
 	Line   int
 	Key    string
 	Reason string
+	// alt is the same error said from another key (a clash between two
+	// listeners), used when Key is not in the file but alt's key is.
+	alt *Error
 }
 
 func (e *Error) Error() string {
@@ -95,6 +98,9 @@ func FromBytes(name string, data []byte) (*Config, error) {
 	cfg.applyDefaults()
 	parsed, verr := cfg.validate()
 	if verr != nil {
+		if _, ok := lines[verr.Key]; !ok && verr.alt != nil && lines[verr.alt.Key] > 0 {
+			verr = verr.alt
+		}
 		verr.File = name
 		if verr.Line == 0 {
 			verr.Line = lines[verr.Key]

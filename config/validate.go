@@ -175,10 +175,16 @@ func bad(key, format string, args ...any) *Error {
 
 func (c *Config) validate() (*Parsed, *Error) {
 	p := &Parsed{}
-	if c.PublicIP != "" {
+	switch c.PublicIP {
+	case "", PublicIPAuto:
+		p.PublicIPMode = PublicIPAuto
+	case PublicIPMetadata:
+		p.PublicIPMode = PublicIPMetadata
+	default:
+		p.PublicIPMode = PublicIPAddress
 		ip, err := netip.ParseAddr(c.PublicIP)
 		if err != nil || ip.Zone() != "" {
-			return nil, bad("public_ip", "%q is not an IP address", c.PublicIP)
+			return nil, bad("public_ip", "%q is not an IP address, auto or metadata", c.PublicIP)
 		}
 		if ip.IsUnspecified() || ip.IsMulticast() {
 			return nil, bad("public_ip", "%s cannot be reached by peers", ip)
@@ -317,6 +323,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 			return nil, bad("metrics.listen", "%v", err)
 		}
 		p.MetricsAddr = l
+	}
+	if err := c.checkListeners(p); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"golang.org/x/crypto/acme"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/turnsrv"
 )
 
 // loopbackDNS answers every A query with 127.0.0.1 and everything else
@@ -51,17 +54,21 @@ func loopbackDNS(t *testing.T) string {
 // TestACMEWithPebble gets a certificate through icebox's autocert setup
 // from an in-process ACME server (pebble): TLS-ALPN-01 is answered on
 // icebox's HTTPS listener, and the certificate then served for the domain
-// is the one pebble issued.
+// is the one pebble issued. The same through the listener HTTPS shares
+// with TURN over TLS (turn.share_http_listen), where the challenge's ALPN
+// protocol (acme-tls/1) must reach the certificate manager.
 func TestACMEWithPebble(t *testing.T) {
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	const domain = "call.icebox.test"
-
-	// icebox's HTTPS listener, with the autocert TLS config.
-	httpsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, shared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "https listener", true: "shared with turn"}[shared], func(t *testing.T) {
+			acmeWithPebble(t, shared)
+		})
 	}
+}
+
+func acmeWithPebble(t *testing.T, shared bool) {
+	const domain = "call.icebox.test"
 	yml := "http:\n  listen: \"127.0.0.1:0\"\n  tls:\n    acme_domains: [" + domain + "]\n    redirect_listen: \"\"\nstate_dir: " + t.TempDir() + "\n"
 	cfg, err := config.FromBytes("acme.yaml", []byte(yml))
 	if err != nil {
@@ -71,15 +78,42 @@ func TestACMEWithPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// icebox's HTTPS listener, with the autocert TLS config, or the
+	// listener it shares with TURN over TLS.
 	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "icebox") })}
-	go func() { _ = web.Serve(tls.NewListener(httpsLn, setup.config)) }()
+	var httpsAddr string
+	if shared {
+		creds, err := turnsrv.NewCredentials("icebox", []string{"acme-shared-secret-0123456789"}, time.Hour, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, err := turnsrv.New(turnsrv.Config{Realm: "icebox", Credentials: creds, PublicIP: netip.MustParseAddr("127.0.0.1"),
+			Listeners: []turnsrv.Listener{{Network: "tls", Addr: "127.0.0.1:0", TLS: setup.sharedConfig(), ShareHTTP: true}},
+			Logger:    slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ts.Close() })
+		go func() { _ = web.Serve(ts.HTTPListener()) }()
+		httpsAddr = ts.Addrs()[0].String()
+	} else {
+		httpsLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = web.Serve(tls.NewListener(httpsLn, setup.config)) }()
+		httpsAddr = httpsLn.Addr().String()
+	}
 	t.Cleanup(func() { web.Close() })
+	_, portStr, _ := net.SplitHostPort(httpsAddr)
+	port, _ := strconv.Atoi(portStr)
 
 	// pebble, validating TLS-ALPN-01 at icebox's HTTPS port.
 	logger := log.New(io.Discard, "", 0)
 	store := db.NewMemoryStore()
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, 0, httpsLn.Addr().(*net.TCPAddr).Port, false, loopbackDNS(t), store)
+	validator := va.New(logger, 0, port, false, loopbackDNS(t), store)
 	front := wfe.New(logger, store, validator, authority, nil, false, false, 0, 0)
 	acmeSrv := httptest.NewTLSServer(finalizeLocation(front.Handler()))
 	t.Cleanup(acmeSrv.Close)
@@ -89,7 +123,7 @@ func TestACMEWithPebble(t *testing.T) {
 	var conn *tls.Conn
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 20 * time.Second}, "tcp", httpsLn.Addr().String(),
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 20 * time.Second}, "tcp", httpsAddr,
 			&tls.Config{ServerName: domain, InsecureSkipVerify: true}) //nolint:gosec // checked below against pebble's chain.
 		if err == nil || time.Now().After(deadline) {
 			break

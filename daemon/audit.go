@@ -58,11 +58,22 @@ func (a *selfAudit) request(cfg *config.Config) {
 	}
 }
 
-// start marks the pending run as started and returns its done channel.
+// start marks the pending run as started and returns the done channel
+// the run closes when it ends. The run covers every request made before
+// it, so a request's wake-up still queued is dropped. A run with nothing
+// pending (a wake-up sent after the run it asked for had started) gets a
+// fresh channel: each channel is closed exactly once.
 func (a *selfAudit) start() chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.pending {
+		a.done = make(chan struct{})
+	}
 	a.pending = false
+	select {
+	case <-a.again:
+	default:
+	}
 	return a.done
 }
 

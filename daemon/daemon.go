@@ -25,6 +25,7 @@ import (
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/publicip"
 	"github.com/icebox-project/icebox/internal/rtc"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
@@ -46,6 +47,11 @@ type Options struct {
 	// setProcs). Zero: GOMAXPROCS is left alone, and turn.udp_sockets 0
 	// means runtime.GOMAXPROCS(0) sockets.
 	Cores int
+	// MetadataBase is where public_ip: metadata asks the cloud's instance
+	// metadata service. Empty: publicip.DefaultMetadataBase
+	// (http://169.254.169.254). Tests point it at a fake; it is used only
+	// with public_ip: metadata.
+	MetadataBase string
 }
 
 // Daemon is a bound, ready-to-serve icebox.
@@ -71,6 +77,10 @@ type Daemon struct {
 	redirect   *http.Server // plain HTTP → https and ACME HTTP-01; may be nil
 	redirectLn net.Listener
 	audit      *selfAudit // the audit of itself, at start-up and after reloads
+	// now and sleep are the drain's clock (drainAllocations); tests set
+	// them.
+	now   func() time.Time
+	sleep func(time.Duration)
 }
 
 // Credentials builds the TURN credentials of cfg: its secrets, or the one
@@ -108,12 +118,55 @@ func ExistingCredentials(cfg *config.Config) (*turnsrv.Credentials, error) {
 	return Credentials(cfg)
 }
 
-// PublicIP is cfg's public_ip, or turnsrv.DefaultPublicIP().
+// PublicIP is the address public_ip stands for without asking anything
+// over the network: the configured address, or public_ip: auto
+// (publicip.Auto over the TURN listeners). With public_ip: metadata it is
+// what auto would give; ResolvePublicIP asks the metadata service.
 func PublicIP(p *config.Parsed) netip.Addr {
 	if p.PublicIP.IsValid() {
 		return p.PublicIP
 	}
-	return turnsrv.DefaultPublicIP()
+	return publicip.Auto(turnListenAddrs(p), nil).Addr
+}
+
+// ResolvePublicIP is the address public_ip stands for, and where it came
+// from: the configured address; with public_ip: metadata the cloud's
+// instance metadata service at base (empty: publicip.DefaultMetadataBase),
+// asked for at most publicip.MetadataTimeout, falling back to auto; or
+// auto (publicip.Auto). Only public_ip: metadata sends anything.
+func ResolvePublicIP(ctx context.Context, p *config.Parsed, base string) publicip.Result {
+	if p.PublicIP.IsValid() {
+		return publicip.Result{Addr: p.PublicIP, Source: publicip.SourceConfig}
+	}
+	if base == "" {
+		base = publicip.DefaultMetadataBase
+	}
+	return publicip.Resolve(ctx, p.PublicIPMode == config.PublicIPMetadata, base, turnListenAddrs(p), nil)
+}
+
+// turnListenAddrs are the TURN listeners' bind addresses.
+func turnListenAddrs(p *config.Parsed) []string {
+	addrs := make([]string, 0, len(p.TURNListen))
+	for _, l := range p.TURNListen {
+		addrs = append(addrs, l.Addr)
+	}
+	return addrs
+}
+
+// logPublicIP says which address peers are told to reach the relay at,
+// and why.
+func logPublicIP(log *slog.Logger, mode string, r publicip.Result) {
+	args := []any{"address", r.Addr.String(), "source", string(r.Source), "public_ip", mode}
+	if r.Provider != "" {
+		args = append(args, "provider", r.Provider)
+	}
+	if r.MetadataErr != nil {
+		args = append(args, "metadata_error", r.MetadataErr.Error())
+	}
+	log.Info("public ip", args...)
+	if r.Source == publicip.SourceLoopback {
+		log.Warn("public ip is 127.0.0.1: only clients on this host can reach the relay; set public_ip")
+	}
 }
 
 // New binds every listener. On error nothing is left open.
@@ -135,7 +188,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Daemon{bound: cfg, log: log}
+	d = &Daemon{bound: cfg, log: log, now: time.Now, sleep: time.Sleep}
 	d.audit = newSelfAudit(cfg)
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
@@ -150,12 +203,17 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	listeners := make([]turnsrv.Listener, 0, len(p.TURNListen))
 	for _, l := range p.TURNListen {
-		tl := turnsrv.Listener{Network: l.Network, Addr: l.Addr}
-		if l.Network == "tls" {
+		tl := turnsrv.Listener{Network: l.Network, Addr: l.Addr, ShareHTTP: l.Share}
+		switch {
+		case l.Network == "tls" && l.Share:
+			tl.TLS = d.tls.sharedConfig()
+		case l.Network == "tls":
 			tl.TLS = d.tls.turnConfig()
 		}
 		listeners = append(listeners, tl)
 	}
+	public := ResolvePublicIP(context.Background(), p, opts.MetadataBase)
+	logPublicIP(log, p.PublicIPMode, public)
 	cores := opts.Cores
 	if cores <= 0 {
 		cores = runtime.GOMAXPROCS(0)
@@ -164,7 +222,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	tc := turnsrv.Config{
 		Realm:                   cfg.TURN.Realm,
 		Listeners:               listeners,
-		PublicIP:                PublicIP(p),
+		PublicIP:                public.Addr,
 		RelayMinPort:            p.RelayMin,
 		RelayMaxPort:            p.RelayMax,
 		Credentials:             creds,
@@ -218,18 +276,28 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		STUNServers:       ts.STUNServers,
 		CredentialsOnJoin: d.onJoin.Load,
 	})
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
-	if err != nil {
-		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
-	}
-	closers = append(closers, ln)
-	d.httpLn = ln
 	scheme := "http"
 	if d.tls != nil {
 		scheme = "https"
-		d.httpLn = tls.NewListener(ln, d.tls.config)
 	}
-	d.http = newHTTPServer(handler, log)
+	shared := "no"
+	if ln := ts.HTTPListener(); ln != nil {
+		// TURN and HTTP on one socket (config: turn.listen naming
+		// http.listen); TLS, if any, is done there.
+		d.httpLn, shared = ln, "turn"
+	} else {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
+		if err != nil {
+			return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		closers = append(closers, ln)
+		d.httpLn = ln
+		if d.tls != nil {
+			d.httpLn = tls.NewListener(ln, d.tls.config)
+		}
+	}
+	d.http = newHTTPServer(withTLSState(handler), log)
+	d.http.ConnContext = tlsStateContext
 	if r := cfg.HTTP.TLS.RedirectListen; d.tls != nil && r != nil && *r != "" {
 		if d.redirectLn, err = net.Listen("tcp", *r); err != nil { //nolint:noctx
 			return nil, fmt.Errorf("http.tls.redirect_listen %s: %w", *r, err)
@@ -245,7 +313,8 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures), log)
 		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
 	}
-	log.Info("http listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
+	log.Info("http listening", "addr", d.httpLn.Addr().String(), "url", scheme+"://"+d.httpLn.Addr().String()+"/",
+		"shared_with", shared)
 	return d, nil
 }
 
@@ -335,15 +404,34 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	return errors.Join(shutErr, turnErr)
 }
 
-// drainAllocations waits up to grace for live allocations to end.
+// IdleDrain is how long the relay may have carried nothing before a
+// shutdown stops waiting for live allocations: 30 s without a datagram
+// relayed means no call is going on (turnsrv.Server.LastRelayed), only
+// allocations of clients that left without deleting them.
+const IdleDrain = 30 * time.Second
+
+// drainAllocations waits up to grace for live allocations to end, but
+// not for allocations while the relay has carried nothing for IdleDrain:
+// those are closed at once (with TURN). The relay is judged as a whole,
+// so one live call holds every allocation until it ends or grace is over.
 func (d *Daemon) drainAllocations(grace time.Duration) {
-	deadline := time.Now().Add(grace)
+	deadline := d.now().Add(grace)
 	for n := d.turn.AllocationCount(); n > 0; n = d.turn.AllocationCount() {
-		if time.Now().After(deadline) {
+		now := d.now()
+		if last := d.turn.LastRelayed(); now.Sub(last) >= IdleDrain {
+			idle := "never"
+			if !last.IsZero() {
+				idle = now.Sub(last).Round(time.Second).String()
+			}
+			d.log.Info("shutdown: allocations relayed nothing lately; closing them at once", "allocations", n,
+				"last_relayed_ago", idle)
+			return
+		}
+		if !now.Before(deadline) {
 			d.log.Info("shutdown grace over; closing allocations", "allocations", n)
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		d.sleep(100 * time.Millisecond)
 	}
 }
 

@@ -49,6 +49,7 @@ var (
 	descTCPRefused  = desc("turn_tcp_refused_total", "TURN TCP and TLS connections closed as soon as they were accepted, by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), fd_limit (shed while out of file descriptors).", "reason")
 	descTCPAccept   = desc("turn_tcp_accept_errors_total", "Failed accepts on TURN TCP and TLS listeners (such as EMFILE), each retried.")
 	descTCPClosed   = desc("turn_tcp_closed_total", "TURN TCP and TLS connections closed by a deadline, by reason: first_message_timeout (no STUN message or TLS handshake in time) or no_allocation.", "reason")
+	descShared      = desc("shared_connections_total", "Connections to the listener TURN shares with HTTP, by outcome: turn or http (told apart by ALPN or first bytes), tls_failed (the TLS handshake failed), silent (nothing to tell them apart by in time, or the client left), neither (first bytes of neither protocol).", "outcome")
 	descWSConns     = desc("ws_connections", "Open signaling WebSocket connections.")
 	descRooms       = desc("signaling_rooms", "Rooms with at least one peer.")
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
@@ -61,7 +62,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
 		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped,
-		descTCPConns, descTCPRefused, descTCPAccept, descTCPClosed, descWSConns, descRooms, descPeers,
+		descTCPConns, descTCPRefused, descTCPAccept, descTCPClosed, descShared, descWSConns, descRooms, descPeers,
 		descMessages, descErrors, descCredLimited, descAudit} {
 		ch <- d
 	}
@@ -103,6 +104,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descTCPAccept, st.TCPAcceptErrors.Load())
 	counter(descTCPClosed, st.TCPClosedFirstMessage.Load(), "first_message_timeout")
 	counter(descTCPClosed, st.TCPClosedNoAllocation.Load(), "no_allocation")
+	counter(descShared, st.SharedTURN.Load(), "turn")
+	counter(descShared, st.SharedHTTP.Load(), "http")
+	counter(descShared, st.SharedTLSFailed.Load(), "tls_failed")
+	counter(descShared, st.SharedSilent.Load(), "silent")
+	counter(descShared, st.SharedNeither.Load(), "neither")
 	conns, rooms, peers := c.sig.Counts()
 	gauge(descWSConns, int64(conns))
 	gauge(descRooms, int64(rooms))

@@ -64,9 +64,10 @@ func restartKeys(old, cfg *config.Config) []string {
 			keys = append(keys, key)
 		}
 	}
-	diff("public_ip", oldP.PublicIP != p.PublicIP)
+	diff("public_ip", oldP.PublicIPMode != p.PublicIPMode || oldP.PublicIP != p.PublicIP)
 	diff("http.listen", old.HTTP.Listen != cfg.HTTP.Listen)
 	diff("turn.listen", !slices.Equal(old.TURN.Listen, cfg.TURN.Listen))
+	diff("turn.share_http_listen", !slices.Equal(oldP.TURNListen, p.TURNListen) && slices.Equal(old.TURN.Listen, cfg.TURN.Listen))
 	diff("turn.relay_ports", oldP.RelayMin != p.RelayMin || oldP.RelayMax != p.RelayMax)
 	diff("turn.realm", old.TURN.Realm != cfg.TURN.Realm)
 	diff("turn.udp_sockets", old.TURN.UDPSockets != cfg.TURN.UDPSockets)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/turnsrv"
 )
 
 // certPollInterval is how often certificate files are checked for change.
@@ -161,5 +162,16 @@ func newTLSSetup(cfg *config.Config, log *slog.Logger) (*tlsSetup, error) {
 func (s *tlsSetup) turnConfig() *tls.Config {
 	c := s.config.Clone()
 	c.NextProtos = nil
+	return c
+}
+
+// sharedConfig is the TLS config of the listener HTTPS shares with TURN
+// over TLS: the same certificate, and TURN's application protocol (ALPN
+// "stun.turn", RFC 7443) before HTTP's, which tells the connections apart.
+// The server's order decides (crypto/tls), and TURN clients such as
+// coturn's offer "http/1.1" too, while browsers never offer "stun.turn".
+func (s *tlsSetup) sharedConfig() *tls.Config {
+	c := s.config.Clone()
+	c.NextProtos = append([]string{turnsrv.ALPNTURN}, c.NextProtos...)
 	return c
 }

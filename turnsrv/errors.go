@@ -7,6 +7,9 @@ var (
 	ErrNoSecret = errors.New("turnsrv: at least one secret is needed")
 	// ErrNoListener is returned by New without any listener.
 	ErrNoListener = errors.New("turnsrv: at least one listener is needed")
+	// ErrSharedTwice is returned by New when more than one listener has
+	// ShareHTTP set.
+	ErrSharedTwice = errors.New("turnsrv: only one listener can share HTTP")
 	// ErrFrameTooLarge ends a TCP connection whose peer announces a frame
 	// longer than a STUN message can be.
 	ErrFrameTooLarge = errors.New("turnsrv: frame too large")

@@ -51,12 +51,16 @@ func (s *Server) STUNServers() []ICEServer {
 	return []ICEServer{{URLs: stunURLs}}
 }
 
-// iceURLs lists the stun: and turn:/turns: URLs of endpoints, each once.
+// iceURLs lists the stun: and turn:/turns: URLs of endpoints, each once:
+// turn: URLs over UDP first, then over TCP, then turns: (TLS) last, the
+// order a browser should prefer them in (RFC 8656 §3.1: UDP has the
+// lowest latency; TLS gets through where only TCP 443 does).
 func iceURLs(publicIP netip.Addr, publicHost string, endpoints []Endpoint) (stunURLs, turnURLs []string) {
 	if publicHost == "" {
 		publicHost = publicIP.String()
 	}
 	seen := map[string]bool{}
+	var udp, tcp, tls []string
 	add := func(list *[]string, u string) {
 		if !seen[u] {
 			seen[u] = true
@@ -68,12 +72,13 @@ func iceURLs(publicIP netip.Addr, publicHost string, endpoints []Endpoint) (stun
 		switch e.Network {
 		case "udp":
 			add(&stunURLs, "stun:"+hp)
-			add(&turnURLs, "turn:"+hp+"?transport=udp")
+			add(&udp, "turn:"+hp+"?transport=udp")
 		case "tcp":
-			add(&turnURLs, "turn:"+hp+"?transport=tcp")
+			add(&tcp, "turn:"+hp+"?transport=tcp")
 		case "tls":
-			add(&turnURLs, "turns:"+net.JoinHostPort(publicHost, strconv.Itoa(e.Port))+"?transport=tcp")
+			add(&tls, "turns:"+net.JoinHostPort(publicHost, strconv.Itoa(e.Port))+"?transport=tcp")
 		}
 	}
+	turnURLs = append(append(udp, tcp...), tls...)
 	return stunURLs, turnURLs
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
@@ -35,5 +36,20 @@ func (l slogLogger) Info(msg string)                   { l.logf(slog.LevelDebug,
 func (l slogLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
 func (l slogLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
 func (l slogLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
-func (l slogLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
-func (l slogLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
+func (l slogLogger) Error(msg string)                  { l.Errorf("%s", msg) }
+
+// Errorf logs at error, except a client that left: pion/turn reports the
+// failed close of a TCP or TLS connection whose client had already gone
+// ("Failed to close conn: tls: failed to send closeNotify alert (but
+// connection was closed anyway): … broken pipe"), which every TURN over TLS
+// client that closes its side first causes; that goes to debug.
+func (l slogLogger) Errorf(format string, args ...any) {
+	level := slog.LevelError
+	if strings.HasPrefix(format, "Failed to close conn") {
+		if msg := fmt.Sprintf(format, args...); strings.Contains(msg, "closeNotify") ||
+			strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset by peer") {
+			level = slog.LevelDebug
+		}
+	}
+	l.logf(level, format, args...)
+}

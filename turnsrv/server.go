@@ -9,7 +9,11 @@
 // one seam, udprelay.Relay, chosen once in New: turnsrv/udprelay's relay
 // loops on Linux (amd64, arm64), pion/turn's own relay sockets elsewhere
 // (pionRelay, relay.go). pion/turn's allocation events reach the relay
-// through it. docs/ARCHITECTURE.md draws the whole path.
+// through it. One TCP listener can also serve HTTP on the same port
+// (Listener.ShareHTTP, shared.go): each connection is told apart by ALPN
+// or its first bytes (demux.go), and HTTP ones are handed to the web
+// server through Server.HTTPListener. docs/ARCHITECTURE.md draws the
+// whole path.
 package turnsrv
 
 import (
@@ -39,8 +43,18 @@ type Listener struct {
 	// Addr is host:port; port 0 picks a free port (see Server.Addrs).
 	Addr string
 	// TLS configures a "tls" listener; its GetCertificate may change the
-	// certificate at any time.
+	// certificate at any time. A listener that shares HTTP lists the
+	// application protocols it serves in NextProtos: ALPNTURN first (the
+	// server's order decides, and TURN clients such as coturn's offer
+	// "http/1.1" too), then HTTP's ("h2", "http/1.1", and "acme-tls/1"
+	// for ACME's TLS-ALPN-01).
 	TLS *tls.Config
+	// ShareHTTP makes a "tcp" or "tls" listener serve HTTP too, on the
+	// same socket: each connection is told apart, after the TLS handshake,
+	// by ALPN or else by its first bytes (shared.go), and HTTP ones are
+	// accepted from Server.HTTPListener. At most one listener shares
+	// HTTP. False: TURN only.
+	ShareHTTP bool
 }
 
 // Config configures a Server. Zero values are noted per field.
@@ -149,6 +163,16 @@ type Server struct {
 	// udp is the UDP listeners' data path, chosen once in New: udprelay's
 	// loops, or pion/turn's own (pionRelay).
 	udp udprelay.Relay
+	// shared is the listener shared with HTTP; nil: none.
+	shared *sharedListener
+	// relayed tracks when a datagram was last relayed to a peer
+	// (LastRelayed); denials the last peer refusal summary.
+	relayed activity
+	denials struct {
+		mu    sync.Mutex
+		count int64
+		at    time.Time
+	}
 }
 
 // New opens the listeners and starts serving. On Linux (amd64, arm64) it
@@ -238,6 +262,10 @@ func New(cfg Config) (*Server, error) {
 		if l.Network == "tls" {
 			network = ipNetwork("tcp", l.Addr)
 		}
+		if l.ShareHTTP && l.Network == "udp" {
+			closeAll()
+			return nil, fmt.Errorf("turnsrv: listener udp://%s: only tcp and tls listeners can share HTTP", l.Addr)
+		}
 		switch l.Network {
 		case "udp":
 			socks, err := listenUDP(network, l.Addr, cfg.UDPSockets)
@@ -271,17 +299,32 @@ func New(cfg Config) (*Server, error) {
 			}
 			raw, _ := ln.(*net.TCPListener)
 			s.addrs = append(s.addrs, ln.Addr())
-			if l.Network == "tls" {
-				if l.TLS == nil {
-					ln.Close()
-					closeAll()
-					return nil, fmt.Errorf("turnsrv: listener tls://%s has no TLS configuration", l.Addr)
-				}
-				ln = tls.NewListener(ln, l.TLS)
+			if l.Network == "tls" && l.TLS == nil {
+				ln.Close()
+				closeAll()
+				return nil, fmt.Errorf("turnsrv: listener tls://%s has no TLS configuration", l.Addr)
 			}
 			s.endpoints = append(s.endpoints, Endpoint{Network: l.Network, Port: addrPort(ln.Addr())})
+			var tl net.Listener
+			switch {
+			case l.ShareHTTP && s.shared != nil:
+				ln.Close()
+				closeAll()
+				return nil, fmt.Errorf("turnsrv: listener %s://%s: %w", l.Network, l.Addr, ErrSharedTwice)
+			case l.ShareHTTP:
+				var conf *tls.Config
+				if l.Network == "tls" {
+					conf = l.TLS
+				}
+				s.shared = newSharedListener(raw, conf, s.guard, s.conns)
+				tl = sharedTURN{s.shared}
+			case l.Network == "tls":
+				tl = newGuardListener(tls.NewListener(ln, l.TLS), raw, s.guard, s.conns)
+			default:
+				tl = newGuardListener(ln, raw, s.guard, s.conns)
+			}
 			lns = append(lns, turn.ListenerConfig{
-				Listener:              newGuardListener(ln, raw, s.guard, s.conns),
+				Listener:              tl,
 				RelayAddressGenerator: s.portRange(),
 				PermissionHandler:     permissionHandler,
 			})
@@ -335,11 +378,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("turnsrv: %w", err)
 	}
 	s.pion = srv
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.sweep()
+	go s.watchActivity()
 	for i, a := range s.addrs {
-		s.log.Info("turn listening", "network", s.endpoints[i].Network, "bind", a.String(),
-			"advertised", net.JoinHostPort(cfg.PublicIP.String(), strconv.Itoa(addrPort(a))))
+		args := []any{"network", s.endpoints[i].Network, "bind", a.String(),
+			"advertised", net.JoinHostPort(cfg.PublicIP.String(), strconv.Itoa(addrPort(a)))}
+		if cfg.Listeners[i].ShareHTTP {
+			args = append(args, "shared_with", "http")
+		}
+		s.log.Info("turn listening", args...)
 	}
 	s.log.Info("turn relay", "udp_sockets_per_listener", cfg.UDPSockets, "relay_loops", len(udp.Loops()), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayMinPort, cfg.RelayMaxPort),
 		"relayed_address", cfg.PublicIP.String(), "realm", cfg.Realm)
@@ -430,6 +478,19 @@ func (s *Server) Drain() { s.guard.draining.Store(true) }
 
 // Addrs returns the bound listener addresses (*net.UDPAddr, *net.TCPAddr).
 func (s *Server) Addrs() []net.Addr { return s.addrs }
+
+// HTTPListener is the listener of HTTP connections arriving at the
+// listener shared with HTTP (Listener.ShareHTTP): http.Server.Serve takes
+// it. Closing it stops handing HTTP connections on (they are closed once
+// told apart) and leaves TURN serving; Close closes it too. Connections
+// are *tls.Conn for a TLS listener when the client chose HTTP by ALPN;
+// otherwise see TLSConnectionState. Nil when no listener shares HTTP.
+func (s *Server) HTTPListener() net.Listener {
+	if s.shared == nil {
+		return nil
+	}
+	return sharedHTTP{s.shared}
+}
 
 // PublicIP is the advertised relay address.
 func (s *Server) PublicIP() netip.Addr { return s.cfg.PublicIP }

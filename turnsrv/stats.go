@@ -73,6 +73,14 @@ type Stats struct {
 	// Config.FirstMessageTimeout; TCPClosedNoAllocation counts connections
 	// closed for holding no allocation for Config.NoAllocationTimeout.
 	TCPClosedFirstMessage, TCPClosedNoAllocation atomic.Int64
+	// SharedTURN and SharedHTTP count connections of a listener shared
+	// with HTTP (Listener.ShareHTTP) handed to TURN and to HTTP once told
+	// apart. SharedTLSFailed, SharedSilent and SharedNeither count those
+	// closed before: the TLS handshake failed, the client sent nothing to
+	// tell it by within Config.FirstMessageTimeout (or left first), or its
+	// first bytes were neither protocol's.
+	SharedTURN, SharedHTTP                       atomic.Int64
+	SharedTLSFailed, SharedSilent, SharedNeither atomic.Int64
 
 	mu           sync.Mutex
 	authFailures map[string]int64

@@ -1,7 +1,6 @@
 package turnsrv
 
 import (
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -66,14 +65,14 @@ func AutoMaxTCPConnections() int {
 	return max(int(min(n/4, 1<<30)), 1)
 }
 
-// guardListener wraps accepted TCP (or TLS) connections in guardConn,
-// enforces the connection caps and tracks the connections, since
-// pion/turn's Close leaves accepted connections open.
-type guardListener struct {
-	net.Listener
-	raw   *net.TCPListener // under Listener (a TLS listener wraps it)
-	g     *guard
-	conns *connSet
+// acceptor accepts TCP connections for a TURN listener (guardListener)
+// or a listener shared with HTTP (sharedListener): it never gives up while
+// open, backing off after errors and shedding a waiting connection at the
+// descriptor limit.
+type acceptor struct {
+	ln    net.Listener
+	raw   *net.TCPListener // under ln (a TLS listener wraps it)
+	conns *connSet         // counts and logs accept errors and sheds
 	done  chan struct{}
 	once  sync.Once
 
@@ -81,42 +80,118 @@ type guardListener struct {
 	spare   *os.File // freed at the descriptor limit to shed one connection; nil: none
 }
 
+// newAcceptor accepts from ln, which is raw or a TLS listener on raw.
+func newAcceptor(ln net.Listener, raw *net.TCPListener, conns *connSet) *acceptor {
+	a := &acceptor{ln: ln, raw: raw, conns: conns, done: make(chan struct{})}
+	a.spare, _ = os.Open(os.DevNull)
+	return a
+}
+
+// accept returns the next connection. It retries every error but a closed
+// listener, with backoff from 5 ms up to 250 ms, and returns
+// net.ErrClosed only after close. It is not called concurrently.
+func (a *acceptor) accept() (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		c, err := a.ln.Accept()
+		if err == nil {
+			return c, nil
+		}
+		if a.closed() || errors.Is(err, net.ErrClosed) {
+			return nil, net.ErrClosed
+		}
+		a.conns.stats.TCPAcceptErrors.Add(1)
+		a.conns.logf(logAcceptErrors, slog.LevelWarn, "turn tcp accept failed; retrying", "error", err.Error())
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			a.shed()
+		}
+		backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+		t := time.NewTimer(backoff)
+		select {
+		case <-a.done:
+			t.Stop()
+			return nil, net.ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// shed frees the spare descriptor, accepts one waiting connection with it
+// and closes that connection, then takes the spare back. Accept is not
+// called concurrently (one loop per listener), so the waiting connection
+// is not raced for by this listener; another socket of the process may
+// take the freed descriptor first, which only makes this round shed
+// nothing.
+func (a *acceptor) shed() {
+	a.spareMu.Lock()
+	defer a.spareMu.Unlock()
+	if a.spare == nil {
+		a.spare, _ = os.Open(os.DevNull)
+		return
+	}
+	a.spare.Close()
+	a.spare = nil
+	if tl := a.raw; tl != nil {
+		// Only a connection already waiting: SetDeadline in the past would
+		// fail the accept, so use a short one.
+		_ = tl.SetDeadline(time.Now().Add(time.Millisecond))
+		if c, err := tl.Accept(); err == nil {
+			a.conns.stats.TCPRefusedFDLimit.Add(1)
+			abort(c)
+			a.conns.logf(refusedFDLimit, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
+		}
+		_ = tl.SetDeadline(time.Time{})
+	}
+	a.spare, _ = os.Open(os.DevNull)
+}
+
+func (a *acceptor) closed() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// close stops accept and closes the listener; accepted connections stay.
+func (a *acceptor) close() error {
+	a.once.Do(func() {
+		close(a.done)
+		a.spareMu.Lock()
+		if a.spare != nil {
+			a.spare.Close()
+			a.spare = nil
+		}
+		a.spareMu.Unlock()
+	})
+	return a.ln.Close()
+}
+
+// guardListener wraps accepted TCP (or TLS) connections in guardConn,
+// enforces the connection caps and tracks the connections, since
+// pion/turn's Close leaves accepted connections open.
+type guardListener struct {
+	acc *acceptor
+	g   *guard
+}
+
 // newGuardListener serves ln, which is raw or a TLS listener on raw.
 func newGuardListener(ln net.Listener, raw *net.TCPListener, g *guard, conns *connSet) *guardListener {
-	l := &guardListener{Listener: ln, raw: raw, g: g, conns: conns, done: make(chan struct{})}
-	l.spare, _ = os.Open(os.DevNull)
-	return l
+	return &guardListener{acc: newAcceptor(ln, raw, conns), g: g}
 }
 
 // Accept returns the next connection within the caps. It retries every
-// error but a closed listener, with backoff from 5 ms up to 250 ms, and
-// returns net.ErrClosed only after Close.
+// error but a closed listener (acceptor.accept) and returns net.ErrClosed
+// only after Close.
 func (l *guardListener) Accept() (net.Conn, error) {
-	var backoff time.Duration
 	for {
-		c, err := l.Listener.Accept()
+		c, err := l.acc.accept()
 		if err != nil {
-			if l.closed() || errors.Is(err, net.ErrClosed) {
-				return nil, net.ErrClosed
-			}
-			l.conns.stats.TCPAcceptErrors.Add(1)
-			l.conns.logf(logAcceptErrors, slog.LevelWarn, "turn tcp accept failed; retrying", "error", err.Error())
-			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				l.shed()
-			}
-			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			t := time.NewTimer(backoff)
-			select {
-			case <-l.done:
-				t.Stop()
-				return nil, net.ErrClosed
-			case <-t.C:
-			}
-			continue
+			return nil, err
 		}
-		backoff = 0
-		gc := newGuardConn(c, l.g, l.conns)
-		switch why := l.conns.add(gc); why {
+		gc := newGuardConn(c, l.g, l.acc.conns)
+		switch why := l.acc.conns.add(gc); why {
 		case "":
 			return gc, nil
 		case refusedClosed:
@@ -124,74 +199,33 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		default:
 			abort(c)
-			l.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
+			l.acc.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
 		}
-	}
-}
-
-// shed frees the spare descriptor, accepts one waiting connection with it
-// and closes that connection, then takes the spare back. Accept is not
-// called concurrently (pion runs one loop per listener), so the waiting
-// connection is not raced for by this listener; another socket of the
-// process may take the freed descriptor first, which only makes this
-// round shed nothing.
-func (l *guardListener) shed() {
-	l.spareMu.Lock()
-	defer l.spareMu.Unlock()
-	if l.spare == nil {
-		l.spare, _ = os.Open(os.DevNull)
-		return
-	}
-	l.spare.Close()
-	l.spare = nil
-	if tl := l.raw; tl != nil {
-		// Only a connection already waiting: SetDeadline in the past would
-		// fail the accept, so use a short one.
-		_ = tl.SetDeadline(time.Now().Add(time.Millisecond))
-		if c, err := tl.Accept(); err == nil {
-			l.conns.stats.TCPRefusedFDLimit.Add(1)
-			abort(c)
-			l.conns.logf(refusedFDLimit, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
-		}
-		_ = tl.SetDeadline(time.Time{})
-	}
-	l.spare, _ = os.Open(os.DevNull)
-}
-
-// abort closes a refused connection with a reset (SO_LINGER 0), so a
-// flood of refusals leaves no TIME_WAIT sockets behind on the server.
-func abort(c net.Conn) {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	c.Close()
-}
-
-func (l *guardListener) closed() bool {
-	select {
-	case <-l.done:
-		return true
-	default:
-		return false
 	}
 }
 
 // Close stops Accept and closes the listener; accepted connections stay
 // (Server.Close ends them).
-func (l *guardListener) Close() error {
-	l.once.Do(func() {
-		close(l.done)
-		l.spareMu.Lock()
-		if l.spare != nil {
-			l.spare.Close()
-			l.spare = nil
+func (l *guardListener) Close() error { return l.acc.close() }
+
+// Addr is the listener's address.
+func (l *guardListener) Addr() net.Addr { return l.acc.ln.Addr() }
+
+// abort closes a refused connection with a reset (SO_LINGER 0), so a
+// flood of refusals leaves no TIME_WAIT sockets behind on the server.
+func abort(c net.Conn) {
+	closer := c
+	for { // under TLS, or a connection whose first bytes were read
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
 		}
-		l.spareMu.Unlock()
-	})
-	return l.Listener.Close()
+		c = u.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	closer.Close()
 }
 
 // Reasons a connection is refused or closed, as counted and logged.
@@ -289,6 +323,17 @@ func (s *connSet) add(c *guardConn) string {
 	s.stats.TCPConnectionsOpen.Add(1)
 	c.start(lim.firstMsg, lim.noAlloc)
 	return ""
+}
+
+// refused counts a refusal by the caps (refusedPerIP or refusedTotal)
+// made outside add (a shared listener's connections not yet told apart).
+func (s *connSet) refused(why string) {
+	switch why {
+	case refusedPerIP:
+		s.stats.TCPRefusedPerIP.Add(1)
+	case refusedTotal:
+		s.stats.TCPRefusedTotal.Add(1)
+	}
 }
 
 // remove counts c out; removing it again does nothing.

@@ -81,6 +81,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
+		resolvePublicIP(ctx, c)
 		if cfg, err = audit.FromConfig(c, time.Now()); err != nil {
 			return err
 		}

@@ -85,22 +85,10 @@ func versionString() string {
 	return version
 }
 
-// loadConfig loads path; with no -config at all, the default path is
-// used when it exists, and the built-in defaults otherwise.
-func loadConfig(path string, explicit bool) (*config.Config, error) {
-	if !explicit {
-		if _, err := os.Stat(config.DefaultPath); errors.Is(err, fs.ErrNotExist) {
-			path = ""
-		} else {
-			path = config.DefaultPath
-		}
-	}
-	return config.Load(path)
-}
-
 type commonFlags struct {
 	fs         *flag.FlagSet
 	configPath string
+	source     string // the file load read; "" for none
 	stateDir   string
 	logLevel   string // serve only; overrides log.level
 }
@@ -122,7 +110,7 @@ func (f *commonFlags) setLevel(level *slog.LevelVar, cfg *config.Config) error {
 func newFlags(name string, stderr io.Writer) *commonFlags {
 	f := &commonFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
 	f.fs.SetOutput(stderr)
-	f.fs.StringVar(&f.configPath, "config", config.DefaultPath, "configuration `file` (YAML)")
+	f.fs.StringVar(&f.configPath, "config", config.DefaultPath, "configuration `file` (YAML); \"\" for none: the built-in defaults")
 	f.fs.StringVar(&f.stateDir, "state-dir", "", "override state_dir: where generated state such as the TURN secret is kept")
 	return f
 }
@@ -135,14 +123,33 @@ func (f *commonFlags) load() (*config.Config, error) {
 			explicit = true
 		}
 	})
-	cfg, err := loadConfig(f.configPath, explicit)
+	path := f.configPath
+	if !explicit {
+		if _, err := os.Stat(config.DefaultPath); errors.Is(err, fs.ErrNotExist) {
+			path = ""
+		} else {
+			path = config.DefaultPath
+		}
+	}
+	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
+	f.source = path
 	if f.stateDir != "" {
 		cfg.StateDir = f.stateDir
 	}
 	return cfg, nil
+}
+
+// resolvePublicIP fills cfg.Parsed.PublicIP, for the commands that mint
+// or test against the address the daemon advertises (credentials,
+// selftest, audit): public_ip's address, or what auto or metadata gives
+// (daemon.ResolvePublicIP; only public_ip: metadata asks the network).
+func resolvePublicIP(ctx context.Context, cfg *config.Config) {
+	if !cfg.Parsed.PublicIP.IsValid() {
+		cfg.Parsed.PublicIP = daemon.ResolvePublicIP(ctx, &cfg.Parsed, "").Addr
+	}
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -165,7 +172,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		handler = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(handler)
-	log.Info("icebox starting", "version", versionString())
+	source := "none: built-in defaults"
+	if f.source != "" {
+		source = f.source
+	}
+	log.Info("icebox starting", "version", versionString(), "config", source)
 	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: versionString(), Cores: procsAtStart})
 	if err != nil {
 		return err
@@ -255,11 +266,12 @@ func credentials(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	resolvePublicIP(context.Background(), cfg)
 	var eps []turnsrv.Endpoint
 	for _, l := range p.TURNListen {
 		eps = append(eps, turnsrv.Endpoint{Network: l.Network, Port: config.Port(l.Addr)})
 	}
-	servers, ttlOut := turnsrv.BuildICEServers(creds, daemon.PublicIP(p), cfg.PublicHost, eps, *user)
+	servers, ttlOut := turnsrv.BuildICEServers(creds, p.PublicIP, cfg.PublicHost, eps, *user)
 	policy := "all"
 	if *relay {
 		policy = "relay"
@@ -298,7 +310,8 @@ func selftest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	res, err := turnsrv.SelfTest(ctx, creds, cfg.TURN.Realm, daemon.PublicIP(p), port)
+	resolvePublicIP(ctx, cfg)
+	res, err := turnsrv.SelfTest(ctx, creds, cfg.TURN.Realm, p.PublicIP, port)
 	if err != nil {
 		return fmt.Errorf("self-test against %s failed: %w", res.Server, err)
 	}

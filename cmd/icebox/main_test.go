@@ -299,3 +299,42 @@ func TestCommandsNeverCreateSecret(t *testing.T) {
 		t.Error("the generated secret changed")
 	}
 }
+
+// TestCheckConfigPortClash: check-config refuses http.listen ":8443" with
+// tcp://0.0.0.0:8443 where that is not a shared listener icebox supports
+// (HTTPS with plain TCP TURN, or another listener on the port), naming
+// both keys, and accepts the shared forms (plain HTTP with tcp://, HTTPS
+// with tls://).
+func TestCheckConfigPortClash(t *testing.T) {
+	const tlsFiles = "  tls: {cert_file: /etc/ssl/c.pem, key_file: /etc/ssl/k.pem}\n"
+	for _, tt := range []struct {
+		name, yml string
+		keys      []string // nil: accepted
+	}{
+		{"https and plain TURN", "http:\n  listen: \":8443\"\n" + tlsFiles + "turn:\n  listen: [\"tcp://0.0.0.0:8443\"]\n",
+			[]string{"turn.listen[0]", "http.listen"}},
+		{"metrics and TURN", "metrics:\n  listen: \":8443\"\nturn:\n  listen: [\"tcp://0.0.0.0:8443\"]\n",
+			[]string{"turn.listen[0]", "metrics.listen"}},
+		{"plain HTTP shared", "http:\n  listen: \":8443\"\nturn:\n  listen: [\"udp://0.0.0.0:3478\", \"tcp://0.0.0.0:8443\"]\n", nil},
+		{"HTTPS shared", "http:\n  listen: \":8443\"\n" + tlsFiles + "turn:\n  listen: [\"udp://0.0.0.0:8443\", \"tls://0.0.0.0:8443\"]\n", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.yml)
+			stdout, stderr, code := runIcebox(t, "check-config", "-config", path)
+			if tt.keys == nil {
+				if code != 0 || !strings.Contains(stdout, "ok") {
+					t.Errorf("exit %d, stdout %q, stderr %q; want ok", code, stdout, stderr)
+				}
+				return
+			}
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			for _, k := range append(tt.keys, path) {
+				if !strings.Contains(stderr, k) {
+					t.Errorf("stderr %q does not name %q", stderr, k)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,338 @@
+package turnsrv
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// A listener shared with HTTP (Listener.ShareHTTP) is one TCP socket that
+// serves TURN over TLS (or TCP) and the web server, so that a client on a
+// network that lets only TCP 443 out reaches both. Each connection goes
+// through:
+//
+//  1. accept (acceptor: retried with backoff, shed at the descriptor
+//     limit), then the caps on connections not yet told apart, per client
+//     address and in total (Config.MaxTCPConnectionsPerIP,
+//     MaxTCPConnections; refusals counted as for TURN);
+//  2. within Config.FirstMessageTimeout of accept: the TLS handshake, if
+//     any, and then the choice (demux.go): the negotiated ALPN protocol,
+//     else the first bytes, at most classifyBytes of them;
+//  3. TURN: a guardConn, under the TURN connection caps and deadlines like
+//     any TURN TCP connection, handed to pion/turn; HTTP: handed, with no
+//     deadline of its own, to whoever accepts from Server.HTTPListener
+//     (net/http sets its own); neither: closed.
+//
+// A client that stalls or sends garbage holds only its own connection and
+// its slot under the caps, for at most FirstMessageTimeout.
+
+// sharedListener serves one shared TCP socket.
+type sharedListener struct {
+	acc   *acceptor
+	tls   *tls.Config // nil: plain TCP
+	g     *guard
+	conns *connSet
+	turn  *connQueue // for pion/turn
+	http  *connQueue // for Server.HTTPListener
+
+	pending pendingSet
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// newSharedListener starts accepting on raw; tlsConf nil means plain TCP.
+func newSharedListener(raw *net.TCPListener, tlsConf *tls.Config, g *guard, conns *connSet) *sharedListener {
+	l := &sharedListener{
+		acc: newAcceptor(raw, raw, conns), tls: tlsConf, g: g, conns: conns,
+		turn: newConnQueue(), http: newConnQueue(),
+		pending: pendingSet{conns: map[net.Conn]netip.Prefix{}, perKey: map[netip.Prefix]int{}},
+	}
+	l.wg.Add(1)
+	go l.serve()
+	return l
+}
+
+// serve accepts until the listener closes, one goroutine per connection
+// until it is told apart (bounded by the caps).
+func (l *sharedListener) serve() {
+	defer l.wg.Done()
+	for {
+		c, err := l.acc.accept()
+		if err != nil {
+			return
+		}
+		lim := l.conns.limits.Load()
+		switch why := l.pending.add(c, lim); why {
+		case "":
+		case refusedClosed:
+			c.Close()
+			return
+		default:
+			l.conns.refused(why)
+			abort(c)
+			l.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
+			continue
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer l.pending.remove(c)
+			l.handle(c, lim.firstMsg)
+		}()
+	}
+}
+
+// handle tells c apart and hands it on, or closes it.
+func (l *sharedListener) handle(c net.Conn, firstMsg time.Duration) {
+	st := l.conns.stats
+	_ = c.SetDeadline(time.Now().Add(firstMsg))
+	conn, kind := c, kindMore
+	if l.tls != nil {
+		tc := tls.Server(c, l.tls)
+		if err := tc.Handshake(); err != nil {
+			var ne net.Error
+			if errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout() {
+				l.reject(c, &st.SharedSilent, "shared_silent", err)
+			} else {
+				l.reject(c, &st.SharedTLSFailed, "shared_tls_failed", err)
+			}
+			return
+		}
+		conn = tc
+		switch tc.ConnectionState().NegotiatedProtocol {
+		case ALPNTURN:
+			kind = kindTURN
+		case "": // no ALPN: the first bytes tell
+		default: // h2, http/1.1, acme-tls/1
+			kind = kindHTTP
+		}
+	}
+	if kind == kindMore {
+		head := make([]byte, classifyBytes)
+		n := 0
+		for kind == kindMore {
+			m, err := conn.Read(head[n:])
+			n += m
+			if kind = classify(head[:n]); kind == kindMore && err != nil {
+				l.reject(conn, &st.SharedSilent, "shared_silent", err)
+				return
+			}
+		}
+		conn = &peekedConn{Conn: conn, head: head[:n]}
+	}
+	if kind == kindNeither {
+		l.reject(conn, &st.SharedNeither, "shared_neither", nil)
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if kind == kindHTTP {
+		st.SharedHTTP.Add(1)
+		if !l.http.put(conn, l.acc.done) {
+			conn.Close()
+		}
+		return
+	}
+	gc := newGuardConn(conn, l.g, l.conns)
+	switch why := l.conns.add(gc); why {
+	case "":
+	case refusedClosed:
+		conn.Close()
+		return
+	default:
+		abort(conn)
+		l.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", conn.RemoteAddr().String())
+		return
+	}
+	st.SharedTURN.Add(1)
+	if !l.turn.put(gc, l.acc.done) {
+		gc.Close()
+	}
+}
+
+// reject closes a connection that was not told apart, counting it in n
+// and logging it at most once a minute per kind (silent ones at debug:
+// health checks and port scanners connect and leave).
+func (l *sharedListener) reject(c net.Conn, n interface{ Add(int64) int64 }, kind string, err error) {
+	n.Add(1)
+	level := slog.LevelInfo
+	if kind == "shared_silent" {
+		level = slog.LevelDebug
+	}
+	args := []any{"remote", c.RemoteAddr().String()}
+	if err != nil {
+		args = append(args, "error", err.Error())
+	}
+	l.conns.logf(kind, level, "shared listener: connection closed before it was told apart", args...)
+	abort(c)
+}
+
+// close stops accepting, ends the connections not yet told apart and
+// both queues, and waits for the goroutines. Told-apart connections stay
+// (Server.Close ends TURN's; the web server its own).
+func (l *sharedListener) close() error {
+	var err error
+	l.once.Do(func() {
+		err = l.acc.close()
+		l.pending.closeAll()
+		l.turn.close()
+		l.http.close()
+		l.wg.Wait()
+	})
+	return err
+}
+
+// sharedTURN is the net.Listener pion/turn accepts TURN connections of a
+// shared listener from; closing it closes the shared listener.
+type sharedTURN struct{ l *sharedListener }
+
+func (s sharedTURN) Accept() (net.Conn, error) { return s.l.turn.accept() }
+func (s sharedTURN) Close() error              { return s.l.close() }
+func (s sharedTURN) Addr() net.Addr            { return s.l.acc.ln.Addr() }
+
+// sharedHTTP is the net.Listener of a shared listener's HTTP connections
+// (Server.HTTPListener). Closing it refuses HTTP connections from then on
+// (closed once told apart); TURN goes on.
+type sharedHTTP struct{ l *sharedListener }
+
+func (s sharedHTTP) Accept() (net.Conn, error) { return s.l.http.accept() }
+func (s sharedHTTP) Close() error              { s.l.http.close(); return nil }
+func (s sharedHTTP) Addr() net.Addr            { return s.l.acc.ln.Addr() }
+
+// connQueue hands told-apart connections to an accepting goroutine.
+type connQueue struct {
+	ch   chan net.Conn // unbuffered: a connection is handed over only to an Accept
+	done chan struct{}
+	once sync.Once
+}
+
+func newConnQueue() *connQueue {
+	return &connQueue{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// put hands c to an Accept; false when the queue or stop closed first
+// (the caller closes c).
+func (q *connQueue) put(c net.Conn, stop <-chan struct{}) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+	case <-stop:
+	}
+	return false
+}
+
+// accept waits for a connection; net.ErrClosed once the queue is closed.
+func (q *connQueue) accept() (net.Conn, error) {
+	select {
+	case <-q.done:
+		return nil, net.ErrClosed
+	default:
+	}
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) close() { q.once.Do(func() { close(q.done) }) }
+
+// pendingSet counts the connections of a shared listener not yet told
+// apart, per client key and in total, under the TCP connection caps.
+type pendingSet struct {
+	mu     sync.Mutex
+	conns  map[net.Conn]netip.Prefix
+	perKey map[netip.Prefix]int
+	closed bool
+}
+
+// add counts c in, or returns why not: refusedPerIP, refusedTotal or
+// refusedClosed.
+func (p *pendingSet) add(c net.Conn, lim *connLimits) string {
+	key := lim.keyer.KeyAddr(c.RemoteAddr())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return refusedClosed
+	case lim.perIP > 0 && p.perKey[key] >= lim.perIP:
+		return refusedPerIP
+	case lim.total > 0 && len(p.conns) >= lim.total:
+		return refusedTotal
+	}
+	p.conns[c] = key
+	p.perKey[key]++
+	return ""
+}
+
+func (p *pendingSet) remove(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key, ok := p.conns[c]
+	if !ok {
+		return
+	}
+	delete(p.conns, c)
+	if p.perKey[key] <= 1 {
+		delete(p.perKey, key)
+	} else {
+		p.perKey[key]--
+	}
+}
+
+// closeAll closes every pending connection and refuses new ones.
+func (p *pendingSet) closeAll() {
+	p.mu.Lock()
+	p.closed = true
+	conns := make([]net.Conn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// peekedConn is a connection whose first bytes were read to tell it
+// apart; Read returns them first.
+type peekedConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// NetConn is the connection under c (a *tls.Conn or a *net.TCPConn).
+func (c *peekedConn) NetConn() net.Conn { return c.Conn }
+
+// TLSConnectionState is the TLS state of a connection from
+// Server.HTTPListener whose first bytes were read to tell it apart (a
+// client that offered no ALPN), which net/http cannot see since the
+// connection is not a *tls.Conn; nil for any other connection. The web
+// server sets it as the request's TLS (http.Server.ConnContext).
+func TLSConnectionState(c net.Conn) *tls.ConnectionState {
+	p, ok := c.(*peekedConn)
+	if !ok {
+		return nil
+	}
+	tc, ok := p.Conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	return &st
+}
