@@ -30,25 +30,40 @@ func labBrowser(t *testing.T, ns *netlab.Netns) context.Context {
 type labPair struct {
 	pairInfo
 	RelayProtocol string `json:"relayProtocol"`
+	URL           string `json:"url"`
 }
+
+// pagePairJS lists the selected pair of each peer connection of the call
+// page (window.icebox), with the ICE server URL of its local candidate.
+const pagePairJS = `(async () => {
+  const out = [];
+  for (const p of window.icebox.state.peers.values()) {
+    const pair = await p.selectedPair();
+    if (!pair) { out.push({}); continue; }
+    const stats = await p.pc.getStats();
+    let url = '';
+    stats.forEach((s) => {
+      if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
+      const cp = stats.get(s.selectedCandidatePairId);
+      const local = cp && stats.get(cp.localCandidateId);
+      if (local && local.url) url = local.url;
+    });
+    out.push({...pair, url});
+  }
+  return out;
+})()`
 
 // pagePair is the one selected pair of the call page in tab.
 func pagePair(t *testing.T, tab context.Context, name string) labPair {
 	t.Helper()
-	pairs, err := chromedp.Run(tab, chromedp.Evaluate[map[string]labPair](`window.icebox.pairs()`, chromedp.EvalAwaitPromise))
+	pairs, err := chromedp.Run(tab, chromedp.Evaluate[[]labPair](pagePairJS, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("page %s: pairs: %v", name, err)
 	}
-	if len(pairs) != 1 {
-		t.Fatalf("page %s: %d peer connections, want 1", name, len(pairs))
+	if len(pairs) != 1 || pairs[0].Local == "" {
+		t.Fatalf("page %s: selected pairs %+v, want one", name, pairs)
 	}
-	for _, p := range pairs {
-		if p.Local == "" {
-			t.Fatalf("page %s: no selected pair", name)
-		}
-		return p
-	}
-	return labPair{}
+	return pairs[0]
 }
 
 // browserCall opens the call page of room at base in Chromium in a and b
@@ -77,7 +92,7 @@ func (nl *natLab) browserCall(t *testing.T, a, b *netlab.Netns, baseA, baseB, ro
 		t.Logf("page %s plays %s's video %dx%d, %.1fs after opening", tc.name, v.Name, v.W, v.H, time.Since(start).Seconds())
 	}
 	pa, pb = pagePair(t, tabA, "a"), pagePair(t, tabB, "b")
-	t.Logf("a: %s %s → %s %s (relay over %q)", pa.Local, pa.LocalAddress, pa.Remote, pa.RemoteAddress, pa.RelayProtocol)
-	t.Logf("b: %s %s → %s %s (relay over %q)", pb.Local, pb.LocalAddress, pb.Remote, pb.RemoteAddress, pb.RelayProtocol)
+	t.Logf("a: %s %s → %s %s (relay over %q, %s)", pa.Local, pa.LocalAddress, pa.Remote, pa.RemoteAddress, pa.RelayProtocol, pa.URL)
+	t.Logf("b: %s %s → %s %s (relay over %q, %s)", pb.Local, pb.LocalAddress, pb.Remote, pb.RemoteAddress, pb.RelayProtocol, pb.URL)
 	return pa, pb
 }

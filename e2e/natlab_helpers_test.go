@@ -192,7 +192,8 @@ func (nl *natLab) issueCertificate(t *testing.T) {
 
 // config is the config of a lab icebox with its state in a fresh
 // directory, HTTPS on port 443 with the lab's certificate, TURN on UDP and
-// TCP 3478 and TLS 5349, and extra (YAML lines) added.
+// TCP 3478 and, by default, over TLS on 443 too (the port it shares with
+// HTTPS), and extra (YAML lines) added.
 //
 // turn.allow_peers: the lab's internet uses the documentation ranges of
 // RFC 5737, and the recommended turn.deny_peers refuses them (they are
@@ -206,7 +207,7 @@ func (nl *natLab) config(t *testing.T, extra string) string {
   listen: ":443"
   tls: {cert_file: %q, key_file: %q}
 turn:
-  listen: ["udp://0.0.0.0:3478", "tcp://0.0.0.0:3478", "tls://0.0.0.0:5349"]
+  listen: ["udp://0.0.0.0:3478", "tcp://0.0.0.0:3478"]
   allow_peers: [198.51.100.0/24]
 metrics:
   listen: "127.0.0.1:9464"
@@ -357,12 +358,12 @@ type peerCandidate struct {
 	Address       string `json:"address"`
 	Protocol      string `json:"protocol"`
 	RelayProtocol string `json:"relayProtocol"`
-	URL           string `json:"url"`
 }
 
 type peerReport struct {
 	Name     string         `json:"name"`
 	Policy   string         `json:"policy"`
+	URLs     []string       `json:"urls"`
 	Local    *peerCandidate `json:"local"`
 	Remote   *peerCandidate `json:"remote"`
 	Gathered []string       `json:"gathered"`
@@ -467,10 +468,17 @@ func (nl *natLab) call(t *testing.T, a, b *netlab.Netns, page string) (ra, rb pe
 			t.Fatalf("natpeer %s: no report in 60 s", x.p.name)
 		}
 	}
-	// Both have reported: let them leave, then read their logs.
+	// Both have reported: let them leave (natpeer gives up closing after
+	// 3 s), then read their logs.
 	for _, p := range []*natPeer{pa, pb} {
 		p.stdin.Close()
-		<-p.done
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			t.Errorf("natpeer %s did not leave within 10 s:\n%s", p.name, tailLines(p.stderr.String(), 30))
+		}
 	}
 	if ra.Error != "" || rb.Error != "" || ra.Local == nil || rb.Local == nil {
 		t.Fatalf("the call did not complete:\na: %+v\nb: %+v\na's log:\n%s\nb's log:\n%s%s",

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"net/netip"
 	"regexp"
@@ -129,14 +130,60 @@ func TestNATLab(t *testing.T) {
 			ra, rb := nl.call(t, a, b, "https://"+nat11Addr.String()+"/r/"+labRoom()+"?relay=1")
 			checkRelayBoth(t, ra, rb, nat11Addr)
 		})
-		t.Run("browsers: UDP dropped on one side", func(t *testing.T) {
+		t.Run("only TCP 443: relay over TLS on 443", func(t *testing.T) {
+			t.Parallel()
+			a, _ := nl.client(t, "a", natOnly443)
+			b, _ := nl.client(t, "b", natPortPreserving)
+			ra, _ := nl.call(t, a, b, base+"/r/"+labRoom())
+			// pion's stats give no URL for a candidate: relay over TLS
+			// comes from the one turns: URL, which must be on 443.
+			var turns []string
+			for _, u := range ra.URLs {
+				if strings.HasPrefix(u, "turns:") {
+					turns = append(turns, u)
+				}
+			}
+			if len(turns) != 1 {
+				t.Fatalf("turns: URLs %q, want one", turns)
+			}
+			checkTLS443(t, "a (only TCP 443)", ra.Local.Type, ra.Local.RelayProtocol, turns[0])
+		})
+		t.Run("browsers: only TCP 443 calls symmetric NAT", func(t *testing.T) {
 			t.Parallel()
 			chromiumPath(t)
-			a, _ := nl.client(t, "a", natNoUDP)
-			b, _ := nl.client(t, "b", natPortPreserving)
+			a, _ := nl.client(t, "a", natOnly443)
+			b, _ := nl.client(t, "b", natSymmetric)
 			pa, _ := nl.browserCall(t, a, b, base, base, labRoom())
-			if pa.Local != "relay" || pa.RelayProtocol != "tcp" {
-				t.Errorf("a (no UDP): local %s over %q, want relay over tcp", pa.Local, pa.RelayProtocol)
+			checkTLS443(t, "page a (only TCP 443)", pa.Local, pa.RelayProtocol, pa.URL)
+		})
+		t.Run("check page: only TCP 443", func(t *testing.T) {
+			t.Parallel()
+			chromiumPath(t)
+			a, _ := nl.client(t, "a", natOnly443)
+			browser := labBrowser(t, a)
+			dir := t.TempDir()
+			// Both window sizes at once: each check waits out the probes
+			// that cannot get through.
+			tabs := make([]context.Context, len(viewports))
+			for i, vp := range viewports {
+				tabs[i] = openTab(t, browser, base+"/check", vp)
+			}
+			for i, vp := range viewports {
+				tab := tabs[i]
+				out, shown := checkResult(t, tab)
+				if vp.name == "desktop" {
+					t.Logf("%s", shown)
+				}
+				if out.Verdict.Code != "tls" || !strings.Contains(strings.ToLower(out.Verdict.Title), "only turn over tls works") ||
+					!strings.Contains(out.Verdict.Text, "UDP is blocked on your network; calls will use TURN over TLS on 443") {
+					t.Errorf("%s: verdict %+v, want only TURN over TLS works, on 443", vp.name, out.Verdict)
+				}
+				for kind, want := range map[string]string{"stun": "fail", "udp": "fail", "tcp": "fail", "tls": "ok"} {
+					if got := out.kindState(kind); got != want {
+						t.Errorf("%s: %s: %q, want %q", vp.name, kind, got, want)
+					}
+				}
+				screenshot(t, tab, dir, "check-443-only-"+vp.name)
 			}
 		})
 		t.Run("check page: UDP dropped", func(t *testing.T) {
@@ -146,8 +193,8 @@ func TestNATLab(t *testing.T) {
 			tab := newTab(t, labBrowser(t, a), base+"/check")
 			out, shown := checkResult(t, tab)
 			t.Logf("%s", shown)
-			if out.Verdict.Code != "tcp" {
-				t.Errorf("verdict %+v, want only TURN over TCP", out.Verdict)
+			if out.Verdict.Code != "tcp" || out.kindState("tls") != "ok" {
+				t.Errorf("verdict %+v, want only TURN over TCP (and TLS) working\n%s", out.Verdict, shown)
 			}
 		})
 	})
@@ -178,6 +225,15 @@ func checkRelayBoth(t *testing.T, ra, rb peerReport, server netip.Addr) {
 	}
 	if ra.Policy != "relay" || rb.Policy != "relay" {
 		t.Errorf("iceTransportPolicy: a %q, b %q, want relay", ra.Policy, rb.Policy)
+	}
+}
+
+// checkTLS443 asserts that a local candidate is relayed over TLS from
+// the turns: URL on port 443.
+func checkTLS443(t *testing.T, who, typ, relayProtocol, url string) {
+	t.Helper()
+	if typ != "relay" || relayProtocol != "tls" || url != "turns:"+srvAddr.String()+":443?transport=tcp" {
+		t.Errorf("%s: local %s over %q from %q, want relay over tls from turns:…:443", who, typ, relayProtocol, url)
 	}
 }
 

@@ -67,8 +67,11 @@ func New(t testing.TB) *Lab {
 var roleRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
 
 // Netns makes a namespace for role (lower-case letters, digits and
-// dashes) with its loopback up. It is deleted when t ends, after the
-// clean-ups registered later (the processes started in it) have run.
+// dashes) with its loopback up and IPv6 off: the lab is IPv4, and IPv6
+// link-local addresses coming up on its links a moment later would look
+// like a network change to a browser started meanwhile (Chromium aborts
+// a page load with ERR_NETWORK_CHANGED). It is deleted when t ends, after
+// the clean-ups registered later (the processes started in it) have run.
 func (l *Lab) Netns(t testing.TB, role string) *Netns {
 	t.Helper()
 	if !roleRe.MatchString(role) {
@@ -88,6 +91,10 @@ func (l *Lab) Netns(t testing.TB, role string) *Netns {
 			t.Errorf("netlab: %v", err)
 		}
 	})
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err == nil {
+		n.Sysctl(t, "net.ipv6.conf.all.disable_ipv6", "1")
+		n.Sysctl(t, "net.ipv6.conf.default.disable_ipv6", "1")
+	}
 	n.IP(t, "link set lo up")
 	return n
 }

@@ -45,13 +45,13 @@ type Candidate struct {
 	Address       string `json:"address"`                 // ip:port
 	Protocol      string `json:"protocol"`                // udp or tcp, between the peers
 	RelayProtocol string `json:"relayProtocol,omitempty"` // udp, tcp or tls to the TURN server (local relay only)
-	URL           string `json:"url,omitempty"`           // the ICE server URL it came from (local only)
 }
 
 // Report is what natpeer prints.
 type Report struct {
 	Name     string     `json:"name"`
 	Policy   string     `json:"policy"` // the page's iceTransportPolicy
+	URLs     []string   `json:"urls"`   // the ICE server URLs used (no credentials)
 	Local    *Candidate `json:"local,omitempty"`
 	Remote   *Candidate `json:"remote,omitempty"`
 	Gathered []string   `json:"gathered"` // local candidates: type protocol address
@@ -87,7 +87,17 @@ func main() {
 		// Stay in the call until the test has both reports.
 		_, _ = io.Copy(io.Discard, os.Stdin)
 	}
-	p.close()
+	p.leave()
+	// Closing the peer connection waits for candidate gathering, and
+	// pion dials TCP TURN servers without a deadline: behind a firewall
+	// that drops the SYN that is the kernel's two minutes. Do not wait.
+	closed := make(chan struct{})
+	go func() { p.closePC(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		fmt.Fprintln(os.Stderr, "natpeer: the peer connection did not close in 3 s (a TURN server still being dialled?); leaving anyway")
+	}
 	if err != nil {
 		os.Exit(1)
 	}
@@ -152,6 +162,9 @@ func (p *peer) run(ctx context.Context, page string) error {
 	}
 	if len(welcome.ICEServers) > 0 {
 		cfg.ICEServers = welcome.ICEServers // fresh, as the page takes them
+	}
+	for _, s := range cfg.ICEServers {
+		p.rep.URLs = append(p.rep.URLs, s.URLs...)
 	}
 	if err := p.newPeerConnection(cfg); err != nil {
 		return err
@@ -373,18 +386,23 @@ func (p *peer) selected() error {
 		cs, ok := s.(webrtc.ICECandidateStats)
 		if ok && cs.Type == webrtc.StatsTypeLocalCandidate && cs.IP == pair.Local.Address &&
 			int(cs.Port) == int(pair.Local.Port) && cs.CandidateType == pair.Local.Typ {
-			p.rep.Local.RelayProtocol, p.rep.Local.URL = cs.RelayProtocol, cs.URL
+			p.rep.Local.RelayProtocol = cs.RelayProtocol
 		}
 	}
 	return nil
 }
 
-func (p *peer) close() {
-	if p.pc != nil {
-		_ = p.pc.Close()
-	}
+// leave leaves the room and closes the WebSocket.
+func (p *peer) leave() {
 	if p.ws != nil {
 		_ = p.send(map[string]string{"type": "leave"})
 		_ = p.ws.Close()
+	}
+}
+
+// closePC closes the peer connection, releasing its TURN allocations.
+func (p *peer) closePC() {
+	if p.pc != nil {
+		_ = p.pc.Close()
 	}
 }
