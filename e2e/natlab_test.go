@@ -65,10 +65,12 @@ func TestNATLab(t *testing.T) {
 			ra, rb := nl.call(t, a, b, base+"/r/"+labRoom())
 			relayed := 0
 			for _, r := range []peerReport{ra, rb} {
+				// Over UDP mostly; TCP or TLS when a check through one of
+				// those relays came first (see checkRelayBoth).
 				if r.Local.Type == "relay" {
 					relayed++
-					if r.Local.addr() != srvAddr || r.Local.RelayProtocol != "udp" {
-						t.Errorf("%s: local %s, want a relayed address of %s over udp", r.Name, r.Local, srvAddr)
+					if r.Local.addr() != srvAddr || r.Local.RelayProtocol == "" {
+						t.Errorf("%s: local %s, want a relayed address of %s", r.Name, r.Local, srvAddr)
 					}
 				}
 			}
