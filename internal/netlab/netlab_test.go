@@ -22,11 +22,16 @@ func TestHelperProcess(t *testing.T) {
 	if mode == "" {
 		t.Skip("helper process only")
 	}
-	n := New(t).Netns(t, "helper")
+	l := New(t)
+	n := l.Netns(t, "helper")
 	os.Stdout.WriteString("NETNS " + n.Name + "\n")
 	switch mode {
 	case "fail":
-		t.Fatal("failing on purpose, holding a namespace")
+		t.Run("sub", func(t *testing.T) {
+			sub := l.Netns(t, "sub")
+			os.Stdout.WriteString("NETNS " + sub.Name + "\n")
+			t.Fatal("failing on purpose, holding a namespace")
+		})
 	case "hang":
 		select {} // until killed
 	}
@@ -63,8 +68,8 @@ func exists(name string) bool {
 	return !errors.Is(err, os.ErrNotExist)
 }
 
-// TestRemovedWhenTestFails: a test that fails still removes its
-// namespaces.
+// TestRemovedWhenTestFails: a test whose subtest fails still removes its
+// namespaces, the subtest's and its own.
 func TestRemovedWhenTestFails(t *testing.T) {
 	New(t) // skips without root or tools
 	cmd, name, rest := helper(t, "fail")
@@ -74,12 +79,23 @@ func TestRemovedWhenTestFails(t *testing.T) {
 	if !errors.As(err, &exit) || !strings.Contains(string(out), "failing on purpose") {
 		t.Fatalf("helper: got %v, want it to fail on purpose:\n%s", err, out)
 	}
-	if !strings.HasPrefix(name, Prefix) {
-		t.Errorf("namespace %q: want the prefix %q", name, Prefix)
+	var sub string
+	for line := range strings.Lines(string(out)) {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(line), "NETNS "); ok {
+			sub = n
+		}
 	}
-	if exists(name) {
-		t.Errorf("namespace %s is left after its test failed", name)
-		_ = deleteNetns(name)
+	if sub == "" {
+		t.Fatalf("the subtest reported no namespace:\n%s", out)
+	}
+	for _, n := range []string{name, sub} {
+		if !strings.HasPrefix(n, Prefix) {
+			t.Errorf("namespace %q: want the prefix %q", n, Prefix)
+		}
+		if exists(n) {
+			t.Errorf("namespace %s is left after its test failed", n)
+			_ = deleteNetns(n)
+		}
 	}
 }
 
