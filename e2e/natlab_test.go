@@ -19,11 +19,16 @@ var selfTestPassed = regexp.MustCompile(`msg="self-test passed".* relayed_addres
 
 // TestNATLab: two pion/webrtc peers in network namespaces behind Linux
 // NATs (nftables) call each other through icebox, which runs in a
-// namespace of its own on the lab's internet. Each scenario asserts the
-// candidate pair ICE selected: direct through port-preserving NATs,
-// relayed through symmetric ones, relayed over TCP when UDP is dropped,
-// relayed on both sides with ?relay=1, and through an icebox behind a
-// 1:1 NAT with public_ip set.
+// namespace of its own on the lab's internet with HTTPS and TURN over TLS
+// sharing port 443. Each scenario asserts the candidate pair ICE
+// selected: direct through port-preserving NATs, relayed through
+// symmetric ones, relayed over TCP when UDP is dropped, relayed on both
+// sides with ?relay=1, through an icebox behind a 1:1 NAT with public_ip
+// set (its start-up self-test passes), and relayed over TLS on 443 for a
+// client allowed only TCP 443, which fetches the page there too. Chromium
+// allowed only TCP 443 calls Chromium behind a symmetric NAT, both play
+// video; /check says what works where UDP is dropped and where only TCP
+// 443 gets out. The scenarios run in parallel and share the icebox.
 func TestNATLab(t *testing.T) {
 	start := time.Now()
 	nl := newNATLab(t)
