@@ -150,7 +150,9 @@ func newNATLab(t *testing.T) *natLab {
 	nl.bins = buildLabBinaries(t)
 	nl.issueCertificate(t)
 	nl.inet = nl.lab.Netns(t, "inet")
-	nl.inet.IP(t, "link add br0 type bridge", "link set br0 up",
+	// br0's own address is set, so that it does not follow the lowest
+	// of its ports' as ports come and go.
+	nl.inet.IP(t, "link add br0 type bridge", "link set br0 address 02:00:5e:00:53:01", "link set br0 up",
 		"addr add 203.0.113.1/24 dev br0", "addr add 198.51.100.1/24 dev br0")
 	nl.inet.Router(t)
 	return nl

@@ -67,11 +67,21 @@ func New(t testing.TB) *Lab {
 var roleRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
 
 // Netns makes a namespace for role (lower-case letters, digits and
-// dashes) with its loopback up and IPv6 off: the lab is IPv4, and IPv6
-// link-local addresses coming up on its links a moment later would look
-// like a network change to a browser started meanwhile (Chromium aborts
-// a page load with ERR_NETWORK_CHANGED). It is deleted when t ends, after
-// the clean-ups registered later (the processes started in it) have run.
+// dashes) with its loopback up, and settings its interfaces inherit (set
+// before there are any, as a setting on "all" does not override an
+// interface's own for every key):
+//   - IPv6 off: the lab is IPv4, and IPv6 link-local addresses coming up
+//     on its links a moment later would look like a network change to a
+//     browser started meanwhile (Chromium aborts a page load with
+//     ERR_NETWORK_CHANGED);
+//   - no ICMP redirects sent or taken: a router whose two subnets share
+//     one bridge would tell hosts to bypass it, and the lab's paths would
+//     depend on what was sent before;
+//   - no reverse path filtering: a hairpin NAT sends packets back the way
+//     they came.
+//
+// It is deleted when t ends, after the clean-ups registered later (the
+// processes started in it) have run.
 func (l *Lab) Netns(t testing.TB, role string) *Netns {
 	t.Helper()
 	if !roleRe.MatchString(role) {
@@ -94,6 +104,11 @@ func (l *Lab) Netns(t testing.TB, role string) *Netns {
 	if _, err := os.Stat("/proc/sys/net/ipv6"); err == nil {
 		n.Sysctl(t, "net.ipv6.conf.all.disable_ipv6", "1")
 		n.Sysctl(t, "net.ipv6.conf.default.disable_ipv6", "1")
+	}
+	for _, k := range []string{"all", "default"} {
+		n.Sysctl(t, "net.ipv4.conf."+k+".send_redirects", "0")
+		n.Sysctl(t, "net.ipv4.conf."+k+".accept_redirects", "0")
+		n.Sysctl(t, "net.ipv4.conf."+k+".rp_filter", "0")
 	}
 	n.IP(t, "link set lo up")
 	return n
@@ -202,16 +217,11 @@ func (n *Netns) Sysctl(t testing.TB, key, value string) {
 	}
 }
 
-// Router makes n forward IPv4 packets, without ICMP redirects (a router
-// whose two sides are one bridge would send them) and without reverse
-// path filtering (a hairpin NAT sends packets back where they came from).
+// Router makes n forward IPv4 packets (no redirects, no reverse path
+// filtering: see Lab.Netns).
 func (n *Netns) Router(t testing.TB) {
 	t.Helper()
 	n.Sysctl(t, "net.ipv4.ip_forward", "1")
-	for _, k := range []string{"all", "default"} {
-		n.Sysctl(t, "net.ipv4.conf."+k+".send_redirects", "0")
-		n.Sysctl(t, "net.ipv4.conf."+k+".rp_filter", "0")
-	}
 }
 
 // Veth joins a and b with a veth pair: aIf in a, bIf in b, both up.

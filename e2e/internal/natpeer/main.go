@@ -252,9 +252,18 @@ func fetchConfig(ctx context.Context, page string) (rtcConfiguration, error) {
 	return cfg, nil
 }
 
+// maxBindingRequests is how many connectivity checks natpeer sends on a
+// candidate pair before it gives the pair up. pion's default, 7 at one
+// every 200 ms, gives up after 1.4 s, before the far end may have its
+// remote description or its TURN permission on a loaded machine; a
+// browser keeps checking a pair for tens of seconds. 75 is 15 s.
+const maxBindingRequests = 75
+
 func (p *peer) newPeerConnection(cfg rtcConfiguration) error {
+	var se webrtc.SettingEngine
+	se.SetICEMaxBindingRequests(maxBindingRequests)
 	conf := webrtc.Configuration{ICEServers: cfg.ICEServers, ICETransportPolicy: webrtc.NewICETransportPolicy(cfg.ICETransportPolicy)}
-	pc, err := webrtc.NewPeerConnection(conf)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(conf)
 	if err != nil {
 		return err
 	}
