@@ -4,6 +4,7 @@
 //	GET /                    303 to /r/<new room id>
 //	GET /r/<room>            the call page, with a per-load RTCConfiguration
 //	                         in <script id="ice-config" type="application/json">
+//	GET /check               the connectivity check page (check.go)
 //	GET /static/…            the page's assets
 //	GET /favicon.ico         the page's icon (SVG)
 //	GET /api/v1/ice-servers  RTCConfiguration plus "ttl" (Bearer API key)
@@ -109,6 +110,7 @@ func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.newRoom)
 	mux.HandleFunc("GET /r/{room}", h.page)
+	mux.HandleFunc("GET /check", h.check) // check.go
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
 	// Browsers ask for /favicon.ico on pages without a <link rel="icon">
 	// (and some on every page): the same icon, from here.

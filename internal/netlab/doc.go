@@ -1,0 +1,16 @@
+// Package netlab builds small networks of Linux network namespaces for
+// tests: namespaces joined by veth pairs and bridges, routers with
+// nftables rules (NATs, firewalls), programs run inside a namespace
+// (ip netns exec), and connections dialled from the test process into a
+// namespace.
+//
+// Everything a Lab makes is named "iblab-<pid>-<n>-<role>", so two test
+// processes never collide, and is removed when the test that made it ends
+// (testing.TB.Cleanup), whether it passed or failed. Namespaces left by a
+// process that died before its clean-up (a crash, a kill -9) are removed
+// by the next New: a name whose pid is not a live process is stale.
+//
+// It needs root, iproute2's ip and nftables' nft; New skips the test
+// where they are missing, or fails it under CI (internal/testenv). It is
+// Linux only: elsewhere the package is empty.
+package netlab

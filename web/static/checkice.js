@@ -1,0 +1,289 @@
+// The probes of the connectivity check page (/check), without the page:
+// each ICE server URL is tried on its own, from this browser, against
+// icebox only.
+//
+//   STUN      one RTCPeerConnection gathers with that URL alone: a
+//             server-reflexive candidate is the address the server saw.
+//   TURN      two RTCPeerConnections in this page, both with
+//             iceTransportPolicy "relay" and that URL alone, connect to
+//             each other: the time to the first relay candidate, the time
+//             until a data channel opens through the relay, and the round
+//             trip of a few messages over it.
+//
+// verdict turns the results into words for people.
+
+/**
+ * @typedef {{urls: string|string[], username?: string, credential?: string}} IceServer
+ * @typedef {'stun'|'udp'|'tcp'|'tls'} Kind
+ * @typedef {{url: string, kind: Kind, server: IceServer, port: number}} Probe
+ * @typedef {{
+ *   url: string, kind: Kind, port: number,
+ *   state: 'ok'|'fail',
+ *   detail: string,
+ *   candidates: number,
+ *   firstCandidateMs: number|null,
+ *   openMs: number|null,
+ *   rttMs: number|null,
+ *   address: string,
+ *   relayProtocol: string,
+ *   errors: string[],
+ * }} Result
+ */
+
+/** How long one probe may take, in milliseconds. */
+export const PROBE_BUDGET_MS = 12000;
+
+/** Round trips measured over an open data channel. */
+const PINGS = 5;
+
+/**
+ * probes lists one probe per URL of servers, STUN first, then TURN over
+ * UDP, TCP and TLS, as an ICE agent would try them.
+ * @param {IceServer[]} servers
+ * @returns {Probe[]}
+ */
+export function probes(servers) {
+  /** @type {Probe[]} */
+  const out = [];
+  for (const server of servers || []) {
+    const urls = Array.isArray(server.urls) ? server.urls : [server.urls];
+    for (const url of urls) {
+      const p = classify(url);
+      if (p && !out.some((o) => o.url === url)) out.push({ ...p, url, server });
+    }
+  }
+  const order = { stun: 0, udp: 1, tcp: 2, tls: 3 };
+  return out.sort((a, b) => order[a.kind] - order[b.kind]);
+}
+
+/**
+ * classify reads an ICE server URL (RFC 7064, RFC 7065): its kind and
+ * port, or null for a URL it does not know.
+ * @param {string} url
+ * @returns {{kind: Kind, port: number}|null}
+ */
+export function classify(url) {
+  const m = /^(stuns?|turns?):(\[[^\]]+\]|[^:?]+)(?::(\d+))?(?:\?transport=(udp|tcp))?$/i.exec(url);
+  if (!m) return null;
+  const scheme = m[1].toLowerCase();
+  const transport = (m[4] || '').toLowerCase();
+  const secure = scheme.endsWith('s');
+  const port = m[3] ? Number(m[3]) : secure ? 5349 : 3478;
+  if (scheme.startsWith('stun')) return { kind: 'stun', port };
+  if (secure) return { kind: 'tls', port };
+  return { kind: transport === 'tcp' ? 'tcp' : 'udp', port };
+}
+
+/**
+ * run runs the probe and never throws: a failure is a Result too.
+ * @param {Probe} p
+ * @returns {Promise<Result>}
+ */
+export async function run(p) {
+  /** @type {Result} */
+  const r = { url: p.url, kind: p.kind, port: p.port, state: 'fail', detail: '', candidates: 0,
+    firstCandidateMs: null, openMs: null, rttMs: null, address: '', relayProtocol: '', errors: [] };
+  try {
+    if (p.kind === 'stun') await stun(p, r);
+    else await relay(p, r);
+  } catch (e) {
+    r.state = 'fail';
+    r.detail = `could not test: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  return r;
+}
+
+/**
+ * timeout resolves to 'timeout' after ms.
+ * @param {number} ms
+ * @returns {Promise<'timeout'>}
+ */
+function timeout(ms) {
+  return new Promise((resolve) => setTimeout(() => resolve('timeout'), ms));
+}
+
+/** @param {number} ms */
+const fmt = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+
+/**
+ * stun gathers with one STUN URL and looks for a server-reflexive
+ * candidate.
+ * @param {Probe} p
+ * @param {Result} r
+ */
+async function stun(p, r) {
+  const pc = new RTCPeerConnection({ iceServers: [{ urls: p.url }] });
+  try {
+    const t0 = performance.now();
+    const done = new Promise((resolve) => {
+      pc.onicecandidate = (e) => {
+        if (!e.candidate) { resolve('complete'); return; }
+        if (e.candidate.type !== 'srflx') return;
+        r.candidates++;
+        if (r.firstCandidateMs === null) {
+          r.firstCandidateMs = performance.now() - t0;
+          r.address = e.candidate.address || '';
+        }
+      };
+    });
+    pc.onicecandidateerror = (e) => { r.errors.push(`${e.errorCode} ${e.errorText}`.trim()); };
+    pc.createDataChannel('check');
+    await pc.setLocalDescription();
+    const how = await Promise.race([done, timeout(PROBE_BUDGET_MS)]);
+    if (r.firstCandidateMs !== null) {
+      r.state = 'ok';
+      r.detail = `the server sees you at ${r.address || 'a hidden address'} (answer in ${fmt(r.firstCandidateMs)})`;
+    } else if (how === 'timeout') {
+      r.state = 'fail';
+      r.detail = `no answer in ${fmt(PROBE_BUDGET_MS)}`;
+    } else if (r.errors.length > 0) {
+      r.state = 'fail';
+      r.detail = `no answer (${r.errors[0]})`;
+    } else {
+      // Gathering ended at once without an error and without a reflexive
+      // candidate: the server answered with an address this browser
+      // already has, which it does not repeat (no NAT, or loopback). A
+      // server that does not answer keeps gathering going for seconds.
+      r.state = 'ok';
+      r.detail = 'the server answered: it sees this device\'s own address (no NAT on the way)';
+    }
+  } finally {
+    pc.close();
+  }
+}
+
+/**
+ * relay connects two peer connections through one TURN URL and measures
+ * the way.
+ * @param {Probe} p
+ * @param {Result} r
+ */
+async function relay(p, r) {
+  /** @type {RTCConfiguration} */
+  const cfg = {
+    iceServers: [{ urls: p.url, username: p.server.username, credential: p.server.credential }],
+    iceTransportPolicy: 'relay',
+  };
+  const a = new RTCPeerConnection(cfg);
+  const b = new RTCPeerConnection(cfg);
+  const deadline = timeout(PROBE_BUDGET_MS);
+  try {
+    const t0 = performance.now();
+    a.onicecandidate = (e) => {
+      if (!e.candidate) return;
+      r.candidates++;
+      if (r.firstCandidateMs === null && e.candidate.type === 'relay') {
+        r.firstCandidateMs = performance.now() - t0;
+        r.address = `${e.candidate.address}:${e.candidate.port}`;
+      }
+      b.addIceCandidate(e.candidate).catch(() => {});
+    };
+    b.onicecandidate = (e) => { if (e.candidate) a.addIceCandidate(e.candidate).catch(() => {}); };
+    a.onicecandidateerror = (e) => { r.errors.push(`${e.errorCode} ${e.errorText}`.trim()); };
+    b.ondatachannel = (e) => { e.channel.onmessage = (m) => e.channel.send(m.data); };
+    const dc = a.createDataChannel('check');
+    const opened = new Promise((resolve) => { dc.onopen = () => resolve('open'); });
+    /** @type {(m: MessageEvent) => void} */
+    let onEcho = () => {};
+    dc.onmessage = (m) => onEcho(m);
+    await a.setLocalDescription();
+    await b.setRemoteDescription(/** @type {RTCSessionDescription} */ (a.localDescription));
+    await b.setLocalDescription();
+    await a.setRemoteDescription(/** @type {RTCSessionDescription} */ (b.localDescription));
+    if (await Promise.race([opened, deadline]) === 'timeout') {
+      r.detail = r.firstCandidateMs === null
+        ? `no relay candidate in ${fmt(PROBE_BUDGET_MS)}${r.errors.length ? ` (${r.errors[0]})` : ''}`
+        : `relay candidate in ${fmt(r.firstCandidateMs)}, but no data channel through it in ${fmt(PROBE_BUDGET_MS)}`;
+      return;
+    }
+    r.openMs = performance.now() - t0;
+    /** @type {number[]} */
+    const rtts = [];
+    for (let i = 0; i < PINGS; i++) {
+      const sent = performance.now();
+      const back = new Promise((resolve) => { onEcho = (m) => { if (m.data === `ping ${i}`) resolve('back'); }; });
+      dc.send(`ping ${i}`);
+      if (await Promise.race([back, deadline]) === 'timeout') break;
+      rtts.push(performance.now() - sent);
+    }
+    if (rtts.length === 0) {
+      r.detail = `data channel open in ${fmt(r.openMs)}, but nothing came back through it`;
+      return;
+    }
+    rtts.sort((x, y) => x - y);
+    r.rttMs = rtts[Math.floor(rtts.length / 2)];
+    r.relayProtocol = await relayProtocol(a);
+    r.state = 'ok';
+    r.detail = `relay candidate in ${fmt(/** @type {number} */ (r.firstCandidateMs ?? r.openMs))} ` +
+      `(${r.candidates} gathered), data channel open in ${fmt(r.openMs)}, round trip ${fmt(r.rttMs)}`;
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+/**
+ * relayProtocol is how pc reaches its TURN server on the selected pair
+ * ('udp', 'tcp' or 'tls'), or '' when the stats do not say.
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<string>}
+ */
+async function relayProtocol(pc) {
+  const stats = await pc.getStats();
+  let proto = '';
+  stats.forEach((s) => {
+    if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
+    const pair = stats.get(s.selectedCandidatePairId);
+    const local = pair && stats.get(pair.localCandidateId);
+    if (local && local.relayProtocol) proto = local.relayProtocol;
+  });
+  return proto;
+}
+
+/** Names of the kinds, for people. */
+export const KIND_NAMES = {
+  stun: 'STUN',
+  udp: 'TURN over UDP',
+  tcp: 'TURN over TCP',
+  tls: 'TURN over TLS',
+};
+
+/**
+ * @typedef {{code: 'udp'|'tcp'|'tls'|'none'|'no-relay', title: string, text: string}} Verdict
+ */
+
+/**
+ * verdict says in plain words what works from this network and what
+ * calls will use. A kind the server lists no URL of is "not offered".
+ * @param {Result[]} results
+ * @returns {Verdict}
+ */
+export function verdict(results) {
+  /** @param {Kind} k */
+  const works = (k) => results.find((r) => r.kind === k && r.state === 'ok');
+  /** @param {Kind} k */
+  const offered = (k) => results.some((r) => r.kind === k);
+  const udp = works('udp');
+  const tcp = works('tcp');
+  const tls = works('tls');
+  if (!offered('udp') && !offered('tcp') && !offered('tls')) {
+    return { code: 'no-relay', title: 'No relay to test',
+      text: 'This server gave this page no TURN relay to test, so only STUN was tried. Calls between two networks that block each other will fail.' };
+  }
+  if (udp) {
+    return { code: 'udp', title: 'Relay over UDP works',
+      text: 'Your network lets calls through. Calls connect directly when both sides allow it, and otherwise through the relay over UDP, the fastest way.' };
+  }
+  const blocked = offered('udp') ? 'UDP is blocked on your network' : 'This server offers no relay over UDP';
+  if (tcp) {
+    return { code: 'tcp', title: 'Only TURN over TCP works',
+      text: `${blocked}; calls will use TURN over TCP on port ${tcp.port}. They work, with a little more delay.` };
+  }
+  if (tls) {
+    return { code: 'tls', title: 'Only TURN over TLS works',
+      text: `${blocked}; calls will use TURN over TLS on ${tls.port}. They work, with a little more delay.` };
+  }
+  const missing = offered('tls') ? '' : ' This server offers no TURN over TLS on 443, which gets through most strict networks; its operator can turn it on.';
+  return { code: 'none', title: 'No relay works from this network',
+    text: `Neither UDP nor TCP nor TLS reaches this server's relay from here, so calls to anyone outside your network will fail. Try another network, or send the report below to whoever runs this server.${missing}` };
+}
