@@ -69,8 +69,8 @@ func TestCheckPageOpenNetwork(t *testing.T) {
 	for i, vp := range viewports {
 		tab := openTab(t, browser, ib.URL+"/check", vp)
 		out, shown := checkResult(t, tab)
-		if out.Verdict.Code != "udp" || !strings.Contains(strings.ToLower(out.Verdict.Title), "relay over udp works") {
-			t.Errorf("%s: verdict %+v, want relay over UDP works\nresults: %+v", vp.name, out.Verdict, out.Results)
+		if out.Verdict.Code != "udp" || out.Verdict.Title != "Calls work on this network" || !strings.Contains(out.Verdict.Text, "relay over UDP") {
+			t.Errorf("%s: verdict %+v, want calls work, through the relay over UDP\nresults: %+v", vp.name, out.Verdict, out.Results)
 		}
 		if !strings.HasPrefix(shown, out.Verdict.Title+" | udp | icebox connectivity check") {
 			t.Errorf("%s: the page shows %q", vp.name, shown)

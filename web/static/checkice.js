@@ -267,23 +267,23 @@ export function verdict(results) {
   const tcp = works('tcp');
   const tls = works('tls');
   if (!offered('udp') && !offered('tcp') && !offered('tls')) {
-    return { code: 'no-relay', title: 'No relay to test',
-      text: 'This server gave this page no TURN relay to test, so only STUN was tried. Calls between two networks that block each other will fail.' };
+    return { code: 'no-relay', title: 'Only part of the check could run',
+      text: 'This server gave this page no relay (TURN) to test, so only STUN was tried. Calls between two networks that block each other will fail.' };
   }
   if (udp) {
-    return { code: 'udp', title: 'Relay over UDP works',
+    return { code: 'udp', title: 'Calls work on this network',
       text: 'Your network lets calls through. Calls connect directly when both sides allow it, and otherwise through the relay over UDP, the fastest way.' };
   }
   const blocked = offered('udp') ? 'UDP is blocked on your network' : 'This server offers no relay over UDP';
   if (tcp) {
-    return { code: 'tcp', title: 'Only TURN over TCP works',
-      text: `${blocked}; calls will use TURN over TCP on port ${tcp.port}. They work, with a little more delay.` };
+    return { code: 'tcp', title: 'Calls work, with a little more delay',
+      text: `${blocked}; calls will use TURN over TCP on port ${tcp.port}, the relay over TCP. They work, with a little more delay.` };
   }
   if (tls) {
-    return { code: 'tls', title: 'Only TURN over TLS works',
-      text: `${blocked}; calls will use TURN over TLS on ${tls.port}. They work, with a little more delay.` };
+    return { code: 'tls', title: 'Calls work, with a little more delay',
+      text: `${blocked}; calls will use TURN over TLS on ${tls.port}, the relay over TLS. They work, with a little more delay.` };
   }
   const missing = offered('tls') ? '' : ' This server offers no TURN over TLS on 443, which gets through most strict networks; its operator can turn it on.';
-  return { code: 'none', title: 'No relay works from this network',
+  return { code: 'none', title: 'Calls to other networks will fail from here',
     text: `Neither UDP nor TCP nor TLS reaches this server's relay from here, so calls to anyone outside your network will fail. Try another network, or send the report below to whoever runs this server.${missing}` };
 }
