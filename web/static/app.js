@@ -452,15 +452,19 @@ function stopShare() {
 
 /**
  * teardown ends everything of a call: peer connections closed, every
- * local track stopped, tiles gone.
+ * local track stopped (unless keepMedia: a refused join goes back to the
+ * pre-join screen with its preview still on), tiles gone.
+ * @param {boolean} [keepMedia]
  */
-function teardown() {
+function teardown(keepMedia = false) {
   for (const id of [...state.peers.keys()]) closePeer(id);
   for (const id of [...state.early.keys()]) closePeer(id);
   state.held.clear();
-  media.stopAll();
+  if (!keepMedia) {
+    media.stopAll();
+    meter.stop();
+  }
   tiles.removeScreen('');
-  meter.stop();
   monitor.stop();
   renderBanner('', false);
   ringer.stop();
@@ -522,7 +526,7 @@ function onWelcome(detail, name) {
  * @param {{code: string, message: string}} detail
  */
 function refused(detail) {
-  teardown();
+  teardown(true);
   showScreen('prejoin');
   $('join').disabled = false;
   let text = detail.message;
