@@ -735,6 +735,7 @@ function setup() {
     $('hangup').addEventListener('click', () => calls.hangup());
     $('mode-toggle').textContent = 'Switch to room mode';
     $('mode-toggle').href = '?';
+    $('mode-toggle').title = 'Room mode: everyone who opens the link is in one call together';
   }
   const link = shareLink();
   $('share-link').value = link;

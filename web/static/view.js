@@ -86,6 +86,9 @@ export function showScreen(which) {
   $('call').hidden = which !== 'call';
   $('left').hidden = which !== 'left';
   $('controls').hidden = which !== 'call';
+  // Following the link in a call would leave it without a word: the
+  // other mode is offered before joining and after leaving only.
+  $('mode-toggle').hidden = which === 'call';
   if (which !== 'call') {
     openPanel('chat', false);
     openPanel('lobby', false);
