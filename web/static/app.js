@@ -526,7 +526,10 @@ function onWelcome(detail, name) {
  * @param {{code: string, message: string}} detail
  */
 function refused(detail) {
-  teardown(true);
+  // A wrong password or a taken name is fixed by typing and joining
+  // again at once: the preview stays on. Other refusals (a full room, a
+  // limit) may leave the page sitting there: camera and microphone off.
+  teardown(detail.code === 'bad-password' || detail.code === 'name-taken');
   showScreen('prejoin');
   $('join').disabled = false;
   let text = detail.message;
