@@ -15,7 +15,7 @@ import { fillPickers, setSpeaker } from './devices.js';
 import { Monitor, badgeText, details } from './monitor.js';
 import { bad } from './stats.js';
 import { $, setStatus, openPanel, countUnread, showScreen, renderMedia, renderPeople, renderCallBar,
-  renderBanner, renderShare, renderLayout } from './view.js';
+  renderBanner, renderShare, renderLayout, renderInvite } from './view.js';
 
 const params = new URLSearchParams(location.search);
 const room = decodeURIComponent(location.pathname.split('/').pop() || '');
@@ -143,7 +143,8 @@ function refreshPickers() {
 
 /** people redraws the list of people (with Call buttons in call mode). */
 function people() {
-  renderPeople(state.names, state.mode === 'call' ? state.calls : null, !!state.myId);
+  renderPeople(state.names, state.mode === 'call' ? state.calls : null, !!state.myId, state.myName);
+  renderInvite(state.mode === 'room' && !!state.myId && state.names.size === 0);
 }
 
 /** startMedia asks for camera and microphone and shows the outcome. */
@@ -471,6 +472,7 @@ function teardown(keepMedia = false) {
   tiles.pin = null;
   state.myId = '';
   state.names = new Map();
+  renderInvite(false);
   renderDevices();
 }
 
@@ -806,15 +808,20 @@ function setup() {
   window.addEventListener('online', renew);
   const conn = /** @type {any} */ (navigator).connection;
   if (conn && conn.addEventListener) conn.addEventListener('change', renew);
-  $('copy-link').addEventListener('click', async () => {
+  /** @param {HTMLButtonElement} button */
+  const copyLink = async (button) => {
     try {
       await navigator.clipboard.writeText(link);
       setStatus('link copied');
+      button.textContent = 'Copied';
+      setTimeout(() => { button.textContent = 'Copy link'; }, 2000);
     } catch {
       $('share-link').select();
       setStatus('select and copy the link');
     }
-  });
+  };
+  $('copy-link').addEventListener('click', () => copyLink($('copy-link')));
+  $('invite-copy').addEventListener('click', () => copyLink($('invite-copy')));
   $('chat-form').addEventListener('submit', (/** @type {Event} */ ev) => {
     ev.preventDefault();
     const text = $('chat-input').value.trim();

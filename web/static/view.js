@@ -142,10 +142,18 @@ export function renderMedia(media, tiles, meta, name, noteClosed) {
  * @param {Map<string, string>} names peer id → name, everyone else
  * @param {import('./callmode.js').CallControl|null} calls
  * @param {boolean} joined whether you are in the room (counted too)
+ * @param {string} [myName] your name, listed first when joined
  */
-export function renderPeople(names, calls, joined) {
+export function renderPeople(names, calls, joined, myName = '') {
   const list = $('people');
   list.replaceChildren();
+  if (joined && myName) {
+    // The count includes you, so the list does too.
+    const me = document.createElement('li');
+    me.className = 'me';
+    me.textContent = `${myName} (you)`;
+    list.append(me);
+  }
   for (const [id, name] of names) {
     const li = document.createElement('li');
     li.dataset.peer = id;
@@ -166,6 +174,15 @@ export function renderPeople(names, calls, joined) {
   }
   $('nobody').hidden = names.size > 0;
   $('people-count').textContent = String(names.size + (joined ? 1 : 0));
+}
+
+/**
+ * renderInvite shows, in a room call, while nobody else is there, how to
+ * bring others in: the room's link to send.
+ * @param {boolean} alone
+ */
+export function renderInvite(alone) {
+  $('invite').hidden = !alone;
 }
 
 /**
