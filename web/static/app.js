@@ -837,6 +837,7 @@ function setup() {
   } else {
     // A room known to need a password is not joined with an empty one.
     if (!$('password-row').hidden && $('name').value.trim()) $('password').focus();
+    else if (!$('name').value.trim()) $('name').focus();
     startMedia();
   }
 }
