@@ -69,6 +69,10 @@ func TestCallMode(t *testing.T) {
 
 	callFrom(t, a, "b")
 	waitText(t, b, "call-status", "Incoming call from a")
+	// Accept stands out from the bar it sits on.
+	if colors := eval[[]string](t, b, `['callbar', 'accept'].map(id => getComputedStyle(document.getElementById(id)).backgroundColor)`); colors[0] == colors[1] || colors[1] == "rgb(37, 99, 235)" {
+		t.Errorf("incoming call bar %s, Accept %s: want Accept in its own colour", colors[0], colors[1])
+	}
 	click(t, b, "accept")
 	waitText(t, a, "call-status", "In call with b")
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
