@@ -277,11 +277,11 @@ export function verdict(results) {
   const blocked = offered('udp') ? 'UDP is blocked on your network' : 'This server offers no relay over UDP';
   if (tcp) {
     return { code: 'tcp', title: 'Calls work, with a little more delay',
-      text: `${blocked}; calls will use TURN over TCP on port ${tcp.port}, the relay over TCP. They work, with a little more delay.` };
+      text: `${blocked}; calls will use TURN over TCP on port ${tcp.port} (the relay over TCP) and still connect.` };
   }
   if (tls) {
     return { code: 'tls', title: 'Calls work, with a little more delay',
-      text: `${blocked}; calls will use TURN over TLS on ${tls.port}, the relay over TLS. They work, with a little more delay.` };
+      text: `${blocked}; calls will use TURN over TLS on ${tls.port} (the relay over TLS) and still connect.` };
   }
   const missing = offered('tls') ? '' : ' This server offers no TURN over TLS on 443, which gets through most strict networks; its operator can turn it on.';
   return { code: 'none', title: 'Calls to other networks will fail from here',
