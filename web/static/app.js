@@ -453,19 +453,15 @@ function stopShare() {
 
 /**
  * teardown ends everything of a call: peer connections closed, every
- * local track stopped (unless keepMedia: a refused join goes back to the
- * pre-join screen with its preview still on), tiles gone.
- * @param {boolean} [keepMedia]
+ * local track stopped, tiles gone.
  */
-function teardown(keepMedia = false) {
+function teardown() {
   for (const id of [...state.peers.keys()]) closePeer(id);
   for (const id of [...state.early.keys()]) closePeer(id);
   state.held.clear();
-  if (!keepMedia) {
-    media.stopAll();
-    meter.stop();
-  }
+  media.stopAll();
   tiles.removeScreen('');
+  meter.stop();
   monitor.stop();
   renderBanner('', false);
   ringer.stop();
@@ -528,10 +524,7 @@ function onWelcome(detail, name) {
  * @param {{code: string, message: string}} detail
  */
 function refused(detail) {
-  // A wrong password or a taken name is fixed by typing and joining
-  // again at once: the preview stays on. Other refusals (a full room, a
-  // limit) may leave the page sitting there: camera and microphone off.
-  teardown(detail.code === 'bad-password' || detail.code === 'name-taken');
+  teardown();
   showScreen('prejoin');
   $('join').disabled = false;
   let text = detail.message;
