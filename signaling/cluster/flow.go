@@ -1,0 +1,346 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/icebox-project/icebox/signaling"
+)
+
+// Joined implements signaling.Cluster.
+func (n *Node) Joined(room, id, name string) {
+	n.mu.Lock()
+	delete(n.pending, id)
+	n.mu.Unlock()
+	n.announce(room, event{Kind: kindJoined, ID: id, Name: name, Node: n.id})
+}
+
+// Left implements signaling.Cluster.
+func (n *Node) Left(room, id string) {
+	n.mu.Lock()
+	delete(n.pending, id)
+	n.mu.Unlock()
+	n.announce(room, event{Kind: kindLeft, ID: id, Node: n.id})
+	n.rel.push(outMsg{kind: kindRelease, room: room, id: id})
+}
+
+// Resumed implements signaling.Cluster.
+func (n *Node) Resumed(room, id, name string) {
+	n.announce(room, event{Kind: kindMoved, ID: id, Name: name, Node: n.id})
+	go n.setNode(context.Background(), room, id, name)
+}
+
+func (n *Node) announce(room string, ev event) {
+	b, _ := json.Marshal(ev)
+	n.out.push(outMsg{subject: subjRoomPrefix + room, data: b, kind: ev.Kind})
+}
+
+// Signal implements signaling.Cluster.
+func (n *Node) Signal(node, room, from, to string, data json.RawMessage) {
+	b, _ := json.Marshal(signalWire{Kind: kindSignal, Room: room, From: from, To: to, Data: data, Sent: time.Now().UnixNano()})
+	n.out.push(outMsg{subject: subjNode(node), data: b, kind: kindSignal})
+}
+
+// Resume implements signaling.Cluster: a request every node hears; the
+// one holding the suspended peer answers with it.
+func (n *Node) Resume(token, room string) (signaling.Handover, bool) {
+	if n.closed.Load() {
+		return signaling.Handover{}, false
+	}
+	b, _ := json.Marshal(resumeWire{Token: token, Room: room, Node: n.id})
+	n.stats.out(kindResume)
+	msg, err := n.nc.Request(subjResume, b, resumeTimeout)
+	if err != nil {
+		return signaling.Handover{}, false
+	}
+	n.stats.in(kindResume)
+	var ho signaling.Handover
+	if json.Unmarshal(msg.Data, &ho) != nil || ho.ID == "" {
+		return signaling.Handover{}, false
+	}
+	return ho, true
+}
+
+// handleResume answers a resume request when this node holds the peer;
+// other nodes stay silent.
+func (n *Node) handleResume(msg *nats.Msg) {
+	var req resumeWire
+	if json.Unmarshal(msg.Data, &req) != nil || req.Node == n.id || req.Token == "" {
+		return
+	}
+	ho, ok := n.rooms.HandOver(req.Token, req.Room, req.Node)
+	if !ok {
+		return
+	}
+	n.stats.in(kindResume)
+	b, _ := json.Marshal(ho)
+	if err := msg.Respond(b); err != nil {
+		// The peer is with the asking node in our view now; without an
+		// answer it never arrives there, so it leaves.
+		n.log.Warn("cluster: resume answer lost; the peer leaves", "room", req.Room, "peer", ho.ID, "error", err)
+		n.rooms.RemoteLeft(req.Room, ho.ID)
+		n.Left(req.Room, ho.ID)
+		return
+	}
+	n.stats.out(kindResume)
+}
+
+// send publishes the outbound queue in order.
+func (n *Node) send(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.out.wake:
+		}
+		for _, m := range n.out.take() {
+			if m.done != nil {
+				close(m.done)
+				continue
+			}
+			if err := n.nc.Publish(m.subject, m.data); err != nil {
+				n.stats.count(&n.stats.publishErrors)
+				continue
+			}
+			n.stats.out(m.kind)
+		}
+	}
+}
+
+// receive applies room events, signals and heartbeats in arrival order.
+func (n *Node) receive(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-n.in:
+			n.dispatch(msg)
+		}
+	}
+}
+
+func (n *Node) dispatch(msg *nats.Msg) {
+	switch {
+	case msg.Subject == subjHeartbeat:
+		var hb heartbeatWire
+		if json.Unmarshal(msg.Data, &hb) != nil || hb.Node == "" {
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.stats.in(kindHeartbeat)
+		n.heard(hb)
+	case len(msg.Subject) > len(subjRoomPrefix) && msg.Subject[:len(subjRoomPrefix)] == subjRoomPrefix:
+		room := msg.Subject[len(subjRoomPrefix):]
+		var ev event
+		if json.Unmarshal(msg.Data, &ev) != nil || ev.ID == "" || ev.Node == "" || ev.Node == n.id {
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.noteNode(ev.Node)
+		switch ev.Kind {
+		case kindJoined:
+			n.rooms.RemoteJoined(room, ev.ID, ev.Name, ev.Node)
+		case kindLeft:
+			n.rooms.RemoteLeft(room, ev.ID)
+		case kindMoved:
+			n.rooms.RemoteMoved(room, ev.ID, ev.Name, ev.Node)
+		default:
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.stats.in(ev.Kind)
+	default:
+		var sw signalWire
+		if json.Unmarshal(msg.Data, &sw) != nil || sw.Kind != kindSignal {
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.stats.in(kindSignal)
+		if sw.Sent > 0 && n.cfg.ObserveLatency != nil {
+			n.cfg.ObserveLatency(time.Duration(time.Now().UnixNano() - sw.Sent))
+		}
+		fwd, ok := n.rooms.RemoteSignal(sw.Room, sw.From, sw.To, sw.Data)
+		if !ok && fwd != "" && fwd != n.id && sw.Hops == 0 {
+			// The peer resumed on another node: one forward.
+			sw.Hops++
+			b, _ := json.Marshal(sw)
+			n.out.push(outMsg{subject: subjNode(fwd), data: b, kind: kindSignal})
+		} else if !ok {
+			n.stats.count(&n.stats.undelivered)
+		}
+	}
+}
+
+// heartbeats publishes this node's heartbeat and judges the others'
+// every HeartbeatInterval.
+func (n *Node) heartbeats(ctx context.Context) {
+	t := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		n.out.push(outMsg{subject: subjHeartbeat, data: n.heartbeat(false), kind: kindHeartbeat})
+		n.sweep()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) heartbeat(gone bool) []byte {
+	peers := 0
+	if n.rooms != nil {
+		for _, m := range n.rooms.Members() {
+			if m.Node == "" {
+				peers++
+			}
+		}
+	}
+	b, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: n.id, Name: n.cfg.Name, Relay: n.cfg.Relay, Peers: peers, Gone: gone})
+	return b
+}
+
+// heard records a heartbeat. A node that says it is gone leaves at once;
+// one that comes back after being taken for gone (it was cut off) makes
+// this node read the rooms again.
+func (n *Node) heard(hb heartbeatWire) {
+	if hb.Node == n.id {
+		return
+	}
+	n.mu.Lock()
+	pn := n.nodes[hb.Node]
+	isNew := pn == nil
+	if isNew {
+		pn = &peerNode{id: hb.Node}
+		n.nodes[hb.Node] = pn
+	}
+	changed := isNew || pn.relay != hb.Relay || pn.dead != hb.Gone
+	revived := pn.dead && !hb.Gone
+	pn.name, pn.relay, pn.peers, pn.lastSeen = hb.Name, hb.Relay, hb.Peers, time.Now()
+	if hb.Gone && !pn.dead {
+		pn.dead = true
+		n.mu.Unlock()
+		n.gone(hb.Node, "stopped")
+		n.nodesChanged()
+		return
+	}
+	pn.dead = hb.Gone
+	n.mu.Unlock()
+	if isNew {
+		n.log.Info("cluster node joined", "node", hb.Node)
+	}
+	if changed {
+		n.nodesChanged()
+	}
+	if revived && n.ready.Load() {
+		n.log.Info("cluster node back", "node", hb.Node)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := n.resync(ctx); err != nil {
+				n.log.Warn("cluster: rooms not read again", "error", err)
+			}
+		}()
+	}
+}
+
+// noteNode makes a node first seen in a room event or record known, as
+// if heard now, so that it is judged gone if it never sends a heartbeat.
+func (n *Node) noteNode(id string) {
+	if id == n.id {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nodes[id] == nil {
+		n.nodes[id] = &peerNode{id: id, lastSeen: time.Now()}
+	}
+}
+
+// sweep takes nodes not heard for DeadAfter for gone.
+func (n *Node) sweep() {
+	now := time.Now()
+	var dead []string
+	n.mu.Lock()
+	for id, pn := range n.nodes {
+		if !pn.dead && now.Sub(pn.lastSeen) > n.cfg.DeadAfter {
+			pn.dead = true
+			dead = append(dead, id)
+		}
+		// Forget nodes long gone (restarted nodes leave their old ids).
+		if pn.dead && now.Sub(pn.lastSeen) > 10*n.cfg.DeadAfter {
+			delete(n.nodes, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range dead {
+		n.gone(id, "silent")
+	}
+	if len(dead) > 0 {
+		n.nodesChanged()
+	}
+	if n.ready.Load() && n.rooms != nil {
+		// Raise the bucket's replicas as nodes join (cheap when no change).
+		if kvp := n.kv.Load(); kvp != nil && n.lowestID() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if _, err := n.openBucket(ctx); err != nil {
+				n.log.Debug("cluster: bucket replicas not raised", "error", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// gone drops every peer of node here and gives their places back.
+func (n *Node) gone(node, why string) {
+	members := n.rooms.NodeGone(node)
+	n.log.Info("cluster node gone", "node", node, "reason", why, "peers", len(members))
+	for _, m := range members {
+		n.rel.push(outMsg{kind: kindRelease, room: m.Room, id: m.ID})
+	}
+}
+
+// lowestID reports whether this node has the smallest id of the live
+// nodes: the one that resizes the bucket.
+func (n *Node) lowestID() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, pn := range n.nodes {
+		if !pn.dead && id < n.id {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *Node) aliveCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, pn := range n.nodes {
+		if !pn.dead && pn.name != "" {
+			c++
+		}
+	}
+	return c
+}
+
+func (n *Node) nodesChanged() {
+	if n.onNodes == nil {
+		return
+	}
+	n.mu.Lock()
+	var rs []RelayRange
+	for _, pn := range n.nodes {
+		if !pn.dead && pn.relay.Addr.IsValid() {
+			rs = append(rs, pn.relay)
+		}
+	}
+	n.mu.Unlock()
+	slices.SortFunc(rs, func(a, b RelayRange) int { return a.Addr.Compare(b.Addr)*65536 + int(a.Min) - int(b.Min) })
+	n.onNodes(rs)
+}

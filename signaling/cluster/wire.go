@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"encoding/json"
+	"sync"
+)
+
+// Subjects (doc.go). Room names and node ids are single subject tokens:
+// room names are A-Z a-z 0-9 - _ (internal/roomname), node ids add "@".
+const (
+	subjRoomPrefix = "icebox.room."
+	subjRoomAll    = "icebox.room.*"
+	subjHeartbeat  = "icebox.hb"
+	subjResume     = "icebox.resume"
+)
+
+func subjNode(id string) string { return "icebox.node." + id }
+
+// Message kinds, also the "type" label of the remote message counters.
+const (
+	kindJoined    = "joined"
+	kindLeft      = "left"
+	kindMoved     = "moved"
+	kindSignal    = "signal"
+	kindHeartbeat = "heartbeat"
+	kindResume    = "resume"
+	kindRelease   = "release"
+	kindInvalid   = "invalid"
+)
+
+// event is a room event on icebox.room.<room>.
+type event struct {
+	Kind string `json:"k"`
+	ID   string `json:"i"`
+	Name string `json:"n,omitempty"`
+	Node string `json:"o"`
+}
+
+// signalWire is a signal on icebox.node.<id>. Sent is the sender's clock
+// in Unix nanoseconds; Hops counts forwards (at most one: to a peer that
+// moved).
+type signalWire struct {
+	Kind string          `json:"k"`
+	Room string          `json:"r"`
+	From string          `json:"f"`
+	To   string          `json:"t"`
+	Data json.RawMessage `json:"d"`
+	Sent int64           `json:"s"`
+	Hops int             `json:"h,omitempty"`
+}
+
+// heartbeatWire is a heartbeat on icebox.hb.
+type heartbeatWire struct {
+	Kind  string     `json:"k"`
+	Node  string     `json:"o"`
+	Name  string     `json:"n"`
+	Relay RelayRange `json:"relay"`
+	Peers int        `json:"peers"`
+	// Gone says the node is stopping: its peers have left.
+	Gone bool `json:"gone,omitempty"`
+}
+
+// resumeWire is a resume request on icebox.resume.
+type resumeWire struct {
+	Token string `json:"tok"`
+	Room  string `json:"r"`
+	Node  string `json:"o"`
+}
+
+// outMsg is one item of a queue: a message to publish, or (kind
+// release) a peer whose name and place go back to the bucket, or a
+// marker (done) closed when the consumer reaches it.
+type outMsg struct {
+	subject string
+	data    []byte
+	kind    string
+	room    string
+	id      string
+	done    chan struct{}
+}
+
+// queue is an unbounded FIFO with one consumer. push never blocks, so
+// it may be called under signaling's hub lock; it is a leaf lock.
+type queue struct {
+	mu     sync.Mutex
+	items  []outMsg
+	wake   chan struct{} // one token when items were added
+	closed bool
+}
+
+func (q *queue) init() { q.wake = make(chan struct{}, 1) }
+
+func (q *queue) push(m outMsg) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		if m.done != nil {
+			close(m.done)
+		}
+		return
+	}
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns everything queued, nil when empty.
+func (q *queue) take() []outMsg {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items = nil
+	return items
+}
+
+// flushed returns a channel closed once the consumer has handled
+// everything queued before the call.
+func (q *queue) flushed() <-chan struct{} {
+	done := make(chan struct{})
+	q.push(outMsg{done: done})
+	return done
+}
+
+// close drops what is left; markers are closed.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	items := q.items
+	q.items = nil
+	q.mu.Unlock()
+	for _, m := range items {
+		if m.done != nil {
+			close(m.done)
+		}
+	}
+}
