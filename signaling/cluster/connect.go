@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -16,6 +17,7 @@ func connOptions(name, secret string, log *slog.Logger) []nats.Option {
 		nats.Name("icebox " + name),
 		nats.UserInfo(natsUser, secret),
 		nats.NoEcho(),
+		nats.Timeout(10 * time.Second),
 		nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("cluster: NATS connection lost", "error", err)

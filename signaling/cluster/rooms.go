@@ -22,6 +22,9 @@ const RoomsBucket = "icebox-rooms"
 // node's loss.
 const maxReplicas = 3
 
+// attemptTimeout bounds one read or compare-and-set of a record.
+const attemptTimeout = time.Second
+
 // ErrUnavailable: the cluster cannot admit a join now (JetStream not
 // ready, no quorum).
 var ErrUnavailable = errors.New("cluster: not ready")
@@ -46,6 +49,14 @@ func (r *record) index(id string) int {
 // Members of nodes known to be gone, and of this node but no longer here,
 // are dropped on the way.
 func (n *Node) Admit(room, id, name string, maxPeers int) error {
+	err := n.admit(room, id, name, maxPeers)
+	if errors.Is(err, ErrUnavailable) {
+		n.log.Warn("cluster: join not admitted", "room", room, "error", err)
+	}
+	return err
+}
+
+func (n *Node) admit(room, id, name string, maxPeers int) error {
 	kvp := n.kv.Load()
 	if kvp == nil || !n.ready.Load() {
 		return ErrUnavailable
@@ -54,9 +65,19 @@ func (n *Node) Admit(room, id, name string, maxPeers int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), admitTimeout)
 	defer cancel()
 	for {
-		rec, rev, err := n.get(ctx, kv, room)
+		// Each step has its own deadline, shorter than admitTimeout, so a
+		// request lost while a stream leader is elected is tried again.
+		actx, acancel := context.WithTimeout(ctx, attemptTimeout)
+		defer acancel()
+		rec, rev, err := n.get(actx, kv, room)
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			// No answer yet (a stream leader being elected): again, within
+			// admitTimeout.
+			n.log.Debug("cluster: admission retried", "room", room, "error", err)
+			if !retry(ctx) {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			continue
 		}
 		rec.Members = slices.DeleteFunc(rec.Members, func(m member) bool { return n.stale(room, m) })
 		if slices.ContainsFunc(rec.Members, func(m member) bool { return m.Name == name }) {
@@ -69,7 +90,7 @@ func (n *Node) Admit(room, id, name string, maxPeers int) error {
 		n.mu.Lock()
 		n.pending[id] = struct{}{}
 		n.mu.Unlock()
-		err = n.put(ctx, kv, room, rec, rev)
+		err = n.put(actx, kv, room, rec, rev)
 		if err == nil {
 			return nil
 		}
@@ -77,12 +98,26 @@ func (n *Node) Admit(room, id, name string, maxPeers int) error {
 		delete(n.pending, id)
 		n.mu.Unlock()
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			n.log.Debug("cluster: admission retried", "room", room, "error", err)
+			if !retry(ctx) {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			continue
 		}
 		n.stats.count(&n.stats.conflicts)
 		if ctx.Err() != nil {
 			return ErrUnavailable
 		}
+	}
+}
+
+// retry waits a moment before another try; false once ctx has ended.
+func retry(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(100 * time.Millisecond):
+		return true
 	}
 }
 
@@ -158,19 +193,29 @@ func isWrongRevision(err error) bool {
 // or ctx ends.
 func (n *Node) modify(ctx context.Context, kv jetstream.KeyValue, room string, f func(*record) bool) error {
 	for {
-		rec, rev, err := n.get(ctx, kv, room)
-		if err != nil {
+		err := n.modifyOnce(ctx, kv, room, f)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, jetstream.ErrKeyExists):
+			n.stats.count(&n.stats.conflicts)
+		case !retry(ctx):
 			return err
 		}
-		if !f(&rec) {
-			return nil // nothing to change
-		}
-		err = n.put(ctx, kv, room, rec, rev)
-		if err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
-			return err
-		}
-		n.stats.count(&n.stats.conflicts)
 	}
+}
+
+func (n *Node) modifyOnce(ctx context.Context, kv jetstream.KeyValue, room string, f func(*record) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	rec, rev, err := n.get(ctx, kv, room)
+	if err != nil {
+		return err
+	}
+	if !f(&rec) {
+		return nil // nothing to change
+	}
+	return n.put(ctx, kv, room, rec, rev)
 }
 
 // releaser gives names and places back: each batch is grouped by room,
@@ -198,7 +243,7 @@ func (n *Node) releaser(ctx context.Context) {
 			byRoom[m.room] = append(byRoom[m.room], m.id)
 		}
 		if kvp := n.kv.Load(); kvp != nil {
-			for _, room := range order {
+			for i, room := range order {
 				ids := byRoom[room]
 				cctx, cancel := context.WithTimeout(ctx, admitTimeout)
 				err := n.modify(cctx, *kvp, room, func(r *record) bool {
@@ -207,8 +252,13 @@ func (n *Node) releaser(ctx context.Context) {
 					return len(r.Members) != before
 				})
 				cancel()
-				if err != nil && ctx.Err() == nil {
-					n.log.Warn("cluster: names not given back yet", "room", room, "peers", len(ids), "error", err)
+				if err != nil {
+					// No quorum, most likely: the rest would wait as long.
+					// Admit drops these members later (stale).
+					if ctx.Err() == nil {
+						n.log.Warn("cluster: names not given back", "rooms", len(order)-i, "error", err)
+					}
+					break
 				}
 			}
 		}
@@ -277,7 +327,10 @@ func (n *Node) load(ctx context.Context) bool {
 		kv, err := n.openBucket(ctx)
 		if err == nil {
 			n.kv.Store(&kv)
-			if err = n.resync(ctx); err == nil {
+			if err = n.probe(ctx, kv); err == nil {
+				err = n.resync(ctx)
+			}
+			if err == nil {
 				n.ready.Store(true)
 				n.log.Info("cluster ready", "node", n.id, "nodes", n.aliveCount()+1)
 				return true
@@ -290,6 +343,16 @@ func (n *Node) load(ctx context.Context) bool {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// probe writes this node's probe key: the bucket takes writes (its
+// stream has a leader and a quorum). The key is no room name (those have
+// no dot) and its record has no members.
+func (n *Node) probe(ctx context.Context, kv jetstream.KeyValue) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := kv.Put(ctx, "probe."+n.cfg.Name, []byte(`{"m":[]}`))
+	return err
 }
 
 // resync reads every room record: members of other nodes are added to
