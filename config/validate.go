@@ -318,6 +318,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 		}
 		p.MetricsAddr = l
 	}
+	if err := c.validateCluster(p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
