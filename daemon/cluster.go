@@ -359,3 +359,15 @@ func (cp *clusterPart) routeAddr() net.Addr {
 
 // natsStoreDir is where the embedded NATS keeps JetStream's meta data.
 func natsStoreDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "nats") }
+
+// ClusterAddr is the bound route listener of the embedded NATS, nil on a
+// single node or with cluster.nats_url.
+func (d *Daemon) ClusterAddr() net.Addr { return d.cluster.routeAddr() }
+
+// ClusterNode is this node of the cluster, nil on a single node.
+func (d *Daemon) ClusterNode() *cluster.Node {
+	if d.cluster == nil {
+		return nil
+	}
+	return d.cluster.node
+}

@@ -19,8 +19,10 @@ func connOptions(name, secret string, log *slog.Logger) []nats.Option {
 		nats.NoEcho(),
 		nats.Timeout(10 * time.Second),
 		nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("cluster: NATS connection lost", "error", err)
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if !nc.IsClosed() {
+				log.Warn("cluster: NATS connection lost", "error", err)
+			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("cluster: NATS connection back") }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {

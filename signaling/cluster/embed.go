@@ -197,13 +197,15 @@ func (e *Embedded) Shutdown() {
 	e.srv.WaitForShutdown()
 }
 
-// natsLogger bridges nats-server's logger to slog: errors and warnings as
-// such, notices at debug (nats-server is chatty at start-up).
+// natsLogger bridges nats-server's logger to slog, one level down:
+// nats-server warns of what is routine in a cluster starting or losing a
+// node (waiting for routes, snapshots, catch-ups), and its errors include
+// routes that cannot be dialled yet. Notices go to debug.
 type natsLogger struct{ log *slog.Logger }
 
 func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Info(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Debugf(format string, v ...any)  {}
 func (l natsLogger) Tracef(format string, v ...any)  {}

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/icebox-project/icebox/config"
+)
+
+// startClusterNodes starts three icebox nodes on 127.0.0.1, port 0
+// everywhere, each relaying on ports of its own (node i on
+// 20000+1000i to 20999+1000i), the second and third routing to the
+// first, and waits until each is ready and sees the others.
+func startClusterNodes(t *testing.T) []*icebox {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	if err := os.WriteFile(key, []byte("e2e-cluster-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*icebox
+	var seed string
+	for i, name := range []string{"a", "b", "c"} {
+		ib := startIcebox(t, func(cfg *config.Config) {
+			cfg.TURN.Secrets = []string{"e2e-turn-secret-shared-by-all"}
+			cfg.TURN.RelayPorts = fmt.Sprintf("%d-%d", 20000+1000*i, 20999+1000*i)
+			cfg.Cluster = &config.Cluster{Node: name, Listen: "127.0.0.1:0", SecretFile: key}
+			if seed != "" {
+				cfg.Cluster.Routes = []string{"nats-route://" + seed}
+			}
+		})
+		if i == 0 {
+			seed = ib.ClusterAddr().String()
+		}
+		nodes = append(nodes, ib)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, ib := range nodes {
+		for n := ib.ClusterNode(); !n.Ready() || n.AliveNodes() != 3; {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s: ready %v, %d nodes alive; want ready with 3", n.Name(), n.Ready(), n.AliveNodes())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nodes
+}
+
+// TestClusterBrowsers: two Chromium pages open the same room link on two
+// different nodes, see each other, call relay-only through their own
+// node's TURN (the selected pair is relay on both sides, each page's
+// relayed address on its node's relay ports), and chat.
+func TestClusterBrowsers(t *testing.T) {
+	chromiumPath(t)
+	nodes := startClusterNodes(t)
+	a, b := nodes[0], nodes[1]
+	browser := newBrowser(t)
+	room := a.newRoom(t)
+	// Each node's page points at its own TURN.
+	for i, ib := range []*icebox{a, b} {
+		rc := ib.pageConfig(t, room, "relay=1")
+		want := "turn:127.0.0.1:" + strconv.Itoa(ib.TURN().Addrs()[0].(*net.UDPAddr).Port) + "?transport=udp"
+		found := false
+		for _, s := range rc.ICEServers {
+			for _, u := range s.URLs {
+				found = found || u == want
+			}
+		}
+		if !found {
+			t.Fatalf("node %d's page: ICE servers %+v, want its own %s", i, rc.ICEServers, want)
+		}
+	}
+	start := time.Now()
+	pa := newTab(t, browser, a.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
+	pb := newTab(t, browser, b.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
+	for _, v := range waitMutualVideo(t, pa, pb, start.Add(30*time.Second)) {
+		t.Logf("page %s plays %s's video %dx%d, %.1fs after opening the pages", v.page, v.Name, v.W, v.H, time.Since(start).Seconds())
+	}
+	selected := map[string]pairInfo{}
+	for _, tc := range []struct {
+		tab  context.Context
+		name string
+	}{{pa, "a"}, {pb, "b"}} {
+		pairs, err := chromedp.Run(tc.tab, chromedp.Evaluate[map[string]pairInfo](`window.icebox.pairs()`, chromedp.EvalAwaitPromise))
+		if err != nil || len(pairs) != 1 {
+			t.Fatalf("page %s: pairs %v (%v), want one", tc.name, pairs, err)
+		}
+		for _, p := range pairs {
+			selected[tc.name] = p
+		}
+	}
+	for i, n := range [][2]string{{"a", "b"}, {"b", "a"}} {
+		me, other := selected[n[0]], selected[n[1]]
+		if me.Local != "relay" {
+			t.Errorf("page %s: local candidate %+v, want relay", n[0], me)
+		}
+		if me.RemoteAddress != other.LocalAddress {
+			t.Errorf("page %s: remote %s, want page %s's relayed address %s", n[0], me.RemoteAddress, n[1], other.LocalAddress)
+		}
+		// Relayed by its own node: the port is in that node's range.
+		port, _ := strconv.Atoi(me.localPort())
+		if lo := 20000 + 1000*i; port < lo || port > lo+999 {
+			t.Errorf("page %s: relayed port %d, want node %s's relay ports %d-%d", n[0], port, n[0], lo, lo+999)
+		}
+	}
+	for i, ib := range []*icebox{a, b} {
+		if ib.TURN().AllocationCount() == 0 {
+			t.Errorf("node %d: no TURN allocation during the call", i)
+		}
+	}
+	if _, err := chromedp.Run(pa, chromedp.Evaluate[bool](`(() => {
+		document.getElementById('chat-input').value = 'hello across nodes';
+		document.getElementById('chat-form').requestSubmit();
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, pb, "b sees a's chat message",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'ahello across nodes')`)
+}
+
+// localPort is the port of the pair's local address ("ip:port"), ""
+// when unknown.
+func (p pairInfo) localPort() string {
+	_, port, _ := net.SplitHostPort(p.LocalAddress)
+	return port
+}
