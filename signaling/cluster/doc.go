@@ -17,7 +17,7 @@
 //     read), so of two joins of one name, or of the last place in a room,
 //     on two nodes at the same instant exactly one succeeds.
 //   - Room events (peer joined, left, moved by a resume) on core NATS
-//     subject "icebox.room.<room>", which every node subscribes to: each
+//     subject "icebox.rooms", which every node subscribes to: each
 //     node keeps a view of every room's remote peers, so a welcome lists
 //     peers on every node without asking anyone.
 //   - Signals on "icebox.node.<node id>", to the node of the target peer

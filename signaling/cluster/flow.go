@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/signaling"
 )
 
@@ -16,7 +17,7 @@ func (n *Node) Joined(room, id, name string) {
 	n.mu.Lock()
 	delete(n.pending, id)
 	n.mu.Unlock()
-	n.announce(room, event{Kind: kindJoined, ID: id, Name: name, Node: n.id})
+	n.announce(event{Kind: kindJoined, Room: room, ID: id, Name: name, Node: n.id})
 }
 
 // Left implements signaling.Cluster.
@@ -24,19 +25,19 @@ func (n *Node) Left(room, id string) {
 	n.mu.Lock()
 	delete(n.pending, id)
 	n.mu.Unlock()
-	n.announce(room, event{Kind: kindLeft, ID: id, Node: n.id})
+	n.announce(event{Kind: kindLeft, Room: room, ID: id, Node: n.id})
 	n.rel.push(outMsg{kind: kindRelease, room: room, id: id})
 }
 
 // Resumed implements signaling.Cluster.
 func (n *Node) Resumed(room, id, name string) {
-	n.announce(room, event{Kind: kindMoved, ID: id, Name: name, Node: n.id})
+	n.announce(event{Kind: kindMoved, Room: room, ID: id, Name: name, Node: n.id})
 	go n.setNode(context.Background(), room, id, name)
 }
 
-func (n *Node) announce(room string, ev event) {
+func (n *Node) announce(ev event) {
 	b, _ := json.Marshal(ev)
-	n.out.push(outMsg{subject: subjRoomPrefix + room, data: b, kind: ev.Kind})
+	n.out.push(outMsg{subject: subjRooms, data: b, kind: ev.Kind})
 }
 
 // Signal implements signaling.Cluster.
@@ -133,21 +134,20 @@ func (n *Node) dispatch(msg *nats.Msg) {
 		}
 		n.stats.in(kindHeartbeat)
 		n.heard(hb)
-	case len(msg.Subject) > len(subjRoomPrefix) && msg.Subject[:len(subjRoomPrefix)] == subjRoomPrefix:
-		room := msg.Subject[len(subjRoomPrefix):]
+	case msg.Subject == subjRooms:
 		var ev event
-		if json.Unmarshal(msg.Data, &ev) != nil || ev.ID == "" || ev.Node == "" || ev.Node == n.id {
+		if json.Unmarshal(msg.Data, &ev) != nil || !roomname.Valid(ev.Room) || ev.ID == "" || ev.Node == "" || ev.Node == n.id {
 			n.stats.in(kindInvalid)
 			return
 		}
 		n.noteNode(ev.Node)
 		switch ev.Kind {
 		case kindJoined:
-			n.rooms.RemoteJoined(room, ev.ID, ev.Name, ev.Node)
+			n.rooms.RemoteJoined(ev.Room, ev.ID, ev.Name, ev.Node)
 		case kindLeft:
-			n.rooms.RemoteLeft(room, ev.ID)
+			n.rooms.RemoteLeft(ev.Room, ev.ID)
 		case kindMoved:
-			n.rooms.RemoteMoved(room, ev.ID, ev.Name, ev.Node)
+			n.rooms.RemoteMoved(ev.Room, ev.ID, ev.Name, ev.Node)
 		default:
 			n.stats.in(kindInvalid)
 			return
@@ -194,11 +194,7 @@ func (n *Node) heartbeats(ctx context.Context) {
 func (n *Node) heartbeat(gone bool) []byte {
 	peers := 0
 	if n.rooms != nil {
-		for _, m := range n.rooms.Members() {
-			if m.Node == "" {
-				peers++
-			}
-		}
+		_, _, peers = n.rooms.Counts()
 	}
 	b, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: n.id, Name: n.cfg.Name, Relay: n.cfg.Relay, Peers: peers, Gone: gone})
 	return b

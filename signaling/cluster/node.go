@@ -46,6 +46,7 @@ type Rooms interface {
 	HandOver(token, room, node string) (signaling.Handover, bool)
 	HasLocal(room, id string) bool
 	Members() []signaling.Member
+	Counts() (conns, rooms, peers int)
 }
 
 // Config configures a Node.
@@ -167,7 +168,7 @@ func (n *Node) OnNodes(f func([]RelayRange)) { n.onNodes = f }
 func (n *Node) Start(ctx context.Context, rooms Rooms) error {
 	n.rooms = rooms
 	n.start = time.Now()
-	for _, subj := range []string{subjRoomAll, subjNode(n.id), subjHeartbeat} {
+	for _, subj := range []string{subjRooms, subjNode(n.id), subjHeartbeat} {
 		sub, err := n.nc.ChanSubscribe(subj, n.in)
 		if err != nil {
 			return fmt.Errorf("cluster: subscribe %s: %w", subj, err)

@@ -417,35 +417,3 @@ func (n *Node) resync(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Members of the bucket, for status: every member by room.
-func (n *Node) records(ctx context.Context) (map[string][]signaling.Member, error) {
-	kvp := n.kv.Load()
-	if kvp == nil {
-		return nil, ErrUnavailable
-	}
-	w, err := (*kvp).WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = w.Stop() }()
-	out := map[string][]signaling.Member{}
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case e = <-w.Updates():
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if e == nil {
-			return out, nil
-		}
-		var rec record
-		if json.Unmarshal(e.Value(), &rec) != nil {
-			continue
-		}
-		for _, m := range rec.Members {
-			out[e.Key()] = append(out[e.Key()], signaling.Member{Room: e.Key(), ID: m.ID, Name: m.Name, Node: m.Node})
-		}
-	}
-}

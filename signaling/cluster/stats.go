@@ -88,11 +88,7 @@ func (n *Node) Status(ctx context.Context) Status {
 	st := Status{Node: n.id, Connected: n.nc.IsConnected(), Ready: n.ready.Load()}
 	self := 0
 	if n.rooms != nil {
-		for _, m := range n.rooms.Members() {
-			if m.Node == "" {
-				self++
-			}
-		}
+		_, _, self = n.rooms.Counts()
 	}
 	st.Nodes = append(st.Nodes, NodeStatus{ID: n.id, Name: n.cfg.Name, Self: true, Alive: true, Relay: n.cfg.Relay, Peers: self})
 	n.mu.Lock()

@@ -5,13 +5,14 @@ import (
 	"sync"
 )
 
-// Subjects (doc.go). Room names and node ids are single subject tokens:
-// room names are A-Z a-z 0-9 - _ (internal/roomname), node ids add "@".
+// Subjects (doc.go). Node ids are single subject tokens (A-Z a-z 0-9 -
+// _ and "@"). Room events share one subject, the room in the message: a
+// subject per room would fill nats-server's per-connection subject caches
+// with thousands of entries.
 const (
-	subjRoomPrefix = "icebox.room."
-	subjRoomAll    = "icebox.room.*"
-	subjHeartbeat  = "icebox.hb"
-	subjResume     = "icebox.resume"
+	subjRooms     = "icebox.rooms"
+	subjHeartbeat = "icebox.hb"
+	subjResume    = "icebox.resume"
 )
 
 func subjNode(id string) string { return "icebox.node." + id }
@@ -28,9 +29,10 @@ const (
 	kindInvalid   = "invalid"
 )
 
-// event is a room event on icebox.room.<room>.
+// event is a room event on icebox.rooms.
 type event struct {
 	Kind string `json:"k"`
+	Room string `json:"r"`
 	ID   string `json:"i"`
 	Name string `json:"n,omitempty"`
 	Node string `json:"o"`
