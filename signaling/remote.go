@@ -371,3 +371,20 @@ func (s *Server) Members() []Member {
 func passwordMatches(given, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
 }
+
+// WithLocal calls f with this node's own peers, under the lock that
+// orders the Cluster's announcements: whatever f queues is ordered after
+// every announcement of a change f's list includes, and before any
+// later one. f must not block.
+func (s *Server) WithLocal(f func(local []Member)) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Member
+	for name, r := range h.rooms {
+		for id, p := range r.peers {
+			out = append(out, Member{Room: name, ID: id, Name: p.name})
+		}
+	}
+	f(out)
+}

@@ -170,6 +170,13 @@ func TestClusterKillAndRejoin(t *testing.T) {
 	b := startClusterProc(t, "b", key, route, 21000)
 	c := startClusterProc(t, "c", key, route, 22000)
 	nodes := []*clusterProc{a, b, c}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range nodes {
+				t.Logf("log of %s:\n%s", n.name, n.logText())
+			}
+		}
+	})
 	waitCluster(t, nodes, "a", "b", "c")
 
 	alice := wsJoin(t, a.daemonProc, "room1", "alice")

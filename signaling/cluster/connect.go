@@ -24,7 +24,6 @@ func connOptions(name, secret string, log *slog.Logger) []nats.Option {
 				log.Warn("cluster: NATS connection lost", "error", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("cluster: NATS connection back") }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("cluster: NATS", "error", err)
 		}),

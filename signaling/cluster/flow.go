@@ -90,6 +90,55 @@ func (n *Node) handleResume(msg *nats.Msg) {
 	n.stats.out(kindResume)
 }
 
+// reconnected asks every live node for its peers again: announcements
+// sent while this node's connection was down are lost.
+func (n *Node) reconnected() {
+	n.log.Info("cluster: NATS connection back; asking the nodes for their peers")
+	n.mu.Lock()
+	var ids []string
+	for id, pn := range n.nodes {
+		if !pn.dead {
+			ids = append(ids, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range ids {
+		n.askMembers(id)
+	}
+}
+
+// askMembers asks node for its own peers; the answer arrives in order
+// with that node's announcements (handleMembers, dispatch).
+func (n *Node) askMembers(node string) {
+	if err := n.nc.PublishRequest(subjMembers(node), subjSync(n.id), nil); err != nil {
+		n.stats.count(&n.stats.publishErrors)
+		return
+	}
+	n.stats.out(kindMembers)
+}
+
+// handleMembers answers a node asking for this node's peers. The answer
+// is queued with the announcements, under the signaling lock, so the
+// asker applies it in order with them: a peer that leaves after the
+// answer is listed in it, and its departure follows.
+func (n *Node) handleMembers(msg *nats.Msg) {
+	if msg.Reply == "" || n.rooms == nil {
+		return
+	}
+	n.stats.in(kindMembers)
+	n.rooms.WithLocal(func(local []signaling.Member) {
+		for i := 0; i == 0 || i < len(local); i += membersChunk {
+			part := local[i:min(i+membersChunk, len(local))]
+			w := membersWire{Node: n.id, Members: make([]memberEntry, 0, len(part)), Last: i+membersChunk >= len(local)}
+			for _, m := range part {
+				w.Members = append(w.Members, memberEntry{Room: m.Room, ID: m.ID, Name: m.Name})
+			}
+			b, _ := json.Marshal(w)
+			n.out.push(outMsg{subject: msg.Reply, data: b, kind: kindMembers})
+		}
+	})
+}
+
 // send publishes the outbound queue in order.
 func (n *Node) send(ctx context.Context) {
 	for {
@@ -153,6 +202,45 @@ func (n *Node) dispatch(msg *nats.Msg) {
 			return
 		}
 		n.stats.in(ev.Kind)
+	case msg.Subject == subjSync(n.id):
+		var mw membersWire
+		if json.Unmarshal(msg.Data, &mw) != nil || mw.Node == "" || mw.Node == n.id {
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.stats.in(kindMembers)
+		n.noteNode(mw.Node)
+		if n.isDead(mw.Node) {
+			return // gone since it answered
+		}
+		n.mu.Lock()
+		if n.syncing == nil {
+			n.syncing = map[string]map[string]bool{}
+		}
+		listed := n.syncing[mw.Node]
+		if listed == nil {
+			listed = map[string]bool{}
+			n.syncing[mw.Node] = listed
+		}
+		if mw.Last {
+			delete(n.syncing, mw.Node)
+		}
+		n.mu.Unlock()
+		for _, m := range mw.Members {
+			if roomname.Valid(m.Room) && m.ID != "" {
+				listed[m.Room+"\x00"+m.ID] = true
+				n.rooms.RemoteJoined(m.Room, m.ID, m.Name, mw.Node)
+			}
+		}
+		if mw.Last {
+			// Whatever this node holds of that node's beyond its answer left
+			// while this node was not listening (a reconnect).
+			for _, m := range n.rooms.Members() {
+				if m.Node == mw.Node && !listed[m.Room+"\x00"+m.ID] {
+					n.rooms.RemoteLeft(m.Room, m.ID)
+				}
+			}
+		}
 	default:
 		var sw signalWire
 		if json.Unmarshal(msg.Data, &sw) != nil || sw.Kind != kindSignal {
@@ -209,8 +297,10 @@ func (n *Node) heard(hb heartbeatWire) {
 	}
 	n.mu.Lock()
 	pn := n.nodes[hb.Node]
-	isNew := pn == nil
-	if isNew {
+	// isNew: its first heartbeat (it may be known already from a room
+	// event, by id only).
+	isNew := pn == nil || pn.name == ""
+	if pn == nil {
 		pn = &peerNode{id: hb.Node}
 		n.nodes[hb.Node] = pn
 	}
@@ -229,10 +319,16 @@ func (n *Node) heard(hb heartbeatWire) {
 	if isNew {
 		n.log.Info("cluster node joined", "node", hb.Node)
 	}
+	if isNew || revived {
+		// Its peers from itself, in order with its announcements.
+		n.askMembers(hb.Node)
+	}
 	if changed {
 		n.nodesChanged()
 	}
 	if revived && n.ready.Load() {
+		// Put back this node's own peers, dropped from the records if the
+		// others took this node for gone.
 		n.log.Info("cluster node back", "node", hb.Node)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -242,6 +338,13 @@ func (n *Node) heard(hb heartbeatWire) {
 			}
 		}()
 	}
+}
+
+func (n *Node) isDead(id string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pn := n.nodes[id]
+	return pn != nil && pn.dead
 }
 
 // noteNode makes a node first seen in a room event or record known, as

@@ -45,6 +45,7 @@ type Rooms interface {
 	NodeGone(node string) []signaling.Member
 	HandOver(token, room, node string) (signaling.Handover, bool)
 	HasLocal(room, id string) bool
+	WithLocal(f func(local []signaling.Member))
 	Members() []signaling.Member
 	Counts() (conns, rooms, peers int)
 }
@@ -105,6 +106,9 @@ type Node struct {
 	pending map[string]struct{}
 	// onNodes is told the live nodes' relay ranges whenever they change.
 	onNodes func([]RelayRange)
+	// syncing collects, by node, the peers listed so far in a members
+	// answer of several parts.
+	syncing map[string]map[string]bool
 
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -148,6 +152,7 @@ func New(cfg Config) (*Node, error) {
 		in: make(chan *nats.Msg, inboundQueue), nodes: map[string]*peerNode{}, pending: map[string]struct{}{}}
 	n.out.init()
 	n.rel.init()
+	cfg.Conn.SetReconnectHandler(func(*nats.Conn) { n.reconnected() })
 	return n, nil
 }
 
@@ -168,7 +173,7 @@ func (n *Node) OnNodes(f func([]RelayRange)) { n.onNodes = f }
 func (n *Node) Start(ctx context.Context, rooms Rooms) error {
 	n.rooms = rooms
 	n.start = time.Now()
-	for _, subj := range []string{subjRooms, subjNode(n.id), subjHeartbeat} {
+	for _, subj := range []string{subjRooms, subjNode(n.id), subjHeartbeat, subjSync(n.id)} {
 		sub, err := n.nc.ChanSubscribe(subj, n.in)
 		if err != nil {
 			return fmt.Errorf("cluster: subscribe %s: %w", subj, err)
@@ -179,6 +184,10 @@ func (n *Node) Start(ctx context.Context, rooms Rooms) error {
 	sub, err := n.nc.Subscribe(subjResume, n.handleResume)
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe %s: %w", subjResume, err)
+	}
+	n.subs = append(n.subs, sub)
+	if sub, err = n.nc.Subscribe(subjMembers(n.id), n.handleMembers); err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", subjMembers(n.id), err)
 	}
 	n.subs = append(n.subs, sub)
 	ctx, n.stop = context.WithCancel(ctx)

@@ -355,12 +355,13 @@ func (n *Node) probe(ctx context.Context, kv jetstream.KeyValue) error {
 	return err
 }
 
-// resync reads every room record: members of other nodes are added to
-// the signaling server (those already known change nothing), and peers
-// of this node missing from the records (dropped by the others while
-// this node was cut off) are put back and announced again, unless their
-// name was taken meanwhile (then they stay known only here until they
-// leave, and a warning is logged).
+// resync reads every room record and puts back this node's own peers
+// that are missing (dropped by the others while this node was cut off),
+// announcing them again, unless their name was taken meanwhile (then
+// they stay known only here until they leave, and a warning is logged).
+// The other nodes' peers are learnt from those nodes themselves
+// (askMembers), in order with their announcements: a record read here
+// may be older than an announcement already applied.
 func (n *Node) resync(ctx context.Context) error {
 	kvp := n.kv.Load()
 	if kvp == nil {
@@ -392,10 +393,7 @@ func (n *Node) resync(ctx context.Context) error {
 		for _, m := range rec.Members {
 			if m.Node == n.id {
 				present[e.Key()+"\x00"+m.ID] = true
-				continue
 			}
-			n.noteNode(m.Node)
-			n.rooms.RemoteJoined(e.Key(), m.ID, m.Name, m.Node)
 		}
 	}
 	for _, m := range n.rooms.Members() {

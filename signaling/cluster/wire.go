@@ -15,6 +15,30 @@ const (
 	subjResume    = "icebox.resume"
 )
 
+// subjMembers is where a node answers for its own peers; the answer goes
+// to the asker's subjSync, in the asker's ordered inbound stream.
+func subjMembers(id string) string { return "icebox.members." + id }
+func subjSync(id string) string    { return "icebox.sync." + id }
+
+// membersChunk bounds the peers in one members message (well under NATS's
+// 1 MiB payload).
+const membersChunk = 2000
+
+// membersWire is (part of) a node's answer: its own peers.
+type membersWire struct {
+	Node    string        `json:"o"`
+	Members []memberEntry `json:"m"`
+	// Last marks the answer's last part: the node's peers not listed in
+	// the answer are gone.
+	Last bool `json:"last,omitempty"`
+}
+
+type memberEntry struct {
+	Room string `json:"r"`
+	ID   string `json:"i"`
+	Name string `json:"n"`
+}
+
 func subjNode(id string) string { return "icebox.node." + id }
 
 // Message kinds, also the "type" label of the remote message counters.
@@ -25,6 +49,7 @@ const (
 	kindSignal    = "signal"
 	kindHeartbeat = "heartbeat"
 	kindResume    = "resume"
+	kindMembers   = "members"
 	kindRelease   = "release"
 	kindInvalid   = "invalid"
 )
