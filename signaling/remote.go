@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/icebox-project/icebox/internal/rtc"
 )
@@ -26,9 +27,11 @@ import (
 type Cluster interface {
 	// Admit takes name and a place in room for the peer id across the
 	// cluster, when the room has fewer than maxPeers peers on all nodes
-	// and no peer of that name. Errors: ErrNameTaken, ErrRoomFull, or any
-	// other when the cluster cannot decide now. It may block.
-	Admit(room, id, name string, maxPeers int) error
+	// and no peer of that name. others are the ids of the room's other
+	// peers as admitted then, on any node. Errors: ErrNameTaken,
+	// ErrRoomFull, or any other when the cluster cannot decide now. It
+	// may block.
+	Admit(room, id, name string, maxPeers int) (others []string, err error)
 	// Joined announces that the admitted peer id is in room on this node.
 	Joined(room, id, name string)
 	// Left announces that peer id left room on this node, and gives its
@@ -81,7 +84,8 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	if e := h.precheck(c, roomName, name, password, lim, roomPassword); e != nil {
 		return e
 	}
-	switch err := h.cl.Admit(roomName, c.id, name, lim.maxPeers); {
+	others, err := h.cl.Admit(roomName, c.id, name, lim.maxPeers)
+	switch {
 	case errors.Is(err, ErrNameTaken):
 		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
 	case errors.Is(err, ErrRoomFull):
@@ -89,6 +93,10 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	case err != nil:
 		return &protoError{CodeRateLimited, "the cluster cannot take joins right now; try again in a few seconds"}
 	}
+	// The welcome lists the peers admitted before c: wait (briefly) for
+	// the announcements of any this node has not heard of yet, so c is not
+	// told of them by peer-joined after its welcome instead.
+	h.awaitKnown(roomName, others)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.room != nil || h.closed {
@@ -115,6 +123,36 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	h.cl.Joined(roomName, c.id, name)
 	return nil
 }
+
+// awaitKnown waits up to awaitAnnounce until every peer in ids is known
+// in room here. A peer that left meanwhile is never known: the wait ends
+// at the limit, and the welcome goes out as this node sees the room.
+func (h *hub) awaitKnown(roomName string, ids []string) {
+	deadline := time.Now().Add(awaitAnnounce)
+	for {
+		h.mu.Lock()
+		missing := false
+		if r := h.rooms[roomName]; r != nil {
+			for _, id := range ids {
+				if _, ok := r.remote[id]; !ok && r.peers[id] == nil {
+					missing = true
+					break
+				}
+			}
+		} else {
+			missing = len(ids) > 0
+		}
+		h.mu.Unlock()
+		if !missing || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// awaitAnnounce bounds awaitKnown: announcements cross a cluster in
+// about a millisecond.
+const awaitAnnounce = 500 * time.Millisecond
 
 // precheck refuses, before asking the cluster, what this node can tell on
 // its own: a second join, a wrong password, the room cap, and a full room

@@ -48,18 +48,18 @@ func (r *record) index(id string) int {
 // record, retried while another node changes it at the same time.
 // Members of nodes known to be gone, and of this node but no longer here,
 // are dropped on the way.
-func (n *Node) Admit(room, id, name string, maxPeers int) error {
-	err := n.admit(room, id, name, maxPeers)
+func (n *Node) Admit(room, id, name string, maxPeers int) ([]string, error) {
+	others, err := n.admit(room, id, name, maxPeers)
 	if errors.Is(err, ErrUnavailable) {
 		n.log.Warn("cluster: join not admitted", "room", room, "error", err)
 	}
-	return err
+	return others, err
 }
 
-func (n *Node) admit(room, id, name string, maxPeers int) error {
+func (n *Node) admit(room, id, name string, maxPeers int) ([]string, error) {
 	kvp := n.kv.Load()
 	if kvp == nil || !n.ready.Load() {
-		return ErrUnavailable
+		return nil, ErrUnavailable
 	}
 	kv := *kvp
 	ctx, cancel := context.WithTimeout(context.Background(), admitTimeout)
@@ -75,16 +75,20 @@ func (n *Node) admit(room, id, name string, maxPeers int) error {
 			// admitTimeout.
 			n.log.Debug("cluster: admission retried", "room", room, "error", err)
 			if !retry(ctx) {
-				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
 			continue
 		}
 		rec.Members = slices.DeleteFunc(rec.Members, func(m member) bool { return n.stale(room, m) })
 		if slices.ContainsFunc(rec.Members, func(m member) bool { return m.Name == name }) {
-			return signaling.ErrNameTaken
+			return nil, signaling.ErrNameTaken
 		}
 		if len(rec.Members) >= maxPeers {
-			return signaling.ErrRoomFull
+			return nil, signaling.ErrRoomFull
+		}
+		others := make([]string, 0, len(rec.Members))
+		for _, m := range rec.Members {
+			others = append(others, m.ID)
 		}
 		rec.Members = append(rec.Members, member{ID: id, Name: name, Node: n.id})
 		n.mu.Lock()
@@ -92,7 +96,7 @@ func (n *Node) admit(room, id, name string, maxPeers int) error {
 		n.mu.Unlock()
 		err = n.put(actx, kv, room, rec, rev)
 		if err == nil {
-			return nil
+			return others, nil
 		}
 		n.mu.Lock()
 		delete(n.pending, id)
@@ -100,13 +104,13 @@ func (n *Node) admit(room, id, name string, maxPeers int) error {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			n.log.Debug("cluster: admission retried", "room", room, "error", err)
 			if !retry(ctx) {
-				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
 			continue
 		}
 		n.stats.count(&n.stats.conflicts)
 		if ctx.Err() != nil {
-			return ErrUnavailable
+			return nil, ErrUnavailable
 		}
 	}
 }
