@@ -402,8 +402,13 @@ func (c *client) resume(token, room string, servers []rtc.ICEServer, ttl int64) 
 	if c.s.hub.cl == nil {
 		return false
 	}
-	ho, ok := c.s.hub.cl.Resume(token, room)
-	if !ok {
+	ho, err := onOwnStack(func() (Handover, error) {
+		if ho, ok := c.s.hub.cl.Resume(token, room); ok {
+			return ho, nil
+		}
+		return Handover{}, errNoHandover
+	})
+	if err != nil {
 		return false
 	}
 	if !c.s.hub.resumeRemote(c, ho, room, servers, ttl) {
@@ -414,6 +419,8 @@ func (c *client) resume(token, room string, servers []rtc.ICEServer, ttl int64) 
 	}
 	return true
 }
+
+var errNoHandover = errors.New("signaling: no node holds the peer")
 
 // takeCredential takes one credential from the client's minting bucket
 // (source "ws"); with no ICEServers nothing is minted and nothing taken.

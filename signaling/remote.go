@@ -84,7 +84,7 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	if e := h.precheck(c, roomName, name, password, lim, roomPassword); e != nil {
 		return e
 	}
-	others, err := h.cl.Admit(roomName, c.id, name, lim.maxPeers)
+	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, c.id, name, lim.maxPeers) })
 	switch {
 	case errors.Is(err, ErrNameTaken):
 		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
@@ -122,6 +122,25 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	}
 	h.cl.Joined(roomName, c.id, name)
 	return nil
+}
+
+// onOwnStack runs f on a goroutine of its own and returns its results. A
+// Cluster's blocking calls go through NATS and JetStream clients with
+// deep call chains; on the connection's reader they would grow its stack
+// for the rest of the connection's life (Go shrinks stacks only at
+// garbage collections, by half), costing every idle connection.
+func onOwnStack[T any](f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	r := <-ch
+	return r.v, r.err
 }
 
 // awaitKnown waits up to awaitAnnounce until every peer in ids is known
