@@ -3,10 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +65,25 @@ func TestClusterBrowsers(t *testing.T) {
 	chromiumPath(t)
 	nodes := startClusterNodes(t)
 	a, b := nodes[0], nodes[1]
+	// Operations: /healthz on the metrics listener reports the cluster,
+	// /metrics has the cluster's gauges and counters.
+	for url, wants := range map[string][]string{
+		"http://" + a.MetricsAddr().String() + "/healthz": {"ok\n", "cluster: node a, 3 nodes alive, NATS connected"},
+		"http://" + a.MetricsAddr().String() + "/metrics": {"icebox_cluster_nodes 3", "icebox_cluster_nats_connected 1", "icebox_cluster_ready 1",
+			`icebox_cluster_messages_received_total{type="heartbeat"}`, `icebox_cluster_messages_sent_total{type="heartbeat"}`},
+	} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range wants {
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+				t.Errorf("GET %s: %d, want 200 with %q:\n%s", url, resp.StatusCode, want, body)
+			}
+		}
+	}
 	browser := newBrowser(t)
 	room := a.newRoom(t)
 	// Each node's page points at its own TURN.
@@ -124,6 +147,19 @@ func TestClusterBrowsers(t *testing.T) {
 	}
 	waitFor(t, pb, "b sees a's chat message",
 		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'ahello across nodes')`)
+
+	// The call's offers, answers and candidates crossed the nodes: b
+	// measured their delivery.
+	resp, err := http.Get("http://" + b.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`icebox_cluster_signal_latency_seconds_count (\d+)`).FindSubmatch(body)
+	if m == nil || string(m[1]) == "0" {
+		t.Errorf("node b measured no signal from another node: %q", m)
+	}
 }
 
 // localPort is the port of the pair's local address ("ip:port"), ""
