@@ -9,11 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/icebox-project/icebox/config"
@@ -100,9 +104,19 @@ func TestClusterBrowsers(t *testing.T) {
 			t.Fatalf("node %d's page: ICE servers %+v, want its own %s", i, rc.ICEServers, want)
 		}
 	}
+	// Page a reaches node a through a TCP proxy (as through DNS or a load
+	// balancer), which later sends it to node c; page b records every
+	// message it receives.
+	px := startSwitchProxy(t, a.HTTPAddr().String())
 	start := time.Now()
-	pa := newTab(t, browser, a.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
-	pb := newTab(t, browser, b.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
+	pa := newTab(t, browser, "http://"+px.addr()+"/r/"+room+"?name=a&autojoin=1&relay=1")
+	pbTab, cancelB := chromedp.NewContext(browser)
+	t.Cleanup(cancelB)
+	recordReceived(t, pbTab)
+	if err := chromedp.Do(pbTab, chromedp.Navigate(b.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")); err != nil {
+		t.Fatal(err)
+	}
+	pb := pbTab
 	for _, v := range waitMutualVideo(t, pa, pb, start.Add(30*time.Second)) {
 		t.Logf("page %s plays %s's video %dx%d, %.1fs after opening the pages", v.page, v.Name, v.W, v.H, time.Since(start).Seconds())
 	}
@@ -148,6 +162,38 @@ func TestClusterBrowsers(t *testing.T) {
 	waitFor(t, pb, "b sees a's chat message",
 		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'ahello across nodes')`)
 
+	// Page a's connection drops and comes back on node c: it keeps its
+	// peer id, and page b never hears it leave.
+	idA := eval[string](t, pa, `icebox.state.myId`)
+	px.switchTo(nodes[2].HTTPAddr().String())
+	waitFor(t, pa, "page a reconnected", `document.getElementById('status').textContent.startsWith('reconnected')`)
+	if got := eval[string](t, pa, `icebox.state.myId`); got != idA {
+		t.Errorf("page a's id after the resume on node c: %q, want %q", got, idA)
+	}
+	if !nodes[2].Signaling().HasLocal(room, idA) || a.Signaling().HasLocal(room, idA) {
+		t.Error("page a's peer is not on node c alone after the resume")
+	}
+	if _, err := chromedp.Run(pa, chromedp.Evaluate[bool](`(() => {
+		document.getElementById('chat-input').value = 'back via c';
+		document.getElementById('chat-form').requestSubmit();
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, pb, "b sees a's chat message after the resume",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'aback via c')`)
+	// b joined after a: its welcome listed a, and nothing since said a
+	// left or came again.
+	got := eval[[]string](t, pb, `window.__received`)
+	if !slices.ContainsFunc(got, func(m string) bool { return strings.HasPrefix(m, "welcome:") }) {
+		t.Fatalf("page b's recorder saw no welcome: %v", got)
+	}
+	for _, m := range got {
+		if m == "peer-left:"+idA || m == "peer-joined:"+idA {
+			t.Errorf("page b received %s across a's resume on another node (all: %v)", m, got)
+		}
+	}
+
 	// The call's offers, answers and candidates crossed the nodes: b
 	// measured their delivery.
 	resp, err := http.Get("http://" + b.MetricsAddr().String() + "/metrics")
@@ -167,4 +213,84 @@ func TestClusterBrowsers(t *testing.T) {
 func (p pairInfo) localPort() string {
 	_, port, _ := net.SplitHostPort(p.LocalAddress)
 	return port
+}
+
+// recordReceived makes the page record the type and id of every
+// signaling message it receives in window.__received, installed before
+// the page's own scripts run.
+func recordReceived(t *testing.T, tab context.Context) {
+	t.Helper()
+	const js = `(() => { window.__received = []; const WS = window.WebSocket;
+		window.WebSocket = class extends WS { constructor(...args) { super(...args);
+			this.addEventListener('message', (e) => { try { const m = JSON.parse(e.data);
+				window.__received.push(m.type + ':' + (m.id || '')); } catch {} }); } }; })()`
+	err := chromedp.Do(tab, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// switchProxy forwards TCP connections to a target that can change; a
+// switch cuts every connection forwarded so far (a lost network, no
+// WebSocket close frame).
+type switchProxy struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	target string
+	conns  []net.Conn
+}
+
+func startSwitchProxy(t *testing.T, target string) *switchProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			target := p.target
+			p.mu.Unlock()
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *switchProxy) addr() string { return p.ln.Addr().String() }
+
+// switchTo sends new connections to target and cuts the current ones.
+func (p *switchProxy) switchTo(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+	p.cut()
+}
+
+func (p *switchProxy) cut() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
 }
