@@ -32,9 +32,9 @@ type node struct {
 }
 
 var (
-	clusterLine    = regexp.MustCompile(`msg="cluster listening".* addr=(\S+)`)
-	metricsAddrRe  = regexp.MustCompile(`msg="metrics listening".* addr=(\S+)`)
-	httpAddrRe     = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
+	clusterLine   = regexp.MustCompile(`msg="cluster listening".* addr=(\S+)`)
+	metricsAddrRe = regexp.MustCompile(`msg="metrics listening".* addr=(\S+)`)
+	httpAddrRe    = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
 )
 
 // startNode runs one icebox node and waits for its listeners.
