@@ -63,6 +63,7 @@ fuzz:
 # Benchmarks (not tests): figures go to docs/BENCHMARKS.md.
 bench: build
 	$(GO) run ./bench/sigbench -icebox bin/icebox -conns 10000 -rate 2000 -duration 10s
+	$(GO) run ./bench/sigbench -icebox bin/icebox -nodes 3 -conns 10000 -rate 2000 -duration 10s
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -duration 8s -rounds 2 -mem-allocs 2000
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -burst 8 -duration 8s -rounds 2 -mem-allocs 0
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 200 -rate 50000 -duration 8s -rounds 2 -mem-allocs 0

@@ -44,6 +44,9 @@ type Config struct {
 	Signaling Signaling `yaml:"signaling"`
 	Metrics   Metrics   `yaml:"metrics"`
 	Log       Log       `yaml:"log"`
+	// Cluster makes this icebox a node of several (cluster.go). Absent:
+	// a single node.
+	Cluster *Cluster `yaml:"cluster"`
 
 	// ShutdownGrace is how long a stopping icebox (SIGTERM) lets live
 	// allocations end before closing them; new allocations are refused
@@ -271,6 +274,8 @@ type Parsed struct {
 	TrustedProxies []netip.Prefix
 	// TLS is true when a certificate is configured (files or ACME).
 	TLS bool
+	// Cluster is the cluster section checked; nil on a single node.
+	Cluster *ParsedCluster
 }
 
 // public_ip modes (Parsed.PublicIPMode).

@@ -327,6 +327,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 	if err := c.checkListeners(p); err != nil {
 		return nil, err
 	}
+	if err := c.validateCluster(p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

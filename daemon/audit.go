@@ -48,10 +48,13 @@ func newSelfAudit(cfg *config.Config) *selfAudit {
 func (a *selfAudit) request(cfg *config.Config) {
 	a.config.Store(cfg)
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if !a.pending {
 		a.done, a.pending = make(chan struct{}), true
 	}
-	a.mu.Unlock()
+	// Under mu, so a token in again always goes with pending: start takes
+	// both at once (a reload before the first run started used to leave a
+	// token for a second run that closed the first run's done again).
 	select {
 	case a.again <- struct{}{}:
 	default: // a run is already asked for
@@ -71,7 +74,7 @@ func (a *selfAudit) start() chan struct{} {
 	}
 	a.pending = false
 	select {
-	case <-a.again:
+	case <-a.again: // requests made so far are served by this run
 	default:
 	}
 	return a.done

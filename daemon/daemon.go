@@ -76,7 +76,8 @@ type Daemon struct {
 	tls        *tlsSetup    // nil without a certificate
 	redirect   *http.Server // plain HTTP → https and ACME HTTP-01; may be nil
 	redirectLn net.Listener
-	audit      *selfAudit // the audit of itself, at start-up and after reloads
+	audit      *selfAudit   // the audit of itself, at start-up and after reloads
+	cluster    *clusterPart // nil on a single node (cluster.go)
 	// now and sleep are the drain's clock (drainAllocations); tests set
 	// them.
 	now   func() time.Time
@@ -219,6 +220,12 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		cores = runtime.GOMAXPROCS(0)
 	}
 	udpSockets, relayLoops := relayPlan(cfg.TURN.UDPSockets, cores)
+	if d.cluster, err = newCluster(cfg, clusterRelay(p), log); err != nil {
+		return nil, err
+	}
+	if d.cluster != nil {
+		closers = append(closers, d.cluster)
+	}
 	tc := turnsrv.Config{
 		Realm:                   cfg.TURN.Realm,
 		Listeners:               listeners,
@@ -238,6 +245,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		RelayLoops:              relayLoops,
 		MaxBitratePerAllocation: p.MaxBitrate,
 		Logger:                  log.With("component", "turn"),
+		ClusterRelays:           d.cluster.relayPeers(),
 	}
 	if d.tls != nil {
 		tc.PublicHost = d.tls.host
@@ -263,7 +271,11 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		Minting:        d.minting,
 		TrustedProxies: p.TrustedProxies,
 		Logger:         log.With("component", "signaling"),
+		Cluster:        d.cluster.signalingCluster(),
 	})
+	if err := d.cluster.start(d.sig); err != nil {
+		return nil, err
+	}
 	handler := web.New(web.Config{ICEServers: iceServers, WebSocket: d.sig, Logger: log.With("component", "web"),
 		APIKeys: func() []string { return *d.apiKeys.Load() },
 		Healthy: func() error { return ts.Healthy(2 * time.Second) },
@@ -310,7 +322,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		if d.metricsLn, err = net.Listen("tcp", p.MetricsAddr); err != nil { //nolint:noctx
 			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
 		}
-		d.metrics = newHTTPServer(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures), log)
+		d.metrics = newHTTPServer(d.cluster.handler(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures, d.cluster.collectors()...), d.sig), log)
 		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
 	}
 	log.Info("http listening", "addr", d.httpLn.Addr().String(), "url", scheme+"://"+d.httpLn.Addr().String()+"/",
@@ -388,6 +400,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer cancel()
 	if err := d.sig.Close(sctx); err != nil {
 		d.log.Warn("signaling connections closed outright", "error", err)
+	}
+	if err := d.cluster.close(sctx); err != nil {
+		d.log.Warn("cluster: not every peer's departure was told", "error", err)
 	}
 	shutErr := d.http.Shutdown(sctx)
 	d.drainAllocations(time.Duration(d.grace.Load()))

@@ -129,8 +129,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // metricsHandler serves /metrics (Prometheus text format) and /healthz.
-func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, minting *mintlimit.Limiter, version string, auditFailures *atomic.Int64) http.Handler {
+func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, minting *mintlimit.Limiter, version string, auditFailures *atomic.Int64, extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(extra...)
 	reg.MustRegister(
 		&collector{turn: turn, sig: sig, minting: minting, version: version, auditFailures: auditFailures},
 		collectors.NewGoCollector(),

@@ -45,6 +45,11 @@ func (d *Daemon) Reload(cfg *config.Config) (needRestart []string, err error) {
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
 	d.minting.Set(float64(cfg.TURN.CredentialsPerMinute), cfg.TURN.CredentialsBurst)
 	needRestart = restartKeys(d.bound, cfg)
+	if keys, err := d.cluster.reload(cfg); err != nil {
+		d.log.Warn("reload: cluster routes not applied", "error", err)
+	} else {
+		needRestart = append(needRestart, keys...)
+	}
 	for _, k := range needRestart {
 		d.log.Warn("reload: this change needs a restart; the running value stays", "key", k)
 	}

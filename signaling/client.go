@@ -351,7 +351,7 @@ func (c *client) join(m *inbound) {
 		return
 	}
 	servers, ttl := c.iceServers()
-	if m.Resume != "" && c.s.hub.resume(c, m.Resume, m.Room, servers, int64(ttl/time.Second)) {
+	if m.Resume != "" && c.resume(m.Resume, m.Room, servers, int64(ttl/time.Second)) {
 		c.joined.Store(true)
 		c.s.log.Info("peer resumed", "room", m.Room, "peer", c.id, "remote", c.remote)
 		c.scheduleRefresh(ttl)
@@ -368,7 +368,11 @@ func (c *client) join(m *inbound) {
 			return
 		}
 	}
-	e := c.s.hub.join(c, m.Room, name, m.Password, c.s.limits(), roomPassword, servers, int64(ttl/time.Second))
+	join := c.s.hub.join
+	if c.s.hub.cl != nil {
+		join = c.s.hub.joinCluster
+	}
+	e := join(c, m.Room, name, m.Password, c.s.limits(), roomPassword, servers, int64(ttl/time.Second))
 	if e != nil {
 		// The credentials minted for the welcome are dropped unseen.
 		grant.Return()
@@ -388,6 +392,35 @@ func (c *client) join(m *inbound) {
 	c.s.log.Info("peer joined", "room", m.Room, "peer", c.id, "remote", c.remote)
 	c.scheduleRefresh(ttl)
 }
+
+// resume takes over the suspended peer with token: on this node, or on
+// another node of the cluster, which hands it over.
+func (c *client) resume(token, room string, servers []rtc.ICEServer, ttl int64) bool {
+	if c.s.hub.resume(c, token, room, servers, ttl) {
+		return true
+	}
+	if c.s.hub.cl == nil {
+		return false
+	}
+	ho, err := onOwnStack(func() (Handover, error) {
+		if ho, ok := c.s.hub.cl.Resume(token, room); ok {
+			return ho, nil
+		}
+		return Handover{}, errNoHandover
+	})
+	if err != nil {
+		return false
+	}
+	if !c.s.hub.resumeRemote(c, ho, room, servers, ttl) {
+		// Handed over but this connection cannot take it (closing): the
+		// peer leaves for good.
+		c.s.hub.cl.Left(room, ho.ID)
+		return false
+	}
+	return true
+}
+
+var errNoHandover = errors.New("signaling: no node holds the peer")
 
 // takeCredential takes one credential from the client's minting bucket
 // (source "ws"); with no ICEServers nothing is minted and nothing taken.

@@ -44,6 +44,13 @@
 // slow client.) Starting or stopping a timer may also take the Clock's own
 // lock, which must be a leaf: a Clock runs no callback while holding it.
 //
+// On a node of a cluster (Config.Cluster), the hub calls the Cluster's
+// Joined, Left, Signal and Resumed under hub.mu: they only queue (their
+// queue's lock is a leaf). Admit and Resume, which wait for other nodes,
+// are called with no lock held; the Cluster calls the Server's Remote*,
+// NodeGone, HandOver and HasLocal methods, which take hub.mu, from its own
+// goroutines and never under a lock of its own.
+//
 // hub.mu and client.wmu are never held together: the hub enqueues, and
 // enqueue starts a writer goroutine rather than write. outbox.mu,
 // tasks.mu, guessThrottle.mu, ipCount.mu and Stats.mu are leaves: nothing

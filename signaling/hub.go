@@ -25,18 +25,28 @@ type hub struct {
 	// after starts the resume-window timers (Server.afterFunc).
 	after  func(time.Duration, func()) Timer
 	closed bool
+	// cl links the rooms with other nodes (Config.Cluster); nil on a
+	// single node, where rooms hold only local peers and nothing below
+	// calls out. Only its non-blocking methods are called under mu.
+	cl Cluster
 }
 
 type room struct {
 	name  string
-	peers map[string]*client // by peer id
-	names map[string]string  // display name → peer id
+	peers map[string]*client // local peers, by peer id
+	names map[string]string  // display name → peer id, local and remote
+	// remote holds the room's peers on other nodes, by peer id; nil until
+	// the first arrives (always nil on a single node).
+	remote map[string]remotePeer
 }
 
-func newHub(resumeWindow time.Duration, after func(time.Duration, func()) Timer) *hub {
+func newHub(resumeWindow time.Duration, after func(time.Duration, func()) Timer, cl Cluster) *hub {
 	return &hub{rooms: map[string]*room{}, clients: map[*client]struct{}{}, suspended: map[string]*client{},
-		resumeWindow: resumeWindow, after: after}
+		resumeWindow: resumeWindow, after: after, cl: cl}
 }
+
+// empty reports whether r has no peer left on any node.
+func (r *room) empty() bool { return len(r.peers) == 0 && len(r.remote) == 0 }
 
 // register adds a connection; false once the hub is closed.
 func (h *hub) register(c *client) bool {
@@ -104,11 +114,14 @@ func (h *hub) resume(c *client, token, roomName string, iceServers []rtc.ICEServ
 }
 
 func peersOf(r *room, except *client) []PeerInfo {
-	peers := make([]PeerInfo, 0, len(r.peers))
+	peers := make([]PeerInfo, 0, len(r.peers)+len(r.remote))
 	for id, p := range r.peers {
 		if p != except {
 			peers = append(peers, PeerInfo{ID: id, Name: p.name})
 		}
+	}
+	for id, p := range r.remote {
+		peers = append(peers, PeerInfo{ID: id, Name: p.name})
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	return peers
@@ -178,8 +191,11 @@ func (h *hub) leaveLocked(c *client) bool {
 	for _, p := range r.peers {
 		p.enqueue(left)
 	}
-	if len(r.peers) == 0 {
+	if r.empty() {
 		delete(h.rooms, r.name)
+	}
+	if h.cl != nil {
+		h.cl.Left(r.name, c.id)
 	}
 	return true
 }
@@ -192,6 +208,12 @@ func (h *hub) signal(c *client, to string, data json.RawMessage) *protoError {
 		return &protoError{CodeNotJoined, "join a room before sending signal"}
 	}
 	target := c.room.peers[to]
+	if target == nil {
+		if rp, ok := c.room.remote[to]; ok {
+			h.cl.Signal(rp.node, c.room.name, c.id, to, data)
+			return nil
+		}
+	}
 	if target == nil || target == c {
 		return &protoError{CodeUnknownPeer, fmt.Sprintf("no peer %q in room %q", to, c.room.name)}
 	}
@@ -231,6 +253,9 @@ func (h *hub) counts() (conns, rooms, peers int) {
 	defer h.mu.Unlock()
 	for _, r := range h.rooms {
 		peers += len(r.peers)
+		if len(r.peers) > 0 {
+			rooms++
+		}
 	}
-	return len(h.clients), len(h.rooms), peers
+	return len(h.clients), rooms, peers
 }

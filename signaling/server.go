@@ -94,6 +94,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock drives the server's timers (Clock). Nil: the system clock.
 	Clock Clock
+	// Cluster shares the rooms with other nodes (signaling/cluster). Nil:
+	// a single node; nothing leaves the process.
+	Cluster Cluster
 }
 
 // Server serves /ws. It implements http.Handler.
@@ -133,7 +136,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, guesses: newGuessThrottle(cfg.Clock.Now), perIP: ipCount{n: map[string]int{}},
 		refusals: ratelog.New(cfg.Logger, 0, nil), clock: cfg.Clock}
-	s.hub = newHub(cfg.ResumeWindow, s.afterFunc)
+	s.hub = newHub(cfg.ResumeWindow, s.afterFunc, cfg.Cluster)
 	s.Update(cfg.Limits)
 	s.upgrader = websocket.Upgrader{
 		// Reading reuses the HTTP server's buffer; a write buffer is taken

@@ -131,6 +131,9 @@ type Config struct {
 	NoAllocationTimeout time.Duration
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
+	// ClusterRelays are the other cluster nodes' relay ranges the peer
+	// filter allows (RelayPeers). Nil: none.
+	ClusterRelays *RelayPeers
 
 	// now is the guard's clock, which judges credential expiry; tests
 	// set it. Nil: time.Now.
@@ -527,7 +530,7 @@ func (s *Server) Close() error {
 // interface address (a listener on 0.0.0.0 answers on all of them), with
 // the relay ports.
 func ownAddresses(cfg Config, bound []net.Addr) OwnAddresses {
-	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort}
+	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort, Cluster: cfg.ClusterRelays}
 	for _, a := range bound {
 		ap := addrPortOfAddr(a)
 		own.Others = append(own.Others, ap.Addr())

@@ -4,6 +4,11 @@
 // signals sent at a fixed aggregate rate (p50, p99, max).
 //
 //	go run ./bench/sigbench -conns 10000 -rate 2000 -duration 10s
+//	go run ./bench/sigbench -nodes 3 -conns 10000 -rate 2000 -duration 10s
+//
+// With -nodes above 1 it starts that many icebox processes as a cluster
+// (embedded NATS, routes to the first) and connects client i to node i
+// mod nodes, so rooms span the nodes; memory is reported per node.
 //
 // Traffic stays on 127.0.0.1. Each signal carries its send time; the
 // receiver records now − sent.
@@ -37,8 +42,15 @@ func main() {
 	rate := flag.Int("rate", 2000, "signals per second, all clients together")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send signals")
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
+	nodes := flag.Int("nodes", 1, "icebox processes; more than 1 forms a cluster, clients spread across the nodes")
 	flag.Parse()
-	if err := run(*conns, *roomSize, *rate, *duration, *binary); err != nil {
+	var err error
+	if *nodes > 1 {
+		err = runCluster(*nodes, *conns, *roomSize, *rate, *duration, *binary)
+	} else {
+		err = run(*conns, *roomSize, *rate, *duration, *binary)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sigbench:", err)
 		os.Exit(1)
 	}
@@ -49,6 +61,7 @@ type client struct {
 	id   string
 	mu   sync.Mutex // one writer at a time
 	mate []*client
+	node int // index of the node it is connected to (cluster mode)
 }
 
 func run(nConns, roomSize, rate int, duration time.Duration, binary string) error {

@@ -6,6 +6,7 @@
 //	icebox credentials -config FILE -user U -ttl 1h               mint
 //	icebox selftest -config FILE                                  check a running icebox
 //	icebox audit -config FILE | turn:HOST:PORT -secret S           check a running server as an attacker would
+//	icebox cluster status [-config FILE] [-addr HOST:PORT]        nodes, rooms and peers per node of a cluster
 //	icebox version
 package main
 
@@ -63,11 +64,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return selftest(ctx, args, stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, args, stdout, stderr)
+	case "cluster":
+		return clusterCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "icebox", versionString())
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, audit, version)", cmd)
+		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, audit, cluster, version)", cmd)
 	}
 }
 

@@ -1,0 +1,306 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/icebox-project/icebox/config"
+)
+
+// startClusterNodes starts three icebox nodes on 127.0.0.1, port 0
+// everywhere, each relaying on ports of its own (node i on
+// 20000+1000i to 20999+1000i), the second and third routing to the
+// first, and waits until each is ready and sees the others.
+func startClusterNodes(t *testing.T) []*icebox {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	if err := os.WriteFile(key, []byte("e2e-cluster-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*icebox
+	var seed string
+	for i, name := range []string{"a", "b", "c"} {
+		ib := startIcebox(t, func(cfg *config.Config) {
+			cfg.TURN.Secrets = []string{"e2e-turn-secret-shared-by-all"}
+			cfg.TURN.RelayPorts = fmt.Sprintf("%d-%d", 20000+1000*i, 20999+1000*i)
+			cfg.Cluster = &config.Cluster{Node: name, Listen: "127.0.0.1:0", SecretFile: key}
+			if seed != "" {
+				cfg.Cluster.Routes = []string{"nats-route://" + seed}
+			}
+		})
+		if i == 0 {
+			seed = ib.ClusterAddr().String()
+		}
+		nodes = append(nodes, ib)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, ib := range nodes {
+		for n := ib.ClusterNode(); !n.Ready() || n.AliveNodes() != 3; {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s: ready %v, %d nodes alive; want ready with 3", n.Name(), n.Ready(), n.AliveNodes())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nodes
+}
+
+// TestClusterBrowsers: two Chromium pages open the same room link on two
+// different nodes, see each other, call relay-only through their own
+// node's TURN (the selected pair is relay on both sides, each page's
+// relayed address on its node's relay ports), and chat.
+func TestClusterBrowsers(t *testing.T) {
+	chromiumPath(t)
+	nodes := startClusterNodes(t)
+	a, b := nodes[0], nodes[1]
+	// Operations: /healthz on the metrics listener reports the cluster,
+	// /metrics has the cluster's gauges and counters.
+	for url, wants := range map[string][]string{
+		"http://" + a.MetricsAddr().String() + "/healthz": {"ok\n", "cluster: node a, 3 nodes alive, NATS connected"},
+		"http://" + a.MetricsAddr().String() + "/metrics": {"icebox_cluster_nodes 3", "icebox_cluster_nats_connected 1", "icebox_cluster_ready 1",
+			`icebox_cluster_messages_received_total{type="heartbeat"}`, `icebox_cluster_messages_sent_total{type="heartbeat"}`},
+	} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range wants {
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+				t.Errorf("GET %s: %d, want 200 with %q:\n%s", url, resp.StatusCode, want, body)
+			}
+		}
+	}
+	browser := newBrowser(t)
+	room := a.newRoom(t)
+	// Each node's page points at its own TURN.
+	for i, ib := range []*icebox{a, b} {
+		rc := ib.pageConfig(t, room, "relay=1")
+		want := "turn:127.0.0.1:" + strconv.Itoa(ib.TURN().Addrs()[0].(*net.UDPAddr).Port) + "?transport=udp"
+		found := false
+		for _, s := range rc.ICEServers {
+			for _, u := range s.URLs {
+				found = found || u == want
+			}
+		}
+		if !found {
+			t.Fatalf("node %d's page: ICE servers %+v, want its own %s", i, rc.ICEServers, want)
+		}
+	}
+	// Page a reaches node a through a TCP proxy (as through DNS or a load
+	// balancer), which later sends it to node c; page b records every
+	// message it receives.
+	px := startSwitchProxy(t, a.HTTPAddr().String())
+	start := time.Now()
+	pa := newTab(t, browser, "http://"+px.addr()+"/r/"+room+"?name=a&autojoin=1&relay=1")
+	pbTab, cancelB := chromedp.NewContext(browser)
+	t.Cleanup(cancelB)
+	recordReceived(t, pbTab)
+	if err := chromedp.Do(pbTab, chromedp.Navigate(b.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")); err != nil {
+		t.Fatal(err)
+	}
+	pb := pbTab
+	for _, v := range waitMutualVideo(t, pa, pb, start.Add(30*time.Second)) {
+		t.Logf("page %s plays %s's video %dx%d, %.1fs after opening the pages", v.page, v.Name, v.W, v.H, time.Since(start).Seconds())
+	}
+	selected := map[string]pairInfo{}
+	for _, tc := range []struct {
+		tab  context.Context
+		name string
+	}{{pa, "a"}, {pb, "b"}} {
+		pairs, err := chromedp.Run(tc.tab, chromedp.Evaluate[map[string]pairInfo](`window.icebox.pairs()`, chromedp.EvalAwaitPromise))
+		if err != nil || len(pairs) != 1 {
+			t.Fatalf("page %s: pairs %v (%v), want one", tc.name, pairs, err)
+		}
+		for _, p := range pairs {
+			selected[tc.name] = p
+		}
+	}
+	for i, n := range [][2]string{{"a", "b"}, {"b", "a"}} {
+		me, other := selected[n[0]], selected[n[1]]
+		if me.Local != "relay" {
+			t.Errorf("page %s: local candidate %+v, want relay", n[0], me)
+		}
+		if me.RemoteAddress != other.LocalAddress {
+			t.Errorf("page %s: remote %s, want page %s's relayed address %s", n[0], me.RemoteAddress, n[1], other.LocalAddress)
+		}
+		// Relayed by its own node: the port is in that node's range.
+		port, _ := strconv.Atoi(me.localPort())
+		if lo := 20000 + 1000*i; port < lo || port > lo+999 {
+			t.Errorf("page %s: relayed port %d, want node %s's relay ports %d-%d", n[0], port, n[0], lo, lo+999)
+		}
+	}
+	for i, ib := range []*icebox{a, b} {
+		if ib.TURN().AllocationCount() == 0 {
+			t.Errorf("node %d: no TURN allocation during the call", i)
+		}
+	}
+	if _, err := chromedp.Run(pa, chromedp.Evaluate[bool](`(() => {
+		document.getElementById('chat-input').value = 'hello across nodes';
+		document.getElementById('chat-form').requestSubmit();
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, pb, "b sees a's chat message",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'ahello across nodes')`)
+
+	// Page a's connection drops and comes back on node c: it keeps its
+	// peer id, and page b never hears it leave.
+	idA := eval[string](t, pa, `icebox.state.myId`)
+	px.switchTo(nodes[2].HTTPAddr().String())
+	waitFor(t, pa, "page a reconnected", `document.getElementById('status').textContent.startsWith('reconnected')`)
+	if got := eval[string](t, pa, `icebox.state.myId`); got != idA {
+		t.Errorf("page a's id after the resume on node c: %q, want %q", got, idA)
+	}
+	if !nodes[2].Signaling().HasLocal(room, idA) || a.Signaling().HasLocal(room, idA) {
+		t.Error("page a's peer is not on node c alone after the resume")
+	}
+	if _, err := chromedp.Run(pa, chromedp.Evaluate[bool](`(() => {
+		document.getElementById('chat-input').value = 'back via c';
+		document.getElementById('chat-form').requestSubmit();
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, pb, "b sees a's chat message after the resume",
+		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'aback via c')`)
+	// b heard of a once (in its welcome, or one peer-joined if b joined
+	// first), and never that a left.
+	got := eval[[]string](t, pb, `window.__received`)
+	if !slices.ContainsFunc(got, func(m string) bool { return strings.HasPrefix(m, "welcome:") }) {
+		t.Fatalf("page b's recorder saw no welcome: %v", got)
+	}
+	left, joined := 0, 0
+	for _, m := range got {
+		left += btoi(m == "peer-left:"+idA)
+		joined += btoi(m == "peer-joined:"+idA)
+	}
+	if left != 0 || joined > 1 {
+		t.Errorf("page b heard a leave %d times and join %d times, want 0 and at most 1 (all: %v)", left, joined, got)
+	}
+
+	// The call's offers, answers and candidates crossed the nodes: b
+	// measured their delivery.
+	resp, err := http.Get("http://" + b.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`icebox_cluster_signal_latency_seconds_count (\d+)`).FindSubmatch(body)
+	if m == nil || string(m[1]) == "0" {
+		t.Errorf("node b measured no signal from another node: %q", m)
+	}
+}
+
+// localPort is the port of the pair's local address ("ip:port"), ""
+// when unknown.
+func (p pairInfo) localPort() string {
+	_, port, _ := net.SplitHostPort(p.LocalAddress)
+	return port
+}
+
+// recordReceived makes the page record the type and id of every
+// signaling message it receives in window.__received, installed before
+// the page's own scripts run.
+func recordReceived(t *testing.T, tab context.Context) {
+	t.Helper()
+	const js = `(() => { window.__received = []; const WS = window.WebSocket;
+		window.WebSocket = class extends WS { constructor(...args) { super(...args);
+			this.addEventListener('message', (e) => { try { const m = JSON.parse(e.data);
+				window.__received.push(m.type + ':' + (m.id || '')); } catch {} }); } }; })()`
+	err := chromedp.Do(tab, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// switchProxy forwards TCP connections to a target that can change; a
+// switch cuts every connection forwarded so far (a lost network, no
+// WebSocket close frame).
+type switchProxy struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	target string
+	conns  []net.Conn
+}
+
+func startSwitchProxy(t *testing.T, target string) *switchProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			target := p.target
+			p.mu.Unlock()
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *switchProxy) addr() string { return p.ln.Addr().String() }
+
+// switchTo sends new connections to target and cuts the current ones.
+func (p *switchProxy) switchTo(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+	p.cut()
+}
+
+func (p *switchProxy) cut() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

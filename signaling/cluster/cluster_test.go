@@ -1,0 +1,381 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/signaling"
+)
+
+const testSecret = "cluster-test-secret-0123456789"
+
+// testNode is one in-process icebox signaling node: an embedded NATS, a
+// Node and a signaling.Server on httptest.
+type testNode struct {
+	name string
+	emb  *Embedded
+	node *Node
+	sig  *signaling.Server
+	hs   *httptest.Server
+	url  string
+	once sync.Once
+}
+
+var startedNodes []*testNode
+
+func quietLog() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startNode starts a node named name routing to routes.
+func startNode(t *testing.T, name string, routes []*url.URL, maxPeers int) *testNode {
+	t.Helper()
+	emb, err := Embed(EmbedConfig{Name: name, Listen: "127.0.0.1:0", Routes: routes, Secret: testSecret,
+		StoreDir: t.TempDir(), Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := ConnectEmbedded(emb, name, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Name: name, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: 2 * time.Second,
+		Relay: RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 20000, Max: 20099}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := signaling.New(signaling.Config{Limits: signaling.Limits{MaxPeersPerRoom: maxPeers}, Cluster: n, Logger: quietLog(),
+		ResumeWindow: 30 * time.Second})
+	if err := n.Start(context.Background(), sig); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(sig)
+	tn := &testNode{name: name, emb: emb, node: n, sig: sig, hs: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
+	t.Cleanup(func() { tn.stop(t) })
+	return tn
+}
+
+// stop drains the node as the daemon does: signaling closes (its peers
+// leave), then the node says goodbye, then NATS stops.
+func (tn *testNode) stop(t *testing.T) {
+	tn.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := tn.sig.Close(ctx); err != nil {
+			t.Errorf("%s: signaling close: %v", tn.name, err)
+		}
+		tn.hs.Close()
+		_ = tn.node.Close(ctx)
+		tn.emb.Shutdown()
+	})
+}
+
+// kill stops the node without a word to the others, as a crash would.
+func (tn *testNode) kill() {
+	tn.once.Do(func() {
+		tn.node.closed.Store(true)
+		tn.node.stop()
+		tn.emb.Shutdown() // closes the routes: the others hear nothing more
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tn.sig.Close(ctx)
+		tn.hs.Close()
+	})
+}
+
+// startCluster starts three nodes, the second and third routing to the
+// first, and waits until each is ready and sees the other two.
+func startCluster(t *testing.T, maxPeers int) []*testNode {
+	t.Helper()
+	a := startNode(t, "a", nil, maxPeers)
+	seed := &url.URL{Scheme: "nats-route", Host: a.emb.RouteAddr().String()}
+	b := startNode(t, "b", []*url.URL{seed}, maxPeers)
+	c := startNode(t, "c", []*url.URL{seed}, maxPeers)
+	nodes := []*testNode{a, b, c}
+	startedNodes = nodes
+	waitFor(t, 60*time.Second, "a ready cluster of 3 with the rooms bucket on 3 nodes", func() bool {
+		for _, n := range nodes {
+			if !n.node.Ready() || n.node.AliveNodes() != 3 {
+				return false
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if a.node.Status(ctx).Replicas != 3 {
+			return false
+		}
+		for _, n := range nodes { // the bucket answers on every node
+			if _, _, err := n.node.get(ctx, *n.node.kv.Load(), "probe"); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+// waitFor polls cond (a state of the cluster, read without side effects)
+// until it holds or limit passes.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			if testing.Verbose() {
+				for _, n := range startedNodes {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					t.Logf("%+v", n.node.Status(ctx))
+					cancel()
+				}
+			}
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type wsPeer struct {
+	t    *testing.T
+	conn *websocket.Conn
+	id   string
+	tok  string
+	msgs chan map[string]any
+}
+
+func dial(t *testing.T, u string) *wsPeer {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &wsPeer{t: t, conn: conn, msgs: make(chan map[string]any, 256)}
+	go func() {
+		defer close(p.msgs)
+		for {
+			var m map[string]any
+			if err := conn.ReadJSON(&m); err != nil {
+				return
+			}
+			p.msgs <- m
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return p
+}
+
+func (p *wsPeer) send(m map[string]any) {
+	p.t.Helper()
+	if err := p.conn.WriteJSON(m); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// next returns the next message that is not a pong.
+func (p *wsPeer) next() map[string]any {
+	p.t.Helper()
+	for {
+		select {
+		case m, ok := <-p.msgs:
+			if !ok {
+				p.t.Fatal("connection closed")
+			}
+			if m["type"] == "pong" {
+				continue
+			}
+			return m
+		case <-time.After(20 * time.Second):
+			p.t.Fatal("no message within 20 s")
+		}
+	}
+}
+
+// expect reads the next message and checks its type.
+func (p *wsPeer) expect(typ string) map[string]any {
+	p.t.Helper()
+	m := p.next()
+	if m["type"] != typ {
+		p.t.Fatalf("got %v, want a %s", m, typ)
+	}
+	return m
+}
+
+// join joins room as name and returns the welcome.
+func join(t *testing.T, u, room, name string) (*wsPeer, map[string]any) {
+	t.Helper()
+	p := dial(t, u)
+	p.send(map[string]any{"type": "join", "room": room, "name": name})
+	w := p.expect("welcome")
+	p.id, p.tok = w["id"].(string), w["resume"].(string)
+	return p, w
+}
+
+func peerNames(w map[string]any) []string {
+	var names []string
+	for _, x := range w["peers"].([]any) {
+		names = append(names, x.(map[string]any)["name"].(string))
+	}
+	return names
+}
+
+// TestAcrossNodes is the protocol over real WebSockets on three nodes:
+// welcome lists remote peers, peer-joined, signal and peer-left cross
+// nodes with from set by the sender's node, room-full counts every node,
+// a simultaneous join of one name on two nodes has exactly one winner,
+// a peer resumes on another node unseen, and the peers of a node that
+// stops, or dies, leave on the others.
+func TestAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	t.Run("welcome, joined, signal, left", func(t *testing.T) {
+		alice, _ := join(t, a.url, "r1", "alice")
+		bob, w := join(t, b.url, "r1", "bob")
+		if got := peerNames(w); len(got) != 1 || got[0] != "alice" {
+			t.Fatalf("bob's welcome lists %v, want [alice]", got)
+		}
+		if m := alice.expect("peer-joined"); m["id"] != bob.id || m["name"] != "bob" {
+			t.Fatalf("alice got %v", m)
+		}
+		bob.send(map[string]any{"type": "signal", "to": alice.id, "data": map[string]any{"sdp": "offer"}})
+		m := alice.expect("signal")
+		if m["from"] != bob.id || m["data"].(map[string]any)["sdp"] != "offer" {
+			t.Fatalf("alice got %v, want a signal from %s", m, bob.id)
+		}
+		// from is the sender's id whatever the client claims.
+		alice.send(map[string]any{"type": "signal", "to": bob.id, "from": "forged", "data": map[string]any{"x": 1}})
+		if m := bob.expect("signal"); m["from"] != alice.id {
+			t.Fatalf("bob got from %v, want %s", m["from"], alice.id)
+		}
+		carol, w := join(t, c.url, "r1", "carol")
+		if got := peerNames(w); len(got) != 2 {
+			t.Fatalf("carol's welcome lists %v, want alice and bob", got)
+		}
+		alice.expect("peer-joined")
+		bob.expect("peer-joined")
+		// Full on every node: a fourth peer, on any node, is refused.
+		late := dial(t, a.url)
+		late.send(map[string]any{"type": "join", "room": "r1", "name": "dave"})
+		if m := late.expect("error"); m["code"] != "room-full" {
+			t.Fatalf("got %v, want room-full", m)
+		}
+		carol.send(map[string]any{"type": "leave"})
+		for _, p := range []*wsPeer{alice, bob} {
+			if m := p.expect("peer-left"); m["id"] != carol.id {
+				t.Fatalf("got %v, want carol's peer-left", m)
+			}
+		}
+		// Her place is given back: dave gets in (once the bucket has it).
+		waitFor(t, 10*time.Second, "carol's place given back", func() bool {
+			return recordLen(t, a, "r1") == 2
+		})
+		late.send(map[string]any{"type": "join", "room": "r1", "name": "dave"})
+		late.expect("welcome")
+	})
+
+	t.Run("one name at the same instant on two nodes: one winner", func(t *testing.T) {
+		for i := range 50 {
+			room := fmt.Sprintf("race%d", i)
+			p1, p2 := dial(t, a.url), dial(t, b.url)
+			var wg sync.WaitGroup
+			for _, p := range []*wsPeer{p1, p2} {
+				wg.Go(func() { _ = p.conn.WriteJSON(map[string]any{"type": "join", "room": room, "name": "same"}) })
+			}
+			wg.Wait()
+			m1, m2 := p1.next(), p2.next()
+			types := []any{m1["type"], m2["type"]}
+			welcomes, taken := 0, 0
+			for _, m := range []map[string]any{m1, m2} {
+				switch {
+				case m["type"] == "welcome":
+					welcomes++
+				case m["type"] == "error" && m["code"] == "name-taken":
+					taken++
+				}
+			}
+			if welcomes != 1 || taken != 1 {
+				t.Fatalf("round %d: got %v %v, want one welcome and one name-taken", i, types, []any{m1["code"], m2["code"]})
+			}
+			p1.conn.Close()
+			p2.conn.Close()
+		}
+	})
+
+	t.Run("resume on another node", func(t *testing.T) {
+		erin, _ := join(t, a.url, "r2", "erin")
+		finn, _ := join(t, c.url, "r2", "finn")
+		erin.expect("peer-joined")
+		// Erin's network drops (no close frame): node a keeps her for the
+		// resume window; finn's signal meanwhile waits for her there.
+		erin.conn.UnderlyingConn().Close()
+		waitFor(t, 10*time.Second, "erin suspended on a", func() bool { return a.sig.HasLocal("r2", erin.id) && connsOf(a) == 0 })
+		finn.send(map[string]any{"type": "signal", "to": erin.id, "data": map[string]any{"n": 1}})
+		waitFor(t, 10*time.Second, "the signal queued for erin", func() bool { return a.node.Stats().Received()[kindSignal] > 0 })
+		back := dial(t, b.url)
+		back.send(map[string]any{"type": "join", "room": "r2", "name": "erin", "resume": erin.tok})
+		w := back.expect("welcome")
+		if w["id"] != erin.id || w["resumed"] != true {
+			t.Fatalf("got %v, want erin's id %s resumed", w, erin.id)
+		}
+		if m := back.expect("signal"); m["from"] != finn.id {
+			t.Fatalf("got %v, want finn's queued signal", m)
+		}
+		// finn saw nothing, and reaches her on node b now.
+		finn.send(map[string]any{"type": "signal", "to": erin.id, "data": map[string]any{"n": 2}})
+		if m := back.expect("signal"); m["data"].(map[string]any)["n"] != float64(2) {
+			t.Fatalf("got %v", m)
+		}
+		back.send(map[string]any{"type": "signal", "to": finn.id, "data": map[string]any{"n": 3}})
+		if m := finn.expect("signal"); m["from"] != erin.id {
+			t.Fatalf("finn got %v, want erin's signal (and no peer-left or peer-joined)", m)
+		}
+	})
+
+	t.Run("a node that dies", func(t *testing.T) {
+		gil, _ := join(t, a.url, "r3", "gil")
+		hal, _ := join(t, c.url, "r3", "hal")
+		gil.expect("peer-joined")
+		c.kill()
+		if m := gil.expect("peer-left"); m["id"] != hal.id {
+			t.Fatalf("got %v, want hal's peer-left", m)
+		}
+		// hal's name is free again once b too has heard nothing from c
+		// for DeadAfter.
+		waitFor(t, 15*time.Second, "b to take c for gone", func() bool {
+			return b.node.AliveNodes() == 2
+		})
+		again, _ := join(t, b.url, "r3", "hal")
+		if m := gil.expect("peer-joined"); m["id"] != again.id {
+			t.Fatalf("got %v", m)
+		}
+	})
+}
+
+func connsOf(n *testNode) int {
+	conns, _, _ := n.sig.Counts()
+	return conns
+}
+
+func recordLen(t *testing.T, n *testNode, room string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rec, _, err := n.node.get(ctx, *n.node.kv.Load(), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(rec.Members)
+}

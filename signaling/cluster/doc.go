@@ -1,0 +1,53 @@
+// Package cluster shares signaling rooms between icebox nodes over NATS:
+// it implements signaling.Cluster. A room is one room whichever node a
+// browser reaches.
+//
+// # NATS
+//
+// Each node embeds a nats-server (Embed) whose route listener takes the
+// other nodes' routes, both sides authenticated by the shared cluster
+// secret (and optionally mutual TLS), or it uses an operator's NATS
+// (Config.NATSURL). The node talks to it through one client connection.
+//
+// # What travels where
+//
+//   - Admission: JetStream key-value bucket RoomsBucket holds one record
+//     per room, its members (peer id, name, node). A join is admitted by a
+//     compare-and-set of that record (Create, or Update at the revision
+//     read), so of two joins of one name, or of the last place in a room,
+//     on two nodes at the same instant exactly one succeeds.
+//   - Room events (peer joined, left, moved by a resume) on core NATS
+//     subject "icebox.rooms", which every node subscribes to: each
+//     node keeps a view of every room's remote peers, so a welcome lists
+//     peers on every node without asking anyone.
+//   - Signals on "icebox.node.<node id>", to the node of the target peer
+//     only.
+//   - Heartbeats on "icebox.hb" every HeartbeatInterval: who is alive,
+//     with each node's relayed address and relay ports (for the TURN peer
+//     filter) and its peer count. A node not heard for DeadAfter is gone:
+//     every other node drops its peers (peer-left to their own peers) and
+//     gives their names and places back in the bucket. A stopping node
+//     says so in a last heartbeat.
+//   - Resume on another node: a request on "icebox.resume"; the node
+//     holding the suspended peer hands it over (signaling.Server.HandOver)
+//     with the messages queued for it.
+//
+// A node's announcements and signals leave through one queue and one
+// connection, and a node receives room events, signals and heartbeats
+// through one channel in arrival order, so a peer's join reaches every
+// node before its first signal does (NATS keeps one publisher's order).
+//
+// # Node ids
+//
+// A node's id is its name, "@" and a random incarnation drawn at start:
+// a node restarted under the same name is a new node, and the peers of
+// its previous life leave once that life's heartbeats stop.
+//
+// # Goroutines
+//
+// Started by Start, ended by Close (or when Start's context ends): the
+// sender (outbound queue → NATS), the receiver (inbound channel →
+// signaling), the releaser (names and places given back in the bucket),
+// the heartbeat and liveness ticker, and the start-up loop that waits for
+// JetStream and loads the rooms. nats.go runs the resume handler.
+package cluster

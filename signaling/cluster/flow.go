@@ -1,0 +1,445 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/icebox-project/icebox/internal/roomname"
+	"github.com/icebox-project/icebox/signaling"
+)
+
+// Joined implements signaling.Cluster.
+func (n *Node) Joined(room, id, name string) {
+	n.mu.Lock()
+	delete(n.pending, id)
+	n.mu.Unlock()
+	n.announce(event{Kind: kindJoined, Room: room, ID: id, Name: name, Node: n.id})
+}
+
+// Left implements signaling.Cluster.
+func (n *Node) Left(room, id string) {
+	n.mu.Lock()
+	delete(n.pending, id)
+	n.mu.Unlock()
+	n.announce(event{Kind: kindLeft, Room: room, ID: id, Node: n.id})
+	n.rel.push(outMsg{kind: kindRelease, room: room, id: id})
+}
+
+// Resumed implements signaling.Cluster.
+func (n *Node) Resumed(room, id, name string) {
+	n.announce(event{Kind: kindMoved, Room: room, ID: id, Name: name, Node: n.id})
+	go n.setNode(context.Background(), room, id, name)
+}
+
+func (n *Node) announce(ev event) {
+	b, _ := json.Marshal(ev)
+	n.out.push(outMsg{subject: subjRooms, data: b, kind: ev.Kind})
+}
+
+// Signal implements signaling.Cluster.
+func (n *Node) Signal(node, room, from, to string, data json.RawMessage) {
+	b, _ := json.Marshal(signalWire{Kind: kindSignal, Room: room, From: from, To: to, Data: data, Sent: time.Now().UnixNano()})
+	n.out.push(outMsg{subject: subjNode(node), data: b, kind: kindSignal})
+}
+
+// Resume implements signaling.Cluster: a request every node hears; the
+// one holding the suspended peer answers with it.
+func (n *Node) Resume(token, room string) (signaling.Handover, bool) {
+	if n.closed.Load() {
+		return signaling.Handover{}, false
+	}
+	b, _ := json.Marshal(resumeWire{Token: token, Room: room, Node: n.id})
+	n.stats.out(kindResume)
+	msg, err := n.nc.Request(subjResume, b, resumeTimeout)
+	if err != nil {
+		return signaling.Handover{}, false
+	}
+	n.stats.in(kindResume)
+	var ho signaling.Handover
+	if json.Unmarshal(msg.Data, &ho) != nil || ho.ID == "" {
+		return signaling.Handover{}, false
+	}
+	return ho, true
+}
+
+// handleResume answers a resume request when this node holds the peer;
+// other nodes stay silent.
+func (n *Node) handleResume(msg *nats.Msg) {
+	var req resumeWire
+	if json.Unmarshal(msg.Data, &req) != nil || req.Node == n.id || req.Token == "" {
+		return
+	}
+	ho, ok := n.rooms.HandOver(req.Token, req.Room, req.Node)
+	if !ok {
+		return
+	}
+	n.stats.in(kindResume)
+	b, _ := json.Marshal(ho)
+	if err := msg.Respond(b); err != nil {
+		// The peer is with the asking node in our view now; without an
+		// answer it never arrives there, so it leaves.
+		n.log.Warn("cluster: resume answer lost; the peer leaves", "room", req.Room, "peer", ho.ID, "error", err)
+		n.rooms.RemoteLeft(req.Room, ho.ID)
+		n.Left(req.Room, ho.ID)
+		return
+	}
+	n.stats.out(kindResume)
+}
+
+// reconnected asks every live node for its peers again: announcements
+// sent while this node's connection was down are lost.
+func (n *Node) reconnected() {
+	n.log.Info("cluster: NATS connection back; asking the nodes for their peers")
+	n.mu.Lock()
+	var ids []string
+	for id, pn := range n.nodes {
+		if !pn.dead {
+			ids = append(ids, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range ids {
+		n.askMembers(id)
+	}
+}
+
+// askMembers asks node for its own peers; the answer arrives in order
+// with that node's announcements (handleMembers, dispatch).
+func (n *Node) askMembers(node string) {
+	if err := n.nc.PublishRequest(subjMembers(node), subjSync(n.id), nil); err != nil {
+		n.stats.count(&n.stats.publishErrors)
+		return
+	}
+	n.stats.out(kindMembers)
+}
+
+// handleMembers answers a node asking for this node's peers. The answer
+// is queued with the announcements, under the signaling lock, so the
+// asker applies it in order with them: a peer that leaves after the
+// answer is listed in it, and its departure follows.
+func (n *Node) handleMembers(msg *nats.Msg) {
+	if msg.Reply == "" || n.rooms == nil {
+		return
+	}
+	n.stats.in(kindMembers)
+	n.rooms.WithLocal(func(local []signaling.Member) {
+		for i := 0; i == 0 || i < len(local); i += membersChunk {
+			part := local[i:min(i+membersChunk, len(local))]
+			w := membersWire{Node: n.id, Members: make([]memberEntry, 0, len(part)), Last: i+membersChunk >= len(local)}
+			for _, m := range part {
+				w.Members = append(w.Members, memberEntry{Room: m.Room, ID: m.ID, Name: m.Name})
+			}
+			b, _ := json.Marshal(w)
+			n.out.push(outMsg{subject: msg.Reply, data: b, kind: kindMembers})
+		}
+	})
+}
+
+// send publishes the outbound queue in order.
+func (n *Node) send(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.out.wake:
+		}
+		for _, m := range n.out.take() {
+			if m.done != nil {
+				close(m.done)
+				continue
+			}
+			if err := n.nc.Publish(m.subject, m.data); err != nil {
+				n.stats.count(&n.stats.publishErrors)
+				continue
+			}
+			n.stats.out(m.kind)
+		}
+	}
+}
+
+// receive applies room events, signals and heartbeats in arrival order.
+func (n *Node) receive(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-n.in:
+			n.dispatch(msg)
+		}
+	}
+}
+
+func (n *Node) dispatch(msg *nats.Msg) {
+	switch {
+	case msg.Subject == subjHeartbeat:
+		var hb heartbeatWire
+		if json.Unmarshal(msg.Data, &hb) != nil || hb.Node == "" {
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.stats.in(kindHeartbeat)
+		n.heard(hb)
+	case msg.Subject == subjRooms:
+		var ev event
+		if json.Unmarshal(msg.Data, &ev) != nil || !roomname.Valid(ev.Room) || ev.ID == "" || ev.Node == "" || ev.Node == n.id {
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.noteNode(ev.Node)
+		switch ev.Kind {
+		case kindJoined:
+			n.rooms.RemoteJoined(ev.Room, ev.ID, ev.Name, ev.Node)
+		case kindLeft:
+			n.rooms.RemoteLeft(ev.Room, ev.ID)
+		case kindMoved:
+			n.rooms.RemoteMoved(ev.Room, ev.ID, ev.Name, ev.Node)
+		default:
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.stats.in(ev.Kind)
+	case msg.Subject == subjSync(n.id):
+		var mw membersWire
+		if json.Unmarshal(msg.Data, &mw) != nil || mw.Node == "" || mw.Node == n.id {
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.stats.in(kindMembers)
+		n.noteNode(mw.Node)
+		if n.isDead(mw.Node) {
+			return // gone since it answered
+		}
+		n.mu.Lock()
+		if n.syncing == nil {
+			n.syncing = map[string]map[string]bool{}
+		}
+		listed := n.syncing[mw.Node]
+		if listed == nil {
+			listed = map[string]bool{}
+			n.syncing[mw.Node] = listed
+		}
+		if mw.Last {
+			delete(n.syncing, mw.Node)
+		}
+		n.mu.Unlock()
+		for _, m := range mw.Members {
+			if roomname.Valid(m.Room) && m.ID != "" {
+				listed[m.Room+"\x00"+m.ID] = true
+				n.rooms.RemoteJoined(m.Room, m.ID, m.Name, mw.Node)
+			}
+		}
+		if mw.Last {
+			// Whatever this node holds of that node's beyond its answer left
+			// while this node was not listening (a reconnect).
+			for _, m := range n.rooms.Members() {
+				if m.Node == mw.Node && !listed[m.Room+"\x00"+m.ID] {
+					n.rooms.RemoteLeft(m.Room, m.ID)
+				}
+			}
+		}
+	default:
+		var sw signalWire
+		if json.Unmarshal(msg.Data, &sw) != nil || sw.Kind != kindSignal {
+			n.stats.in(kindInvalid)
+			return
+		}
+		n.stats.in(kindSignal)
+		if sw.Sent > 0 && n.cfg.ObserveLatency != nil {
+			n.cfg.ObserveLatency(time.Duration(time.Now().UnixNano() - sw.Sent))
+		}
+		fwd, ok := n.rooms.RemoteSignal(sw.Room, sw.From, sw.To, sw.Data)
+		if !ok && fwd != "" && fwd != n.id && sw.Hops == 0 {
+			// The peer resumed on another node: one forward.
+			sw.Hops++
+			b, _ := json.Marshal(sw)
+			n.out.push(outMsg{subject: subjNode(fwd), data: b, kind: kindSignal})
+		} else if !ok {
+			n.stats.count(&n.stats.undelivered)
+		}
+	}
+}
+
+// heartbeats publishes this node's heartbeat and judges the others'
+// every HeartbeatInterval.
+func (n *Node) heartbeats(ctx context.Context) {
+	t := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		n.out.push(outMsg{subject: subjHeartbeat, data: n.heartbeat(false), kind: kindHeartbeat})
+		n.sweep()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) heartbeat(gone bool) []byte {
+	peers := 0
+	if n.rooms != nil {
+		_, _, peers = n.rooms.Counts()
+	}
+	b, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: n.id, Name: n.cfg.Name, Relay: n.cfg.Relay, Peers: peers, Gone: gone})
+	return b
+}
+
+// heard records a heartbeat. A node that says it is gone leaves at once;
+// one that comes back after being taken for gone (it was cut off) makes
+// this node read the rooms again.
+func (n *Node) heard(hb heartbeatWire) {
+	if hb.Node == n.id {
+		return
+	}
+	n.mu.Lock()
+	pn := n.nodes[hb.Node]
+	// isNew: its first heartbeat (it may be known already from a room
+	// event, by id only).
+	isNew := pn == nil || pn.name == ""
+	if pn == nil {
+		pn = &peerNode{id: hb.Node}
+		n.nodes[hb.Node] = pn
+	}
+	changed := isNew || pn.relay != hb.Relay || pn.dead != hb.Gone
+	revived := pn.dead && !hb.Gone
+	pn.name, pn.relay, pn.peers, pn.lastSeen = hb.Name, hb.Relay, hb.Peers, time.Now()
+	if hb.Gone && !pn.dead {
+		pn.dead = true
+		n.mu.Unlock()
+		n.gone(hb.Node, "stopped")
+		n.nodesChanged()
+		return
+	}
+	pn.dead = hb.Gone
+	n.mu.Unlock()
+	if isNew {
+		n.log.Info("cluster node joined", "node", hb.Node)
+	}
+	if isNew || revived {
+		// Its peers from itself, in order with its announcements.
+		n.askMembers(hb.Node)
+	}
+	if changed {
+		n.nodesChanged()
+	}
+	if revived && n.ready.Load() {
+		// Put back this node's own peers, dropped from the records if the
+		// others took this node for gone.
+		n.log.Info("cluster node back", "node", hb.Node)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := n.resync(ctx); err != nil {
+				n.log.Warn("cluster: rooms not read again", "error", err)
+			}
+		}()
+	}
+}
+
+func (n *Node) isDead(id string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pn := n.nodes[id]
+	return pn != nil && pn.dead
+}
+
+// noteNode makes a node first seen in a room event or record known, as
+// if heard now, so that it is judged gone if it never sends a heartbeat.
+func (n *Node) noteNode(id string) {
+	if id == n.id {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nodes[id] == nil {
+		n.nodes[id] = &peerNode{id: id, lastSeen: time.Now()}
+	}
+}
+
+// sweep takes nodes not heard for DeadAfter for gone.
+func (n *Node) sweep() {
+	now := time.Now()
+	var dead []string
+	n.mu.Lock()
+	for id, pn := range n.nodes {
+		if !pn.dead && now.Sub(pn.lastSeen) > n.cfg.DeadAfter {
+			pn.dead = true
+			dead = append(dead, id)
+		}
+		// Forget nodes long gone (restarted nodes leave their old ids).
+		if pn.dead && now.Sub(pn.lastSeen) > 10*n.cfg.DeadAfter {
+			delete(n.nodes, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range dead {
+		n.gone(id, "silent")
+	}
+	if len(dead) > 0 {
+		n.nodesChanged()
+	}
+	if n.ready.Load() && n.rooms != nil {
+		// Raise the bucket's replicas as nodes join (cheap when no change).
+		if kvp := n.kv.Load(); kvp != nil && n.lowestID() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if _, err := n.openBucket(ctx); err != nil {
+				n.log.Debug("cluster: bucket replicas not raised", "error", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// gone drops every peer of node here and gives their places back.
+func (n *Node) gone(node, why string) {
+	members := n.rooms.NodeGone(node)
+	n.log.Info("cluster node gone", "node", node, "reason", why, "peers", len(members))
+	for _, m := range members {
+		n.rel.push(outMsg{kind: kindRelease, room: m.Room, id: m.ID})
+	}
+}
+
+// lowestID reports whether this node has the smallest id of the live
+// nodes: the one that resizes the bucket.
+func (n *Node) lowestID() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, pn := range n.nodes {
+		if !pn.dead && id < n.id {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *Node) aliveCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, pn := range n.nodes {
+		if !pn.dead && pn.name != "" {
+			c++
+		}
+	}
+	return c
+}
+
+func (n *Node) nodesChanged() {
+	if n.onNodes == nil {
+		return
+	}
+	n.mu.Lock()
+	var rs []RelayRange
+	for _, pn := range n.nodes {
+		if !pn.dead && pn.relay.Addr.IsValid() {
+			rs = append(rs, pn.relay)
+		}
+	}
+	n.mu.Unlock()
+	slices.SortFunc(rs, func(a, b RelayRange) int { return a.Addr.Compare(b.Addr)*65536 + int(a.Min) - int(b.Min) })
+	n.onNodes(rs)
+}

@@ -1,0 +1,261 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icebox-project/icebox/signaling"
+)
+
+// Timings. DeadAfter is several heartbeats, so one lost or late heartbeat
+// never ends a node; a dead node's peers leave within DeadAfter plus one
+// HeartbeatInterval (the liveness check runs at each heartbeat).
+const (
+	DefaultHeartbeatInterval = time.Second
+	DefaultDeadAfter         = 5 * time.Second
+	// admitTimeout bounds one join's admission (every compare-and-set
+	// retry included).
+	admitTimeout = 5 * time.Second
+	// resumeTimeout bounds the wait for a node holding a suspended peer.
+	resumeTimeout = time.Second
+	// inboundQueue is the receive channel's capacity: room events, signals
+	// and heartbeats wait there while the rooms load at start-up.
+	inboundQueue = 1 << 16
+)
+
+// Rooms is what a Node drives on its signaling server:
+// *signaling.Server.
+type Rooms interface {
+	RemoteJoined(room, id, name, node string)
+	RemoteLeft(room, id string)
+	RemoteMoved(room, id, name, node string)
+	RemoteSignal(room, from, to string, data json.RawMessage) (forward string, ok bool)
+	NodeGone(node string) []signaling.Member
+	HandOver(token, room, node string) (signaling.Handover, bool)
+	HasLocal(room, id string) bool
+	WithLocal(f func(local []signaling.Member))
+	Members() []signaling.Member
+	Counts() (conns, rooms, peers int)
+}
+
+// Config configures a Node.
+type Config struct {
+	// Name is the node's name, unique in the cluster (cluster.node).
+	Name string
+	// Conn is the node's connection to NATS; the Node owns it from New
+	// and closes it in Close. It must not echo the node's own messages
+	// back (nats.NoEcho), which Connect and ConnectEmbedded arrange.
+	Conn *nats.Conn
+	// Relay is this node's TURN relayed address and relay ports, told to
+	// the other nodes so that their peer filters let the two relays
+	// reach each other.
+	Relay RelayRange
+	// HeartbeatInterval and DeadAfter: zero values are the defaults.
+	HeartbeatInterval, DeadAfter time.Duration
+	// ObserveLatency, when set, is told the delivery time of each signal
+	// from another node (its send time to its arrival here, clocks as the
+	// nodes keep them).
+	ObserveLatency func(time.Duration)
+	// Logger: nil is slog.Default().
+	Logger *slog.Logger
+}
+
+// RelayRange is a node's relayed address and relay ports, inclusive.
+type RelayRange struct {
+	Addr     netip.Addr `json:"addr"`
+	Min, Max uint16
+}
+
+// Node is one icebox's membership of the cluster. It implements
+// signaling.Cluster. Build it with New, give it to signaling.New, then
+// Start it with the signaling server.
+type Node struct {
+	cfg   Config
+	id    string // Name@incarnation
+	log   *slog.Logger
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	kv    atomic.Pointer[jetstream.KeyValue]
+	rooms Rooms
+	stats Stats
+	ready atomic.Bool
+	start time.Time
+
+	out  queue // announcements and signals, in order
+	rel  queue // names and places to give back in the bucket
+	in   chan *nats.Msg
+	subs []*nats.Subscription
+
+	mu sync.Mutex
+	// nodes are the other nodes heard of, by id.
+	nodes map[string]*peerNode
+	// pending are peers admitted here but not yet announced (Joined or
+	// Left not called yet): never stale in the bucket.
+	pending map[string]struct{}
+	// onNodes is told the live nodes' relay ranges whenever they change.
+	onNodes func([]RelayRange)
+	// syncing collects, by node, the peers listed so far in a members
+	// answer of several parts.
+	syncing map[string]map[string]bool
+
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// peerNode is what a Node knows of another node.
+type peerNode struct {
+	id       string
+	name     string
+	relay    RelayRange
+	peers    int
+	lastSeen time.Time
+	dead     bool
+}
+
+// New builds a Node on cfg.Conn. Nothing is sent before Start.
+func New(cfg Config) (*Node, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("cluster: no NATS connection")
+	}
+	if !validName(cfg.Name) {
+		return nil, fmt.Errorf("cluster: node name %q: 1 to 64 characters of A-Z a-z 0-9 - _", cfg.Name)
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.DeadAfter <= 0 {
+		cfg.DeadAfter = DefaultDeadAfter
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	n := &Node{cfg: cfg, id: cfg.Name + "@" + hex.EncodeToString(b), log: cfg.Logger, nc: cfg.Conn, js: js,
+		in: make(chan *nats.Msg, inboundQueue), nodes: map[string]*peerNode{}, pending: map[string]struct{}{}}
+	n.out.init()
+	n.rel.init()
+	cfg.Conn.SetReconnectHandler(func(*nats.Conn) { n.reconnected() })
+	return n, nil
+}
+
+// ID is this node's id: its name, "@" and its incarnation.
+func (n *Node) ID() string { return n.id }
+
+// Name is this node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// OnNodes sets f to be told the relay ranges of the live other nodes each
+// time they change (a node appears, changes or goes). Call before Start.
+func (n *Node) OnNodes(f func([]RelayRange)) { n.onNodes = f }
+
+// Start subscribes, starts the heartbeats and, in the background, waits
+// for JetStream, loads every room into rooms and then serves (Ready turns
+// true). Joins before that are refused as unavailable. It returns once
+// the subscriptions are in place. ctx ends everything, as Close does.
+func (n *Node) Start(ctx context.Context, rooms Rooms) error {
+	n.rooms = rooms
+	n.start = time.Now()
+	for _, subj := range []string{subjRooms, subjNode(n.id), subjHeartbeat, subjSync(n.id)} {
+		sub, err := n.nc.ChanSubscribe(subj, n.in)
+		if err != nil {
+			return fmt.Errorf("cluster: subscribe %s: %w", subj, err)
+		}
+		_ = sub.SetPendingLimits(-1, -1)
+		n.subs = append(n.subs, sub)
+	}
+	sub, err := n.nc.Subscribe(subjResume, n.handleResume)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", subjResume, err)
+	}
+	n.subs = append(n.subs, sub)
+	if sub, err = n.nc.Subscribe(subjMembers(n.id), n.handleMembers); err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", subjMembers(n.id), err)
+	}
+	n.subs = append(n.subs, sub)
+	ctx, n.stop = context.WithCancel(ctx)
+	n.wg.Go(func() { n.send(ctx) })
+	n.wg.Go(func() { n.heartbeats(ctx) })
+	n.wg.Go(func() {
+		if !n.load(ctx) {
+			return
+		}
+		n.wg.Go(func() { n.releaser(ctx) })
+		n.receive(ctx)
+	})
+	return nil
+}
+
+// Ready reports whether the node admits joins: JetStream answers and the
+// rooms are loaded.
+func (n *Node) Ready() bool { return n.ready.Load() }
+
+// Connected reports whether the NATS connection is up.
+func (n *Node) Connected() bool { return n.nc.IsConnected() }
+
+// Close tells the other nodes this node is gone (its peers leave at once
+// on them), gives its peers' names and places back in the bucket, and
+// closes the NATS connection. Call it after the signaling server has
+// closed, so every local peer has left. It waits up to ctx for that.
+func (n *Node) Close(ctx context.Context) error {
+	if n.closed.Swap(true) {
+		return nil
+	}
+	if n.stop == nil { // never started
+		n.nc.Close()
+		return nil
+	}
+	// Whatever is queued (the last peer-left announcements) goes first,
+	// then the farewell.
+	n.out.push(outMsg{subject: subjHeartbeat, data: n.heartbeat(true), kind: kindHeartbeat})
+	flushed := n.out.flushed()
+	select {
+	case <-flushed:
+	case <-ctx.Done():
+	}
+	released := n.rel.flushed()
+	select {
+	case <-released:
+	case <-ctx.Done():
+	}
+	_ = n.nc.FlushWithContext(ctx)
+	n.stop()
+	n.out.close()
+	n.rel.close()
+	for _, s := range n.subs {
+		_ = s.Unsubscribe()
+	}
+	n.wg.Wait()
+	n.nc.Close()
+	return ctx.Err()
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,421 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icebox-project/icebox/signaling"
+)
+
+// RoomsBucket is the JetStream key-value bucket of room records: key the
+// room name, value a record. Kept in memory, replicated on up to three
+// nodes (History 1: only the latest record counts).
+const RoomsBucket = "icebox-rooms"
+
+// maxReplicas is the most copies of the bucket kept; three survive one
+// node's loss.
+const maxReplicas = 3
+
+// attemptTimeout bounds one read or compare-and-set of a record.
+const attemptTimeout = time.Second
+
+// ErrUnavailable: the cluster cannot admit a join now (JetStream not
+// ready, no quorum).
+var ErrUnavailable = errors.New("cluster: not ready")
+
+// record is a room's members across the cluster.
+type record struct {
+	Members []member `json:"m"`
+}
+
+type member struct {
+	ID   string `json:"i"`
+	Name string `json:"n"`
+	Node string `json:"o"`
+}
+
+func (r *record) index(id string) int {
+	return slices.IndexFunc(r.Members, func(m member) bool { return m.ID == id })
+}
+
+// Admit implements signaling.Cluster: a compare-and-set of the room's
+// record, retried while another node changes it at the same time.
+// Members of nodes known to be gone, and of this node but no longer here,
+// are dropped on the way.
+func (n *Node) Admit(room, id, name string, maxPeers int) ([]string, error) {
+	others, err := n.admit(room, id, name, maxPeers)
+	if errors.Is(err, ErrUnavailable) {
+		n.log.Warn("cluster: join not admitted", "room", room, "error", err)
+	}
+	return others, err
+}
+
+func (n *Node) admit(room, id, name string, maxPeers int) ([]string, error) {
+	kvp := n.kv.Load()
+	if kvp == nil || !n.ready.Load() {
+		return nil, ErrUnavailable
+	}
+	kv := *kvp
+	ctx, cancel := context.WithTimeout(context.Background(), admitTimeout)
+	defer cancel()
+	for {
+		// Each step has its own deadline, shorter than admitTimeout, so a
+		// request lost while a stream leader is elected is tried again.
+		actx, acancel := context.WithTimeout(ctx, attemptTimeout)
+		defer acancel()
+		rec, rev, err := n.get(actx, kv, room)
+		if err != nil {
+			// No answer yet (a stream leader being elected): again, within
+			// admitTimeout.
+			n.log.Debug("cluster: admission retried", "room", room, "error", err)
+			if !retry(ctx) {
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			continue
+		}
+		rec.Members = slices.DeleteFunc(rec.Members, func(m member) bool { return n.stale(room, m) })
+		if slices.ContainsFunc(rec.Members, func(m member) bool { return m.Name == name }) {
+			return nil, signaling.ErrNameTaken
+		}
+		if len(rec.Members) >= maxPeers {
+			return nil, signaling.ErrRoomFull
+		}
+		others := make([]string, 0, len(rec.Members))
+		for _, m := range rec.Members {
+			others = append(others, m.ID)
+		}
+		rec.Members = append(rec.Members, member{ID: id, Name: name, Node: n.id})
+		n.mu.Lock()
+		n.pending[id] = struct{}{}
+		n.mu.Unlock()
+		err = n.put(actx, kv, room, rec, rev)
+		if err == nil {
+			return others, nil
+		}
+		n.mu.Lock()
+		delete(n.pending, id)
+		n.mu.Unlock()
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			n.log.Debug("cluster: admission retried", "room", room, "error", err)
+			if !retry(ctx) {
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			continue
+		}
+		n.stats.count(&n.stats.conflicts)
+		if ctx.Err() != nil {
+			return nil, ErrUnavailable
+		}
+	}
+}
+
+// retry waits a moment before another try; false once ctx has ended.
+func retry(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(100 * time.Millisecond):
+		return true
+	}
+}
+
+// stale reports whether m no longer holds its place: its node is known
+// to be gone (or, once this node has listened for DeadAfter, unknown), or
+// it is this node's and neither here nor being admitted.
+func (n *Node) stale(room string, m member) bool {
+	if m.Node == n.id {
+		n.mu.Lock()
+		_, pending := n.pending[m.ID]
+		n.mu.Unlock()
+		return !pending && !n.rooms.HasLocal(room, m.ID)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pn := n.nodes[m.Node]
+	if pn == nil {
+		return time.Since(n.start) > n.cfg.DeadAfter
+	}
+	return pn.dead
+}
+
+// get reads room's record; a missing room is an empty record at
+// revision 0.
+func (n *Node) get(ctx context.Context, kv jetstream.KeyValue, room string) (record, uint64, error) {
+	var rec record
+	e, err := kv.Get(ctx, room)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return rec, 0, nil
+	}
+	if err != nil {
+		return rec, 0, err
+	}
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		// A record this version cannot read is replaced.
+		n.log.Warn("cluster: unreadable room record replaced", "room", room, "error", err)
+		return record{}, e.Revision(), nil
+	}
+	return rec, e.Revision(), nil
+}
+
+// put writes rec at revision rev (0: the key must not exist); an empty
+// record deletes the key. A concurrent change is jetstream.ErrKeyExists.
+func (n *Node) put(ctx context.Context, kv jetstream.KeyValue, room string, rec record, rev uint64) error {
+	if len(rec.Members) == 0 {
+		if rev == 0 {
+			return nil
+		}
+		err := kv.Delete(ctx, room, jetstream.LastRevision(rev))
+		if err != nil && isWrongRevision(err) {
+			return jetstream.ErrKeyExists
+		}
+		return err
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		_, err = kv.Create(ctx, room, b)
+	} else {
+		_, err = kv.Update(ctx, room, b, rev)
+	}
+	return err
+}
+
+func isWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// modify applies f to room's record by compare-and-set until it sticks
+// or ctx ends.
+func (n *Node) modify(ctx context.Context, kv jetstream.KeyValue, room string, f func(*record) bool) error {
+	for {
+		err := n.modifyOnce(ctx, kv, room, f)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, jetstream.ErrKeyExists):
+			n.stats.count(&n.stats.conflicts)
+		case !retry(ctx):
+			return err
+		}
+	}
+}
+
+func (n *Node) modifyOnce(ctx context.Context, kv jetstream.KeyValue, room string, f func(*record) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	rec, rev, err := n.get(ctx, kv, room)
+	if err != nil {
+		return err
+	}
+	if !f(&rec) {
+		return nil // nothing to change
+	}
+	return n.put(ctx, kv, room, rec, rev)
+}
+
+// releaser gives names and places back: each batch is grouped by room,
+// one compare-and-set per room. A failure (no quorum) is logged; the
+// place is taken back later by Admit's stale check.
+func (n *Node) releaser(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.rel.wake:
+		}
+		items := n.rel.take()
+		byRoom := map[string][]string{}
+		var order []string
+		var markers []chan struct{}
+		for _, m := range items {
+			if m.done != nil {
+				markers = append(markers, m.done)
+				continue
+			}
+			if _, ok := byRoom[m.room]; !ok {
+				order = append(order, m.room)
+			}
+			byRoom[m.room] = append(byRoom[m.room], m.id)
+		}
+		if kvp := n.kv.Load(); kvp != nil {
+			for i, room := range order {
+				ids := byRoom[room]
+				cctx, cancel := context.WithTimeout(ctx, admitTimeout)
+				err := n.modify(cctx, *kvp, room, func(r *record) bool {
+					before := len(r.Members)
+					r.Members = slices.DeleteFunc(r.Members, func(m member) bool { return slices.Contains(ids, m.ID) })
+					return len(r.Members) != before
+				})
+				cancel()
+				if err != nil {
+					// No quorum, most likely: the rest would wait as long.
+					// Admit drops these members later (stale).
+					if ctx.Err() == nil {
+						n.log.Warn("cluster: names not given back", "rooms", len(order)-i, "error", err)
+					}
+					break
+				}
+			}
+		}
+		for _, d := range markers {
+			close(d)
+		}
+	}
+}
+
+// setNode records in the bucket that peer id of room lives on this node
+// (after a resume here).
+func (n *Node) setNode(ctx context.Context, room, id, name string) {
+	kvp := n.kv.Load()
+	if kvp == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, admitTimeout)
+	defer cancel()
+	err := n.modify(cctx, *kvp, room, func(r *record) bool {
+		if i := r.index(id); i >= 0 {
+			if r.Members[i].Node == n.id {
+				return false
+			}
+			r.Members[i].Node = n.id
+			return true
+		}
+		r.Members = append(r.Members, member{ID: id, Name: name, Node: n.id})
+		return true
+	})
+	if err != nil {
+		n.log.Warn("cluster: resumed peer not recorded", "room", room, "peer", id, "error", err)
+	}
+}
+
+// openBucket creates the rooms bucket, or raises its replicas to
+// min(3, nodes alive) when more nodes have joined since.
+func (n *Node) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	want := min(maxReplicas, n.aliveCount()+1)
+	kv, err := n.js.KeyValue(ctx, RoomsBucket)
+	if err == nil {
+		st, serr := kv.Status(ctx)
+		if serr == nil && st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas >= want {
+			return kv, nil
+		}
+	}
+	return n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: RoomsBucket, Description: "icebox rooms: members by room",
+		History: 1, Storage: jetstream.MemoryStorage, Replicas: want,
+	})
+}
+
+// load waits for JetStream, opens the bucket and reads every room into
+// the signaling server, then marks the node ready. Room events that
+// arrive meanwhile wait in n.in and are applied afterwards; applying is
+// idempotent, so an event already reflected in the records changes
+// nothing. false when ctx ended first.
+func (n *Node) load(ctx context.Context) bool {
+	// Hear the other nodes first, so the bucket gets its replicas and the
+	// members of live nodes are not taken for stale.
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(n.cfg.HeartbeatInterval + n.cfg.HeartbeatInterval/2):
+	}
+	for {
+		kv, err := n.openBucket(ctx)
+		if err == nil {
+			n.kv.Store(&kv)
+			if err = n.probe(ctx, kv); err == nil {
+				err = n.resync(ctx)
+			}
+			if err == nil {
+				n.ready.Store(true)
+				n.log.Info("cluster ready", "node", n.id, "nodes", n.aliveCount()+1)
+				return true
+			}
+		}
+		n.log.Info("cluster: waiting for JetStream", "error", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// probe writes this node's probe key: the bucket takes writes (its
+// stream has a leader and a quorum). The key is no room name (those have
+// no dot) and its record has no members.
+func (n *Node) probe(ctx context.Context, kv jetstream.KeyValue) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := kv.Put(ctx, "probe."+n.cfg.Name, []byte(`{"m":[]}`))
+	return err
+}
+
+// resync reads every room record and puts back this node's own peers
+// that are missing (dropped by the others while this node was cut off),
+// announcing them again, unless their name was taken meanwhile (then
+// they stay known only here until they leave, and a warning is logged).
+// The other nodes' peers are learnt from those nodes themselves
+// (askMembers), in order with their announcements: a record read here
+// may be older than an announcement already applied.
+func (n *Node) resync(ctx context.Context) error {
+	kvp := n.kv.Load()
+	if kvp == nil {
+		return ErrUnavailable
+	}
+	kv := *kvp
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	w, err := kv.WatchAll(cctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	present := map[string]bool{} // "room\x00id" of this node's members
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-cctx.Done():
+			return cctx.Err()
+		}
+		if e == nil {
+			break // initial values done
+		}
+		var rec record
+		if json.Unmarshal(e.Value(), &rec) != nil {
+			continue
+		}
+		for _, m := range rec.Members {
+			if m.Node == n.id {
+				present[e.Key()+"\x00"+m.ID] = true
+			}
+		}
+	}
+	for _, m := range n.rooms.Members() {
+		if m.Node != "" || present[m.Room+"\x00"+m.ID] {
+			continue
+		}
+		err := n.modify(cctx, kv, m.Room, func(r *record) bool {
+			if r.index(m.ID) >= 0 || slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name }) {
+				return false
+			}
+			r.Members = append(r.Members, member{ID: m.ID, Name: m.Name, Node: n.id})
+			return true
+		})
+		if err != nil {
+			n.log.Warn("cluster: peer not put back in its room", "room", m.Room, "peer", m.ID, "error", err)
+			continue
+		}
+		n.Joined(m.Room, m.ID, m.Name)
+	}
+	return nil
+}

@@ -1,0 +1,447 @@
+package signaling
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/rtc"
+)
+
+// Cluster links a Server's rooms with the other nodes of a cluster
+// (signaling/cluster implements it over NATS). With Config.Cluster nil a
+// Server is a single node and never calls out.
+//
+// A room is one room on every node: each node keeps its own peers
+// (local) and a view of the peers on the other nodes (remote), which the
+// Cluster keeps up to date through the Server's Remote* methods. The
+// Cluster admits joins cluster-wide (Admit), so a name and a place in a
+// room are taken once across all nodes.
+//
+// Joined, Left, Signal and Resumed are called with the hub lock held:
+// they must not block (queue and return), and must keep their order, so
+// that a peer's join reaches another node before its signals do.
+type Cluster interface {
+	// Admit takes name and a place in room for the peer id across the
+	// cluster, when the room has fewer than maxPeers peers on all nodes
+	// and no peer of that name. others are the ids of the room's other
+	// peers as admitted then, on any node. Errors: ErrNameTaken,
+	// ErrRoomFull, or any other when the cluster cannot decide now. It
+	// may block.
+	Admit(room, id, name string, maxPeers int) (others []string, err error)
+	// Joined announces that the admitted peer id is in room on this node.
+	Joined(room, id, name string)
+	// Left announces that peer id left room on this node, and gives its
+	// name and place back.
+	Left(room, id string)
+	// Signal sends data from peer from to peer to, in room, on node.
+	Signal(node, room, from, to string, data json.RawMessage)
+	// Resume asks the other nodes for the suspended peer whose resume
+	// token is token, in room. ok is false when no node holds it. It may
+	// block.
+	Resume(token, room string) (h Handover, ok bool)
+	// Resumed announces that peer id of room now lives on this node.
+	Resumed(room, id, name string)
+}
+
+// Errors of Cluster.Admit that a client is told as such.
+var (
+	ErrNameTaken = errors.New("signaling: name taken")
+	ErrRoomFull  = errors.New("signaling: room full")
+)
+
+// Handover is a suspended peer handed from one node to another: its id,
+// name, and the messages queued for it while it was away (each a
+// complete protocol v1 frame).
+type Handover struct {
+	ID     string   `json:"id"`
+	Name   string   `json:"name"`
+	Queued [][]byte `json:"queued,omitempty"`
+}
+
+// remotePeer is a peer of a room on another node.
+type remotePeer struct {
+	name string
+	node string
+}
+
+// Member is one peer of a room, for views of the whole cluster. Node is
+// "" for a peer of this node.
+type Member struct {
+	Room string `json:"room"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Node string `json:"node,omitempty"`
+}
+
+// joinCluster is join on a node of a cluster: checked here, admitted by
+// the cluster (outside the lock: it may wait for the other nodes), then
+// added like a local join and announced.
+func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *protoError {
+	if e := h.precheck(c, roomName, name, password, lim, roomPassword); e != nil {
+		return e
+	}
+	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, c.id, name, lim.maxPeers) })
+	switch {
+	case errors.Is(err, ErrNameTaken):
+		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+	case errors.Is(err, ErrRoomFull):
+		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+	case err != nil:
+		return &protoError{CodeRateLimited, "the cluster cannot take joins right now; try again in a few seconds"}
+	}
+	// The welcome lists the peers admitted before c: wait (briefly) for
+	// the announcements of any this node has not heard of yet, so c is not
+	// told of them by peer-joined after its welcome instead.
+	h.awaitKnown(roomName, others)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.room != nil || h.closed {
+		h.cl.Left(roomName, c.id) // gives the place back
+		return &protoError{CodeBadMessage, "already joined to a room; send leave first"}
+	}
+	r := h.rooms[roomName]
+	if r == nil {
+		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		h.rooms[roomName] = r
+	}
+	peers := peersOf(r, c)
+	c.room, c.name = r, name
+	c.resumeToken = newToken()
+	r.peers[c.id] = c
+	r.names[name] = c.id
+	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: roomName, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
+	joined := encode(peerMsg{Type: TypePeerJoined, ID: c.id, Name: name})
+	for id, p := range r.peers {
+		if id != c.id {
+			p.enqueue(joined)
+		}
+	}
+	h.cl.Joined(roomName, c.id, name)
+	return nil
+}
+
+// onOwnStack runs f on a goroutine of its own and returns its results. A
+// Cluster's blocking calls go through NATS and JetStream clients with
+// deep call chains; on the connection's reader they would grow its stack
+// for the rest of the connection's life (Go shrinks stacks only at
+// garbage collections, by half), costing every idle connection.
+func onOwnStack[T any](f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	r := <-ch
+	return r.v, r.err
+}
+
+// awaitKnown waits up to awaitAnnounce until every peer in ids is known
+// in room here. A peer that left meanwhile is never known: the wait ends
+// at the limit, and the welcome goes out as this node sees the room.
+func (h *hub) awaitKnown(roomName string, ids []string) {
+	deadline := time.Now().Add(awaitAnnounce)
+	for {
+		h.mu.Lock()
+		missing := false
+		if r := h.rooms[roomName]; r != nil {
+			for _, id := range ids {
+				if _, ok := r.remote[id]; !ok && r.peers[id] == nil {
+					missing = true
+					break
+				}
+			}
+		} else {
+			missing = len(ids) > 0
+		}
+		h.mu.Unlock()
+		if !missing || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// awaitAnnounce bounds awaitKnown: announcements cross a cluster in
+// about a millisecond.
+const awaitAnnounce = 500 * time.Millisecond
+
+// precheck refuses, before asking the cluster, what this node can tell on
+// its own: a second join, a wrong password, the room cap, and a full room
+// or a taken name it already sees.
+func (h *hub) precheck(c *client, roomName, name, password string, lim limits, roomPassword string) *protoError {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.room != nil {
+		return &protoError{CodeBadMessage, fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
+	}
+	if roomPassword != "" && !passwordMatches(password, roomPassword) {
+		return &protoError{CodeBadPassword, "wrong or missing password for room " + roomName}
+	}
+	r := h.rooms[roomName]
+	if r == nil {
+		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
+			return &protoError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
+		}
+		return nil
+	}
+	if len(r.peers)+len(r.remote) >= lim.maxPeers {
+		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+	}
+	if _, taken := r.names[name]; taken {
+		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+	}
+	return nil
+}
+
+// resumeRemote makes c the peer handed over by another node: same id and
+// name, its queued messages after the welcome. Nobody in the room sees it
+// leave or join; the other nodes learn where it lives (Cluster.Resumed).
+func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers []rtc.ICEServer, ttl int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.room != nil || h.closed {
+		return false
+	}
+	r := h.rooms[roomName]
+	if r == nil {
+		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		h.rooms[roomName] = r
+	}
+	delete(r.remote, ho.ID)
+	c.id, c.name, c.room = ho.ID, ho.Name, r
+	c.resumeToken = newToken()
+	r.peers[c.id] = c
+	r.names[c.name] = c.id
+	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peersOf(r, c),
+		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
+	for _, b := range ho.Queued {
+		c.enqueue(b)
+	}
+	h.cl.Resumed(roomName, c.id, c.name)
+	return true
+}
+
+// HandOver gives the peer suspended under token in room to node, where
+// its browser came back: the peer stays in the room, now as a peer of
+// node, and the messages queued for it go with it. ok is false when this
+// node holds no such peer. Called by the Cluster.
+func (s *Server) HandOver(token, roomName, node string) (ho Handover, ok bool) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.suspended[token]
+	if old == nil || old.room.name != roomName {
+		return Handover{}, false
+	}
+	delete(h.suspended, token)
+	old.suspended.Store(false)
+	old.suspendTimer.Stop()
+	r := old.room
+	delete(r.peers, old.id)
+	if r.remote == nil {
+		r.remote = map[string]remotePeer{}
+	}
+	r.remote[old.id] = remotePeer{name: old.name, node: node}
+	old.room = nil
+	return Handover{ID: old.id, Name: old.name, Queued: old.out.take()}, true
+}
+
+// RemoteJoined adds peer id, named name, on node to room, and tells the
+// room's local peers (peer-joined). A peer already known is left alone.
+// Called by the Cluster, in the order the node sent its announcements.
+func (s *Server) RemoteJoined(roomName, id, name, node string) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.addRemoteLocked(roomName, id, name, node)
+}
+
+func (h *hub) addRemoteLocked(roomName, id, name, node string) {
+	r := h.rooms[roomName]
+	if r == nil {
+		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		h.rooms[roomName] = r
+	}
+	if _, ok := r.peers[id]; ok {
+		return
+	}
+	if _, ok := r.remote[id]; ok {
+		return
+	}
+	if r.remote == nil {
+		r.remote = map[string]remotePeer{}
+	}
+	r.remote[id] = remotePeer{name: name, node: node}
+	r.names[name] = id
+	joined := encode(peerMsg{Type: TypePeerJoined, ID: id, Name: name})
+	for _, p := range r.peers {
+		p.enqueue(joined)
+	}
+}
+
+// RemoteLeft removes the remote peer id from room and tells the room's
+// local peers (peer-left). An unknown peer is ignored.
+func (s *Server) RemoteLeft(roomName, id string) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeRemoteLocked(roomName, id)
+}
+
+func (h *hub) removeRemoteLocked(roomName, id string) bool {
+	r := h.rooms[roomName]
+	if r == nil {
+		return false
+	}
+	rp, ok := r.remote[id]
+	if !ok {
+		return false
+	}
+	delete(r.remote, id)
+	if r.names[rp.name] == id {
+		delete(r.names, rp.name)
+	}
+	left := encode(peerMsg{Type: TypePeerLeft, ID: id})
+	for _, p := range r.peers {
+		p.enqueue(left)
+	}
+	if r.empty() {
+		delete(h.rooms, roomName)
+	}
+	return true
+}
+
+// RemoteMoved records that peer id of room now lives on node (it resumed
+// there). Nobody is told; a peer not known yet is added as joined.
+func (s *Server) RemoteMoved(roomName, id, name, node string) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.rooms[roomName]; r != nil {
+		if rp, ok := r.remote[id]; ok {
+			rp.node = node
+			r.remote[id] = rp
+			return
+		}
+		if _, ok := r.peers[id]; ok {
+			return
+		}
+	}
+	h.addRemoteLocked(roomName, id, name, node)
+}
+
+// RemoteSignal delivers a signal from the remote peer from to the local
+// peer to, in room, with from set as the sending node said. When to has
+// moved to another node, forward names that node and nothing is
+// delivered here; ok is false when to is nowhere in the room here, or
+// from is no peer of the room.
+func (s *Server) RemoteSignal(roomName, from, to string, data json.RawMessage) (forward string, ok bool) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[roomName]
+	if r == nil {
+		return "", false
+	}
+	if _, known := r.remote[from]; !known {
+		return "", false
+	}
+	if target := r.peers[to]; target != nil {
+		target.enqueue(encode(signalMsg{Type: TypeSignal, From: from, Data: data}))
+		return "", true
+	}
+	if rp, moved := r.remote[to]; moved {
+		return rp.node, false
+	}
+	return "", false
+}
+
+// NodeGone removes every peer of node from every room, telling the local
+// peers (peer-left), and returns the peers removed. Called by the Cluster
+// when node stopped, died or was cut off.
+func (s *Server) NodeGone(node string) []Member {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var gone []Member
+	for name, r := range h.rooms {
+		for id, rp := range r.remote {
+			if rp.node == node {
+				gone = append(gone, Member{Room: name, ID: id, Name: rp.name, Node: node})
+			}
+		}
+	}
+	for _, m := range gone {
+		h.removeRemoteLocked(m.Room, m.ID)
+	}
+	return gone
+}
+
+// HasLocal reports whether peer id is a peer of room on this node
+// (connected, or suspended waiting for a resume).
+func (s *Server) HasLocal(roomName, id string) bool {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[roomName]
+	return r != nil && r.peers[id] != nil
+}
+
+// Members returns every peer this node knows of, its own (Node "") and
+// the other nodes', sorted by room, node and name.
+func (s *Server) Members() []Member {
+	h := s.hub
+	h.mu.Lock()
+	var out []Member
+	for name, r := range h.rooms {
+		for id, p := range r.peers {
+			out = append(out, Member{Room: name, ID: id, Name: p.name})
+		}
+		for id, rp := range r.remote {
+			out = append(out, Member{Room: name, ID: id, Name: rp.name, Node: rp.node})
+		}
+	}
+	h.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Room != b.Room {
+			return a.Room < b.Room
+		}
+		if a.Node != b.Node {
+			return a.Node < b.Node
+		}
+		return a.Name < b.Name
+	})
+	return out
+}
+
+// passwordMatches compares a given room password with the room's in
+// constant time.
+func passwordMatches(given, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
+}
+
+// WithLocal calls f with this node's own peers, under the lock that
+// orders the Cluster's announcements: whatever f queues is ordered after
+// every announcement of a change f's list includes, and before any
+// later one. f must not block.
+func (s *Server) WithLocal(f func(local []Member)) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Member
+	for name, r := range h.rooms {
+		for id, p := range r.peers {
+			out = append(out, Member{Room: name, ID: id, Name: p.name})
+		}
+	}
+	f(out)
+}
