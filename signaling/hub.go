@@ -156,20 +156,27 @@ func (h *hub) join(c *client, roomName, name, password string, lim limits, roomP
 		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
 	}
 	h.rooms[roomName] = r
+	seat(c, r, name, iceServers, ttl)
+	return nil
+}
+
+// seat adds c to room r under name, queues c's welcome (listing the
+// peers there before it) and tells this node's other members. h.mu is
+// held.
+func seat(c *client, r *room, name string, iceServers []rtc.ICEServer, ttl int64) {
 	peers := peersOf(r, c)
 	c.room, c.name = r, name
 	c.resumeToken = newToken()
 	r.peers[c.id] = c
 	r.names[name] = c.id
 	// welcome is queued before any other peer can signal c.
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: roomName, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
+	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
 	joined := encode(peerMsg{Type: TypePeerJoined, ID: c.id, Name: name})
 	for id, p := range r.peers {
 		if id != c.id {
 			p.enqueue(joined)
 		}
 	}
-	return nil
 }
 
 // leave takes c out of its room, telling the others.

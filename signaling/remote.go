@@ -108,18 +108,7 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
 		h.rooms[roomName] = r
 	}
-	peers := peersOf(r, c)
-	c.room, c.name = r, name
-	c.resumeToken = newToken()
-	r.peers[c.id] = c
-	r.names[name] = c.id
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: roomName, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
-	joined := encode(peerMsg{Type: TypePeerJoined, ID: c.id, Name: name})
-	for id, p := range r.peers {
-		if id != c.id {
-			p.enqueue(joined)
-		}
-	}
+	seat(c, r, name, iceServers, ttl)
 	h.cl.Joined(roomName, c.id, name)
 	return nil
 }
