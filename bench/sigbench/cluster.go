@@ -318,10 +318,14 @@ func (c *client) readCluster(lat chan<- sample) {
 // nats-server's varz and jsz in dir as <node>-<stage>-<what> (the nodes
 // run with ICEBOX_DEBUG_PPROF=1 under -pprof).
 func (nd *node) saveDebug(dir, stage string) {
-	for what, path := range map[string]string{
-		"heap.pprof": "/debug/pprof/heap", "metrics.txt": "/metrics",
-		"varz.json": "/debug/nats/varz", "jsz.json": "/debug/nats/jsz",
+	// The heap profile first, after a collection (gc=1): the metrics
+	// that follow then tell live heap (heap_alloc) from the free space in
+	// spans still in use (heap_inuse - heap_alloc).
+	for _, x := range [][2]string{
+		{"heap.pprof", "/debug/pprof/heap?gc=1"}, {"metrics.txt", "/metrics"},
+		{"varz.json", "/debug/nats/varz"}, {"jsz.json", "/debug/nats/jsz"},
 	} {
+		what, path := x[0], x[1]
 		resp, err := http.Get("http://" + nd.metrics + path)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "sigbench: %s %s: %v\n", nd.name, path, err)
