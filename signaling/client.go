@@ -301,7 +301,7 @@ func (c *client) reply(e *protoError) {
 // waiting for the next frame; on the reader it would grow the reader's
 // stack to 8 KiB for the rest of the connection (Go halves a stack at a
 // collection only when less than a quarter of it is in use, and a reader
-// parked in a read uses more than 2 KiB), twice what an idle connection
+// parked in a read is above that line), twice what an idle connection
 // needs. Messages are still handled one at a time and in order.
 func (c *client) handleOnOwnStack(data []byte) {
 	_, _ = onOwnStack(func() (struct{}, error) {
