@@ -322,7 +322,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		if d.metricsLn, err = net.Listen("tcp", p.MetricsAddr); err != nil { //nolint:noctx
 			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
 		}
-		d.metrics = newHTTPServer(d.cluster.handler(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures, d.cluster.collectors()...), d.sig), log)
+		d.metrics = newHTTPServer(debugHandler(d.cluster.handler(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures, d.cluster.collectors()...), d.sig), d.cluster), log)
 		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
 	}
 	log.Info("http listening", "addr", d.httpLn.Addr().String(), "url", scheme+"://"+d.httpLn.Addr().String()+"/",

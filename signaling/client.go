@@ -253,7 +253,7 @@ func (c *client) reader() (dropped bool) {
 		} else if !c.limiter.AllowN(c.s.clock.Now(), 1) {
 			c.refuse(CodeRateLimited, "too many messages; slow down")
 		} else {
-			c.handle(data)
+			c.handleOnOwnStack(data)
 		}
 		if c.strikes >= maxStrikes {
 			c.closeWith(websocket.ClosePolicyViolation, "too many refused messages")
@@ -294,6 +294,20 @@ func (c *client) refuse(code, message string) {
 func (c *client) reply(e *protoError) {
 	c.s.stats.error(e.code)
 	c.enqueue(errorFrame(e.code, e.message))
+}
+
+// handleOnOwnStack is handle, on a goroutine of its own while the reader
+// waits. Decoding and answering a message takes a deeper stack than
+// waiting for the next frame; on the reader it would grow the reader's
+// stack to 8 KiB for the rest of the connection (Go halves a stack at a
+// collection only when less than a quarter of it is in use, and a reader
+// parked in a read is above that line), twice what an idle connection
+// needs. Messages are still handled one at a time and in order.
+func (c *client) handleOnOwnStack(data []byte) {
+	_, _ = onOwnStack(func() (struct{}, error) {
+		c.handle(data)
+		return struct{}{}, nil
+	})
 }
 
 func (c *client) handle(data []byte) {

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -35,9 +36,30 @@ type room struct {
 	name  string
 	peers map[string]*client // local peers, by peer id
 	names map[string]string  // display name → peer id, local and remote
-	// remote holds the room's peers on other nodes, by peer id; nil until
-	// the first arrives (always nil on a single node).
-	remote map[string]remotePeer
+	// remote holds the room's peers on other nodes, in no order; nil
+	// until the first arrives (always nil on a single node). A slice, not
+	// a map: a room holds a few peers (max_peers_per_room), and a node
+	// holds a view of every room with a peer here, so a map per room
+	// (a 400-byte group for the first entry) cost more than the peers.
+	remote []remotePeer
+}
+
+// remoteOf returns the remote peer id of r.
+func (r *room) remoteOf(id string) (remotePeer, bool) {
+	for _, rp := range r.remote {
+		if rp.id == id {
+			return rp, true
+		}
+	}
+	return remotePeer{}, false
+}
+
+// dropRemote removes the remote peer id from r, if there.
+func (r *room) dropRemote(id string) {
+	r.remote = slices.DeleteFunc(r.remote, func(rp remotePeer) bool { return rp.id == id })
+	if len(r.remote) == 0 {
+		r.remote = nil
+	}
 }
 
 func newHub(resumeWindow time.Duration, after func(time.Duration, func()) Timer, cl Cluster) *hub {
@@ -120,8 +142,8 @@ func peersOf(r *room, except *client) []PeerInfo {
 			peers = append(peers, PeerInfo{ID: id, Name: p.name})
 		}
 	}
-	for id, p := range r.remote {
-		peers = append(peers, PeerInfo{ID: id, Name: p.name})
+	for _, p := range r.remote {
+		peers = append(peers, PeerInfo{ID: p.id, Name: p.name})
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	return peers
@@ -216,7 +238,7 @@ func (h *hub) signal(c *client, to string, data json.RawMessage) *protoError {
 	}
 	target := c.room.peers[to]
 	if target == nil {
-		if rp, ok := c.room.remote[to]; ok {
+		if rp, ok := c.room.remoteOf(to); ok {
 			h.cl.Signal(rp.node, c.room.name, c.id, to, data)
 			return nil
 		}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
+	"unique"
 
 	"github.com/icebox-project/icebox/internal/rtc"
 )
@@ -64,6 +66,7 @@ type Handover struct {
 
 // remotePeer is a peer of a room on another node.
 type remotePeer struct {
+	id   string
 	name string
 	node string
 }
@@ -142,7 +145,7 @@ func (h *hub) awaitKnown(roomName string, ids []string) {
 		missing := false
 		if r := h.rooms[roomName]; r != nil {
 			for _, id := range ids {
-				if _, ok := r.remote[id]; !ok && r.peers[id] == nil {
+				if _, ok := r.remoteOf(id); !ok && r.peers[id] == nil {
 					missing = true
 					break
 				}
@@ -204,7 +207,7 @@ func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers [
 		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
 		h.rooms[roomName] = r
 	}
-	delete(r.remote, ho.ID)
+	r.dropRemote(ho.ID)
 	c.id, c.name, c.room = ho.ID, ho.Name, r
 	c.resumeToken = newToken()
 	r.peers[c.id] = c
@@ -235,10 +238,7 @@ func (s *Server) HandOver(token, roomName, node string) (ho Handover, ok bool) {
 	old.suspendTimer.Stop()
 	r := old.room
 	delete(r.peers, old.id)
-	if r.remote == nil {
-		r.remote = map[string]remotePeer{}
-	}
-	r.remote[old.id] = remotePeer{name: old.name, node: node}
+	r.remote = append(r.remote, remotePeer{id: old.id, name: old.name, node: h.nodeName(node)})
 	old.room = nil
 	return Handover{ID: old.id, Name: old.name, Queued: old.out.take()}, true
 }
@@ -262,13 +262,10 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	if _, ok := r.peers[id]; ok {
 		return
 	}
-	if _, ok := r.remote[id]; ok {
+	if _, ok := r.remoteOf(id); ok {
 		return
 	}
-	if r.remote == nil {
-		r.remote = map[string]remotePeer{}
-	}
-	r.remote[id] = remotePeer{name: name, node: node}
+	r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node)})
 	r.names[name] = id
 	joined := encode(peerMsg{Type: TypePeerJoined, ID: id, Name: name})
 	for _, p := range r.peers {
@@ -290,11 +287,11 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 	if r == nil {
 		return false
 	}
-	rp, ok := r.remote[id]
+	rp, ok := r.remoteOf(id)
 	if !ok {
 		return false
 	}
-	delete(r.remote, id)
+	r.dropRemote(id)
 	if r.names[rp.name] == id {
 		delete(r.names, rp.name)
 	}
@@ -315,9 +312,8 @@ func (s *Server) RemoteMoved(roomName, id, name, node string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if r := h.rooms[roomName]; r != nil {
-		if rp, ok := r.remote[id]; ok {
-			rp.node = node
-			r.remote[id] = rp
+		if i := slices.IndexFunc(r.remote, func(rp remotePeer) bool { return rp.id == id }); i >= 0 {
+			r.remote[i].node = h.nodeName(node)
 			return
 		}
 		if _, ok := r.peers[id]; ok {
@@ -340,14 +336,14 @@ func (s *Server) RemoteSignal(roomName, from, to string, data json.RawMessage) (
 	if r == nil {
 		return "", false
 	}
-	if _, known := r.remote[from]; !known {
+	if _, known := r.remoteOf(from); !known {
 		return "", false
 	}
 	if target := r.peers[to]; target != nil {
 		target.enqueue(encode(signalMsg{Type: TypeSignal, From: from, Data: data}))
 		return "", true
 	}
-	if rp, moved := r.remote[to]; moved {
+	if rp, moved := r.remoteOf(to); moved {
 		return rp.node, false
 	}
 	return "", false
@@ -362,9 +358,9 @@ func (s *Server) NodeGone(node string) []Member {
 	defer h.mu.Unlock()
 	var gone []Member
 	for name, r := range h.rooms {
-		for id, rp := range r.remote {
+		for _, rp := range r.remote {
 			if rp.node == node {
-				gone = append(gone, Member{Room: name, ID: id, Name: rp.name, Node: node})
+				gone = append(gone, Member{Room: name, ID: rp.id, Name: rp.name, Node: node})
 			}
 		}
 	}
@@ -394,8 +390,8 @@ func (s *Server) Members() []Member {
 		for id, p := range r.peers {
 			out = append(out, Member{Room: name, ID: id, Name: p.name})
 		}
-		for id, rp := range r.remote {
-			out = append(out, Member{Room: name, ID: id, Name: rp.name, Node: rp.node})
+		for _, rp := range r.remote {
+			out = append(out, Member{Room: name, ID: rp.id, Name: rp.name, Node: rp.node})
 		}
 	}
 	h.mu.Unlock()
@@ -434,3 +430,8 @@ func (s *Server) WithLocal(f func(local []Member)) {
 	}
 	f(out)
 }
+
+// nodeName returns node's canonical copy: every remote peer of a node
+// shares one string instead of each holding the copy its announcement
+// was decoded into.
+func (h *hub) nodeName(node string) string { return unique.Make(node).Value() }

@@ -62,6 +62,9 @@ cluster: {node: %s, listen: "127.0.0.1:0", secret_file: %q, routes: [%s]}
 		return nil, err
 	}
 	nd.cmd = exec.Command(binary, "-config", cfg)
+	if *pprofDir != "" {
+		nd.cmd.Env = append(os.Environ(), "ICEBOX_DEBUG_PPROF=1")
+	}
 	stderr, _ := nd.cmd.StderrPipe()
 	if err := nd.cmd.Start(); err != nil {
 		return nil, err
@@ -167,6 +170,11 @@ func runCluster(nNodes, nConns, roomSize, rate int, duration time.Duration, bina
 	for _, nd := range nodes {
 		nd.base = proc.RSSKiB(nd.cmd.Process.Pid)
 	}
+	if *pprofDir != "" {
+		for _, nd := range nodes {
+			nd.saveDebug(*pprofDir, "idle")
+		}
+	}
 
 	clients := make([]*client, nConns)
 	nodeOf := func(i int) int { return i % nNodes }
@@ -211,6 +219,11 @@ func runCluster(nNodes, nConns, roomSize, rate int, duration time.Duration, bina
 	time.Sleep(3 * time.Second) // let peer-joined traffic settle and memory stabilise
 	for _, nd := range nodes {
 		nd.held = proc.RSSKiB(nd.cmd.Process.Pid)
+	}
+	if *pprofDir != "" {
+		for _, nd := range nodes {
+			nd.saveDebug(*pprofDir, "held")
+		}
 	}
 
 	var all, cross []time.Duration
@@ -298,5 +311,28 @@ func (c *client) readCluster(lat chan<- sample) {
 			default:
 			}
 		}
+	}
+}
+
+// saveDebug stores the node's heap profile, Go and process metrics and
+// nats-server's varz and jsz in dir as <node>-<stage>-<what> (the nodes
+// run with ICEBOX_DEBUG_PPROF=1 under -pprof).
+func (nd *node) saveDebug(dir, stage string) {
+	// The heap profile first, after a collection (gc=1): the metrics
+	// that follow then tell live heap (heap_alloc) from the free space in
+	// spans still in use (heap_inuse - heap_alloc).
+	for _, x := range [][2]string{
+		{"heap.pprof", "/debug/pprof/heap?gc=1"}, {"metrics.txt", "/metrics"},
+		{"varz.json", "/debug/nats/varz"}, {"jsz.json", "/debug/nats/jsz"},
+	} {
+		what, path := x[0], x[1]
+		resp, err := http.Get("http://" + nd.metrics + path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sigbench: %s %s: %v\n", nd.name, path, err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_ = os.WriteFile(filepath.Join(dir, nd.name+"-"+stage+"-"+what), b, 0o644)
 	}
 }

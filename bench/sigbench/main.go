@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,12 +37,16 @@ import (
 	"github.com/icebox-project/icebox/bench/internal/proc"
 )
 
+// pprofDir is -pprof.
+var pprofDir *string
+
 func main() {
 	conns := flag.Int("conns", 10000, "WebSocket connections to hold")
 	roomSize := flag.Int("room", 4, "peers per room")
 	rate := flag.Int("rate", 2000, "signals per second, all clients together")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send signals")
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
+	pprofDir = flag.String("pprof", "", "with -nodes > 1: run the nodes with ICEBOX_DEBUG_PPROF=1 and save each node's heap profile, metrics and nats-server varz/jsz into this directory, idle and holding the connections")
 	nodes := flag.Int("nodes", 1, "icebox processes; more than 1 forms a cluster, clients spread across the nodes")
 	flag.Parse()
 	var err error
@@ -75,18 +80,30 @@ func run(nConns, roomSize, rate int, duration time.Duration, binary string) erro
 		return err
 	}
 	cfg := filepath.Join(dir, "icebox.yaml")
+	metricsAddr := ""
+	if *pprofDir != "" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		metricsAddr = l.Addr().String()
+		l.Close()
+	}
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: "127.0.0.1:0"}
 turn: {listen: ["udp://127.0.0.1:0"], secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1}
 signaling: {max_peers_per_room: %d, max_connections_per_ip: -1, max_rooms: -1}
-metrics: {listen: ""}
+metrics: {listen: %q}
 log: {level: warn}
 state_dir: %q
-`, roomSize, dir)
+`, roomSize, metricsAddr, dir)
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		return err
 	}
 	cmd := exec.Command(binary, "-config", cfg, "-log-level", "info")
+	if *pprofDir != "" {
+		cmd.Env = append(os.Environ(), "ICEBOX_DEBUG_PPROF=1")
+	}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return err
@@ -141,6 +158,9 @@ state_dir: %q
 	time.Sleep(2 * time.Second) // let peer-joined traffic settle and memory stabilise
 	runtime.GC()
 	held := proc.RSSKiB(cmd.Process.Pid)
+	if *pprofDir != "" {
+		(&node{name: "single", metrics: metricsAddr}).saveDebug(*pprofDir, "held")
+	}
 
 	// Send signals at the rate; collect latencies.
 	var samples []time.Duration
