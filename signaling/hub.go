@@ -216,9 +216,15 @@ func (h *hub) leaveLocked(c *client) bool {
 	delete(r.peers, c.id)
 	delete(r.names, c.name)
 	c.room = nil
-	left := encode(peerMsg{Type: TypePeerLeft, ID: c.id})
-	for _, p := range r.peers {
-		p.enqueue(left)
+	// A closing server tells no one here that a peer left: every
+	// connection is being closed with 1001, and a page that heard
+	// peer-left before its own close would drop a peer connection it
+	// keeps across the restart. Other nodes are still told (below).
+	if !h.closed {
+		left := encode(peerMsg{Type: TypePeerLeft, ID: c.id})
+		for _, p := range r.peers {
+			p.enqueue(left)
+		}
 	}
 	if r.empty() {
 		delete(h.rooms, r.name)

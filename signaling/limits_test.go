@@ -1,6 +1,8 @@
 package signaling
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -304,5 +306,39 @@ func TestResumeDefaultWindow(t *testing.T) {
 	c2.send(msg{"type": "join", "room": "r", "name": "carol", "resume": tokC})
 	if w := c2.expect("welcome"); w["id"] == c.id || w["resumed"] != false {
 		t.Errorf("token after the window: got %v, want a fresh peer", w)
+	}
+}
+
+// TestCloseTellsNoPeerLeft: a server shutting down closes every
+// connection with 1001 and sends no peer-left before it, for a suspended
+// peer or one whose connection closed first. A page that heard peer-left
+// during the shutdown dropped a peer connection it meant to keep across
+// the restart (relayed calls renegotiated from scratch).
+func TestCloseTellsNoPeerLeft(t *testing.T) {
+	s, url := startSignaling(t, func(c *Config) { c.ResumeWindow = 10 * time.Second })
+	a, b := dial(t, url), dial(t, url)
+	a.join("r", "alice")
+	b.join("r", "bob")
+	a.expect("peer-joined")
+	b.drop()
+	waitSuspended(t, s, 1)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close(context.Background()) }()
+	_ = a.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for {
+		var m msg
+		err := a.conn.ReadJSON(&m)
+		if err == nil {
+			t.Errorf("during shutdown: got %v, want only close 1001", m)
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+			t.Fatalf("got %v, want close 1001", err)
+		}
+		break
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }
