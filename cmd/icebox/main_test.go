@@ -142,7 +142,8 @@ func TestCredentialsVerifyWithTURN(t *testing.T) {
 }
 
 // TestNoConfigServes runs icebox with no config file at all in a network
-// namespace of its own (so the default ports 8080 and 3478 are free),
+// namespace of its own (so the default ports 8080 and 3478 are free) and
+// a mount namespace hiding any installed /etc/icebox,
 // probes it from inside, then stops it with SIGTERM and expects exit 0.
 func TestNoConfigServes(t *testing.T) {
 	testenv.Require(t, os.Geteuid() == 0, "needs root for a network namespace")
@@ -153,7 +154,10 @@ func TestNoConfigServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
+	// Without -config icebox reads /etc/icebox/icebox.yaml when it
+	// exists: in a mount namespace of its own, an installed one is hidden.
 	script := `ip link set lo up
+if [ -d /etc/icebox ]; then mount -t tmpfs tmpfs /etc/icebox || exit 1; fi
 "$ICEBOX" -state-dir "$STATE" 2>"$STATE/log" &
 pid=$!
 ICEBOX_PROBE=1 "$SELF"
@@ -165,7 +169,7 @@ icebox=$?
 cat "$STATE/log"
 echo "probe=$probe icebox=$icebox"
 [ $probe = 0 ] && [ $icebox = 0 ]`
-	cmd := exec.Command("unshare", "-n", "sh", "-c", script)
+	cmd := exec.Command("unshare", "-n", "-m", "--propagation", "private", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "ICEBOX="+binary, "STATE="+state, "SELF="+self, "ICEBOX_PROBE=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
