@@ -201,7 +201,6 @@ const maxLoggedError = 256
 // and logging it at most once a minute per kind (silent ones at debug:
 // health checks and port scanners connect and leave).
 func (l *sharedListener) reject(c net.Conn, n interface{ Add(int64) int64 }, kind string, err error) {
-	n.Add(1)
 	level := slog.LevelInfo
 	if kind == "shared_silent" {
 		level = slog.LevelDebug
@@ -215,6 +214,9 @@ func (l *sharedListener) reject(c net.Conn, n interface{ Add(int64) int64 }, kin
 		args = append(args, "error", msg)
 	}
 	l.conns.logf(kind, level, "shared listener: connection closed before it was told apart", args...)
+	// Logged, then counted, then closed: whoever sees the count sees the
+	// line, and whoever sees the close sees both.
+	n.Add(1)
 	abort(c)
 }
 
