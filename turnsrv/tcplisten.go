@@ -136,9 +136,9 @@ func (a *acceptor) shed() {
 		// fail the accept, so use a short one.
 		_ = tl.SetDeadline(time.Now().Add(time.Millisecond))
 		if c, err := tl.Accept(); err == nil {
+			a.conns.logf(refusedFDLimit, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
 			a.conns.stats.TCPRefusedFDLimit.Add(1)
 			abort(c)
-			a.conns.logf(refusedFDLimit, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
 		}
 		_ = tl.SetDeadline(time.Time{})
 	}
@@ -198,8 +198,9 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			c.Close()
 			return nil, net.ErrClosed
 		default:
-			abort(c)
+			// Logged before the close: whoever sees the close sees the line.
 			l.acc.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
+			abort(c)
 		}
 	}
 }
