@@ -103,21 +103,7 @@ func TestSharedListener(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		client, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr,
-			Conn: turn.NewSTUNConn(conn), Username: turnURLs.Username, Password: turnURLs.Credential, Realm: "icebox"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		if err := client.Listen(); err != nil {
-			t.Fatal(err)
-		}
-		relay, err := client.Allocate()
-		if err != nil {
-			t.Fatalf("Allocate over TLS on the shared port: %v", err)
-		}
-		defer relay.Close()
-		echoThrough(t, relay, echo)
+		relayOverStream(t, "TLS", conn, addr, turnURLs.Username, turnURLs.Credential, echo)
 	}
 	pionOverTLS()
 
@@ -184,21 +170,7 @@ func TestSharedPlainListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr,
-		Conn: turn.NewSTUNConn(conn), Username: turnURLs.Username, Password: turnURLs.Credential, Realm: "icebox"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	if err := client.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	relay, err := client.Allocate()
-	if err != nil {
-		t.Fatalf("Allocate over TCP on the shared port: %v", err)
-	}
-	defer relay.Close()
-	echoThrough(t, relay, turntest.UDPEcho(t))
+	relayOverStream(t, "TCP", conn, addr, turnURLs.Username, turnURLs.Credential, turntest.UDPEcho(t))
 	uclientOverTCP(t, secret, port)
 }
 
@@ -242,4 +214,26 @@ func uclientOverTCP(t *testing.T, secret, port string, flags ...string) {
 	if !strings.Contains(string(out), "tot_recv_msgs=200") || !strings.Contains(string(out), "Total lost packets 0 (0.000000%)") {
 		t.Fatalf("want 200 messages back and 0%% loss:\n%s", tail(out))
 	}
+}
+
+// relayOverStream allocates with pion's TURN client over conn, a TCP or
+// TLS connection to the shared port at addr (over names it for errors),
+// and relays a datagram to echo and back through the allocation.
+func relayOverStream(t *testing.T, over string, conn net.Conn, addr, user, pass string, echo net.Addr) {
+	t.Helper()
+	client, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr,
+		Conn: turn.NewSTUNConn(conn), Username: user, Password: pass, Realm: "icebox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := client.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := client.Allocate()
+	if err != nil {
+		t.Fatalf("Allocate over %s on the shared port: %v", over, err)
+	}
+	defer relay.Close()
+	echoThrough(t, relay, echo)
 }
