@@ -103,6 +103,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descTCPRefused, st.TCPRefusedFDLimit.Load(), "fd_limit")
 	counter(descTCPAccept, st.TCPAcceptErrors.Load())
 	counter(descTCPClosed, st.TCPClosedFirstMessage.Load(), "first_message_timeout")
+	counter(descTCPClosed, st.TCPClosedBadFrame.Load(), "bad_frame")
 	counter(descTCPClosed, st.TCPClosedNoAllocation.Load(), "no_allocation")
 	counter(descShared, st.SharedTURN.Load(), "turn")
 	counter(descShared, st.SharedHTTP.Load(), "http")

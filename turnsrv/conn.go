@@ -2,7 +2,6 @@ package turnsrv
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,13 +14,10 @@ import (
 	"github.com/pion/stun/v3"
 )
 
-// maxFrame is the longest STUN message: a 20-byte header and a 16-bit
-// length (RFC 8489 §5).
-const maxFrame = 20 + 0xFFFF
-
 // guardConn frames a TURN-over-TCP stream (RFC 8656 §12.5: STUN messages
-// and ChannelData padded to 4 bytes), passes each frame through the guard,
-// and hands pion/turn's STUNConn whole frames. It closes itself when no
+// and ChannelData padded to 4 bytes) with tcpFrameLen, passes each frame
+// through the guard, and hands pion/turn's STUNConn one whole frame per
+// Read, which it cannot frame any other way (framing.go). It closes itself when no
 // STUN message arrives within the first-message time (a read and write
 // deadline, which also bounds a TLS handshake: it runs on the first Read)
 // or when it has held no allocation for the no-allocation time (a timer
@@ -120,7 +116,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			}
 			return 0, err
 		}
-		if !c.started && len(frame) >= 20 && frame[0]&0xC0 == 0 && binary.BigEndian.Uint32(frame[4:8]) == magicCookie {
+		if !c.started && packetKind(frame) == kindSTUN {
 			// A STUN message (RFC 8489 §5): the first-message deadline is met.
 			c.started = true
 			_ = c.Conn.SetDeadline(time.Time{})
@@ -135,29 +131,28 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			c.pending = frame[:n]
 		}
 	}
+	// One frame per Read when p holds it (pion/turn's buffer holds
+	// pionInboundMTU bytes, more than maxTCPFrame); a frame longer than p
+	// is the rest of the next Reads.
 	n := copy(p, c.pending)
 	c.pending = c.pending[n:]
 	return n, nil
 }
 
-// readFrame reads one STUN message or ChannelData frame. The returned
-// slice is valid until the next call.
+// readFrame reads one frame, cut by tcpFrameLen: a STUN message or
+// ChannelData that pion/turn's STUNConn frames the same way. The returned
+// slice is valid until the next call. Errors end the connection: those of
+// tcpFrameLen, and the stream's.
 func (c *guardConn) readFrame() ([]byte, error) {
-	hdr, err := c.r.Peek(4)
+	hdr, err := c.r.Peek(tcpFrameHeader)
 	if err != nil {
 		return nil, err
 	}
-	length := int(binary.BigEndian.Uint16(hdr[2:4]))
-	switch {
-	case hdr[0]&0xC0 == 0: // STUN
-		length += 20
-	case hdr[0]&0xC0 == 0x40: // ChannelData, padded to 4 bytes over TCP
-		length = 4 + (length+3)&^3
-	default:
-		return nil, ErrNotTURN
-	}
-	if length > maxFrame {
-		return nil, ErrFrameTooLarge
+	length, err := tcpFrameLen(hdr)
+	if err != nil {
+		c.conns.stats.TCPClosedBadFrame.Add(1)
+		c.conns.logf(closedBadFrame, slog.LevelInfo, "turn tcp connection closed", "remote", c.Conn.RemoteAddr().String(), "reason", err.Error())
+		return nil, err
 	}
 	if cap(c.frame) < length {
 		c.frame = make([]byte, length, max(length, 2048))

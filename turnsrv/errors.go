@@ -11,9 +11,13 @@ var (
 	// ShareHTTP set.
 	ErrSharedTwice = errors.New("turnsrv: only one listener can share HTTP")
 	// ErrFrameTooLarge ends a TCP connection whose peer announces a frame
-	// longer than a STUN message can be.
+	// longer than pion/turn reads (maxTCPFrame, 1,599 bytes).
 	ErrFrameTooLarge = errors.New("turnsrv: frame too large")
 	// ErrNotTURN ends a TCP connection that sends bytes that are neither
 	// STUN nor ChannelData.
 	ErrNotTURN = errors.New("turnsrv: stream is not STUN or ChannelData")
+	// ErrAmbiguousFrame ends a TCP connection that sends ChannelData
+	// pion/turn's STUNConn would frame differently from the guard: empty,
+	// or with the STUN magic cookie in its bytes 4 to 7 (framing.go).
+	ErrAmbiguousFrame = errors.New("turnsrv: ChannelData frame that reads as STUN")
 )

@@ -162,16 +162,24 @@ type guard struct {
 	draining atomic.Bool
 }
 
-// Admit inspects one inbound packet b from src to the listener at local.
-// pass is true when pion should handle b[:n] (n < len(b) when the guard
-// rewrote the request in place); otherwise reply, when not nil, is the
-// answer to send back to src. m is scratch space owned by the calling read
-// loop.
+// Admit inspects one inbound packet b from src to the listener at local:
+// a UDP datagram, or one TCP frame cut by tcpFrameLen. pass is true when
+// pion should handle b[:n] (n < len(b) when the guard rewrote the request
+// in place); otherwise reply, when not nil, is the answer to send back to
+// src. m is scratch space owned by the calling read loop.
+//
+// Admit sorts b as pion/turn will (packetKind): ChannelData passes
+// untouched (the relay fast path), anything neither ChannelData nor a STUN
+// message is dropped, and every Allocate, Refresh, CreatePermission and
+// ChannelBind request carrying MESSAGE-INTEGRITY is authenticated here
+// under the current credentials before pion/turn sees it.
 func (g *guard) Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []byte, n int, pass bool) {
-	// ChannelData (first two bits 01) and anything not STUN pass untouched:
-	// this is the relay fast path.
-	if len(b) < 20 || b[0]&0xC0 != 0 || binary.BigEndian.Uint32(b[4:8]) != magicCookie {
+	switch packetKind(b) {
+	case kindChannelData:
 		return nil, len(b), true
+	case kindDrop:
+		g.stats.DroppedNotSTUN.Add(1)
+		return nil, 0, false
 	}
 	t := binary.BigEndian.Uint16(b[0:2])
 	// Class bits C1 C0 are bits 8 and 4 (RFC 8489 §5); 00 is a request.
@@ -186,8 +194,11 @@ func (g *guard) Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 	}
 	m.Reset()
 	m.Raw = append(m.Raw[:0], b...)
-	if err := m.Decode(); err != nil || !m.Contains(stun.AttrMessageIntegrity) {
-		return nil, len(b), true // pion answers 400 or the 401 challenge with a nonce.
+	if err := m.Decode(); err != nil {
+		return nil, len(b), true // pion answers 400 or drops it.
+	}
+	if !m.Contains(stun.AttrMessageIntegrity) {
+		return g.unauthenticated(m, method, src, local)
 	}
 	var username stun.Username
 	var realm stun.Realm
@@ -196,16 +207,17 @@ func (g *guard) Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 		return nil, len(b), true // pion answers 400 Bad Request.
 	}
 	pol := g.policy.Load()
+	// Every request verifies under the credentials in force now: a secret
+	// or static user removed by a reload is revoked for every request, on
+	// allocations made with it too.
 	id, why := pol.creds.verify(m, username.String(), realm.String())
-	if why == authOK && method == stun.MethodAllocate && !id.expires.IsZero() && !g.now().Before(id.expires) {
-		why = authExpired
-	}
-	if why != authOK && method != stun.MethodAllocate {
-		// An allocation outlives its credential, and a reload that removes
-		// the secret it was made with: requests on it verify under the key
-		// it authenticated with (pion answers 437 if there is none).
-		if key, ok := g.keys.get(username.String()); ok && realm.String() == g.realm && stun.MessageIntegrity(key).Check(m) == nil {
-			id, why = identity{key: key}, authOK
+	if why == authOK && !id.expires.IsZero() && !g.now().Before(id.expires) {
+		// An expired REST credential is refused, but for requests on the
+		// allocation it created (same 5-tuple, same username): a call
+		// outlives its credential (RFC 8656 leaves the lifetime of an
+		// allocation to Refresh, not to the credential).
+		if owner, ok := g.owners.get(src, local); method == stun.MethodAllocate || !ok || owner != username.String() {
+			why = authExpired
 		}
 	}
 	if why != authOK {
@@ -249,6 +261,27 @@ func (g *guard) Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 		}
 	}
 	return nil, len(b), true
+}
+
+// unauthenticated answers a guarded request without MESSAGE-INTEGRITY
+// where it can with less than pion/turn's 401 challenge (a REALM, a NONCE
+// and a reason: 68 bytes for a 20-byte request). An Allocate without
+// REQUESTED-TRANSPORT gets 400 Bad Request (RFC 8656 §7.2), and a
+// Refresh, CreatePermission or ChannelBind on a 5-tuple without an
+// allocation 437 Allocation Mismatch (RFC 8656 §7.3, §9.2, §11.2). Other
+// requests go to pion/turn for the challenge; an Allocate with
+// REQUESTED-TRANSPORT is at least 28 bytes.
+func (g *guard) unauthenticated(m *stun.Message, method stun.Method, src, local net.Addr) ([]byte, int, bool) {
+	if method == stun.MethodAllocate {
+		if !m.Contains(stun.AttrRequestedTransport) {
+			return g.reply(m, method, stun.CodeBadRequest, nil), 0, false
+		}
+		return nil, len(m.Raw), true
+	}
+	if _, ok := g.owners.get(src, local); !ok {
+		return g.reply(m, method, stun.CodeAllocMismatch, nil), 0, false
+	}
+	return nil, len(m.Raw), true
 }
 
 // challenge answers a request that failed authentication with 401 and a
@@ -328,9 +361,12 @@ func decodeXORAddress(v []byte, tid [stun.TransactionIDSize]byte) (netip.AddrPor
 	return netip.AddrPort{}, errBadPeerAddress
 }
 
-// reply sends an error response to request m. A non-nil key adds
+// reply builds an error response to request m. A non-nil key adds
 // MESSAGE-INTEGRITY (RFC 8489 §9.2.4: responses to authenticated requests
-// are authenticated).
+// are authenticated) and FINGERPRINT; an answer to an unauthenticated
+// request carries neither, to stay small (an attacker with a forged source
+// address must not get more bytes reflected than it sent, times
+// audit.MaxAmplification).
 func (g *guard) reply(m *stun.Message, method stun.Method, code stun.ErrorCode, key []byte, extra ...stun.Setter) []byte {
 	setters := []stun.Setter{
 		stun.NewTransactionIDSetter(m.TransactionID),
@@ -339,9 +375,8 @@ func (g *guard) reply(m *stun.Message, method stun.Method, code stun.ErrorCode, 
 	}
 	setters = append(setters, extra...)
 	if key != nil {
-		setters = append(setters, stun.MessageIntegrity(key))
+		setters = append(setters, stun.MessageIntegrity(key), stun.Fingerprint)
 	}
-	setters = append(setters, stun.Fingerprint)
 	resp, err := stun.Build(setters...)
 	if err != nil {
 		g.log.Warn("turn: building error response", "error", err)

@@ -345,6 +345,7 @@ func New(cfg Config) (*Server, error) {
 		PacketConnConfigs:  pcs,
 		ListenerConfigs:    lns,
 		LoggerFactory:      slogFactory{cfg.Logger},
+		InboundMTU:         pionInboundMTU,
 		Realm:              cfg.Realm,
 		ChannelBindTimeout: cfg.channelBindTimeout,
 		AuthHandler:        s.authHandler,

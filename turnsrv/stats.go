@@ -42,7 +42,9 @@ type Stats struct {
 	// DroppedNotSTUN counts datagrams at a UDP listener that were neither
 	// a well-formed STUN message (RFC 8489 §5: header, magic cookie and a
 	// length that matches) nor ChannelData from a client with an
-	// allocation, dropped before they reach the control plane (Linux).
+	// allocation, dropped before they reach the control plane (Linux), or
+	// that the guard dropped as neither ChannelData nor a STUN message
+	// (framing.go's packetKind) where pion/turn reads the socket itself.
 	DroppedNotSTUN atomic.Int64
 	// DroppedPeerDenied counts datagrams a client sent to a peer the peer
 	// filter refuses at send time: a Send indication or ChannelData to a
@@ -75,6 +77,10 @@ type Stats struct {
 	// Config.FirstMessageTimeout; TCPClosedNoAllocation counts connections
 	// closed for holding no allocation for Config.NoAllocationTimeout.
 	TCPClosedFirstMessage, TCPClosedNoAllocation atomic.Int64
+	// TCPClosedBadFrame counts TCP and TLS connections closed at a frame
+	// that is not TURN, or that pion/turn would frame differently from the
+	// guard, or longer than pion/turn reads (framing.go).
+	TCPClosedBadFrame atomic.Int64
 	// SharedTURN and SharedHTTP count connections of a listener shared
 	// with HTTP (Listener.ShareHTTP) handed to TURN and to HTTP once told
 	// apart. SharedTLSFailed, SharedSilent and SharedNeither count those

@@ -237,6 +237,7 @@ const (
 	refusedClosed   = "closed"
 	closedFirstMsg  = "first_message_timeout"
 	closedNoAlloc   = "no_allocation"
+	closedBadFrame  = "bad_frame"
 	logAcceptErrors = "accept_error"
 )
 

@@ -1,0 +1,108 @@
+package turnsrv
+
+import "encoding/binary"
+
+// One framing, decided here, for the guard and for pion/turn. Every byte
+// pion/turn reads has been framed and judged by the guard first, and the
+// rules below make sure pion/turn cannot frame or read those bytes any
+// other way:
+//
+//   - Over TCP and TLS (RFC 8656 §12.5), guardConn cuts the stream into
+//     frames with tcpFrameLen and hands pion's STUNConn one whole frame per
+//     Read. STUNConn frames its buffer again (turn.STUNConn, which looks
+//     for the magic cookie before the channel number and sums lengths in
+//     16 bits), so a frame is accepted only when STUNConn, starting at its
+//     first byte, must cut it exactly where tcpFrameLen did: anything else
+//     ends the connection (ErrNotTURN, ErrAmbiguousFrame, ErrFrameTooLarge).
+//   - Every packet, UDP datagram or TCP frame, is sorted by packetKind the
+//     way pion/turn's handler sorts it (ChannelData when the channel number
+//     is 0x4000-0x7FFF and the length fits, otherwise a STUN message, whose
+//     decoder ignores the two leading bits), and only ChannelData and
+//     well-formed STUN messages reach pion/turn.
+
+// pionInboundMTU is the read buffer of pion/turn's read loops, set in
+// turn.ServerConfig.InboundMTU; a packet of this size or more is dropped
+// there as possibly truncated.
+const pionInboundMTU = 1600
+
+// maxTCPFrame is the longest TURN-over-TCP frame accepted: the longest
+// pion/turn's read loop takes. A longer frame ends the connection
+// (ErrFrameTooLarge). 1,599 bytes hold any STUN message a TURN client
+// sends and ChannelData carrying a full 1,500-byte packet.
+const maxTCPFrame = pionInboundMTU - 1
+
+// tcpFrameHeader is how many bytes tcpFrameLen needs: a STUN header up to
+// the magic cookie (RFC 8489 §5). Every accepted frame is at least this
+// long, so waiting for these bytes never waits for the next frame.
+const tcpFrameHeader = 8
+
+// tcpFrameLen returns the length of the TURN-over-TCP frame whose first
+// tcpFrameHeader bytes are h:
+//   - a STUN message: the two leading bits zero and the magic cookie in
+//     bytes 4-7; 20 bytes of header and the length field's bytes (RFC 8489
+//     §5);
+//   - ChannelData: the two leading bits 01 (channel numbers 0x4000-0x7FFF);
+//     4 bytes of header and the application data padded to a multiple of
+//     4 (RFC 8656 §12.5).
+//
+// Errors end the connection: ErrNotTURN for any other first bits, or two
+// zero bits without the magic cookie; ErrAmbiguousFrame for ChannelData
+// that pion's STUNConn would read as a STUN message (the magic cookie in
+// bytes 4-7) or whose framing would depend on the bytes after it (an empty
+// ChannelData message); ErrFrameTooLarge beyond maxTCPFrame.
+func tcpFrameLen(h []byte) (int, error) {
+	length := int(binary.BigEndian.Uint16(h[2:4]))
+	cookie := binary.BigEndian.Uint32(h[4:8]) == magicCookie
+	var n int
+	switch h[0] & 0xC0 {
+	case 0x00:
+		if !cookie {
+			return 0, ErrNotTURN
+		}
+		n = 20 + length
+	case 0x40:
+		if cookie || length == 0 {
+			return 0, ErrAmbiguousFrame
+		}
+		n = 4 + (length+3)&^3
+	default:
+		return 0, ErrNotTURN
+	}
+	if n > maxTCPFrame {
+		return 0, ErrFrameTooLarge
+	}
+	return n, nil
+}
+
+// kind is what pion/turn would take a packet for.
+type kind uint8
+
+const (
+	// kindDrop: neither ChannelData nor a STUN message; never handed on.
+	kindDrop kind = iota
+	// kindChannelData: ChannelData (RFC 8656 §12.4) as pion/turn's
+	// handler tests it: a channel number 0x4000-0x7FFF and a length that
+	// fits in the packet.
+	kindChannelData
+	// kindSTUN: a STUN message (RFC 8489 §5): the two leading bits zero,
+	// the magic cookie, and a length that fits in the packet.
+	kindSTUN
+)
+
+// packetKind sorts b, one UDP datagram or one TCP frame, the way
+// pion/turn's handler will: ChannelData first, then STUN. A packet that
+// is neither, among them "STUN" with leading bits pion's decoder would
+// ignore, is kindDrop.
+func packetKind(b []byte) kind {
+	if len(b) >= 4 && b[0]&0xC0 == 0x40 {
+		if int(binary.BigEndian.Uint16(b[2:4])) <= len(b)-4 {
+			return kindChannelData
+		}
+		return kindDrop
+	}
+	if len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == magicCookie &&
+		20+int(binary.BigEndian.Uint16(b[2:4])) <= len(b) {
+		return kindSTUN
+	}
+	return kindDrop
+}
