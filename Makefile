@@ -17,6 +17,7 @@ FUZZ_SIGNALING ?= 60000x
 FUZZ_TURN      ?= 20000x
 FUZZ_PEER      ?= 60000x
 FUZZ_CLASSIFY  ?= 80000x
+FUZZ_FRAMING   ?= 100000x
 
 .PHONY: all build run test typecheck fuzz bench install uninstall clean
 
@@ -57,6 +58,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzListeners$$' -fuzztime $(FUZZ_TURN) ./turnsrv
 	$(GO) test -run '^$$' -fuzz '^FuzzPeerAddress$$' -fuzztime $(FUZZ_PEER) ./turnsrv
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZ_CLASSIFY) ./turnsrv
+	$(GO) test -run '^$$' -fuzz '^FuzzFraming$$' -fuzztime $(FUZZ_FRAMING) ./turnsrv
 
 # Builds only when bin/icebox is missing, so `make build` as a user and
 # `sudo make install` afterwards needs no Go toolchain for root.

@@ -1,9 +1,7 @@
 package turnsrv
 
 import (
-	"bufio"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -25,9 +23,8 @@ import (
 type guardConn struct {
 	net.Conn
 	g       *guard
-	r       *bufio.Reader
+	fr      frameReader
 	m       *stun.Message
-	frame   []byte
 	pending []byte
 	conns   *connSet
 	tuple   tuple
@@ -43,7 +40,7 @@ type guardConn struct {
 }
 
 func newGuardConn(c net.Conn, g *guard, conns *connSet) *guardConn {
-	return &guardConn{Conn: c, g: g, r: bufio.NewReaderSize(c, 4096), m: new(stun.Message), conns: conns,
+	return &guardConn{Conn: c, g: g, fr: newFrameReader(c), m: new(stun.Message), conns: conns,
 		tuple: tupleOf(c.RemoteAddr(), c.LocalAddr())}
 }
 
@@ -139,27 +136,13 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readFrame reads one frame, cut by tcpFrameLen: a STUN message or
-// ChannelData that pion/turn's STUNConn frames the same way. The returned
-// slice is valid until the next call. Errors end the connection: those of
-// tcpFrameLen, and the stream's.
+// readFrame reads the next frame (frameReader.next), counting and logging
+// a frame that ends the connection.
 func (c *guardConn) readFrame() ([]byte, error) {
-	hdr, err := c.r.Peek(tcpFrameHeader)
-	if err != nil {
-		return nil, err
-	}
-	length, err := tcpFrameLen(hdr)
-	if err != nil {
+	frame, err := c.fr.next()
+	if err != nil && isFramingError(err) {
 		c.conns.stats.TCPClosedBadFrame.Add(1)
 		c.conns.logf(closedBadFrame, slog.LevelInfo, "turn tcp connection closed", "remote", c.Conn.RemoteAddr().String(), "reason", err.Error())
-		return nil, err
 	}
-	if cap(c.frame) < length {
-		c.frame = make([]byte, length, max(length, 2048))
-	}
-	c.frame = c.frame[:length]
-	if _, err := io.ReadFull(c.r, c.frame); err != nil {
-		return nil, err
-	}
-	return c.frame, nil
+	return frame, err
 }

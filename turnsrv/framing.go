@@ -1,6 +1,11 @@
 package turnsrv
 
-import "encoding/binary"
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+)
 
 // One framing, decided here, for the guard and for pion/turn. Every byte
 // pion/turn reads has been framed and judged by the guard first, and the
@@ -105,4 +110,41 @@ func packetKind(b []byte) kind {
 		return kindSTUN
 	}
 	return kindDrop
+}
+
+// frameReader cuts a TURN-over-TCP stream into frames with tcpFrameLen.
+type frameReader struct {
+	r     *bufio.Reader
+	frame []byte
+}
+
+func newFrameReader(r io.Reader) frameReader {
+	return frameReader{r: bufio.NewReaderSize(r, 4096)}
+}
+
+// next reads one frame: a STUN message, or ChannelData with its padding.
+// The returned slice is valid until the next call. Errors: those of
+// tcpFrameLen (isFramingError), and the stream's.
+func (f *frameReader) next() ([]byte, error) {
+	hdr, err := f.r.Peek(tcpFrameHeader)
+	if err != nil {
+		return nil, err
+	}
+	length, err := tcpFrameLen(hdr)
+	if err != nil {
+		return nil, err
+	}
+	if cap(f.frame) < length {
+		f.frame = make([]byte, length, max(length, 2048))
+	}
+	f.frame = f.frame[:length]
+	if _, err := io.ReadFull(f.r, f.frame); err != nil {
+		return nil, err
+	}
+	return f.frame, nil
+}
+
+// isFramingError reports whether err is tcpFrameLen's.
+func isFramingError(err error) bool {
+	return errors.Is(err, ErrNotTURN) || errors.Is(err, ErrAmbiguousFrame) || errors.Is(err, ErrFrameTooLarge)
 }

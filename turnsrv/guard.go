@@ -204,7 +204,9 @@ func (g *guard) Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 	var realm stun.Realm
 	var nonce stun.Nonce
 	if username.GetFrom(m) != nil || realm.GetFrom(m) != nil || nonce.GetFrom(m) != nil {
-		return nil, len(b), true // pion answers 400 Bad Request.
+		// MESSAGE-INTEGRITY without what it is checked under: 400 Bad
+		// Request (RFC 8489 §9.2.4), never handed on unjudged.
+		return g.reply(m, method, stun.CodeBadRequest, nil), 0, false
 	}
 	pol := g.policy.Load()
 	// Every request verifies under the credentials in force now: a secret
