@@ -11,6 +11,9 @@ import (
 const (
 	CheckAmpBinding  = "amplification-binding"
 	CheckAmpAllocate = "amplification-allocate"
+	// CheckAmpBareAllocate: an Allocate without REQUESTED-TRANSPORT, the
+	// smallest Allocate there is (20 bytes).
+	CheckAmpBareAllocate = "amplification-allocate-bare"
 )
 
 // MaxAmplification is the highest response-to-request byte ratio the
@@ -27,7 +30,8 @@ const MaxAmplification = 3.0
 
 // amplification sends the smallest well-formed unauthenticated requests
 // an attacker would reflect — a Binding request with no attributes (20
-// bytes) and an Allocate with only REQUESTED-TRANSPORT (28 bytes) — once
+// bytes), an Allocate with only REQUESTED-TRANSPORT (28 bytes) and one
+// with no attribute at all (20 bytes) — once
 // each on a fresh socket, and compares the bytes of every response
 // datagram carrying their transaction ID with the bytes sent.
 func amplification(ctx context.Context, cfg Config) []Result {
@@ -38,6 +42,7 @@ func amplification(ctx context.Context, cfg Config) []Result {
 	}{
 		{CheckAmpBinding, stun.MethodBinding, nil},
 		{CheckAmpAllocate, stun.MethodAllocate, []stun.Setter{requestedTransportUDP}},
+		{CheckAmpBareAllocate, stun.MethodAllocate, nil},
 	}
 	var rs []Result
 	for _, tt := range tests {

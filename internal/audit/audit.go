@@ -121,6 +121,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	rs = append(rs, turnChecks(ctx, cfg)...)
 	rs = append(rs, amplification(ctx, cfg)...)
 	rs = append(rs, idleTCP(ctx, cfg))
+	rs = append(rs, wrappedChecks(ctx, cfg)...)
 	rs = append(rs, tlsChecks(ctx, cfg)...)
 	return rs
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/turn/v4"
+
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/turntest"
 	"github.com/icebox-project/icebox/turnsrv"
@@ -91,8 +93,9 @@ func TestTURNChecks(t *testing.T) {
 	}{
 		{"recommended deny list", nil, map[string]Status{
 			CheckUnauthAllocate: Pass, CheckAllocate: Pass, CheckOwnListener: Pass, CheckOwnOther: Pass,
-			CheckEveryPeer: Pass, CheckAmpBinding: Pass, CheckAmpAllocate: Pass,
-			CheckPeerPrefix + peers[0]: Pass, CheckPeerPrefix + peers[1]: Pass, CheckPeerPrefix + peers[2]: Pass,
+			CheckEveryPeer: Pass, CheckAmpBinding: Pass, CheckAmpAllocate: Pass, CheckAmpBareAllocate: Pass,
+			CheckWrappedPrefix + " tcp": Pass,
+			CheckPeerPrefix + peers[0]:  Pass, CheckPeerPrefix + peers[1]: Pass, CheckPeerPrefix + peers[2]: Pass,
 			CheckPeerPrefix + peers[3]: Pass, CheckPeerPrefix + peers[4]: Pass, CheckPeerPrefix + peers[5]: Pass,
 		}},
 		{"everything allowed", []string{"0.0.0.0/0", "::/0"}, map[string]Status{
@@ -215,5 +218,34 @@ func TestPrint(t *testing.T) {
 	n := Print(&b, []Result{pass("a", "x"), fail("b", "y %d", 1), skip("c", "z")})
 	if want := "PASS a: x\nFAIL b: y 1\nSKIP c: z\n"; b.String() != want || n != 1 {
 		t.Errorf("got %q, %d; want %q, 1", b.String(), n, want)
+	}
+}
+
+// TestWrappedRequestCheck: the framing check passes against icebox, which
+// closes the connection at a frame it and pion/turn would cut differently,
+// and fails against pion/turn's TCP listener on its own, which answers the
+// hidden Allocate.
+func TestWrappedRequestCheck(t *testing.T) {
+	s := startTURN(t)
+	if r := wrapped(context.Background(), CheckWrappedPrefix+" tcp", s.tcp, nil); r.Status != Pass {
+		t.Errorf("against icebox: got %q, want PASS", r)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := turn.NewServer(turn.ServerConfig{
+		Realm:       "icebox",
+		AuthHandler: func(string, string, net.Addr) ([]byte, bool) { return nil, false },
+		ListenerConfigs: []turn.ListenerConfig{{Listener: ln, RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{
+			RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	r := wrapped(context.Background(), CheckWrappedPrefix+" tcp", ln.Addr().String(), nil)
+	if r.Status != Fail || !strings.Contains(r.Evidence, "answered") {
+		t.Errorf("against pion/turn alone: got %q, want FAIL naming the answer", r)
 	}
 }
