@@ -2,9 +2,12 @@ package signaling
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // heldBytes is what the server holds for suspended peers, counted from
@@ -108,4 +111,137 @@ func TestSuspendedQueueAttack(t *testing.T) {
 		t.Errorf("after the resume window: %d bytes held, want 0", held)
 	}
 	waitUntil(t, "live queues written", func() bool { live, _, _ := s.QueuedBytes(); return live == 0 })
+}
+
+// TestHeldSignalsDropOldest: a suspended peer's queue keeps the newest
+// signals that fit in MaxHeldBytes; the sender of each one dropped is
+// told, naming the peer; the resumed peer gets the rest, in order, and
+// nothing else.
+func TestHeldSignalsDropOldest(t *testing.T) {
+	const sent = 7
+	s, url := startSignaling(t, nil)
+	a, b := dial(t, url), dial(t, url)
+	a.join("r", "alice")
+	token := b.join("r", "bob")["resume"].(string)
+	a.expect("peer-joined")
+	b.drop()
+	waitSuspended(t, s, 1)
+	// Each signal takes just under MaxMessageSize in the queue: the
+	// queue keeps 4 (MaxHeldBytes), the newest.
+	const kept = 4
+	for i := range sent {
+		a.send(msg{"type": "signal", "to": b.id, "data": bigSignal(i)})
+	}
+	a.send(msg{"type": "ping"})
+	got := a.readUntil("pong")
+	if len(got) != sent-kept {
+		t.Fatalf("sender got %v, want %d errors signal-dropped", got, sent-kept)
+	}
+	for _, m := range got {
+		if m["type"] != "error" || m["code"] != "signal-dropped" || m["to"] != b.id {
+			t.Errorf("sender got %v, want an error signal-dropped to %s", m, b.id)
+		}
+	}
+
+	b2 := dial(t, url)
+	b2.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
+	if w := b2.expect("welcome"); w["id"] != b.id || w["resumed"] != true {
+		t.Fatalf("resume: got %v", w)
+	}
+	for want := sent - kept; want < sent; want++ {
+		m := b2.expect("signal")
+		if n := m["data"].(map[string]any)["n"]; n != float64(want) || m["from"] != a.id {
+			t.Errorf("held signal: got n=%v from %v, want n=%d from %s", n, m["from"], want, a.id)
+		}
+	}
+	b2.alive() // nothing else was held
+	a.alive()  // and alice was told nothing more
+}
+
+// TestSuspendedPeersCountPerAddress: a suspended peer keeps its client
+// address's place in MaxConnectionsPerIP until it resumes or its window
+// ends, so dropping connections does not let an address hold more peers
+// (and their queues) than the limit.
+func TestSuspendedPeersCountPerAddress(t *testing.T) {
+	s, url := startSignaling(t, func(c *Config) { c.MaxConnectionsPerIP = 3; c.MaxPeersPerRoom = 8 })
+	refused := func(what string) {
+		t.Helper()
+		c, resp, err := websocket.DefaultDialer.Dial(url, nil)
+		if err == nil {
+			c.Close()
+		}
+		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("%s: got %v %v, want 429", what, resp, err)
+		}
+	}
+	a, b := dial(t, url), dial(t, url)
+	a.join("r", "alice")
+	token := b.join("r", "bob")["resume"].(string)
+	a.expect("peer-joined")
+	b.drop()
+	waitSuspended(t, s, 1)
+	c := dial(t, url)
+	c.alive()
+	refused("a 4th connection beside 2 open and 1 suspended")
+
+	// The resume takes bob's place back: his old one is free.
+	c.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
+	if w := c.expect("welcome"); w["resumed"] != true {
+		t.Fatalf("resume: got %v", w)
+	}
+	d := dial(t, url)
+	d.alive()
+	refused("a 4th connection beside 3 open")
+
+	// A suspension that ends with the window frees its place too.
+	d.join("r", "dave")
+	a.expect("peer-joined")
+	d.drop()
+	waitSuspended(t, s, 1)
+	refused("a 4th connection beside 2 open and 1 suspended")
+	clockOf(s).Advance(DefaultResumeWindow)
+	a.expect("peer-left")
+	dial(t, url).alive()
+}
+
+// TestLiveQueueBytes: a live queue takes messages up to MaxQueuedBytes;
+// with the server's live queues past MaxServerQueuedBytes, only up to
+// busyQueuedBytes.
+func TestLiveQueueBytes(t *testing.T) {
+	msg := make([]byte, MaxMessageSize)
+	for _, tt := range []struct {
+		name       string
+		serverLive int64
+		want       int // messages taken
+	}{
+		{"server under its bound", 0, MaxQueuedBytes / MaxMessageSize},
+		{"server past its bound", MaxServerQueuedBytes, busyQueuedBytes / MaxMessageSize},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var srv queueBytes
+			srv.live.Store(tt.serverLive)
+			o := newOutbox(&srv)
+			n := 0
+			for {
+				_, ok, dropped := o.push(queued{b: msg, signal: true})
+				if len(dropped) != 0 {
+					t.Fatalf("a live queue dropped %d messages", len(dropped))
+				}
+				if !ok {
+					break
+				}
+				n++
+			}
+			if n != tt.want {
+				t.Errorf("took %d messages of %d bytes, want %d", n, MaxMessageSize, tt.want)
+			}
+			if got := srv.live.Load() - tt.serverLive; got != int64(n*MaxMessageSize) {
+				t.Errorf("counted %d bytes, want %d", got, n*MaxMessageSize)
+			}
+			o.take()
+			if got := srv.live.Load(); got != tt.serverLive {
+				t.Errorf("after take: %d bytes counted, want %d", got, tt.serverLive)
+			}
+		})
+	}
 }
