@@ -88,10 +88,11 @@ func (c *client) enqueueSignal(b []byte, from *client) {
 	c.push(queued{b: b, signal: true, from: from})
 }
 
-// requeue queues what was held for a suspended peer, taken over by c.
+// requeue queues what was held for a suspended peer, taken over by c
+// (outbox.pushAll).
 func (c *client) requeue(q []queued) {
-	for _, m := range q {
-		c.push(m)
+	if c.out.pushAll(q) && !c.suspended.Load() {
+		c.s.tasks.goFunc(c.flush)
 	}
 }
 

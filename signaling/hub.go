@@ -105,16 +105,20 @@ func (h *hub) unregister(c *client, resumable bool) {
 		}
 	}
 	h.leaveLocked(c)
-	c.out.take()
 }
 
-// keepsSlot reports whether c, whose connection has ended, is suspended:
-// its place in the per-address limit is released when the suspension
-// ends (endSuspension), not now.
-func (h *hub) keepsSlot(c *client) bool {
+// ended is called once c's connection has ended (its goroutines done).
+// Unless c's peer is suspended, its outbox is closed and its place in
+// the per-address limit released; for a suspended peer both happen when
+// the suspension ends (endSuspension).
+func (h *hub) ended(c *client) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return c.suspended.Load()
+	suspended := c.suspended.Load()
+	h.mu.Unlock()
+	if !suspended {
+		c.out.close()
+		c.releaseSlot()
+	}
 }
 
 // endSuspension ends c's suspension, whichever way (resume, expiry,
@@ -124,7 +128,7 @@ func (h *hub) endSuspension(c *client) []queued {
 	delete(h.suspended, c.resumeToken)
 	c.suspendTimer.Stop()
 	c.releaseSlot()
-	return c.out.take()
+	return c.out.close()
 }
 
 // expire ends a suspension: the peer leaves its room for good, and what

@@ -76,6 +76,9 @@ type outbox struct {
 	srv     *queueBytes
 	// room is the held count of the suspended peer's room; nil while live.
 	room *atomic.Int64
+	// closed: the connection has ended and nothing will write the
+	// queue; push discards.
+	closed bool
 }
 
 func newOutbox(srv *queueBytes) *outbox { return &outbox{srv: srv} }
@@ -102,6 +105,9 @@ func (o *outbox) push(m queued) (start, ok bool, dropped []queued) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := len(m.b)
+	if o.closed {
+		return false, true, nil
+	}
 	if o.room == nil {
 		if o.bytes+n > MaxQueuedBytes || (o.srv.live.Load()+int64(n) > MaxServerQueuedBytes && o.bytes+n > busyQueuedBytes) {
 			return false, false, nil
@@ -122,6 +128,28 @@ func (o *outbox) push(m queued) (start, ok bool, dropped []queued) {
 		start = true
 	}
 	return start, true, dropped
+}
+
+// pushAll queues q, what was held for a suspended peer, on a live
+// queue taking the peer over: held within MaxHeldBytes, it fits
+// MaxQueuedBytes, and a resumed peer is not closed as slow for what it
+// missed while the server's live queues are past MaxServerQueuedBytes.
+// start is as for push.
+func (o *outbox) pushAll(q []queued) (start bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || len(q) == 0 {
+		return false
+	}
+	for _, m := range q {
+		o.q = append(o.q, m)
+		o.count(len(m.b))
+	}
+	if !o.writing && o.room == nil {
+		o.writing = true
+		start = true
+	}
+	return start
 }
 
 // overHeld reports whether n more bytes would pass a held bound. mu is
@@ -209,6 +237,17 @@ func (o *outbox) take() []queued {
 		o.srv.live.Add(int64(o.bytes))
 		o.room = nil
 	}
+	return q
+}
+
+// close takes what is queued, like take, and discards whatever is
+// pushed from now on: the connection has ended (and its peer is not
+// suspended, or no longer).
+func (o *outbox) close() []queued {
+	q := o.take()
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
 	return q
 }
 

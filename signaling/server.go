@@ -231,10 +231,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer s.tasks.done()
 		c.run()
-		// A suspended peer keeps its place until its suspension ends.
-		if !s.hub.keepsSlot(c) {
-			c.releaseSlot()
-		}
+		s.hub.ended(c)
 	}()
 }
 
