@@ -228,8 +228,9 @@ type Signaling struct {
 	MaxPeersPerRoom int `yaml:"max_peers_per_room"`
 	// MaxRooms caps the rooms open at once. Default 10000; -1: no cap.
 	MaxRooms int `yaml:"max_rooms"`
-	// MaxConnectionsPerIP caps open WebSockets per client address.
-	// Default 50; -1: no cap.
+	// MaxConnectionsPerIP caps open WebSockets per client address; a
+	// peer suspended after a drop counts as its connection until it
+	// resumes or its resume window ends. Default 50; -1: no cap.
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// DefaultRoomPassword, when set, is required by every room that has
 	// no password of its own in Rooms.

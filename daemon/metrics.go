@@ -55,6 +55,8 @@ var (
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
 	descMessages    = desc("signaling_messages_total", "Inbound signaling messages, by type.", "type")
 	descErrors      = desc("signaling_errors_total", "Signaling errors sent, by code.", "code")
+	descQueued      = desc("signaling_queued_bytes", "Bytes in signaling outbound queues: state=live for open connections (at most signaling.MaxServerQueuedBytes, 32 MiB), state=suspended for peers waiting for a resume (at most signaling.MaxServerHeldBytes, 16 MiB).", "state")
+	descHeldDropped = desc("signaling_held_signals_dropped_total", "Signals dropped, oldest first, from suspended peers' queues to keep them within their byte bounds; each local sender is told (error signal-dropped).")
 	descAudit       = desc("audit_failures", "Checks of the last self-audit (icebox audit against this server, at start-up and after each reload, without the idle-TCP and certificate checks) that failed; absent until one has run.")
 	descCredLimited = desc("credentials_rate_limited_total", "TURN credentials refused by the per-client minting limit, by source: page (call page loads), ws (joins and refreshes), api (/api/v1/ice-servers).", "source")
 )
@@ -63,7 +65,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
 		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped,
 		descTCPConns, descTCPRefused, descTCPAccept, descTCPClosed, descShared, descWSConns, descRooms, descPeers,
-		descMessages, descErrors, descCredLimited, descAudit} {
+		descMessages, descErrors, descQueued, descHeldDropped, descCredLimited, descAudit} {
 		ch <- d
 	}
 }
@@ -114,6 +116,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWSConns, int64(conns))
 	gauge(descRooms, int64(rooms))
 	gauge(descPeers, int64(peers))
+	live, held, dropped := c.sig.QueuedBytes()
+	gauge(descQueued, live, "live")
+	gauge(descQueued, held, "suspended")
+	counter(descHeldDropped, dropped)
 	for typ, n := range c.sig.Stats().Messages() {
 		counter(descMessages, n, typ)
 	}

@@ -89,6 +89,15 @@ func TestMetricsAfterRelayedCall(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want 0 without a cap", name, v, ok)
 		}
 	}
+	// No peer was suspended, so nothing was held or dropped, but the
+	// series exist.
+	for _, name := range []string{
+		`icebox_signaling_queued_bytes{state="suspended"}`, `icebox_signaling_held_signals_dropped_total`,
+	} {
+		if v, ok := m[name]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want 0 with no peer suspended", name, v, ok)
+		}
+	}
 	// Nothing pressed the TURN TCP listener, but its series exist.
 	for _, name := range []string{
 		`icebox_turn_tcp_refused_total{reason="per_ip"}`, `icebox_turn_tcp_refused_total{reason="total"}`,

@@ -48,7 +48,11 @@ type client struct {
 	resumeToken  string
 	suspendTimer Timer
 	// suspended: the connection dropped and the peer waits for a resume.
+	// Set and cleared under hub.mu.
 	suspended atomic.Bool
+	// slot releases the client address's place in the per-address
+	// limit (releaseSlot).
+	slot sync.Once
 
 	mu          sync.Mutex // guards the fields below
 	closeCode   int
@@ -62,7 +66,7 @@ type client struct {
 func newClient(s *Server, conn *websocket.Conn, remote, ip string) *client {
 	return &client{
 		s: s, conn: conn, remote: remote, ip: ip, id: newID(), credID: "peer:" + newToken(),
-		out:     &outbox{},
+		out:     newOutbox(&s.queues),
 		ended:   make(chan struct{}),
 		done:    make(chan struct{}),
 		limiter: rate.NewLimiter(MessageRate, MessageBurst),
@@ -73,12 +77,31 @@ const reasonSlow = "too slow: send queue full"
 
 // enqueue queues b for the writer without blocking. A full queue means
 // the client cannot keep up; it is disconnected rather than let it stall
-// its room.
-func (c *client) enqueue(b []byte) {
-	start, ok := c.out.push(b)
-	if start && ok && !c.suspended.Load() {
+// its room. For a suspended peer, a queue that cannot take b ends the
+// suspension: the peer leaves its room.
+func (c *client) enqueue(b []byte) { c.push(queued{b: b}) }
+
+// enqueueSignal queues the signal b from the local peer from (nil: from a
+// peer on another node). A suspended peer's queue drops its oldest
+// signals to make room, and their senders are told (CodeSignalDropped).
+func (c *client) enqueueSignal(b []byte, from *client) {
+	c.push(queued{b: b, signal: true, from: from})
+}
+
+// requeue queues what was held for a suspended peer, taken over by c
+// (outbox.pushAll).
+func (c *client) requeue(q []queued) {
+	if c.out.pushAll(q) && !c.suspended.Load() {
 		c.s.tasks.goFunc(c.flush)
 	}
+}
+
+func (c *client) push(m queued) {
+	start, ok, dropped := c.out.push(m)
+	if start && !c.suspended.Load() {
+		c.s.tasks.goFunc(c.flush)
+	}
+	c.tellDropped(dropped)
 	if !ok {
 		if c.suspended.Load() {
 			// Too much missed while away: the peer leaves for good. The
@@ -88,6 +111,32 @@ func (c *client) enqueue(b []byte) {
 		}
 		c.closeWith(websocket.ClosePolicyViolation, reasonSlow)
 	}
+}
+
+// tellDropped counts the signals dropped from c's held queue and tells
+// each sender still connected here which peer missed its signal. A
+// suspended sender is not told (its own queue is held).
+func (c *client) tellDropped(dropped []queued) {
+	if len(dropped) == 0 {
+		return
+	}
+	c.s.queues.dropped.Add(int64(len(dropped)))
+	for _, m := range dropped {
+		if m.from == nil || m.from == c || m.from.suspended.Load() || m.from.closing() {
+			continue
+		}
+		c.s.stats.error(CodeSignalDropped)
+		m.from.enqueue(encode(droppedMsg{Type: TypeError, Code: CodeSignalDropped, To: c.id,
+			Message: fmt.Sprintf("peer %q is away and too much is held for it; its oldest signal from you was dropped", c.id)}))
+	}
+}
+
+// releaseSlot gives back the client address's place in the
+// per-address limit (Limits.MaxConnectionsPerIP), once: when the
+// connection ends, or for a peer suspended then, when the suspension
+// ends.
+func (c *client) releaseSlot() {
+	c.slot.Do(func() { c.s.perIP.release(c.ip) })
 }
 
 // closeWith ends the connection with a close frame carrying code and
@@ -157,13 +206,19 @@ func (c *client) flush() {
 		if q == nil {
 			return
 		}
-		for _, b := range q {
+		for i, m := range q {
 			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			if err := c.conn.WriteMessage(websocket.TextMessage, m.b); err != nil {
+				n := 0
+				for _, m := range q[i:] {
+					n += len(m.b)
+				}
+				c.out.written(n)
 				c.closeWith(websocket.CloseAbnormalClosure, "")
 				c.conn.Close() // unblocks the reader.
 				return
 			}
+			c.out.written(len(m.b))
 		}
 	}
 }
@@ -209,9 +264,11 @@ func (c *client) finish() {
 	}
 	deadline := time.Now().Add(writeWait)
 	_ = c.conn.SetWriteDeadline(deadline)
-	if reason != reasonSlow { // a slow client would not read the backlog anyway.
-		for _, b := range c.out.take() {
-			if c.conn.WriteMessage(websocket.TextMessage, b) != nil {
+	// A slow client would not read the backlog anyway; a suspended
+	// peer's is held for its resume.
+	if reason != reasonSlow && !c.suspended.Load() {
+		for _, m := range c.out.take() {
+			if c.conn.WriteMessage(websocket.TextMessage, m.b) != nil {
 				return
 			}
 		}

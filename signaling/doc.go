@@ -17,8 +17,10 @@
 //     or at a failed write (writeWait deadline).
 //   - finish (client.finish): started once, by closeWith. Writes what
 //     is queued and the close frame, all within one writeWait.
-//   - expire (hub.expire): started by an enqueue that overflows a
-//     suspended peer's outbox; takes the hub lock and returns.
+//   - expire (hub.expire): started by an enqueue of a room event that
+//     does not fit a suspended peer's outbox even with every signal held
+//     for it dropped (outbox.go: the held bounds); takes the hub lock
+//     and returns.
 //   - timers (Config.Clock): the join timer, the pinger and the
 //     credential refresh of each connection, stopped by closeWith and
 //     never started after it (checked under client.mu); the resume

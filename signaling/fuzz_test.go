@@ -46,7 +46,7 @@ func FuzzDispatch(f *testing.F) {
 		c.handle(data)
 		c.handle([]byte(`{"type":"signal","to":"` + other.id + `","data":{"after":true}}`))
 		for _, cl := range []*client{c, other} {
-			for _, b := range cl.out.take() {
+			for _, b := range frames(cl.out.take()) {
 				var m struct{ Type string }
 				if err := json.Unmarshal(b, &m); err != nil || m.Type == "" {
 					t.Fatalf("queued a message that is not protocol JSON: %q", b)

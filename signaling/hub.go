@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/icebox-project/icebox/internal/rtc"
@@ -42,6 +43,9 @@ type room struct {
 	// holds a view of every room with a peer here, so a map per room
 	// (a 400-byte group for the first entry) cost more than the peers.
 	remote []remotePeer
+	// held counts the bytes held for the room's suspended peers
+	// (MaxRoomHeldBytes).
+	held atomic.Int64
 }
 
 // remoteOf returns the remote peer id of r.
@@ -82,30 +86,60 @@ func (h *hub) register(c *client) bool {
 }
 
 // unregister removes a connection. Its peer leaves its room, unless
-// resumable: then the peer stays, suspended, for the resume window; messages
-// for it queue, and a join with its resume token takes it over.
+// resumable: then the peer stays, suspended, for the resume window;
+// messages for it are held (within the held bounds, MaxHeldBytes), a
+// join with its resume token takes it over, and it keeps its client
+// address's place in the per-address limit until then.
 func (h *hub) unregister(c *client, resumable bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.clients, c)
 	if resumable && c.room != nil && !h.closed && c.resumeToken != "" {
-		c.suspended.Store(true)
-		h.suspended[c.resumeToken] = c
-		c.suspendTimer = h.after(h.resumeWindow, func() { h.expire(c) })
-		return
+		dropped, ok := c.out.hold(&c.room.held)
+		c.tellDropped(dropped)
+		if ok {
+			c.suspended.Store(true)
+			h.suspended[c.resumeToken] = c
+			c.suspendTimer = h.after(h.resumeWindow, func() { h.expire(c) })
+			return
+		}
 	}
 	h.leaveLocked(c)
 }
 
-// expire ends a suspension: the peer leaves its room for good.
+// ended is called once c's connection has ended (its goroutines done).
+// Unless c's peer is suspended, its outbox is closed and its place in
+// the per-address limit released; for a suspended peer both happen when
+// the suspension ends (endSuspension).
+func (h *hub) ended(c *client) {
+	h.mu.Lock()
+	suspended := c.suspended.Load()
+	h.mu.Unlock()
+	if !suspended {
+		c.out.close()
+		c.releaseSlot()
+	}
+}
+
+// endSuspension ends c's suspension, whichever way (resume, expiry,
+// handover, close), and returns what was held for it. h.mu is held.
+func (h *hub) endSuspension(c *client) []queued {
+	c.suspended.Store(false)
+	delete(h.suspended, c.resumeToken)
+	c.suspendTimer.Stop()
+	c.releaseSlot()
+	return c.out.close()
+}
+
+// expire ends a suspension: the peer leaves its room for good, and what
+// was held for it is dropped.
 func (h *hub) expire(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !c.suspended.Load() {
 		return
 	}
-	c.suspended.Store(false)
-	delete(h.suspended, c.resumeToken)
+	h.endSuspension(c)
 	h.leaveLocked(c)
 }
 
@@ -119,9 +153,7 @@ func (h *hub) resume(c *client, token, roomName string, iceServers []rtc.ICEServ
 	if old == nil || old.room.name != roomName || c.room != nil {
 		return false
 	}
-	delete(h.suspended, token)
-	old.suspended.Store(false)
-	old.suspendTimer.Stop()
+	held := h.endSuspension(old)
 	r := old.room
 	c.id, c.name, c.room = old.id, old.name, r
 	c.resumeToken = newToken()
@@ -129,9 +161,7 @@ func (h *hub) resume(c *client, token, roomName string, iceServers []rtc.ICEServ
 	old.room = nil
 	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peersOf(r, c),
 		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
-	for _, b := range old.out.take() {
-		c.enqueue(b)
-	}
+	c.requeue(held)
 	return true
 }
 
@@ -252,7 +282,7 @@ func (h *hub) signal(c *client, to string, data json.RawMessage) *protoError {
 	if target == nil || target == c {
 		return &protoError{CodeUnknownPeer, fmt.Sprintf("no peer %q in room %q", to, c.room.name)}
 	}
-	target.enqueue(encode(signalMsg{Type: TypeSignal, From: c.id, Data: data}))
+	target.enqueueSignal(encode(signalMsg{Type: TypeSignal, From: c.id, Data: data}), c)
 	return nil
 }
 
@@ -269,10 +299,8 @@ func (h *hub) close() []*client {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for token, c := range h.suspended {
-		c.suspended.Store(false)
-		c.suspendTimer.Stop()
-		delete(h.suspended, token)
+	for _, c := range h.suspended {
+		h.endSuspension(c)
 		h.leaveLocked(c)
 	}
 	out := make([]*client, 0, len(h.clients))

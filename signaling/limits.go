@@ -17,7 +17,11 @@ type Limits struct {
 	MaxRooms int
 	// MaxConnectionsPerIP caps open WebSockets per client address (an
 	// IPv4 address or an IPv6 prefix of IPv6ClientPrefix bits); past it
-	// the upgrade gets 429. Zero: no cap.
+	// the upgrade gets 429. A suspended peer (its connection dropped,
+	// within the resume window) keeps its connection's place until it
+	// resumes or its window ends, so dropping connections does not let
+	// an address hold more peers, and what is held for them. Zero: no
+	// cap.
 	MaxConnectionsPerIP int
 	// IPv6ClientPrefix is the prefix length IPv6 clients are counted by,
 	// in the connection cap and the password throttle. Zero:

@@ -36,6 +36,11 @@ const (
 	// CodeRoomLimit refuses a join that would open a room past the
 	// server's room cap.
 	CodeRoomLimit = "room-limit"
+	// CodeSignalDropped tells a sender that a signal it sent to the
+	// suspended peer named in "to" was dropped, oldest first, to keep
+	// what is held for that peer within MaxHeldBytes (and the room's and
+	// server's held bounds).
+	CodeSignalDropped = "signal-dropped"
 )
 
 // MaxNameLength is the longest display name, in characters.
@@ -94,6 +99,15 @@ type errorMsg struct {
 	Type    string `json:"type"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+}
+
+// droppedMsg is the error CodeSignalDropped, naming the peer the
+// dropped signal was for.
+type droppedMsg struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	To      string `json:"to"`
 }
 
 var pongMsg = []byte(`{"type":"pong"}`)

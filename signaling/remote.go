@@ -233,14 +233,12 @@ func (s *Server) HandOver(token, roomName, node string) (ho Handover, ok bool) {
 	if old == nil || old.room.name != roomName {
 		return Handover{}, false
 	}
-	delete(h.suspended, token)
-	old.suspended.Store(false)
-	old.suspendTimer.Stop()
+	held := h.endSuspension(old)
 	r := old.room
 	delete(r.peers, old.id)
 	r.remote = append(r.remote, remotePeer{id: old.id, name: old.name, node: h.nodeName(node)})
 	old.room = nil
-	return Handover{ID: old.id, Name: old.name, Queued: old.out.take()}, true
+	return Handover{ID: old.id, Name: old.name, Queued: frames(held)}, true
 }
 
 // RemoteJoined adds peer id, named name, on node to room, and tells the
@@ -340,7 +338,7 @@ func (s *Server) RemoteSignal(roomName, from, to string, data json.RawMessage) (
 		return "", false
 	}
 	if target := r.peers[to]; target != nil {
-		target.enqueue(encode(signalMsg{Type: TypeSignal, From: from, Data: data}))
+		target.enqueueSignal(encode(signalMsg{Type: TypeSignal, From: from, Data: data}), nil)
 		return "", true
 	}
 	if rp, moved := r.remoteOf(to); moved {

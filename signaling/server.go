@@ -45,9 +45,8 @@ const (
 	// DefaultJoinTimeout is how long a connection may stay open without
 	// joining a room.
 	DefaultJoinTimeout = 10 * time.Second
-	// sendQueue is the per-connection queue of outbound messages; a client
-	// that lets it fill is too slow and is disconnected.
-	sendQueue = 256
+	// The outbound queues are bounded in bytes: MaxQueuedBytes and the
+	// others in outbox.go.
 	// maxStrikes is how many refused messages in a row (bad, too large or
 	// rate-limited) close the connection with 1008.
 	maxStrikes = 10
@@ -109,6 +108,8 @@ type Server struct {
 	stats    Stats
 	guesses  *guessThrottle
 	perIP    ipCount
+	// queues counts the bytes in every connection's outbox.
+	queues queueBytes
 	// refusals logs refused upgrades at a bounded rate.
 	refusals *ratelog.Logger
 	clock    Clock
@@ -229,8 +230,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// HTTP handler's stack, request and response for the connection's life.
 	go func() {
 		defer s.tasks.done()
-		defer s.perIP.release(ip)
 		c.run()
+		s.hub.ended(c)
 	}()
 }
 
@@ -264,6 +265,14 @@ func (s *Server) Close(ctx context.Context) error {
 
 // Stats returns the message and error counters.
 func (s *Server) Stats() *Stats { return &s.stats }
+
+// QueuedBytes returns the bytes queued for live connections and held
+// for suspended peers (bounded by MaxServerQueuedBytes and
+// MaxServerHeldBytes), and how many signals were dropped from suspended
+// peers' queues since the start.
+func (s *Server) QueuedBytes() (live, held, dropped int64) {
+	return s.queues.live.Load(), s.queues.held.Load(), s.queues.dropped.Load()
+}
 
 // Counts returns the open connections, rooms and joined peers.
 func (s *Server) Counts() (conns, rooms, peers int) { return s.hub.counts() }

@@ -493,6 +493,9 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 	if conns, rooms, peers := s.Counts(); conns+rooms+peers != 0 {
 		t.Errorf("after Close: %d connections, %d rooms, %d peers; want none", conns, rooms, peers)
 	}
+	if live, held, _ := s.QueuedBytes(); live != 0 || held != 0 {
+		t.Errorf("after Close: %d bytes queued, %d held; want none", live, held)
+	}
 	waitUntil(t, fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
