@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/audit"
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/internal/publicip"
@@ -256,7 +257,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	closers = append(closers, d.turn)
 	setProcs(opts.Cores, d.turn.RelayLoops())
 	log.Info("turn relay loops", "relay_loops", d.turn.RelayLoops(), "cores", cores, "gomaxprocs", runtime.GOMAXPROCS(0))
-	if w := ephemeralWarning(p.RelayMin, p.RelayMax); w != "" {
+	if w := audit.EphemeralWarning(p.RelayMin, p.RelayMax); w != "" {
 		log.Warn("turn relay ports are also ephemeral ports", "detail", w)
 	}
 	ts := d.turn

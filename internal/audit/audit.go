@@ -56,6 +56,10 @@ type Config struct {
 	IdleWait time.Duration
 	// NoIdleWait skips the idle-TCP check (the daemon's start-up subset).
 	NoIdleWait bool
+	// LocalHost says the audited server runs on this host (FromConfig),
+	// so its kernel's ephemeral port range can be checked against the
+	// relay range (CheckRelayEphemeral). False: that check is skipped.
+	LocalHost bool
 	// Insecure accepts a TLS certificate that does not verify against
 	// RootCAs (self-signed labs); name and expiry are still checked.
 	Insecure bool
@@ -122,6 +126,7 @@ func Run(ctx context.Context, cfg Config) []Result {
 	rs = append(rs, amplification(ctx, cfg)...)
 	rs = append(rs, idleTCP(ctx, cfg))
 	rs = append(rs, wrappedChecks(ctx, cfg)...)
+	rs = append(rs, relayEphemeral(cfg))
 	rs = append(rs, tlsChecks(ctx, cfg)...)
 	return rs
 }

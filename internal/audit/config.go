@@ -43,7 +43,7 @@ func FromConfig(cfg *config.Config, now time.Time) (Config, error) {
 		public = turnsrv.DefaultPublicIP()
 	}
 	a := Config{
-		PublicIP: public, Realm: cfg.TURN.Realm,
+		PublicIP: public, Realm: cfg.TURN.Realm, LocalHost: true,
 		RelayMin: p.RelayMin, RelayMax: p.RelayMax,
 	}
 	host := publicHost(cfg, public)

@@ -1,4 +1,4 @@
-package daemon
+package audit
 
 import (
 	"fmt"
@@ -72,9 +72,15 @@ func parsePortList(s string) func(int) bool {
 	}
 }
 
-// ephemeralWarning is the start-up warning for relay ports the kernel may
-// hand out as ephemeral ports, "" when there are none.
-func ephemeralWarning(lo, hi uint16) string {
+// CheckRelayEphemeral names the check of this host's ephemeral ports
+// against the relay range.
+const CheckRelayEphemeral = "relay-ports-not-ephemeral"
+
+// EphemeralWarning says which relay ports in [lo, hi] this host's kernel
+// may hand out as ephemeral ports (Linux), and how to reserve them; ""
+// when there are none or the kernel's files cannot be read. icebox logs
+// it at start, and the audit of a configuration reports it.
+func EphemeralWarning(lo, hi uint16) string {
 	rangeText, err := os.ReadFile(ephemeralRangeFile)
 	if err != nil {
 		return ""
@@ -88,4 +94,23 @@ func ephemeralWarning(lo, hi uint16) string {
 		"so another program's outgoing UDP socket may get one and be reachable through the relay; reserve them: "+
 		"sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d (and in /etc/sysctl.d), or choose relay_ports outside %s",
 		n, lo, hi, first, lo, hi, strings.Join(strings.Fields(string(rangeText)), "-"))
+}
+
+// relayEphemeral is the check of this host's ephemeral ports against the
+// relay range: run only where the audited server is this host
+// (Config.LocalHost) and its relay range is known.
+func relayEphemeral(cfg Config) Result {
+	switch {
+	case !cfg.LocalHost:
+		return skip(CheckRelayEphemeral, "not run: the server is not known to be this host (it needs -config)")
+	case cfg.RelayMin == 0 || cfg.RelayMax == 0:
+		return skip(CheckRelayEphemeral, "not run: the relay port range is unknown")
+	}
+	if _, err := os.ReadFile(ephemeralRangeFile); err != nil {
+		return skip(CheckRelayEphemeral, "not run: %v", err)
+	}
+	if w := EphemeralWarning(cfg.RelayMin, cfg.RelayMax); w != "" {
+		return fail(CheckRelayEphemeral, "%s", w)
+	}
+	return pass(CheckRelayEphemeral, "no port of turn.relay_ports %d-%d is handed out as an ephemeral port on this host", cfg.RelayMin, cfg.RelayMax)
 }
