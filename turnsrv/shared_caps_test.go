@@ -320,7 +320,7 @@ func TestSharedPendingEvictionFromManyAddresses(t *testing.T) {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			return // refused, or evicted, before connect returned
 		}
 		t.Cleanup(func() { c.Close() })
 	}
