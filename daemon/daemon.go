@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,8 +26,10 @@ import (
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/audit"
 	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/connlimit"
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/internal/publicip"
+	"github.com/icebox-project/icebox/internal/ratelog"
 	"github.com/icebox-project/icebox/internal/rtc"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
@@ -77,6 +80,13 @@ type Daemon struct {
 	tls        *tlsSetup    // nil without a certificate
 	redirect   *http.Server // plain HTTP → https and ACME HTTP-01; may be nil
 	redirectLn net.Listener
+	// capped are the HTTP listeners of our own (not the one shared with
+	// TURN) under the connection caps; httpStats counts their refusals
+	// and httpErrors net/http's error lines, which it logs at a bounded
+	// rate.
+	capped     []*connlimit.Listener
+	httpStats  connlimit.Stats
+	httpErrors *connlimit.ErrorLog
 	audit      *selfAudit   // the audit of itself, at start-up and after reloads
 	cluster    *clusterPart // nil on a single node (cluster.go)
 	// now and sleep are the drain's clock (drainAllocations); tests set
@@ -293,37 +303,53 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if d.tls != nil {
 		scheme = "https"
 	}
+	httpLog := ratelog.New(log.With("component", "http"), 0, nil)
+	d.httpErrors = connlimit.NewErrorLog(httpLog)
+	caps := httpCaps(cfg)
+	listen := func(key, addr string) (*connlimit.Listener, error) {
+		ln, err := net.Listen("tcp", addr) //nolint:noctx
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", key, addr, err)
+		}
+		cl := connlimit.NewListener(ln, ln.(*net.TCPListener), caps, &d.httpStats, httpLog)
+		closers = append(closers, cl)
+		d.capped = append(d.capped, cl)
+		return cl, nil
+	}
 	shared := "no"
+	var connState func(net.Conn, http.ConnState)
 	if ln := ts.HTTPListener(); ln != nil {
 		// TURN and HTTP on one socket (config: turn.listen naming
-		// http.listen); TLS, if any, is done there.
-		d.httpLn, shared = ln, "turn"
+		// http.listen); TLS, if any, is done there, and so are the caps.
+		d.httpLn, shared, connState = ln, "turn", ts.HTTPConnState
 	} else {
-		ln, err := net.Listen("tcp", cfg.HTTP.Listen) //nolint:noctx
+		cl, err := listen("http.listen", cfg.HTTP.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+			return nil, err
 		}
-		closers = append(closers, ln)
-		d.httpLn = ln
+		d.httpLn, connState = cl, cl.ConnState
 		if d.tls != nil {
-			d.httpLn = tls.NewListener(ln, d.tls.config)
+			d.httpLn = tls.NewListener(cl, d.tls.config)
 		}
 	}
-	d.http = newHTTPServer(withRequestDeadlines(withTLSState(handler), requestBodyTimeout, responseWriteTimeout), log)
+	d.http = d.newHTTPServer(withRequestDeadlines(withTLSState(handler), requestBodyTimeout, responseWriteTimeout), connState)
 	d.http.ConnContext = tlsStateContext
 	if r := cfg.HTTP.TLS.RedirectListen; d.tls != nil && r != nil && *r != "" {
-		if d.redirectLn, err = net.Listen("tcp", *r); err != nil { //nolint:noctx
-			return nil, fmt.Errorf("http.tls.redirect_listen %s: %w", *r, err)
+		cl, err := listen("http.tls.redirect_listen", *r)
+		if err != nil {
+			return nil, err
 		}
-		closers = append(closers, d.redirectLn)
-		d.redirect = newHTTPServer(d.tls.redirect, log)
+		d.redirectLn = cl
+		d.redirect = d.newHTTPServer(d.tls.redirect, cl.ConnState)
 		log.Info("http redirect listening", "addr", d.redirectLn.Addr().String())
 	}
 	if p.MetricsAddr != "" {
-		if d.metricsLn, err = net.Listen("tcp", p.MetricsAddr); err != nil { //nolint:noctx
-			return nil, fmt.Errorf("metrics.listen %s: %w", p.MetricsAddr, err)
+		cl, err := listen("metrics.listen", p.MetricsAddr)
+		if err != nil {
+			return nil, err
 		}
-		d.metrics = newHTTPServer(debugHandler(d.cluster.handler(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures, d.cluster.collectors()...), d.sig), d.cluster), log)
+		d.metricsLn = cl
+		d.metrics = d.newHTTPServer(debugHandler(d.cluster.handler(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures, &d.httpStats, d.cluster.collectors()...), d.sig), d.cluster), cl.ConnState)
 		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
 	}
 	log.Info("http listening", "addr", d.httpLn.Addr().String(), "url", scheme+"://"+d.httpLn.Addr().String()+"/",
@@ -331,14 +357,40 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	return d, nil
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// HTTPIdleTimeout is how long an HTTP connection may wait for its next
+// request (keep-alive) before the server closes it: enough for a page's
+// requests that follow one another, short enough that idle connections
+// held on purpose cost their holder a new connection (and TLS handshake)
+// twice a minute. ReadHeaderTimeout (10 s) bounds the wait for a
+// connection's first request.
+const HTTPIdleTimeout = 30 * time.Second
+
+// newHTTPServer is a web server for h whose connections report their
+// states to connState (the connection caps' evictions), with net/http's
+// error lines logged at a bounded rate.
+func (d *Daemon) newHTTPServer(h http.Handler, connState func(net.Conn, http.ConnState)) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       HTTPIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          stdlog.New(d.httpErrors, "", 0),
+		ConnState:         connState,
 	}
+}
+
+// httpCaps are the caps of the HTTP listeners: those of TURN's TCP
+// connections, which the port shared with TURN applies to its HTTP
+// connections too (turn.max_tcp_connections_per_ip,
+// turn.max_tcp_connections: 0 automatic, -1 none), counted apart from
+// TURN's and per listener.
+func httpCaps(cfg *config.Config) connlimit.Caps {
+	total := cfg.TURN.MaxTCPConnections
+	if total == 0 {
+		total = turnsrv.AutoMaxTCPConnections()
+	}
+	return connlimit.Caps{PerIP: cfg.TURN.MaxTCPConnectionsPerIP, Total: total,
+		Keyer: clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix}}
 }
 
 // MetricsAddr is the bound metrics address, nil when metrics are off.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/icebox-project/icebox/internal/connlimit"
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
@@ -27,6 +28,9 @@ type collector struct {
 	// auditFailures is the last self-audit's failure count; -1 until one
 	// has run, and the gauge is left out meanwhile.
 	auditFailures *atomic.Int64
+	// http counts the refusals of the HTTP listeners not shared with
+	// TURN.
+	http *connlimit.Stats
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -49,7 +53,10 @@ var (
 	descTCPRefused  = desc("turn_tcp_refused_total", "TURN TCP and TLS connections closed as soon as they were accepted (on the port TURN shares with HTTP: or once told apart, HTTP ones too), by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), fd_limit (shed while out of file descriptors).", "reason")
 	descTCPAccept   = desc("turn_tcp_accept_errors_total", "Failed accepts on TURN TCP and TLS listeners (such as EMFILE), each retried.")
 	descTCPClosed   = desc("turn_tcp_closed_total", "TURN TCP and TLS connections closed by a deadline, by reason: first_message_timeout (no STUN message or TLS handshake in time) or no_allocation.", "reason")
-	descShared      = desc("shared_connections_total", "Connections to the listener TURN shares with HTTP, by outcome: turn or http (told apart by ALPN or first bytes), tls_failed (the TLS handshake failed), silent (nothing to tell them apart by in time, or the client left), neither (first bytes of neither protocol).", "outcome")
+	descShared      = desc("shared_connections_total", "Connections to the listener TURN shares with HTTP, by outcome: turn or http (told apart by ALPN or first bytes), tls_failed (the TLS handshake failed), silent (nothing to tell them apart by in time, or the client left), neither (first bytes of neither protocol), evicted (closed at the total cap to make room for a fresh one: not done with TLS, or idle HTTP, for longest).", "outcome")
+	descHTTPConns   = desc("http_connections", "Open connections to the HTTP listeners not shared with TURN (page, redirect, metrics).")
+	descHTTPRefused = desc("http_refused_total", "Connections to the HTTP listeners not shared with TURN closed as soon as they were accepted, by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), fd_limit (shed while out of file descriptors); or closed to make room at the total cap, new or idle for longest (evicted).", "reason")
+	descHTTPAccept  = desc("http_accept_errors_total", "Failed accepts on the HTTP listeners not shared with TURN (such as EMFILE), each retried.")
 	descWSConns     = desc("ws_connections", "Open signaling WebSocket connections.")
 	descRooms       = desc("signaling_rooms", "Rooms with at least one peer.")
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
@@ -64,7 +71,8 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
 		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped,
-		descTCPConns, descTCPRefused, descTCPAccept, descTCPClosed, descShared, descWSConns, descRooms, descPeers,
+		descTCPConns, descTCPRefused, descTCPAccept, descTCPClosed, descShared, descHTTPConns, descHTTPRefused, descHTTPAccept,
+		descWSConns, descRooms, descPeers,
 		descMessages, descErrors, descQueued, descHeldDropped, descCredLimited, descAudit} {
 		ch <- d
 	}
@@ -112,6 +120,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descShared, st.SharedTLSFailed.Load(), "tls_failed")
 	counter(descShared, st.SharedSilent.Load(), "silent")
 	counter(descShared, st.SharedNeither.Load(), "neither")
+	counter(descShared, st.SharedEvicted.Load(), "evicted")
+	if h := c.http; h != nil {
+		gauge(descHTTPConns, h.Open.Load())
+		counter(descHTTPRefused, h.RefusedPerIP.Load(), "per_ip")
+		counter(descHTTPRefused, h.RefusedTotal.Load(), "total")
+		counter(descHTTPRefused, h.RefusedFDLimit.Load(), "fd_limit")
+		counter(descHTTPRefused, h.Evicted.Load(), "evicted")
+		counter(descHTTPAccept, h.AcceptErrors.Load())
+	}
 	conns, rooms, peers := c.sig.Counts()
 	gauge(descWSConns, int64(conns))
 	gauge(descRooms, int64(rooms))
@@ -136,11 +153,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // metricsHandler serves /metrics (Prometheus text format) and /healthz.
-func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, minting *mintlimit.Limiter, version string, auditFailures *atomic.Int64, extra ...prometheus.Collector) http.Handler {
+func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, minting *mintlimit.Limiter, version string, auditFailures *atomic.Int64, httpStats *connlimit.Stats, extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(extra...)
 	reg.MustRegister(
-		&collector{turn: turn, sig: sig, minting: minting, version: version, auditFailures: auditFailures},
+		&collector{turn: turn, sig: sig, minting: minting, version: version, auditFailures: auditFailures, http: httpStats},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -38,6 +38,9 @@ func (d *Daemon) Reload(cfg *config.Config) (needRestart []string, err error) {
 		}
 	}
 	d.sig.Update(signalingLimits(cfg))
+	for _, l := range d.capped {
+		l.SetCaps(httpCaps(cfg))
+	}
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
 	d.grace.Store(int64(cfg.ShutdownGrace))

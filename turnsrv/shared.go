@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
+	"net/http"
 	"sync"
 	"time"
+
+	"github.com/icebox-project/icebox/internal/connlimit"
 )
 
 // A listener shared with HTTP (Listener.ShareHTTP) is one TCP socket that
@@ -39,15 +41,15 @@ import (
 
 // sharedListener serves one shared TCP socket.
 type sharedListener struct {
-	acc   *acceptor
+	acc   *connlimit.Acceptor
 	tls   *tls.Config // nil: plain TCP
 	g     *guard
 	conns *connSet
 	turn  *connQueue // for pion/turn
 	http  *connQueue // for Server.HTTPListener
 
-	pending pendingSet // not yet told apart
-	web     pendingSet // handed to HTTP, until closed
+	pending *connlimit.Set // not yet told apart; evicting
+	web     *connlimit.Set // handed to HTTP, until closed; evicting (HTTPConnState)
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -63,8 +65,7 @@ func newSharedListenerOn(ln net.Listener, raw *net.TCPListener, tlsConf *tls.Con
 	l := &sharedListener{
 		acc: newAcceptor(ln, raw, conns), tls: tlsConf, g: g, conns: conns,
 		turn: newConnQueue(), http: newConnQueue(),
-		pending: pendingSet{conns: map[net.Conn]netip.Prefix{}, perKey: map[netip.Prefix]int{}},
-		web:     pendingSet{conns: map[net.Conn]netip.Prefix{}, perKey: map[netip.Prefix]int{}},
+		pending: connlimit.NewSet(true), web: connlimit.NewSet(true),
 	}
 	l.wg.Add(1)
 	go l.serve()
@@ -76,12 +77,16 @@ func newSharedListenerOn(ln net.Listener, raw *net.TCPListener, tlsConf *tls.Con
 func (l *sharedListener) serve() {
 	defer l.wg.Done()
 	for {
-		c, err := l.acc.accept()
+		c, err := l.acc.Accept()
 		if err != nil {
 			return
 		}
 		lim := l.conns.limits.Load()
-		switch why := l.pending.add(c, lim); why {
+		evicted, why := l.pending.Add(c, lim.caps(), true)
+		if evicted != nil {
+			l.evict(evicted, "shared_evicted")
+		}
+		switch why {
 		case "":
 		case refusedClosed:
 			c.Close()
@@ -95,7 +100,7 @@ func (l *sharedListener) serve() {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			defer l.pending.remove(c)
+			defer l.pending.Remove(c)
 			l.handle(c, lim)
 		}()
 	}
@@ -108,11 +113,14 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	_ = c.SetDeadline(deadline)
 	// Whatever wraps it later (TLS, the first bytes), closing the
 	// connection closes wc, which counts it out of the HTTP caps.
-	wc := &webConn{Conn: c, web: &l.web}
+	wc := &webConn{Conn: c, web: l.web}
 	conn, kind := net.Conn(wc), kindMore
 	if l.tls != nil {
 		tc := tls.Server(wc, l.tls)
 		if err := tc.Handshake(); err != nil {
+			if !l.pending.Has(c) { // evicted to make room; counted there
+				return
+			}
 			var ne net.Error
 			if errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout() {
 				l.reject(c, &st.SharedSilent, "shared_silent", err)
@@ -122,6 +130,9 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 			return
 		}
 		conn = tc
+		// Done with TLS: no longer the cheap kind of connection that is
+		// evicted to make room for fresh ones.
+		l.pending.SetEvictable(c, false)
 		switch tc.ConnectionState().NegotiatedProtocol {
 		case ALPNTURN:
 			kind = kindTURN
@@ -142,6 +153,9 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 			m, err := conn.Read(head[n:])
 			n += m
 			if kind = classify(head[:n]); kind == kindMore && err != nil {
+				if !l.pending.Has(c) { // evicted to make room; counted there
+					return
+				}
 				l.reject(conn, &st.SharedSilent, "shared_silent", err)
 				return
 			}
@@ -154,7 +168,13 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	if kind == kindHTTP {
-		switch why := l.web.add(wc, lim); why {
+		// Evictable only once the web server says it is new or idle
+		// (Server.HTTPConnState).
+		evicted, why := l.web.Add(wc, lim.caps(), false)
+		if evicted != nil {
+			l.evict(evicted, "http_evicted")
+		}
+		switch why {
 		case "":
 		case refusedClosed:
 			conn.Close()
@@ -166,7 +186,7 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 			return
 		}
 		st.SharedHTTP.Add(1)
-		if !l.http.put(conn, l.acc.done) {
+		if !l.http.put(conn, l.acc.Done()) {
 			conn.Close()
 		}
 		return
@@ -187,9 +207,17 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 		return
 	}
 	st.SharedTURN.Add(1)
-	if !l.turn.put(gc, l.acc.done) {
+	if !l.turn.put(gc, l.acc.Done()) {
 		gc.Close()
 	}
+}
+
+// evict closes a connection evicted to make room at the total cap,
+// logging it at most once a minute per kind, and counting it.
+func (l *sharedListener) evict(c net.Conn, kind string) {
+	l.conns.logf(kind, slog.LevelInfo, "shared listener: connection closed to make room", "remote", c.RemoteAddr().String())
+	l.conns.stats.SharedEvicted.Add(1)
+	abort(c)
 }
 
 // maxLoggedError bounds the error text reject logs: crypto/tls's errors
@@ -226,8 +254,8 @@ func (l *sharedListener) reject(c net.Conn, n interface{ Add(int64) int64 }, kin
 func (l *sharedListener) close() error {
 	var err error
 	l.once.Do(func() {
-		err = l.acc.close()
-		l.pending.closeAll()
+		err = l.acc.Close()
+		l.pending.CloseAll()
 		l.turn.close()
 		l.http.close()
 		l.wg.Wait()
@@ -241,7 +269,7 @@ type sharedTURN struct{ l *sharedListener }
 
 func (s sharedTURN) Accept() (net.Conn, error) { return s.l.turn.accept() }
 func (s sharedTURN) Close() error              { return s.l.close() }
-func (s sharedTURN) Addr() net.Addr            { return s.l.acc.ln.Addr() }
+func (s sharedTURN) Addr() net.Addr            { return s.l.acc.Addr() }
 
 // sharedHTTP is the net.Listener of a shared listener's HTTP connections
 // (Server.HTTPListener). Closing it refuses HTTP connections from then on
@@ -250,7 +278,30 @@ type sharedHTTP struct{ l *sharedListener }
 
 func (s sharedHTTP) Accept() (net.Conn, error) { return s.l.http.accept() }
 func (s sharedHTTP) Close() error              { s.l.http.close(); return nil }
-func (s sharedHTTP) Addr() net.Addr            { return s.l.acc.ln.Addr() }
+func (s sharedHTTP) Addr() net.Addr            { return s.l.acc.Addr() }
+
+// HTTPConnState is for the http.Server.ConnState of the web server that
+// serves Server.HTTPListener: an HTTP connection of the shared listener
+// with no request yet or idle between requests may be evicted to make
+// room for a fresh one at the total cap; one serving a request or
+// hijacked (a WebSocket) may not. Without it no HTTP connection is
+// evicted, and one over the cap is refused.
+func (s *Server) HTTPConnState(c net.Conn, st http.ConnState) {
+	if s.shared == nil {
+		return
+	}
+	for {
+		if wc, ok := c.(*webConn); ok {
+			wc.web.SetEvictable(wc, st == http.StateNew || st == http.StateIdle)
+			return
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		c = u.NetConn()
+	}
+}
 
 // connQueue hands told-apart connections to an accepting goroutine.
 type connQueue struct {
@@ -292,75 +343,17 @@ func (q *connQueue) accept() (net.Conn, error) {
 
 func (q *connQueue) close() { q.once.Do(func() { close(q.done) }) }
 
-// pendingSet counts connections of a shared listener, per client key and
-// in total, under the TCP connection caps: those not yet told apart, or
-// those handed to HTTP (each set on its own).
-type pendingSet struct {
-	mu     sync.Mutex
-	conns  map[net.Conn]netip.Prefix
-	perKey map[netip.Prefix]int
-	closed bool
-}
-
-// add counts c in, or returns why not: refusedPerIP, refusedTotal or
-// refusedClosed.
-func (p *pendingSet) add(c net.Conn, lim *connLimits) string {
-	key := lim.keyer.KeyAddr(c.RemoteAddr())
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.closed:
-		return refusedClosed
-	case lim.perIP > 0 && p.perKey[key] >= lim.perIP:
-		return refusedPerIP
-	case lim.total > 0 && len(p.conns) >= lim.total:
-		return refusedTotal
-	}
-	p.conns[c] = key
-	p.perKey[key]++
-	return ""
-}
-
-func (p *pendingSet) remove(c net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	key, ok := p.conns[c]
-	if !ok {
-		return
-	}
-	delete(p.conns, c)
-	if p.perKey[key] <= 1 {
-		delete(p.perKey, key)
-	} else {
-		p.perKey[key]--
-	}
-}
-
-// closeAll closes every pending connection and refuses new ones.
-func (p *pendingSet) closeAll() {
-	p.mu.Lock()
-	p.closed = true
-	conns := make([]net.Conn, 0, len(p.conns))
-	for c := range p.conns {
-		conns = append(conns, c)
-	}
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
 // webConn is an accepted connection of a shared listener, under TLS and
 // the first bytes if any; once it is handed to HTTP it is counted in web
 // until closed.
 type webConn struct {
 	net.Conn
-	web *pendingSet
+	web *connlimit.Set
 }
 
 // Close counts c out of web (if it was counted) and closes it.
 func (c *webConn) Close() error {
-	c.web.remove(c)
+	c.web.Remove(c)
 	return c.Conn.Close()
 }
 

@@ -3,6 +3,7 @@ package turnsrv
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -141,9 +142,7 @@ func handshake(t *testing.T, c net.Conn, alpn []string) net.Conn {
 }
 
 func webCount(s *testServer) int {
-	s.shared.web.mu.Lock()
-	defer s.shared.web.mu.Unlock()
-	return len(s.shared.web.conns)
+	return s.shared.web.Len()
 }
 
 // TestSharedHTTPCountedUntilClosed: an HTTP connection on the shared port
@@ -235,10 +234,10 @@ func readLine(t *testing.T, c net.Conn) string {
 
 // TestSharedPendingTotalFromManyAddresses: silent connections from many
 // addresses fill the total cap of connections not yet told apart; past
-// it new connections to the shared port are refused and counted, but
-// TURN connections already told apart on it and TURN on its other
-// listeners carry on, and the places come back when the silent ones
-// leave.
+// it a fresh connection to the shared port is taken in place of the
+// oldest silent one (evicted, counted, closed), and TURN connections
+// already told apart on it and TURN on its other listeners carry on; the
+// places come back when the silent ones leave.
 func TestSharedPendingTotalFromManyAddresses(t *testing.T) {
 	t.Parallel()
 	conf := selfSigned(t)
@@ -255,7 +254,7 @@ func TestSharedPendingTotalFromManyAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	var silent []net.Conn
-	for _, from := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
+	for i, from := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 		c, err := d.Dial("tcp", sharedAddr)
 		if err != nil {
@@ -263,19 +262,28 @@ func TestSharedPendingTotalFromManyAddresses(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 		silent = append(silent, c)
+		// One at a time, so that they are accepted in this order.
+		waitFor(t, "pending", func() bool { return pendingCount(s) == i+1 })
 	}
-	waitFor(t, "four pending", func() bool { return pendingCount(s) == 4 })
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}}
-	if c, err := d.Dial("tcp", sharedAddr); err == nil {
-		waitClosedByServer(t, c)
-		c.Close()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}, Timeout: closeGuard}
+	fresh, err := tls.DialWithDialer(&d, "tcp", sharedAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPNTURN}}) //nolint:gosec // the test's own certificate.
+	if err != nil {
+		t.Fatalf("a fresh client with the pending connections at their cap: %v", err)
 	}
-	if got := s.Stats().TCPRefusedTotal.Load(); got != 1 {
-		t.Errorf("TCPRefusedTotal: got %d, want 1", got)
+	if err := turntest.TCPBinding(fresh, closeGuard); err != nil {
+		t.Fatalf("a fresh client with the pending connections at their cap: %v", err)
+	}
+	waitClosedByServer(t, silent[0])
+	if got := s.Stats().SharedEvicted.Load(); got != 1 {
+		t.Errorf("SharedEvicted: got %d, want 1", got)
+	}
+	if got := s.Stats().TCPRefusedTotal.Load(); got != 0 {
+		t.Errorf("TCPRefusedTotal: got %d, want 0", got)
 	}
 	if err := turntest.TCPBinding(told, closeGuard); err != nil {
 		t.Errorf("the TURN connection told apart before: %v", err)
 	}
+	fresh.Close()
 	other := dialTCP(t, tcpAddr)
 	if err := turntest.TCPBinding(other, closeGuard); err != nil {
 		t.Errorf("TURN on the other TCP listener: %v", err)
@@ -286,4 +294,91 @@ func TestSharedPendingTotalFromManyAddresses(t *testing.T) {
 	}
 	waitFor(t, "the places back", func() bool { return pendingCount(s) == 0 && s.Stats().TCPConnectionsOpen.Load() == 1 })
 	tlsAllocate(t, sharedAddr, []string{ALPNTURN})
+}
+
+// TestSharedPendingEvictionFromManyAddresses: many addresses (127.0.0.x)
+// each holding as many idle connections as the per-address cap lets
+// them, more than the total cap of connections not yet told apart, and
+// opening a fresh round before each fresh client, do not stop a fresh TLS
+// client from being served: the oldest connections that have not
+// finished a TLS handshake make room (before: refused 4 times in 5).
+// Connections done with TLS are never evicted, so when all the pending
+// places hold such ones a fresh connection is refused.
+func TestSharedPendingEvictionFromManyAddresses(t *testing.T) {
+	t.Parallel()
+	conf := selfSigned(t)
+	conf.NextProtos = []string{ALPNTURN, "http/1.1"}
+	const addrs, perIP, total = 20, 8, 64
+	s := startServer(t, func(c *Config) {
+		c.Listeners = []Listener{{Network: "tls", Addr: "127.0.0.1:0", TLS: conf, ShareHTTP: true}}
+		c.MaxTCPConnectionsPerIP, c.MaxTCPConnections = perIP, total
+		c.FirstMessageTimeout = time.Hour
+		c.NoAllocationTimeout = time.Hour
+	})
+	addr := s.Addrs()[0].String()
+	idle := func(from string) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return // refused, or evicted, before connect returned
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	const rounds = 5
+	for round := range rounds {
+		// The attackers open a connection from every address, up to the
+		// per-address cap, each round: addrs*perIP (160) > total (64).
+		for a := range addrs {
+			for range perIP {
+				idle(fmt.Sprintf("127.0.0.%d", 10+a))
+			}
+		}
+		waitFor(t, "the pending places full", func() bool { return pendingCount(s) == total })
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.1.%d", 1+round))}, Timeout: closeGuard}
+		c, err := tls.DialWithDialer(&d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPNTURN}}) //nolint:gosec // the test's own certificate.
+		if err != nil {
+			t.Fatalf("round %d: a fresh TLS client: %v", round+1, err)
+		}
+		if err := turntest.TCPBinding(c, closeGuard); err != nil {
+			t.Fatalf("round %d: a fresh TLS client's Binding: %v", round+1, err)
+		}
+		c.Close()
+	}
+	if got := s.Stats().SharedEvicted.Load(); got == 0 {
+		t.Errorf("SharedEvicted: got 0, want evictions")
+	}
+	t.Logf("evicted %d, refused per address %d, in total %d", s.Stats().SharedEvicted.Load(),
+		s.Stats().TCPRefusedPerIP.Load(), s.Stats().TCPRefusedTotal.Load())
+}
+
+// TestSharedPendingDoneWithTLSKept: connections not yet told apart that
+// finished their TLS handshake (no ALPN: their first bytes tell) are not
+// evicted; with the pending places all held by such ones a fresh
+// connection is refused and counted.
+func TestSharedPendingDoneWithTLSKept(t *testing.T) {
+	t.Parallel()
+	conf := selfSigned(t)
+	s := startServer(t, func(c *Config) {
+		c.Listeners = []Listener{{Network: "tls", Addr: "127.0.0.1:0", TLS: conf, ShareHTTP: true}}
+		c.MaxTCPConnectionsPerIP, c.MaxTCPConnections = -1, 2
+		c.FirstMessageTimeout = time.Hour
+	})
+	addr := s.Addrs()[0].String()
+	done := []*tls.Conn{tlsClient(t, addr, nil), tlsClient(t, addr, nil)}
+	waitFor(t, "two pending done with TLS", func() bool { return pendingCount(s) == 2 && s.shared.pending.Evictable() == 0 })
+	if c, err := net.Dial("tcp", addr); err == nil { // or reset before connect returned
+		waitClosedByServer(t, c)
+		c.Close()
+	}
+	if got := s.Stats().TCPRefusedTotal.Load(); got != 1 {
+		t.Errorf("TCPRefusedTotal: got %d, want 1", got)
+	}
+	if got := s.Stats().SharedEvicted.Load(); got != 0 {
+		t.Errorf("SharedEvicted: got %d, want 0", got)
+	}
+	for i, c := range done {
+		if err := turntest.TCPBinding(c, closeGuard); err != nil {
+			t.Errorf("connection %d done with TLS: %v", i+1, err)
+		}
+	}
 }

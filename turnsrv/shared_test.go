@@ -271,9 +271,7 @@ func TestSharedPendingCaps(t *testing.T) {
 }
 
 func pendingCount(s *testServer) int {
-	s.shared.pending.mu.Lock()
-	defer s.shared.pending.mu.Unlock()
-	return len(s.shared.pending.conns)
+	return s.shared.pending.Len()
 }
 
 // TestSharedHTTPClosed: closing the HTTP side (the web server shutting

@@ -86,9 +86,14 @@ type Stats struct {
 	// apart. SharedTLSFailed, SharedSilent and SharedNeither count those
 	// closed before: the TLS handshake failed, the client sent nothing to
 	// tell it by within Config.FirstMessageTimeout (or left first), or its
-	// first bytes were neither protocol's.
+	// first bytes were neither protocol's. SharedEvicted counts those
+	// closed to make room for a fresh connection at the total cap
+	// (Config.MaxTCPConnections): the one not yet told apart that had not
+	// finished its TLS handshake for longest, or the HTTP one idle for
+	// longest (Server.HTTPConnState).
 	SharedTURN, SharedHTTP                       atomic.Int64
 	SharedTLSFailed, SharedSilent, SharedNeither atomic.Int64
+	SharedEvicted                                atomic.Int64
 
 	mu           sync.Mutex
 	authFailures map[string]int64

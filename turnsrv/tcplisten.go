@@ -1,17 +1,15 @@
 package turnsrv
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/connlimit"
 	"github.com/icebox-project/icebox/internal/ratelog"
 )
 
@@ -44,13 +42,6 @@ const (
 	DefaultNoAllocationTimeout = 60 * time.Second
 )
 
-// Accept backoff bounds. The cap puts service back within a quarter
-// second of the pressure ending.
-const (
-	acceptBackoffMin = 5 * time.Millisecond
-	acceptBackoffMax = 250 * time.Millisecond
-)
-
 // AutoMaxTCPConnections is the total TCP connection cap Config's zero
 // MaxTCPConnections stands for: a quarter of the soft RLIMIT_NOFILE. A
 // TCP client with an allocation holds two descriptors (its connection and
@@ -65,133 +56,46 @@ func AutoMaxTCPConnections() int {
 	return max(int(min(n/4, 1<<30)), 1)
 }
 
-// acceptor accepts TCP connections for a TURN listener (guardListener)
-// or a listener shared with HTTP (sharedListener): it never gives up while
-// open, backing off after errors and shedding a waiting connection at the
-// descriptor limit.
-type acceptor struct {
-	ln    net.Listener
-	raw   *net.TCPListener // under ln (a TLS listener wraps it)
-	conns *connSet         // counts and logs accept errors and sheds
-	done  chan struct{}
-	once  sync.Once
-
-	spareMu sync.Mutex
-	spare   *os.File // freed at the descriptor limit to shed one connection; nil: none
-}
-
-// newAcceptor accepts from ln, which is raw or a TLS listener on raw.
-func newAcceptor(ln net.Listener, raw *net.TCPListener, conns *connSet) *acceptor {
-	a := &acceptor{ln: ln, raw: raw, conns: conns, done: make(chan struct{})}
-	a.spare, _ = os.Open(os.DevNull)
-	return a
-}
-
-// accept returns the next connection. It retries every error but a closed
-// listener, with backoff from 5 ms up to 250 ms, and returns
-// net.ErrClosed only after close. It is not called concurrently.
-func (a *acceptor) accept() (net.Conn, error) {
-	var backoff time.Duration
-	for {
-		c, err := a.ln.Accept()
-		if err == nil {
-			return c, nil
-		}
-		if a.closed() || errors.Is(err, net.ErrClosed) {
-			return nil, net.ErrClosed
-		}
-		a.conns.stats.TCPAcceptErrors.Add(1)
-		a.conns.logf(logAcceptErrors, slog.LevelWarn, "turn tcp accept failed; retrying", "error", err.Error())
-		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-			a.shed()
-		}
-		backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-		t := time.NewTimer(backoff)
-		select {
-		case <-a.done:
-			t.Stop()
-			return nil, net.ErrClosed
-		case <-t.C:
-		}
-	}
-}
-
-// shed frees the spare descriptor, accepts one waiting connection with it
-// and closes that connection, then takes the spare back. Accept is not
-// called concurrently (one loop per listener), so the waiting connection
-// is not raced for by this listener; another socket of the process may
-// take the freed descriptor first, which only makes this round shed
-// nothing.
-func (a *acceptor) shed() {
-	a.spareMu.Lock()
-	defer a.spareMu.Unlock()
-	if a.spare == nil {
-		a.spare, _ = os.Open(os.DevNull)
-		return
-	}
-	a.spare.Close()
-	a.spare = nil
-	if tl := a.raw; tl != nil {
-		// Only a connection already waiting: SetDeadline in the past would
-		// fail the accept, so use a short one.
-		_ = tl.SetDeadline(time.Now().Add(time.Millisecond))
-		if c, err := tl.Accept(); err == nil {
-			a.conns.logf(refusedFDLimit, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
-			a.conns.stats.TCPRefusedFDLimit.Add(1)
-			abort(c)
-		}
-		_ = tl.SetDeadline(time.Time{})
-	}
-	a.spare, _ = os.Open(os.DevNull)
-}
-
-func (a *acceptor) closed() bool {
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// close stops accept and closes the listener; accepted connections stay.
-func (a *acceptor) close() error {
-	a.once.Do(func() {
-		close(a.done)
-		a.spareMu.Lock()
-		if a.spare != nil {
-			a.spare.Close()
-			a.spare = nil
-		}
-		a.spareMu.Unlock()
+// newAcceptor accepts from ln, which is raw or a TLS listener on raw,
+// counting and logging accept errors and sheds in conns.
+func newAcceptor(ln net.Listener, raw *net.TCPListener, conns *connSet) *connlimit.Acceptor {
+	return connlimit.NewAcceptor(ln, raw, connlimit.Events{
+		AcceptError: func(err error) {
+			conns.stats.TCPAcceptErrors.Add(1)
+			conns.logf(logAcceptErrors, slog.LevelWarn, "turn tcp accept failed; retrying", "error", err.Error())
+		},
+		Shed: func(c net.Conn) {
+			conns.logf(refusedFDLimit, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
+			conns.stats.TCPRefusedFDLimit.Add(1)
+		},
 	})
-	return a.ln.Close()
 }
 
 // guardListener wraps accepted TCP (or TLS) connections in guardConn,
 // enforces the connection caps and tracks the connections, since
 // pion/turn's Close leaves accepted connections open.
 type guardListener struct {
-	acc *acceptor
-	g   *guard
+	acc   *connlimit.Acceptor
+	g     *guard
+	conns *connSet
 }
 
 // newGuardListener serves ln, which is raw or a TLS listener on raw.
 func newGuardListener(ln net.Listener, raw *net.TCPListener, g *guard, conns *connSet) *guardListener {
-	return &guardListener{acc: newAcceptor(ln, raw, conns), g: g}
+	return &guardListener{acc: newAcceptor(ln, raw, conns), g: g, conns: conns}
 }
 
 // Accept returns the next connection within the caps. It retries every
-// error but a closed listener (acceptor.accept) and returns net.ErrClosed
+// error but a closed listener (connlimit.Acceptor) and returns net.ErrClosed
 // only after Close.
 func (l *guardListener) Accept() (net.Conn, error) {
 	for {
-		c, err := l.acc.accept()
+		c, err := l.acc.Accept()
 		if err != nil {
 			return nil, err
 		}
-		gc := newGuardConn(c, l.g, l.acc.conns)
-		switch why := l.acc.conns.add(gc); why {
+		gc := newGuardConn(c, l.g, l.conns)
+		switch why := l.conns.add(gc); why {
 		case "":
 			return gc, nil
 		case refusedClosed:
@@ -199,7 +103,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		default:
 			// Logged before the close: whoever sees the close sees the line.
-			l.acc.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
+			l.conns.logf(why, slog.LevelWarn, "turn tcp connection refused", "remote", c.RemoteAddr().String())
 			abort(c)
 		}
 	}
@@ -207,34 +111,20 @@ func (l *guardListener) Accept() (net.Conn, error) {
 
 // Close stops Accept and closes the listener; accepted connections stay
 // (Server.Close ends them).
-func (l *guardListener) Close() error { return l.acc.close() }
+func (l *guardListener) Close() error { return l.acc.Close() }
 
 // Addr is the listener's address.
-func (l *guardListener) Addr() net.Addr { return l.acc.ln.Addr() }
+func (l *guardListener) Addr() net.Addr { return l.acc.Addr() }
 
-// abort closes a refused connection with a reset (SO_LINGER 0), so a
-// flood of refusals leaves no TIME_WAIT sockets behind on the server.
-func abort(c net.Conn) {
-	closer := c
-	for { // under TLS, or a connection whose first bytes were read
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = u.NetConn()
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	closer.Close()
-}
+// abort closes a refused connection with a reset (connlimit.Abort).
+func abort(c net.Conn) { connlimit.Abort(c) }
 
 // Reasons a connection is refused or closed, as counted and logged.
 const (
-	refusedPerIP    = "per_ip"
-	refusedTotal    = "total"
-	refusedFDLimit  = "fd_limit"
-	refusedClosed   = "closed"
+	refusedPerIP    = connlimit.RefusedPerIP
+	refusedTotal    = connlimit.RefusedTotal
+	refusedFDLimit  = connlimit.RefusedFDLimit
+	refusedClosed   = connlimit.RefusedClosed
 	closedFirstMsg  = "first_message_timeout"
 	closedNoAlloc   = "no_allocation"
 	closedBadFrame  = "bad_frame"
@@ -247,6 +137,11 @@ type connLimits struct {
 	perIP, total      int
 	firstMsg, noAlloc time.Duration
 	keyer             clientaddr.Keyer
+}
+
+// caps are the connection caps in connlimit's terms.
+func (l *connLimits) caps() *connlimit.Caps {
+	return &connlimit.Caps{PerIP: l.perIP, Total: l.total, Keyer: l.keyer}
 }
 
 // tuple is a TCP connection's client and listener address.

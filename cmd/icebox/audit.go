@@ -30,6 +30,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	realm := f.fs.String("realm", "icebox", "REALM the secret belongs to (turn: mode)")
 	tlsAddr := f.fs.String("tls", "", "TLS `host:port` whose certificate to check (turn: mode; with -config: the tls:// listener and https)")
 	host := f.fs.String("public-host", "", "`name` the certificate must be valid for (default: public_host, or the host of -tls)")
+	httpAddr := f.fs.String("http", "", "web server `host:port` (HTTP or HTTPS) for the connection-cap check; \"off\" skips it (default: the config's http.listen; turn: mode: off)")
 	idle := f.fs.Duration("idle-wait", audit.DefaultIdleWait, "how long a silent TCP connection may stay open")
 	peerPort := f.fs.Uint("peer-port", 0, "`port` to ask for with the forbidden peers (default: the port of the audit's own relayed address)")
 	insecure := f.fs.Bool("insecure", false, "accept a TLS certificate that does not verify against the system roots (self-signed labs); name and expiry are still checked")
@@ -99,6 +100,12 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.TCP == "off" {
 		cfg.TCP = ""
+	}
+	if *httpAddr != "" {
+		cfg.HTTP = *httpAddr
+	}
+	if cfg.HTTP == "off" {
+		cfg.HTTP = ""
 	}
 	if cfg.Server == "" {
 		return errors.New("turn.listen has no udp:// listener with a fixed port: give -server host:port")

@@ -3,7 +3,8 @@
 // (allocations without credentials, permissions to loopback, private,
 // metadata and IPv4-embedding IPv6 peers, to the server's own listener
 // ports), measures how much an unauthenticated request is amplified, holds
-// an idle TCP connection open, and looks at the TLS certificate. Each
+// an idle TCP connection open, opens many idle connections to the web
+// server to see them capped, and looks at the TLS certificate. Each
 // check gives one Result: PASS, FAIL or SKIP with the evidence.
 //
 // The audit only ever sends requests. It asks for permissions to the
@@ -52,9 +53,19 @@ type Config struct {
 	// RelayMin and RelayMax are the server's relay port range, inclusive;
 	// zero when unknown.
 	RelayMin, RelayMax uint16
+	// HTTP is the web server's address (the page, HTTP or HTTPS),
+	// host:port, for the HTTP connection-cap check; "" skips it.
+	HTTP string
+	// HTTPS says HTTP serves HTTPS (also implied when HTTP is one of the
+	// TLS targets).
+	HTTPS bool
+	// HTTPConnections is how many idle connections the HTTP cap check
+	// opens at most. Zero: DefaultHTTPConnections.
+	HTTPConnections int
 	// IdleWait bounds the idle-TCP check. Zero: DefaultIdleWait.
 	IdleWait time.Duration
-	// NoIdleWait skips the idle-TCP check (the daemon's start-up subset).
+	// NoIdleWait skips the idle-TCP and HTTP cap checks (the daemon's
+	// start-up subset).
 	NoIdleWait bool
 	// LocalHost says the audited server runs on this host (FromConfig),
 	// so its kernel's ephemeral port range can be checked against the
@@ -121,12 +132,16 @@ func Run(ctx context.Context, cfg Config) []Result {
 	if cfg.IdleWait <= 0 {
 		cfg.IdleWait = DefaultIdleWait
 	}
+	if cfg.HTTPConnections <= 0 {
+		cfg.HTTPConnections = DefaultHTTPConnections
+	}
 	var rs []Result
 	rs = append(rs, turnChecks(ctx, cfg)...)
 	rs = append(rs, amplification(ctx, cfg)...)
 	rs = append(rs, idleTCP(ctx, cfg))
 	rs = append(rs, wrappedChecks(ctx, cfg)...)
 	rs = append(rs, relayEphemeral(cfg))
+	rs = append(rs, httpCap(ctx, cfg))
 	rs = append(rs, tlsChecks(ctx, cfg)...)
 	return rs
 }

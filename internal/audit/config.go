@@ -62,6 +62,9 @@ func FromConfig(cfg *config.Config, now time.Time) (Config, error) {
 			a.TLS = append(a.TLS, TLSTarget{Addr: addr, Name: host, What: "turns"})
 		}
 	}
+	if addr, err := reachAt(cfg.HTTP.Listen, public); err == nil {
+		a.HTTP, a.HTTPS = addr, p.TLS
+	}
 	if p.TLS {
 		addr, err := reachAt(cfg.HTTP.Listen, public)
 		if err != nil {
