@@ -40,8 +40,10 @@ type guardConn struct {
 }
 
 func newGuardConn(c net.Conn, g *guard, conns *connSet) *guardConn {
-	return &guardConn{Conn: c, g: g, fr: newFrameReader(c), m: new(stun.Message), conns: conns,
+	gc := &guardConn{Conn: c, g: g, fr: newFrameReader(c), m: new(stun.Message), conns: conns,
 		tuple: tupleOf(c.RemoteAddr(), c.LocalAddr())}
+	gc.fr.dropped = func() { conns.stats.DroppedNotSTUN.Add(1) }
+	return gc
 }
 
 // start sets the first-message deadline and starts the no-allocation

@@ -356,3 +356,33 @@ func TestUnauthenticatedAnswersSmall(t *testing.T) {
 		})
 	}
 }
+
+// TestAmbiguousChannelDataDropped: ChannelData that pion/turn's STUNConn
+// would read as a STUN message (the magic cookie in its bytes 4 to 7), or
+// frame by the bytes after it (empty), is dropped, and the connection goes
+// on: the request after it is answered on its own.
+func TestAmbiguousChannelDataDropped(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	user, pass, _ := s.cfg.Credentials.Mint("ambiguous", time.Now())
+	sess := newRawSessionOn(t, dialTCP(t, s.tcp), user, pass)
+	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
+		t.Fatalf("Allocate: %d", code)
+	}
+	for _, frame := range [][]byte{
+		{0x40, 0x00, 0x00, 0x04, 0x21, 0x12, 0xA4, 0x42},
+		{0x40, 0x00, 0x00, 0x01, 0x21, 0x12, 0xA4, 0x42},
+		{0x40, 0x00, 0x00, 0x00},
+	} {
+		before := s.Stats().DroppedNotSTUN.Load()
+		if _, err := sess.c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		if code := sess.request(stun.MethodRefresh, lifetime(600)); code != 0 {
+			t.Errorf("Refresh after %x: got %d, want 0", frame, code)
+		}
+		if got := s.Stats().DroppedNotSTUN.Load(); got != before+1 {
+			t.Errorf("after %x: %d frames dropped, want %d", frame, got, before+1)
+		}
+	}
+}

@@ -16,8 +16,9 @@ var (
 	// ErrNotTURN ends a TCP connection that sends bytes that are neither
 	// STUN nor ChannelData.
 	ErrNotTURN = errors.New("turnsrv: stream is not STUN or ChannelData")
-	// ErrAmbiguousFrame ends a TCP connection that sends ChannelData
-	// pion/turn's STUNConn would frame differently from the guard: empty,
-	// or with the STUN magic cookie in its bytes 4 to 7 (framing.go).
+	// ErrAmbiguousFrame marks ChannelData over TCP that pion/turn's
+	// STUNConn would frame differently from the guard: empty, or with the
+	// STUN magic cookie in its bytes 4 to 7. The frame is dropped
+	// (framing.go).
 	ErrAmbiguousFrame = errors.New("turnsrv: ChannelData frame that reads as STUN")
 )

@@ -16,9 +16,11 @@ import (
 //     frames with tcpFrameLen and hands pion's STUNConn one whole frame per
 //     Read. STUNConn frames its buffer again (turn.STUNConn, which looks
 //     for the magic cookie before the channel number and sums lengths in
-//     16 bits), so a frame is accepted only when STUNConn, starting at its
-//     first byte, must cut it exactly where tcpFrameLen did: anything else
-//     ends the connection (ErrNotTURN, ErrAmbiguousFrame, ErrFrameTooLarge).
+//     16 bits), so a frame is handed on only when STUNConn, starting at its
+//     first byte, must cut it exactly where tcpFrameLen did: ChannelData it
+//     would cut otherwise is dropped (ErrAmbiguousFrame), and anything that
+//     is not TURN or is longer than pion/turn reads ends the connection
+//     (ErrNotTURN, ErrFrameTooLarge).
 //   - Every packet, UDP datagram or TCP frame, is sorted by packetKind the
 //     way pion/turn's handler sorts it (ChannelData when the channel number
 //     is 0x4000-0x7FFF and the length fits, otherwise a STUN message, whose
@@ -50,11 +52,16 @@ const tcpFrameHeader = 8
 //     4 bytes of header and the application data padded to a multiple of
 //     4 (RFC 8656 §12.5).
 //
-// Errors end the connection: ErrNotTURN for any other first bits, or two
-// zero bits without the magic cookie; ErrAmbiguousFrame for ChannelData
+// Errors: ErrNotTURN for any other first bits, or two zero bits without
+// the magic cookie, and ErrFrameTooLarge beyond maxTCPFrame, end the
+// connection. ErrAmbiguousFrame, with the frame's length, is ChannelData
 // that pion's STUNConn would read as a STUN message (the magic cookie in
-// bytes 4-7) or whose framing would depend on the bytes after it (an empty
-// ChannelData message); ErrFrameTooLarge beyond maxTCPFrame.
+// bytes 4-7) or whose framing there would depend on the bytes after it
+// (empty ChannelData): the frame is dropped, never handed on. No WebRTC
+// packet is such a frame: its first byte (RFC 7983: STUN 0-3, DTLS 20-63,
+// RTP 128-191) is not 0x21 followed by 12 A4 42 but for a DTLS 1.3 record
+// of an epoch ending in 01 whose sequence and first ciphertext bytes are
+// those, one in 2^24 such records.
 func tcpFrameLen(h []byte) (int, error) {
 	length := int(binary.BigEndian.Uint16(h[2:4]))
 	cookie := binary.BigEndian.Uint32(h[4:8]) == magicCookie
@@ -66,10 +73,10 @@ func tcpFrameLen(h []byte) (int, error) {
 		}
 		n = 20 + length
 	case 0x40:
-		if cookie || length == 0 {
-			return 0, ErrAmbiguousFrame
-		}
 		n = 4 + (length+3)&^3
+		if n <= maxTCPFrame && (cookie || length == 0) {
+			return n, ErrAmbiguousFrame
+		}
 	default:
 		return 0, ErrNotTURN
 	}
@@ -116,35 +123,50 @@ func packetKind(b []byte) kind {
 type frameReader struct {
 	r     *bufio.Reader
 	frame []byte
+	// dropped, when set, is called for each frame dropped as ambiguous.
+	dropped func()
 }
 
 func newFrameReader(r io.Reader) frameReader {
 	return frameReader{r: bufio.NewReaderSize(r, 4096)}
 }
 
-// next reads one frame: a STUN message, or ChannelData with its padding.
-// The returned slice is valid until the next call. Errors: those of
-// tcpFrameLen (isFramingError), and the stream's.
+// next reads one frame: a STUN message, or ChannelData with its padding;
+// ambiguous frames (ErrAmbiguousFrame) are read and dropped. The returned
+// slice is valid until the next call. Errors: ErrNotTURN and
+// ErrFrameTooLarge (isFramingError), and the stream's.
 func (f *frameReader) next() ([]byte, error) {
-	hdr, err := f.r.Peek(tcpFrameHeader)
-	if err != nil {
-		return nil, err
+	for {
+		hdr, err := f.r.Peek(tcpFrameHeader)
+		if err != nil {
+			return nil, err
+		}
+		length, err := tcpFrameLen(hdr)
+		switch {
+		case errors.Is(err, ErrAmbiguousFrame):
+			if _, err := f.r.Discard(length); err != nil {
+				return nil, err
+			}
+			if f.dropped != nil {
+				f.dropped()
+			}
+			continue
+		case err != nil:
+			return nil, err
+		}
+		if cap(f.frame) < length {
+			f.frame = make([]byte, length, max(length, 2048))
+		}
+		f.frame = f.frame[:length]
+		if _, err := io.ReadFull(f.r, f.frame); err != nil {
+			return nil, err
+		}
+		return f.frame, nil
 	}
-	length, err := tcpFrameLen(hdr)
-	if err != nil {
-		return nil, err
-	}
-	if cap(f.frame) < length {
-		f.frame = make([]byte, length, max(length, 2048))
-	}
-	f.frame = f.frame[:length]
-	if _, err := io.ReadFull(f.r, f.frame); err != nil {
-		return nil, err
-	}
-	return f.frame, nil
 }
 
-// isFramingError reports whether err is tcpFrameLen's.
+// isFramingError reports whether err is one of tcpFrameLen's that end the
+// connection.
 func isFramingError(err error) bool {
-	return errors.Is(err, ErrNotTURN) || errors.Is(err, ErrAmbiguousFrame) || errors.Is(err, ErrFrameTooLarge)
+	return errors.Is(err, ErrNotTURN) || errors.Is(err, ErrFrameTooLarge)
 }

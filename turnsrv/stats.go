@@ -44,7 +44,9 @@ type Stats struct {
 	// length that matches) nor ChannelData from a client with an
 	// allocation, dropped before they reach the control plane (Linux), or
 	// that the guard dropped as neither ChannelData nor a STUN message
-	// (framing.go's packetKind) where pion/turn reads the socket itself.
+	// (framing.go's packetKind) where pion/turn reads the socket itself;
+	// and ChannelData frames over TCP and TLS that pion/turn would frame as
+	// STUN, dropped (framing.go's ErrAmbiguousFrame).
 	DroppedNotSTUN atomic.Int64
 	// DroppedPeerDenied counts datagrams a client sent to a peer the peer
 	// filter refuses at send time: a Send indication or ChannelData to a
