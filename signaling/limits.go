@@ -16,8 +16,10 @@ type Limits struct {
 	// MaxRooms caps the rooms open at once ("room-limit"). Zero: no cap.
 	MaxRooms int
 	// MaxConnectionsPerIP caps open WebSockets per client address (an
-	// IPv4 address or an IPv6 prefix of IPv6ClientPrefix bits); past it
-	// the upgrade gets 429. A suspended peer (its connection dropped,
+	// IPv4 address or an IPv6 prefix of IPv6ClientPrefix bits), and an
+	// IPv6 client's aggregate prefix (IPv6AggregatePrefix) at
+	// IPv6AggregateFactor times as many; past either the upgrade gets 429
+	// (Stats.Refused: RefusedPerIP, RefusedPerIPv6Aggregate). A suspended peer (its connection dropped,
 	// within the resume window) keeps its connection's place until it
 	// resumes or its window ends, so dropping connections does not let
 	// an address hold more peers, and what is held for them. Zero: no
@@ -27,6 +29,15 @@ type Limits struct {
 	// in the connection cap and the password throttle. Zero:
 	// clientaddr.DefaultIPv6Prefix (64).
 	IPv6ClientPrefix int
+	// IPv6AggregatePrefix is the prefix length of the second tier IPv6
+	// clients are also counted by in the connection cap; not shorter than
+	// IPv6ClientPrefix: one tier. Zero:
+	// clientaddr.DefaultIPv6AggregatePrefix (48).
+	IPv6AggregatePrefix int
+	// IPv6AggregateFactor is the second tier's cap as a multiple of
+	// MaxConnectionsPerIP. Zero: clientaddr.DefaultIPv6AggregateFactor
+	// (8).
+	IPv6AggregateFactor int
 	// AllowedOrigins lists Origin values ("https://app.example.com")
 	// allowed besides the request's own host.
 	AllowedOrigins []string
@@ -152,26 +163,23 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	return clientaddr.FromRequest(r, trusted)
 }
 
-// ipCount counts open connections per client address key.
+// ipCount counts open connections per client address and IPv6
+// aggregate prefix.
 type ipCount struct {
 	mu sync.Mutex
-	n  map[string]int
+	n  clientaddr.Counter
 }
 
-func (c *ipCount) acquire(ip string, max int) bool {
+// acquire counts a connection from ks in, or returns the tier that is
+// full under a per-address cap of max (<= 0: no cap).
+func (c *ipCount) acquire(ks clientaddr.Keys, max int) clientaddr.Tier {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if max > 0 && c.n[ip] >= max {
-		return false
-	}
-	c.n[ip]++
-	return true
+	return c.n.Acquire(ks, max)
 }
 
-func (c *ipCount) release(ip string) {
+func (c *ipCount) release(ks clientaddr.Keys) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[ip]--; c.n[ip] <= 0 {
-		delete(c.n, ip)
-	}
+	c.n.Remove(ks)
 }
