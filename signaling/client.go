@@ -437,7 +437,7 @@ func (c *client) join(m *inbound) {
 		roomPassword = c.s.cfg.RoomPassword(m.Room)
 	}
 	if roomPassword != "" {
-		if wait := c.s.guesses.blocked(c.ip, m.Room); wait > 0 {
+		if wait := c.s.guesses.blocked(c.keys, m.Room); wait > 0 {
 			grant.Return()
 			c.reply(&protoError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
 			return
@@ -455,14 +455,14 @@ func (c *client) join(m *inbound) {
 			// Each wrong guess from an address waits longer for its answer.
 			// An empty password is no guess (it can never match): it only
 			// tells a page that the room needs one.
-			c.pause(c.s.guesses.failed(c.ip, m.Room))
+			c.pause(c.s.guesses.failed(c.keys, m.Room))
 		}
 		c.reply(e)
 		return
 	}
 	c.joined.Store(true)
 	if roomPassword != "" {
-		c.s.guesses.succeeded(c.ip, m.Room)
+		c.s.guesses.succeeded(c.keys, m.Room)
 	}
 	c.s.log.Info("peer joined", "room", m.Room, "peer", c.id, "remote", c.remote)
 	c.scheduleRefresh(ttl)

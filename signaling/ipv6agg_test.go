@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // TestConnectionsIPv6Aggregate: a client with a /56 opens WebSockets from
@@ -45,5 +48,31 @@ func TestConnectionsIPv6Aggregate(t *testing.T) {
 			}
 			return err == nil
 		})
+	}
+}
+
+// TestGuessThrottleIPv6Aggregate: wrong passwords spread over the /64s of
+// one /56, each /64 below maxAddrFails, block the whole /48 once it holds
+// maxAddrFails × 8; another /48 may still guess.
+func TestGuessThrottleIPv6Aggregate(t *testing.T) {
+	g := newGuessThrottle(time.Now)
+	k := clientaddr.Keyer{}
+	perAddr := g.maxAddrFails - 1 // each /64 stays below its own block
+	guesses := 0
+	for i := 0; guesses < g.maxAddrFails*8; i++ {
+		ks := k.KeysString(fmt.Sprintf("2001:db8:1:ff%02x::1", i))
+		for j := 0; j < perAddr && guesses < g.maxAddrFails*8; j++ {
+			if w := g.blocked(ks, "r"+fmt.Sprint(j)); w != 0 {
+				t.Fatalf("blocked after %d guesses from the /56, want %d", guesses, g.maxAddrFails*8)
+			}
+			g.failed(ks, "r"+fmt.Sprint(j))
+			guesses++
+		}
+	}
+	if w := g.blocked(k.KeysString("2001:db8:1:ffee::1"), "fresh"); w <= 0 {
+		t.Errorf("a fresh /64 of the /56 after %d guesses from it: not blocked, want blocked", guesses)
+	}
+	if w := g.blocked(k.KeysString("2001:db8:2::1"), "fresh"); w != 0 {
+		t.Errorf("another /48: blocked %v", w)
 	}
 }

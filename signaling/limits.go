@@ -59,9 +59,13 @@ const DefaultResumeWindow = 30 * time.Second
 // wrong guess in a row from an address is answered after base·2^(n-1)
 // (at most base·32); after maxFails wrong guesses at one room the address
 // is refused for that room, and after maxAddrFails at any rooms for every
-// room, for block. A correct password clears only that room's count, so
-// joining a room one knows the password of never buys more guesses at
-// another. A count is forgotten block after its last wrong guess.
+// room, for block. An IPv6 client's aggregate prefix (clientaddr.Keys)
+// is counted too, across rooms: past maxAddrFails × its factor wrong
+// guesses from anywhere in it, every address of it is refused for every
+// room, so a client holding a /56 does not get 256 addresses' guesses. A
+// correct password clears only that room's count, so joining a room one
+// knows the password of never buys more guesses at another. A count is
+// forgotten block after its last wrong guess.
 type guessThrottle struct {
 	mu           sync.Mutex
 	fails        map[guessKey]*guessState
@@ -95,14 +99,17 @@ func newGuessThrottle(now func() time.Time) *guessThrottle {
 // that many addresses gains little from a reset).
 const maxTracked = 100_000
 
-// blocked returns how long addr must still wait before guessing at room,
-// 0 when it may try.
-func (g *guessThrottle) blocked(addr, room string) time.Duration {
+// blocked returns how long the client with keys ks must still wait
+// before guessing at room, 0 when it may try.
+func (g *guessThrottle) blocked(ks clientaddr.Keys, room string) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
 	var wait time.Duration
-	for _, k := range []guessKey{{addr, ""}, {addr, room}} {
+	for _, k := range []guessKey{{ks.Addr, ""}, {ks.Addr, room}, {ks.Agg, ""}} {
+		if k.addr == "" {
+			continue // no aggregate
+		}
 		if st := g.fails[k]; st != nil {
 			wait = max(wait, st.until.Sub(now))
 		}
@@ -110,9 +117,10 @@ func (g *guessThrottle) blocked(addr, room string) time.Duration {
 	return wait
 }
 
-// failed records a wrong guess by addr at room and returns how long to
-// delay the answer.
-func (g *guessThrottle) failed(addr, room string) time.Duration {
+// failed records a wrong guess by the client with keys ks at room and
+// returns how long to delay the answer.
+func (g *guessThrottle) failed(ks clientaddr.Keys, room string) time.Duration {
+	addr := ks.Addr
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -133,6 +141,9 @@ func (g *guessThrottle) failed(addr, room string) time.Duration {
 		return st.n
 	}
 	count(guessKey{addr, room}, g.maxFails)
+	if ks.Agg != "" {
+		count(guessKey{ks.Agg, ""}, ks.AggregateCap(g.maxAddrFails))
+	}
 	n := count(guessKey{addr, ""}, g.maxAddrFails)
 	return g.base << min(n-1, 5)
 }
@@ -150,11 +161,11 @@ func (g *guessThrottle) forget(now time.Time) {
 	}
 }
 
-// succeeded clears addr's count at room; its count across rooms and at
-// other rooms stay.
-func (g *guessThrottle) succeeded(addr, room string) {
+// succeeded clears the client's count at room; its counts across rooms
+// (its aggregate's too) and at other rooms stay.
+func (g *guessThrottle) succeeded(ks clientaddr.Keys, room string) {
 	g.mu.Lock()
-	delete(g.fails, guessKey{addr, room})
+	delete(g.fails, guessKey{ks.Addr, room})
 	g.mu.Unlock()
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // drop ends the TCP connection without a close frame, as a lost network
@@ -199,7 +201,7 @@ func TestGuessThrottleDelays(t *testing.T) {
 	g := newGuessThrottle(newFakeClock().Now)
 	g.maxFails, g.maxAddrFails = 100, 100
 	for i, want := range []time.Duration{250, 500, 1000, 2000, 4000, 8000, 8000, 8000} {
-		if got := g.failed("198.51.100.1", "r"); got != want*time.Millisecond {
+		if got := g.failed(clientaddr.Keys{Addr: "198.51.100.1/32"}, "r"); got != want*time.Millisecond {
 			t.Errorf("wrong guess %d: delay %v, want %v", i+1, got, want*time.Millisecond)
 		}
 	}
