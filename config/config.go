@@ -10,6 +10,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // DefaultPath is where the systemd unit and the install target put the
@@ -60,6 +62,22 @@ type Config struct {
 	// counting single IPv6 addresses would let it walk around each limit.
 	// IPv4 clients are counted per address. Default 64; 1 to 128.
 	IPv6ClientPrefix int `yaml:"ipv6_client_prefix"`
+	// IPv6AggregatePrefix is the prefix length of the second tier every
+	// per-address limit also counts an IPv6 client by (TURN allocations
+	// and TCP connections, WebSockets, credential minting), with a cap of
+	// ipv6_aggregate_factor times the per-address one: a subscriber is
+	// often given a /56 or a /48 (RFC 6177), 256 or 65536 /64s, and would
+	// otherwise get that many times each limit. A request is refused when
+	// either tier is full. Default 48; from 1 to ipv6_client_prefix, which
+	// turns the second tier off.
+	IPv6AggregatePrefix int `yaml:"ipv6_aggregate_prefix"`
+	// IPv6AggregateFactor is the second tier's cap as a multiple of each
+	// per-address cap (for credential minting, of the rate and the
+	// burst). Default 8: a /48 is a site, and many users behind one is
+	// rarer than behind one NATed IPv4 address (which share a single
+	// cap), but a site with several subscribers exists; a client with a
+	// /56 gets 8×, not 256×, a limit. 1 to 1024.
+	IPv6AggregateFactor int `yaml:"ipv6_aggregate_factor"`
 
 	// Parsed holds the values of the keys above turned into the types the
 	// rest of icebox uses. Load and FromBytes fill it when they validate
@@ -298,4 +316,11 @@ type Listener struct {
 	// Default is true for the shared listener turn.share_http_listen
 	// added (no entry of turn.listen names it).
 	Default bool
+}
+
+// ClientKeyer is the clientaddr.Keyer of every per-address limit:
+// ipv6_client_prefix, ipv6_aggregate_prefix and ipv6_aggregate_factor.
+func (c *Config) ClientKeyer() clientaddr.Keyer {
+	return clientaddr.Keyer{IPv6Prefix: c.IPv6ClientPrefix,
+		IPv6AggregatePrefix: c.IPv6AggregatePrefix, IPv6AggregateFactor: c.IPv6AggregateFactor}
 }

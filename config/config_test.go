@@ -36,6 +36,31 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestIPv6AggregateKeys: ipv6_aggregate_prefix defaults to 48 (or the
+// client prefix when that is shorter) and ipv6_aggregate_factor to 8, and
+// ClientKeyer carries them.
+func TestIPv6AggregateKeys(t *testing.T) {
+	tests := []struct {
+		yml                 string
+		client, agg, factor int
+	}{
+		{"", 64, 48, 8},
+		{"ipv6_aggregate_prefix: 56\nipv6_aggregate_factor: 4", 64, 56, 4},
+		{"ipv6_client_prefix: 40", 40, 40, 8},
+		{"ipv6_client_prefix: 56\nipv6_aggregate_prefix: 56", 56, 56, 8},
+	}
+	for _, tt := range tests {
+		cfg, err := FromBytes("icebox.yaml", []byte(tt.yml))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yml, err)
+		}
+		k := cfg.ClientKeyer()
+		if k.IPv6Prefix != tt.client || k.IPv6AggregatePrefix != tt.agg || k.IPv6AggregateFactor != tt.factor {
+			t.Errorf("%q: got %+v, want /%d, /%d, ×%d", tt.yml, k, tt.client, tt.agg, tt.factor)
+		}
+	}
+}
+
 // TestTCPConnectionCapKeys: turn.max_tcp_connections_per_ip defaults to
 // 64 and turn.max_tcp_connections to 0 (automatic); -1 turns either off
 // and is kept as -1.
@@ -151,6 +176,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"negative credentials rate", "turn:\n  credentials_per_minute: -2", "turn.credentials_per_minute", "-1 for no limit", 2},
 		{"negative credentials burst", "turn:\n  credentials_burst: -1", "turn.credentials_burst", "outside 1 to", 2},
 		{"huge credentials burst", "turn:\n  credentials_burst: 1000000", "turn.credentials_burst", "outside 1 to", 2},
+		{"aggregate prefix longer than the client prefix", "ipv6_aggregate_prefix: 72", "ipv6_aggregate_prefix", "from 1 to ipv6_client_prefix (64)", 1},
+		{"aggregate prefix longer than a short client prefix", "ipv6_client_prefix: 40\nipv6_aggregate_prefix: 48", "ipv6_aggregate_prefix", "from 1 to ipv6_client_prefix (40)", 2},
+		{"negative aggregate prefix", "ipv6_aggregate_prefix: -8", "ipv6_aggregate_prefix", "not a prefix length", 1},
+		{"aggregate factor below 1", "ipv6_aggregate_factor: -1", "ipv6_aggregate_factor", "not from 1 to 1024", 1},
+		{"aggregate factor too large", "ipv6_aggregate_factor: 5000", "ipv6_aggregate_factor", "not from 1 to 1024", 1},
 		{"not a mapping", "- a\n- b", "", "mapping", 1},
 		{"not YAML", "a: [", "", "not valid YAML", 0},
 	}

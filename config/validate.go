@@ -167,6 +167,12 @@ func (c *Config) applyDefaults() {
 	if c.IPv6ClientPrefix == 0 {
 		c.IPv6ClientPrefix = clientaddr.DefaultIPv6Prefix
 	}
+	if c.IPv6AggregatePrefix == 0 {
+		c.IPv6AggregatePrefix = min(clientaddr.DefaultIPv6AggregatePrefix, c.IPv6ClientPrefix)
+	}
+	if c.IPv6AggregateFactor == 0 {
+		c.IPv6AggregateFactor = clientaddr.DefaultIPv6AggregateFactor
+	}
 }
 
 func bad(key, format string, args ...any) *Error {
@@ -314,6 +320,13 @@ func (c *Config) validate() (*Parsed, *Error) {
 	}
 	if c.IPv6ClientPrefix < 1 || c.IPv6ClientPrefix > 128 {
 		return nil, bad("ipv6_client_prefix", "%d is not a prefix length from 1 to 128", c.IPv6ClientPrefix)
+	}
+	if c.IPv6AggregatePrefix < 1 || c.IPv6AggregatePrefix > c.IPv6ClientPrefix {
+		return nil, bad("ipv6_aggregate_prefix", "%d is not a prefix length from 1 to ipv6_client_prefix (%d): the aggregate holds the client prefixes it counts together",
+			c.IPv6AggregatePrefix, c.IPv6ClientPrefix)
+	}
+	if c.IPv6AggregateFactor < 1 || c.IPv6AggregateFactor > clientaddr.MaxIPv6AggregateFactor {
+		return nil, bad("ipv6_aggregate_factor", "%d is not from 1 to %d", c.IPv6AggregateFactor, clientaddr.MaxIPv6AggregateFactor)
 	}
 	if c.ShutdownGrace < 0 || c.ShutdownGrace > MaxShutdownGrace {
 		return nil, bad("shutdown_grace", "%s is outside 0s to %s", c.ShutdownGrace, MaxShutdownGrace)

@@ -208,6 +208,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
 	d.minting = mintlimit.New(float64(cfg.TURN.CredentialsPerMinute), cfg.TURN.CredentialsBurst)
+	d.minting.SetKeyer(cfg.ClientKeyer())
 	if p.TLS {
 		if d.tls, err = newTLSSetup(cfg, log.With("component", "tls")); err != nil {
 			return nil, err
@@ -252,6 +253,8 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		MaxTCPConnectionsPerIP:  cfg.TURN.MaxTCPConnectionsPerIP,
 		MaxTCPConnections:       cfg.TURN.MaxTCPConnections,
 		IPv6ClientPrefix:        cfg.IPv6ClientPrefix,
+		IPv6AggregatePrefix:     cfg.IPv6AggregatePrefix,
+		IPv6AggregateFactor:     cfg.IPv6AggregateFactor,
 		UDPSockets:              udpSockets,
 		RelayLoops:              relayLoops,
 		MaxBitratePerAllocation: p.MaxBitrate,
@@ -571,6 +574,8 @@ func signalingLimits(cfg *config.Config) signaling.Limits {
 		MaxRooms:            noCap(cfg.Signaling.MaxRooms),
 		MaxConnectionsPerIP: noCap(cfg.Signaling.MaxConnectionsPerIP),
 		IPv6ClientPrefix:    cfg.IPv6ClientPrefix,
+		IPv6AggregatePrefix: cfg.IPv6AggregatePrefix,
+		IPv6AggregateFactor: cfg.IPv6AggregateFactor,
 		AllowedOrigins:      cfg.HTTP.AllowedOrigins,
 	}
 }

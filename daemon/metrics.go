@@ -41,7 +41,7 @@ var (
 	descBuild       = desc("build_info", "Build information; the value is 1.", "version", "goversion")
 	descAllocActive = desc("turn_allocations_active", "Live TURN allocations.")
 	descAllocTotal  = desc("turn_allocations_created_total", "TURN allocations created.")
-	descRefusals    = desc("turn_allocation_refusals_total", "Allocate requests refused, by reason.", "reason")
+	descRefusals    = desc("turn_allocation_refusals_total", "Allocate requests refused, by reason: quota (allocations per user, in total or per client address), quota_ipv6_aggregate (per IPv6 aggregate prefix: ipv6_aggregate_prefix, turn.max_allocations_per_ip × ipv6_aggregate_factor).", "reason")
 	descAuthFail    = desc("turn_auth_failures_total", "TURN requests that failed authentication, by reason.", "reason")
 	descPeerDenied  = desc("turn_peer_denials_total", "CreatePermission and ChannelBind requests refused by the peer filter (403).")
 	descPerms       = desc("turn_permissions_active", "Live TURN permissions.")
@@ -50,7 +50,7 @@ var (
 	descBytes       = desc("turn_relayed_bytes_total", "UDP payload bytes on relayed transport addresses, by direction.", "direction")
 	descDropped     = desc("turn_dropped_packets_total", "Datagrams dropped: over their allocation's bitrate cap (reason bitrate, direction to_peer or from_peer), past a full queue for the control plane (reason control_queue, direction from_client), neither STUN nor ChannelData of an allocation (reason not_stun, direction from_client), sent to a peer the filter refuses, such as a non-relay port of the server's own address (reason peer_denied, direction to_peer), or dropped at a full socket send buffer, since the relay never waits for room (reason send_buffer, direction to_peer or from_peer).", "direction", "reason")
 	descTCPConns    = desc("turn_tcp_connections", "Open TURN connections over TCP and TLS.")
-	descTCPRefused  = desc("turn_tcp_refused_total", "TURN TCP and TLS connections closed as soon as they were accepted (on the port TURN shares with HTTP: or once told apart, HTTP ones too), by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), fd_limit (shed while out of file descriptors).", "reason")
+	descTCPRefused  = desc("turn_tcp_refused_total", "TURN TCP and TLS connections closed as soon as they were accepted (on the port TURN shares with HTTP: or once told apart, HTTP ones too), by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), per_ipv6_aggregate (per IPv6 aggregate prefix: ipv6_aggregate_prefix, turn.max_tcp_connections_per_ip × ipv6_aggregate_factor), fd_limit (shed while out of file descriptors).", "reason")
 	descTCPAccept   = desc("turn_tcp_accept_errors_total", "Failed accepts on TURN TCP and TLS listeners (such as EMFILE), each retried.")
 	descTCPClosed   = desc("turn_tcp_closed_total", "TURN TCP and TLS connections closed by a deadline, by reason: first_message_timeout (no STUN message or TLS handshake in time) or no_allocation.", "reason")
 	descShared      = desc("shared_connections_total", "Connections to the listener TURN shares with HTTP, by outcome: turn or http (told apart by ALPN or first bytes), tls_failed (the TLS handshake failed), silent (nothing to tell them apart by in time, or the client left), neither (first bytes of neither protocol), evicted (closed at the total cap to make room for a fresh one: not done with TLS, or idle HTTP, for longest).", "outcome")
@@ -58,6 +58,7 @@ var (
 	descHTTPRefused = desc("http_refused_total", "Connections to the HTTP listeners not shared with TURN closed as soon as they were accepted, by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), fd_limit (shed while out of file descriptors); or closed to make room at the total cap, new or idle for longest (evicted).", "reason")
 	descHTTPAccept  = desc("http_accept_errors_total", "Failed accepts on the HTTP listeners not shared with TURN (such as EMFILE), each retried.")
 	descWSConns     = desc("ws_connections", "Open signaling WebSocket connections.")
+	descWSRefused   = desc("ws_refused_total", "Signaling WebSocket upgrades refused (429), by reason: per_ip (signaling.max_connections_per_ip), per_ipv6_aggregate (per IPv6 aggregate prefix: ipv6_aggregate_prefix, signaling.max_connections_per_ip × ipv6_aggregate_factor).", "reason")
 	descRooms       = desc("signaling_rooms", "Rooms with at least one peer.")
 	descPeers       = desc("signaling_peers", "Peers joined to rooms.")
 	descMessages    = desc("signaling_messages_total", "Inbound signaling messages, by type.", "type")
@@ -65,15 +66,16 @@ var (
 	descQueued      = desc("signaling_queued_bytes", "Bytes in signaling outbound queues: state=live for open connections (at most signaling.MaxServerQueuedBytes, 32 MiB), state=suspended for peers waiting for a resume (at most signaling.MaxServerHeldBytes, 16 MiB).", "state")
 	descHeldDropped = desc("signaling_held_signals_dropped_total", "Signals dropped, oldest first, from suspended peers' queues to keep them within their byte bounds; each local sender is told (error signal-dropped).")
 	descAudit       = desc("audit_failures", "Checks of the last self-audit (icebox audit against this server, at start-up and after each reload, without the idle-TCP and certificate checks) that failed; absent until one has run.")
-	descCredLimited = desc("credentials_rate_limited_total", "TURN credentials refused by the per-client minting limit, by source: page (call page loads), ws (joins and refreshes), api (/api/v1/ice-servers).", "source")
+	descCredLimited = desc("credentials_rate_limited_total", "TURN credentials refused by the per-client minting limit, by source: page (call page loads), ws (joins and refreshes), api (/api/v1/ice-servers); those refused by the IPv6 aggregate's bucket included.", "source")
+	descCredLimAgg  = desc("credentials_rate_limited_ipv6_aggregate_total", "Those of credentials_rate_limited_total refused by the bucket of the client's IPv6 aggregate prefix (ipv6_aggregate_prefix; rate and burst × ipv6_aggregate_factor), by source.", "source")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuild, descAllocActive, descAllocTotal, descRefusals, descAuthFail,
 		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped,
 		descTCPConns, descTCPRefused, descTCPAccept, descTCPClosed, descShared, descHTTPConns, descHTTPRefused, descHTTPAccept,
-		descWSConns, descRooms, descPeers,
-		descMessages, descErrors, descQueued, descHeldDropped, descCredLimited, descAudit} {
+		descWSConns, descWSRefused, descRooms, descPeers,
+		descMessages, descErrors, descQueued, descHeldDropped, descCredLimited, descCredLimAgg, descAudit} {
 		ch <- d
 	}
 }
@@ -89,7 +91,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.turn.Stats()
 	gauge(descAllocActive, st.AllocationsActive.Load())
 	counter(descAllocTotal, st.AllocationsCreated.Load())
-	counter(descRefusals, st.QuotaRefusals.Load(), "quota")
+	quotaAgg := st.QuotaRefusedIPv6Aggregate.Load()
+	counter(descRefusals, st.QuotaRefusals.Load()-quotaAgg, "quota")
+	counter(descRefusals, quotaAgg, "quota_ipv6_aggregate")
 	for reason, n := range st.AuthFailures() {
 		counter(descAuthFail, n, reason)
 	}
@@ -110,6 +114,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTCPConns, st.TCPConnectionsOpen.Load())
 	counter(descTCPRefused, st.TCPRefusedPerIP.Load(), "per_ip")
 	counter(descTCPRefused, st.TCPRefusedTotal.Load(), "total")
+	counter(descTCPRefused, st.TCPRefusedPerIPv6Aggregate.Load(), "per_ipv6_aggregate")
 	counter(descTCPRefused, st.TCPRefusedFDLimit.Load(), "fd_limit")
 	counter(descTCPAccept, st.TCPAcceptErrors.Load())
 	counter(descTCPClosed, st.TCPClosedFirstMessage.Load(), "first_message_timeout")
@@ -125,12 +130,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descHTTPConns, h.Open.Load())
 		counter(descHTTPRefused, h.RefusedPerIP.Load(), "per_ip")
 		counter(descHTTPRefused, h.RefusedTotal.Load(), "total")
+		counter(descHTTPRefused, h.RefusedPerIPv6Aggregate.Load(), "per_ipv6_aggregate")
 		counter(descHTTPRefused, h.RefusedFDLimit.Load(), "fd_limit")
 		counter(descHTTPRefused, h.Evicted.Load(), "evicted")
 		counter(descHTTPAccept, h.AcceptErrors.Load())
 	}
 	conns, rooms, peers := c.sig.Counts()
 	gauge(descWSConns, int64(conns))
+	wsRefused := c.sig.Stats().Refused()
+	for _, reason := range []string{signaling.RefusedPerIP, signaling.RefusedPerIPv6Aggregate} {
+		counter(descWSRefused, wsRefused[reason], reason)
+	}
 	gauge(descRooms, int64(rooms))
 	gauge(descPeers, int64(peers))
 	live, held, dropped := c.sig.QueuedBytes()
@@ -144,8 +154,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descErrors, n, code)
 	}
 	refused := c.minting.Refused()
+	refusedAgg := c.minting.RefusedIPv6Aggregate()
 	for _, src := range mintlimit.Sources {
 		counter(descCredLimited, refused[src], src)
+		counter(descCredLimAgg, refusedAgg[src], src)
 	}
 	if n := c.auditFailures.Load(); n >= 0 {
 		gauge(descAudit, n)

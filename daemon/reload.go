@@ -11,7 +11,8 @@ import (
 // allocations: TURN secrets, static users, credential TTL, peer lists and
 // quotas, and the bitrate cap (for new allocations); room sizes, room
 // passwords and allowed origins; turn.credentials and the credential
-// minting limits; ipv6_client_prefix for the web and signaling limits
+// minting limits; ipv6_client_prefix, ipv6_aggregate_prefix and
+// ipv6_aggregate_factor for the web, signaling and TCP limits
 // (open WebSockets stay counted under the key they opened with); the
 // shutdown grace. The self-audit runs again. Keys that would need new
 // listeners are returned (and logged) as
@@ -28,7 +29,8 @@ func (d *Daemon) Reload(cfg *config.Config) (needRestart []string, err error) {
 		MaxAllocationsPerUser: cfg.TURN.MaxAllocationsPerUser, MaxAllocations: cfg.TURN.MaxAllocations,
 		MaxAllocationsPerIP: cfg.TURN.MaxAllocationsPerIP, MaxBitratePerAllocation: p.MaxBitrate,
 		MaxTCPConnectionsPerIP: cfg.TURN.MaxTCPConnectionsPerIP, MaxTCPConnections: cfg.TURN.MaxTCPConnections,
-		IPv6ClientPrefix: cfg.IPv6ClientPrefix,
+		IPv6ClientPrefix: cfg.IPv6ClientPrefix, IPv6AggregatePrefix: cfg.IPv6AggregatePrefix,
+		IPv6AggregateFactor: cfg.IPv6AggregateFactor,
 	}); err != nil {
 		return nil, err
 	}
@@ -47,6 +49,7 @@ func (d *Daemon) Reload(cfg *config.Config) (needRestart []string, err error) {
 	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
 	d.minting.Set(float64(cfg.TURN.CredentialsPerMinute), cfg.TURN.CredentialsBurst)
+	d.minting.SetKeyer(cfg.ClientKeyer())
 	needRestart = restartKeys(d.bound, cfg)
 	if keys, err := d.cluster.reload(cfg); err != nil {
 		d.log.Warn("reload: cluster routes not applied", "error", err)

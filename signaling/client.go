@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/internal/rtc"
@@ -23,10 +24,13 @@ import (
 // the connection starts closing; ended once the close frame is written.
 // Goroutines and timers: doc.go.
 type client struct {
-	s       *Server
-	conn    *websocket.Conn
-	remote  string
-	ip      string // client address key (clientaddr), behind trusted proxies from X-Forwarded-For
+	s      *Server
+	conn   *websocket.Conn
+	remote string
+	ip     string // client address key (clientaddr), behind trusted proxies from X-Forwarded-For
+	// keys are ip's keys in the connection cap (its IPv6 aggregate too),
+	// as counted in; released with them.
+	keys    clientaddr.Keys
 	id      string
 	out     *outbox
 	wmu     sync.Mutex    // held while writing data frames
@@ -136,7 +140,7 @@ func (c *client) tellDropped(dropped []queued) {
 // connection ends, or for a peer suspended then, when the suspension
 // ends.
 func (c *client) releaseSlot() {
-	c.slot.Do(func() { c.s.perIP.release(c.ip) })
+	c.slot.Do(func() { c.s.perIP.release(c.keys) })
 }
 
 // closeWith ends the connection with a close frame carrying code and
@@ -433,7 +437,7 @@ func (c *client) join(m *inbound) {
 		roomPassword = c.s.cfg.RoomPassword(m.Room)
 	}
 	if roomPassword != "" {
-		if wait := c.s.guesses.blocked(c.ip, m.Room); wait > 0 {
+		if wait := c.s.guesses.blocked(c.keys, m.Room); wait > 0 {
 			grant.Return()
 			c.reply(&protoError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
 			return
@@ -451,14 +455,14 @@ func (c *client) join(m *inbound) {
 			// Each wrong guess from an address waits longer for its answer.
 			// An empty password is no guess (it can never match): it only
 			// tells a page that the room needs one.
-			c.pause(c.s.guesses.failed(c.ip, m.Room))
+			c.pause(c.s.guesses.failed(c.keys, m.Room))
 		}
 		c.reply(e)
 		return
 	}
 	c.joined.Store(true)
 	if roomPassword != "" {
-		c.s.guesses.succeeded(c.ip, m.Room)
+		c.s.guesses.succeeded(c.keys, m.Room)
 	}
 	c.s.log.Info("peer joined", "room", m.Room, "peer", c.id, "remote", c.remote)
 	c.scheduleRefresh(ttl)

@@ -135,7 +135,7 @@ func TestPasswordThrottleKeys(t *testing.T) {
 // anywhere does not reset that.
 func TestGuessThrottleAcrossRooms(t *testing.T) {
 	g := newGuessThrottle(time.Now)
-	k := clientaddr.Keyer{}.KeyString("2001:db8::1")
+	k := clientaddr.Keyer{}.KeysString("2001:db8::1")
 	for i := 0; i < g.maxAddrFails-1; i++ {
 		room := "room" + string(rune('a'+i))
 		g.failed(k, room)
@@ -149,10 +149,10 @@ func TestGuessThrottleAcrossRooms(t *testing.T) {
 	if w := g.blocked(k, "any"); w <= 0 {
 		t.Errorf("after %d wrong guesses: not blocked, want blocked everywhere", g.maxAddrFails)
 	}
-	if w := g.blocked(clientaddr.Keyer{}.KeyString("2001:db8:0:0:ffff::1"), "any"); w <= 0 {
+	if w := g.blocked(clientaddr.Keyer{}.KeysString("2001:db8:0:0:ffff::1"), "any"); w <= 0 {
 		t.Errorf("another address in the /64: not blocked, want blocked")
 	}
-	if w := g.blocked(clientaddr.Keyer{}.KeyString("2001:db8:0:1::1"), "any"); w != 0 {
+	if w := g.blocked(clientaddr.Keyer{}.KeysString("2001:db8:0:1::1"), "any"); w != 0 {
 		t.Errorf("another /64: blocked %v, want not", w)
 	}
 }
@@ -164,14 +164,14 @@ func TestGuessThrottleBounded(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1_700_000_000, 0)
 	g.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	g.failed("old", "r")
+	g.failed(clientaddr.Keys{Addr: "old"}, "r")
 	mu.Lock()
 	now = now.Add(2 * g.block)
 	mu.Unlock()
 	for i := 0; len(g.fails) < maxTracked; i++ {
 		g.fails[guessKey{addr: "filler", room: string(rune(i))}] = &guessState{n: 1, last: now}
 	}
-	g.failed("new", "r")
+	g.failed(clientaddr.Keys{Addr: "new"}, "r")
 	if _, ok := g.fails[guessKey{"old", "r"}]; ok {
 		t.Error("an expired count survived a full map")
 	}

@@ -16,8 +16,10 @@ type Limits struct {
 	// MaxRooms caps the rooms open at once ("room-limit"). Zero: no cap.
 	MaxRooms int
 	// MaxConnectionsPerIP caps open WebSockets per client address (an
-	// IPv4 address or an IPv6 prefix of IPv6ClientPrefix bits); past it
-	// the upgrade gets 429. A suspended peer (its connection dropped,
+	// IPv4 address or an IPv6 prefix of IPv6ClientPrefix bits), and an
+	// IPv6 client's aggregate prefix (IPv6AggregatePrefix) at
+	// IPv6AggregateFactor times as many; past either the upgrade gets 429
+	// (Stats.Refused: RefusedPerIP, RefusedPerIPv6Aggregate). A suspended peer (its connection dropped,
 	// within the resume window) keeps its connection's place until it
 	// resumes or its window ends, so dropping connections does not let
 	// an address hold more peers, and what is held for them. Zero: no
@@ -27,6 +29,15 @@ type Limits struct {
 	// in the connection cap and the password throttle. Zero:
 	// clientaddr.DefaultIPv6Prefix (64).
 	IPv6ClientPrefix int
+	// IPv6AggregatePrefix is the prefix length of the second tier IPv6
+	// clients are also counted by in the connection cap; not shorter than
+	// IPv6ClientPrefix: one tier. Zero:
+	// clientaddr.DefaultIPv6AggregatePrefix (48).
+	IPv6AggregatePrefix int
+	// IPv6AggregateFactor is the second tier's cap as a multiple of
+	// MaxConnectionsPerIP. Zero: clientaddr.DefaultIPv6AggregateFactor
+	// (8).
+	IPv6AggregateFactor int
 	// AllowedOrigins lists Origin values ("https://app.example.com")
 	// allowed besides the request's own host.
 	AllowedOrigins []string
@@ -48,9 +59,13 @@ const DefaultResumeWindow = 30 * time.Second
 // wrong guess in a row from an address is answered after base·2^(n-1)
 // (at most base·32); after maxFails wrong guesses at one room the address
 // is refused for that room, and after maxAddrFails at any rooms for every
-// room, for block. A correct password clears only that room's count, so
-// joining a room one knows the password of never buys more guesses at
-// another. A count is forgotten block after its last wrong guess.
+// room, for block. An IPv6 client's aggregate prefix (clientaddr.Keys)
+// is counted too, across rooms: past maxAddrFails × its factor wrong
+// guesses from anywhere in it, every address of it is refused for every
+// room, so a client holding a /56 does not get 256 addresses' guesses. A
+// correct password clears only that room's count, so joining a room one
+// knows the password of never buys more guesses at another. A count is
+// forgotten block after its last wrong guess.
 type guessThrottle struct {
 	mu           sync.Mutex
 	fails        map[guessKey]*guessState
@@ -84,14 +99,17 @@ func newGuessThrottle(now func() time.Time) *guessThrottle {
 // that many addresses gains little from a reset).
 const maxTracked = 100_000
 
-// blocked returns how long addr must still wait before guessing at room,
-// 0 when it may try.
-func (g *guessThrottle) blocked(addr, room string) time.Duration {
+// blocked returns how long the client with keys ks must still wait
+// before guessing at room, 0 when it may try.
+func (g *guessThrottle) blocked(ks clientaddr.Keys, room string) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
 	var wait time.Duration
-	for _, k := range []guessKey{{addr, ""}, {addr, room}} {
+	for _, k := range []guessKey{{ks.Addr, ""}, {ks.Addr, room}, {ks.Agg, ""}} {
+		if k.addr == "" {
+			continue // no aggregate
+		}
 		if st := g.fails[k]; st != nil {
 			wait = max(wait, st.until.Sub(now))
 		}
@@ -99,9 +117,10 @@ func (g *guessThrottle) blocked(addr, room string) time.Duration {
 	return wait
 }
 
-// failed records a wrong guess by addr at room and returns how long to
-// delay the answer.
-func (g *guessThrottle) failed(addr, room string) time.Duration {
+// failed records a wrong guess by the client with keys ks at room and
+// returns how long to delay the answer.
+func (g *guessThrottle) failed(ks clientaddr.Keys, room string) time.Duration {
+	addr := ks.Addr
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -122,6 +141,9 @@ func (g *guessThrottle) failed(addr, room string) time.Duration {
 		return st.n
 	}
 	count(guessKey{addr, room}, g.maxFails)
+	if ks.Agg != "" {
+		count(guessKey{ks.Agg, ""}, ks.AggregateCap(g.maxAddrFails))
+	}
 	n := count(guessKey{addr, ""}, g.maxAddrFails)
 	return g.base << min(n-1, 5)
 }
@@ -139,11 +161,11 @@ func (g *guessThrottle) forget(now time.Time) {
 	}
 }
 
-// succeeded clears addr's count at room; its count across rooms and at
-// other rooms stay.
-func (g *guessThrottle) succeeded(addr, room string) {
+// succeeded clears the client's count at room; its counts across rooms
+// (its aggregate's too) and at other rooms stay.
+func (g *guessThrottle) succeeded(ks clientaddr.Keys, room string) {
 	g.mu.Lock()
-	delete(g.fails, guessKey{addr, room})
+	delete(g.fails, guessKey{ks.Addr, room})
 	g.mu.Unlock()
 }
 
@@ -152,26 +174,23 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	return clientaddr.FromRequest(r, trusted)
 }
 
-// ipCount counts open connections per client address key.
+// ipCount counts open connections per client address and IPv6
+// aggregate prefix.
 type ipCount struct {
 	mu sync.Mutex
-	n  map[string]int
+	n  clientaddr.Counter
 }
 
-func (c *ipCount) acquire(ip string, max int) bool {
+// acquire counts a connection from ks in, or returns the tier that is
+// full under a per-address cap of max (<= 0: no cap).
+func (c *ipCount) acquire(ks clientaddr.Keys, max int) clientaddr.Tier {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if max > 0 && c.n[ip] >= max {
-		return false
-	}
-	c.n[ip]++
-	return true
+	return c.n.Acquire(ks, max)
 }
 
-func (c *ipCount) release(ip string) {
+func (c *ipCount) release(ks clientaddr.Keys) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[ip]--; c.n[ip] <= 0 {
-		delete(c.n, ip)
-	}
+	c.n.Remove(ks)
 }

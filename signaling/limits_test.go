@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // drop ends the TCP connection without a close frame, as a lost network
@@ -114,11 +116,7 @@ func TestConnectionsPerIP(t *testing.T) {
 	waitUntil(t, "the closed connection's slot released", func() bool {
 		s.perIP.mu.Lock()
 		defer s.perIP.mu.Unlock()
-		open := 0
-		for _, n := range s.perIP.n {
-			open += n
-		}
-		return open == 1
+		return s.perIP.n.Count("127.0.0.1/32") == 1 && s.perIP.n.Len() == 1
 	})
 	dial(t, url).alive() // a slot is free again
 }
@@ -203,7 +201,7 @@ func TestGuessThrottleDelays(t *testing.T) {
 	g := newGuessThrottle(newFakeClock().Now)
 	g.maxFails, g.maxAddrFails = 100, 100
 	for i, want := range []time.Duration{250, 500, 1000, 2000, 4000, 8000, 8000, 8000} {
-		if got := g.failed("198.51.100.1", "r"); got != want*time.Millisecond {
+		if got := g.failed(clientaddr.Keys{Addr: "198.51.100.1/32"}, "r"); got != want*time.Millisecond {
 			t.Errorf("wrong guess %d: delay %v, want %v", i+1, got, want*time.Millisecond)
 		}
 	}

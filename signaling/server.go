@@ -135,7 +135,7 @@ func New(cfg Config) *Server {
 	if cfg.Clock == nil {
 		cfg.Clock = systemClock{}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, guesses: newGuessThrottle(cfg.Clock.Now), perIP: ipCount{n: map[string]int{}},
+	s := &Server{cfg: cfg, log: cfg.Logger, guesses: newGuessThrottle(cfg.Clock.Now), perIP: ipCount{},
 		refusals: ratelog.New(cfg.Logger, 0, nil), clock: cfg.Clock}
 	s.hub = newHub(cfg.ResumeWindow, s.afterFunc, cfg.Cluster)
 	s.Update(cfg.Limits)
@@ -182,7 +182,8 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 // open connections and rooms are left as they are.
 func (s *Server) Update(l Limits) {
 	st := &limits{maxPeers: l.MaxPeersPerRoom, maxRooms: l.MaxRooms, maxPerIP: l.MaxConnectionsPerIP, origins: map[string]bool{},
-		keyer: clientaddr.Keyer{IPv6Prefix: l.IPv6ClientPrefix}}
+		keyer: clientaddr.Keyer{IPv6Prefix: l.IPv6ClientPrefix, IPv6AggregatePrefix: l.IPv6AggregatePrefix,
+			IPv6AggregateFactor: l.IPv6AggregateFactor}}
 	if st.maxPeers <= 0 {
 		st.maxPeers = 8
 	}
@@ -204,17 +205,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	lim := s.limits()
 	ip := lim.keyer.KeyString(clientIP(r, s.cfg.TrustedProxies))
-	if !s.perIP.acquire(ip, lim.maxPerIP) {
+	keys := lim.keyer.KeysOf(ip)
+	switch s.perIP.acquire(keys, lim.maxPerIP) {
+	case clientaddr.TierAddress:
+		s.stats.refuse(RefusedPerIP)
 		s.refusals.Info("connections-per-address", "ws refused", "remote", r.RemoteAddr, "client", ip)
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+		return
+	case clientaddr.TierAggregate:
+		s.stats.refuse(RefusedPerIPv6Aggregate)
+		s.refusals.Info("connections-per-ipv6-aggregate", "ws refused", "remote", r.RemoteAddr, "client", ip, "aggregate", keys.Agg)
+		http.Error(w, "too many connections from your network", http.StatusTooManyRequests)
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.perIP.release(ip)
+		s.perIP.release(keys)
 		return // the upgrader has answered.
 	}
 	c := newClient(s, conn, r.RemoteAddr, ip)
+	c.keys = keys
 	// Counted before register, so a Close that finds c in the hub also
 	// waits for its goroutine.
 	s.tasks.add()
@@ -223,7 +233,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
 		conn.Close()
-		s.perIP.release(ip)
+		s.perIP.release(keys)
 		return
 	}
 	// The connection runs on goroutines of its own: returning frees the

@@ -2,13 +2,15 @@ package signaling
 
 import "sync"
 
-// Stats counts inbound messages by type and errors sent by code. Types
+// Stats counts inbound messages by type, errors sent by code and refused
+// WebSocket upgrades by reason. Types
 // outside protocol v1 count as "unknown" and undecodable messages as
 // "invalid", so the label set stays bounded. Safe for concurrent use.
 type Stats struct {
 	mu       sync.Mutex
 	messages map[string]int64
 	errors   map[string]int64
+	refused  map[string]int64
 }
 
 func (s *Stats) message(typ string) {
@@ -49,3 +51,23 @@ func (s *Stats) copy(m *map[string]int64) map[string]int64 {
 	}
 	return out
 }
+
+// Refusals of a WebSocket upgrade, the reasons Refused counts.
+const (
+	RefusedPerIP            = "per_ip"             // Limits.MaxConnectionsPerIP, the client's own address
+	RefusedPerIPv6Aggregate = "per_ipv6_aggregate" // the same cap × the IPv6 aggregate factor, the client's aggregate prefix
+)
+
+// refuse counts a refused upgrade under reason.
+func (s *Stats) refuse(reason string) {
+	s.mu.Lock()
+	if s.refused == nil {
+		s.refused = map[string]int64{}
+	}
+	s.refused[reason]++
+	s.mu.Unlock()
+}
+
+// Refused returns a copy of the refused WebSocket upgrades by reason
+// (RefusedPerIP, RefusedPerIPv6Aggregate).
+func (s *Stats) Refused() map[string]int64 { return s.copy(&s.refused) }

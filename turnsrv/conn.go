@@ -4,12 +4,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // guardConn frames a TURN-over-TCP stream (RFC 8656 §12.5: STUN messages
@@ -28,7 +29,7 @@ type guardConn struct {
 	pending []byte
 	conns   *connSet
 	tuple   tuple
-	key     netip.Prefix // the client's limit key, set by connSet.add
+	key     clientaddr.Keys // the client's limit keys, set by connSet.add
 	// started is set at the first STUN message; only Read touches it.
 	started bool
 	closed  atomic.Bool

@@ -2,7 +2,6 @@ package turnsrv
 
 import (
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -17,17 +16,17 @@ type quota struct {
 	stats  *Stats
 	owners *owners
 
-	// keyer maps a client address to its per-address key (the IPv4
-	// address or the IPv6 /64).
+	// keyer maps a client address to its per-address keys (the IPv4
+	// address, or the IPv6 /64 and its aggregate prefix).
 	keyer clientaddr.Keyer
 
 	mu      sync.Mutex
 	perUser map[string]int
-	perIP   map[netip.Prefix]int
+	perIP   clientaddr.Counter // MaxAllocationsPerIP, both tiers
 	total   int
 }
 
-func (q *quota) ipOf(a net.Addr) netip.Prefix { return q.keyer.KeyAddr(a) }
+func (q *quota) ipOf(a net.Addr) clientaddr.Keys { return q.keyer.KeysAddr(a) }
 
 // userOf is the quota identity of a username: "static:" and the static
 // user name, or "rest:" and the id part of a REST username. The prefixes
@@ -47,11 +46,15 @@ func (q *quota) allow(username, _ string, src net.Addr) bool {
 	user := q.userOf(username)
 	pol := q.policy.Load()
 	q.mu.Lock()
+	full := q.perIP.Full(q.ipOf(src), pol.maxIP)
 	ok := (pol.maxTotal <= 0 || q.total < pol.maxTotal) && (pol.maxUser <= 0 || q.perUser[user] < pol.maxUser) &&
-		(pol.maxIP <= 0 || q.perIP[q.ipOf(src)] < pol.maxIP)
+		full == clientaddr.TierNone
 	q.mu.Unlock()
 	if !ok {
 		q.stats.QuotaRefusals.Add(1)
+		if full == clientaddr.TierAggregate {
+			q.stats.QuotaRefusedIPv6Aggregate.Add(1)
+		}
 	}
 	return ok
 }
@@ -61,7 +64,7 @@ func (q *quota) created(src, local net.Addr, _, username, _ string, _ net.Addr, 
 	q.owners.set(src, local, username)
 	q.mu.Lock()
 	q.perUser[user]++
-	q.perIP[q.ipOf(src)]++
+	q.perIP.Add(q.ipOf(src))
 	q.total++
 	q.mu.Unlock()
 	q.stats.AllocationsActive.Add(1)
@@ -75,11 +78,7 @@ func (q *quota) deleted(src, local net.Addr, _, username, _ string) {
 	if q.perUser[user]--; q.perUser[user] <= 0 {
 		delete(q.perUser, user)
 	}
-	if ip := q.ipOf(src); q.perIP[ip] <= 1 {
-		delete(q.perIP, ip)
-	} else {
-		q.perIP[ip]--
-	}
+	q.perIP.Remove(q.ipOf(src))
 	q.total--
 	q.mu.Unlock()
 	q.stats.AllocationsActive.Add(-1)

@@ -118,6 +118,18 @@ type Config struct {
 	// the per-address limits (MaxAllocationsPerIP, MaxTCPConnectionsPerIP),
 	// 1-128. Zero: 64 (internal/clientaddr).
 	IPv6ClientPrefix int
+	// IPv6AggregatePrefix is the prefix length (1-128) of the second tier
+	// IPv6 clients are also counted by in those limits, with a cap of
+	// IPv6AggregateFactor times the per-address cap; a connection or
+	// allocation is refused when either tier is full
+	// (Stats.TCPRefusedPerIPv6Aggregate, Stats.QuotaRefusedIPv6Aggregate).
+	// Not shorter than IPv6ClientPrefix: one tier. Zero: 48
+	// (clientaddr.DefaultIPv6AggregatePrefix).
+	IPv6AggregatePrefix int
+	// IPv6AggregateFactor is the second tier's cap as a multiple of the
+	// per-address cap, 1-1024. Zero: 8
+	// (clientaddr.DefaultIPv6AggregateFactor).
+	IPv6AggregateFactor int
 	// FirstMessageTimeout is how long a TCP or TLS connection has, from
 	// accept, to deliver its first STUN message (RFC 8489 §5), TLS
 	// handshake included; a connection that has not is closed
@@ -235,10 +247,10 @@ func New(cfg Config) (*Server, error) {
 	s.conns = newConnSet(connLimits{
 		perIP: cfg.MaxTCPConnectionsPerIP, total: resolveMaxTCP(cfg.MaxTCPConnections),
 		firstMsg: cfg.FirstMessageTimeout, noAlloc: cfg.NoAllocationTimeout,
-		keyer: clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix},
+		keyer: cfg.keyer(),
 	}, s.stats, own, cfg.Logger)
-	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, perIP: map[netip.Prefix]int{}, stats: s.stats, owners: own,
-		keyer: clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix}}
+	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, stats: s.stats, owners: own,
+		keyer: cfg.keyer()}
 	permissionHandler := func(src net.Addr, peer net.IP) bool {
 		return s.policy.Load().peers.permissionHandler(src, peer)
 	}
@@ -451,10 +463,12 @@ type Update struct {
 	MaxAllocationsPerUser, MaxAllocations int
 	MaxAllocationsPerIP                   int
 	MaxBitratePerAllocation               int64
-	// MaxTCPConnectionsPerIP, MaxTCPConnections and IPv6ClientPrefix apply
-	// to connections accepted afterwards; open ones stay.
+	// MaxTCPConnectionsPerIP, MaxTCPConnections and the IPv6 prefixes and
+	// factor apply to connections accepted afterwards; open ones stay. The
+	// allocation quota keeps counting by the keys of Config.
 	MaxTCPConnectionsPerIP, MaxTCPConnections int
 	IPv6ClientPrefix                          int
+	IPv6AggregatePrefix, IPv6AggregateFactor  int
 }
 
 // Update applies u to new requests; a new bitrate cap applies to
@@ -472,7 +486,8 @@ func (s *Server) Update(u Update) error {
 		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
 		maxBitrate: u.MaxBitratePerAllocation,
 	})
-	s.conns.setCaps(u.MaxTCPConnectionsPerIP, resolveMaxTCP(u.MaxTCPConnections), clientaddr.Keyer{IPv6Prefix: u.IPv6ClientPrefix})
+	s.conns.setCaps(u.MaxTCPConnectionsPerIP, resolveMaxTCP(u.MaxTCPConnections), clientaddr.Keyer{
+		IPv6Prefix: u.IPv6ClientPrefix, IPv6AggregatePrefix: u.IPv6AggregatePrefix, IPv6AggregateFactor: u.IPv6AggregateFactor})
 	return nil
 }
 
@@ -588,4 +603,10 @@ func DefaultPublicIP() netip.Addr {
 		}
 	}
 	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+}
+
+// keyer is the clientaddr.Keyer of the per-address limits.
+func (cfg Config) keyer() clientaddr.Keyer {
+	return clientaddr.Keyer{IPv6Prefix: cfg.IPv6ClientPrefix,
+		IPv6AggregatePrefix: cfg.IPv6AggregatePrefix, IPv6AggregateFactor: cfg.IPv6AggregateFactor}
 }

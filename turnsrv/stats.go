@@ -17,6 +17,11 @@ type Stats struct {
 	AllocationsCreated atomic.Int64
 	// QuotaRefusals counts Allocate requests refused with 486.
 	QuotaRefusals atomic.Int64
+	// QuotaRefusedIPv6Aggregate counts those of QuotaRefusals refused
+	// because the client's IPv6 aggregate prefix (a /48 by default) held
+	// its cap, Config.MaxAllocationsPerIP × Config.IPv6AggregateFactor,
+	// though its own /64 did not (internal/clientaddr).
+	QuotaRefusedIPv6Aggregate atomic.Int64
 	// PeerDenials counts CreatePermission and ChannelBind requests refused
 	// with 403 because of the peer filter.
 	PeerDenials atomic.Int64
@@ -71,6 +76,11 @@ type Stats struct {
 	// waiting connections accepted and closed at once because the process
 	// was out of file descriptors.
 	TCPRefusedPerIP, TCPRefusedTotal, TCPRefusedFDLimit atomic.Int64
+	// TCPRefusedPerIPv6Aggregate counts TCP and TLS connections closed as
+	// soon as they were accepted because their client's IPv6 aggregate
+	// prefix (a /48 by default) held its cap, Config.MaxTCPConnectionsPerIP
+	// × Config.IPv6AggregateFactor, though its own /64 did not.
+	TCPRefusedPerIPv6Aggregate atomic.Int64
 	// TCPAcceptErrors counts failed accepts on TCP and TLS listeners (such
 	// as EMFILE at the descriptor limit); each is retried.
 	TCPAcceptErrors atomic.Int64

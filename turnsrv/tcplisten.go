@@ -121,14 +121,15 @@ func abort(c net.Conn) { connlimit.Abort(c) }
 
 // Reasons a connection is refused or closed, as counted and logged.
 const (
-	refusedPerIP    = connlimit.RefusedPerIP
-	refusedTotal    = connlimit.RefusedTotal
-	refusedFDLimit  = connlimit.RefusedFDLimit
-	refusedClosed   = connlimit.RefusedClosed
-	closedFirstMsg  = "first_message_timeout"
-	closedNoAlloc   = "no_allocation"
-	closedBadFrame  = "bad_frame"
-	logAcceptErrors = "accept_error"
+	refusedPerIP            = connlimit.RefusedPerIP
+	refusedPerIPv6Aggregate = connlimit.RefusedPerIPv6Aggregate
+	refusedTotal            = connlimit.RefusedTotal
+	refusedFDLimit          = connlimit.RefusedFDLimit
+	refusedClosed           = connlimit.RefusedClosed
+	closedFirstMsg          = "first_message_timeout"
+	closedNoAlloc           = "no_allocation"
+	closedBadFrame          = "bad_frame"
+	logAcceptErrors         = "accept_error"
 )
 
 // connLimits are the TCP connection caps and deadlines, resolved: a cap
@@ -173,14 +174,14 @@ type connSet struct {
 	mu      sync.Mutex
 	conns   map[*guardConn]struct{}
 	byTuple map[tuple]*guardConn
-	perKey  map[netip.Prefix]int
+	perKey  clientaddr.Counter // per client address and IPv6 aggregate
 	closed  bool
 }
 
 func newConnSet(lim connLimits, stats *Stats, own *owners, log *slog.Logger) *connSet {
 	s := &connSet{
 		stats: stats, owners: own, log: log,
-		conns: map[*guardConn]struct{}{}, byTuple: map[tuple]*guardConn{}, perKey: map[netip.Prefix]int{},
+		conns: map[*guardConn]struct{}{}, byTuple: map[tuple]*guardConn{},
 		refusals: ratelog.New(log, 1, nil),
 	}
 	s.limits.Store(&lim)
@@ -197,18 +198,22 @@ func (s *connSet) setCaps(perIP, total int, keyer clientaddr.Keyer) {
 }
 
 // add counts c in, or returns why it is refused: refusedPerIP,
-// refusedTotal (both counted in Stats) or refusedClosed.
+// refusedPerIPv6Aggregate, refusedTotal (counted in Stats) or
+// refusedClosed.
 func (s *connSet) add(c *guardConn) string {
 	lim := s.limits.Load()
-	key := lim.keyer.KeyAddr(c.Conn.RemoteAddr())
+	key := lim.keyer.KeysAddr(c.Conn.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
+	switch full := s.perKey.Full(key, lim.perIP); {
 	case s.closed:
 		return refusedClosed
-	case lim.perIP > 0 && s.perKey[key] >= lim.perIP:
+	case full == clientaddr.TierAddress:
 		s.stats.TCPRefusedPerIP.Add(1)
 		return refusedPerIP
+	case full == clientaddr.TierAggregate:
+		s.stats.TCPRefusedPerIPv6Aggregate.Add(1)
+		return refusedPerIPv6Aggregate
 	case lim.total > 0 && len(s.conns) >= lim.total:
 		s.stats.TCPRefusedTotal.Add(1)
 		return refusedTotal
@@ -216,7 +221,7 @@ func (s *connSet) add(c *guardConn) string {
 	c.key = key
 	s.conns[c] = struct{}{}
 	s.byTuple[c.tuple] = c
-	s.perKey[key]++
+	s.perKey.Add(key)
 	s.stats.TCPConnectionsOpen.Add(1)
 	c.start(lim.firstMsg, lim.noAlloc)
 	return ""
@@ -228,6 +233,8 @@ func (s *connSet) refused(why string) {
 	switch why {
 	case refusedPerIP:
 		s.stats.TCPRefusedPerIP.Add(1)
+	case refusedPerIPv6Aggregate:
+		s.stats.TCPRefusedPerIPv6Aggregate.Add(1)
 	case refusedTotal:
 		s.stats.TCPRefusedTotal.Add(1)
 	}
@@ -244,11 +251,7 @@ func (s *connSet) remove(c *guardConn) {
 	if s.byTuple[c.tuple] == c {
 		delete(s.byTuple, c.tuple)
 	}
-	if s.perKey[c.key] <= 1 {
-		delete(s.perKey, c.key)
-	} else {
-		s.perKey[c.key]--
-	}
+	s.perKey.Remove(c.key)
 	s.stats.TCPConnectionsOpen.Add(-1)
 }
 

@@ -17,12 +17,21 @@ import (
 const DefaultIPv6Prefix = 64
 
 // Keyer maps client addresses to limit keys. The zero value counts IPv6
-// clients per DefaultIPv6Prefix. It is immutable and safe for concurrent
-// use.
+// clients per DefaultIPv6Prefix, and in the second tier (tier.go) per
+// DefaultIPv6AggregatePrefix with DefaultIPv6AggregateFactor. It is
+// immutable and safe for concurrent use.
 type Keyer struct {
 	// IPv6Prefix is the prefix length (1-128) IPv6 clients are grouped by.
 	// Zero: DefaultIPv6Prefix.
 	IPv6Prefix int
+	// IPv6AggregatePrefix is the prefix length (1-128) of the second tier
+	// IPv6 clients are also counted by; not shorter than IPv6Prefix: no
+	// second tier. Zero: DefaultIPv6AggregatePrefix.
+	IPv6AggregatePrefix int
+	// IPv6AggregateFactor is the second tier's cap as a multiple of the
+	// per-address cap; at most MaxIPv6AggregateFactor. Zero:
+	// DefaultIPv6AggregateFactor.
+	IPv6AggregateFactor int
 }
 
 // Key returns the limit key of a: the IPv4 address as a /32 (IPv4-mapped

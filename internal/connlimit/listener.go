@@ -23,6 +23,9 @@ type Stats struct {
 	// Evicted counts connections that were new or idle (no request under
 	// way, no WebSocket) and were closed to make room at the total cap.
 	RefusedPerIP, RefusedTotal, RefusedFDLimit, Evicted atomic.Int64
+	// RefusedPerIPv6Aggregate counts connections refused because their
+	// client's IPv6 aggregate prefix was at its cap (Caps).
+	RefusedPerIPv6Aggregate atomic.Int64
 	// AcceptErrors counts failed accepts (such as EMFILE), each retried.
 	AcceptErrors atomic.Int64
 }
@@ -91,9 +94,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 		l.log.Warn("http_"+why, "http connection refused", "remote", c.RemoteAddr().String())
-		if why == RefusedPerIP {
+		switch why {
+		case RefusedPerIP:
 			l.stats.RefusedPerIP.Add(1)
-		} else {
+		case RefusedPerIPv6Aggregate:
+			l.stats.RefusedPerIPv6Aggregate.Add(1)
+		default:
 			l.stats.RefusedTotal.Add(1)
 		}
 		Abort(c)

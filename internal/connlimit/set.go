@@ -3,7 +3,6 @@ package connlimit
 import (
 	"container/list"
 	"net"
-	"net/netip"
 	"sync"
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
@@ -12,16 +11,20 @@ import (
 // Reasons a connection is refused (Set.Add) or closed (Evicted), as
 // counted and logged.
 const (
-	RefusedPerIP   = "per_ip"
-	RefusedTotal   = "total"
-	RefusedFDLimit = "fd_limit"
-	RefusedClosed  = "closed"
-	Evicted        = "evicted"
+	RefusedPerIP = "per_ip"
+	// RefusedPerIPv6Aggregate: the client's IPv6 aggregate prefix (a /48)
+	// holds its cap, Keyer's factor times PerIP (clientaddr's second tier).
+	RefusedPerIPv6Aggregate = "per_ipv6_aggregate"
+	RefusedTotal            = "total"
+	RefusedFDLimit          = "fd_limit"
+	RefusedClosed           = "closed"
+	Evicted                 = "evicted"
 )
 
 // Caps are connection caps: PerIP per client key and Total in all; a cap
 // <= 0 is no cap. Keyer makes the client keys (the IPv4 address, or the
-// IPv6 prefix).
+// IPv6 prefix) and, for IPv6, the aggregate prefix, which holds PerIP
+// times its factor (clientaddr.Keys).
 type Caps struct {
 	PerIP, Total int
 	Keyer        clientaddr.Keyer
@@ -41,36 +44,39 @@ type Set struct {
 
 	mu     sync.Mutex
 	conns  map[net.Conn]*entry
-	perKey map[netip.Prefix]int
+	perKey clientaddr.Counter
 	lru    list.List // of net.Conn, evictable ones, longest evictable at the front
 	closed bool
 }
 
 type entry struct {
-	key netip.Prefix
+	key clientaddr.Keys
 	el  *list.Element // in lru; nil: not evictable
 }
 
 // NewSet returns an empty Set; see Set for evict.
 func NewSet(evict bool) *Set {
-	return &Set{evict: evict, conns: map[net.Conn]*entry{}, perKey: map[netip.Prefix]int{}}
+	return &Set{evict: evict, conns: map[net.Conn]*entry{}}
 }
 
 // Add counts c in, evictable or not, or returns why not: RefusedPerIP,
-// RefusedTotal or RefusedClosed. At the total cap an evicting Set counts
+// RefusedPerIPv6Aggregate, RefusedTotal or RefusedClosed. At the total cap an evicting Set counts
 // c in in place of the connection that has been evictable longest, which
 // it counts out and returns for the caller to close (Abort); it refuses c
 // only when no connection is evictable. The per-address cap never evicts:
 // one address makes room only by closing its own connections.
 func (s *Set) Add(c net.Conn, caps *Caps, evictable bool) (evicted net.Conn, why string) {
-	key := caps.Keyer.KeyAddr(c.RemoteAddr())
+	key := caps.Keyer.KeysAddr(c.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	full := s.perKey.Full(key, caps.PerIP)
 	switch {
 	case s.closed:
 		return nil, RefusedClosed
-	case caps.PerIP > 0 && s.perKey[key] >= caps.PerIP:
+	case full == clientaddr.TierAddress:
 		return nil, RefusedPerIP
+	case full == clientaddr.TierAggregate:
+		return nil, RefusedPerIPv6Aggregate
 	case caps.Total > 0 && len(s.conns) >= caps.Total:
 		front := s.lru.Front()
 		if !s.evict || front == nil {
@@ -84,7 +90,7 @@ func (s *Set) Add(c net.Conn, caps *Caps, evictable bool) (evicted net.Conn, why
 		e.el = s.lru.PushBack(c)
 	}
 	s.conns[c] = e
-	s.perKey[key]++
+	s.perKey.Add(key)
 	return evicted, ""
 }
 
@@ -122,11 +128,7 @@ func (s *Set) removeLocked(c net.Conn) bool {
 	if e.el != nil {
 		s.lru.Remove(e.el)
 	}
-	if s.perKey[e.key] <= 1 {
-		delete(s.perKey, e.key)
-	} else {
-		s.perKey[e.key]--
-	}
+	s.perKey.Remove(e.key)
 	return true
 }
 

@@ -3,7 +3,10 @@
 // by every place that mints (the call page, /ws welcomes and ice-servers
 // refreshes, the API), so a client cannot take from one source what
 // another refuses. Keys come from internal/clientaddr (an IPv4 address or
-// an IPv6 /64), so one subscriber is one client.
+// an IPv6 /64), so one subscriber is one client. An IPv6 key also takes
+// from the bucket of its aggregate prefix (a /48 by default), which has
+// the rate and burst times the aggregate factor (8 by default), so a
+// client holding a /56 does not get 256 buckets' worth (SetKeyer).
 //
 // The map of buckets is bounded: a bucket idle long enough to have
 // refilled is forgotten (it is then no different from a new one), and
@@ -16,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/icebox-project/icebox/internal/clientaddr"
 )
 
 // Sources of minted credentials, the label refusals are counted under.
@@ -44,20 +49,44 @@ type Limiter struct {
 	limit     rate.Limit // tokens per second; 0 with off
 	burst     int
 	off       bool
+	keyer     clientaddr.Keyer // the aggregate prefix and factor
 	buckets   map[string]*bucket
 	lastSweep time.Time
 	refused   map[string]int64
+	// refusedAgg counts the refusals by the IPv6 aggregate's bucket.
+	refusedAgg map[string]int64
 }
 
 type bucket struct {
 	lim  *rate.Limiter
 	last time.Time // last Take
+	agg  bool      // an IPv6 aggregate's: rate and burst × the factor
+}
+
+// aggPrefix marks the map keys of aggregate buckets, so that none is
+// ever taken for a client's own bucket whatever the prefixes.
+const aggPrefix = "aggregate "
+
+// factor is what a bucket's rate and burst are multiplied by: 1, or the
+// aggregate factor. Called with mu held.
+func (l *Limiter) factor(agg bool) int {
+	if !agg {
+		return 1
+	}
+	return l.keyer.KeysOf("").Factor
+}
+
+// tune sets b's rate and burst from l's. Called with mu held.
+func (l *Limiter) tune(b *bucket) {
+	f := l.factor(b.agg)
+	b.lim.SetLimit(l.limit * rate.Limit(f))
+	b.lim.SetBurst(l.burst * f)
 }
 
 // New returns a Limiter allowing perMinute credentials a minute per key
 // with bursts of burst (at least 1). perMinute <= 0: no limit.
 func New(perMinute float64, burst int) *Limiter {
-	l := &Limiter{buckets: map[string]*bucket{}, refused: map[string]int64{}}
+	l := &Limiter{buckets: map[string]*bucket{}, refused: map[string]int64{}, refusedAgg: map[string]int64{}}
 	l.Set(perMinute, burst)
 	return l
 }
@@ -75,29 +104,47 @@ func (l *Limiter) Set(perMinute float64, burst int) {
 		return
 	}
 	for _, b := range l.buckets {
-		b.lim.SetLimit(l.limit)
-		b.lim.SetBurst(l.burst)
+		l.tune(b)
 	}
 }
 
-// Grant is one credential taken from a bucket. Return gives it back when
-// the credential was minted but never handed out (a join that failed).
+// SetKeyer sets how keys are grouped in the second tier: the IPv6
+// aggregate prefix and factor of k (its IPv6Prefix is not used: keys come
+// already made). The zero Keyer, the default, is a /48 with factor 8.
+// Existing aggregate buckets take the new factor; those of another prefix
+// are left to be forgotten when idle.
+func (l *Limiter) SetKeyer(k clientaddr.Keyer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keyer = k
+	for _, b := range l.buckets {
+		l.tune(b)
+	}
+}
+
+// Grant is one credential taken from a bucket (and its aggregate's).
+// Return gives it back when the credential was minted but never handed
+// out (a join that failed).
 type Grant struct {
-	r  *rate.Reservation
-	at time.Time
+	r, agg *rate.Reservation
+	at     time.Time
 }
 
 // Return puts the token back, as far as later takes allow. The zero Grant
 // does nothing.
 func (g Grant) Return() {
-	if g.r != nil {
-		g.r.CancelAt(g.at)
+	for _, r := range []*rate.Reservation{g.r, g.agg} {
+		if r != nil {
+			r.CancelAt(g.at)
+		}
 	}
 }
 
-// Take takes one token from key's bucket for source. When the bucket is
-// empty it returns ok false and how long until a token is there, and
-// counts a refusal for source.
+// Take takes one token from key's bucket for source, and for an IPv6 key
+// one from its aggregate's. When either bucket is empty it takes none,
+// returns ok false and how long until a token is there, and counts a
+// refusal for source (in RefusedIPv6Aggregate too when the aggregate's
+// was the empty one).
 func (l *Limiter) Take(key, source string) (g Grant, retryAfter time.Duration, ok bool) {
 	if l == nil {
 		return Grant{}, 0, true
@@ -108,23 +155,43 @@ func (l *Limiter) Take(key, source string) (g Grant, retryAfter time.Duration, o
 	if l.off {
 		return Grant{}, 0, true
 	}
+	r, d, ok := l.reserve(key, false, now)
+	if !ok {
+		l.refused[source]++
+		return Grant{}, d, false
+	}
+	g = Grant{r: r, at: now}
+	if agg := l.keyer.KeysOf(key).Agg; agg != "" {
+		if g.agg, d, ok = l.reserve(aggPrefix+agg, true, now); !ok {
+			r.CancelAt(now)
+			l.refused[source]++
+			l.refusedAgg[source]++
+			return Grant{}, d, false
+		}
+	}
+	return g, 0, true
+}
+
+// reserve takes a token from the bucket of key, made if missing, or
+// returns how long until there is one. Called with mu held.
+func (l *Limiter) reserve(key string, agg bool, now time.Time) (*rate.Reservation, time.Duration, bool) {
 	b := l.buckets[key]
 	if b == nil {
 		l.makeRoom(now)
-		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		f := l.factor(agg)
+		b = &bucket{lim: rate.NewLimiter(l.limit*rate.Limit(f), l.burst*f), agg: agg}
 		l.buckets[key] = b
 	}
 	b.last = now
 	r := b.lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); !r.OK() || d > 0 {
 		r.CancelAt(now)
-		l.refused[source]++
 		if !r.OK() || d == rate.InfDuration {
 			d = time.Minute
 		}
-		return Grant{}, d, false
+		return nil, d, false
 	}
-	return Grant{r: r, at: now}, 0, true
+	return r, 0, true
 }
 
 // refill is how long an untouched bucket takes to fill up again; a bucket
@@ -176,15 +243,25 @@ func (l *Limiter) Len() int {
 	return len(l.buckets)
 }
 
-// Refused returns the refusals so far by source.
+// Refused returns the refusals so far by source, by either tier.
 func (l *Limiter) Refused() map[string]int64 {
+	return l.copy(func() map[string]int64 { return l.refused })
+}
+
+// RefusedIPv6Aggregate returns the refusals so far by source that were
+// the IPv6 aggregate's bucket's (also in Refused).
+func (l *Limiter) RefusedIPv6Aggregate() map[string]int64 {
+	return l.copy(func() map[string]int64 { return l.refusedAgg })
+}
+
+func (l *Limiter) copy(m func() map[string]int64) map[string]int64 {
 	out := map[string]int64{}
 	if l == nil {
 		return out
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for s, n := range l.refused {
+	for s, n := range m() {
 		out[s] = n
 	}
 	return out
