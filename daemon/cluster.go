@@ -64,7 +64,7 @@ func newCluster(cfg *config.Config, relay cluster.RelayRange, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	cp.node, err = cluster.New(cluster.Config{Name: pc.Node, Conn: nc, Relay: relay, Logger: log,
+	cp.node, err = cluster.New(cluster.Config{Name: pc.Node, Secret: pc.Secret, Conn: nc, Relay: relay, Logger: log,
 		ObserveLatency: func(d time.Duration) { cp.latency.Observe(d.Seconds()) }})
 	if err != nil {
 		nc.Close()
@@ -309,7 +309,7 @@ var (
 	descClusterConn  = desc("cluster_nats_connected", "1 when the node's NATS connection is up, else 0.")
 	descClusterReady = desc("cluster_ready", "1 when the node admits joins (JetStream answers, rooms loaded), else 0.")
 	descClusterOut   = desc("cluster_messages_sent_total", "Messages sent to other nodes, by type (joined, left, moved, signal, heartbeat, resume).", "type")
-	descClusterIn    = desc("cluster_messages_received_total", "Messages received from other nodes, by type (joined, left, moved, signal, heartbeat, resume; invalid when unreadable).", "type")
+	descClusterIn    = desc("cluster_messages_received_total", "Messages received from other nodes, by type (joined, left, moved, signal, heartbeat, resume; invalid when unreadable; rejected when not authenticated as the node it names, or a departure of a peer another node holds).", "type")
 	descClusterErrs  = desc("cluster_publish_errors_total", "Messages NATS refused to send (connection down).")
 	descClusterCAS   = desc("cluster_admission_conflicts_total", "Compare-and-set retries of room records: another node changed the room at the same time.")
 	descClusterLost  = desc("cluster_signals_undelivered_total", "Signals from other nodes for a peer no longer here.")

@@ -37,12 +37,16 @@ func caKey(secret string) ed25519.PrivateKey {
 
 // clientPassword is the password of the embedded NATS's client user: the
 // node's own connection and tests use it; it signs nothing.
-func clientPassword(secret string) string { return hex.EncodeToString(derive(secret, labelClientPass, 32)) }
+func clientPassword(secret string) string {
+	return hex.EncodeToString(derive(secret, labelClientPass, 32))
+}
 
 // routePassword is the routes' password when they run over TLS with an
 // operator's certificates (EmbedConfig.TLS): a certificate of a shared CA
 // is then not enough to join; it only ever travels inside TLS.
-func routePassword(secret string) string { return hex.EncodeToString(derive(secret, labelRoutePass, 32)) }
+func routePassword(secret string) string {
+	return hex.EncodeToString(derive(secret, labelRoutePass, 32))
+}
 
 // messageKey is node id's HMAC-SHA256 key for its messages (auth.go).
 func messageKey(secret, id string) []byte { return derive(secret, labelMessage+id, 32) }
