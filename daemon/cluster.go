@@ -76,7 +76,13 @@ func newCluster(cfg *config.Config, relay cluster.RelayRange, log *slog.Logger) 
 		for _, r := range rs {
 			out = append(out, turnsrv.RelayRange{Addr: r.Addr, Min: r.Min, Max: r.Max})
 		}
-		cp.relays.Set(out)
+		// A node's relay that is no peer here (a private address without
+		// allow_peers, this host outside turn.relay_ports): clients of the
+		// two nodes cannot relay to each other. Logged when the nodes change.
+		for r, why := range cp.relays.Set(out) {
+			log.Warn("cluster: another node's relay is not a TURN peer here; calls relayed between the two nodes fail",
+				"relay", r.Addr.String(), "ports", fmt.Sprintf("%d-%d", r.Min, r.Max), "reason", string(why))
+		}
 	})
 	return cp, nil
 }
