@@ -244,15 +244,20 @@ func (cp *clusterPart) healthy() error {
 	return nil
 }
 
-// statusView is GET /cluster: the node's view of the cluster, and every
-// room's peers by node.
+// statusView is GET /cluster: the node's view of the cluster, the number
+// of rooms and peers it knows of and, only when asked (?rooms=1), every
+// room's peers by node: room and peer names are the users', and the
+// metrics listener may be reachable by more people than the rooms are.
 type statusView struct {
 	cluster.Status
-	Rooms map[string][]signaling.Member `json:"rooms"`
+	RoomCount int                           `json:"room_count"`
+	PeerCount int                           `json:"peer_count"`
+	Rooms     map[string][]signaling.Member `json:"rooms,omitempty"`
 }
 
 // handler wraps the metrics listener's handler: /healthz also reports the
-// cluster, and GET /cluster answers the status (icebox cluster status).
+// cluster, and GET /cluster answers the status (icebox cluster status):
+// counts of rooms and peers, and their names only with ?rooms=1.
 func (cp *clusterPart) handler(next http.Handler, sig *signaling.Server) http.Handler {
 	if cp == nil {
 		return next
@@ -276,12 +281,18 @@ func (cp *clusterPart) handler(next http.Handler, sig *signaling.Server) http.Ha
 	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		v := statusView{Status: cp.node.Status(ctx), Rooms: map[string][]signaling.Member{}}
+		v := statusView{Status: cp.node.Status(ctx)}
+		rooms := map[string][]signaling.Member{}
 		for _, m := range sig.Members() {
 			if m.Node == "" {
 				m.Node = cp.node.ID()
 			}
-			v.Rooms[m.Room] = append(v.Rooms[m.Room], m)
+			rooms[m.Room] = append(rooms[m.Room], m)
+			v.PeerCount++
+		}
+		v.RoomCount = len(rooms)
+		if r.URL.Query().Get("rooms") == "1" {
+			v.Rooms = rooms
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -159,7 +160,8 @@ func (c *wsClient) read(limit time.Duration) map[string]any {
 // SIGKILL has its peers leave on the others within 15 s; restarted alone
 // (no routes), it joins once SIGHUP gives it its route, and its new
 // peers are seen; a node stopped with SIGTERM tells the others its peers
-// are gone at once; icebox cluster status prints nodes, rooms and peers.
+// are gone at once; icebox cluster status prints nodes and counts, and
+// rooms and peers with -rooms (GET /cluster names none without ?rooms=1).
 func TestClusterKillAndRejoin(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "cluster.key")
 	if err := os.WriteFile(key, []byte("proc-cluster-secret-0123456789\n"), 0o600); err != nil {
@@ -214,14 +216,43 @@ func TestClusterKillAndRejoin(t *testing.T) {
 		}
 	}
 
-	out, err := exec.Command(binary, "cluster", "status", "-addr", a.find(metricsLine)).CombinedOutput()
+	// By default counts only (GET /cluster and the command): room and
+	// peer names with ?rooms=1 (-rooms).
+	resp, err := http.Get("http://" + a.find(metricsLine) + "/cluster")
 	if err != nil {
-		t.Fatalf("icebox cluster status: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	text := string(out)
-	for _, want := range []string{"a (this)", "\nb ", "\nc ", "room1", "a: alice", "b: bob", "c: dave"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("icebox cluster status lacks %q:\n%s", want, text)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"room1", "alice", "bob", "dave"} {
+		if strings.Contains(string(body), name) {
+			t.Errorf("GET /cluster names %q without ?rooms=1:\n%s", name, body)
+		}
+	}
+	if !strings.Contains(string(body), `"room_count": 1`) || !strings.Contains(string(body), `"peer_count": 3`) {
+		t.Errorf("GET /cluster lacks the counts of 1 room and 3 peers:\n%s", body)
+	}
+	for _, tc := range []struct {
+		args          []string
+		want, notWant []string
+	}{
+		{nil, []string{"a (this)", "\nb ", "\nc ", "1 rooms, 3 peers"}, []string{"room1", "alice", "bob", "dave"}},
+		{[]string{"-rooms"}, []string{"a (this)", "1 rooms, 3 peers", "room1", "a: alice", "b: bob", "c: dave"}, nil},
+	} {
+		out, err := exec.Command(binary, append([]string{"cluster", "status", "-addr", a.find(metricsLine)}, tc.args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("icebox cluster status %v: %v\n%s", tc.args, err, out)
+		}
+		text := string(out)
+		for _, want := range tc.want {
+			if !strings.Contains(text, want) {
+				t.Errorf("icebox cluster status %v lacks %q:\n%s", tc.args, want, text)
+			}
+		}
+		for _, no := range tc.notWant {
+			if strings.Contains(text, no) {
+				t.Errorf("icebox cluster status %v shows %q:\n%s", tc.args, no, text)
+			}
 		}
 	}
 
