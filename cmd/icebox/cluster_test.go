@@ -47,10 +47,12 @@ type clusterProc struct {
 	*daemonProc
 	name, state, key, routes string
 	relayMin                 int
+	// extra is appended to the cluster section (indented keys).
+	extra string
 }
 
 func (c *clusterProc) config() string {
-	return fmt.Sprintf(clusterConfig, c.relayMin, c.relayMin+999, c.state, c.name, c.key, c.routes)
+	return fmt.Sprintf(clusterConfig, c.relayMin, c.relayMin+999, c.state, c.name, c.key, c.routes) + c.extra
 }
 
 func startClusterProc(t *testing.T, name, key, routes string, relayMin int) *clusterProc {
