@@ -37,7 +37,8 @@ func knows(t *testing.T, n *testNode, id string) bool {
 // TestForgedMessagesIgnored: a client on NATS without the message keys
 // forges b's "gone" (unsigned, and signed with a key of its own), a
 // heartbeat of a new node whose relay range is this host's every port, a
-// "left" of b's peer, and replays one of b's real heartbeats. Node a
+// "left" of b's peer, replays one of b's real heartbeats, and asks a
+// for its peers. Node a
 // refuses each (counted as rejected): carol, on b, stays; a second carol
 // is refused; the forged node is unknown. (Before messages were signed,
 // the forged "gone" evicted carol on a and a second carol was admitted,
@@ -75,11 +76,12 @@ func TestForgedMessagesIgnored(t *testing.T) {
 	own.seq.Store(1 << 40) // far ahead of b's own numbers
 	forged := []*nats.Msg{
 		{Subject: subjHeartbeat, Data: gone},
-		own.msg(subjHeartbeat, gone, true),
+		own.msg(subjHeartbeat, "", gone, true),
 		{Subject: subjHeartbeat, Data: evil},
 		{Subject: subjRooms, Data: left},
-		own.msg(subjRooms, left, true),
+		own.msg(subjRooms, "", left, true),
 		{Subject: captured.Subject, Data: captured.Data, Header: captured.Header},
+		{Subject: subjMembers(a.node.ID()), Reply: nc.NewInbox()}, // who is in which room?
 	}
 	before := rejected(a)
 	for _, m := range forged {
@@ -124,7 +126,7 @@ func TestGoneOnlyFromOwner(t *testing.T) {
 	left, _ := json.Marshal(event{Kind: kindLeft, Room: "room1", ID: carol.id, Node: m.id})
 	gone, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: b.node.ID(), Name: "b", Gone: true})
 	before := rejected(a)
-	for _, msg := range []*nats.Msg{m.msg(subjRooms, left, true), m.msg(subjHeartbeat, gone, true)} {
+	for _, msg := range []*nats.Msg{m.msg(subjRooms, "", left, true), m.msg(subjHeartbeat, "", gone, true)} {
 		if err := nc.PublishMsg(msg); err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,8 @@ import (
 
 // Message authentication. Every message a node sends another carries, in
 // NATS headers, the sender's node id, a sequence number and an
-// HMAC-SHA256 of subject, node id, sequence number and payload, keyed by
+// HMAC-SHA256 of subject, reply subject, node id, sequence number and
+// payload, keyed by
 // the sender's message key: HKDF(secret, "message key " + node id)
 // (keys.go). A receiver derives the key from the node id the message
 // claims, and drops (and counts, as "rejected") a message whose tag does
@@ -44,10 +45,10 @@ const (
 
 // macOf is the tag of one message: HMAC-SHA256(key, each field with
 // its length before it).
-func macOf(key []byte, subject, node string, seq uint64, data []byte) []byte {
+func macOf(key []byte, subject, reply, node string, seq uint64, data []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	var b [8]byte
-	for _, f := range [][]byte{[]byte(subject), []byte(node), binary.BigEndian.AppendUint64(nil, seq), data} {
+	for _, f := range [][]byte{[]byte(subject), []byte(reply), []byte(node), binary.BigEndian.AppendUint64(nil, seq), data} {
 		binary.BigEndian.PutUint64(b[:], uint64(len(f)))
 		m.Write(b[:])
 		m.Write(f)
@@ -62,19 +63,20 @@ type signer struct {
 	seq atomic.Uint64
 }
 
-// msg is data for subject, signed. ordered takes the next sequence
-// number: only for messages published in order (the sender goroutine);
-// requests and replies, sent from elsewhere, carry 0.
-func (s *signer) msg(subject string, data []byte, ordered bool) *nats.Msg {
+// msg is data for subject (answers to reply, when not ""), signed.
+// ordered takes the next sequence number: only for messages published in
+// order (the sender goroutine); requests and replies, sent from
+// elsewhere, carry 0.
+func (s *signer) msg(subject, reply string, data []byte, ordered bool) *nats.Msg {
 	var seq uint64
 	if ordered {
 		seq = s.seq.Add(1)
 	}
 	m := nats.NewMsg(subject)
-	m.Data = data
+	m.Reply, m.Data = reply, data
 	m.Header.Set(hdrNode, s.id)
 	m.Header.Set(hdrSeq, strconv.FormatUint(seq, 10))
-	m.Header.Set(hdrMAC, base64.RawStdEncoding.EncodeToString(macOf(s.key, subject, s.id, seq, data)))
+	m.Header.Set(hdrMAC, base64.RawStdEncoding.EncodeToString(macOf(s.key, subject, reply, s.id, seq, data)))
 	return m
 }
 
@@ -109,7 +111,7 @@ func (v *verifier) verify(msg *nats.Msg, ordered bool) (string, bool) {
 	if key == nil {
 		key = messageKey(v.secret, node)
 	}
-	if !hmac.Equal(tag, macOf(key, msg.Subject, node, seq, msg.Data)) {
+	if !hmac.Equal(tag, macOf(key, msg.Subject, msg.Reply, node, seq, msg.Data)) {
 		return "", false
 	}
 	v.mu.Lock()

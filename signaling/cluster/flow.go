@@ -54,7 +54,19 @@ func (n *Node) Resume(token, room string) (signaling.Handover, bool) {
 	}
 	b, _ := json.Marshal(resumeWire{Token: token, Room: room, Node: n.id})
 	n.stats.out(kindResume)
-	msg, err := n.nc.RequestMsg(n.sign.msg(subjResume, b, false), resumeTimeout)
+	// The request names its inbox, under the signature: an answer goes
+	// to this node alone.
+	inbox := n.nc.NewInbox()
+	sub, err := n.nc.SubscribeSync(inbox)
+	if err != nil {
+		return signaling.Handover{}, false
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := n.nc.PublishMsg(n.sign.msg(subjResume, inbox, b, false)); err != nil {
+		n.stats.count(&n.stats.publishErrors)
+		return signaling.Handover{}, false
+	}
+	msg, err := sub.NextMsg(resumeTimeout)
 	if err != nil {
 		return signaling.Handover{}, false
 	}
@@ -92,7 +104,7 @@ func (n *Node) handleResume(msg *nats.Msg) {
 	}
 	n.stats.in(kindResume)
 	b, _ := json.Marshal(ho)
-	if err := msg.RespondMsg(n.sign.msg(msg.Reply, b, false)); err != nil {
+	if err := n.nc.PublishMsg(n.sign.msg(msg.Reply, "", b, false)); err != nil {
 		// The peer is with the asking node in our view now; without an
 		// answer it never arrives there, so it leaves.
 		n.log.Warn("cluster: resume answer lost; the peer leaves", "room", req.Room, "peer", ho.ID, "error", err)
@@ -123,7 +135,7 @@ func (n *Node) reconnected() {
 // askMembers asks node for its own peers; the answer arrives in order
 // with that node's announcements (handleMembers, dispatch).
 func (n *Node) askMembers(node string) {
-	if err := n.nc.PublishRequest(subjMembers(node), subjSync(n.id), nil); err != nil {
+	if err := n.nc.PublishMsg(n.sign.msg(subjMembers(node), subjSync(n.id), nil, false)); err != nil {
 		n.stats.count(&n.stats.publishErrors)
 		return
 	}
@@ -136,6 +148,11 @@ func (n *Node) askMembers(node string) {
 // answer is listed in it, and its departure follows.
 func (n *Node) handleMembers(msg *nats.Msg) {
 	if msg.Reply == "" || n.rooms == nil {
+		return
+	}
+	// Only a node asks, and the answer goes to its own inbound subject.
+	if sender, ok := n.verify.verify(msg, false); !ok || msg.Reply != subjSync(sender) {
+		n.rejected(msg, "an unsigned request for this node's peers")
 		return
 	}
 	n.stats.in(kindMembers)
@@ -165,7 +182,7 @@ func (n *Node) send(ctx context.Context) {
 				close(m.done)
 				continue
 			}
-			if err := n.nc.PublishMsg(n.sign.msg(m.subject, m.data, true)); err != nil {
+			if err := n.nc.PublishMsg(n.sign.msg(m.subject, "", m.data, true)); err != nil {
 				n.stats.count(&n.stats.publishErrors)
 				continue
 			}

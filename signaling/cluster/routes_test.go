@@ -34,6 +34,7 @@ func TestRouteSendsNoSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	l.Close() // the node's next try is refused, not left in a handshake Shutdown waits for
 	// Read the first thing the node says in full: a TLS record (5-byte
 	// header and its length), or a protocol line up to CONNECT's end.
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
