@@ -34,12 +34,18 @@ type Cluster struct {
 	// change.
 	Routes []string `yaml:"routes"`
 	// SecretFile holds the shared secret (at least 16 bytes, surrounding
-	// white space ignored) that authenticates routes and NATS clients:
-	// the same file on every node. Required.
+	// white space ignored) from which the route certificates, the NATS
+	// client password and the nodes' message keys are derived: the same
+	// file on every node. Required.
 	SecretFile string `yaml:"secret_file"`
-	// TLS is optional mutual TLS on the routes: this node's certificate
-	// and key, and the CA that signs every node's certificate. All three
-	// or none.
+	// TLS is mutual TLS on the routes with an operator's certificates:
+	// this node's certificate and key, and the CA that signs every node's
+	// certificate (each route also authenticates, inside TLS, with a
+	// password derived from the secret). All three or none. None (the
+	// default): routes still use mutual TLS, with certificates derived
+	// from the secret on each node, and carry no password: the secret
+	// never crosses the wire. With NATSURL the files secure the
+	// connection to that NATS instead.
 	TLS ClusterTLS `yaml:"tls"`
 	// NATSURL is an operator's NATS (with JetStream) to use instead of
 	// embedding one: "nats://host:4222" or "tls://host:4222". The node

@@ -64,7 +64,7 @@ func newCluster(cfg *config.Config, relay cluster.RelayRange, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	cp.node, err = cluster.New(cluster.Config{Name: pc.Node, Conn: nc, Relay: relay, Logger: log,
+	cp.node, err = cluster.New(cluster.Config{Name: pc.Node, Secret: pc.Secret, Conn: nc, Relay: relay, Logger: log,
 		ObserveLatency: func(d time.Duration) { cp.latency.Observe(d.Seconds()) }})
 	if err != nil {
 		nc.Close()
@@ -76,7 +76,13 @@ func newCluster(cfg *config.Config, relay cluster.RelayRange, log *slog.Logger) 
 		for _, r := range rs {
 			out = append(out, turnsrv.RelayRange{Addr: r.Addr, Min: r.Min, Max: r.Max})
 		}
-		cp.relays.Set(out)
+		// A node's relay that is no peer here (a private address without
+		// allow_peers, this host outside turn.relay_ports): clients of the
+		// two nodes cannot relay to each other. Logged when the nodes change.
+		for r, why := range cp.relays.Set(out) {
+			log.Warn("cluster: another node's relay is not a TURN peer here; calls relayed between the two nodes fail",
+				"relay", r.Addr.String(), "ports", fmt.Sprintf("%d-%d", r.Min, r.Max), "reason", string(why))
+		}
 	})
 	return cp, nil
 }
@@ -238,15 +244,20 @@ func (cp *clusterPart) healthy() error {
 	return nil
 }
 
-// statusView is GET /cluster: the node's view of the cluster, and every
-// room's peers by node.
+// statusView is GET /cluster: the node's view of the cluster, the number
+// of rooms and peers it knows of and, only when asked (?rooms=1), every
+// room's peers by node: room and peer names are the users', and the
+// metrics listener may be reachable by more people than the rooms are.
 type statusView struct {
 	cluster.Status
-	Rooms map[string][]signaling.Member `json:"rooms"`
+	RoomCount int                           `json:"room_count"`
+	PeerCount int                           `json:"peer_count"`
+	Rooms     map[string][]signaling.Member `json:"rooms,omitempty"`
 }
 
 // handler wraps the metrics listener's handler: /healthz also reports the
-// cluster, and GET /cluster answers the status (icebox cluster status).
+// cluster, and GET /cluster answers the status (icebox cluster status):
+// counts of rooms and peers, and their names only with ?rooms=1.
 func (cp *clusterPart) handler(next http.Handler, sig *signaling.Server) http.Handler {
 	if cp == nil {
 		return next
@@ -270,12 +281,18 @@ func (cp *clusterPart) handler(next http.Handler, sig *signaling.Server) http.Ha
 	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		v := statusView{Status: cp.node.Status(ctx), Rooms: map[string][]signaling.Member{}}
+		v := statusView{Status: cp.node.Status(ctx)}
+		rooms := map[string][]signaling.Member{}
 		for _, m := range sig.Members() {
 			if m.Node == "" {
 				m.Node = cp.node.ID()
 			}
-			v.Rooms[m.Room] = append(v.Rooms[m.Room], m)
+			rooms[m.Room] = append(rooms[m.Room], m)
+			v.PeerCount++
+		}
+		v.RoomCount = len(rooms)
+		if r.URL.Query().Get("rooms") == "1" {
+			v.Rooms = rooms
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -309,7 +326,7 @@ var (
 	descClusterConn  = desc("cluster_nats_connected", "1 when the node's NATS connection is up, else 0.")
 	descClusterReady = desc("cluster_ready", "1 when the node admits joins (JetStream answers, rooms loaded), else 0.")
 	descClusterOut   = desc("cluster_messages_sent_total", "Messages sent to other nodes, by type (joined, left, moved, signal, heartbeat, resume).", "type")
-	descClusterIn    = desc("cluster_messages_received_total", "Messages received from other nodes, by type (joined, left, moved, signal, heartbeat, resume; invalid when unreadable).", "type")
+	descClusterIn    = desc("cluster_messages_received_total", "Messages received from other nodes, by type (joined, left, moved, signal, heartbeat, resume; invalid when unreadable; rejected when not authenticated as the node it names, or a departure of a peer another node holds).", "type")
 	descClusterErrs  = desc("cluster_publish_errors_total", "Messages NATS refused to send (connection down).")
 	descClusterCAS   = desc("cluster_admission_conflicts_total", "Compare-and-set retries of room records: another node changed the room at the same time.")
 	descClusterLost  = desc("cluster_signals_undelivered_total", "Signals from other nodes for a peer no longer here.")

@@ -368,6 +368,24 @@ func (s *Server) NodeGone(node string) []Member {
 	return gone
 }
 
+// RemoteLeftOf is RemoteLeft for a departure announced by node: it is
+// applied only when node holds the peer in this server's view (the node
+// that seated it, or that it resumed on). It returns false, changing
+// nothing, when another node holds it; true otherwise (also when the
+// peer is unknown here: nothing to remove).
+func (s *Server) RemoteLeftOf(roomName, id, node string) bool {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.rooms[roomName]; r != nil {
+		if rp, ok := r.remoteOf(id); ok && rp.node != node {
+			return false
+		}
+	}
+	h.removeRemoteLocked(roomName, id)
+	return true
+}
+
 // HasLocal reports whether peer id is a peer of room on this node
 // (connected, or suspended waiting for a resume).
 func (s *Server) HasLocal(roomName, id string) bool {

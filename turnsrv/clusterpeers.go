@@ -2,40 +2,69 @@ package turnsrv
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 )
 
 // RelayRange is another TURN server's relayed address and relay ports
-// (inclusive): a node of the same cluster, whose clients' relayed
-// transport addresses this server's clients must reach.
+// (inclusive): a node of the same cluster, as its heartbeats claim.
 type RelayRange struct {
 	Addr     netip.Addr
 	Min, Max uint16
 }
 
-// RelayPeers is the set of other servers' relay ranges the PeerFilter
-// allows: a peer at such an address is allowed on its relay ports only,
-// even where deny_peers (or rule 2, for an address this host shares)
-// would refuse it. Set may be called at any time; filters built with it
-// see the change at once. The zero value allows nothing. Safe for
+// RelayPeers holds the other cluster nodes' relay ranges as this server
+// accepts them. A claimed range is no exception to the peer filter: it is
+// validated against the filter's own rules (ClusterRange) and never
+// widens them, so a node's claim (forged or not) cannot open this host's
+// listeners or other services, loopback, or an address of deny_peers
+// that allow_peers does not name. Clients of two nodes relay to each
+// other when each node's relayed address is a peer under those rules: a
+// public address, one allow_peers names, or this host's relayed address
+// on this node's relay ports (nodes sharing a host share turn.relay_ports).
+// The accepted ranges are what Ranges reports; refused ones are returned
+// by Set so that the caller can say why relaying to that node fails.
+// The zero value accepts nothing until a Server uses it. Safe for
 // concurrent use.
 type RelayPeers struct {
-	p atomic.Pointer[[]RelayRange]
+	mu     sync.Mutex
+	claims []RelayRange // as last Set, validated again when the filter changes
+	p      atomic.Pointer[[]RelayRange]
+	filter atomic.Pointer[PeerFilter]
 }
 
-// Set replaces the ranges (addresses are unmapped; invalid ones dropped).
-func (r *RelayPeers) Set(ranges []RelayRange) {
-	out := make([]RelayRange, 0, len(ranges))
-	for _, x := range ranges {
-		if x.Addr.IsValid() && x.Min != 0 && x.Min <= x.Max {
-			x.Addr = x.Addr.Unmap().WithZone("")
-			out = append(out, x)
+// Set replaces the ranges with those of ranges this server accepts
+// (ClusterRange: clipped to this server's relay ports); it returns the
+// refused ones with the reason.
+func (r *RelayPeers) Set(ranges []RelayRange) (refused map[RelayRange]PeerVerdict) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.claims = append([]RelayRange(nil), ranges...)
+	return r.validateLocked()
+}
+
+func (r *RelayPeers) validateLocked() (refused map[RelayRange]PeerVerdict) {
+	f := r.filter.Load()
+	out := make([]RelayRange, 0, len(r.claims))
+	for _, x := range r.claims {
+		v := PeerVerdict(PeerNoServer)
+		if f != nil {
+			x, v = f.ClusterRange(x)
 		}
+		if v != PeerAllowed {
+			if refused == nil {
+				refused = map[RelayRange]PeerVerdict{}
+			}
+			refused[x] = v
+			continue
+		}
+		out = append(out, x)
 	}
 	r.p.Store(&out)
+	return refused
 }
 
-// Ranges returns the current ranges.
+// Ranges returns the accepted ranges.
 func (r *RelayPeers) Ranges() []RelayRange {
 	if r == nil {
 		return nil
@@ -46,11 +75,56 @@ func (r *RelayPeers) Ranges() []RelayRange {
 	return nil
 }
 
-// allowed reports whether ip (with port, when withPort) is another
-// server's relayed address (on one of its relay ports).
-func (r *RelayPeers) allowed(ip netip.Addr, port uint16, withPort bool) bool {
-	for _, x := range r.Ranges() {
-		if x.Addr == ip && (!withPort || port >= x.Min && port <= x.Max) {
+// use makes r validate against f (the Server's filter, new at start and
+// at each reload) and validates the claims again.
+func (r *RelayPeers) use(f *PeerFilter) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.filter.Store(f)
+	r.validateLocked()
+}
+
+// PeerNoServer: a relay range claimed before the TURN server started.
+const PeerNoServer PeerVerdict = "no-server"
+
+// PeerOutsideRelayPorts: a claimed relay range with no port inside this
+// server's relay ports.
+const PeerOutsideRelayPorts PeerVerdict = "outside-relay-ports"
+
+// ClusterRange validates another node's claimed relay range: its address
+// must be a peer under this filter's rules (never loopback, this host's
+// other addresses or an address of deny_peers unless allow_peers names
+// it; rules in PeerFilter's doc; an IPv6 form carrying an IPv4 address
+// is judged as both), and its ports are clipped to this
+// server's relay ports (turn.relay_ports), none of which is a listener
+// port of an own address (PeerFilter.Check refuses those whatever the
+// range). This server's own relayed address is accepted so clipped: rule
+// 3 allows it there anyway (nodes sharing a host). It returns the
+// clipped range and PeerAllowed, or why not.
+func (f *PeerFilter) ClusterRange(x RelayRange) (RelayRange, PeerVerdict) {
+	x.Addr = x.Addr.Unmap().WithZone("")
+	if !x.Addr.IsValid() || x.Min == 0 || x.Min > x.Max {
+		return x, PeerDenied
+	}
+	if f.isOwn(x.Addr) && x.Addr != f.own.Relayed && !f.allowed(x.Addr) {
+		return x, PeerOwnPort // loopback or this host: its rules are rule 2's alone
+	}
+	if v := f.judge(x.Addr, 0, false); v != PeerAllowed {
+		return x, v
+	}
+	if f.own.RelayMin == 0 || x.Max < f.own.RelayMin || x.Min > f.own.RelayMax {
+		return x, PeerOutsideRelayPorts
+	}
+	x.Min, x.Max = max(x.Min, f.own.RelayMin), min(x.Max, f.own.RelayMax)
+	return x, PeerAllowed
+}
+
+func (f *PeerFilter) allowed(ip netip.Addr) bool {
+	for _, p := range f.allow {
+		if p.Contains(ip) {
 			return true
 		}
 	}

@@ -5,46 +5,78 @@ import (
 	"testing"
 )
 
-// TestClusterRelayPeers walks through the exception the other nodes'
-// relays make: allowed on their relay ports only, never on this server's
-// listener ports, and gone when the node is.
+// TestClusterRelayPeers walks through what another node's claimed relay
+// range may open: nothing the filter's own rules refuse. A claim of this
+// host's every port is clipped to the relay ports; one of loopback, of the metadata address or of a
+// private address is refused (unless allow_peers names it), ports are
+// clipped to this server's relay ports, and no verdict of Check changes
+// whatever is claimed. (Before, the claims were an exception ahead of
+// the own-address rule: 127.0.0.1:1-65535 opened every local service but
+// the TURN listeners.)
 func TestClusterRelayPeers(t *testing.T) {
 	var rp RelayPeers
 	own := OwnAddresses{Relayed: netip.MustParseAddr("127.0.0.1"), RelayMin: 20000, RelayMax: 20999,
-		ListenerPorts: []uint16{3478, 21500}, Cluster: &rp}
-	f := NewPeerFilter(recommended(), nil, own)
-	other := netip.MustParseAddr("10.0.0.2")     // a private address: denied by the recommended list
-	sameHost := netip.MustParseAddr("127.0.0.1") // a node on this host (tests, one VM)
-	if f.Allowed(other) || f.Check(netip.AddrPortFrom(sameHost, 21000)) == PeerAllowed {
-		t.Fatal("another node's relay is allowed before it is known")
-	}
-	rp.Set([]RelayRange{{Addr: other, Min: 30000, Max: 30999}, {Addr: sameHost, Min: 21000, Max: 21999}})
-	tests := []struct {
+		ListenerPorts: []uint16{3478, 20500}}
+	allow := []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}
+	f := NewPeerFilter(recommended(), allow, own)
+	public := netip.MustParseAddr("93.184.216.34")
+	claims := []struct {
 		name string
-		peer netip.AddrPort
+		r    RelayRange
 		want PeerVerdict
+		got  RelayRange // the accepted range, when allowed
 	}{
-		{"other node, relay port", netip.AddrPortFrom(other, 30500), PeerAllowed},
-		{"other node, first and last relay port", netip.AddrPortFrom(other, 30999), PeerAllowed},
-		{"other node, IPv4-mapped", netip.AddrPortFrom(netip.MustParseAddr("::ffff:10.0.0.2"), 30000), PeerAllowed},
-		{"other node, below its relay ports", netip.AddrPortFrom(other, 29999), PeerDenied},
-		{"other node, its NATS route port", netip.AddrPortFrom(other, 6222), PeerDenied},
-		{"same host, the other node's relay port", netip.AddrPortFrom(sameHost, 21000), PeerAllowed},
-		{"same host, our listener inside the other's relay ports", netip.AddrPortFrom(sameHost, 21500), PeerOwnPort},
-		{"same host, our TURN listener", netip.AddrPortFrom(sameHost, 3478), PeerOwnPort},
-		{"same host, a port of neither", netip.AddrPortFrom(sameHost, 22000), PeerOwnPort},
-		{"another private address on that port", netip.AddrPortFrom(netip.MustParseAddr("10.0.0.3"), 30500), PeerDenied},
+		{"this host's relayed address, every port", RelayRange{netip.MustParseAddr("127.0.0.1"), 1, 65535}, PeerAllowed, RelayRange{netip.MustParseAddr("127.0.0.1"), 20000, 20999}},
+		{"loopback, another address", RelayRange{netip.MustParseAddr("127.0.0.2"), 20000, 20999}, PeerOwnPort, RelayRange{}},
+		{"loopback, IPv4-mapped", RelayRange{netip.MustParseAddr("::ffff:127.0.0.3"), 1, 65535}, PeerOwnPort, RelayRange{}},
+		{"metadata", RelayRange{netip.MustParseAddr("169.254.169.254"), 1, 65535}, PeerDenied, RelayRange{}},
+		{"private, not allowed", RelayRange{netip.MustParseAddr("10.0.0.2"), 30000, 30999}, PeerDenied, RelayRange{}},
+		{"private, allow_peers names it", RelayRange{netip.MustParseAddr("10.9.0.2"), 20100, 20200}, PeerAllowed, RelayRange{netip.MustParseAddr("10.9.0.2"), 20100, 20200}},
+		{"public, clipped to our relay ports", RelayRange{public, 1, 65535}, PeerAllowed, RelayRange{public, 20000, 20999}},
+		{"public, outside our relay ports", RelayRange{public, 30000, 30999}, PeerOutsideRelayPorts, RelayRange{}},
+		{"empty range", RelayRange{public, 0, 0}, PeerDenied, RelayRange{}},
 	}
-	for _, tt := range tests {
-		if got := f.Check(tt.peer); got != tt.want {
-			t.Errorf("%s (%s): got %q, want %q", tt.name, tt.peer, got, tt.want)
+	// Verdicts before any claim, to compare with after.
+	probes := []netip.AddrPort{
+		netip.MustParseAddrPort("127.0.0.1:22"), netip.MustParseAddrPort("127.0.0.1:3478"),
+		netip.MustParseAddrPort("127.0.0.1:20500"), netip.MustParseAddrPort("127.0.0.1:21000"),
+		netip.MustParseAddrPort("127.0.0.1:20001"), netip.MustParseAddrPort("169.254.169.254:80"),
+		netip.MustParseAddrPort("10.0.0.2:30500"), netip.MustParseAddrPort("[::ffff:127.0.0.1]:9464"),
+	}
+	before := map[netip.AddrPort]PeerVerdict{}
+	for _, p := range probes {
+		before[p] = f.Check(p)
+	}
+	var all []RelayRange
+	for _, c := range claims {
+		all = append(all, c.r)
+	}
+	if rp.Set(all); len(rp.Ranges()) != 0 {
+		t.Fatalf("ranges accepted before the server's filter is known: %v", rp.Ranges())
+	}
+	rp.use(f)
+	for _, c := range claims {
+		got, v := f.ClusterRange(c.r)
+		if v != c.want {
+			t.Errorf("%s (%v): got %q, want %q", c.name, c.r, v, c.want)
+		}
+		if v == PeerAllowed && got != c.got {
+			t.Errorf("%s: accepted as %v, want %v", c.name, got, c.got)
 		}
 	}
-	if !f.Allowed(other) {
-		t.Error("a permission for the other node's relayed address is refused")
+	if got := rp.Ranges(); len(got) != 3 {
+		t.Errorf("accepted ranges %v, want the three allowed claims", got)
 	}
-	rp.Set(nil) // the node is gone
-	if f.Allowed(other) || f.Check(netip.AddrPortFrom(other, 30500)) != PeerDenied {
-		t.Error("a gone node's relay is still allowed")
+	refused := rp.Set(all)
+	if len(refused) != len(claims)-3 {
+		t.Errorf("refused %v, want %d", refused, len(claims)-3)
+	}
+	for _, p := range probes {
+		if got := f.Check(p); got != before[p] {
+			t.Errorf("%s: %q after the claims, %q before", p, got, before[p])
+		}
+	}
+	if f.Check(netip.MustParseAddrPort("127.0.0.1:22")) != PeerOwnPort || f.Check(netip.MustParseAddrPort("127.0.0.1:21000")) != PeerOwnPort {
+		t.Error("this host's ports outside the relay ports are peers")
 	}
 }

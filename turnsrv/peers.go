@@ -28,10 +28,10 @@ import (
 //  4. Otherwise AllowPeers wins over DenyPeers; an address in neither is
 //     allowed.
 //
-// Before rule 2, the relayed addresses of the other nodes of a cluster
-// (OwnAddresses.Cluster) are allowed on their relay ports, so clients
-// of two nodes relay to each other; never on a port of this server's
-// listeners.
+// The other nodes of a cluster make no exception: their claimed relay
+// ranges (RelayPeers) are validated against these rules and never widen
+// them (an unchecked exception before rule 2 let a forged heartbeat open
+// loopback on every port but the TURN listeners').
 type PeerFilter struct {
 	deny  []netip.Prefix
 	allow []netip.Prefix
@@ -52,9 +52,6 @@ type OwnAddresses struct {
 	// ListenerPorts are the ports of the server's own listeners (UDP, TCP
 	// and TLS), refused on own addresses even inside the relay range.
 	ListenerPorts []uint16
-	// Cluster, when set, are the other nodes' relay ranges: allowed on
-	// their relay ports (never on a listener port of an own address).
-	Cluster *RelayPeers
 }
 
 // hostRanges are addresses that always mean this host: loopback, and the
@@ -110,9 +107,6 @@ func (f *PeerFilter) judge(ip netip.Addr, port uint16, withPort bool) PeerVerdic
 }
 
 func (f *PeerFilter) check(ip netip.Addr, port uint16, withPort bool) PeerVerdict {
-	if f.own.Cluster.allowed(ip, port, withPort) && !(withPort && f.isOwn(ip) && slices.Contains(f.own.ListenerPorts, port)) {
-		return PeerAllowed
-	}
 	if f.isOwn(ip) {
 		if f.own.RelayMin == 0 {
 			return PeerOwnPort

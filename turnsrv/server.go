@@ -143,8 +143,8 @@ type Config struct {
 	NoAllocationTimeout time.Duration
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
-	// ClusterRelays are the other cluster nodes' relay ranges the peer
-	// filter allows (RelayPeers). Nil: none.
+	// ClusterRelays, when set, is validated against this server's peer
+	// filter from New on (RelayPeers: a claimed range widens nothing).
 	ClusterRelays *RelayPeers
 
 	// now is the guard's clock, which judges credential expiry; tests
@@ -353,6 +353,7 @@ func New(cfg Config) (*Server, error) {
 		maxUser: cfg.MaxAllocationsPerUser, maxTotal: cfg.MaxAllocations, maxIP: cfg.MaxAllocationsPerIP,
 		maxBitrate: cfg.MaxBitratePerAllocation,
 	})
+	cfg.ClusterRelays.use(s.policy.Load().peers)
 	srv, err := turn.NewServer(turn.ServerConfig{
 		PacketConnConfigs:  pcs,
 		ListenerConfigs:    lns,
@@ -486,6 +487,7 @@ func (s *Server) Update(u Update) error {
 		maxUser: u.MaxAllocationsPerUser, maxTotal: u.MaxAllocations, maxIP: u.MaxAllocationsPerIP,
 		maxBitrate: u.MaxBitratePerAllocation,
 	})
+	s.cfg.ClusterRelays.use(s.policy.Load().peers)
 	s.conns.setCaps(u.MaxTCPConnectionsPerIP, resolveMaxTCP(u.MaxTCPConnections), clientaddr.Keyer{
 		IPv6Prefix: u.IPv6ClientPrefix, IPv6AggregatePrefix: u.IPv6AggregatePrefix, IPv6AggregateFactor: u.IPv6AggregateFactor})
 	return nil
@@ -546,7 +548,7 @@ func (s *Server) Close() error {
 // interface address (a listener on 0.0.0.0 answers on all of them), with
 // the relay ports.
 func ownAddresses(cfg Config, bound []net.Addr) OwnAddresses {
-	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort, Cluster: cfg.ClusterRelays}
+	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort}
 	for _, a := range bound {
 		ap := addrPortOfAddr(a)
 		own.Others = append(own.Others, ap.Addr())

@@ -31,7 +31,9 @@ type clusterStatus struct {
 		} `json:"relay"`
 		Peers int `json:"peers"`
 	} `json:"nodes"`
-	Rooms map[string][]struct {
+	RoomCount int `json:"room_count"`
+	PeerCount int `json:"peer_count"`
+	Rooms     map[string][]struct {
 		ID   string `json:"id"`
 		Name string `json:"name"`
 		Node string `json:"node"`
@@ -40,13 +42,15 @@ type clusterStatus struct {
 
 // clusterCmd is `icebox cluster status`: it asks the running icebox of
 // -config, on its metrics listener (or -addr), for its view of the
-// cluster and prints the nodes, then the rooms with their peers by node.
+// cluster and prints the nodes and the number of rooms and peers, then,
+// with -rooms, the rooms with their peers by node.
 func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "status" {
-		return errors.New("usage: icebox cluster status [-config FILE] [-addr HOST:PORT]")
+		return errors.New("usage: icebox cluster status [-config FILE] [-addr HOST:PORT] [-rooms]")
 	}
 	f := newFlags("cluster status", stderr)
 	addr := f.fs.String("addr", "", "metrics listener of the running icebox (default: metrics.listen of -config)")
+	listRooms := f.fs.Bool("rooms", false, "list the rooms and their peers' names (GET /cluster?rooms=1)")
 	if err := f.fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -68,7 +72,7 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*addr+"/cluster", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*addr+"/cluster"+map[bool]string{true: "?rooms=1"}[*listRooms], nil)
 	if err != nil {
 		return err
 	}
@@ -84,11 +88,11 @@ func clusterCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
 		return fmt.Errorf("icebox at %s: %w", *addr, err)
 	}
-	printClusterStatus(stdout, &st)
+	printClusterStatus(stdout, &st, *listRooms)
 	return nil
 }
 
-func printClusterStatus(w io.Writer, st *clusterStatus) {
+func printClusterStatus(w io.Writer, st *clusterStatus, listRooms bool) {
 	yes := map[bool]string{true: "yes", false: "no"}
 	fmt.Fprintf(w, "this node: %s  NATS connected: %s  ready: %s  rooms bucket copies: %d\n\n",
 		st.Node, yes[st.Connected], yes[st.Ready], st.Replicas)
@@ -104,7 +108,10 @@ func printClusterStatus(w io.Writer, st *clusterStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%d-%d\t%d\n", name, n.ID, yes[n.Alive], n.Relay.Addr, n.Relay.Min, n.Relay.Max, n.Peers)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\n%d rooms\n", len(st.Rooms))
+	fmt.Fprintf(w, "\n%d rooms, %d peers\n", st.RoomCount, st.PeerCount)
+	if !listRooms {
+		return
+	}
 	rooms := make([]string, 0, len(st.Rooms))
 	for r := range st.Rooms {
 		rooms = append(rooms, r)

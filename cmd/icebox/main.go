@@ -6,7 +6,7 @@
 //	icebox credentials -config FILE -user U -ttl 1h               mint
 //	icebox selftest -config FILE                                  check a running icebox
 //	icebox audit -config FILE | turn:HOST:PORT -secret S           check a running server as an attacker would
-//	icebox cluster status [-config FILE] [-addr HOST:PORT]        nodes, rooms and peers per node of a cluster
+//	icebox cluster status [-config FILE] [-addr HOST:PORT] [-rooms] nodes, room and peer counts (-rooms: peers per room) of a cluster
 //	icebox version
 package main
 

@@ -54,7 +54,7 @@ func startNode(t *testing.T, name string, routes []*url.URL, maxPeers int) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{Name: name, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: 2 * time.Second,
+	n, err := New(Config{Name: name, Secret: testSecret, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: 2 * time.Second,
 		Relay: RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 20000, Max: 20099}})
 	if err != nil {
 		t.Fatal(err)

@@ -9,13 +9,14 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// connOptions are every node connection's: no echo of its own messages
+// connOptions are every node connection's, password the NATS user
+// "icebox"'s: no echo of its own messages
 // (the node applies its own changes itself), reconnect for ever, and
 // disconnects logged.
-func connOptions(name, secret string, log *slog.Logger) []nats.Option {
+func connOptions(name, password string, log *slog.Logger) []nats.Option {
 	return []nats.Option{
 		nats.Name("icebox " + name),
-		nats.UserInfo(natsUser, secret),
+		nats.UserInfo(natsUser, password),
 		nats.NoEcho(),
 		nats.Timeout(10 * time.Second),
 		nats.MaxReconnects(-1),
@@ -33,7 +34,7 @@ func connOptions(name, secret string, log *slog.Logger) []nats.Option {
 // ConnectEmbedded opens the node's in-process connection to its embedded
 // server.
 func ConnectEmbedded(e *Embedded, name string, log *slog.Logger) (*nats.Conn, error) {
-	opts := append(connOptions(name, e.secret, log), nats.InProcessServer(e.srv))
+	opts := append(connOptions(name, clientPassword(e.secret), log), nats.InProcessServer(e.srv))
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connect to the embedded NATS: %w", err)

@@ -5,9 +5,23 @@
 // # NATS
 //
 // Each node embeds a nats-server (Embed) whose route listener takes the
-// other nodes' routes, both sides authenticated by the shared cluster
-// secret (and optionally mutual TLS), or it uses an operator's NATS
-// (Config.NATSURL). The node talks to it through one client connection.
+// other nodes' routes over mutual TLS: certificates derived from the
+// shared cluster secret (SecretTLS), or an operator's; or it uses an
+// operator's NATS (cluster.nats_url). The node talks to it through one
+// client connection.
+//
+// # Trust
+//
+// Three layers, each stopping what the one before lets through: mutual
+// TLS on routes keeps anyone without the secret from joining the NATS
+// cluster or learning the secret from a route (SecretTLS); every message
+// between nodes is signed with a key derived from the secret and the
+// sender's node id, so a client that reaches NATS without the secret can
+// neither forge nor replay one, and a message is only ever taken for its
+// signer's (auth.go); and what a message may change is bounded by who
+// sent it: a node's heartbeat (and "gone") only from itself, a peer's
+// departure only from the node holding it, and a node's relay range only
+// within the receiving node's own TURN peer rules (turnsrv.RelayPeers).
 //
 // # What travels where
 //

@@ -23,8 +23,9 @@ const ClusterName = "icebox"
 // guessing; a low cost keeps each connection's check quick.
 const bcryptCost = 6
 
-// natsUser is the user name routes and clients authenticate with; the
-// password is the cluster secret.
+// natsUser is the user name the node's client connection (and, with an
+// operator's route certificates, the routes) authenticate with; the
+// passwords are derived from the cluster secret (keys.go).
 const natsUser = "icebox"
 
 // EmbedConfig configures an embedded nats-server.
@@ -37,9 +38,15 @@ type EmbedConfig struct {
 	// Routes are the other nodes' route URLs (nats-route://host:port).
 	// Empty: the node waits for the others to route to it.
 	Routes []*url.URL
-	// Secret authenticates routes and clients. Required.
+	// Secret is the cluster secret, from which the route certificates (or
+	// the route password) and the client password are derived; it is
+	// never sent anywhere itself. Required.
 	Secret string
-	// TLS, when set, is the mutual TLS of the routes.
+	// TLS, when set, is the routes' mutual TLS from an operator's files
+	// (config cluster.tls); each route then also authenticates with a
+	// password derived from Secret, inside TLS. Nil (the default): mutual
+	// TLS with certificates derived from Secret (SecretTLS), which alone
+	// authenticate a route: its CONNECT carries no password.
 	TLS *tls.Config
 	// StoreDir holds JetStream's state (its meta data; rooms are kept in
 	// memory).
@@ -51,15 +58,17 @@ type EmbedConfig struct {
 
 // Embedded is a running embedded nats-server.
 type Embedded struct {
-	srv    *server.Server
-	opts   *server.Options
-	secret string
-	mu     sync.Mutex // guards opts during ReloadRoutes
+	srv       *server.Server
+	opts      *server.Options
+	secret    string
+	routeUser *url.Userinfo // nil with certificates derived from the secret
+	mu        sync.Mutex    // guards opts during ReloadRoutes
 }
 
 // Embed starts a nats-server in this process with JetStream, a route
-// listener on cfg.Listen and routes to cfg.Routes. Its client listener
-// is on 127.0.0.1 at a random port, behind the same secret: nats-server
+// listener on cfg.Listen and routes to cfg.Routes, every route over
+// mutual TLS (EmbedConfig.TLS). Its client listener is on 127.0.0.1 at a
+// random port, behind a password derived from the secret: nats-server
 // opens its route listener only once its client listener is bound. It
 // returns when the server accepts connections, or an error naming what
 // failed (at most 10 s).
@@ -83,14 +92,15 @@ func Embed(cfg EmbedConfig) (*Embedded, error) {
 			return nil, fmt.Errorf("cluster.listen %q: %w", cfg.Listen, err)
 		}
 	}
-	routes := make([]*url.URL, 0, len(cfg.Routes)+1)
-	for _, r := range cfg.Routes {
-		u := *r
-		if u.User == nil {
-			u.User = url.UserPassword(natsUser, cfg.Secret)
+	tlsCfg, routeUser := cfg.TLS, (*url.Userinfo)(nil)
+	if tlsCfg == nil {
+		if tlsCfg, err = SecretTLS(cfg.Secret, cfg.Name); err != nil {
+			return nil, err
 		}
-		routes = append(routes, &u)
+	} else {
+		routeUser = url.UserPassword(natsUser, routePassword(cfg.Secret))
 	}
+	routes := withRouteUser(cfg.Routes, routeUser)
 	if len(routes) == 0 {
 		// JetStream's clustered mode needs at least one configured route;
 		// a route to oneself is recognised and dropped by nats-server, so
@@ -100,13 +110,14 @@ func Embed(cfg EmbedConfig) (*Embedded, error) {
 		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 			self = "127.0.0.1"
 		}
-		routes = append(routes, &url.URL{Scheme: "nats-route", User: url.UserPassword(natsUser, cfg.Secret),
+		routes = append(routes, &url.URL{Scheme: "nats-route", User: routeUser,
 			Host: net.JoinHostPort(self, strconv.Itoa(port))})
 	}
-	// Clients are checked against a bcrypt hash; routes need the secret
-	// itself, which nats-server also sends when it dials the routes it
-	// learns of from the others.
-	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Secret), bcryptCost)
+	// Clients are checked against a bcrypt hash of their password; a route
+	// password (with an operator's certificates) is compared as given,
+	// and nats-server also sends it, inside TLS, when it dials the routes
+	// it learns of from the others.
+	hash, err := bcrypt.GenerateFromPassword([]byte(clientPassword(cfg.Secret)), bcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: secret: %w", err)
 	}
@@ -125,13 +136,13 @@ func Embed(cfg EmbedConfig) (*Embedded, error) {
 		MaxPayload:         1 << 20,
 		Cluster: server.ClusterOpts{
 			Name: ClusterName, Host: host, Port: port,
-			Username: natsUser, Password: cfg.Secret,
-			TLSConfig: cfg.TLS, TLSTimeout: 5,
+			TLSConfig: tlsCfg, TLSTimeout: 5,
 		},
 		Routes: routes,
 	}
-	if cfg.TLS != nil {
-		opts.Cluster.TLSMap = false
+	if routeUser != nil {
+		opts.Cluster.Username = natsUser
+		opts.Cluster.Password, _ = routeUser.Password()
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -147,7 +158,21 @@ func Embed(cfg EmbedConfig) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("cluster: nats-server did not start listening on %s", net.JoinHostPort(host, strconv.Itoa(port)))
 	}
-	return &Embedded{srv: srv, opts: opts, secret: cfg.Secret}, nil
+	return &Embedded{srv: srv, opts: opts, secret: cfg.Secret, routeUser: routeUser}, nil
+}
+
+// withRouteUser copies routes, adding user to those without credentials
+// (nil user: none added).
+func withRouteUser(routes []*url.URL, user *url.Userinfo) []*url.URL {
+	out := make([]*url.URL, 0, len(routes)+1)
+	for _, r := range routes {
+		u := *r
+		if u.User == nil {
+			u.User = user
+		}
+		out = append(out, &u)
+	}
+	return out
 }
 
 func freePort(host string) (int, error) {
@@ -175,14 +200,7 @@ func (e *Embedded) ReloadRoutes(routes []*url.URL) error {
 	defer e.mu.Unlock()
 	o := e.opts.Clone()
 	if len(routes) > 0 {
-		o.Routes = o.Routes[:0]
-		for _, r := range routes {
-			u := *r
-			if u.User == nil {
-				u.User = url.UserPassword(natsUser, e.secret)
-			}
-			o.Routes = append(o.Routes, &u)
-		}
+		o.Routes = withRouteUser(routes, e.routeUser)
 	}
 	if err := e.srv.ReloadOptions(o); err != nil {
 		return fmt.Errorf("cluster: reload routes: %w", err)

@@ -54,8 +54,24 @@ func (n *Node) Resume(token, room string) (signaling.Handover, bool) {
 	}
 	b, _ := json.Marshal(resumeWire{Token: token, Room: room, Node: n.id})
 	n.stats.out(kindResume)
-	msg, err := n.nc.Request(subjResume, b, resumeTimeout)
+	// The request names its inbox, under the signature: an answer goes
+	// to this node alone.
+	inbox := n.nc.NewInbox()
+	sub, err := n.nc.SubscribeSync(inbox)
 	if err != nil {
+		return signaling.Handover{}, false
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := n.nc.PublishMsg(n.sign.msg(subjResume, inbox, b, false)); err != nil {
+		n.stats.count(&n.stats.publishErrors)
+		return signaling.Handover{}, false
+	}
+	msg, err := sub.NextMsg(resumeTimeout)
+	if err != nil {
+		return signaling.Handover{}, false
+	}
+	if _, ok := n.verify.verify(msg, false); !ok {
+		n.rejected(msg, "bad signature")
 		return signaling.Handover{}, false
 	}
 	n.stats.in(kindResume)
@@ -69,8 +85,17 @@ func (n *Node) Resume(token, room string) (signaling.Handover, bool) {
 // handleResume answers a resume request when this node holds the peer;
 // other nodes stay silent.
 func (n *Node) handleResume(msg *nats.Msg) {
+	sender, ok := n.verify.verify(msg, false)
+	if !ok {
+		n.rejected(msg, "bad signature")
+		return
+	}
 	var req resumeWire
 	if json.Unmarshal(msg.Data, &req) != nil || req.Node == n.id || req.Token == "" {
+		return
+	}
+	if req.Node != sender {
+		n.rejected(msg, "names another node than its signer")
 		return
 	}
 	ho, ok := n.rooms.HandOver(req.Token, req.Room, req.Node)
@@ -79,7 +104,7 @@ func (n *Node) handleResume(msg *nats.Msg) {
 	}
 	n.stats.in(kindResume)
 	b, _ := json.Marshal(ho)
-	if err := msg.Respond(b); err != nil {
+	if err := n.nc.PublishMsg(n.sign.msg(msg.Reply, "", b, false)); err != nil {
 		// The peer is with the asking node in our view now; without an
 		// answer it never arrives there, so it leaves.
 		n.log.Warn("cluster: resume answer lost; the peer leaves", "room", req.Room, "peer", ho.ID, "error", err)
@@ -110,7 +135,7 @@ func (n *Node) reconnected() {
 // askMembers asks node for its own peers; the answer arrives in order
 // with that node's announcements (handleMembers, dispatch).
 func (n *Node) askMembers(node string) {
-	if err := n.nc.PublishRequest(subjMembers(node), subjSync(n.id), nil); err != nil {
+	if err := n.nc.PublishMsg(n.sign.msg(subjMembers(node), subjSync(n.id), nil, false)); err != nil {
 		n.stats.count(&n.stats.publishErrors)
 		return
 	}
@@ -123,6 +148,11 @@ func (n *Node) askMembers(node string) {
 // answer is listed in it, and its departure follows.
 func (n *Node) handleMembers(msg *nats.Msg) {
 	if msg.Reply == "" || n.rooms == nil {
+		return
+	}
+	// Only a node asks, and the answer goes to its own inbound subject.
+	if sender, ok := n.verify.verify(msg, false); !ok || msg.Reply != subjSync(sender) {
+		n.rejected(msg, "an unsigned request for this node's peers")
 		return
 	}
 	n.stats.in(kindMembers)
@@ -152,7 +182,7 @@ func (n *Node) send(ctx context.Context) {
 				close(m.done)
 				continue
 			}
-			if err := n.nc.Publish(m.subject, m.data); err != nil {
+			if err := n.nc.PublishMsg(n.sign.msg(m.subject, "", m.data, true)); err != nil {
 				n.stats.count(&n.stats.publishErrors)
 				continue
 			}
@@ -173,12 +203,25 @@ func (n *Node) receive(ctx context.Context) {
 	}
 }
 
+// dispatch applies one message from another node, once it is
+// authenticated (auth.go): a message that fails, or whose payload names
+// another node than the one that signed it, is dropped and counted as
+// rejected. A peer's departure is applied only from the node holding it.
 func (n *Node) dispatch(msg *nats.Msg) {
+	sender, ok := n.verify.verify(msg, true)
+	if !ok {
+		n.rejected(msg, "bad signature or replayed")
+		return
+	}
 	switch {
 	case msg.Subject == subjHeartbeat:
 		var hb heartbeatWire
 		if json.Unmarshal(msg.Data, &hb) != nil || hb.Node == "" {
 			n.stats.in(kindInvalid)
+			return
+		}
+		if hb.Node != sender {
+			n.rejected(msg, "names another node than its signer")
 			return
 		}
 		n.stats.in(kindHeartbeat)
@@ -189,12 +232,21 @@ func (n *Node) dispatch(msg *nats.Msg) {
 			n.stats.in(kindInvalid)
 			return
 		}
+		if ev.Node != sender {
+			n.rejected(msg, "names another node than its signer")
+			return
+		}
 		n.noteNode(ev.Node)
 		switch ev.Kind {
 		case kindJoined:
 			n.rooms.RemoteJoined(ev.Room, ev.ID, ev.Name, ev.Node)
 		case kindLeft:
-			n.rooms.RemoteLeft(ev.Room, ev.ID)
+			// Only the node holding the peer (that seated it, or that it
+			// resumed on: the room record's node) says it left.
+			if !n.rooms.RemoteLeftOf(ev.Room, ev.ID, ev.Node) {
+				n.rejected(msg, "a departure of a peer another node holds")
+				return
+			}
 		case kindMoved:
 			n.rooms.RemoteMoved(ev.Room, ev.ID, ev.Name, ev.Node)
 		default:
@@ -206,6 +258,10 @@ func (n *Node) dispatch(msg *nats.Msg) {
 		var mw membersWire
 		if json.Unmarshal(msg.Data, &mw) != nil || mw.Node == "" || mw.Node == n.id {
 			n.stats.in(kindInvalid)
+			return
+		}
+		if mw.Node != sender {
+			n.rejected(msg, "names another node than its signer")
 			return
 		}
 		n.stats.in(kindMembers)

@@ -43,6 +43,7 @@ type Rooms interface {
 	RemoteMoved(room, id, name, node string)
 	RemoteSignal(room, from, to string, data json.RawMessage) (forward string, ok bool)
 	NodeGone(node string) []signaling.Member
+	RemoteLeftOf(room, id, node string) bool
 	HandOver(token, room, node string) (signaling.Handover, bool)
 	HasLocal(room, id string) bool
 	WithLocal(f func(local []signaling.Member))
@@ -54,6 +55,9 @@ type Rooms interface {
 type Config struct {
 	// Name is the node's name, unique in the cluster (cluster.node).
 	Name string
+	// Secret is the cluster secret: this node's messages are signed, and
+	// the others' checked, with keys derived from it (auth.go). Required.
+	Secret string
 	// Conn is the node's connection to NATS; the Node owns it from New
 	// and closes it in Close. It must not echo the node's own messages
 	// back (nats.NoEcho), which Connect and ConnectEmbedded arrange.
@@ -98,6 +102,9 @@ type Node struct {
 	in   chan *nats.Msg
 	subs []*nats.Subscription
 
+	sign   signer   // this node's messages
+	verify verifier // the others'
+
 	mu sync.Mutex
 	// nodes are the other nodes heard of, by id.
 	nodes map[string]*peerNode
@@ -130,6 +137,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("cluster: no NATS connection")
 	}
+	if cfg.Secret == "" {
+		return nil, errors.New("cluster: no secret")
+	}
 	if !validName(cfg.Name) {
 		return nil, fmt.Errorf("cluster: node name %q: 1 to 64 characters of A-Z a-z 0-9 - _", cfg.Name)
 	}
@@ -150,6 +160,8 @@ func New(cfg Config) (*Node, error) {
 	_, _ = rand.Read(b)
 	n := &Node{cfg: cfg, id: cfg.Name + "@" + hex.EncodeToString(b), log: cfg.Logger, nc: cfg.Conn, js: js,
 		in: make(chan *nats.Msg, inboundQueue), nodes: map[string]*peerNode{}, pending: map[string]struct{}{}}
+	n.sign.id, n.sign.key = n.id, messageKey(cfg.Secret, n.id)
+	n.verify.secret = cfg.Secret
 	n.out.init()
 	n.rel.init()
 	cfg.Conn.SetReconnectHandler(func(*nats.Conn) { n.reconnected() })

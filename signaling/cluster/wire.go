@@ -52,6 +52,10 @@ const (
 	kindMembers   = "members"
 	kindRelease   = "release"
 	kindInvalid   = "invalid"
+	// kindRejected counts messages that failed authentication (auth.go),
+	// named another node than their signer, or announced the departure of
+	// a peer another node holds.
+	kindRejected = "rejected"
 )
 
 // event is a room event on icebox.rooms.
