@@ -151,3 +151,41 @@ func inboundHolds(b *testNode, f func(*nats.Msg) bool) bool {
 	}
 	return false
 }
+
+// TestOutboundQueueBytes: with the sender stalled (nothing takes from
+// the queue), a flood of the largest signals stops at the signals'
+// share, the newest dropped; room events still fit the reserve; one
+// that does not fit marks the queue lost, for the members sync.
+func TestOutboundQueueBytes(t *testing.T) {
+	var q queue[outMsg]
+	q.init(MaxOutboundBytes, closeMarker)
+	big := outMsg{subject: "icebox.node.x", data: make([]byte, signaling.MaxMessageSize), kind: kindSignal}
+	kept := 0
+	for range 4 * MaxOutboundBytes / signaling.MaxMessageSize {
+		if q.push(big, big.size(), true, false) {
+			kept++
+		}
+	}
+	if now, _ := q.held(); now > MaxOutboundBytes-eventReserveBytes || kept == 0 {
+		t.Fatalf("held %d bytes in %d signals, want at most %d", now, kept, MaxOutboundBytes-eventReserveBytes)
+	}
+	ev := outMsg{subject: subjRooms, data: make([]byte, 200), kind: kindJoined}
+	if !q.push(ev, ev.size(), false, true) {
+		t.Fatal("a room event was dropped with the signals' share full")
+	}
+	if q.takeLost() {
+		t.Fatal("lost with nothing but signals dropped")
+	}
+	for q.push(ev, ev.size(), false, true) {
+	}
+	if now, peak := q.held(); now > MaxOutboundBytes || peak > MaxOutboundBytes {
+		t.Fatalf("held %d (peak %d) bytes, want at most %d", now, peak, MaxOutboundBytes)
+	}
+	if !q.takeLost() {
+		t.Fatal("a room event dropped, and the queue not marked lost")
+	}
+	// The oldest comes out first: the kept signals, then the events.
+	if m, ok := q.next(); !ok || m.kind != kindSignal {
+		t.Fatalf("got %v %v, want the first signal", m.kind, ok)
+	}
+}
