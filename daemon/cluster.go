@@ -330,6 +330,8 @@ var (
 	descClusterErrs  = desc("cluster_publish_errors_total", "Messages NATS refused to send (connection down).")
 	descClusterCAS   = desc("cluster_admission_conflicts_total", "Compare-and-set retries of room records: another node changed the room at the same time.")
 	descClusterLost  = desc("cluster_signals_undelivered_total", "Signals from other nodes for a peer no longer here.")
+	descClusterQueue = desc("cluster_queue_bytes", "Bytes held in the node's cluster queues, by direction (out: to other nodes, at most 4 MiB; in: from them, at most 4 MiB).", "direction")
+	descClusterDrop  = desc("cluster_queue_dropped_total", "Messages dropped with a cluster queue full, by direction (out, in) and type (signal first; a dropped room event is recovered by a members sync; in/handoff: nats.go's hand-off channel overflowed).", "direction", "type")
 )
 
 // clusterCollector reads the node's counters at scrape time.
@@ -337,7 +339,7 @@ type clusterCollector struct{ cp *clusterPart }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClusterNodes, descClusterConn, descClusterReady, descClusterOut, descClusterIn,
-		descClusterErrs, descClusterCAS, descClusterLost} {
+		descClusterErrs, descClusterCAS, descClusterLost, descClusterQueue, descClusterDrop} {
 		ch <- d
 	}
 }
@@ -363,6 +365,15 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descClusterErrs, prometheus.CounterValue, float64(st.PublishErrors()))
 	ch <- prometheus.MustNewConstMetric(descClusterCAS, prometheus.CounterValue, float64(st.Conflicts()))
 	ch <- prometheus.MustNewConstMetric(descClusterLost, prometheus.CounterValue, float64(st.Undelivered()))
+	q := n.QueueBytes()
+	ch <- prometheus.MustNewConstMetric(descClusterQueue, prometheus.GaugeValue, float64(q.Out), "out")
+	ch <- prometheus.MustNewConstMetric(descClusterQueue, prometheus.GaugeValue, float64(q.In), "in")
+	for k, v := range st.DroppedOut() {
+		ch <- prometheus.MustNewConstMetric(descClusterDrop, prometheus.CounterValue, float64(v), "out", k)
+	}
+	for k, v := range st.DroppedIn() {
+		ch <- prometheus.MustNewConstMetric(descClusterDrop, prometheus.CounterValue, float64(v), "in", k)
+	}
 }
 
 // routeAddr is the embedded NATS route listener's bound address, nil

@@ -45,6 +45,25 @@ func quietLog() *slog.Logger {
 // startNode starts a node named name routing to routes.
 func startNode(t *testing.T, name string, routes []*url.URL, maxPeers int) *testNode {
 	t.Helper()
+	return startNodeWith(t, name, routes, maxPeers, nodeOpts{})
+}
+
+// nodeOpts are startNodeWith's changes to a test node.
+type nodeOpts struct {
+	// wrap, when set, is what the node drives instead of its signaling
+	// server, given the server: a test watches or stalls what the node
+	// applies.
+	wrap func(Rooms) Rooms
+	// deadAfter: zero is 2 s.
+	deadAfter time.Duration
+}
+
+// startNodeWith is startNode changed by o.
+func startNodeWith(t *testing.T, name string, routes []*url.URL, maxPeers int, o nodeOpts) *testNode {
+	t.Helper()
+	if o.deadAfter == 0 {
+		o.deadAfter = 2 * time.Second
+	}
 	emb, err := Embed(EmbedConfig{Name: name, Listen: "127.0.0.1:0", Routes: routes, Secret: testSecret,
 		StoreDir: t.TempDir(), Logger: quietLog()})
 	if err != nil {
@@ -54,14 +73,18 @@ func startNode(t *testing.T, name string, routes []*url.URL, maxPeers int) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{Name: name, Secret: testSecret, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: 2 * time.Second,
+	n, err := New(Config{Name: name, Secret: testSecret, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: o.deadAfter,
 		Relay: RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 20000, Max: 20099}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sig := signaling.New(signaling.Config{Limits: signaling.Limits{MaxPeersPerRoom: maxPeers}, Cluster: n, Logger: quietLog(),
 		ResumeWindow: 30 * time.Second})
-	if err := n.Start(context.Background(), sig); err != nil {
+	var rooms Rooms = sig
+	if o.wrap != nil {
+		rooms = o.wrap(sig)
+	}
+	if err := n.Start(context.Background(), rooms); err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(sig)

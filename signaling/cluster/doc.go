@@ -48,8 +48,23 @@
 //
 // A node's announcements and signals leave through one queue and one
 // connection, and a node receives room events, signals and heartbeats
-// through one channel in arrival order, so a peer's join reaches every
+// through one queue in arrival order, so a peer's join reaches every
 // node before its first signal does (NATS keeps one publisher's order).
+//
+// # Queue bounds
+//
+// Both queues are bounded in bytes (queue.go): MaxOutboundBytes and
+// MaxInboundBytes, 4 MiB each, of which signals may fill 3 MiB; the
+// rest (eventReserveBytes) is kept for room events, heartbeats and
+// members answers. Past its share the newest signal is dropped, counted
+// (Stats.DroppedOut, Stats.DroppedIn) and logged at a bounded rate. A
+// room event or members answer is dropped only past the whole bound (or
+// by nats.go, when its 32-message hand-off channel overflows); the node
+// then recovers once the queue has emptied, at most once per DeadAfter:
+// the sender sends this node's peers to every live node, the receiver
+// asks every live node for its own, as after a reconnect. nats.go's
+// pending limits do not apply to the channel subscription that keeps
+// the arrival order, so the node counts the bytes itself.
 //
 // # Node ids
 //

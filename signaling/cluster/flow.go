@@ -26,7 +26,7 @@ func (n *Node) Left(room, id string) {
 	delete(n.pending, id)
 	n.mu.Unlock()
 	n.announce(event{Kind: kindLeft, Room: room, ID: id, Node: n.id})
-	n.rel.push(outMsg{kind: kindRelease, room: room, id: id})
+	n.rel.push(outMsg{kind: kindRelease, room: room, id: id}, 0, false, false)
 }
 
 // Resumed implements signaling.Cluster.
@@ -37,13 +37,14 @@ func (n *Node) Resumed(room, id, name string) {
 
 func (n *Node) announce(ev event) {
 	b, _ := json.Marshal(ev)
-	n.out.push(outMsg{subject: subjRooms, data: b, kind: ev.Kind})
+	n.queueOut(outMsg{subject: subjRooms, data: b, kind: ev.Kind, room: ev.Room})
 }
 
-// Signal implements signaling.Cluster.
+// Signal implements signaling.Cluster. Past the outbound queue's share
+// for signals the signal is dropped (queue.go).
 func (n *Node) Signal(node, room, from, to string, data json.RawMessage) {
 	b, _ := json.Marshal(signalWire{Kind: kindSignal, Room: room, From: from, To: to, Data: data, Sent: time.Now().UnixNano()})
-	n.out.push(outMsg{subject: subjNode(node), data: b, kind: kindSignal})
+	n.queueOut(outMsg{subject: subjNode(node), data: b, kind: kindSignal, room: room})
 }
 
 // Resume implements signaling.Cluster: a request every node hears; the
@@ -119,15 +120,7 @@ func (n *Node) handleResume(msg *nats.Msg) {
 // sent while this node's connection was down are lost.
 func (n *Node) reconnected() {
 	n.log.Info("cluster: NATS connection back; asking the nodes for their peers")
-	n.mu.Lock()
-	var ids []string
-	for id, pn := range n.nodes {
-		if !pn.dead {
-			ids = append(ids, id)
-		}
-	}
-	n.mu.Unlock()
-	for _, id := range ids {
+	for _, id := range n.liveNodes() {
 		n.askMembers(id)
 	}
 }
@@ -156,6 +149,12 @@ func (n *Node) handleMembers(msg *nats.Msg) {
 		return
 	}
 	n.stats.in(kindMembers)
+	n.answerMembers(msg.Reply)
+}
+
+// answerMembers queues this node's peers for the node whose sync subject
+// is to, in order with the announcements.
+func (n *Node) answerMembers(to string) {
 	n.rooms.WithLocal(func(local []signaling.Member) {
 		for i := 0; i == 0 || i < len(local); i += membersChunk {
 			part := local[i:min(i+membersChunk, len(local))]
@@ -164,42 +163,53 @@ func (n *Node) handleMembers(msg *nats.Msg) {
 				w.Members = append(w.Members, memberEntry{Room: m.Room, ID: m.ID, Name: m.Name})
 			}
 			b, _ := json.Marshal(w)
-			n.out.push(outMsg{subject: msg.Reply, data: b, kind: kindMembers})
+			n.queueOut(outMsg{subject: to, data: b, kind: kindMembers})
 		}
 	})
 }
 
-// send publishes the outbound queue in order.
+// send publishes the outbound queue in order. Once it has emptied the
+// queue it recovers from room events dropped from it (resync.go).
 func (n *Node) send(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.out.wake:
-		}
-		for _, m := range n.out.take() {
-			if m.done != nil {
-				close(m.done)
-				continue
+	for ctx.Err() == nil {
+		m, ok := n.out.next()
+		if !ok {
+			n.resyncOut()
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.out.wake:
 			}
-			if err := n.nc.PublishMsg(n.sign.msg(m.subject, "", m.data, true)); err != nil {
-				n.stats.count(&n.stats.publishErrors)
-				continue
-			}
-			n.stats.out(m.kind)
+			continue
 		}
+		if m.done != nil {
+			close(m.done)
+			continue
+		}
+		if err := n.nc.PublishMsg(n.sign.msg(m.subject, "", m.data, true)); err != nil {
+			n.stats.count(&n.stats.publishErrors)
+			continue
+		}
+		n.stats.out(m.kind)
 	}
 }
 
 // receive applies room events, signals and heartbeats in arrival order.
+// Once it has emptied the inbound queue it recovers from room events
+// dropped before they reached it (resync.go).
 func (n *Node) receive(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg := <-n.in:
-			n.dispatch(msg)
+	for ctx.Err() == nil {
+		msg, ok := n.inq.next()
+		if !ok {
+			n.resyncIn()
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.inq.wake:
+			}
+			continue
 		}
+		n.dispatch(msg)
 	}
 }
 
@@ -312,7 +322,7 @@ func (n *Node) dispatch(msg *nats.Msg) {
 			// The peer resumed on another node: one forward.
 			sw.Hops++
 			b, _ := json.Marshal(sw)
-			n.out.push(outMsg{subject: subjNode(fwd), data: b, kind: kindSignal})
+			n.queueOut(outMsg{subject: subjNode(fwd), data: b, kind: kindSignal, room: sw.Room})
 		} else if !ok {
 			n.stats.count(&n.stats.undelivered)
 		}
@@ -325,7 +335,7 @@ func (n *Node) heartbeats(ctx context.Context) {
 	t := time.NewTicker(n.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
-		n.out.push(outMsg{subject: subjHeartbeat, data: n.heartbeat(false), kind: kindHeartbeat})
+		n.queueOut(outMsg{subject: subjHeartbeat, data: n.heartbeat(false), kind: kindHeartbeat})
 		n.sweep()
 		select {
 		case <-ctx.Done():
@@ -455,7 +465,7 @@ func (n *Node) gone(node, why string) {
 	members := n.rooms.NodeGone(node)
 	n.log.Info("cluster node gone", "node", node, "reason", why, "peers", len(members))
 	for _, m := range members {
-		n.rel.push(outMsg{kind: kindRelease, room: m.Room, id: m.ID})
+		n.rel.push(outMsg{kind: kindRelease, room: m.Room, id: m.ID}, 0, false, false)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icebox-project/icebox/internal/ratelog"
 	"github.com/icebox-project/icebox/signaling"
 )
 
@@ -30,9 +31,7 @@ const (
 	admitTimeout = 5 * time.Second
 	// resumeTimeout bounds the wait for a node holding a suspended peer.
 	resumeTimeout = time.Second
-	// inboundQueue is the receive channel's capacity: room events, signals
-	// and heartbeats wait there while the rooms load at start-up.
-	inboundQueue = 1 << 16
+	// The queues' bounds are in queue.go.
 )
 
 // Rooms is what a Node drives on its signaling server:
@@ -97,10 +96,18 @@ type Node struct {
 	ready atomic.Bool
 	start time.Time
 
-	out  queue // announcements and signals, in order
-	rel  queue // names and places to give back in the bucket
+	out queue[outMsg] // announcements and signals, in order; MaxOutboundBytes
+	rel queue[outMsg] // names and places to give back in the bucket
+	// in is where nats.go delivers, inq where the messages wait to be
+	// applied (MaxInboundBytes): forward moves them from one to the other.
 	in   chan *nats.Msg
+	inq  queue[*nats.Msg]
 	subs []*nats.Subscription
+	// lastResync is when the sender (out) and the receiver (in) last
+	// recovered from a dropped room event (resync.go).
+	lastResync struct{ out, in time.Time }
+	// drops logs dropped messages at a bounded rate.
+	drops *ratelog.Logger
 
 	sign   signer   // this node's messages
 	verify verifier // the others'
@@ -159,12 +166,26 @@ func New(cfg Config) (*Node, error) {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	n := &Node{cfg: cfg, id: cfg.Name + "@" + hex.EncodeToString(b), log: cfg.Logger, nc: cfg.Conn, js: js,
-		in: make(chan *nats.Msg, inboundQueue), nodes: map[string]*peerNode{}, pending: map[string]struct{}{}}
+		in: make(chan *nats.Msg, inboundHandoff), nodes: map[string]*peerNode{}, pending: map[string]struct{}{}}
 	n.sign.id, n.sign.key = n.id, messageKey(cfg.Secret, n.id)
 	n.verify.secret = cfg.Secret
-	n.out.init()
-	n.rel.init()
+	n.out.init(MaxOutboundBytes, closeMarker)
+	n.rel.init(0, closeMarker)
+	n.inq.init(MaxInboundBytes, nil)
+	n.drops = ratelog.New(cfg.Logger, 0, nil)
 	cfg.Conn.SetReconnectHandler(func(*nats.Conn) { n.reconnected() })
+	// nats.go drops what arrives while the hand-off channel is full (a
+	// slow consumer): whatever it was, the node asks the others again.
+	prev := cfg.Conn.ErrorHandler()
+	cfg.Conn.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrSlowConsumer) && sub != nil && sub.Type() == nats.ChanSubscription {
+			n.inq.markLost()
+			n.stats.dropIn("handoff")
+		}
+		if prev != nil {
+			prev(nc, sub, err)
+		}
+	})
 	return n, nil
 }
 
@@ -190,7 +211,6 @@ func (n *Node) Start(ctx context.Context, rooms Rooms) error {
 		if err != nil {
 			return fmt.Errorf("cluster: subscribe %s: %w", subj, err)
 		}
-		_ = sub.SetPendingLimits(-1, -1)
 		n.subs = append(n.subs, sub)
 	}
 	sub, err := n.nc.Subscribe(subjResume, n.handleResume)
@@ -203,6 +223,7 @@ func (n *Node) Start(ctx context.Context, rooms Rooms) error {
 	}
 	n.subs = append(n.subs, sub)
 	ctx, n.stop = context.WithCancel(ctx)
+	n.wg.Go(func() { n.forward(ctx) })
 	n.wg.Go(func() { n.send(ctx) })
 	n.wg.Go(func() { n.heartbeats(ctx) })
 	n.wg.Go(func() {
@@ -236,21 +257,23 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	// Whatever is queued (the last peer-left announcements) goes first,
 	// then the farewell.
-	n.out.push(outMsg{subject: subjHeartbeat, data: n.heartbeat(true), kind: kindHeartbeat})
-	flushed := n.out.flushed()
+	n.queueOut(outMsg{subject: subjHeartbeat, data: n.heartbeat(true), kind: kindHeartbeat})
+	sent := flushed(&n.out)
 	select {
-	case <-flushed:
+	case <-sent:
 	case <-ctx.Done():
 	}
-	released := n.rel.flushed()
+	released := flushed(&n.rel)
 	select {
 	case <-released:
 	case <-ctx.Done():
 	}
 	_ = n.nc.FlushWithContext(ctx)
 	n.stop()
-	n.out.close()
-	n.rel.close()
+	n.out.drain(closeMarker)
+	n.rel.drain(closeMarker)
+	n.inq.drain(func(*nats.Msg) {})
+	n.drops.Flush()
 	for _, s := range n.subs {
 		_ = s.Unsubscribe()
 	}

@@ -316,7 +316,8 @@ func (n *Node) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 
 // load waits for JetStream, opens the bucket and reads every room into
 // the signaling server, then marks the node ready. Room events that
-// arrive meanwhile wait in n.in and are applied afterwards; applying is
+// arrive meanwhile wait in the inbound queue (within MaxInboundBytes)
+// and are applied afterwards; applying is
 // idempotent, so an event already reflected in the records changes
 // nothing. false when ctx ended first.
 func (n *Node) load(ctx context.Context) bool {

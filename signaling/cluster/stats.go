@@ -16,6 +16,8 @@ import (
 type Stats struct {
 	mu            sync.Mutex
 	sent, recvd   map[string]int64
+	dropOutK      map[string]int64
+	dropInK       map[string]int64
 	publishErrors atomic.Int64
 	conflicts     atomic.Int64
 	undelivered   atomic.Int64
@@ -23,6 +25,9 @@ type Stats struct {
 
 func (s *Stats) out(kind string) { s.add(&s.sent, kind) }
 func (s *Stats) in(kind string)  { s.add(&s.recvd, kind) }
+
+func (s *Stats) dropOut(kind string) { s.add(&s.dropOutK, kind) }
+func (s *Stats) dropIn(kind string)  { s.add(&s.dropInK, kind) }
 
 func (s *Stats) add(m *map[string]int64, kind string) {
 	s.mu.Lock()
@@ -38,6 +43,16 @@ func (s *Stats) count(c *atomic.Int64) { c.Add(1) }
 // Sent and Received return copies of the message counts by kind.
 func (s *Stats) Sent() map[string]int64     { return s.copy(s.sent) }
 func (s *Stats) Received() map[string]int64 { return s.copy(s.recvd) }
+
+// DroppedOut is the messages dropped from the outbound queue, full
+// (queue.go), by kind.
+func (s *Stats) DroppedOut() map[string]int64 { return s.copy(s.dropOutK) }
+
+// DroppedIn is the messages from other nodes dropped before they were
+// applied, the inbound queue full, by kind: signal, heartbeat, members,
+// joined, left, moved, room (a room event not read), handoff (dropped by
+// nats.go, its hand-off channel full: the count of such episodes).
+func (s *Stats) DroppedIn() map[string]int64 { return s.copy(s.dropInK) }
 
 func (s *Stats) copy(m map[string]int64) map[string]int64 {
 	s.mu.Lock()

@@ -1,9 +1,6 @@
 package cluster
 
-import (
-	"encoding/json"
-	"sync"
-)
+import "encoding/json"
 
 // Subjects (doc.go). Node ids are single subject tokens (A-Z a-z 0-9 -
 // _ and "@"). Room events share one subject, the room in the message: a
@@ -96,75 +93,4 @@ type resumeWire struct {
 	Token string `json:"tok"`
 	Room  string `json:"r"`
 	Node  string `json:"o"`
-}
-
-// outMsg is one item of a queue: a message to publish, or (kind
-// release) a peer whose name and place go back to the bucket, or a
-// marker (done) closed when the consumer reaches it.
-type outMsg struct {
-	subject string
-	data    []byte
-	kind    string
-	room    string
-	id      string
-	done    chan struct{}
-}
-
-// queue is an unbounded FIFO with one consumer. push never blocks, so
-// it may be called under signaling's hub lock; it is a leaf lock.
-type queue struct {
-	mu     sync.Mutex
-	items  []outMsg
-	wake   chan struct{} // one token when items were added
-	closed bool
-}
-
-func (q *queue) init() { q.wake = make(chan struct{}, 1) }
-
-func (q *queue) push(m outMsg) {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		if m.done != nil {
-			close(m.done)
-		}
-		return
-	}
-	q.items = append(q.items, m)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// take returns everything queued, nil when empty.
-func (q *queue) take() []outMsg {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	items := q.items
-	q.items = nil
-	return items
-}
-
-// flushed returns a channel closed once the consumer has handled
-// everything queued before the call.
-func (q *queue) flushed() <-chan struct{} {
-	done := make(chan struct{})
-	q.push(outMsg{done: done})
-	return done
-}
-
-// close drops what is left; markers are closed.
-func (q *queue) close() {
-	q.mu.Lock()
-	q.closed = true
-	items := q.items
-	q.items = nil
-	q.mu.Unlock()
-	for _, m := range items {
-		if m.done != nil {
-			close(m.done)
-		}
-	}
 }
