@@ -178,3 +178,54 @@ func TestReloadDeniedPeerUnreachable(t *testing.T) {
 	}
 }
 
+
+// TestUnauthenticatedAnswersSmallOnAllocation: the amplification bound
+// (an answer to an unauthenticated request at most 3× its size, as
+// TestUnauthenticatedAnswersSmall checks on a fresh 5-tuple) must hold
+// also from a 5-tuple that holds an allocation: an attacker forging the
+// source address of a TURN client in a call (its address and port are in
+// every ICE candidate it relays) sends bare 20-byte Refresh,
+// CreatePermission and ChannelBind requests; the guard passes them to
+// pion/turn (guard.unauthenticated: the 5-tuple has an allocation), which
+// answers each with a 401 challenge carrying a NONCE and a REALM.
+func TestUnauthenticatedAnswersSmallOnAllocation(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	user, pass, _ := s.cfg.Credentials.Mint("victim", time.Now())
+	victim := newRawSession(t, s.udp, user, pass)
+	if code := victim.request(stun.MethodAllocate, udpTransport); code != 0 {
+		t.Fatalf("the victim's Allocate: %d", code)
+	}
+	// The forged requests come from the victim's 5-tuple: here, its socket.
+	for _, method := range []stun.Method{stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind} {
+		t.Run(method.String(), func(t *testing.T) {
+			req := stun.MustBuild(stun.TransactionID, stun.NewType(method, stun.ClassRequest))
+			resp := roundTrip(t, victim.c, req)
+			if ratio := float64(len(resp.Raw)) / float64(len(req.Raw)); ratio > 3 {
+				t.Errorf("%d-byte unauthenticated %s, %d-byte answer: ratio %.2f > 3", len(req.Raw), method, len(resp.Raw), ratio)
+			}
+		})
+	}
+}
+
+// TestUnauthenticatedAnswersSmallLongRealm: config accepts a turn.realm
+// of up to 127 characters (config/validate.go), and pion/turn's 401
+// challenge to a 28-byte Allocate with REQUESTED-TRANSPORT, the
+// smallest request the guard hands to it unauthenticated, carries that
+// REALM: past about 28 characters the answer is more than 3× the
+// request, from any forged source address.
+func TestUnauthenticatedAnswersSmallLongRealm(t *testing.T) {
+	t.Parallel()
+	long := "turn-and-stun.video-calls.example-company.com" // 45 characters, a valid realm
+	s := startServer(t, func(c *Config) { c.Realm = long })
+	c, err := net.Dial("udp4", s.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), udpTransport)
+	resp := roundTrip(t, c, req)
+	if ratio := float64(len(resp.Raw)) / float64(len(req.Raw)); ratio > 3 {
+		t.Errorf("realm of %d characters: %d-byte Allocate, %d-byte answer: ratio %.2f > 3", len(long), len(req.Raw), len(resp.Raw), ratio)
+	}
+}
