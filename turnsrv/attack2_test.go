@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,5 +228,92 @@ func TestUnauthenticatedAnswersSmallLongRealm(t *testing.T) {
 	resp := roundTrip(t, c, req)
 	if ratio := float64(len(resp.Raw)) / float64(len(req.Raw)); ratio > 3 {
 		t.Errorf("realm of %d characters: %d-byte Allocate, %d-byte answer: ratio %.2f > 3", len(long), len(req.Raw), len(resp.Raw), ratio)
+	}
+}
+
+// REGRESSION GUARD (held): TestWrappedRequestBytewise: the framing
+// desync of TestWrappedRequestsRefused, with every byte in its own TCP
+// write (over TLS, its own record), so that the guard's frame reader and
+// pion/turn's STUNConn both see the frames split across many reads. The
+// hidden Allocate with an expired credential never reaches pion/turn:
+// the connection is closed at the wrapping frame.
+func TestWrappedRequestBytewise(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"tcp", "tls"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			var ahead atomic.Int64
+			s, dial := desyncServer(t, &ahead)
+			user, pass, _ := s.cfg.Credentials.Mint("bytewise", time.Now())
+			ahead.Store(int64(3 * time.Second)) // expired
+			sess := newRawSessionOn(t, dial[transport](t), user, pass)
+			before := s.Stats().TCPClosedBadFrame.Load()
+			// The server may close before the last byte: a failed write ends it.
+			for _, b := range wrapped(sess.signed(stun.MethodAllocate, udpTransport).Raw) {
+				if _, err := sess.c.Write([]byte{b}); err != nil {
+					break
+				}
+			}
+			if got := readUntilClosed(t, sess.c); len(got) != 0 {
+				t.Errorf("the server answered %d bytes: %x", len(got), got)
+			}
+			waitFor(t, "the close counted as a bad frame", func() bool { return s.Stats().TCPClosedBadFrame.Load() > before })
+			if got := s.Stats().AllocationsActive.Load(); got != 0 {
+				t.Errorf("%d allocations with an expired credential", got)
+			}
+		})
+	}
+}
+
+// REGRESSION GUARD (held): TestSHA256IntegrityOnlyNotTrusted: a request
+// carrying MESSAGE-INTEGRITY-SHA256 (RFC 8489 §14.6) but no
+// MESSAGE-INTEGRITY is unauthenticated to the guard and to pion/turn
+// alike (neither checks the SHA-256 form): a revoked credential signing
+// that way gets a 401 challenge and no allocation, on UDP and TCP.
+func TestSHA256IntegrityOnlyNotTrusted(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	user, pass, _ := s.cfg.Credentials.Mint("sha256", time.Now())
+	revoke(t, s)
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			var sess *rawSession
+			if network == "udp" {
+				sess = newRawSession(t, s.udp, user, pass)
+			} else {
+				sess = newRawSessionOn(t, dialTCP(t, s.tcp), user, pass)
+			}
+			mac := stun.RawAttribute{Type: stun.AttrType(0x001C), Value: make([]byte, 32)}
+			req := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), udpTransport,
+				stun.NewUsername(sess.username), stun.NewRealm(sess.realm), stun.NewNonce(sess.nonce), mac, stun.Fingerprint)
+			resp := roundTrip(t, sess.c, req)
+			var ec stun.ErrorCodeAttribute
+			if resp.Type.Class == stun.ClassSuccessResponse || ec.GetFrom(resp) != nil || ec.Code != 401 {
+				t.Errorf("Allocate signed with MESSAGE-INTEGRITY-SHA256 only: %s %v, want a 401", resp.Type, ec.Code)
+			}
+		})
+	}
+	if got := s.Stats().AllocationsActive.Load(); got != 0 {
+		t.Errorf("%d allocations", got)
+	}
+}
+
+// REGRESSION GUARD (held): TestBindingAmplificationIPv6: a Binding
+// request over IPv6 gets the longest XOR-MAPPED-ADDRESS (20 bytes) and a
+// FINGERPRINT: 52 bytes for 20, within the 3× bound.
+func TestBindingAmplificationIPv6(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(c *Config) {
+		c.Listeners = []Listener{{Network: "udp", Addr: "[::1]:0"}}
+	})
+	c, err := net.Dial("udp6", s.Addrs()[0].String())
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer c.Close()
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+	resp := roundTrip(t, c, req)
+	if ratio := float64(len(resp.Raw)) / float64(len(req.Raw)); ratio > 3 {
+		t.Errorf("%d-byte Binding, %d-byte answer: ratio %.2f > 3", len(req.Raw), len(resp.Raw), ratio)
 	}
 }
