@@ -317,3 +317,29 @@ func TestBindingAmplificationIPv6(t *testing.T) {
 		t.Errorf("%d-byte Binding, %d-byte answer: ratio %.2f > 3", len(req.Raw), len(resp.Raw), ratio)
 	}
 }
+
+// TestShortChannelDataOverTCPRelayed: ChannelData of 1 to 4 bytes is an
+// 8-byte TURN-over-TCP frame (RFC 8656 §12.5: padded to 4), which
+// guardConn hands to pion/turn whole; pion's STUNConn will not frame
+// fewer than 9 bytes (consumeSingleTURNFrame) and holds it until the
+// next frame arrives. The short datagram must reach the peer on its own,
+// not when (or if) the client next sends something.
+func TestShortChannelDataOverTCPRelayed(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	peer := listenPeer(t, "127.0.0.2")
+	user, pass, _ := s.cfg.Credentials.Mint("short", time.Now())
+	sess := newRawSessionOn(t, dialTCP(t, s.tcp), user, pass)
+	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
+		t.Fatalf("Allocate: %d", code)
+	}
+	if code := sess.request(stun.MethodChannelBind, peerAddr(peer.LocalAddr().(*net.UDPAddr).AddrPort()), channelNumber(0x4001)); code != 0 {
+		t.Fatalf("ChannelBind: %d", code)
+	}
+	if _, err := sess.c.Write(channelData(0x4001, []byte("abc"))); err != nil {
+		t.Fatal(err)
+	}
+	if !arrives(peer, 2*time.Second) {
+		t.Error("3-byte ChannelData over TCP did not reach the peer within 2 s (held until the next frame)")
+	}
+}
