@@ -222,8 +222,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 	if err := c.validateTLS(p); err != nil {
 		return nil, err
 	}
-	if strings.ContainsAny(c.TURN.Realm, "\"\r\n") || len(c.TURN.Realm) > 127 {
-		return nil, bad("turn.realm", "must be at most 127 characters without quotes or line breaks")
+	if strings.ContainsAny(c.TURN.Realm, "\"\r\n") || len(c.TURN.Realm) > maxRealmLength {
+		return nil, bad("turn.realm", "must be at most %d bytes without quotes or line breaks: "+
+			"every unauthenticated Allocate is answered with the realm, and a longer one makes the answer more than 3 times the request", maxRealmLength)
 	}
 	if len(c.TURN.Listen) == 0 {
 		return nil, bad("turn.listen", "at least one listener is needed")
@@ -554,3 +555,7 @@ func validDomain(s string) bool {
 	}
 	return true
 }
+
+// maxRealmLength is turnsrv.MaxRealmLength (bytes), which bounds what an
+// unauthenticated request can make icebox reflect.
+const maxRealmLength = 24

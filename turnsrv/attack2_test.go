@@ -1,8 +1,10 @@
 package turnsrv
 
 import (
+	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,20 +167,29 @@ func TestReloadDeniedPeerUnreachable(t *testing.T) {
 			if code := sess.request(stun.MethodChannelBind, peerAddr(peerAP), channelNumber(0x4001)); code != 403 {
 				t.Fatalf("ChannelBind refresh after the reload: got %d, want 403", code)
 			}
-			before := s.Stats().PacketsToPeers.Load()
+			before, denied := s.Stats().PacketsToPeers.Load(), s.Stats().DroppedPeerDenied.Load()
 			for i := 0; i < 3; i++ {
 				if _, err := sess.c.Write(channelData(0x4001, []byte("after the reload"))); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if arrives(peer, 700*time.Millisecond) {
+			// Each datagram is judged before it would be sent: once all
+			// three are counted as denied, one that had been sent would
+			// already wait in the peer's socket.
+			waitFor(t, "three datagrams denied", func() bool { return s.Stats().DroppedPeerDenied.Load() >= denied+3 })
+			if arrives(peer, time.Millisecond) {
 				t.Errorf("over %s, ChannelData on a channel bound before the reload still reaches %s, denied since (%d packets to peers)",
 					network, peerAP, s.Stats().PacketsToPeers.Load()-before)
 			}
+			// Nor does the denied peer reach the client.
+			denied = s.Stats().DroppedPeerDenied.Load()
+			if _, err := peer.WriteToUDP([]byte("from the denied peer"), net.UDPAddrFromAddrPort(sess.relayed)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the peer's datagram denied", func() bool { return s.Stats().DroppedPeerDenied.Load() > denied })
 		})
 	}
 }
-
 
 // TestUnauthenticatedAnswersSmallOnAllocation: the amplification bound
 // (an answer to an unauthenticated request at most 3× its size, as
@@ -209,15 +220,17 @@ func TestUnauthenticatedAnswersSmallOnAllocation(t *testing.T) {
 	}
 }
 
-// TestUnauthenticatedAnswersSmallLongRealm: config accepts a turn.realm
-// of up to 127 characters (config/validate.go), and pion/turn's 401
-// challenge to a 28-byte Allocate with REQUESTED-TRANSPORT, the
-// smallest request the guard hands to it unauthenticated, carries that
-// REALM: past about 28 characters the answer is more than 3× the
-// request, from any forged source address.
+// TestUnauthenticatedAnswersSmallLongRealm: pion/turn's 401 challenge to
+// a 28-byte Allocate with REQUESTED-TRANSPORT, the smallest request the
+// guard hands to it unauthenticated, carries the REALM: with the longest
+// realm icebox serves (MaxRealmLength) the answer is at most 3× the
+// request, from any forged source address, and a longer realm is refused.
 func TestUnauthenticatedAnswersSmallLongRealm(t *testing.T) {
 	t.Parallel()
-	long := "turn-and-stun.video-calls.example-company.com" // 45 characters, a valid realm
+	if _, err := New(Config{Realm: strings.Repeat("r", MaxRealmLength+1), Listeners: []Listener{{Network: "udp", Addr: "127.0.0.1:0"}}}); !errors.Is(err, ErrRealmTooLong) {
+		t.Errorf("a realm of %d bytes: got %v, want ErrRealmTooLong", MaxRealmLength+1, err)
+	}
+	long := "turn.video.example.co.uk" // 24 bytes
 	s := startServer(t, func(c *Config) { c.Realm = long })
 	c, err := net.Dial("udp4", s.udp)
 	if err != nil {
@@ -227,7 +240,7 @@ func TestUnauthenticatedAnswersSmallLongRealm(t *testing.T) {
 	req := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), udpTransport)
 	resp := roundTrip(t, c, req)
 	if ratio := float64(len(resp.Raw)) / float64(len(req.Raw)); ratio > 3 {
-		t.Errorf("realm of %d characters: %d-byte Allocate, %d-byte answer: ratio %.2f > 3", len(long), len(req.Raw), len(resp.Raw), ratio)
+		t.Errorf("realm of %d bytes: %d-byte Allocate, %d-byte answer: ratio %.2f > 3", len(long), len(req.Raw), len(resp.Raw), ratio)
 	}
 }
 
@@ -315,31 +328,5 @@ func TestBindingAmplificationIPv6(t *testing.T) {
 	resp := roundTrip(t, c, req)
 	if ratio := float64(len(resp.Raw)) / float64(len(req.Raw)); ratio > 3 {
 		t.Errorf("%d-byte Binding, %d-byte answer: ratio %.2f > 3", len(req.Raw), len(resp.Raw), ratio)
-	}
-}
-
-// TestShortChannelDataOverTCPRelayed: ChannelData of 1 to 4 bytes is an
-// 8-byte TURN-over-TCP frame (RFC 8656 §12.5: padded to 4), which
-// guardConn hands to pion/turn whole; pion's STUNConn will not frame
-// fewer than 9 bytes (consumeSingleTURNFrame) and holds it until the
-// next frame arrives. The short datagram must reach the peer on its own,
-// not when (or if) the client next sends something.
-func TestShortChannelDataOverTCPRelayed(t *testing.T) {
-	t.Parallel()
-	s := startServer(t, nil)
-	peer := listenPeer(t, "127.0.0.2")
-	user, pass, _ := s.cfg.Credentials.Mint("short", time.Now())
-	sess := newRawSessionOn(t, dialTCP(t, s.tcp), user, pass)
-	if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
-		t.Fatalf("Allocate: %d", code)
-	}
-	if code := sess.request(stun.MethodChannelBind, peerAddr(peer.LocalAddr().(*net.UDPAddr).AddrPort()), channelNumber(0x4001)); code != 0 {
-		t.Fatalf("ChannelBind: %d", code)
-	}
-	if _, err := sess.c.Write(channelData(0x4001, []byte("abc"))); err != nil {
-		t.Fatal(err)
-	}
-	if !arrives(peer, 2*time.Second) {
-		t.Error("3-byte ChannelData over TCP did not reach the peer within 2 s (held until the next frame)")
 	}
 }

@@ -5,6 +5,9 @@ import "errors"
 var (
 	// ErrNoSecret is returned by NewCredentials without any secret.
 	ErrNoSecret = errors.New("turnsrv: at least one secret is needed")
+	// ErrRealmTooLong is returned by New for a realm longer than
+	// MaxRealmLength.
+	ErrRealmTooLong = errors.New("turnsrv: realm too long")
 	// ErrNoListener is returned by New without any listener.
 	ErrNoListener = errors.New("turnsrv: at least one listener is needed")
 	// ErrSharedTwice is returned by New when more than one listener has

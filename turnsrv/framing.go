@@ -27,6 +27,14 @@ import (
 //     decoder ignores the two leading bits), and only ChannelData and
 //     well-formed STUN messages reach pion/turn.
 
+// MaxRealmLength is the longest REALM, in bytes, icebox serves: pion/turn's
+// 401 challenge to the smallest Allocate it is handed unauthenticated (28
+// bytes: the header and REQUESTED-TRANSPORT) is 60 bytes plus the realm
+// padded to 4 (a NONCE of 12 and the reason "Unauthorized"), and with a
+// realm of at most 24 bytes stays within 84, 3 times the request (RFC 8489
+// §9.2.4; the bound icebox audit checks).
+const MaxRealmLength = 24
+
 // pionInboundMTU is the read buffer of pion/turn's read loops, set in
 // turn.ServerConfig.InboundMTU; a packet of this size or more is dropped
 // there as possibly truncated.

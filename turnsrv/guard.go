@@ -270,9 +270,10 @@ func (g *guard) Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []b
 // and a reason: 68 bytes for a 20-byte request). An Allocate without
 // REQUESTED-TRANSPORT gets 400 Bad Request (RFC 8656 §7.2), and a
 // Refresh, CreatePermission or ChannelBind on a 5-tuple without an
-// allocation 437 Allocation Mismatch (RFC 8656 §7.3, §9.2, §11.2). Other
-// requests go to pion/turn for the challenge; an Allocate with
-// REQUESTED-TRANSPORT is at least 28 bytes.
+// allocation 437 Allocation Mismatch (RFC 8656 §7.3, §9.2, §11.2), and on
+// a 5-tuple with one 400. Only an Allocate with REQUESTED-TRANSPORT goes to
+// pion/turn for the challenge: it is at least 28 bytes, and the challenge
+// at most 84 while the realm is at most config.MaxRealmLength bytes.
 func (g *guard) unauthenticated(m *stun.Message, method stun.Method, src, local net.Addr) ([]byte, int, bool) {
 	if method == stun.MethodAllocate {
 		if !m.Contains(stun.AttrRequestedTransport) {
@@ -283,7 +284,11 @@ func (g *guard) unauthenticated(m *stun.Message, method stun.Method, src, local 
 	if _, ok := g.owners.get(src, local); !ok {
 		return g.reply(m, method, stun.CodeAllocMismatch, nil), 0, false
 	}
-	return nil, len(m.Raw), true
+	// On an allocation the client holds a nonce already (a stale one gets
+	// 438 with a fresh one): a request without MESSAGE-INTEGRITY there is
+	// malformed, or forged from the client's address to reflect pion's
+	// challenge at it.
+	return g.reply(m, method, stun.CodeBadRequest, nil), 0, false
 }
 
 // challenge answers a request that failed authentication with 401 and a

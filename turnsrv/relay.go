@@ -114,6 +114,11 @@ func (c *countingConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		c.stats.PacketsFromPeers.Add(1)
 		c.stats.BytesFromPeers.Add(int64(n))
+		// A peer a reload denied after its permission was made is dropped.
+		if ua, ok := addr.(*net.UDPAddr); !ok || c.policy.Load().peers.Check(ua.AddrPort()) != PeerAllowed {
+			c.stats.DroppedPeerDenied.Add(1)
+			continue
+		}
 		if c.limits.AllowFromPeer(bitrate.Now(), n) {
 			return n, addr, nil
 		}

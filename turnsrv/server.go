@@ -193,11 +193,14 @@ type Server struct {
 // New opens the listeners and starts serving. On Linux (amd64, arm64) it
 // starts Config.RelayLoops relay loops (udprelay) for the UDP listeners.
 // It does not change GOMAXPROCS or any other process-wide setting.
-// Errors: ErrNoListener, a listener that cannot bind, or pion/turn's
-// configuration errors.
+// Errors: ErrNoListener, ErrRealmTooLong, a listener that cannot bind, or
+// pion/turn's configuration errors.
 func New(cfg Config) (*Server, error) {
 	if len(cfg.Listeners) == 0 {
 		return nil, ErrNoListener
+	}
+	if len(cfg.Realm) > MaxRealmLength {
+		return nil, fmt.Errorf("%w: %d bytes", ErrRealmTooLong, len(cfg.Realm))
 	}
 	if cfg.Credentials == nil {
 		return nil, ErrNoSecret

@@ -53,11 +53,12 @@ type Stats struct {
 	// and ChannelData frames over TCP and TLS that pion/turn would frame as
 	// STUN, dropped (framing.go's ErrAmbiguousFrame).
 	DroppedNotSTUN atomic.Int64
-	// DroppedPeerDenied counts datagrams a client sent to a peer the peer
-	// filter refuses at send time: a Send indication or ChannelData to a
-	// port of the server's own address that is not a relay port, under a
+	// DroppedPeerDenied counts datagrams to or from a peer the peer filter
+	// refuses at that datagram: a Send indication or ChannelData to a port
+	// of the server's own address that is not a relay port, under a
 	// permission granted for the address (RFC 8656 §9 permissions ignore
-	// the port).
+	// the port), and either way a peer a reload denied after its
+	// permission or channel was made.
 	DroppedPeerDenied atomic.Int64
 	// DroppedSendBufferToPeers and DroppedSendBufferToClients count
 	// datagrams dropped because the socket they were to leave by had a

@@ -258,6 +258,12 @@ func (r *relay) forward(addr int, client netip.AddrPort, data []byte) bool {
 	if 4+size > len(data) {
 		return true // shorter than it says: drop (RFC 8656 §12.5)
 	}
+	// The peer filter judges every datagram, as on every other path: a
+	// reload that denies a peer ends a channel bound to it before.
+	if !r.cfg.PeerAllowed(peerAddrPort(key)) {
+		r.stats.DroppedPeerDenied.Add(1)
+		return true
+	}
 	if !rs.limits.AllowToPeer(size) {
 		r.stats.DroppedToPeers.Add(1)
 		return true

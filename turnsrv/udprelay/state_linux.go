@@ -34,6 +34,12 @@ type channelEntry struct {
 
 func peerKey(ip uint32, port uint16) uint64 { return uint64(ip)<<16 | uint64(port) }
 
+// peerAddrPort is the address and port of a peerKey.
+func peerAddrPort(key uint64) netip.AddrPort {
+	ip := uint32(key >> 16)
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}), uint16(key))
+}
+
 func ipv4Key(a netip.Addr) (uint32, bool) {
 	a = a.Unmap()
 	if !a.Is4() {
