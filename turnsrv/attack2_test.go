@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/internal/turntest"
 )
 
 // Second round of outside attacks on the hardened TURN server
@@ -124,15 +126,11 @@ func arrives(peer *net.UDPConn, wait time.Duration) bool {
 }
 
 // TestReloadDeniedPeerUnreachable: an operator who adds a peer range to
-// deny_peers and reloads means the relay stops reaching it. Send
-// indications and ChannelData that pion/turn relays (TCP, TLS, and UDP
-// where there are no relay loops) are judged against the filter in force
-// at each datagram (countingConn.WriteTo, relaySock.WriteTo); ChannelData
-// from a UDP client on a channel bound before the reload goes out by
-// udprelay's fast path (relay.forward), which never asks the filter, so
-// the relay keeps sending to the denied peer for as long as the channel
-// lives (10 minutes, RFC 8656 §12), although a refresh of the same
-// binding is now refused with 403.
+// deny_peers and reloads means the relay stops reaching it, and it the
+// client, at once: over UDP (the relay loops judge their permissions and
+// channel bindings again after the reload, relaySock.current) and TCP
+// (pion/turn's path judges every datagram, countingConn), on a channel
+// bound before the reload, whose refresh is now refused with 403.
 func TestReloadDeniedPeerUnreachable(t *testing.T) {
 	t.Parallel()
 	for _, network := range []string{"udp", "tcp"} {
@@ -181,12 +179,27 @@ func TestReloadDeniedPeerUnreachable(t *testing.T) {
 				t.Errorf("over %s, ChannelData on a channel bound before the reload still reaches %s, denied since (%d packets to peers)",
 					network, peerAP, s.Stats().PacketsToPeers.Load()-before)
 			}
-			// Nor does the denied peer reach the client.
-			denied = s.Stats().DroppedPeerDenied.Load()
+			// Nor does the denied peer reach the client: a marker from
+			// another allocation's relayed address, a peer still allowed,
+			// sent after the denied peer's datagram to the same relayed
+			// address, is the first thing the client receives.
+			marker := turntest.MustAllocate(t, s.udp, user, pass)
+			markerAP := marker.Conn.LocalAddr().(*net.UDPAddr).AddrPort()
+			if code := sess.request(stun.MethodCreatePermission, peerAddr(markerAP)); code != 0 {
+				t.Fatalf("CreatePermission for the marker's relayed address: %d", code)
+			}
 			if _, err := peer.WriteToUDP([]byte("from the denied peer"), net.UDPAddrFromAddrPort(sess.relayed)); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the peer's datagram denied", func() bool { return s.Stats().DroppedPeerDenied.Load() > denied })
+			if err := marker.Conn.SetWriteDeadline(time.Now().Add(closeGuard)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := marker.Conn.WriteTo([]byte("marker"), net.UDPAddrFromAddrPort(sess.relayed)); err != nil {
+				t.Fatal(err)
+			}
+			if got := firstRelayed(t, sess.c); got != "marker" {
+				t.Errorf("over %s, the client received %q from a peer denied by the reload before the marker", network, got)
+			}
 		})
 	}
 }
@@ -328,5 +341,47 @@ func TestBindingAmplificationIPv6(t *testing.T) {
 	resp := roundTrip(t, c, req)
 	if ratio := float64(len(resp.Raw)) / float64(len(req.Raw)); ratio > 3 {
 		t.Errorf("%d-byte Binding, %d-byte answer: ratio %.2f > 3", len(req.Raw), len(resp.Raw), ratio)
+	}
+}
+
+// firstRelayed reads c until a Data indication or ChannelData arrives
+// and returns its data; STUN responses before it are skipped.
+func firstRelayed(t *testing.T, c net.Conn) string {
+	t.Helper()
+	buf := make([]byte, 0, 4096)
+	tmp := make([]byte, 2048)
+	_ = c.SetReadDeadline(time.Now().Add(closeGuard))
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		for len(buf) >= 4 {
+			if buf[0]&0xC0 == 0x40 { // ChannelData
+				n := int(buf[2])<<8 | int(buf[3])
+				if len(buf) < 4+n {
+					break
+				}
+				return string(buf[4 : 4+n])
+			}
+			if len(buf) < 20 {
+				break
+			}
+			n := 20 + (int(buf[2])<<8 | int(buf[3]))
+			if len(buf) < n {
+				break
+			}
+			m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+			buf = buf[n:]
+			if m.Decode() == nil && m.Type == stun.NewType(stun.MethodData, stun.ClassIndication) {
+				data, err := m.Get(stun.AttrData)
+				if err != nil {
+					t.Fatalf("Data indication without DATA: %v", err)
+				}
+				return string(data)
+			}
+		}
+		n, err := c.Read(tmp)
+		if err != nil {
+			t.Fatalf("nothing relayed to the client: %v", err)
+		}
+		buf = append(buf, tmp[:n]...)
 	}
 }

@@ -29,6 +29,7 @@ func (s *Server) newUDPRelay(relayLoops int) (udprelay.Relay, error) {
 		PeerAllowed: func(ap netip.AddrPort) bool {
 			return s.policy.Load().peers.Check(ap) == PeerAllowed
 		},
+		PeerAddrAllowed: func(ip netip.Addr) bool { return s.policy.Load().peers.Allowed(ip) },
 		Bitrate: func() int64 { return s.policy.Load().maxBitrate },
 		Stats: udprelay.Stats{
 			PacketsFromPeers: &st.PacketsFromPeers, BytesFromPeers: &st.BytesFromPeers,
@@ -63,6 +64,7 @@ func (pionRelay) AllocationCreated(_, _, _ net.Addr)      {}
 func (pionRelay) Permission(net.Addr, net.IP, bool)       {}
 func (pionRelay) Channel(_, _ net.Addr, _ uint16, _ bool) {}
 func (pionRelay) Loops() []int                            { return nil }
+func (pionRelay) PeersChanged()                           {}
 func (pionRelay) Close() error                            { return nil }
 
 // portRange is pion/turn's relay address generator for the relay port

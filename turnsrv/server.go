@@ -491,6 +491,7 @@ func (s *Server) Update(u Update) error {
 		maxBitrate: u.MaxBitratePerAllocation,
 	})
 	s.cfg.ClusterRelays.use(s.policy.Load().peers)
+	s.udp.PeersChanged() // the relay loops judge what they hold again
 	s.conns.setCaps(u.MaxTCPConnectionsPerIP, resolveMaxTCP(u.MaxTCPConnections), clientaddr.Keyer{
 		IPv6Prefix: u.IPv6ClientPrefix, IPv6AggregatePrefix: u.IPv6AggregatePrefix, IPv6AggregateFactor: u.IPv6AggregateFactor})
 	return nil

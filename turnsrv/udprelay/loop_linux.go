@@ -276,7 +276,7 @@ func (l *loop) drain(rs *relaySock) {
 		if !ok {
 			return // EAGAIN: drained (or closed)
 		}
-		st := rs.state.Load()
+		st := rs.current()
 		var now int64
 		if rs.limits != nil {
 			now = bitrate.Now()
@@ -325,11 +325,7 @@ func (l *loop) relay(st *state, limits *bitrate.Allocation, now int64, i int) []
 	if !st.permitted(ip) {
 		return nil
 	}
-	// A peer a reload denied after its permission was made is dropped.
-	if !l.r.cfg.PeerAllowed(peerAddrPort(peerKey(ip, port))) {
-		stats.DroppedPeerDenied.Add(1)
-		return nil
-	}
+
 	if !limits.AllowFromPeer(now, size) {
 		stats.DroppedFromPeers.Add(1)
 		return nil

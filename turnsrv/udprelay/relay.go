@@ -56,6 +56,11 @@ type Relay interface {
 	// Channel binds number to peer on the allocation at relayed, or
 	// removes that binding (RFC 8656 §12; OnChannelCreated/Deleted).
 	Channel(relayed, peer net.Addr, number uint16, add bool)
+	// PeersChanged tells the relay that the peer filter (PeerAllowed,
+	// PeerAddrAllowed) changed: each allocation drops the permissions and
+	// channel bindings the filter now refuses before it relays its next
+	// datagram (the cost on the path: one atomic load per batch).
+	PeersChanged()
 	// Loops returns how many relayed addresses each relay loop serves,
 	// one entry per loop (empty: no loops).
 	Loops() []int
@@ -127,6 +132,10 @@ type Config struct {
 	// permission covers an address, not a port: RFC 8656 §9). Nil:
 	// every peer is allowed.
 	PeerAllowed func(netip.AddrPort) bool
+	// PeerAddrAllowed judges a permission's peer address after
+	// PeersChanged (a permission covers an address whatever the port).
+	// Nil: every address is allowed.
+	PeerAddrAllowed func(netip.Addr) bool
 	// Bitrate returns the cap, in bits per second each way, for an
 	// allocation being created; <= 0 or a nil func: no cap.
 	Bitrate func() int64

@@ -39,6 +39,8 @@ type relay struct {
 	loops []*loop
 	next  atomic.Uint32
 	ids   atomic.Int32
+	// peersGen counts PeersChanged calls (relaySock.current).
+	peersGen atomic.Uint64
 
 	mu     sync.RWMutex
 	byPort map[uint16]*relaySock
@@ -74,6 +76,9 @@ func New(cfg Config) (Relay, error) {
 	}
 	if cfg.PeerAllowed == nil {
 		cfg.PeerAllowed = func(netip.AddrPort) bool { return true }
+	}
+	if cfg.PeerAddrAllowed == nil {
+		cfg.PeerAddrAllowed = func(netip.Addr) bool { return true }
 	}
 	if cfg.Bitrate == nil {
 		cfg.Bitrate = func() int64 { return 0 }
@@ -245,7 +250,7 @@ func (r *relay) forward(addr int, client netip.AddrPort, data []byte) bool {
 		return false
 	}
 	rs := v.(*relaySock)
-	st := rs.state.Load()
+	st := rs.current()
 	if st == nil {
 		return false
 	}
@@ -258,12 +263,7 @@ func (r *relay) forward(addr int, client netip.AddrPort, data []byte) bool {
 	if 4+size > len(data) {
 		return true // shorter than it says: drop (RFC 8656 §12.5)
 	}
-	// The peer filter judges every datagram, as on every other path: a
-	// reload that denies a peer ends a channel bound to it before.
-	if !r.cfg.PeerAllowed(peerAddrPort(key)) {
-		r.stats.DroppedPeerDenied.Add(1)
-		return true
-	}
+
 	if !rs.limits.AllowToPeer(size) {
 		r.stats.DroppedToPeers.Add(1)
 		return true
@@ -282,6 +282,10 @@ func (r *relay) forward(addr int, client netip.AddrPort, data []byte) bool {
 	}
 	return true
 }
+
+// PeersChanged makes every allocation judge its permissions and channel
+// bindings again before its next datagram (relaySock.current).
+func (r *relay) PeersChanged() { r.peersGen.Add(1) }
 
 // Permission mirrors a permission into the allocation's state.
 func (r *relay) Permission(relayed net.Addr, peer net.IP, add bool) {

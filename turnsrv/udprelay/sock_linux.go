@@ -36,6 +36,26 @@ type relaySock struct {
 	loopFD
 }
 
+// current is the allocation's state, judged under the peer filter in
+// force: after PeersChanged, the first reader drops the permissions and
+// channel bindings the filter now refuses (counted as DroppedPeerDenied
+// once each), so a peer a reload denies is cut off from its next datagram
+// on, both ways. Nil before the allocation has any state.
+func (rs *relaySock) current() *state {
+	st := rs.state.Load()
+	if st == nil {
+		return nil
+	}
+	if gen := rs.r.peersGen.Load(); st.gen != gen {
+		rs.update(func(next *state) {
+			next.prune(rs.r.cfg.PeerAllowed, rs.r.cfg.PeerAddrAllowed)
+			next.gen = gen
+		})
+		st = rs.state.Load()
+	}
+	return st
+}
+
 func (rs *relaySock) update(change func(*state)) {
 	rs.smu.Lock()
 	defer rs.smu.Unlock()

@@ -23,6 +23,9 @@ type state struct {
 	perms    []uint32       // peers with a permission (RFC 8656 §9)
 	channels []channelEntry // channel bindings by peer (§12)
 	byNumber []channelEntry // the same, by channel number
+	// gen is the relay's peersGen when the entries were last judged
+	// (prune).
+	gen uint64
 }
 
 // channelEntry is one channel binding: peer is the IPv4 address << 16 |
@@ -120,4 +123,20 @@ func (st *state) setChannel(peer uint64, number uint16, add bool) {
 	st.channels = slices.Insert(st.channels, i, e)
 	j, _ = slices.BinarySearchFunc(st.byNumber, number, byNum)
 	st.byNumber = slices.Insert(st.byNumber, j, e)
+}
+
+// prune drops the channel bindings whose peer allowed refuses and the
+// permissions whose address allowedAddr refuses. pion/turn still holds
+// them; its own path judges each datagram, and its events remove them.
+func (st *state) prune(allowed func(netip.AddrPort) bool, allowedAddr func(netip.Addr) bool) {
+	for _, e := range slices.Clone(st.channels) {
+		if !allowed(peerAddrPort(e.peer)) {
+			st.setChannel(e.peer, e.number, false)
+		}
+	}
+	for _, ip := range slices.Clone(st.perms) {
+		if !allowedAddr(netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)})) {
+			st.setPermission(ip, false)
+		}
+	}
 }
