@@ -30,7 +30,7 @@ func (s *Server) newUDPRelay(relayLoops int) (udprelay.Relay, error) {
 			return s.policy.Load().peers.Check(ap) == PeerAllowed
 		},
 		PeerAddrAllowed: func(ip netip.Addr) bool { return s.policy.Load().peers.Allowed(ip) },
-		Bitrate: func() int64 { return s.policy.Load().maxBitrate },
+		Bitrate:         func() int64 { return s.policy.Load().maxBitrate },
 		Stats: udprelay.Stats{
 			PacketsFromPeers: &st.PacketsFromPeers, BytesFromPeers: &st.BytesFromPeers,
 			PacketsToPeers: &st.PacketsToPeers, BytesToPeers: &st.BytesToPeers,
