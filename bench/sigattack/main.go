@@ -14,14 +14,12 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +72,7 @@ state_dir: %q
 		return err
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	addr, err := waitHTTP(stderr)
+	addr, err := proc.WaitHTTP(stderr)
 	if err != nil {
 		return err
 	}
@@ -214,25 +212,4 @@ func join(url, room, name string) (*websocket.Conn, string, error) {
 		return nil, "", fmt.Errorf("join: %+v %v", w, err)
 	}
 	return conn, w.ID, nil
-}
-
-var httpLine = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
-
-// waitHTTP reads icebox's log until it names the HTTP address.
-func waitHTTP(stderr interface{ Read([]byte) (int, error) }) (string, error) {
-	sc := bufio.NewScanner(stderr)
-	found := make(chan string, 1)
-	go func() {
-		for sc.Scan() {
-			if m := httpLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-found:
-		return a, nil
-	case <-time.After(15 * time.Second):
-		return "", fmt.Errorf("icebox did not start")
-	}
 }

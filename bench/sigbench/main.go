@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -25,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"sync"
@@ -109,7 +107,7 @@ state_dir: %q
 		return err
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	addr, err := waitHTTP(stderr)
+	addr, err := proc.WaitHTTP(stderr)
 	if err != nil {
 		return err
 	}
@@ -243,25 +241,5 @@ func (c *client) read(lat chan<- time.Duration) {
 			default:
 			}
 		}
-	}
-}
-
-var httpLine = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
-
-func waitHTTP(stderr interface{ Read([]byte) (int, error) }) (string, error) {
-	sc := bufio.NewScanner(stderr)
-	found := make(chan string, 1)
-	go func() {
-		for sc.Scan() {
-			if m := httpLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-found:
-		return a, nil
-	case <-time.After(15 * time.Second):
-		return "", fmt.Errorf("icebox did not start")
 	}
 }

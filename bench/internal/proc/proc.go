@@ -4,13 +4,17 @@
 package proc
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // RSSKiB is the resident set size (VmRSS) of pid in KiB, 0 when unknown.
@@ -63,4 +67,30 @@ func IceboxBinary(dir, binary string) (string, error) {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return binary, nil
+}
+
+var httpLine = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
+
+// WaitHTTP reads icebox's log from stderr until it names its HTTP address
+// (host:port), for up to 15 s. The rest of the log is read and dropped,
+// so icebox never blocks on a full pipe.
+func WaitHTTP(stderr io.Reader) (string, error) {
+	sc := bufio.NewScanner(stderr)
+	found := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if m := httpLine.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-found:
+		return a, nil
+	case <-time.After(15 * time.Second):
+		return "", fmt.Errorf("icebox did not start")
+	}
 }
