@@ -72,19 +72,8 @@ func (n *Node) forward(ctx context.Context) {
 // DeadAfter, so a node whose answer does not fit either does not loop;
 // until then the loss stays marked and the next empty queue tries again.
 func (n *Node) resyncOut() {
-	if !n.out.takeLost() {
-		return
-	}
-	if time.Since(n.lastResync.out) < n.cfg.DeadAfter {
-		n.out.markLost()
-		return
-	}
-	n.lastResync.out = time.Now()
-	ids := n.liveNodes()
-	n.log.Info("cluster: room events were dropped; sending this node's peers to the others", "nodes", len(ids))
-	for _, id := range ids {
-		n.answerMembers(subjSync(id))
-	}
+	n.resyncQueue(&n.out, &n.lastResync.out, "cluster: room events were dropped; sending this node's peers to the others",
+		func(id string) { n.answerMembers(subjSync(id)) })
 }
 
 // resyncIn, called by the receiver with the inbound queue empty, asks
@@ -92,18 +81,25 @@ func (n *Node) resyncOut() {
 // dropped on the way in (or by nats.go, a slow consumer); at most once
 // per DeadAfter, as resyncOut.
 func (n *Node) resyncIn() {
-	if !n.inq.takeLost() {
+	n.resyncQueue(&n.inq, &n.lastResync.in, "cluster: room events from other nodes were dropped; asking them for their peers", n.askMembers)
+}
+
+// resyncQueue does each for every live node when q marked a loss, at most once
+// per DeadAfter since last; otherwise the loss stays marked for the next
+// empty queue.
+func (n *Node) resyncQueue(q lossMarker, last *time.Time, msg string, each func(id string)) {
+	if !q.takeLost() {
 		return
 	}
-	if time.Since(n.lastResync.in) < n.cfg.DeadAfter {
-		n.inq.markLost()
+	if time.Since(*last) < n.cfg.DeadAfter {
+		q.markLost()
 		return
 	}
-	n.lastResync.in = time.Now()
+	*last = time.Now()
 	ids := n.liveNodes()
-	n.log.Info("cluster: room events from other nodes were dropped; asking them for their peers", "nodes", len(ids))
+	n.log.Info(msg, "nodes", len(ids))
 	for _, id := range ids {
-		n.askMembers(id)
+		each(id)
 	}
 }
 
@@ -133,4 +129,10 @@ func (n *Node) QueueBytes() QueueBytes {
 	q.Out, q.OutPeak = n.out.held()
 	q.In, q.InPeak = n.inq.held()
 	return q
+}
+
+// lossMarker is a queue that marks when it dropped what a resync restores.
+type lossMarker interface {
+	takeLost() bool
+	markLost()
 }
