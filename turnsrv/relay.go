@@ -116,8 +116,10 @@ func (c *countingConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		c.stats.PacketsFromPeers.Add(1)
 		c.stats.BytesFromPeers.Add(int64(n))
-		// A peer a reload denied after its permission was made is dropped.
-		if ua, ok := addr.(*net.UDPAddr); !ok || c.policy.Load().peers.Check(ua.AddrPort()) != PeerAllowed {
+		// A peer a reload denied after its permission was made is dropped;
+		// like the permission, this judges the address, not the port (RFC
+		// 8656 §9).
+		if ua, ok := addr.(*net.UDPAddr); !ok || !c.policy.Load().peers.Allowed(ua.AddrPort().Addr()) {
 			c.stats.DroppedPeerDenied.Add(1)
 			continue
 		}
