@@ -132,10 +132,11 @@ func (d *Daemon) auditOnce(ctx context.Context) {
 }
 
 // auditConfig is the audit of the running TURN server: its first UDP
-// listener, reached at public_ip when bound to an unspecified address,
+// listener, reached at the advertised public IP when bound to an
+// unspecified address,
 // with a credential minted for audit.CredentialUser.
 func (d *Daemon) auditConfig() (audit.Config, bool) {
-	public := d.turn.PublicIP()
+	public := d.adv.PublicIP
 	cfg := audit.Config{
 		PublicIP: public, Realm: d.bound.TURN.Realm,
 		RelayMin: d.bound.Parsed.RelayMin, RelayMax: d.bound.Parsed.RelayMax,

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/advertise"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/signaling/cluster"
 	"github.com/icebox-project/icebox/turnsrv"
@@ -43,14 +44,16 @@ type clusterPart struct {
 // newCluster joins the cluster of cfg (nil without a cluster section):
 // the embedded NATS is started and bound (or the operator's NATS
 // dialled), and the node built; startCluster starts it once signaling
-// exists. relay is this node's TURN relayed address and ports.
-func newCluster(cfg *config.Config, relay cluster.RelayRange, log *slog.Logger) (*clusterPart, error) {
+// exists. relay is this node's TURN relayed address and ports (its
+// heartbeat's), relays the TURN peer filter's ranges of the other nodes,
+// which the node keeps up to date.
+func newCluster(cfg *config.Config, relay cluster.RelayRange, relays *turnsrv.RelayPeers, log *slog.Logger) (*clusterPart, error) {
 	pc := cfg.Parsed.Cluster
 	if pc == nil {
 		return nil, nil
 	}
 	log = log.With("component", "cluster")
-	cp := &clusterPart{relays: &turnsrv.RelayPeers{}, log: log, cfg: cfg,
+	cp := &clusterPart{relays: relays, log: log, cfg: cfg,
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "icebox_cluster_signal_latency_seconds",
 			Help:    "Delivery time of signals from peers on other nodes: from the sending node's clock at sending to this node's at arrival.",
@@ -167,15 +170,6 @@ func (cp *clusterPart) signalingCluster() signaling.Cluster {
 	return cp.node
 }
 
-// relayPeers is the TURN peer filter's cluster ranges, nil on a single
-// node.
-func (cp *clusterPart) relayPeers() *turnsrv.RelayPeers {
-	if cp == nil {
-		return nil
-	}
-	return cp.relays
-}
-
 // reload applies cluster.routes (SIGHUP); other cluster keys need a
 // restart and are returned. A Daemon without a cluster needs a restart
 // to get one.
@@ -225,10 +219,11 @@ func (cp *clusterPart) Close() error {
 	return cp.close(ctx)
 }
 
-// clusterRelay is this node's TURN relayed address and relay ports, as
-// the other nodes' peer filters must allow them.
-func clusterRelay(p *config.Parsed) cluster.RelayRange {
-	return cluster.RelayRange{Addr: PublicIP(p), Min: p.RelayMin, Max: p.RelayMax}
+// clusterRelay is this node's TURN relayed address (the advertised
+// public IP) and relay ports, as the other nodes' peer filters must allow
+// them.
+func clusterRelay(adv *advertise.Advertised, p *config.Parsed) cluster.RelayRange {
+	return cluster.RelayRange{Addr: adv.PublicIP, Min: p.RelayMin, Max: p.RelayMax}
 }
 
 // healthy is nil when the node is connected to NATS and admits joins.

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/advertise"
 	"github.com/icebox-project/icebox/internal/audit"
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/connlimit"
@@ -87,8 +87,9 @@ type Daemon struct {
 	capped     []*connlimit.Listener
 	httpStats  connlimit.Stats
 	httpErrors *connlimit.ErrorLog
-	audit      *selfAudit   // the audit of itself, at start-up and after reloads
-	cluster    *clusterPart // nil on a single node (cluster.go)
+	adv        *advertise.Advertised // what it advertises (advertised.go)
+	audit      *selfAudit            // the audit of itself, at start-up and after reloads
+	cluster    *clusterPart          // nil on a single node (cluster.go)
 	// now and sleep are the drain's clock (drainAllocations); tests set
 	// them.
 	now   func() time.Time
@@ -128,17 +129,6 @@ func ExistingCredentials(cfg *config.Config) (*turnsrv.Credentials, error) {
 		// The file exists, so this only reads and checks it.
 	}
 	return Credentials(cfg)
-}
-
-// PublicIP is the address public_ip stands for without asking anything
-// over the network: the configured address, or public_ip: auto
-// (publicip.Auto over the TURN listeners). With public_ip: metadata it is
-// what auto would give; ResolvePublicIP asks the metadata service.
-func PublicIP(p *config.Parsed) netip.Addr {
-	if p.PublicIP.IsValid() {
-		return p.PublicIP
-	}
-	return publicip.Auto(turnListenAddrs(p), nil).Addr
 }
 
 // ResolvePublicIP is the address public_ip stands for, and where it came
@@ -232,11 +222,9 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		cores = runtime.GOMAXPROCS(0)
 	}
 	udpSockets, relayLoops := relayPlan(cfg.TURN.UDPSockets, cores)
-	if d.cluster, err = newCluster(cfg, clusterRelay(p), log); err != nil {
-		return nil, err
-	}
-	if d.cluster != nil {
-		closers = append(closers, d.cluster)
+	var relays *turnsrv.RelayPeers // the other nodes' relays, for the peer filter
+	if p.Cluster != nil {
+		relays = &turnsrv.RelayPeers{}
 	}
 	tc := turnsrv.Config{
 		Realm:                   cfg.TURN.Realm,
@@ -259,15 +247,24 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		RelayLoops:              relayLoops,
 		MaxBitratePerAllocation: p.MaxBitrate,
 		Logger:                  log.With("component", "turn"),
-		ClusterRelays:           d.cluster.relayPeers(),
-	}
-	if d.tls != nil {
-		tc.PublicHost = d.tls.host
+		ClusterRelays:           relays,
 	}
 	if d.turn, err = turnsrv.New(tc); err != nil {
 		return nil, err
 	}
 	closers = append(closers, d.turn)
+	host := ""
+	if d.tls != nil {
+		host = d.tls.host
+	}
+	d.adv = advertise.New(d.turn.PublicIP(), host, d.turn.Endpoints())
+	adv := d.adv
+	if d.cluster, err = newCluster(cfg, clusterRelay(adv, p), relays, log); err != nil {
+		return nil, err
+	}
+	if d.cluster != nil {
+		closers = append(closers, d.cluster)
+	}
 	setProcs(opts.Cores, d.turn.RelayLoops())
 	log.Info("turn relay loops", "relay_loops", d.turn.RelayLoops(), "cores", cores, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if w := audit.EphemeralWarning(p.RelayMin, p.RelayMax); w != "" {
@@ -275,8 +272,8 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	ts := d.turn
 	iceServers := func(user string) ([]rtc.ICEServer, time.Duration) {
-		servers, ttl := ts.ICEServers(user)
-		return servers, ttl
+		username, password, ttl := ts.Mint(user)
+		return adv.ICEServers(username, password), ttl
 	}
 	d.sig = signaling.New(signaling.Config{
 		Limits:         signalingLimits(cfg),
@@ -299,7 +296,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		},
 		PageCredentials:   d.pageCredentials,
 		PasswordRequired:  func(room string) bool { return d.roomPassword(room) != "" },
-		STUNServers:       ts.STUNServers,
+		STUNServers:       adv.STUNServers,
 		CredentialsOnJoin: d.onJoin.Load,
 	})
 	scheme := "http"
@@ -531,7 +528,7 @@ func (d *Daemon) Healthy() bool {
 func (d *Daemon) startupSelfTest(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	res, err := d.turn.SelfTest(ctx)
+	res, err := d.SelfTest(ctx)
 	switch {
 	case errors.Is(err, turnsrv.ErrNoListener):
 		d.log.Info("self-test skipped: no UDP listener")
@@ -541,6 +538,17 @@ func (d *Daemon) startupSelfTest(ctx context.Context) {
 		d.log.Info("self-test passed", "server", res.Server, "relayed_address", res.RelayedAddr,
 			"round_trip", res.RoundTripped.Round(time.Microsecond).String())
 	}
+}
+
+// SelfTest relays one packet through our own TURN at the advertised
+// address of its first UDP listener (Advertised) and back. Errors:
+// turnsrv.ErrNoListener without a UDP listener, or the step that failed.
+func (d *Daemon) SelfTest(ctx context.Context) (turnsrv.SelfTestResult, error) {
+	at, ok := d.adv.First("udp")
+	if !ok {
+		return turnsrv.SelfTestResult{}, turnsrv.ErrNoListener
+	}
+	return d.turn.SelfTest(ctx, at)
 }
 
 // roomPassword is the password room requires: its own from

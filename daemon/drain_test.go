@@ -78,9 +78,8 @@ state_dir: %q
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.turn.Close(); d.httpLn.Close() })
-	servers, _ := d.turn.ICEServers("drain")
-	creds := servers[len(servers)-1]
-	relay := turntest.MustAllocate(t, d.turn.Addrs()[0].String(), creds.Username, creds.Credential)
+	username, password, _ := d.turn.Mint("drain")
+	relay := turntest.MustAllocate(t, d.turn.Addrs()[0].String(), username, password)
 	return d, relay, log
 }
 

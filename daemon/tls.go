@@ -135,7 +135,7 @@ func newTLSSetup(cfg *config.Config, log *slog.Logger) (*tlsSetup, error) {
 		if t.ACMEDirectory != "" {
 			m.Client = &acme.Client{DirectoryURL: t.ACMEDirectory}
 		}
-		s.acme, s.config, s.host = m, m.TLSConfig(), t.ACMEDomains[0]
+		s.acme, s.config = m, m.TLSConfig()
 		s.redirect = m.HTTPHandler(toHTTPS)
 		log.Info("tls certificates by ACME", "domains", t.ACMEDomains, "cache", filepath.Join(cfg.StateDir, "acme"))
 	} else {
@@ -145,14 +145,12 @@ func newTLSSetup(cfg *config.Config, log *slog.Logger) (*tlsSetup, error) {
 		}
 		s.files = files
 		s.config = &tls.Config{GetCertificate: files.getCertificate, NextProtos: []string{"h2", "http/1.1"}}
-		if names := files.cert.Load().Leaf.DNSNames; len(names) > 0 {
-			s.host = names[0]
-		}
+		s.host = PublicHost(cfg, files.cert.Load().Leaf.DNSNames)
 		s.redirect = toHTTPS
 	}
 	s.config.MinVersion = tls.VersionTLS12
-	if cfg.PublicHost != "" {
-		s.host = cfg.PublicHost
+	if s.acme != nil {
+		s.host = PublicHost(cfg, nil)
 	}
 	return s, nil
 }

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/daemon"
 	"github.com/icebox-project/icebox/internal/audit"
 )
 
@@ -105,7 +106,7 @@ func TestAuditTLS(t *testing.T) {
 				c.HTTP.TLS.RedirectListen = &off
 				c.TURN.Listen = append(c.TURN.Listen, "tls://127.0.0.1:0")
 			})
-			a, err := audit.FromConfig(ib.cfg, time.Now())
+			a, err := daemon.AuditConfig(ib.cfg, ib.Advertised(), time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

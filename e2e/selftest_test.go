@@ -18,7 +18,7 @@ func TestSelfTest(t *testing.T) {
 	ib := startIcebox(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, err := ib.TURN().SelfTest(ctx)
+	res, err := ib.SelfTest(ctx)
 	if err != nil {
 		t.Fatalf("self-test against a healthy icebox: %v", err)
 	}

@@ -121,14 +121,9 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// SelfTest runs the package-level SelfTest against this server's first
-// UDP listener at its advertised address, with its current credentials.
-// Errors: ErrNoListener when there is no UDP listener.
-func (s *Server) SelfTest(ctx context.Context) (SelfTestResult, error) {
-	for _, e := range s.endpoints {
-		if e.Network == "udp" {
-			return SelfTest(ctx, s.policy.Load().creds, s.cfg.Realm, s.cfg.PublicIP, e.Port)
-		}
-	}
-	return SelfTestResult{}, ErrNoListener
+// SelfTest runs the package-level SelfTest against this server at at,
+// the address and port it advertises for its first UDP listener (the
+// caller's advertise.Advertised), with its current credentials.
+func (s *Server) SelfTest(ctx context.Context, at netip.AddrPort) (SelfTestResult, error) {
+	return SelfTest(ctx, s.policy.Load().creds, s.cfg.Realm, at.Addr(), int(at.Port()))
 }

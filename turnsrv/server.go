@@ -63,12 +63,10 @@ type Config struct {
 	Realm string
 	// Listeners to open. At least one is required.
 	Listeners []Listener
-	// PublicIP is advertised as the relayed address (XOR-RELAYED-ADDRESS)
-	// and in ICE server URLs. Zero value: DefaultPublicIP().
+	// PublicIP is advertised as the relayed address (XOR-RELAYED-ADDRESS);
+	// the ICE server URLs are the caller's (internal/advertise), built from
+	// the same address and Server.Endpoints. Zero value: DefaultPublicIP().
 	PublicIP netip.Addr
-	// PublicHost is the host in turns: URLs, which browsers check against
-	// the certificate. Zero value: PublicIP.
-	PublicHost string
 	// RelayMinPort and RelayMaxPort bound relayed transport address ports,
 	// inclusive. Zero values: 49152 and 65535.
 	RelayMinPort, RelayMaxPort uint16

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/stun/v3"
 
+	"github.com/icebox-project/icebox/daemon"
 	"github.com/icebox-project/icebox/internal/audit"
 	"github.com/icebox-project/icebox/turnsrv"
 )
@@ -82,8 +83,8 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		resolvePublicIP(ctx, c)
-		if cfg, err = audit.FromConfig(c, time.Now()); err != nil {
+		adv, _ := daemon.ConfigAdvertised(ctx, c, "")
+		if cfg, err = daemon.AuditConfig(c, adv, time.Now()); err != nil {
 			return err
 		}
 		if *host != "" {

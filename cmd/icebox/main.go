@@ -145,16 +145,6 @@ func (f *commonFlags) load() (*config.Config, error) {
 	return cfg, nil
 }
 
-// resolvePublicIP fills cfg.Parsed.PublicIP, for the commands that mint
-// or test against the address the daemon advertises (credentials,
-// selftest, audit): public_ip's address, or what auto or metadata gives
-// (daemon.ResolvePublicIP; only public_ip: metadata asks the network).
-func resolvePublicIP(ctx context.Context, cfg *config.Config) {
-	if !cfg.Parsed.PublicIP.IsValid() {
-		cfg.Parsed.PublicIP = daemon.ResolvePublicIP(ctx, &cfg.Parsed, "").Addr
-	}
-}
-
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	f := newFlags("icebox", stderr)
 	f.fs.StringVar(&f.logLevel, "log-level", "", "override log.level: debug, info, warn, error")
@@ -258,7 +248,6 @@ func credentials(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p := &cfg.Parsed
 	if *ttl != 0 {
 		if *ttl < time.Second || *ttl > config.MaxCredentialTTL {
 			return fmt.Errorf("-ttl %s is outside 1s to %s", *ttl, config.MaxCredentialTTL)
@@ -269,12 +258,15 @@ func credentials(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resolvePublicIP(context.Background(), cfg)
-	var eps []turnsrv.Endpoint
-	for _, l := range p.TURNListen {
-		eps = append(eps, turnsrv.Endpoint{Network: l.Network, Port: config.Port(l.Addr)})
+	adv, skipped := daemon.ConfigAdvertised(context.Background(), cfg, "")
+	for _, l := range skipped {
+		fmt.Fprintf(stderr, "icebox credentials: turn.listen %s://%s is left out: its port is chosen when icebox starts\n", l.Network, l.Addr)
 	}
-	servers, ttlOut := turnsrv.BuildICEServers(creds, p.PublicIP, cfg.PublicHost, eps, *user)
+	if len(adv.TURNURLs) == 0 {
+		return errors.New("no turn.listen entry has a fixed port: the URLs are known only to the running icebox (GET /api/v1/ice-servers)")
+	}
+	username, password, _ := creds.Mint(*user, time.Now())
+	servers, ttlOut := adv.ICEServers(username, password), creds.TTL()
 	policy := "all"
 	if *relay {
 		policy = "relay"
@@ -296,25 +288,18 @@ func selftest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	p := &cfg.Parsed
 	creds, err := daemon.ExistingCredentials(cfg)
 	if err != nil {
 		return err
 	}
-	port := 0
-	for _, l := range p.TURNListen {
-		if l.Network == "udp" {
-			port = config.Port(l.Addr)
-			break
-		}
-	}
-	if port == 0 {
-		return errors.New("selftest needs a udp:// listener with a fixed port in turn.listen")
-	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resolvePublicIP(ctx, cfg)
-	res, err := turnsrv.SelfTest(ctx, creds, cfg.TURN.Realm, p.PublicIP, port)
+	adv, _ := daemon.ConfigAdvertised(ctx, cfg, "")
+	at, ok := adv.First("udp")
+	if !ok {
+		return errors.New("selftest needs a udp:// listener with a fixed port in turn.listen")
+	}
+	res, err := turnsrv.SelfTest(ctx, creds, cfg.TURN.Realm, at.Addr(), int(at.Port()))
 	if err != nil {
 		return fmt.Errorf("self-test against %s failed: %w", res.Server, err)
 	}

@@ -23,6 +23,15 @@ import (
 	"time"
 )
 
+// CredentialTTL is the lifetime of the credential the audit mints for
+// itself: long enough for every check, short enough to be worthless if
+// it leaked.
+const CredentialTTL = 5 * time.Minute
+
+// CredentialUser is the user id of the audit's credentials, so its
+// allocations are told apart in logs and quotas.
+const CredentialUser = "audit"
+
 // DefaultIdleWait is how long the idle-TCP check waits for the server to
 // close a connection that sends nothing: icebox closes such connections
 // after 10 s, and the 5 s on top absorb scheduling and timer slack.
@@ -67,7 +76,7 @@ type Config struct {
 	// NoIdleWait skips the idle-TCP and HTTP cap checks (the daemon's
 	// start-up subset).
 	NoIdleWait bool
-	// LocalHost says the audited server runs on this host (FromConfig),
+	// LocalHost says the audited server runs on this host (daemon.AuditConfig),
 	// so its kernel's ephemeral port range can be checked against the
 	// relay range (CheckRelayEphemeral). False: that check is skipped.
 	LocalHost bool

@@ -1,6 +1,8 @@
-package audit
+package daemon
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,13 +10,22 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/audit"
 	"github.com/icebox-project/icebox/turnsrv"
 )
 
-// TestFromConfig: listeners on an unspecified address are reached at
+const secret = "audit-config-test-secret"
+
+// auditConfig is AuditConfig of cfg as icebox audit -config builds it.
+func auditConfig(cfg *config.Config) (audit.Config, error) {
+	adv, _ := ConfigAdvertised(context.Background(), cfg, "")
+	return AuditConfig(cfg, adv, time.Now())
+}
+
+// TestAuditConfig: listeners on an unspecified address are reached at
 // public_ip, port 0 listeners are left for the caller, and the credential
 // verifies under the configured secret.
-func TestFromConfig(t *testing.T) {
+func TestAuditConfig(t *testing.T) {
 	tests := []struct {
 		name          string
 		yml           string
@@ -36,29 +47,29 @@ turn: {secrets: ["` + secret + `"], listen: ["udp://127.0.0.1:0"]}`, "", "", 491
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := FromConfig(cfg, time.Now())
+			a, err := auditConfig(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if a.Server != tt.server || a.TCP != tt.tcp || a.RelayMin != tt.relayMin || a.PublicIP.String() != "203.0.113.10" {
 				t.Errorf("got server %q tcp %q relay_min %d public %s; want %q %q %d 203.0.113.10", a.Server, a.TCP, a.RelayMin, a.PublicIP, tt.server, tt.tcp, tt.relayMin)
 			}
-			if !strings.HasSuffix(a.Username, ":"+CredentialUser) || a.Password != turnsrv.RESTPassword([]byte(secret), a.Username) {
+			if !strings.HasSuffix(a.Username, ":"+audit.CredentialUser) || a.Password != turnsrv.RESTPassword([]byte(secret), a.Username) {
 				t.Errorf("credential %q/%q does not verify under the secret", a.Username, a.Password)
 			}
 		})
 	}
 }
 
-// TestFromConfigGeneratedSecret: the secret icebox generated in state_dir
+// TestAuditConfigGeneratedSecret: the secret icebox generated in state_dir
 // is used; when there is none the audit says so and creates nothing.
-func TestFromConfigGeneratedSecret(t *testing.T) {
+func TestAuditConfigGeneratedSecret(t *testing.T) {
 	dir := t.TempDir()
 	cfg, err := config.FromBytes("t.yaml", []byte("state_dir: "+dir+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FromConfig(cfg, time.Now()); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := auditConfig(cfg); !errors.Is(err, ErrNoSecret) {
 		t.Errorf("no generated secret: got %v, want an error saying so", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, turnsrv.SecretFile)); err == nil {
@@ -68,7 +79,7 @@ func TestFromConfigGeneratedSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := FromConfig(cfg, time.Now())
+	a, err := auditConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
