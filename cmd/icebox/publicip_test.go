@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -54,40 +55,60 @@ func (ns *netns) ip(args ...string) {
 	}
 }
 
-// listen opens a TCP listener at addr inside the namespace: this thread
-// enters it for the socket call only (a socket stays in the namespace it
-// was made in), so nothing else of the test process ever sends from it.
-func (ns *netns) listen(addr string) net.Listener {
-	ns.t.Helper()
+// in runs f with this thread inside the namespace, for the socket calls
+// only (a socket stays in the namespace it was made in), so nothing else
+// of the test process ever sends from it. Errors: the namespace cannot be
+// entered (f has not run).
+func (ns *netns) in(f func()) error {
 	runtime.LockOSThread()
 	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
 		runtime.UnlockOSThread()
-		ns.t.Fatal(err)
+		return err
 	}
 	defer self.Close()
 	target, err := os.Open("/run/netns/" + ns.name)
 	if err != nil {
 		runtime.UnlockOSThread()
-		ns.t.Fatal(err)
+		return err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
-		ns.t.Fatal(err)
+		return err
 	}
-	ln, lerr := net.Listen("tcp4", addr) //nolint:noctx
+	f()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
 		// Leave the thread locked: it dies with its goroutine rather than
 		// run anything else in the wrong namespace.
 		panic(fmt.Sprintf("back to the test's network namespace: %v", err))
 	}
 	runtime.UnlockOSThread()
+	return nil
+}
+
+// listen opens a TCP listener at addr inside the namespace.
+func (ns *netns) listen(addr string) net.Listener {
+	ns.t.Helper()
+	var ln net.Listener
+	var lerr error
+	if err := ns.in(func() { ln, lerr = net.Listen("tcp4", addr) }); err != nil { //nolint:noctx
+		ns.t.Fatal(err)
+	}
 	if lerr != nil {
 		ns.t.Fatal(lerr)
 	}
 	ns.t.Cleanup(func() { ln.Close() })
 	return ln
+}
+
+// dial connects to addr inside the namespace (for http.Transport and
+// websocket.Dialer); safe on any goroutine.
+func (ns *netns) dial(ctx context.Context, network, addr string) (c net.Conn, err error) {
+	if nerr := ns.in(func() { c, err = (&net.Dialer{}).DialContext(ctx, network, addr) }); nerr != nil {
+		return nil, nerr
+	}
+	return c, err
 }
 
 // publicIPLine runs icebox with yml inside the namespace until it logs
@@ -161,7 +182,9 @@ func (ns *netns) publicIPLine(yml string, selfTest ...bool) string {
 // passes there, with no public_ip set), or the interface address
 // when the listeners bind every address; metadata takes the fake's
 // answer, and falls back to auto when the service does not answer or is
-// not there; each logs where its address came from.
+// not there; each logs where its address came from. With metadata the
+// cluster heartbeat, the page, the API, welcome and icebox credentials all
+// name the fake's answer.
 func TestPublicIPInNamespace(t *testing.T) {
 	ns := newNetns(t)
 	t.Run("auto, loopback listeners", func(t *testing.T) {
@@ -215,6 +238,9 @@ func TestPublicIPInNamespace(t *testing.T) {
 		ns := &netns{t: t, name: ns.name}
 		line := ns.publicIPLine("public_ip: metadata\nturn:\n  listen: [\"udp://127.0.0.1:3478\"]\n")
 		want(t, line, "address=203.0.113.77", "source=metadata", "provider=aws", "public_ip=metadata")
+	})
+	t.Run("metadata, one address everywhere", func(t *testing.T) {
+		(&netns{t: t, name: ns.name}).sameAddressEverywhere("203.0.113.77")
 	})
 	t.Run("metadata, no answer in time", func(t *testing.T) {
 		ns := &netns{t: t, name: ns.name}
