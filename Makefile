@@ -1,6 +1,6 @@
 # icebox — build, run, test, install.
 #   make run      a local call page on http://localhost:8080, no config file
-#   make test     vet, then every test with the race detector, then short fuzz runs
+#   make test     go.mod tidy, vet, then every test with the race detector, then short fuzz runs
 #   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed)
 #   make install  binary, systemd unit, sysusers and sysctl entries, /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
@@ -31,7 +31,12 @@ build:
 run:
 	$(GO) run ./cmd/icebox -config '' -state-dir .state
 
+# `go mod tidy -diff` (Go 1.23+) prints what tidy would change and exits 1,
+# so an untidy go.mod or go.sum fails the tests. It reads the tests of
+# dependencies too: offline it needs a module cache that already holds
+# them (one online `go mod tidy` fills it).
 test:
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(MAKE) typecheck
 	$(GO) test -race -count=1 -timeout 30m ./...

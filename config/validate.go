@@ -36,7 +36,10 @@ const (
 	DefaultShutdownGrace          = 10 * time.Second
 	// MaxCredentialsBurst bounds turn.credentials_burst.
 	MaxCredentialsBurst = 100_000
-	// MaxShutdownGrace bounds shutdown_grace, within systemd's stop timeout.
+	// MaxShutdownGrace bounds shutdown_grace. systemd/icebox.service's
+	// TimeoutStopSec (330s) must exceed it plus daemon.ShutdownTimeout
+	// (5s), or systemd kills an icebox still in its grace; raise both
+	// together (config/unit_test.go checks the relation).
 	MaxShutdownGrace = 5 * time.Minute
 
 	// MaxCredentialTTL bounds turn.credential_ttl: 30 days.

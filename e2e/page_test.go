@@ -211,7 +211,7 @@ func TestPageLayout(t *testing.T) {
 	// Dan, Eve and Fay join from a browser that denies camera and
 	// microphone: they watch and listen (tiles with initials), so six
 	// pages on two cores encode 15 streams, not 30. (The mesh benchmark,
-	// TestPageMeshBitrate, has six senders.)
+	// TestPageMeshBitrateFigures, has six senders.)
 	watchers := newBrowserFlags(t, chromedp.Flag("use-fake-ui-for-media-stream", "deny"))
 	room := ib.newRoom(t)
 	dir := t.TempDir()

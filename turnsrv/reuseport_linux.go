@@ -7,46 +7,48 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-)
 
-// socketBuffer is the send and receive buffer asked for on listener and
-// relay sockets, in bytes.
-const socketBuffer = 4 << 20
+	"github.com/icebox-project/icebox/turnsrv/internal/sockbuf"
+)
 
 // listenUDP opens n UDP sockets on one address with SO_REUSEPORT, so the
 // kernel spreads clients (by their address hash, so one client always
 // reaches the same socket) over n read loops and every core relays. With
-// port 0 the first socket picks the port and the others join it.
-func listenUDP(network, addr string, n int) ([]net.PacketConn, error) {
+// port 0 the first socket picks the port and the others join it. Each
+// socket asks for sockbuf.Size of receive and send buffer; sizes is what
+// the kernel granted the first (it caps every socket alike, at
+// net.core.{r,w}mem_max).
+func listenUDP(network, addr string, n int) (_ []net.PacketConn, sizes sockbuf.Sizes, _ error) {
+	first := true
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			// Room for bursts while a read loop waits for a CPU; the
-			// kernel caps these at net.core.{r,w}mem_max.
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
+			got, err := sockbuf.Set(int(fd), sockbuf.Size, sockbuf.Size)
+			if first && err == nil {
+				sizes, first = got, false
+			}
 		}); err != nil {
 			return err
 		}
 		return serr
 	}}
-	first, err := lc.ListenPacket(context.Background(), network, addr)
+	pc0, err := lc.ListenPacket(context.Background(), network, addr)
 	if err != nil {
-		return nil, err
+		return nil, sizes, err
 	}
-	socks := []net.PacketConn{first}
+	socks := []net.PacketConn{pc0}
 	host, _, _ := net.SplitHostPort(addr)
-	bound := net.JoinHostPort(host, strconv.Itoa(first.LocalAddr().(*net.UDPAddr).Port))
+	bound := net.JoinHostPort(host, strconv.Itoa(pc0.LocalAddr().(*net.UDPAddr).Port))
 	for i := 1; i < n; i++ {
 		pc, err := lc.ListenPacket(context.Background(), network, bound)
 		if err != nil {
 			for _, s := range socks {
 				s.Close()
 			}
-			return nil, err
+			return nil, sizes, err
 		}
 		socks = append(socks, pc)
 	}
-	return socks, nil
+	return socks, sizes, nil
 }

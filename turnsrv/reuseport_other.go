@@ -2,13 +2,18 @@
 
 package turnsrv
 
-import "net"
+import (
+	"net"
 
-// listenUDP opens one UDP socket; SO_REUSEPORT spreading is Linux only.
-func listenUDP(network, addr string, _ int) ([]net.PacketConn, error) {
+	"github.com/icebox-project/icebox/turnsrv/internal/sockbuf"
+)
+
+// listenUDP opens one UDP socket; SO_REUSEPORT spreading and buffer
+// sizing are Linux only, so sizes is zero.
+func listenUDP(network, addr string, _ int) (_ []net.PacketConn, sizes sockbuf.Sizes, _ error) {
 	pc, err := net.ListenPacket(network, addr) //nolint:noctx
 	if err != nil {
-		return nil, err
+		return nil, sizes, err
 	}
-	return []net.PacketConn{pc}, nil
+	return []net.PacketConn{pc}, sizes, nil
 }

@@ -273,6 +273,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		udp.Close()
 	}
+	loggedBuffers := false
 	for _, l := range cfg.Listeners {
 		network := ipNetwork(l.Network, l.Addr)
 		if l.Network == "tls" {
@@ -284,10 +285,15 @@ func New(cfg Config) (*Server, error) {
 		}
 		switch l.Network {
 		case "udp":
-			socks, err := listenUDP(network, l.Addr, cfg.UDPSockets)
+			socks, sizes, err := listenUDP(network, l.Addr, cfg.UDPSockets)
 			if err != nil {
 				closeAll()
 				return nil, fmt.Errorf("turnsrv: listen %s://%s: %w", l.Network, l.Addr, err)
+			}
+			if !loggedBuffers && sizes.RecvAsked > 0 {
+				// Once: the kernel caps every socket alike.
+				sizes.Log(s.log, "turn listener")
+				loggedBuffers = true
 			}
 			s.addrs = append(s.addrs, socks[0].LocalAddr())
 			s.endpoints = append(s.endpoints, Endpoint{Network: "udp", Port: addrPort(socks[0].LocalAddr())})

@@ -65,54 +65,65 @@ func (n *Node) admit(room, id, name string, maxPeers int) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), admitTimeout)
 	defer cancel()
 	for {
-		// Each step has its own deadline, shorter than admitTimeout, so a
-		// request lost while a stream leader is elected is tried again.
-		actx, acancel := context.WithTimeout(ctx, attemptTimeout)
-		defer acancel()
-		rec, rev, err := n.get(actx, kv, room)
-		if err != nil {
+		others, err := n.admitOnce(ctx, kv, room, id, name, maxPeers)
+		switch {
+		case err == nil:
+			return others, nil
+		case errors.Is(err, signaling.ErrNameTaken), errors.Is(err, signaling.ErrRoomFull):
+			return nil, err
+		case errors.Is(err, jetstream.ErrKeyExists):
+			// Another node changed the record meanwhile: read it again.
+			n.stats.count(&n.stats.conflicts)
+			if ctx.Err() != nil {
+				return nil, ErrUnavailable
+			}
+		default:
 			// No answer yet (a stream leader being elected): again, within
 			// admitTimeout.
 			n.log.Debug("cluster: admission retried", "room", room, "error", err)
 			if !retry(ctx) {
 				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
-			continue
 		}
-		rec.Members = slices.DeleteFunc(rec.Members, func(m member) bool { return n.stale(room, m) })
-		if slices.ContainsFunc(rec.Members, func(m member) bool { return m.Name == name }) {
-			return nil, signaling.ErrNameTaken
-		}
-		if len(rec.Members) >= maxPeers {
-			return nil, signaling.ErrRoomFull
-		}
-		others := make([]string, 0, len(rec.Members))
-		for _, m := range rec.Members {
-			others = append(others, m.ID)
-		}
-		rec.Members = append(rec.Members, member{ID: id, Name: name, Node: n.id})
-		n.mu.Lock()
-		n.pending[id] = struct{}{}
-		n.mu.Unlock()
-		err = n.put(actx, kv, room, rec, rev)
-		if err == nil {
-			return others, nil
-		}
+	}
+}
+
+// admitOnce is one attempt of admit: read the room's record and
+// compare-and-set it with id added, under a deadline of its own
+// (attemptTimeout, within ctx), so a request lost while a stream leader is
+// elected is tried again before admitTimeout; the attempt's context ends
+// when it returns. Errors: signaling.ErrNameTaken, signaling.ErrRoomFull,
+// jetstream.ErrKeyExists when another node changed the record meanwhile,
+// or the bucket's error.
+func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, name string, maxPeers int) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	rec, rev, err := n.get(ctx, kv, room)
+	if err != nil {
+		return nil, err
+	}
+	rec.Members = slices.DeleteFunc(rec.Members, func(m member) bool { return n.stale(room, m) })
+	if slices.ContainsFunc(rec.Members, func(m member) bool { return m.Name == name }) {
+		return nil, signaling.ErrNameTaken
+	}
+	if len(rec.Members) >= maxPeers {
+		return nil, signaling.ErrRoomFull
+	}
+	others := make([]string, 0, len(rec.Members))
+	for _, m := range rec.Members {
+		others = append(others, m.ID)
+	}
+	rec.Members = append(rec.Members, member{ID: id, Name: name, Node: n.id})
+	n.mu.Lock()
+	n.pending[id] = struct{}{}
+	n.mu.Unlock()
+	if err := n.put(ctx, kv, room, rec, rev); err != nil {
 		n.mu.Lock()
 		delete(n.pending, id)
 		n.mu.Unlock()
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			n.log.Debug("cluster: admission retried", "room", room, "error", err)
-			if !retry(ctx) {
-				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-			}
-			continue
-		}
-		n.stats.count(&n.stats.conflicts)
-		if ctx.Err() != nil {
-			return nil, ErrUnavailable
-		}
+		return nil, err
 	}
+	return others, nil
 }
 
 // retry waits a moment before another try; false once ctx has ended.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/icebox-project/icebox/turnsrv/internal/bitrate"
+	"github.com/icebox-project/icebox/turnsrv/internal/sockbuf"
 )
 
 const (
@@ -25,10 +26,6 @@ const (
 	maxPayload = 1500 // MTU-sized datagrams; longer ones are truncated and dropped
 	maxRetries = 64   // random ports tried per allocation
 )
-
-// socketBuffer is the receive buffer asked for on relay sockets, in
-// bytes; the kernel caps it at net.core.rmem_max.
-const socketBuffer = 4 << 20
 
 // relay is the Linux Relay: the loops, and the relay sockets by port and
 // by client.
@@ -95,7 +92,26 @@ func New(cfg Config) (Relay, error) {
 		r.loops = append(r.loops, l)
 		go l.run()
 	}
+	r.logBuffers()
 	return r, nil
+}
+
+// logBuffers asks a throwaway socket for the receive buffer every relay
+// socket asks for (sockbuf.Size) and logs what the kernel grants, once at
+// start rather than once per allocation.
+func (r *relay) logBuffers() {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		r.log.Warn("relay socket buffers unknown", "error", err)
+		return
+	}
+	defer unix.Close(fd)
+	sizes, err := sockbuf.Set(fd, sockbuf.Size, 0)
+	if err != nil {
+		r.log.Warn("relay socket buffers unknown", "error", err)
+		return
+	}
+	sizes.Log(r.log, "turn relay")
 }
 
 // Loops returns the relay sockets each loop serves.
@@ -155,7 +171,7 @@ func (r *relay) allocate(network string, requestedPort int, ln *listener) (net.P
 		unix.Close(fd)
 		return nil, nil, err
 	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+	_, _ = sockbuf.Set(fd, sockbuf.Size, 0) // New logged what the kernel grants
 	rs := &relaySock{r: r, loop: ln.loop, ln: ln, port: port, id: r.ids.Add(1),
 		limits: bitrate.NewAllocation(r.cfg.Bitrate()), loopFD: loopFD{fd: fd}}
 	r.mu.Lock()
