@@ -13,6 +13,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/icebox-project/icebox/internal/ratelog"
+	"github.com/icebox-project/icebox/internal/stunwire"
 )
 
 // The guard sits between icebox's sockets and pion/turn. pion/turn answers
@@ -31,9 +32,6 @@ const keyIdleTimeout = MaxLifetime + 10*time.Minute
 // MaxLifetime is the longest allocation lifetime icebox grants per Refresh
 // (RFC 8656 §7.2 lets the server choose; pion/turn's own cap is 1 h).
 const MaxLifetime = time.Hour
-
-// magicCookie is the fixed STUN header field (RFC 8489 §5).
-const magicCookie = 0x2112A442
 
 type cachedKey struct {
 	key      []byte
@@ -347,9 +345,9 @@ func decodeXORAddress(v []byte, tid [stun.TransactionIDSize]byte) (netip.AddrPor
 	if len(v) < 4 {
 		return netip.AddrPort{}, errBadPeerAddress
 	}
-	port := binary.BigEndian.Uint16(v[2:4]) ^ uint16(magicCookie>>16)
+	port := binary.BigEndian.Uint16(v[2:4]) ^ uint16(stunwire.MagicCookie>>16)
 	var key [16]byte
-	binary.BigEndian.PutUint32(key[0:4], magicCookie)
+	binary.BigEndian.PutUint32(key[0:4], stunwire.MagicCookie)
 	copy(key[4:], tid[:])
 	switch {
 	case v[1] == 1 && len(v) == 8:

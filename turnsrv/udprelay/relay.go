@@ -9,6 +9,8 @@ import (
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/internal/stunwire"
 )
 
 // PionTurnVersion is the pion/turn release this package was checked
@@ -151,16 +153,13 @@ type Config struct {
 // as a full socket buffer would.
 const ControlQueue = 1024
 
-// magicCookie is the fixed STUN header field (RFC 8489 §5).
-const magicCookie = 0x2112A442
-
 // WellFormedSTUN reports whether b can be a STUN message (RFC 8489 §5):
 // the two leading zero bits, the magic cookie, and a message length that
 // is a multiple of 4 and matches the datagram. Anything else is dropped
 // before it is queued for pion/turn, so a flood of junk cannot crowd out
 // real requests.
 func WellFormedSTUN(b []byte) bool {
-	return len(b) >= 20 && b[0]&0xC0 == 0 && be32(b[4:8]) == magicCookie &&
+	return len(b) >= 20 && b[0]&0xC0 == 0 && be32(b[4:8]) == stunwire.MagicCookie &&
 		int(b[2])<<8|int(b[3]) == len(b)-20 && len(b)%4 == 0
 }
 
