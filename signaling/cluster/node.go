@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icebox-project/icebox/internal/ratelog"
+	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/signaling"
 )
 
@@ -147,8 +148,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Secret == "" {
 		return nil, errors.New("cluster: no secret")
 	}
-	if !validName(cfg.Name) {
-		return nil, fmt.Errorf("cluster: node name %q: 1 to 64 characters of A-Z a-z 0-9 - _", cfg.Name)
+	if !roomname.Valid(cfg.Name) {
+		return nil, fmt.Errorf("cluster: node name %q: 1 to %d characters of A-Z a-z 0-9 - _", cfg.Name, roomname.MaxLength)
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
@@ -280,17 +281,4 @@ func (n *Node) Close(ctx context.Context) error {
 	n.wg.Wait()
 	n.nc.Close()
 	return ctx.Err()
-}
-
-func validName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
