@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/relayrange"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/signaling/cluster"
 	"github.com/icebox-project/icebox/turnsrv"
@@ -44,7 +45,7 @@ type clusterPart struct {
 // the embedded NATS is started and bound (or the operator's NATS
 // dialled), and the node built; startCluster starts it once signaling
 // exists. relay is this node's TURN relayed address and ports.
-func newCluster(cfg *config.Config, relay cluster.RelayRange, log *slog.Logger) (*clusterPart, error) {
+func newCluster(cfg *config.Config, relay relayrange.RelayRange, log *slog.Logger) (*clusterPart, error) {
 	pc := cfg.Parsed.Cluster
 	if pc == nil {
 		return nil, nil
@@ -71,15 +72,11 @@ func newCluster(cfg *config.Config, relay cluster.RelayRange, log *slog.Logger) 
 		cp.shutdownNATS()
 		return nil, err
 	}
-	cp.node.OnNodes(func(rs []cluster.RelayRange) {
-		out := make([]turnsrv.RelayRange, 0, len(rs))
-		for _, r := range rs {
-			out = append(out, turnsrv.RelayRange{Addr: r.Addr, Min: r.Min, Max: r.Max})
-		}
+	cp.node.OnNodes(func(rs []relayrange.RelayRange) {
 		// A node's relay that is no peer here (a private address without
 		// allow_peers, this host outside turn.relay_ports): clients of the
 		// two nodes cannot relay to each other. Logged when the nodes change.
-		for r, why := range cp.relays.Set(out) {
+		for r, why := range cp.relays.Set(rs) {
 			log.Warn("cluster: another node's relay is not a TURN peer here; calls relayed between the two nodes fail",
 				"relay", r.Addr.String(), "ports", fmt.Sprintf("%d-%d", r.Min, r.Max), "reason", string(why))
 		}
@@ -227,8 +224,8 @@ func (cp *clusterPart) Close() error {
 
 // clusterRelay is this node's TURN relayed address and relay ports, as
 // the other nodes' peer filters must allow them.
-func clusterRelay(p *config.Parsed) cluster.RelayRange {
-	return cluster.RelayRange{Addr: PublicIP(p), Min: p.RelayMin, Max: p.RelayMax}
+func clusterRelay(p *config.Parsed) relayrange.RelayRange {
+	return relayrange.RelayRange{Addr: PublicIP(p), Min: p.RelayMin, Max: p.RelayMax}
 }
 
 // healthy is nil when the node is connected to NATS and admits joins.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/icebox-project/icebox/internal/relayrange"
 )
 
 // attacker connects to n's NATS as a client holding the NATS client
@@ -70,7 +72,7 @@ func TestForgedMessagesIgnored(t *testing.T) {
 	gone, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: b.node.ID(), Name: "b", Gone: true})
 	evilID := "evil@00000000"
 	evil, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: evilID, Name: "evil",
-		Relay: RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 1, Max: 65535}})
+		Relay: relayrange.RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 1, Max: 65535}})
 	left, _ := json.Marshal(event{Kind: kindLeft, Room: "room1", ID: carol.id, Node: b.node.ID()})
 	own := signer{id: b.node.ID(), key: messageKey("a guess, not the cluster secret", b.node.ID())}
 	own.seq.Store(1 << 40) // far ahead of b's own numbers

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/icebox-project/icebox/internal/relayrange"
 	"github.com/icebox-project/icebox/signaling"
 )
 
@@ -74,7 +75,7 @@ func startNodeWith(t *testing.T, name string, routes []*url.URL, maxPeers int, o
 		t.Fatal(err)
 	}
 	n, err := New(Config{Name: name, Secret: testSecret, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: o.deadAfter,
-		Relay: RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 20000, Max: 20099}})
+		Relay: relayrange.RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 20000, Max: 20099}})
 	if err != nil {
 		t.Fatal(err)
 	}
