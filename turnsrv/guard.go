@@ -103,48 +103,22 @@ type owners struct {
 	m  map[fiveTuple]string
 }
 
-// fiveTuple names an allocation (RFC 8656 §2): the transport protocol,
-// the client's address and the listener's.
-type fiveTuple struct {
-	tcp        bool // TCP or TLS; false: UDP
-	src, local netip.AddrPort
-}
-
-func ownerKey(src, local net.Addr) fiveTuple {
-	_, tcp := src.(*net.TCPAddr)
-	return fiveTuple{tcp: tcp, src: addrPortOfAddr(src), local: addrPortOfAddr(local)}
-}
-
-// addrPortOfAddr is a's address and port, IPv4 addresses unmapped.
-func addrPortOfAddr(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	default:
-		ap, _ = netip.ParseAddrPort(a.String())
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
 func (o *owners) set(src, local net.Addr, username string) {
 	o.mu.Lock()
-	o.m[ownerKey(src, local)] = username
+	o.m[fiveTupleOf(src, local)] = username
 	o.mu.Unlock()
 }
 
 func (o *owners) remove(src, local net.Addr) {
 	o.mu.Lock()
-	delete(o.m, ownerKey(src, local))
+	delete(o.m, fiveTupleOf(src, local))
 	o.mu.Unlock()
 }
 
 func (o *owners) get(src, local net.Addr) (string, bool) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	u, ok := o.m[ownerKey(src, local)]
+	u, ok := o.m[fiveTupleOf(src, local)]
 	return u, ok
 }
 

@@ -237,12 +237,12 @@ func (l *loop) drainListener(ln *listener) {
 			}
 			data := l.bufs[i][:l.lmsgs[i].n]
 			if len(data) >= 4 && data[0]&0xC0 == 0x40 {
-				if l.r.forward(ln.addrID, src, data) {
+				if l.r.forward(ln, src, data) {
 					continue
 				}
 				// ChannelData the loop does not know yet is pion's, but
 				// only from a client that has an allocation.
-				if l.r.hasClient(ln.addrID, src) {
+				if l.r.hasClient(ln, src) {
 					ln.deliver(data, src, true)
 				} else {
 					l.r.stats.DroppedNotSTUN.Add(1)
@@ -253,7 +253,7 @@ func (l *loop) drainListener(ln *listener) {
 				l.r.stats.DroppedNotSTUN.Add(1)
 				continue
 			}
-			ln.deliver(data, src, l.r.hasClient(ln.addrID, src))
+			ln.deliver(data, src, l.r.hasClient(ln, src))
 		}
 		if n < batch {
 			return

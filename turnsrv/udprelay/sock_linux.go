@@ -28,10 +28,10 @@ type relaySock struct {
 	// limits is the allocation's bitrate cap; nil: none.
 	limits *bitrate.Allocation
 	smu    sync.Mutex // serialises state updates; readers use the atomic pointer
-	// clientKey is this socket's entry in relay.byClient; guarded by
-	// relay.mu.
-	clientKey clientKey
-	hasClient bool
+	// clients and client are this socket's entry in a clientMap (nil
+	// clients: none yet); guarded by relay.mu.
+	clients *clientMap
+	client  netip.AddrPort
 
 	loopFD
 }
@@ -120,8 +120,8 @@ func (rs *relaySock) Close() error {
 		if rs.r.byPort[rs.port] == rs {
 			delete(rs.r.byPort, rs.port)
 		}
-		if rs.hasClient {
-			rs.r.byClient.CompareAndDelete(rs.clientKey, rs)
+		if rs.clients != nil {
+			rs.clients.CompareAndDelete(rs.client, rs)
 		}
 		rs.r.mu.Unlock()
 	})
