@@ -42,7 +42,7 @@ type listener struct {
 	// shared with its other SO_REUSEPORT sockets (relay.clients).
 	clients *clientMap
 	local   net.Addr
-	stats   *Stats
+	stats   *Counters
 
 	// known holds datagrams from clients that have an allocation through
 	// this socket, queue the rest; ReadFrom serves known first, so a flood

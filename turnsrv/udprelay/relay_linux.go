@@ -34,7 +34,7 @@ const socketBuffer = 4 << 20
 // by client.
 type relay struct {
 	cfg   Config
-	stats *Stats
+	stats *Counters
 	log   *slog.Logger
 	loops []*loop
 	next  atomic.Uint32
@@ -84,8 +84,10 @@ func New(cfg Config) (Relay, error) {
 	if cfg.Bitrate == nil {
 		cfg.Bitrate = func() int64 { return 0 }
 	}
-	cfg.Stats.fill()
-	r := &relay{cfg: cfg, stats: &cfg.Stats, log: cfg.Logger, byPort: map[uint16]*relaySock{},
+	if cfg.Counters == nil {
+		cfg.Counters = new(Counters)
+	}
+	r := &relay{cfg: cfg, stats: cfg.Counters, log: cfg.Logger, byPort: map[uint16]*relaySock{},
 		clients: map[string]*clientMap{}, listeners: map[*listener]struct{}{}}
 	for i := 0; i < cfg.Loops; i++ {
 		l, err := newLoop(r)

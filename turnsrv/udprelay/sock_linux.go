@@ -73,7 +73,7 @@ func (rs *relaySock) ReadFrom([]byte) (int, net.Addr, error) {
 
 // WriteTo sends p to a peer (client → peer relaying, RFC 8656 §11.3). A
 // full socket buffer drops the datagram, as the network would, and counts
-// it (Stats.DroppedSendBufferToPeers). Errors: a peer that is not UDP
+// it (Counters.DroppedSendBufferToPeers). Errors: a peer that is not UDP
 // over IPv4, net.ErrClosed, or sendto's.
 func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
