@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/icebox-project/icebox/internal/roomname"
 )
 
 // DefaultClusterListen is cluster.listen's default: the NATS route port.
@@ -84,8 +86,8 @@ func (c *Config) validateCluster(p *Parsed) *Error {
 			return bad("cluster.node", "not set and the host name is unknown: %v", err)
 		}
 		pc.Node = nodeName(h)
-	} else if !validNodeName(pc.Node) {
-		return bad("cluster.node", "%q: a node name is 1 to 64 characters of A-Z a-z 0-9 - _", cl.Node)
+	} else if !roomname.Valid(pc.Node) {
+		return bad("cluster.node", "%q: a node name is 1 to %d characters of A-Z a-z 0-9 - _", cl.Node, roomname.MaxLength)
 	}
 	if cl.Listen == "" {
 		cl.Listen = DefaultClusterListen
@@ -180,30 +182,17 @@ func readSecret(path string) (string, error) {
 	return s, nil
 }
 
-func validNodeName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // nodeName turns a host name into a node name: other characters become
-// "-", and it is cut to 64.
+// "-", and it is cut to roomname.MaxLength.
 func nodeName(host string) string {
 	b := []byte(host)
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !roomname.NameByte(c) {
 			b[i] = '-'
 		}
 	}
-	if len(b) > 64 {
-		b = b[:64]
+	if len(b) > roomname.MaxLength {
+		b = b[:roomname.MaxLength]
 	}
 	if len(b) == 0 {
 		return "node"

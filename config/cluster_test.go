@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/icebox-project/icebox/internal/roomname"
 )
 
 func TestCluster(t *testing.T) {
@@ -51,7 +53,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		h, _ := os.Hostname()
-		if want := nodeName(h); cfg.Parsed.Cluster.Node != want || !validNodeName(want) {
+		if want := nodeName(h); cfg.Parsed.Cluster.Node != want || !roomname.Valid(want) {
 			t.Fatalf("got node %q, want %q", cfg.Parsed.Cluster.Node, want)
 		}
 	})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/advertise"
+	"github.com/icebox-project/icebox/internal/relayrange"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/signaling/cluster"
 	"github.com/icebox-project/icebox/turnsrv"
@@ -47,7 +48,7 @@ type clusterPart struct {
 // exists. relay is this node's TURN relayed address and ports (its
 // heartbeat's), relays the TURN peer filter's ranges of the other nodes,
 // which the node keeps up to date.
-func newCluster(cfg *config.Config, relay cluster.RelayRange, relays *turnsrv.RelayPeers, log *slog.Logger) (*clusterPart, error) {
+func newCluster(cfg *config.Config, relay relayrange.RelayRange, relays *turnsrv.RelayPeers, log *slog.Logger) (*clusterPart, error) {
 	pc := cfg.Parsed.Cluster
 	if pc == nil {
 		return nil, nil
@@ -74,15 +75,11 @@ func newCluster(cfg *config.Config, relay cluster.RelayRange, relays *turnsrv.Re
 		cp.shutdownNATS()
 		return nil, err
 	}
-	cp.node.OnNodes(func(rs []cluster.RelayRange) {
-		out := make([]turnsrv.RelayRange, 0, len(rs))
-		for _, r := range rs {
-			out = append(out, turnsrv.RelayRange{Addr: r.Addr, Min: r.Min, Max: r.Max})
-		}
+	cp.node.OnNodes(func(rs []relayrange.RelayRange) {
 		// A node's relay that is no peer here (a private address without
 		// allow_peers, this host outside turn.relay_ports): clients of the
 		// two nodes cannot relay to each other. Logged when the nodes change.
-		for r, why := range cp.relays.Set(out) {
+		for r, why := range cp.relays.Set(rs) {
 			log.Warn("cluster: another node's relay is not a TURN peer here; calls relayed between the two nodes fail",
 				"relay", r.Addr.String(), "ports", fmt.Sprintf("%d-%d", r.Min, r.Max), "reason", string(why))
 		}
@@ -222,8 +219,8 @@ func (cp *clusterPart) Close() error {
 // clusterRelay is this node's TURN relayed address (the advertised
 // public IP) and relay ports, as the other nodes' peer filters must allow
 // them.
-func clusterRelay(adv *advertise.Advertised, p *config.Parsed) cluster.RelayRange {
-	return cluster.RelayRange{Addr: adv.PublicIP, Min: p.RelayMin, Max: p.RelayMax}
+func clusterRelay(adv *advertise.Advertised, p *config.Parsed) relayrange.RelayRange {
+	return relayrange.RelayRange{Addr: adv.PublicIP, Min: p.RelayMin, Max: p.RelayMax}
 }
 
 // healthy is nil when the node is connected to NATS and admits joins.

@@ -103,20 +103,3 @@ func (c *fakeClock) waitTimer(t *testing.T, d time.Duration) {
 		}
 	}
 }
-
-// waitUntil waits for cond, checking it every millisecond, and fails
-// the test if it does not hold within 5 s. It is for state with no event
-// to wait on, such as a connection's counts after the server noticed it
-// dropped.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	fail := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(fail) {
-			t.Fatalf("%s: not within 5s", what)
-		}
-		<-tick.C
-	}
-}

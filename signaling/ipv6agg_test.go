@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // TestConnectionsIPv6Aggregate: a client with a /56 opens WebSockets from
@@ -41,7 +42,7 @@ func TestConnectionsIPv6Aggregate(t *testing.T) {
 	fromAddr(t, url, "2001:db8:2::1").alive() // another /48
 	if len(open) > 0 {
 		open[0].Close()
-		waitUntil(t, "the closed connection's place freed", func() bool {
+		testenv.Eventually(t, 5*time.Second, "the closed connection's place freed", func() bool {
 			conn, _, err := websocket.DefaultDialer.Dial(url, http.Header{"X-Forwarded-For": {"2001:db8:1:ffee::1"}})
 			if err == nil {
 				t.Cleanup(func() { conn.Close() })

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // drop ends the TCP connection without a close frame, as a lost network
@@ -30,7 +31,7 @@ func (s *Server) suspendedPeers() int {
 // waitSuspended waits until the server has noticed n dropped peers.
 func waitSuspended(t *testing.T, s *Server, n int) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("%d suspended peers", n), func() bool { return s.suspendedPeers() == n })
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("%d suspended peers", n), func() bool { return s.suspendedPeers() == n })
 }
 
 func TestResume(t *testing.T) {
@@ -113,7 +114,7 @@ func TestConnectionsPerIP(t *testing.T) {
 		t.Fatalf("third connection: %v %v, want 429", resp, err)
 	}
 	a.conn.Close()
-	waitUntil(t, "the closed connection's slot released", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the closed connection's slot released", func() bool {
 		s.perIP.mu.Lock()
 		defer s.perIP.mu.Unlock()
 		return s.perIP.n.Count("127.0.0.1/32") == 1 && s.perIP.n.Len() == 1

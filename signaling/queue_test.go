@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // heldBytes is what the server holds for suspended peers, counted from
@@ -110,7 +112,7 @@ func TestSuspendedQueueAttack(t *testing.T) {
 	if _, held, _ := s.QueuedBytes(); held != 0 {
 		t.Errorf("after the resume window: %d bytes held, want 0", held)
 	}
-	waitUntil(t, "live queues written", func() bool { live, _, _ := s.QueuedBytes(); return live == 0 })
+	testenv.Eventually(t, 5*time.Second, "live queues written", func() bool { live, _, _ := s.QueuedBytes(); return live == 0 })
 }
 
 // TestHeldSignalsDropOldest: a suspended peer's queue keeps the newest

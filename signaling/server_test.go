@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 type msg map[string]any
@@ -496,7 +497,7 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 	if live, held, _ := s.QueuedBytes(); live != 0 || held != 0 {
 		t.Errorf("after Close: %d bytes queued, %d held; want none", live, held)
 	}
-	waitUntil(t, fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("goroutines back to %d", baseline), func() bool { return runtime.NumGoroutine() <= baseline })
 }
 
 // TestCloseForced: when ctx ends before the peers answer the close
@@ -510,7 +511,7 @@ func TestCloseForced(t *testing.T) {
 		c.send(msg{"type": "join", "room": "r", "name": fmt.Sprint(i)})
 		silent = append(silent, c)
 	}
-	waitUntil(t, "3 peers joined", func() bool { _, _, peers := s.Counts(); return peers == 3 })
+	testenv.Eventually(t, 5*time.Second, "3 peers joined", func() bool { _, _, peers := s.Counts(); return peers == 3 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.Close(ctx); !errors.Is(err, context.Canceled) {

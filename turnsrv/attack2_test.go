@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/stun/v3"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -174,7 +175,7 @@ func TestReloadDeniedPeerUnreachable(t *testing.T) {
 			// Each datagram is judged before it would be sent: once all
 			// three are counted as denied, one that had been sent would
 			// already wait in the peer's socket.
-			waitFor(t, "three datagrams denied", func() bool { return s.Stats().DroppedPeerDenied.Load() >= denied+3 })
+			testenv.Eventually(t, closeGuard, "three datagrams denied", func() bool { return s.Stats().DroppedPeerDenied.Load() >= denied+3 })
 			if arrives(peer, time.Millisecond) {
 				t.Errorf("over %s, ChannelData on a channel bound before the reload still reaches %s, denied since (%d packets to peers)",
 					network, peerAP, s.Stats().PacketsToPeers.Load()-before)
@@ -283,7 +284,7 @@ func TestWrappedRequestBytewise(t *testing.T) {
 			if got := readUntilClosed(t, sess.c); len(got) != 0 {
 				t.Errorf("the server answered %d bytes: %x", len(got), got)
 			}
-			waitFor(t, "the close counted as a bad frame", func() bool { return s.Stats().TCPClosedBadFrame.Load() > before })
+			testenv.Eventually(t, closeGuard, "the close counted as a bad frame", func() bool { return s.Stats().TCPClosedBadFrame.Load() > before })
 			if got := s.Stats().AllocationsActive.Load(); got != 0 {
 				t.Errorf("%d allocations with an expired credential", got)
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -63,7 +64,7 @@ func TestBitrateCap(t *testing.T) {
 			fromPeers := stats.PacketsFromPeers.Load()
 			start = time.Now()
 			sendTime = paced(t, func() error { _, err := peer.WriteTo(payload, relayed); return err })
-			waitFor(t, "peer → client: every datagram judged", func() bool {
+			testenv.Eventually(t, closeGuard, "peer → client: every datagram judged", func() bool {
 				return stats.PacketsFromPeers.Load()-fromPeers >= capOffered
 			})
 			judged := time.Since(start)

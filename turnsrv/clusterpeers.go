@@ -4,14 +4,9 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-)
 
-// RelayRange is another TURN server's relayed address and relay ports
-// (inclusive): a node of the same cluster, as its heartbeats claim.
-type RelayRange struct {
-	Addr     netip.Addr
-	Min, Max uint16
-}
+	"github.com/icebox-project/icebox/internal/relayrange"
+)
 
 // RelayPeers holds the other cluster nodes' relay ranges as this server
 // accepts them. A claimed range is no exception to the peer filter: it is
@@ -28,24 +23,24 @@ type RelayRange struct {
 // concurrent use.
 type RelayPeers struct {
 	mu     sync.Mutex
-	claims []RelayRange // as last Set, validated again when the filter changes
-	p      atomic.Pointer[[]RelayRange]
+	claims []relayrange.RelayRange // as last Set, validated again when the filter changes
+	p      atomic.Pointer[[]relayrange.RelayRange]
 	filter atomic.Pointer[PeerFilter]
 }
 
 // Set replaces the ranges with those of ranges this server accepts
 // (ClusterRange: clipped to this server's relay ports); it returns the
 // refused ones with the reason.
-func (r *RelayPeers) Set(ranges []RelayRange) (refused map[RelayRange]PeerVerdict) {
+func (r *RelayPeers) Set(ranges []relayrange.RelayRange) (refused map[relayrange.RelayRange]PeerVerdict) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.claims = append([]RelayRange(nil), ranges...)
+	r.claims = append([]relayrange.RelayRange(nil), ranges...)
 	return r.validateLocked()
 }
 
-func (r *RelayPeers) validateLocked() (refused map[RelayRange]PeerVerdict) {
+func (r *RelayPeers) validateLocked() (refused map[relayrange.RelayRange]PeerVerdict) {
 	f := r.filter.Load()
-	out := make([]RelayRange, 0, len(r.claims))
+	out := make([]relayrange.RelayRange, 0, len(r.claims))
 	for _, x := range r.claims {
 		v := PeerVerdict(PeerNoServer)
 		if f != nil {
@@ -53,7 +48,7 @@ func (r *RelayPeers) validateLocked() (refused map[RelayRange]PeerVerdict) {
 		}
 		if v != PeerAllowed {
 			if refused == nil {
-				refused = map[RelayRange]PeerVerdict{}
+				refused = map[relayrange.RelayRange]PeerVerdict{}
 			}
 			refused[x] = v
 			continue
@@ -65,7 +60,7 @@ func (r *RelayPeers) validateLocked() (refused map[RelayRange]PeerVerdict) {
 }
 
 // Ranges returns the accepted ranges.
-func (r *RelayPeers) Ranges() []RelayRange {
+func (r *RelayPeers) Ranges() []relayrange.RelayRange {
 	if r == nil {
 		return nil
 	}
@@ -104,7 +99,7 @@ const PeerOutsideRelayPorts PeerVerdict = "outside-relay-ports"
 // range). This server's own relayed address is accepted so clipped: rule
 // 3 allows it there anyway (nodes sharing a host). It returns the
 // clipped range and PeerAllowed, or why not.
-func (f *PeerFilter) ClusterRange(x RelayRange) (RelayRange, PeerVerdict) {
+func (f *PeerFilter) ClusterRange(x relayrange.RelayRange) (relayrange.RelayRange, PeerVerdict) {
 	x.Addr = x.Addr.Unmap().WithZone("")
 	if !x.Addr.IsValid() || x.Min == 0 || x.Min > x.Max {
 		return x, PeerDenied

@@ -3,6 +3,8 @@ package turnsrv
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/icebox-project/icebox/internal/relayrange"
 )
 
 // TestClusterRelayPeers walks through what another node's claimed relay
@@ -20,21 +22,25 @@ func TestClusterRelayPeers(t *testing.T) {
 	allow := []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}
 	f := NewPeerFilter(recommended(), allow, own)
 	public := netip.MustParseAddr("93.184.216.34")
+	rng := func(a netip.Addr, lo, hi uint16) relayrange.RelayRange {
+		return relayrange.RelayRange{Addr: a, Min: lo, Max: hi}
+	}
+	var none relayrange.RelayRange
 	claims := []struct {
 		name string
-		r    RelayRange
+		r    relayrange.RelayRange
 		want PeerVerdict
-		got  RelayRange // the accepted range, when allowed
+		got  relayrange.RelayRange // the accepted range, when allowed
 	}{
-		{"this host's relayed address, every port", RelayRange{netip.MustParseAddr("127.0.0.1"), 1, 65535}, PeerAllowed, RelayRange{netip.MustParseAddr("127.0.0.1"), 20000, 20999}},
-		{"loopback, another address", RelayRange{netip.MustParseAddr("127.0.0.2"), 20000, 20999}, PeerOwnPort, RelayRange{}},
-		{"loopback, IPv4-mapped", RelayRange{netip.MustParseAddr("::ffff:127.0.0.3"), 1, 65535}, PeerOwnPort, RelayRange{}},
-		{"metadata", RelayRange{netip.MustParseAddr("169.254.169.254"), 1, 65535}, PeerDenied, RelayRange{}},
-		{"private, not allowed", RelayRange{netip.MustParseAddr("10.0.0.2"), 30000, 30999}, PeerDenied, RelayRange{}},
-		{"private, allow_peers names it", RelayRange{netip.MustParseAddr("10.9.0.2"), 20100, 20200}, PeerAllowed, RelayRange{netip.MustParseAddr("10.9.0.2"), 20100, 20200}},
-		{"public, clipped to our relay ports", RelayRange{public, 1, 65535}, PeerAllowed, RelayRange{public, 20000, 20999}},
-		{"public, outside our relay ports", RelayRange{public, 30000, 30999}, PeerOutsideRelayPorts, RelayRange{}},
-		{"empty range", RelayRange{public, 0, 0}, PeerDenied, RelayRange{}},
+		{"this host's relayed address, every port", rng(netip.MustParseAddr("127.0.0.1"), 1, 65535), PeerAllowed, rng(netip.MustParseAddr("127.0.0.1"), 20000, 20999)},
+		{"loopback, another address", rng(netip.MustParseAddr("127.0.0.2"), 20000, 20999), PeerOwnPort, none},
+		{"loopback, IPv4-mapped", rng(netip.MustParseAddr("::ffff:127.0.0.3"), 1, 65535), PeerOwnPort, none},
+		{"metadata", rng(netip.MustParseAddr("169.254.169.254"), 1, 65535), PeerDenied, none},
+		{"private, not allowed", rng(netip.MustParseAddr("10.0.0.2"), 30000, 30999), PeerDenied, none},
+		{"private, allow_peers names it", rng(netip.MustParseAddr("10.9.0.2"), 20100, 20200), PeerAllowed, rng(netip.MustParseAddr("10.9.0.2"), 20100, 20200)},
+		{"public, clipped to our relay ports", rng(public, 1, 65535), PeerAllowed, rng(public, 20000, 20999)},
+		{"public, outside our relay ports", rng(public, 30000, 30999), PeerOutsideRelayPorts, none},
+		{"empty range", rng(public, 0, 0), PeerDenied, none},
 	}
 	// Verdicts before any claim, to compare with after.
 	probes := []netip.AddrPort{
@@ -47,7 +53,7 @@ func TestClusterRelayPeers(t *testing.T) {
 	for _, p := range probes {
 		before[p] = f.Check(p)
 	}
-	var all []RelayRange
+	var all []relayrange.RelayRange
 	for _, c := range claims {
 		all = append(all, c.r)
 	}

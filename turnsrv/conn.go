@@ -28,7 +28,7 @@ type guardConn struct {
 	m       *stun.Message
 	pending []byte
 	conns   *connSet
-	tuple   tuple
+	tuple   fiveTuple
 	key     clientaddr.Keys // the client's limit keys, set by connSet.add
 	// started is set at the first STUN message; only Read touches it.
 	started bool
@@ -42,7 +42,7 @@ type guardConn struct {
 
 func newGuardConn(c net.Conn, g *guard, conns *connSet) *guardConn {
 	gc := &guardConn{Conn: c, g: g, fr: newFrameReader(c), m: new(stun.Message), conns: conns,
-		tuple: tupleOf(c.RemoteAddr(), c.LocalAddr())}
+		tuple: fiveTupleOf(c.RemoteAddr(), c.LocalAddr())}
 	gc.fr.dropped = func() { conns.stats.DroppedNotSTUN.Add(1) }
 	return gc
 }

@@ -1,6 +1,10 @@
 package turnsrv
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/icebox-project/icebox/internal/stunwire"
+)
 
 // A listener shared with HTTP (Listener.ShareHTTP) tells its connections
 // apart once, after the TLS handshake if any: by the application protocol
@@ -79,7 +83,7 @@ func classify(b []byte) streamKind {
 		if len(b) < 8 {
 			return kindMore
 		}
-		if binary.BigEndian.Uint32(b[4:8]) == magicCookie {
+		if binary.BigEndian.Uint32(b[4:8]) == stunwire.MagicCookie {
 			return kindTURN
 		}
 		return kindNeither

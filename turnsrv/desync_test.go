@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // Attacks on the framing the guard and pion/turn share (framing.go): a
@@ -71,7 +73,7 @@ func refusedAtFrame(t *testing.T, s *testServer, c net.Conn, b []byte) {
 	if got := readUntilClosed(t, c); len(got) != 0 {
 		t.Errorf("the server answered %d bytes before it closed: %x", len(got), got)
 	}
-	waitFor(t, "the close counted as a bad frame", func() bool { return s.Stats().TCPClosedBadFrame.Load() > before })
+	testenv.Eventually(t, closeGuard, "the close counted as a bad frame", func() bool { return s.Stats().TCPClosedBadFrame.Load() > before })
 }
 
 // TestWrappedRequestsRefused: over TCP, TLS and the port TURN shares with
@@ -197,7 +199,7 @@ func TestLeadingBitsNotIgnored(t *testing.T) {
 			if _, err := other.c.Write(m.Raw); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the datagram dropped", func() bool { return s.Stats().DroppedNotSTUN.Load() > dropped })
+			testenv.Eventually(t, closeGuard, "the datagram dropped", func() bool { return s.Stats().DroppedNotSTUN.Load() > dropped })
 			// Datagrams from one client are handled in order: a response
 			// to the hidden Allocate would come before the Binding's.
 			binding := stun.MustBuild(stun.TransactionID, stun.BindingRequest)

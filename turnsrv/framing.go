@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+
+	"github.com/icebox-project/icebox/internal/stunwire"
 )
 
 // One framing, decided here, for the guard and for pion/turn. Every byte
@@ -72,7 +74,7 @@ const tcpFrameHeader = 8
 // those, one in 2^24 such records.
 func tcpFrameLen(h []byte) (int, error) {
 	length := int(binary.BigEndian.Uint16(h[2:4]))
-	cookie := binary.BigEndian.Uint32(h[4:8]) == magicCookie
+	cookie := binary.BigEndian.Uint32(h[4:8]) == stunwire.MagicCookie
 	var n int
 	switch h[0] & 0xC0 {
 	case 0x00:
@@ -120,7 +122,7 @@ func packetKind(b []byte) kind {
 		}
 		return kindDrop
 	}
-	if len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == magicCookie &&
+	if len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == stunwire.MagicCookie &&
 		20+int(binary.BigEndian.Uint16(b[2:4])) <= len(b) {
 		return kindSTUN
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/icebox-project/icebox/internal/ratelog"
+	"github.com/icebox-project/icebox/internal/stunwire"
 )
 
 // The guard sits between icebox's sockets and pion/turn. pion/turn answers
@@ -31,9 +32,6 @@ const keyIdleTimeout = MaxLifetime + 10*time.Minute
 // MaxLifetime is the longest allocation lifetime icebox grants per Refresh
 // (RFC 8656 §7.2 lets the server choose; pion/turn's own cap is 1 h).
 const MaxLifetime = time.Hour
-
-// magicCookie is the fixed STUN header field (RFC 8489 §5).
-const magicCookie = 0x2112A442
 
 type cachedKey struct {
 	key      []byte
@@ -105,48 +103,22 @@ type owners struct {
 	m  map[fiveTuple]string
 }
 
-// fiveTuple names an allocation (RFC 8656 §2): the transport protocol,
-// the client's address and the listener's.
-type fiveTuple struct {
-	tcp        bool // TCP or TLS; false: UDP
-	src, local netip.AddrPort
-}
-
-func ownerKey(src, local net.Addr) fiveTuple {
-	_, tcp := src.(*net.TCPAddr)
-	return fiveTuple{tcp: tcp, src: addrPortOfAddr(src), local: addrPortOfAddr(local)}
-}
-
-// addrPortOfAddr is a's address and port, IPv4 addresses unmapped.
-func addrPortOfAddr(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	default:
-		ap, _ = netip.ParseAddrPort(a.String())
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
 func (o *owners) set(src, local net.Addr, username string) {
 	o.mu.Lock()
-	o.m[ownerKey(src, local)] = username
+	o.m[fiveTupleOf(src, local)] = username
 	o.mu.Unlock()
 }
 
 func (o *owners) remove(src, local net.Addr) {
 	o.mu.Lock()
-	delete(o.m, ownerKey(src, local))
+	delete(o.m, fiveTupleOf(src, local))
 	o.mu.Unlock()
 }
 
 func (o *owners) get(src, local net.Addr) (string, bool) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	u, ok := o.m[ownerKey(src, local)]
+	u, ok := o.m[fiveTupleOf(src, local)]
 	return u, ok
 }
 
@@ -347,9 +319,9 @@ func decodeXORAddress(v []byte, tid [stun.TransactionIDSize]byte) (netip.AddrPor
 	if len(v) < 4 {
 		return netip.AddrPort{}, errBadPeerAddress
 	}
-	port := binary.BigEndian.Uint16(v[2:4]) ^ uint16(magicCookie>>16)
+	port := binary.BigEndian.Uint16(v[2:4]) ^ uint16(stunwire.MagicCookie>>16)
 	var key [16]byte
-	binary.BigEndian.PutUint32(key[0:4], magicCookie)
+	binary.BigEndian.PutUint32(key[0:4], stunwire.MagicCookie)
 	copy(key[4:], tid[:])
 	switch {
 	case v[1] == 1 && len(v) == 8:

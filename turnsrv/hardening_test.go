@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/stun/v3"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -74,7 +75,7 @@ func TestOwnAddressOnlyOnRelayPorts(t *testing.T) {
 	if _, err := friend.Conn.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(sess.relayed)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the friend's permission", func() bool { return s.Stats().PermissionsActive.Load() == 2 })
+	testenv.Eventually(t, closeGuard, "the friend's permission", func() bool { return s.Stats().PermissionsActive.Load() == 2 })
 
 	// TURN-in-TURN: an Allocate to the listener, sent through the relay
 	// under the permission for 127.0.0.1; and a query to the service.
@@ -84,7 +85,7 @@ func TestOwnAddressOnlyOnRelayPorts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "both sends to be refused", func() bool { return s.Stats().DroppedPeerDenied.Load() == 2 })
+	testenv.Eventually(t, closeGuard, "both sends to be refused", func() bool { return s.Stats().DroppedPeerDenied.Load() == 2 })
 	// What comes after them is relayed: the allowed peer hears it.
 	if _, err := sess.c.Write(sendIndication(friendRelay, []byte("legit"))); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/stun/v3"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -73,11 +74,11 @@ func TestPionCoupling(t *testing.T) {
 	// OnPermissionDeleted and OnChannelDeleted, and in udprelay.
 	gone := func(t *testing.T, s *testServer) {
 		t.Helper()
-		waitFor(t, "allocation deleted in pion/turn", func() bool { return s.AllocationCount() == 0 })
-		waitFor(t, "OnAllocationDeleted", func() bool { return s.Stats().AllocationsActive.Load() == 0 })
-		waitFor(t, "OnPermissionDeleted", func() bool { return s.Stats().PermissionsActive.Load() == 0 })
-		waitFor(t, "OnChannelDeleted", func() bool { return s.Stats().ChannelBindingsActive.Load() == 0 })
-		waitFor(t, "relay port released", func() bool { return relayPorts(s.Server) == 0 })
+		testenv.Eventually(t, closeGuard, "allocation deleted in pion/turn", func() bool { return s.AllocationCount() == 0 })
+		testenv.Eventually(t, closeGuard, "OnAllocationDeleted", func() bool { return s.Stats().AllocationsActive.Load() == 0 })
+		testenv.Eventually(t, closeGuard, "OnPermissionDeleted", func() bool { return s.Stats().PermissionsActive.Load() == 0 })
+		testenv.Eventually(t, closeGuard, "OnChannelDeleted", func() bool { return s.Stats().ChannelBindingsActive.Load() == 0 })
+		testenv.Eventually(t, closeGuard, "relay port released", func() bool { return relayPorts(s.Server) == 0 })
 	}
 
 	t.Run("refresh 0", func(t *testing.T) {
@@ -104,7 +105,7 @@ func TestPionCoupling(t *testing.T) {
 		// Long enough for call's echo on a loaded machine.
 		s := startServer(t, func(c *Config) { c.channelBindTimeout = 3 * time.Second })
 		sess := call(t, s)
-		waitFor(t, "channel binding expired", func() bool { return s.Stats().ChannelBindingsActive.Load() == 0 })
+		testenv.Eventually(t, closeGuard, "channel binding expired", func() bool { return s.Stats().ChannelBindingsActive.Load() == 0 })
 		if s.AllocationCount() != 1 || s.Stats().PermissionsActive.Load() != 1 {
 			t.Fatalf("after the channel binding expired: %d allocations, %d permissions, want 1 and 1",
 				s.AllocationCount(), s.Stats().PermissionsActive.Load())
@@ -176,9 +177,9 @@ func TestCloseWithManyAllocations(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, "goroutines ended", func() bool { return runtime.NumGoroutine() <= goroutines })
+	testenv.Eventually(t, closeGuard, "goroutines ended", func() bool { return runtime.NumGoroutine() <= goroutines })
 	if fds >= 0 {
-		waitFor(t, "descriptors closed", func() bool { return openFDs(t) <= fds })
+		testenv.Eventually(t, closeGuard, "descriptors closed", func() bool { return openFDs(t) <= fds })
 	}
 }
 
@@ -220,9 +221,9 @@ func TestServersLeaveNothing(t *testing.T) {
 			t.Fatalf("server %d: GOMAXPROCS %d, want %d", i, got, procs)
 		}
 	}
-	waitFor(t, "goroutines ended", func() bool { return runtime.NumGoroutine() <= goroutines })
+	testenv.Eventually(t, closeGuard, "goroutines ended", func() bool { return runtime.NumGoroutine() <= goroutines })
 	if fds >= 0 {
-		waitFor(t, "descriptors closed", func() bool { return openFDs(t) <= fds })
+		testenv.Eventually(t, closeGuard, "descriptors closed", func() bool { return openFDs(t) <= fds })
 	}
 }
 

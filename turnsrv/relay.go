@@ -31,15 +31,8 @@ func (s *Server) newUDPRelay(relayLoops int) (udprelay.Relay, error) {
 		},
 		PeerAddrAllowed: func(ip netip.Addr) bool { return s.policy.Load().peers.Allowed(ip) },
 		Bitrate:         func() int64 { return s.policy.Load().maxBitrate },
-		Stats: udprelay.Stats{
-			PacketsFromPeers: &st.PacketsFromPeers, BytesFromPeers: &st.BytesFromPeers,
-			PacketsToPeers: &st.PacketsToPeers, BytesToPeers: &st.BytesToPeers,
-			DroppedToPeers: &st.DroppedToPeers, DroppedFromPeers: &st.DroppedFromPeers,
-			DroppedControl: &st.DroppedControl, DroppedNotSTUN: &st.DroppedNotSTUN,
-			DroppedPeerDenied:        &st.DroppedPeerDenied,
-			DroppedSendBufferToPeers: &st.DroppedSendBufferToPeers, DroppedSendBufferToClients: &st.DroppedSendBufferToClients,
-		},
-		Logger: s.log,
+		Counters:        &st.Counters,
+		Logger:          s.log,
 	})
 	switch {
 	case errors.Is(err, udprelay.ErrUnavailable):

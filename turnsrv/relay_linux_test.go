@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/stun/v3"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -97,7 +98,7 @@ func TestAllocationHoldsNoGoroutine(t *testing.T) {
 		}
 		sessions = append(sessions, sess)
 	}
-	waitFor(t, fmt.Sprintf("%d allocations holding far fewer than a goroutine each", n), func() bool {
+	testenv.Eventually(t, closeGuard, fmt.Sprintf("%d allocations holding far fewer than a goroutine each", n), func() bool {
 		return runtime.NumGoroutine()-before < n/4
 	})
 	if got := s.Stats().AllocationsActive.Load(); got != n {
@@ -109,8 +110,8 @@ func TestAllocationHoldsNoGoroutine(t *testing.T) {
 			t.Fatalf("Refresh 0 on allocation %d: %d", i, code)
 		}
 	}
-	waitFor(t, "every allocation deleted after Refresh 0", func() bool {
+	testenv.Eventually(t, closeGuard, "every allocation deleted after Refresh 0", func() bool {
 		return s.Stats().AllocationsActive.Load() == 0 && s.AllocationCount() == 0
 	})
-	waitFor(t, "every relay port released", func() bool { return relayPorts(s.Server) == 0 })
+	testenv.Eventually(t, closeGuard, "every relay port released", func() bool { return relayPorts(s.Server) == 0 })
 }

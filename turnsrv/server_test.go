@@ -15,6 +15,7 @@ import (
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -288,7 +289,7 @@ func TestReusePortSockets(t *testing.T) {
 	if len(loops) != 4 {
 		t.Fatalf("%d relay loops, want 4 (one per socket)", len(loops))
 	}
-	waitFor(t, "closed allocations released", func() bool { return relayPorts(s.Server) == 12 })
+	testenv.Eventually(t, closeGuard, "closed allocations released", func() bool { return relayPorts(s.Server) == 12 })
 	loops = s.Server.udp.Loops()
 	t.Logf("live allocations per loop: %v", loops)
 	used := 0

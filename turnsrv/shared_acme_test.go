@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // TestSharedACMEALPN: ACME's TLS-ALPN-01 protocol (acme-tls/1, RFC 8737)
@@ -31,7 +33,7 @@ func TestSharedACMEALPN(t *testing.T) {
 		if _, err := offer(t, addr, ""); err == nil {
 			t.Fatal("a handshake offering only acme-tls/1 succeeded")
 		}
-		waitFor(t, "counted as a failed handshake", func() bool { return s.Stats().SharedTLSFailed.Load() == 1 })
+		testenv.Eventually(t, closeGuard, "counted as a failed handshake", func() bool { return s.Stats().SharedTLSFailed.Load() == 1 })
 		noRequest(t, seen)
 	})
 
@@ -54,7 +56,7 @@ func TestSharedACMEALPN(t *testing.T) {
 				t.Errorf("acme-tls/1 for %q: a handshake without a challenge under way", sni)
 			}
 		}
-		waitFor(t, "counted as failed handshakes", func() bool { return s.Stats().SharedTLSFailed.Load() == 3 })
+		testenv.Eventually(t, closeGuard, "counted as failed handshakes", func() bool { return s.Stats().SharedTLSFailed.Load() == 3 })
 		noRequest(t, seen)
 	})
 
@@ -81,7 +83,7 @@ func TestSharedACMEALPN(t *testing.T) {
 		if got := readUntilClosed(t, c); len(got) != 0 {
 			t.Errorf("after the challenge handshake the server sent %q", got)
 		}
-		waitFor(t, "nothing pending", func() bool { return pendingCount(s) == 0 })
+		testenv.Eventually(t, closeGuard, "nothing pending", func() bool { return pendingCount(s) == 0 })
 		st := s.Stats()
 		if st.SharedHTTP.Load() != 0 || st.SharedTURN.Load() != 0 {
 			t.Errorf("the challenge connection was handed on: SharedHTTP %d, SharedTURN %d", st.SharedHTTP.Load(), st.SharedTURN.Load())

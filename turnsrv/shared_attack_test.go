@@ -165,7 +165,7 @@ func TestSharedSlowloris(t *testing.T) {
 					}
 				}()
 				waitClosedByServer(t, c)
-				waitFor(t, "the dribbling handshake counted silent", func() bool { return s.Stats().SharedSilent.Load() == 1 })
+				testenv.Eventually(t, closeGuard, "the dribbling handshake counted silent", func() bool { return s.Stats().SharedSilent.Load() == 1 })
 			}
 			// The first bytes one at a time (over TLS one record each),
 			// then nothing.
@@ -178,9 +178,9 @@ func TestSharedSlowloris(t *testing.T) {
 			writeBytewise(t, c, "GET")
 			before := s.Stats().SharedSilent.Load()
 			waitClosedByServer(t, c)
-			waitFor(t, "the stalled request line counted silent", func() bool { return s.Stats().SharedSilent.Load() == before+1 })
+			testenv.Eventually(t, closeGuard, "the stalled request line counted silent", func() bool { return s.Stats().SharedSilent.Load() == before+1 })
 			noRequest(t, seen)
-			waitFor(t, "nothing pending", func() bool { return pendingCount(s) == 0 })
+			testenv.Eventually(t, closeGuard, "nothing pending", func() bool { return pendingCount(s) == 0 })
 		})
 	}
 }
@@ -274,7 +274,7 @@ func TestSharedProtocolConfusion(t *testing.T) {
 				}
 				// "GE" is channel 0x4745 and "T " a length of 21,536 bytes,
 				// more than pion/turn reads: closed at the first frame.
-				waitFor(t, "closed at a frame pion/turn cannot read", func() bool { return st.TCPClosedBadFrame.Load() == 1 })
+				testenv.Eventually(t, closeGuard, "closed at a frame pion/turn cannot read", func() bool { return st.TCPClosedBadFrame.Load() == 1 })
 			}},
 		{"h2 then STUN", "tls", []string{"h2"}, string(binding.Raw) + "\r\n\r\n", func(t *testing.T, got []byte, _ *Stats) {
 			if bytes.Contains(got, binding.TransactionID[:]) {
@@ -290,13 +290,13 @@ func TestSharedProtocolConfusion(t *testing.T) {
 			if len(got) != 0 {
 				t.Errorf("ChannelData without allocation got %q", got)
 			}
-			waitFor(t, "closed by TURN's first-message deadline", func() bool { return st.TCPClosedFirstMessage.Load() == 1 })
+			testenv.Eventually(t, closeGuard, "closed by TURN's first-message deadline", func() bool { return st.TCPClosedFirstMessage.Load() == 1 })
 		}},
 		{"channel data first on tcp", "tcp", nil, "\x7f\xff\x00\x04abcd", func(t *testing.T, got []byte, st *Stats) {
 			if len(got) != 0 {
 				t.Errorf("ChannelData without allocation got %q", got)
 			}
-			waitFor(t, "closed by TURN's first-message deadline", func() bool { return st.TCPClosedFirstMessage.Load() == 1 })
+			testenv.Eventually(t, closeGuard, "closed by TURN's first-message deadline", func() bool { return st.TCPClosedFirstMessage.Load() == 1 })
 		}},
 		{"h2 prior knowledge without ALPN", "tls", nil, preface, func(t *testing.T, got []byte, _ *Stats) {
 			if !bytes.HasPrefix(got, []byte("HTTP/1.1 ")) {
@@ -335,7 +335,7 @@ func TestSharedProtocolConfusion(t *testing.T) {
 		if err := c.Handshake(); err == nil {
 			t.Fatalf("handshake offering only xmpp-client succeeded with %q", c.ConnectionState().NegotiatedProtocol)
 		}
-		waitFor(t, "counted as a failed handshake", func() bool { return s.Stats().SharedTLSFailed.Load() == 1 })
+		testenv.Eventually(t, closeGuard, "counted as a failed handshake", func() bool { return s.Stats().SharedTLSFailed.Load() == 1 })
 		noRequest(t, seen)
 	})
 }
@@ -410,7 +410,7 @@ func TestSharedHalfClose(t *testing.T) {
 	if got := readUntilClosed(t, c); len(got) != 0 {
 		t.Errorf("a half request got %q", got)
 	}
-	waitFor(t, "counted silent", func() bool { return s.Stats().SharedSilent.Load() == 1 })
+	testenv.Eventually(t, closeGuard, "counted silent", func() bool { return s.Stats().SharedSilent.Load() == 1 })
 
 	c = half("GET /h HTTP/1.1\r\nHost: x\r\n\r\n")
 	if got := readUntilClosed(t, c); !bytes.HasPrefix(got, []byte("HTTP/1.1 200")) || !bytes.HasSuffix(got, []byte("GET /h HTTP/1.1 ")) {
@@ -426,7 +426,7 @@ func TestSharedHalfClose(t *testing.T) {
 		t.Errorf("a Binding then half-close got %q (%v)", got, err)
 	}
 
-	waitFor(t, "nothing pending, no TURN connection open", func() bool {
+	testenv.Eventually(t, closeGuard, "nothing pending, no TURN connection open", func() bool {
 		return pendingCount(s) == 0 && s.Stats().TCPConnectionsOpen.Load() == 0
 	})
 }
@@ -455,7 +455,7 @@ func TestSharedNoLeaks(t *testing.T) {
 	settled := func() bool {
 		return pendingCount(s) == 0 && s.Stats().TCPConnectionsOpen.Load() == 0
 	}
-	waitFor(t, "the warm-up settled", settled)
+	testenv.Eventually(t, closeGuard, "the warm-up settled", settled)
 	goroutines, descriptors := runtime.NumGoroutine(), fds()
 
 	reset := func(c net.Conn) {
@@ -499,9 +499,9 @@ func TestSharedNoLeaks(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	waitFor(t, "every connection gone", settled)
-	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= goroutines })
-	waitFor(t, "descriptors back to the baseline", func() bool { return fds() <= descriptors })
+	testenv.Eventually(t, closeGuard, "every connection gone", settled)
+	testenv.Eventually(t, closeGuard, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= goroutines })
+	testenv.Eventually(t, closeGuard, "descriptors back to the baseline", func() bool { return fds() <= descriptors })
 	noRequest(t, seen)
 }
 
@@ -613,7 +613,7 @@ func TestSharedTURNPeerFilter(t *testing.T) {
 	if _, err := sess.c.Write(sendIndication(netip.MustParseAddrPort(sharedAddr), inner)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the Send to the shared port dropped", func() bool { return s.Stats().DroppedPeerDenied.Load() == 1 })
+	testenv.Eventually(t, closeGuard, "the Send to the shared port dropped", func() bool { return s.Stats().DroppedPeerDenied.Load() == 1 })
 }
 
 // TestSharedLogsKeepSecrets: at debug level, with allocations by minted
@@ -648,7 +648,7 @@ func TestSharedLogsKeepSecrets(t *testing.T) {
 		t.Fatalf("GET: %q", got)
 	}
 	<-seen
-	waitFor(t, "the refusals counted", func() bool {
+	testenv.Eventually(t, closeGuard, "the refusals counted", func() bool {
 		st := s.Stats()
 		return st.SharedTLSFailed.Load() == 1 && st.SharedNeither.Load() == 1
 	})
@@ -691,7 +691,7 @@ func TestSharedRenegotiation(t *testing.T) {
 	if !strings.Contains(out.String(), "RENEGOTIATING") {
 		t.Fatalf("openssl did not try to renegotiate:\n%s", out.String())
 	}
-	waitFor(t, "closed before told apart", func() bool { return pendingCount(s) == 0 })
+	testenv.Eventually(t, closeGuard, "closed before told apart", func() bool { return pendingCount(s) == 0 })
 	st := s.Stats()
 	if st.SharedHTTP.Load() != 0 || st.SharedTURN.Load() != 0 {
 		t.Errorf("after renegotiation: SharedHTTP %d, SharedTURN %d; want 0", st.SharedHTTP.Load(), st.SharedTURN.Load())
@@ -717,7 +717,7 @@ func TestSharedLogLinesBounded(t *testing.T) {
 	if err := c.Handshake(); err == nil {
 		t.Fatal("a handshake offering only unserved protocols succeeded")
 	}
-	waitFor(t, "counted as a failed handshake", func() bool { return s.Stats().SharedTLSFailed.Load() == 1 })
+	testenv.Eventually(t, closeGuard, "counted as a failed handshake", func() bool { return s.Stats().SharedTLSFailed.Load() == 1 })
 	var line string
 	for _, l := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(l, "shared listener") {

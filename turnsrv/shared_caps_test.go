@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -94,7 +95,7 @@ func TestSharedHTTPConnectionCaps(t *testing.T) {
 			allocateOn(t, turnConn, addr)
 			// A place freed by HTTP is given to the next HTTP client.
 			held[0].Close()
-			waitFor(t, "the closed HTTP connection counted out", func() bool {
+			testenv.Eventually(t, closeGuard, "the closed HTTP connection counted out", func() bool {
 				c, ok := keepAliveGET(t, tt.network, addr)
 				if ok {
 					<-seen
@@ -165,13 +166,13 @@ func TestSharedHTTPCountedUntilClosed(t *testing.T) {
 		t.Fatalf("%s, %d counted; want HTTP/2 and 1", resp.Proto, webCount(s))
 	}
 	tr.CloseIdleConnections()
-	waitFor(t, "the HTTP/2 connection counted out", func() bool { return webCount(s) == 0 })
+	testenv.Eventually(t, closeGuard, "the HTTP/2 connection counted out", func() bool { return webCount(s) == 0 })
 
 	c := tlsClient(t, addr, []string{"http/1.1"})
 	io.WriteString(c, "GET /close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	readUntilClosed(t, c)
 	<-seen
-	waitFor(t, "the connection the server closed counted out", func() bool { return webCount(s) == 0 })
+	testenv.Eventually(t, closeGuard, "the connection the server closed counted out", func() bool { return webCount(s) == 0 })
 
 	// A handler that hijacks the connection and holds it until told.
 	hs, haddr, release := hijackServer(t)
@@ -185,7 +186,7 @@ func TestSharedHTTPCountedUntilClosed(t *testing.T) {
 	}
 	close(release)
 	readUntilClosed(t, h)
-	waitFor(t, "the hijacked connection counted out", func() bool { return webCount(hs) == 0 })
+	testenv.Eventually(t, closeGuard, "the hijacked connection counted out", func() bool { return webCount(hs) == 0 })
 }
 
 // hijackServer is a shared TLS listener whose web server hijacks each
@@ -263,7 +264,7 @@ func TestSharedPendingTotalFromManyAddresses(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		silent = append(silent, c)
 		// One at a time, so that they are accepted in this order.
-		waitFor(t, "pending", func() bool { return pendingCount(s) == i+1 })
+		testenv.Eventually(t, closeGuard, "pending", func() bool { return pendingCount(s) == i+1 })
 	}
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}, Timeout: closeGuard}
 	fresh, err := tls.DialWithDialer(&d, "tcp", sharedAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPNTURN}}) //nolint:gosec // the test's own certificate.
@@ -292,7 +293,7 @@ func TestSharedPendingTotalFromManyAddresses(t *testing.T) {
 	for _, c := range silent {
 		c.Close()
 	}
-	waitFor(t, "the places back", func() bool { return pendingCount(s) == 0 && s.Stats().TCPConnectionsOpen.Load() == 1 })
+	testenv.Eventually(t, closeGuard, "the places back", func() bool { return pendingCount(s) == 0 && s.Stats().TCPConnectionsOpen.Load() == 1 })
 	tlsAllocate(t, sharedAddr, []string{ALPNTURN})
 }
 
@@ -333,7 +334,7 @@ func TestSharedPendingEvictionFromManyAddresses(t *testing.T) {
 				idle(fmt.Sprintf("127.0.0.%d", 10+a))
 			}
 		}
-		waitFor(t, "the pending places full", func() bool { return pendingCount(s) == total })
+		testenv.Eventually(t, closeGuard, "the pending places full", func() bool { return pendingCount(s) == total })
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.1.%d", 1+round))}, Timeout: closeGuard}
 		c, err := tls.DialWithDialer(&d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPNTURN}}) //nolint:gosec // the test's own certificate.
 		if err != nil {
@@ -365,7 +366,7 @@ func TestSharedPendingDoneWithTLSKept(t *testing.T) {
 	})
 	addr := s.Addrs()[0].String()
 	done := []*tls.Conn{tlsClient(t, addr, nil), tlsClient(t, addr, nil)}
-	waitFor(t, "two pending done with TLS", func() bool { return pendingCount(s) == 2 && s.shared.pending.Evictable() == 0 })
+	testenv.Eventually(t, closeGuard, "two pending done with TLS", func() bool { return pendingCount(s) == 2 && s.shared.pending.Evictable() == 0 })
 	if c, err := net.Dial("tcp", addr); err == nil { // or reset before connect returned
 		waitClosedByServer(t, c)
 		c.Close()

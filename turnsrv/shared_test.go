@@ -16,6 +16,7 @@ import (
 
 	"github.com/pion/turn/v4"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -212,7 +213,7 @@ func TestSharedGarbage(t *testing.T) {
 				}
 			}
 			waitClosedByServer(t, conn)
-			waitFor(t, "the close counted", func() bool { return tt.counter() == before+1 })
+			testenv.Eventually(t, closeGuard, "the close counted", func() bool { return tt.counter() == before+1 })
 		})
 	}
 	// The TURN client and HTTPS are unharmed.
@@ -241,7 +242,7 @@ func TestSharedPlainTCP(t *testing.T) {
 	}
 	waitClosedByServer(t, c)
 	st := s.Stats()
-	waitFor(t, "counted", func() bool { return st.SharedNeither.Load() == 1 })
+	testenv.Eventually(t, closeGuard, "counted", func() bool { return st.SharedNeither.Load() == 1 })
 	if st.SharedHTTP.Load() != 1 || st.SharedTURN.Load() != 1 {
 		t.Errorf("SharedHTTP %d, SharedTURN %d: want 1 and 1", st.SharedHTTP.Load(), st.SharedTURN.Load())
 	}
@@ -257,14 +258,14 @@ func TestSharedPendingCaps(t *testing.T) {
 		c.FirstMessageTimeout = time.Hour // they stay until closed
 	})
 	a, b := dialTCP(t, addr), dialTCP(t, addr)
-	waitFor(t, "two pending", func() bool { return pendingCount(s) == 2 })
+	testenv.Eventually(t, closeGuard, "two pending", func() bool { return pendingCount(s) == 2 })
 	expectRefused(t, addr)
 	if got := s.Stats().TCPRefusedPerIP.Load(); got != 1 {
 		t.Errorf("TCPRefusedPerIP: got %d, want 1", got)
 	}
 	a.Close()
 	b.Close()
-	waitFor(t, "none pending", func() bool { return pendingCount(s) == 0 })
+	testenv.Eventually(t, closeGuard, "none pending", func() bool { return pendingCount(s) == 0 })
 	if got := get(t, addr, []string{"http/1.1"}); !strings.HasPrefix(got, "proto=HTTP/1.1") {
 		t.Errorf("GET after the slots came back: %q", got)
 	}

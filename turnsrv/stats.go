@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/icebox-project/icebox/turnsrv/udprelay"
 )
 
 // Stats counts what the TURN server does, for metrics and tests. All
@@ -29,42 +31,10 @@ type Stats struct {
 	// (RFC 8656 §9) and channel bindings (§12).
 	PermissionsActive     atomic.Int64
 	ChannelBindingsActive atomic.Int64
-	// PacketsFromPeers and BytesFromPeers count datagrams received on
-	// relayed transport addresses (peer → client direction, before the
-	// permission check); PacketsToPeers and BytesToPeers count datagrams
-	// sent from them (client → peer). Bytes are UDP payload bytes.
-	PacketsFromPeers, BytesFromPeers atomic.Int64
-	PacketsToPeers, BytesToPeers     atomic.Int64
-	// DroppedToPeers and DroppedFromPeers count datagrams dropped because
-	// they were over their allocation's bitrate cap
-	// (Config.MaxBitratePerAllocation), by direction. They are counted in
-	// PacketsFromPeers but not in PacketsToPeers.
-	DroppedToPeers, DroppedFromPeers atomic.Int64
-	// DroppedControl counts datagrams from clients for the control plane
-	// (STUN requests and indications) dropped because up to 1024 per
-	// listener socket were already waiting for pion/turn (Linux).
-	DroppedControl atomic.Int64
-	// DroppedNotSTUN counts datagrams at a UDP listener that were neither
-	// a well-formed STUN message (RFC 8489 §5: header, magic cookie and a
-	// length that matches) nor ChannelData from a client with an
-	// allocation, dropped before they reach the control plane (Linux), or
-	// that the guard dropped as neither ChannelData nor a STUN message
-	// (framing.go's packetKind) where pion/turn reads the socket itself;
-	// and ChannelData frames over TCP and TLS that pion/turn would frame as
-	// STUN, dropped (framing.go's ErrAmbiguousFrame).
-	DroppedNotSTUN atomic.Int64
-	// DroppedPeerDenied counts datagrams to or from a peer the peer filter
-	// refuses at that datagram: a Send indication or ChannelData to a port
-	// of the server's own address that is not a relay port, under a
-	// permission granted for the address (RFC 8656 §9 permissions ignore
-	// the port), and either way a peer a reload denied after its
-	// permission or channel was made.
-	DroppedPeerDenied atomic.Int64
-	// DroppedSendBufferToPeers and DroppedSendBufferToClients count
-	// datagrams dropped because the socket they were to leave by had a
-	// full send buffer, by direction (client → peer, peer → client): the
-	// relay loops never wait for room (Linux).
-	DroppedSendBufferToPeers, DroppedSendBufferToClients atomic.Int64
+	// Counters are the relay counters (packets, bytes and drops on the
+	// relay path), defined in udprelay and shared with it: the fast path
+	// and pion/turn's path add to the same ones.
+	udprelay.Counters
 	// TCPConnectionsOpen is the number of open TURN connections over TCP
 	// and TLS (a gauge).
 	TCPConnectionsOpen atomic.Int64

@@ -3,7 +3,6 @@ package turnsrv
 import (
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,20 +144,6 @@ func (l *connLimits) caps() *connlimit.Caps {
 	return &connlimit.Caps{PerIP: l.perIP, Total: l.total, Keyer: l.keyer}
 }
 
-// tuple is a TCP connection's client and listener address.
-type tuple struct{ remote, local netip.AddrPort }
-
-func tupleOf(remote, local net.Addr) tuple {
-	ap := func(a net.Addr) netip.AddrPort {
-		if t, ok := a.(*net.TCPAddr); ok {
-			p := t.AddrPort()
-			return netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
-		}
-		return netip.AddrPort{}
-	}
-	return tuple{ap(remote), ap(local)}
-}
-
 // connSet holds the open TCP connections: the caps count them, Close ends
 // them, and the allocation events reach them by 5-tuple.
 type connSet struct {
@@ -173,7 +158,7 @@ type connSet struct {
 
 	mu      sync.Mutex
 	conns   map[*guardConn]struct{}
-	byTuple map[tuple]*guardConn
+	byTuple map[fiveTuple]*guardConn
 	perKey  clientaddr.Counter // per client address and IPv6 aggregate
 	closed  bool
 }
@@ -181,7 +166,7 @@ type connSet struct {
 func newConnSet(lim connLimits, stats *Stats, own *owners, log *slog.Logger) *connSet {
 	s := &connSet{
 		stats: stats, owners: own, log: log,
-		conns: map[*guardConn]struct{}{}, byTuple: map[tuple]*guardConn{},
+		conns: map[*guardConn]struct{}{}, byTuple: map[fiveTuple]*guardConn{},
 		refusals: ratelog.New(log, 1, nil),
 	}
 	s.limits.Store(&lim)
@@ -262,7 +247,7 @@ func (s *connSet) allocationEnded(src, local net.Addr) {
 		return
 	}
 	s.mu.Lock()
-	c := s.byTuple[tupleOf(src, local)]
+	c := s.byTuple[fiveTupleOf(src, local)]
 	s.mu.Unlock()
 	if c != nil {
 		c.setLastHeld(time.Now())

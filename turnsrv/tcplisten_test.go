@@ -22,6 +22,7 @@ import (
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -74,19 +75,6 @@ func dialTCP(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// waitFor polls cond (a counter the server updates) until it holds,
-// failing after closeGuard.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(closeGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, closeGuard)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // selfSigned is a TLS server configuration with a fresh self-signed
 // certificate for 127.0.0.1.
 func selfSigned(t *testing.T) *tls.Config {
@@ -134,7 +122,7 @@ func TestTCPFirstMessageDeadline(t *testing.T) {
 				}
 			}
 			waitClosedByServer(t, c)
-			waitFor(t, "connection counted out", func() bool { return s.Stats().TCPConnectionsOpen.Load() == 0 })
+			testenv.Eventually(t, closeGuard, "connection counted out", func() bool { return s.Stats().TCPConnectionsOpen.Load() == 0 })
 			if got := s.Stats().TCPClosedFirstMessage.Load(); got != 1 {
 				t.Errorf("TCPClosedFirstMessage: got %d, want 1", got)
 			}
@@ -200,7 +188,7 @@ func TestTCPNoAllocationDeadline(t *testing.T) {
 		// Three checks that found the allocation: more than three
 		// NoAllocationTimeouts with it.
 		kept := s.conns.kept.Load()
-		waitFor(t, "three no-allocation checks", func() bool { return s.conns.kept.Load() >= kept+3 })
+		testenv.Eventually(t, closeGuard, "three no-allocation checks", func() bool { return s.conns.kept.Load() >= kept+3 })
 		if _, err := client.SendBindingRequest(); err != nil {
 			t.Fatalf("the connection holding an allocation stopped serving: %v", err)
 		}
@@ -213,7 +201,7 @@ func TestTCPNoAllocationDeadline(t *testing.T) {
 		if err := relay.Close(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "closed for holding no allocation", func() bool {
+		testenv.Eventually(t, closeGuard, "closed for holding no allocation", func() bool {
 			return s.Stats().TCPClosedNoAllocation.Load() == before+1 && s.Stats().TCPConnectionsOpen.Load() == 0
 		})
 	})
@@ -286,7 +274,7 @@ func TestTCPConnectionCaps(t *testing.T) {
 				t.Errorf("TCPConnectionsOpen: got %d, want 2", got)
 			}
 			first.Close()
-			waitFor(t, "the closed connection counted out", func() bool { return s.Stats().TCPConnectionsOpen.Load() == 1 })
+			testenv.Eventually(t, closeGuard, "the closed connection counted out", func() bool { return s.Stats().TCPConnectionsOpen.Load() == 1 })
 			if err := turntest.TCPBinding(dialTCP(t, s.tcp), closeGuard); err != nil {
 				t.Fatalf("a connection in the freed place: %v", err)
 			}

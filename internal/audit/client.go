@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/internal/stunwire"
 )
 
 // Transactions follow RFC 8489 §6.2.1: a request over UDP is sent again
@@ -209,9 +211,9 @@ func (a xorPeerAddress) AddTo(m *stun.Message) error {
 	}
 	v := make([]byte, 4+len(ip))
 	binary.BigEndian.PutUint16(v[0:2], family)
-	binary.BigEndian.PutUint16(v[2:4], ap.Port()^(magicCookie>>16))
+	binary.BigEndian.PutUint16(v[2:4], ap.Port()^(stunwire.MagicCookie>>16))
 	var key [16]byte
-	binary.BigEndian.PutUint32(key[0:4], magicCookie)
+	binary.BigEndian.PutUint32(key[0:4], stunwire.MagicCookie)
 	copy(key[4:], m.TransactionID[:])
 	for i := range ip {
 		v[4+i] = ip[i] ^ key[i]
@@ -219,9 +221,6 @@ func (a xorPeerAddress) AddTo(m *stun.Message) error {
 	m.Add(stun.AttrXORPeerAddress, v)
 	return nil
 }
-
-// magicCookie is the fixed STUN header field (RFC 8489 §5).
-const magicCookie = 0x2112A442
 
 // lifetime is a LIFETIME attribute in seconds (RFC 8656 §18.2).
 type lifetime uint32

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/icebox-project/icebox/internal/relayrange"
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // attacker connects to n's NATS as a client holding the NATS client
@@ -47,7 +50,7 @@ func TestForgedMessagesIgnored(t *testing.T) {
 	nodes := startCluster(t, 8)
 	a, b := nodes[0], nodes[1]
 	carol, _ := join(t, b.url, "room1", "carol")
-	waitFor(t, 20*time.Second, "a to see carol", func() bool { return len(a.sig.Members()) == 1 })
+	testenv.Eventually(t, 20*time.Second, "a to see carol", func() bool { return len(a.sig.Members()) == 1 })
 	nc := attacker(t, a)
 
 	// A real heartbeat of b, to replay.
@@ -70,7 +73,7 @@ func TestForgedMessagesIgnored(t *testing.T) {
 	gone, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: b.node.ID(), Name: "b", Gone: true})
 	evilID := "evil@00000000"
 	evil, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: evilID, Name: "evil",
-		Relay: RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 1, Max: 65535}})
+		Relay: relayrange.RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 1, Max: 65535}})
 	left, _ := json.Marshal(event{Kind: kindLeft, Room: "room1", ID: carol.id, Node: b.node.ID()})
 	own := signer{id: b.node.ID(), key: messageKey("a guess, not the cluster secret", b.node.ID())}
 	own.seq.Store(1 << 40) // far ahead of b's own numbers
@@ -92,7 +95,7 @@ func TestForgedMessagesIgnored(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "a to reject the forged messages", func() bool { return rejected(a)-before >= int64(len(forged)) })
+	testenv.Eventually(t, 20*time.Second, "a to reject the forged messages", func() bool { return rejected(a)-before >= int64(len(forged)) })
 	if got := rejected(a) - before; got != int64(len(forged)) {
 		t.Errorf("a rejected %d messages, want %d", got, len(forged))
 	}
@@ -120,7 +123,7 @@ func TestGoneOnlyFromOwner(t *testing.T) {
 	nodes := startCluster(t, 8)
 	a, b := nodes[0], nodes[1]
 	carol, _ := join(t, b.url, "room1", "carol")
-	waitFor(t, 20*time.Second, "a to see carol", func() bool { return len(a.sig.Members()) == 1 })
+	testenv.Eventually(t, 20*time.Second, "a to see carol", func() bool { return len(a.sig.Members()) == 1 })
 	nc := attacker(t, a)
 	m := signer{id: "m@00000001", key: messageKey(testSecret, "m@00000001")}
 	left, _ := json.Marshal(event{Kind: kindLeft, Room: "room1", ID: carol.id, Node: m.id})
@@ -131,7 +134,7 @@ func TestGoneOnlyFromOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "a to reject both", func() bool { return rejected(a)-before >= 2 })
+	testenv.Eventually(t, 20*time.Second, "a to reject both", func() bool { return rejected(a)-before >= 2 })
 	if len(a.sig.Members()) != 1 || a.node.AliveNodes() != 3 {
 		t.Errorf("a after m's claims: members %+v, %d nodes alive; want carol and 3", a.sig.Members(), a.node.AliveNodes())
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/icebox-project/icebox/internal/relayrange"
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/signaling"
 )
 
@@ -32,8 +34,6 @@ type testNode struct {
 	url  string
 	once sync.Once
 }
-
-var startedNodes []*testNode
 
 func quietLog() *slog.Logger {
 	if testing.Verbose() {
@@ -74,7 +74,7 @@ func startNodeWith(t *testing.T, name string, routes []*url.URL, maxPeers int, o
 		t.Fatal(err)
 	}
 	n, err := New(Config{Name: name, Secret: testSecret, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: o.deadAfter,
-		Relay: RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 20000, Max: 20099}})
+		Relay: relayrange.RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 20000, Max: 20099}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +130,8 @@ func startCluster(t *testing.T, maxPeers int) []*testNode {
 	b := startNode(t, "b", []*url.URL{seed}, maxPeers)
 	c := startNode(t, "c", []*url.URL{seed}, maxPeers)
 	nodes := []*testNode{a, b, c}
-	startedNodes = nodes
-	waitFor(t, 60*time.Second, "a ready cluster of 3 with the rooms bucket on 3 nodes", func() bool {
+	logStatusOnFailure(t, nodes...)
+	testenv.Eventually(t, 60*time.Second, "a ready cluster of 3 with the rooms bucket on 3 nodes", func() bool {
 		for _, n := range nodes {
 			if !n.node.Ready() || n.node.AliveNodes() != 3 {
 				return false
@@ -152,24 +152,19 @@ func startCluster(t *testing.T, maxPeers int) []*testNode {
 	return nodes
 }
 
-// waitFor polls cond (a state of the cluster, read without side effects)
-// until it holds or limit passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			if testing.Verbose() {
-				for _, n := range startedNodes {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-					t.Logf("%+v", n.node.Status(ctx))
-					cancel()
-				}
-			}
-			t.Fatalf("timed out waiting for %s", what)
+// logStatusOnFailure logs each node's Status when t has failed and -v is
+// given, before the nodes stop (cleanups run last first).
+func logStatusOnFailure(t *testing.T, nodes ...*testNode) {
+	t.Cleanup(func() {
+		if !t.Failed() || !testing.Verbose() {
+			return
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		for _, n := range nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			t.Logf("%s: %+v", n.name, n.node.Status(ctx))
+			cancel()
+		}
+	})
 }
 
 type wsPeer struct {
@@ -303,7 +298,7 @@ func TestAcrossNodes(t *testing.T) {
 			}
 		}
 		// Her place is given back: dave gets in (once the bucket has it).
-		waitFor(t, 10*time.Second, "carol's place given back", func() bool {
+		testenv.Eventually(t, 10*time.Second, "carol's place given back", func() bool {
 			return recordLen(t, a, "r1") == 2
 		})
 		late.send(map[string]any{"type": "join", "room": "r1", "name": "dave"})
@@ -345,9 +340,9 @@ func TestAcrossNodes(t *testing.T) {
 		// Erin's network drops (no close frame): node a keeps her for the
 		// resume window; finn's signal meanwhile waits for her there.
 		erin.conn.UnderlyingConn().Close()
-		waitFor(t, 10*time.Second, "erin suspended on a", func() bool { return a.sig.HasLocal("r2", erin.id) && connsOf(a) == 0 })
+		testenv.Eventually(t, 10*time.Second, "erin suspended on a", func() bool { return a.sig.HasLocal("r2", erin.id) && connsOf(a) == 0 })
 		finn.send(map[string]any{"type": "signal", "to": erin.id, "data": map[string]any{"n": 1}})
-		waitFor(t, 10*time.Second, "the signal queued for erin", func() bool { return a.node.Stats().Received()[kindSignal] > 0 })
+		testenv.Eventually(t, 10*time.Second, "the signal queued for erin", func() bool { return a.node.Stats().Received()[kindSignal] > 0 })
 		back := dial(t, b.url)
 		back.send(map[string]any{"type": "join", "room": "r2", "name": "erin", "resume": erin.tok})
 		w := back.expect("welcome")
@@ -378,7 +373,7 @@ func TestAcrossNodes(t *testing.T) {
 		}
 		// hal's name is free again once b too has heard nothing from c
 		// for DeadAfter.
-		waitFor(t, 15*time.Second, "b to take c for gone", func() bool {
+		testenv.Eventually(t, 15*time.Second, "b to take c for gone", func() bool {
 			return b.node.AliveNodes() == 2
 		})
 		again, _ := join(t, b.url, "r3", "hal")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/icebox-project/icebox/internal/relayrange"
 	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/signaling"
 )
@@ -499,13 +500,13 @@ func (n *Node) nodesChanged() {
 		return
 	}
 	n.mu.Lock()
-	var rs []RelayRange
+	var rs []relayrange.RelayRange
 	for _, pn := range n.nodes {
 		if !pn.dead && pn.relay.Addr.IsValid() {
 			rs = append(rs, pn.relay)
 		}
 	}
 	n.mu.Unlock()
-	slices.SortFunc(rs, func(a, b RelayRange) int { return a.Addr.Compare(b.Addr)*65536 + int(a.Min) - int(b.Min) })
+	slices.SortFunc(rs, func(a, b relayrange.RelayRange) int { return a.Addr.Compare(b.Addr)*65536 + int(a.Min) - int(b.Min) })
 	n.onNodes(rs)
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icebox-project/icebox/internal/ratelog"
+	"github.com/icebox-project/icebox/internal/relayrange"
+	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/signaling"
 )
 
@@ -64,7 +65,7 @@ type Config struct {
 	// Relay is this node's TURN relayed address and relay ports, told to
 	// the other nodes so that their peer filters let the two relays
 	// reach each other.
-	Relay RelayRange
+	Relay relayrange.RelayRange
 	// HeartbeatInterval and DeadAfter: zero values are the defaults.
 	HeartbeatInterval, DeadAfter time.Duration
 	// ObserveLatency, when set, is told the delivery time of each signal
@@ -73,12 +74,6 @@ type Config struct {
 	ObserveLatency func(time.Duration)
 	// Logger: nil is slog.Default().
 	Logger *slog.Logger
-}
-
-// RelayRange is a node's relayed address and relay ports, inclusive.
-type RelayRange struct {
-	Addr     netip.Addr `json:"addr"`
-	Min, Max uint16
 }
 
 // Node is one icebox's membership of the cluster. It implements
@@ -119,7 +114,7 @@ type Node struct {
 	// Left not called yet): never stale in the bucket.
 	pending map[string]struct{}
 	// onNodes is told the live nodes' relay ranges whenever they change.
-	onNodes func([]RelayRange)
+	onNodes func([]relayrange.RelayRange)
 	// syncing collects, by node, the peers listed so far in a members
 	// answer of several parts.
 	syncing map[string]map[string]bool
@@ -133,7 +128,7 @@ type Node struct {
 type peerNode struct {
 	id       string
 	name     string
-	relay    RelayRange
+	relay    relayrange.RelayRange
 	peers    int
 	lastSeen time.Time
 	dead     bool
@@ -147,8 +142,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Secret == "" {
 		return nil, errors.New("cluster: no secret")
 	}
-	if !validName(cfg.Name) {
-		return nil, fmt.Errorf("cluster: node name %q: 1 to 64 characters of A-Z a-z 0-9 - _", cfg.Name)
+	if !roomname.Valid(cfg.Name) {
+		return nil, fmt.Errorf("cluster: node name %q: 1 to %d characters of A-Z a-z 0-9 - _", cfg.Name, roomname.MaxLength)
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
@@ -197,7 +192,7 @@ func (n *Node) Name() string { return n.cfg.Name }
 
 // OnNodes sets f to be told the relay ranges of the live other nodes each
 // time they change (a node appears, changes or goes). Call before Start.
-func (n *Node) OnNodes(f func([]RelayRange)) { n.onNodes = f }
+func (n *Node) OnNodes(f func([]relayrange.RelayRange)) { n.onNodes = f }
 
 // Start subscribes, starts the heartbeats and, in the background, waits
 // for JetStream, loads every room into rooms and then serves (Ready turns
@@ -280,17 +275,4 @@ func (n *Node) Close(ctx context.Context) error {
 	n.wg.Wait()
 	n.nc.Close()
 	return ctx.Err()
-}
-
-func validName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

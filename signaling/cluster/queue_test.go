@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/signaling"
 )
 
@@ -45,8 +46,8 @@ func TestInboundFloodBounded(t *testing.T) {
 		wrap: func(r Rooms) Rooms { st.Rooms = r; return st }})
 	release := sync.OnceFunc(func() { close(st.release) })
 	t.Cleanup(release) // before the nodes stop (cleanups run last first)
-	startedNodes = []*testNode{a, b}
-	waitFor(t, 60*time.Second, "two ready nodes", func() bool {
+	logStatusOnFailure(t, a, b)
+	testenv.Eventually(t, 60*time.Second, "two ready nodes", func() bool {
 		return a.node.Ready() && b.node.Ready() && a.node.AliveNodes() == 2 && b.node.AliveNodes() == 2
 	})
 
@@ -78,7 +79,7 @@ func TestInboundFloodBounded(t *testing.T) {
 		}
 	}
 	total := int64(1 + perSender*len(senders)) // 25 MiB
-	waitFor(t, 60*time.Second, "b to take in or drop every signal", func() bool {
+	testenv.Eventually(t, 60*time.Second, "b to take in or drop every signal", func() bool {
 		return signalsAccounted(a, b) >= total
 	})
 	peak := inboundPeak(b)
@@ -92,7 +93,7 @@ func TestInboundFloodBounded(t *testing.T) {
 	}
 	// A join while b's queue is full of signals: kept, not dropped.
 	carol, _ := join(t, a.url, "flood", "carol")
-	waitFor(t, 20*time.Second, "carol's join in b's queue", func() bool {
+	testenv.Eventually(t, 20*time.Second, "carol's join in b's queue", func() bool {
 		return inboundHolds(b, func(m *nats.Msg) bool {
 			return m.Subject == subjRooms && strings.Contains(string(m.Data), carol.id)
 		})

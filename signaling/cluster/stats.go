@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icebox-project/icebox/internal/relayrange"
 )
 
 // Stats counts a Node's messages to and from the other nodes by kind
@@ -79,13 +81,13 @@ func (n *Node) Stats() *Stats { return &n.stats }
 
 // NodeStatus is one node as this node sees it.
 type NodeStatus struct {
-	ID       string     `json:"id"`
-	Name     string     `json:"name"`
-	Self     bool       `json:"self,omitempty"`
-	Alive    bool       `json:"alive"`
-	LastSeen time.Time  `json:"last_seen,omitzero"`
-	Relay    RelayRange `json:"relay"`
-	Peers    int        `json:"peers"`
+	ID       string                `json:"id"`
+	Name     string                `json:"name"`
+	Self     bool                  `json:"self,omitempty"`
+	Alive    bool                  `json:"alive"`
+	LastSeen time.Time             `json:"last_seen,omitzero"`
+	Relay    relayrange.RelayRange `json:"relay"`
+	Peers    int                   `json:"peers"`
 }
 
 // Status is a node's view of the cluster.

@@ -1,6 +1,10 @@
 package cluster
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/icebox-project/icebox/internal/relayrange"
+)
 
 // Subjects (doc.go). Node ids are single subject tokens (A-Z a-z 0-9 -
 // _ and "@"). Room events share one subject, the room in the message: a
@@ -79,11 +83,11 @@ type signalWire struct {
 
 // heartbeatWire is a heartbeat on icebox.hb.
 type heartbeatWire struct {
-	Kind  string     `json:"k"`
-	Node  string     `json:"o"`
-	Name  string     `json:"n"`
-	Relay RelayRange `json:"relay"`
-	Peers int        `json:"peers"`
+	Kind  string                `json:"k"`
+	Node  string                `json:"o"`
+	Name  string                `json:"n"`
+	Relay relayrange.RelayRange `json:"relay"`
+	Peers int                   `json:"peers"`
 	// Gone says the node is stopping: its peers have left.
 	Gone bool `json:"gone,omitempty"`
 }

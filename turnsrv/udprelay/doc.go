@@ -32,8 +32,8 @@
 //     client with an allocation, and well-formed STUN messages
 //     (WellFormedSTUN), are copied to a control queue for pion/turn: one
 //     for clients with an allocation, served first, and one for the rest,
-//     each of ControlQueue datagrams (Stats.DroppedControl past it).
-//     Anything else is dropped before any queue (Stats.DroppedNotSTUN).
+//     each of ControlQueue datagrams (Counters.DroppedControl past it).
+//     Anything else is dropped before any queue (Counters.DroppedNotSTUN).
 //     pion/turn reads the queues through Guarded, whose Guard
 //     authenticates and checks peers before pion/turn sees a request.
 //   - On a relay socket, a datagram from a peer with a permission is
@@ -51,7 +51,7 @@
 // copied (into pooled buffers).
 //
 // A loop never waits for room in a socket buffer: a datagram that does
-// not fit is dropped and counted (Stats.DroppedSendBufferToPeers,
+// not fit is dropped and counted (Counters.DroppedSendBufferToPeers,
 // DroppedSendBufferToClients), as the network would drop it, so one slow
 // client cannot stall the other allocations of its loop.
 //

@@ -35,12 +35,14 @@ var ctrlBufs = sync.Pool{New: func() any { return new([listenBuf]byte) }}
 // loop. The listener owns its descriptor (loopFD); pion/turn closes it
 // through the PacketConn Adopt returned, or Relay.Close does.
 type listener struct {
-	r      *relay
-	loop   *loop
-	id     int32 // epoll id in the loop
-	addrID int   // the listener address's id (relay.addrIDs)
-	local  net.Addr
-	stats  *Stats
+	r    *relay
+	loop *loop
+	id   int32 // epoll id in the loop
+	// clients are the allocations made through this listener address,
+	// shared with its other SO_REUSEPORT sockets (relay.clients).
+	clients *clientMap
+	local   net.Addr
+	stats   *Counters
 
 	// known holds datagrams from clients that have an allocation through
 	// this socket, queue the rest; ReadFrom serves known first, so a flood
@@ -89,12 +91,12 @@ func (r *relay) Adopt(pc net.PacketConn) (net.PacketConn, turn.RelayAddressGener
 		unix.Close(fd)
 		return nil, nil, net.ErrClosed
 	}
-	id, known := r.addrIDs[local.String()]
-	if !known {
-		id = len(r.addrIDs) + 1
-		r.addrIDs[local.String()] = id
+	clients := r.clients[local.String()]
+	if clients == nil {
+		clients = new(clientMap)
+		r.clients[local.String()] = clients
 	}
-	ln.addrID = id
+	ln.clients = clients
 	r.listeners[ln] = struct{}{}
 	r.mu.Unlock()
 	if err := ln.loop.addListener(ln); err != nil {

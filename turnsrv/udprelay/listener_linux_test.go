@@ -12,8 +12,7 @@ import (
 // queue of strangers' datagrams leaves room for clients with allocations,
 // which ReadFrom serves first.
 func TestControlQueueFull(t *testing.T) {
-	stats := Stats{}
-	stats.fill()
+	var stats Counters
 	ln := &listener{known: make(chan ctrlPacket, ControlQueue), queue: make(chan ctrlPacket, ControlQueue),
 		closed: make(chan struct{}), stats: &stats}
 	from := netip.MustParseAddrPort("192.0.2.1:5000")

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/icebox-project/icebox/internal/stunwire"
 	"github.com/icebox-project/icebox/turnsrv/internal/bitrate"
 )
 
@@ -236,12 +237,12 @@ func (l *loop) drainListener(ln *listener) {
 			}
 			data := l.bufs[i][:l.lmsgs[i].n]
 			if len(data) >= 4 && data[0]&0xC0 == 0x40 {
-				if l.r.forward(ln.addrID, src, data) {
+				if l.r.forward(ln, src, data) {
 					continue
 				}
 				// ChannelData the loop does not know yet is pion's, but
 				// only from a client that has an allocation.
-				if l.r.hasClient(ln.addrID, src) {
+				if l.r.hasClient(ln, src) {
 					ln.deliver(data, src, true)
 				} else {
 					l.r.stats.DroppedNotSTUN.Add(1)
@@ -252,7 +253,7 @@ func (l *loop) drainListener(ln *listener) {
 				l.r.stats.DroppedNotSTUN.Add(1)
 				continue
 			}
-			ln.deliver(data, src, l.r.hasClient(ln.addrID, src))
+			ln.deliver(data, src, l.r.hasClient(ln, src))
 		}
 		if n < batch {
 			return
@@ -345,15 +346,15 @@ func (l *loop) relay(st *state, limits *bitrate.Allocation, now int64, i int) []
 	msg := buf[:headroom+padded]
 	binary.BigEndian.PutUint16(msg[0:2], 0x0017) // Data indication
 	binary.BigEndian.PutUint16(msg[2:4], uint16(12+4+padded))
-	binary.BigEndian.PutUint32(msg[4:8], magicCookie)
+	binary.BigEndian.PutUint32(msg[4:8], stunwire.MagicCookie)
 	l.txn++
 	copy(msg[8:20], l.txid[:])
 	binary.BigEndian.PutUint64(msg[12:20], binary.BigEndian.Uint64(l.txid[4:12])^l.txn)
 	binary.BigEndian.PutUint16(msg[20:22], 0x0012) // XOR-PEER-ADDRESS
 	binary.BigEndian.PutUint16(msg[22:24], 8)
 	msg[24], msg[25] = 0, 0x01 // family IPv4
-	binary.BigEndian.PutUint16(msg[26:28], port^uint16(magicCookie>>16))
-	binary.BigEndian.PutUint32(msg[28:32], ip^magicCookie)
+	binary.BigEndian.PutUint16(msg[26:28], port^uint16(stunwire.MagicCookie>>16))
+	binary.BigEndian.PutUint32(msg[28:32], ip^stunwire.MagicCookie)
 	binary.BigEndian.PutUint16(msg[32:34], 0x0013) // DATA
 	binary.BigEndian.PutUint16(msg[34:36], uint16(size))
 	return msg

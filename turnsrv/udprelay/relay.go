@@ -9,6 +9,8 @@ import (
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/internal/stunwire"
 )
 
 // PionTurnVersion is the pion/turn release this package was checked
@@ -78,42 +80,48 @@ type Guard interface {
 	Admit(m *stun.Message, b []byte, src, local net.Addr) (reply []byte, n int, pass bool)
 }
 
-// Stats are the counters the relay adds to. Nil fields are given fresh
-// counters by New, so the zero Stats is usable.
-type Stats struct {
+// Counters are the relay counters, defined once: the fast path adds to
+// them, turnsrv.Stats embeds them (pion/turn's own path adds to the same
+// ones there) and the daemon exports them. All are monotonic. Safe for
+// concurrent use; the zero value is ready.
+type Counters struct {
 	// PacketsFromPeers and BytesFromPeers count datagrams received on
-	// relayed addresses (UDP payload bytes), before the permission check.
-	PacketsFromPeers, BytesFromPeers *atomic.Int64
-	// PacketsToPeers and BytesToPeers count datagrams sent to peers.
-	PacketsToPeers, BytesToPeers *atomic.Int64
-	// DroppedToPeers and DroppedFromPeers count datagrams over their
-	// allocation's bitrate cap, by direction.
-	DroppedToPeers, DroppedFromPeers *atomic.Int64
-	// DroppedControl counts datagrams for pion/turn dropped at a full
-	// control queue (ControlQueue per queue per listener socket).
-	DroppedControl *atomic.Int64
-	// DroppedNotSTUN counts datagrams at a listener that were neither a
-	// well-formed STUN message nor ChannelData from a client with an
-	// allocation.
-	DroppedNotSTUN *atomic.Int64
-	// DroppedPeerDenied counts datagrams to peers the peer check refused
-	// at send time.
-	DroppedPeerDenied *atomic.Int64
+	// relayed transport addresses (peer → client direction, before the
+	// permission check); PacketsToPeers and BytesToPeers count datagrams
+	// sent from them (client → peer). Bytes are UDP payload bytes.
+	PacketsFromPeers, BytesFromPeers atomic.Int64
+	PacketsToPeers, BytesToPeers     atomic.Int64
+	// DroppedToPeers and DroppedFromPeers count datagrams dropped because
+	// they were over their allocation's bitrate cap
+	// (turnsrv.Config.MaxBitratePerAllocation, Config.Bitrate here), by
+	// direction. They are counted in PacketsFromPeers but not in
+	// PacketsToPeers.
+	DroppedToPeers, DroppedFromPeers atomic.Int64
+	// DroppedControl counts datagrams from clients for the control plane
+	// (STUN requests and indications) dropped because ControlQueue per
+	// queue per listener socket were already waiting for pion/turn
+	// (Linux).
+	DroppedControl atomic.Int64
+	// DroppedNotSTUN counts datagrams at a UDP listener that were neither
+	// a well-formed STUN message (WellFormedSTUN) nor ChannelData from a
+	// client with an allocation, dropped before they reach the control
+	// plane (Linux), or that turnsrv's guard dropped as neither ChannelData
+	// nor a STUN message (framing.go's packetKind) where pion/turn reads
+	// the socket itself; and ChannelData frames over TCP and TLS that
+	// pion/turn would frame as STUN, dropped (turnsrv's ErrAmbiguousFrame).
+	DroppedNotSTUN atomic.Int64
+	// DroppedPeerDenied counts datagrams to or from a peer the peer filter
+	// refuses at that datagram: a Send indication or ChannelData to a port
+	// of the server's own address that is not a relay port, under a
+	// permission granted for the address (RFC 8656 §9 permissions ignore
+	// the port), and either way a peer a reload denied after its
+	// permission or channel was made.
+	DroppedPeerDenied atomic.Int64
 	// DroppedSendBufferToPeers and DroppedSendBufferToClients count
-	// datagrams dropped because the sending socket's buffer was full: a
-	// loop never waits for room.
-	DroppedSendBufferToPeers, DroppedSendBufferToClients *atomic.Int64
-}
-
-// fill gives nil counters a counter of their own.
-func (s *Stats) fill() {
-	for _, p := range []**atomic.Int64{&s.PacketsFromPeers, &s.BytesFromPeers, &s.PacketsToPeers, &s.BytesToPeers,
-		&s.DroppedToPeers, &s.DroppedFromPeers, &s.DroppedControl, &s.DroppedNotSTUN, &s.DroppedPeerDenied,
-		&s.DroppedSendBufferToPeers, &s.DroppedSendBufferToClients} {
-		if *p == nil {
-			*p = new(atomic.Int64)
-		}
-	}
+	// datagrams dropped because the socket they were to leave by had a
+	// full send buffer, by direction (client → peer, peer → client): the
+	// relay loops never wait for room (Linux).
+	DroppedSendBufferToPeers, DroppedSendBufferToClients atomic.Int64
 }
 
 // Config configures a Relay. Zero values are noted per field.
@@ -139,20 +147,17 @@ type Config struct {
 	// Bitrate returns the cap, in bits per second each way, for an
 	// allocation being created; <= 0 or a nil func: no cap.
 	Bitrate func() int64
-	// Stats receives the relay's counts.
-	Stats Stats
+	// Counters receives the relay's counts. Nil: counters of its own.
+	Counters *Counters
 	// Logger receives the relay's few logs. Nil: slog.Default().
 	Logger *slog.Logger
 }
 
 // ControlQueue is how many datagrams wait for pion/turn per listener
 // socket in each of its two queues (from clients with an allocation, and
-// from everyone else); past it they are dropped (Stats.DroppedControl),
+// from everyone else); past it they are dropped (Counters.DroppedControl),
 // as a full socket buffer would.
 const ControlQueue = 1024
-
-// magicCookie is the fixed STUN header field (RFC 8489 §5).
-const magicCookie = 0x2112A442
 
 // WellFormedSTUN reports whether b can be a STUN message (RFC 8489 §5):
 // the two leading zero bits, the magic cookie, and a message length that
@@ -160,7 +165,7 @@ const magicCookie = 0x2112A442
 // before it is queued for pion/turn, so a flood of junk cannot crowd out
 // real requests.
 func WellFormedSTUN(b []byte) bool {
-	return len(b) >= 20 && b[0]&0xC0 == 0 && be32(b[4:8]) == magicCookie &&
+	return len(b) >= 20 && b[0]&0xC0 == 0 && be32(b[4:8]) == stunwire.MagicCookie &&
 		int(b[2])<<8|int(b[3]) == len(b)-20 && len(b)%4 == 0
 }
 

@@ -31,7 +31,7 @@ const (
 // by client.
 type relay struct {
 	cfg   Config
-	stats *Stats
+	stats *Counters
 	log   *slog.Logger
 	loops []*loop
 	next  atomic.Uint32
@@ -41,24 +41,25 @@ type relay struct {
 
 	mu     sync.RWMutex
 	byPort map[uint16]*relaySock
-	// byClient maps clientKey → *relaySock for the client → peer path.
-	// It is read for every datagram and written per allocation, so it is
-	// a sync.Map: lookups take no lock. Writes happen under mu.
-	byClient sync.Map
-	// addrIDs numbers listener addresses: the SO_REUSEPORT sockets of one
-	// address share an id, so a client is known whichever of them the
-	// kernel hands its datagrams to.
-	addrIDs   map[string]int
+	// clients holds, by listener address, the allocations made through
+	// it (clientMap); the SO_REUSEPORT sockets of one address share one,
+	// so a client is known whichever of them the kernel hands its
+	// datagrams to.
+	clients   map[string]*clientMap
 	listeners map[*listener]struct{} // open listener sockets
 	closed    bool
 }
 
-// clientKey names an allocation's client side: the listener address (by
-// id) and the client's address (RFC 8656's 5-tuple, UDP).
-type clientKey struct {
-	addr   int
-	client netip.AddrPort
-}
+// clientMap maps a client's address (unmapped IPv4) → *relaySock for
+// the client → peer path of one listener address: with the listener
+// address and UDP, the key completes RFC 8656's 5-tuple. turnsrv names a
+// 5-tuple with one struct (fiveTuple); here the listener address picks
+// the map, so the per-datagram lookup hashes the client's address alone
+// (a sync.Map Load among 1000 clients: ~32 ns so, ~43 ns with the former
+// {listener id, client} key, ~67 ns with a key of all three). It is read
+// for every datagram and written per allocation, so it is a sync.Map:
+// lookups take no lock. Writes happen under relay.mu.
+type clientMap = sync.Map
 
 // New starts cfg.Loops relay loops, each on a thread of its own waiting
 // in epoll_wait. It does not change GOMAXPROCS: a loop blocked in
@@ -80,9 +81,11 @@ func New(cfg Config) (Relay, error) {
 	if cfg.Bitrate == nil {
 		cfg.Bitrate = func() int64 { return 0 }
 	}
-	cfg.Stats.fill()
-	r := &relay{cfg: cfg, stats: &cfg.Stats, log: cfg.Logger, byPort: map[uint16]*relaySock{},
-		addrIDs: map[string]int{}, listeners: map[*listener]struct{}{}}
+	if cfg.Counters == nil {
+		cfg.Counters = new(Counters)
+	}
+	r := &relay{cfg: cfg, stats: cfg.Counters, log: cfg.Logger, byPort: map[uint16]*relaySock{},
+		clients: map[string]*clientMap{}, listeners: map[*listener]struct{}{}}
 	for i := 0; i < cfg.Loops; i++ {
 		l, err := newLoop(r)
 		if err != nil {
@@ -241,27 +244,26 @@ func (r *relay) AllocationCreated(client, local, relayed net.Addr) {
 		st.out = rs.ln
 		st.client = toRaw(c)
 	})
-	key := clientKey{addr: rs.ln.addrID, client: c}
 	r.mu.Lock()
 	if r.byPort[rs.port] == rs {
-		r.byClient.Store(key, rs)
-		rs.clientKey, rs.hasClient = key, true
+		rs.ln.clients.Store(c, rs)
+		rs.clients, rs.client = rs.ln.clients, c
 	}
 	r.mu.Unlock()
 }
 
-// hasClient reports whether client has an allocation through the
-// listener address addr.
-func (r *relay) hasClient(addr int, client netip.AddrPort) bool {
-	_, ok := r.byClient.Load(clientKey{addr: addr, client: client})
+// hasClient reports whether client has an allocation through ln's
+// listener address.
+func (r *relay) hasClient(ln *listener, client netip.AddrPort) bool {
+	_, ok := ln.clients.Load(client)
 	return ok
 }
 
 // forward relays ChannelData from a client straight to the bound peer
 // (RFC 8656 §12.5). It returns false to leave the datagram to pion/turn
 // (unknown client or channel); malformed ChannelData is dropped.
-func (r *relay) forward(addr int, client netip.AddrPort, data []byte) bool {
-	v, ok := r.byClient.Load(clientKey{addr: addr, client: client})
+func (r *relay) forward(ln *listener, client netip.AddrPort, data []byte) bool {
+	v, ok := ln.clients.Load(client)
 	if !ok {
 		return false
 	}

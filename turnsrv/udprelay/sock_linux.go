@@ -28,10 +28,10 @@ type relaySock struct {
 	// limits is the allocation's bitrate cap; nil: none.
 	limits *bitrate.Allocation
 	smu    sync.Mutex // serialises state updates; readers use the atomic pointer
-	// clientKey is this socket's entry in relay.byClient; guarded by
-	// relay.mu.
-	clientKey clientKey
-	hasClient bool
+	// clients and client are this socket's entry in a clientMap (nil
+	// clients: none yet); guarded by relay.mu.
+	clients *clientMap
+	client  netip.AddrPort
 
 	loopFD
 }
@@ -73,7 +73,7 @@ func (rs *relaySock) ReadFrom([]byte) (int, net.Addr, error) {
 
 // WriteTo sends p to a peer (client → peer relaying, RFC 8656 §11.3). A
 // full socket buffer drops the datagram, as the network would, and counts
-// it (Stats.DroppedSendBufferToPeers). Errors: a peer that is not UDP
+// it (Counters.DroppedSendBufferToPeers). Errors: a peer that is not UDP
 // over IPv4, net.ErrClosed, or sendto's.
 func (rs *relaySock) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
@@ -120,8 +120,8 @@ func (rs *relaySock) Close() error {
 		if rs.r.byPort[rs.port] == rs {
 			delete(rs.r.byPort, rs.port)
 		}
-		if rs.hasClient {
-			rs.r.byClient.CompareAndDelete(rs.clientKey, rs)
+		if rs.clients != nil {
+			rs.clients.CompareAndDelete(rs.client, rs)
 		}
 		rs.r.mu.Unlock()
 	})
