@@ -20,16 +20,13 @@ import (
 // (attack2). Tests marked REGRESSION GUARD pass on the code as it is and
 // keep a door that held shut; the others fail while their door is open.
 
-// REGRESSION GUARD (held here: no overshoot seen on 2 cores, though the
-// check and the count are not atomic).
-//
 // TestQuotaRaceConcurrentAllocates: max_allocations_per_user is checked
 // (quota.allow, pion's QuotaHandler) before the relay socket is bound and
-// counted only afterwards (quota.created, the OnAllocationCreated
-// event), so Allocates of one user that arrive together on several TCP
-// connections all pass the check before any is counted. A client with one
-// credential must not hold more allocations than the cap, however it
-// times its requests.
+// the allocation reported (quota.created), so each Allocate let through
+// holds a reservation that counts like an allocation: Allocates of one
+// user that arrive together on several TCP connections cannot all pass
+// before any is counted. (Before reservations this let one credential
+// hold 3 allocations under a cap of 2 on a loaded machine.)
 func TestQuotaRaceConcurrentAllocates(t *testing.T) {
 	t.Parallel()
 	const capPerUser, conns = 2, 60
@@ -384,5 +381,42 @@ func firstRelayed(t *testing.T, c net.Conn) string {
 			t.Fatalf("nothing relayed to the client: %v", err)
 		}
 		buf = append(buf, tmp[:n]...)
+	}
+}
+
+// TestQuotaReservations: an Allocate let through holds its place until
+// its allocation is reported, so a second one of the same user from
+// another address is refused under a cap of 1 before the first is counted;
+// the report takes the reservation's place instead of a second one, and a
+// retransmission from the same address takes its own place again.
+func TestQuotaReservations(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.MaxAllocationsPerUser = 1 })
+	q := s.quota
+	user, _, _ := s.cfg.Credentials.Mint("reserver", time.Now())
+	a := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5000}
+	b := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 5000}
+	local := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3478}
+	if !q.allow(user, realm, a) {
+		t.Fatal("the first Allocate was refused")
+	}
+	if !q.allow(user, realm, a) {
+		t.Error("a retransmission from the same 5-tuple was refused")
+	}
+	if q.allow(user, realm, b) {
+		t.Error("a second Allocate was let through while the first held the only place")
+	}
+	q.created(a, local, "udp", user, realm, nil, 0)
+	if q.allow(user, realm, b) {
+		t.Error("a second Allocate was let through after the first was created")
+	}
+	q.mu.Lock()
+	n, held := q.perUser[q.userOf(user)], len(q.reserved)
+	q.mu.Unlock()
+	if n != 1 || held != 0 {
+		t.Errorf("after the allocation was reported: %d counted, %d reservations, want 1 and 0", n, held)
+	}
+	q.deleted(a, local, "udp", user, realm)
+	if !q.allow(user, realm, b) {
+		t.Error("an Allocate was refused after the only allocation was deleted")
 	}
 }

@@ -250,7 +250,7 @@ func New(cfg Config) (*Server, error) {
 		firstMsg: cfg.FirstMessageTimeout, noAlloc: cfg.NoAllocationTimeout,
 		keyer: cfg.keyer(),
 	}, s.stats, own, cfg.Logger)
-	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, stats: s.stats, owners: own,
+	s.quota = &quota{policy: &s.policy, perUser: map[string]int{}, reserved: map[fiveTuple]reservation{}, stats: s.stats, owners: own,
 		keyer: cfg.keyer()}
 	permissionHandler := func(src net.Addr, peer net.IP) bool {
 		return s.policy.Load().peers.permissionHandler(src, peer)
