@@ -39,14 +39,21 @@ type selfAudit struct {
 func newSelfAudit(cfg *config.Config) *selfAudit {
 	a := &selfAudit{again: make(chan struct{}, 1), done: make(chan struct{}), pending: true}
 	a.failures.Store(-1)
-	a.config.Store(cfg)
+	a.config.Store(copyConfig(cfg))
 	return a
+}
+
+// copyConfig is a copy of cfg's fields for a run that starts later: the
+// caller of New or Reload may change its Config afterwards.
+func copyConfig(cfg *config.Config) *config.Config {
+	c := *cfg
+	return &c
 }
 
 // request asks for a run with cfg after a reload. Requests made before
 // the run starts share it.
 func (a *selfAudit) request(cfg *config.Config) {
-	a.config.Store(cfg)
+	a.config.Store(copyConfig(cfg))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.pending {
