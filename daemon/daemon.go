@@ -438,8 +438,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	checkCtx, stopChecks := context.WithCancel(ctx)
 	defer stopChecks()
-	go d.startupSelfTest(checkCtx)
-	var audits sync.WaitGroup
+	var selfTest, audits sync.WaitGroup
+	selfTest.Go(func() { d.startupSelfTest(checkCtx) })
 	audits.Go(func() { d.auditLoop(checkCtx) })
 	var serveErr error
 	select {
@@ -447,6 +447,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	case serveErr = <-errc:
 	}
 	stopChecks()
+	// The self-test relays through TURN: it ends (cut short, and saying
+	// so) before TURN starts to shut down, never failing against it.
+	selfTest.Wait()
 	d.log.Info("shutting down", "allocations", d.turn.AllocationCount())
 	d.turn.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
@@ -532,6 +535,8 @@ func (d *Daemon) startupSelfTest(ctx context.Context) {
 	switch {
 	case errors.Is(err, turnsrv.ErrNoListener):
 		d.log.Info("self-test skipped: no UDP listener")
+	case err != nil && errors.Is(context.Cause(ctx), context.Canceled):
+		d.log.Info("self-test cut short by shutdown", "server", res.Server)
 	case err != nil:
 		d.log.Warn("self-test failed: clients may not reach the relay", "server", res.Server, "error", err)
 	default:

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -148,4 +149,24 @@ func TestDrainSkipsIdleAllocations(t *testing.T) {
 			t.Errorf("log does not say why it stopped waiting:\n%s", log)
 		}
 	})
+}
+
+// TestSelfTestEndsBeforeShutdown: Serve waits for the start-up self-test
+// before it shuts TURN down, so a self-test that shutdown cuts short says
+// so and never reports the relay as failing: when Serve returns, the log
+// holds the self-test's outcome, and it is not a failure.
+func TestSelfTestEndsBeforeShutdown(t *testing.T) {
+	d, _, log := drainDaemon(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // shut down at once, with the self-test under way
+	if err := d.Serve(ctx); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	out := log.String()
+	if strings.Contains(out, "self-test failed") {
+		t.Errorf("the self-test reported a failure during shutdown:\n%s", out)
+	}
+	if !strings.Contains(out, "self-test cut short by shutdown") && !strings.Contains(out, "self-test passed") {
+		t.Errorf("Serve returned before the self-test ended:\n%s", out)
+	}
 }
