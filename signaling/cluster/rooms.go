@@ -103,11 +103,21 @@ func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, n
 		return nil, err
 	}
 	rec.Members = slices.DeleteFunc(rec.Members, func(m member) bool { return n.stale(room, m) })
-	if slices.ContainsFunc(rec.Members, func(m member) bool { return m.Name == name }) {
-		return nil, signaling.ErrNameTaken
+	var refusal error
+	switch {
+	case slices.ContainsFunc(rec.Members, func(m member) bool { return m.Name == name }):
+		refusal = signaling.ErrNameTaken
+	case len(rec.Members) >= maxPeers:
+		refusal = signaling.ErrRoomFull
 	}
-	if len(rec.Members) >= maxPeers {
-		return nil, signaling.ErrRoomFull
+	if refusal != nil {
+		// The bucket serves reads from any replica, which may lag: a
+		// refusal stands only on the newest record, which writing it back
+		// at its revision proves (jetstream.ErrKeyExists: read it again).
+		if err := n.put(ctx, kv, room, rec, rev); err != nil {
+			return nil, err
+		}
+		return nil, refusal
 	}
 	others := make([]string, 0, len(rec.Members))
 	for _, m := range rec.Members {
