@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // serveDaemon starts a daemon on loopback from yml (state_dir is added)
@@ -236,13 +237,9 @@ metrics:
 				}
 			}
 			// Every attempt reached net/http's error log: wait for that.
-			deadline := time.Now().Add(failGuard)
-			for d.httpErrors.Lines.Load() < n {
-				if time.Now().After(deadline) {
-					t.Fatalf("net/http logged %d errors of %d attempts within %s", d.httpErrors.Lines.Load(), n, failGuard)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			testenv.Eventually(t, failGuard, fmt.Sprintf("net/http's error log reached for all %d attempts", n), func() bool {
+				return d.httpErrors.Lines.Load() >= n
+			})
 			lines := 0
 			for _, l := range strings.Split(log.String(), "\n") {
 				if strings.Contains(l, "http server error") || strings.Contains(l, "http: TLS handshake error") || strings.Contains(l, "http2:") {

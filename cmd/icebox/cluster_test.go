@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 const clusterConfig = `public_ip: 127.0.0.1
@@ -339,20 +341,20 @@ state_dir: %q
 	want := []string{"tcp:" + portOf(single.httpAddr), "tcp:" + metrics[1], "tcp:" + tcpTURN[1], "udp:" + portOf(single.turnUDP)}
 	slices.Sort(want)
 	selfTest := regexp.MustCompile(`msg="self-test (passed|failed|skipped)`)
-	deadline := time.Now().Add(10 * time.Second)
-	for !selfTest.MatchString(single.logText()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no end of the start-up self-test in the log:\n%s", single.logText())
+	testenv.Eventually(t, 10*time.Second, "the start-up self-test's end in the log", func() bool {
+		return selfTest.MatchString(single.logText())
+	})
+	// /proc has no event to wait on: the list is read until it is right.
+	var got []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("single node listens on %v, want exactly %v", got, want)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	deadline = time.Now().Add(10 * time.Second)
-	for got := listeningPorts(t, single.cmd.Process.Pid); !slices.Equal(got, want); got = listeningPorts(t, single.cmd.Process.Pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("single node listens on %v 10 s after its self-test, want exactly %v", got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	}()
+	testenv.Eventually(t, 10*time.Second, "exactly the configured listeners after the self-test", func() bool {
+		got = listeningPorts(t, single.cmd.Process.Pid)
+		return slices.Equal(got, want)
+	})
 
 	key := filepath.Join(t.TempDir(), "cluster.key")
 	if err := os.WriteFile(key, []byte("ports-cluster-secret-0123456789"), 0o600); err != nil {
