@@ -37,19 +37,30 @@ func (s *rawSession) signed(method stun.Method, attrs ...stun.Setter) *stun.Mess
 	return stun.MustBuild(setters...)
 }
 
-// desyncServer is a server with a UDP, a TCP, a TLS and a TLS listener
-// shared with HTTP, whose guard's clock runs ahead by what ahead holds.
-func desyncServer(t *testing.T, ahead *atomic.Int64) (*testServer, map[string]func(t *testing.T) net.Conn) {
+// clockServer is startServer with credentials that expire after 2 s of
+// the guard's clock, which runs ahead by what ahead holds.
+func clockServer(t *testing.T, ahead *atomic.Int64, mod func(*Config)) *testServer {
 	t.Helper()
-	conf := selfSigned(t)
-	conf.NextProtos = []string{ALPNTURN, "h2", "http/1.1"}
 	creds, err := NewCredentials(realm, []string{secretA}, 2*time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, func(c *Config) {
+	return startServer(t, func(c *Config) {
 		c.Credentials = creds
 		c.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
+// desyncServer is a clockServer with a UDP, a TCP, a TLS and a TLS
+// listener shared with HTTP.
+func desyncServer(t *testing.T, ahead *atomic.Int64) (*testServer, map[string]func(t *testing.T) net.Conn) {
+	t.Helper()
+	conf := selfSigned(t)
+	conf.NextProtos = []string{ALPNTURN, "h2", "http/1.1"}
+	s := clockServer(t, ahead, func(c *Config) {
 		c.Listeners = []Listener{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"},
 			{Network: "tls", Addr: "127.0.0.1:0", TLS: conf}, {Network: "tls", Addr: "127.0.0.1:0", TLS: conf, ShareHTTP: true}}
 	})
@@ -165,15 +176,8 @@ func TestLeadingBitsNotIgnored(t *testing.T) {
 	for _, pionUDP := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pion_reads_socket=%v", pionUDP), func(t *testing.T) {
 			var ahead atomic.Int64
-			creds, err := NewCredentials(realm, []string{secretA}, 2*time.Second, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := startServer(t, func(c *Config) {
-				c.Credentials, c.pionUDP = creds, pionUDP
-				c.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-			})
-			user, pass, _ := creds.Mint("expired", time.Now())
+			s := clockServer(t, &ahead, func(c *Config) { c.pionUDP = pionUDP })
+			user, pass, _ := s.cfg.Credentials.Mint("expired", time.Now())
 			sess := newRawSession(t, s.udp, user, pass)
 			if code := sess.request(stun.MethodAllocate, udpTransport); code != 0 {
 				t.Fatalf("Allocate while the credential is valid: %d", code)
@@ -278,14 +282,8 @@ func TestRevokedCredentialRefusedEverywhere(t *testing.T) {
 func TestExpiredCredentialOnlyOnItsAllocation(t *testing.T) {
 	t.Parallel()
 	var ahead atomic.Int64
-	creds, err := NewCredentials(realm, []string{secretA}, 2*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startServer(t, func(c *Config) {
-		c.Credentials = creds
-		c.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-	})
+	s := clockServer(t, &ahead, nil)
+	creds := s.cfg.Credentials
 	expired, expiredPass, _ := creds.Mint("expired", time.Now())
 	ahead.Store(int64(3 * time.Second))
 	valid, validPass, _ := creds.Mint("valid", time.Now().Add(time.Hour))

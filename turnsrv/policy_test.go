@@ -64,10 +64,7 @@ func (s *rawSession) request(method stun.Method, attrs ...stun.Setter) int {
 // requestMsg sends an authenticated request and returns the response.
 func (s *rawSession) requestMsg(method stun.Method, attrs ...stun.Setter) *stun.Message {
 	s.t.Helper()
-	setters := append([]stun.Setter{stun.TransactionID, stun.NewType(method, stun.ClassRequest)}, attrs...)
-	setters = append(setters, stun.NewUsername(s.username), stun.NewRealm(s.realm), stun.NewNonce(s.nonce),
-		stun.MessageIntegrity(s.key), stun.Fingerprint)
-	resp := roundTrip(s.t, s.c, stun.MustBuild(setters...))
+	resp := roundTrip(s.t, s.c, s.signed(method, attrs...))
 	var relayed stun.XORMappedAddress
 	if method == stun.MethodAllocate && relayed.GetFromAs(resp, stun.AttrXORRelayedAddress) == nil {
 		ip, _ := netip.AddrFromSlice(relayed.IP)
@@ -194,14 +191,11 @@ func TestQuotas(t *testing.T) {
 // created; the allocation keeps refreshing and adding permissions after
 // its credential expires, while a new allocation with it gets 401.
 func TestCallOutlivesCredential(t *testing.T) {
-	creds, err := NewCredentials(realm, []string{secretA}, 2*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The guard's clock: the credential expires when it is moved on.
 	var ahead atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-	s := startServer(t, func(c *Config) { c.Credentials = creds; c.now = clock })
+	s := clockServer(t, &ahead, nil)
+	creds := s.cfg.Credentials
 	user, pass, _ := creds.Mint("caller", time.Now())
 	call := newRawSession(t, s.udp, user, pass)
 	if code := call.request(stun.MethodAllocate, udpTransport); code != 0 {
