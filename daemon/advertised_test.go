@@ -64,19 +64,7 @@ state_dir: %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MetadataBase: fakeMetadata(t, public)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	d := serve(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MetadataBase: fakeMetadata(t, public)})
 	if got := d.TURN().PublicIP().String(); got != public {
 		t.Fatalf("relayed address %s, want %s (the metadata service's)", got, public)
 	}

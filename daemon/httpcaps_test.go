@@ -3,21 +3,13 @@ package daemon
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,7 +31,14 @@ func serveDaemon(t *testing.T, yml string, log io.Writer) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(log, nil))})
+	return serve(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(log, nil))})
+}
+
+// serve makes a Daemon of cfg and serves it until the test ends, when
+// Serve must return nil.
+func serve(t *testing.T, cfg *config.Config, opts Options) *Daemon {
+	t.Helper()
+	d, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,35 +52,6 @@ func serveDaemon(t *testing.T, yml string, log io.Writer) *Daemon {
 		}
 	})
 	return d
-}
-
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key
-// and returns their paths.
-func writeCert(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
 
 // getOn sends GET path on c (keep-alive) and returns the answer's status
@@ -173,7 +143,7 @@ metrics:
 // the port shared with TURN) are logged at a bounded rate, not one line
 // each (before: 1,000 handshakes gave 1,000 lines, 2,000 prefaces 2,000).
 func TestHTTPErrorLogBounded(t *testing.T) {
-	certFile, keyFile := writeCert(t)
+	certFile, keyFile := testenv.SelfSignedFiles(t, "127.0.0.1", "localhost")
 	for _, tt := range []struct {
 		name  string
 		turn  string // turn.listen beside UDP; "tls://HTTP" shares http.listen

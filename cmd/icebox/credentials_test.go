@@ -1,44 +1,14 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"math/big"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
-)
 
-// writeNamedCert writes a self-signed certificate for name and its key
-// into a temporary directory and returns their paths.
-func writeNamedCert(t *testing.T, name string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
-	return certFile, keyFile
-}
+	"github.com/icebox-project/icebox/internal/testenv"
+)
 
 // TestCredentialsAdvertised: icebox credentials prints the URLs the
 // daemon would advertise: turns: at the name browsers check the
@@ -49,7 +19,7 @@ func writeNamedCert(t *testing.T, name string) (certFile, keyFile string) {
 // port 0.
 func TestCredentialsAdvertised(t *testing.T) {
 	const secret = "credentials-advertised-secret-0123"
-	certFile, keyFile := writeNamedCert(t, "turn.example.test")
+	certFile, keyFile := testenv.SelfSignedFiles(t, "turn.example.test")
 	tests := []struct {
 		name       string
 		yml        string
