@@ -290,16 +290,8 @@ func (s *Server) HTTPConnState(c net.Conn, st http.ConnState) {
 	if s.shared == nil {
 		return
 	}
-	for {
-		if wc, ok := c.(*webConn); ok {
-			wc.web.SetEvictable(wc, st == http.StateNew || st == http.StateIdle)
-			return
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return
-		}
-		c = u.NetConn()
+	if wc, ok := connlimit.Unwrap[*webConn](c); ok {
+		wc.web.SetEvictable(wc, connlimit.Evictable(st))
 	}
 }
 

@@ -110,16 +110,27 @@ func (l *Listener) Accept() (net.Conn, error) {
 // yet or idle between requests may be evicted, one serving a request or
 // hijacked (a WebSocket) may not.
 func (l *Listener) ConnState(c net.Conn, st http.ConnState) {
+	if lc, ok := Unwrap[*conn](c); ok && lc.l == l {
+		l.set.SetEvictable(lc, Evictable(st))
+	}
+}
+
+// Evictable reports whether a web connection in state st may be evicted:
+// one with no request yet or idle between requests; not one serving a
+// request or hijacked (a WebSocket).
+func Evictable(st http.ConnState) bool { return st == http.StateNew || st == http.StateIdle }
+
+// Unwrap finds the connection of type T under c, following NetConn (a
+// *tls.Conn's, for one); false when there is none.
+func Unwrap[T net.Conn](c net.Conn) (T, bool) {
 	for {
-		if lc, ok := c.(*conn); ok {
-			if lc.l == l {
-				l.set.SetEvictable(lc, st == http.StateNew || st == http.StateIdle)
-			}
-			return
+		if t, ok := c.(T); ok {
+			return t, true
 		}
 		u, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
-			return
+			var zero T
+			return zero, false
 		}
 		c = u.NetConn()
 	}
