@@ -122,6 +122,9 @@ type Counters struct {
 	// full send buffer, by direction (client → peer, peer → client): the
 	// relay loops never wait for room (Linux).
 	DroppedSendBufferToPeers, DroppedSendBufferToClients atomic.Int64
+	// Occupancy counts datagrams per receive and send call of the relay
+	// loops (Linux).
+	Occupancy Occupancy
 }
 
 // Config configures a Relay. Zero values are noted per field.
@@ -151,6 +154,13 @@ type Config struct {
 	Counters *Counters
 	// Logger receives the relay's few logs. Nil: slog.Default().
 	Logger *slog.Logger
+	// NoGSO and NoGRO keep UDP segmentation offload (UDP_SEGMENT, sends)
+	// and generic receive offload (UDP_GRO, receives) off. False: each is
+	// used where New's probe finds the kernel offers it; sends fall back
+	// to sendmmsg of single datagrams, receives to recvmmsg of single
+	// datagrams, and GSO turns itself off on a device that cannot
+	// segment (EIO).
+	NoGSO, NoGRO bool
 }
 
 // ControlQueue is how many datagrams wait for pion/turn per listener
