@@ -4,25 +4,40 @@
 // round-trip times through the relay (client → relay → echo peer → relay
 // → client; p50 and p99, in µs) and resident memory per allocation. It
 // runs icebox and, when `turnserver` (coturn) is installed, coturn with
-// equivalent settings, in the same run, alternating.
+// equivalent settings, in the same run, alternating. -coturn417 adds a
+// coturn built from source, run with its default flags and with
+// --multiplex-peer --udp-gso; its batch occupancy log lines are printed.
+// icebox's occupancy histograms (datagrams per receive and send call, GSO
+// runs per send) are printed after each of its rounds.
 //
 //	go run ./bench/turnbench -allocs 100 -rate 20000 -duration 10s -rounds 2
+//
+// -video is the video-like load: 20 allocations, each with an echo peer
+// of its own, sending bursts of 8 datagrams of 1100 bytes.
+//
+//	go run ./bench/turnbench -video -rate 16000 -coturn417 /path/to/turnserver
 //
 // Everything stays on 127.0.0.1.
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -49,7 +64,14 @@ func main() {
 	memAllocs := flag.Int("mem-allocs", 2000, "allocations for the memory measurement (0 skips it)")
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
 	flag.IntVar(&udpSockets, "udp-sockets", 0, "icebox turn.udp_sockets (0: icebox's default, one per core)")
+	flag.BoolVar(&peerPerAlloc, "peer-per-alloc", false, "give each allocation an echo peer of its own (default: one shared)")
+	video := flag.Bool("video", false, "video-like load: -allocs 20 -peer-per-alloc -burst 8 -size 1100")
+	flag.StringVar(&coturn417, "coturn417", "", "a coturn 4.17 turnserver binary: also run it with default flags and with --multiplex-peer --udp-gso")
+	flag.BoolVar(&noDebian, "no-debian-coturn", false, "leave out the installed turnserver")
 	flag.Parse()
+	if *video {
+		*allocs, peerPerAlloc, *burst, *size = 20, true, 8, 1100
+	}
 	if *size < 8 || *size > 1400 {
 		fmt.Fprintln(os.Stderr, "turnbench: -size must be 8 to 1400 bytes (the payload carries its send time)")
 		os.Exit(2)
@@ -61,9 +83,11 @@ func main() {
 }
 
 type server struct {
-	name string
-	cmd  *exec.Cmd
-	addr string
+	name    string
+	cmd     *exec.Cmd
+	addr    string
+	metrics string // icebox's metrics address
+	log     string // coturn's log file
 }
 
 func (s *server) stop() { s.cmd.Process.Signal(syscall.SIGTERM); s.cmd.Wait() }
@@ -79,11 +103,16 @@ func freePort() int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// udpSockets is icebox's turn.udp_sockets in the benchmark.
-var udpSockets int
+// The flags run reads beside its arguments.
+var (
+	udpSockets   int    // icebox's turn.udp_sockets
+	peerPerAlloc bool   // an echo peer per allocation
+	coturn417    string // a coturn 4.17 binary, or ""
+	noDebian     bool   // leave out the installed turnserver
+)
 
 func startIcebox(binary, dir string) (*server, error) {
-	port := freePort()
+	port, mport := freePort(), freeTCPPort()
 	cfg := filepath.Join(dir, "icebox.yaml")
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: "127.0.0.1:0"}
@@ -96,11 +125,11 @@ turn:
   max_allocations_per_ip: -1
   max_allocations: -1
   udp_sockets: %d
-metrics: {listen: ""}
+metrics: {listen: "127.0.0.1:%d"}
 log: {level: warn}
 shutdown_grace: 0s
 state_dir: %q
-`, port, secret, udpSockets, dir)
+`, port, secret, udpSockets, mport, dir)
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		return nil, err
 	}
@@ -108,25 +137,43 @@ state_dir: %q
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: "icebox", cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	s := &server{name: "icebox", cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), metrics: fmt.Sprintf("127.0.0.1:%d", mport)}
 	return s, waitSTUN(s.addr)
 }
 
-func startCoturn(dir string) (*server, error) {
-	path, err := exec.LookPath("turnserver")
+// freeTCPPort returns a free TCP port on 127.0.0.1.
+func freeTCPPort() int {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startCoturn runs the coturn at path (the installed turnserver when
+// ""), named name, with equivalent settings and extra flags; with
+// occupancy logs when it has them (4.17).
+func startCoturn(dir, name, path string, extra ...string) (*server, error) {
+	if path == "" {
+		var err error
+		if path, err = exec.LookPath("turnserver"); err != nil {
+			return nil, err
+		}
 	}
 	port := freePort()
-	cmd := exec.Command(path, "-n", "--listening-ip=127.0.0.1", "--listening-port="+strconv.Itoa(port),
+	logFile := filepath.Join(dir, name+".log")
+	_ = os.Remove(logFile)
+	args := append([]string{"-n", "--listening-ip=127.0.0.1", "--listening-port=" + strconv.Itoa(port),
 		"--relay-ip=127.0.0.1", "--min-port=50000", "--max-port=59999",
-		"--use-auth-secret", "--static-auth-secret="+secret, "--realm="+realm,
+		"--use-auth-secret", "--static-auth-secret=" + secret, "--realm=" + realm,
 		"--allow-loopback-peers", "--no-tcp", "--no-tls", "--no-dtls", "--no-cli",
-		"--log-file=/dev/null", "--no-stdout-log", "--pidfile="+filepath.Join(dir, "turnserver.pid"))
+		"--log-file=" + logFile, "--simple-log", "--no-stdout-log", "--pidfile=" + filepath.Join(dir, name+".pid")}, extra...)
+	cmd := exec.Command(path, args...)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: "coturn", cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	s := &server{name: name, cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), log: logFile}
 	return s, waitSTUN(s.addr)
 }
 
@@ -271,11 +318,23 @@ func (r result) rttAt(q float64) int32 {
 }
 
 func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) (result, error) {
-	peer, err := turntest.StartUDPEchoIn(50000, 59999)
-	if err != nil {
-		return result{}, err
+	var peers []*net.UDPConn
+	defer func() {
+		for _, p := range peers {
+			p.Close()
+		}
+	}()
+	nPeers := 1
+	if peerPerAlloc {
+		nPeers = nAllocs
 	}
-	defer peer.Close()
+	for range nPeers {
+		peer, err := turntest.StartUDPEchoIn(50000, 59999) // the server's address: relay ports only
+		if err != nil {
+			return result{}, err
+		}
+		peers = append(peers, peer)
+	}
 	allocs := make([]*alloc, 0, nAllocs)
 	defer func() {
 		for _, a := range allocs {
@@ -283,7 +342,7 @@ func traffic(s *server, nAllocs, rate, size, burst int, duration time.Duration) 
 		}
 	}()
 	for i := 0; i < nAllocs; i++ {
-		a, err := newAlloc(s.addr, peer.LocalAddr().(*net.UDPAddr), fmt.Sprintf("u%d", i), size)
+		a, err := newAlloc(s.addr, peers[i%len(peers)].LocalAddr().(*net.UDPAddr), fmt.Sprintf("u%d", i), size)
 		if err != nil {
 			return result{}, fmt.Errorf("%s: allocation %d: %w", s.name, i, err)
 		}
@@ -361,13 +420,22 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 		return err
 	}
 	starters := []func() (*server, error){func() (*server, error) { return startIcebox(binary, dir) }}
-	if _, err := exec.LookPath("turnserver"); err == nil {
-		starters = append(starters, func() (*server, error) { return startCoturn(dir) })
-	} else {
-		fmt.Println("turnserver (coturn) not installed: icebox only")
+	if _, err := exec.LookPath("turnserver"); err == nil && !noDebian {
+		starters = append(starters, func() (*server, error) { return startCoturn(dir, "coturn", "") })
+	} else if !noDebian {
+		fmt.Println("turnserver (coturn) not installed")
+	}
+	if coturn417 != "" {
+		starters = append(starters,
+			func() (*server, error) { return startCoturn(dir, "c417", coturn417, "--udp-recvmmsg-log") },
+			func() (*server, error) {
+				return startCoturn(dir, "c417gso", coturn417, "--multiplex-peer", "--udp-gso",
+					"--udp-recvmmsg-log", "--udp-sendmmsg-log")
+			})
 	}
 	fmt.Printf("machine: %s/%s, %d CPUs, %s; %d allocations, %d-byte payloads, %d packets/s offered in bursts of %d, %s per round\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), nAllocs, size, rate, burst, duration)
+	var occupancies []string
 	fmt.Printf("%-7s %5s %12s %12s %9s %16s %7s %9s %9s\n", "server", "round", "relayed/s", "server CPU", "CPU used", "relayed/CPU-s", "loss", "RTT p50", "RTT p99")
 	for r := 1; r <= rounds; r++ {
 		for _, start := range starters {
@@ -375,7 +443,9 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 			if err != nil {
 				return err
 			}
+			before := s.occupancy()
 			res, err := traffic(s, nAllocs, rate, size, burst, duration)
+			after := s.occupancy()
 			s.stop()
 			if err != nil {
 				return err
@@ -384,6 +454,12 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 			fmt.Printf("%-7s %5d %12.0f %11.2fs %8.0f%% %16.0f %6.2f%% %7dµs %7dµs\n", s.name, r,
 				relayed/res.elapsed.Seconds(), res.cpu, 100*res.cpu/res.elapsed.Seconds(),
 				relayed/res.cpu, 100*float64(res.sent-res.got)/float64(res.sent), res.rttAt(0.5), res.rttAt(0.99))
+			occupancies = append(occupancies, s.occupancyReport(r, before, after))
+		}
+	}
+	for _, o := range occupancies {
+		if o != "" {
+			fmt.Print(o)
 		}
 	}
 	for _, start := range starters {
@@ -402,4 +478,104 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 		fmt.Printf("%-7s memory: %.1f KiB per allocation at %d allocations\n", s.name, kib, memAllocs)
 	}
 	return nil
+}
+
+// histogram is one Prometheus histogram series: cumulative counts by
+// upper bound, count and sum.
+type histogram struct {
+	buckets    map[string]float64
+	count, sum float64
+}
+
+// occupancy scrapes icebox's batch occupancy histograms, by series name
+// and direction; nil for other servers.
+func (s *server) occupancy() map[string]*histogram {
+	if s.metrics == "" {
+		return nil
+	}
+	resp, err := http.Get("http://" + s.metrics + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	out := map[string]*histogram{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		m := occLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		key := m[1] + " " + m[3]
+		h := out[key]
+		if h == nil {
+			h = &histogram{buckets: map[string]float64{}}
+			out[key] = h
+		}
+		v, _ := strconv.ParseFloat(m[5], 64)
+		switch m[2] {
+		case "_bucket":
+			h.buckets[m[4]] = v
+		case "_count":
+			h.count = v
+		case "_sum":
+			h.sum = v
+		}
+	}
+	return out
+}
+
+var occLine = regexp.MustCompile(`^icebox_turn_relay_(datagrams_per_receive|datagrams_per_send|gso_runs_per_send)(_bucket|_count|_sum)\{direction="(\w+)"(?:,le="([^"]+)")?\} (\S+)$`)
+
+// occupancyReport describes the batching of round r: icebox's histograms
+// (the difference of two scrapes), or the last occupancy lines of a
+// coturn 4.17 log.
+func (s *server) occupancyReport(r int, before, after map[string]*histogram) string {
+	var b strings.Builder
+	if after != nil {
+		fmt.Fprintf(&b, "%s round %d occupancy (mean; calls by upper bound):\n", s.name, r)
+		keys := slices.Sorted(maps.Keys(after))
+		for _, k := range keys {
+			a, o := after[k], before[k]
+			if o == nil {
+				o = &histogram{buckets: map[string]float64{}}
+			}
+			calls := a.count - o.count
+			if calls == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "  %-36s mean %6.2f over %8.0f calls:", k, (a.sum-o.sum)/calls, calls)
+			bounds := slices.SortedFunc(maps.Keys(a.buckets), func(x, y string) int {
+				fx, _ := strconv.ParseFloat(x, 64)
+				fy, _ := strconv.ParseFloat(y, 64)
+				return cmp.Compare(fx, fy)
+			})
+			prev := 0.0
+			for _, le := range bounds {
+				n := a.buckets[le] - o.buckets[le]
+				if n-prev > 0 {
+					fmt.Fprintf(&b, " ≤%s:%.0f", le, n-prev)
+				}
+				prev = n
+			}
+			b.WriteString("\n")
+		}
+		return b.String()
+	}
+	if s.log == "" {
+		return ""
+	}
+	data, err := os.ReadFile(s.log)
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "mmsg") || strings.Contains(l, "GSO") || strings.Contains(l, "gso") {
+			lines = append(lines, "  "+strings.TrimSpace(l))
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s round %d occupancy (its log, last lines):\n%s\n", s.name, r, strings.Join(lines[max(0, len(lines)-4):], "\n"))
 }

@@ -174,10 +174,19 @@ func (l *loop) run() {
 	defer close(l.done)
 	events := make([]unix.EpollEvent, 128)
 	lastYield := bitrate.Now()
+	busy := false
 	for {
 		// The loop's one wait: a blocking system call, on this
-		// goroutine's thread.
-		n, err := unix.EpollWait(l.epfd, events, -1)
+		// goroutine's thread. Busy, it sleeps the batch window first and
+		// then takes what arrived meanwhile (see Config.BatchWindow).
+		timeout := -1
+		if busy {
+			ts := unix.NsecToTimespec(int64(l.r.cfg.BatchWindow))
+			_ = unix.Nanosleep(&ts, nil)
+			timeout = 0
+		}
+		n, err := unix.EpollWait(l.epfd, events, timeout)
+		busy = l.r.cfg.BatchWindow > 0 && n > 0 && err == nil
 		if err == unix.EINTR {
 			continue
 		}

@@ -83,6 +83,9 @@ func New(cfg Config) (Relay, error) {
 	if cfg.Bitrate == nil {
 		cfg.Bitrate = func() int64 { return 0 }
 	}
+	if cfg.BatchWindow == 0 {
+		cfg.BatchWindow = DefaultBatchWindow
+	}
 	if cfg.Counters == nil {
 		cfg.Counters = new(Counters)
 	}
