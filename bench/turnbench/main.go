@@ -23,11 +23,18 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"maps"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -68,6 +75,7 @@ func main() {
 	video := flag.Bool("video", false, "video-like load: -allocs 20 -peer-per-alloc -burst 8 -size 1100")
 	flag.StringVar(&coturn417, "coturn417", "", "a coturn 4.17 turnserver binary: also run it with default flags and with --multiplex-peer --udp-gso")
 	flag.BoolVar(&noDebian, "no-debian-coturn", false, "leave out the installed turnserver")
+	flag.StringVar(&uclient, "uclient", "", "tcp or tls: relay coturn's turnutils_uclient (-allocs clients, -size bytes, -rate messages/s in all) over TURN over TCP or TLS to turnutils_peer instead")
 	flag.Parse()
 	if *video {
 		*allocs, peerPerAlloc, *burst, *size = 20, true, 8, 1100
@@ -85,7 +93,9 @@ func main() {
 type server struct {
 	name    string
 	cmd     *exec.Cmd
-	addr    string
+	addr    string // UDP (and TCP for coturn)
+	tcpPort int    // TURN over TCP
+	tlsPort int    // TURN over TLS
 	metrics string // icebox's metrics address
 	log     string // coturn's log file
 }
@@ -109,15 +119,23 @@ var (
 	peerPerAlloc bool   // an echo peer per allocation
 	coturn417    string // a coturn 4.17 binary, or ""
 	noDebian     bool   // leave out the installed turnserver
+	uclient      string // "tcp" or "tls": turnutils_uclient's load
+	certFile     string // the servers' TLS certificate (uclient tls)
+	keyFile      string
 )
 
 func startIcebox(binary, dir string) (*server, error) {
-	port, mport := freePort(), freeTCPPort()
+	port, mport, tcpPort, tlsPort := freePort(), freeTCPPort(), freeTCPPort(), freeTCPPort()
 	cfg := filepath.Join(dir, "icebox.yaml")
+	listen, tls := fmt.Sprintf(`"udp://127.0.0.1:%d"`, port), "{}"
+	if uclient != "" {
+		listen += fmt.Sprintf(`, "tcp://127.0.0.1:%d", "tls://127.0.0.1:%d"`, tcpPort, tlsPort)
+		tls = fmt.Sprintf(`{cert_file: %q, key_file: %q}`, certFile, keyFile)
+	}
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
-http: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0", tls: `+tls+`}
 turn:
-  listen: ["udp://127.0.0.1:%d"]
+  listen: [`+listen+`]
   relay_ports: "50000-59999"
   secrets: [%q]
   allow_peers: [127.0.0.0/8]
@@ -129,16 +147,27 @@ metrics: {listen: "127.0.0.1:%d"}
 log: {level: warn}
 shutdown_grace: 0s
 state_dir: %q
-`, port, secret, udpSockets, mport, dir)
+`, secret, udpSockets, mport, dir)
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(binary, "-config", cfg)
+	logFile, err := os.Create(filepath.Join(dir, "icebox.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: "icebox", cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), metrics: fmt.Sprintf("127.0.0.1:%d", mport)}
-	return s, waitSTUN(s.addr)
+	s := &server{name: "icebox", cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), metrics: fmt.Sprintf("127.0.0.1:%d", mport),
+		tcpPort: tcpPort, tlsPort: tlsPort}
+	if err := waitSTUN(s.addr); err != nil {
+		log, _ := os.ReadFile(logFile.Name())
+		return nil, fmt.Errorf("%w; icebox's log:\n%s", err, log)
+	}
+	return s, nil
 }
 
 // freeTCPPort returns a free TCP port on 127.0.0.1.
@@ -161,19 +190,24 @@ func startCoturn(dir, name, path string, extra ...string) (*server, error) {
 			return nil, err
 		}
 	}
-	port := freePort()
+	port, tlsPort := freePort(), freeTCPPort()
 	logFile := filepath.Join(dir, name+".log")
 	_ = os.Remove(logFile)
 	args := append([]string{"-n", "--listening-ip=127.0.0.1", "--listening-port=" + strconv.Itoa(port),
 		"--relay-ip=127.0.0.1", "--min-port=50000", "--max-port=59999",
 		"--use-auth-secret", "--static-auth-secret=" + secret, "--realm=" + realm,
-		"--allow-loopback-peers", "--no-tcp", "--no-tls", "--no-dtls", "--no-cli",
+		"--allow-loopback-peers", "--no-dtls", "--no-cli",
 		"--log-file=" + logFile, "--simple-log", "--no-stdout-log", "--pidfile=" + filepath.Join(dir, name+".pid")}, extra...)
+	if uclient != "" {
+		args = append(args, "--tls-listening-port="+strconv.Itoa(tlsPort), "--cert="+certFile, "--pkey="+keyFile)
+	} else {
+		args = append(args, "--no-tcp", "--no-tls")
+	}
 	cmd := exec.Command(path, args...)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{name: name, cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), log: logFile}
+	s := &server{name: name, cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), log: logFile, tcpPort: port, tlsPort: tlsPort}
 	return s, waitSTUN(s.addr)
 }
 
@@ -307,6 +341,9 @@ type result struct {
 	cpu       float64
 	elapsed   time.Duration
 	rtts      []int32 // round trips through the relay, µs, sorted
+	// rttAvg and rttMax are turnutils_uclient's round trips, µs (it
+	// gives no quantiles).
+	rttAvg, rttMax int
 }
 
 // rttAt is the q quantile (0 to 1) of the sorted round trips, in µs.
@@ -419,6 +456,14 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 	if binary, err = proc.IceboxBinary(dir, binary); err != nil {
 		return err
 	}
+	if uclient != "" {
+		if uclient != "tcp" && uclient != "tls" {
+			return fmt.Errorf("-uclient %q: want tcp or tls", uclient)
+		}
+		if certFile, keyFile, err = selfSigned(dir); err != nil {
+			return err
+		}
+	}
 	starters := []func() (*server, error){func() (*server, error) { return startIcebox(binary, dir) }}
 	if _, err := exec.LookPath("turnserver"); err == nil && !noDebian {
 		starters = append(starters, func() (*server, error) { return startCoturn(dir, "coturn", "") })
@@ -426,8 +471,12 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 		fmt.Println("turnserver (coturn) not installed")
 	}
 	if coturn417 != "" {
+		starters = append(starters, func() (*server, error) { return startCoturn(dir, "c417", coturn417, "--udp-recvmmsg-log") })
+	}
+	if coturn417 != "" && uclient == "" {
+		// With clients over TCP its multiplexed peer socket refuses
+		// allocations (508), and its batching is for UDP.
 		starters = append(starters,
-			func() (*server, error) { return startCoturn(dir, "c417", coturn417, "--udp-recvmmsg-log") },
 			func() (*server, error) {
 				return startCoturn(dir, "c417gso", coturn417, "--multiplex-peer", "--udp-gso",
 					"--udp-recvmmsg-log", "--udp-sendmmsg-log")
@@ -444,7 +493,12 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 				return err
 			}
 			before := s.occupancy()
-			res, err := traffic(s, nAllocs, rate, size, burst, duration)
+			var res result
+			if uclient != "" {
+				res, err = uclientTraffic(s, nAllocs, rate, size, duration)
+			} else {
+				res, err = traffic(s, nAllocs, rate, size, burst, duration)
+			}
 			after := s.occupancy()
 			s.stop()
 			if err != nil {
@@ -454,6 +508,9 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 			fmt.Printf("%-7s %5d %12.0f %11.2fs %8.0f%% %16.0f %6.2f%% %7dµs %7dµs\n", s.name, r,
 				relayed/res.elapsed.Seconds(), res.cpu, 100*res.cpu/res.elapsed.Seconds(),
 				relayed/res.cpu, 100*float64(res.sent-res.got)/float64(res.sent), res.rttAt(0.5), res.rttAt(0.99))
+			if uclient != "" {
+				fmt.Printf("        turnutils_uclient RTT average %dµs, maximum %dµs\n", res.rttAvg, res.rttMax)
+			}
 			occupancies = append(occupancies, s.occupancyReport(r, before, after))
 		}
 	}
@@ -578,4 +635,106 @@ func (s *server) occupancyReport(r int, before, after map[string]*histogram) str
 		return ""
 	}
 	return fmt.Sprintf("%s round %d occupancy (its log, last lines):\n%s\n", s.name, r, strings.Join(lines[max(0, len(lines)-4):], "\n"))
+}
+
+// uclientTraffic relays coturn's turnutils_uclient through s over TCP or
+// TLS (uclient), to turnutils_peer: clients sessions (each a channel),
+// size-byte messages, rate messages a second in all, for about duration,
+// and measures the server's CPU meanwhile (set-up included).
+func uclientTraffic(s *server, clients, rate, size int, duration time.Duration) (result, error) {
+	uc, err := coturnTool("turnutils_uclient")
+	if err != nil {
+		return result{}, err
+	}
+	peerTool, err := coturnTool("turnutils_peer")
+	if err != nil {
+		return result{}, err
+	}
+	pc, err := turntest.ListenUDPIn(50000, 59999) // the server's address: relay ports only
+	if err != nil {
+		return result{}, err
+	}
+	peerPort := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	peer := exec.Command(peerTool, "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
+	if err := peer.Start(); err != nil {
+		return result{}, err
+	}
+	defer func() { peer.Process.Kill(); peer.Wait() }()
+	perClient := max(1, rate/clients)                                 // messages a second per session
+	interval := max(1, 1000/perClient)                                // ms between a session's messages
+	n := int(duration / (time.Duration(interval) * time.Millisecond)) // messages per session
+	args := []string{"-t", "-c", "-W", secret, "-u", "bench", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
+		"-X", "-n", strconv.Itoa(n), "-m", strconv.Itoa(clients), "-l", strconv.Itoa(size), "-z", strconv.Itoa(interval),
+		"-p", strconv.Itoa(s.tcpPort)}
+	if uclient == "tls" {
+		args = append(args, "-S")
+		args[len(args)-1] = strconv.Itoa(s.tlsPort)
+	}
+	args = append(args, "127.0.0.1")
+	cpu0 := proc.CPUSeconds(s.cmd.Process.Pid)
+	start := time.Now()
+	out, err := exec.Command(uc, args...).CombinedOutput()
+	elapsed := time.Since(start)
+	cpu := proc.CPUSeconds(s.cmd.Process.Pid) - cpu0
+	text := string(out)
+	if err != nil && !strings.Contains(text, "tot_recv_msgs") {
+		return result{}, fmt.Errorf("%s: turnutils_uclient %v: %v\n%s", s.name, args, err, text[max(0, len(text)-2000):])
+	}
+	num := func(re *regexp.Regexp) float64 {
+		m := re.FindAllStringSubmatch(text, -1)
+		if m == nil {
+			return 0
+		}
+		v, _ := strconv.ParseFloat(m[len(m)-1][1], 64)
+		return v
+	}
+	res := result{sent: int64(num(totSent)), got: int64(num(totRecv)), cpu: cpu, elapsed: elapsed,
+		rttAvg: int(1000 * num(avgRTT)), rttMax: int(1000 * num(maxRTT))}
+	return res, nil
+}
+
+var (
+	totSent = regexp.MustCompile(`tot_send_msgs=(\d+)`)
+	totRecv = regexp.MustCompile(`tot_recv_msgs=(\d+)`)
+	avgRTT  = regexp.MustCompile(`Average round trip delay ([\d.]+) ms`)
+	maxRTT  = regexp.MustCompile(`Maximum round trip delay ([\d.]+) ms`)
+)
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 into dir.
+func selfSigned(dir string) (cert, key string, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "turnbench"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return "", "", err
+	}
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return "", "", err
+	}
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return "", "", err
+	}
+	return cert, key, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// coturnTool finds one of coturn's tools: beside -coturn417 when it is
+// there (4.17's uclient binds channels in RFC 8656's range, which 4.17
+// insists on), else on PATH.
+func coturnTool(name string) (string, error) {
+	if coturn417 != "" {
+		p := filepath.Join(filepath.Dir(coturn417), name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return exec.LookPath(name)
 }
