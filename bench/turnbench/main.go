@@ -212,7 +212,7 @@ func startCoturn(dir, name, path string, extra ...string) (*server, error) {
 }
 
 func waitSTUN(addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		c, err := net.Dial("udp4", addr)
 		if err == nil {
