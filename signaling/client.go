@@ -16,6 +16,7 @@ import (
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // client is one WebSocket connection: a reader goroutine (run) handles
@@ -87,7 +88,7 @@ func (c *client) enqueue(b []byte) { c.push(queued{b: b}) }
 
 // enqueueSignal queues the signal b from the local peer from (nil: from a
 // peer on another node). A suspended peer's queue drops its oldest
-// signals to make room, and their senders are told (CodeSignalDropped).
+// signals to make room, and their senders are told (wire.CodeSignalDropped).
 func (c *client) enqueueSignal(b []byte, from *client) {
 	c.push(queued{b: b, signal: true, from: from})
 }
@@ -129,8 +130,8 @@ func (c *client) tellDropped(dropped []queued) {
 		if m.from == nil || m.from == c || m.from.suspended.Load() || m.from.closing() {
 			continue
 		}
-		c.s.stats.error(CodeSignalDropped)
-		m.from.enqueue(encode(droppedMsg{Type: TypeError, Code: CodeSignalDropped, To: c.id,
+		c.s.stats.error(wire.CodeSignalDropped)
+		m.from.enqueue(encode(&wire.Error{Code: wire.CodeSignalDropped, To: c.id,
 			Message: fmt.Sprintf("peer %q is away and too much is held for it; its oldest signal from you was dropped", c.id)}))
 	}
 }
@@ -308,11 +309,11 @@ func (c *client) reader() (dropped bool) {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				return c.readFailed(err)
 			}
-			c.refuse(CodeTooLarge, "messages are limited to 65536 bytes")
+			c.refuse(wire.CodeTooLarge, "messages are limited to 65536 bytes")
 		} else if mt != websocket.TextMessage {
-			c.refuse(CodeBadMessage, "protocol v1 uses text frames holding JSON")
+			c.refuse(wire.CodeBadMessage, "protocol v1 uses text frames holding JSON")
 		} else if !c.limiter.AllowN(c.s.clock.Now(), 1) {
-			c.refuse(CodeRateLimited, "too many messages; slow down")
+			c.refuse(wire.CodeRateLimited, "too many messages; slow down")
 		} else {
 			c.handleOnOwnStack(data)
 		}
@@ -347,14 +348,14 @@ func (c *client) readFailed(err error) (dropped bool) {
 func (c *client) refuse(code, message string) {
 	c.strikes++
 	c.s.stats.error(code)
-	c.enqueue(errorFrame(code, message))
+	c.enqueue(encode(&wire.Error{Code: code, Message: message}))
 }
 
 // reply sends an error that does not count as a strike: the message was
 // well formed, the request was refused.
-func (c *client) reply(e *protoError) {
-	c.s.stats.error(e.code)
-	c.enqueue(errorFrame(e.code, e.message))
+func (c *client) reply(e *wire.Error) {
+	c.s.stats.error(e.Code)
+	c.enqueue(encode(e))
 }
 
 // handleOnOwnStack is handle, on a goroutine of its own while the reader
@@ -375,36 +376,36 @@ func (c *client) handle(data []byte) {
 	var m inbound
 	if err := json.Unmarshal(data, &m); err != nil {
 		c.s.stats.message("invalid")
-		c.refuse(CodeBadMessage, "not a JSON object: "+err.Error())
+		c.refuse(wire.CodeBadMessage, "not a JSON object: "+err.Error())
 		return
 	}
 	c.s.stats.message(m.Type)
 	switch m.Type {
-	case TypeJoin:
+	case wire.TypeJoin:
 		c.join(&m)
-	case TypeSignal:
+	case wire.TypeSignal:
 		if m.To == "" || !isObject(m.Data) {
-			c.refuse(CodeBadMessage, `signal needs "to" (a peer id) and "data" (an object)`)
+			c.refuse(wire.CodeBadMessage, `signal needs "to" (a peer id) and "data" (an object)`)
 			return
 		}
 		if e := c.s.hub.signal(c, m.To, m.Data); e != nil {
 			c.reply(e)
 			return
 		}
-	case TypeLeave:
+	case wire.TypeLeave:
 		if !c.s.hub.leave(c) {
-			c.reply(&protoError{CodeNotJoined, "not in a room"})
+			c.reply(&wire.Error{Code: wire.CodeNotJoined, Message: "not in a room"})
 			return
 		}
 		c.stopRefresh()
 		c.s.log.Info("peer left", "peer", c.id, "remote", c.remote)
-	case TypePing:
-		c.enqueue(pongMsg)
+	case wire.TypePing:
+		c.enqueue(pongFrame)
 	case "":
-		c.refuse(CodeBadMessage, `missing "type"`)
+		c.refuse(wire.CodeBadMessage, `missing "type"`)
 		return
 	default:
-		c.refuse(CodeBadMessage, "unknown type "+quote(m.Type))
+		c.refuse(wire.CodeBadMessage, "unknown type "+quote(m.Type))
 		return
 	}
 	c.strikes = 0
@@ -412,17 +413,17 @@ func (c *client) handle(data []byte) {
 
 func (c *client) join(m *inbound) {
 	if !roomname.Valid(m.Room) {
-		c.refuse(CodeBadMessage, "room must be 1 to 64 characters of A-Z a-z 0-9 - _")
+		c.refuse(wire.CodeBadMessage, "room must be 1 to 64 characters of A-Z a-z 0-9 - _")
 		return
 	}
 	name, ok := cleanName(m.Name)
 	if !ok {
-		c.refuse(CodeBadMessage, "name must be 1 to 64 printable characters")
+		c.refuse(wire.CodeBadMessage, "name must be 1 to 64 printable characters")
 		return
 	}
 	grant, wait, ok := c.takeCredential()
 	if !ok {
-		c.reply(&protoError{CodeRateLimited, fmt.Sprintf("too many TURN credentials requested from your address; try again in %ds", seconds(wait))})
+		c.reply(&wire.Error{Code: wire.CodeRateLimited, Message: fmt.Sprintf("too many TURN credentials requested from your address; try again in %ds", seconds(wait))})
 		return
 	}
 	servers, ttl := c.iceServers()
@@ -439,7 +440,7 @@ func (c *client) join(m *inbound) {
 	if roomPassword != "" {
 		if wait := c.s.guesses.blocked(c.keys, m.Room); wait > 0 {
 			grant.Return()
-			c.reply(&protoError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
+			c.reply(&wire.Error{Code: wire.CodeRateLimited, Message: fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
 			return
 		}
 	}
@@ -451,7 +452,7 @@ func (c *client) join(m *inbound) {
 	if e != nil {
 		// The credentials minted for the welcome are dropped unseen.
 		grant.Return()
-		if e.code == CodeBadPassword && m.Password != "" {
+		if e.Code == wire.CodeBadPassword && m.Password != "" {
 			// Each wrong guess from an address waits longer for its answer.
 			// An empty password is no guess (it can never match): it only
 			// tells a page that the room needs one.
@@ -559,7 +560,7 @@ func (c *client) scheduleRefresh(ttl time.Duration) {
 			return
 		}
 		servers, ttl := c.iceServers()
-		c.enqueue(encode(iceServersMsg{Type: TypeICEServers, ICEServers: servers, TTL: int64(ttl / time.Second)}))
+		c.enqueue(encode(&wire.ICEServers{ICEServers: servers, TTL: int64(ttl / time.Second)}))
 		c.scheduleRefresh(ttl)
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // TestCredentialIDNotPeerID: welcome credentials are minted for a random
@@ -67,12 +68,12 @@ func TestMintingLimitWS(t *testing.T) {
 	// A wrong password costs no credential.
 	g := fromAddr(t, url, "2001:db8:5:6::1")
 	g.send(msg{"type": "join", "room": "locked", "name": "g", "password": "wrong"})
-	g.expect("error", CodeBadPassword)
+	g.expect("error", wire.CodeBadPassword)
 	fromAddr(t, url, "2001:db8:5:6::2").join("r", "one")
 	fromAddr(t, url, "2001:db8:5:6:1::3").join("r", "two")
 	third := fromAddr(t, url, "2001:db8:5:6:ffff::4")
 	third.send(msg{"type": "join", "room": "r", "name": "three"})
-	e := third.expect("error", CodeRateLimited)
+	e := third.expect("error", wire.CodeRateLimited)
 	if !strings.Contains(e["message"].(string), "TURN credentials") || e["iceServers"] != nil {
 		t.Errorf("refusal: got %v", e)
 	}
@@ -107,7 +108,7 @@ func TestPasswordThrottleKeys(t *testing.T) {
 				ip := tt.addrs[i%len(tt.addrs)]
 				g := fromAddr(t, url, ip)
 				g.send(msg{"type": "join", "room": "a", "name": "g", "password": "guess"})
-				g.expect("error", CodeBadPassword)
+				g.expect("error", wire.CodeBadPassword)
 				// The attacker knows room b's password and joins it between guesses.
 				b := fromAddr(t, url, ip)
 				b.send(msg{"type": "join", "room": "b", "name": "b" + string(rune('0'+i)), "password": "pw-b"})
@@ -115,7 +116,7 @@ func TestPasswordThrottleKeys(t *testing.T) {
 			}
 			g := fromAddr(t, url, tt.addrs[len(tt.addrs)-1])
 			g.send(msg{"type": "join", "room": "a", "name": "g", "password": "pw-a"})
-			if e := g.expect("error", CodeRateLimited); !strings.Contains(e["message"].(string), "wrong passwords") {
+			if e := g.expect("error", wire.CodeRateLimited); !strings.Contains(e["message"].(string), "wrong passwords") {
 				t.Errorf("refusal message: %v", e["message"])
 			}
 			// Room b, where this address guessed nothing wrong, stays open.
@@ -192,7 +193,7 @@ func TestEmptyPasswordIsNoGuess(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		g := fromAddr(t, url, "198.51.100.77")
 		g.send(msg{"type": "join", "room": "a", "name": "g"})
-		g.expect("error", CodeBadPassword)
+		g.expect("error", wire.CodeBadPassword)
 	}
 	g := fromAddr(t, url, "198.51.100.77")
 	g.send(msg{"type": "join", "room": "a", "name": "g", "password": "pw-a"})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // hub owns every room and every connection. One mutex guards it all: each
@@ -159,53 +160,49 @@ func (h *hub) resume(c *client, token, roomName string, iceServers []rtc.ICEServ
 	c.resumeToken = newToken()
 	r.peers[c.id] = c
 	old.room = nil
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peersOf(r, c),
+	c.enqueue(encode(&wire.Welcome{ID: c.id, Room: r.name, Peers: peersOf(r, c),
 		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
 	c.requeue(held)
 	return true
 }
 
-func peersOf(r *room, except *client) []PeerInfo {
-	peers := make([]PeerInfo, 0, len(r.peers)+len(r.remote))
+func peersOf(r *room, except *client) []wire.PeerInfo {
+	peers := make([]wire.PeerInfo, 0, len(r.peers)+len(r.remote))
 	for id, p := range r.peers {
 		if p != except {
-			peers = append(peers, PeerInfo{ID: id, Name: p.name})
+			peers = append(peers, wire.PeerInfo{ID: id, Name: p.name})
 		}
 	}
 	for _, p := range r.remote {
-		peers = append(peers, PeerInfo{ID: p.id, Name: p.name})
+		peers = append(peers, wire.PeerInfo{ID: p.id, Name: p.name})
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	return peers
 }
 
-// protoError is a refused request, sent to the client as an error
-// message with code (Code*).
-type protoError struct{ code, message string }
-
 // join puts c in the named room under name. iceServers and ttl are the
 // credentials for welcome, minted by the caller outside the lock.
-func (h *hub) join(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *protoError {
+func (h *hub) join(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.room != nil {
-		return &protoError{CodeBadMessage, fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
+		return &wire.Error{Code: wire.CodeBadMessage, Message: fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
 	}
 	if roomPassword != "" && subtle.ConstantTimeCompare([]byte(password), []byte(roomPassword)) != 1 {
-		return &protoError{CodeBadPassword, "wrong or missing password for room " + roomName}
+		return &wire.Error{Code: wire.CodeBadPassword, Message: "wrong or missing password for room " + roomName}
 	}
 	r := h.rooms[roomName]
 	if r == nil {
 		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
-			return &protoError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
+			return &wire.Error{Code: wire.CodeRoomLimit, Message: fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
 		}
 		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
 	}
 	if len(r.peers) >= lim.maxPeers {
-		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+		return &wire.Error{Code: wire.CodeRoomFull, Message: fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
 	}
 	if _, taken := r.names[name]; taken {
-		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+		return &wire.Error{Code: wire.CodeNameTaken, Message: fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
 	}
 	h.rooms[roomName] = r
 	seat(c, r, name, iceServers, ttl)
@@ -222,8 +219,8 @@ func seat(c *client, r *room, name string, iceServers []rtc.ICEServer, ttl int64
 	r.peers[c.id] = c
 	r.names[name] = c.id
 	// welcome is queued before any other peer can signal c.
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
-	joined := encode(peerMsg{Type: TypePeerJoined, ID: c.id, Name: name})
+	c.enqueue(encode(&wire.Welcome{ID: c.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
+	joined := encode(&wire.PeerJoined{ID: c.id, Name: name})
 	for id, p := range r.peers {
 		if id != c.id {
 			p.enqueue(joined)
@@ -251,7 +248,7 @@ func (h *hub) leaveLocked(c *client) bool {
 	// peer-left before its own close would drop a peer connection it
 	// keeps across the restart. Other nodes are still told (below).
 	if !h.closed {
-		left := encode(peerMsg{Type: TypePeerLeft, ID: c.id})
+		left := encode(&wire.PeerLeft{ID: c.id})
 		for _, p := range r.peers {
 			p.enqueue(left)
 		}
@@ -266,11 +263,11 @@ func (h *hub) leaveLocked(c *client) bool {
 }
 
 // signal relays data from c to the peer with id to in c's room.
-func (h *hub) signal(c *client, to string, data json.RawMessage) *protoError {
+func (h *hub) signal(c *client, to string, data json.RawMessage) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.room == nil {
-		return &protoError{CodeNotJoined, "join a room before sending signal"}
+		return &wire.Error{Code: wire.CodeNotJoined, Message: "join a room before sending signal"}
 	}
 	target := c.room.peers[to]
 	if target == nil {
@@ -280,9 +277,9 @@ func (h *hub) signal(c *client, to string, data json.RawMessage) *protoError {
 		}
 	}
 	if target == nil || target == c {
-		return &protoError{CodeUnknownPeer, fmt.Sprintf("no peer %q in room %q", to, c.room.name)}
+		return &wire.Error{Code: wire.CodeUnknownPeer, Message: fmt.Sprintf("no peer %q in room %q", to, c.room.name)}
 	}
-	target.enqueueSignal(encode(signalMsg{Type: TypeSignal, From: c.id, Data: data}), c)
+	target.enqueueSignal(encode(&wire.Signal{From: c.id, Data: data}), c)
 	return nil
 }
 

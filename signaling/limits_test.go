@@ -15,6 +15,7 @@ import (
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // drop ends the TCP connection without a close frame, as a lost network
@@ -71,7 +72,7 @@ func TestResume(t *testing.T) {
 	// The same token does not work twice.
 	b3 := dial(t, url)
 	b3.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
-	b3.expect("error", CodeNameTaken)
+	b3.expect("error", wire.CodeNameTaken)
 	b2.send(msg{"type": "signal", "to": a.id, "data": msg{"back": true}})
 	if sig := a.expect("signal"); sig["from"] != b.id {
 		t.Errorf("signal after resume from %v, want %s", sig["from"], b.id)
@@ -155,10 +156,10 @@ func TestPasswordThrottle(t *testing.T) {
 	guesser := fromAddr(t, url, "198.51.100.66")
 	for i := 0; i < 3; i++ {
 		guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "guess"})
-		guesser.expect("error", CodeBadPassword)
+		guesser.expect("error", wire.CodeBadPassword)
 	}
 	guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
-	e := guesser.expect("error", CodeRateLimited)
+	e := guesser.expect("error", wire.CodeRateLimited)
 	if !strings.Contains(e["message"].(string), "wrong passwords") || !strings.Contains(e["message"].(string), "in 300s") {
 		t.Errorf("refusal message: got %v, want wrong passwords, try again in 300s", e["message"])
 	}
@@ -171,7 +172,7 @@ func TestPasswordThrottle(t *testing.T) {
 	clockOf(s).Advance(s.guesses.block - time.Second)
 	late := fromAddr(t, url, "198.51.100.66")
 	late.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
-	if e := late.expect("error", CodeRateLimited); !strings.Contains(e["message"].(string), "in 1s") {
+	if e := late.expect("error", wire.CodeRateLimited); !strings.Contains(e["message"].(string), "in 1s") {
 		t.Errorf("refusal a second before the end: got %v, want try again in 1s", e["message"])
 	}
 	clockOf(s).Advance(time.Second)
@@ -192,7 +193,7 @@ func TestWrongPasswordDelay(t *testing.T) {
 		g.send(msg{"type": "ping"})
 		clk.waitTimer(t, delay)
 		clk.Advance(delay)
-		g.expect("error", CodeBadPassword)
+		g.expect("error", wire.CodeBadPassword)
 		g.expect("pong") // the ping waited behind the wrong guess
 	}
 }
@@ -213,7 +214,7 @@ func TestRoomLimit(t *testing.T) {
 	dial(t, url).join("one", "a")
 	b := dial(t, url)
 	b.send(msg{"type": "join", "room": "two", "name": "b"})
-	b.expect("error", CodeRoomLimit)
+	b.expect("error", wire.CodeRoomLimit)
 	dial(t, url).join("one", "c") // the open room still takes peers
 }
 

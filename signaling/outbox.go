@@ -27,7 +27,7 @@ const (
 	// MaxHeldBytes bounds what is held for one suspended peer: 256 KiB,
 	// 4 messages of MaxMessageSize (an offer and its candidates are a few
 	// KiB). Past it the peer's oldest signals are dropped, and their
-	// senders told (CodeSignalDropped).
+	// senders told (wire.CodeSignalDropped).
 	MaxHeldBytes = 4 * MaxMessageSize
 	// MaxRoomHeldBytes bounds what is held for one room's suspended
 	// peers together: 1 MiB, 4 peers at MaxHeldBytes. Past it a signal

@@ -11,6 +11,7 @@ import (
 	"unique"
 
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // Cluster links a Server's rooms with the other nodes of a cluster
@@ -83,18 +84,18 @@ type Member struct {
 // joinCluster is join on a node of a cluster: checked here, admitted by
 // the cluster (outside the lock: it may wait for the other nodes), then
 // added like a local join and announced.
-func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *protoError {
+func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *wire.Error {
 	if e := h.precheck(c, roomName, name, password, lim, roomPassword); e != nil {
 		return e
 	}
 	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, c.id, name, lim.maxPeers) })
 	switch {
 	case errors.Is(err, ErrNameTaken):
-		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+		return &wire.Error{Code: wire.CodeNameTaken, Message: fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
 	case errors.Is(err, ErrRoomFull):
-		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+		return &wire.Error{Code: wire.CodeRoomFull, Message: fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
 	case err != nil:
-		return &protoError{CodeRateLimited, "the cluster cannot take joins right now; try again in a few seconds"}
+		return &wire.Error{Code: wire.CodeRateLimited, Message: "the cluster cannot take joins right now; try again in a few seconds"}
 	}
 	// The welcome lists the peers admitted before c: wait (briefly) for
 	// the announcements of any this node has not heard of yet, so c is not
@@ -104,7 +105,7 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	defer h.mu.Unlock()
 	if c.room != nil || h.closed {
 		h.cl.Left(roomName, c.id) // gives the place back
-		return &protoError{CodeBadMessage, "already joined to a room; send leave first"}
+		return &wire.Error{Code: wire.CodeBadMessage, Message: "already joined to a room; send leave first"}
 	}
 	r := h.rooms[roomName]
 	if r == nil {
@@ -168,27 +169,27 @@ const awaitAnnounce = 500 * time.Millisecond
 // precheck refuses, before asking the cluster, what this node can tell on
 // its own: a second join, a wrong password, the room cap, and a full room
 // or a taken name it already sees.
-func (h *hub) precheck(c *client, roomName, name, password string, lim limits, roomPassword string) *protoError {
+func (h *hub) precheck(c *client, roomName, name, password string, lim limits, roomPassword string) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.room != nil {
-		return &protoError{CodeBadMessage, fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
+		return &wire.Error{Code: wire.CodeBadMessage, Message: fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
 	}
 	if roomPassword != "" && !passwordMatches(password, roomPassword) {
-		return &protoError{CodeBadPassword, "wrong or missing password for room " + roomName}
+		return &wire.Error{Code: wire.CodeBadPassword, Message: "wrong or missing password for room " + roomName}
 	}
 	r := h.rooms[roomName]
 	if r == nil {
 		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
-			return &protoError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
+			return &wire.Error{Code: wire.CodeRoomLimit, Message: fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
 		}
 		return nil
 	}
 	if len(r.peers)+len(r.remote) >= lim.maxPeers {
-		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+		return &wire.Error{Code: wire.CodeRoomFull, Message: fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
 	}
 	if _, taken := r.names[name]; taken {
-		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+		return &wire.Error{Code: wire.CodeNameTaken, Message: fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
 	}
 	return nil
 }
@@ -212,7 +213,7 @@ func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers [
 	c.resumeToken = newToken()
 	r.peers[c.id] = c
 	r.names[c.name] = c.id
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peersOf(r, c),
+	c.enqueue(encode(&wire.Welcome{ID: c.id, Room: r.name, Peers: peersOf(r, c),
 		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
 	for _, b := range ho.Queued {
 		c.enqueue(b)
@@ -265,7 +266,7 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	}
 	r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node)})
 	r.names[name] = id
-	joined := encode(peerMsg{Type: TypePeerJoined, ID: id, Name: name})
+	joined := encode(&wire.PeerJoined{ID: id, Name: name})
 	for _, p := range r.peers {
 		p.enqueue(joined)
 	}
@@ -293,7 +294,7 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 	if r.names[rp.name] == id {
 		delete(r.names, rp.name)
 	}
-	left := encode(peerMsg{Type: TypePeerLeft, ID: id})
+	left := encode(&wire.PeerLeft{ID: id})
 	for _, p := range r.peers {
 		p.enqueue(left)
 	}
@@ -338,7 +339,7 @@ func (s *Server) RemoteSignal(roomName, from, to string, data json.RawMessage) (
 		return "", false
 	}
 	if target := r.peers[to]; target != nil {
-		target.enqueueSignal(encode(signalMsg{Type: TypeSignal, From: from, Data: data}), nil)
+		target.enqueueSignal(encode(&wire.Signal{From: from, Data: data}), nil)
 		return "", true
 	}
 	if rp, moved := r.remoteOf(to); moved {

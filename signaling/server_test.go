@@ -19,6 +19,7 @@ import (
 
 	"github.com/icebox-project/icebox/internal/rtc"
 	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 type msg map[string]any
@@ -177,7 +178,7 @@ func TestJoinSignalLeave(t *testing.T) {
 		t.Errorf("peer-left: got %v", pl)
 	}
 	b.send(msg{"type": "leave"})
-	b.expect("error", CodeNotJoined)
+	b.expect("error", wire.CodeNotJoined)
 
 	// Closing the connection (with a close frame, as a closing tab does)
 	// is a leave too.
@@ -200,12 +201,12 @@ func TestJoinRefusals(t *testing.T) {
 		join msg
 		code string
 	}{
-		{"name taken", msg{"type": "join", "room": "r", "name": "alice"}, CodeNameTaken},
-		{"bad room", msg{"type": "join", "room": "../etc", "name": "x"}, CodeBadMessage},
-		{"empty name", msg{"type": "join", "room": "r", "name": "  "}, CodeBadMessage},
-		{"control character in name", msg{"type": "join", "room": "r", "name": "a\u0007b"}, CodeBadMessage},
-		{"no password", msg{"type": "join", "room": "locked", "name": "x"}, CodeBadPassword},
-		{"wrong password", msg{"type": "join", "room": "locked", "name": "x", "password": "guess"}, CodeBadPassword},
+		{"name taken", msg{"type": "join", "room": "r", "name": "alice"}, wire.CodeNameTaken},
+		{"bad room", msg{"type": "join", "room": "../etc", "name": "x"}, wire.CodeBadMessage},
+		{"empty name", msg{"type": "join", "room": "r", "name": "  "}, wire.CodeBadMessage},
+		{"control character in name", msg{"type": "join", "room": "r", "name": "a\u0007b"}, wire.CodeBadMessage},
+		{"no password", msg{"type": "join", "room": "locked", "name": "x"}, wire.CodeBadPassword},
+		{"wrong password", msg{"type": "join", "room": "locked", "name": "x", "password": "guess"}, wire.CodeBadPassword},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,13 +226,13 @@ func TestJoinRefusals(t *testing.T) {
 		dial(t, url).join("r", "carol")
 		d := dial(t, url)
 		d.send(msg{"type": "join", "room": "r", "name": "dave"})
-		d.expect("error", CodeRoomFull)
+		d.expect("error", wire.CodeRoomFull)
 	})
 	t.Run("join twice", func(t *testing.T) {
 		c := dial(t, url)
 		c.join("other", "x")
 		c.send(msg{"type": "join", "room": "other2", "name": "x"})
-		c.expect("error", CodeBadMessage)
+		c.expect("error", wire.CodeBadMessage)
 	})
 }
 
@@ -249,15 +250,15 @@ func TestBadMessagesKeepRoomGoing(t *testing.T) {
 		data string
 		code string
 	}{
-		{"not JSON", websocket.TextMessage, "hello", CodeBadMessage},
-		{"JSON but not an object", websocket.TextMessage, "[1,2]", CodeBadMessage},
-		{"missing type", websocket.TextMessage, `{"room":"r"}`, CodeBadMessage},
-		{"unknown type", websocket.TextMessage, `{"type":"dance"}`, CodeBadMessage},
-		{"binary frame", websocket.BinaryMessage, `{"type":"ping"}`, CodeBadMessage},
-		{"too large", websocket.TextMessage, big, CodeTooLarge},
-		{"signal without to", websocket.TextMessage, `{"type":"signal","data":{}}`, CodeBadMessage},
-		{"signal with non-object data", websocket.TextMessage, `{"type":"signal","to":"x","data":"s"}`, CodeBadMessage},
-		{"signal to unknown peer", websocket.TextMessage, `{"type":"signal","to":"nobody","data":{}}`, CodeUnknownPeer},
+		{"not JSON", websocket.TextMessage, "hello", wire.CodeBadMessage},
+		{"JSON but not an object", websocket.TextMessage, "[1,2]", wire.CodeBadMessage},
+		{"missing type", websocket.TextMessage, `{"room":"r"}`, wire.CodeBadMessage},
+		{"unknown type", websocket.TextMessage, `{"type":"dance"}`, wire.CodeBadMessage},
+		{"binary frame", websocket.BinaryMessage, `{"type":"ping"}`, wire.CodeBadMessage},
+		{"too large", websocket.TextMessage, big, wire.CodeTooLarge},
+		{"signal without to", websocket.TextMessage, `{"type":"signal","data":{}}`, wire.CodeBadMessage},
+		{"signal with non-object data", websocket.TextMessage, `{"type":"signal","to":"x","data":"s"}`, wire.CodeBadMessage},
+		{"signal to unknown peer", websocket.TextMessage, `{"type":"signal","to":"nobody","data":{}}`, wire.CodeUnknownPeer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -273,7 +274,7 @@ func TestBadMessagesKeepRoomGoing(t *testing.T) {
 	t.Run("signal before join", func(t *testing.T) {
 		c := dial(t, url)
 		c.send(msg{"type": "signal", "to": a.id, "data": msg{}})
-		c.expect("error", CodeNotJoined)
+		c.expect("error", wire.CodeNotJoined)
 	})
 }
 
@@ -284,7 +285,7 @@ func TestRepeatedBadMessagesClose(t *testing.T) {
 		c.sendRaw(websocket.TextMessage, []byte("garbage"))
 	}
 	for i := 0; i < maxStrikes; i++ {
-		c.expect("error", CodeBadMessage)
+		c.expect("error", wire.CodeBadMessage)
 	}
 	expectClose(t, c, websocket.ClosePolicyViolation)
 }
@@ -326,7 +327,7 @@ func TestRateLimit(t *testing.T) {
 			}
 			break
 		}
-		if m["type"] == "error" && m["code"] == CodeRateLimited {
+		if m["type"] == "error" && m["code"] == wire.CodeRateLimited {
 			limited = true
 		}
 	}
@@ -545,9 +546,9 @@ func TestRateLimitRefills(t *testing.T) {
 		c.expect("pong")
 	}
 	c.send(msg{"type": "ping"})
-	c.expect("error", CodeRateLimited)
+	c.expect("error", wire.CodeRateLimited)
 	clockOf(s).Advance(time.Second / MessageRate)
 	c.alive()
 	c.send(msg{"type": "ping"})
-	c.expect("error", CodeRateLimited)
+	c.expect("error", wire.CodeRateLimited)
 }
