@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -28,6 +27,10 @@ type hub struct {
 	// after starts the resume-window timers (Server.afterFunc).
 	after  func(time.Duration, func()) Timer
 	closed bool
+	// known is closed, and set to nil, when a peer becomes known in a
+	// room here (seated, announced by another node, resumed) or the hub
+	// closes; awaitKnown makes it when it has to wait. nil: nobody waits.
+	known chan struct{}
 	// cl links the rooms with other nodes (Config.Cluster); nil on a
 	// single node, where rooms hold only local peers and nothing below
 	// calls out. Only its non-blocking methods are called under mu.
@@ -185,39 +188,29 @@ func peersOf(r *room, except *client) []wire.PeerInfo {
 func (h *hub) join(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room != nil {
-		return &wire.Error{Code: wire.CodeBadMessage, Message: fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
-	}
-	if roomPassword != "" && subtle.ConstantTimeCompare([]byte(password), []byte(roomPassword)) != 1 {
-		return &wire.Error{Code: wire.CodeBadPassword, Message: "wrong or missing password for room " + roomName}
-	}
 	r := h.rooms[roomName]
+	j := joinRequest{current: c.room, room: roomName, name: name, password: password, roomPassword: roomPassword}
+	if e := admit(j, r, len(h.rooms), lim); e != nil {
+		return e
+	}
 	if r == nil {
-		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
-			return &wire.Error{Code: wire.CodeRoomLimit, Message: fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
-		}
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
-	}
-	if len(r.peers) >= lim.maxPeers {
-		return &wire.Error{Code: wire.CodeRoomFull, Message: fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
-	}
-	if _, taken := r.names[name]; taken {
-		return &wire.Error{Code: wire.CodeNameTaken, Message: fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+		r = newRoom(roomName)
 	}
 	h.rooms[roomName] = r
-	seat(c, r, name, iceServers, ttl)
+	h.seatLocked(c, r, name, iceServers, ttl)
 	return nil
 }
 
-// seat adds c to room r under name, queues c's welcome (listing the
-// peers there before it) and tells this node's other members. h.mu is
-// held.
-func seat(c *client, r *room, name string, iceServers []rtc.ICEServer, ttl int64) {
+// seatLocked adds c to room r under name, queues c's welcome (listing
+// the peers there before it) and tells this node's other members. h.mu
+// is held.
+func (h *hub) seatLocked(c *client, r *room, name string, iceServers []rtc.ICEServer, ttl int64) {
 	peers := peersOf(r, c)
 	c.room, c.name = r, name
 	c.resumeToken = newToken()
 	r.peers[c.id] = c
 	r.names[name] = c.id
+	h.announceLocked()
 	// welcome is queued before any other peer can signal c.
 	c.enqueue(encode(&wire.Welcome{ID: c.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
 	joined := encode(&wire.PeerJoined{ID: c.id, Name: name})
@@ -296,6 +289,7 @@ func (h *hub) close() []*client {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
+	h.announceLocked()
 	for _, c := range h.suspended {
 		h.endSuspension(c)
 		h.leaveLocked(c)

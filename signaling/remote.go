@@ -1,10 +1,8 @@
 package signaling
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -91,9 +89,9 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, c.id, name, lim.maxPeers) })
 	switch {
 	case errors.Is(err, ErrNameTaken):
-		return &wire.Error{Code: wire.CodeNameTaken, Message: fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+		return errNameTaken(roomName, name)
 	case errors.Is(err, ErrRoomFull):
-		return &wire.Error{Code: wire.CodeRoomFull, Message: fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+		return errRoomFull(roomName, lim.maxPeers)
 	case err != nil:
 		return &wire.Error{Code: wire.CodeRateLimited, Message: "the cluster cannot take joins right now; try again in a few seconds"}
 	}
@@ -109,10 +107,10 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	}
 	r := h.rooms[roomName]
 	if r == nil {
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
-	seat(c, r, name, iceServers, ttl)
+	h.seatLocked(c, r, name, iceServers, ttl)
 	h.cl.Joined(roomName, c.id, name)
 	return nil
 }
@@ -136,29 +134,68 @@ func onOwnStack[T any](f func() (T, error)) (T, error) {
 	return r.v, r.err
 }
 
-// awaitKnown waits up to awaitAnnounce until every peer in ids is known
-// in room here. A peer that left meanwhile is never known: the wait ends
-// at the limit, and the welcome goes out as this node sees the room.
+// awaitKnown waits until every peer in ids is known in room here, or
+// for awaitAnnounce on the Server's clock, or until the hub closes. It
+// checks again each time a peer becomes known in a room here (hub.known),
+// never on a timer of its own. A peer that left meanwhile is never known:
+// the wait ends at the limit, and the welcome goes out as this node sees
+// the room.
 func (h *hub) awaitKnown(roomName string, ids []string) {
-	deadline := time.Now().Add(awaitAnnounce)
+	known, done := h.knownOrWait(roomName, ids)
+	if done {
+		return
+	}
+	expired := make(chan struct{})
+	t := h.after(awaitAnnounce, func() { close(expired) })
+	defer t.Stop()
 	for {
-		h.mu.Lock()
-		missing := false
-		if r := h.rooms[roomName]; r != nil {
-			for _, id := range ids {
-				if _, ok := r.remoteOf(id); !ok && r.peers[id] == nil {
-					missing = true
-					break
-				}
-			}
-		} else {
-			missing = len(ids) > 0
-		}
-		h.mu.Unlock()
-		if !missing || time.Now().After(deadline) {
+		select {
+		case <-known:
+		case <-expired:
 			return
 		}
-		time.Sleep(2 * time.Millisecond)
+		if known, done = h.knownOrWait(roomName, ids); done {
+			return
+		}
+	}
+}
+
+// knownOrWait reports done when every peer in ids is known in room here
+// or the hub is closed, and otherwise returns the channel closed at the
+// next change (hub.known).
+func (h *hub) knownOrWait(roomName string, ids []string) (known <-chan struct{}, done bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.allKnownLocked(roomName, ids) {
+		return nil, true
+	}
+	if h.known == nil {
+		h.known = make(chan struct{})
+	}
+	return h.known, false
+}
+
+// allKnownLocked reports whether every peer in ids is a peer of room
+// here, local or remote. h.mu is held.
+func (h *hub) allKnownLocked(roomName string, ids []string) bool {
+	r := h.rooms[roomName]
+	if r == nil {
+		return len(ids) == 0
+	}
+	for _, id := range ids {
+		if _, ok := r.remoteOf(id); !ok && r.peers[id] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// announceLocked wakes every awaitKnown: a peer became known in a room
+// here, or the hub closed. h.mu is held.
+func (h *hub) announceLocked() {
+	if h.known != nil {
+		close(h.known)
+		h.known = nil
 	}
 }
 
@@ -167,31 +204,13 @@ func (h *hub) awaitKnown(roomName string, ids []string) {
 const awaitAnnounce = 500 * time.Millisecond
 
 // precheck refuses, before asking the cluster, what this node can tell on
-// its own: a second join, a wrong password, the room cap, and a full room
-// or a taken name it already sees.
+// its own (admit): a second join, a wrong password, the room cap, and a
+// full room or a taken name it already sees.
 func (h *hub) precheck(c *client, roomName, name, password string, lim limits, roomPassword string) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room != nil {
-		return &wire.Error{Code: wire.CodeBadMessage, Message: fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
-	}
-	if roomPassword != "" && !passwordMatches(password, roomPassword) {
-		return &wire.Error{Code: wire.CodeBadPassword, Message: "wrong or missing password for room " + roomName}
-	}
-	r := h.rooms[roomName]
-	if r == nil {
-		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
-			return &wire.Error{Code: wire.CodeRoomLimit, Message: fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
-		}
-		return nil
-	}
-	if len(r.peers)+len(r.remote) >= lim.maxPeers {
-		return &wire.Error{Code: wire.CodeRoomFull, Message: fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
-	}
-	if _, taken := r.names[name]; taken {
-		return &wire.Error{Code: wire.CodeNameTaken, Message: fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
-	}
-	return nil
+	j := joinRequest{current: c.room, room: roomName, name: name, password: password, roomPassword: roomPassword}
+	return admit(j, h.rooms[roomName], len(h.rooms), lim)
 }
 
 // resumeRemote makes c the peer handed over by another node: same id and
@@ -205,7 +224,7 @@ func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers [
 	}
 	r := h.rooms[roomName]
 	if r == nil {
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
 	r.dropRemote(ho.ID)
@@ -213,6 +232,7 @@ func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers [
 	c.resumeToken = newToken()
 	r.peers[c.id] = c
 	r.names[c.name] = c.id
+	h.announceLocked()
 	c.enqueue(encode(&wire.Welcome{ID: c.id, Room: r.name, Peers: peersOf(r, c),
 		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
 	for _, b := range ho.Queued {
@@ -255,7 +275,7 @@ func (s *Server) RemoteJoined(roomName, id, name, node string) {
 func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	r := h.rooms[roomName]
 	if r == nil {
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
 	if _, ok := r.peers[id]; ok {
@@ -266,6 +286,7 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	}
 	r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node)})
 	r.names[name] = id
+	h.announceLocked()
 	joined := encode(&wire.PeerJoined{ID: id, Name: name})
 	for _, p := range r.peers {
 		p.enqueue(joined)
@@ -423,12 +444,6 @@ func (s *Server) Members() []Member {
 		return a.Name < b.Name
 	})
 	return out
-}
-
-// passwordMatches compares a given room password with the room's in
-// constant time.
-func passwordMatches(given, want string) bool {
-	return subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
 }
 
 // WithLocal calls f with this node's own peers, under the lock that
