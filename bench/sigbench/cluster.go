@@ -48,7 +48,7 @@ func startNode(binary, dir, name, route string, roomSize, relayMin int) (*node, 
 	}
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: "127.0.0.1:0"}
-turn: {listen: ["udp://127.0.0.1:0"], relay_ports: "%d-%d", secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1}
+turn: {listen: ["udp://127.0.0.1:0"], relay_ports: "%d-%d", secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1, max_tcp_connections_per_ip: -1, max_tcp_connections: -1}
 signaling: {max_peers_per_room: %d, max_connections_per_ip: -1, max_rooms: -1}
 metrics: {listen: "127.0.0.1:0"}
 log: {level: info}

@@ -91,7 +91,7 @@ func run(nConns, roomSize, rate int, duration time.Duration, binary string) erro
 	}
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: "127.0.0.1:0"}
-turn: {listen: ["udp://127.0.0.1:0"], secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1}
+turn: {listen: ["udp://127.0.0.1:0"], secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1, max_tcp_connections_per_ip: -1, max_tcp_connections: -1}
 signaling: {max_peers_per_room: %d, max_connections_per_ip: -1, max_rooms: -1}
 metrics: {listen: %q}
 log: {level: warn}
