@@ -67,5 +67,5 @@ func errNameTaken(room, name string) *wire.Error {
 
 // newRoom is an empty room named name.
 func newRoom(name string) *room {
-	return &room{name: name, peers: map[string]*client{}, names: map[string]string{}}
+	return &room{name: name, peers: map[string]*peer{}, names: map[string]string{}}
 }

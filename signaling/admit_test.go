@@ -15,7 +15,7 @@ func TestAdmit(t *testing.T) {
 		r := newRoom("r")
 		for i := range local {
 			id, name := "L"+string(rune('a'+i)), []string{"alice", "amy", "ann"}[i]
-			r.peers[id], r.names[name] = &client{id: id, name: name}, id
+			r.peers[id], r.names[name] = &peer{id: id, name: name}, id
 		}
 		for i := range remote {
 			id, name := "R"+string(rune('a'+i)), []string{"bob", "ben", "bea"}[i]

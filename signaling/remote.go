@@ -82,11 +82,12 @@ type Member struct {
 // joinCluster is join on a node of a cluster: checked here, admitted by
 // the cluster (outside the lock: it may wait for the other nodes), then
 // added like a local join and announced.
-func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *wire.Error {
+func (h *hub) joinCluster(c *conn, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *wire.Error {
 	if e := h.precheck(c, roomName, name, password, lim, roomPassword); e != nil {
 		return e
 	}
-	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, c.id, name, lim.maxPeers) })
+	p := c.peer // only this connection's handler, which runs this, changes it
+	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, p.id, name, lim.maxPeers) })
 	switch {
 	case errors.Is(err, ErrNameTaken):
 		return errNameTaken(roomName, name)
@@ -101,8 +102,8 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	h.awaitKnown(roomName, others)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room != nil || h.closed {
-		h.cl.Left(roomName, c.id) // gives the place back
+	if p.room != nil || h.closed {
+		h.cl.Left(roomName, p.id) // gives the place back
 		return &wire.Error{Code: wire.CodeBadMessage, Message: "already joined to a room; send leave first"}
 	}
 	r := h.rooms[roomName]
@@ -110,8 +111,8 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
-	h.seatLocked(c, r, name, iceServers, ttl)
-	h.cl.Joined(roomName, c.id, name)
+	h.seatLocked(p, r, name, iceServers, ttl)
+	h.cl.Joined(roomName, p.id, name)
 	return nil
 }
 
@@ -206,20 +207,21 @@ const awaitAnnounce = 500 * time.Millisecond
 // precheck refuses, before asking the cluster, what this node can tell on
 // its own (admit): a second join, a wrong password, the room cap, and a
 // full room or a taken name it already sees.
-func (h *hub) precheck(c *client, roomName, name, password string, lim limits, roomPassword string) *wire.Error {
+func (h *hub) precheck(c *conn, roomName, name, password string, lim limits, roomPassword string) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	j := joinRequest{current: c.room, room: roomName, name: name, password: password, roomPassword: roomPassword}
+	j := joinRequest{current: c.peer.room, room: roomName, name: name, password: password, roomPassword: roomPassword}
 	return admit(j, h.rooms[roomName], len(h.rooms), lim)
 }
 
 // resumeRemote makes c the peer handed over by another node: same id and
 // name, its queued messages after the welcome. Nobody in the room sees it
 // leave or join; the other nodes learn where it lives (Cluster.Resumed).
-func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers []rtc.ICEServer, ttl int64) bool {
+func (h *hub) resumeRemote(c *conn, ho Handover, roomName string, iceServers []rtc.ICEServer, ttl int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room != nil || h.closed {
+	p := c.peer
+	if p.room != nil || h.closed {
 		return false
 	}
 	r := h.rooms[roomName]
@@ -228,17 +230,17 @@ func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers [
 		h.rooms[roomName] = r
 	}
 	r.dropRemote(ho.ID)
-	c.id, c.name, c.room = ho.ID, ho.Name, r
-	c.resumeToken = newToken()
-	r.peers[c.id] = c
-	r.names[c.name] = c.id
+	p.id, p.name, p.room = ho.ID, ho.Name, r
+	p.resumeToken = newToken()
+	r.peers[p.id] = p
+	r.names[p.name] = p.id
 	h.announceLocked()
-	c.enqueue(encode(&wire.Welcome{ID: c.id, Room: r.name, Peers: peersOf(r, c),
-		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
+	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: r.name, Peers: peersOf(r, p),
+		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true}))
 	for _, b := range ho.Queued {
-		c.enqueue(b)
+		p.enqueue(b)
 	}
-	h.cl.Resumed(roomName, c.id, c.name)
+	h.cl.Resumed(roomName, p.id, p.name)
 	return true
 }
 
