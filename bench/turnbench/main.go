@@ -164,6 +164,7 @@ state_dir: %q
 	s := &server{name: "icebox", cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), metrics: fmt.Sprintf("127.0.0.1:%d", mport),
 		tcpPort: tcpPort, tlsPort: tlsPort}
 	if err := waitSTUN(s.addr); err != nil {
+		s.stop()
 		log, _ := os.ReadFile(logFile.Name())
 		return nil, fmt.Errorf("%w; icebox's log:\n%s", err, log)
 	}
@@ -208,7 +209,11 @@ func startCoturn(dir, name, path string, extra ...string) (*server, error) {
 		return nil, err
 	}
 	s := &server{name: name, cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), log: logFile, tcpPort: port, tlsPort: tlsPort}
-	return s, waitSTUN(s.addr)
+	if err := waitSTUN(s.addr); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return s, nil
 }
 
 func waitSTUN(addr string) error {
