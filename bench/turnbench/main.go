@@ -251,7 +251,7 @@ var epoch = time.Now()
 
 func roundTrip(c *net.UDPConn, m *stun.Message) (*stun.Message, error) {
 	buf := make([]byte, 1500)
-	for try := 0; try < 5; try++ {
+	for try := 0; try < 10; try++ {
 		if _, err := c.Write(m.Raw); err != nil {
 			return nil, err
 		}
