@@ -510,12 +510,13 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 				return err
 			}
 			relayed := float64(2 * res.got) // client→peer and peer→client
-			fmt.Printf("%-7s %5d %12.0f %11.2fs %8.0f%% %16.0f %6.2f%% %7dµs %7dµs\n", s.name, r,
-				relayed/res.elapsed.Seconds(), res.cpu, 100*res.cpu/res.elapsed.Seconds(),
-				relayed/res.cpu, 100*float64(res.sent-res.got)/float64(res.sent), res.rttAt(0.5), res.rttAt(0.99))
+			rtt := fmt.Sprintf("%7dµs %7dµs", res.rttAt(0.5), res.rttAt(0.99))
 			if uclient != "" {
-				fmt.Printf("        turnutils_uclient RTT average %dµs, maximum %dµs\n", res.rttAvg, res.rttMax)
+				rtt = fmt.Sprintf("avg %dµs, max %dµs (turnutils_uclient)", res.rttAvg, res.rttMax)
 			}
+			fmt.Printf("%-7s %5d %12.0f %11.2fs %8.0f%% %16.0f %6.2f%% %s\n", s.name, r,
+				relayed/res.elapsed.Seconds(), res.cpu, 100*res.cpu/res.elapsed.Seconds(),
+				relayed/res.cpu, 100*float64(res.sent-res.got)/float64(res.sent), rtt)
 			occupancies = append(occupancies, s.occupancyReport(r, before, after))
 		}
 	}
@@ -703,7 +704,7 @@ var (
 	totSent = regexp.MustCompile(`tot_send_msgs=(\d+)`)
 	totRecv = regexp.MustCompile(`tot_recv_msgs=(\d+)`)
 	avgRTT  = regexp.MustCompile(`Average round trip delay ([\d.]+) ms`)
-	maxRTT  = regexp.MustCompile(`Maximum round trip delay ([\d.]+) ms`)
+	maxRTT  = regexp.MustCompile(`Average round trip delay [\d.]+ ms; min = \d+ ms, max = (\d+) ms`)
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 into dir.
