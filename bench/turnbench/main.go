@@ -674,8 +674,8 @@ func uclientTraffic(s *server, clients, rate, size int, duration time.Duration) 
 		"-X", "-n", strconv.Itoa(n), "-m", strconv.Itoa(clients), "-l", strconv.Itoa(size), "-z", strconv.Itoa(interval),
 		"-p", strconv.Itoa(s.tcpPort)}
 	if uclient == "tls" {
-		args = append(args, "-S")
 		args[len(args)-1] = strconv.Itoa(s.tlsPort)
+		args = append(args, "-S")
 	}
 	args = append(args, "127.0.0.1")
 	cpu0 := proc.CPUSeconds(s.cmd.Process.Pid)
