@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // countPeerConnectionsJS runs in a page before its own scripts: every
@@ -137,10 +139,7 @@ func TestPageLongCall(t *testing.T) {
 	p.offer()
 	waitFor(t, tab, "the page's connection to pion is up",
 		`(() => { const p = icebox.snapshot().peers; return p.length === 1 && p[0].connectionState === 'connected'; })()`)
-	p.wsMu.Lock()
-	err := p.ws.WriteJSON(map[string]string{"type": "leave"})
-	p.wsMu.Unlock()
-	if err != nil {
+	if err := p.sig.Send(&wire.Leave{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, tab, "pion is gone", `icebox.snapshot().peers.length === 0`)
