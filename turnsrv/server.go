@@ -32,6 +32,7 @@ import (
 	"github.com/pion/turn/v4"
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/pionlog"
 	"github.com/icebox-project/icebox/internal/ratelog"
 	"github.com/icebox-project/icebox/turnsrv/udprelay"
 )
@@ -364,7 +365,7 @@ func New(cfg Config) (*Server, error) {
 	srv, err := turn.NewServer(turn.ServerConfig{
 		PacketConnConfigs:  pcs,
 		ListenerConfigs:    lns,
-		LoggerFactory:      slogFactory{cfg.Logger},
+		LoggerFactory:      pionlog.Factory{Log: cfg.Logger},
 		InboundMTU:         pionInboundMTU,
 		Realm:              cfg.Realm,
 		ChannelBindTimeout: cfg.channelBindTimeout,
