@@ -25,7 +25,7 @@ import (
 )
 
 // newTestSFU is an SFU with all media on one UDP port of 127.0.0.1.
-func newTestSFU(t *testing.T, cfg Config) *SFU {
+func newTestSFU(t testing.TB, cfg Config) *SFU {
 	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/sfu"
 )
 
 // client is one WebSocket connection: a reader goroutine (run) handles
@@ -57,6 +58,10 @@ type client struct {
 	// slot releases the client address's place in the per-address
 	// limit (releaseSlot).
 	slot sync.Once
+
+	// sfuPart is the peer's SFU participant in an SFU room.
+	sfuMu   sync.Mutex
+	sfuPart *sfu.Participant
 
 	mu          sync.Mutex // guards the fields below
 	closeCode   int
@@ -387,7 +392,16 @@ func (c *client) handle(data []byte) {
 			c.refuse(CodeBadMessage, `signal needs "to" (a peer id) and "data" (an object)`)
 			return
 		}
-		if e := c.s.hub.signal(c, m.To, m.Data); e != nil {
+		signal := c.s.hub.signal
+		if m.To == SFUPeer {
+			signal = func(c *client, _ string, data json.RawMessage) *protoError { return c.signalSFU(data) }
+		}
+		if e := signal(c, m.To, m.Data); e != nil {
+			c.reply(e)
+			return
+		}
+	case TypeLayer:
+		if e := c.layer(&m); e != nil {
 			c.reply(e)
 			return
 		}
@@ -463,6 +477,9 @@ func (c *client) join(m *inbound) {
 	c.joined.Store(true)
 	if roomPassword != "" {
 		c.s.guesses.succeeded(c.keys, m.Room)
+	}
+	if c.s.hub.mediaOfPeer(c) == MediaSFU {
+		c.joinSFU(m.Room)
 	}
 	c.s.log.Info("peer joined", "room", m.Room, "peer", c.id, "remote", c.remote)
 	c.scheduleRefresh(ttl)

@@ -31,10 +31,13 @@ type hub struct {
 	// single node, where rooms hold only local peers and nothing below
 	// calls out. Only its non-blocking methods are called under mu.
 	cl Cluster
+	// sfu puts rooms on the SFU (Config.SFU); nil: every room is a mesh.
+	sfu *SFUConfig
 }
 
 type room struct {
 	name  string
+	media string             // MediaMesh or MediaSFU, fixed when the room opens
 	peers map[string]*client // local peers, by peer id
 	names map[string]string  // display name → peer id, local and remote
 	// remote holds the room's peers on other nodes, in no order; nil
@@ -199,10 +202,14 @@ func (h *hub) join(c *client, roomName, name, password string, lim limits, roomP
 		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
 			return &protoError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
 		}
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		r = &room{name: roomName, media: h.sfu.mediaOf(roomName), peers: map[string]*client{}, names: map[string]string{}}
 	}
-	if len(r.peers) >= lim.maxPeers {
-		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+	maxPeers := lim.maxPeers
+	if r.media == MediaSFU {
+		maxPeers = h.sfu.maxPeers(maxPeers)
+	}
+	if len(r.peers) >= maxPeers {
+		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, maxPeers)}
 	}
 	if _, taken := r.names[name]; taken {
 		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
@@ -222,7 +229,11 @@ func seat(c *client, r *room, name string, iceServers []rtc.ICEServer, ttl int64
 	r.peers[c.id] = c
 	r.names[name] = c.id
 	// welcome is queued before any other peer can signal c.
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
+	media := r.media
+	if media == "" {
+		media = MediaMesh
+	}
+	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Media: media}))
 	joined := encode(peerMsg{Type: TypePeerJoined, ID: c.id, Name: name})
 	for id, p := range r.peers {
 		if id != c.id {
@@ -246,6 +257,7 @@ func (h *hub) leaveLocked(c *client) bool {
 	delete(r.peers, c.id)
 	delete(r.names, c.name)
 	c.room = nil
+	c.leaveSFU()
 	// A closing server tells no one here that a peer left: every
 	// connection is being closed with 1001, and a page that heard
 	// peer-left before its own close would drop a peer connection it

@@ -56,6 +56,9 @@ type inbound struct {
 	Resume   string          `json:"resume"`
 	To       string          `json:"to"`
 	Data     json.RawMessage `json:"data"`
+	// Track and Layer are a layer request's (SFU rooms).
+	Track string `json:"track"`
+	Layer string `json:"layer"`
 }
 
 // PeerInfo is one entry of welcome.peers.
@@ -75,6 +78,8 @@ type welcomeMsg struct {
 	// the resume window to keep its id; Resumed says this welcome resumed one.
 	Resume  string `json:"resume"`
 	Resumed bool   `json:"resumed"`
+	// Media is the room's media mode: MediaMesh or MediaSFU.
+	Media string `json:"media"`
 }
 
 type peerMsg struct {
