@@ -145,6 +145,11 @@ type Config struct {
 	// ClusterRelays, when set, is validated against this server's peer
 	// filter from New on (RelayPeers: a claimed range widens nothing).
 	ClusterRelays *RelayPeers
+	// SFUPort and SFUAddrs name the embedded SFU's media socket, the one
+	// own address a client may relay to outside the relay range
+	// (OwnAddresses.SFUPort). Zero port: no SFU.
+	SFUPort  uint16
+	SFUAddrs []netip.Addr
 
 	// now is the guard's clock, which judges credential expiry; tests
 	// set it. Nil: time.Now.
@@ -557,7 +562,8 @@ func (s *Server) Close() error {
 // interface address (a listener on 0.0.0.0 answers on all of them), with
 // the relay ports.
 func ownAddresses(cfg Config, bound []net.Addr) OwnAddresses {
-	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort}
+	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort,
+		SFUPort: cfg.SFUPort, SFUAddrs: cfg.SFUAddrs}
 	for _, a := range bound {
 		ap := addrPortOfAddr(a)
 		own.Others = append(own.Others, ap.Addr())
