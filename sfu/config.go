@@ -20,6 +20,9 @@ const (
 	// DefaultMaxBitrate is the most a subscriber's estimate may grow to,
 	// bit/s.
 	DefaultMaxBitrate = 20_000_000
+	// DefaultStartDelay is how long after its answer a new down-track
+	// sends its first packet.
+	DefaultStartDelay = 500 * time.Millisecond
 	// DefaultMinBitrate is the least a subscriber's estimate may fall to,
 	// bit/s.
 	DefaultMinBitrate = 100_000
@@ -43,6 +46,11 @@ type Config struct {
 
 	// PLIInterval: DefaultPLIInterval when zero.
 	PLIInterval time.Duration
+	// StartDelay is how long a down-track waits after the answer that
+	// opens its media section before its first packet, so the client has
+	// applied that answer: pion ignores for good a stream whose packets
+	// come before the SDP describing it. DefaultStartDelay when zero.
+	StartDelay time.Duration
 	// AllocateInterval: DefaultAllocateInterval when zero.
 	AllocateInterval time.Duration
 	// InitialBitrate, MinBitrate, MaxBitrate bound each subscriber's
@@ -76,7 +84,8 @@ type Limits struct {
 	// over its tracks and layers; past it the top layers are not
 	// forwarded. 4,000,000.
 	PublishBitrate int
-	// SDPSize is the largest SDP accepted, bytes: 32,768.
+	// SDPSize is the largest SDP accepted, bytes: 262,144 (a browser's
+	// offer in a room of 50 holds about 100 media sections of 1-2 KB).
 	SDPSize int
 	// MediaSections is the most m= sections an SDP may hold: 160.
 	MediaSections int
@@ -98,7 +107,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.PublishersPerRoom, 25)
 	def(&l.Publishers, 500)
 	def(&l.PublishBitrate, 4_000_000)
-	def(&l.SDPSize, 32<<10)
+	def(&l.SDPSize, 256<<10)
 	def(&l.MediaSections, 160)
 	def(&l.CandidateSize, 512)
 	def(&l.PendingCandidates, 64)
@@ -108,6 +117,9 @@ func (l Limits) withDefaults() Limits {
 func (c Config) withDefaults() Config {
 	if c.PLIInterval <= 0 {
 		c.PLIInterval = DefaultPLIInterval
+	}
+	if c.StartDelay <= 0 {
+		c.StartDelay = DefaultStartDelay
 	}
 	if c.AllocateInterval <= 0 {
 		c.AllocateInterval = DefaultAllocateInterval

@@ -47,6 +47,7 @@ type DownTrack struct {
 	ssrc         uint32
 	payloadType  uint8
 	audioLevelID uint8
+	boundAt      time.Time
 
 	requested int // largest layer the subscriber asked for; noLayer: paused
 	target    int // layer the allocation chose
@@ -102,6 +103,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.writer = ctx.WriteStream()
+	d.boundAt = d.now()
 	d.ssrc = uint32(ctx.SSRC())
 	d.payloadType = uint8(codec.PayloadType)
 	d.audioLevelID = 0
@@ -169,7 +171,7 @@ func (d *DownTrack) keyframeWanted() {
 // level is the RFC 6464 audio level byte to send (0 with no level).
 func (d *DownTrack) write(layer int, pkt *rtp.Packet, keyframe bool, level []byte) {
 	d.mu.Lock()
-	if d.writer == nil {
+	if d.writer == nil || (!d.started && d.now().Sub(d.boundAt) < d.sub.room.sfu.cfg.StartDelay) {
 		d.mu.Unlock()
 		return
 	}

@@ -168,10 +168,12 @@ const maxPublished = 3
 // than with a down-track still waiting for a section of its own.
 func (p *Participant) receiveSlots(offer *sdp.SessionDescription) error {
 	known := map[string]bool{}
+	sending := map[string]bool{} // mids of the SFU's down-tracks
 	receiving := 0
 	for _, tr := range p.pc.GetTransceivers() {
 		if tr.Mid() != "" {
 			known[tr.Mid()] = true
+			sending[tr.Mid()] = tr.Direction() == webrtc.RTPTransceiverDirectionSendonly
 		}
 		if tr.Direction() == webrtc.RTPTransceiverDirectionRecvonly {
 			receiving++
@@ -181,6 +183,11 @@ func (p *Participant) receiveSlots(offer *sdp.SessionDescription) error {
 		mid, _ := md.Attribute("mid")
 		_, sendonly := md.Attribute("sendonly")
 		_, sendrecv := md.Attribute("sendrecv")
+		if sending[mid] && (sendonly || sendrecv) {
+			// addTrack reuses a recvonly transceiver: the track would go
+			// out on a section the SFU only sends on, and nowhere.
+			return fmt.Errorf("%w: media section %q carries a track of the SFU's and cannot carry yours: publish with addTransceiver(track, {direction: \"sendonly\"}), not addTrack", ErrBadSignal, mid)
+		}
 		if known[mid] || !(sendonly || sendrecv) {
 			continue
 		}

@@ -27,6 +27,11 @@ const (
 // not waited for.
 const recentLayer = 2 * time.Second
 
+// nominalRates are the bitrates (bit/s) a layer is taken to need until
+// it has been measured over an allocation interval: what browsers send
+// at 320×180, 640×360 and 1280×720.
+var nominalRates = [len(layerRIDs)]float64{150_000, 500_000, 1_500_000}
+
 // layer is one simulcast layer (or the only one) of a published track.
 type layer struct {
 	remote *webrtc.TrackRemote
@@ -37,6 +42,7 @@ type layer struct {
 	// under publishedTrack.mu
 	lastPLI   time.Time
 	prevBytes uint64
+	measured  bool    // prevBytes holds a count from an earlier interval
 	rate      float64 // bit/s over the last allocation interval
 }
 
@@ -199,9 +205,13 @@ func (t *publishedTrack) measure(elapsed time.Duration) {
 		if l == nil {
 			continue
 		}
+		// A layer that started during the interval has no rate yet: its
+		// bytes would be divided by an interval it was not there for.
 		b := l.bytes.Load()
-		l.rate = float64(b-l.prevBytes) * 8 / elapsed.Seconds()
-		l.prevBytes = b
+		if l.measured {
+			l.rate = float64(b-l.prevBytes) * 8 / elapsed.Seconds()
+		}
+		l.prevBytes, l.measured = b, true
 	}
 }
 
@@ -217,6 +227,9 @@ func (t *publishedTrack) layerRates() (rates [len(layerRIDs)]float64, available 
 			continue
 		}
 		rates[i] = l.rate
+		if !l.measured {
+			rates[i] = nominalRates[i]
+		}
 		available[i] = i <= capped && now-l.last.Load() < int64(recentLayer)
 	}
 	return rates, available

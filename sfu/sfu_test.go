@@ -103,7 +103,10 @@ func TestRoomForwardsEveryPublisher(t *testing.T) {
 // of a simulcast camera gets keyframes of that width (80, 320, 80 pixels)
 // on one continuous stream; each switch asks the publisher for a PLI.
 func TestLayerFollowsRequest(t *testing.T) {
-	s := newTestSFU(t, Config{})
+	// The estimate is held at 2 Mbit/s or more, so that on a loaded
+	// machine GCC's delay-based drops never keep f out: this tests the
+	// request, TestEstimateCapsLayers the estimate.
+	s := newTestSFU(t, Config{InitialBitrate: 2_000_000, MinBitrate: 2_000_000})
 	pub := publisher(t, s, "r", "pub", quiet())
 	sub := newTestClient(t, s, "r", "sub")
 	const cam = "pub-camera"
