@@ -5,37 +5,18 @@ import (
 	"errors"
 
 	"github.com/icebox-project/icebox/sfu"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // Media modes of a room (welcome's "media", docs/protocol.md).
 const (
 	// MediaMesh: every pair of peers has its own peer connection.
-	MediaMesh = "mesh"
+	MediaMesh = wire.MediaMesh
 	// MediaSFU: every peer has one peer connection, to the SFU.
-	MediaSFU = "sfu"
-)
-
-// SFUPeer is the reserved peer id of the SFU in an SFU room. Peer ids
-// are 16 characters, so no peer can have it.
-const SFUPeer = "sfu"
-
-// Message types added for SFU rooms.
-const (
-	TypeMedia   = "media"   // server → client: the room's media mode changed
-	TypeTracks  = "tracks"  // server → client: which peer owns which stream
-	TypeLayer   = "layer"   // client → server: the largest layer shown of a track
-	TypeSpeaker = "speaker" // server → client: the active speaker
-)
-
-// Error codes added for SFU rooms.
-const (
-	// CodePublishLimit: a track or bitrate over the SFU's caps.
-	CodePublishLimit = "publish-limit"
-	// CodeUnknownTrack: a layer request for a track the peer does not
-	// receive.
-	CodeUnknownTrack = "unknown-track"
-	// CodeSFUUnavailable: the SFU refused the peer (server full).
-	CodeSFUUnavailable = "sfu-unavailable"
+	MediaSFU = wire.MediaSFU
+	// SFUPeer is the SFU's reserved peer id. Peer ids are 16
+	// characters, so no peer can have it.
+	SFUPeer = wire.SFUPeer
 )
 
 // SFUConfig puts rooms on the embedded SFU.
@@ -45,13 +26,15 @@ type SFUConfig struct {
 	// Media returns MediaSFU or MediaMesh for a room, by name, when the
 	// room opens. Nil: every room is an SFU room.
 	Media func(room string) string
-	// MaxPeersPerRoom caps an SFU room ("room-full"). Zero: 25.
+	// MaxPeersPerRoom caps an SFU room (wire.CodeRoomFull). Zero: 25.
 	MaxPeersPerRoom int
 }
 
+// mediaOf is the media mode of a room opening now: "" without an SFU
+// (welcome then carries no "media").
 func (c *SFUConfig) mediaOf(room string) string {
 	if c == nil || c.Server == nil {
-		return MediaMesh
+		return ""
 	}
 	if c.Media == nil || c.Media(room) == MediaSFU {
 		return MediaSFU
@@ -59,86 +42,95 @@ func (c *SFUConfig) mediaOf(room string) string {
 	return MediaMesh
 }
 
-func (c *SFUConfig) maxPeers(mesh int) int {
+func (c *SFUConfig) maxPeers() int {
 	if c == nil || c.MaxPeersPerRoom <= 0 {
 		return 25
 	}
 	return c.MaxPeersPerRoom
 }
 
-type tracksMsg struct {
-	Type   string          `json:"type"`
-	Tracks []sfu.TrackInfo `json:"tracks"`
+// mediaOfPeer is the media mode of p's room ("" out of a room or
+// without an SFU).
+func (h *hub) mediaOfPeer(p *peer) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p.room == nil {
+		return ""
+	}
+	return p.room.media
 }
 
-type speakerMsg struct {
-	Type string `json:"type"`
-	Peer string `json:"peer"`
-}
-
-// joinSFU makes c a participant of its SFU room, after its welcome.
-func (c *client) joinSFU(room string) {
-	s := c.s.cfg.SFU
-	p, err := s.Server.Join(room, c.id, sfu.Events{
+// joinSFU makes p a participant of its SFU room, after its welcome. What
+// the SFU says goes to p's queue, which follows p across a resume.
+func (p *peer) joinSFU(s *Server, room string) {
+	part, err := s.cfg.SFU.Server.Join(room, p.id, sfu.Events{
 		Signal: func(data []byte) {
-			c.enqueueSignal(encode(signalMsg{Type: TypeSignal, From: SFUPeer, Data: json.RawMessage(data)}), nil)
+			p.enqueueSignal(encode(&wire.Signal{From: SFUPeer, Data: json.RawMessage(data)}), nil)
 		},
-		Tracks: func(list []sfu.TrackInfo) { c.enqueue(encode(tracksMsg{Type: TypeTracks, Tracks: list})) },
-		Speaker: func(peer string) {
-			c.enqueue(encode(speakerMsg{Type: TypeSpeaker, Peer: peer}))
+		Tracks: func(list []sfu.TrackInfo) {
+			m := &wire.Tracks{Tracks: make([]wire.TrackInfo, len(list))}
+			for i, t := range list {
+				m.Tracks[i] = wire.TrackInfo{Track: t.Track, Stream: t.Stream, Peer: t.Peer, Kind: t.Kind, Source: string(t.Source), Layers: t.Layers}
+			}
+			p.enqueue(encode(m))
 		},
-		Error: func(err error) { c.enqueue(errorFrame(sfuErrorCode(err), err.Error())) },
+		Speaker: func(peer string) { p.enqueue(encode(&wire.Speaker{Peer: peer})) },
+		Error: func(err error) {
+			p.enqueue(encode(&wire.Error{Code: sfuErrorCode(err), Message: err.Error()}))
+		},
 	})
 	if err != nil {
-		c.reply(&protoError{CodeSFUUnavailable, err.Error()})
+		p.enqueue(encode(&wire.Error{Code: wire.CodeSFUUnavailable, Message: err.Error()}))
 		return
 	}
-	c.sfuMu.Lock()
-	old := c.sfuPart
-	c.sfuPart = p
-	c.sfuMu.Unlock()
+	p.sfuMu.Lock()
+	old := p.sfuPart
+	p.sfuPart = part
+	p.sfuMu.Unlock()
 	if old != nil {
 		_ = old.Close()
 	}
 }
 
-// leaveSFU ends c's SFU participant, if it has one.
-func (c *client) leaveSFU() {
-	c.sfuMu.Lock()
-	p := c.sfuPart
-	c.sfuPart = nil
-	c.sfuMu.Unlock()
-	if p != nil {
-		c.s.tasks.goFunc(func() { _ = p.Close() })
+// leaveSFU ends p's SFU participant, if it has one, on a goroutine of
+// its own (the caller may hold the hub lock; closing a peer connection
+// waits for its transports).
+func (p *peer) leaveSFU() {
+	p.sfuMu.Lock()
+	part := p.sfuPart
+	p.sfuPart = nil
+	p.sfuMu.Unlock()
+	if part != nil {
+		go func() { _ = part.Close() }()
 	}
 }
 
-func (c *client) participant() *sfu.Participant {
-	c.sfuMu.Lock()
-	defer c.sfuMu.Unlock()
-	return c.sfuPart
+func (p *peer) participant() *sfu.Participant {
+	p.sfuMu.Lock()
+	defer p.sfuMu.Unlock()
+	return p.sfuPart
 }
 
-// signalSFU hands a signal to "sfu" to c's participant.
-func (c *client) signalSFU(data json.RawMessage) *protoError {
-	p := c.participant()
-	if p == nil {
-		return &protoError{CodeUnknownPeer, `no peer "sfu": this room is not an SFU room`}
+// signalSFU hands a signal to "sfu" to p's participant.
+func (p *peer) signalSFU(data json.RawMessage) *wire.Error {
+	part := p.participant()
+	if part == nil {
+		return &wire.Error{Code: wire.CodeUnknownPeer, Message: `no peer "sfu": this room is not an SFU room`}
 	}
-	if err := p.HandleSignal(data); err != nil {
-		return &protoError{sfuErrorCode(err), err.Error()}
+	if err := part.HandleSignal(data); err != nil {
+		return &wire.Error{Code: sfuErrorCode(err), Message: err.Error()}
 	}
 	return nil
 }
 
 // layer takes {"type":"layer","track":…,"layer":"q"|"h"|"f"|"none"}.
-func (c *client) layer(m *inbound) *protoError {
-	p := c.participant()
-	if p == nil {
-		return &protoError{CodeBadMessage, "layer is for SFU rooms only"}
+func (p *peer) layer(m *wire.Layer) *wire.Error {
+	part := p.participant()
+	if part == nil {
+		return &wire.Error{Code: wire.CodeBadMessage, Message: "layer is for SFU rooms only"}
 	}
-	if err := p.RequestLayer(m.Track, m.Layer); err != nil {
-		return &protoError{sfuErrorCode(err), err.Error()}
+	if err := part.RequestLayer(m.Track, m.Layer); err != nil {
+		return &wire.Error{Code: sfuErrorCode(err), Message: err.Error()}
 	}
 	return nil
 }
@@ -147,23 +139,13 @@ func (c *client) layer(m *inbound) *protoError {
 func sfuErrorCode(err error) string {
 	switch {
 	case errors.Is(err, sfu.ErrTooLarge):
-		return CodeTooLarge
+		return wire.CodeTooLarge
 	case errors.Is(err, sfu.ErrPublishLimit):
-		return CodePublishLimit
+		return wire.CodePublishLimit
 	case errors.Is(err, sfu.ErrUnknownTrack):
-		return CodeUnknownTrack
+		return wire.CodeUnknownTrack
 	case errors.Is(err, sfu.ErrRoomFull), errors.Is(err, sfu.ErrClosed):
-		return CodeSFUUnavailable
+		return wire.CodeSFUUnavailable
 	}
-	return CodeBadMessage
-}
-
-// mediaOfPeer is the media mode of c's room ("" out of a room).
-func (h *hub) mediaOfPeer(c *client) string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if c.room == nil {
-		return ""
-	}
-	return c.room.media
+	return wire.CodeBadMessage
 }

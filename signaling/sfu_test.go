@@ -11,6 +11,7 @@ import (
 	"github.com/icebox-project/icebox/internal/sfutest"
 	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/sfu"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // startSFUSignaling serves signaling whose room "town" (and any room
@@ -22,7 +23,8 @@ func startSFUSignaling(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Limits: sfu.Limits{SDPSize: 32 << 10}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +67,11 @@ func TestSFURoomOverSignaling(t *testing.T) {
 		t.Errorf("mesh room: welcome media %v", w["media"])
 	}
 	c.Send(sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"candidate": sfutest.Msg{"candidate": "x"}}})
-	if m := c.Next(); m["code"] != CodeUnknownPeer {
+	if m := c.Next(); m["code"] != wire.CodeUnknownPeer {
 		t.Errorf("signal to sfu in a mesh room: %v, want unknown-peer", m)
 	}
 	c.Send(sfutest.Msg{"type": "layer", "track": "x", "layer": "f"})
-	if m := c.Next(); m["code"] != CodeBadMessage {
+	if m := c.Next(); m["code"] != wire.CodeBadMessage {
 		t.Errorf("layer in a mesh room: %v, want bad-message", m)
 	}
 }
@@ -89,13 +91,13 @@ func TestSFUHostileMessages(t *testing.T) {
 		m    msg
 		code string
 	}{
-		{"not an SDP", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": "hello"}}}, CodeBadMessage},
-		{"answer with no offer", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "answer", "sdp": "v=0\r\n"}}}, CodeBadMessage},
-		{"SDP over 32 KiB", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": strings.Repeat("a", 40<<10)}}}, CodeTooLarge},
-		{"neither sdp nor candidate", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"x": 1}}, CodeBadMessage},
-		{"long candidate", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"candidate": sfutest.Msg{"candidate": strings.Repeat("c", 600)}}}, CodeTooLarge},
-		{"bad source", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": "v=0\r\n"}, "sources": sfutest.Msg{"0": "projector"}}}, CodeBadMessage},
-		{"track of another room", sfutest.Msg{"type": "layer", "track": a.ID + "-camera", "layer": "f"}, CodeUnknownTrack},
+		{"not an SDP", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": "hello"}}}, wire.CodeBadMessage},
+		{"answer with no offer", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "answer", "sdp": "v=0\r\n"}}}, wire.CodeBadMessage},
+		{"SDP over 32 KiB", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": strings.Repeat("a", 40<<10)}}}, wire.CodeTooLarge},
+		{"neither sdp nor candidate", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"x": 1}}, wire.CodeBadMessage},
+		{"long candidate", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"candidate": sfutest.Msg{"candidate": strings.Repeat("c", 600)}}}, wire.CodeTooLarge},
+		{"bad source", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": "v=0\r\n"}, "sources": sfutest.Msg{"0": "projector"}}}, wire.CodeBadMessage},
+		{"track of another room", sfutest.Msg{"type": "layer", "track": a.ID + "-camera", "layer": "f"}, wire.CodeUnknownTrack},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m.Send(c.m)
@@ -105,7 +107,7 @@ func TestSFUHostileMessages(t *testing.T) {
 		})
 	}
 	b.Send(sfutest.Msg{"type": "layer", "track": a.ID + "-camera", "layer": "xl"})
-	if got := b.Next(); got["code"] != CodeBadMessage {
+	if got := b.Next(); got["code"] != wire.CodeBadMessage {
 		t.Errorf("bad layer: %v, want bad-message", got)
 	}
 	n := b.Packets.Load()
