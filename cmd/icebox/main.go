@@ -35,11 +35,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// procsAtStart is GOMAXPROCS as the process started, before the daemon
-// raises it for the relay loops: the CPUs Go may use (within a
-// container's CPU limit, or the GOMAXPROCS environment variable). It is
-// read once, at initialisation, and never changed.
-var procsAtStart = runtime.GOMAXPROCS(0)
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -170,7 +165,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		source = f.source
 	}
 	log.Info("icebox starting", "version", versionString(), "config", source)
-	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: versionString(), Cores: procsAtStart})
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: versionString(), Cores: runtime.GOMAXPROCS(0)})
 	if err != nil {
 		return err
 	}
