@@ -335,7 +335,7 @@ function peopleWords(detail) {
       const n = /\((\d+) peers\)/.exec(detail.message);
       return `This room is full${n ? ` (${n[1]} people)` : ''}. Try again when someone leaves.`;
     }
-    case 'name-taken': return 'Someone in this room already has that name. Add a letter or pick another.';
+    case 'name-taken': return 'That name is taken in this room. Add a letter or pick another.';
     case 'room-limit': return 'This server has as many rooms open as it allows. Try again later.';
     case 'rate-limited': return 'Too many tries in a short time. Wait a moment and join again.';
     default: return detail.message;
@@ -573,7 +573,11 @@ function setup() {
     setStatus('');
     startMedia();
   });
-  $('leave').addEventListener('click', leave);
+  // In call mode during a call, the red button ends the call (one end control).
+  $('leave').addEventListener('click', () => {
+    if ($('leave').dataset.action === 'hangup' && session.calls) session.calls.hangup();
+    else leave();
+  });
   $('mute').addEventListener('click', () => toggleMedia('audio'));
   $('camera').addEventListener('click', () => toggleMedia('video'));
   $('share-screen').addEventListener('click', () => toggleShare());
