@@ -55,7 +55,10 @@ const monitor = new Monitor({
   peers: () => session.peers,
   myLevel: () => meter.level(),
   onSpeaking: (speaking, active) => tiles.setSpeaking(speaking, active),
-  onNet: (p, n) => tiles.setNet(p.id, badgeText(n), details(n), `${n.path}${bad(n) ? ' bad' : ''}`),
+  onNet: (p, n) => {
+    p.relayed = n.path === 'relay';
+    tiles.setNet(p.id, badgeText(n), details(n), `${n.path}${bad(n) ? ' bad' : ''}`);
+  },
   onBanner: renderBanner,
 });
 if (testHook.wanted(params)) {
