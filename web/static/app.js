@@ -421,6 +421,13 @@ function wireSession() {
   });
   on('peer-state', (d) => {
     if (d.state === 'connected') monitor.sample();
+    if (d.state === 'connected' && d.peer.restarts > 0) {
+      // Back after an ICE restart: the element gets the receiver's current
+      // tracks, so it is not left on a stale one.
+      const tile = document.getElementById(`tile-${d.peer.id}`);
+      const tracks = cameraTracks(d.peer);
+      if (tile && tracks.length) tiles.show(tile, new MediaStream(tracks));
+    }
     if (d.state !== 'failed') return;
     setStatus(`connection to ${d.peer.name} failed; retrying`);
     if (mode === 'call' && session.calls) session.calls.connectionLost(d.peer.id);

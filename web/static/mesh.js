@@ -244,6 +244,9 @@ export class Peer {
     this.restarts++;
     console.info('ICE restart to', this.id, why);
     this.pc.restartIce();
+    // An offer still unanswered may have been lost (sent to an id the
+    // server no longer knew): send it again, or the pair waits forever.
+    if (this.pc.signalingState === 'have-local-offer') this.#sendDescription();
   }
 
   /**
