@@ -4,6 +4,11 @@
 #   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed)
 #   make install  binary, systemd unit, sysusers and sysctl entries, /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
+#   make dist     release artifacts in dist/: static linux binaries, .deb and .rpm
+#                 packages, an SBOM, SHA256SUMS (signed with SIGN_KEY=<gpg key id>)
+#   make dist-check        two clean clones of HEAD, `make dist` in each, cmp every artifact
+#   make dist-install-test the package installed, upgraded, removed and purged on a
+#                 debootstrapped Debian 12 root (built once, cached in DEBROOT_CACHE)
 
 GO      ?= go
 PREFIX  ?= /usr/local
@@ -19,7 +24,7 @@ FUZZ_PEER      ?= 60000x
 FUZZ_CLASSIFY  ?= 80000x
 FUZZ_FRAMING   ?= 100000x
 
-.PHONY: all build run test typecheck fuzz bench install uninstall clean
+.PHONY: all build run test typecheck fuzz bench install uninstall clean dist dist-check dist-install-test
 
 all: build
 
@@ -101,5 +106,54 @@ uninstall:
 		$(DESTDIR)/usr/lib/sysctl.d/60-icebox.conf
 	@echo "left $(DESTDIR)/etc/icebox and /var/lib/icebox in place"
 
+# Release artifacts. The SBOMs (CycloneDX) list the modules linked into
+# each binary, read from its build information. Everything is a function of the commit: the time
+# stamped into packages is the commit's (SOURCE_DATE_EPOCH), binaries are
+# built with -trimpath and an empty build id, and nfpm and cyclonedx-gomod
+# are the versions go.mod pins as tools, so two clean clones of one commit
+# give byte-identical files (make dist-check). Only the Go module proxy is
+# reached, for modules the cache lacks.
+DIST              ?= dist
+DIST_ARCHES       ?= amd64 arm64
+DIST_FORMATS      ?= deb rpm
+SIGN_KEY          ?=
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+COMMIT            ?= $(shell git rev-parse HEAD 2>/dev/null)
+# v1.2.3 from a tag v1.2.3; 1.2.3+4.gabcdef1 four commits after it; with
+# no tag 0.0.0+git<commit time>.<short commit>, which still sorts by time.
+DIST_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$$v" | sed 's/^v//; s/-\([0-9]*\)-g/+\1.g/' || \
+	echo "0.0.0+git$$(date -u -d @$(SOURCE_DATE_EPOCH) +%Y%m%d%H%M%S).$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)")
+DIST_LDFLAGS := -s -w -buildid= -X main.version=$(DIST_VERSION) -X main.commit=$(COMMIT)
+# systemd/package/nfpm.yaml names this folder.
+DIST_STAGE   := bin/dist-stage
+
+dist:
+	@case "$(DIST)" in ""|/|.) echo "refusing DIST=$(DIST)" >&2; exit 1;; esac
+	rm -rf $(DIST) $(DIST_STAGE)
+	mkdir -p $(DIST) $(DIST_STAGE)
+	sed 's|@BINDIR@|/usr/bin|g' systemd/icebox.service > $(DIST_STAGE)/icebox.service
+	gzip -n -9 < systemd/package/icebox.8 > $(DIST_STAGE)/icebox.8.gz
+	touch -d @$(SOURCE_DATE_EPOCH) $(DIST_STAGE)/icebox.service $(DIST_STAGE)/icebox.8.gz
+	set -e; for arch in $(DIST_ARCHES); do \
+		bin=$(DIST)/icebox_$(DIST_VERSION)_linux_$$arch; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOAMD64=v1 GOARM64=v8.0 GOFLAGS=-mod=readonly \
+			$(GO) build -trimpath -buildvcs=false -ldflags "$(DIST_LDFLAGS)" -o $$bin ./cmd/icebox; \
+		cp $$bin $(DIST_STAGE)/icebox; \
+		for fmt in $(DIST_FORMATS); do \
+			ARCH=$$arch VERSION=$(DIST_VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+				$(GO) tool nfpm package --config systemd/package/nfpm.yaml --packager $$fmt --target $(DIST)/; \
+		done; \
+	done
+	set -e; for arch in $(DIST_ARCHES); do \
+		$(GO) tool cyclonedx-gomod bin -json -std -noserial -notimestamp -version v$(DIST_VERSION) \
+			-output $(DIST)/icebox_$(DIST_VERSION)_linux_$$arch.sbom.cdx.json $(DIST)/icebox_$(DIST_VERSION)_linux_$$arch; \
+	done
+	cd $(DIST) && sha256sum $$(ls | grep -v SHA256SUMS) > SHA256SUMS
+	@if [ -n "$(SIGN_KEY)" ]; then \
+		gpg --batch --yes --local-user "$(SIGN_KEY)" --armor --detach-sign --output $(DIST)/SHA256SUMS.asc $(DIST)/SHA256SUMS && \
+		echo "signed: $(DIST)/SHA256SUMS.asc"; \
+	fi
+	@ls -l $(DIST)
+
 clean:
-	rm -rf bin .state
+	rm -rf bin .state dist
