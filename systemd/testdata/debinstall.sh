@@ -36,48 +36,52 @@ mount -t tmpfs tmpfs "$r/tmp"
 [ ! -e "$r/var/lib/dpkg/info/icebox.list" ] || fail "icebox is already installed in $lower"
 # What a `make install` on this machine may have left, hidden in the overlay.
 rm -rf "$r/etc/icebox" "$r/var/lib/icebox"
+# man-db's trigger re-indexes every manual page on each dpkg run (tens of
+# seconds on a busy machine); Debian's own build roots turn it off so.
+rm -f "$r/var/lib/man-db/auto-update"
 cp "$deb" "$r/tmp/icebox.deb"
 cp "$newer" "$r/tmp/icebox-newer.deb"
 
-in() { chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
-apt() { in apt-get -q -y -o Dpkg::Use-Pty=0 --no-install-recommends "$@"; }
+inroot() { chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
+aptr() { inroot apt-get -q -y -o Dpkg::Use-Pty=0 --no-install-recommends "$@"; }
 conf=/etc/icebox/icebox.yaml
 unit=/lib/systemd/system/icebox.service
 
 # Install.
 start=$(date +%s%N)
-apt install /tmp/icebox.deb >"$w/install.log" 2>&1 || { cat "$w/install.log"; fail "apt-get install ./icebox.deb"; }
+aptr install /tmp/icebox.deb >"$w/install.log" 2>&1 || { cat "$w/install.log"; fail "apt-get install ./icebox.deb"; }
 cat "$w/install.log" | sed -n 's/^icebox: /postinst: /p'
 grep -q '^icebox: the call page is at http://127.0.0.1:8080/$' "$w/install.log" || fail "postinst did not print the call page's URL"
-ok "apt-get install ./$(basename "$deb"); postinst printed the URL"
+installed=$(date +%s%N)
+ok "apt-get install ./$(basename "$deb") ($(( (installed - start) / 1000000 )) ms); postinst printed the URL"
 
 for f in /usr/bin/icebox:755:root:root "$unit":644:root:root /usr/lib/sysusers.d/icebox.conf:644:root:root \
 	/usr/lib/sysctl.d/60-icebox.conf:644:root:root "$conf":640:root:icebox /usr/share/man/man8/icebox.8.gz:644:root:root \
 	/var/lib/icebox:700:icebox:icebox; do
 	path=${f%%:*} want=${f#*:}
-	got=$(in stat -c '%a:%U:%G' "$path") || fail "$path is missing"
+	got=$(inroot stat -c '%a:%U:%G' "$path") || fail "$path is missing"
 	[ "$got" = "$want" ] || fail "$path: mode:owner:group $got, want $want"
 done
 ok "files, modes and owners"
-in dpkg-query -W -f='${Conffiles}\n' icebox | grep -q "^ $conf " || fail "$conf is not a conffile"
+inroot dpkg-query -W -f='${Conffiles}\n' icebox | grep -q "^ $conf " || fail "$conf is not a conffile"
 ok "$conf is a conffile"
-pw=$(in getent passwd icebox) || fail "no icebox user"
+pw=$(inroot getent passwd icebox) || fail "no icebox user"
 case $pw in icebox:x:*:*:*:/var/lib/icebox:/usr/sbin/nologin) ;; *) fail "icebox user: $pw" ;; esac
-in getent group icebox >/dev/null || fail "no icebox group"
+inroot getent group icebox >/dev/null || fail "no icebox group"
 uid=$(echo "$pw" | cut -d: -f3)
 [ "$uid" -lt 1000 ] || fail "icebox is not a system user (uid $uid)"
 ok "system user icebox (uid $uid), home /var/lib/icebox, no login shell"
-[ "$(cat /proc/sys/net/ipv4/ip_local_reserved_ports)" = 49152-65535 ] ||
-	fail "ip_local_reserved_ports is $(cat /proc/sys/net/ipv4/ip_local_reserved_ports) after postinst"
+[ "$(cat "$r/proc/sys/net/ipv4/ip_local_reserved_ports")" = 49152-65535 ] ||
+	fail "ip_local_reserved_ports is $(cat "$r/proc/sys/net/ipv4/ip_local_reserved_ports") after postinst"
 ok "postinst applied net.ipv4.ip_local_reserved_ports"
 [ -L "$r/etc/systemd/system/multi-user.target.wants/icebox.service" ] || fail "the unit is not enabled"
 ok "the unit is enabled (multi-user.target.wants)"
-if in sh -c 'command -v systemd-analyze' >/dev/null; then
-	out=$(in systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify: $out"
+if inroot sh -c 'command -v systemd-analyze' >/dev/null; then
+	out=$(inroot systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify: $out"
 	[ -z "$out" ] || fail "systemd-analyze verify: $out"
 	ok "systemd-analyze verify $unit"
 fi
-in icebox check-config -config "$conf" >/dev/null || fail "icebox check-config rejects the shipped $conf"
+inroot icebox check-config -config "$conf" >/dev/null || fail "icebox check-config rejects the shipped $conf"
 ok "icebox check-config passes on the shipped $conf"
 
 # The operator's edit: HTTP on port 443, TURN on loopback.
@@ -107,6 +111,7 @@ run_as_unit() {
 		--inh-caps=-all,"$caps" --ambient-caps=-all,"$caps" --bounding-set=-all,"$caps" "$@"
 }
 # shellcheck disable=SC2086 # ExecStart is split into words as systemd does
+started=$(date +%s%N)
 (run_as_unit $exec_start) 2>"$w/daemon.log" &
 pid=$!
 n=0
@@ -117,9 +122,9 @@ until grep -q 'msg="http listening"' "$w/daemon.log"; do
 done
 $probe || { cat "$w/daemon.log"; fail "the call page is not served on 127.0.0.1:443"; }
 served=$(date +%s%N)
-echo "timing: apt-get install to the page served on :443: $(( (served - start) / 1000000 )) ms"
+echo "timing: apt-get install $(( (installed - start) / 1000000 )) ms; icebox started to the page served on :443 $(( (served - started) / 1000000 )) ms"
 ok "icebox as $user serves the call page on port 443"
-status=$(cat /proc/$pid/status)
+status=$(cat "$r/proc/$pid/status")
 echo "$status" | grep -q "^Uid:[[:space:]]*$uid[[:space:]]" || fail "the daemon does not run as uid $uid: $(echo "$status" | grep ^Uid)"
 echo "$status" | grep -q '^CapEff:[[:space:]]*0000000000000400$' || fail "the daemon's capabilities: $(echo "$status" | grep ^Cap)"
 ok "the daemon runs as uid $uid with CAP_NET_BIND_SERVICE only (CapEff 0x400)"
@@ -130,23 +135,23 @@ wait $pid || fail "icebox exited $? on SIGTERM"
 [ -s "$r/var/lib/icebox/turn-secret" ] || fail "no generated secret in /var/lib/icebox"
 
 # Upgrade: a newer version keeps the edited configuration.
-apt install /tmp/icebox-newer.deb >"$w/upgrade.log" 2>&1 || { cat "$w/upgrade.log"; fail "upgrade"; }
+aptr install /tmp/icebox-newer.deb >"$w/upgrade.log" 2>&1 || { cat "$w/upgrade.log"; fail "upgrade"; }
 newv=$(dpkg-deb -f "$newer" Version)
-[ "$(in dpkg-query -W -f='${Version}' icebox)" = "$newv" ] || fail "not upgraded to $newv"
+[ "$(inroot dpkg-query -W -f='${Version}' icebox)" = "$newv" ] || fail "not upgraded to $newv"
 cmp -s "$r$conf" "$w/edited.yaml" || fail "the upgrade changed the edited $conf"
 ok "upgrade to $newv keeps the edited $conf"
 
 # Remove keeps the configuration and the state; purge deletes both.
-apt remove icebox >"$w/remove.log" 2>&1 || { cat "$w/remove.log"; fail "apt-get remove"; }
+aptr remove icebox >"$w/remove.log" 2>&1 || { cat "$w/remove.log"; fail "apt-get remove"; }
 [ ! -e "$r/usr/bin/icebox" ] || fail "remove left /usr/bin/icebox"
 [ ! -e "$r$unit" ] || fail "remove left $unit"
 cmp -s "$r$conf" "$w/edited.yaml" || fail "remove did not keep $conf"
 [ -s "$r/var/lib/icebox/turn-secret" ] || fail "remove did not keep /var/lib/icebox"
-[ "$(in dpkg-query -W -f='${db:Status-Abbrev}' icebox)" = "rc " ] || fail "dpkg status after remove: $(in dpkg-query -W -f='${db:Status-Abbrev}' icebox)"
+[ "$(inroot dpkg-query -W -f='${db:Status-Abbrev}' icebox)" = "rc " ] || fail "dpkg status after remove: $(inroot dpkg-query -W -f='${db:Status-Abbrev}' icebox)"
 ok "remove deletes the binary and unit, keeps $conf and /var/lib/icebox"
-apt purge icebox >"$w/purge.log" 2>&1 || { cat "$w/purge.log"; fail "apt-get purge"; }
+aptr purge icebox >"$w/purge.log" 2>&1 || { cat "$w/purge.log"; fail "apt-get purge"; }
 [ ! -e "$r/etc/icebox" ] || fail "purge left /etc/icebox: $(ls -A "$r/etc/icebox")"
 [ ! -e "$r/var/lib/icebox" ] || fail "purge left /var/lib/icebox"
 [ ! -e "$r/etc/systemd/system/multi-user.target.wants/icebox.service" ] || fail "purge left the unit enabled"
-! in dpkg-query -W icebox >/dev/null 2>&1 || fail "dpkg still knows icebox after purge"
+! inroot dpkg-query -W icebox >/dev/null 2>&1 || fail "dpkg still knows icebox after purge"
 ok "purge deletes /etc/icebox, /var/lib/icebox and the unit's enablement"
