@@ -180,7 +180,7 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 dist-install-test:
 	@[ -x $(DEBROOT_CACHE)/usr/bin/dpkg ] || { \
 		rm -rf $(DEBROOT_CACHE).tmp && mkdir -p $(DEBROOT_CACHE).tmp && \
-		debootstrap --variant=minbase --include=adduser,systemd bookworm $(DEBROOT_CACHE).tmp $(DEBIAN_MIRROR) && \
+		debootstrap --variant=minbase --include=adduser,systemd,procps bookworm $(DEBROOT_CACHE).tmp $(DEBIAN_MIRROR) && \
 		rm -rf $(DEBROOT_CACHE) && mv $(DEBROOT_CACHE).tmp $(DEBROOT_CACHE); }
 	ICEBOX_DEBROOT=$(DEBROOT_CACHE) $(GO) test -count=1 -v -run 'TestDebInstall' ./systemd
 

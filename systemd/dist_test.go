@@ -301,7 +301,7 @@ type debFile struct {
 func checkDeb(t *testing.T, path, arch, v string) {
 	testenv.Tool(t, "apt-get install dpkg", "dpkg-deb")
 	fields := map[string]string{"Package": "icebox", "Version": v + "-1", "Architecture": arch,
-		"Depends": "adduser, init-system-helpers (>= 1.54~)", "Section": "net", "Priority": "optional"}
+		"Depends": "adduser, procps, init-system-helpers (>= 1.54~)", "Section": "net", "Priority": "optional"}
 	for name, want := range fields {
 		out, err := exec.Command("dpkg-deb", "-f", path, name).Output()
 		if got := strings.TrimSpace(string(out)); err != nil || got != want {
