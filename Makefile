@@ -169,7 +169,7 @@ dist-check:
 	GOCACHE=$$tmp/gocache $(MAKE) -C $$tmp/clone2 dist >$$tmp/make2.log 2>&1 || { cat $$tmp/make2.log; exit 1; }; \
 	n=0; for f in $$(ls $$tmp/clone1/dist); do cmp $$tmp/clone1/dist/$$f $$tmp/clone2/dist/$$f; n=$$((n+1)); done; \
 	diff -r $$tmp/clone1/dist $$tmp/clone2/dist >/dev/null; \
-	echo "dist-check: $$n artifacts byte-identical from two clean clones of $$(git rev-parse --short HEAD)"
+	echo "dist-check: $$n artifacts byte-identical from two clean clones of $$(git -C $$tmp/clone1 rev-parse --short HEAD)"
 
 # The package's install, upgrade, remove and purge on a clean Debian 12
 # root made by debootstrap (minutes the first time; the root is kept in
