@@ -8,6 +8,7 @@
 //	icebox audit -config FILE | turn:HOST:PORT -secret S           check a running server as an attacker would
 //	icebox cluster status [-config FILE] [-addr HOST:PORT] [-rooms] nodes, room and peer counts (-rooms: peers per room) of a cluster
 //	icebox version
+//	icebox help
 package main
 
 import (
@@ -22,7 +23,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -31,10 +31,6 @@ import (
 	"github.com/icebox-project/icebox/turnsrv"
 	"github.com/icebox-project/icebox/web"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -62,25 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "cluster":
 		return clusterCmd(ctx, args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "icebox", versionString())
+		printVersion(stdout)
 		return nil
+	case "help":
+		_, err := io.WriteString(stdout, helpText)
+		return err
 	default:
-		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, audit, cluster, version)", cmd)
+		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, audit, cluster, version, help)", cmd)
 	}
-}
-
-func versionString() string {
-	if version != "dev" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
-		}
-	}
-	return version
 }
 
 type commonFlags struct {
@@ -221,10 +206,16 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := config.Load(f.configPath); err != nil {
+	cfg, err := config.Load(f.configPath)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", f.configPath)
+	u, ok := pageURL(cfg)
+	if !ok {
+		u += " (public_host or public_ip names the host)"
+	}
+	fmt.Fprintf(stdout, "call page: %s\n", u)
 	return nil
 }
 
