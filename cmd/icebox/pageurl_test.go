@@ -14,7 +14,7 @@ import (
 func TestPageURL(t *testing.T) {
 	tests := []struct {
 		name, yml, want string
-		ok             bool
+		ok              bool
 	}{
 		{"defaults", "", "http://127.0.0.1:8080/", true},
 		{"acme on 443", "http:\n  listen: \":443\"\n  tls: {acme_domains: [call.example.org]}\n", "https://call.example.org/", true},
