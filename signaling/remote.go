@@ -263,12 +263,40 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	if _, ok := r.remoteOf(id); ok {
 		return
 	}
+	if holder, taken := r.names[name]; taken && holder != id {
+		// Two holders of one name are never shown: after a partition a
+		// node may list a peer whose name went to another meanwhile. Its
+		// node evicts it (Evict) and this node is asked again.
+		return
+	}
 	r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node)})
 	r.names[name] = id
 	joined := encode(peerMsg{Type: TypePeerJoined, ID: id, Name: name})
 	for _, p := range r.peers {
 		p.enqueue(joined)
 	}
+}
+
+// RemoteAdmitted is RemoteJoined for a peer the cluster has just
+// admitted under name (its node's announcement, sent once the room's
+// record holds it): whoever held name here no longer does. A local
+// holder is evicted (Evict: its node was cut off and the others gave
+// its name back); a remote one is dropped from the room here, as if it
+// had left, its own node's departure to follow.
+func (s *Server) RemoteAdmitted(roomName, id, name, node string) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.rooms[roomName]; r != nil {
+		if holder, taken := r.names[name]; taken && holder != id {
+			if c := r.peers[holder]; c != nil {
+				s.evictLocked(r, c)
+			} else {
+				h.removeRemoteLocked(roomName, holder)
+			}
+		}
+	}
+	h.addRemoteLocked(roomName, id, name, node)
 }
 
 // RemoteLeft removes the remote peer id from room and tells the room's

@@ -19,11 +19,11 @@ import (
 // fault can be asymmetric.
 //
 // Faults are applied at the sending host, on its way out: an nftables
-// set of addresses whose packets are dropped in the output hook, and,
-// per destination, a netem queue (tc) behind a prio band that a u32
-// filter on the destination address selects. Nothing touches the
-// switch, so a fault between two hosts never changes what a third one
-// sees.
+// set of addresses whose packets are dropped in the output hook, a
+// chain per destination that drops a share of packets at random, and a
+// delaying proxy (delay_linux.go) that every TCP connection to another
+// host passes. Nothing touches the switch, so a fault between two hosts
+// never changes what a third one sees.
 type Fabric struct {
 	lab    *Lab
 	sw     *Netns
@@ -37,20 +37,20 @@ type Host struct {
 	*Netns
 	// Addr is the host's address on the fabric.
 	Addr  netip.Addr
-	index int // 0-based; its netem band is 1:(4+index) on every other host
+	index int // 0-based, in the order of the roles
 	fab   *Fabric
 	mu    sync.Mutex
 	cut   map[netip.Addr]bool
+	loss  map[netip.Addr]int           // percent of packets to the host lost
+	delay map[netip.Addr]time.Duration // of TCP bytes to the host
 }
 
-// maxHosts bounds a Fabric: prio has at most 16 bands, 3 of them for
-// unimpaired traffic.
-const maxHosts = 13
+// maxHosts bounds a Fabric.
+const maxHosts = 200
 
 // Fabric makes a switch and one host per role, numbered from the
 // prefix's first address + 1 (a /24 such as 10.9.0.0/24), each ready for
-// faults: its nftables drop set empty and its netem queues passing
-// everything through.
+// faults: nothing cut, lost or delayed yet.
 func (l *Lab) Fabric(t testing.TB, prefix netip.Prefix, roles ...string) *Fabric {
 	t.Helper()
 	if len(roles) > maxHosts || !prefix.Addr().Is4() || prefix.Bits() > 28 {
@@ -61,52 +61,39 @@ func (l *Lab) Fabric(t testing.TB, prefix netip.Prefix, roles ...string) *Fabric
 	addr := f.prefix.Addr()
 	for i, role := range roles {
 		addr = addr.Next()
-		h := &Host{Netns: l.Netns(t, role), Addr: addr, index: i, fab: f, cut: map[netip.Addr]bool{}}
+		h := &Host{Netns: l.Netns(t, role), Addr: addr, index: i, fab: f, cut: map[netip.Addr]bool{},
+			loss: map[netip.Addr]int{}, delay: map[netip.Addr]time.Duration{}}
 		port := fmt.Sprintf("p%d", i)
 		Veth(t, f.sw, port, h.Netns, "eth0")
 		f.sw.IP(t, "link set "+port+" master br0")
 		h.IP(t, fmt.Sprintf("addr add %s/%d dev eth0", addr, f.prefix.Bits()))
-		h.Nft(t, `table inet netlab_faults {
-  set cut { type ipv4_addr; }
-  chain out {
-    type filter hook output priority filter; policy accept;
-    ip daddr @cut drop
-  }
-}
-`)
 		f.hosts = append(f.hosts, h)
 	}
-	// Bands 1:1-1:3 take unimpaired traffic (prio's default priomap maps
-	// no TOS to band 4 or above); 1:(4+i) is the way to host i.
-	bands := 3 + len(roles)
 	for _, h := range f.hosts {
-		cmds := []string{fmt.Sprintf("qdisc add dev eth0 root handle 1: prio bands %d priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1", max(bands, 3))}
+		var loss, jumps strings.Builder
 		for _, o := range f.hosts {
-			if o == h {
-				continue
+			if o != h {
+				fmt.Fprintf(&loss, "  chain loss_%d {\n  }\n", o.index)
+				fmt.Fprintf(&jumps, "    ip daddr %s jump loss_%d\n", o.Addr, o.index)
 			}
-			b := 4 + o.index
-			cmds = append(cmds,
-				fmt.Sprintf("qdisc add dev eth0 parent 1:%d handle %d: netem delay 0ms", b, 10+o.index),
-				fmt.Sprintf("filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst %s/32 flowid 1:%d", o.Addr, b))
 		}
-		h.tc(t, cmds...)
+		h.Nft(t, fmt.Sprintf(`table inet netlab_faults {
+  set cut { type ipv4_addr; }
+%s  chain out {
+    type filter hook output priority filter; policy accept;
+    ip daddr @cut drop
+%s  }
+}
+`, loss.String(), jumps.String()))
+	}
+	for _, h := range f.hosts {
+		h.startDelayer(t)
 	}
 	return f
 }
 
 // Hosts are the fabric's hosts, in the order of their roles.
 func (f *Fabric) Hosts() []*Host { return f.hosts }
-
-// tc runs tc commands (without the leading "tc") in h as one batch.
-func (h *Host) tc(t testing.TB, cmds ...string) {
-	t.Helper()
-	cmd := h.Command("tc", "-batch", "-")
-	cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("netlab: tc in %s: %v: %s\nbatch:\n%s", h.Name, err, out, strings.Join(cmds, "\n"))
-	}
-}
 
 // Cut drops every packet h sends to `to` until Heal. The other way is
 // untouched: cut both for a partition.
@@ -130,16 +117,51 @@ func (h *Host) setCut(t testing.TB, to *Host, cut bool) {
 	h.cut[to.Addr] = cut
 }
 
-// Impair delays every packet h sends to `to` by delay and loses loss
-// percent of them (0 to 100), on the way out of h; zero values restore
-// the route. The other way is untouched.
+// Impair delays the bytes of every TCP connection from h to `to` by
+// delay and loses loss percent (0 to 100) of the packets h sends to `to`
+// (TCP and UDP alike); zero values restore the route. The other way is
+// untouched: impair both for a slow route.
+//
+// The kernel's netem is not everywhere (a kernel without
+// CONFIG_NET_SCH_NETEM), so the delay is a proxy's: every TCP
+// connection between hosts of the fabric goes, from its start, through
+// its initiator's delayer (delay.go), which holds each way's bytes for
+// that way's delay. Losses are nftables' (numgen random).
 func (h *Host) Impair(t testing.TB, to *Host, delay time.Duration, loss float64) {
 	t.Helper()
 	if loss < 0 || loss > 100 || delay < 0 {
 		t.Fatalf("netlab: impair %s → %s: delay %s, loss %g%%: want a delay ≥ 0 and a loss of 0 to 100", h.Name, to.Name, delay, loss)
 	}
-	h.tc(t, fmt.Sprintf("qdisc change dev eth0 parent 1:%d handle %d: netem delay %dus loss %g%%",
-		4+to.index, 10+to.index, delay.Microseconds(), loss))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.delay[to.Addr] = delay
+	pct := int(loss)
+	if h.loss[to.Addr] == pct {
+		return
+	}
+	rules := fmt.Sprintf("flush chain inet netlab_faults loss_%d\n", to.index)
+	if pct > 0 {
+		rules += fmt.Sprintf("add rule inet netlab_faults loss_%d numgen random mod 100 < %d drop\n", to.index, pct)
+	}
+	h.Nft(t, rules)
+	h.loss[to.Addr] = pct
+}
+
+// delayTo is the delay of h's bytes to addr.
+func (h *Host) delayTo(addr netip.Addr) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.delay[addr]
+}
+
+// host is the fabric's host at addr, nil if none.
+func (f *Fabric) host(addr netip.Addr) *Host {
+	for _, h := range f.hosts {
+		if h.Addr == addr {
+			return h
+		}
+	}
+	return nil
 }
 
 // Partition cuts every route between hosts on different sides, both

@@ -145,12 +145,59 @@ func (n *Node) handleMembers(msg *nats.Msg) {
 		return
 	}
 	// Only a node asks, and the answer goes to its own inbound subject.
-	if sender, ok := n.verify.verify(msg, false); !ok || msg.Reply != subjSync(sender) {
+	sender, ok := n.verify.verify(msg, false)
+	if !ok || msg.Reply != subjSync(sender) {
 		n.rejected(msg, "an unsigned request for this node's peers")
 		return
 	}
 	n.stats.in(kindMembers)
 	n.answerMembers(msg.Reply)
+	if n.knownAlive(sender) {
+		// A node that knew this one asks again: it took this node for
+		// gone (cut off one way, or paused) and gave its peers' names
+		// back. Put them back, or evict those whose names went to others.
+		n.reconcile()
+	}
+}
+
+// knownAlive reports whether node has been heard and is taken for alive.
+func (n *Node) knownAlive(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pn := n.nodes[node]
+	return pn != nil && pn.name != "" && !pn.dead
+}
+
+// reconcile runs resync in the background (once at a time) and then
+// asks every live node for its peers again, which brings in the peers
+// this node left out while one of its own held their names.
+func (n *Node) reconcile() {
+	if !n.ready.Load() {
+		return
+	}
+	n.mu.Lock()
+	if n.resyncing {
+		n.mu.Unlock()
+		return
+	}
+	n.resyncing = true
+	n.mu.Unlock()
+	go func() {
+		defer func() {
+			n.mu.Lock()
+			n.resyncing = false
+			n.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.resync(ctx); err != nil {
+			n.log.Warn("cluster: rooms not read again", "error", err)
+			return
+		}
+		for _, id := range n.liveNodes() {
+			n.askMembers(id)
+		}
+	}()
 }
 
 // answerMembers queues this node's peers for the node whose sync subject
@@ -250,7 +297,9 @@ func (n *Node) dispatch(msg *nats.Msg) {
 		n.noteNode(ev.Node)
 		switch ev.Kind {
 		case kindJoined:
-			n.rooms.RemoteJoined(ev.Room, ev.ID, ev.Name, ev.Node)
+			// Sent once the room's record holds the peer: any other holder
+			// of its name here has lost it.
+			n.rooms.RemoteAdmitted(ev.Room, ev.ID, ev.Name, ev.Node)
 		case kindLeft:
 			// Only the node holding the peer (that seated it, or that it
 			// resumed on: the room record's node) says it left.
@@ -395,15 +444,10 @@ func (n *Node) heard(hb heartbeatWire) {
 	}
 	if revived && n.ready.Load() {
 		// Put back this node's own peers, dropped from the records if the
-		// others took this node for gone.
+		// others took this node for gone, or evict those whose names went
+		// to other peers meanwhile.
 		n.log.Info("cluster node back", "node", hb.Node)
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := n.resync(ctx); err != nil {
-				n.log.Warn("cluster: rooms not read again", "error", err)
-			}
-		}()
+		n.reconcile()
 	}
 }
 
@@ -432,6 +476,18 @@ func (n *Node) sweep() {
 	now := time.Now()
 	var dead []string
 	n.mu.Lock()
+	if !n.lastSweep.IsZero() && now.Sub(n.lastSweep) > n.cfg.DeadAfter/2 {
+		// The check itself ran late: this process was paused (SIGSTOP, a
+		// stalled VM), so the silence is its own, not the others'. They
+		// get a fresh DeadAfter; what they sent meanwhile is on its way.
+		n.log.Warn("cluster: liveness check late; this node was paused", "late", now.Sub(n.lastSweep).Round(time.Millisecond))
+		for _, pn := range n.nodes {
+			if !pn.dead {
+				pn.lastSeen = now
+			}
+		}
+	}
+	n.lastSweep = now
 	for id, pn := range n.nodes {
 		if !pn.dead && now.Sub(pn.lastSeen) > n.cfg.DeadAfter {
 			pn.dead = true

@@ -39,6 +39,8 @@ const (
 // *signaling.Server.
 type Rooms interface {
 	RemoteJoined(room, id, name, node string)
+	RemoteAdmitted(room, id, name, node string)
+	Evict(room, id string) bool
 	RemoteLeft(room, id string)
 	RemoteMoved(room, id, name, node string)
 	RemoteSignal(room, from, to string, data json.RawMessage) (forward string, ok bool)
@@ -118,6 +120,10 @@ type Node struct {
 	// syncing collects, by node, the peers listed so far in a members
 	// answer of several parts.
 	syncing map[string]map[string]bool
+	// lastSweep is when the liveness check last ran (heartbeats).
+	lastSweep time.Time
+	// resyncing is set while a resync started by reconcile runs.
+	resyncing bool
 
 	stop   context.CancelFunc
 	wg     sync.WaitGroup

@@ -426,18 +426,33 @@ func (n *Node) resync(ctx context.Context) error {
 		if m.Node != "" || present[m.Room+"\x00"+m.ID] {
 			continue
 		}
+		var taken, back bool
 		err := n.modify(cctx, kv, m.Room, func(r *record) bool {
-			if r.index(m.ID) >= 0 || slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name }) {
+			taken, back = false, false
+			if r.index(m.ID) >= 0 {
 				return false
 			}
+			if slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name && !n.stale(m.Room, o) }) {
+				// Written back unchanged at its revision: the record read
+				// may be a lagging replica's, and the eviction stands only
+				// on the newest.
+				taken = true
+				return true
+			}
 			r.Members = append(r.Members, member{ID: m.ID, Name: m.Name, Node: n.id})
+			back = true
 			return true
 		})
-		if err != nil {
+		switch {
+		case err != nil:
 			n.log.Warn("cluster: peer not put back in its room", "room", m.Room, "peer", m.ID, "error", err)
-			continue
+		case taken:
+			// Another peer took the name while this node was cut off: the
+			// record's holder keeps it (signaling.CodeNameLost).
+			n.rooms.Evict(m.Room, m.ID)
+		case back:
+			n.Joined(m.Room, m.ID, m.Name)
 		}
-		n.Joined(m.Room, m.ID, m.Name)
 	}
 	return nil
 }
