@@ -173,7 +173,9 @@ func peersOf(r *room, except *client) []PeerInfo {
 		}
 	}
 	for _, p := range r.remote {
-		peers = append(peers, PeerInfo{ID: p.id, Name: p.name})
+		if !p.hidden {
+			peers = append(peers, PeerInfo{ID: p.id, Name: p.name})
+		}
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	return peers
@@ -255,6 +257,7 @@ func (h *hub) leaveLocked(c *client) bool {
 		for _, p := range r.peers {
 			p.enqueue(left)
 		}
+		h.promoteLocked(r, c.name)
 	}
 	if r.empty() {
 		delete(h.rooms, r.name)

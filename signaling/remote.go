@@ -69,6 +69,10 @@ type remotePeer struct {
 	id   string
 	name string
 	node string
+	// hidden: another peer holds the name here (after a partition two
+	// nodes may each list one). It is shown, and told of (peer-joined),
+	// once the name is free here.
+	hidden bool
 }
 
 // Member is one peer of a room, for views of the whole cluster. Node is
@@ -265,8 +269,11 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	}
 	if holder, taken := r.names[name]; taken && holder != id {
 		// Two holders of one name are never shown: after a partition a
-		// node may list a peer whose name went to another meanwhile. Its
-		// node evicts it (Evict) and this node is asked again.
+		// node may list a peer whose name went to another meanwhile, or
+		// announcements of two nodes cross. The newcomer waits hidden
+		// until the name is free here (promoteLocked); the record decides
+		// which one keeps it (the loser's node evicts it).
+		r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node), hidden: true})
 		return
 	}
 	r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node)})
@@ -277,26 +284,42 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	}
 }
 
-// RemoteAdmitted is RemoteJoined for a peer the cluster has just
-// admitted under name (its node's announcement, sent once the room's
-// record holds it): whoever held name here no longer does. A local
-// holder is evicted (Evict: its node was cut off and the others gave
-// its name back); a remote one is dropped from the room here, as if it
-// had left, its own node's departure to follow.
-func (s *Server) RemoteAdmitted(roomName, id, name, node string) {
+// promoteLocked shows the first hidden remote peer named name, now that
+// the name is free in r: the local peers are told it joined.
+func (h *hub) promoteLocked(r *room, name string) {
+	if _, taken := r.names[name]; taken {
+		return
+	}
+	for i := range r.remote {
+		rp := &r.remote[i]
+		if rp.hidden && rp.name == name {
+			rp.hidden = false
+			r.names[name] = rp.id
+			joined := encode(peerMsg{Type: TypePeerJoined, ID: rp.id, Name: name})
+			for _, p := range r.peers {
+				p.enqueue(joined)
+			}
+			return
+		}
+	}
+}
+
+// RemoteAdmitted is RemoteJoined for a peer another node announces as
+// admitted. It reports whether a peer of this node holds the same name
+// here: the newcomer then waits hidden, and the Cluster checks its
+// record (the local peer may have lost the name while this node was cut
+// off: Evict).
+func (s *Server) RemoteAdmitted(roomName, id, name, node string) (localHolder bool) {
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if r := h.rooms[roomName]; r != nil {
-		if holder, taken := r.names[name]; taken && holder != id {
-			if c := r.peers[holder]; c != nil {
-				s.evictLocked(r, c)
-			} else {
-				h.removeRemoteLocked(roomName, holder)
-			}
+		if holder, taken := r.names[name]; taken && holder != id && r.peers[holder] != nil {
+			localHolder = true
 		}
 	}
 	h.addRemoteLocked(roomName, id, name, node)
+	return localHolder
 }
 
 // RemoteLeft removes the remote peer id from room and tells the room's
@@ -318,6 +341,9 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 		return false
 	}
 	r.dropRemote(id)
+	if rp.hidden {
+		return true // never shown
+	}
 	if r.names[rp.name] == id {
 		delete(r.names, rp.name)
 	}
@@ -325,6 +351,7 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 	for _, p := range r.peers {
 		p.enqueue(left)
 	}
+	h.promoteLocked(r, rp.name)
 	if r.empty() {
 		delete(h.rooms, roomName)
 	}

@@ -78,6 +78,7 @@ type client struct {
 	hist    []ev
 	conn    *websocket.Conn
 	id      string // while joined
+	lastID  string // the last id welcomed on this connection: signals in flight after a leave still reach it
 	name    string
 	token   string
 	view    map[string]string // peer id → name, as this client knows its room
@@ -118,7 +119,7 @@ func (c *client) dial(ctx context.Context) error {
 	}
 	replies := make(chan frame, 4)
 	c.mu.Lock()
-	c.conn, c.replies = conn, replies
+	c.conn, c.replies, c.lastID = conn, replies, ""
 	c.mu.Unlock()
 	go c.read(conn, replies)
 	return nil
@@ -141,7 +142,7 @@ func (c *client) read(conn *websocket.Conn, replies chan frame) {
 		c.mu.Lock()
 		switch f.Type {
 		case "welcome":
-			c.id, c.token = f.ID, f.Resume
+			c.id, c.lastID, c.token = f.ID, f.ID, f.Resume
 			clear(c.view)
 			for _, p := range f.Peers {
 				c.view[p.ID] = p.Name
@@ -156,7 +157,7 @@ func (c *client) read(conn *websocket.Conn, replies chan frame) {
 		case "signal":
 			var d sigData
 			_ = json.Unmarshal(f.Data, &d)
-			c.recordLocked(ev{Kind: evSignal, ID: c.id, From: f.From, Sig: d})
+			c.recordLocked(ev{Kind: evSignal, ID: c.lastID, From: f.From, Sig: d})
 		case "error":
 			e := ev{Kind: evError, ID: c.id, Code: f.Code, Name: f.Message}
 			if f.Code == "name-lost" {

@@ -304,8 +304,8 @@ func isolate(t *testing.T, w *workload) time.Time {
 	ha, hb, hc := w.c.fab.Hosts()[0], w.c.fab.Hosts()[1], w.c.fab.Hosts()[2]
 	start := time.Now()
 	w.c.fab.Partition(t, []*netlab.Host{ha, hb}, []*netlab.Host{hc})
-	w.c.waitSees(t, a, 3*deadAfter, "a", "b")
-	w.takeName(t, a, "carol", 3*deadAfter)
+	w.c.waitSees(t, a, 6*deadAfter, "a", "b")
+	w.takeName(t, a, "carol", 6*deadAfter)
 	// A join on the cut-off node is refused, retryably.
 	if _, err := w.addClient(c, "c/minority-join", "grace"); err == nil {
 		t.Errorf("a join on the cut-off node c was admitted")
@@ -316,7 +316,7 @@ func isolate(t *testing.T, w *workload) time.Time {
 	heal := time.Now()
 	w.c.fab.HealAll(t)
 	w.cutOff("c", start, heal)
-	testenv.Eventually(t, healWindow, "carol on c evicted with name-lost", func() bool {
+	testenv.Eventually(t, 2*healWindow, "carol on c evicted with name-lost", func() bool {
 		for _, e := range w.steady[2].history() {
 			if e.Kind == evError && e.Code == "name-lost" {
 				return true
@@ -334,12 +334,12 @@ func splitAndMove(t *testing.T, w *workload) time.Time {
 	a, b := w.c.nodes[0], w.c.nodes[1]
 	start := time.Now()
 	w.c.fab.Partition(t, []*netlab.Host{h[0], h[1]}, []*netlab.Host{h[2]})
-	w.c.waitSees(t, a, 3*deadAfter, "a", "b")
+	w.c.waitSees(t, a, 6*deadAfter, "a", "b")
 	w.pause(time.Until(start.Add(15 * time.Second)))
 	moved := time.Now()
 	w.c.fab.Partition(t, []*netlab.Host{h[1], h[2]}, []*netlab.Host{h[0]})
 	w.cutOff("c", start, moved)
-	w.c.waitSees(t, b, 3*deadAfter, "b", "c")
+	w.c.waitSees(t, b, 6*deadAfter, "b", "c")
 	w.pause(time.Until(moved.Add(15 * time.Second)))
 	heal := time.Now()
 	w.c.fab.HealAll(t)
@@ -373,13 +373,13 @@ func pause(t *testing.T, w *workload) time.Time {
 	a, c := w.c.nodes[0], w.c.nodes[2]
 	start := time.Now()
 	c.signal(t, syscall.SIGSTOP)
-	w.c.waitSees(t, a, 3*deadAfter, "a", "b")
-	w.takeName(t, a, "carol", 3*deadAfter)
+	w.c.waitSees(t, a, 6*deadAfter, "a", "b")
+	w.takeName(t, a, "carol", 6*deadAfter)
 	w.pause(time.Until(start.Add(20 * time.Second)))
 	heal := time.Now()
 	c.signal(t, syscall.SIGCONT)
 	w.cutOff("c", start, heal)
-	testenv.Eventually(t, healWindow, "carol on c evicted with name-lost", func() bool {
+	testenv.Eventually(t, 2*healWindow, "carol on c evicted with name-lost", func() bool {
 		for _, e := range w.steady[2].history() {
 			if e.Kind == evError && e.Code == "name-lost" {
 				return true
@@ -399,7 +399,7 @@ func clockSkew(t *testing.T, w *workload) time.Time {
 	a := w.c.nodes[0]
 	start := time.Now()
 	w.c.fab.Partition(t, []*netlab.Host{h[0], h[1]}, []*netlab.Host{h[2]})
-	w.c.waitSees(t, a, 3*deadAfter, "a", "b")
+	w.c.waitSees(t, a, 6*deadAfter, "a", "b")
 	w.pause(time.Until(start.Add(10 * time.Second)))
 	heal := time.Now()
 	w.c.fab.HealAll(t)

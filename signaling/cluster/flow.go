@@ -188,11 +188,20 @@ func (n *Node) reconcile() {
 			n.resyncing = false
 			n.mu.Unlock()
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Right after a heal JetStream elects its leaders again: tried
+		// until it answers, for up to a minute.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := n.resync(ctx); err != nil {
-			n.log.Warn("cluster: rooms not read again", "error", err)
-			return
+		for {
+			err := n.resync(ctx)
+			if err == nil {
+				break
+			}
+			if !retry(ctx) || n.closed.Load() {
+				n.log.Warn("cluster: rooms not read again", "error", err)
+				return
+			}
+			n.log.Debug("cluster: rooms read again later", "error", err)
 		}
 		for _, id := range n.liveNodes() {
 			n.askMembers(id)
@@ -297,9 +306,11 @@ func (n *Node) dispatch(msg *nats.Msg) {
 		n.noteNode(ev.Node)
 		switch ev.Kind {
 		case kindJoined:
-			// Sent once the room's record holds the peer: any other holder
-			// of its name here has lost it.
-			n.rooms.RemoteAdmitted(ev.Room, ev.ID, ev.Name, ev.Node)
+			if n.rooms.RemoteAdmitted(ev.Room, ev.ID, ev.Name, ev.Node) {
+				// A peer here holds the name: it may have lost it while
+				// this node was cut off. The record decides.
+				n.reconcile()
+			}
 		case kindLeft:
 			// Only the node holding the peer (that seated it, or that it
 			// resumed on: the room record's node) says it left.

@@ -39,7 +39,7 @@ const (
 // *signaling.Server.
 type Rooms interface {
 	RemoteJoined(room, id, name, node string)
-	RemoteAdmitted(room, id, name, node string)
+	RemoteAdmitted(room, id, name, node string) (localHolder bool)
 	Evict(room, id string) bool
 	RemoteLeft(room, id string)
 	RemoteMoved(room, id, name, node string)
