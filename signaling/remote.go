@@ -115,6 +115,7 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
 		h.rooms[roomName] = r
 	}
+	h.displaceLocked(r, name, c.id)
 	seat(c, r, name, iceServers, ttl)
 	h.cl.Joined(roomName, c.id, name)
 	return nil
@@ -212,6 +213,7 @@ func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers [
 		h.rooms[roomName] = r
 	}
 	r.dropRemote(ho.ID)
+	h.displaceLocked(r, ho.Name, ho.ID)
 	c.id, c.name, c.room = ho.ID, ho.Name, r
 	c.resumeToken = newToken()
 	r.peers[c.id] = c
@@ -281,6 +283,29 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	joined := encode(peerMsg{Type: TypePeerJoined, ID: id, Name: name})
 	for _, p := range r.peers {
 		p.enqueue(joined)
+	}
+}
+
+// displaceLocked hides the remote peer shown in r under name, if any,
+// before peer id takes the name here (a join the record admitted, a
+// resume): the record holds no other peer of that name, so the shown
+// one left, or lost the name, and its news is late. The local peers see
+// it leave; its own departure, when it comes, is not shown again.
+func (h *hub) displaceLocked(r *room, name, id string) {
+	holder, taken := r.names[name]
+	if !taken || holder == id || r.peers[holder] != nil {
+		return
+	}
+	for i := range r.remote {
+		if rp := &r.remote[i]; rp.id == holder && !rp.hidden {
+			rp.hidden = true
+			delete(r.names, name)
+			left := encode(peerMsg{Type: TypePeerLeft, ID: holder})
+			for _, p := range r.peers {
+				p.enqueue(left)
+			}
+			return
+		}
 	}
 }
 

@@ -487,7 +487,7 @@ func (n *Node) sweep() {
 	now := time.Now()
 	var dead []string
 	n.mu.Lock()
-	if !n.lastSweep.IsZero() && now.Sub(n.lastSweep) > n.cfg.DeadAfter/2 {
+	if !n.lastSweep.IsZero() && now.Sub(n.lastSweep) > n.cfg.DeadAfter {
 		// The check itself ran late: this process was paused (SIGSTOP, a
 		// stalled VM), so the silence is its own, not the others'. They
 		// get a fresh DeadAfter; what they sent meanwhile is on its way.
