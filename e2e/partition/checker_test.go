@@ -47,6 +47,7 @@ type history struct {
 type tenure struct {
 	id, name, client, node string
 	start, end             time.Time
+	endKind                string // what ended it: leave, drop, closed, name-lost, end of run
 }
 
 // check tests the guarantees against the histories of one room's
@@ -74,9 +75,9 @@ func check(hists []history, windows []window, end time.Time) *report {
 	for _, h := range hists {
 		view := map[string]string{}
 		var cur *tenure
-		endTenure := func(at time.Time) {
+		endTenure := func(at time.Time, kind string) {
 			if cur != nil {
-				cur.end = at
+				cur.end, cur.endKind = at, kind
 				tenures = append(tenures, *cur)
 				cur = nil
 			}
@@ -91,7 +92,7 @@ func check(hists []history, windows []window, end time.Time) *report {
 					r.joins++
 				}
 				if cur != nil && cur.id != e.ID {
-					endTenure(e.At)
+					endTenure(e.At, "another welcome")
 				}
 				if cur == nil {
 					cur = &tenure{id: e.ID, name: e.Name, client: h.client, node: h.node, start: e.At}
@@ -110,24 +111,19 @@ func check(hists []history, windows []window, end time.Time) *report {
 				r.viewEvents++
 			case evLeave:
 				r.leaves++
-				endTenure(e.At)
+				endTenure(e.At, e.Kind)
 				clear(view)
 				myName = ""
 			case evDrop, evClosed:
 				// A drop may be followed by a resume under the same id: the
 				// tenure goes on only if the next welcome resumes it.
-				if cur != nil {
-					c := *cur
-					c.end = e.At
-					tenures = append(tenures, c)
-					cur = nil
-				}
+				endTenure(e.At, e.Kind)
 				clear(view)
 				myName = ""
 			case evError:
 				if e.Code == "name-lost" {
 					r.evictions++
-					endTenure(e.At)
+					endTenure(e.At, e.Code)
 					clear(view)
 					myName = ""
 				}
@@ -149,7 +145,7 @@ func check(hists []history, windows []window, end time.Time) *report {
 				r.violate("%s (%s) at %s sees two peers named %q: %v", h.client, myName, e.At.Format(time.StampMilli), dup, view)
 			}
 		}
-		endTenure(end)
+		endTenure(end, "end of run")
 	}
 	// Tenures that merely continue one another (a drop, then a resume of
 	// the same id) are one.
@@ -167,9 +163,9 @@ func check(hists []history, windows []window, end time.Time) *report {
 				}
 				s, e := b.start, minTime(a.end, b.end)
 				if uncovered(s, e, windows, a.node, b.node) {
-					r.violate("name %q held by %s (%s on %s, %s–%s) and %s (%s on %s, %s–%s) at once", name,
-						a.id, a.client, a.node, a.start.Format(time.StampMilli), a.end.Format(time.StampMilli),
-						b.id, b.client, b.node, b.start.Format(time.StampMilli), b.end.Format(time.StampMilli))
+					r.violate("name %q held by %s (%s on %s, %s–%s %s) and %s (%s on %s, %s–%s %s) at once", name,
+						a.id, a.client, a.node, a.start.Format(time.StampMilli), a.end.Format(time.StampMilli), a.endKind,
+						b.id, b.client, b.node, b.start.Format(time.StampMilli), b.end.Format(time.StampMilli), b.endKind)
 				}
 			}
 		}

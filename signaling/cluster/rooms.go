@@ -381,13 +381,15 @@ func (n *Node) probe(ctx context.Context, kv jetstream.KeyValue) error {
 	return err
 }
 
-// resync reads every room record and puts back this node's own peers
-// that are missing (dropped by the others while this node was cut off),
-// announcing them again, unless their name was taken meanwhile (then
-// they stay known only here until they leave, and a warning is logged).
-// The other nodes' peers are learnt from those nodes themselves
-// (askMembers), in order with their announcements: a record read here
-// may be older than an announcement already applied.
+// resync checks this node's own peers against the room records: a peer
+// missing from its record (dropped by the others while this node was cut
+// off or paused) is put back and announced again, unless another peer
+// took its name meanwhile: then the record's holder keeps the name and
+// this node's peer is evicted (signaling.CodeNameLost). Each room's
+// record is written back at the revision read, changed or not, so no
+// decision stands on a lagging replica's copy. The other nodes' peers
+// are learnt from those nodes themselves (askMembers), in order with
+// their announcements.
 func (n *Node) resync(ctx context.Context) error {
 	kvp := n.kv.Load()
 	if kvp == nil {
@@ -396,63 +398,45 @@ func (n *Node) resync(ctx context.Context) error {
 	kv := *kvp
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	w, err := kv.WatchAll(cctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = w.Stop() }()
-	present := map[string]bool{} // "room\x00id" of this node's members
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case e = <-w.Updates():
-		case <-cctx.Done():
-			return cctx.Err()
-		}
-		if e == nil {
-			break // initial values done
-		}
-		var rec record
-		if json.Unmarshal(e.Value(), &rec) != nil {
-			continue
-		}
-		for _, m := range rec.Members {
-			if m.Node == n.id {
-				present[e.Key()+"\x00"+m.ID] = true
-			}
-		}
-	}
+	byRoom := map[string][]signaling.Member{}
+	var rooms []string
 	for _, m := range n.rooms.Members() {
-		if m.Node != "" || present[m.Room+"\x00"+m.ID] {
+		if m.Node != "" {
 			continue
 		}
-		var taken, back bool
-		err := n.modify(cctx, kv, m.Room, func(r *record) bool {
-			taken, back = false, false
-			if r.index(m.ID) >= 0 {
-				return false
+		if _, ok := byRoom[m.Room]; !ok {
+			rooms = append(rooms, m.Room)
+		}
+		byRoom[m.Room] = append(byRoom[m.Room], m)
+	}
+	var failed error
+	for _, room := range rooms {
+		var lost, back []signaling.Member
+		err := n.modify(cctx, kv, room, func(r *record) bool {
+			lost, back = lost[:0], back[:0]
+			for _, m := range byRoom[room] {
+				switch {
+				case r.index(m.ID) >= 0:
+				case slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name && !n.stale(room, o) }):
+					lost = append(lost, m)
+				default:
+					r.Members = append(r.Members, member{ID: m.ID, Name: m.Name, Node: n.id})
+					back = append(back, m)
+				}
 			}
-			if slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name && !n.stale(m.Room, o) }) {
-				// Written back unchanged at its revision: the record read
-				// may be a lagging replica's, and the eviction stands only
-				// on the newest.
-				taken = true
-				return true
-			}
-			r.Members = append(r.Members, member{ID: m.ID, Name: m.Name, Node: n.id})
-			back = true
 			return true
 		})
-		switch {
-		case err != nil:
-			n.log.Warn("cluster: peer not put back in its room", "room", m.Room, "peer", m.ID, "error", err)
-		case taken:
-			// Another peer took the name while this node was cut off: the
-			// record's holder keeps it (signaling.CodeNameLost).
-			n.rooms.Evict(m.Room, m.ID)
-		case back:
-			n.Joined(m.Room, m.ID, m.Name)
+		if err != nil {
+			n.log.Warn("cluster: room not checked against its record", "room", room, "error", err)
+			failed = err
+			continue
+		}
+		for _, m := range lost {
+			n.rooms.Evict(room, m.ID)
+		}
+		for _, m := range back {
+			n.Joined(room, m.ID, m.Name)
 		}
 	}
-	return nil
+	return failed
 }
