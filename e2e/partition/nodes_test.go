@@ -234,8 +234,9 @@ func (n *node) logTail(lines int) string {
 // status is the node's GET /cluster (its metrics listener, on the
 // node's own loopback).
 type status struct {
-	Ready bool `json:"ready"`
-	Nodes []struct {
+	Ready    bool `json:"ready"`
+	Replicas int  `json:"replicas"`
+	Nodes    []struct {
 		Name  string `json:"name"`
 		Self  bool   `json:"self"`
 		Alive bool   `json:"alive"`
@@ -256,12 +257,13 @@ func (n *node) status() (status, error) {
 }
 
 // alive is the names of the nodes n takes for alive, itself included,
-// and whether n is ready.
+// and whether n is ready with the rooms bucket on three replicas.
 func (n *node) alive() ([]string, bool) {
 	st, err := n.status()
 	if err != nil {
 		return nil, false
 	}
+	st.Ready = st.Ready && st.Replicas == 3
 	var names []string
 	for _, o := range st.Nodes {
 		if o.Alive || o.Self {
@@ -272,7 +274,9 @@ func (n *node) alive() ([]string, bool) {
 	return names, st.Ready
 }
 
-// waitHealthy waits until every node is ready and sees all three alive.
+// waitHealthy waits until every node is ready, sees all three alive and
+// has the rooms bucket on three replicas (before, a bucket on one node
+// stops with that node).
 func (c *cluster) waitHealthy(t *testing.T, within time.Duration) {
 	t.Helper()
 	testenv.Eventually(t, within, "every node ready and seeing a, b and c alive", func() bool {

@@ -152,7 +152,7 @@ func (n *Node) handleMembers(msg *nats.Msg) {
 	}
 	n.stats.in(kindMembers)
 	n.answerMembers(msg.Reply)
-	if n.knownAlive(sender) {
+	if n.knownFor(sender, n.cfg.DeadAfter) {
 		// A node that knew this one asks again: it took this node for
 		// gone (cut off one way, or paused) and gave its peers' names
 		// back. Put them back, or evict those whose names went to others.
@@ -160,12 +160,14 @@ func (n *Node) handleMembers(msg *nats.Msg) {
 	}
 }
 
-// knownAlive reports whether node has been heard and is taken for alive.
-func (n *Node) knownAlive(node string) bool {
+// knownFor reports whether node is taken for alive and was first heard
+// more than d ago (a node that asks at its start, or when this one is
+// new to it, is not one that took this node for gone).
+func (n *Node) knownFor(node string, d time.Duration) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	pn := n.nodes[node]
-	return pn != nil && pn.name != "" && !pn.dead
+	return pn != nil && pn.name != "" && !pn.dead && time.Since(pn.firstSeen) > d
 }
 
 // reconcile runs resync in the background (once at a time) and then
@@ -428,7 +430,7 @@ func (n *Node) heard(hb heartbeatWire) {
 	// event, by id only).
 	isNew := pn == nil || pn.name == ""
 	if pn == nil {
-		pn = &peerNode{id: hb.Node}
+		pn = &peerNode{id: hb.Node, firstSeen: time.Now()}
 		n.nodes[hb.Node] = pn
 	}
 	changed := isNew || pn.relay != hb.Relay || pn.dead != hb.Gone
@@ -478,7 +480,7 @@ func (n *Node) noteNode(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.nodes[id] == nil {
-		n.nodes[id] = &peerNode{id: id, lastSeen: time.Now()}
+		n.nodes[id] = &peerNode{id: id, lastSeen: time.Now(), firstSeen: time.Now()}
 	}
 }
 

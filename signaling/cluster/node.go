@@ -137,7 +137,9 @@ type peerNode struct {
 	relay    relayrange.RelayRange
 	peers    int
 	lastSeen time.Time
-	dead     bool
+	// firstSeen is when this node first heard of it.
+	firstSeen time.Time
+	dead      bool
 }
 
 // New builds a Node on cfg.Conn. Nothing is sent before Start.

@@ -419,6 +419,8 @@ func (n *Node) resync(ctx context.Context) error {
 				case r.index(m.ID) >= 0:
 				case slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name && !n.stale(room, o) }):
 					lost = append(lost, m)
+				case !n.rooms.HasLocal(room, m.ID):
+					// Left since the list was taken: its release follows.
 				default:
 					r.Members = append(r.Members, member{ID: m.ID, Name: m.Name, Node: n.id})
 					back = append(back, m)
@@ -435,6 +437,11 @@ func (n *Node) resync(ctx context.Context) error {
 			n.rooms.Evict(room, m.ID)
 		}
 		for _, m := range back {
+			if !n.rooms.HasLocal(room, m.ID) {
+				// Left while its place was put back: give it back again.
+				n.rel.push(outMsg{kind: kindRelease, room: room, id: m.ID}, 0, false, false)
+				continue
+			}
 			n.Joined(room, m.ID, m.Name)
 		}
 	}
