@@ -142,7 +142,7 @@ func check(hists []history, windows []window, end time.Time) *report {
 				delivered[e.Sig.UID] = h.client
 			}
 			if dup := duplicateName(view, myName); dup != "" {
-				r.violate("%s (%s) at %s sees two peers named %q: %v", h.client, myName, e.At.Format(time.StampMilli), dup, view)
+				r.violate("%s (%s) at %s sees two peers named %q: %v; its last events: %s", h.client, myName, e.At.Format(time.StampMilli), dup, view, recent(h.events, e.At))
 			}
 		}
 		endTenure(end, "end of run")
@@ -226,4 +226,16 @@ func minTime(a, b time.Time) time.Time {
 // summary lists violations for a failure message.
 func (r *report) summary() string {
 	return strings.Join(r.violations, "\n")
+}
+
+// recent describes the events of es up to at, the last 8.
+func recent(es []ev, at time.Time) string {
+	var out []string
+	for _, e := range es {
+		if e.At.After(at) {
+			break
+		}
+		out = append(out, fmt.Sprintf("%s %s %s %s%s", e.At.Format("05.000"), e.Kind, e.ID, e.Name, e.Code))
+	}
+	return strings.Join(out[max(0, len(out)-8):], "; ")
 }

@@ -245,7 +245,8 @@ type status struct {
 
 func (n *node) status() (status, error) {
 	var st status
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// The node gives JetStream 2 s to answer within its status.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:9464/cluster", nil)
 	resp, err := n.host.HTTPClient(nil).Do(req)

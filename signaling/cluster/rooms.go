@@ -136,6 +136,18 @@ func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, n
 	return others, nil
 }
 
+// heldHere reports whether m is this node's and its peer is in room
+// here, or being admitted.
+func (n *Node) heldHere(room string, m member) bool {
+	if m.Node != n.id {
+		return false
+	}
+	n.mu.Lock()
+	_, pending := n.pending[m.ID]
+	n.mu.Unlock()
+	return pending || n.rooms.HasLocal(room, m.ID)
+}
+
 // retry waits a moment before another try; false once ctx has ended.
 func retry(ctx context.Context) bool {
 	select {
@@ -273,7 +285,12 @@ func (n *Node) releaser(ctx context.Context) {
 				cctx, cancel := context.WithTimeout(ctx, admitTimeout)
 				err := n.modify(cctx, *kvp, room, func(r *record) bool {
 					before := len(r.Members)
-					r.Members = slices.DeleteFunc(r.Members, func(m member) bool { return slices.Contains(ids, m.ID) })
+					r.Members = slices.DeleteFunc(r.Members, func(m member) bool {
+						// A peer id outlives a leave (a connection that leaves
+						// and joins again keeps it): one back here, or being
+						// admitted again, keeps the place it holds now.
+						return slices.Contains(ids, m.ID) && !n.heldHere(room, m)
+					})
 					return len(r.Members) != before
 				})
 				cancel()
