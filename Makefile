@@ -2,6 +2,8 @@
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     go.mod tidy, vet, then every test with the race detector, then short fuzz runs
 #   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed)
+#   make soak     icebox under churn for SOAK (default 60m), one node then a cluster of
+#                 three; fails if RSS, descriptors, goroutines or heap keep growing
 #   make install  binary, systemd unit, sysusers and sysctl entries, /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
 
@@ -19,7 +21,9 @@ FUZZ_PEER      ?= 60000x
 FUZZ_CLASSIFY  ?= 80000x
 FUZZ_FRAMING   ?= 100000x
 
-.PHONY: all build run test typecheck fuzz bench install uninstall clean
+SOAK    ?= 60m
+
+.PHONY: all build run test typecheck fuzz bench soak install uninstall clean
 
 all: build
 
@@ -74,6 +78,12 @@ bench: build
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -duration 8s -rounds 2 -mem-allocs 2000
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -burst 8 -duration 8s -rounds 2 -mem-allocs 0
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 200 -rate 50000 -duration 8s -rounds 2 -mem-allocs 0
+
+# A long churn run (bench/soak): one node, then a cluster of three, each
+# for SOAK. `make soak SOAK=3m` is the short run.
+soak: build
+	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -nodes 1
+	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -nodes 3
 
 install:
 	@[ -x bin/icebox ] || $(MAKE) build
