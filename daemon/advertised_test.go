@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // fakeMetadata is an AWS-style instance metadata service (IMDSv2) on
@@ -127,27 +127,19 @@ func TestAdvertisedOneAddress(t *testing.T) {
 		checkURLs(t, "page", []byte(m[1]), want)
 		checkURLs(t, "/api/v1/ice-servers", []byte(get(t, base+"/api/v1/ice-servers")), want)
 
-		ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.HTTPAddr().String()+"/ws", http.Header{"Origin": {base}})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ws, err := sigclient.Dial(ctx, "ws://"+d.HTTPAddr().String()+"/ws", sigclient.DialOptions{Origin: base})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ws.Close()
-		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if err := ws.WriteJSON(map[string]string{"type": "join", "room": "advertised-room", "name": "alice"}); err != nil {
-			t.Fatal(err)
+		welcome, err := ws.Join(ctx, wire.Join{Room: "advertised-room", Name: "alice"})
+		if err != nil {
+			t.Fatalf("no welcome: %v", err)
 		}
-		for {
-			_, msg, err := ws.ReadMessage()
-			if err != nil {
-				t.Fatalf("no welcome: %v", err)
-			}
-			var typ struct{ Type string }
-			json.Unmarshal(msg, &typ)
-			if typ.Type == "welcome" {
-				checkURLs(t, "welcome", msg, want)
-				break
-			}
-		}
+		msg, _ := wire.Marshal(welcome)
+		checkURLs(t, "welcome", msg, want)
 	})
 }
 

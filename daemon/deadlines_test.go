@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/signaling"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 	"github.com/icebox-project/icebox/turnsrv"
 )
 
@@ -73,23 +73,25 @@ func TestRequestDeadlines(t *testing.T) {
 	}
 
 	// A WebSocket in a room, before either deadline can pass.
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Origin": {"http://" + addr}})
+	wsCtx, cancel := context.WithTimeout(context.Background(), failGuard)
+	defer cancel()
+	ws, err := sigclient.Dial(wsCtx, "ws://"+addr+"/ws", sigclient.DialOptions{Origin: "http://" + addr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	exchange := func(msg, want string) {
+	exchange := func(m wire.Message, want string) {
 		t.Helper()
-		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		if err := ws.Send(m); err != nil {
 			t.Fatalf("WebSocket write: %v", err)
 		}
-		_ = ws.SetReadDeadline(time.Now().Add(failGuard))
-		var got map[string]any
-		if err := ws.ReadJSON(&got); err != nil || got["type"] != want {
-			t.Fatalf("WebSocket %s: got %v, %v; want %s", msg, got, err, want)
+		ctx, cancel := context.WithTimeout(context.Background(), failGuard)
+		defer cancel()
+		if got, err := ws.Receive(ctx); err != nil || got.MessageType() != want {
+			t.Fatalf("WebSocket %s: got %#v, %v; want %s", m.MessageType(), got, err, want)
 		}
 	}
-	exchange(`{"type":"join","room":"deadlines","name":"alice"}`, "welcome")
+	exchange(&wire.Join{Room: "deadlines", Name: "alice"}, wire.TypeWelcome)
 
 	// A whole body is served.
 	c := dial()
@@ -122,7 +124,7 @@ func TestRequestDeadlines(t *testing.T) {
 	}
 
 	// Both deadlines have passed: the WebSocket carries on.
-	exchange(`{"type":"ping"}`, "pong")
+	exchange(&wire.Ping{}, wire.TypePong)
 }
 
 func isTimeout(err error) bool {

@@ -1,14 +1,15 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/signaling/sigclient"
 )
 
 // TestIPv6AggregateLimits: through the whole daemon, a client with a /56
@@ -43,12 +44,13 @@ func TestIPv6AggregateLimits(t *testing.T) {
 	url := "ws" + strings.TrimPrefix(ib.URL, "http") + "/ws"
 	for i := range 256 {
 		hdr := http.Header{"Origin": {ib.URL}, "X-Forwarded-For": {fmt.Sprintf("2001:db8:2:ff%02x::1", i)}}
-		conn, resp, err := websocket.DefaultDialer.Dial(url, hdr)
+		c, err := sigclient.Dial(context.Background(), url, sigclient.DialOptions{Header: hdr})
+		var de *sigclient.DialError
 		switch {
 		case err == nil:
-			t.Cleanup(func() { conn.Close() })
+			t.Cleanup(func() { c.Close() })
 			ws++
-		case resp != nil && resp.StatusCode == http.StatusTooManyRequests:
+		case errors.As(err, &de) && de.StatusCode == http.StatusTooManyRequests:
 		default:
 			t.Fatalf("WebSocket from /64 #%d: %v", i, err)
 		}

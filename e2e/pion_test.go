@@ -1,16 +1,18 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // pionPeer is a pion/webrtc peer that signals through icebox's /ws with
@@ -18,8 +20,7 @@ import (
 type pionPeer struct {
 	t      *testing.T
 	name   string
-	ws     *websocket.Conn
-	wsMu   sync.Mutex
+	sig    *sigclient.Client
 	pc     *webrtc.PeerConnection
 	id     string
 	remote atomic.Value // peer id string
@@ -43,28 +44,23 @@ func newPionPeer(t *testing.T, ib *icebox, room, name string) *pionPeer {
 	}
 	t.Cleanup(func() { pc.Close() })
 	wsURL := "ws" + strings.TrimPrefix(ib.URL, "http") + "/ws"
-	ws, _, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Origin": {ib.URL}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, err := sigclient.Dial(ctx, wsURL, sigclient.DialOptions{Origin: ib.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	p := &pionPeer{t: t, name: name, ws: ws, pc: pc, got: make(chan string, 16), dc: make(chan *webrtc.DataChannel, 1)}
+	p := &pionPeer{t: t, name: name, sig: ws, pc: pc, got: make(chan string, 16), dc: make(chan *webrtc.DataChannel, 1)}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil && p.peer() != "" {
 			p.signal(map[string]any{"candidate": c.ToJSON()})
 		}
 	})
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) { p.watch(dc) })
-	if err := ws.WriteJSON(map[string]string{"type": "join", "room": room, "name": name}); err != nil {
-		t.Fatal(err)
-	}
-	var welcome struct {
-		Type  string
-		ID    string
-		Peers []struct{ ID, Name string }
-	}
-	if err := ws.ReadJSON(&welcome); err != nil || welcome.Type != "welcome" {
-		t.Fatalf("%s: welcome: %+v %v", name, welcome, err)
+	welcome, err := ws.Join(ctx, wire.Join{Room: room, Name: name})
+	if err != nil {
+		t.Fatalf("%s: join: %v", name, err)
 	}
 	p.id = welcome.ID
 	if len(welcome.Peers) > 0 {
@@ -84,9 +80,7 @@ func (p *pionPeer) watch(dc *webrtc.DataChannel) {
 }
 
 func (p *pionPeer) signal(data any) {
-	p.wsMu.Lock()
-	defer p.wsMu.Unlock()
-	if err := p.ws.WriteJSON(map[string]any{"type": "signal", "to": p.peer(), "data": data}); err != nil {
+	if err := p.sig.Signal(p.peer(), data); err != nil {
 		p.t.Errorf("%s: signal: %v", p.name, err)
 	}
 }
@@ -97,26 +91,26 @@ func (p *pionPeer) signal(data any) {
 func (p *pionPeer) serve() {
 	var pending []webrtc.ICECandidateInit
 	for {
-		var m struct {
-			Type string
-			ID   string
-			From string
-			Data struct {
-				Description *webrtc.SessionDescription `json:"description"`
-				Candidate   *webrtc.ICECandidateInit   `json:"candidate"`
-			}
-		}
-		if err := p.ws.ReadJSON(&m); err != nil {
+		msg, err := p.sig.Receive(context.Background())
+		if err != nil {
 			return
 		}
-		switch m.Type {
-		case "peer-joined":
+		switch m := msg.(type) {
+		case *wire.PeerJoined:
 			p.remote.Store(m.ID)
-		case "signal":
+		case *wire.Signal:
 			if m.From != p.peer() {
 				p.t.Errorf("%s: signal from %q, want %q", p.name, m.From, p.peer())
 			}
-			if d := m.Data.Description; d != nil {
+			var data struct {
+				Description *webrtc.SessionDescription `json:"description"`
+				Candidate   *webrtc.ICECandidateInit   `json:"candidate"`
+			}
+			if err := json.Unmarshal(m.Data, &data); err != nil {
+				p.t.Errorf("%s: signal data: %v", p.name, err)
+				continue
+			}
+			if d := data.Description; d != nil {
 				if err := p.pc.SetRemoteDescription(*d); err != nil {
 					p.t.Errorf("%s: SetRemoteDescription: %v", p.name, err)
 					continue
@@ -139,7 +133,7 @@ func (p *pionPeer) serve() {
 					p.signal(map[string]any{"description": p.pc.LocalDescription()})
 				}
 			}
-			if c := m.Data.Candidate; c != nil {
+			if c := data.Candidate; c != nil {
 				if p.pc.RemoteDescription() == nil {
 					pending = append(pending, *c)
 				} else if err := p.pc.AddICECandidate(*c); err != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/signaling/sigclient"
 )
 
 // TestSharedPortWebLimits: the web server's limits hold on the port it
@@ -44,14 +46,16 @@ func TestSharedPortWebLimits(t *testing.T) {
 	})
 	addr := ib.HTTPAddr().String()
 	origin := http.Header{"Origin": {"https://" + addr}}
-	dial := func(alpn []string, h http.Header) (*websocket.Conn, int, error) {
+	dial := func(alpn []string, h http.Header) (*sigclient.Client, int, error) {
 		d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: "localhost", NextProtos: alpn}, HandshakeTimeout: 10 * time.Second}
-		ws, resp, err := d.Dial("wss://"+addr+"/ws", h)
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ws, err := sigclient.Dial(ctx, "wss://"+addr+"/ws", sigclient.DialOptions{Header: h, Dialer: &d})
+		var de *sigclient.DialError
+		if errors.As(err, &de) {
+			return nil, de.StatusCode, err
 		}
-		return ws, code, err
+		return ws, http.StatusSwitchingProtocols, err
 	}
 	for _, alpn := range [][]string{{"http/1.1"}, nil} {
 		ws, _, err := dial(alpn, origin)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/internal/turntest"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // TestSharedListener: one port (port 0 here, 443 in production) serves
@@ -77,23 +80,25 @@ func TestSharedListener(t *testing.T) {
 
 	// A WSS join on the same port.
 	d := websocket.Dialer{TLSClientConfig: tlsConf.Clone(), HandshakeTimeout: 10 * time.Second}
-	ws, _, err := d.Dial("wss://"+addr+"/ws", http.Header{"Origin": {"https://" + addr}})
+	wsCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, err := sigclient.Dial(wsCtx, "wss://"+addr+"/ws", sigclient.DialOptions{Origin: "https://" + addr, Dialer: &d})
 	if err != nil {
 		t.Fatalf("WSS: %v", err)
 	}
 	defer ws.Close()
-	send := func(msg map[string]string, want string) {
+	send := func(m wire.Message, want string) {
 		t.Helper()
-		if err := ws.WriteJSON(msg); err != nil {
+		if err := ws.Send(m); err != nil {
 			t.Fatal(err)
 		}
-		var got map[string]any
-		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if err := ws.ReadJSON(&got); err != nil || got["type"] != want {
-			t.Fatalf("WSS %s: got %v %v, want %s", msg["type"], got, err, want)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if got, err := ws.Receive(ctx); err != nil || got.MessageType() != want {
+			t.Fatalf("WSS %s: got %#v %v, want %s", m.MessageType(), got, err, want)
 		}
 	}
-	send(map[string]string{"type": "join", "room": "shared-room", "name": "alice"}, "welcome")
+	send(&wire.Join{Room: "shared-room", Name: "alice"}, wire.TypeWelcome)
 
 	// pion's TURN client over TLS with the page's credential.
 	echo := turntest.UDPEcho(t)
@@ -128,7 +133,7 @@ func TestSharedListener(t *testing.T) {
 	if got := ib.TURN().Stats().SharedNeither.Load(); got != 1 {
 		t.Errorf("connections of neither protocol: got %d, want 1", got)
 	}
-	send(map[string]string{"type": "ping"}, "pong") // the WebSocket is still open
+	send(&wire.Ping{}, wire.TypePong) // the WebSocket is still open
 	pionOverTLS()
 	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf.Clone()}}).Get("https://" + addr + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
@@ -153,18 +158,15 @@ func TestSharedPlainListener(t *testing.T) {
 	if urls := turnURLs.URLs; urls[len(urls)-1] != "turn:127.0.0.1:"+port+"?transport=tcp" {
 		t.Fatalf("TURN URLs %v: want turn:127.0.0.1:%s?transport=tcp last", urls, port)
 	}
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Origin": {ib.URL}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, err := sigclient.Dial(ctx, "ws://"+addr+"/ws", sigclient.DialOptions{Origin: ib.URL})
 	if err != nil {
 		t.Fatalf("WS: %v", err)
 	}
 	defer ws.Close()
-	if err := ws.WriteJSON(map[string]string{"type": "join", "room": "plain-room", "name": "alice"}); err != nil {
-		t.Fatal(err)
-	}
-	var welcome map[string]any
-	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := ws.ReadJSON(&welcome); err != nil || welcome["type"] != "welcome" {
-		t.Fatalf("WS join: %v %v", welcome, err)
+	if _, err := ws.Join(ctx, wire.Join{Room: "plain-room", Name: "alice"}); err != nil {
+		t.Fatalf("WS join: %v", err)
 	}
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // TestCredentialIDNotPeerID: welcome credentials are minted for a random
@@ -21,14 +21,14 @@ func TestCredentialIDNotPeerID(t *testing.T) {
 	a, b := dial(t, url), dial(t, url)
 	wa, wb := a.join("r", "alice"), b.join("r", "bob")
 	var users []string
-	for _, w := range []msg{wa, wb} {
-		u := w["iceServers"].([]any)[0].(map[string]any)["username"].(string)
+	for _, w := range []*wire.Welcome{wa, wb} {
+		u := w.ICEServers[0].Username
 		user := strings.TrimPrefix(u, "u-")
 		if !strings.HasPrefix(user, "peer:") || len(user) < len("peer:")+32 {
 			t.Errorf("credential user %q, want peer:<32+ random characters>", user)
 		}
-		if strings.Contains(user, w["id"].(string)) {
-			t.Errorf("credential user %q holds the peer id %v", user, w["id"])
+		if strings.Contains(user, w.ID) {
+			t.Errorf("credential user %q holds the peer id %v", user, w.ID)
 		}
 		users = append(users, user)
 	}
@@ -41,12 +41,7 @@ func TestCredentialIDNotPeerID(t *testing.T) {
 // (127.0.0.0/8) naming it in X-Forwarded-For.
 func fromAddr(t *testing.T, url, ip string) *wsClient {
 	t.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"X-Forwarded-For": {ip}})
-	if err != nil {
-		t.Fatalf("dial as %s: %v (%v)", ip, err, resp)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &wsClient{t: t, conn: conn}
+	return dialWith(t, url, sigclient.DialOptions{Header: http.Header{"X-Forwarded-For": {ip}}})
 }
 
 func trustLoopback(c *Config) {
@@ -66,14 +61,16 @@ func TestMintingLimitWS(t *testing.T) {
 	})
 	// A wrong password costs no credential.
 	g := fromAddr(t, url, "2001:db8:5:6::1")
-	g.send(msg{"type": "join", "room": "locked", "name": "g", "password": "wrong"})
-	g.expect("error", CodeBadPassword)
+	g.send(&wire.Join{Room: "locked", Name: "g", Password: "wrong"})
+	g.expectError(wire.CodeBadPassword)
 	fromAddr(t, url, "2001:db8:5:6::2").join("r", "one")
 	fromAddr(t, url, "2001:db8:5:6:1::3").join("r", "two")
 	third := fromAddr(t, url, "2001:db8:5:6:ffff::4")
-	third.send(msg{"type": "join", "room": "r", "name": "three"})
-	e := third.expect("error", CodeRateLimited)
-	if !strings.Contains(e["message"].(string), "TURN credentials") || e["iceServers"] != nil {
+	third.send(&wire.Join{Room: "r", Name: "three"})
+	e := third.expectError(wire.CodeRateLimited)
+	// No credentials: a refusal is a *wire.Error, which has no member
+	// for them.
+	if !strings.Contains(e.Message, "TURN credentials") {
 		t.Errorf("refusal: got %v", e)
 	}
 	fromAddr(t, url, "2001:db8:5:7::1").join("r", "other-64") // another /64
@@ -106,26 +103,26 @@ func TestPasswordThrottleKeys(t *testing.T) {
 			for i := 0; i < 3; i++ {
 				ip := tt.addrs[i%len(tt.addrs)]
 				g := fromAddr(t, url, ip)
-				g.send(msg{"type": "join", "room": "a", "name": "g", "password": "guess"})
-				g.expect("error", CodeBadPassword)
+				g.send(&wire.Join{Room: "a", Name: "g", Password: "guess"})
+				g.expectError(wire.CodeBadPassword)
 				// The attacker knows room b's password and joins it between guesses.
 				b := fromAddr(t, url, ip)
-				b.send(msg{"type": "join", "room": "b", "name": "b" + string(rune('0'+i)), "password": "pw-b"})
-				b.expect("welcome")
+				b.send(&wire.Join{Room: "b", Name: "b" + string(rune('0'+i)), Password: "pw-b"})
+				expect[*wire.Welcome](b)
 			}
 			g := fromAddr(t, url, tt.addrs[len(tt.addrs)-1])
-			g.send(msg{"type": "join", "room": "a", "name": "g", "password": "pw-a"})
-			if e := g.expect("error", CodeRateLimited); !strings.Contains(e["message"].(string), "wrong passwords") {
-				t.Errorf("refusal message: %v", e["message"])
+			g.send(&wire.Join{Room: "a", Name: "g", Password: "pw-a"})
+			if e := g.expectError(wire.CodeRateLimited); !strings.Contains(e.Message, "wrong passwords") {
+				t.Errorf("refusal message: %v", e.Message)
 			}
 			// Room b, where this address guessed nothing wrong, stays open.
 			b := fromAddr(t, url, tt.addrs[0])
-			b.send(msg{"type": "join", "room": "b", "name": "late", "password": "pw-b"})
-			b.expect("welcome")
+			b.send(&wire.Join{Room: "b", Name: "late", Password: "pw-b"})
+			expect[*wire.Welcome](b)
 			// Another address, or another /64, is unaffected.
 			o := fromAddr(t, url, "203.0.113.9")
-			o.send(msg{"type": "join", "room": "a", "name": "o", "password": "pw-a"})
-			o.expect("welcome")
+			o.send(&wire.Join{Room: "a", Name: "o", Password: "pw-a"})
+			expect[*wire.Welcome](o)
 		})
 	}
 }
@@ -191,10 +188,10 @@ func TestEmptyPasswordIsNoGuess(t *testing.T) {
 	s.guesses.maxFails = 2
 	for i := 0; i < 5; i++ {
 		g := fromAddr(t, url, "198.51.100.77")
-		g.send(msg{"type": "join", "room": "a", "name": "g"})
-		g.expect("error", CodeBadPassword)
+		g.send(&wire.Join{Room: "a", Name: "g"})
+		g.expectError(wire.CodeBadPassword)
 	}
 	g := fromAddr(t, url, "198.51.100.77")
-	g.send(msg{"type": "join", "room": "a", "name": "g", "password": "pw-a"})
-	g.expect("welcome")
+	g.send(&wire.Join{Room: "a", Name: "g", Password: "pw-a"})
+	expect[*wire.Welcome](g)
 }

@@ -1,27 +1,15 @@
 package signaling
 
-import "fmt"
+import (
+	"fmt"
 
-// CodeNameLost tells a peer it is out of its room: its node was cut off
-// from the rest of the cluster, the others gave its name back meanwhile
-// and another peer took it. The connection stays open; joining again
-// (under another name, or the same once free) is the way back. Sent as
-// {"type":"error","code":"name-lost","message":…,"room":…,"name":…}.
-const CodeNameLost = "name-lost"
-
-// nameLostMsg is the error CodeNameLost.
-type nameLostMsg struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Room    string `json:"room"`
-	Name    string `json:"name"`
-}
+	"github.com/icebox-project/icebox/signaling/wire"
+)
 
 // Evict takes this node's peer id out of room because its name belongs
 // to another peer across the cluster (the cluster's record says so):
 // the room's other local peers see it leave, the other nodes are told
-// (Cluster.Left), and the peer gets the error CodeNameLost on a
+// (Cluster.Left), and the peer gets the error wire.CodeNameLost on a
 // connection that stays open. A suspended peer's suspension ends. It
 // returns false, changing nothing, when id is no peer of room here.
 // Called by the Cluster.
@@ -33,24 +21,23 @@ func (s *Server) Evict(roomName, id string) bool {
 	if r == nil {
 		return false
 	}
-	c := r.peers[id]
-	if c == nil {
+	p := r.peers[id]
+	if p == nil {
 		return false
 	}
-	s.evictLocked(r, c)
+	s.evictLocked(r, p)
 	return true
 }
 
-// evictLocked is Evict of c, a peer of r here; hub.mu is held.
-func (s *Server) evictLocked(r *room, c *client) {
+// evictLocked is Evict of p, a peer of r here; hub.mu is held.
+func (s *Server) evictLocked(r *room, p *peer) {
 	h := s.hub
-	name := c.name
-	if c.suspended.Load() {
-		h.endSuspension(c)
+	if p.suspended.Load() {
+		h.endSuspension(p)
 	} else {
-		c.enqueue(encode(nameLostMsg{Type: TypeError, Code: CodeNameLost, Room: r.name, Name: name,
-			Message: fmt.Sprintf("your node was cut off from the cluster and the name %q in room %q went to another peer meanwhile; join again", name, r.name)}))
+		p.enqueue(encode(&wire.Error{Code: wire.CodeNameLost,
+			Message: fmt.Sprintf("your node was cut off from the cluster and the name %q in room %q went to another peer meanwhile; join again", p.name, r.name)}))
 	}
-	h.leaveLocked(c)
-	s.log.Warn("peer evicted: its name went to another peer while its node was cut off", "room", r.name, "peer", c.id)
+	h.leaveLocked(p)
+	s.log.Warn("peer evicted: its name went to another peer while its node was cut off", "room", r.name, "peer", p.id)
 }

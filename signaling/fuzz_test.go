@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 )
 
@@ -31,12 +32,13 @@ func FuzzDispatch(f *testing.F) {
 		}, Clock: newFakeClock()})
 	s.guesses.base = 0 // wrong passwords answered at once
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// conn is nil: handle never touches it, and suspended clients
-		// queue messages without starting a writer, which the test drains.
-		other := newClient(s, nil, "127.0.0.1:1", "127.0.0.1")
-		c := newClient(s, nil, "127.0.0.1:2", "127.0.0.1")
-		other.suspended.Store(true)
-		c.suspended.Store(true)
+		// The WebSocket is nil: handle never touches it, and held queues
+		// take messages without starting a writer, which the test drains.
+		other := newConn(s, nil, "127.0.0.1:1", "127.0.0.1")
+		c := newConn(s, nil, "127.0.0.1:2", "127.0.0.1")
+		var held atomic.Int64
+		other.out.hold(&held)
+		c.out.hold(&held)
 		s.hub.register(other)
 		s.hub.register(c)
 		defer s.hub.unregister(other, false)
@@ -44,9 +46,11 @@ func FuzzDispatch(f *testing.F) {
 		other.handle([]byte(`{"type":"join","room":"r","name":"other"}`))
 		c.handle([]byte(`{"type":"join","room":"r","name":"fuzzer"}`))
 		c.handle(data)
-		c.handle([]byte(`{"type":"signal","to":"` + other.id + `","data":{"after":true}}`))
-		for _, cl := range []*client{c, other} {
-			for _, b := range frames(cl.out.take()) {
+		c.handle([]byte(`{"type":"signal","to":"` + other.peer.id + `","data":{"after":true}}`))
+		for _, cl := range []*conn{c, other} {
+			q := cl.out.take()
+			cl.out.hold(&held) // take makes a queue live again
+			for _, b := range frames(q) {
 				var m struct{ Type string }
 				if err := json.Unmarshal(b, &m); err != nil || m.Type == "" {
 					t.Fatalf("queued a message that is not protocol JSON: %q", b)

@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -11,22 +10,27 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // hub owns every room and every connection. One mutex guards it all: each
 // operation is a few map look-ups plus non-blocking enqueues, so holding
 // it never waits on a network write. Lock order: doc.go.
 type hub struct {
-	mu      sync.Mutex
-	rooms   map[string]*room
-	clients map[*client]struct{}
+	mu    sync.Mutex
+	rooms map[string]*room
+	conns map[*conn]struct{}
 	// suspended holds peers whose connection dropped, by resume token,
 	// for ResumeWindow.
-	suspended    map[string]*client
+	suspended    map[string]*peer
 	resumeWindow time.Duration
 	// after starts the resume-window timers (Server.afterFunc).
 	after  func(time.Duration, func()) Timer
 	closed bool
+	// known is closed, and set to nil, when a peer becomes known in a
+	// room here (seated, announced by another node, resumed) or the hub
+	// closes; awaitKnown makes it when it has to wait. nil: nobody waits.
+	known chan struct{}
 	// cl links the rooms with other nodes (Config.Cluster); nil on a
 	// single node, where rooms hold only local peers and nothing below
 	// calls out. Only its non-blocking methods are called under mu.
@@ -35,8 +39,8 @@ type hub struct {
 
 type room struct {
 	name  string
-	peers map[string]*client // local peers, by peer id
-	names map[string]string  // display name → peer id, local and remote
+	peers map[string]*peer  // local peers, by peer id
+	names map[string]string // display name → peer id, local and remote
 	// remote holds the room's peers on other nodes, in no order; nil
 	// until the first arrives (always nil on a single node). A slice, not
 	// a map: a room holds a few peers (max_peers_per_room), and a node
@@ -67,7 +71,7 @@ func (r *room) dropRemote(id string) {
 }
 
 func newHub(resumeWindow time.Duration, after func(time.Duration, func()) Timer, cl Cluster) *hub {
-	return &hub{rooms: map[string]*room{}, clients: map[*client]struct{}{}, suspended: map[string]*client{},
+	return &hub{rooms: map[string]*room{}, conns: map[*conn]struct{}{}, suspended: map[string]*peer{},
 		resumeWindow: resumeWindow, after: after, cl: cl}
 }
 
@@ -75,13 +79,13 @@ func newHub(resumeWindow time.Duration, after func(time.Duration, func()) Timer,
 func (r *room) empty() bool { return len(r.peers) == 0 && len(r.remote) == 0 }
 
 // register adds a connection; false once the hub is closed.
-func (h *hub) register(c *client) bool {
+func (h *hub) register(c *conn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return false
 	}
-	h.clients[c] = struct{}{}
+	h.conns[c] = struct{}{}
 	return true
 }
 
@@ -90,32 +94,33 @@ func (h *hub) register(c *client) bool {
 // messages for it are held (within the held bounds, MaxHeldBytes), a
 // join with its resume token takes it over, and it keeps its client
 // address's place in the per-address limit until then.
-func (h *hub) unregister(c *client, resumable bool) {
+func (h *hub) unregister(c *conn, resumable bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.clients, c)
-	if resumable && c.room != nil && !h.closed && c.resumeToken != "" {
-		dropped, ok := c.out.hold(&c.room.held)
-		c.tellDropped(dropped)
+	delete(h.conns, c)
+	p := c.peer
+	if resumable && p.room != nil && !h.closed && p.resumeToken != "" {
+		dropped, ok := p.out.hold(&p.room.held)
+		p.tellDropped(dropped)
 		if ok {
-			c.suspended.Store(true)
-			h.suspended[c.resumeToken] = c
-			c.suspendTimer = h.after(h.resumeWindow, func() { h.expire(c) })
+			p.suspended.Store(true)
+			h.suspended[p.resumeToken] = p
+			p.suspendTimer = h.after(h.resumeWindow, func() { h.expire(p) })
 			return
 		}
 	}
-	h.leaveLocked(c)
+	h.leaveLocked(p)
 }
 
 // ended is called once c's connection has ended (its goroutines done).
 // Unless c's peer is suspended, its outbox is closed and its place in
 // the per-address limit released; for a suspended peer both happen when
 // the suspension ends (endSuspension).
-func (h *hub) ended(c *client) {
+func (h *hub) ended(c *conn) {
 	h.mu.Lock()
-	suspended := c.suspended.Load()
+	held := c.peer.suspended.Load() && c.peer.conn == c
 	h.mu.Unlock()
-	if !suspended {
+	if !held {
 		c.out.close()
 		c.releaseSlot()
 	}
@@ -123,191 +128,190 @@ func (h *hub) ended(c *client) {
 
 // endSuspension ends c's suspension, whichever way (resume, expiry,
 // handover, close), and returns what was held for it. h.mu is held.
-func (h *hub) endSuspension(c *client) []queued {
-	c.suspended.Store(false)
-	delete(h.suspended, c.resumeToken)
-	c.suspendTimer.Stop()
-	c.releaseSlot()
-	return c.out.close()
+func (h *hub) endSuspension(p *peer) []queued {
+	p.suspended.Store(false)
+	delete(h.suspended, p.resumeToken)
+	p.suspendTimer.Stop()
+	p.conn.releaseSlot()
+	return p.out.close()
 }
 
 // expire ends a suspension: the peer leaves its room for good, and what
 // was held for it is dropped.
-func (h *hub) expire(c *client) {
+func (h *hub) expire(p *peer) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !c.suspended.Load() {
+	if !p.suspended.Load() {
 		return
 	}
-	h.endSuspension(c)
-	h.leaveLocked(c)
+	h.endSuspension(p)
+	h.leaveLocked(p)
+}
+
+// expireOf is expire for the peer of c, the connection that dropped, if
+// c still holds it.
+func (h *hub) expireOf(c *conn) {
+	h.mu.Lock()
+	p := c.peer
+	mine := p.conn == c
+	h.mu.Unlock()
+	if mine {
+		h.expire(p)
+	}
 }
 
 // resume hands the suspended peer with token to c: same id and name, same
 // place in the room, its queued messages after the new welcome. The room
 // sees nothing. ok is false for an unknown, expired or other-room token.
-func (h *hub) resume(c *client, token, roomName string, iceServers []rtc.ICEServer, ttl int64) (ok bool) {
+func (h *hub) resume(c *conn, token, roomName string, iceServers []rtc.ICEServer, ttl int64) (ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	old := h.suspended[token]
-	if old == nil || old.room.name != roomName || c.room != nil {
+	p := h.suspended[token]
+	if p == nil || p.room.name != roomName || c.peer.room != nil {
 		return false
 	}
-	held := h.endSuspension(old)
-	r := old.room
-	c.id, c.name, c.room = old.id, old.name, r
-	c.resumeToken = newToken()
-	r.peers[c.id] = c
-	old.room = nil
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peersOf(r, c),
-		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
-	c.requeue(held)
+	held := h.endSuspension(p)
+	// c takes the peer over, with its own queue; the one held for the
+	// peer follows the welcome there.
+	p.conn, p.out, c.peer = c, c.out, p
+	p.resumeToken = newToken()
+	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: p.room.name, Peers: peersOf(p.room, p),
+		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true}))
+	p.requeue(held)
 	return true
 }
 
-func peersOf(r *room, except *client) []PeerInfo {
-	peers := make([]PeerInfo, 0, len(r.peers)+len(r.remote))
+func peersOf(r *room, except *peer) []wire.PeerInfo {
+	peers := make([]wire.PeerInfo, 0, len(r.peers)+len(r.remote))
 	for id, p := range r.peers {
 		if p != except {
-			peers = append(peers, PeerInfo{ID: id, Name: p.name})
+			peers = append(peers, wire.PeerInfo{ID: id, Name: p.name})
 		}
 	}
 	for _, p := range r.remote {
 		if !p.hidden {
-			peers = append(peers, PeerInfo{ID: p.id, Name: p.name})
+			peers = append(peers, wire.PeerInfo{ID: p.id, Name: p.name})
 		}
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	return peers
 }
 
-// protoError is a refused request, sent to the client as an error
-// message with code (Code*).
-type protoError struct{ code, message string }
-
 // join puts c in the named room under name. iceServers and ttl are the
 // credentials for welcome, minted by the caller outside the lock.
-func (h *hub) join(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *protoError {
+func (h *hub) join(c *conn, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room != nil {
-		return &protoError{CodeBadMessage, fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
-	}
-	if roomPassword != "" && subtle.ConstantTimeCompare([]byte(password), []byte(roomPassword)) != 1 {
-		return &protoError{CodeBadPassword, "wrong or missing password for room " + roomName}
-	}
 	r := h.rooms[roomName]
+	j := joinRequest{current: c.peer.room, room: roomName, name: name, password: password, roomPassword: roomPassword}
+	if e := admit(j, r, len(h.rooms), lim); e != nil {
+		return e
+	}
 	if r == nil {
-		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
-			return &protoError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
-		}
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
-	}
-	if len(r.peers) >= lim.maxPeers {
-		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
-	}
-	if _, taken := r.names[name]; taken {
-		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+		r = newRoom(roomName)
 	}
 	h.rooms[roomName] = r
-	seat(c, r, name, iceServers, ttl)
+	h.seatLocked(c.peer, r, name, iceServers, ttl)
 	return nil
 }
 
-// seat adds c to room r under name, queues c's welcome (listing the
-// peers there before it) and tells this node's other members. h.mu is
-// held.
-func seat(c *client, r *room, name string, iceServers []rtc.ICEServer, ttl int64) {
-	peers := peersOf(r, c)
-	c.room, c.name = r, name
-	c.resumeToken = newToken()
-	r.peers[c.id] = c
-	r.names[name] = c.id
-	// welcome is queued before any other peer can signal c.
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken}))
-	joined := encode(peerMsg{Type: TypePeerJoined, ID: c.id, Name: name})
-	for id, p := range r.peers {
-		if id != c.id {
-			p.enqueue(joined)
+// seatLocked adds p to room r under name, queues p's welcome (listing
+// the peers there before it) and tells this node's other members. h.mu
+// is held.
+func (h *hub) seatLocked(p *peer, r *room, name string, iceServers []rtc.ICEServer, ttl int64) {
+	peers := peersOf(r, p)
+	p.room, p.name = r, name
+	p.resumeToken = newToken()
+	r.peers[p.id] = p
+	r.names[name] = p.id
+	h.announceLocked()
+	// welcome is queued before any other peer can signal p.
+	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken}))
+	joined := encode(&wire.PeerJoined{ID: p.id, Name: name})
+	for id, other := range r.peers {
+		if id != p.id {
+			other.enqueue(joined)
 		}
 	}
 }
 
-// leave takes c out of its room, telling the others.
-func (h *hub) leave(c *client) bool {
+// leave takes c's peer out of its room, telling the others.
+func (h *hub) leave(c *conn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.leaveLocked(c)
+	return h.leaveLocked(c.peer)
 }
 
-func (h *hub) leaveLocked(c *client) bool {
-	r := c.room
+func (h *hub) leaveLocked(p *peer) bool {
+	r := p.room
 	if r == nil {
 		return false
 	}
-	delete(r.peers, c.id)
-	delete(r.names, c.name)
-	c.room = nil
+	delete(r.peers, p.id)
+	delete(r.names, p.name)
+	p.room = nil
 	// A closing server tells no one here that a peer left: every
 	// connection is being closed with 1001, and a page that heard
 	// peer-left before its own close would drop a peer connection it
 	// keeps across the restart. Other nodes are still told (below).
 	if !h.closed {
-		left := encode(peerMsg{Type: TypePeerLeft, ID: c.id})
-		for _, p := range r.peers {
-			p.enqueue(left)
+		left := encode(&wire.PeerLeft{ID: p.id})
+		for _, other := range r.peers {
+			other.enqueue(left)
 		}
-		h.promoteLocked(r, c.name)
+		h.promoteLocked(r, p.name)
 	}
 	if r.empty() {
 		delete(h.rooms, r.name)
 	}
 	if h.cl != nil {
-		h.cl.Left(r.name, c.id)
+		h.cl.Left(r.name, p.id)
 	}
 	return true
 }
 
-// signal relays data from c to the peer with id to in c's room.
-func (h *hub) signal(c *client, to string, data json.RawMessage) *protoError {
+// signal relays data from c's peer to the peer with id to in its room.
+func (h *hub) signal(c *conn, to string, data json.RawMessage) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room == nil {
-		return &protoError{CodeNotJoined, "join a room before sending signal"}
+	p := c.peer
+	if p.room == nil {
+		return &wire.Error{Code: wire.CodeNotJoined, Message: "join a room before sending signal"}
 	}
-	target := c.room.peers[to]
+	target := p.room.peers[to]
 	if target == nil {
-		if rp, ok := c.room.remoteOf(to); ok {
-			h.cl.Signal(rp.node, c.room.name, c.id, to, data)
+		if rp, ok := p.room.remoteOf(to); ok {
+			h.cl.Signal(rp.node, p.room.name, p.id, to, data)
 			return nil
 		}
 	}
-	if target == nil || target == c {
-		return &protoError{CodeUnknownPeer, fmt.Sprintf("no peer %q in room %q", to, c.room.name)}
+	if target == nil || target == p {
+		return &wire.Error{Code: wire.CodeUnknownPeer, Message: fmt.Sprintf("no peer %q in room %q", to, p.room.name)}
 	}
-	target.enqueueSignal(encode(signalMsg{Type: TypeSignal, From: c.id, Data: data}), c)
+	target.enqueueSignal(encode(&wire.Signal{From: p.id, Data: data}), c)
 	return nil
 }
 
-// inRoom reports whether c has joined a room.
-func (h *hub) inRoom(c *client) bool {
+// inRoom reports whether c's peer is in a room.
+func (h *hub) inRoom(c *conn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return c.room != nil
+	return c.peer.room != nil
 }
 
 // close marks the hub closed, drops the suspended peers (their rooms are
 // closing too) and returns every connection.
-func (h *hub) close() []*client {
+func (h *hub) close() []*conn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for _, c := range h.suspended {
-		h.endSuspension(c)
-		h.leaveLocked(c)
+	h.announceLocked()
+	for _, p := range h.suspended {
+		h.endSuspension(p)
+		h.leaveLocked(p)
 	}
-	out := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
+	out := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
 		out = append(out, c)
 	}
 	return out
@@ -323,5 +327,5 @@ func (h *hub) counts() (conns, rooms, peers int) {
 			rooms++
 		}
 	}
-	return len(h.clients), rooms, peers
+	return len(h.conns), rooms, peers
 }

@@ -1,15 +1,16 @@
 package signaling
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/sigclient"
 )
 
 // TestConnectionsIPv6Aggregate: a client with a /56 opens WebSockets from
@@ -19,18 +20,20 @@ import (
 // place in both tiers, and another /48 is untouched.
 func TestConnectionsIPv6Aggregate(t *testing.T) {
 	s, url := startSignaling(t, func(c *Config) { trustLoopback(c); c.MaxConnectionsPerIP = 1 })
-	var open []*websocket.Conn
+	var open []*wsClient
 	refused := 0
 	for i := range 256 {
-		conn, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"X-Forwarded-For": {fmt.Sprintf("2001:db8:1:ff%02x::1", i)}})
+		hdr := http.Header{"X-Forwarded-For": {fmt.Sprintf("2001:db8:1:ff%02x::1", i)}}
+		c, err := sigclient.Dial(context.Background(), url, sigclient.DialOptions{Header: hdr})
+		var de *sigclient.DialError
 		switch {
 		case err == nil:
-			t.Cleanup(func() { conn.Close() })
-			open = append(open, conn)
-		case resp != nil && resp.StatusCode == http.StatusTooManyRequests:
+			t.Cleanup(func() { c.Close() })
+			open = append(open, &wsClient{t: t, Client: c})
+		case errors.As(err, &de) && de.StatusCode == http.StatusTooManyRequests:
 			refused++
 		default:
-			t.Fatalf("/64 #%d: %v (%v)", i, err, resp)
+			t.Fatalf("/64 #%d: %v", i, err)
 		}
 	}
 	if len(open) != 8 || refused != 248 {
@@ -43,11 +46,7 @@ func TestConnectionsIPv6Aggregate(t *testing.T) {
 	if len(open) > 0 {
 		open[0].Close()
 		testenv.Eventually(t, 5*time.Second, "the closed connection's place freed", func() bool {
-			conn, _, err := websocket.DefaultDialer.Dial(url, http.Header{"X-Forwarded-For": {"2001:db8:1:ffee::1"}})
-			if err == nil {
-				t.Cleanup(func() { conn.Close() })
-			}
-			return err == nil
+			return dialStatus(t, url, http.Header{"X-Forwarded-For": {"2001:db8:1:ffee::1"}}) == http.StatusSwitchingProtocols
 		})
 	}
 }

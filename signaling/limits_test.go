@@ -15,11 +15,13 @@ import (
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
 	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // drop ends the TCP connection without a close frame, as a lost network
 // does.
-func (c *wsClient) drop() { c.conn.UnderlyingConn().Close() }
+func (c *wsClient) drop() { c.Conn().UnderlyingConn().Close() }
 
 // suspended is the number of peers waiting for a resume.
 func (s *Server) suspendedPeers() int {
@@ -39,30 +41,30 @@ func TestResume(t *testing.T) {
 	a, b := dial(t, url), dial(t, url)
 	a.join("r", "alice")
 	wb := b.join("r", "bob")
-	a.expect("peer-joined")
-	token := wb["resume"].(string)
-	if len(token) < 30 || wb["resumed"] != false {
-		t.Fatalf("welcome resume %q resumed %v", token, wb["resumed"])
+	expect[*wire.PeerJoined](a)
+	token := wb.Resume
+	if len(token) < 30 || wb.Resumed {
+		t.Fatalf("welcome resume %q resumed %v", token, wb.Resumed)
 	}
 
 	b.drop()
 	waitSuspended(t, s, 1)
 	// Signals to the dropped peer are kept for it.
-	a.send(msg{"type": "signal", "to": b.id, "data": msg{"while": "away"}})
+	a.signal(b.id, msg{"while": "away"})
 
 	b2 := dial(t, url)
-	b2.send(msg{"type": "join", "room": "r", "name": "ignored", "resume": token})
-	w := b2.expect("welcome")
-	if w["id"] != b.id || w["resumed"] != true {
-		t.Fatalf("resumed welcome: got id %v resumed %v, want id %s resumed true", w["id"], w["resumed"], b.id)
+	b2.send(&wire.Join{Room: "r", Name: "ignored", Resume: token})
+	w := expect[*wire.Welcome](b2)
+	if w.ID != b.id || !w.Resumed {
+		t.Fatalf("resumed welcome: got id %v resumed %v, want id %s resumed true", w.ID, w.Resumed, b.id)
 	}
-	if w["resume"] == token || w["resume"] == "" {
+	if w.Resume == token || w.Resume == "" {
 		t.Errorf("resume token not renewed")
 	}
-	if peers := w["peers"].([]any); len(peers) != 1 || peers[0].(map[string]any)["name"] != "alice" {
+	if peers := w.Peers; len(peers) != 1 || peers[0].Name != "alice" {
 		t.Errorf("resumed welcome peers: %v", peers)
 	}
-	if sig := b2.expect("signal"); sig["from"] != a.id || sig["data"].(map[string]any)["while"] != "away" {
+	if sig := expect[*wire.Signal](b2); sig.From != a.id || dataOf(t, sig)["while"] != "away" {
 		t.Errorf("queued signal: got %v", sig)
 	}
 	// The room saw neither peer-left nor peer-joined: the next message to
@@ -70,11 +72,11 @@ func TestResume(t *testing.T) {
 	a.alive()
 	// The same token does not work twice.
 	b3 := dial(t, url)
-	b3.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
-	b3.expect("error", CodeNameTaken)
-	b2.send(msg{"type": "signal", "to": a.id, "data": msg{"back": true}})
-	if sig := a.expect("signal"); sig["from"] != b.id {
-		t.Errorf("signal after resume from %v, want %s", sig["from"], b.id)
+	b3.send(&wire.Join{Room: "r", Name: "bob", Resume: token})
+	b3.expectError(wire.CodeNameTaken)
+	b2.signal(a.id, msg{"back": true})
+	if sig := expect[*wire.Signal](a); sig.From != b.id {
+		t.Errorf("signal after resume from %v, want %s", sig.From, b.id)
 	}
 }
 
@@ -86,34 +88,33 @@ func TestResumeAfterWindow(t *testing.T) {
 	clk := clockOf(s)
 	a, b := dial(t, url), dial(t, url)
 	a.join("r", "alice")
-	token := b.join("r", "bob")["resume"].(string)
-	a.expect("peer-joined")
+	token := b.join("r", "bob").Resume
+	expect[*wire.PeerJoined](a)
 	b.drop()
 	waitSuspended(t, s, 1)
 	clk.Advance(299 * time.Millisecond)
 	a.alive() // no peer-left before the pong
 	clk.Advance(time.Millisecond)
-	if pl := a.expect("peer-left"); pl["id"] != b.id {
+	if pl := expect[*wire.PeerLeft](a); pl.ID != b.id {
 		t.Fatalf("peer-left: %v", pl)
 	}
 	b2 := dial(t, url)
-	b2.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
-	w := b2.expect("welcome")
-	if w["id"] == b.id || w["resumed"] != false {
-		t.Errorf("expired token: got id %v resumed %v, want a fresh id", w["id"], w["resumed"])
+	b2.send(&wire.Join{Room: "r", Name: "bob", Resume: token})
+	w := expect[*wire.Welcome](b2)
+	if w.ID == b.id || w.Resumed {
+		t.Errorf("expired token: got id %v resumed %v, want a fresh id", w.ID, w.Resumed)
 	}
-	a.expect("peer-joined")
+	expect[*wire.PeerJoined](a)
 }
 
 func TestConnectionsPerIP(t *testing.T) {
 	s, url := startSignaling(t, func(c *Config) { c.MaxConnectionsPerIP = 2 })
 	a := dial(t, url)
 	dial(t, url)
-	_, resp, err := websocket.DefaultDialer.Dial(url, nil)
-	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("third connection: %v %v, want 429", resp, err)
+	if got := dialStatus(t, url, nil); got != http.StatusTooManyRequests {
+		t.Fatalf("third connection: got %d, want 429", got)
 	}
-	a.conn.Close()
+	a.Close()
 	testenv.Eventually(t, 5*time.Second, "the closed connection's slot released", func() bool {
 		s.perIP.mu.Lock()
 		defer s.perIP.mu.Unlock()
@@ -154,29 +155,29 @@ func TestPasswordThrottle(t *testing.T) {
 	s.guesses.maxFails = 3
 	guesser := fromAddr(t, url, "198.51.100.66")
 	for i := 0; i < 3; i++ {
-		guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "guess"})
-		guesser.expect("error", CodeBadPassword)
+		guesser.send(&wire.Join{Room: "locked", Name: "g", Password: "guess"})
+		guesser.expectError(wire.CodeBadPassword)
 	}
-	guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
-	e := guesser.expect("error", CodeRateLimited)
-	if !strings.Contains(e["message"].(string), "wrong passwords") || !strings.Contains(e["message"].(string), "in 300s") {
-		t.Errorf("refusal message: got %v, want wrong passwords, try again in 300s", e["message"])
+	guesser.send(&wire.Join{Room: "locked", Name: "g", Password: "open-sesame"})
+	e := guesser.expectError(wire.CodeRateLimited)
+	if !strings.Contains(e.Message, "wrong passwords") || !strings.Contains(e.Message, "in 300s") {
+		t.Errorf("refusal message: got %v, want wrong passwords, try again in 300s", e.Message)
 	}
 	// Another address is unaffected.
 	other := fromAddr(t, url, "198.51.100.77")
-	other.send(msg{"type": "join", "room": "locked", "name": "o", "password": "open-sesame"})
-	other.expect("welcome")
+	other.send(&wire.Join{Room: "locked", Name: "o", Password: "open-sesame"})
+	expect[*wire.Welcome](other)
 
 	// New connections: the guesser's own has passed its join timeout.
 	clockOf(s).Advance(s.guesses.block - time.Second)
 	late := fromAddr(t, url, "198.51.100.66")
-	late.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
-	if e := late.expect("error", CodeRateLimited); !strings.Contains(e["message"].(string), "in 1s") {
-		t.Errorf("refusal a second before the end: got %v, want try again in 1s", e["message"])
+	late.send(&wire.Join{Room: "locked", Name: "g", Password: "open-sesame"})
+	if e := late.expectError(wire.CodeRateLimited); !strings.Contains(e.Message, "in 1s") {
+		t.Errorf("refusal a second before the end: got %v, want try again in 1s", e.Message)
 	}
 	clockOf(s).Advance(time.Second)
-	late.send(msg{"type": "join", "room": "locked", "name": "g", "password": "open-sesame"})
-	late.expect("welcome")
+	late.send(&wire.Join{Room: "locked", Name: "g", Password: "open-sesame"})
+	expect[*wire.Welcome](late)
 }
 
 // TestWrongPasswordDelay: the answer to the n-th wrong guess from an
@@ -188,12 +189,12 @@ func TestWrongPasswordDelay(t *testing.T) {
 	clk := clockOf(s)
 	g := fromAddr(t, url, "198.51.100.66")
 	for _, delay := range []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second} {
-		g.send(msg{"type": "join", "room": "locked", "name": "g", "password": "guess"})
-		g.send(msg{"type": "ping"})
+		g.send(&wire.Join{Room: "locked", Name: "g", Password: "guess"})
+		g.send(&wire.Ping{})
 		clk.waitTimer(t, delay)
 		clk.Advance(delay)
-		g.expect("error", CodeBadPassword)
-		g.expect("pong") // the ping waited behind the wrong guess
+		g.expectError(wire.CodeBadPassword)
+		expect[*wire.Pong](g) // the ping waited behind the wrong guess
 	}
 }
 
@@ -212,8 +213,8 @@ func TestRoomLimit(t *testing.T) {
 	_, url := startSignaling(t, func(c *Config) { c.MaxRooms = 1 })
 	dial(t, url).join("one", "a")
 	b := dial(t, url)
-	b.send(msg{"type": "join", "room": "two", "name": "b"})
-	b.expect("error", CodeRoomLimit)
+	b.send(&wire.Join{Room: "two", Name: "b"})
+	b.expectError(wire.CodeRoomLimit)
 	dial(t, url).join("one", "c") // the open room still takes peers
 }
 
@@ -221,17 +222,12 @@ func TestRoomLimit(t *testing.T) {
 // fills; the rest of its room keeps getting messages meanwhile.
 func TestSlowConsumer(t *testing.T) {
 	_, url := startSignaling(t, func(c *Config) { c.MaxPeersPerRoom = 8 })
-	dialer := *websocket.DefaultDialer
-	dialer.NetDialContext = nil
-	slowConn, _, err := dialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slowConn.Close()
-	if tcp, ok := slowConn.UnderlyingConn().(interface{ SetReadBuffer(int) error }); ok {
+	// The slow peer reads one message at a time, through a small socket
+	// buffer, and never takes any of them.
+	slow := dialWith(t, url, sigclient.DialOptions{Buffer: 1})
+	if tcp, ok := slow.Conn().UnderlyingConn().(interface{ SetReadBuffer(int) error }); ok {
 		_ = tcp.SetReadBuffer(4096)
 	}
-	slow := &wsClient{t: t, conn: slowConn}
 	slow.join("r", "slow")
 	watcher := dial(t, url)
 	watcher.join("r", "watcher")
@@ -247,21 +243,21 @@ func TestSlowConsumer(t *testing.T) {
 		go func(s *wsClient) {
 			defer func() { done <- struct{}{} }() // also after a failed write
 			for i := 0; i < MessageBurst-10; i++ {
-				if s.conn.WriteJSON(msg{"type": "signal", "to": slow.id, "data": msg{"pad": big}}) != nil {
+				if s.Signal(slow.id, msg{"pad": big}) != nil {
 					return
 				}
 			}
 		}(s)
 	}
 	// The watcher sees the slow peer leave, and keeps answering pings.
-	deadline := time.Now().Add(20 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	for {
-		_ = watcher.conn.SetReadDeadline(deadline)
-		var m msg
-		if err := watcher.conn.ReadJSON(&m); err != nil {
+		m, err := watcher.Receive(ctx)
+		if err != nil {
 			t.Fatalf("watcher: %v (the slow peer was never dropped)", err)
 		}
-		if m["type"] == "peer-left" && m["id"] == slow.id {
+		if pl, ok := m.(*wire.PeerLeft); ok && pl.ID == slow.id {
 			break
 		}
 	}
@@ -279,10 +275,10 @@ func TestResumeDefaultWindow(t *testing.T) {
 	clk := clockOf(s)
 	a, b, c := dial(t, url), dial(t, url), dial(t, url)
 	a.join("r", "alice")
-	tokB := b.join("r", "bob")["resume"].(string)
-	a.expect("peer-joined")
-	tokC := c.join("r", "carol")["resume"].(string)
-	a.expect("peer-joined")
+	tokB := b.join("r", "bob").Resume
+	expect[*wire.PeerJoined](a)
+	tokC := c.join("r", "carol").Resume
+	expect[*wire.PeerJoined](a)
 	b.drop()
 	c.drop()
 	waitSuspended(t, s, 2)
@@ -290,20 +286,20 @@ func TestResumeDefaultWindow(t *testing.T) {
 	clk.Advance(25 * time.Second)
 	a.alive() // no peer-left before the pong
 	b2 := dial(t, url)
-	b2.send(msg{"type": "join", "room": "r", "name": "bob", "resume": tokB})
-	if w := b2.expect("welcome"); w["id"] != b.id || w["resumed"] != true {
+	b2.send(&wire.Join{Room: "r", Name: "bob", Resume: tokB})
+	if w := expect[*wire.Welcome](b2); w.ID != b.id || !w.Resumed {
 		t.Fatalf("resume at 25 s: got %v", w)
 	}
 
 	clk.Advance(DefaultResumeWindow - 25*time.Second - time.Nanosecond)
 	a.alive()
 	clk.Advance(time.Nanosecond)
-	if pl := a.expect("peer-left"); pl["id"] != c.id {
+	if pl := expect[*wire.PeerLeft](a); pl.ID != c.id {
 		t.Fatalf("peer-left: got %v, want carol's", pl)
 	}
 	c2 := dial(t, url)
-	c2.send(msg{"type": "join", "room": "r", "name": "carol", "resume": tokC})
-	if w := c2.expect("welcome"); w["id"] == c.id || w["resumed"] != false {
+	c2.send(&wire.Join{Room: "r", Name: "carol", Resume: tokC})
+	if w := expect[*wire.Welcome](c2); w.ID == c.id || w.Resumed {
 		t.Errorf("token after the window: got %v, want a fresh peer", w)
 	}
 }
@@ -318,15 +314,15 @@ func TestCloseTellsNoPeerLeft(t *testing.T) {
 	a, b := dial(t, url), dial(t, url)
 	a.join("r", "alice")
 	b.join("r", "bob")
-	a.expect("peer-joined")
+	expect[*wire.PeerJoined](a)
 	b.drop()
 	waitSuspended(t, s, 1)
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close(context.Background()) }()
-	_ = a.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), readWait)
+	defer cancel()
 	for {
-		var m msg
-		err := a.conn.ReadJSON(&m)
+		m, err := a.Receive(ctx)
 		if err == nil {
 			t.Errorf("during shutdown: got %v, want only close 1001", m)
 			continue

@@ -27,7 +27,7 @@ const (
 	// MaxHeldBytes bounds what is held for one suspended peer: 256 KiB,
 	// 4 messages of MaxMessageSize (an offer and its candidates are a few
 	// KiB). Past it the peer's oldest signals are dropped, and their
-	// senders told (CodeSignalDropped).
+	// senders told (wire.CodeSignalDropped).
 	MaxHeldBytes = 4 * MaxMessageSize
 	// MaxRoomHeldBytes bounds what is held for one room's suspended
 	// peers together: 1 MiB, 4 peers at MaxHeldBytes. Past it a signal
@@ -57,7 +57,7 @@ type queued struct {
 	signal bool
 	// from is a signal's sender on this node, told when it is dropped;
 	// nil for one from another node.
-	from *client
+	from *conn
 }
 
 // outbox is a connection's queue of outbound messages, bounded in bytes.
@@ -189,6 +189,13 @@ func (o *outbox) hold(room *atomic.Int64) (dropped []queued, ok bool) {
 	o.srv.held.Add(int64(o.bytes))
 	dropped = o.makeRoom(0)
 	return dropped, !o.overHeld(0)
+}
+
+// isHeld reports whether the outbox is held for a suspended peer.
+func (o *outbox) isHeld() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.room != nil
 }
 
 // next returns what is queued for the running writer, oldest first; nil

@@ -1,15 +1,15 @@
 package signaling
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // heldBytes is what the server holds for suspended peers, counted from
@@ -38,15 +38,16 @@ func (s *Server) heldBytes() (total, inRoom, peer int) {
 
 // readUntil reads until a message of type typ, within 30 s (under the
 // race detector, tens of megabytes take a while), and returns those before.
-func (c *wsClient) readUntil(typ string) (before []msg) {
+func (c *wsClient) readUntil(typ string) (before []wire.Message) {
 	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for {
-		var m msg
-		if err := c.conn.ReadJSON(&m); err != nil {
+		m, err := c.Receive(ctx)
+		if err != nil {
 			c.t.Fatalf("read until %s: %v", typ, err)
 		}
-		if m["type"] == typ {
+		if m.MessageType() == typ {
 			return before
 		}
 		before = append(before, m)
@@ -85,15 +86,15 @@ func TestSuspendedQueueAttack(t *testing.T) {
 	for i := range perVictim {
 		for r, snd := range senders {
 			for _, id := range ids[r] {
-				snd.send(msg{"type": "signal", "to": id, "data": bigSignal(i)})
+				snd.signal(id, bigSignal(i))
 			}
 		}
 	}
 	// A sender's messages are handled in order: its pong comes after every
 	// one of its signals has been queued or dropped.
 	for _, snd := range senders {
-		snd.send(msg{"type": "ping"})
-		snd.readUntil("pong")
+		snd.send(&wire.Ping{})
+		snd.readUntil(wire.TypePong)
 	}
 	total, room, peer := s.heldBytes()
 	if total > MaxServerHeldBytes || room > MaxRoomHeldBytes || peer > MaxHeldBytes {
@@ -124,36 +125,36 @@ func TestHeldSignalsDropOldest(t *testing.T) {
 	s, url := startSignaling(t, nil)
 	a, b := dial(t, url), dial(t, url)
 	a.join("r", "alice")
-	token := b.join("r", "bob")["resume"].(string)
-	a.expect("peer-joined")
+	token := b.join("r", "bob").Resume
+	expect[*wire.PeerJoined](a)
 	b.drop()
 	waitSuspended(t, s, 1)
 	// Each signal takes just under MaxMessageSize in the queue: the
 	// queue keeps 4 (MaxHeldBytes), the newest.
 	const kept = 4
 	for i := range sent {
-		a.send(msg{"type": "signal", "to": b.id, "data": bigSignal(i)})
+		a.signal(b.id, bigSignal(i))
 	}
-	a.send(msg{"type": "ping"})
-	got := a.readUntil("pong")
+	a.send(&wire.Ping{})
+	got := a.readUntil(wire.TypePong)
 	if len(got) != sent-kept {
 		t.Fatalf("sender got %v, want %d errors signal-dropped", got, sent-kept)
 	}
 	for _, m := range got {
-		if m["type"] != "error" || m["code"] != "signal-dropped" || m["to"] != b.id {
-			t.Errorf("sender got %v, want an error signal-dropped to %s", m, b.id)
+		if e, ok := m.(*wire.Error); !ok || e.Code != wire.CodeSignalDropped || e.To != b.id {
+			t.Errorf("sender got %#v, want an error signal-dropped to %s", m, b.id)
 		}
 	}
 
 	b2 := dial(t, url)
-	b2.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
-	if w := b2.expect("welcome"); w["id"] != b.id || w["resumed"] != true {
+	b2.send(&wire.Join{Room: "r", Name: "bob", Resume: token})
+	if w := expect[*wire.Welcome](b2); w.ID != b.id || !w.Resumed {
 		t.Fatalf("resume: got %v", w)
 	}
 	for want := sent - kept; want < sent; want++ {
-		m := b2.expect("signal")
-		if n := m["data"].(map[string]any)["n"]; n != float64(want) || m["from"] != a.id {
-			t.Errorf("held signal: got n=%v from %v, want n=%d from %s", n, m["from"], want, a.id)
+		m := expect[*wire.Signal](b2)
+		if n := dataOf(t, m)["n"]; n != float64(want) || m.From != a.id {
+			t.Errorf("held signal: got n=%v from %v, want n=%d from %s", n, m.From, want, a.id)
 		}
 	}
 	b2.alive() // nothing else was held
@@ -168,18 +169,14 @@ func TestSuspendedPeersCountPerAddress(t *testing.T) {
 	s, url := startSignaling(t, func(c *Config) { c.MaxConnectionsPerIP = 3; c.MaxPeersPerRoom = 8 })
 	refused := func(what string) {
 		t.Helper()
-		c, resp, err := websocket.DefaultDialer.Dial(url, nil)
-		if err == nil {
-			c.Close()
-		}
-		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
-			t.Fatalf("%s: got %v %v, want 429", what, resp, err)
+		if got := dialStatus(t, url, nil); got != http.StatusTooManyRequests {
+			t.Fatalf("%s: got %d, want 429", what, got)
 		}
 	}
 	a, b := dial(t, url), dial(t, url)
 	a.join("r", "alice")
-	token := b.join("r", "bob")["resume"].(string)
-	a.expect("peer-joined")
+	token := b.join("r", "bob").Resume
+	expect[*wire.PeerJoined](a)
 	b.drop()
 	waitSuspended(t, s, 1)
 	c := dial(t, url)
@@ -187,8 +184,8 @@ func TestSuspendedPeersCountPerAddress(t *testing.T) {
 	refused("a 4th connection beside 2 open and 1 suspended")
 
 	// The resume takes bob's place back: his old one is free.
-	c.send(msg{"type": "join", "room": "r", "name": "bob", "resume": token})
-	if w := c.expect("welcome"); w["resumed"] != true {
+	c.send(&wire.Join{Room: "r", Name: "bob", Resume: token})
+	if w := expect[*wire.Welcome](c); !w.Resumed {
 		t.Fatalf("resume: got %v", w)
 	}
 	d := dial(t, url)
@@ -197,12 +194,12 @@ func TestSuspendedPeersCountPerAddress(t *testing.T) {
 
 	// A suspension that ends with the window frees its place too.
 	d.join("r", "dave")
-	a.expect("peer-joined")
+	expect[*wire.PeerJoined](a)
 	d.drop()
 	waitSuspended(t, s, 1)
 	refused("a 4th connection beside 2 open and 1 suspended")
 	clockOf(s).Advance(DefaultResumeWindow)
-	a.expect("peer-left")
+	expect[*wire.PeerLeft](a)
 	dial(t, url).alive()
 }
 

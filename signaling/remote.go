@@ -1,16 +1,15 @@
 package signaling
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"time"
 	"unique"
 
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // Cluster links a Server's rooms with the other nodes of a cluster
@@ -87,18 +86,19 @@ type Member struct {
 // joinCluster is join on a node of a cluster: checked here, admitted by
 // the cluster (outside the lock: it may wait for the other nodes), then
 // added like a local join and announced.
-func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *protoError {
+func (h *hub) joinCluster(c *conn, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *wire.Error {
 	if e := h.precheck(c, roomName, name, password, lim, roomPassword); e != nil {
 		return e
 	}
-	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, c.id, name, lim.maxPeers) })
+	p := c.peer // only this connection's handler, which runs this, changes it
+	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, p.id, name, lim.maxPeers) })
 	switch {
 	case errors.Is(err, ErrNameTaken):
-		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
+		return errNameTaken(roomName, name)
 	case errors.Is(err, ErrRoomFull):
-		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
+		return errRoomFull(roomName, lim.maxPeers)
 	case err != nil:
-		return &protoError{CodeRateLimited, "the cluster cannot take joins right now; try again in a few seconds"}
+		return &wire.Error{Code: wire.CodeRateLimited, Message: "the cluster cannot take joins right now; try again in a few seconds"}
 	}
 	// The welcome lists the peers admitted before c: wait (briefly) for
 	// the announcements of any this node has not heard of yet, so c is not
@@ -106,18 +106,18 @@ func (h *hub) joinCluster(c *client, roomName, name, password string, lim limits
 	h.awaitKnown(roomName, others)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room != nil || h.closed {
-		h.cl.Left(roomName, c.id) // gives the place back
-		return &protoError{CodeBadMessage, "already joined to a room; send leave first"}
+	if p.room != nil || h.closed {
+		h.cl.Left(roomName, p.id) // gives the place back
+		return &wire.Error{Code: wire.CodeBadMessage, Message: "already joined to a room; send leave first"}
 	}
 	r := h.rooms[roomName]
 	if r == nil {
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
-	h.displaceLocked(r, name, c.id)
-	seat(c, r, name, iceServers, ttl)
-	h.cl.Joined(roomName, c.id, name)
+	h.displaceLocked(r, name, p.id)
+	h.seatLocked(p, r, name, iceServers, ttl)
+	h.cl.Joined(roomName, p.id, name)
 	return nil
 }
 
@@ -140,29 +140,68 @@ func onOwnStack[T any](f func() (T, error)) (T, error) {
 	return r.v, r.err
 }
 
-// awaitKnown waits up to awaitAnnounce until every peer in ids is known
-// in room here. A peer that left meanwhile is never known: the wait ends
-// at the limit, and the welcome goes out as this node sees the room.
+// awaitKnown waits until every peer in ids is known in room here, or
+// for awaitAnnounce on the Server's clock, or until the hub closes. It
+// checks again each time a peer becomes known in a room here (hub.known),
+// never on a timer of its own. A peer that left meanwhile is never known:
+// the wait ends at the limit, and the welcome goes out as this node sees
+// the room.
 func (h *hub) awaitKnown(roomName string, ids []string) {
-	deadline := time.Now().Add(awaitAnnounce)
+	known, done := h.knownOrWait(roomName, ids)
+	if done {
+		return
+	}
+	expired := make(chan struct{})
+	t := h.after(awaitAnnounce, func() { close(expired) })
+	defer t.Stop()
 	for {
-		h.mu.Lock()
-		missing := false
-		if r := h.rooms[roomName]; r != nil {
-			for _, id := range ids {
-				if _, ok := r.remoteOf(id); !ok && r.peers[id] == nil {
-					missing = true
-					break
-				}
-			}
-		} else {
-			missing = len(ids) > 0
-		}
-		h.mu.Unlock()
-		if !missing || time.Now().After(deadline) {
+		select {
+		case <-known:
+		case <-expired:
 			return
 		}
-		time.Sleep(2 * time.Millisecond)
+		if known, done = h.knownOrWait(roomName, ids); done {
+			return
+		}
+	}
+}
+
+// knownOrWait reports done when every peer in ids is known in room here
+// or the hub is closed, and otherwise returns the channel closed at the
+// next change (hub.known).
+func (h *hub) knownOrWait(roomName string, ids []string) (known <-chan struct{}, done bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.allKnownLocked(roomName, ids) {
+		return nil, true
+	}
+	if h.known == nil {
+		h.known = make(chan struct{})
+	}
+	return h.known, false
+}
+
+// allKnownLocked reports whether every peer in ids is a peer of room
+// here, local or remote. h.mu is held.
+func (h *hub) allKnownLocked(roomName string, ids []string) bool {
+	r := h.rooms[roomName]
+	if r == nil {
+		return len(ids) == 0
+	}
+	for _, id := range ids {
+		if _, ok := r.remoteOf(id); !ok && r.peers[id] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// announceLocked wakes every awaitKnown: a peer became known in a room
+// here, or the hub closed. h.mu is held.
+func (h *hub) announceLocked() {
+	if h.known != nil {
+		close(h.known)
+		h.known = nil
 	}
 }
 
@@ -171,59 +210,43 @@ func (h *hub) awaitKnown(roomName string, ids []string) {
 const awaitAnnounce = 500 * time.Millisecond
 
 // precheck refuses, before asking the cluster, what this node can tell on
-// its own: a second join, a wrong password, the room cap, and a full room
-// or a taken name it already sees.
-func (h *hub) precheck(c *client, roomName, name, password string, lim limits, roomPassword string) *protoError {
+// its own (admit): a second join, a wrong password, the room cap, and a
+// full room or a taken name it already sees.
+func (h *hub) precheck(c *conn, roomName, name, password string, lim limits, roomPassword string) *wire.Error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room != nil {
-		return &protoError{CodeBadMessage, fmt.Sprintf("already joined to room %q; send leave first", c.room.name)}
-	}
-	if roomPassword != "" && !passwordMatches(password, roomPassword) {
-		return &protoError{CodeBadPassword, "wrong or missing password for room " + roomName}
-	}
-	r := h.rooms[roomName]
-	if r == nil {
-		if lim.maxRooms > 0 && len(h.rooms) >= lim.maxRooms {
-			return &protoError{CodeRoomLimit, fmt.Sprintf("the server has its maximum of %d rooms; try again later", lim.maxRooms)}
-		}
-		return nil
-	}
-	if len(r.peers)+len(r.remote) >= lim.maxPeers {
-		return &protoError{CodeRoomFull, fmt.Sprintf("room %q is full (%d peers)", roomName, lim.maxPeers)}
-	}
-	if _, taken := r.names[name]; taken {
-		return &protoError{CodeNameTaken, fmt.Sprintf("the name %q is taken in room %q; choose another", name, roomName)}
-	}
-	return nil
+	j := joinRequest{current: c.peer.room, room: roomName, name: name, password: password, roomPassword: roomPassword}
+	return admit(j, h.rooms[roomName], len(h.rooms), lim)
 }
 
 // resumeRemote makes c the peer handed over by another node: same id and
 // name, its queued messages after the welcome. Nobody in the room sees it
 // leave or join; the other nodes learn where it lives (Cluster.Resumed).
-func (h *hub) resumeRemote(c *client, ho Handover, roomName string, iceServers []rtc.ICEServer, ttl int64) bool {
+func (h *hub) resumeRemote(c *conn, ho Handover, roomName string, iceServers []rtc.ICEServer, ttl int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.room != nil || h.closed {
+	p := c.peer
+	if p.room != nil || h.closed {
 		return false
 	}
 	r := h.rooms[roomName]
 	if r == nil {
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
 	r.dropRemote(ho.ID)
 	h.displaceLocked(r, ho.Name, ho.ID)
-	c.id, c.name, c.room = ho.ID, ho.Name, r
-	c.resumeToken = newToken()
-	r.peers[c.id] = c
-	r.names[c.name] = c.id
-	c.enqueue(encode(welcomeMsg{Type: TypeWelcome, ID: c.id, Room: r.name, Peers: peersOf(r, c),
-		ICEServers: iceServers, TTL: ttl, Resume: c.resumeToken, Resumed: true}))
+	p.id, p.name, p.room = ho.ID, ho.Name, r
+	p.resumeToken = newToken()
+	r.peers[p.id] = p
+	r.names[p.name] = p.id
+	h.announceLocked()
+	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: r.name, Peers: peersOf(r, p),
+		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true}))
 	for _, b := range ho.Queued {
-		c.enqueue(b)
+		p.enqueue(b)
 	}
-	h.cl.Resumed(roomName, c.id, c.name)
+	h.cl.Resumed(roomName, p.id, p.name)
 	return true
 }
 
@@ -260,7 +283,7 @@ func (s *Server) RemoteJoined(roomName, id, name, node string) {
 func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	r := h.rooms[roomName]
 	if r == nil {
-		r = &room{name: roomName, peers: map[string]*client{}, names: map[string]string{}}
+		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
 	if _, ok := r.peers[id]; ok {
@@ -276,11 +299,13 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 		// until the name is free here (promoteLocked); the record decides
 		// which one keeps it (the loser's node evicts it).
 		r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node), hidden: true})
+		h.announceLocked()
 		return
 	}
 	r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node)})
 	r.names[name] = id
-	joined := encode(peerMsg{Type: TypePeerJoined, ID: id, Name: name})
+	h.announceLocked()
+	joined := encode(&wire.PeerJoined{ID: id, Name: name})
 	for _, p := range r.peers {
 		p.enqueue(joined)
 	}
@@ -300,7 +325,7 @@ func (h *hub) displaceLocked(r *room, name, id string) {
 		if rp := &r.remote[i]; rp.id == holder && !rp.hidden {
 			rp.hidden = true
 			delete(r.names, name)
-			left := encode(peerMsg{Type: TypePeerLeft, ID: holder})
+			left := encode(&wire.PeerLeft{ID: holder})
 			for _, p := range r.peers {
 				p.enqueue(left)
 			}
@@ -320,7 +345,7 @@ func (h *hub) promoteLocked(r *room, name string) {
 		if rp.hidden && rp.name == name {
 			rp.hidden = false
 			r.names[name] = rp.id
-			joined := encode(peerMsg{Type: TypePeerJoined, ID: rp.id, Name: name})
+			joined := encode(&wire.PeerJoined{ID: rp.id, Name: name})
 			for _, p := range r.peers {
 				p.enqueue(joined)
 			}
@@ -372,7 +397,7 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 	if r.names[rp.name] == id {
 		delete(r.names, rp.name)
 	}
-	left := encode(peerMsg{Type: TypePeerLeft, ID: id})
+	left := encode(&wire.PeerLeft{ID: id})
 	for _, p := range r.peers {
 		p.enqueue(left)
 	}
@@ -418,7 +443,7 @@ func (s *Server) RemoteSignal(roomName, from, to string, data json.RawMessage) (
 		return "", false
 	}
 	if target := r.peers[to]; target != nil {
-		target.enqueueSignal(encode(signalMsg{Type: TypeSignal, From: from, Data: data}), nil)
+		target.enqueueSignal(encode(&wire.Signal{From: from, Data: data}), nil)
 		return "", true
 	}
 	if rp, moved := r.remoteOf(to); moved {
@@ -502,12 +527,6 @@ func (s *Server) Members() []Member {
 		return a.Name < b.Name
 	})
 	return out
-}
-
-// passwordMatches compares a given room password with the room's in
-// constant time.
-func passwordMatches(given, want string) bool {
-	return subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
 }
 
 // WithLocal calls f with this node's own peers, under the lock that

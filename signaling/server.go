@@ -223,7 +223,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.perIP.release(keys)
 		return // the upgrader has answered.
 	}
-	c := newClient(s, conn, r.RemoteAddr, ip)
+	c := newConn(s, conn, r.RemoteAddr, ip)
 	c.keys = keys
 	// Counted before register, so a Close that finds c in the hub also
 	// waits for its goroutine.
@@ -263,7 +263,7 @@ func (s *Server) Close(ctx context.Context) error {
 		return nil
 	}
 	for _, c := range clients {
-		c.conn.Close() // unblocks the reader and any write.
+		c.ws.Close() // unblocks the reader and any write.
 	}
 	fctx, cancel := context.WithTimeout(context.Background(), forceWait)
 	defer cancel()

@@ -19,6 +19,8 @@ import (
 
 	"github.com/icebox-project/icebox/internal/rtc"
 	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 type msg map[string]any
@@ -64,128 +66,190 @@ func startSignaling(t *testing.T, mod func(*Config)) (*Server, string) {
 func clockOf(s *Server) *fakeClock { return s.clock.(*fakeClock) }
 
 type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-	id   string
+	t *testing.T
+	*sigclient.Client
+	id string
 }
+
+// readWait bounds each wait for a message in these tests: far above
+// what a message takes on loopback, so reaching it means a message that
+// never comes.
+const readWait = 10 * time.Second
 
 func dial(t *testing.T, url string) *wsClient {
 	t.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial: %v (%v)", err, resp)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &wsClient{t: t, conn: conn}
+	return dialWith(t, url, sigclient.DialOptions{})
 }
 
-func (c *wsClient) send(m msg) {
+func dialWith(t *testing.T, url string, opts sigclient.DialOptions) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readWait)
+	defer cancel()
+	c, err := sigclient.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &wsClient{t: t, Client: c}
+}
+
+// dialStatus dials url with hdr and returns the HTTP status of the
+// upgrade: 101 when it succeeded (the connection is closed at the end
+// of the test), the refusal's otherwise.
+func dialStatus(t *testing.T, url string, hdr http.Header) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readWait)
+	defer cancel()
+	c, err := sigclient.Dial(ctx, url, sigclient.DialOptions{Header: hdr})
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+		return http.StatusSwitchingProtocols
+	}
+	var de *sigclient.DialError
+	if !errors.As(err, &de) || de.StatusCode == 0 {
+		t.Fatalf("dial: %v", err)
+	}
+	return de.StatusCode
+}
+
+func (c *wsClient) send(m wire.Message) {
 	c.t.Helper()
-	if err := c.conn.WriteJSON(m); err != nil {
+	if err := c.Send(m); err != nil {
 		c.t.Fatalf("send: %v", err)
 	}
 }
 
+// signal sends data, an object, to peer to.
+func (c *wsClient) signal(to string, data any) {
+	c.t.Helper()
+	if err := c.Signal(to, data); err != nil {
+		c.t.Fatalf("signal: %v", err)
+	}
+}
+
+// sendRaw writes a frame of kind (websocket.TextMessage, BinaryMessage)
+// as it is: what the protocol forbids.
 func (c *wsClient) sendRaw(kind int, b []byte) {
 	c.t.Helper()
-	if err := c.conn.WriteMessage(kind, b); err != nil {
+	if err := c.Conn().WriteMessage(kind, b); err != nil {
 		c.t.Fatalf("send: %v", err)
 	}
 }
 
-// read returns the next message, failing after 3 s.
-func (c *wsClient) read() msg {
+// read returns the next message, failing after readWait.
+func (c *wsClient) read() wire.Message {
 	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	var m msg
-	if err := c.conn.ReadJSON(&m); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), readWait)
+	defer cancel()
+	m, err := c.Receive(ctx)
+	if err != nil {
 		c.t.Fatalf("read: %v", err)
 	}
 	return m
 }
 
-// expect reads the next message and checks its type (and error code).
-func (c *wsClient) expect(typ string, code ...string) msg {
+// expect reads the next message and checks it is a T.
+func expect[T wire.Message](c *wsClient) T {
 	c.t.Helper()
 	m := c.read()
-	if m["type"] != typ {
-		c.t.Fatalf("got %v, want type %q", m, typ)
+	got, ok := m.(T)
+	if !ok {
+		var want T
+		c.t.Fatalf("got %#v, want a %T", m, want)
 	}
-	if len(code) > 0 && m["code"] != code[0] {
-		c.t.Fatalf("got %v, want code %q", m, code[0])
-	}
-	return m
+	return got
 }
 
-func (c *wsClient) join(room, name string) msg {
+// expectError reads the next message and checks it is an error with
+// code.
+func (c *wsClient) expectError(code string) *wire.Error {
 	c.t.Helper()
-	c.send(msg{"type": "join", "room": room, "name": name})
-	w := c.expect("welcome")
-	c.id = w["id"].(string)
+	e := expect[*wire.Error](c)
+	if e.Code != code {
+		c.t.Fatalf("got error %s (%s), want %s", e.Code, e.Message, code)
+	}
+	return e
+}
+
+func (c *wsClient) join(room, name string) *wire.Welcome {
+	c.t.Helper()
+	c.send(&wire.Join{Room: room, Name: name})
+	w := expect[*wire.Welcome](c)
+	c.id = w.ID
 	return w
 }
 
 // alive checks the connection still answers ping with pong.
 func (c *wsClient) alive() {
 	c.t.Helper()
-	c.send(msg{"type": "ping"})
-	c.expect("pong")
+	c.send(&wire.Ping{})
+	expect[*wire.Pong](c)
+}
+
+// dataOf decodes a signal's data into a map.
+func dataOf(t *testing.T, s *wire.Signal) map[string]any {
+	t.Helper()
+	var d map[string]any
+	if err := json.Unmarshal(s.Data, &d); err != nil {
+		t.Fatalf("signal data %s: %v", s.Data, err)
+	}
+	return d
 }
 
 func TestJoinSignalLeave(t *testing.T) {
 	_, url := startSignaling(t, nil)
 	a, b := dial(t, url), dial(t, url)
 	wa := a.join("room1", "alice")
-	if peers := wa["peers"].([]any); len(peers) != 0 {
+	if peers := wa.Peers; peers == nil || len(peers) != 0 {
 		t.Errorf("first welcome peers: got %v, want none", peers)
 	}
 	// Credentials are minted for the peer's own credential id, never its
 	// peer id (TestCredentialIDNotPeerID).
-	if servers := wa["iceServers"].([]any); len(servers) != 1 || !strings.HasPrefix(servers[0].(map[string]any)["username"].(string), "u-peer:") {
+	if servers := wa.ICEServers; len(servers) != 1 || !strings.HasPrefix(servers[0].Username, "u-peer:") {
 		t.Errorf("welcome iceServers: got %v, want credentials minted for the peer", servers)
 	}
-	if wa["room"] != "room1" {
-		t.Errorf("welcome room: got %v", wa["room"])
+	if wa.Room != "room1" {
+		t.Errorf("welcome room: got %v", wa.Room)
 	}
 	wb := b.join("room1", "bob")
-	peers := wb["peers"].([]any)
-	if len(peers) != 1 || peers[0].(map[string]any)["id"] != a.id || peers[0].(map[string]any)["name"] != "alice" {
+	peers := wb.Peers
+	if len(peers) != 1 || peers[0] != (wire.PeerInfo{ID: a.id, Name: "alice"}) {
 		t.Errorf("second welcome peers: got %v, want alice", peers)
 	}
-	pj := a.expect("peer-joined")
-	if pj["id"] != b.id || pj["name"] != "bob" {
+	pj := expect[*wire.PeerJoined](a)
+	if pj.ID != b.id || pj.Name != "bob" {
 		t.Errorf("peer-joined: got %v", pj)
 	}
 
 	// from is set by the server, whatever the client claims.
-	a.send(msg{"type": "signal", "to": b.id, "from": "forged", "data": msg{"description": msg{"type": "offer", "sdp": "v=0"}}})
-	sig := b.expect("signal")
-	if sig["from"] != a.id {
-		t.Errorf("signal from: got %v, want %v", sig["from"], a.id)
+	a.send(&wire.Signal{To: b.id, From: "forged", Data: json.RawMessage(`{"description":{"type":"offer","sdp":"v=0"}}`)})
+	sig := expect[*wire.Signal](b)
+	if sig.From != a.id {
+		t.Errorf("signal from: got %v, want %v", sig.From, a.id)
 	}
-	if d := sig["data"].(map[string]any)["description"].(map[string]any); d["sdp"] != "v=0" {
+	if d := dataOf(t, sig)["description"].(map[string]any); d["sdp"] != "v=0" {
 		t.Errorf("signal data: got %v", d)
 	}
-	b.send(msg{"type": "signal", "to": a.id, "data": msg{"candidate": msg{"candidate": "x"}}})
-	if got := a.expect("signal"); got["from"] != b.id {
-		t.Errorf("signal from: got %v", got["from"])
+	b.signal(a.id, msg{"candidate": msg{"candidate": "x"}})
+	if got := expect[*wire.Signal](a); got.From != b.id {
+		t.Errorf("signal from: got %v", got.From)
 	}
 
 	a.alive()
-	b.send(msg{"type": "leave"})
-	if pl := a.expect("peer-left"); pl["id"] != b.id {
+	b.send(&wire.Leave{})
+	if pl := expect[*wire.PeerLeft](a); pl.ID != b.id {
 		t.Errorf("peer-left: got %v", pl)
 	}
-	b.send(msg{"type": "leave"})
-	b.expect("error", CodeNotJoined)
+	b.send(&wire.Leave{})
+	b.expectError(wire.CodeNotJoined)
 
 	// Closing the connection (with a close frame, as a closing tab does)
 	// is a leave too.
 	c := dial(t, url)
 	c.join("room1", "carol")
-	a.expect("peer-joined")
-	_ = c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""))
-	if pl := a.expect("peer-left"); pl["id"] != c.id {
+	expect[*wire.PeerJoined](a)
+	_ = c.Conn().WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""))
+	if pl := expect[*wire.PeerLeft](a); pl.ID != c.id {
 		t.Errorf("peer-left after close: got %v", pl)
 	}
 }
@@ -197,41 +261,41 @@ func TestJoinRefusals(t *testing.T) {
 
 	tests := []struct {
 		name string
-		join msg
+		join *wire.Join
 		code string
 	}{
-		{"name taken", msg{"type": "join", "room": "r", "name": "alice"}, CodeNameTaken},
-		{"bad room", msg{"type": "join", "room": "../etc", "name": "x"}, CodeBadMessage},
-		{"empty name", msg{"type": "join", "room": "r", "name": "  "}, CodeBadMessage},
-		{"control character in name", msg{"type": "join", "room": "r", "name": "a\u0007b"}, CodeBadMessage},
-		{"no password", msg{"type": "join", "room": "locked", "name": "x"}, CodeBadPassword},
-		{"wrong password", msg{"type": "join", "room": "locked", "name": "x", "password": "guess"}, CodeBadPassword},
+		{"name taken", &wire.Join{Room: "r", Name: "alice"}, wire.CodeNameTaken},
+		{"bad room", &wire.Join{Room: "../etc", Name: "x"}, wire.CodeBadMessage},
+		{"empty name", &wire.Join{Room: "r", Name: "  "}, wire.CodeBadMessage},
+		{"control character in name", &wire.Join{Room: "r", Name: "a\u0007b"}, wire.CodeBadMessage},
+		{"no password", &wire.Join{Room: "locked", Name: "x"}, wire.CodeBadPassword},
+		{"wrong password", &wire.Join{Room: "locked", Name: "x", Password: "guess"}, wire.CodeBadPassword},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dial(t, url)
 			c.send(tt.join)
-			c.expect("error", tt.code)
+			c.expectError(tt.code)
 			c.alive()
 		})
 	}
 	t.Run("right password", func(t *testing.T) {
 		c := dial(t, url)
-		c.send(msg{"type": "join", "room": "locked", "name": "x", "password": "open-sesame"})
-		c.expect("welcome")
+		c.send(&wire.Join{Room: "locked", Name: "x", Password: "open-sesame"})
+		expect[*wire.Welcome](c)
 	})
 	t.Run("room full", func(t *testing.T) {
 		dial(t, url).join("r", "bob")
 		dial(t, url).join("r", "carol")
 		d := dial(t, url)
-		d.send(msg{"type": "join", "room": "r", "name": "dave"})
-		d.expect("error", CodeRoomFull)
+		d.send(&wire.Join{Room: "r", Name: "dave"})
+		d.expectError(wire.CodeRoomFull)
 	})
 	t.Run("join twice", func(t *testing.T) {
 		c := dial(t, url)
 		c.join("other", "x")
-		c.send(msg{"type": "join", "room": "other2", "name": "x"})
-		c.expect("error", CodeBadMessage)
+		c.send(&wire.Join{Room: "other2", Name: "x"})
+		c.expectError(wire.CodeBadMessage)
 	})
 }
 
@@ -240,7 +304,7 @@ func TestBadMessagesKeepRoomGoing(t *testing.T) {
 	a, b := dial(t, url), dial(t, url)
 	a.join("r", "alice")
 	b.join("r", "bob")
-	a.expect("peer-joined")
+	expect[*wire.PeerJoined](a)
 
 	big := `{"type":"ping","pad":"` + strings.Repeat("x", MaxMessageSize) + `"}`
 	tests := []struct {
@@ -249,31 +313,31 @@ func TestBadMessagesKeepRoomGoing(t *testing.T) {
 		data string
 		code string
 	}{
-		{"not JSON", websocket.TextMessage, "hello", CodeBadMessage},
-		{"JSON but not an object", websocket.TextMessage, "[1,2]", CodeBadMessage},
-		{"missing type", websocket.TextMessage, `{"room":"r"}`, CodeBadMessage},
-		{"unknown type", websocket.TextMessage, `{"type":"dance"}`, CodeBadMessage},
-		{"binary frame", websocket.BinaryMessage, `{"type":"ping"}`, CodeBadMessage},
-		{"too large", websocket.TextMessage, big, CodeTooLarge},
-		{"signal without to", websocket.TextMessage, `{"type":"signal","data":{}}`, CodeBadMessage},
-		{"signal with non-object data", websocket.TextMessage, `{"type":"signal","to":"x","data":"s"}`, CodeBadMessage},
-		{"signal to unknown peer", websocket.TextMessage, `{"type":"signal","to":"nobody","data":{}}`, CodeUnknownPeer},
+		{"not JSON", websocket.TextMessage, "hello", wire.CodeBadMessage},
+		{"JSON but not an object", websocket.TextMessage, "[1,2]", wire.CodeBadMessage},
+		{"missing type", websocket.TextMessage, `{"room":"r"}`, wire.CodeBadMessage},
+		{"unknown type", websocket.TextMessage, `{"type":"dance"}`, wire.CodeBadMessage},
+		{"binary frame", websocket.BinaryMessage, `{"type":"ping"}`, wire.CodeBadMessage},
+		{"too large", websocket.TextMessage, big, wire.CodeTooLarge},
+		{"signal without to", websocket.TextMessage, `{"type":"signal","data":{}}`, wire.CodeBadMessage},
+		{"signal with non-object data", websocket.TextMessage, `{"type":"signal","to":"x","data":"s"}`, wire.CodeBadMessage},
+		{"signal to unknown peer", websocket.TextMessage, `{"type":"signal","to":"nobody","data":{}}`, wire.CodeUnknownPeer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a.sendRaw(tt.kind, []byte(tt.data))
-			a.expect("error", tt.code)
+			a.expectError(tt.code)
 			// The sender stays connected, and the room carries on.
 			a.alive()
-			b.send(msg{"type": "signal", "to": a.id, "data": msg{"n": 1}})
-			a.expect("signal")
+			b.signal(a.id, msg{"n": 1})
+			expect[*wire.Signal](a)
 		})
 	}
 
 	t.Run("signal before join", func(t *testing.T) {
 		c := dial(t, url)
-		c.send(msg{"type": "signal", "to": a.id, "data": msg{}})
-		c.expect("error", CodeNotJoined)
+		c.signal(a.id, msg{})
+		c.expectError(wire.CodeNotJoined)
 	})
 }
 
@@ -284,16 +348,17 @@ func TestRepeatedBadMessagesClose(t *testing.T) {
 		c.sendRaw(websocket.TextMessage, []byte("garbage"))
 	}
 	for i := 0; i < maxStrikes; i++ {
-		c.expect("error", CodeBadMessage)
+		c.expectError(wire.CodeBadMessage)
 	}
 	expectClose(t, c, websocket.ClosePolicyViolation)
 }
 
 func expectClose(t *testing.T, c *wsClient, code int) {
 	t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), readWait)
+	defer cancel()
 	for {
-		_, _, err := c.conn.ReadMessage()
+		_, err := c.Receive(ctx)
 		if err == nil {
 			continue
 		}
@@ -308,17 +373,16 @@ func expectClose(t *testing.T, c *wsClient, code int) {
 func TestRateLimit(t *testing.T) {
 	_, url := startSignaling(t, nil)
 	c := dial(t, url)
-	ping, _ := json.Marshal(msg{"type": "ping"})
 	for i := 0; i < MessageBurst+maxStrikes+50; i++ {
-		if err := c.conn.WriteMessage(websocket.TextMessage, ping); err != nil {
+		if err := c.Send(&wire.Ping{}); err != nil {
 			break // closed by the server: expected once the flood goes on.
 		}
 	}
 	limited := false
-	_ = c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), readWait)
+	defer cancel()
 	for {
-		var m msg
-		err := c.conn.ReadJSON(&m)
+		m, err := c.Receive(ctx)
 		if err != nil {
 			var ce *websocket.CloseError
 			if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
@@ -326,7 +390,7 @@ func TestRateLimit(t *testing.T) {
 			}
 			break
 		}
-		if m["type"] == "error" && m["code"] == CodeRateLimited {
+		if e, ok := m.(*wire.Error); ok && e.Code == wire.CodeRateLimited {
 			limited = true
 		}
 	}
@@ -349,15 +413,8 @@ func TestOrigin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.origin, func(t *testing.T) {
-			conn, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {tt.origin}})
-			if conn != nil {
-				conn.Close()
-			}
-			if resp == nil {
-				t.Fatalf("no response: %v", err)
-			}
-			if resp.StatusCode != tt.want {
-				t.Errorf("got %d, want %d", resp.StatusCode, tt.want)
+			if got := dialStatus(t, url, http.Header{"Origin": {tt.origin}}); got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
 			}
 		})
 	}
@@ -372,7 +429,7 @@ func TestJoinTimeout(t *testing.T) {
 	joined.join("r", "x")
 	left := dial(t, url)
 	left.join("r2", "y")
-	left.send(msg{"type": "leave"})
+	left.send(&wire.Leave{})
 	// A pong shows the reader runs, so its join timer is started.
 	idle.alive()
 	left.alive()
@@ -396,20 +453,19 @@ func TestICEServersRefresh(t *testing.T) {
 	clk := clockOf(s)
 	c := dial(t, url)
 	w := c.join("r", "x")
-	if w["ttl"].(float64) != 1 {
-		t.Errorf("welcome ttl: got %v, want 1", w["ttl"])
+	if w.TTL != 1 {
+		t.Errorf("welcome ttl: got %v, want 1", w.TTL)
 	}
 	c.alive() // join has returned: the refresh is scheduled.
 	clk.Advance(799 * time.Millisecond)
 	c.alive() // nothing before the pong
 	clk.Advance(time.Millisecond)
-	m := c.expect("ice-servers")
-	servers := m["iceServers"].([]any)
-	if len(servers) != 1 || m["ttl"].(float64) != 1 || servers[0].(map[string]any)["username"] != "2" {
+	m := expect[*wire.ICEServers](c)
+	if len(m.ICEServers) != 1 || m.TTL != 1 || m.ICEServers[0].Username != "2" {
 		t.Errorf("ice-servers: got %v, want the second credentials with ttl 1", m)
 	}
 	clk.Advance(800 * time.Millisecond)
-	if m := c.expect("ice-servers"); m["iceServers"].([]any)[0].(map[string]any)["username"] != "3" {
+	if m := expect[*wire.ICEServers](c); m.ICEServers[0].Username != "3" {
 		t.Errorf("second refresh: got %v, want the third credentials", m)
 	}
 }
@@ -450,7 +506,7 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 		open = append(open, c)
 	}
 	for i, c := range open[3:] {
-		c.send(msg{"type": "signal", "to": open[i%3].id, "data": msg{"n": i}})
+		c.signal(open[i%3].id, msg{"n": i})
 	}
 	idle := dial(t, url)
 	idle.alive()
@@ -460,7 +516,7 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 	gone.drop()
 	waitSuspended(t, s, 1)
 	guesser := dial(t, url)
-	guesser.send(msg{"type": "join", "room": "locked", "name": "g", "password": "guess"})
+	guesser.send(&wire.Join{Room: "locked", Name: "g", Password: "guess"})
 	clockOf(s).waitTimer(t, time.Second)
 	open = append(open, guesser)
 	if s.tasks.count() == 0 {
@@ -472,9 +528,8 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close(ctx) }()
 	for i, c := range open {
-		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		for {
-			_, _, err := c.conn.ReadMessage()
+			_, err := c.Receive(ctx)
 			if err == nil {
 				continue // what was queued before the close frame
 			}
@@ -505,10 +560,18 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 // goroutine, and returns ctx's error.
 func TestCloseForced(t *testing.T) {
 	s, url := startSignaling(t, nil)
-	var silent []*wsClient // they never read, so never answer the close frame
+	// They never read, so never answer the close frame: raw WebSockets,
+	// as a Client reads all the time.
+	var silent []*websocket.Conn
 	for i := range 3 {
-		c := dial(t, url)
-		c.send(msg{"type": "join", "room": "r", "name": fmt.Sprint(i)})
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.WriteJSON(&wire.Join{Room: "r", Name: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
 		silent = append(silent, c)
 	}
 	testenv.Eventually(t, 5*time.Second, "3 peers joined", func() bool { _, _, peers := s.Counts(); return peers == 3 })
@@ -521,10 +584,10 @@ func TestCloseForced(t *testing.T) {
 		t.Errorf("after a forced Close: %d goroutines and timers counted, want 0", n)
 	}
 	for i, c := range silent {
-		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		var err error
 		for err == nil {
-			_, _, err = c.conn.ReadMessage()
+			_, _, err = c.ReadMessage()
 		}
 		var ne interface{ Timeout() bool }
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -539,15 +602,15 @@ func TestRateLimitRefills(t *testing.T) {
 	s, url := startSignaling(t, nil)
 	c := dial(t, url)
 	for range MessageBurst {
-		c.send(msg{"type": "ping"})
+		c.send(&wire.Ping{})
 	}
 	for range MessageBurst {
-		c.expect("pong")
+		expect[*wire.Pong](c)
 	}
-	c.send(msg{"type": "ping"})
-	c.expect("error", CodeRateLimited)
+	c.send(&wire.Ping{})
+	c.expectError(wire.CodeRateLimited)
 	clockOf(s).Advance(time.Second / MessageRate)
 	c.alive()
-	c.send(msg{"type": "ping"})
-	c.expect("error", CodeRateLimited)
+	c.send(&wire.Ping{})
+	c.expectError(wire.CodeRateLimited)
 }

@@ -1,6 +1,10 @@
 package signaling
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/icebox-project/icebox/signaling/wire"
+)
 
 // Stats counts inbound messages by type, errors sent by code and refused
 // WebSocket upgrades by reason. Types
@@ -15,7 +19,7 @@ type Stats struct {
 
 func (s *Stats) message(typ string) {
 	switch typ {
-	case TypeJoin, TypeSignal, TypeLeave, TypePing, "invalid":
+	case wire.TypeJoin, wire.TypeSignal, wire.TypeLeave, wire.TypePing, "invalid":
 	default:
 		typ = "unknown"
 	}

@@ -14,9 +14,11 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,9 +29,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/bench/internal/proc"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 func main() {
@@ -87,24 +89,24 @@ state_dir: %q
 	targets := make([][]string, rooms)
 	for r := range rooms {
 		for v := range victims {
-			conn, id, err := join(url, fmt.Sprintf("attack%d", r), fmt.Sprintf("victim%d", v))
+			c, id, err := join(url, fmt.Sprintf("attack%d", r), fmt.Sprintf("victim%d", v))
 			if err != nil {
 				refused++
 				continue
 			}
 			targets[r] = append(targets[r], id)
-			conn.UnderlyingConn().Close()
+			c.Conn().UnderlyingConn().Close() // a drop: no close frame
 		}
 	}
-	var senders []*websocket.Conn
+	var senders []*sigclient.Client
 	var senderRoom []int
 	for r := range rooms {
-		conn, _, err := join(url, fmt.Sprintf("attack%d", r), "sender")
+		c, _, err := join(url, fmt.Sprintf("attack%d", r), "sender")
 		if err != nil {
 			refused++
 			continue
 		}
-		senders = append(senders, conn)
+		senders = append(senders, c)
 		senderRoom = append(senderRoom, r)
 	}
 	fmt.Printf("joined: %d victims dropped, %d senders; %d joins refused\n", countAll(targets), len(senders), refused)
@@ -113,7 +115,7 @@ state_dir: %q
 	var wg sync.WaitGroup
 	pad := strings.Repeat("x", 64<<10-200)
 	stop := time.Now().Add(duration)
-	for i, conn := range senders {
+	for i, c := range senders {
 		ids := targets[senderRoom[i]]
 		if len(ids) == 0 {
 			continue
@@ -122,15 +124,20 @@ state_dir: %q
 		go func() { // the sender reads what it is told
 			defer wg.Done()
 			for {
-				_, b, err := conn.ReadMessage()
+				m, err := c.Receive(context.Background())
+				if errors.Is(err, wire.ErrMalformed) {
+					continue
+				}
 				if err != nil {
 					return
 				}
-				switch s := string(b); {
-				case strings.Contains(s, `"signal-dropped"`):
-					dropped.Add(1)
-				case strings.Contains(s, `"rate-limited"`):
-					limited.Add(1)
+				if e, ok := m.(*wire.Error); ok {
+					switch e.Code {
+					case wire.CodeSignalDropped:
+						dropped.Add(1)
+					case wire.CodeRateLimited:
+						limited.Add(1)
+					}
 				}
 			}
 		}()
@@ -143,8 +150,8 @@ state_dir: %q
 				if n >= 190 {
 					<-tick.C
 				}
-				body := fmt.Sprintf(`{"type":"signal","to":%q,"data":{"n":%d,"pad":%q}}`, ids[n%len(ids)], n, pad)
-				if conn.WriteMessage(websocket.TextMessage, []byte(body)) != nil {
+				data := fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad)
+				if c.Signal(ids[n%len(ids)], json.RawMessage(data)) != nil {
 					return
 				}
 				sent.Add(1)
@@ -194,22 +201,19 @@ func hwmKiB(pid int) int {
 	return 0
 }
 
-// join connects to url and joins room as name; it returns the
-// connection and the peer id.
-func join(url, room, name string) (*websocket.Conn, string, error) {
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDial: (&net.Dialer{}).Dial}
-	conn, _, err := d.Dial(url, nil)
+// join connects to url and joins room as name; it returns the client
+// and the peer id.
+func join(url, room, name string) (*sigclient.Client, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := sigclient.Dial(ctx, url, sigclient.DialOptions{})
 	if err != nil {
 		return nil, "", err
 	}
-	if err := conn.WriteJSON(map[string]string{"type": "join", "room": room, "name": name}); err != nil {
-		conn.Close()
+	w, err := c.Join(ctx, wire.Join{Room: room, Name: name})
+	if err != nil {
+		c.Close()
 		return nil, "", err
 	}
-	var w struct{ Type, ID, Code string }
-	if err := conn.ReadJSON(&w); err != nil || w.Type != "welcome" {
-		conn.Close()
-		return nil, "", fmt.Errorf("join: %+v %v", w, err)
-	}
-	return conn, w.ID, nil
+	return c, w.ID, nil
 }

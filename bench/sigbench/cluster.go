@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/bench/internal/proc"
 )
 
@@ -50,7 +48,7 @@ func startNode(binary, dir, name, route string, roomSize, relayMin int) (*node, 
 	}
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: "127.0.0.1:0"}
-turn: {listen: ["udp://127.0.0.1:0"], relay_ports: "%d-%d", secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1}
+turn: {listen: ["udp://127.0.0.1:0"], relay_ports: "%d-%d", secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1, max_tcp_connections_per_ip: -1, max_tcp_connections: -1}
 signaling: {max_peers_per_room: %d, max_connections_per_ip: -1, max_rooms: -1}
 metrics: {listen: "127.0.0.1:0"}
 log: {level: info}
@@ -247,11 +245,8 @@ func runCluster(nNodes, nConns, roomSize, rate int, duration time.Duration, bina
 			continue
 		}
 		to := c.mate[rand.IntN(len(c.mate))]
-		body := fmt.Sprintf(`{"type":"signal","to":%q,"data":{"t":%d,"n":%d,"candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host","sdpMid":"0"}}}`, to.id, time.Now().UnixNano(), c.node)
-		c.mu.Lock()
-		err := c.conn.WriteMessage(websocket.TextMessage, []byte(body))
-		c.mu.Unlock()
-		if err != nil {
+		data := fmt.Sprintf(`{"t":%d,"n":%d,"candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host","sdpMid":"0"}}`, time.Now().UnixNano(), c.node)
+		if err := c.sig.Signal(to.id, json.RawMessage(data)); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 		sent++
@@ -261,7 +256,7 @@ func runCluster(nNodes, nConns, roomSize, rate int, duration time.Duration, bina
 	}
 	time.Sleep(2 * time.Second)
 	for _, c := range clients {
-		c.conn.Close()
+		c.sig.Close()
 	}
 	close(lat)
 	<-done
@@ -293,25 +288,12 @@ type sample struct {
 }
 
 func (c *client) readCluster(lat chan<- sample) {
-	for {
-		_, b, err := c.conn.ReadMessage()
-		if err != nil {
-			return
+	c.receive(func(d signalData) {
+		select {
+		case lat <- sample{d: time.Duration(time.Now().UnixNano() - d.T), cross: d.N != c.node}:
+		default:
 		}
-		var m struct {
-			Type string
-			Data struct {
-				T int64
-				N int
-			}
-		}
-		if json.Unmarshal(b, &m) == nil && m.Type == "signal" && m.Data.T > 0 {
-			select {
-			case lat <- sample{d: time.Duration(time.Now().UnixNano() - m.Data.T), cross: m.Data.N != c.node}:
-			default:
-			}
-		}
-	}
+	})
 }
 
 // saveDebug stores the node's heap profile, Go and process metrics and

@@ -15,12 +15,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/icebox-project/icebox/bench/internal/proc"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // pprofDir is -pprof.
@@ -60,9 +63,8 @@ func main() {
 }
 
 type client struct {
-	conn *websocket.Conn
+	sig  *sigclient.Client
 	id   string
-	mu   sync.Mutex // one writer at a time
 	mate []*client
 	node int // index of the node it is connected to (cluster mode)
 }
@@ -89,7 +91,7 @@ func run(nConns, roomSize, rate int, duration time.Duration, binary string) erro
 	}
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: "127.0.0.1:0"}
-turn: {listen: ["udp://127.0.0.1:0"], secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1}
+turn: {listen: ["udp://127.0.0.1:0"], secrets: ["sigbench-secret-0123456789"], credentials_per_minute: -1, max_tcp_connections_per_ip: -1, max_tcp_connections: -1}
 signaling: {max_peers_per_room: %d, max_connections_per_ip: -1, max_rooms: -1}
 metrics: {listen: %q}
 log: {level: warn}
@@ -179,18 +181,15 @@ state_dir: %q
 			continue
 		}
 		to := c.mate[rand.IntN(len(c.mate))]
-		body := fmt.Sprintf(`{"type":"signal","to":%q,"data":{"t":%d,"candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host","sdpMid":"0"}}}`, to.id, time.Now().UnixNano())
-		c.mu.Lock()
-		err := c.conn.WriteMessage(websocket.TextMessage, []byte(body))
-		c.mu.Unlock()
-		if err != nil {
+		data := fmt.Sprintf(`{"t":%d,"candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host","sdpMid":"0"}}`, time.Now().UnixNano())
+		if err := c.sig.Signal(to.id, json.RawMessage(data)); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
 		sent++
 	}
 	time.Sleep(time.Second)
 	for _, c := range clients {
-		c.conn.Close()
+		c.sig.Close()
 	}
 	close(lat)
 	<-done
@@ -209,37 +208,54 @@ state_dir: %q
 	return nil
 }
 
+// connect dials url and joins room as name. The client's buffers are
+// small: the bench holds tens of thousands.
 func connect(url, room, name string) (*client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
-	conn, _, err := d.Dial(url, http.Header{})
+	c, err := sigclient.Dial(ctx, url, sigclient.DialOptions{Dialer: &d, Buffer: 4})
 	if err != nil {
 		return nil, err
 	}
-	if err := conn.WriteJSON(map[string]string{"type": "join", "room": room, "name": name}); err != nil {
+	w, err := c.Join(ctx, wire.Join{Room: room, Name: name})
+	if err != nil {
+		c.Close()
 		return nil, err
 	}
-	var w struct{ Type, ID string }
-	if err := conn.ReadJSON(&w); err != nil || w.Type != "welcome" {
-		return nil, fmt.Errorf("join: %v %v", w, err)
+	return &client{sig: c, id: w.ID}, nil
+}
+
+// signalData is the part of a benchmark signal's data the receiver
+// reads: T, the send time (Unix ns), and N, the sender's node.
+type signalData struct {
+	T int64
+	N int
+}
+
+// receive calls f with the data of each benchmark signal c receives,
+// until the connection ends.
+func (c *client) receive(f func(signalData)) {
+	for {
+		m, err := c.sig.Receive(context.Background())
+		if err != nil {
+			if errors.Is(err, wire.ErrMalformed) {
+				continue
+			}
+			return
+		}
+		var d signalData
+		if s, ok := m.(*wire.Signal); ok && json.Unmarshal(s.Data, &d) == nil && d.T > 0 {
+			f(d)
+		}
 	}
-	return &client{conn: conn, id: w.ID}, nil
 }
 
 func (c *client) read(lat chan<- time.Duration) {
-	for {
-		_, b, err := c.conn.ReadMessage()
-		if err != nil {
-			return
+	c.receive(func(d signalData) {
+		select {
+		case lat <- time.Duration(time.Now().UnixNano() - d.T):
+		default:
 		}
-		var m struct {
-			Type string
-			Data struct{ T int64 }
-		}
-		if json.Unmarshal(b, &m) == nil && m.Type == "signal" && m.Data.T > 0 {
-			select {
-			case lat <- time.Duration(time.Now().UnixNano() - m.Data.T):
-			default:
-			}
-		}
-	}
+	})
 }

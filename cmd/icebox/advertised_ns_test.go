@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // serve runs icebox with yml (state_dir added) inside the namespace until
@@ -146,26 +150,20 @@ func (ns *netns) sameAddressEverywhere(public string) {
 	namesOnly(t, "page", m[1], public)
 	namesOnly(t, "/api/v1/ice-servers", ns.get("http://"+httpAddr+"/api/v1/ice-servers"), public)
 
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	d := websocket.Dialer{NetDialContext: ns.dial, HandshakeTimeout: 10 * time.Second}
-	ws, _, err := d.Dial("ws://"+httpAddr+"/ws", http.Header{"Origin": {"http://" + httpAddr}})
+	ws, err := sigclient.Dial(ctx, "ws://"+httpAddr+"/ws", sigclient.DialOptions{Origin: "http://" + httpAddr, Dialer: &d})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := ws.WriteJSON(map[string]string{"type": "join", "room": "same-address", "name": "alice"}); err != nil {
-		t.Fatal(err)
+	welcome, err := ws.Join(ctx, wire.Join{Room: "same-address", Name: "alice"})
+	if err != nil {
+		t.Fatalf("no welcome: %v", err)
 	}
-	for {
-		_, msg, err := ws.ReadMessage()
-		if err != nil {
-			t.Fatalf("no welcome: %v", err)
-		}
-		if strings.Contains(string(msg), `"type":"welcome"`) {
-			namesOnly(t, "welcome", msg, public)
-			break
-		}
-	}
+	msg, _ := wire.Marshal(welcome)
+	namesOnly(t, "welcome", msg, public)
 
 	out, err := exec.Command("ip", "netns", "exec", ns.name, binary, "credentials", "-config", path, "-user", "dev").Output()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 const clusterConfig = `public_ip: 127.0.0.1
@@ -126,38 +127,48 @@ func waitCluster(t *testing.T, nodes []*clusterProc, names ...string) {
 }
 
 type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-	id   string
+	t *testing.T
+	*sigclient.Client
+	id string
 }
 
 func wsJoin(t *testing.T, d *daemonProc, room, name string) *wsClient {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+d.httpAddr+"/ws", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sc, err := sigclient.Dial(ctx, "ws://"+d.httpAddr+"/ws", sigclient.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	c := &wsClient{t: t, conn: conn}
-	if err := conn.WriteJSON(map[string]string{"type": "join", "room": room, "name": name}); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { sc.Close() })
+	w, err := sc.Join(ctx, wire.Join{Room: room, Name: name})
+	if err != nil {
+		t.Fatalf("%s: join: %v", name, err)
 	}
-	w := c.read(10 * time.Second)
-	if w["type"] != "welcome" {
-		t.Fatalf("%s: got %v, want welcome", name, w)
-	}
-	c.id = w["id"].(string)
-	return c
+	return &wsClient{t: t, Client: sc, id: w.ID}
 }
 
-func (c *wsClient) read(limit time.Duration) map[string]any {
+func (c *wsClient) read(limit time.Duration) wire.Message {
 	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(limit))
-	var m map[string]any
-	if err := c.conn.ReadJSON(&m); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	m, err := c.Receive(ctx)
+	if err != nil {
 		c.t.Fatalf("no message within %s: %v", limit, err)
 	}
 	return m
+}
+
+// isPeerEvent reports whether m is a peer-joined or peer-left (typ) for
+// peer id.
+func isPeerEvent(m wire.Message, typ, id string) bool {
+	switch m := m.(type) {
+	case *wire.PeerJoined:
+		return typ == wire.TypePeerJoined && m.ID == id
+	case *wire.PeerLeft:
+		return typ == wire.TypePeerLeft && m.ID == id
+	}
+	return false
 }
 
 // TestClusterKillAndRejoin: three nodes as processes. A node killed with
@@ -187,12 +198,12 @@ func TestClusterKillAndRejoin(t *testing.T) {
 
 	alice := wsJoin(t, a.daemonProc, "room1", "alice")
 	bob := wsJoin(t, b.daemonProc, "room1", "bob")
-	if m := alice.read(10 * time.Second); m["type"] != "peer-joined" || m["id"] != bob.id {
+	if m := alice.read(10 * time.Second); !isPeerEvent(m, wire.TypePeerJoined, bob.id) {
 		t.Fatalf("alice got %v, want bob's peer-joined", m)
 	}
 	carol := wsJoin(t, c.daemonProc, "room1", "carol")
 	for _, p := range []*wsClient{alice, bob} {
-		if m := p.read(10 * time.Second); m["type"] != "peer-joined" || m["id"] != carol.id {
+		if m := p.read(10 * time.Second); !isPeerEvent(m, wire.TypePeerJoined, carol.id) {
 			t.Fatalf("got %v, want carol's peer-joined", m)
 		}
 	}
@@ -200,7 +211,7 @@ func TestClusterKillAndRejoin(t *testing.T) {
 	c.signal(syscall.SIGKILL)
 	_ = c.wait()
 	for _, p := range []*wsClient{alice, bob} {
-		if m := p.read(15 * time.Second); m["type"] != "peer-left" || m["id"] != carol.id {
+		if m := p.read(15 * time.Second); !isPeerEvent(m, wire.TypePeerLeft, carol.id) {
 			t.Fatalf("got %v, want carol's peer-left", m)
 		}
 	}
@@ -215,7 +226,7 @@ func TestClusterKillAndRejoin(t *testing.T) {
 	waitCluster(t, []*clusterProc{a, b, c}, "a", "b", "c")
 	dave := wsJoin(t, c.daemonProc, "room1", "dave")
 	for _, p := range []*wsClient{alice, bob} {
-		if m := p.read(10 * time.Second); m["type"] != "peer-joined" || m["id"] != dave.id {
+		if m := p.read(10 * time.Second); !isPeerEvent(m, wire.TypePeerJoined, dave.id) {
 			t.Fatalf("got %v, want dave's peer-joined", m)
 		}
 	}
@@ -264,7 +275,7 @@ func TestClusterKillAndRejoin(t *testing.T) {
 	// (a logs that b stopped, not that it fell silent).
 	b.signal(syscall.SIGTERM)
 	for _, p := range []*wsClient{alice, dave} {
-		if m := p.read(10 * time.Second); m["type"] != "peer-left" || m["id"] != bob.id {
+		if m := p.read(10 * time.Second); !isPeerEvent(m, wire.TypePeerLeft, bob.id) {
 			t.Fatalf("got %v, want bob's peer-left", m)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // testCA is a certificate authority for tests, writing PEM files.
@@ -99,7 +101,7 @@ func TestClusterGivenTLS(t *testing.T) {
 	waitCluster(t, []*clusterProc{a, b}, "a", "b")
 	alice := wsJoin(t, a.daemonProc, "room1", "alice")
 	bob := wsJoin(t, b.daemonProc, "room1", "bob")
-	if m := alice.read(10 * time.Second); m["type"] != "peer-joined" || m["id"] != bob.id {
+	if m := alice.read(10 * time.Second); !isPeerEvent(m, wire.TypePeerJoined, bob.id) {
 		t.Fatalf("alice got %v, want bob's peer-joined", m)
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -230,20 +231,14 @@ func TestReloadAndShutdown(t *testing.T) {
 
 	// SIGTERM: the WebSocket client is told, the live allocation gets the
 	// grace period, the process exits 0.
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.httpAddr+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	if err := ws.WriteJSON(map[string]string{"type": "join", "room": "r", "name": "x"}); err != nil {
-		t.Fatal(err)
-	}
+	ws := wsJoin(t, d, "r", "x")
 	start := time.Now()
 	d.signal(syscall.SIGTERM)
 	d.expectNotify("STOPPING=1")
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	for {
-		_, _, err := ws.ReadMessage()
+		_, err := ws.Receive(ctx)
 		if err == nil {
 			continue
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 	"github.com/icebox-project/icebox/turnsrv"
 )
 
@@ -242,18 +243,15 @@ func probe(httpAddr, turnAddr string) error {
 	if len(rc.ICEServers) != 2 || rc.ICEServers[0].URLs[0] != "stun:"+turnAddr || rc.Policy != "all" {
 		return fmt.Errorf("ice-config: %s", m[1])
 	}
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+httpAddr+"/ws", http.Header{"Origin": {"http://" + httpAddr}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, err := sigclient.Dial(ctx, "ws://"+httpAddr+"/ws", sigclient.DialOptions{Origin: "http://" + httpAddr})
 	if err != nil {
-		return fmt.Errorf("ws: %w", err)
-	}
-	defer ws.Close()
-	if err := ws.WriteJSON(map[string]string{"type": "join", "room": loc[3:], "name": "probe"}); err != nil {
 		return err
 	}
-	var welcome map[string]any
-	_ = ws.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if err := ws.ReadJSON(&welcome); err != nil || welcome["type"] != "welcome" {
-		return fmt.Errorf("ws welcome: %v %v", welcome, err)
+	defer ws.Close()
+	if _, err := ws.Join(ctx, wire.Join{Room: loc[3:], Name: "probe"}); err != nil {
+		return fmt.Errorf("ws join: %w", err)
 	}
 	relay, err := turntest.Allocate(turnAddr, rc.ICEServers[1].Username, rc.ICEServers[1].Credential)
 	if err != nil {

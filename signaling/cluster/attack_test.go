@@ -10,6 +10,7 @@ import (
 
 	"github.com/icebox-project/icebox/internal/relayrange"
 	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // attacker connects to n's NATS as a client holding the NATS client
@@ -109,8 +110,8 @@ func TestForgedMessagesIgnored(t *testing.T) {
 		t.Errorf("a sees %d nodes alive, want 3", a.node.AliveNodes())
 	}
 	p := dial(t, a.url)
-	p.send(map[string]any{"type": "join", "room": "room1", "name": "carol"})
-	if m := p.next(); m["type"] != "error" || m["code"] != "name-taken" {
+	p.send(&wire.Join{Room: "room1", Name: "carol"})
+	if m, ok := p.next().(*wire.Error); !ok || m.Code != wire.CodeNameTaken {
 		t.Errorf("a second carol on a got %v, want a name-taken error", m)
 	}
 }

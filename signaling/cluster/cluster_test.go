@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/icebox-project/icebox/internal/relayrange"
 	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/signaling"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 const testSecret = "cluster-test-secret-0123456789"
@@ -168,86 +169,93 @@ func logStatusOnFailure(t *testing.T, nodes ...*testNode) {
 }
 
 type wsPeer struct {
-	t    *testing.T
-	conn *websocket.Conn
-	id   string
-	tok  string
-	msgs chan map[string]any
+	t *testing.T
+	*sigclient.Client
+	id  string
+	tok string
 }
 
 func dial(t *testing.T, u string) *wsPeer {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := sigclient.Dial(ctx, u, sigclient.DialOptions{Buffer: 256})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &wsPeer{t: t, conn: conn, msgs: make(chan map[string]any, 256)}
-	go func() {
-		defer close(p.msgs)
-		for {
-			var m map[string]any
-			if err := conn.ReadJSON(&m); err != nil {
-				return
-			}
-			p.msgs <- m
-		}
-	}()
-	t.Cleanup(func() { conn.Close() })
-	return p
+	t.Cleanup(func() { c.Close() })
+	return &wsPeer{t: t, Client: c}
 }
 
-func (p *wsPeer) send(m map[string]any) {
+func (p *wsPeer) send(m wire.Message) {
 	p.t.Helper()
-	if err := p.conn.WriteJSON(m); err != nil {
+	if err := p.Send(m); err != nil {
 		p.t.Fatal(err)
 	}
 }
 
-// next returns the next message that is not a pong.
-func (p *wsPeer) next() map[string]any {
+func (p *wsPeer) signal(to string, data any) {
 	p.t.Helper()
+	if err := p.Signal(to, data); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// next returns the next message that is not a pong, within 20 s.
+func (p *wsPeer) next() wire.Message {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	for {
-		select {
-		case m, ok := <-p.msgs:
-			if !ok {
-				p.t.Fatal("connection closed")
-			}
-			if m["type"] == "pong" {
-				continue
-			}
+		m, err := p.Receive(ctx)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if _, pong := m.(*wire.Pong); !pong {
 			return m
-		case <-time.After(20 * time.Second):
-			p.t.Fatal("no message within 20 s")
 		}
 	}
 }
 
-// expect reads the next message and checks its type.
-func (p *wsPeer) expect(typ string) map[string]any {
+// expect reads the next message that is not a pong and checks it is a
+// T.
+func expect[T wire.Message](p *wsPeer) T {
 	p.t.Helper()
 	m := p.next()
-	if m["type"] != typ {
-		p.t.Fatalf("got %v, want a %s", m, typ)
+	got, ok := m.(T)
+	if !ok {
+		var want T
+		p.t.Fatalf("got %#v, want a %T", m, want)
 	}
-	return m
+	return got
 }
 
 // join joins room as name and returns the welcome.
-func join(t *testing.T, u, room, name string) (*wsPeer, map[string]any) {
+func join(t *testing.T, u, room, name string) (*wsPeer, *wire.Welcome) {
 	t.Helper()
 	p := dial(t, u)
-	p.send(map[string]any{"type": "join", "room": room, "name": name})
-	w := p.expect("welcome")
-	p.id, p.tok = w["id"].(string), w["resume"].(string)
+	p.send(&wire.Join{Room: room, Name: name})
+	w := expect[*wire.Welcome](p)
+	p.id, p.tok = w.ID, w.Resume
 	return p, w
 }
 
-func peerNames(w map[string]any) []string {
+func peerNames(w *wire.Welcome) []string {
 	var names []string
-	for _, x := range w["peers"].([]any) {
-		names = append(names, x.(map[string]any)["name"].(string))
+	for _, x := range w.Peers {
+		names = append(names, x.Name)
 	}
 	return names
+}
+
+// dataOf decodes a signal's data into a map.
+func dataOf(t *testing.T, s *wire.Signal) map[string]any {
+	t.Helper()
+	var d map[string]any
+	if err := json.Unmarshal(s.Data, &d); err != nil {
+		t.Fatalf("signal data %s: %v", s.Data, err)
+	}
+	return d
 }
 
 // TestAcrossNodes is the protocol over real WebSockets on three nodes:
@@ -266,34 +274,34 @@ func TestAcrossNodes(t *testing.T) {
 		if got := peerNames(w); len(got) != 1 || got[0] != "alice" {
 			t.Fatalf("bob's welcome lists %v, want [alice]", got)
 		}
-		if m := alice.expect("peer-joined"); m["id"] != bob.id || m["name"] != "bob" {
+		if m := expect[*wire.PeerJoined](alice); m.ID != bob.id || m.Name != "bob" {
 			t.Fatalf("alice got %v", m)
 		}
-		bob.send(map[string]any{"type": "signal", "to": alice.id, "data": map[string]any{"sdp": "offer"}})
-		m := alice.expect("signal")
-		if m["from"] != bob.id || m["data"].(map[string]any)["sdp"] != "offer" {
+		bob.signal(alice.id, map[string]any{"sdp": "offer"})
+		m := expect[*wire.Signal](alice)
+		if m.From != bob.id || dataOf(t, m)["sdp"] != "offer" {
 			t.Fatalf("alice got %v, want a signal from %s", m, bob.id)
 		}
 		// from is the sender's id whatever the client claims.
-		alice.send(map[string]any{"type": "signal", "to": bob.id, "from": "forged", "data": map[string]any{"x": 1}})
-		if m := bob.expect("signal"); m["from"] != alice.id {
-			t.Fatalf("bob got from %v, want %s", m["from"], alice.id)
+		alice.send(&wire.Signal{To: bob.id, From: "forged", Data: json.RawMessage(`{"x":1}`)})
+		if m := expect[*wire.Signal](bob); m.From != alice.id {
+			t.Fatalf("bob got from %v, want %s", m.From, alice.id)
 		}
 		carol, w := join(t, c.url, "r1", "carol")
 		if got := peerNames(w); len(got) != 2 {
 			t.Fatalf("carol's welcome lists %v, want alice and bob", got)
 		}
-		alice.expect("peer-joined")
-		bob.expect("peer-joined")
+		expect[*wire.PeerJoined](alice)
+		expect[*wire.PeerJoined](bob)
 		// Full on every node: a fourth peer, on any node, is refused.
 		late := dial(t, a.url)
-		late.send(map[string]any{"type": "join", "room": "r1", "name": "dave"})
-		if m := late.expect("error"); m["code"] != "room-full" {
+		late.send(&wire.Join{Room: "r1", Name: "dave"})
+		if m := expect[*wire.Error](late); m.Code != wire.CodeRoomFull {
 			t.Fatalf("got %v, want room-full", m)
 		}
-		carol.send(map[string]any{"type": "leave"})
+		carol.send(&wire.Leave{})
 		for _, p := range []*wsPeer{alice, bob} {
-			if m := p.expect("peer-left"); m["id"] != carol.id {
+			if m := expect[*wire.PeerLeft](p); m.ID != carol.id {
 				t.Fatalf("got %v, want carol's peer-left", m)
 			}
 		}
@@ -301,8 +309,8 @@ func TestAcrossNodes(t *testing.T) {
 		testenv.Eventually(t, 10*time.Second, "carol's place given back", func() bool {
 			return recordLen(t, a, "r1") == 2
 		})
-		late.send(map[string]any{"type": "join", "room": "r1", "name": "dave"})
-		late.expect("welcome")
+		late.send(&wire.Join{Room: "r1", Name: "dave"})
+		expect[*wire.Welcome](late)
 	})
 
 	t.Run("one name at the same instant on two nodes: one winner", func(t *testing.T) {
@@ -311,25 +319,26 @@ func TestAcrossNodes(t *testing.T) {
 			p1, p2 := dial(t, a.url), dial(t, b.url)
 			var wg sync.WaitGroup
 			for _, p := range []*wsPeer{p1, p2} {
-				wg.Go(func() { _ = p.conn.WriteJSON(map[string]any{"type": "join", "room": room, "name": "same"}) })
+				wg.Go(func() { _ = p.Send(&wire.Join{Room: room, Name: "same"}) })
 			}
 			wg.Wait()
 			m1, m2 := p1.next(), p2.next()
-			types := []any{m1["type"], m2["type"]}
 			welcomes, taken := 0, 0
-			for _, m := range []map[string]any{m1, m2} {
-				switch {
-				case m["type"] == "welcome":
+			for _, m := range []wire.Message{m1, m2} {
+				switch m := m.(type) {
+				case *wire.Welcome:
 					welcomes++
-				case m["type"] == "error" && m["code"] == "name-taken":
-					taken++
+				case *wire.Error:
+					if m.Code == wire.CodeNameTaken {
+						taken++
+					}
 				}
 			}
 			if welcomes != 1 || taken != 1 {
-				t.Fatalf("round %d: got %v %v, want one welcome and one name-taken", i, types, []any{m1["code"], m2["code"]})
+				t.Fatalf("round %d: got %#v and %#v, want one welcome and one name-taken", i, m1, m2)
 			}
-			p1.conn.Close()
-			p2.conn.Close()
+			p1.Close()
+			p2.Close()
 		}
 	})
 
@@ -338,10 +347,10 @@ func TestAcrossNodes(t *testing.T) {
 		// release of its first place must not take its second (another
 		// node then admitted its name: two peers of one name).
 		gina, _ := join(t, c.url, "r4", "gina")
-		gina.send(map[string]any{"type": "leave"})
-		gina.send(map[string]any{"type": "join", "room": "r4", "name": "gina"})
-		if w := gina.expect("welcome"); w["id"] != gina.id {
-			t.Fatalf("got %v, want gina's id %s again", w, gina.id)
+		gina.send(&wire.Leave{})
+		gina.send(&wire.Join{Room: "r4", Name: "gina"})
+		if w := expect[*wire.Welcome](gina); w.ID != gina.id {
+			t.Fatalf("got %+v, want gina's id %s again", w, gina.id)
 		}
 		select {
 		case <-flushed(&c.node.rel):
@@ -352,38 +361,38 @@ func TestAcrossNodes(t *testing.T) {
 			t.Fatalf("room r4's record holds %d members, want gina", n)
 		}
 		other := dial(t, b.url)
-		other.send(map[string]any{"type": "join", "room": "r4", "name": "gina"})
-		if m := other.expect("error"); m["code"] != "name-taken" {
-			t.Fatalf("a second gina on b got %v, want name-taken", m)
+		other.send(&wire.Join{Room: "r4", Name: "gina"})
+		if m := expect[*wire.Error](other); m.Code != wire.CodeNameTaken {
+			t.Fatalf("a second gina on b got %+v, want name-taken", m)
 		}
 	})
 
 	t.Run("resume on another node", func(t *testing.T) {
 		erin, _ := join(t, a.url, "r2", "erin")
 		finn, _ := join(t, c.url, "r2", "finn")
-		erin.expect("peer-joined")
+		expect[*wire.PeerJoined](erin)
 		// Erin's network drops (no close frame): node a keeps her for the
 		// resume window; finn's signal meanwhile waits for her there.
-		erin.conn.UnderlyingConn().Close()
+		erin.Conn().UnderlyingConn().Close()
 		testenv.Eventually(t, 10*time.Second, "erin suspended on a", func() bool { return a.sig.HasLocal("r2", erin.id) && connsOf(a) == 0 })
-		finn.send(map[string]any{"type": "signal", "to": erin.id, "data": map[string]any{"n": 1}})
+		finn.signal(erin.id, map[string]any{"n": 1})
 		testenv.Eventually(t, 10*time.Second, "the signal queued for erin", func() bool { return a.node.Stats().Received()[kindSignal] > 0 })
 		back := dial(t, b.url)
-		back.send(map[string]any{"type": "join", "room": "r2", "name": "erin", "resume": erin.tok})
-		w := back.expect("welcome")
-		if w["id"] != erin.id || w["resumed"] != true {
+		back.send(&wire.Join{Room: "r2", Name: "erin", Resume: erin.tok})
+		w := expect[*wire.Welcome](back)
+		if w.ID != erin.id || !w.Resumed {
 			t.Fatalf("got %v, want erin's id %s resumed", w, erin.id)
 		}
-		if m := back.expect("signal"); m["from"] != finn.id {
+		if m := expect[*wire.Signal](back); m.From != finn.id {
 			t.Fatalf("got %v, want finn's queued signal", m)
 		}
 		// finn saw nothing, and reaches her on node b now.
-		finn.send(map[string]any{"type": "signal", "to": erin.id, "data": map[string]any{"n": 2}})
-		if m := back.expect("signal"); m["data"].(map[string]any)["n"] != float64(2) {
+		finn.signal(erin.id, map[string]any{"n": 2})
+		if m := expect[*wire.Signal](back); dataOf(t, m)["n"] != float64(2) {
 			t.Fatalf("got %v", m)
 		}
-		back.send(map[string]any{"type": "signal", "to": finn.id, "data": map[string]any{"n": 3}})
-		if m := finn.expect("signal"); m["from"] != erin.id {
+		back.signal(finn.id, map[string]any{"n": 3})
+		if m := expect[*wire.Signal](finn); m.From != erin.id {
 			t.Fatalf("finn got %v, want erin's signal (and no peer-left or peer-joined)", m)
 		}
 	})
@@ -391,9 +400,9 @@ func TestAcrossNodes(t *testing.T) {
 	t.Run("a node that dies", func(t *testing.T) {
 		gil, _ := join(t, a.url, "r3", "gil")
 		hal, _ := join(t, c.url, "r3", "hal")
-		gil.expect("peer-joined")
+		expect[*wire.PeerJoined](gil)
 		c.kill()
-		if m := gil.expect("peer-left"); m["id"] != hal.id {
+		if m := expect[*wire.PeerLeft](gil); m.ID != hal.id {
 			t.Fatalf("got %v, want hal's peer-left", m)
 		}
 		// hal's name is free again once b too has heard nothing from c
@@ -402,7 +411,7 @@ func TestAcrossNodes(t *testing.T) {
 			return b.node.AliveNodes() == 2
 		})
 		again, _ := join(t, b.url, "r3", "hal")
-		if m := gil.expect("peer-joined"); m["id"] != again.id {
+		if m := expect[*wire.PeerJoined](gil); m.ID != again.id {
 			t.Fatalf("got %v", m)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/signaling"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // stallRooms is a Rooms whose RemoteSignal blocks until release is
@@ -53,18 +54,18 @@ func TestInboundFloodBounded(t *testing.T) {
 
 	bob, _ := join(t, b.url, "flood", "bob")
 	watcher, _ := join(t, b.url, "flood", "watcher")
-	bob.expect("peer-joined")
+	expect[*wire.PeerJoined](bob)
 	senders := make([]*wsPeer, 4)
 	for i := range senders {
 		senders[i], _ = join(t, a.url, "flood", fmt.Sprintf("s%d", i))
 		for _, p := range []*wsPeer{bob, watcher} {
-			p.expect("peer-joined")
+			expect[*wire.PeerJoined](p)
 		}
 	}
 	// A signal of the largest size a client may send.
 	pad := strings.Repeat("x", signaling.MaxMessageSize-200)
-	sig := func(i int) map[string]any {
-		return map[string]any{"type": "signal", "to": bob.id, "data": map[string]any{"i": i, "pad": pad}}
+	sig := func(i int) *wire.Signal {
+		return &wire.Signal{To: bob.id, Data: json.RawMessage(fmt.Sprintf(`{"i":%d,"pad":%q}`, i, pad))}
 	}
 	senders[0].send(sig(0))
 	select {
@@ -101,10 +102,10 @@ func TestInboundFloodBounded(t *testing.T) {
 	release()
 	for {
 		m := watcher.next()
-		if m["type"] == "peer-joined" && m["id"] == carol.id {
+		if pj, ok := m.(*wire.PeerJoined); ok && pj.ID == carol.id {
 			break
 		}
-		if m["type"] == "peer-left" {
+		if _, ok := m.(*wire.PeerLeft); ok {
 			t.Fatalf("watcher got %v, want no departure", m)
 		}
 	}

@@ -35,8 +35,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // Candidate is one side of the selected candidate pair.
@@ -104,9 +106,9 @@ func main() {
 }
 
 type peer struct {
-	mu   sync.Mutex // rep.Gathered, rep.Received, to; ws writes
+	mu   sync.Mutex // rep.Gathered, rep.Received, to
 	rep  Report
-	ws   *websocket.Conn
+	sig  *sigclient.Client
 	pc   *webrtc.PeerConnection
 	to   string // the other peer's id; "" until known
 	msgs chan string
@@ -137,31 +139,21 @@ func (p *peer) run(ctx context.Context, page string) error {
 		wsURL = "wss://" + u.Host + "/ws"
 	}
 	origin := u.Scheme + "://" + u.Host
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, wsURL, http.Header{"Origin": {origin}})
+	sig, err := sigclient.Dial(ctx, wsURL, sigclient.DialOptions{Origin: origin})
 	if err != nil {
-		return fmt.Errorf("signaling %s: %w", wsURL, err)
+		return fmt.Errorf("signaling: %w", err)
 	}
-	p.ws = ws
-	go func() { <-ctx.Done(); ws.Close() }()
-	if err := p.send(map[string]string{"type": "join", "room": room, "name": p.rep.Name}); err != nil {
-		return err
-	}
-	var welcome struct {
-		Type       string
-		ID         string
-		Peers      []struct{ ID string }
-		ICEServers []webrtc.ICEServer `json:"iceServers"`
-		Code       string
-		Message    string
-	}
-	if err := ws.ReadJSON(&welcome); err != nil {
-		return fmt.Errorf("waiting for welcome: %w", err)
-	}
-	if welcome.Type != "welcome" {
-		return fmt.Errorf("join: got %s %s %s, want welcome", welcome.Type, welcome.Code, welcome.Message)
+	p.sig = sig
+	welcome, err := sig.Join(ctx, wire.Join{Room: room, Name: p.rep.Name})
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
 	}
 	if len(welcome.ICEServers) > 0 {
-		cfg.ICEServers = welcome.ICEServers // fresh, as the page takes them
+		// Fresh, as the page takes them.
+		cfg.ICEServers = cfg.ICEServers[:0]
+		for _, s := range welcome.ICEServers {
+			cfg.ICEServers = append(cfg.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		}
 	}
 	for _, s := range cfg.ICEServers {
 		p.rep.URLs = append(p.rep.URLs, s.URLs...)
@@ -191,7 +183,7 @@ func (p *peer) run(ctx context.Context, page string) error {
 		p.pc.OnDataChannel(func(dc *webrtc.DataChannel) { p.watch(dc, dcOpen) })
 	}
 	sigErr := make(chan error, 1)
-	go func() { sigErr <- p.serve() }()
+	go func() { sigErr <- p.serve(ctx) }()
 
 	var dc *webrtc.DataChannel
 	select {
@@ -293,19 +285,12 @@ func (p *peer) watch(dc *webrtc.DataChannel, open chan<- *webrtc.DataChannel) {
 	})
 }
 
-func (p *peer) send(v any) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ws.WriteJSON(v)
-}
-
 func (p *peer) signal(data any) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.to == "" {
+	to := p.other("")
+	if to == "" {
 		return errors.New("no peer to signal yet")
 	}
-	return p.ws.WriteJSON(map[string]any{"type": "signal", "to": p.to, "data": data})
+	return p.sig.Signal(to, data)
 }
 
 // other returns the other peer's id, setting it to id when unknown.
@@ -318,35 +303,32 @@ func (p *peer) other(id string) string {
 	return p.to
 }
 
-// serve handles signaling until the socket closes. Candidates that come
-// before the remote description wait for it.
-func (p *peer) serve() error {
+// serve handles signaling until the socket closes or ctx ends.
+// Candidates that come before the remote description wait for it.
+func (p *peer) serve(ctx context.Context) error {
 	var pending []webrtc.ICECandidateInit
 	for {
-		var m struct {
-			Type    string
-			ID      string
-			From    string
-			Code    string
-			Message string
-			Data    struct {
-				Description *webrtc.SessionDescription `json:"description"`
-				Candidate   *webrtc.ICECandidateInit   `json:"candidate"`
-			}
-		}
-		if err := p.ws.ReadJSON(&m); err != nil {
+		msg, err := p.sig.Receive(ctx)
+		if err != nil {
 			return err
 		}
-		switch m.Type {
-		case "error":
-			return fmt.Errorf("signaling error %s: %s", m.Code, m.Message)
-		case "peer-joined":
+		switch m := msg.(type) {
+		case *wire.Error:
+			return m
+		case *wire.PeerJoined:
 			p.other(m.ID)
-		case "signal":
+		case *wire.Signal:
 			if m.From != p.other("") {
 				continue
 			}
-			if d := m.Data.Description; d != nil {
+			var data struct {
+				Description *webrtc.SessionDescription `json:"description"`
+				Candidate   *webrtc.ICECandidateInit   `json:"candidate"`
+			}
+			if err := json.Unmarshal(m.Data, &data); err != nil {
+				return fmt.Errorf("signal from %s: %w", m.From, err)
+			}
+			if d := data.Description; d != nil {
 				if err := p.pc.SetRemoteDescription(*d); err != nil {
 					return fmt.Errorf("remote description: %w", err)
 				}
@@ -369,7 +351,7 @@ func (p *peer) serve() error {
 					}
 				}
 			}
-			if c := m.Data.Candidate; c != nil {
+			if c := data.Candidate; c != nil {
 				if p.pc.RemoteDescription() == nil {
 					pending = append(pending, *c)
 				} else if err := p.pc.AddICECandidate(*c); err != nil {
@@ -403,9 +385,9 @@ func (p *peer) selected() error {
 
 // leave leaves the room and closes the WebSocket.
 func (p *peer) leave() {
-	if p.ws != nil {
-		_ = p.send(map[string]string{"type": "leave"})
-		_ = p.ws.Close()
+	if p.sig != nil {
+		_ = p.sig.Send(&wire.Leave{})
+		_ = p.sig.Close()
 	}
 }
 

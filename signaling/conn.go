@@ -16,22 +16,27 @@ import (
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/internal/rtc"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
-// client is one WebSocket connection: a reader goroutine (run) handles
+// conn is one WebSocket connection: a reader goroutine (run) handles
 // inbound messages; a writer goroutine (flush) runs only while messages
 // are queued, so an idle connection costs one goroutine. done closes when
 // the connection starts closing; ended once the close frame is written.
+// The room member it speaks for is its peer (peer.go), which outlives it
+// when it drops: another connection may take the peer over (resume).
 // Goroutines and timers: doc.go.
-type client struct {
+type conn struct {
 	s      *Server
-	conn   *websocket.Conn
+	ws     *websocket.Conn
 	remote string
 	ip     string // client address key (clientaddr), behind trusted proxies from X-Forwarded-For
 	// keys are ip's keys in the connection cap (its IPv6 aggregate too),
 	// as counted in; released with them.
-	keys    clientaddr.Keys
-	id      string
+	keys clientaddr.Keys
+	// out is the connection's queue: its replies and, while its peer is
+	// in a room, the peer's messages (peer.out is out); held for the
+	// peer when the connection drops.
 	out     *outbox
 	wmu     sync.Mutex    // held while writing data frames
 	ended   chan struct{} // closed once finish has written the close frame
@@ -46,14 +51,12 @@ type client struct {
 	// never shown to anyone but this client (Config.ICEServers).
 	credID string
 
-	// name, room, resumeToken and suspendTimer are guarded by hub.mu.
-	name         string
-	room         *room
-	resumeToken  string
-	suspendTimer Timer
-	// suspended: the connection dropped and the peer waits for a resume.
-	// Set and cleared under hub.mu.
-	suspended atomic.Bool
+	// peer is the room member this connection speaks for: a fresh one
+	// (in no room) from the start, the suspended one it takes over on a
+	// resume. Written under hub.mu by the connection's own handler; read
+	// under hub.mu, or by the connection's own goroutines.
+	peer *peer
+
 	// slot releases the client address's place in the per-address
 	// limit (releaseSlot).
 	slot sync.Once
@@ -67,71 +70,37 @@ type client struct {
 	joinTimer Timer // the join timeout
 }
 
-func newClient(s *Server, conn *websocket.Conn, remote, ip string) *client {
-	return &client{
-		s: s, conn: conn, remote: remote, ip: ip, id: newID(), credID: "peer:" + newToken(),
+func newConn(s *Server, ws *websocket.Conn, remote, ip string) *conn {
+	c := &conn{
+		s: s, ws: ws, remote: remote, ip: ip, credID: "peer:" + newToken(),
 		out:     newOutbox(&s.queues),
 		ended:   make(chan struct{}),
 		done:    make(chan struct{}),
 		limiter: rate.NewLimiter(MessageRate, MessageBurst),
 	}
+	c.peer = &peer{id: newID(), out: c.out, conn: c}
+	return c
 }
 
 const reasonSlow = "too slow: send queue full"
 
-// enqueue queues b for the writer without blocking. A full queue means
-// the client cannot keep up; it is disconnected rather than let it stall
-// its room. For a suspended peer, a queue that cannot take b ends the
-// suspension: the peer leaves its room.
-func (c *client) enqueue(b []byte) { c.push(queued{b: b}) }
-
-// enqueueSignal queues the signal b from the local peer from (nil: from a
-// peer on another node). A suspended peer's queue drops its oldest
-// signals to make room, and their senders are told (CodeSignalDropped).
-func (c *client) enqueueSignal(b []byte, from *client) {
-	c.push(queued{b: b, signal: true, from: from})
-}
-
-// requeue queues what was held for a suspended peer, taken over by c
-// (outbox.pushAll).
-func (c *client) requeue(q []queued) {
-	if c.out.pushAll(q) && !c.suspended.Load() {
+// enqueue queues b, a reply of the connection's own (pong, error,
+// ice-servers), for the writer without blocking. A full queue means the
+// client cannot keep up; it is disconnected rather than let it stall its
+// room.
+func (c *conn) enqueue(b []byte) {
+	start, ok, _ := c.out.push(queued{b: b})
+	if start {
 		c.s.tasks.goFunc(c.flush)
 	}
-}
-
-func (c *client) push(m queued) {
-	start, ok, dropped := c.out.push(m)
-	if start && !c.suspended.Load() {
-		c.s.tasks.goFunc(c.flush)
-	}
-	c.tellDropped(dropped)
 	if !ok {
-		if c.suspended.Load() {
-			// Too much missed while away: the peer leaves for good. The
-			// caller may hold the hub lock, so expire elsewhere.
-			c.s.tasks.goFunc(func() { c.s.hub.expire(c) })
+		if c.out.isHeld() {
+			// Dropped meanwhile, and its peer suspended: what does not
+			// fit its held queue ends the suspension (peer.push).
+			c.s.tasks.goFunc(func() { c.s.hub.expireOf(c) })
 			return
 		}
 		c.closeWith(websocket.ClosePolicyViolation, reasonSlow)
-	}
-}
-
-// tellDropped counts the signals dropped from c's held queue and tells
-// each sender still connected here which peer missed its signal. A
-// suspended sender is not told (its own queue is held).
-func (c *client) tellDropped(dropped []queued) {
-	if len(dropped) == 0 {
-		return
-	}
-	c.s.queues.dropped.Add(int64(len(dropped)))
-	for _, m := range dropped {
-		if m.from == nil || m.from == c || m.from.suspended.Load() || m.from.closing() {
-			continue
-		}
-		c.s.stats.error(CodeSignalDropped)
-		m.from.enqueue(encode(droppedMsg{Type: TypeError, Code: CodeSignalDropped, To: c.id,
-			Message: fmt.Sprintf("peer %q is away and too much is held for it; its oldest signal from you was dropped", c.id)}))
 	}
 }
 
@@ -139,13 +108,13 @@ func (c *client) tellDropped(dropped []queued) {
 // per-address limit (Limits.MaxConnectionsPerIP), once: when the
 // connection ends, or for a peer suspended then, when the suspension
 // ends.
-func (c *client) releaseSlot() {
+func (c *conn) releaseSlot() {
 	c.slot.Do(func() { c.s.perIP.release(c.keys) })
 }
 
 // closeWith ends the connection with a close frame carrying code and
 // reason. It never blocks; the first call wins.
-func (c *client) closeWith(code int, reason string) {
+func (c *conn) closeWith(code int, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {
@@ -162,10 +131,10 @@ func (c *client) closeWith(code int, reason string) {
 	// The reader drains until the peer answers the close frame, or until
 	// closeGrace; then run closes the socket. Unread input at close time
 	// would make the kernel send a reset instead of the close frame.
-	_ = c.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
-func (c *client) closing() bool {
+func (c *conn) closing() bool {
 	select {
 	case <-c.done:
 		return true
@@ -174,7 +143,7 @@ func (c *client) closing() bool {
 	}
 }
 
-func (c *client) run() {
+func (c *conn) run() {
 	c.mu.Lock()
 	if c.closeCode == 0 { // Close may have come first.
 		c.pinger = c.s.afterFunc(pingPeriod, c.ping)
@@ -191,14 +160,14 @@ func (c *client) run() {
 	c.s.hub.unregister(c, dropped && !policyClose)
 	c.closeWith(websocket.CloseNormalClosure, "")
 	<-c.ended
-	c.conn.Close()
-	c.s.log.Debug("ws closed", "peer", c.id, "remote", c.remote)
+	c.ws.Close()
+	c.s.log.Debug("ws closed", "peer", c.peer.id, "remote", c.remote)
 }
 
 // flush writes queued messages until the queue is empty, then ends; the
 // next enqueue starts another. Once the connection is closing, finish
 // writes what is left instead.
-func (c *client) flush() {
+func (c *conn) flush() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for {
@@ -211,15 +180,15 @@ func (c *client) flush() {
 			return
 		}
 		for i, m := range q {
-			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.conn.WriteMessage(websocket.TextMessage, m.b); err != nil {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, m.b); err != nil {
 				n := 0
 				for _, m := range q[i:] {
 					n += len(m.b)
 				}
 				c.out.written(n)
 				c.closeWith(websocket.CloseAbnormalClosure, "")
-				c.conn.Close() // unblocks the reader.
+				c.ws.Close() // unblocks the reader.
 				return
 			}
 			c.out.written(len(m.b))
@@ -229,13 +198,13 @@ func (c *client) flush() {
 
 // ping keeps the connection alive every pingPeriod; gorilla allows
 // WriteControl alongside a data write.
-func (c *client) ping() {
+func (c *conn) ping() {
 	if c.closing() {
 		return
 	}
-	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
 		c.closeWith(websocket.CloseAbnormalClosure, "")
-		c.conn.Close() // unblocks the reader.
+		c.ws.Close() // unblocks the reader.
 		return
 	}
 	c.mu.Lock()
@@ -247,7 +216,7 @@ func (c *client) ping() {
 
 // joinTimedOut closes a connection that has not joined a room within
 // JoinTimeout of opening.
-func (c *client) joinTimedOut() {
+func (c *conn) joinTimedOut() {
 	if !c.joined.Load() {
 		c.closeWith(websocket.ClosePolicyViolation, "no join in time")
 	}
@@ -256,7 +225,7 @@ func (c *client) joinTimedOut() {
 // finish writes, after any write in progress, what is still queued (such
 // as the error that explains the close), then the close frame, all within
 // one writeWait.
-func (c *client) finish() {
+func (c *conn) finish() {
 	defer close(c.ended)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -267,33 +236,33 @@ func (c *client) finish() {
 		return
 	}
 	deadline := time.Now().Add(writeWait)
-	_ = c.conn.SetWriteDeadline(deadline)
+	_ = c.ws.SetWriteDeadline(deadline)
 	// A slow client would not read the backlog anyway; a suspended
 	// peer's is held for its resume.
-	if reason != reasonSlow && !c.suspended.Load() {
+	if reason != reasonSlow && !c.out.isHeld() {
 		for _, m := range c.out.take() {
-			if c.conn.WriteMessage(websocket.TextMessage, m.b) != nil {
+			if c.ws.WriteMessage(websocket.TextMessage, m.b) != nil {
 				return
 			}
 		}
 	}
-	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
 }
 
 // reader handles inbound messages until the connection ends. dropped is
 // true when it ended without a close frame from the peer (a lost network).
-func (c *client) reader() (dropped bool) {
-	c.conn.SetReadLimit(hardReadLimit)
+func (c *conn) reader() (dropped bool) {
+	c.ws.SetReadLimit(hardReadLimit)
 	// Until a join, the join timer (not a read deadline) bounds the
 	// connection's life.
-	c.conn.SetPongHandler(func(string) error {
+	c.ws.SetPongHandler(func(string) error {
 		if c.s.hub.inRoom(c) {
-			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+			_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
 		}
 		return nil
 	})
 	for {
-		mt, r, err := c.conn.NextReader()
+		mt, r, err := c.ws.NextReader()
 		if err != nil {
 			return c.readFailed(err)
 		}
@@ -308,11 +277,11 @@ func (c *client) reader() (dropped bool) {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				return c.readFailed(err)
 			}
-			c.refuse(CodeTooLarge, "messages are limited to 65536 bytes")
+			c.refuse(wire.CodeTooLarge, "messages are limited to 65536 bytes")
 		} else if mt != websocket.TextMessage {
-			c.refuse(CodeBadMessage, "protocol v1 uses text frames holding JSON")
+			c.refuse(wire.CodeBadMessage, "protocol v1 uses text frames holding JSON")
 		} else if !c.limiter.AllowN(c.s.clock.Now(), 1) {
-			c.refuse(CodeRateLimited, "too many messages; slow down")
+			c.refuse(wire.CodeRateLimited, "too many messages; slow down")
 		} else {
 			c.handleOnOwnStack(data)
 		}
@@ -321,12 +290,12 @@ func (c *client) reader() (dropped bool) {
 			continue
 		}
 		if c.s.hub.inRoom(c) && !c.closing() {
-			_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+			_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
 		}
 	}
 }
 
-func (c *client) readFailed(err error) (dropped bool) {
+func (c *conn) readFailed(err error) (dropped bool) {
 	// Out of a room, a read deadline can only pass after a leave (the
 	// pongWait of the last message in the room is not renewed): that
 	// connection is closed as one that never joined.
@@ -344,17 +313,17 @@ func (c *client) readFailed(err error) (dropped bool) {
 }
 
 // refuse sends an error for a message that counts as a strike.
-func (c *client) refuse(code, message string) {
+func (c *conn) refuse(code, message string) {
 	c.strikes++
 	c.s.stats.error(code)
-	c.enqueue(errorFrame(code, message))
+	c.enqueue(encode(&wire.Error{Code: code, Message: message}))
 }
 
 // reply sends an error that does not count as a strike: the message was
 // well formed, the request was refused.
-func (c *client) reply(e *protoError) {
-	c.s.stats.error(e.code)
-	c.enqueue(errorFrame(e.code, e.message))
+func (c *conn) reply(e *wire.Error) {
+	c.s.stats.error(e.Code)
+	c.enqueue(encode(e))
 }
 
 // handleOnOwnStack is handle, on a goroutine of its own while the reader
@@ -364,71 +333,71 @@ func (c *client) reply(e *protoError) {
 // collection only when less than a quarter of it is in use, and a reader
 // parked in a read is above that line), twice what an idle connection
 // needs. Messages are still handled one at a time and in order.
-func (c *client) handleOnOwnStack(data []byte) {
+func (c *conn) handleOnOwnStack(data []byte) {
 	_, _ = onOwnStack(func() (struct{}, error) {
 		c.handle(data)
 		return struct{}{}, nil
 	})
 }
 
-func (c *client) handle(data []byte) {
+func (c *conn) handle(data []byte) {
 	var m inbound
 	if err := json.Unmarshal(data, &m); err != nil {
 		c.s.stats.message("invalid")
-		c.refuse(CodeBadMessage, "not a JSON object: "+err.Error())
+		c.refuse(wire.CodeBadMessage, "not a JSON object: "+err.Error())
 		return
 	}
 	c.s.stats.message(m.Type)
 	switch m.Type {
-	case TypeJoin:
+	case wire.TypeJoin:
 		c.join(&m)
-	case TypeSignal:
+	case wire.TypeSignal:
 		if m.To == "" || !isObject(m.Data) {
-			c.refuse(CodeBadMessage, `signal needs "to" (a peer id) and "data" (an object)`)
+			c.refuse(wire.CodeBadMessage, `signal needs "to" (a peer id) and "data" (an object)`)
 			return
 		}
 		if e := c.s.hub.signal(c, m.To, m.Data); e != nil {
 			c.reply(e)
 			return
 		}
-	case TypeLeave:
+	case wire.TypeLeave:
 		if !c.s.hub.leave(c) {
-			c.reply(&protoError{CodeNotJoined, "not in a room"})
+			c.reply(&wire.Error{Code: wire.CodeNotJoined, Message: "not in a room"})
 			return
 		}
 		c.stopRefresh()
-		c.s.log.Info("peer left", "peer", c.id, "remote", c.remote)
-	case TypePing:
-		c.enqueue(pongMsg)
+		c.s.log.Info("peer left", "peer", c.peer.id, "remote", c.remote)
+	case wire.TypePing:
+		c.enqueue(pongFrame)
 	case "":
-		c.refuse(CodeBadMessage, `missing "type"`)
+		c.refuse(wire.CodeBadMessage, `missing "type"`)
 		return
 	default:
-		c.refuse(CodeBadMessage, "unknown type "+quote(m.Type))
+		c.refuse(wire.CodeBadMessage, "unknown type "+quote(m.Type))
 		return
 	}
 	c.strikes = 0
 }
 
-func (c *client) join(m *inbound) {
+func (c *conn) join(m *inbound) {
 	if !roomname.Valid(m.Room) {
-		c.refuse(CodeBadMessage, "room must be 1 to 64 characters of A-Z a-z 0-9 - _")
+		c.refuse(wire.CodeBadMessage, "room must be 1 to 64 characters of A-Z a-z 0-9 - _")
 		return
 	}
 	name, ok := cleanName(m.Name)
 	if !ok {
-		c.refuse(CodeBadMessage, "name must be 1 to 64 printable characters")
+		c.refuse(wire.CodeBadMessage, "name must be 1 to 64 printable characters")
 		return
 	}
 	grant, wait, ok := c.takeCredential()
 	if !ok {
-		c.reply(&protoError{CodeRateLimited, fmt.Sprintf("too many TURN credentials requested from your address; try again in %ds", seconds(wait))})
+		c.reply(&wire.Error{Code: wire.CodeRateLimited, Message: fmt.Sprintf("too many TURN credentials requested from your address; try again in %ds", seconds(wait))})
 		return
 	}
 	servers, ttl := c.iceServers()
 	if m.Resume != "" && c.resume(m.Resume, m.Room, servers, int64(ttl/time.Second)) {
 		c.joined.Store(true)
-		c.s.log.Info("peer resumed", "room", m.Room, "peer", c.id, "remote", c.remote)
+		c.s.log.Info("peer resumed", "room", m.Room, "peer", c.peer.id, "remote", c.remote)
 		c.scheduleRefresh(ttl)
 		return
 	}
@@ -439,7 +408,7 @@ func (c *client) join(m *inbound) {
 	if roomPassword != "" {
 		if wait := c.s.guesses.blocked(c.keys, m.Room); wait > 0 {
 			grant.Return()
-			c.reply(&protoError{CodeRateLimited, fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
+			c.reply(&wire.Error{Code: wire.CodeRateLimited, Message: fmt.Sprintf("too many wrong passwords from your address; try again in %ds", seconds(wait))})
 			return
 		}
 	}
@@ -451,7 +420,7 @@ func (c *client) join(m *inbound) {
 	if e != nil {
 		// The credentials minted for the welcome are dropped unseen.
 		grant.Return()
-		if e.code == CodeBadPassword && m.Password != "" {
+		if e.Code == wire.CodeBadPassword && m.Password != "" {
 			// Each wrong guess from an address waits longer for its answer.
 			// An empty password is no guess (it can never match): it only
 			// tells a page that the room needs one.
@@ -464,13 +433,13 @@ func (c *client) join(m *inbound) {
 	if roomPassword != "" {
 		c.s.guesses.succeeded(c.keys, m.Room)
 	}
-	c.s.log.Info("peer joined", "room", m.Room, "peer", c.id, "remote", c.remote)
+	c.s.log.Info("peer joined", "room", m.Room, "peer", c.peer.id, "remote", c.remote)
 	c.scheduleRefresh(ttl)
 }
 
 // resume takes over the suspended peer with token: on this node, or on
 // another node of the cluster, which hands it over.
-func (c *client) resume(token, room string, servers []rtc.ICEServer, ttl int64) bool {
+func (c *conn) resume(token, room string, servers []rtc.ICEServer, ttl int64) bool {
 	if c.s.hub.resume(c, token, room, servers, ttl) {
 		return true
 	}
@@ -499,7 +468,7 @@ var errNoHandover = errors.New("signaling: no node holds the peer")
 
 // takeCredential takes one credential from the client's minting bucket
 // (source "ws"); with no ICEServers nothing is minted and nothing taken.
-func (c *client) takeCredential() (mintlimit.Grant, time.Duration, bool) {
+func (c *conn) takeCredential() (mintlimit.Grant, time.Duration, bool) {
 	if c.s.cfg.ICEServers == nil {
 		return mintlimit.Grant{}, 0, true
 	}
@@ -514,7 +483,7 @@ func seconds(d time.Duration) int {
 
 // pause holds the reader for d on the server's clock, or until the
 // connection starts closing.
-func (c *client) pause(d time.Duration) {
+func (c *conn) pause(d time.Duration) {
 	if d <= 0 {
 		return
 	}
@@ -527,7 +496,7 @@ func (c *client) pause(d time.Duration) {
 	}
 }
 
-func (c *client) iceServers() ([]rtc.ICEServer, time.Duration) {
+func (c *conn) iceServers() ([]rtc.ICEServer, time.Duration) {
 	if c.s.cfg.ICEServers == nil {
 		return []rtc.ICEServer{}, 0
 	}
@@ -536,7 +505,7 @@ func (c *client) iceServers() ([]rtc.ICEServer, time.Duration) {
 
 // scheduleRefresh pushes fresh credentials at 80% of ttl, so a peer
 // always holds credentials valid for new allocations (ICE restarts).
-func (c *client) scheduleRefresh(ttl time.Duration) {
+func (c *conn) scheduleRefresh(ttl time.Duration) {
 	if ttl <= 0 {
 		return
 	}
@@ -559,12 +528,12 @@ func (c *client) scheduleRefresh(ttl time.Duration) {
 			return
 		}
 		servers, ttl := c.iceServers()
-		c.enqueue(encode(iceServersMsg{Type: TypeICEServers, ICEServers: servers, TTL: int64(ttl / time.Second)}))
+		c.enqueue(encode(&wire.ICEServers{ICEServers: servers, TTL: int64(ttl / time.Second)}))
 		c.scheduleRefresh(ttl)
 	})
 }
 
-func (c *client) stopRefresh() {
+func (c *conn) stopRefresh() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.refresh != nil {
