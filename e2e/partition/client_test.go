@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // An ev is one thing a client saw or did, at the time it saw or did it.
@@ -40,10 +43,7 @@ const (
 	evClosed  = "closed" // the connection ended
 )
 
-type peerInfo struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
+type peerInfo = wire.PeerInfo
 
 // sigData is what test signals carry: a unique id and who the sender
 // meant, so that the checker can tell a duplicate or a misdelivery.
@@ -51,20 +51,6 @@ type sigData struct {
 	UID    string `json:"uid"`
 	FromID string `json:"fromId"`
 	ToID   string `json:"toId"`
-}
-
-type frame struct {
-	Type    string          `json:"type"`
-	ID      string          `json:"id"`
-	Name    string          `json:"name"`
-	Room    string          `json:"room"`
-	Peers   []peerInfo      `json:"peers"`
-	Resume  string          `json:"resume"`
-	Resumed bool            `json:"resumed"`
-	From    string          `json:"from"`
-	Data    json.RawMessage `json:"data"`
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
 }
 
 // client is one WebSocket client of protocol v1 on a node, recording
@@ -76,13 +62,13 @@ type client struct {
 
 	mu      sync.Mutex
 	hist    []ev
-	conn    *websocket.Conn
+	conn    *sigclient.Client
 	id      string // while joined
 	lastID  string // the last id welcomed on this connection: signals in flight after a leave still reach it
 	name    string
 	token   string
 	view    map[string]string // peer id → name, as this client knows its room
-	replies chan frame        // welcome or error, for a join waiting
+	replies chan wire.Message // welcome or error, for a join waiting
 	seq     int
 }
 
@@ -110,14 +96,15 @@ func (c *client) history() []ev {
 }
 
 // dial opens a WebSocket to the client's node, from inside the node's
-// namespace (faults between nodes never touch it).
+// namespace (faults between nodes never touch it), through sigclient.
 func (c *client) dial(ctx context.Context) error {
-	d := websocket.Dialer{NetDialContext: c.node.host.DialContext, HandshakeTimeout: 5 * time.Second}
-	conn, _, err := d.DialContext(ctx, "ws://"+net.JoinHostPort(c.node.host.Addr.String(), "8080")+"/ws", nil)
+	d := &websocket.Dialer{NetDialContext: c.node.host.DialContext, HandshakeTimeout: 5 * time.Second}
+	conn, err := sigclient.Dial(ctx, "ws://"+net.JoinHostPort(c.node.host.Addr.String(), "8080")+"/ws",
+		sigclient.DialOptions{Dialer: d, Buffer: 256})
 	if err != nil {
 		return err
 	}
-	replies := make(chan frame, 4)
+	replies := make(chan wire.Message, 4)
 	c.mu.Lock()
 	c.conn, c.replies, c.lastID = conn, replies, ""
 	c.mu.Unlock()
@@ -126,10 +113,13 @@ func (c *client) dial(ctx context.Context) error {
 }
 
 // read records what arrives on conn until it ends.
-func (c *client) read(conn *websocket.Conn, replies chan frame) {
+func (c *client) read(conn *sigclient.Client, replies chan wire.Message) {
 	for {
-		var f frame
-		if err := conn.ReadJSON(&f); err != nil {
+		m, err := conn.Receive(context.Background())
+		if err != nil {
+			if errors.Is(err, wire.ErrMalformed) {
+				continue
+			}
 			c.mu.Lock()
 			if c.conn == conn {
 				c.recordLocked(ev{Kind: evClosed, ID: c.id, Code: err.Error()})
@@ -139,38 +129,41 @@ func (c *client) read(conn *websocket.Conn, replies chan frame) {
 			c.mu.Unlock()
 			return
 		}
+		reply := false
 		c.mu.Lock()
-		switch f.Type {
-		case "welcome":
-			c.id, c.lastID, c.token = f.ID, f.ID, f.Resume
+		switch m := m.(type) {
+		case *wire.Welcome:
+			c.id, c.lastID, c.token = m.ID, m.ID, m.Resume
 			clear(c.view)
-			for _, p := range f.Peers {
+			for _, p := range m.Peers {
 				c.view[p.ID] = p.Name
 			}
-			c.recordLocked(ev{Kind: evWelcome, ID: f.ID, Name: c.name, Peers: f.Peers, Resumed: f.Resumed})
-		case "peer-joined":
-			c.view[f.ID] = f.Name
-			c.recordLocked(ev{Kind: evJoined, ID: f.ID, Name: f.Name})
-		case "peer-left":
-			delete(c.view, f.ID)
-			c.recordLocked(ev{Kind: evLeft, ID: f.ID})
-		case "signal":
+			c.recordLocked(ev{Kind: evWelcome, ID: m.ID, Name: c.name, Peers: m.Peers, Resumed: m.Resumed})
+			reply = true
+		case *wire.PeerJoined:
+			c.view[m.ID] = m.Name
+			c.recordLocked(ev{Kind: evJoined, ID: m.ID, Name: m.Name})
+		case *wire.PeerLeft:
+			delete(c.view, m.ID)
+			c.recordLocked(ev{Kind: evLeft, ID: m.ID})
+		case *wire.Signal:
 			var d sigData
-			_ = json.Unmarshal(f.Data, &d)
-			c.recordLocked(ev{Kind: evSignal, ID: c.lastID, From: f.From, Sig: d})
-		case "error":
-			e := ev{Kind: evError, ID: c.id, Code: f.Code, Name: f.Message}
-			if f.Code == "name-lost" {
+			_ = json.Unmarshal(m.Data, &d)
+			c.recordLocked(ev{Kind: evSignal, ID: c.lastID, From: m.From, Sig: d})
+		case *wire.Error:
+			e := ev{Kind: evError, ID: c.id, Code: m.Code, Name: m.Message}
+			if m.Code == wire.CodeNameLost {
 				// Evicted: the client is out of the room, its connection open.
 				c.id = ""
 				clear(c.view)
 			}
 			c.recordLocked(e)
+			reply = m.Code != wire.CodeSignalDropped
 		}
 		c.mu.Unlock()
-		if f.Type == "welcome" || f.Type == "error" && f.Code != "signal-dropped" {
+		if reply {
 			select {
-			case replies <- f:
+			case replies <- m:
 			default:
 			}
 		}
@@ -198,31 +191,24 @@ func (c *client) join(ctx context.Context, name string, resume bool) error {
 	if conn == nil {
 		return errors.New("connection closed")
 	}
-	msg := map[string]string{"type": "join", "room": c.room, "name": name}
+	j := &wire.Join{Room: c.room, Name: name}
 	if resume {
-		msg["resume"] = token
+		j.Resume = token
 	}
-	if err := c.write(conn, msg); err != nil {
+	if err := conn.Send(j); err != nil {
 		return err
 	}
 	select {
-	case f := <-replies:
-		if f.Type == "welcome" {
-			return nil
+	case m := <-replies:
+		if e, ok := m.(*wire.Error); ok {
+			return fmt.Errorf("%w: %s: %s", errRefused, e.Code, e.Message)
 		}
-		return fmt.Errorf("%w: %s: %s", errRefused, f.Code, f.Message)
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(10 * time.Second):
 		return errors.New("no answer to join within 10s")
 	}
-}
-
-func (c *client) write(conn *websocket.Conn, v any) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return conn.WriteJSON(v)
 }
 
 // leave sends leave and forgets the room.
@@ -237,7 +223,7 @@ func (c *client) leave() {
 	c.id = ""
 	clear(c.view)
 	c.mu.Unlock()
-	_ = c.write(conn, map[string]string{"type": "leave"})
+	_ = conn.Send(&wire.Leave{})
 }
 
 // drop cuts the connection without a word (a network loss), keeping the
@@ -252,7 +238,7 @@ func (c *client) drop() {
 	}
 	c.mu.Unlock()
 	if conn != nil {
-		_ = conn.UnderlyingConn().Close()
+		_ = conn.Conn().UnderlyingConn().Close()
 	}
 }
 
@@ -285,7 +271,7 @@ func (c *client) signalSome() {
 		d := sigData{UID: fmt.Sprintf("%s#%d", c.label, c.seq), FromID: id, ToID: p}
 		c.recordLocked(ev{Kind: evSent, ID: id, Sig: d})
 		c.mu.Unlock()
-		if c.write(conn, map[string]any{"type": "signal", "to": p, "data": d}) != nil {
+		if conn.Signal(p, d) != nil {
 			return
 		}
 	}
