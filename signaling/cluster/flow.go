@@ -170,45 +170,57 @@ func (n *Node) knownFor(node string, d time.Duration) bool {
 	return pn != nil && pn.name != "" && !pn.dead && time.Since(pn.firstSeen) > d
 }
 
-// reconcile runs resync in the background (once at a time) and then
-// asks every live node for its peers again, which brings in the peers
-// this node left out while one of its own held their names.
+// reconcile runs resync in the background and then asks every live
+// node for its peers again, which brings in the peers this node left
+// out while one of its own held their names. One runs at a time; asked
+// for meanwhile, it runs once more after (what it read may be older than
+// what asked for it).
 func (n *Node) reconcile() {
 	if !n.ready.Load() {
 		return
 	}
 	n.mu.Lock()
 	if n.resyncing {
+		n.resyncAgain = true
 		n.mu.Unlock()
 		return
 	}
 	n.resyncing = true
 	n.mu.Unlock()
 	go func() {
-		defer func() {
-			n.mu.Lock()
-			n.resyncing = false
-			n.mu.Unlock()
-		}()
-		// Right after a heal JetStream elects its leaders again: tried
-		// until it answers, for up to a minute.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
 		for {
-			err := n.resync(ctx)
-			if err == nil {
-				break
-			}
-			if !retry(ctx) || n.closed.Load() {
-				n.log.Warn("cluster: rooms not read again", "error", err)
+			n.reconcileOnce()
+			n.mu.Lock()
+			again := n.resyncAgain && !n.closed.Load()
+			n.resyncAgain = false
+			n.resyncing = again
+			n.mu.Unlock()
+			if !again {
 				return
 			}
-			n.log.Debug("cluster: rooms read again later", "error", err)
-		}
-		for _, id := range n.liveNodes() {
-			n.askMembers(id)
 		}
 	}()
+}
+
+func (n *Node) reconcileOnce() {
+	// Right after a heal JetStream elects its leaders again: tried
+	// until it answers, for up to a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		err := n.resync(ctx)
+		if err == nil {
+			break
+		}
+		if !retry(ctx) || n.closed.Load() {
+			n.log.Warn("cluster: rooms not read again", "error", err)
+			return
+		}
+		n.log.Debug("cluster: rooms read again later", "error", err)
+	}
+	for _, id := range n.liveNodes() {
+		n.askMembers(id)
+	}
 }
 
 // answerMembers queues this node's peers for the node whose sync subject
@@ -355,11 +367,19 @@ func (n *Node) dispatch(msg *nats.Msg) {
 			delete(n.syncing, mw.Node)
 		}
 		n.mu.Unlock()
+		conflict := false
 		for _, m := range mw.Members {
 			if roomname.Valid(m.Room) && m.ID != "" {
 				listed[m.Room+"\x00"+m.ID] = true
-				n.rooms.RemoteJoined(m.Room, m.ID, m.Name, mw.Node)
+				if n.rooms.RemoteAdmitted(m.Room, m.ID, m.Name, mw.Node) {
+					// A peer here holds the name (after a partition or a
+					// pause): the record decides which one keeps it.
+					conflict = true
+				}
 			}
+		}
+		if conflict {
+			n.reconcile()
 		}
 		if mw.Last {
 			// Whatever this node holds of that node's beyond its answer left
@@ -499,6 +519,9 @@ func (n *Node) sweep() {
 				pn.lastSeen = now
 			}
 		}
+		// The others may have taken this node for gone meanwhile and
+		// given its peers' names to others.
+		defer n.reconcile()
 	}
 	n.lastSweep = now
 	for id, pn := range n.nodes {

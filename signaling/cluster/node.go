@@ -122,8 +122,9 @@ type Node struct {
 	syncing map[string]map[string]bool
 	// lastSweep is when the liveness check last ran (heartbeats).
 	lastSweep time.Time
-	// resyncing is set while a resync started by reconcile runs.
-	resyncing bool
+	// resyncing is set while a resync started by reconcile runs;
+	// resyncAgain when another was asked for meanwhile.
+	resyncing, resyncAgain bool
 
 	stop   context.CancelFunc
 	wg     sync.WaitGroup

@@ -340,11 +340,20 @@ func (n *Node) setNode(ctx context.Context, room, id, name string) {
 func (n *Node) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	want := min(maxReplicas, n.aliveCount()+1)
 	kv, err := n.js.KeyValue(ctx, RoomsBucket)
-	if err == nil {
+	switch {
+	case err == nil:
 		st, serr := kv.Status(ctx)
-		if serr == nil && st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas >= want {
+		if serr != nil {
+			// No answer (a leader being elected, no quorum): the bucket
+			// stays as it is. Configured from a partial view of the nodes
+			// it would lose replicas.
 			return kv, nil
 		}
+		if st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas >= want {
+			return kv, nil
+		}
+	case !errors.Is(err, jetstream.ErrBucketNotFound):
+		return nil, err
 	}
 	return n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: RoomsBucket, Description: "icebox rooms: members by room",
