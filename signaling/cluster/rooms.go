@@ -443,7 +443,10 @@ func (n *Node) resync(ctx context.Context) error {
 			for _, m := range byRoom[room] {
 				switch {
 				case r.index(m.ID) >= 0:
-				case slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name && !n.stale(room, o) }):
+				case slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name }):
+					// The record's holder keeps the name, even one of a node
+					// this node still takes for gone (it may be the one cut
+					// off): the majority that wrote it decides.
 					lost = append(lost, m)
 				case !n.rooms.HasLocal(room, m.ID):
 					// Left since the list was taken: its release follows.
