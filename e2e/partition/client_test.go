@@ -250,6 +250,13 @@ func (c *client) close() {
 	if conn != nil {
 		c.leave()
 		_ = conn.Close()
+		c.mu.Lock()
+		if c.conn == conn {
+			c.recordLocked(ev{Kind: evClosed, ID: c.id})
+			c.conn, c.id = nil, ""
+			clear(c.view)
+		}
+		c.mu.Unlock()
 	}
 }
 

@@ -165,6 +165,13 @@ func (w *workload) finish(heal time.Time) (time.Duration, *report) {
 	t.Helper()
 	w.stop()
 	w.wg.Wait()
+	// A churner's join cut short by the stop may still be answered:
+	// one not in a room now closes (a close frame ends its peer at once).
+	for _, c := range w.churn {
+		if c.joined() == "" {
+			c.close()
+		}
+	}
 	w.c.waitHealthy(t, healWindow+30*time.Second)
 	// The churners stay in the room as they are; every client that is
 	// joined must see exactly the others.
