@@ -21,8 +21,8 @@ func TestBrowsersOnJoinRelay(t *testing.T) {
 	if _, body := ib.get(t, "/r/"+room); strings.Contains(body, "credential") {
 		t.Fatalf("on-join page carries credentials:\n%s", iceConfigRe.FindString(body))
 	}
-	a := newTab(t, browser, ib.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
-	b := newTab(t, browser, ib.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1&relay=1")
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 	pairs, err := chromedp.Run(a, chromedp.Evaluate[map[string]pairInfo](`window.icebox.pairs()`, chromedp.EvalAwaitPromise))
 	if err != nil || len(pairs) != 1 {

@@ -115,8 +115,8 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	browser := newBrowser(t)
 	room := ib.newRoom(t)
 	start := time.Now()
-	a := newTab(t, browser, ib.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
-	b := newTab(t, browser, ib.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1&relay=1")
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")
 	for _, v := range waitMutualVideo(t, a, b, start.Add(15*time.Second)) {
 		t.Logf("page %s plays %s's video %dx%d at t=%.2fs, %.1fs after opening the pages", v.page, v.Name, v.W, v.H, v.T, time.Since(start).Seconds())
 	}
@@ -126,7 +126,7 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 		tab  context.Context
 		name string
 	}{{a, "a"}, {b, "b"}} {
-		tm := eval[map[string]float64](t, tc.tab, `icebox.timing`)
+		tm := eval[map[string]float64](t, tc.tab, `icebox.snapshot().timing`)
 		t.Logf("page %s: camera ready %.0f ms after opening, remote video %.0f ms after that", tc.name,
 			tm["mediaReady"]-tm["start"], tm["firstVideo"]-tm["mediaReady"])
 	}
@@ -172,9 +172,9 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	// (UDP or TCP: this icebox offers both, and Chromium may stay on the
 	// first that worked).
 	for name, tab := range map[string]context.Context{"a": a, "b": b} {
-		got := waitBadge(t, tab, "relay ")
-		if got.Path != "relay" || (got.Transport != "udp" && got.Transport != "tcp") || !strings.HasPrefix(got.Text, "relay "+strings.ToUpper(got.Transport)) {
-			t.Errorf("page %s: badge %+v, want relay UDP or relay TCP", name, got)
+		got := waitBadge(t, tab, "Via server")
+		if got.Path != "relay" || (got.Transport != "udp" && got.Transport != "tcp") || !strings.Contains(got.Title, "over "+strings.ToUpper(got.Transport)) {
+			t.Errorf("page %s: badge %+v, want Via server, over UDP or TCP", name, got)
 		}
 	}
 

@@ -56,6 +56,10 @@ func TestCallMode(t *testing.T) {
 	url := ib.URL + "/r/" + room + "?mode=call&autojoin=1&name="
 	a := newTab(t, browser, url+"a")
 	b := newTab(t, browser, url+"b")
+	// Loaded without ?test=1, the page has no test hook.
+	if eval[bool](t, a, `'icebox' in window`) {
+		t.Error("window.icebox exists on a page loaded without ?test=1")
+	}
 
 	// Call mode is a lobby: no call starts by itself.
 	callFrom(t, a, "b")

@@ -111,11 +111,11 @@ func TestClusterBrowsers(t *testing.T) {
 	// message it receives.
 	px := startSwitchProxy(t, a.HTTPAddr().String())
 	start := time.Now()
-	pa := newTab(t, browser, "http://"+px.addr()+"/r/"+room+"?name=a&autojoin=1&relay=1")
+	pa := newTab(t, browser, "http://"+px.addr()+"/r/"+room+"?test=1&name=a&autojoin=1&relay=1")
 	pbTab, cancelB := chromedp.NewContext(browser)
 	t.Cleanup(cancelB)
 	recordReceived(t, pbTab)
-	if err := chromedp.Do(pbTab, chromedp.Navigate(b.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")); err != nil {
+	if err := chromedp.Do(pbTab, chromedp.Navigate(b.URL+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")); err != nil {
 		t.Fatal(err)
 	}
 	pb := pbTab
@@ -166,10 +166,10 @@ func TestClusterBrowsers(t *testing.T) {
 
 	// Page a's connection drops and comes back on node c: it keeps its
 	// peer id, and page b never hears it leave.
-	idA := eval[string](t, pa, `icebox.state.myId`)
+	idA := eval[string](t, pa, `icebox.snapshot().myId`)
 	px.switchTo(nodes[2].HTTPAddr().String())
 	waitFor(t, pa, "page a reconnected", `document.getElementById('status').textContent.startsWith('reconnected')`)
-	if got := eval[string](t, pa, `icebox.state.myId`); got != idA {
+	if got := eval[string](t, pa, `icebox.snapshot().myId`); got != idA {
 		t.Errorf("page a's id after the resume on node c: %q, want %q", got, idA)
 	}
 	if !nodes[2].Signaling().HasLocal(room, idA) || a.Signaling().HasLocal(room, idA) {

@@ -76,6 +76,7 @@ func TestCoturnClient(t *testing.T) {
 		flags []string
 	}{{"udp", nil}, {"tcp", []string{"-t"}}, {"tls", []string{"-t", "-S"}}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each waits out uclient's own timers; separate users
 			args := append(tc.flags, "-W", secret, "-u", "uclient-"+tc.name, "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
 				"-c", "-X", "-n", "400", "-m", "10", "-z", "2", "-p", ports[tc.name], "127.0.0.1")
 			out, err := exec.Command(uclient, args...).CombinedOutput()
@@ -98,6 +99,7 @@ func TestCoturnClient(t *testing.T) {
 		})
 	}
 	t.Run("wrong secret", func(t *testing.T) {
+		t.Parallel()
 		out, err := exec.Command(uclient, "-W", "not-the-secret-0123456789", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
 			"-c", "-X", "-n", "5", "-p", ports["udp"], "127.0.0.1").CombinedOutput()
 		if err == nil {

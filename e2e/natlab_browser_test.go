@@ -37,17 +37,18 @@ type labPair struct {
 // page (window.icebox), with the ICE server URL of its local candidate.
 const pagePairJS = `(async () => {
   const out = [];
-  for (const p of window.icebox.state.peers.values()) {
-    const pair = await p.selectedPair();
+  const pairs = await window.icebox.pairs();
+  const stats = await window.icebox.stats();
+  for (const [id, pair] of Object.entries(pairs)) {
     if (!pair) { out.push({}); continue; }
-    const stats = await p.pc.getStats();
+    const byId = new Map(stats[id].map((s) => [s.id, s]));
     let url = '';
-    stats.forEach((s) => {
-      if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
-      const cp = stats.get(s.selectedCandidatePairId);
-      const local = cp && stats.get(cp.localCandidateId);
+    for (const s of stats[id]) {
+      if (s.type !== 'transport' || !s.selectedCandidatePairId) continue;
+      const cp = byId.get(s.selectedCandidatePairId);
+      const local = cp && byId.get(cp.localCandidateId);
       if (local && local.url) url = local.url;
-    });
+    }
     out.push({...pair, url});
   }
   return out;
@@ -73,8 +74,8 @@ func (nl *natLab) browserCall(t *testing.T, a, b *netlab.Netns, baseA, baseB, ro
 	t.Helper()
 	ba, bb := labBrowser(t, a), labBrowser(t, b)
 	start := time.Now()
-	tabA := newTab(t, ba, baseA+"/r/"+room+"?name=a&autojoin=1")
-	tabB := newTab(t, bb, baseB+"/r/"+room+"?name=b&autojoin=1")
+	tabA := newTab(t, ba, baseA+"/r/"+room+"?test=1&name=a&autojoin=1")
+	tabB := newTab(t, bb, baseB+"/r/"+room+"?test=1&name=b&autojoin=1")
 	deadline := time.Now().Add(45 * time.Second)
 	for _, tc := range []struct {
 		tab        context.Context
@@ -83,7 +84,7 @@ func (nl *natLab) browserCall(t *testing.T, a, b *netlab.Netns, baseA, baseB, ro
 		v, err := waitForRemoteVideo(tc.tab, deadline)
 		if err != nil {
 			state, _ := chromedp.Run(tc.tab, chromedp.Evaluate[string](
-				`document.getElementById('status').textContent + ' ' + JSON.stringify(window.icebox.connections())`))
+				`document.getElementById('status').textContent + ' ' + JSON.stringify(window.icebox.snapshot().peers.map(p => p.connectionState))`))
 			t.Fatalf("page %s: %v (status and connections: %s)%s", tc.name, err, state, nl.iceboxLogs())
 		}
 		if v.Name != tc.peer {

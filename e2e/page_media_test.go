@@ -22,7 +22,7 @@ func TestPagePrejoinDevices(t *testing.T) {
 	ib := startIcebox(t, nil)
 	br := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", "device-count=2"))
 	room := ib.newRoom(t)
-	a := openTab(t, br, ib.URL+"/r/"+room+"?name=a", viewports[0])
+	a := openTab(t, br, ib.URL+"/r/"+room+"?test=1&name=a", viewports[0])
 	waitText(t, a, "device-status", "ready")
 	waitFor(t, a, "two cameras, microphones and speakers listed", `(() => {
 		const n = (k) => { const s = document.getElementById('pick-' + k); return s.closest('.picker').hidden ? 0 : s.options.length; };
@@ -41,15 +41,15 @@ func TestPagePrejoinDevices(t *testing.T) {
 		want[0] = pick("videoinput", i)
 		waitFor(t, a, "the preview shows the camera picked", `(() => { const t = document.getElementById('preview-video').srcObject.getVideoTracks()[0];
 			return t.readyState === 'live' && t.getSettings().deviceId === `+jsString(want[0])+`; })()`)
-		if n := eval[int](t, a, `icebox.tracks().filter(t => t.kind === 'video' && t.readyState === 'live').length`); n != 1 {
+		if n := eval[int](t, a, `icebox.snapshot().tracks.filter(t => t.kind === 'video' && t.readyState === 'live').length`); n != 1 {
 			t.Errorf("%d live camera tracks after switching, want 1 (the one before stopped)", n)
 		}
 	}
 	screenshot(t, a, t.TempDir(), "prejoin-devices-desktop")
 	click(t, a, "join")
-	b := newTab(t, br, ib.URL+"/r/"+room+"?name=b&autojoin=1")
+	b := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1")
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
-	if !eval[bool](t, a, `[...icebox.state.peers.values()][0].pc.getSenders().some(s => s.track && s.track.getSettings().deviceId === `+jsString(want[0])+`)`) {
+	if !eval[bool](t, a, `icebox.snapshot().peers[0].senders.some(s => s.deviceId === `+jsString(want[0])+`)`) {
 		t.Error("the call does not send the camera picked before joining")
 	}
 	waitFor(t, a, "b's audio plays on the speaker picked", `document.querySelector('.tile.remote video').sinkId === `+jsString(want[1]))
@@ -67,8 +67,8 @@ func TestPageShareMuteSpeaking(t *testing.T) {
 	ib := startIcebox(t, nil)
 	br := newBrowser(t)
 	room := ib.newRoom(t)
-	a := newTab(t, br, ib.URL+"/r/"+room+"?name=a&autojoin=1")
-	b := newTab(t, br, ib.URL+"/r/"+room+"?name=b&autojoin=1")
+	a := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1")
+	b := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1")
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 
 	waitFor(t, b, "a's tile rings while a's microphone sounds", `document.querySelector('.tile.remote').classList.contains('speaking')`)
@@ -79,7 +79,7 @@ func TestPageShareMuteSpeaking(t *testing.T) {
 	waitFor(t, b, "a's mute shows on b", `window.__micOff > 0`)
 	t.Logf("a's mute showed on b %.0f ms after the click", eval[float64](t, b, `window.__micOff`)-clicked)
 	waitFor(t, b, "a's tile stops ringing once a is muted", `!document.querySelector('.tile.remote').classList.contains('speaking')`)
-	if lv := eval[float64](t, b, `Object.values(icebox.levels()).slice(1).reduce((a, b) => Math.max(a, b), 0)`); lv > 0.01 {
+	if lv := eval[float64](t, b, `Object.values(icebox.snapshot().levels).slice(1).reduce((a, b) => Math.max(a, b), 0)`); lv > 0.01 {
 		t.Errorf("b hears a at level %.3f while a is muted", lv)
 	}
 	click(t, a, "mute")
@@ -88,7 +88,17 @@ func TestPageShareMuteSpeaking(t *testing.T) {
 
 	// Share: the button needs a person's click (user activation).
 	clickAsUser(t, a, "share-screen")
-	waitFor(t, a, "a shares", `document.getElementById('share-screen').getAttribute('aria-pressed') === 'true' && icebox.screen() !== null`)
+	waitFor(t, a, "a shares", `document.getElementById('share-screen').getAttribute('aria-pressed') === 'true' && icebox.snapshot().screen`)
+	// The sharer sees that they present, with a small preview, and no tile of their own screen.
+	waitFor(t, a, "a sees You are presenting", `!document.getElementById('presenting').hidden && document.getElementById('presenting-video').srcObject !== null`)
+	if n := eval[int](t, a, `document.querySelectorAll('#tiles .tile.screen').length`); n != 0 {
+		t.Errorf("the sharer's view has %d screen tiles, want none", n)
+	}
+	for _, vp := range viewports {
+		emulate(t, a, vp)
+		screenshot(t, a, t.TempDir(), "presenting-"+vp.name)
+	}
+	emulate(t, a, viewports[0])
 	waitFor(t, b, "a's screen is on b's stage", `(() => { const t = document.querySelector('.tile.remote.screen');
 		const v = t && t.querySelector('video'); return !!v && v.videoWidth > 0 && v.currentTime > 0 && t.classList.contains('staged'); })()`)
 	framesChange(t, b, "a's screen moves on b's stage", ".tile.remote.screen video")
@@ -102,7 +112,7 @@ func TestPageShareMuteSpeaking(t *testing.T) {
 		screenshot(t, b, dir, "share-"+vp.name)
 	}
 	// The browser's own "Stop sharing" ends the track and fires ended.
-	eval[bool](t, a, `(() => { const tr = icebox.screen().getVideoTracks()[0]; tr.stop(); tr.dispatchEvent(new Event('ended')); return true; })()`)
+	eval[bool](t, a, `icebox.endTrack('screen')`)
 	waitFor(t, a, "a's share button is off", `document.getElementById('share-screen').getAttribute('aria-pressed') === 'false' && !document.getElementById('screen-local')`)
 	waitFor(t, b, "a's screen tile is gone from b", `document.querySelector('.tile.screen') === null`)
 	if _, err := waitForRemoteVideo(b, time.Now().Add(10*time.Second)); err != nil {
@@ -112,11 +122,14 @@ func TestPageShareMuteSpeaking(t *testing.T) {
 
 // badgeJS reads the connection badge of the first remote tile and the
 // page's own stats sample of that connection.
-const badgeJS = `(async () => { await icebox.sample(); const n = Object.values(icebox.net())[0] || {};
-	return {text: document.querySelector('.tile.remote .net').textContent, path: n.path || '', transport: n.transport || ''}; })()`
+const badgeJS = `(async () => { const n = Object.values(await icebox.sample())[0] || {};
+	const net = document.querySelector('.tile.remote .net');
+	return {text: net.textContent, title: net.title, label: net.getAttribute('aria-label'), path: n.path || '', transport: n.transport || ''}; })()`
 
 type badge struct {
 	Text      string `json:"text"`
+	Title     string `json:"title"` // the details, on hover
+	Label     string `json:"label"` // what a screen reader says
 	Path      string `json:"path"`
 	Transport string `json:"transport"`
 }
@@ -136,20 +149,25 @@ func waitBadge(t *testing.T, tab context.Context, want string) badge {
 }
 
 // TestPageBadgeRelayTransport: with TURN over UDP only, then over TCP
-// only, a relay-only call's badges say relay UDP, then relay TCP.
+// only, a relay-only call's badges say "Via server", with UDP, then TCP
+// in their details, and no candidate address in their accessible label.
 func TestPageBadgeRelayTransport(t *testing.T) {
 	br := newBrowser(t)
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			ib := startIcebox(t, func(c *config.Config) { c.TURN.Listen = []string{transport + "://127.0.0.1:0"} })
 			room := ib.newRoom(t)
-			a := newTab(t, br, ib.URL+"/r/"+room+"?name=a&autojoin=1&relay=1")
-			b := newTab(t, br, ib.URL+"/r/"+room+"?name=b&autojoin=1&relay=1")
+			a := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1&relay=1")
+			b := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")
 			waitMutualVideo(t, a, b, time.Now().Add(20*time.Second))
-			want := "relay " + strings.ToUpper(transport)
+			want := "Relayed by the server over " + strings.ToUpper(transport)
 			for name, tab := range map[string]context.Context{"a": a, "b": b} {
-				if got := waitBadge(t, tab, want); got.Path != "relay" || got.Transport != transport {
-					t.Errorf("page %s: badge %+v, want %s", name, got, want)
+				got := waitBadge(t, tab, "Via server")
+				if got.Path != "relay" || got.Transport != transport || !strings.Contains(got.Title, want) {
+					t.Errorf("page %s: badge %+v, want details %q", name, got, want)
+				}
+				if strings.Contains(got.Label, "127.0.0.1") || !strings.Contains(got.Label, want) {
+					t.Errorf("page %s: badge label %q, want %q and no address", name, got.Label, want)
 				}
 			}
 		})

@@ -17,8 +17,8 @@ import (
 // and audio kbit/s summed over its connections, the number of video
 // copies, and the mean encoded frame size.
 const sendRateJS = `(async () => {
-  const snap = async () => { const out = []; for (const p of icebox.state.peers.values()) {
-    const s = await p.pc.getStats(); s.forEach(x => { if (x.type === 'outbound-rtp') out.push({id: p.id + x.id, kind: x.kind, bytes: x.bytesSent, w: x.frameWidth || 0, h: x.frameHeight || 0}); }); } return out; };
+  const snap = async () => { const out = []; for (const [id, s] of Object.entries(await icebox.stats())) {
+    for (const x of s) if (x.type === 'outbound-rtp') out.push({id: id + x.id, kind: x.kind, bytes: x.bytesSent, w: x.frameWidth || 0, h: x.frameHeight || 0}); } return out; };
   const a = await snap(); const t0 = performance.now();
   await new Promise(r => setTimeout(r, 5000));
   const b = await snap(); const dt = (performance.now() - t0) / 1000;
@@ -64,7 +64,7 @@ func TestPageMeshBitrateFigures(t *testing.T) {
 	br := newBrowser(t)
 	tabs := make([]context.Context, pages)
 	for i := range tabs {
-		tabs[i] = newTab(t, br, fmt.Sprintf("%s/r/mesh?autojoin=1&name=p%d", ib.URL, i))
+		tabs[i] = newTab(t, br, fmt.Sprintf("%s/r/mesh?test=1&autojoin=1&name=p%d", ib.URL, i))
 	}
 	for i, tab := range tabs {
 		waitForWithin(t, tab, fmt.Sprintf("page %d plays %d videos", i, pages-1), fmt.Sprintf(

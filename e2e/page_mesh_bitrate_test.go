@@ -18,16 +18,16 @@ import (
 // with the cap adapt.js prescribes for the room's size.
 const copyRatesJS = `(async () => {
   const { videoKbps } = await import('/static/adapt.js');
-  const peers = [...icebox.state.peers.values()];
-  const snap = async () => { const out = new Map(); for (const p of peers) {
-    const s = await p.pc.getStats(); s.forEach(x => { if (x.type === 'outbound-rtp' && x.kind === 'video')
-      out.set(p.id, {bytes: x.bytesSent, target: x.targetBitrate || 0}); }); } return out; };
+  const peers = icebox.snapshot().peers;
+  const snap = async () => { const out = new Map(); for (const [id, s] of Object.entries(await icebox.stats())) {
+    for (const x of s) if (x.type === 'outbound-rtp' && x.kind === 'video')
+      out.set(id, {bytes: x.bytesSent, target: x.targetBitrate || 0}); } return out; };
   const a = await snap(); const t0 = performance.now();
   await new Promise(r => setTimeout(r, 3000));
   const b = await snap(); const dt = (performance.now() - t0) / 1000;
   const copies = peers.map(p => {
-    const s = p.pc.getSenders().find(s => s.track && s.track.kind === 'video');
-    const e = s && s.getParameters().encodings[0];
+    const s = p.senders.find(s => s.kind === 'video');
+    const e = s && s.encoding;
     const x = b.get(p.id), y = a.get(p.id);
     return {cap: e && e.maxBitrate ? e.maxBitrate / 1000 : 0, target: x ? x.target / 1000 : 0,
       kbps: x && y ? (x.bytes - y.bytes) * 8 / dt / 1000 : 0};
@@ -79,7 +79,7 @@ func TestPageMeshBitrate(t *testing.T) {
 	})
 	sender := newBrowser(t)
 	watchers := newBrowserFlags(t, chromedp.Flag("use-fake-ui-for-media-stream", "deny"))
-	url := ib.URL + "/r/" + ib.newRoom(t) + "?autojoin=1&name="
+	url := ib.URL + "/r/" + ib.newRoom(t) + "?test=1&autojoin=1&name="
 	a := newTab(t, sender, url+"a")
 	ws := make([]context.Context, meshOthers)
 	for i := range ws {
@@ -89,7 +89,7 @@ func TestPageMeshBitrate(t *testing.T) {
 		waitForWithin(t, w, fmt.Sprintf("watcher %d plays a's video", i),
 			`[...document.querySelectorAll('.tile.remote video')].some(v => v.videoWidth > 0 && v.currentTime > 0)`, 60*time.Second)
 	}
-	waitFor(t, a, "a has its peers", fmt.Sprintf(`icebox.state.peers.size === %d`, meshOthers))
+	waitFor(t, a, "a has its peers", fmt.Sprintf(`icebox.snapshot().peers.length === %d`, meshOthers))
 
 	r := measureCopies(t, a)
 	if r.Want != meshCapKbps {

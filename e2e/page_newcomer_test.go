@@ -16,7 +16,7 @@ func TestPageNewcomer(t *testing.T) {
 	ib := startIcebox(t, func(c *config.Config) { c.Signaling.MaxPeersPerRoom = 2 })
 	browser := newBrowser(t)
 	room := ib.newRoom(t)
-	url := ib.URL + "/r/" + room
+	url := ib.URL + "/r/" + room + "?test=1"
 	a := openTab(t, browser, url, viewports[0])
 	waitFor(t, a, "the name field has the focus", `document.activeElement === document.getElementById('name')`)
 	if !eval[bool](t, a, `!document.getElementById('mode-toggle').hidden`) {
@@ -45,17 +45,17 @@ func TestPageNewcomer(t *testing.T) {
 	}
 	emulate(t, a, viewports[0])
 
-	b := newTab(t, browser, url+"?name=b&autojoin=1")
+	b := newTab(t, browser, url+"&name=b&autojoin=1")
 	waitFor(t, a, "the invite bar goes once b joins", `document.getElementById('invite').hidden`)
 	waitFor(t, a, "a's People list names a and b", people+` === 'a (you)|b'`)
 	if n := eval[string](t, a, `document.getElementById('people-count').textContent`); n != "2" {
 		t.Errorf("people count %q, want 2", n)
 	}
 
-	c := newTab(t, browser, url+"?name=c&autojoin=1")
-	waitFor(t, c, "c is refused: the room is full", `document.getElementById('join-error').textContent !== ''`)
+	c := newTab(t, browser, url+"&name=c&autojoin=1")
+	waitText(t, c, "join-error", "This room is full (2 people)")
 	waitFor(t, c, "the refused join stopped camera and microphone",
-		`icebox.tracks().length > 0 && icebox.tracks().every(t => t.readyState === 'ended')`)
+		`icebox.snapshot().tracks.length > 0 && icebox.snapshot().tracks.every(t => t.readyState === 'ended')`)
 
 	click(t, b, "leave")
 	waitFor(t, a, "the invite bar is back once b left", `!document.getElementById('invite').hidden`)

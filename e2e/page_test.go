@@ -27,7 +27,8 @@ type joinMsg struct {
 // TestPagePasswordRoom: the page of a passworded room shows the password
 // field from the start (the server says the room needs one), never sends
 // an empty password, says when a password is wrong, and joins with the
-// password typed. A refused join leaves the camera off.
+// password typed. A refused join keeps the camera preview on while the
+// password is typed.
 func TestPagePasswordRoom(t *testing.T) {
 	ib := startIcebox(t, func(c *config.Config) {
 		c.Signaling.Rooms = map[string]config.Room{"locked": {Password: "s3cret"}}
@@ -36,7 +37,7 @@ func TestPagePasswordRoom(t *testing.T) {
 	a, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
 	recordJoins(t, a)
-	if err := chromedp.Do(a, chromedp.Navigate(ib.URL+"/r/locked?name=a&autojoin=1")); err != nil {
+	if err := chromedp.Do(a, chromedp.Navigate(ib.URL+"/r/locked?test=1&name=a&autojoin=1")); err != nil {
 		t.Fatal(err)
 	}
 	// autojoin waits for the password instead of guessing an empty one.
@@ -53,8 +54,10 @@ func TestPagePasswordRoom(t *testing.T) {
 
 	typeAndSubmit(t, a, "password", "wrong")
 	waitText(t, a, "join-error", "Wrong password")
-	waitFor(t, a, "the refused join stopped the camera and microphone",
-		`icebox.tracks().length > 0 && icebox.tracks().every(t => t.readyState === 'ended')`)
+	if !eval[bool](t, a, `icebox.snapshot().tracks.some(t => t.kind === 'video' && t.readyState === 'live') && !document.getElementById('preview').classList.contains('novideo')`) {
+		t.Error("the refused join turned the camera preview off")
+	}
+	screenshot(t, a, t.TempDir(), "wrong-password-preview-desktop")
 
 	typeAndSubmit(t, a, "password", "s3cret")
 	waitFor(t, a, "a is in the call", `!document.getElementById('call').hidden && !document.getElementById('controls').hidden`)
@@ -66,7 +69,7 @@ func TestPagePasswordRoom(t *testing.T) {
 
 	// A second page shows the field at once and does not autojoin with an
 	// empty password.
-	b := newTab(t, browser, ib.URL+"/r/locked?name=b&autojoin=1")
+	b := newTab(t, browser, ib.URL+"/r/locked?test=1&name=b&autojoin=1")
 	waitFor(t, b, "b's password field", `!document.getElementById('password-row').hidden`)
 	typeAndSubmit(t, b, "password", "s3cret")
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
@@ -82,12 +85,12 @@ func TestPageCallModeLink(t *testing.T) {
 	ib := startIcebox(t, nil)
 	browser := newBrowser(t)
 	room := ib.newRoom(t)
-	a := newTab(t, browser, ib.URL+"/r/"+room+"?mode=call&autojoin=1&name=a")
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&mode=call&autojoin=1&name=a")
 	link := eval[string](t, a, `document.getElementById('share-link').value`)
 	if want := ib.URL + "/r/" + room + "?mode=call"; link != want {
 		t.Fatalf("link shown in call mode: %q, want %q", link, want)
 	}
-	b := newTab(t, browser, link+"&name=b&autojoin=1")
+	b := newTab(t, browser, link+"&test=1&name=b&autojoin=1")
 	waitText(t, b, "mode-toggle", "Switch to room mode")
 	callFrom(t, a, "b")
 	waitText(t, b, "call-status", "Incoming call from a")
@@ -98,13 +101,13 @@ func TestPageCallModeLink(t *testing.T) {
 	screenshot(t, b, dir, "callmode-incoming-phone")
 	// The call rings where the eye is: the tab's title says so, and a
 	// tone plays (WebAudio: the page's AudioContext runs).
-	waitFor(t, b, "b's title says a calls and the tone rings", `document.title.includes('Incoming call from a') && icebox.ringing()`)
+	waitFor(t, b, "b's title says a calls and the tone rings", `document.title.includes('Incoming call from a') && icebox.snapshot().ringing`)
 	if st := eval[string](t, b, `document.getElementById('accept') === document.activeElement ? 'focused' : 'not focused'`); st != "focused" {
 		t.Errorf("Accept is %s while ringing", st)
 	}
 	click(t, b, "decline")
 	waitText(t, a, "call-status", "b declined")
-	waitFor(t, b, "b's title is back and the tone stops", `!document.title.includes('Incoming') && !icebox.ringing()`)
+	waitFor(t, b, "b's title is back and the tone stops", `!document.title.includes('Incoming') && !icebox.snapshot().ringing`)
 
 	typeAndSubmit(t, b, "chat-input", "hello from the lobby")
 	waitFor(t, a, "a reads b's lobby chat",
@@ -123,7 +126,7 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	ib := startIcebox(t, nil)
 	browser := newBrowser(t)
 	room := ib.newRoom(t)
-	b := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=b")
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&autojoin=1&name=b")
 	waitFor(t, b, "b is in the room", `!document.getElementById('call').hidden`)
 	// Hold b's JavaScript: a's offer waits unanswered, so a's channel to b
 	// stays connecting until b resumes.
@@ -137,9 +140,9 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=a")
-	waitFor(t, a, "a has a connection to b", `icebox.state.peers.size === 1`)
-	if st := eval[string](t, a, `[...icebox.state.peers.values()][0].chat.readyState`); st == "open" {
+	a := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&autojoin=1&name=a")
+	waitFor(t, a, "a has a connection to b", `icebox.snapshot().peers.length === 1`)
+	if st := eval[string](t, a, `icebox.snapshot().peers[0].chat`); st == "open" {
 		t.Fatalf("a's data channel is %s before b answered", st)
 	}
 	typeAndSubmit(t, a, "chat-input", "early bird")
@@ -155,7 +158,7 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'aearly bird')`)
 	waitFor(t, a, "a's line is delivered", `document.querySelector('#messages li.mine:not(.pending):not(.undelivered)') !== null`)
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
-	if got := waitBadge(t, b, "direct"); got.Path != "direct" {
+	if got := waitBadge(t, b, "Direct"); got.Path != "direct" {
 		t.Errorf("badge %+v, want direct (no relay=1)", got)
 	}
 
@@ -165,7 +168,7 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	waitFor(t, a, "M and V turn microphone and camera off",
 		`document.getElementById('mute').classList.contains('off') && document.getElementById('camera').classList.contains('off') &&
 		 document.getElementById('tile-local').classList.contains('novideo') &&
-		 icebox.state.peers.size === 1 && [...icebox.state.peers.values()][0].pc.getSenders().every(s => s.track && !s.track.enabled)`)
+		 icebox.snapshot().peers.length === 1 && icebox.snapshot().peers[0].senders.every(s => !s.enabled)`)
 	if l := eval[string](t, a, `document.getElementById('mute').getAttribute('aria-label')`); l != "Turn on microphone" {
 		t.Errorf("mute button label with the microphone off: %q", l)
 	}
@@ -177,9 +180,9 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 
 	click(t, a, "leave")
 	waitFor(t, a, "after Leave every local track is ended",
-		`icebox.tracks().length >= 2 && icebox.tracks().every(t => t.readyState === 'ended')`)
+		`icebox.snapshot().tracks.length >= 2 && icebox.snapshot().tracks.every(t => t.readyState === 'ended')`)
 	waitFor(t, a, "after Leave every peer connection is closed",
-		`icebox.connections().length === 1 && icebox.connections().every(s => s === 'closed')`)
+		`icebox.snapshot().peers.length === 0`)
 	waitFor(t, b, "b's tile for a is gone", `document.querySelectorAll('.tile.remote').length === 0`)
 	if !eval[bool](t, a, `!document.getElementById('left').hidden && document.getElementById('controls').hidden`) {
 		t.Error("after Leave the page does not say you left")
@@ -215,10 +218,10 @@ func TestPageLayout(t *testing.T) {
 	watchers := newBrowserFlags(t, chromedp.Flag("use-fake-ui-for-media-stream", "deny"))
 	room := ib.newRoom(t)
 	dir := t.TempDir()
-	url := ib.URL + "/r/" + room + "?autojoin=1&name="
+	url := ib.URL + "/r/" + room + "?test=1&autojoin=1&name="
 
 	// The pre-join screen at both sizes.
-	pre := openTab(t, browser, ib.URL+"/r/"+room+"?name=Ada+Lovelace", viewports[0])
+	pre := openTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=Ada+Lovelace", viewports[0])
 	waitText(t, pre, "device-status", "ready")
 	if link := eval[string](t, pre, `document.getElementById('share-link').value`); link != ib.URL+"/r/"+room {
 		t.Errorf("room-mode link %q, want %q", link, ib.URL+"/r/"+room)
@@ -261,10 +264,10 @@ func TestPageLayout(t *testing.T) {
 	}
 	// Five others: each copy of a's camera is capped (adapt.js: 736 kbit/s
 	// at 1/1.5 of the resolution), its audio first.
-	if !eval[bool](t, a, `[...icebox.state.peers.values()].every(p => p.pc.getSenders().every(s => {
-		const e = s.track && s.getParameters().encodings[0]; if (!e) return true;
-		return s.track.kind === 'audio' ? e.priority === 'high' : e.maxBitrate === 736000 && e.scaleResolutionDownBy === 1.5; }))`) {
-		t.Errorf("a's senders in a mesh of six: %v", eval[any](t, a, `[...icebox.state.peers.values()].map(p => p.pc.getSenders().map(s => s.track && s.track.kind + JSON.stringify(s.getParameters().encodings)))`))
+	if !eval[bool](t, a, `icebox.snapshot().peers.every(p => p.senders.every(s => {
+		const e = s.encoding; if (!e) return true;
+		return s.kind === 'audio' ? e.priority === 'high' : e.maxBitrate === 736000 && e.scaleResolutionDownBy === 1.5; }))`) {
+		t.Errorf("a's senders in a mesh of six: %v", eval[any](t, a, `icebox.snapshot().peers.map(p => p.senders.map(s => s.kind + JSON.stringify(s.encoding)))`))
 	}
 
 	// The automatic layout: only Bob speaks, Bob takes the stage; then
@@ -330,12 +333,12 @@ func TestPageDevicesDenied(t *testing.T) {
 	ib := startIcebox(t, nil)
 	browser := newBrowser(t)
 	room := ib.newRoom(t)
-	b := newTab(t, browser, ib.URL+"/r/"+room+"?autojoin=1&name=b")
+	b := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&autojoin=1&name=b")
 	waitFor(t, b, "b is in the room", `!document.getElementById('call').hidden`)
 	dir := t.TempDir()
 	// A second browser whose (fake) permission prompt says no.
 	denying := newBrowserFlags(t, chromedp.Flag("use-fake-ui-for-media-stream", "deny"))
-	a := openTab(t, denying, ib.URL+"/r/"+room+"?name=Ada", viewports[0])
+	a := openTab(t, denying, ib.URL+"/r/"+room+"?test=1&name=Ada", viewports[0])
 	waitText(t, a, "device-status", "blocked")
 	waitText(t, a, "device-status", "watch and listen")
 	if !eval[bool](t, a, `!document.getElementById('device-retry').hidden`) {
@@ -360,7 +363,7 @@ func TestPageDevicesDenied(t *testing.T) {
 func TestPageNoDevices(t *testing.T) {
 	ib := startIcebox(t, nil)
 	bare := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", false))
-	a := openTab(t, bare, ib.URL+"/r/"+ib.newRoom(t)+"?name=a", viewports[1])
+	a := openTab(t, bare, ib.URL+"/r/"+ib.newRoom(t)+"?test=1&name=a", viewports[1])
 	waitText(t, a, "device-status", "not found")
 	waitText(t, a, "device-status", "watch and listen")
 	click(t, a, "join")

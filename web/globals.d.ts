@@ -2,8 +2,8 @@
 
 interface Window {
   /**
-   * The page's one global object: hooks for the browser console and
-   * tests, documented in static/app.js. Nothing in the page reads it.
+   * The test hook (static/testhook.js): set only when the page is loaded
+   * with ?test=1. Nothing in the page reads it.
    */
-  icebox: Record<string, unknown>;
+  icebox?: import('./static/testhook.js').TestHook;
 }

@@ -12,6 +12,13 @@
 //
 // /ws is mounted by the caller.
 //
+// The page's scripts come in two layers (Galène's protocol.js and
+// galene.js split): static/session.js is the call without the DOM
+// (people, one peer connection each, recovery across a server restart,
+// the chat outbox), emitting events; static/app.js renders them. Loaded
+// with ?test=1, the page sets window.icebox (static/testhook.js), a
+// test hook that hands out snapshots; without the flag there is none.
+//
 // TURN user ids are never chosen by, or visible to, anyone else: a page
 // load mints for "page:<random>", the API for "api:<key id>:<user>" where
 // the key id is KeyID of the API key used ("open" without keys), so no API

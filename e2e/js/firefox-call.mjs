@@ -82,15 +82,15 @@ try {
   out.firefox = await firefox.version();
   const ff = await firefox.newPage();
   const cr = await chromium.newPage();
-  await cr.goto(`${base}/r/${room}?name=chromium&autojoin=1&relay=1`);
-  await ff.goto(`${base}/r/${room}?name=firefox&autojoin=1&relay=1`);
+  await cr.goto(`${base}/r/${room}?test=1&name=chromium&autojoin=1&relay=1`);
+  await ff.goto(`${base}/r/${room}?test=1&name=firefox&autojoin=1&relay=1`);
   step('pages open');
 
   await waitTrue(ff, 'Firefox plays Chromium\'s video', videoPlays);
   await waitTrue(cr, 'Chromium plays Firefox\'s video', videoPlays);
   step('video both ways');
   out.timing = await ff.evaluate(() => {
-    const t = /** @type {any} */ (window).icebox.timing;
+    const t = /** @type {any} */ (window).icebox.snapshot().timing;
     return { mediaReadyToVideoMs: Math.round(t.firstVideo - t.mediaReady), openToVideoMs: Math.round(t.firstVideo - t.start) };
   });
 
@@ -122,7 +122,7 @@ try {
   const shared = await (async () => {
     const deadline = Date.now() + 5000;
     while (Date.now() < deadline) {
-      const on = await ff.evaluate(() => /** @type {any} */ (window).icebox.screen() !== null);
+      const on = await ff.evaluate(() => /** @type {any} */ (window).icebox.snapshot().screen);
       if (on) return true;
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,7 +36,7 @@ func connOptions(name, password string, log *slog.Logger) []nats.Option {
 // server.
 func ConnectEmbedded(e *Embedded, name string, log *slog.Logger) (*nats.Conn, error) {
 	opts := append(connOptions(name, clientPassword(e.secret), log), nats.InProcessServer(e.srv))
-	nc, err := nats.Connect("", opts...)
+	nc, err := connect("", opts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connect to the embedded NATS: %w", err)
 	}
@@ -50,9 +51,32 @@ func Connect(url, name, secret string, tlsCfg *tls.Config, log *slog.Logger) (*n
 	if tlsCfg != nil {
 		opts = append(opts, nats.Secure(tlsCfg))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := connect(url, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.nats_url: %w", err)
 	}
 	return nc, nil
+}
+
+// connectAttempts bounds connect's tries.
+const connectAttempts = 3
+
+// connect is nats.Connect, tried again (up to connectAttempts times in
+// all) when the handshake saw the server's PING before its PONG:
+// nats-server pings a client that has not finished its handshake within
+// 2 s, which a loaded machine can take, and nats.go then gives up on a
+// connection that works. Any other error (refused, wrong password) is
+// returned at once.
+func connect(url string, opts []nats.Option) (*nats.Conn, error) {
+	var err error
+	for range connectAttempts {
+		var nc *nats.Conn
+		if nc, err = nats.Connect(url, opts...); err == nil {
+			return nc, nil
+		}
+		if !strings.Contains(err.Error(), "got 'PING'") {
+			return nil, err
+		}
+	}
+	return nil, err
 }

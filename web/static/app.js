@@ -1,11 +1,15 @@
-// The call page: a pre-join screen (camera preview, device pickers, a
-// microphone meter, name, a room password when the room asks for one),
-// then a mesh call with everyone in the room (or, with ?mode=call, a
-// lobby where you call one person), screen share, chat, and a control
-// bar. The RTCConfiguration comes from the page (#ice-config) and is
-// replaced by the servers of welcome and ice-servers messages.
-import { Signaling } from './signal.js';
-import { Peer } from './mesh.js';
+// The call page's view: a pre-join screen (camera preview, device
+// pickers, a microphone meter, name, a room password when the room asks
+// for one), then a mesh call with everyone in the room (or, with
+// ?mode=call, a lobby where you call one person), screen share, chat,
+// and a control bar. The call itself (people, connections, recovery,
+// the chat outbox) is session.js; this file renders its events and
+// turns clicks into its calls. The RTCConfiguration comes from the page
+// (#ice-config) and is replaced by the servers of welcome and
+// ice-servers messages.
+import { Session } from './session.js';
+import { mediaState, label, REATTACH_GRACE_MS } from './health.js';
+import * as testHook from './testhook.js';
 import { CallControl } from './callmode.js';
 import { LocalMedia } from './media.js';
 import { Tiles } from './tiles.js';
@@ -14,7 +18,7 @@ import { LevelMeter, Ringer } from './audio.js';
 import { fillPickers, setSpeaker } from './devices.js';
 import { Monitor, badgeText, details } from './monitor.js';
 import { bad } from './stats.js';
-import { $, setStatus, openPanel, countUnread, showScreen, renderMedia, renderPeople, renderCallBar,
+import { $, setStatus, announce, openPanel, countUnread, showScreen, renderMedia, renderPeople, renderCallBar,
   renderBanner, renderShare, renderLayout, renderInvite } from './view.js';
 
 const params = new URLSearchParams(location.search);
@@ -23,37 +27,23 @@ const room = decodeURIComponent(location.pathname.split('/').pop() || '');
 const rtcConfig = JSON.parse($('ice-config').textContent);
 delete rtcConfig.ttl;
 const PASSWORD_KEY = `icebox-password-needed:${room}`;
-/** How long a peer kept across a fresh join waits to say who it is now, in ms. */
-const REBIND_MS = 5000;
-/** How long a kept peer that never said who it is lives, in ms. */
-const ORPHAN_MS = 30000;
 const TITLE = document.title;
 
-const state = {
-  /** @type {Signaling|null} */
-  sig: null,
-  myId: '',
-  myName: '',
-  /** @type {Map<string, Peer>} peer id → Peer */
-  peers: new Map(),
-  /** @type {Map<string, string>} peer id → display name */
-  names: new Map(),
-  /** @type {Map<string, {id: number, text: string}[]>} chat for peers with no Peer yet */
-  early: new Map(),
-  /** @type {Map<string, object[]>} signals from ids that may be a kept peer's new id */
-  held: new Map(),
+const mode = params.get('mode') === 'call' ? 'call' : 'room';
+const media = new LocalMedia();
+const session = new Session({
+  room, mode, rtcConfig,
+  stream: () => media.stream,
+  screen: () => media.screen,
+  meta: () => myMeta(),
+});
+/** What the view alone keeps. */
+const view = {
   leaving: false,
-  mode: params.get('mode') === 'call' ? 'call' : 'room',
-  /** @type {CallControl|null} */
-  calls: null,
   noteClosed: false, // the in-call device note was dismissed
-  adapt: true, // mesh adaptation (adapt.js) on
   /** when the page started, and when the first remote video played (performance.now) */
   timing: { start: performance.now(), mediaReady: 0, firstVideo: 0 },
 };
-const media = new LocalMedia();
-/** @type {Set<RTCPeerConnection>} every connection since the last join, for the test hook */
-const connections = new Set();
 const tiles = new Tiles($('tiles'), $('tile-local'));
 const chat = new ChatLog($('messages'), countUnread);
 const meter = new LevelMeter();
@@ -62,55 +52,19 @@ const pickers = {
   videoinput: $('pick-videoinput'), audioinput: $('pick-audioinput'), audiooutput: $('pick-audiooutput'),
 };
 const monitor = new Monitor({
-  peers: () => state.peers,
+  peers: () => session.peers,
   myLevel: () => meter.level(),
   onSpeaking: (speaking, active) => tiles.setSpeaking(speaking, active),
   onNet: (p, n) => tiles.setNet(p.id, badgeText(n), details(n), `${n.path}${bad(n) ? ' bad' : ''}`),
   onBanner: renderBanner,
 });
-
-// window.icebox is the page's one global, for the browser console and
-// tests (nothing in the page reads it):
-//   state          the page's state (peers, names, ids)
-//   pairs()        the selected ICE candidate pair of each connection
-//   tracks()       every local track the page started, with readyState
-//   connections()  every peer connection since the last join: its state
-//   levels()       audio levels now: '' is you, else peer ids
-//   net()          the last getStats sample of each connection
-//   sample()       takes a getStats sample now (badges, banner)
-//   setAdaptation(on)  turns mesh adaptation on or off
-//   screen()       your screen share's stream, or null
-//   ringing()      whether the ring tone plays
-//   timing         when the page started, media was ready, video first played
-window.icebox = {
-  state,
-  async pairs() {
-    /** @type {Record<string, any>} */
-    const out = {};
-    for (const [id, p] of state.peers) out[id] = await p.selectedPair();
-    return out;
-  },
-  tracks: () => media.tracks(),
-  connections: () => [...connections].map((pc) => pc.connectionState),
-  levels: () => monitor.levels(),
-  net: () => Object.fromEntries(monitor.net),
-  sample: () => monitor.sample(),
-  screen: () => media.screen,
-  ringing: () => ringer.ringing,
-  /** @param {boolean} on */
-  setAdaptation(on) {
-    state.adapt = !!on;
-    for (const p of state.peers.values()) {
-      p.adapt = state.adapt;
-      p.applyBudget();
-    }
-  },
-  timing: state.timing,
-};
+if (testHook.wanted(params)) {
+  testHook.install({ session, media, monitor, ringing: () => ringer.ringing, timing: view.timing });
+}
 
 /** shareLink is this room's address, in call mode too. */
 function shareLink() {
-  return `${location.origin}/r/${encodeURIComponent(room)}${state.mode === 'call' ? '?mode=call' : ''}`;
+  return `${location.origin}/r/${encodeURIComponent(room)}${mode === 'call' ? '?mode=call' : ''}`;
 }
 
 /**
@@ -118,13 +72,13 @@ function shareLink() {
  * @returns {import('./mesh.js').Meta}
  */
 function myMeta() {
-  return { id: state.myId, mic: media.enabled('audio') === true, cam: media.enabled('video') === true,
+  return { id: session.myId, mic: media.enabled('audio') === true, cam: media.enabled('video') === true,
     screen: media.screen ? media.screen.id : null };
 }
 
 /** renderDevices shows camera and microphone: preview, reasons, buttons, your tile, pickers, meter. */
 function renderDevices() {
-  renderMedia(media, tiles, myMeta(), state.myName || $('name').value, state.noteClosed);
+  renderMedia(media, tiles, myMeta(), session.myName || $('name').value, view.noteClosed);
   meter.use(media.stream);
   $('meter-row').hidden = !media.has('audio');
   renderShare(!!media.screen, !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia));
@@ -143,19 +97,19 @@ function refreshPickers() {
 
 /** people redraws the list of people (with Call buttons in call mode). */
 function people() {
-  renderPeople(state.names, state.mode === 'call' ? state.calls : null, !!state.myId, state.myName);
-  renderInvite(state.mode === 'room' && !!state.myId && state.names.size === 0);
+  renderPeople(session.names, mode === 'call' ? session.calls : null, !!session.myId, session.myName);
+  renderInvite(mode === 'room' && !!session.myId && session.names.size === 0);
 }
 
 /** startMedia asks for camera and microphone and shows the outcome. */
 async function startMedia() {
   if (!media.stream) $('preview-note').textContent = 'Starting camera…';
   const stream = await media.acquire();
-  if (stream && !state.timing.mediaReady) state.timing.mediaReady = performance.now();
+  if (stream && !view.timing.mediaReady) view.timing.mediaReady = performance.now();
   renderDevices();
   refreshPickers();
-  if (stream && state.myId) {
-    for (const p of state.peers.values()) {
+  if (stream && session.myId) {
+    for (const p of session.peers.values()) {
       p.setLocalStream(stream);
       p.sendMeta(myMeta());
     }
@@ -163,39 +117,13 @@ async function startMedia() {
   return stream;
 }
 
-// ---- peers
-
-/**
- * closePeer closes a peer's connection; its unsent chat is marked lost.
- * @param {string} id
- */
-function closePeer(id) {
-  const name = state.names.get(id) || 'someone';
-  const p = state.peers.get(id);
-  const lost = p ? p.close() : [];
-  for (const m of state.early.get(id) || []) lost.push(m.id);
-  for (const line of lost) chat.lost(line, id, name);
-  state.peers.delete(id);
-  state.early.delete(id);
-  state.held.delete(id);
-  tiles.remove(id);
-  budget();
-}
-
-/** budget applies the mesh adaptation for the room's size to every connection. */
-function budget() {
-  for (const p of state.peers.values()) p.applyBudget();
-}
-
 /**
  * showStreams puts what a peer sends on its tiles: its camera on its
  * tile, a screen share on a tile of its own (on the stage).
- * @param {Peer} p
+ * @param {import('./mesh.js').Peer} p
  */
 function showStreams(p) {
-  const screens = /** @type {Set<string>} */ (/** @type {any} */ (p).screens || new Set());
-  /** @type {any} */ (p).screens = screens;
-  if (p.remote.screen) screens.add(p.remote.screen);
+  if (p.remote.screen) p.screens.add(p.remote.screen);
   let shown = false;
   for (const [sid, stream] of p.streams) {
     if (sid === p.remote.screen) {
@@ -203,7 +131,7 @@ function showStreams(p) {
         tiles.show(tiles.addScreen(p.id, p.name), stream);
         shown = true;
       }
-    } else if (screens.has(sid)) {
+    } else if (p.screens.has(sid)) {
       p.streams.delete(sid); // an earlier share
     } else {
       tiles.show(tiles.add(p.id, p.name), stream);
@@ -215,202 +143,88 @@ function showStreams(p) {
 }
 
 /**
- * createPeer makes the connection to peer id.
- * @param {string} id
- * @returns {Peer}
+ * cameraTracks are the tracks a peer's camera arrives on now: the first
+ * audio and video receivers (a screen share comes on later ones).
+ * @param {import('./mesh.js').Peer} p
+ * @returns {MediaStreamTrack[]}
  */
-function createPeer(id) {
-  /** @type {Peer} */
-  const peer = new Peer({
-    id,
-    name: state.names.get(id) || 'guest',
-    myId: state.myId,
-    rtcConfig,
-    localStream: media.stream,
-    screen: media.screen,
-    peers: () => state.peers.size,
-    send: (data) => !!state.sig && state.sig.signal(peer.id, data),
-    onTrack: (p) => {
-      showStreams(p);
-      if (!state.timing.firstVideo) {
-        const v = /** @type {HTMLVideoElement} */ ($(`tile-${p.id}`).querySelector('video'));
-        v.addEventListener('playing', () => { if (!state.timing.firstVideo) state.timing.firstVideo = performance.now(); }, { once: true });
-      }
-    },
-    onChat: (p, text) => chat.incoming(p.name, String(text)),
-    onChatSent: (p, lines) => { for (const line of lines) chat.sent(line, p.id); },
-    meta: myMeta,
-    onMeta: (p, m) => {
-      if (m.id && m.id !== p.id) rebind(p, m.id);
-      const tile = document.getElementById(`tile-${p.id}`);
-      if (tile) tiles.setMeta(tile, m);
-      showStreams(p);
-    },
-    onState: (p, s) => {
-      if (s === 'connected') monitor.sample();
-      if (s !== 'failed') return;
-      setStatus(`connection to ${p.name} failed; retrying`);
-      if (state.mode === 'call' && state.calls) state.calls.connectionLost(p.id);
-    },
-  });
-  peer.adapt = state.adapt;
-  connections.add(peer.pc);
-  state.peers.set(id, peer);
-  for (const m of state.early.get(id) || []) if (peer.sendChat(m.id, m.text)) chat.sent(m.id, id);
-  state.early.delete(id);
-  tiles.add(id, peer.name);
-  budget();
-  return peer;
-}
-
-// ---- keeping connections across a fresh join (the server restarted)
-
-/**
- * rebind moves a kept peer to the id it now has on signaling, as it said
- * over the connection itself (end-to-end, so the claim is its own),
- * once the server names that id with the same name.
- * @param {Peer} p
- * @param {string} to
- */
-function rebind(p, to) {
-  const any = /** @type {any} */ (p);
-  if (!any.orphan || state.names.get(to) !== p.name) {
-    // Checked again once our own fresh welcome came and the server names to.
-    any.claim = to;
-    return;
+function cameraTracks(p) {
+  /** @type {MediaStreamTrack[]} */
+  const out = [];
+  for (const kind of ['audio', 'video']) {
+    const tr = p.pc.getTransceivers().find((t) => t.receiver.track.kind === kind && t.currentDirection !== 'stopped');
+    if (tr) out.push(tr.receiver.track);
   }
-  const from = p.id;
-  const other = state.peers.get(to);
-  if (other && other !== p) closePeer(to); // a fresh one made in a race
-  state.peers.delete(from);
-  p.id = to;
-  p.polite = state.myId < to;
-  any.orphan = false;
-  any.claim = '';
-  clearTimeout(any.orphanTimer);
-  clearTimeout(any.adoptTimer);
-  any.adoptTimer = 0;
-  state.peers.set(to, p);
-  tiles.rename(from, to);
-  if (state.calls && state.calls.peer === from) state.calls.peer = to;
-  for (const m of state.early.get(to) || []) if (p.sendChat(m.id, m.text)) chat.sent(m.id, to);
-  state.early.delete(to);
-  for (const data of state.held.get(to) || []) p.receive(data);
-  state.held.delete(to);
-  p.resync();
-  console.info('kept the connection to', p.name, 'as', to);
+  return out;
 }
+
+/** @type {Map<string, boolean>} peer id → whether its microphone was on, as it last said */
+const mics = new Map();
+
+/** @type {Map<string, string>} peer id → the media state last announced */
+const announced = new Map();
 
 /**
- * orphanNamed is the kept peer with that name, waiting to say its new id.
- * @param {string} name
- * @returns {Peer|undefined}
+ * checkMedia says on each remote tile what the page measures of its media
+ * (health.js), and recovers a stalled video: first its element is given
+ * the receiver's current tracks again, then, still stalled, ICE restarts.
  */
-function orphanNamed(name) {
-  return [...state.peers.values()].find((p) => /** @type {any} */ (p).orphan && p.name === name);
-}
-
-/** named is called when the server names a peer id: a kept peer may have claimed it. */
-function named(/** @type {string} */ id) {
-  for (const p of state.peers.values()) if (/** @type {any} */ (p).claim === id) rebind(p, id);
-}
-
-/**
- * keepPeers marks every connection as kept across a fresh join: it keeps
- * flowing, and is moved to its new id when the peer says it; one that
- * never does is closed after ORPHAN_MS.
- */
-function keepPeers() {
-  for (const [id, p] of state.peers) {
-    const any = /** @type {any} */ (p);
-    // A failed connection is kept too: an ICE restart revives it (a
-    // relayed one fails when the server's allocations went with it).
-    if (p.pc.connectionState === 'closed') {
-      closePeer(id);
-      continue;
+function checkMedia() {
+  const now = performance.now();
+  for (const p of session.peers.values()) {
+    const tile = document.getElementById(`tile-${p.id}`);
+    if (!tile) continue;
+    const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+    const src = video.srcObject instanceof MediaStream ? video.srcObject : null;
+    const vt = src ? src.getVideoTracks()[0] : undefined;
+    const state = mediaState({
+      now, since: p.createdAt, everConnected: p.everConnected,
+      connectionState: p.pc.connectionState, iceConnectionState: p.pc.iceConnectionState,
+      camOn: p.remote.cam !== false,
+      track: !vt ? 'none' : vt.readyState === 'ended' ? 'ended' : vt.muted ? 'muted' : 'live',
+      lastFrameAt: tiles.frameAt(tile),
+    });
+    tiles.setState(tile, state, label(state, p.name), state === 'cant-connect');
+    if (state === 'stalled') recover(p, tile, now);
+    else if (state === 'ok') p.recovery = { step: 0, at: 0 };
+    const said = announced.get(p.id) || 'ok';
+    if (state !== said && (state === 'cant-connect' || state === 'stalled' || (state === 'ok' && said === 'stalled'))) {
+      setStatus(state === 'ok' ? `${p.name}'s video is back` : label(state, p.name).replace('…', ''));
     }
-    any.orphan = true;
-    clearTimeout(any.orphanTimer);
-    any.orphanTimer = setTimeout(() => {
-      if (any.orphan && state.peers.get(p.id) === p) closePeer(p.id);
-    }, ORPHAN_MS);
+    announced.set(p.id, state);
   }
+  for (const id of announced.keys()) if (!session.peers.has(id)) announced.delete(id);
 }
 
 /**
- * adopt finds the kept peer that the id the server names may be: one with
- * the same name. A connection still up says who it is over its own data
- * channel (rebind); given REBIND_MS for that, it is then taken by name. A
- * connection that is down cannot say it: it is taken by name at once and
- * its ICE restart goes to the new id (the browser still checks the DTLS
- * fingerprint, so no one else can take over its media).
- * @param {string} id
- * @returns {Peer|null} the peer now at id, or null (none, or waiting)
+ * recover takes the next step for a stalled video.
+ * @param {import('./mesh.js').Peer} p
+ * @param {HTMLElement} tile
+ * @param {number} now
  */
-function adopt(id) {
-  const name = state.names.get(id);
-  const o = name === undefined ? undefined : orphanNamed(name);
-  if (!o) return state.peers.get(id) || null;
-  if (o.pc.connectionState !== 'connected') {
-    rebind(o, id);
-    return state.peers.get(id) || null;
+function recover(p, tile, now) {
+  const r = p.recovery;
+  if (r.step === 0) {
+    // The element may be on a stale track: give it the current ones.
+    p.recovery = { step: 1, at: now };
+    const tracks = cameraTracks(p);
+    if (tracks.length) tiles.show(tile, new MediaStream(tracks));
+    console.info('video from', p.name, 'stalled: re-attached its tracks');
+  } else if (r.step === 1 && now - r.at >= REATTACH_GRACE_MS) {
+    p.recovery = { step: 2, at: now };
+    p.restart('video stalled');
+  } else if (r.step === 2 && now - r.at >= 10000) {
+    p.recovery = { step: 0, at: now }; // try again from the start
   }
-  const any = /** @type {any} */ (o);
-  if (!any.adoptTimer) {
-    any.adoptTimer = setTimeout(() => {
-      any.adoptTimer = 0;
-      if (any.orphan && state.names.get(id) === o.name && !state.peers.has(id)) rebind(o, id);
-    }, REBIND_MS);
-  }
-  return null;
 }
 
 /**
- * peerFor returns the Peer a signal from id goes to, creating one; null
- * while a kept peer of that name may still say it is id (the signal is
- * held until then).
- * @param {string} id
- * @param {object} data
- * @returns {Peer|null}
- */
-function peerFor(id, data) {
-  const p = state.peers.get(id) || adopt(id);
-  if (p) return p;
-  if (orphanNamed(state.names.get(id) || '')) {
-    const q = state.held.get(id) || [];
-    if (q.length < 500) q.push(data);
-    state.held.set(id, q);
-    return null;
-  }
-  return createPeer(id);
-}
-
-/**
- * sendChat sends a line to everyone in the room: over the data channels
- * in a room call (queued until each opens), over signaling in call mode,
- * where there is a lobby and no data channel to most people.
+ * sendChat writes a line in the log and sends it to everyone in the room.
  * @param {string} text
  */
 function sendChat(text) {
-  const me = state.myName || 'me';
-  const to = [...state.names.keys()];
-  const line = chat.mine(me, text, to);
-  for (const id of to) {
-    if (state.mode === 'call') {
-      if (state.sig && state.sig.signal(id, { chat: text })) chat.sent(line, id);
-      else chat.lost(line, id, state.names.get(id) || 'someone');
-      continue;
-    }
-    const p = state.peers.get(id);
-    if (p) {
-      if (p.sendChat(line, text)) chat.sent(line, id);
-    } else {
-      // Joined, but has not offered yet: goes when its connection exists.
-      const q = state.early.get(id) || [];
-      q.push({ id: line, text });
-      state.early.set(id, q);
-    }
-  }
+  const line = chat.mine(session.myName || 'me', text, [...session.names.keys()]);
+  session.sendChat(line, text);
 }
 
 // ---- screen share
@@ -424,12 +238,14 @@ async function toggleShare() {
   try {
     stream = await media.share(stopShare);
   } catch (err) {
-    const e = /** @type {any} */ (err);
+    const e = /** @type {{name?: string, message?: string}} */ (err);
     if (e && e.name !== 'NotAllowedError') setStatus(`cannot share the screen: ${e.message || e.name}`);
     return;
   }
-  tiles.show(tiles.addScreen('', state.myName), stream);
-  for (const p of state.peers.values()) {
+  const v = /** @type {HTMLVideoElement} */ ($('presenting-video'));
+  v.srcObject = stream;
+  $('presenting').hidden = false;
+  for (const p of session.peers.values()) {
     p.sendMeta(myMeta());
     p.addScreen(stream);
   }
@@ -440,13 +256,14 @@ async function toggleShare() {
 /** stopShare ends your screen share: from the button or the browser's own bar. */
 function stopShare() {
   media.stopShare();
-  tiles.removeScreen('');
-  for (const p of state.peers.values()) {
+  /** @type {HTMLVideoElement} */ ($('presenting-video')).srcObject = null;
+  $('presenting').hidden = true;
+  for (const p of session.peers.values()) {
     p.removeScreen();
     p.sendMeta(myMeta());
   }
   renderDevices();
-  if (state.myId) setStatus('you stopped sharing');
+  if (session.myId) setStatus('you stopped sharing');
 }
 
 // ---- joining and leaving
@@ -456,67 +273,27 @@ function stopShare() {
  * local track stopped, tiles gone.
  */
 function teardown() {
-  for (const id of [...state.peers.keys()]) closePeer(id);
-  for (const id of [...state.early.keys()]) closePeer(id);
-  state.held.clear();
+  endCall();
   media.stopAll();
+  /** @type {HTMLVideoElement} */ ($('presenting-video')).srcObject = null;
+  $('presenting').hidden = true;
+  renderDevices();
+}
+
+/**
+ * endCall ends the call but keeps camera and microphone on (the preview
+ * stays, as after a refused join whose fix is typing).
+ */
+function endCall() {
+  clearInterval(mediaTimer);
+  session.reset();
   tiles.removeScreen('');
   meter.stop();
   monitor.stop();
   renderBanner('', false);
   ringer.stop();
   tiles.pin = null;
-  state.myId = '';
-  state.names = new Map();
   renderInvite(false);
-  renderDevices();
-}
-
-/**
- * onWelcome handles a welcome: the first join builds the call; a resumed
- * one changes nothing but sends what waited; a fresh one after a lost
- * session (the server restarted) keeps the connections that still carry
- * media and moves them to the peers' new ids (rebind).
- * @param {any} detail
- * @param {string} name
- */
-function onWelcome(detail, name) {
-  if (Array.isArray(detail.iceServers) && detail.iceServers.length) {
-    rtcConfig.iceServers = detail.iceServers;
-    for (const p of state.peers.values()) p.setICEServers(detail.iceServers);
-  }
-  if (detail.resumed) {
-    setStatus(`reconnected to room ${detail.room} as ${name}`);
-    for (const p of state.peers.values()) p.resync();
-    return;
-  }
-  const again = !!state.myId && state.mode === 'room';
-  if (again) keepPeers();
-  else for (const id of [...state.peers.keys()]) closePeer(id);
-  for (const pc of connections) if (pc.connectionState === 'closed') connections.delete(pc);
-  state.myId = detail.id;
-  state.myName = name;
-  state.names = new Map(detail.peers.map((/** @type {{id: string, name: string}} */ p) => [p.id, p.name]));
-  showScreen('call');
-  renderDevices();
-  monitor.start();
-  setStatus(again ? `rejoined room ${detail.room} as ${name}` : `in room ${detail.room} as ${name}`);
-  people();
-  if (state.mode === 'call') {
-    // The lobby is where you start: who is here, and whom to call.
-    openPanel('lobby', true);
-    return;
-  }
-  // Tell kept peers who we are now, over their own connections.
-  for (const p of state.peers.values()) p.sendMeta(myMeta());
-  for (const p of detail.peers) {
-    // Same id as before our session was lost: they saw us leave and
-    // closed their side.
-    if (state.peers.has(p.id)) closePeer(p.id);
-    named(p.id);
-    if (state.peers.has(p.id) || adopt(p.id) || orphanNamed(p.name)) continue;
-    createPeer(p.id).start();
-  }
 }
 
 /**
@@ -524,10 +301,14 @@ function onWelcome(detail, name) {
  * @param {{code: string, message: string}} detail
  */
 function refused(detail) {
-  teardown();
+  // A wrong password or a name taken is fixed by typing: the preview
+  // stays on meanwhile. Anything else ends it.
+  if (detail.code === 'bad-password' || detail.code === 'name-taken') endCall();
+  else teardown();
+  renderDevices();
   showScreen('prejoin');
   $('join').disabled = false;
-  let text = detail.message;
+  let text = peopleWords(detail);
   if (detail.code === 'bad-password') {
     const typed = !$('password-row').hidden && $('password').value !== '';
     sessionStorage.setItem(PASSWORD_KEY, '1');
@@ -543,8 +324,28 @@ function refused(detail) {
   setStatus('not joined');
 }
 
+/**
+ * peopleWords says why a join was refused, for people.
+ * @param {{code: string, message: string}} detail
+ * @returns {string}
+ */
+function peopleWords(detail) {
+  switch (detail.code) {
+    case 'room-full': {
+      const n = /\((\d+) peers\)/.exec(detail.message);
+      return `This room is full${n ? ` (${n[1]} people)` : ''}. Try again when someone leaves.`;
+    }
+    case 'name-taken': return 'Someone in this room already has that name. Add a letter or pick another.';
+    case 'room-limit': return 'This server has as many rooms open as it allows. Try again later.';
+    case 'rate-limited': return 'Too many tries in a short time. Wait a moment and join again.';
+    default: return detail.message;
+  }
+}
+
 /** @type {number} the live reconnect countdown */
 let countdown = 0;
+/** @type {number} the tiles' media check (checkMedia) */
+let mediaTimer = 0;
 
 /**
  * showCountdown counts down to the next reconnect, each second.
@@ -555,12 +356,79 @@ function showCountdown(delay) {
   const at = performance.now() + delay;
   const tick = () => {
     const s = Math.max(0, Math.ceil((at - performance.now()) / 1000));
-    if (state.myId) setStatus(s > 0 ? `connection to the server lost; reconnecting in ${s}s` : 'reconnecting…');
+    if (session.myId) setStatus(s > 0 ? `connection to the server lost; reconnecting in ${s}s` : 'reconnecting…');
     else setStatus(s > 0 ? `cannot reach the server; retrying in ${s}s` : 'retrying…');
     if (s <= 0) clearInterval(countdown);
   };
   tick();
   countdown = window.setInterval(tick, 1000);
+}
+
+/**
+ * on renders a session event.
+ * @param {string} type
+ * @param {(detail: any) => void} fn
+ */
+function on(type, fn) {
+  session.addEventListener(type, (ev) => fn(/** @type {CustomEvent} */ (ev).detail));
+}
+
+/** wireSession renders what the session says. */
+function wireSession() {
+  on('welcome', (d) => {
+    clearInterval(countdown);
+    if (d.resumed) {
+      setStatus(`reconnected to room ${d.room} as ${d.name}`);
+      return;
+    }
+    showScreen('call');
+    renderDevices();
+    monitor.start();
+    clearInterval(mediaTimer);
+    mediaTimer = window.setInterval(checkMedia, 500);
+    setStatus(d.again ? `rejoined room ${d.room} as ${d.name}` : `in room ${d.room} as ${d.name}`);
+    // Focus goes where the call is (keyboard and screen reader users
+    // land on it, not on the gone Join button).
+    if (!d.again) $('tiles').focus();
+    // In call mode the lobby is where you start: who is here, and whom to call.
+    if (mode === 'call') openPanel('lobby', true);
+  });
+  on('refused', refused);
+  on('people', people);
+  on('joined', (d) => { chat.system(`${d.name} joined`); announce(`${d.name} joined`); });
+  on('left', (d) => { chat.system(`${d.name} left`); announce(`${d.name} left`); mics.delete(d.id); });
+  on('peer-added', (d) => tiles.add(d.peer.id, d.peer.name));
+  on('peer-removed', (d) => tiles.remove(d.id));
+  on('peer-renamed', (d) => tiles.rename(d.from, d.to));
+  on('track', (d) => {
+    const p = /** @type {import('./mesh.js').Peer} */ (d.peer);
+    showStreams(p);
+    if (!view.timing.firstVideo) {
+      const v = /** @type {HTMLVideoElement} */ ($(`tile-${p.id}`).querySelector('video'));
+      v.addEventListener('playing', () => { if (!view.timing.firstVideo) view.timing.firstVideo = performance.now(); }, { once: true });
+    }
+  });
+  on('meta', (d) => {
+    const was = mics.get(d.peer.id);
+    if (was !== undefined && was !== d.meta.mic) announce(`${d.peer.name} ${d.meta.mic ? 'turned on' : 'muted'} their microphone`);
+    mics.set(d.peer.id, d.meta.mic);
+    const tile = document.getElementById(`tile-${d.peer.id}`);
+    if (tile) tiles.setMeta(tile, d.meta);
+    showStreams(d.peer);
+  });
+  on('peer-state', (d) => {
+    if (d.state === 'connected') monitor.sample();
+    if (d.state !== 'failed') return;
+    setStatus(`connection to ${d.peer.name} failed; retrying`);
+    if (mode === 'call' && session.calls) session.calls.connectionLost(d.peer.id);
+  });
+  on('chat', (d) => chat.incoming(d.name, d.text));
+  on('chat-sent', (d) => chat.sent(d.line, d.peer));
+  on('chat-lost', (d) => chat.lost(d.line, d.peer, d.name));
+  on('reconnecting', (d) => showCountdown(d.delay));
+  on('closed', (d) => {
+    if (!view.leaving && session.myId) setStatus(`signaling closed (${d.code} ${d.reason})`);
+  });
 }
 
 async function join() {
@@ -578,92 +446,25 @@ async function join() {
   $('join').disabled = true;
   $('join-error').textContent = '';
   setStatus('joining…');
-  if (state.mode === 'call' && window.Notification && Notification.permission === 'default') {
+  if (mode === 'call' && window.Notification && Notification.permission === 'default') {
     // Asked while the click that joins still counts as the person's.
     Notification.requestPermission().catch(() => {});
   }
   await startMedia();
-  const sig = new Signaling();
-  state.sig = sig;
-  sig.addEventListener('welcome', (ev) => {
-    clearInterval(countdown);
-    onWelcome(/** @type {CustomEvent} */ (ev).detail, name);
-  });
-  sig.addEventListener('peer-joined', (ev) => {
-    const { detail } = /** @type {CustomEvent} */ (ev);
-    state.names.set(detail.id, detail.name);
-    named(detail.id);
-    adopt(detail.id);
-    if (!state.peers.has(detail.id) && !orphanNamed(detail.name)) chat.system(`${detail.name} joined`);
-    people();
-  });
-  sig.addEventListener('peer-left', (ev) => {
-    const { detail } = /** @type {CustomEvent} */ (ev);
-    chat.system(`${state.names.get(detail.id) || 'someone'} left`);
-    if (state.mode === 'call' && state.calls) state.calls.peerLeft(detail.id);
-    closePeer(detail.id);
-    state.names.delete(detail.id);
-    people();
-  });
-  sig.addEventListener('signal', (ev) => {
-    const { detail } = /** @type {CustomEvent} */ (ev);
-    const data = detail.data;
-    if (!data || typeof data !== 'object') return;
-    if (typeof data.chat === 'string') {
-      chat.incoming(state.names.get(detail.from) || 'someone', data.chat);
-      return;
-    }
-    if (state.mode === 'call' && state.calls) {
-      if (typeof data.call === 'string') {
-        state.calls.onSignal(detail.from, data);
-        return;
-      }
-      // Media only from the person we are in a call with.
-      if (!state.calls.inCallWith(detail.from)) return;
-    }
-    const peer = peerFor(detail.from, data);
-    if (peer) peer.receive(data);
-  });
-  sig.addEventListener('ice-servers', (ev) => {
-    const { detail } = /** @type {CustomEvent} */ (ev);
-    rtcConfig.iceServers = detail.iceServers;
-    for (const p of state.peers.values()) p.setICEServers(detail.iceServers);
-  });
-  sig.addEventListener('error', (ev) => {
-    const { detail } = /** @type {CustomEvent} */ (ev);
-    if (!state.myId && state.sig === sig) {
-      sig.stop();
-      refused(detail);
-    } else {
-      console.warn('signaling error', detail.code, detail.message);
-    }
-  });
-  sig.addEventListener('reconnecting', (ev) => showCountdown(/** @type {CustomEvent} */ (ev).detail.delay));
-  sig.addEventListener('closed', (ev) => {
-    const { detail } = /** @type {CustomEvent} */ (ev);
-    if (!state.leaving && state.myId) setStatus(`signaling closed (${detail.code} ${detail.reason || ''})`);
-  });
-  /** @type {Record<string, string>} */
-  const msg = { type: 'join', room, name };
-  if (needPassword) msg.password = password;
-  sig.start(msg);
+  session.join(name, needPassword ? password : null);
 }
 
 function leave() {
-  state.leaving = true;
-  if (state.mode === 'call' && state.calls) state.calls.hangup();
+  view.leaving = true;
+  if (mode === 'call' && session.calls) session.calls.hangup();
   clearInterval(countdown);
-  if (state.sig) {
-    state.sig.send({ type: 'leave' });
-    state.sig.stop();
-    state.sig = null;
-  }
+  session.leave();
   teardown();
   showScreen('left');
   $('join').disabled = false;
   setStatus('left the room');
   $('rejoin').focus();
-  state.leaving = false;
+  view.leaving = false;
 }
 
 // ---- wiring
@@ -672,7 +473,7 @@ function leave() {
 function toggleMedia(kind) {
   if (media.toggle(kind) === null) return;
   renderDevices();
-  for (const p of state.peers.values()) p.sendMeta(myMeta());
+  for (const p of session.peers.values()) p.sendMeta(myMeta());
 }
 
 /**
@@ -689,12 +490,12 @@ async function pick(kind) {
   try {
     const track = await media.use(kind, id);
     if (!track) return;
-    for (const p of state.peers.values()) p.replaceTrack(track);
+    for (const p of session.peers.values()) p.replaceTrack(track);
     $('preview-video').dataset.tracks = '';
     $('local-video').dataset.tracks = '';
     renderDevices();
   } catch (err) {
-    const e = /** @type {any} */ (err);
+    const e = /** @type {{name?: string}} */ (err);
     $('device-status').textContent = `That device could not start (${e.name || e}).`;
   }
 }
@@ -702,32 +503,33 @@ async function pick(kind) {
 /**
  * ring shows an incoming call where the eye is: a tone, the title, and
  * a system notification when permitted and the page is not in view.
- * @param {{state: string, text: string}} view
+ * @param {{state: string, text: string}} call
  */
-function ring(view) {
-  if (view.state !== 'incoming') {
+function ring(call) {
+  if (call.state !== 'incoming') {
     ringer.stop();
     document.title = TITLE;
     return;
   }
   ringer.start();
-  document.title = `📞 ${view.text} · ${TITLE}`;
+  document.title = `📞 ${call.text} · ${TITLE}`;
   if (window.Notification && Notification.permission === 'granted' && document.visibilityState !== 'visible') {
-    const n = new Notification('Incoming call', { body: view.text, tag: 'icebox-call', icon: '/static/icon.svg' });
+    const n = new Notification('Incoming call', { body: call.text, tag: 'icebox-call', icon: '/static/icon.svg' });
     n.addEventListener('click', () => { window.focus(); n.close(); });
   }
 }
 
 function setup() {
-  if (state.mode === 'call') {
+  wireSession();
+  if (mode === 'call') {
     const calls = new CallControl({
-      send: (/** @type {string} */ to, /** @type {object} */ data) => !!state.sig && state.sig.signal(to, data),
-      nameOf: (/** @type {string} */ id) => state.names.get(id) || 'someone',
-      startCall: (/** @type {string} */ id) => createPeer(id).start(),
-      endMedia: (/** @type {string} */ id) => closePeer(id),
-      render: (/** @type {import('./callmode.js').CallView} */ view) => { renderCallBar(view); ring(view); people(); },
+      send: (to, data) => session.signal(to, data),
+      nameOf: (id) => session.nameOf(id),
+      startCall: (id) => session.createPeer(id).start(),
+      endMedia: (id) => session.closePeer(id),
+      render: (cv) => { renderCallBar(cv); ring(cv); people(); },
     });
-    state.calls = calls;
+    session.calls = calls;
     $('accept').addEventListener('click', () => calls.accept());
     $('decline').addEventListener('click', () => calls.decline());
     $('hangup').addEventListener('click', () => calls.hangup());
@@ -763,7 +565,7 @@ function setup() {
   // In the call: ask again; tracks that come are sent on every connection.
   $('media-retry').addEventListener('click', () => startMedia());
   $('media-note-close').addEventListener('click', () => {
-    state.noteClosed = true;
+    view.noteClosed = true;
     $('media-note').hidden = true;
   });
   $('rejoin').addEventListener('click', () => {
@@ -775,6 +577,7 @@ function setup() {
   $('mute').addEventListener('click', () => toggleMedia('audio'));
   $('camera').addEventListener('click', () => toggleMedia('video'));
   $('share-screen').addEventListener('click', () => toggleShare());
+  $('presenting-stop').addEventListener('click', () => stopShare());
   const toggleLayout = () => {
     tiles.mode = tiles.mode === 'auto' ? 'grid' : 'auto';
     renderLayout(tiles.mode);
@@ -795,9 +598,16 @@ function setup() {
     else if (ev.key === 'g' || ev.key === 'G') toggleLayout();
     else if (ev.key === 'Escape') { openPanel('chat', false); openPanel('lobby', false); }
   });
+  // Esc in the chat's input closes the chat, and the focus goes back to its button.
+  $('chat-input').addEventListener('keydown', (/** @type {KeyboardEvent} */ ev) => {
+    if (ev.key !== 'Escape') return;
+    ev.preventDefault();
+    openPanel('chat', false);
+    $('chat-toggle').focus();
+  });
   // A network change (Wi-Fi to mobile, back online): new paths may be
   // needed at once, before the old ones time out.
-  const renew = () => { for (const p of state.peers.values()) p.restart('network change'); };
+  const renew = () => { for (const p of session.peers.values()) p.restart('network change'); };
   window.addEventListener('online', renew);
   const conn = /** @type {any} */ (navigator).connection;
   if (conn && conn.addEventListener) conn.addEventListener('change', renew);

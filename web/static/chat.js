@@ -50,6 +50,10 @@ export class ChatLog {
   #line(from, text, cls) {
     const li = document.createElement('li');
     if (cls) li.className = cls;
+    // The time it was written or arrived, shown by the style sheet.
+    const now = new Date();
+    li.dataset.time = now.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    li.title = now.toLocaleString();
     if (cls === 'system') {
       li.textContent = text;
     } else {

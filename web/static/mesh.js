@@ -63,23 +63,45 @@ export class Peer {
     this.unsent = false;
     /** ICE restarts so far */
     this.restarts = 0;
+    /** when this connection was made (performance.now) */
+    this.createdAt = performance.now();
+    /** whether this connection was ever connected */
+    this.everConnected = false;
+    /** the last stalled-video recovery step taken (health.js), and when: 0 none, 1 re-attached, 2 ICE restarted */
+    this.recovery = { step: 0, at: 0 };
     this.disconnectTimer = 0;
     /** @type {Meta} what the other side last said of itself */
     this.remote = { mic: true, cam: true, screen: null };
     /** @type {Map<string, MediaStream>} streams received, by id */
     this.streams = new Map();
+    /** @type {Set<string>} ids of every screen share this peer sent (an old one is not a camera) */
+    this.screens = new Set();
+    // Recovery across a fresh join (session.js): a kept connection is an
+    // orphan until the peer says its new id (claim) and the server names it.
+    /** whether this connection was kept across our fresh join and awaits its peer's new id */
+    this.orphan = false;
+    /** the new id the peer claimed over the connection, not yet named by the server */
+    this.claim = '';
+    /** closes a kept connection whose peer never says its new id (setTimeout handle) */
+    this.orphanTimer = 0;
+    /** takes a kept connection by name once the peer had time to say its id (setTimeout handle; 0: none) */
+    this.adoptTimer = 0;
     /** whether setParameters lowers video as the room grows */
     this.adapt = true;
     this.peerCount = o.peers || (() => 1);
+    /** removes every listener this Peer added, on close (a closed connection's channels
+     * may stay alive a while in the browser, and their listeners would keep this Peer) */
+    this.listening = new AbortController();
+    const on = { signal: this.listening.signal };
     this.pc = new RTCPeerConnection(o.rtcConfig);
     // A negotiated channel (same id on both sides) needs no extra round.
     this.chat = this.pc.createDataChannel('chat', { negotiated: true, id: 0 });
-    this.chat.addEventListener('message', (ev) => o.onChat(this, ev.data));
+    this.chat.addEventListener('message', (ev) => o.onChat(this, ev.data), on);
     /** @type {{id: number, text: string}[]} */
     this.outbox = [];
     this.meta = this.pc.createDataChannel('state', { negotiated: true, id: 1 });
     this.metaNow = o.meta;
-    this.meta.addEventListener('open', () => this.sendMeta(this.metaNow()));
+    this.meta.addEventListener('open', () => this.sendMeta(this.metaNow()), on);
     this.meta.addEventListener('message', (ev) => {
       let m;
       try { m = JSON.parse(ev.data); } catch { return; }
@@ -90,7 +112,7 @@ export class Peer {
         screen: typeof m.screen === 'string' && m.screen.length <= 128 ? m.screen : null,
       };
       if (o.onMeta) o.onMeta(this, this.remote);
-    });
+    }, on);
     this.chat.addEventListener('open', () => {
       /** @type {number[]} */
       const sent = [];
@@ -99,17 +121,18 @@ export class Peer {
         sent.push(m.id);
       }
       if (sent.length && o.onChatSent) o.onChatSent(this, sent);
-    });
+    }, on);
     this.pc.addEventListener('track', (ev) => {
       const stream = ev.streams[0] || new MediaStream([ev.track]);
       this.streams.set(stream.id, stream);
       o.onTrack(this, stream, ev.track);
-    });
+    }, on);
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
       if (candidate) this.send({ candidate: candidate.toJSON() });
-    });
+    }, on);
     this.pc.addEventListener('connectionstatechange', () => {
       const s = this.pc.connectionState;
+      if (s === 'connected') this.everConnected = true;
       clearTimeout(this.disconnectTimer);
       if (s === 'disconnected') {
         // Often back by itself (a lost packet train); if not, restart.
@@ -118,11 +141,11 @@ export class Peer {
         this.restart('failed');
       }
       o.onState(this, s);
-    });
+    }, on);
     this.pc.addEventListener('signalingstatechange', () => {
       if (this.pc.signalingState === 'stable') this.applyBudget();
-    });
-    this.pc.addEventListener('negotiationneeded', () => this.#offer());
+    }, on);
+    this.pc.addEventListener('negotiationneeded', () => this.#offer(), on);
   }
 
   // start makes this side the offerer: it adds its media at once.
@@ -370,7 +393,10 @@ export class Peer {
    * @returns {number[]} ids of chat lines that never went out
    */
   close() {
+    this.listening.abort();
     clearTimeout(this.disconnectTimer);
+    clearTimeout(this.orphanTimer);
+    clearTimeout(this.adoptTimer);
     this.chat.close();
     this.meta.close();
     this.pc.close();

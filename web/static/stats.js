@@ -74,7 +74,7 @@ export async function connectionInfo(pc, prev) {
  */
 export function badgeText(n) {
   if (!n.path) return '';
-  const via = n.path === 'relay' ? `relay${n.transport ? ' ' + n.transport.toUpperCase() : ''}` : 'direct';
+  const via = n.path === 'relay' ? 'Via server' : 'Direct';
   return n.rtt === null ? via : `${via} · ${n.rtt} ms`;
 }
 

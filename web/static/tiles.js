@@ -31,6 +31,8 @@ function hasPicture(video) {
 }
 
 export class Tiles {
+  /** @type {WeakMap<HTMLVideoElement, number>} when each video last presented a frame (performance.now) */
+  #frameAt = new WeakMap();
   /** @type {HTMLElement|null} */
   pin = null;
   /** @type {string} peer id of the active speaker, '' for none */
@@ -129,11 +131,16 @@ export class Tiles {
     ph.append(ini);
     const cap = document.createElement('figcaption');
     cap.textContent = name;
+    // What the page measures of the media, when it is not simply playing.
+    const state = document.createElement('div');
+    state.className = 'media-state';
+    state.hidden = true;
     const net = document.createElement('span');
     net.className = 'net';
     net.setAttribute('role', 'note');
     net.tabIndex = -1;
-    tile.append(video, ph, cap, net);
+    tile.append(video, ph, state, cap, net);
+    this.#watchFrames(video);
     const t = tile;
     this.#wire(t, () => {
       if (!t.classList.contains('autoplay-muted')) return false;
@@ -147,6 +154,58 @@ export class Tiles {
   }
 
   /**
+   * #watchFrames records when video presents a frame, for as long as it
+   * is in the page.
+   * @param {HTMLVideoElement} video
+   */
+  #watchFrames(video) {
+    if (!('requestVideoFrameCallback' in video)) return;
+    const tick = () => {
+      this.#frameAt.set(video, performance.now());
+      if (video.isConnected) video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
+  }
+
+  /**
+   * frameAt is when a tile's video last presented a frame, or was given
+   * its stream (performance.now); 0 for never.
+   * @param {HTMLElement} tile
+   * @returns {number}
+   */
+  frameAt(tile) {
+    const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+    return this.#frameAt.get(video) || 0;
+  }
+
+  /**
+   * setState shows what the page measures of a tile's media: text ('' for
+   * nothing to say), with a link to the connectivity check when check.
+   * @param {HTMLElement} tile
+   * @param {string} state a MediaState (health.js), also the tile's data-state
+   * @param {string} text
+   * @param {boolean} check
+   */
+  setState(tile, state, text, check) {
+    const el = /** @type {HTMLElement} */ (tile.querySelector('.media-state'));
+    if (tile.dataset.state === state && el.dataset.text === text) return;
+    tile.dataset.state = state;
+    el.dataset.text = text;
+    el.hidden = !text;
+    const span = document.createElement('span');
+    span.textContent = text;
+    el.replaceChildren(span);
+    if (check) {
+      const a = document.createElement('a');
+      a.href = '/check';
+      a.target = '_blank';
+      a.rel = 'noopener';
+      a.textContent = 'Check your network';
+      el.append(a);
+    }
+  }
+
+  /**
    * show plays stream in tile.
    * @param {HTMLElement} tile
    * @param {MediaStream} stream
@@ -155,6 +214,8 @@ export class Tiles {
     const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
     if (video.srcObject === stream) return;
     video.srcObject = stream;
+    // Frames are due from now: a stream that never presents one stalls too.
+    this.#frameAt.set(video, performance.now());
     const watch = (/** @type {MediaStreamTrack} */ t) => {
       for (const ev of ['mute', 'unmute', 'ended']) t.addEventListener(ev, () => this.refresh(tile));
     };
@@ -296,7 +357,9 @@ export class Tiles {
     if (text) net.replaceChildren(a, b);
     else net.replaceChildren();
     net.title = title;
-    net.setAttribute('aria-label', `Connection: ${title.replace(/\n/g, '; ')}`);
+    // Read out without the candidates' addresses, which say nothing to a person.
+    const said = title.split('\n').filter((l) => !/^(Local|Remote):/.test(l)).join('; ');
+    net.setAttribute('aria-label', `Connection: ${said}`);
     net.className = `net ${cls}`;
   }
 

@@ -17,6 +17,23 @@ export const $ = (id) => document.getElementById(id);
  */
 export function setStatus(text) { $('status').textContent = text; }
 
+/** @type {number} when the announcement fades */
+let quiet = 0;
+
+/**
+ * announce says something about the call where the eye is (over the
+ * tiles, for a few seconds) and to screen readers (a polite live region,
+ * which keeps the text until the next one): "Alice joined".
+ * @param {string} text
+ */
+export function announce(text) {
+  const el = $('announce');
+  el.textContent = text;
+  el.classList.remove('quiet');
+  clearTimeout(quiet);
+  quiet = window.setTimeout(() => el.classList.add('quiet'), 4000);
+}
+
 /**
  * renderBanner shows (or, with text '', hides) the network banner over
  * the call; check adds the link to the connectivity check page.

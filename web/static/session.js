@@ -1,0 +1,464 @@
+// The call's model, apart from the page: who is in the room, one Peer
+// (mesh.js) per person we exchange media with, signaling (signal.js), the
+// chat outbox for people with no connection yet, and the recovery that
+// keeps connections across a fresh join after the server restarted. No
+// DOM here: the session emits events and the view (app.js) renders them.
+//
+// Events (CustomEvent, detail in brackets):
+//   welcome       {room, name, again, resumed}: joined (again: a fresh join
+//                 after the session was lost, kept connections are moving)
+//   refused       {code, message}: the server turned the join down
+//   people        {}: the list of names changed
+//   joined / left {id, name}: someone arrived or left (not a kept peer
+//                 coming back under a new id)
+//   peer-added    {peer}: a connection exists for a person (a tile)
+//   peer-removed  {id}: it is gone
+//   peer-renamed  {from, to}: a kept connection moved to its new id
+//   track         {peer}: a peer's streams changed
+//   meta          {peer, meta}: what a peer says of its microphone,
+//                 camera and screen changed
+//   peer-state    {peer, state}: a connection's state changed
+//   chat          {name, text}: a line arrived
+//   chat-sent     {line, peer}: a line went to a peer
+//   chat-lost     {line, peer, name}: a line will never reach a peer
+//   reconnecting  {delay}: signaling is away, retried in delay ms
+//   closed        {code, reason}: signaling closed for good
+
+import { Signaling } from './signal.js';
+import { Peer } from './mesh.js';
+
+/** How long a peer kept across a fresh join waits to say who it is now, in ms. */
+export const REBIND_MS = 5000;
+/** How long a kept peer that never said who it is lives, in ms. */
+export const ORPHAN_MS = 30000;
+/** How many signals are held for an id a kept peer may claim. */
+const HELD_MAX = 500;
+
+/**
+ * @typedef {import('./mesh.js').Meta} Meta
+ * @typedef {{id: string, name: string}} PeerRef
+ * @typedef {{type: string, id: string, room: string, resumed?: boolean,
+ *   peers: PeerRef[], iceServers?: RTCIceServer[]}} Welcome
+ * @typedef {{
+ *   room: string,
+ *   mode: 'room'|'call',
+ *   rtcConfig: RTCConfiguration,
+ *   stream: () => MediaStream|null,
+ *   screen: () => MediaStream|null,
+ *   meta: () => Meta,
+ * }} SessionOptions
+ */
+
+export class Session extends EventTarget {
+  /** @param {SessionOptions} o */
+  constructor(o) {
+    super();
+    this.o = o;
+    this.room = o.room;
+    this.mode = o.mode;
+    this.rtcConfig = o.rtcConfig;
+    /** @type {Signaling|null} */
+    this.sig = null;
+    this.myId = '';
+    this.myName = '';
+    /** @type {Map<string, Peer>} peer id → Peer */
+    this.peers = new Map();
+    /** @type {Map<string, string>} peer id → display name, everyone else */
+    this.names = new Map();
+    /** @type {Map<string, {id: number, text: string}[]>} chat for people with no Peer yet */
+    this.early = new Map();
+    /** @type {Map<string, object[]>} signals from ids that may be a kept peer's new id */
+    this.held = new Map();
+    /** @type {import('./callmode.js').CallControl|null} call mode's control, set by the view */
+    this.calls = null;
+    /** whether setParameters lowers video as the room grows (adapt.js) */
+    this.adapt = true;
+  }
+
+  /**
+   * #emit dispatches event type with detail.
+   * @param {string} type
+   * @param {object} [detail]
+   */
+  #emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** @param {string} id */
+  nameOf(id) { return this.names.get(id) || 'someone'; }
+
+  /**
+   * signal sends data to peer id over signaling.
+   * @param {string} id
+   * @param {object} data
+   * @returns {boolean} whether it was written
+   */
+  signal(id, data) { return !!this.sig && this.sig.signal(id, data); }
+
+  // ---- joining and leaving
+
+  /**
+   * join connects to signaling and joins the room as name.
+   * @param {string} name
+   * @param {string|null} password null when the room asks for none
+   */
+  join(name, password) {
+    const sig = new Signaling();
+    this.sig = sig;
+    /** @param {string} type @param {(d: any) => void} fn */
+    const on = (type, fn) => sig.addEventListener(type, (ev) => fn(/** @type {CustomEvent} */ (ev).detail));
+    on('welcome', (d) => this.#welcome(d, name));
+    on('peer-joined', (d) => this.#peerJoined(String(d.id), String(d.name)));
+    on('peer-left', (d) => this.#peerLeft(String(d.id)));
+    on('signal', (d) => this.#signal(String(d.from), d.data));
+    on('ice-servers', (d) => { if (Array.isArray(d.iceServers)) this.setICEServers(d.iceServers); });
+    on('error', (d) => {
+      if (!this.myId && this.sig === sig) {
+        sig.stop();
+        this.sig = null;
+        this.#emit('refused', { code: String(d.code), message: String(d.message) });
+      } else {
+        console.warn('signaling error', d.code, d.message);
+      }
+    });
+    on('reconnecting', (d) => this.#emit('reconnecting', { delay: d.delay }));
+    on('closed', (d) => this.#emit('closed', { code: d.code, reason: d.reason || '' }));
+    /** @type {Record<string, string>} */
+    const msg = { type: 'join', room: this.room, name };
+    if (password !== null) msg.password = password;
+    sig.start(msg);
+  }
+
+  /** leave says goodbye to the room and closes every connection. */
+  leave() {
+    if (this.sig) {
+      this.sig.send({ type: 'leave' });
+      this.sig.stop();
+      this.sig = null;
+    }
+    this.reset();
+  }
+
+  /** reset closes every connection and forgets the room. */
+  reset() {
+    for (const id of [...this.peers.keys()]) this.closePeer(id);
+    for (const id of [...this.early.keys()]) this.closePeer(id);
+    this.held.clear();
+    this.myId = '';
+    this.names = new Map();
+  }
+
+  /**
+   * #welcome handles a welcome: the first join builds the call; a resumed
+   * one changes nothing but sends what waited; a fresh one after a lost
+   * session (the server restarted) keeps the connections that still carry
+   * media and moves them to the peers' new ids (rebind).
+   * @param {Welcome} d
+   * @param {string} name
+   */
+  #welcome(d, name) {
+    if (Array.isArray(d.iceServers) && d.iceServers.length) this.setICEServers(d.iceServers);
+    if (d.resumed) {
+      for (const p of this.peers.values()) p.resync();
+      this.#emit('welcome', { room: d.room, name, again: false, resumed: true });
+      return;
+    }
+    const again = !!this.myId && this.mode === 'room';
+    if (again) this.#keepPeers();
+    else for (const id of [...this.peers.keys()]) this.closePeer(id);
+    this.myId = String(d.id);
+    this.myName = name;
+    const peers = Array.isArray(d.peers) ? d.peers : [];
+    this.names = new Map(peers.map((p) => [String(p.id), String(p.name)]));
+    this.#emit('welcome', { room: d.room, name, again, resumed: false });
+    this.#emit('people');
+    if (this.mode === 'call') return;
+    // Tell kept peers who we are now, over their own connections.
+    for (const p of this.peers.values()) p.sendMeta(this.o.meta());
+    for (const { id, name: n } of peers) {
+      // Same id as before our session was lost: they saw us leave and
+      // closed their side.
+      if (this.peers.has(id)) this.closePeer(id);
+      this.#named(id);
+      if (this.peers.has(id) || this.#adopt(id) || this.#orphanNamed(n)) continue;
+      this.createPeer(id).start();
+    }
+  }
+
+  /** @param {string} id @param {string} name */
+  #peerJoined(id, name) {
+    this.names.set(id, name);
+    this.#named(id);
+    this.#adopt(id);
+    if (!this.peers.has(id) && !this.#orphanNamed(name)) this.#emit('joined', { id, name });
+    this.#emit('people');
+  }
+
+  /** @param {string} id */
+  #peerLeft(id) {
+    this.#emit('left', { id, name: this.nameOf(id) });
+    if (this.mode === 'call' && this.calls) this.calls.peerLeft(id);
+    this.closePeer(id);
+    this.names.delete(id);
+    this.#emit('people');
+  }
+
+  /**
+   * #signal routes a signal: chat over signaling, call control, or media
+   * signals to the Peer they are for.
+   * @param {string} from
+   * @param {any} data
+   */
+  #signal(from, data) {
+    if (!data || typeof data !== 'object') return;
+    if (typeof data.chat === 'string') {
+      this.#emit('chat', { name: this.nameOf(from), text: data.chat });
+      return;
+    }
+    if (this.mode === 'call' && this.calls) {
+      if (typeof data.call === 'string') {
+        this.calls.onSignal(from, data);
+        return;
+      }
+      // Media only from the person we are in a call with.
+      if (!this.calls.inCallWith(from)) return;
+    }
+    const peer = this.#peerFor(from, data);
+    if (peer) peer.receive(data);
+  }
+
+  /** @param {RTCIceServer[]} iceServers */
+  setICEServers(iceServers) {
+    this.rtcConfig.iceServers = iceServers;
+    for (const p of this.peers.values()) p.setICEServers(iceServers);
+  }
+
+  // ---- peers
+
+  /**
+   * createPeer makes the connection to peer id.
+   * @param {string} id
+   * @returns {Peer}
+   */
+  createPeer(id) {
+    /** @type {Peer} */
+    const peer = new Peer({
+      id,
+      name: this.names.get(id) || 'guest',
+      myId: this.myId,
+      rtcConfig: this.rtcConfig,
+      localStream: this.o.stream(),
+      screen: this.o.screen(),
+      peers: () => this.peers.size,
+      send: (data) => this.signal(peer.id, data),
+      onTrack: (p) => this.#emit('track', { peer: p }),
+      onChat: (p, text) => this.#emit('chat', { name: p.name, text: String(text) }),
+      onChatSent: (p, lines) => { for (const line of lines) this.#emit('chat-sent', { line, peer: p.id }); },
+      meta: this.o.meta,
+      onMeta: (p, m) => {
+        if (m.id && m.id !== p.id) this.#rebind(p, m.id);
+        this.#emit('meta', { peer: p, meta: m });
+      },
+      onState: (p, s) => this.#emit('peer-state', { peer: p, state: s }),
+    });
+    peer.adapt = this.adapt;
+    this.peers.set(id, peer);
+    this.#emit('peer-added', { peer });
+    this.#flushEarly(peer);
+    this.budget();
+    return peer;
+  }
+
+  /**
+   * closePeer closes a peer's connection and forgets it; its unsent chat
+   * is reported lost.
+   * @param {string} id
+   */
+  closePeer(id) {
+    const name = this.nameOf(id);
+    const p = this.peers.get(id);
+    const lost = p ? p.close() : [];
+    for (const m of this.early.get(id) || []) lost.push(m.id);
+    for (const line of lost) this.#emit('chat-lost', { line, peer: id, name });
+    this.peers.delete(id);
+    this.early.delete(id);
+    this.held.delete(id);
+    if (p) this.#emit('peer-removed', { id });
+    this.budget();
+  }
+
+  /** budget applies the mesh adaptation for the room's size to every connection. */
+  budget() {
+    for (const p of this.peers.values()) p.applyBudget();
+  }
+
+  /** @param {boolean} on mesh adaptation on or off */
+  setAdaptation(on) {
+    this.adapt = on;
+    for (const p of this.peers.values()) {
+      p.adapt = on;
+      p.applyBudget();
+    }
+  }
+
+  /**
+   * #flushEarly sends the chat that waited for peer's connection.
+   * @param {Peer} peer
+   */
+  #flushEarly(peer) {
+    for (const m of this.early.get(peer.id) || []) {
+      if (peer.sendChat(m.id, m.text)) this.#emit('chat-sent', { line: m.id, peer: peer.id });
+    }
+    this.early.delete(peer.id);
+  }
+
+  /**
+   * sendChat sends line (its id in the view's log) to everyone in the
+   * room: over the data channels in a room call (queued until each
+   * opens), over signaling in call mode, where there is a lobby and no
+   * data channel to most people.
+   * @param {number} line
+   * @param {string} text
+   */
+  sendChat(line, text) {
+    for (const id of this.names.keys()) {
+      if (this.mode === 'call') {
+        if (this.signal(id, { chat: text })) this.#emit('chat-sent', { line, peer: id });
+        else this.#emit('chat-lost', { line, peer: id, name: this.nameOf(id) });
+        continue;
+      }
+      const p = this.peers.get(id);
+      if (p) {
+        if (p.sendChat(line, text)) this.#emit('chat-sent', { line, peer: id });
+      } else {
+        // Joined, but has not offered yet: goes when its connection exists.
+        const q = this.early.get(id) || [];
+        q.push({ id: line, text });
+        this.early.set(id, q);
+      }
+    }
+  }
+
+  // ---- keeping connections across a fresh join (the server restarted)
+
+  /**
+   * #rebind moves a kept peer to the id it now has on signaling, as it
+   * said over the connection itself (end-to-end, so the claim is its
+   * own), once the server names that id with the same name.
+   * @param {Peer} p
+   * @param {string} to
+   */
+  #rebind(p, to) {
+    if (!p.orphan || this.names.get(to) !== p.name) {
+      // Checked again once our own fresh welcome came and the server names to.
+      p.claim = to;
+      return;
+    }
+    const from = p.id;
+    const other = this.peers.get(to);
+    if (other && other !== p) this.closePeer(to); // a fresh one made in a race
+    this.peers.delete(from);
+    p.id = to;
+    p.polite = this.myId < to;
+    p.orphan = false;
+    p.claim = '';
+    clearTimeout(p.orphanTimer);
+    clearTimeout(p.adoptTimer);
+    p.adoptTimer = 0;
+    this.peers.set(to, p);
+    this.#emit('peer-renamed', { from, to });
+    if (this.calls && this.calls.peer === from) this.calls.peer = to;
+    this.#flushEarly(p);
+    for (const data of this.held.get(to) || []) p.receive(data);
+    this.held.delete(to);
+    p.resync();
+    console.info('kept the connection to', p.name, 'as', to);
+  }
+
+  /**
+   * #orphanNamed is the kept peer with that name, waiting to say its new id.
+   * @param {string} name
+   * @returns {Peer|undefined}
+   */
+  #orphanNamed(name) {
+    for (const p of this.peers.values()) if (p.orphan && p.name === name) return p;
+    return undefined;
+  }
+
+  /**
+   * #named is called when the server names a peer id: a kept peer may
+   * have claimed it.
+   * @param {string} id
+   */
+  #named(id) {
+    for (const p of [...this.peers.values()]) if (p.claim === id) this.#rebind(p, id);
+  }
+
+  /**
+   * #keepPeers marks every connection as kept across a fresh join: it
+   * keeps flowing, and is moved to its new id when the peer says it; one
+   * that never does is closed after ORPHAN_MS.
+   */
+  #keepPeers() {
+    for (const [id, p] of this.peers) {
+      // A failed connection is kept too: an ICE restart revives it (a
+      // relayed one fails when the server's allocations went with it).
+      if (p.pc.connectionState === 'closed') {
+        this.closePeer(id);
+        continue;
+      }
+      p.orphan = true;
+      clearTimeout(p.orphanTimer);
+      p.orphanTimer = setTimeout(() => {
+        if (p.orphan && this.peers.get(p.id) === p) this.closePeer(p.id);
+      }, ORPHAN_MS);
+    }
+  }
+
+  /**
+   * #adopt finds the kept peer that the id the server names may be: one
+   * with the same name. A connection still up says who it is over its own
+   * data channel (rebind); given REBIND_MS for that, it is then taken by
+   * name. A connection that is down cannot say it: it is taken by name at
+   * once and its ICE restart goes to the new id (the browser still checks
+   * the DTLS fingerprint, so no one else can take over its media).
+   * @param {string} id
+   * @returns {Peer|null} the peer now at id, or null (none, or waiting)
+   */
+  #adopt(id) {
+    const name = this.names.get(id);
+    const o = name === undefined ? undefined : this.#orphanNamed(name);
+    if (!o) return this.peers.get(id) || null;
+    if (o.pc.connectionState !== 'connected') {
+      this.#rebind(o, id);
+      return this.peers.get(id) || null;
+    }
+    if (!o.adoptTimer) {
+      o.adoptTimer = setTimeout(() => {
+        o.adoptTimer = 0;
+        if (o.orphan && this.names.get(id) === o.name && !this.peers.has(id)) this.#rebind(o, id);
+      }, REBIND_MS);
+    }
+    return null;
+  }
+
+  /**
+   * #peerFor returns the Peer a signal from id goes to, creating one;
+   * null while a kept peer of that name may still say it is id (the
+   * signal is held until then).
+   * @param {string} id
+   * @param {object} data
+   * @returns {Peer|null}
+   */
+  #peerFor(id, data) {
+    const p = this.peers.get(id) || this.#adopt(id);
+    if (p) return p;
+    if (this.#orphanNamed(this.names.get(id) || '')) {
+      const q = this.held.get(id) || [];
+      if (q.length < HELD_MAX) q.push(data);
+      this.held.set(id, q);
+      return null;
+    }
+    return this.createPeer(id);
+  }
+}
