@@ -76,12 +76,6 @@ func newClient(n *node, label, room string) *client {
 	return &client{label: label, node: n, room: room, view: map[string]string{}}
 }
 
-func (c *client) record(e ev) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.recordLocked(e)
-}
-
 func (c *client) recordLocked(e ev) {
 	if e.At.IsZero() {
 		e.At = time.Now()

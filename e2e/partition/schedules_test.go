@@ -263,7 +263,7 @@ func countKind(es []ev, kind string) int {
 // workload and returns the time of its last heal.
 type schedule struct {
 	name    string
-	skip    string // why it does not run by default (os.Getenv("ICEBOX_PARTITION_"+NAME) runs it)
+	skip    string          // why it does not run by default (os.Getenv("ICEBOX_PARTITION_"+NAME) runs it)
 	offsets []time.Duration // node clock offsets at start
 	apply   func(t *testing.T, w *workload) time.Time
 }

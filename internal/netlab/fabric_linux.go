@@ -28,7 +28,6 @@ type Fabric struct {
 	lab    *Lab
 	sw     *Netns
 	prefix netip.Prefix
-	mu     sync.Mutex
 	hosts  []*Host
 }
 
