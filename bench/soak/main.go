@@ -13,7 +13,8 @@
 // delete their allocation or abandon it to expire (lifetime 10 min);
 // SIGHUP to every node every -hup (credential rotation: the reload
 // re-reads the secrets); and a restart of one node (SIGTERM, start
-// again with the same state) every -restart.
+// again with the same state) every -restart (at most half -duration, so
+// a short run restarts once).
 //
 // Every -sample it reads each node's RSS and open descriptors (/proc)
 // and its goroutines and heap in use (/metrics: go_goroutines,
@@ -66,6 +67,10 @@ func main() {
 	restart := flag.Duration("restart", 10*time.Minute, "period of restarting one node (0: never)")
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
 	flag.Parse()
+	if *restart > *duration/2 {
+		// A short run restarts a node once, half way.
+		*restart = *duration / 2
+	}
 	if err := run(*duration, *nNodes, *clients, *allocs, *sample, *hup, *restart, *binary); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
