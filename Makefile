@@ -1,7 +1,8 @@
 # icebox — build, run, test, install.
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     go.mod tidy, vet, then every test with the race detector, then short fuzz runs
-#   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed)
+#   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed;
+#                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
 #   make soak     icebox under churn for SOAK (default 60m), one node then a cluster of
 #                 three; fails if RSS, descriptors, goroutines or heap keep growing
 #   make install  binary, systemd unit, sysusers and sysctl entries, /etc/icebox/icebox.yaml
@@ -20,6 +21,7 @@ FUZZ_TURN      ?= 20000x
 FUZZ_PEER      ?= 60000x
 FUZZ_CLASSIFY  ?= 80000x
 FUZZ_FRAMING   ?= 100000x
+FUZZ_GRO       ?= 20000x
 
 SOAK    ?= 60m
 
@@ -68,16 +70,24 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPeerAddress$$' -fuzztime $(FUZZ_PEER) ./turnsrv
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZ_CLASSIFY) ./turnsrv
 	$(GO) test -run '^$$' -fuzz '^FuzzFraming$$' -fuzztime $(FUZZ_FRAMING) ./turnsrv
+	$(GO) test -run '^$$' -fuzz '^FuzzGROSplit$$' -fuzztime $(FUZZ_GRO) ./turnsrv/udprelay
 
 # Builds only when bin/icebox is missing, so `make build` as a user and
 # `sudo make install` afterwards needs no Go toolchain for root.
 # Benchmarks (not tests): figures go to docs/BENCHMARKS.md.
+# A coturn 4.17 turnserver built from its source, for make bench (optional).
+COTURN417 ?=
+COTURN417_FLAG := $(if $(COTURN417),-coturn417 $(COTURN417))
+
 bench: build
 	$(GO) run ./bench/sigbench -icebox bin/icebox -conns 10000 -rate 2000 -duration 10s
 	$(GO) run ./bench/sigbench -icebox bin/icebox -nodes 3 -conns 10000 -rate 2000 -duration 10s
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -duration 8s -rounds 2 -mem-allocs 2000
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -burst 8 -duration 8s -rounds 2 -mem-allocs 0
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 200 -rate 50000 -duration 8s -rounds 2 -mem-allocs 0
+	$(GO) run ./bench/turnbench -icebox bin/icebox -video -rate 16000 -duration 6s -rounds 4 -mem-allocs 0 $(COTURN417_FLAG)
+	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tcp -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
+	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tls -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 
 # A long churn run (bench/soak): one node, then a cluster of three, each
 # for SOAK. `make soak SOAK=3m` is the short run.

@@ -49,6 +49,9 @@ type Config struct {
 	// Cluster makes this icebox a node of several (cluster.go). Absent:
 	// a single node.
 	Cluster *Cluster `yaml:"cluster"`
+	// SFU is the embedded selective forwarding unit (sfu.go). Absent: no
+	// SFU; every room is a mesh.
+	SFU *SFU `yaml:"sfu"`
 
 	// ShutdownGrace is how long a stopping icebox (SIGTERM) lets live
 	// allocations end before closing them; new allocations are refused
@@ -255,12 +258,21 @@ type Signaling struct {
 	DefaultRoomPassword string `yaml:"default_room_password"`
 	// Rooms holds per-room settings by room name.
 	Rooms map[string]Room `yaml:"rooms"`
+	// DefaultMedia is the media mode of rooms without their own: "auto"
+	// (the default: a mesh up to mesh_max peers, the SFU above), "mesh"
+	// or "sfu". Without an sfu: section every room is a mesh.
+	DefaultMedia string `yaml:"default_media"`
+	// MeshMax is the most peers an auto room holds as a mesh. Default 4.
+	MeshMax int `yaml:"mesh_max"`
 }
 
 // Room holds the settings of one named room.
 type Room struct {
 	// Password, when set, must be given in join (error "bad-password").
 	Password string `yaml:"password"`
+	// Media is the room's media mode: auto, mesh or sfu. Default
+	// signaling.default_media.
+	Media string `yaml:"media"`
 }
 
 // Metrics configures the Prometheus listener.
@@ -273,6 +285,8 @@ type Metrics struct {
 // Parsed holds the values of Config turned into the types the rest of
 // icebox uses: Config.Parsed, filled when a file is loaded.
 type Parsed struct {
+	// SFU is sfu: checked; nil without one.
+	SFU *ParsedSFU
 	// PublicIP is public_ip when it is an address; invalid for "auto"
 	// and "metadata" (PublicIPMode).
 	PublicIP netip.Addr

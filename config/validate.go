@@ -347,6 +347,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 	if err := c.validateCluster(p); err != nil {
 		return nil, err
 	}
+	if err := c.validateSFU(p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -90,6 +90,7 @@ type Daemon struct {
 	adv        *advertise.Advertised // what it advertises (advertised.go)
 	audit      *selfAudit            // the audit of itself, at start-up and after reloads
 	cluster    *clusterPart          // nil on a single node (cluster.go)
+	sfu        *sfuPart              // nil without an sfu: section (sfu.go)
 	// now and sleep are the drain's clock (drainAllocations); tests set
 	// them.
 	now   func() time.Time
@@ -217,6 +218,14 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	public := ResolvePublicIP(context.Background(), p, opts.MetadataBase)
 	logPublicIP(log, p.PublicIPMode, public)
+	sfuConn, err := openSFUSocket(p)
+	if err != nil {
+		return nil, err
+	}
+	if sfuConn != nil {
+		closers = append(closers, sfuConn)
+	}
+	sfuPort, sfuAddrList := sfuAddrs(sfuConn)
 	cores := opts.Cores
 	if cores <= 0 {
 		cores = runtime.GOMAXPROCS(0)
@@ -248,6 +257,8 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		MaxBitratePerAllocation: p.MaxBitrate,
 		Logger:                  log.With("component", "turn"),
 		ClusterRelays:           relays,
+		SFUPort:                 sfuPort,
+		SFUAddrs:                sfuAddrList,
 	}
 	if d.turn, err = turnsrv.New(tc); err != nil {
 		return nil, err
@@ -275,7 +286,14 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		username, password, ttl := ts.Mint(user)
 		return adv.ICEServers(username, password), ttl
 	}
+	if d.sfu, err = newSFUPart(cfg, sfuConn, public.Addr, log.With("component", "sfu")); err != nil {
+		return nil, err
+	}
+	if d.sfu != nil {
+		closers = append(closers, d.sfu)
+	}
 	d.sig = signaling.New(signaling.Config{
+		SFU:            d.sfu.signalingConfig(d, cfg),
 		Limits:         signalingLimits(cfg),
 		RoomPassword:   d.roomPassword,
 		ICEServers:     iceServers,
@@ -349,7 +367,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			return nil, err
 		}
 		d.metricsLn = cl
-		d.metrics = d.newHTTPServer(debugHandler(d.cluster.handler(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures, &d.httpStats, d.cluster.collectors()...), d.sig), d.cluster), cl.ConnState)
+		d.metrics = d.newHTTPServer(debugHandler(d.cluster.handler(metricsHandler(ts, d.sig, d.minting, opts.Version, &d.audit.failures, &d.httpStats, append(d.cluster.collectors(), d.sfu.collectors()...)...), d.sig), d.cluster), cl.ConnState)
 		log.Info("metrics listening", "addr", d.metricsLn.Addr().String())
 	}
 	log.Info("http listening", "addr", d.httpLn.Addr().String(), "url", scheme+"://"+d.httpLn.Addr().String()+"/",
@@ -467,7 +485,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 			shutErr = errors.Join(shutErr, srv.Shutdown(sctx))
 		}
 	}
-	turnErr := d.turn.Close()
+	turnErr := errors.Join(d.turn.Close(), d.sfu.Close())
 	audits.Wait() // ends soon after stopChecks: every step is bounded by its context
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr

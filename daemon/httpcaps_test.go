@@ -76,7 +76,7 @@ func getOn(c net.Conn, path string) int {
 
 // TestHTTPConnectionCapNotShared: 20,000 keep-alive connections from one
 // address (127.0.0.1) to an HTTP listener that does not share its port
-// with TURN are not all accepted and held (issue 24, hole 2: they were,
+// with TURN are not all accepted and held (before the cap they were,
 // and the daemon ran out of descriptors): at most
 // turn.max_tcp_connections_per_ip (64 by default) are served, the rest
 // refused and counted, and the page still answers a fresh client from

@@ -14,6 +14,7 @@ import (
 	"github.com/icebox-project/icebox/internal/mintlimit"
 	"github.com/icebox-project/icebox/signaling"
 	"github.com/icebox-project/icebox/turnsrv"
+	"github.com/icebox-project/icebox/turnsrv/udprelay"
 	"github.com/icebox-project/icebox/web"
 )
 
@@ -67,6 +68,9 @@ var (
 	descHeldDropped = desc("signaling_held_signals_dropped_total", "Signals dropped, oldest first, from suspended peers' queues to keep them within their byte bounds; each local sender is told (error signal-dropped).")
 	descAudit       = desc("audit_failures", "Checks of the last self-audit (icebox audit against this server, at start-up and after each reload, without the idle-TCP and certificate checks) that failed; absent until one has run.")
 	descCredLimited = desc("credentials_rate_limited_total", "TURN credentials refused by the per-client minting limit, by source: page (call page loads), ws (joins and refreshes), api (/api/v1/ice-servers); those refused by the IPv6 aggregate's bucket included.", "source")
+	descPerReceive  = desc("turn_relay_datagrams_per_receive", "Datagrams per receive call (recvmmsg) of the UDP relay loops that returned any, after UDP GRO's coalesced reads are split, by direction: from_client (listener sockets) or from_peer (relay sockets).", "direction")
+	descPerSend     = desc("turn_relay_datagrams_per_send", "Datagrams per send call (sendmmsg) of the UDP relay loops, by direction: to_peer or to_client.", "direction")
+	descGSORuns     = desc("turn_relay_gso_runs_per_send", "Messages per send call (sendmmsg) of the UDP relay loops that carried a run of datagrams as one UDP_SEGMENT (GSO) send, by direction: to_peer or to_client.", "direction")
 	descCredLimAgg  = desc("credentials_rate_limited_ipv6_aggregate_total", "Those of credentials_rate_limited_total refused by the bucket of the client's IPv6 aggregate prefix (ipv6_aggregate_prefix; rate and burst × ipv6_aggregate_factor), by source.", "source")
 )
 
@@ -75,7 +79,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descPeerDenied, descPerms, descChannels, descPackets, descBytes, descDropped,
 		descTCPConns, descTCPRefused, descTCPAccept, descTCPClosed, descShared, descHTTPConns, descHTTPRefused, descHTTPAccept,
 		descWSConns, descWSRefused, descRooms, descPeers,
-		descMessages, descErrors, descQueued, descHeldDropped, descCredLimited, descCredLimAgg, descAudit} {
+		descMessages, descErrors, descQueued, descHeldDropped, descCredLimited, descCredLimAgg, descAudit,
+		descPerReceive, descPerSend, descGSORuns} {
 		ch <- d
 	}
 }
@@ -111,6 +116,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, st.DroppedPeerDenied.Load(), "to_peer", "peer_denied")
 	counter(descDropped, st.DroppedSendBufferToPeers.Load(), "to_peer", "send_buffer")
 	counter(descDropped, st.DroppedSendBufferToClients.Load(), "from_peer", "send_buffer")
+	histogram := func(d *prometheus.Desc, h *udprelay.Histogram, direction string) {
+		count, sum, buckets := h.Snapshot()
+		ch <- prometheus.MustNewConstHistogram(d, count, sum, buckets, direction)
+	}
+	occ := &st.Occupancy
+	histogram(descPerReceive, &occ.ReceivedFromClients, "from_client")
+	histogram(descPerReceive, &occ.ReceivedFromPeers, "from_peer")
+	histogram(descPerSend, &occ.SentToPeers, "to_peer")
+	histogram(descPerSend, &occ.SentToClients, "to_client")
+	histogram(descGSORuns, &occ.GSORunsToPeers, "to_peer")
+	histogram(descGSORuns, &occ.GSORunsToClients, "to_client")
 	gauge(descTCPConns, st.TCPConnectionsOpen.Load())
 	counter(descTCPRefused, st.TCPRefusedPerIP.Load(), "per_ip")
 	counter(descTCPRefused, st.TCPRefusedTotal.Load(), "total")

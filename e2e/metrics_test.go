@@ -75,6 +75,8 @@ func TestMetricsAfterRelayedCall(t *testing.T) {
 		`icebox_turn_allocations_active`, `icebox_turn_permissions_active`,
 		`icebox_ws_connections`, `icebox_signaling_peers`,
 		`icebox_signaling_messages_total{type="signal"}`,
+		`icebox_turn_relay_datagrams_per_receive_count{direction="from_client"}`,
+		`icebox_turn_relay_datagrams_per_send_count{direction="to_peer"}`,
 	} {
 		if m[name] <= 0 {
 			t.Errorf("%s = %v during a relayed call, want > 0", name, m[name])

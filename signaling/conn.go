@@ -356,7 +356,16 @@ func (c *conn) handle(data []byte) {
 			c.refuse(wire.CodeBadMessage, `signal needs "to" (a peer id) and "data" (an object)`)
 			return
 		}
-		if e := c.s.hub.signal(c, m.To, m.Data); e != nil {
+		signal := c.s.hub.signal
+		if m.To == wire.SFUPeer {
+			signal = func(c *conn, _ string, data json.RawMessage) *wire.Error { return c.peer.signalSFU(data) }
+		}
+		if e := signal(c, m.To, m.Data); e != nil {
+			c.reply(e)
+			return
+		}
+	case wire.TypeLayer:
+		if e := c.peer.layer(&m.Layer); e != nil {
 			c.reply(e)
 			return
 		}
@@ -434,6 +443,9 @@ func (c *conn) join(m *inbound) {
 		c.s.guesses.succeeded(c.keys, m.Room)
 	}
 	c.s.log.Info("peer joined", "room", m.Room, "peer", c.peer.id, "remote", c.remote)
+	if c.s.hub.mediaOfPeer(c.peer) == wire.MediaSFU {
+		c.peer.joinSFU(c.s, m.Room)
+	}
 	c.scheduleRefresh(ttl)
 }
 

@@ -35,10 +35,13 @@ type hub struct {
 	// single node, where rooms hold only local peers and nothing below
 	// calls out. Only its non-blocking methods are called under mu.
 	cl Cluster
+	// sfu puts rooms on the SFU (Config.SFU); nil: every room is a mesh.
+	sfu *SFUConfig
 }
 
 type room struct {
 	name  string
+	media string            // wire.MediaMesh or wire.MediaSFU with an SFU; "" without
 	peers map[string]*peer  // local peers, by peer id
 	names map[string]string // display name → peer id, local and remote
 	// remote holds the room's peers on other nodes, in no order; nil
@@ -176,7 +179,7 @@ func (h *hub) resume(c *conn, token, roomName string, iceServers []rtc.ICEServer
 	p.conn, p.out, c.peer = c, c.out, p
 	p.resumeToken = newToken()
 	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: p.room.name, Peers: peersOf(p.room, p),
-		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true}))
+		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true, Media: p.room.media}))
 	p.requeue(held)
 	return true
 }
@@ -204,11 +207,19 @@ func (h *hub) join(c *conn, roomName, name, password string, lim limits, roomPas
 	defer h.mu.Unlock()
 	r := h.rooms[roomName]
 	j := joinRequest{current: c.peer.room, room: roomName, name: name, password: password, roomPassword: roomPassword}
+	media := h.sfu.mediaOf(roomName)
+	if r != nil {
+		media = r.media
+	}
+	if media == wire.MediaSFU {
+		lim.maxPeers = h.sfu.maxPeers()
+	}
 	if e := admit(j, r, len(h.rooms), lim); e != nil {
 		return e
 	}
 	if r == nil {
 		r = newRoom(roomName)
+		r.media = media
 	}
 	h.rooms[roomName] = r
 	h.seatLocked(c.peer, r, name, iceServers, ttl)
@@ -226,7 +237,7 @@ func (h *hub) seatLocked(p *peer, r *room, name string, iceServers []rtc.ICEServ
 	r.names[name] = p.id
 	h.announceLocked()
 	// welcome is queued before any other peer can signal p.
-	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken}))
+	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: r.name, Peers: peers, ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Media: r.media}))
 	joined := encode(&wire.PeerJoined{ID: p.id, Name: name})
 	for id, other := range r.peers {
 		if id != p.id {
@@ -250,6 +261,7 @@ func (h *hub) leaveLocked(p *peer) bool {
 	delete(r.peers, p.id)
 	delete(r.names, p.name)
 	p.room = nil
+	p.leaveSFU()
 	// A closing server tells no one here that a peer left: every
 	// connection is being closed with 1001, and a page that heard
 	// peer-left before its own close would drop a peer connection it

@@ -19,6 +19,7 @@ type inbound struct {
 	Type string `json:"type"`
 	wire.Join
 	wire.Signal
+	wire.Layer
 }
 
 // encode is m's frame.

@@ -2,10 +2,12 @@ package signaling
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/icebox-project/icebox/sfu"
 	"github.com/icebox-project/icebox/signaling/wire"
 )
 
@@ -42,6 +44,10 @@ type peer struct {
 	// suspended: the connection dropped and the peer waits for a
 	// resume. Set and cleared under hub.mu.
 	suspended atomic.Bool
+
+	// sfuPart is the peer's participant of its SFU room (sfu.go).
+	sfuMu   sync.Mutex
+	sfuPart *sfu.Participant
 }
 
 // enqueue queues b, a room event or an error, for the peer without

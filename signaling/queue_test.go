@@ -60,7 +60,7 @@ func bigSignal(i int) msg {
 	return msg{"n": i, "pad": strings.Repeat("x", MaxMessageSize-200)}
 }
 
-// TestSuspendedQueueAttack runs issue 24's attack: rooms of 7 peers that
+// TestSuspendedQueueAttack runs the held-queue attack: rooms of 7 peers that
 // drop without a close frame (suspended for the resume window), and one
 // sender per room that sends each of them signals of the largest size.
 // Before queues were bounded in bytes, 7 rooms held 62 MB until the

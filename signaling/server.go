@@ -96,6 +96,8 @@ type Config struct {
 	// Cluster shares the rooms with other nodes (signaling/cluster). Nil:
 	// a single node; nothing leaves the process.
 	Cluster Cluster
+	// SFU puts rooms on the embedded SFU. Nil: every room is a mesh.
+	SFU *SFUConfig
 }
 
 // Server serves /ws. It implements http.Handler.
@@ -138,6 +140,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, guesses: newGuessThrottle(cfg.Clock.Now), perIP: ipCount{},
 		refusals: ratelog.New(cfg.Logger, 0, nil), clock: cfg.Clock}
 	s.hub = newHub(cfg.ResumeWindow, s.afterFunc, cfg.Cluster)
+	s.hub.sfu = cfg.SFU
 	s.Update(cfg.Limits)
 	s.upgrader = websocket.Upgrader{
 		// Each connection reads through a 3 KiB buffer of its own (a

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/icebox-project/icebox/internal/pionlog"
 )
 
 // lockedBuffer is a log destination safe for the server's goroutines.
@@ -76,7 +78,7 @@ func TestPeerDenialSummary(t *testing.T) {
 // TLS client had already left goes to debug; other errors stay errors.
 func TestCloseNotifyAtDebug(t *testing.T) {
 	log := &lockedBuffer{}
-	l := slogFactory{slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}.NewLogger("turn")
+	l := pionlog.Factory{Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}.NewLogger("turn")
 	gone := errors.New("tls: failed to send closeNotify alert (but connection was closed anyway): write tcp 127.0.0.1:443->127.0.0.1:5000: write: broken pipe")
 	l.Errorf("Failed to close conn: %s", gone)
 	l.Errorf("Failed to close conn: %s", errors.New("write tcp: connection reset by peer"))

@@ -52,6 +52,13 @@ type OwnAddresses struct {
 	// ListenerPorts are the ports of the server's own listeners (UDP, TCP
 	// and TLS), refused on own addresses even inside the relay range.
 	ListenerPorts []uint16
+	// SFUPort is the embedded SFU's UDP media port: the one exception to
+	// rule 2 outside the relay range, so a client that must use TURN
+	// relays to the SFU. Only on SFUAddrs (none: every own address, for
+	// an SFU bound to the unspecified address) and the relayed address,
+	// and never when it is a listener port. Zero: no exception.
+	SFUPort  uint16
+	SFUAddrs []netip.Addr
 }
 
 // hostRanges are addresses that always mean this host: loopback, and the
@@ -66,6 +73,10 @@ var hostRanges = []netip.Prefix{
 func NewPeerFilter(deny, allow []netip.Prefix, own OwnAddresses) *PeerFilter {
 	f := &PeerFilter{deny: deny, allow: allow, own: own}
 	f.own.Relayed = own.Relayed.Unmap()
+	f.own.SFUAddrs = nil
+	for _, a := range own.SFUAddrs {
+		f.own.SFUAddrs = append(f.own.SFUAddrs, a.Unmap().WithZone(""))
+	}
 	f.own.Others = nil
 	for _, a := range own.Others {
 		if a.IsValid() {
@@ -108,6 +119,9 @@ func (f *PeerFilter) judge(ip netip.Addr, port uint16, withPort bool) PeerVerdic
 
 func (f *PeerFilter) check(ip netip.Addr, port uint16, withPort bool) PeerVerdict {
 	if f.isOwn(ip) {
+		if f.isSFUMedia(ip, port, withPort) {
+			return PeerAllowed
+		}
 		if f.own.RelayMin == 0 {
 			return PeerOwnPort
 		}
@@ -129,6 +143,16 @@ func (f *PeerFilter) check(ip netip.Addr, port uint16, withPort bool) PeerVerdic
 		}
 	}
 	return PeerAllowed
+}
+
+// isSFUMedia reports whether the own address ip is the SFU's media
+// socket on port (on any port, without withPort: a permission).
+func (f *PeerFilter) isSFUMedia(ip netip.Addr, port uint16, withPort bool) bool {
+	o := &f.own
+	if o.SFUPort == 0 || slices.Contains(o.ListenerPorts, o.SFUPort) || (withPort && port != o.SFUPort) {
+		return false
+	}
+	return len(o.SFUAddrs) == 0 || ip == o.Relayed || slices.Contains(o.SFUAddrs, ip)
 }
 
 func (f *PeerFilter) isOwn(ip netip.Addr) bool {

@@ -32,6 +32,7 @@ import (
 	"github.com/pion/turn/v4"
 
 	"github.com/icebox-project/icebox/internal/clientaddr"
+	"github.com/icebox-project/icebox/internal/pionlog"
 	"github.com/icebox-project/icebox/internal/ratelog"
 	"github.com/icebox-project/icebox/turnsrv/udprelay"
 )
@@ -144,6 +145,11 @@ type Config struct {
 	// ClusterRelays, when set, is validated against this server's peer
 	// filter from New on (RelayPeers: a claimed range widens nothing).
 	ClusterRelays *RelayPeers
+	// SFUPort and SFUAddrs name the embedded SFU's media socket, the one
+	// own address a client may relay to outside the relay range
+	// (OwnAddresses.SFUPort). Zero port: no SFU.
+	SFUPort  uint16
+	SFUAddrs []netip.Addr
 
 	// now is the guard's clock, which judges credential expiry; tests
 	// set it. Nil: time.Now.
@@ -364,7 +370,7 @@ func New(cfg Config) (*Server, error) {
 	srv, err := turn.NewServer(turn.ServerConfig{
 		PacketConnConfigs:  pcs,
 		ListenerConfigs:    lns,
-		LoggerFactory:      slogFactory{cfg.Logger},
+		LoggerFactory:      pionlog.Factory{Log: cfg.Logger},
 		InboundMTU:         pionInboundMTU,
 		Realm:              cfg.Realm,
 		ChannelBindTimeout: cfg.channelBindTimeout,
@@ -556,7 +562,8 @@ func (s *Server) Close() error {
 // interface address (a listener on 0.0.0.0 answers on all of them), with
 // the relay ports.
 func ownAddresses(cfg Config, bound []net.Addr) OwnAddresses {
-	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort}
+	own := OwnAddresses{Relayed: cfg.PublicIP, RelayMin: cfg.RelayMinPort, RelayMax: cfg.RelayMaxPort,
+		SFUPort: cfg.SFUPort, SFUAddrs: cfg.SFUAddrs}
 	for _, a := range bound {
 		ap := addrPortOfAddr(a)
 		own.Others = append(own.Others, ap.Addr())

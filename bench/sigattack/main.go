@@ -1,4 +1,4 @@
-// Command sigattack measures icebox's memory under issue 24's attack on
+// Command sigattack measures icebox's memory under an attack on
 // held signaling queues: from one address, rooms of peers that join and
 // drop without a close frame (suspended for the 30 s resume window, their
 // signals held for a resume), and one sender a room that sends them

@@ -142,7 +142,7 @@ func TestUnknownAndMalformed(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		for _, f := range []string{`{"type":"speaker","id":"A1"}`, `not json`, "\x00binary", `{"type":"pong"}`} {
+		for _, f := range []string{`{"type":"x-future","id":"A1"}`, `not json`, "\x00binary", `{"type":"pong"}`} {
 			kind := websocket.TextMessage
 			if f[0] == 0 {
 				kind = websocket.BinaryMessage
@@ -155,7 +155,7 @@ func TestUnknownAndMalformed(t *testing.T) {
 	defer hs.Close()
 	c := dial(t, ctx, "ws"+strings.TrimPrefix(hs.URL, "http"))
 	m, err := c.Receive(ctx)
-	if u, ok := m.(*wire.Unknown); err != nil || !ok || u.Type != "speaker" || string(u.Raw) != `{"type":"speaker","id":"A1"}` {
+	if u, ok := m.(*wire.Unknown); err != nil || !ok || u.Type != "x-future" || string(u.Raw) != `{"type":"x-future","id":"A1"}` {
 		t.Fatalf("unknown type: got %#v %v, want *wire.Unknown", m, err)
 	}
 	for _, what := range []string{"not JSON", "binary frame"} {

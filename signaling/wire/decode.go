@@ -19,6 +19,10 @@ var types = map[string]func() Message{
 	TypePeerLeft:   func() Message { return new(PeerLeft) },
 	TypeICEServers: func() Message { return new(ICEServers) },
 	TypeError:      func() Message { return new(Error) },
+	TypeMedia:      func() Message { return new(Media) },
+	TypeTracks:     func() Message { return new(Tracks) },
+	TypeLayer:      func() Message { return new(Layer) },
+	TypeSpeaker:    func() Message { return new(Speaker) },
 }
 
 // ErrMalformed is wrapped by Decode's errors: the frame is not a JSON

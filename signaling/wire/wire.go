@@ -138,6 +138,9 @@ type Welcome struct {
 	TTL        int64       `json:"ttl"`
 	Resume     string      `json:"resume"`
 	Resumed    bool        `json:"resumed"`
+	// Media is the room's media mode, MediaMesh or MediaSFU, from a
+	// server with an SFU; absent from one without.
+	Media string `json:"media,omitempty"`
 }
 
 // PeerJoined (server → client): peer ID, named Name, joined the room.

@@ -49,14 +49,14 @@ func TestFrames(t *testing.T) {
 // back as *Unknown holding the frame (never dropped); frames that are no
 // message are errors wrapping ErrMalformed.
 func TestDecodeUnknownAndMalformed(t *testing.T) {
-	frame := []byte(`{"type":"tracks","tracks":[{"id":"x"}]}`)
+	frame := []byte(`{"type":"x-future","items":[{"id":"x"}]}`)
 	m, err := Decode(frame)
 	u, ok := m.(*Unknown)
-	if err != nil || !ok || u.Type != "tracks" || string(u.Raw) != string(frame) || u.MessageType() != "tracks" {
+	if err != nil || !ok || u.Type != "x-future" || string(u.Raw) != string(frame) || u.MessageType() != "x-future" {
 		t.Fatalf("Decode of an unknown type: got %#v %v, want *Unknown holding the frame", m, err)
 	}
 	frame[2] = 'X' // Raw is a copy
-	if b, _ := Marshal(u); string(b) != `{"type":"tracks","tracks":[{"id":"x"}]}` {
+	if b, _ := Marshal(u); string(b) != `{"type":"x-future","items":[{"id":"x"}]}` {
 		t.Errorf("Marshal(Unknown): got %s", b)
 	}
 	for _, bad := range []string{``, `hello`, `[1]`, `null`, `{}`, `{"type":""}`, `{"type":1}`,

@@ -24,23 +24,40 @@
 // loop serves both directions of an allocation.
 //
 // A loop drains each ready socket with recvmmsg, up to 4 batches of 32
-// datagrams per wake-up, into buffers of its own:
+// messages per wake-up, into buffers of its own. Where the kernel has
+// UDP GRO (UDP_GRO, probed at New; Config.NoGRO), a message may hold a
+// run of datagrams from one sender, coalesced by the kernel, which the
+// loop splits by the segment size in its control data (nextSegment).
+// Each datagram is then judged on its own:
 //
 //   - On a listener socket, ChannelData (RFC 8656 §12.4) from a client
-//     with an allocation, on a bound channel, goes straight to the peer
-//     with sendto from the relay socket (§12.5). Other ChannelData from a
-//     client with an allocation, and well-formed STUN messages
-//     (WellFormedSTUN), are copied to a control queue for pion/turn: one
-//     for clients with an allocation, served first, and one for the rest,
-//     each of ControlQueue datagrams (Counters.DroppedControl past it).
-//     Anything else is dropped before any queue (Counters.DroppedNotSTUN).
+//     with an allocation, on a bound channel, goes to the peer from the
+//     relay socket (§12.5). Other ChannelData from a client with an
+//     allocation, and well-formed STUN messages (WellFormedSTUN), are
+//     copied to a control queue for pion/turn: one for clients with an
+//     allocation, served first, and one for the rest, each of
+//     ControlQueue datagrams (Counters.DroppedControl past it). Anything
+//     else is dropped before any queue (Counters.DroppedNotSTUN).
 //     pion/turn reads the queues through Guarded, whose Guard
 //     authenticates and checks peers before pion/turn sees a request.
-//   - On a relay socket, a datagram from a peer with a permission is
-//     framed in place, in the headroom before it, as ChannelData when the
-//     peer has a channel binding (§12.5) or else as a Data indication
-//     (§11.4), and the batch goes to the client with one sendmmsg on the
-//     listener socket.
+//   - On a relay socket, a datagram from a peer with a permission goes to
+//     the client through the listener socket, framed as ChannelData when
+//     the peer has a channel binding (§12.5) or else as a Data indication
+//     (§11.4): the header is written beside the payload, which is sent
+//     from where it was received.
+//
+// What a receive batch relays is gathered (sendQueue) and sent when the
+// batch is done: per socket it leaves by, in the order received, with one
+// sendmmsg. Where the kernel has UDP GSO (UDP_SEGMENT; Config.NoGSO),
+// consecutive datagrams to one destination of one size (the last may be
+// shorter), up to 64, go as one message that the kernel cuts into
+// datagrams; a GSO run the kernel refuses is sent again datagram by
+// datagram, and EIO turns GSO off for good. Counters.Occupancy shows how
+// full the receive and send calls were.
+//
+// A busy loop, one whose last wait found work, sleeps Config.BatchWindow
+// before it polls again, so that one wake-up serves what arrived meanwhile
+// instead of one datagram; a loop that finds nothing waits in epoll_wait.
 //
 // Nothing is allocated per relayed datagram: buffers, iovecs and message
 // headers belong to the loop; an allocation's permissions and channel

@@ -79,6 +79,9 @@ func (r *relay) Adopt(pc net.PacketConn) (net.PacketConn, turn.RelayAddressGener
 		unix.Close(fd)
 		return nil, nil, err
 	}
+	if r.off.gro {
+		enableGRO(fd)
+	}
 	local := pc.LocalAddr()
 	ln := &listener{
 		r: r, loop: r.loops[int(r.next.Add(1))%len(r.loops)], id: r.ids.Add(1), local: local, stats: r.stats,
@@ -161,18 +164,6 @@ func (ln *listener) WriteTo(p []byte, addr net.Addr) (int, error) {
 		ln.stats.DroppedSendBufferToClients.Add(1)
 	}
 	return len(p), nil
-}
-
-// sendBatch sends frames to clients with one sendmmsg (under the
-// socket's read lock: nothing is sent once it is closed) and returns how
-// many a full socket buffer dropped.
-func (ln *listener) sendBatch(msgs []mmsghdr) (full int) {
-	ln.mu.RLock()
-	defer ln.mu.RUnlock()
-	if ln.fd < 0 {
-		return 0
-	}
-	return sendmmsg(ln.fd, msgs)
 }
 
 // Close stops reading and closes the socket, once.

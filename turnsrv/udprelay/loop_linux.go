@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -44,21 +45,23 @@ type loop struct {
 	listeners map[int32]*listener  // by epoll id
 	stopped   bool                 // epfd closed; guarded by mu
 
-	// receive batch: buffer i holds headroom bytes of space for the
-	// ChannelData or Data indication header, then the datagram (relay
-	// sockets, iovs); listener sockets receive at its start (liovs).
-	bufs  [batch][listenBuf]byte
-	iovs  [batch]unix.Iovec
-	liovs [batch]unix.Iovec
-	names [batch]unix.RawSockaddrInet6
-	msgs  [batch]mmsghdr
-	lmsgs [batch]mmsghdr
-	txid  [12]byte
-	txn   uint64
+	// receive batch: message i is received into rx[i*rxSize:], its
+	// sender's address into names[i] and, where GRO is on, the segment
+	// size into oobs[i]. Listener and relay sockets share them: a loop
+	// reads one socket at a time.
+	rx     []byte
+	rxSize int
+	iovs   [batch]unix.Iovec
+	names  [batch]unix.RawSockaddrInet6
+	oobs   [batch][oobSize]byte
+	msgs   [batch]mmsghdr
+	txid   [12]byte
+	txn    uint64
 
-	// send batch: frames for the client, sent with one sendmmsg.
-	outIovs [batch]unix.Iovec
-	outMsgs [batch]mmsghdr
+	// out gathers what a receive batch relays, sent once the batch is
+	// done: to peers from a listener socket's batch, to clients from a
+	// relay socket's.
+	out sendQueue
 }
 
 func newLoop(r *relay) (*loop, error) {
@@ -79,15 +82,20 @@ func newLoop(r *relay) (*loop, error) {
 		unix.Close(wakefd)
 		return nil, err
 	}
+	l.rxSize = listenBuf
+	if r.off.gro {
+		l.rxSize = groBuf
+	}
+	l.rx = make([]byte, batch*l.rxSize)
+	l.out.r = r
 	for i := range l.msgs {
-		l.iovs[i] = unix.Iovec{Base: &l.bufs[i][headroom], Len: maxPayload}
+		l.iovs[i] = unix.Iovec{Base: &l.rx[i*l.rxSize], Len: uint64(l.rxSize)}
 		l.msgs[i].hdr.Name = (*byte)(unsafe.Pointer(&l.names[i]))
 		l.msgs[i].hdr.Iov = &l.iovs[i]
 		l.msgs[i].hdr.Iovlen = 1
-		l.liovs[i] = unix.Iovec{Base: &l.bufs[i][0], Len: listenBuf}
-		l.lmsgs[i].hdr.Name = (*byte)(unsafe.Pointer(&l.names[i]))
-		l.lmsgs[i].hdr.Iov = &l.liovs[i]
-		l.lmsgs[i].hdr.Iovlen = 1
+		if r.off.gro {
+			l.msgs[i].hdr.Control = &l.oobs[i][0]
+		}
 	}
 	if _, err := rand.Read(l.txid[:]); err != nil {
 		unix.Close(epfd)
@@ -166,10 +174,19 @@ func (l *loop) run() {
 	defer close(l.done)
 	events := make([]unix.EpollEvent, 128)
 	lastYield := bitrate.Now()
+	busy := false
 	for {
 		// The loop's one wait: a blocking system call, on this
-		// goroutine's thread.
-		n, err := unix.EpollWait(l.epfd, events, -1)
+		// goroutine's thread. Busy, it sleeps the batch window first and
+		// then takes what arrived meanwhile (see Config.BatchWindow).
+		timeout := -1
+		if busy {
+			ts := unix.NsecToTimespec(int64(l.r.cfg.BatchWindow))
+			_ = unix.Nanosleep(&ts, nil)
+			timeout = 0
+		}
+		n, err := unix.EpollWait(l.epfd, events, timeout)
+		busy = l.r.cfg.BatchWindow > 0 && n > 0 && err == nil
 		if err == unix.EINTR {
 			continue
 		}
@@ -213,60 +230,95 @@ func (l *loop) run() {
 // scheduler: well inside its 10 ms preemption limit.
 const yieldEvery = int64(5 * time.Millisecond)
 
+// received returns message i of the last receive batch, or false when
+// it is to be dropped: truncated (longer than the buffer), or with
+// control data that does not parse. gso is the segment size of a read
+// GRO coalesced (0: one datagram).
+func (l *loop) received(i int) (b []byte, gso int, ok bool) {
+	m := &l.msgs[i]
+	if m.hdr.Flags&unix.MSG_TRUNC != 0 {
+		return nil, 0, false
+	}
+	if m.hdr.Controllen > 0 {
+		if gso, ok = groSize(l.oobs[i][:min(m.hdr.Controllen, oobSize)]); !ok {
+			return nil, 0, false
+		}
+	}
+	return l.rx[i*l.rxSize : i*l.rxSize+int(m.n)], gso, true
+}
+
 // drainListener reads what a listener socket holds (up to maxDrain
-// batches): ChannelData from known allocations goes to the peer, the rest
-// to pion/turn.
+// batches): ChannelData from known allocations goes to the peer (sent
+// once the batch is done), the rest to pion/turn.
 func (l *loop) drainListener(ln *listener) {
 	ln.mu.RLock()
 	defer ln.mu.RUnlock()
 	if ln.fd < 0 {
 		return
 	}
+	l.out.toPeers = true
 	for round := 0; round < maxDrain; round++ {
-		n, ok := recvmmsg(ln.fd, l.lmsgs[:])
+		n, ok := recvmmsg(ln.fd, l.msgs[:])
 		if !ok {
 			return // EAGAIN: drained
 		}
+		dgrams := 0
 		for i := 0; i < n; i++ {
-			if l.lmsgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
-				continue // longer than any TURN message
+			b, gso, ok := l.received(i)
+			if !ok {
+				continue
 			}
 			src, ok := addrPortOf(&l.names[i])
 			if !ok {
 				continue
 			}
-			data := l.bufs[i][:l.lmsgs[i].n]
-			if len(data) >= 4 && data[0]&0xC0 == 0x40 {
-				if l.r.forward(ln, src, data) {
-					continue
+			for seg, rest := nextSegment(b, gso); ; seg, rest = nextSegment(rest, gso) {
+				dgrams++
+				if len(seg) <= listenBuf { // longer than any TURN message: dropped
+					l.fromClient(ln, src, seg)
 				}
-				// ChannelData the loop does not know yet is pion's, but
-				// only from a client that has an allocation.
-				if l.r.hasClient(ln, src) {
-					ln.deliver(data, src, true)
-				} else {
-					l.r.stats.DroppedNotSTUN.Add(1)
+				if len(rest) == 0 {
+					break
 				}
-				continue
 			}
-			if !WellFormedSTUN(data) {
-				l.r.stats.DroppedNotSTUN.Add(1)
-				continue
-			}
-			ln.deliver(data, src, l.r.hasClient(ln, src))
 		}
+		l.r.stats.Occupancy.ReceivedFromClients.Observe(dgrams)
+		l.out.flush()
 		if n < batch {
 			return
 		}
 	}
 }
 
+// fromClient handles one datagram from a client at a listener socket.
+func (l *loop) fromClient(ln *listener, src netip.AddrPort, data []byte) {
+	if len(data) >= 4 && data[0]&0xC0 == 0x40 {
+		if l.forward(ln, src, data) {
+			return
+		}
+		// ChannelData the loop does not know yet is pion's, but only from
+		// a client that has an allocation.
+		if l.r.hasClient(ln, src) {
+			ln.deliver(data, src, true)
+		} else {
+			l.r.stats.DroppedNotSTUN.Add(1)
+		}
+		return
+	}
+	if !WellFormedSTUN(data) {
+		l.r.stats.DroppedNotSTUN.Add(1)
+		return
+	}
+	ln.deliver(data, src, l.r.hasClient(ln, src))
+}
+
 // drain reads what the socket holds (up to maxDrain batches) and relays
-// it to the client through the allocation's listener socket. It holds
-// one socket's lock at a time: rs's while receiving, the listener's while
-// sending.
+// it to the client through the allocation's listener socket, a batch's
+// worth at a time. It holds one socket's lock at a time: rs's while
+// receiving, the listener's while sending.
 func (l *loop) drain(rs *relaySock) {
 	stats := l.r.stats
+	l.out.toPeers = false
 	for round := 0; round < maxDrain; round++ {
 		rs.mu.RLock()
 		n, ok := 0, false
@@ -282,80 +334,96 @@ func (l *loop) drain(rs *relaySock) {
 		if rs.limits != nil {
 			now = bitrate.Now()
 		}
-		out, bytes := 0, 0
+		dgrams, bytes := 0, 0
 		for i := 0; i < n; i++ {
-			bytes += int(l.msgs[i].n)
-			if frame := l.relay(st, rs.limits, now, i); frame != nil {
-				l.outIovs[out] = unix.Iovec{Base: &frame[0], Len: uint64(len(frame))}
-				l.outMsgs[out].hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&st.client.sa)), Namelen: st.client.len,
-					Iov: &l.outIovs[out], Iovlen: 1}
-				out++
+			b, gso, ok := l.received(i)
+			if !ok {
+				// Truncated or unreadable: counted as received, dropped.
+				dgrams++
+				bytes += int(l.msgs[i].n)
+				continue
+			}
+			for seg, rest := nextSegment(b, gso); ; seg, rest = nextSegment(rest, gso) {
+				dgrams++
+				bytes += len(seg)
+				l.fromPeer(st, rs.limits, now, i, seg)
+				if len(rest) == 0 {
+					break
+				}
 			}
 		}
 		// Counted once per batch: the counters are shared by every loop.
-		stats.PacketsFromPeers.Add(int64(n))
+		stats.PacketsFromPeers.Add(int64(dgrams))
 		stats.BytesFromPeers.Add(int64(bytes))
-		if out > 0 {
-			if full := st.out.sendBatch(l.outMsgs[:out]); full > 0 {
-				stats.DroppedSendBufferToClients.Add(int64(full))
-			}
-		}
+		stats.Occupancy.ReceivedFromPeers.Observe(dgrams)
+		l.out.flush()
 		if n < batch {
 			return
 		}
 	}
 }
 
-// relay frames datagram i for the allocation's client, in place: as
-// ChannelData when the peer has a channel binding (RFC 8656 §12.6), else as
-// a Data indication (§11.4) when it has a permission. nil: drop it, also
-// when it is over the allocation's bitrate cap (limits, at now).
-func (l *loop) relay(st *state, limits *bitrate.Allocation, now int64, i int) []byte {
-	size := int(l.msgs[i].n)
-	stats := l.r.stats
-	if st == nil || st.out == nil || size > maxPayload || l.msgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
-		return nil
+// fromPeer queues datagram data of receive message i for the
+// allocation's client: as ChannelData when the peer has a channel
+// binding (RFC 8656 §12.6), else as a Data indication (§11.4) when it has
+// a permission. Otherwise it is dropped, also when it is over the
+// allocation's bitrate cap (limits, at now). The payload is sent from
+// where it was received; the header is written beside it.
+func (l *loop) fromPeer(st *state, limits *bitrate.Allocation, now int64, i int, data []byte) {
+	size := len(data)
+	if st == nil || st.out == nil || size > maxPayload {
+		return
 	}
 	name := &l.names[i]
 	if name.Family != unix.AF_INET {
-		return nil // relayed addresses are IPv4
+		return // relayed addresses are IPv4
 	}
 	sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(name))
 	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
 	ip := binary.BigEndian.Uint32(sa.Addr[:])
 	if !st.permitted(ip) {
-		return nil
+		return
 	}
-
 	if !limits.AllowFromPeer(now, size) {
-		stats.DroppedFromPeers.Add(1)
-		return nil
+		l.r.stats.DroppedFromPeers.Add(1)
+		return
 	}
-	buf := l.bufs[i][:]
+	e, hdr := l.out.next()
+	e.via, e.to, e.payload = &st.out.loopFD, st.client, size
+	var h []byte
+	pad := 0
 	if ch, ok := st.channelTo(peerKey(ip, port)); ok {
-		frame := buf[headroom-4 : headroom+size]
-		binary.BigEndian.PutUint16(frame[0:2], ch)
-		binary.BigEndian.PutUint16(frame[2:4], uint16(size))
-		return frame
+		h = hdr[:4]
+		binary.BigEndian.PutUint16(h[0:2], ch)
+		binary.BigEndian.PutUint16(h[2:4], uint16(size))
+	} else {
+		// Data indication: header, XOR-PEER-ADDRESS, DATA (padded to 4).
+		pad = (4 - size%4) % 4
+		h = hdr[:headroom]
+		binary.BigEndian.PutUint16(h[0:2], 0x0017) // Data indication
+		binary.BigEndian.PutUint16(h[2:4], uint16(12+4+size+pad))
+		binary.BigEndian.PutUint32(h[4:8], stunwire.MagicCookie)
+		l.txn++
+		copy(h[8:20], l.txid[:])
+		binary.BigEndian.PutUint64(h[12:20], binary.BigEndian.Uint64(l.txid[4:12])^l.txn)
+		binary.BigEndian.PutUint16(h[20:22], 0x0012) // XOR-PEER-ADDRESS
+		binary.BigEndian.PutUint16(h[22:24], 8)
+		h[24], h[25] = 0, 0x01 // family IPv4
+		binary.BigEndian.PutUint16(h[26:28], port^uint16(stunwire.MagicCookie>>16))
+		binary.BigEndian.PutUint32(h[28:32], ip^stunwire.MagicCookie)
+		binary.BigEndian.PutUint16(h[32:34], 0x0013) // DATA
+		binary.BigEndian.PutUint16(h[34:36], uint16(size))
 	}
-	// Data indication: header, XOR-PEER-ADDRESS, DATA (padded to 4).
-	padded := (size + 3) &^ 3
-	for j := headroom + size; j < headroom+padded; j++ {
-		buf[j] = 0
+	e.iov[0] = unix.Iovec{Base: &h[0], Len: uint64(len(h))}
+	e.niov = 1
+	if size > 0 {
+		e.iov[1] = unix.Iovec{Base: &data[0], Len: uint64(size)}
+		e.niov++
 	}
-	msg := buf[:headroom+padded]
-	binary.BigEndian.PutUint16(msg[0:2], 0x0017) // Data indication
-	binary.BigEndian.PutUint16(msg[2:4], uint16(12+4+padded))
-	binary.BigEndian.PutUint32(msg[4:8], stunwire.MagicCookie)
-	l.txn++
-	copy(msg[8:20], l.txid[:])
-	binary.BigEndian.PutUint64(msg[12:20], binary.BigEndian.Uint64(l.txid[4:12])^l.txn)
-	binary.BigEndian.PutUint16(msg[20:22], 0x0012) // XOR-PEER-ADDRESS
-	binary.BigEndian.PutUint16(msg[22:24], 8)
-	msg[24], msg[25] = 0, 0x01 // family IPv4
-	binary.BigEndian.PutUint16(msg[26:28], port^uint16(stunwire.MagicCookie>>16))
-	binary.BigEndian.PutUint32(msg[28:32], ip^stunwire.MagicCookie)
-	binary.BigEndian.PutUint16(msg[32:34], 0x0013) // DATA
-	binary.BigEndian.PutUint16(msg[34:36], uint16(size))
-	return msg
+	if pad > 0 {
+		e.iov[e.niov] = unix.Iovec{Base: &zeros[0], Len: uint64(pad)}
+		e.niov++
+	}
+	e.size = len(h) + size + pad
+	l.out.push()
 }

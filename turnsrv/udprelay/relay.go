@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
@@ -122,6 +123,9 @@ type Counters struct {
 	// full send buffer, by direction (client → peer, peer → client): the
 	// relay loops never wait for room (Linux).
 	DroppedSendBufferToPeers, DroppedSendBufferToClients atomic.Int64
+	// Occupancy counts datagrams per receive and send call of the relay
+	// loops (Linux).
+	Occupancy Occupancy
 }
 
 // Config configures a Relay. Zero values are noted per field.
@@ -151,7 +155,29 @@ type Config struct {
 	Counters *Counters
 	// Logger receives the relay's few logs. Nil: slog.Default().
 	Logger *slog.Logger
+	// NoGSO and NoGRO keep UDP segmentation offload (UDP_SEGMENT, sends)
+	// and generic receive offload (UDP_GRO, receives) off. False: each is
+	// used where New's probe finds the kernel offers it; sends fall back
+	// to sendmmsg of single datagrams, receives to recvmmsg of single
+	// datagrams, and GSO turns itself off on a device that cannot
+	// segment (EIO).
+	NoGSO, NoGRO bool
+	// BatchWindow is how long a busy loop sleeps before it takes what
+	// arrived: a loop whose last wait returned work sleeps this long and
+	// then polls, instead of waking for every datagram, so one wake-up
+	// (a thread switch, the largest cost of a loop on a virtual machine)
+	// serves more datagrams, at up to this much added latency under load.
+	// A loop whose poll finds nothing waits for the next datagram as
+	// usual, so a lone datagram is not delayed. Zero: DefaultBatchWindow;
+	// negative: no window.
+	BatchWindow time.Duration
 }
+
+// DefaultBatchWindow is Config.BatchWindow's default: a fraction of a
+// millisecond, next to the tens of milliseconds of a WebRTC jitter
+// buffer, that let the loops serve the video-like load of
+// docs/BENCHMARKS.md with a third to a quarter of the wake-ups.
+const DefaultBatchWindow = 200 * time.Microsecond
 
 // ControlQueue is how many datagrams wait for pion/turn per listener
 // socket in each of its two queues (from clients with an allocation, and

@@ -38,6 +38,8 @@ type relay struct {
 	ids   atomic.Int32
 	// peersGen counts PeersChanged calls (relaySock.current).
 	peersGen atomic.Uint64
+	// off is the UDP offload in use (GSO, GRO).
+	off offload
 
 	mu     sync.RWMutex
 	byPort map[uint16]*relaySock
@@ -81,11 +83,19 @@ func New(cfg Config) (Relay, error) {
 	if cfg.Bitrate == nil {
 		cfg.Bitrate = func() int64 { return 0 }
 	}
+	if cfg.BatchWindow == 0 {
+		cfg.BatchWindow = DefaultBatchWindow
+	}
 	if cfg.Counters == nil {
 		cfg.Counters = new(Counters)
 	}
 	r := &relay{cfg: cfg, stats: cfg.Counters, log: cfg.Logger, byPort: map[uint16]*relaySock{},
 		clients: map[string]*clientMap{}, listeners: map[*listener]struct{}{}}
+	gso, gro := probeOffload()
+	r.off.gso.Store(gso && !cfg.NoGSO)
+	r.off.gro = gro && !cfg.NoGRO
+	r.log.Info("turn relay UDP offload", "gso", r.off.gso.Load(), "gro", r.off.gro,
+		"gso_supported", gso, "gro_supported", gro)
 	for i := 0; i < cfg.Loops; i++ {
 		l, err := newLoop(r)
 		if err != nil {
@@ -175,6 +185,9 @@ func (r *relay) allocate(network string, requestedPort int, ln *listener) (net.P
 		return nil, nil, err
 	}
 	_, _ = sockbuf.Set(fd, sockbuf.Size, 0) // New logged what the kernel grants
+	if r.off.gro {
+		enableGRO(fd)
+	}
 	rs := &relaySock{r: r, loop: ln.loop, ln: ln, port: port, id: r.ids.Add(1),
 		limits: bitrate.NewAllocation(r.cfg.Bitrate()), loopFD: loopFD{fd: fd}}
 	r.mu.Lock()
@@ -260,9 +273,10 @@ func (r *relay) hasClient(ln *listener, client netip.AddrPort) bool {
 }
 
 // forward relays ChannelData from a client straight to the bound peer
-// (RFC 8656 §12.5). It returns false to leave the datagram to pion/turn
-// (unknown client or channel); malformed ChannelData is dropped.
-func (r *relay) forward(ln *listener, client netip.AddrPort, data []byte) bool {
+// (RFC 8656 §12.5), queued for the end of the receive batch. It returns
+// false to leave the datagram to pion/turn (unknown client or channel);
+// malformed ChannelData is dropped.
+func (l *loop) forward(ln *listener, client netip.AddrPort, data []byte) bool {
 	v, ok := ln.clients.Load(client)
 	if !ok {
 		return false
@@ -276,28 +290,21 @@ func (r *relay) forward(ln *listener, client netip.AddrPort, data []byte) bool {
 	if !ok {
 		return false
 	}
-	peer := rawIPv4(key)
 	size := int(binary.BigEndian.Uint16(data[2:4]))
 	if 4+size > len(data) {
 		return true // shorter than it says: drop (RFC 8656 §12.5)
 	}
-
 	if !rs.limits.AllowToPeer(size) {
-		r.stats.DroppedToPeers.Add(1)
+		l.r.stats.DroppedToPeers.Add(1)
 		return true
 	}
-	rs.mu.RLock()
-	defer rs.mu.RUnlock()
-	if rs.fd < 0 {
-		return true
+	e, _ := l.out.next()
+	e.via, e.to, e.payload, e.size, e.niov = &rs.loopFD, rawIPv4(key), size, size, 0
+	if size > 0 {
+		e.iov[0] = unix.Iovec{Base: &data[4], Len: uint64(size)}
+		e.niov = 1
 	}
-	switch sendto(rs.fd, data[4:4+size], &peer) {
-	case nil:
-		r.stats.PacketsToPeers.Add(1)
-		r.stats.BytesToPeers.Add(int64(size))
-	case unix.EAGAIN:
-		r.stats.DroppedSendBufferToPeers.Add(1)
-	}
+	l.out.push()
 	return true
 }
 

@@ -38,9 +38,11 @@ type relaySock struct {
 
 // current is the allocation's state, judged under the peer filter in
 // force: after PeersChanged, the first reader drops the permissions and
-// channel bindings the filter now refuses (counted as DroppedPeerDenied
-// once each), so a peer a reload denies is cut off from its next datagram
-// on, both ways. Nil before the allocation has any state.
+// channel bindings the filter now refuses, so a peer a reload denies is
+// cut off from its next datagram on, both ways: datagrams from it are
+// dropped, and ChannelData to it goes to pion/turn, whose WriteTo here
+// refuses it (Counters.DroppedPeerDenied). Nil before the allocation has
+// any state.
 func (rs *relaySock) current() *state {
 	st := rs.state.Load()
 	if st == nil {

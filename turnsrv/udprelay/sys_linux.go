@@ -64,7 +64,7 @@ func addrPortOf(sa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
-// recvmmsg, sendmmsg and sendto use RawSyscall6: with MSG_DONTWAIT they
+// recvmmsg, sendmmsg (sendQueue.send) and sendto use RawSyscall6: with MSG_DONTWAIT they
 // never block, so telling Go's scheduler about them (entersyscall,
 // exitsyscall) would be pure cost on every datagram. None of them waits:
 // the one wait of a loop is epoll_wait.
@@ -83,34 +83,18 @@ func sendto(fd int, p []byte, to *rawAddr) error {
 	return nil
 }
 
-// recvmmsg receives up to len(msgs) datagrams without blocking; false when
-// there are none (EAGAIN) or the socket failed.
+// recvmmsg receives up to len(msgs) messages without blocking; false
+// when there are none (EAGAIN) or the socket failed. A message with
+// control space gets oobSize bytes of it.
 func recvmmsg(fd int, msgs []mmsghdr) (int, bool) {
 	for i := range msgs {
 		msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		msgs[i].hdr.Flags = 0
+		if msgs[i].hdr.Control != nil {
+			msgs[i].hdr.Controllen = oobSize
+		}
 	}
 	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
 		uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
 	return int(r), errno == 0
-}
-
-// sendmmsg sends the messages without blocking, retrying the rest after a
-// partial send. It returns how many were dropped because the socket
-// buffer was full; other failures drop the rest uncounted, as the network
-// would.
-func sendmmsg(fd int, msgs []mmsghdr) (full int) {
-	for len(msgs) > 0 {
-		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
-			uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == 0:
-			msgs = msgs[r:]
-		case errno == unix.EAGAIN:
-			return len(msgs)
-		default:
-			return 0
-		}
-	}
-	return 0
 }

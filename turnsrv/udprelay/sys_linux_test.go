@@ -8,11 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestSendmmsgFullBuffer: with the receiver's queue full, sendmmsg
-// returns at once and reports every message as dropped: a loop never
-// waits for room (here on a datagram socket pair, whose sender sees the
-// receiver's queue as its own buffer).
-func TestSendmmsgFullBuffer(t *testing.T) {
+// TestSendQueueFullBuffer: with the receiver's queue full, a send queue
+// flush returns at once and counts every datagram as dropped: a loop
+// never waits for room (here on a datagram socket pair, whose sender
+// sees the receiver's queue as its own buffer).
+func TestSendQueueFullBuffer(t *testing.T) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -28,23 +28,37 @@ func TestSendmmsgFullBuffer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var iovs [3]unix.Iovec
-	var msgs [3]mmsghdr
-	for i := range msgs {
-		iovs[i] = unix.Iovec{Base: &payload[0], Len: uint64(len(payload))}
-		msgs[i].hdr = unix.Msghdr{Iov: &iovs[i], Iovlen: 1}
+	r := &relay{stats: new(Counters)}
+	q := &sendQueue{r: r}
+	queue := func(n int) []uint16 {
+		idx := make([]uint16, n)
+		for i := range n {
+			e, _ := q.next()
+			*e = outDatagram{iov: [3]unix.Iovec{{Base: &payload[0], Len: uint64(len(payload))}}, niov: 1,
+				size: len(payload), payload: len(payload)}
+			q.push()
+			idx[i] = uint16(i)
+		}
+		return idx
 	}
-	if full := sendmmsg(fds[0], msgs[:]); full != len(msgs) {
-		t.Errorf("sendmmsg into a full buffer (after %d datagrams): %d reported dropped, want %d", filled, full, len(msgs))
+	// A socket pair has no destination address: single datagrams only.
+	q.send(fds[0], queue(3), false)
+	if full := r.stats.DroppedSendBufferToClients.Load(); full != 3 {
+		t.Errorf("sending into a full buffer (after %d datagrams): %d counted dropped, want 3", filled, full)
 	}
+	q.n = 0
 	// With room again, they go.
 	buf := make([]byte, 2000)
-	for i := 0; i < len(msgs); i++ {
+	for i := 0; i < 3; i++ {
 		if _, _, err := unix.Recvfrom(fds[1], buf, unix.MSG_DONTWAIT); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if full := sendmmsg(fds[0], msgs[:1]); full != 0 {
-		t.Errorf("sendmmsg with room: %d dropped, want 0", full)
+	q.send(fds[0], queue(1), false)
+	if full := r.stats.DroppedSendBufferToClients.Load(); full != 3 {
+		t.Errorf("sending with room: %d counted dropped, want still 3", full)
+	}
+	if _, _, err := unix.Recvfrom(fds[1], buf, unix.MSG_DONTWAIT); err != nil {
+		t.Errorf("the datagram sent with room did not arrive: %v", err)
 	}
 }

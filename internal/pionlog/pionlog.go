@@ -1,4 +1,6 @@
-package turnsrv
+// Package pionlog bridges pion's leveled logging (pion/turn, pion/webrtc,
+// pion/ice) to log/slog.
+package pionlog
 
 import (
 	"context"
@@ -9,15 +11,17 @@ import (
 	"github.com/pion/logging"
 )
 
-// slogFactory bridges pion's logging to slog. pion's trace, debug and
+// Factory bridges pion's logging to slog (a logging.LoggerFactory). pion's trace, debug and
 // info go to slog's debug level: pion logs at info for every packet that
 // reaches a relay without a permission, which a stranger could otherwise
 // turn into a log flood (icebox logs its own refusals once per request).
 // Formatting is skipped when the level is off.
-type slogFactory struct{ log *slog.Logger }
+type Factory struct{ Log *slog.Logger }
 
-func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
-	return slogLogger{f.log.With("scope", "pion/"+scope)}
+// NewLogger returns the logger of one pion scope ("turn", "ice", "pc"…),
+// logging with scope="pion/<scope>".
+func (f Factory) NewLogger(scope string) logging.LeveledLogger {
+	return slogLogger{f.Log.With("scope", "pion/"+scope)}
 }
 
 type slogLogger struct{ log *slog.Logger }

@@ -1,0 +1,44 @@
+package config
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestSFUKeys(t *testing.T) {
+	cfg, err := FromBytes("t.yaml", []byte("sfu: {}\nsignaling: {rooms: {town: {media: sfu}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Parsed.SFU; p == nil || p.Listen != "0.0.0.0:3480" {
+		t.Errorf("sfu.listen default: got %+v, want 0.0.0.0:3480", p)
+	}
+	s := cfg.Signaling
+	if s.DefaultMedia != MediaAuto || s.MeshMax != 4 || cfg.SFU.MaxPeersPerRoom != 25 || cfg.SFU.PublishBitrate != 4_000_000 {
+		t.Errorf("defaults: media %q mesh_max %d sfu peers %d bitrate %d", s.DefaultMedia, s.MeshMax, cfg.SFU.MaxPeersPerRoom, cfg.SFU.PublishBitrate)
+	}
+	if s.RoomMedia("town") != MediaSFU || s.RoomMedia("other") != MediaAuto {
+		t.Errorf("room media: town %q other %q", s.RoomMedia("town"), s.RoomMedia("other"))
+	}
+	if cfg, err := FromBytes("t.yaml", nil); err != nil || cfg.Parsed.SFU != nil {
+		t.Errorf("no sfu: section: got %+v, %v; want no SFU", cfg.Parsed.SFU, err)
+	}
+	for _, c := range []struct{ yaml, key string }{
+		{"signaling: {default_media: p2p}", "signaling.default_media"},
+		{"signaling: {mesh_max: 1}", "signaling.mesh_max"},
+		{"signaling: {mesh_max: 9}", "signaling.mesh_max"},
+		{"signaling: {rooms: {a: {media: x}}}", "signaling.rooms.a.media"},
+		{"sfu: {listen: [\"tcp://0.0.0.0:3480\"]}", "sfu.listen"},
+		{"sfu: {listen: [\"udp://a:1\", \"udp://b:2\"]}", "sfu.listen"},
+		{"sfu: {listen: [\"udp://example.com:3480\"]}", "sfu.listen"},
+		{"sfu: {max_peers_per_room: 51}", "sfu.max_peers_per_room"},
+		{"sfu: {publish_bitrate: 10}", "sfu.publish_bitrate"},
+		{"sfu: {max_participants: 1}", "sfu.max_participants"},
+	} {
+		_, err := FromBytes("t.yaml", []byte(c.yaml))
+		var e *Error
+		if !errors.As(err, &e) || e.Key != c.key {
+			t.Errorf("%s: got %v, want an error naming %s", c.yaml, err, c.key)
+		}
+	}
+}

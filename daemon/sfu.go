@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/sfu"
+	"github.com/icebox-project/icebox/signaling"
+)
+
+// sfuPart is the embedded SFU of a daemon with an sfu: section.
+type sfuPart struct {
+	sfu      *sfu.SFU
+	conn     *net.UDPConn
+	estimate prometheus.Histogram
+}
+
+// openSFUSocket binds sfu.listen: before TURN is built, whose peer filter
+// opens the SFU's port on the own addresses (turnsrv.Config.SFUPort).
+func openSFUSocket(p *config.Parsed) (*net.UDPConn, error) {
+	if p.SFU == nil {
+		return nil, nil
+	}
+	ap, err := net.ResolveUDPAddr("udp", p.SFU.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sfu.listen %q: %w", p.SFU.Listen, err)
+	}
+	conn, err := net.ListenUDP("udp", ap)
+	if err != nil {
+		return nil, fmt.Errorf("sfu.listen %q: %w", p.SFU.Listen, err)
+	}
+	return conn, nil
+}
+
+// sfuAddrs is where the SFU socket conn answers, for the TURN peer
+// filter: its port, and its address unless it is bound to all of them.
+func sfuAddrs(conn *net.UDPConn) (uint16, []netip.Addr) {
+	if conn == nil {
+		return 0, nil
+	}
+	ap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	if ap.Addr().IsUnspecified() {
+		return ap.Port(), nil
+	}
+	return ap.Port(), []netip.Addr{ap.Addr()}
+}
+
+// newSFUPart builds the SFU on conn; its host candidates name public, the
+// advertised address (internal/advertise's), unless that is unspecified.
+func newSFUPart(cfg *config.Config, conn *net.UDPConn, public netip.Addr, log *slog.Logger) (*sfuPart, error) {
+	if conn == nil {
+		return nil, nil
+	}
+	part := &sfuPart{conn: conn, estimate: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "icebox_sfu_estimated_bitrate_bits",
+		Help:    "Subscribers' downlink bandwidth estimates (TWCC with GCC), bit/s, one observation per subscriber per allocation (500 ms).",
+		Buckets: prometheus.ExponentialBuckets(100_000, 2, 9), // 100 kbit/s to 25.6 Mbit/s
+	})}
+	bound := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+	c := sfu.Config{
+		UDP:              conn,
+		IncludeLoopback:  bound.IsLoopback() || public.IsLoopback(),
+		Logger:           log,
+		EstimateObserved: part.estimate.Observe,
+		Limits: sfu.Limits{
+			ParticipantsPerRoom: cfg.SFU.MaxPeersPerRoom,
+			PublishersPerRoom:   cfg.SFU.MaxPeersPerRoom,
+			Participants:        cfg.SFU.MaxParticipants,
+			Publishers:          cfg.SFU.MaxParticipants,
+			PublishBitrate:      cfg.SFU.PublishBitrate,
+		},
+	}
+	if public.IsValid() && !public.IsUnspecified() && !public.IsLoopback() {
+		c.PublicIPs = []string{public.String()}
+	}
+	s, err := sfu.New(c)
+	if err != nil {
+		return nil, err
+	}
+	part.sfu = s
+	log.Info("sfu media", "listen", conn.LocalAddr().String(), "candidates", c.PublicIPs)
+	return part, nil
+}
+
+// signalingConfig puts the rooms whose media is sfu on the SFU. A room
+// in auto mode is a mesh (moving a room between mesh and SFU is not
+// done yet).
+func (p *sfuPart) signalingConfig(d *Daemon, cfg *config.Config) *signaling.SFUConfig {
+	if p == nil {
+		return nil
+	}
+	return &signaling.SFUConfig{
+		Server:          p.sfu,
+		MaxPeersPerRoom: cfg.SFU.MaxPeersPerRoom,
+		Media: func(room string) string {
+			if d.rooms.Load().RoomMedia(room) == config.MediaSFU {
+				return signaling.MediaSFU
+			}
+			return signaling.MediaMesh
+		},
+	}
+}
+
+func (p *sfuPart) Close() error {
+	if p == nil {
+		return nil
+	}
+	return p.sfu.Close()
+}
+
+// collectors are the icebox_sfu_* metrics; none without an SFU.
+func (p *sfuPart) collectors() []prometheus.Collector {
+	if p == nil {
+		return nil
+	}
+	return []prometheus.Collector{sfuCollector{p.sfu}, p.estimate}
+}
+
+var (
+	descSFURooms    = desc("sfu_rooms", "Rooms open on the SFU.")
+	descSFUParts    = desc("sfu_participants", "Participants connected to the SFU.")
+	descSFUTracks   = desc("sfu_tracks", "Tracks published to the SFU.")
+	descSFUBytes    = desc("sfu_forwarded_bytes_total", "RTP payload bytes the SFU forwarded to subscribers, by kind (audio, video).", "kind")
+	descSFUSwitches = desc("sfu_layer_switches_total", "Down-tracks moved from one simulcast layer to another (on a keyframe).")
+	descSFUNACKs    = desc("sfu_nacks_total", "NACKs (RFC 4585) from subscribers, answered from the packet cache.")
+	descSFUPLIs     = desc("sfu_plis_total", "PLIs (RFC 4585) the SFU sent publishers, at most one per 500 ms per layer.")
+)
+
+type sfuCollector struct{ s *sfu.SFU }
+
+func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUSwitches, descSFUNACKs, descSFUPLIs} {
+		ch <- d
+	}
+}
+
+func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
+	rooms, parts, tracks := c.s.Counts()
+	st := c.s.Stats()
+	gauge := func(d *prometheus.Desc, v int) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descSFURooms, rooms)
+	gauge(descSFUParts, parts)
+	gauge(descSFUTracks, tracks)
+	counter(descSFUBytes, st.ForwardedAudioBytes.Load(), "audio")
+	counter(descSFUBytes, st.ForwardedVideoBytes.Load(), "video")
+	counter(descSFUSwitches, st.LayerSwitches.Load())
+	counter(descSFUNACKs, st.NACKs.Load())
+	counter(descSFUPLIs, st.PLIs.Load())
+}

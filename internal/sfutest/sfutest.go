@@ -1,0 +1,236 @@
+// Package sfutest drives pion/webrtc peers over icebox's WebSocket
+// signaling into SFU rooms the way a page does, for the tests of the
+// signaling server and the daemon.
+package sfutest
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+)
+
+// Msg is one signaling message.
+type Msg = map[string]any
+
+// SFUPeer is the SFU's reserved peer id.
+const SFUPeer = "sfu"
+
+// Peer is a pion peer connection driven over a WebSocket the way a page
+// drives one in an SFU room: it offers, answers nothing, and adds the
+// recvonly sections the SFU asks for ({"renegotiate":…}).
+type Peer struct {
+	T  testing.TB
+	WS *websocket.Conn
+	PC *webrtc.PeerConnection
+	ID string
+
+	wmu  sync.Mutex
+	msgs chan Msg // everything but signals from the SFU and tracks
+	// Packets and Keyframes count the RTP packets received on every
+	// remote track, and the VP8 keyframes among them.
+	Packets, Keyframes atomic.Int64
+	tracks             atomic.Pointer[[]any]
+	done               chan struct{}
+}
+
+// Dial connects to the signaling URL, joins room as name and returns the
+// peer and its welcome.
+func Dial(t testing.TB, url, room, name string) (*Peer, Msg) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Peer{T: t, WS: ws, PC: pc, msgs: make(chan Msg, 64), done: make(chan struct{})}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			p.Packets.Add(1)
+			if len(pkt.Payload) > 4 && pkt.Payload[0]&0x10 != 0 && pkt.Payload[4]&1 == 0 {
+				p.Keyframes.Add(1)
+			}
+		}
+	})
+	p.Send(Msg{"type": "join", "room": room, "name": name})
+	var welcome Msg
+	if err := ws.ReadJSON(&welcome); err != nil || welcome["type"] != "welcome" {
+		t.Fatalf("join: %v %v", welcome, err)
+	}
+	p.ID = welcome["id"].(string)
+	go p.read()
+	t.Cleanup(func() { _ = pc.Close(); _ = ws.Close(); <-p.done })
+	return p, welcome
+}
+
+// Send writes m.
+func (p *Peer) Send(m Msg) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if err := p.WS.WriteJSON(m); err != nil {
+		p.T.Errorf("send: %v", err)
+	}
+}
+
+// Tracks is the last tracks event's list.
+func (p *Peer) Tracks() []any {
+	if l := p.tracks.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
+// read handles signals from the SFU and passes the rest on.
+func (p *Peer) read() {
+	defer close(p.done)
+	for {
+		var m Msg
+		if err := p.WS.ReadJSON(&m); err != nil {
+			return
+		}
+		switch {
+		case m["type"] == "signal" && m["from"] == SFUPeer:
+			if data, ok := m["data"].(map[string]any); ok {
+				p.fromSFU(data)
+			}
+		case m["type"] == "tracks":
+			list, _ := m["tracks"].([]any)
+			p.tracks.Store(&list)
+		default:
+			p.msgs <- m
+		}
+	}
+}
+
+func (p *Peer) fromSFU(data map[string]any) {
+	if r, ok := data["renegotiate"].(map[string]any); ok {
+		for kind, n := range map[webrtc.RTPCodecType]any{webrtc.RTPCodecTypeAudio: r["audio"], webrtc.RTPCodecTypeVideo: r["video"]} {
+			count, _ := n.(float64)
+			for range int(count) {
+				_, _ = p.PC.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+			}
+		}
+		p.Offer()
+		return
+	}
+	b, _ := json.Marshal(data["sdp"])
+	var answer webrtc.SessionDescription
+	if err := json.Unmarshal(b, &answer); err != nil {
+		p.T.Errorf("sdp from the SFU: %v", err)
+		return
+	}
+	if err := p.PC.SetRemoteDescription(answer); err != nil {
+		p.T.Errorf("the SFU's answer: %v", err)
+	}
+}
+
+// Offer sends an offer for the peer connection as it is to "sfu".
+func (p *Peer) Offer() {
+	offer, err := p.PC.CreateOffer(nil)
+	if err != nil {
+		p.T.Errorf("offer: %v", err)
+		return
+	}
+	gathered := webrtc.GatheringCompletePromise(p.PC)
+	if err := p.PC.SetLocalDescription(offer); err != nil {
+		p.T.Errorf("local description: %v", err)
+		return
+	}
+	<-gathered
+	p.Send(Msg{"type": "signal", "to": SFUPeer, "data": Msg{"sdp": p.PC.LocalDescription()}})
+}
+
+// Clip returns the frames of sfu/testdata/<rid>.ivf.
+func Clip(t testing.TB, rid string) [][]byte {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	f, err := os.Open(filepath.Join(filepath.Dir(file), "..", "..", "sfu", "testdata", rid+".ivf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := ivfreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clip [][]byte
+	for {
+		frame, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			return clip
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		clip = append(clip, frame)
+	}
+}
+
+// Publish sends the q clip in a loop as a VP8 camera without simulcast,
+// until the peer connection closes, and offers it.
+func (p *Peer) Publish() {
+	p.T.Helper()
+	clip := Clip(p.T, "q")
+	tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "camera", "pion")
+	if err != nil {
+		p.T.Fatal(err)
+	}
+	if _, err := p.PC.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		p.T.Fatal(err)
+	}
+	go func() {
+		tick := time.NewTicker(time.Second / 15)
+		defer tick.Stop()
+		for i := 0; p.PC.ConnectionState() != webrtc.PeerConnectionStateClosed; i++ {
+			<-tick.C
+			_ = tr.WriteSample(media.Sample{Data: clip[i%len(clip)], Duration: time.Second / 15})
+		}
+	}()
+	p.Offer()
+}
+
+// Next returns the next message that is not a signal from the SFU or a
+// tracks event, failing the test after 10 s.
+func (p *Peer) Next() Msg {
+	p.T.Helper()
+	select {
+	case m := <-p.msgs:
+		return m
+	case <-time.After(10 * time.Second):
+		p.T.Fatal("no message within 10 s")
+		return nil
+	}
+}

@@ -1,0 +1,37 @@
+// Package sfu is icebox's embedded selective forwarding unit (SFU), on
+// pion/webrtc v4 and pion/interceptor.
+//
+// Each participant of a Room has one RTCPeerConnection to the server. Over
+// it the participant publishes a camera (VP8 simulcast with the RTP stream
+// ids "q", "h", "f", scaled down 4, 2 and 1 times; H.264 or VP8 without
+// simulcast is a single layer), a microphone (Opus with the RFC 6464 audio
+// level) and a screen share (one layer, forwarded before cameras), and it
+// receives everyone else's tracks.
+//
+// Forwarding: every subscriber has a DownTrack per published track that
+// rewrites SSRC, sequence numbers, timestamps and the VP8 picture id so the
+// subscriber sees one continuous stream whatever layer it is fed. A layer
+// switch happens only on a keyframe of the new layer; the SFU asks the
+// publisher for one with a PLI (RFC 4585 §6.3.1), at most once per
+// PLIInterval per layer. Retransmissions (RFC 4585 §6.2.1 NACK) are
+// answered from pion/interceptor's packet cache, and RTCP sender and
+// receiver reports (RFC 3550 §6.4) are sent by its report interceptors.
+//
+// Each subscriber's downlink is estimated with transport-wide congestion
+// control feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01)
+// and Google congestion control (pion/interceptor's gcc); every
+// AllocateInterval the SFU forwards, track by track, the highest layer that
+// fits both that estimate and the largest layer the subscriber asked for
+// (Participant.RequestLayer). Audio is always forwarded and its bitrate is
+// taken from the estimate first; screen shares come before cameras.
+//
+// The active speaker is computed from the publishers' audio levels
+// (RFC 6464) and reported through Events.Speaker.
+//
+// Signaling is the caller's: Participant.HandleSignal takes what the
+// client sent to the peer "sfu" ({"sdp":…} or {"candidate":…}) and
+// Events.Signal carries what the SFU sends back. The client is the only
+// offerer: when there are tracks for it, the SFU asks for an offer with
+// that many more recvonly media sections ({"renegotiate":…}), so offers
+// never cross. A client publishes with sendonly transceivers.
+package sfu

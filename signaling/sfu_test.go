@@ -1,0 +1,119 @@
+package signaling
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/sfutest"
+	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/sfu"
+	"github.com/icebox-project/icebox/signaling/wire"
+)
+
+// startSFUSignaling serves signaling whose room "town" (and any room
+// starting with "sfu-") is on an SFU with its media on one UDP port of
+// 127.0.0.1.
+func startSFUSignaling(t *testing.T) string {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Limits: sfu.Limits{SDPSize: 32 << 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, url := startSignaling(t, func(c *Config) {
+		c.SFU = &SFUConfig{Server: s, MaxPeersPerRoom: 4, Media: func(room string) string {
+			if room == "town" || strings.HasPrefix(room, "sfu-") {
+				return MediaSFU
+			}
+			return MediaMesh
+		}}
+	})
+	t.Cleanup(func() { _ = s.Close() })
+	return url
+}
+
+// TestSFURoomOverSignaling: in an SFU room, welcome says media "sfu"; a
+// peer publishes by signaling "sfu", another receives its camera over
+// its one peer connection, and the tracks event names the publisher.
+func TestSFURoomOverSignaling(t *testing.T) {
+	url := startSFUSignaling(t)
+	a, welcome := sfutest.Dial(t, url, "town", "alice")
+	if welcome["media"] != MediaSFU {
+		t.Fatalf("welcome media %v, want sfu", welcome["media"])
+	}
+	a.Publish()
+	b, _ := sfutest.Dial(t, url, "town", "bob")
+	testenv.Eventually(t, 15*time.Second, "bob receives alice's camera from a keyframe", func() bool {
+		return b.Keyframes.Load() > 0 && b.Packets.Load() > 20
+	})
+	list := b.Tracks()
+	if len(list) != 1 {
+		t.Fatalf("tracks event %v, want one track", list)
+	}
+	if tr := list[0].(map[string]any); tr["peer"] != a.ID || tr["kind"] != "video" {
+		t.Errorf("track %v, want alice's (%s) video", tr, a.ID)
+	}
+	// A mesh room has no "sfu" and takes no layer.
+	c, w := sfutest.Dial(t, url, "lobby", "carol")
+	if w["media"] != MediaMesh {
+		t.Errorf("mesh room: welcome media %v", w["media"])
+	}
+	c.Send(sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"candidate": sfutest.Msg{"candidate": "x"}}})
+	if m := c.Next(); m["code"] != wire.CodeUnknownPeer {
+		t.Errorf("signal to sfu in a mesh room: %v, want unknown-peer", m)
+	}
+	c.Send(sfutest.Msg{"type": "layer", "track": "x", "layer": "f"})
+	if m := c.Next(); m["code"] != wire.CodeBadMessage {
+		t.Errorf("layer in a mesh room: %v, want bad-message", m)
+	}
+}
+
+// TestSFUHostileMessages: bad SDPs, candidates and layer requests get
+// clear errors, the sender stays connected and the room's media goes on;
+// a layer request cannot name a track of another room.
+func TestSFUHostileMessages(t *testing.T) {
+	url := startSFUSignaling(t)
+	a, _ := sfutest.Dial(t, url, "town", "alice")
+	a.Publish()
+	b, _ := sfutest.Dial(t, url, "town", "bob")
+	testenv.Eventually(t, 15*time.Second, "bob receives alice", func() bool { return b.Packets.Load() > 0 })
+	m, _ := sfutest.Dial(t, url, "sfu-other", "mallory")
+	for _, c := range []struct {
+		name string
+		m    msg
+		code string
+	}{
+		{"not an SDP", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": "hello"}}}, wire.CodeBadMessage},
+		{"answer with no offer", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "answer", "sdp": "v=0\r\n"}}}, wire.CodeBadMessage},
+		{"SDP over 32 KiB", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": strings.Repeat("a", 40<<10)}}}, wire.CodeTooLarge},
+		{"neither sdp nor candidate", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"x": 1}}, wire.CodeBadMessage},
+		{"long candidate", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"candidate": sfutest.Msg{"candidate": strings.Repeat("c", 600)}}}, wire.CodeTooLarge},
+		{"bad source", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": "v=0\r\n"}, "sources": sfutest.Msg{"0": "projector"}}}, wire.CodeBadMessage},
+		{"track of another room", sfutest.Msg{"type": "layer", "track": a.ID + "-camera", "layer": "f"}, wire.CodeUnknownTrack},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m.Send(c.m)
+			if got := m.Next(); got["type"] != "error" || got["code"] != c.code {
+				t.Errorf("got %v, want error %s", got, c.code)
+			}
+		})
+	}
+	b.Send(sfutest.Msg{"type": "layer", "track": a.ID + "-camera", "layer": "xl"})
+	if got := b.Next(); got["code"] != wire.CodeBadMessage {
+		t.Errorf("bad layer: %v, want bad-message", got)
+	}
+	n := b.Packets.Load()
+	testenv.Eventually(t, 10*time.Second, "bob still receives alice", func() bool { return b.Packets.Load() > n+10 })
+	m.Send(sfutest.Msg{"type": "ping"})
+	if got := m.Next(); got["type"] != "pong" {
+		t.Errorf("mallory after her errors: %v, want pong", got)
+	}
+}
