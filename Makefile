@@ -3,6 +3,8 @@
 #   make test     go.mod tidy, vet, then every test with the race detector, then short fuzz runs
 #   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
+#   make soak     icebox under churn for SOAK (default 60m), one node then a cluster of
+#                 three; fails if RSS, descriptors, goroutines or heap keep growing
 #   make install  binary, systemd unit, sysusers and sysctl entries, /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
 #   make dist     release artifacts in dist/: static linux binaries, .deb and .rpm
@@ -26,7 +28,9 @@ FUZZ_CLASSIFY  ?= 80000x
 FUZZ_FRAMING   ?= 100000x
 FUZZ_GRO       ?= 20000x
 
-.PHONY: all build run test typecheck fuzz bench install uninstall clean dist dist-sign dist-check dist-install-test
+SOAK    ?= 60m
+
+.PHONY: all build run test typecheck fuzz bench soak install uninstall clean dist dist-sign dist-check dist-install-test
 
 all: build
 
@@ -89,6 +93,12 @@ bench: build
 	$(GO) run ./bench/turnbench -icebox bin/icebox -video -rate 16000 -duration 6s -rounds 4 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tcp -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tls -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
+
+# A long churn run (bench/soak): one node, then a cluster of three, each
+# for SOAK. `make soak SOAK=3m` is the short run.
+soak: build
+	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -nodes 1
+	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -nodes 3
 
 install:
 	@[ -x bin/icebox ] || $(MAKE) build
