@@ -81,10 +81,34 @@ function myMeta() {
 
 /** renderDevices shows camera and microphone: preview, reasons, buttons, your tile, pickers, meter. */
 function renderDevices() {
+  watchLocal();
   renderMedia(media, tiles, myMeta(), session.myName || $('name').value, view.noteClosed);
   meter.use(media.stream);
   $('meter-row').hidden = !media.has('audio');
   renderShare(!!media.screen, !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia));
+}
+
+/** @type {WeakSet<MediaStreamTrack>} local tracks whose end is watched */
+const watched = new WeakSet();
+
+/**
+ * watchLocal notices a camera or microphone track that ends by itself
+ * (the device unplugged, or taken by another program): it leaves the
+ * stream, your tile and buttons say so, the others are told, and the
+ * note offers "Try again" (and the settings another device).
+ */
+function watchLocal() {
+  for (const t of media.stream ? media.stream.getTracks() : []) {
+    if (watched.has(t)) continue;
+    watched.add(t);
+    t.addEventListener('ended', () => {
+      if (!media.lost(t)) return;
+      view.noteClosed = false;
+      renderDevices();
+      refreshPickers();
+      for (const p of session.peers.values()) p.sendMeta(myMeta());
+    });
+  }
 }
 
 /** refreshPickers lists the devices, marking the ones in use. */
@@ -499,7 +523,11 @@ async function pick(kind) {
   }
   try {
     const track = await media.use(kind, id);
-    if (!track) return;
+    if (!track) {
+      // No live track of that kind (it stopped, or never started): start the one picked.
+      if (!media.has(kind === 'audioinput' ? 'audio' : 'video')) await startMedia();
+      return;
+    }
     for (const p of session.peers.values()) p.replaceTrack(track);
     $('preview-video').dataset.tracks = '';
     $('local-video').dataset.tracks = '';
@@ -561,16 +589,18 @@ function setup() {
     join();
   });
   $('device-retry').addEventListener('click', () => {
-    media.stopAll();
+    // In a call only what is missing is asked for again: what works
+    // (and a screen share) stays on.
+    if (!session.myId) media.stopAll();
     startMedia();
   });
   for (const kind of /** @type {const} */ (['videoinput', 'audioinput', 'audiooutput'])) {
     pickers[kind].addEventListener('change', () => pick(kind));
   }
   if (navigator.mediaDevices) navigator.mediaDevices.addEventListener('devicechange', () => refreshPickers());
-  // The pre-join meter: how loud the microphone is, while it shows.
+  // The microphone meter (before joining, and in the settings): how loud it is, while it shows.
   setInterval(() => {
-    if (!$('prejoin').hidden && !$('meter-row').hidden) $('mic-meter').value = Math.min(1, meter.level() * 4);
+    if ((!$('prejoin').hidden || !$('settings').hidden) && !$('meter-row').hidden) $('mic-meter').value = Math.min(1, meter.level() * 4);
   }, 100);
   // In the call: ask again; tracks that come are sent on every connection.
   $('media-retry').addEventListener('click', () => startMedia());
@@ -600,6 +630,10 @@ function setup() {
   $('layout-toggle').addEventListener('click', toggleLayout);
   $('chat-toggle').addEventListener('click', () => openPanel('chat', $('chat').hidden));
   $('people-toggle').addEventListener('click', () => openPanel('lobby', $('lobby').hidden));
+  $('settings-toggle').addEventListener('click', () => {
+    if ($('settings').hidden) refreshPickers();
+    openPanel('settings', $('settings').hidden);
+  });
   for (const b of document.querySelectorAll('[data-close]')) {
     b.addEventListener('click', () => openPanel(/** @type {HTMLElement} */ (b).dataset.close || '', false));
   }
@@ -610,7 +644,7 @@ function setup() {
     if (ev.key === 'm' || ev.key === 'M') toggleMedia('audio');
     else if (ev.key === 'v' || ev.key === 'V') toggleMedia('video');
     else if (ev.key === 'g' || ev.key === 'G') toggleLayout();
-    else if (ev.key === 'Escape') { openPanel('chat', false); openPanel('lobby', false); }
+    else if (ev.key === 'Escape') for (const id of ['chat', 'lobby', 'settings']) openPanel(id, false);
   });
   // Esc in the chat's input closes the chat, and the focus goes back to its button.
   $('chat-input').addEventListener('keydown', (/** @type {KeyboardEvent} */ ev) => {

@@ -63,6 +63,8 @@ export class LocalMedia {
   screen = null;
   /** @type {DeviceChoice} devices picked (ids), '' or missing: the default */
   choice = loadChoice();
+  /** @type {Set<'audio'|'video'>} kinds whose track ended by itself (unplugged), until one is live again */
+  stopped = new Set();
 
   /**
    * constraints for kind, with the device picked.
@@ -155,6 +157,7 @@ export class LocalMedia {
       if (errs.audio) words.push(`Microphone ${reason(errs.audio)}.`);
     }
     this.problem = words.join(' ');
+    for (const t of tracks) this.stopped.delete(/** @type {'audio'|'video'} */ (t.kind));
     if (tracks.length) {
       if (this.stream) for (const t of tracks) this.stream.addTrack(t);
       else this.stream = new MediaStream(tracks);
@@ -194,6 +197,21 @@ export class LocalMedia {
   }
 
   /**
+   * lost takes a track that ended by itself (its device unplugged, or
+   * taken by another program) out of the stream and says so in problem.
+   * @param {MediaStreamTrack} track
+   * @returns {boolean} whether it was one of the stream's tracks
+   */
+  lost(track) {
+    if (!this.stream || !this.stream.getTracks().includes(track)) return false;
+    this.stream.removeTrack(track);
+    const kind = /** @type {'audio'|'video'} */ (track.kind);
+    this.stopped.add(kind);
+    this.problem = `${kind === 'video' ? 'Your camera' : 'Your microphone'} stopped: it was unplugged, or another program took it.`;
+    return true;
+  }
+
+  /**
    * share asks for a screen, window or tab (getDisplayMedia). onEnded
    * runs when the browser's own "Stop sharing" ends it.
    * @param {() => void} onEnded
@@ -221,6 +239,7 @@ export class LocalMedia {
   /** stopAll stops every track this page started and forgets the streams. */
   stopAll() {
     this.#gen++;
+    this.stopped.clear();
     for (const t of this.#all) t.stop();
     this.stream = null;
     this.screen = null;

@@ -63,6 +63,8 @@ export class Peer {
     this.unsent = false;
     /** ICE restarts so far */
     this.restarts = 0;
+    /** session descriptions (offers and answers) sent and received so far: each round of negotiation adds two */
+    this.descriptions = 0;
     /** when this connection was made (performance.now) */
     this.createdAt = performance.now();
     /** whether this connection was ever connected */
@@ -183,6 +185,7 @@ export class Peer {
   #sendDescription() {
     const d = this.pc.localDescription;
     if (!d) return;
+    this.descriptions++;
     // Which of our streams is a screen share, known before its track arrives.
     this.unsent = !this.send({ description: d.toJSON(), screen: this.screen ? this.screen.id : null });
   }
@@ -205,6 +208,7 @@ export class Peer {
       if (this.ignoreOffer) return;
       if (screen !== undefined) this.remote.screen = typeof screen === 'string' && screen.length <= 128 ? screen : null;
       await this.pc.setRemoteDescription(description);
+      this.descriptions++;
       // Candidates that came first (a client that trickles before its
       // offer, or reordering) apply now.
       for (const c of this.early.splice(0)) await this.#addCandidate(c);
@@ -314,7 +318,8 @@ export class Peer {
         this.pc.addTrack(track, stream);
         continue;
       }
-      if (tr.sender.track) continue;
+      // A track that ended (its device unplugged) is replaced too.
+      if (tr.sender.track && tr.sender.track.readyState === 'live') continue;
       tr.sender.replaceTrack(track).catch((err) => console.warn('replaceTrack', err));
       if (tr.sender.setStreams) tr.sender.setStreams(stream);
       if (tr.direction === 'recvonly' || tr.direction === 'inactive') tr.direction = 'sendrecv';

@@ -12,7 +12,7 @@ export const TEST_FLAG = 'test';
  *   readyState: string, encoding: RTCRtpEncodingParameters|null}} SenderSnapshot
  * @typedef {{id: string, name: string, kept: boolean, claim: string,
  *   connectionState: string, iceConnectionState: string, iceGatheringState: string, signalingState: string,
- *   restarts: number, chat: string, mic: boolean, cam: boolean,
+ *   restarts: number, descriptions: number, chat: string, mic: boolean, cam: boolean,
  *   senders: SenderSnapshot[]}} PeerSnapshot
  * @typedef {{
  *   myId: string, myName: string,
@@ -57,7 +57,7 @@ function peerSnapshot(p) {
     id: p.id, name: p.name, kept: p.orphan, claim: p.claim,
     connectionState: p.pc.connectionState, iceConnectionState: p.pc.iceConnectionState,
     iceGatheringState: p.pc.iceGatheringState,
-    signalingState: p.pc.signalingState, restarts: p.restarts, chat: p.chat.readyState,
+    signalingState: p.pc.signalingState, restarts: p.restarts, descriptions: p.descriptions, chat: p.chat.readyState,
     mic: p.remote.mic, cam: p.remote.cam,
     senders: p.pc.getSenders().filter((s) => s.track).map((s) => {
       const t = /** @type {MediaStreamTrack} */ (s.track);

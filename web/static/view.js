@@ -70,16 +70,20 @@ export function renderLayout(mode) {
   b.classList.toggle('on', mode === 'grid');
 }
 
+/** @type {Record<string, string>} the side panels, and the control bar button of each */
+const PANEL_BUTTONS = { chat: 'chat-toggle', lobby: 'people-toggle', settings: 'settings-toggle' };
+
 /**
- * openPanel shows the side panel id ('chat' or 'lobby'), closing the
- * other, or hides it. Opening the chat clears its unread count.
+ * openPanel shows the side panel id ('chat', 'lobby' or 'settings'),
+ * closing the others, or hides it. Opening the chat clears its unread
+ * count.
  * @param {string} id
  * @param {boolean} open
  */
 export function openPanel(id, open) {
-  if (open) for (const other of ['chat', 'lobby']) if (other !== id) openPanel(other, false);
+  if (open) for (const other of Object.keys(PANEL_BUTTONS)) if (other !== id) openPanel(other, false);
   $(id).hidden = !open;
-  $(id === 'chat' ? 'chat-toggle' : 'people-toggle').setAttribute('aria-expanded', String(open));
+  $(PANEL_BUTTONS[id]).setAttribute('aria-expanded', String(open));
   if (id === 'chat' && open) {
     $('unread').textContent = '';
     $('unread').hidden = true;
@@ -106,10 +110,10 @@ export function showScreen(which) {
   // Following the link in a call would leave it without a word: the
   // other mode is offered before joining and after leaving only.
   $('mode-toggle').hidden = which === 'call';
-  if (which !== 'call') {
-    openPanel('chat', false);
-    openPanel('lobby', false);
-  }
+  if (which !== 'call') for (const id of Object.keys(PANEL_BUTTONS)) openPanel(id, false);
+  // One set of device pickers: beside the preview before joining, in
+  // the settings panel during the call.
+  (which === 'call' ? $('settings-body') : $('prejoin-side')).append($('devices'));
 }
 
 /**
@@ -126,7 +130,8 @@ export function renderMedia(media, tiles, meta, name, noteClosed) {
   const problem = media.problem;
   $('device-status').textContent = problem ? `${problem} ${media.effect(false)}` : (media.stream ? 'Camera and microphone are ready.' : '');
   $('device-retry').hidden = !problem && !!media.stream;
-  $('device-retry').textContent = problem ? 'Try camera and microphone again' : 'Turn camera and microphone on';
+  const only = media.stopped.size === 1 ? (media.stopped.has('video') ? 'the camera' : 'the microphone') : '';
+  $('device-retry').textContent = problem ? `Try ${only || 'camera and microphone'} again` : 'Turn camera and microphone on';
   $('media-note-text').textContent = problem ? `${problem} ${media.effect(true)}` : '';
   $('media-note').hidden = !problem || noteClosed;
   const preview = $('preview');
@@ -151,6 +156,9 @@ export function renderMedia(media, tiles, meta, name, noteClosed) {
   }
   tiles.setLocal(media.stream, name);
   tiles.setMeta(tiles.local, meta);
+  // A device that stopped by itself shows on your tile until one works again.
+  const stopped = media.stopped.has('video') ? 'Camera stopped' : media.stopped.has('audio') ? 'Microphone stopped' : '';
+  tiles.setState(tiles.local, stopped ? 'stopped' : 'ok', stopped, false);
 }
 
 /**
