@@ -98,18 +98,18 @@ type rtcConfiguration struct {
 	ICETransportPolicy string              `json:"iceTransportPolicy"`
 }
 
-// newRoom follows / to a fresh room and returns its id.
+// newRoom follows /new to a fresh room and returns its id.
 func (ib *icebox) newRoom(t *testing.T) string {
 	t.Helper()
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Get(ib.URL + "/")
+	resp, err := client.Get(ib.URL + "/new")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/r/") || len(loc) < 13 {
-		t.Fatalf("GET /: got %d %q, want 303 to /r/<10+ characters>", resp.StatusCode, loc)
+		t.Fatalf("GET /new: got %d %q, want 303 to /r/<10+ characters>", resp.StatusCode, loc)
 	}
 	return strings.TrimPrefix(loc, "/r/")
 }

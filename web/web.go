@@ -1,7 +1,8 @@
 // Package web serves icebox's call page (embedded: plain HTML, CSS and ES
 // modules, no build step) and the HTTP API around it:
 //
-//	GET /                    303 to /r/<new room id>
+//	GET /                    the landing page: new meeting, join by code or link
+//	GET /new                 303 to /r/<new room id> (the query kept)
 //	GET /r/<room>            the call page, with a per-load RTCConfiguration
 //	                         in <script id="ice-config" type="application/json">
 //	GET /check               the connectivity check page (check.go)
@@ -115,7 +116,8 @@ func New(cfg Config) http.Handler {
 	h := &handler{cfg: cfg, refusals: ratelog.New(cfg.Logger, 0, nil)}
 	static, _ := fs.Sub(staticFS, "static")
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", h.newRoom)
+	mux.HandleFunc("GET /{$}", h.landing)
+	mux.HandleFunc("GET /new", h.newRoom)
 	mux.HandleFunc("GET /r/{room}", h.page)
 	mux.HandleFunc("GET /check", h.check) // check.go
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
@@ -153,11 +155,53 @@ func HealthHandler(healthy func() error) http.Handler {
 	})
 }
 
-// NewRoomID returns a fresh room id: 12 random URL-safe characters.
+// roomAlphabet is the characters of new room ids: lower-case letters and
+// digits without the ones read aloud or seen as another (i, l, o, 0, 1).
+const roomAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+
+// roomGroups are the lengths of a new room id's groups, joined by '-':
+// 13 characters of 31, 64 bits of entropy.
+var roomGroups = [...]int{4, 4, 5}
+
+// NewRoomID returns a fresh room id easy to read aloud and type, such as
+// "k7dm-hq2x-tpa9w": three groups of roomAlphabet characters, drawn
+// uniformly from crypto/rand (64 bits).
 func NewRoomID() string {
-	b := make([]byte, 9)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	var b strings.Builder
+	buf := make([]byte, 32)
+	n := 0
+	for i, g := range roomGroups {
+		if i > 0 {
+			b.WriteByte('-')
+		}
+		for range g {
+			c := -1
+			for c < 0 {
+				if n == 0 {
+					_, _ = rand.Read(buf)
+					n = len(buf)
+				}
+				n--
+				// Bytes past the last whole multiple of 31 are dropped: each character is equally likely.
+				if v := int(buf[n]); v < 256/len(roomAlphabet)*len(roomAlphabet) {
+					c = v % len(roomAlphabet)
+				}
+			}
+			b.WriteByte(roomAlphabet[c])
+		}
+	}
+	return b.String()
+}
+
+//go:embed landing.html
+var landingHTML []byte
+
+// landing serves the landing page, GET /: "New meeting" (a link to
+// /new), "Join with a code or link" (static/landing.js) and a link to
+// /check.
+func (h *handler) landing(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(landingHTML)
 }
 
 func (h *handler) newRoom(w http.ResponseWriter, r *http.Request) {

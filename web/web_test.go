@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/internal/mintlimit"
+	"github.com/icebox-project/icebox/internal/roomname"
 	"github.com/icebox-project/icebox/internal/rtc"
 )
 
@@ -59,19 +60,72 @@ func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {
 	return resp, string(b)
 }
 
-func TestRedirectToNewRoom(t *testing.T) {
+func TestNewRedirectsToNewRoom(t *testing.T) {
 	s := startWeb(t, nil)
 	seen := map[string]bool{}
 	for i := 0; i < 3; i++ {
-		resp, _ := get(t, s.URL+"/?name=ann")
+		resp, _ := get(t, s.URL+"/new?name=ann")
 		loc := resp.Header.Get("Location")
-		if resp.StatusCode != http.StatusSeeOther || !regexp.MustCompile(`^/r/[A-Za-z0-9_-]{10,}\?name=ann$`).MatchString(loc) {
-			t.Fatalf("GET /: got %d %q", resp.StatusCode, loc)
+		if resp.StatusCode != http.StatusSeeOther || !regexp.MustCompile(`^/r/[a-z2-9-]{15}\?name=ann$`).MatchString(loc) {
+			t.Fatalf("GET /new: got %d %q", resp.StatusCode, loc)
 		}
 		if seen[loc] {
 			t.Fatalf("room id repeated: %s", loc)
 		}
 		seen[loc] = true
+	}
+}
+
+// TestNewRoomID: ids are three groups of lower-case letters and digits
+// with none of i, l, o, 0, 1; every allowed character comes up, and
+// 20,000 ids do not repeat.
+func TestNewRoomID(t *testing.T) {
+	re := regexp.MustCompile(`^[a-hjkmnp-z2-9]{4}-[a-hjkmnp-z2-9]{4}-[a-hjkmnp-z2-9]{5}$`)
+	seen := map[string]bool{}
+	chars := map[rune]int{}
+	for range 20000 {
+		id := NewRoomID()
+		if !re.MatchString(id) || strings.ContainsAny(id, "ilo01ILO") || !roomname.Valid(id) {
+			t.Fatalf("room id %q: want xxxx-xxxx-xxxxx of %s", id, roomAlphabet)
+		}
+		if seen[id] {
+			t.Fatalf("room id %q repeated", id)
+		}
+		seen[id] = true
+		for _, c := range strings.ReplaceAll(id, "-", "") {
+			chars[c]++
+		}
+	}
+	if len(chars) != len(roomAlphabet) {
+		t.Fatalf("%d distinct characters in 20,000 ids, want all %d of %q", len(chars), len(roomAlphabet), roomAlphabet)
+	}
+	// 260,000 characters: each expected 8,387 times (σ ≈ 90); drawing
+	// byte % 31 without dropping bytes past 248 would give the first
+	// eight about 9% more (9,140).
+	for c, n := range chars {
+		if n < 7800 || n > 9000 {
+			t.Errorf("character %q drawn %d times of 260,000, want about 8,387", c, n)
+		}
+	}
+}
+
+// TestLandingPage: / is the landing page (new meeting, join with a code
+// or link, the check), not a redirect.
+func TestLandingPage(t *testing.T) {
+	s := startWeb(t, nil)
+	resp, body := get(t, s.URL+"/")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{`href="/new"`, "New meeting", "Join with a code or link", `href="/check"`, `src="/static/landing.js"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the landing page lacks %s", want)
+		}
+	}
+	for _, asset := range []string{"/static/landing.js", "/static/landing.css"} {
+		if r, _ := get(t, s.URL+asset); r.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", asset, r.StatusCode)
+		}
 	}
 }
 
