@@ -48,18 +48,18 @@ func TestMain(m *testing.M) {
 }
 
 // probePage fetches base (the daemon listens already: debinstall.sh waits
-// for its "http listening" line), follows the redirect to a room and
+// for its "http listening" line), follows /new's redirect to a room and
 // checks the call page carries its ICE configuration.
 func probePage(base string) error {
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Get(base)
+	resp, err := client.Get(strings.TrimSuffix(base, "/") + "/new")
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/r/") {
-		return fmt.Errorf("GET %s: %d, Location %q; want 303 to /r/<room>", base, resp.StatusCode, loc)
+		return fmt.Errorf("GET %s/new: %d, Location %q; want 303 to /r/<room>", strings.TrimSuffix(base, "/"), resp.StatusCode, loc)
 	}
 	resp, err = client.Get(strings.TrimSuffix(base, "/") + loc)
 	if err != nil {

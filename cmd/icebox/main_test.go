@@ -217,7 +217,7 @@ type rtcConfiguration struct {
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)
 
-// probe checks a default icebox the way a browser would: / redirects to a
+// probe checks a default icebox the way a browser would: /new redirects to a
 // room, the page carries ICE servers pointing at icebox, /ws welcomes a
 // peer, and the page's TURN credential allocates.
 func probe(httpAddr, turnAddr string) error {
@@ -225,7 +225,7 @@ func probe(httpAddr, turnAddr string) error {
 	var resp *http.Response
 	var err error
 	for i := 0; i < 100; i++ {
-		if resp, err = client.Get("http://" + httpAddr + "/"); err == nil {
+		if resp, err = client.Get("http://" + httpAddr + "/new"); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -236,7 +236,7 @@ func probe(httpAddr, turnAddr string) error {
 	resp.Body.Close()
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !regexp.MustCompile(`^/r/[A-Za-z0-9_-]{10,}$`).MatchString(loc) {
-		return fmt.Errorf("GET /: %d %q", resp.StatusCode, loc)
+		return fmt.Errorf("GET /new: %d %q", resp.StatusCode, loc)
 	}
 	resp, err = client.Get("http://" + httpAddr + loc)
 	if err != nil {
