@@ -29,14 +29,14 @@ signaling:
 `, nil)
 	url := "ws://" + d.HTTPAddr().String() + "/ws"
 	a, welcome := sfutest.Dial(t, url, "town", "alice")
-	if welcome["media"] != "sfu" {
-		t.Fatalf("welcome media %v, want sfu", welcome["media"])
+	if welcome.Media != "sfu" {
+		t.Fatalf("welcome media %q, want sfu", welcome.Media)
 	}
 	a.Publish()
 	b, _ := sfutest.Dial(t, url, "town", "bob")
 	testenv.Eventually(t, 15*time.Second, "bob receives alice", func() bool { return b.Packets.Load() > 20 })
-	if _, w := sfutest.Dial(t, url, "lobby", "carol"); w["media"] != "mesh" {
-		t.Errorf("a room without media: welcome media %v, want mesh (auto rooms stay a mesh)", w["media"])
+	if _, w := sfutest.Dial(t, url, "lobby", "carol"); w.Media != "mesh" {
+		t.Errorf("a room without media: welcome media %q, want mesh (auto rooms stay a mesh)", w.Media)
 	}
 	resp, err := http.Get("http://" + d.MetricsAddr().String() + "/metrics")
 	if err != nil {
