@@ -45,12 +45,13 @@ signaling:
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"icebox_sfu_rooms 1\n", "icebox_sfu_participants 2\n", "icebox_sfu_tracks 1\n",
-		`icebox_sfu_forwarded_bytes_total{kind="video"} `, "icebox_sfu_plis_total ", "icebox_sfu_estimated_bitrate_bits_bucket"} {
+		`icebox_sfu_forwarded_bytes_total{kind="video"} `, `icebox_sfu_forwarded_packets_total{kind="video"} `, "icebox_sfu_plis_total ", "icebox_sfu_estimated_bitrate_bits_bucket"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if strings.Contains(string(body), `icebox_sfu_forwarded_bytes_total{kind="video"} 0`) {
-		t.Error("no video bytes forwarded")
+	if strings.Contains(string(body), `icebox_sfu_forwarded_bytes_total{kind="video"} 0`) ||
+		strings.Contains(string(body), `icebox_sfu_forwarded_packets_total{kind="video"} 0`) {
+		t.Error("no video bytes or packets forwarded")
 	}
 }
