@@ -168,7 +168,16 @@ state_dir: %q
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("after 60 s, %d subscriber-camera pairs still without a packet", missing)
+			var which []string
+			for _, s := range subsList {
+				for _, id := range pubIDs {
+					if !s.hasFirst(id) {
+						which = append(which, s.name+"←"+id)
+					}
+				}
+			}
+			return fmt.Errorf("after 60 s, %d subscriber-camera pairs still without a packet: %s",
+				missing, strings.Join(which[:min(len(which), 10)], " "))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -373,6 +382,13 @@ func (p *peer) firstCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.first)
+}
+
+func (p *peer) hasFirst(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.first[id]
+	return ok
 }
 
 func (p *peer) firstFrames() []time.Duration {
