@@ -3,8 +3,15 @@
 #   make test     go.mod tidy, vet, then every test with the race detector, then short fuzz runs
 #   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
+#   make soak     icebox under churn for SOAK (default 60m), one node then a cluster of
+#                 three; fails if RSS, descriptors, goroutines or heap keep growing
 #   make install  binary, systemd unit, sysusers and sysctl entries, /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
+#   make dist     release artifacts in dist/: static linux binaries, .deb and .rpm
+#                 packages, an SBOM, SHA256SUMS (signed with SIGN_KEY=<gpg key id>)
+#   make dist-check        two clean clones of HEAD, `make dist` in each, cmp every artifact
+#   make dist-install-test the package installed, upgraded, removed and purged on a
+#                 debootstrapped Debian 12 root (built once, cached in DEBROOT_CACHE)
 
 GO      ?= go
 PREFIX  ?= /usr/local
@@ -21,7 +28,9 @@ FUZZ_CLASSIFY  ?= 80000x
 FUZZ_FRAMING   ?= 100000x
 FUZZ_GRO       ?= 20000x
 
-.PHONY: all build run test typecheck fuzz bench install uninstall clean
+SOAK    ?= 60m
+
+.PHONY: all build run test typecheck fuzz bench soak install uninstall clean dist dist-sign dist-check dist-install-test
 
 all: build
 
@@ -86,6 +95,12 @@ bench: build
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tls -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/sfubench -icebox bin/icebox -publishers 5 -subscribers 5 -duration 8s
 
+# A long churn run (bench/soak): one node, then a cluster of three, each
+# for SOAK. `make soak SOAK=3m` is the short run.
+soak: build
+	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -nodes 1
+	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -nodes 3
+
 install:
 	@[ -x bin/icebox ] || $(MAKE) build
 	install -D -m 0755 bin/icebox $(DESTDIR)$(BINDIR)/icebox
@@ -112,5 +127,83 @@ uninstall:
 		$(DESTDIR)/usr/lib/sysctl.d/60-icebox.conf
 	@echo "left $(DESTDIR)/etc/icebox and /var/lib/icebox in place"
 
+# Release artifacts. The SBOMs (CycloneDX) list the modules linked into
+# each binary, read from its build information. Everything is a function of the commit: the time
+# stamped into packages is the commit's (SOURCE_DATE_EPOCH), binaries are
+# built with -trimpath and an empty build id, and nfpm and cyclonedx-gomod
+# are the versions go.mod pins as tools, so two clean clones of one commit
+# give byte-identical files (make dist-check). Only the Go module proxy is
+# reached, for modules the cache lacks.
+DIST              ?= dist
+DIST_ARCHES       ?= amd64 arm64
+DIST_FORMATS      ?= deb rpm
+SIGN_KEY          ?=
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+COMMIT            ?= $(shell git rev-parse HEAD 2>/dev/null)
+# v1.2.3 from a tag v1.2.3; 1.2.3+4.gabcdef1 four commits after it; with
+# no tag 0.0.0+git<commit time>.<short commit>, which still sorts by time.
+DIST_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$$v" | sed 's/^v//; s/-\([0-9]*\)-g/+\1.g/' || \
+	echo "0.0.0+git$$(date -u -d @$(SOURCE_DATE_EPOCH) +%Y%m%d%H%M%S).$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)")
+DIST_LDFLAGS := -s -w -buildid= -X main.version=$(DIST_VERSION) -X main.commit=$(COMMIT)
+# systemd/package/nfpm.yaml names this folder.
+DIST_STAGE   := bin/dist-stage
+
+dist:
+	@case "$(DIST)" in ""|/|.) echo "refusing DIST=$(DIST)" >&2; exit 1;; esac
+	rm -rf $(DIST) $(DIST_STAGE)
+	mkdir -p $(DIST) $(DIST_STAGE)
+	sed 's|@BINDIR@|/usr/bin|g' systemd/icebox.service > $(DIST_STAGE)/icebox.service
+	gzip -n -9 < systemd/package/icebox.8 > $(DIST_STAGE)/icebox.8.gz
+	touch -d @$(SOURCE_DATE_EPOCH) $(DIST_STAGE)/icebox.service $(DIST_STAGE)/icebox.8.gz
+	set -e; for arch in $(DIST_ARCHES); do \
+		bin=$(DIST)/icebox_$(DIST_VERSION)_linux_$$arch; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOAMD64=v1 GOARM64=v8.0 GOFLAGS=-mod=readonly \
+			$(GO) build -trimpath -buildvcs=false -ldflags "$(DIST_LDFLAGS)" -o $$bin ./cmd/icebox; \
+		cp $$bin $(DIST_STAGE)/icebox; \
+		for fmt in $(DIST_FORMATS); do \
+			ARCH=$$arch VERSION=$(DIST_VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+				$(GO) tool nfpm package --config systemd/package/nfpm.yaml --packager $$fmt --target $(DIST)/; \
+		done; \
+	done
+	set -e; for arch in $(DIST_ARCHES); do \
+		$(GO) tool cyclonedx-gomod bin -json -std -noserial -notimestamp -version v$(DIST_VERSION) \
+			-output $(DIST)/icebox_$(DIST_VERSION)_linux_$$arch.sbom.cdx.json $(DIST)/icebox_$(DIST_VERSION)_linux_$$arch; \
+	done
+	cd $(DIST) && sha256sum $$(ls | grep -v SHA256SUMS) > SHA256SUMS
+	@if [ -n "$(SIGN_KEY)" ]; then $(MAKE) --no-print-directory dist-sign; fi
+	@ls -l $(DIST)
+
+# A detached, ASCII-armoured OpenPGP signature over SHA256SUMS with the gpg
+# key SIGN_KEY names (a key id, fingerprint or e-mail in the operator's
+# keyring; GNUPGHOME picks another keyring). README "Verify a download".
+dist-sign:
+	@[ -n "$(SIGN_KEY)" ] || { echo "dist-sign: set SIGN_KEY to a gpg key id" >&2; exit 1; }
+	gpg --batch --yes --local-user "$(SIGN_KEY)" --armor --detach-sign --output $(DIST)/SHA256SUMS.asc $(DIST)/SHA256SUMS
+
+# Reproducibility: HEAD cloned twice into fresh folders, `make dist` in
+# each (the second with an empty Go build cache, so nothing is reused from
+# the first), then every artifact compared byte for byte.
+dist-check:
+	@set -e; tmp=$$(mktemp -d); trap 'chmod -R u+w $$tmp; rm -rf $$tmp' EXIT; \
+	for i in 1 2; do git clone -q --no-local --no-hardlinks "$$(pwd)" $$tmp/clone$$i; done; \
+	$(MAKE) -C $$tmp/clone1 dist >$$tmp/make1.log 2>&1 || { cat $$tmp/make1.log; exit 1; }; \
+	GOCACHE=$$tmp/gocache $(MAKE) -C $$tmp/clone2 dist >$$tmp/make2.log 2>&1 || { cat $$tmp/make2.log; exit 1; }; \
+	n=0; for f in $$(ls $$tmp/clone1/dist); do cmp $$tmp/clone1/dist/$$f $$tmp/clone2/dist/$$f; n=$$((n+1)); done; \
+	diff -r $$tmp/clone1/dist $$tmp/clone2/dist >/dev/null; \
+	echo "dist-check: $$n artifacts byte-identical from two clean clones of $$(git -C $$tmp/clone1 rev-parse --short HEAD)"
+
+# The package's install, upgrade, remove and purge on a clean Debian 12
+# root made by debootstrap (minutes the first time; the root is kept in
+# DEBROOT_CACHE and each run works on an overlay of it). `make test` runs
+# the same test on an overlay of this machine's own root instead.
+DEBROOT_CACHE ?= /var/cache/icebox-test/bookworm-root
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+dist-install-test:
+	@[ -x $(DEBROOT_CACHE)/usr/bin/dpkg ] || { \
+		rm -rf $(DEBROOT_CACHE).tmp && mkdir -p $(DEBROOT_CACHE).tmp && \
+		debootstrap --variant=minbase --include=adduser,systemd,procps bookworm $(DEBROOT_CACHE).tmp $(DEBIAN_MIRROR) && \
+		rm -rf $(DEBROOT_CACHE) && mv $(DEBROOT_CACHE).tmp $(DEBROOT_CACHE); }
+	ICEBOX_DEBROOT=$(DEBROOT_CACHE) $(GO) test -count=1 -v -run 'TestDebInstall' ./systemd
+
 clean:
-	rm -rf bin .state
+	rm -rf bin .state dist

@@ -45,11 +45,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported in icebox_build_info.
 	Version string
-	// Cores is the CPUs the process may use: GOMAXPROCS as the process
-	// started (cmd/icebox reads it before anything changes it). When it is
-	// > 0, New sets GOMAXPROCS to Cores plus the TURN relay loops (see
-	// setProcs). Zero: GOMAXPROCS is left alone, and turn.udp_sockets 0
-	// means runtime.GOMAXPROCS(0) sockets.
+	// Cores is the CPUs the relay plans for: turn.udp_sockets 0 means
+	// one socket and relay loop per core (relayPlan). Zero:
+	// runtime.GOMAXPROCS(0). The daemon never sets GOMAXPROCS: the
+	// runtime's default follows a container's CPU limit as it changes,
+	// which a set value would stop, and raising it by the relay loops
+	// made no measurable difference (docs/BENCHMARKS.md, "GOMAXPROCS").
 	Cores int
 	// MetadataBase is where public_ip: metadata asks the cloud's instance
 	// metadata service. Empty: publicip.DefaultMetadataBase
@@ -276,7 +277,6 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if d.cluster != nil {
 		closers = append(closers, d.cluster)
 	}
-	setProcs(opts.Cores, d.turn.RelayLoops())
 	log.Info("turn relay loops", "relay_loops", d.turn.RelayLoops(), "cores", cores, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if w := audit.EphemeralWarning(p.RelayMin, p.RelayMax); w != "" {
 		log.Warn("turn relay ports are also ephemeral ports", "detail", w)

@@ -1,8 +1,12 @@
 package daemon
 
 import (
+	"fmt"
+	"log/slog"
 	"runtime"
 	"testing"
+
+	"github.com/icebox-project/icebox/config"
 )
 
 // TestRelayPlan: turn.udp_sockets sets the sockets per UDP listener and
@@ -23,19 +27,30 @@ func TestRelayPlan(t *testing.T) {
 	}
 }
 
-// TestSetProcs: GOMAXPROCS is set to cores + loops, the same however often
-// it is called, and left alone without cores or loops.
-func TestSetProcs(t *testing.T) {
+// TestGOMAXPROCSLeftAlone: a daemon planning its relay for more cores
+// than GOMAXPROCS, with as many relay loops, leaves GOMAXPROCS as it was,
+// so the runtime's default keeps following a container's CPU limit
+// (before, New set it to cores + loops).
+func TestGOMAXPROCSLeftAlone(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
-	setProcs(before, 2)
-	setProcs(before, 2)
-	if got := runtime.GOMAXPROCS(0); got != before+2 {
-		t.Errorf("after setProcs(%d, 2) twice: GOMAXPROCS %d, want %d", before, got, before+2)
+	cfg, err := config.FromBytes("procs.yaml", []byte(fmt.Sprintf(`public_ip: 127.0.0.1
+http:
+  listen: "127.0.0.1:0"
+turn:
+  listen: ["udp://127.0.0.1:0"]
+metrics:
+  listen: ""
+state_dir: %q
+`, t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
 	}
-	setProcs(0, 3)
-	setProcs(before, 0)
-	if got := runtime.GOMAXPROCS(0); got != before+2 {
-		t.Errorf("setProcs without cores or loops changed GOMAXPROCS to %d", got)
+	d := serve(t, cfg, Options{Logger: slog.New(slog.DiscardHandler), Cores: before + 2})
+	if loops := d.turn.RelayLoops(); loops != before+2 && loops != 0 {
+		t.Errorf("%d relay loops, want %d (one per planned core)", loops, before+2)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before {
+		runtime.GOMAXPROCS(before)
+		t.Errorf("GOMAXPROCS %d after New, want %d as before", got, before)
 	}
 }

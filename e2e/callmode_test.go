@@ -81,8 +81,18 @@ func TestCallMode(t *testing.T) {
 	waitText(t, a, "call-status", "In call with b")
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 
-	click(t, b, "hangup")
+	// One end-call control in a call: the control bar's red button.
+	if n := eval[int](t, b, `[...document.querySelectorAll('button.danger')].filter(b => b.offsetParent !== null).length`); n != 1 {
+		t.Errorf("b sees %d red end buttons in a call, want one", n)
+	}
+	if l := eval[string](t, b, `document.getElementById('leave').getAttribute('aria-label')`); l != "End the call" {
+		t.Errorf("the end control in a call says %q, want End the call", l)
+	}
+	click(t, b, "leave")
 	waitText(t, a, "call-status", "Call ended: b hung up")
+	if !eval[bool](t, b, `!document.getElementById('call').hidden && document.getElementById('leave').getAttribute('aria-label') === 'Leave the room'`) {
+		t.Error("ending the call left the room, or the red button still says End the call")
+	}
 	waitFor(t, a, "a's remote tile is gone", `document.querySelectorAll('.tile.remote').length === 0`)
 	waitText(t, b, "call-status", "Call ended")
 

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +10,9 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/heapprofiler"
 	"github.com/chromedp/chromedp"
-	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/icebox-project/icebox/signaling/sigclient"
 	"github.com/icebox-project/icebox/signaling/wire"
 )
 
@@ -65,10 +64,10 @@ func held(t *testing.T, tab context.Context) heldConnections {
 // longCallGuests is how many people join the long call and leave it.
 const longCallGuests = 30
 
-// guestJoins joins room over a WebSocket as name, sends the one peer in
-// it an offer made by pion (a data channel, no ICE servers), and returns
-// a function that leaves as the page's Leave does: a leave message, then
-// the socket closed (a socket that only closes is kept for a resume).
+// guestJoins joins room as name (sigclient), sends the one peer in it an
+// offer made by pion (a data channel, no ICE servers), and returns a
+// function that leaves as a closing tab does: a close frame, which ends
+// the peer at once.
 func guestJoins(t *testing.T, ib *icebox, room, name string) (leave func()) {
 	t.Helper()
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
@@ -83,42 +82,20 @@ func guestJoins(t *testing.T, ib *icebox, room, name string) (leave func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ib.URL, "http")+"/ws", http.Header{"Origin": {ib.URL}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := sigclient.Dial(ctx, "ws"+strings.TrimPrefix(ib.URL, "http")+"/ws", sigclient.DialOptions{Origin: ib.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var welcome struct {
-		Type  string
-		Peers []struct{ ID string }
-	}
-	if err := ws.WriteJSON(map[string]string{"type": "join", "room": room, "name": name}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.ReadJSON(&welcome); err != nil || welcome.Type != "welcome" || len(welcome.Peers) != 1 {
+	welcome, err := c.Join(ctx, wire.Join{Room: room, Name: name})
+	if err != nil || len(welcome.Peers) != 1 {
 		t.Fatalf("%s: got welcome %+v (%v), want one with one peer", name, welcome, err)
 	}
-	msg := map[string]any{"type": "signal", "to": welcome.Peers[0].ID, "data": map[string]any{"description": offer}}
-	if err := ws.WriteJSON(msg); err != nil {
+	if err := c.Signal(welcome.Peers[0].ID, map[string]any{"description": offer}); err != nil {
 		t.Fatal(err)
 	}
-	return func() {
-		defer ws.Close()
-		// Closed with a close frame, once the server closed too: closing
-		// with what the server sent unread would reset the connection,
-		// and the leave could be lost with it.
-		err := ws.WriteJSON(map[string]string{"type": "leave"})
-		if err == nil {
-			err = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"))
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, _, err := ws.NextReader(); err != nil {
-				return
-			}
-		}
-	}
+	return func() { c.Close() }
 }
 
 // TestPageLongCall: a page stays in a room while people join one after
@@ -139,9 +116,7 @@ func TestPageLongCall(t *testing.T) {
 	p.offer()
 	waitFor(t, tab, "the page's connection to pion is up",
 		`(() => { const p = icebox.snapshot().peers; return p.length === 1 && p[0].connectionState === 'connected'; })()`)
-	if err := p.sig.Send(&wire.Leave{}); err != nil {
-		t.Fatal(err)
-	}
+	p.sig.Close()
 	waitFor(t, tab, "pion is gone", `icebox.snapshot().peers.length === 0`)
 
 	for i := range longCallGuests {

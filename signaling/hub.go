@@ -192,7 +192,9 @@ func peersOf(r *room, except *peer) []wire.PeerInfo {
 		}
 	}
 	for _, p := range r.remote {
-		peers = append(peers, wire.PeerInfo{ID: p.id, Name: p.name})
+		if !p.hidden {
+			peers = append(peers, wire.PeerInfo{ID: p.id, Name: p.name})
+		}
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].Name < peers[j].Name })
 	return peers
@@ -269,6 +271,7 @@ func (h *hub) leaveLocked(p *peer) bool {
 		for _, other := range r.peers {
 			other.enqueue(left)
 		}
+		h.promoteLocked(r, p.name)
 	}
 	if r.empty() {
 		delete(h.rooms, r.name)

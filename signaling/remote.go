@@ -68,6 +68,10 @@ type remotePeer struct {
 	id   string
 	name string
 	node string
+	// hidden: another peer holds the name here (after a partition two
+	// nodes may each list one). It is shown, and told of (peer-joined),
+	// once the name is free here.
+	hidden bool
 }
 
 // Member is one peer of a room, for views of the whole cluster. Node is
@@ -111,6 +115,7 @@ func (h *hub) joinCluster(c *conn, roomName, name, password string, lim limits, 
 		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
+	h.displaceLocked(r, name, p.id)
 	h.seatLocked(p, r, name, iceServers, ttl)
 	h.cl.Joined(roomName, p.id, name)
 	return nil
@@ -230,6 +235,7 @@ func (h *hub) resumeRemote(c *conn, ho Handover, roomName string, iceServers []r
 		h.rooms[roomName] = r
 	}
 	r.dropRemote(ho.ID)
+	h.displaceLocked(r, ho.Name, ho.ID)
 	p.id, p.name, p.room = ho.ID, ho.Name, r
 	p.resumeToken = newToken()
 	r.peers[p.id] = p
@@ -286,6 +292,16 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	if _, ok := r.remoteOf(id); ok {
 		return
 	}
+	if holder, taken := r.names[name]; taken && holder != id {
+		// Two holders of one name are never shown: after a partition a
+		// node may list a peer whose name went to another meanwhile, or
+		// announcements of two nodes cross. The newcomer waits hidden
+		// until the name is free here (promoteLocked); the record decides
+		// which one keeps it (the loser's node evicts it).
+		r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node), hidden: true})
+		h.announceLocked()
+		return
+	}
 	r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node)})
 	r.names[name] = id
 	h.announceLocked()
@@ -293,6 +309,67 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	for _, p := range r.peers {
 		p.enqueue(joined)
 	}
+}
+
+// displaceLocked hides the remote peer shown in r under name, if any,
+// before peer id takes the name here (a join the record admitted, a
+// resume): the record holds no other peer of that name, so the shown
+// one left, or lost the name, and its news is late. The local peers see
+// it leave; its own departure, when it comes, is not shown again.
+func (h *hub) displaceLocked(r *room, name, id string) {
+	holder, taken := r.names[name]
+	if !taken || holder == id || r.peers[holder] != nil {
+		return
+	}
+	for i := range r.remote {
+		if rp := &r.remote[i]; rp.id == holder && !rp.hidden {
+			rp.hidden = true
+			delete(r.names, name)
+			left := encode(&wire.PeerLeft{ID: holder})
+			for _, p := range r.peers {
+				p.enqueue(left)
+			}
+			return
+		}
+	}
+}
+
+// promoteLocked shows the first hidden remote peer named name, now that
+// the name is free in r: the local peers are told it joined.
+func (h *hub) promoteLocked(r *room, name string) {
+	if _, taken := r.names[name]; taken {
+		return
+	}
+	for i := range r.remote {
+		rp := &r.remote[i]
+		if rp.hidden && rp.name == name {
+			rp.hidden = false
+			r.names[name] = rp.id
+			joined := encode(&wire.PeerJoined{ID: rp.id, Name: name})
+			for _, p := range r.peers {
+				p.enqueue(joined)
+			}
+			return
+		}
+	}
+}
+
+// RemoteAdmitted is RemoteJoined for a peer another node announces as
+// admitted. It reports whether a peer of this node holds the same name
+// here: the newcomer then waits hidden, and the Cluster checks its
+// record (the local peer may have lost the name while this node was cut
+// off: Evict).
+func (s *Server) RemoteAdmitted(roomName, id, name, node string) (localHolder bool) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.rooms[roomName]; r != nil {
+		if holder, taken := r.names[name]; taken && holder != id && r.peers[holder] != nil {
+			localHolder = true
+		}
+	}
+	h.addRemoteLocked(roomName, id, name, node)
+	return localHolder
 }
 
 // RemoteLeft removes the remote peer id from room and tells the room's
@@ -314,6 +391,9 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 		return false
 	}
 	r.dropRemote(id)
+	if rp.hidden {
+		return true // never shown
+	}
 	if r.names[rp.name] == id {
 		delete(r.names, rp.name)
 	}
@@ -321,6 +401,7 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 	for _, p := range r.peers {
 		p.enqueue(left)
 	}
+	h.promoteLocked(r, rp.name)
 	if r.empty() {
 		delete(h.rooms, roomName)
 	}

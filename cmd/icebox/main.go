@@ -8,6 +8,7 @@
 //	icebox audit -config FILE | turn:HOST:PORT -secret S           check a running server as an attacker would
 //	icebox cluster status [-config FILE] [-addr HOST:PORT] [-rooms] nodes, room and peer counts (-rooms: peers per room) of a cluster
 //	icebox version
+//	icebox help
 package main
 
 import (
@@ -22,7 +23,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -31,15 +31,6 @@ import (
 	"github.com/icebox-project/icebox/turnsrv"
 	"github.com/icebox-project/icebox/web"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
-// procsAtStart is GOMAXPROCS as the process started, before the daemon
-// raises it for the relay loops: the CPUs Go may use (within a
-// container's CPU limit, or the GOMAXPROCS environment variable). It is
-// read once, at initialisation, and never changed.
-var procsAtStart = runtime.GOMAXPROCS(0)
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -67,25 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "cluster":
 		return clusterCmd(ctx, args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "icebox", versionString())
+		printVersion(stdout)
 		return nil
+	case "help":
+		_, err := io.WriteString(stdout, helpText)
+		return err
 	default:
-		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, audit, cluster, version)", cmd)
+		return fmt.Errorf("unknown command %q (serve, check-config, credentials, selftest, audit, cluster, version, help)", cmd)
 	}
-}
-
-func versionString() string {
-	if version != "dev" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
-		}
-	}
-	return version
 }
 
 type commonFlags struct {
@@ -170,7 +150,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		source = f.source
 	}
 	log.Info("icebox starting", "version", versionString(), "config", source)
-	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: versionString(), Cores: procsAtStart})
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, Version: versionString(), Cores: runtime.GOMAXPROCS(0)})
 	if err != nil {
 		return err
 	}
@@ -226,10 +206,16 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := config.Load(f.configPath); err != nil {
+	cfg, err := config.Load(f.configPath)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", f.configPath)
+	u, ok := pageURL(cfg)
+	if !ok {
+		u += " (public_host or public_ip names the host)"
+	}
+	fmt.Fprintf(stdout, "call page: %s\n", u)
 	return nil
 }
 

@@ -113,10 +113,22 @@ func TestCheckConfigGood(t *testing.T) {
 	}
 }
 
+// TestVersion checks `icebox version` names the Go toolchain and the
+// pion/turn and nats-server modules linked in, from the build information.
 func TestVersion(t *testing.T) {
 	stdout, _, code := runIcebox(t, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "icebox ") {
 		t.Errorf("exit %d, stdout %q", code, stdout)
+	}
+	for _, want := range []string{
+		`(?m)^commit +\S+`,
+		`(?m)^go +go1\.\d+`,
+		`(?m)^pion/turn +v4\.\d+\.\d+`,
+		`(?m)^nats-server +v2\.\d+\.\d+`,
+	} {
+		if !regexp.MustCompile(want).MatchString(stdout) {
+			t.Errorf("version output does not match %s:\n%s", want, stdout)
+		}
 	}
 }
 

@@ -100,7 +100,7 @@ try {
     if (list.length !== 1 || !list[0] || list[0].local !== 'relay') throw new Error(`${who}: selected pair ${JSON.stringify(list)}, want a relay candidate`);
   }
   step('relayed both ways');
-  await waitTrue(ff, 'Firefox\'s badge says relay', `(document.querySelector('.tile.remote .net')?.textContent || '').startsWith('relay')`);
+  await waitTrue(ff, 'Firefox\'s badge says Via server', `(document.querySelector('.tile.remote .net')?.textContent || '').startsWith('Via server')`);
   out.badge = await ff.evaluate(() => document.querySelector('.tile.remote .net')?.textContent);
 
   await say(ff, 'hello from firefox');

@@ -2,7 +2,8 @@
 // tests: namespaces joined by veth pairs and bridges, routers with
 // nftables rules (NATs, firewalls), programs run inside a namespace
 // (ip netns exec), and connections dialled from the test process into a
-// namespace.
+// namespace. A Fabric is a LAN of hosts whose routes a test cuts, heals,
+// delays and loses packets on, one way at a time (partition tests).
 //
 // Everything a Lab makes is named "iblab-<pid>-<n>-<role>", so two test
 // processes never collide, and is removed when the test that made it ends

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -34,9 +35,12 @@ const netnsDir = "/run/netns"
 // Lab makes namespaces for one test and removes them after it.
 type Lab struct {
 	mu   sync.Mutex
-	seq  int
 	live map[string]*Netns
 }
+
+// seq numbers the namespaces of the process, across its labs (tests in
+// parallel each have one).
+var seq atomic.Int64
 
 // New checks that the lab can be built here (root, ip, nft), removes
 // stale namespaces of dead processes, and returns an empty lab whose
@@ -88,8 +92,7 @@ func (l *Lab) Netns(t testing.TB, role string) *Netns {
 		t.Fatalf("netlab: role %q: want 1 to 31 of a-z 0-9 -", role)
 	}
 	l.mu.Lock()
-	l.seq++
-	n := &Netns{Name: fmt.Sprintf("%s%d-%d-%s", Prefix, os.Getpid(), l.seq, role), lab: l}
+	n := &Netns{Name: fmt.Sprintf("%s%d-%d-%s", Prefix, os.Getpid(), seq.Add(1), role), lab: l}
 	l.live[n.Name] = n
 	l.mu.Unlock()
 	if out, err := exec.Command("ip", "netns", "add", n.Name).CombinedOutput(); err != nil {

@@ -342,6 +342,31 @@ func TestAcrossNodes(t *testing.T) {
 		}
 	})
 
+	t.Run("a leave and a join again keep the place", func(t *testing.T) {
+		// A connection that leaves and joins again keeps its peer id; the
+		// release of its first place must not take its second (another
+		// node then admitted its name: two peers of one name).
+		gina, _ := join(t, c.url, "r4", "gina")
+		gina.send(&wire.Leave{})
+		gina.send(&wire.Join{Room: "r4", Name: "gina"})
+		if w := expect[*wire.Welcome](gina); w.ID != gina.id {
+			t.Fatalf("got %+v, want gina's id %s again", w, gina.id)
+		}
+		select {
+		case <-flushed(&c.node.rel):
+		case <-time.After(10 * time.Second):
+			t.Fatal("c's releases not done within 10 s")
+		}
+		if n := recordLen(t, a, "r4"); n != 1 {
+			t.Fatalf("room r4's record holds %d members, want gina", n)
+		}
+		other := dial(t, b.url)
+		other.send(&wire.Join{Room: "r4", Name: "gina"})
+		if m := expect[*wire.Error](other); m.Code != wire.CodeNameTaken {
+			t.Fatalf("a second gina on b got %+v, want name-taken", m)
+		}
+	})
+
 	t.Run("resume on another node", func(t *testing.T) {
 		erin, _ := join(t, a.url, "r2", "erin")
 		finn, _ := join(t, c.url, "r2", "finn")

@@ -145,12 +145,82 @@ func (n *Node) handleMembers(msg *nats.Msg) {
 		return
 	}
 	// Only a node asks, and the answer goes to its own inbound subject.
-	if sender, ok := n.verify.verify(msg, false); !ok || msg.Reply != subjSync(sender) {
+	sender, ok := n.verify.verify(msg, false)
+	if !ok || msg.Reply != subjSync(sender) {
 		n.rejected(msg, "an unsigned request for this node's peers")
 		return
 	}
 	n.stats.in(kindMembers)
 	n.answerMembers(msg.Reply)
+	if n.knownFor(sender, n.cfg.DeadAfter) {
+		// A node that knew this one asks again: it took this node for
+		// gone (cut off one way, or paused) and gave its peers' names
+		// back. Put them back, or evict those whose names went to others.
+		n.reconcile()
+	}
+}
+
+// knownFor reports whether node is taken for alive and was first heard
+// more than d ago (a node that asks at its start, or when this one is
+// new to it, is not one that took this node for gone).
+func (n *Node) knownFor(node string, d time.Duration) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pn := n.nodes[node]
+	return pn != nil && pn.name != "" && !pn.dead && time.Since(pn.firstSeen) > d
+}
+
+// reconcile runs resync in the background and then asks every live
+// node for its peers again, which brings in the peers this node left
+// out while one of its own held their names. One runs at a time; asked
+// for meanwhile, it runs once more after (what it read may be older than
+// what asked for it).
+func (n *Node) reconcile() {
+	if !n.ready.Load() {
+		return
+	}
+	n.mu.Lock()
+	if n.resyncing {
+		n.resyncAgain = true
+		n.mu.Unlock()
+		return
+	}
+	n.resyncing = true
+	n.mu.Unlock()
+	go func() {
+		for {
+			n.reconcileOnce()
+			n.mu.Lock()
+			again := n.resyncAgain && !n.closed.Load()
+			n.resyncAgain = false
+			n.resyncing = again
+			n.mu.Unlock()
+			if !again {
+				return
+			}
+		}
+	}()
+}
+
+func (n *Node) reconcileOnce() {
+	// Right after a heal JetStream elects its leaders again: tried
+	// until it answers, for up to a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		err := n.resync(ctx)
+		if err == nil {
+			break
+		}
+		if !retry(ctx) || n.closed.Load() {
+			n.log.Warn("cluster: rooms not read again", "error", err)
+			return
+		}
+		n.log.Debug("cluster: rooms read again later", "error", err)
+	}
+	for _, id := range n.liveNodes() {
+		n.askMembers(id)
+	}
 }
 
 // answerMembers queues this node's peers for the node whose sync subject
@@ -250,7 +320,11 @@ func (n *Node) dispatch(msg *nats.Msg) {
 		n.noteNode(ev.Node)
 		switch ev.Kind {
 		case kindJoined:
-			n.rooms.RemoteJoined(ev.Room, ev.ID, ev.Name, ev.Node)
+			if n.rooms.RemoteAdmitted(ev.Room, ev.ID, ev.Name, ev.Node) {
+				// A peer here holds the name: it may have lost it while
+				// this node was cut off. The record decides.
+				n.reconcile()
+			}
 		case kindLeft:
 			// Only the node holding the peer (that seated it, or that it
 			// resumed on: the room record's node) says it left.
@@ -293,11 +367,19 @@ func (n *Node) dispatch(msg *nats.Msg) {
 			delete(n.syncing, mw.Node)
 		}
 		n.mu.Unlock()
+		conflict := false
 		for _, m := range mw.Members {
 			if roomname.Valid(m.Room) && m.ID != "" {
 				listed[m.Room+"\x00"+m.ID] = true
-				n.rooms.RemoteJoined(m.Room, m.ID, m.Name, mw.Node)
+				if n.rooms.RemoteAdmitted(m.Room, m.ID, m.Name, mw.Node) {
+					// A peer here holds the name (after a partition or a
+					// pause): the record decides which one keeps it.
+					conflict = true
+				}
 			}
+		}
+		if conflict {
+			n.reconcile()
 		}
 		if mw.Last {
 			// Whatever this node holds of that node's beyond its answer left
@@ -368,7 +450,7 @@ func (n *Node) heard(hb heartbeatWire) {
 	// event, by id only).
 	isNew := pn == nil || pn.name == ""
 	if pn == nil {
-		pn = &peerNode{id: hb.Node}
+		pn = &peerNode{id: hb.Node, firstSeen: time.Now()}
 		n.nodes[hb.Node] = pn
 	}
 	changed := isNew || pn.relay != hb.Relay || pn.dead != hb.Gone
@@ -395,15 +477,10 @@ func (n *Node) heard(hb heartbeatWire) {
 	}
 	if revived && n.ready.Load() {
 		// Put back this node's own peers, dropped from the records if the
-		// others took this node for gone.
+		// others took this node for gone, or evict those whose names went
+		// to other peers meanwhile.
 		n.log.Info("cluster node back", "node", hb.Node)
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := n.resync(ctx); err != nil {
-				n.log.Warn("cluster: rooms not read again", "error", err)
-			}
-		}()
+		n.reconcile()
 	}
 }
 
@@ -423,7 +500,7 @@ func (n *Node) noteNode(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.nodes[id] == nil {
-		n.nodes[id] = &peerNode{id: id, lastSeen: time.Now()}
+		n.nodes[id] = &peerNode{id: id, lastSeen: time.Now(), firstSeen: time.Now()}
 	}
 }
 
@@ -432,6 +509,21 @@ func (n *Node) sweep() {
 	now := time.Now()
 	var dead []string
 	n.mu.Lock()
+	if !n.lastSweep.IsZero() && now.Sub(n.lastSweep) > n.cfg.DeadAfter {
+		// The check itself ran late: this process was paused (SIGSTOP, a
+		// stalled VM), so the silence is its own, not the others'. They
+		// get a fresh DeadAfter; what they sent meanwhile is on its way.
+		n.log.Warn("cluster: liveness check late; this node was paused", "late", now.Sub(n.lastSweep).Round(time.Millisecond))
+		for _, pn := range n.nodes {
+			if !pn.dead {
+				pn.lastSeen = now
+			}
+		}
+		// The others may have taken this node for gone meanwhile and
+		// given its peers' names to others.
+		defer n.reconcile()
+	}
+	n.lastSweep = now
 	for id, pn := range n.nodes {
 		if !pn.dead && now.Sub(pn.lastSeen) > n.cfg.DeadAfter {
 			pn.dead = true

@@ -39,6 +39,8 @@ const (
 // *signaling.Server.
 type Rooms interface {
 	RemoteJoined(room, id, name, node string)
+	RemoteAdmitted(room, id, name, node string) (localHolder bool)
+	Evict(room, id string) bool
 	RemoteLeft(room, id string)
 	RemoteMoved(room, id, name, node string)
 	RemoteSignal(room, from, to string, data json.RawMessage) (forward string, ok bool)
@@ -118,6 +120,11 @@ type Node struct {
 	// syncing collects, by node, the peers listed so far in a members
 	// answer of several parts.
 	syncing map[string]map[string]bool
+	// lastSweep is when the liveness check last ran (heartbeats).
+	lastSweep time.Time
+	// resyncing is set while a resync started by reconcile runs;
+	// resyncAgain when another was asked for meanwhile.
+	resyncing, resyncAgain bool
 
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -131,7 +138,9 @@ type peerNode struct {
 	relay    relayrange.RelayRange
 	peers    int
 	lastSeen time.Time
-	dead     bool
+	// firstSeen is when this node first heard of it.
+	firstSeen time.Time
+	dead      bool
 }
 
 // New builds a Node on cfg.Conn. Nothing is sent before Start.

@@ -136,6 +136,18 @@ func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, n
 	return others, nil
 }
 
+// heldHere reports whether m is this node's and its peer is in room
+// here, or being admitted.
+func (n *Node) heldHere(room string, m member) bool {
+	if m.Node != n.id {
+		return false
+	}
+	n.mu.Lock()
+	_, pending := n.pending[m.ID]
+	n.mu.Unlock()
+	return pending || n.rooms.HasLocal(room, m.ID)
+}
+
 // retry waits a moment before another try; false once ctx has ended.
 func retry(ctx context.Context) bool {
 	select {
@@ -273,7 +285,12 @@ func (n *Node) releaser(ctx context.Context) {
 				cctx, cancel := context.WithTimeout(ctx, admitTimeout)
 				err := n.modify(cctx, *kvp, room, func(r *record) bool {
 					before := len(r.Members)
-					r.Members = slices.DeleteFunc(r.Members, func(m member) bool { return slices.Contains(ids, m.ID) })
+					r.Members = slices.DeleteFunc(r.Members, func(m member) bool {
+						// A peer id outlives a leave (a connection that leaves
+						// and joins again keeps it): one back here, or being
+						// admitted again, keeps the place it holds now.
+						return slices.Contains(ids, m.ID) && !n.heldHere(room, m)
+					})
 					return len(r.Members) != before
 				})
 				cancel()
@@ -323,11 +340,20 @@ func (n *Node) setNode(ctx context.Context, room, id, name string) {
 func (n *Node) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	want := min(maxReplicas, n.aliveCount()+1)
 	kv, err := n.js.KeyValue(ctx, RoomsBucket)
-	if err == nil {
+	switch {
+	case err == nil:
 		st, serr := kv.Status(ctx)
-		if serr == nil && st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas >= want {
+		if serr != nil {
+			// No answer (a leader being elected, no quorum): the bucket
+			// stays as it is. Configured from a partial view of the nodes
+			// it would lose replicas.
 			return kv, nil
 		}
+		if st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas >= want {
+			return kv, nil
+		}
+	case !errors.Is(err, jetstream.ErrBucketNotFound):
+		return nil, err
 	}
 	return n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: RoomsBucket, Description: "icebox rooms: members by room",
@@ -381,13 +407,15 @@ func (n *Node) probe(ctx context.Context, kv jetstream.KeyValue) error {
 	return err
 }
 
-// resync reads every room record and puts back this node's own peers
-// that are missing (dropped by the others while this node was cut off),
-// announcing them again, unless their name was taken meanwhile (then
-// they stay known only here until they leave, and a warning is logged).
-// The other nodes' peers are learnt from those nodes themselves
-// (askMembers), in order with their announcements: a record read here
-// may be older than an announcement already applied.
+// resync checks this node's own peers against the room records: a peer
+// missing from its record (dropped by the others while this node was cut
+// off or paused) is put back and announced again, unless another peer
+// took its name meanwhile: then the record's holder keeps the name and
+// this node's peer is evicted (signaling.CodeNameLost). Each room's
+// record is written back at the revision read, changed or not, so no
+// decision stands on a lagging replica's copy. The other nodes' peers
+// are learnt from those nodes themselves (askMembers), in order with
+// their announcements.
 func (n *Node) resync(ctx context.Context) error {
 	kvp := n.kv.Load()
 	if kvp == nil {
@@ -396,48 +424,55 @@ func (n *Node) resync(ctx context.Context) error {
 	kv := *kvp
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	w, err := kv.WatchAll(cctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = w.Stop() }()
-	present := map[string]bool{} // "room\x00id" of this node's members
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case e = <-w.Updates():
-		case <-cctx.Done():
-			return cctx.Err()
-		}
-		if e == nil {
-			break // initial values done
-		}
-		var rec record
-		if json.Unmarshal(e.Value(), &rec) != nil {
-			continue
-		}
-		for _, m := range rec.Members {
-			if m.Node == n.id {
-				present[e.Key()+"\x00"+m.ID] = true
-			}
-		}
-	}
+	byRoom := map[string][]signaling.Member{}
+	var rooms []string
 	for _, m := range n.rooms.Members() {
-		if m.Node != "" || present[m.Room+"\x00"+m.ID] {
+		if m.Node != "" {
 			continue
 		}
-		err := n.modify(cctx, kv, m.Room, func(r *record) bool {
-			if r.index(m.ID) >= 0 || slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name }) {
-				return false
+		if _, ok := byRoom[m.Room]; !ok {
+			rooms = append(rooms, m.Room)
+		}
+		byRoom[m.Room] = append(byRoom[m.Room], m)
+	}
+	var failed error
+	for _, room := range rooms {
+		var lost, back []signaling.Member
+		err := n.modify(cctx, kv, room, func(r *record) bool {
+			lost, back = lost[:0], back[:0]
+			for _, m := range byRoom[room] {
+				switch {
+				case r.index(m.ID) >= 0:
+				case slices.ContainsFunc(r.Members, func(o member) bool { return o.Name == m.Name }):
+					// The record's holder keeps the name, even one of a node
+					// this node still takes for gone (it may be the one cut
+					// off): the majority that wrote it decides.
+					lost = append(lost, m)
+				case !n.rooms.HasLocal(room, m.ID):
+					// Left since the list was taken: its release follows.
+				default:
+					r.Members = append(r.Members, member{ID: m.ID, Name: m.Name, Node: n.id})
+					back = append(back, m)
+				}
 			}
-			r.Members = append(r.Members, member{ID: m.ID, Name: m.Name, Node: n.id})
 			return true
 		})
 		if err != nil {
-			n.log.Warn("cluster: peer not put back in its room", "room", m.Room, "peer", m.ID, "error", err)
+			n.log.Warn("cluster: room not checked against its record", "room", room, "error", err)
+			failed = err
 			continue
 		}
-		n.Joined(m.Room, m.ID, m.Name)
+		for _, m := range lost {
+			n.rooms.Evict(room, m.ID)
+		}
+		for _, m := range back {
+			if !n.rooms.HasLocal(room, m.ID) {
+				// Left while its place was put back: give it back again.
+				n.rel.push(outMsg{kind: kindRelease, room: room, id: m.ID}, 0, false, false)
+				continue
+			}
+			n.Joined(room, m.ID, m.Name)
+		}
 	}
-	return nil
+	return failed
 }

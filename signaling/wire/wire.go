@@ -63,6 +63,11 @@ const (
 	// suspended peer named in "to" was dropped, oldest first, to keep
 	// what is held for that peer within its bounds.
 	CodeSignalDropped = "signal-dropped"
+	// CodeNameLost tells a peer it is out of its room: its node was cut
+	// off from the rest of the cluster, the others gave its name back
+	// meanwhile and another peer took it. The connection stays open; a
+	// join (under another name, or the same once free) is the way back.
+	CodeNameLost = "name-lost"
 )
 
 // Message is one protocol v1 message: a pointer to one of the types

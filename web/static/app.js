@@ -55,7 +55,10 @@ const monitor = new Monitor({
   peers: () => session.peers,
   myLevel: () => meter.level(),
   onSpeaking: (speaking, active) => tiles.setSpeaking(speaking, active),
-  onNet: (p, n) => tiles.setNet(p.id, badgeText(n), details(n), `${n.path}${bad(n) ? ' bad' : ''}`),
+  onNet: (p, n) => {
+    p.relayed = n.path === 'relay';
+    tiles.setNet(p.id, badgeText(n), details(n), `${n.path}${bad(n) ? ' bad' : ''}`);
+  },
   onBanner: renderBanner,
 });
 if (testHook.wanted(params)) {
@@ -335,7 +338,7 @@ function peopleWords(detail) {
       const n = /\((\d+) peers\)/.exec(detail.message);
       return `This room is full${n ? ` (${n[1]} people)` : ''}. Try again when someone leaves.`;
     }
-    case 'name-taken': return 'Someone in this room already has that name. Add a letter or pick another.';
+    case 'name-taken': return 'That name is taken in this room. Add a letter or pick another.';
     case 'room-limit': return 'This server has as many rooms open as it allows. Try again later.';
     case 'rate-limited': return 'Too many tries in a short time. Wait a moment and join again.';
     default: return detail.message;
@@ -418,6 +421,13 @@ function wireSession() {
   });
   on('peer-state', (d) => {
     if (d.state === 'connected') monitor.sample();
+    if (d.state === 'connected' && d.peer.restarts > 0) {
+      // Back after an ICE restart: the element gets the receiver's current
+      // tracks, so it is not left on a stale one.
+      const tile = document.getElementById(`tile-${d.peer.id}`);
+      const tracks = cameraTracks(d.peer);
+      if (tile && tracks.length) tiles.show(tile, new MediaStream(tracks));
+    }
     if (d.state !== 'failed') return;
     setStatus(`connection to ${d.peer.name} failed; retrying`);
     if (mode === 'call' && session.calls) session.calls.connectionLost(d.peer.id);
@@ -573,7 +583,11 @@ function setup() {
     setStatus('');
     startMedia();
   });
-  $('leave').addEventListener('click', leave);
+  // In call mode during a call, the red button ends the call (one end control).
+  $('leave').addEventListener('click', () => {
+    if ($('leave').dataset.action === 'hangup' && session.calls) session.calls.hangup();
+    else leave();
+  });
   $('mute').addEventListener('click', () => toggleMedia('audio'));
   $('camera').addEventListener('click', () => toggleMedia('video'));
   $('share-screen').addEventListener('click', () => toggleShare());

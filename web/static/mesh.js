@@ -67,6 +67,8 @@ export class Peer {
     this.createdAt = performance.now();
     /** whether this connection was ever connected */
     this.everConnected = false;
+    /** whether its selected candidate pair went through a relay, as last measured (stats.js) */
+    this.relayed = false;
     /** the last stalled-video recovery step taken (health.js), and when: 0 none, 1 re-attached, 2 ICE restarted */
     this.recovery = { step: 0, at: 0 };
     this.disconnectTimer = 0;
@@ -242,14 +244,23 @@ export class Peer {
     this.restarts++;
     console.info('ICE restart to', this.id, why);
     this.pc.restartIce();
+    // An offer still unanswered may have been lost (sent to an id the
+    // server no longer knew): send it again, or the pair waits forever.
+    if (this.pc.signalingState === 'have-local-offer') this.#sendDescription();
   }
 
   /**
    * resync runs after signaling is back: an offer that could not be sent
-   * is sent again, and a connection still down restarts ICE.
+   * is sent again, and a connection still down restarts ICE; with restart,
+   * ICE restarts whatever its state (its relay is known to be gone).
+   * @param {boolean} [restart]
    */
-  resync() {
+  resync(restart = false) {
     if (this.pc.connectionState === 'closed') return;
+    if (restart) {
+      this.restart('resync');
+      return;
+    }
     if (this.pc.signalingState === 'have-local-offer') {
       this.#sendDescription();
       return;

@@ -371,9 +371,16 @@ export class Session extends EventTarget {
     this.#flushEarly(p);
     for (const data of this.held.get(to) || []) p.receive(data);
     this.held.delete(to);
-    p.resync();
+    p.resync(this.#relayed(p));
     console.info('kept the connection to', p.name, 'as', to);
   }
+
+  /**
+   * #relayed reports whether p's media went through a relay of the server
+   * (measured, or all of them: relay only).
+   * @param {Peer} p
+   */
+  #relayed(p) { return p.relayed || this.rtcConfig.iceTransportPolicy === 'relay'; }
 
   /**
    * #orphanNamed is the kept peer with that name, waiting to say its new id.
@@ -429,7 +436,9 @@ export class Session extends EventTarget {
     const name = this.names.get(id);
     const o = name === undefined ? undefined : this.#orphanNamed(name);
     if (!o) return this.peers.get(id) || null;
-    if (o.pc.connectionState !== 'connected') {
+    // A relayed connection is down too, whatever its state says yet: its
+    // allocation went with the server.
+    if (o.pc.connectionState !== 'connected' || this.#relayed(o)) {
       this.#rebind(o, id);
       return this.peers.get(id) || null;
     }

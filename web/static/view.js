@@ -204,7 +204,9 @@ export function renderInvite(alone) {
 
 /**
  * renderCallBar shows call mode's bar: ringing, incoming (Accept and
- * Decline, focused), in a call (Hang up), or how the last call ended.
+ * Decline, focused), ringing (Cancel), or how the last call ended. In a
+ * call the control bar's red button is the one end-call control: it
+ * says "End call" then, and "Leave" otherwise.
  * @param {{state: string, text: string}} view
  */
 export function renderCallBar({ state, text }) {
@@ -213,7 +215,12 @@ export function renderCallBar({ state, text }) {
   $('call-status').textContent = text;
   $('accept').hidden = state !== 'incoming';
   $('decline').hidden = state !== 'incoming';
-  $('hangup').hidden = state !== 'ringing' && state !== 'connected';
+  $('hangup').hidden = state !== 'ringing';
+  $('hangup').textContent = 'Cancel';
+  const inCall = state === 'connected';
+  $('leave').setAttribute('aria-label', inCall ? 'End the call' : 'Leave the room');
+  $('leave').title = inCall ? 'End call' : 'Leave';
+  $('leave').dataset.action = inCall ? 'hangup' : 'leave';
   if (state === 'incoming') $('accept').focus();
   // On a phone the list of people covers the call: out of the way once
   // a call is on; back when it ends, since the lobby is what is left.

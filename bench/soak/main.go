@@ -1,0 +1,554 @@
+// Command soak runs icebox under churn for a long time and fails if its
+// resident memory, open descriptors, goroutines or heap in use grow
+// without bound.
+//
+//	go run ./bench/soak -icebox bin/icebox -duration 60m            # one node
+//	go run ./bench/soak -icebox bin/icebox -duration 60m -nodes 3   # a cluster
+//
+// Churn, all on 127.0.0.1: -clients WebSocket clients, each in a loop
+// that joins a room of its group of 4 (spread over the nodes), signals,
+// then leaves (1 in 2), drops its connection without a word (1 in 6:
+// the peer stays suspended for the 30 s resume window, so rooms hold up
+// to 100), or drops it and resumes on any node (1 in 3); -allocs TURN clients that allocate, refresh, and then
+// delete their allocation or abandon it to expire (lifetime 10 min);
+// SIGHUP to every node every -hup (credential rotation: the reload
+// re-reads the secrets); and a restart of one node (SIGTERM, start
+// again with the same state) every -restart (at most half -duration, so
+// a short run restarts once).
+//
+// Every -sample it reads each node's RSS and open descriptors (/proc)
+// and its goroutines and heap in use (/metrics: go_goroutines,
+// go_memstats_heap_inuse_bytes), and prints a line. At the end, for
+// each node's process life longer than 4 samples, the first fifth is
+// taken for warm-up and the rest cut in halves: a metric fails when it
+// rises over the last half by more than noise (10% of its mean, and at
+// least a floor: 8 MiB RSS and heap, 32 descriptors, 64 goroutines) and
+// faster than over the first half. The table prints each node's values
+// at the start, the middle and the end.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/turn/v4"
+
+	"github.com/icebox-project/icebox/bench/internal/proc"
+	"github.com/icebox-project/icebox/turnsrv"
+)
+
+const turnSecret = "soak-turn-secret-0123456789"
+
+func main() {
+	duration := flag.Duration("duration", 60*time.Minute, "how long to run")
+	nNodes := flag.Int("nodes", 1, "icebox processes; more than 1 forms a cluster")
+	clients := flag.Int("clients", 64, "WebSocket clients churning at once")
+	allocs := flag.Int("allocs", 8, "TURN clients churning at once")
+	sample := flag.Duration("sample", 10*time.Second, "sampling period")
+	hup := flag.Duration("hup", time.Minute, "SIGHUP period")
+	restart := flag.Duration("restart", 10*time.Minute, "period of restarting one node (0: never)")
+	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
+	flag.Parse()
+	if *restart > *duration/2 {
+		// A short run restarts a node once, half way.
+		*restart = *duration / 2
+	}
+	if err := run(*duration, *nNodes, *clients, *allocs, *sample, *hup, *restart, *binary); err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
+		os.Exit(1)
+	}
+}
+
+// node is one icebox process (restarted in place: same ports, same state).
+type node struct {
+	name, cfg                    string
+	http, metrics, turn, cluster string
+	mu                           sync.Mutex
+	cmd                          *exec.Cmd
+	life                         int
+	errs                         []string // unexpected error lines
+}
+
+var (
+	errorLine = regexp.MustCompile(`level=ERROR`)
+)
+
+func freePort(network string) int {
+	if network == "udp" {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0") //nolint:noctx
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0") //nolint:noctx
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newNode(dir, name string, i, nNodes int, seed *node) (*node, error) {
+	nd := &node{name: name,
+		http:    fmt.Sprintf("127.0.0.1:%d", freePort("tcp")),
+		metrics: fmt.Sprintf("127.0.0.1:%d", freePort("tcp")),
+		turn:    fmt.Sprintf("127.0.0.1:%d", freePort("udp")),
+		cluster: fmt.Sprintf("127.0.0.1:%d", freePort("tcp"))}
+	state := filepath.Join(dir, name)
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return nil, err
+	}
+	clusterYAML := ""
+	if nNodes > 1 {
+		routes := ""
+		if seed != nil {
+			routes = fmt.Sprintf("%q", "nats-route://"+seed.cluster)
+		}
+		clusterYAML = fmt.Sprintf("cluster: {node: %s, listen: %q, secret_file: %q, routes: [%s]}\n",
+			name, nd.cluster, filepath.Join(dir, "cluster.key"), routes)
+	}
+	yml := fmt.Sprintf(`public_ip: 127.0.0.1
+http: {listen: %q}
+turn: {listen: ["udp://%s"], relay_ports: "%d-%d", secrets: [%q], credentials_per_minute: -1, max_allocations_per_user: 1000}
+signaling: {max_peers_per_room: 100, max_connections_per_ip: -1}
+metrics: {listen: %q}
+shutdown_grace: 1s
+log: {level: info}
+state_dir: %q
+%s`, nd.http, nd.turn, 30000+1000*i, 30999+1000*i, turnSecret, nd.metrics, state, clusterYAML)
+	nd.cfg = filepath.Join(state, "icebox.yaml")
+	return nd, os.WriteFile(nd.cfg, []byte(yml), 0o600)
+}
+
+// start runs the node and waits until it serves HTTP.
+func (nd *node) start(binary string) error {
+	cmd := exec.Command(binary, "-config", nd.cfg)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	nd.mu.Lock()
+	nd.cmd = cmd
+	nd.life++
+	nd.mu.Unlock()
+	up := make(chan struct{})
+	var once sync.Once
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, `msg="http listening"`) {
+				once.Do(func() { close(up) })
+			}
+			if errorLine.MatchString(line) {
+				nd.mu.Lock()
+				nd.errs = append(nd.errs, line)
+				nd.mu.Unlock()
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case <-up:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("node %s did not start", nd.name)
+	}
+}
+
+func (nd *node) stop() {
+	nd.mu.Lock()
+	cmd := nd.cmd
+	nd.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (nd *node) pid() int {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.cmd.Process.Pid
+}
+
+// point is one sample of one node.
+type point struct {
+	at                      time.Time
+	life                    int
+	rssKiB, fds, goroutines int
+	heapKiB                 int
+}
+
+var metricRe = regexp.MustCompile(`(?m)^(go_goroutines|go_memstats_heap_inuse_bytes) (\S+)$`)
+
+func (nd *node) sample() (point, error) {
+	nd.mu.Lock()
+	pid, life := nd.cmd.Process.Pid, nd.life
+	nd.mu.Unlock()
+	p := point{at: time.Now(), life: life, rssKiB: proc.RSSKiB(pid)}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return p, err
+	}
+	p.fds = len(ents)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.metrics+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return p, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, m := range metricRe.FindAllSubmatch(b, -1) {
+		v, _ := strconv.ParseFloat(string(m[2]), 64)
+		switch string(m[1]) {
+		case "go_goroutines":
+			p.goroutines = int(v)
+		case "go_memstats_heap_inuse_bytes":
+			p.heapKiB = int(v / 1024)
+		}
+	}
+	return p, nil
+}
+
+// counts of the churn, for the log.
+var ops struct {
+	joins, leaves, drops, resumes, refused, signals, allocs, deletes, abandons, allocErrs atomic.Int64
+}
+
+func run(duration time.Duration, nNodes, nClients, nAllocs int, sample, hup, restart time.Duration, binary string) error {
+	proc.RaiseFDLimit(65536)
+	dir, err := os.MkdirTemp("", "soak")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if binary, err = proc.IceboxBinary(dir, binary); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cluster.key"), []byte("soak-cluster-secret-0123456789"), 0o600); err != nil {
+		return err
+	}
+	var nodes []*node
+	defer func() {
+		for _, nd := range nodes {
+			nd.stop()
+		}
+	}()
+	for i := range nNodes {
+		var seed *node
+		if i > 0 {
+			seed = nodes[0]
+		}
+		nd, err := newNode(dir, fmt.Sprintf("n%d", i), i, nNodes, seed)
+		if err != nil {
+			return err
+		}
+		if err := nd.start(binary); err != nil {
+			return err
+		}
+		nodes = append(nodes, nd)
+	}
+	if nNodes > 1 {
+		// The cluster takes a few seconds to be ready; joins meanwhile are
+		// refused and retried by the churn.
+		fmt.Printf("soak: %d nodes started\n", nNodes)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range nClients {
+		wg.Go(func() { churnWS(ctx, nodes, i) })
+	}
+	for i := range nAllocs {
+		wg.Go(func() { churnTURN(ctx, nodes, i) })
+	}
+	series := make([][]point, len(nodes))
+	tick := time.NewTicker(sample)
+	defer tick.Stop()
+	hupT := time.NewTicker(hup)
+	defer hupT.Stop()
+	var restartC <-chan time.Time
+	if restart > 0 {
+		rt := time.NewTicker(restart)
+		defer rt.Stop()
+		restartC = rt.C
+	}
+	start := time.Now()
+	restarts := 0
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hupT.C:
+			for _, nd := range nodes {
+				_ = syscall.Kill(nd.pid(), syscall.SIGHUP)
+			}
+		case <-restartC:
+			nd := nodes[restarts%len(nodes)]
+			restarts++
+			nd.stop()
+			if err := nd.start(binary); err != nil {
+				cancel()
+				wg.Wait()
+				return err
+			}
+		case <-tick.C:
+			var line strings.Builder
+			fmt.Fprintf(&line, "%6.0fs", time.Since(start).Seconds())
+			for i, nd := range nodes {
+				p, err := nd.sample()
+				if err != nil {
+					fmt.Fprintf(&line, "  %s: %v", nd.name, err)
+					continue
+				}
+				series[i] = append(series[i], p)
+				fmt.Fprintf(&line, "  %s rss %6d KiB fds %4d gor %5d heap %6d KiB", nd.name, p.rssKiB, p.fds, p.goroutines, p.heapKiB)
+			}
+			fmt.Fprintf(&line, "  | joins %d leaves %d drops %d resumes %d refused %d signals %d allocs %d deletes %d abandoned %d alloc-errors %d",
+				ops.joins.Load(), ops.leaves.Load(), ops.drops.Load(), ops.resumes.Load(), ops.refused.Load(), ops.signals.Load(),
+				ops.allocs.Load(), ops.deletes.Load(), ops.abandons.Load(), ops.allocErrs.Load())
+			fmt.Println(line.String())
+		}
+	}
+	wg.Wait()
+	return judge(nodes, series)
+}
+
+// judge prints the table and checks each process life's growth.
+func judge(nodes []*node, series [][]point) error {
+	var failures []string
+	fmt.Println("\nnode  when    RSS KiB  fds  goroutines  heap KiB")
+	for i, nd := range nodes {
+		s := series[i]
+		if len(s) == 0 {
+			failures = append(failures, nd.name+": no samples")
+			continue
+		}
+		for _, k := range []struct {
+			label string
+			p     point
+		}{{"start", s[0]}, {"mid", s[len(s)/2]}, {"end", s[len(s)-1]}} {
+			fmt.Printf("%-5s %-6s %8d %4d %11d %9d\n", nd.name, k.label, k.p.rssKiB, k.p.fds, k.p.goroutines, k.p.heapKiB)
+		}
+		lives := map[int][]point{}
+		for _, p := range s {
+			lives[p.life] = append(lives[p.life], p)
+		}
+		for life, ps := range lives {
+			if len(ps) < 5 {
+				continue
+			}
+			ps = ps[len(ps)/5:]
+			half := len(ps) / 2
+			for _, m := range []struct {
+				name  string
+				get   func(point) int
+				floor float64
+			}{
+				{"RSS KiB", func(p point) int { return p.rssKiB }, 8 << 10},
+				{"descriptors", func(p point) int { return p.fds }, 32},
+				{"goroutines", func(p point) int { return p.goroutines }, 64},
+				{"heap in use KiB", func(p point) int { return p.heapKiB }, 8 << 10},
+			} {
+				first, last := slope(ps[:half], m.get), slope(ps[half:], m.get)
+				span := ps[len(ps)-1].at.Sub(ps[half].at).Seconds()
+				rise := last * span
+				noise := max(m.floor, 0.1*mean(ps, m.get))
+				if rise > noise && last > first {
+					failures = append(failures, fmt.Sprintf("%s life %d: %s grows %.0f over the last half (%.3f/s; first half %.3f/s), past noise %.0f",
+						nd.name, life, m.name, rise, last, first, noise))
+				}
+			}
+		}
+		nd.mu.Lock()
+		for _, e := range nd.errs {
+			failures = append(failures, nd.name+": error line: "+e)
+		}
+		nd.mu.Unlock()
+	}
+	if len(failures) > 0 {
+		return errors.New(strings.Join(failures, "\n"))
+	}
+	fmt.Println("soak: nothing grew past noise; no error lines")
+	return nil
+}
+
+// slope is the least-squares slope of get over ps, per second.
+func slope(ps []point, get func(point) int) float64 {
+	if len(ps) < 2 {
+		return 0
+	}
+	t0 := ps[0].at
+	var sx, sy, sxx, sxy float64
+	for _, p := range ps {
+		x, y := p.at.Sub(t0).Seconds(), float64(get(p))
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	n := float64(len(ps))
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}
+
+func mean(ps []point, get func(point) int) float64 {
+	t := 0.0
+	for _, p := range ps {
+		t += float64(get(p))
+	}
+	return t / float64(len(ps))
+}
+
+// churnWS is one WebSocket client's loop.
+func churnWS(ctx context.Context, nodes []*node, i int) {
+	rng := rand.New(rand.NewPCG(uint64(i), 7))
+	room := fmt.Sprintf("soak-%d", i/4)
+	var token string
+	for ctx.Err() == nil {
+		nd := nodes[rng.IntN(len(nodes))]
+		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+		conn, _, err := d.DialContext(ctx, "ws://"+nd.http+"/ws", nil)
+		if err != nil {
+			pause(ctx, 200*time.Millisecond)
+			continue
+		}
+		join := map[string]string{"type": "join", "room": room, "name": fmt.Sprintf("p%d-%d", i, rng.IntN(1000))}
+		if token != "" {
+			join["resume"] = token
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		var w struct {
+			Type, ID, Resume string
+			Resumed          bool
+			Peers            []struct{ ID string }
+		}
+		if conn.WriteJSON(join) != nil || conn.ReadJSON(&w) != nil || w.Type != "welcome" {
+			ops.refused.Add(1)
+			_ = conn.Close()
+			token = ""
+			pause(ctx, 200*time.Millisecond)
+			continue
+		}
+		if w.Resumed {
+			ops.resumes.Add(1)
+		} else {
+			ops.joins.Add(1)
+		}
+		token = ""
+		for _, p := range w.Peers {
+			if conn.WriteJSON(map[string]any{"type": "signal", "to": p.ID, "data": map[string]int{"n": 1}}) == nil {
+				ops.signals.Add(1)
+			}
+		}
+		// Read what comes (peer events, signals) while staying a moment.
+		_ = conn.SetReadDeadline(time.Now().Add(time.Duration(100+rng.IntN(900)) * time.Millisecond))
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				break
+			}
+		}
+		switch rng.IntN(6) {
+		case 0, 1, 2:
+			_ = conn.WriteJSON(map[string]string{"type": "leave"})
+			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			ops.leaves.Add(1)
+		case 3:
+			ops.drops.Add(1) // abrupt: no close frame, no leave
+		default:
+			ops.drops.Add(1)
+			token = w.Resume // resume, on any node
+		}
+		_ = conn.UnderlyingConn().Close()
+	}
+}
+
+// churnTURN is one TURN client's loop: allocate, refresh, then delete or
+// abandon.
+func churnTURN(ctx context.Context, nodes []*node, i int) {
+	rng := rand.New(rand.NewPCG(uint64(i), 11))
+	creds, err := turnsrv.NewCredentials("icebox", []string{turnSecret}, time.Hour, nil)
+	if err != nil {
+		panic(err)
+	}
+	for ctx.Err() == nil {
+		nd := nodes[rng.IntN(len(nodes))]
+		user, pass, _ := creds.Mint(fmt.Sprintf("soak%d", i), time.Now())
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0") //nolint:noctx
+		if err != nil {
+			pause(ctx, time.Second)
+			continue
+		}
+		cl, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: nd.turn, TURNServerAddr: nd.turn, Conn: conn,
+			Username: user, Password: pass, Realm: "icebox"})
+		if err == nil {
+			err = cl.Listen()
+		}
+		var relay net.PacketConn
+		if err == nil {
+			relay, err = cl.Allocate()
+		}
+		if err != nil {
+			ops.allocErrs.Add(1)
+			if cl != nil {
+				cl.Close()
+			}
+			conn.Close()
+			pause(ctx, time.Second)
+			continue
+		}
+		ops.allocs.Add(1)
+		pause(ctx, time.Duration(1+rng.IntN(5))*time.Second)
+		if rng.IntN(4) == 0 {
+			// Abandoned: the socket goes, the allocation expires on the
+			// server at its lifetime.
+			ops.abandons.Add(1)
+			cl.Close()
+			conn.Close()
+			continue
+		}
+		_ = relay.Close() // a Refresh with lifetime 0: deleted
+		ops.deletes.Add(1)
+		cl.Close()
+		conn.Close()
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

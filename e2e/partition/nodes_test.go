@@ -1,0 +1,301 @@
+//go:build linux
+
+package partition
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/netlab"
+	"github.com/icebox-project/icebox/internal/testenv"
+)
+
+// iceboxBin is the icebox binary, built once by TestMain.
+var iceboxBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// The schedules run side by side: each is mostly waiting for faults
+	// to take effect. -test.parallel defaults to GOMAXPROCS (2 in CI).
+	if f := flag.Lookup("test.parallel"); f != nil && f.Value.String() == f.DefValue {
+		_ = f.Value.Set("8")
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "icebox-partition-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if os.Geteuid() == 0 {
+		iceboxBin = filepath.Join(dir, "icebox")
+		out, err := exec.Command("go", "build", "-o", iceboxBin, "../../cmd/icebox").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go build icebox: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// Timings of the cluster as configured in every test node (the
+// defaults: signaling/cluster DefaultHeartbeatInterval and
+// DefaultDeadAfter). The guarantee windows are counted in them.
+const (
+	heartbeat = time.Second
+	deadAfter = 5 * time.Second
+)
+
+// healWindow is how long after a heal the checker allows for the nodes
+// to agree again: one DeadAfter for the nodes to hear each other and
+// read the rooms again, and one more for NATS to re-form its routes
+// and elect the bucket's leader (a route is redialled within 1 to 2 s).
+const healWindow = 2*deadAfter + 5*time.Second
+
+// node is one icebox running in a host of the fabric.
+type node struct {
+	name string
+	host *netlab.Host
+	// clockOffset, when set, starts the process in a time namespace
+	// whose CLOCK_MONOTONIC and CLOCK_BOOTTIME are shifted by it.
+	clockOffset time.Duration
+	cfg         string
+	cmd         *exec.Cmd
+	mu          sync.Mutex
+	log         bytes.Buffer
+	done        chan struct{}
+}
+
+// cluster is three icebox nodes on a fabric of their own.
+type cluster struct {
+	fab   *netlab.Fabric
+	nodes []*node
+}
+
+// subnets hands each cluster of one test process a /24 of its own:
+// namespaces separate them anyway, but a distinct subnet keeps logs
+// unambiguous.
+var (
+	subnetMu sync.Mutex
+	subnet   = 10
+)
+
+// startCluster makes a fabric of three hosts (a, b, c) and runs a node in
+// each, routed to the other two; it returns once every node is ready
+// and sees the other two alive. offsets[i], when given, is node i's
+// clock offset.
+func startCluster(t *testing.T, offsets ...time.Duration) *cluster {
+	t.Helper()
+	testenv.Tool(t, "apt-get install iproute2", "tc")
+	lab := netlab.New(t)
+	subnetMu.Lock()
+	subnet++
+	prefix := netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/24", subnet))
+	subnetMu.Unlock()
+	c := &cluster{fab: lab.Fabric(t, prefix, "a", "b", "c")}
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	if err := os.WriteFile(key, []byte("partition-cluster-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range c.fab.Hosts() {
+		n := &node{name: string(rune('a' + i)), host: h}
+		if i < len(offsets) {
+			n.clockOffset = offsets[i]
+		}
+		var routes []string
+		for _, o := range c.fab.Hosts() {
+			if o != h {
+				routes = append(routes, fmt.Sprintf("%q", "nats-route://"+o.Addr.String()+":6222"))
+			}
+		}
+		n.cfg = filepath.Join(t.TempDir(), "icebox.yaml")
+		yml := fmt.Sprintf(`public_ip: %[1]s
+http: {listen: "%[1]s:8080"}
+turn:
+  listen: ["udp://%[1]s:3478"]
+  relay_ports: "40000-40999"
+  secrets: ["partition-turn-secret-0123456789"]
+  credentials_per_minute: 100000
+  credentials_burst: 10000
+signaling:
+  max_connections_per_ip: 10000
+  max_peers_per_room: 50
+metrics: {listen: "127.0.0.1:9464"}
+shutdown_grace: 1s
+log: {level: info}
+state_dir: %[2]q
+cluster:
+  node: %[3]s
+  listen: "%[1]s:6222"
+  secret_file: %[4]q
+  routes: [%[5]s]
+`, h.Addr, t.TempDir(), n.name, key, strings.Join(routes, ", "))
+		if err := os.WriteFile(n.cfg, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n.start(t)
+		c.nodes = append(c.nodes, n)
+	}
+	c.waitHealthy(t, 90*time.Second)
+	return c
+}
+
+// start runs the node's icebox until t ends.
+func (n *node) start(t *testing.T) {
+	t.Helper()
+	args := []string{iceboxBin, "-config", n.cfg}
+	if n.clockOffset != 0 {
+		s := fmt.Sprint(int64(n.clockOffset / time.Second))
+		args = append([]string{"unshare", "--time", "--monotonic", s, "--boottime", s}, args...)
+	}
+	cmd := n.host.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	pr, pw := io.Pipe()
+	cmd.Stderr, cmd.Stdout = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	n.cmd, n.done = cmd, make(chan struct{})
+	n.mu.Unlock()
+	done := n.done
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			k, err := pr.Read(buf)
+			n.mu.Lock()
+			n.log.Write(buf[:k])
+			n.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("node %s did not stop on SIGTERM", n.name)
+		}
+		if t.Failed() {
+			t.Logf("node %s log:\n%s", n.name, n.logTail(200))
+		}
+	})
+}
+
+// signal sends sig to the node's process.
+func (n *node) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("node %s: %s: %v", n.name, sig, err)
+	}
+}
+
+func (n *node) logText() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.log.String()
+}
+
+func (n *node) logTail(lines int) string {
+	l := strings.Split(n.logText(), "\n")
+	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
+
+// status is the node's GET /cluster (its metrics listener, on the
+// node's own loopback).
+type status struct {
+	Ready    bool `json:"ready"`
+	Replicas int  `json:"replicas"`
+	Nodes    []struct {
+		Name  string `json:"name"`
+		Self  bool   `json:"self"`
+		Alive bool   `json:"alive"`
+	} `json:"nodes"`
+}
+
+func (n *node) status() (status, error) {
+	var st status
+	// The node gives JetStream 2 s to answer within its status.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:9464/cluster", nil)
+	resp, err := n.host.HTTPClient(nil).Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// alive is the names of the nodes n takes for alive, itself included,
+// and whether n is ready with the rooms bucket on three replicas.
+func (n *node) alive() ([]string, bool) {
+	st, err := n.status()
+	if err != nil {
+		return nil, false
+	}
+	st.Ready = st.Ready && st.Replicas == 3
+	var names []string
+	for _, o := range st.Nodes {
+		if o.Alive || o.Self {
+			names = append(names, o.Name)
+		}
+	}
+	slices.Sort(names)
+	return names, st.Ready
+}
+
+// waitHealthy waits until every node is ready, sees all three alive and
+// has the rooms bucket on three replicas (before, a bucket on one node
+// stops with that node).
+func (c *cluster) waitHealthy(t *testing.T, within time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, within, "every node ready and seeing a, b and c alive", func() bool {
+		for _, n := range c.nodes {
+			if names, ready := n.alive(); !ready || !slices.Equal(names, []string{"a", "b", "c"}) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitSees waits until n takes exactly names (itself included) for alive.
+func (c *cluster) waitSees(t *testing.T, n *node, within time.Duration, names ...string) {
+	t.Helper()
+	slices.Sort(names)
+	testenv.Eventually(t, within, fmt.Sprintf("node %s seeing %v alive", n.name, names), func() bool {
+		got, _ := n.alive()
+		return slices.Equal(got, names)
+	})
+}
