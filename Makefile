@@ -1,7 +1,7 @@
 # icebox — build, run, test, install.
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     go.mod tidy, vet, then every test with the race detector, then short fuzz runs
-#   make bench    signaling and TURN relay benchmarks (TURN against coturn when installed;
+#   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
 #   make soak     icebox under churn for SOAK (default 60m), one node then a cluster of
 #                 three; fails if RSS, descriptors, goroutines or heap keep growing
@@ -93,6 +93,7 @@ bench: build
 	$(GO) run ./bench/turnbench -icebox bin/icebox -video -rate 16000 -duration 6s -rounds 4 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tcp -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tls -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
+	$(GO) run ./bench/sfubench -icebox bin/icebox -publishers 5 -subscribers 5 -duration 8s
 
 # A long churn run (bench/soak): one node, then a cluster of three, each
 # for SOAK. `make soak SOAK=3m` is the short run.

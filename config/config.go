@@ -262,7 +262,9 @@ type Signaling struct {
 	// (the default: a mesh up to mesh_max peers, the SFU above), "mesh"
 	// or "sfu". Without an sfu: section every room is a mesh.
 	DefaultMedia string `yaml:"default_media"`
-	// MeshMax is the most peers an auto room holds as a mesh. Default 4.
+	// MeshMax is the most peers an auto room holds as a mesh, 2 to
+	// max_peers_per_room. Default 4, or max_peers_per_room when that is
+	// lower.
 	MeshMax int `yaml:"mesh_max"`
 }
 

@@ -59,7 +59,8 @@ func (c *Config) validateSFU(p *Parsed) *Error {
 		c.Signaling.DefaultMedia = MediaAuto
 	}
 	if c.Signaling.MeshMax == 0 {
-		c.Signaling.MeshMax = DefaultMeshMax
+		// A room capped below the default is a mesh up to its cap.
+		c.Signaling.MeshMax = max(2, min(DefaultMeshMax, c.Signaling.MaxPeersPerRoom))
 	}
 	if !validMedia(c.Signaling.DefaultMedia) {
 		return bad("signaling.default_media", "%q is not auto, mesh or sfu", c.Signaling.DefaultMedia)

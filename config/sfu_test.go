@@ -20,6 +20,12 @@ func TestSFUKeys(t *testing.T) {
 	if s.RoomMedia("town") != MediaSFU || s.RoomMedia("other") != MediaAuto {
 		t.Errorf("room media: town %q other %q", s.RoomMedia("town"), s.RoomMedia("other"))
 	}
+	// A room cap below mesh_max's default is no error: mesh_max follows it.
+	if cfg, err := FromBytes("t.yaml", []byte("signaling: {max_peers_per_room: 2}\n")); err != nil {
+		t.Errorf("max_peers_per_room 2: %v", err)
+	} else if cfg.Signaling.MeshMax != 2 {
+		t.Errorf("max_peers_per_room 2: mesh_max %d, want 2", cfg.Signaling.MeshMax)
+	}
 	if cfg, err := FromBytes("t.yaml", nil); err != nil || cfg.Parsed.SFU != nil {
 		t.Errorf("no sfu: section: got %+v, %v; want no SFU", cfg.Parsed.SFU, err)
 	}

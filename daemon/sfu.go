@@ -126,6 +126,7 @@ var (
 	descSFUParts    = desc("sfu_participants", "Participants connected to the SFU.")
 	descSFUTracks   = desc("sfu_tracks", "Tracks published to the SFU.")
 	descSFUBytes    = desc("sfu_forwarded_bytes_total", "RTP payload bytes the SFU forwarded to subscribers, by kind (audio, video).", "kind")
+	descSFUPackets  = desc("sfu_forwarded_packets_total", "RTP packets the SFU forwarded to subscribers, by kind (audio, video).", "kind")
 	descSFUSwitches = desc("sfu_layer_switches_total", "Down-tracks moved from one simulcast layer to another (on a keyframe).")
 	descSFUNACKs    = desc("sfu_nacks_total", "NACKs (RFC 4585) from subscribers, answered from the packet cache.")
 	descSFUPLIs     = desc("sfu_plis_total", "PLIs (RFC 4585) the SFU sent publishers, at most one per 500 ms per layer.")
@@ -134,7 +135,7 @@ var (
 type sfuCollector struct{ s *sfu.SFU }
 
 func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUSwitches, descSFUNACKs, descSFUPLIs} {
+	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUPackets, descSFUSwitches, descSFUNACKs, descSFUPLIs} {
 		ch <- d
 	}
 }
@@ -153,6 +154,8 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSFUTracks, tracks)
 	counter(descSFUBytes, st.ForwardedAudioBytes.Load(), "audio")
 	counter(descSFUBytes, st.ForwardedVideoBytes.Load(), "video")
+	counter(descSFUPackets, st.ForwardedAudioPackets.Load(), "audio")
+	counter(descSFUPackets, st.ForwardedVideoPackets.Load(), "video")
 	counter(descSFUSwitches, st.LayerSwitches.Load())
 	counter(descSFUNACKs, st.NACKs.Load())
 	counter(descSFUPLIs, st.PLIs.Load())

@@ -29,14 +29,14 @@ signaling:
 `, nil)
 	url := "ws://" + d.HTTPAddr().String() + "/ws"
 	a, welcome := sfutest.Dial(t, url, "town", "alice")
-	if welcome["media"] != "sfu" {
-		t.Fatalf("welcome media %v, want sfu", welcome["media"])
+	if welcome.Media != "sfu" {
+		t.Fatalf("welcome media %q, want sfu", welcome.Media)
 	}
 	a.Publish()
 	b, _ := sfutest.Dial(t, url, "town", "bob")
 	testenv.Eventually(t, 15*time.Second, "bob receives alice", func() bool { return b.Packets.Load() > 20 })
-	if _, w := sfutest.Dial(t, url, "lobby", "carol"); w["media"] != "mesh" {
-		t.Errorf("a room without media: welcome media %v, want mesh (auto rooms stay a mesh)", w["media"])
+	if _, w := sfutest.Dial(t, url, "lobby", "carol"); w.Media != "mesh" {
+		t.Errorf("a room without media: welcome media %q, want mesh (auto rooms stay a mesh)", w.Media)
 	}
 	resp, err := http.Get("http://" + d.MetricsAddr().String() + "/metrics")
 	if err != nil {
@@ -45,12 +45,13 @@ signaling:
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"icebox_sfu_rooms 1\n", "icebox_sfu_participants 2\n", "icebox_sfu_tracks 1\n",
-		`icebox_sfu_forwarded_bytes_total{kind="video"} `, "icebox_sfu_plis_total ", "icebox_sfu_estimated_bitrate_bits_bucket"} {
+		`icebox_sfu_forwarded_bytes_total{kind="video"} `, `icebox_sfu_forwarded_packets_total{kind="video"} `, "icebox_sfu_plis_total ", "icebox_sfu_estimated_bitrate_bits_bucket"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if strings.Contains(string(body), `icebox_sfu_forwarded_bytes_total{kind="video"} 0`) {
-		t.Error("no video bytes forwarded")
+	if strings.Contains(string(body), `icebox_sfu_forwarded_bytes_total{kind="video"} 0`) ||
+		strings.Contains(string(body), `icebox_sfu_forwarded_packets_total{kind="video"} 0`) {
+		t.Error("no video bytes or packets forwarded")
 	}
 }

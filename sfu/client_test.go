@@ -498,7 +498,9 @@ func dumpOnFailure(t *testing.T, clients ...*testClient) {
 			c.mu.Lock()
 			got := map[string]int{}
 			for id, r := range c.recv {
+				r.mu.Lock()
 				got[id] = r.packets
+				r.mu.Unlock()
 			}
 			c.mu.Unlock()
 			_, _, tracks := c.part.room.sfu.Counts()

@@ -226,10 +226,13 @@ func (d *DownTrack) write(layer int, pkt *rtp.Packet, keyframe bool, level []byt
 	_, err := d.writer.WriteRTP(&h, payload)
 	d.mu.Unlock()
 	if err == nil {
+		st := &d.sub.room.sfu.stats
 		if d.pub.kind == webrtc.RTPCodecTypeAudio {
-			d.sub.room.sfu.stats.ForwardedAudioBytes.Add(uint64(len(payload)))
+			st.ForwardedAudioBytes.Add(uint64(len(payload)))
+			st.ForwardedAudioPackets.Add(1)
 		} else {
-			d.sub.room.sfu.stats.ForwardedVideoBytes.Add(uint64(len(payload)))
+			st.ForwardedVideoBytes.Add(uint64(len(payload)))
+			st.ForwardedVideoPackets.Add(1)
 		}
 	}
 }

@@ -39,6 +39,9 @@ type Stats struct {
 	// ForwardedAudioBytes and ForwardedVideoBytes count RTP payload bytes
 	// written to subscribers.
 	ForwardedAudioBytes, ForwardedVideoBytes atomic.Uint64
+	// ForwardedAudioPackets and ForwardedVideoPackets count the RTP
+	// packets written to subscribers.
+	ForwardedAudioPackets, ForwardedVideoPackets atomic.Uint64
 	// LayerSwitches counts a down-track moving from one layer to another.
 	LayerSwitches atomic.Uint64
 	// NACKs counts NACK packets (RFC 4585 §6.2.1) from subscribers.

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -46,8 +47,8 @@ func startSFUSignaling(t *testing.T) string {
 func TestSFURoomOverSignaling(t *testing.T) {
 	url := startSFUSignaling(t)
 	a, welcome := sfutest.Dial(t, url, "town", "alice")
-	if welcome["media"] != MediaSFU {
-		t.Fatalf("welcome media %v, want sfu", welcome["media"])
+	if welcome.Media != MediaSFU {
+		t.Fatalf("welcome media %q, want sfu", welcome.Media)
 	}
 	a.Publish()
 	b, _ := sfutest.Dial(t, url, "town", "bob")
@@ -58,20 +59,20 @@ func TestSFURoomOverSignaling(t *testing.T) {
 	if len(list) != 1 {
 		t.Fatalf("tracks event %v, want one track", list)
 	}
-	if tr := list[0].(map[string]any); tr["peer"] != a.ID || tr["kind"] != "video" {
+	if tr := list[0]; tr.Peer != a.ID || tr.Kind != "video" {
 		t.Errorf("track %v, want alice's (%s) video", tr, a.ID)
 	}
 	// A mesh room has no "sfu" and takes no layer.
 	c, w := sfutest.Dial(t, url, "lobby", "carol")
-	if w["media"] != MediaMesh {
-		t.Errorf("mesh room: welcome media %v", w["media"])
+	if w.Media != MediaMesh {
+		t.Errorf("mesh room: welcome media %q", w.Media)
 	}
-	c.Send(sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"candidate": sfutest.Msg{"candidate": "x"}}})
-	if m := c.Next(); m["code"] != wire.CodeUnknownPeer {
+	c.Signal(msg{"candidate": msg{"candidate": "x"}})
+	if m := c.Next(); errorCode(m) != wire.CodeUnknownPeer {
 		t.Errorf("signal to sfu in a mesh room: %v, want unknown-peer", m)
 	}
-	c.Send(sfutest.Msg{"type": "layer", "track": "x", "layer": "f"})
-	if m := c.Next(); m["code"] != wire.CodeBadMessage {
+	c.Send(&wire.Layer{Track: "x", Layer: "f"})
+	if m := c.Next(); errorCode(m) != wire.CodeBadMessage {
 		t.Errorf("layer in a mesh room: %v, want bad-message", m)
 	}
 }
@@ -86,34 +87,49 @@ func TestSFUHostileMessages(t *testing.T) {
 	b, _ := sfutest.Dial(t, url, "town", "bob")
 	testenv.Eventually(t, 15*time.Second, "bob receives alice", func() bool { return b.Packets.Load() > 0 })
 	m, _ := sfutest.Dial(t, url, "sfu-other", "mallory")
+	signal := func(data msg) wire.Message {
+		b, err := json.Marshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &wire.Signal{To: SFUPeer, Data: b}
+	}
 	for _, c := range []struct {
 		name string
-		m    msg
+		m    wire.Message
 		code string
 	}{
-		{"not an SDP", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": "hello"}}}, wire.CodeBadMessage},
-		{"answer with no offer", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "answer", "sdp": "v=0\r\n"}}}, wire.CodeBadMessage},
-		{"SDP over 32 KiB", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": strings.Repeat("a", 40<<10)}}}, wire.CodeTooLarge},
-		{"neither sdp nor candidate", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"x": 1}}, wire.CodeBadMessage},
-		{"long candidate", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"candidate": sfutest.Msg{"candidate": strings.Repeat("c", 600)}}}, wire.CodeTooLarge},
-		{"bad source", sfutest.Msg{"type": "signal", "to": SFUPeer, "data": sfutest.Msg{"sdp": sfutest.Msg{"type": "offer", "sdp": "v=0\r\n"}, "sources": sfutest.Msg{"0": "projector"}}}, wire.CodeBadMessage},
-		{"track of another room", sfutest.Msg{"type": "layer", "track": a.ID + "-camera", "layer": "f"}, wire.CodeUnknownTrack},
+		{"not an SDP", signal(msg{"sdp": msg{"type": "offer", "sdp": "hello"}}), wire.CodeBadMessage},
+		{"answer with no offer", signal(msg{"sdp": msg{"type": "answer", "sdp": "v=0\r\n"}}), wire.CodeBadMessage},
+		{"SDP over 32 KiB", signal(msg{"sdp": msg{"type": "offer", "sdp": strings.Repeat("a", 40<<10)}}), wire.CodeTooLarge},
+		{"neither sdp nor candidate", signal(msg{"x": 1}), wire.CodeBadMessage},
+		{"long candidate", signal(msg{"candidate": msg{"candidate": strings.Repeat("c", 600)}}), wire.CodeTooLarge},
+		{"bad source", signal(msg{"sdp": msg{"type": "offer", "sdp": "v=0\r\n"}, "sources": msg{"0": "projector"}}), wire.CodeBadMessage},
+		{"track of another room", &wire.Layer{Track: a.ID + "-camera", Layer: "f"}, wire.CodeUnknownTrack},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m.Send(c.m)
-			if got := m.Next(); got["type"] != "error" || got["code"] != c.code {
+			if got := m.Next(); errorCode(got) != c.code {
 				t.Errorf("got %v, want error %s", got, c.code)
 			}
 		})
 	}
-	b.Send(sfutest.Msg{"type": "layer", "track": a.ID + "-camera", "layer": "xl"})
-	if got := b.Next(); got["code"] != wire.CodeBadMessage {
+	b.Send(&wire.Layer{Track: a.ID + "-camera", Layer: "xl"})
+	if got := b.Next(); errorCode(got) != wire.CodeBadMessage {
 		t.Errorf("bad layer: %v, want bad-message", got)
 	}
 	n := b.Packets.Load()
 	testenv.Eventually(t, 10*time.Second, "bob still receives alice", func() bool { return b.Packets.Load() > n+10 })
-	m.Send(sfutest.Msg{"type": "ping"})
-	if got := m.Next(); got["type"] != "pong" {
+	m.Send(&wire.Ping{})
+	if got := m.Next(); got.MessageType() != wire.TypePong {
 		t.Errorf("mallory after her errors: %v, want pong", got)
 	}
+}
+
+// errorCode is the code of m, an error message, or "" for any other.
+func errorCode(m wire.Message) string {
+	if e, ok := m.(*wire.Error); ok {
+		return e.Code
+	}
+	return ""
 }

@@ -1,57 +1,57 @@
 // Package sfutest drives pion/webrtc peers over icebox's WebSocket
-// signaling into SFU rooms the way a page does, for the tests of the
-// signaling server and the daemon.
+// signaling (signaling/sigclient) into SFU rooms the way a page does, for
+// the tests of the signaling server and the daemon.
 package sfutest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
-// Msg is one signaling message.
-type Msg = map[string]any
-
 // SFUPeer is the SFU's reserved peer id.
-const SFUPeer = "sfu"
+const SFUPeer = wire.SFUPeer
 
-// Peer is a pion peer connection driven over a WebSocket the way a page
-// drives one in an SFU room: it offers, answers nothing, and adds the
-// recvonly sections the SFU asks for ({"renegotiate":…}).
+// Peer is a pion peer connection driven over a sigclient.Client the way
+// a page drives one in an SFU room: it offers, answers nothing, and adds
+// the recvonly sections the SFU asks for ({"renegotiate":…}).
 type Peer struct {
 	T  testing.TB
-	WS *websocket.Conn
+	C  *sigclient.Client
 	PC *webrtc.PeerConnection
 	ID string
 
-	wmu  sync.Mutex
-	msgs chan Msg // everything but signals from the SFU and tracks
+	msgs chan wire.Message // everything but signals from the SFU and tracks
 	// Packets and Keyframes count the RTP packets received on every
 	// remote track, and the VP8 keyframes among them.
 	Packets, Keyframes atomic.Int64
-	tracks             atomic.Pointer[[]any]
+	tracks             atomic.Pointer[[]wire.TrackInfo]
 	done               chan struct{}
 }
 
 // Dial connects to the signaling URL, joins room as name and returns the
 // peer and its welcome.
-func Dial(t testing.TB, url, room, name string) (*Peer, Msg) {
+func Dial(t testing.TB, url, room, name string) (*Peer, *wire.Welcome) {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := sigclient.Dial(ctx, url, sigclient.DialOptions{Buffer: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func Dial(t testing.TB, url, room, name string) (*Peer, Msg) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Peer{T: t, WS: ws, PC: pc, msgs: make(chan Msg, 64), done: make(chan struct{})}
+	p := &Peer{T: t, C: c, PC: pc, msgs: make(chan wire.Message, 64), done: make(chan struct{})}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
 			pkt, _, err := tr.ReadRTP()
@@ -85,28 +85,34 @@ func Dial(t testing.TB, url, room, name string) (*Peer, Msg) {
 			}
 		}
 	})
-	p.Send(Msg{"type": "join", "room": room, "name": name})
-	var welcome Msg
-	if err := ws.ReadJSON(&welcome); err != nil || welcome["type"] != "welcome" {
-		t.Fatalf("join: %v %v", welcome, err)
+	welcome, err := c.Join(ctx, wire.Join{Room: room, Name: name})
+	if err != nil {
+		_ = pc.Close()
+		_ = c.Close()
+		t.Fatalf("join %s as %s: %v", room, name, err)
 	}
-	p.ID = welcome["id"].(string)
+	p.ID = welcome.ID
 	go p.read()
-	t.Cleanup(func() { _ = pc.Close(); _ = ws.Close(); <-p.done })
+	t.Cleanup(func() { _ = pc.Close(); _ = c.Close(); <-p.done })
 	return p, welcome
 }
 
 // Send writes m.
-func (p *Peer) Send(m Msg) {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	if err := p.WS.WriteJSON(m); err != nil {
+func (p *Peer) Send(m wire.Message) {
+	if err := p.C.Send(m); err != nil {
 		p.T.Errorf("send: %v", err)
 	}
 }
 
+// Signal sends data (encoded as JSON) to the SFU.
+func (p *Peer) Signal(data any) {
+	if err := p.C.Signal(SFUPeer, data); err != nil {
+		p.T.Errorf("signal: %v", err)
+	}
+}
+
 // Tracks is the last tracks event's list.
-func (p *Peer) Tracks() []any {
+func (p *Peer) Tracks() []wire.TrackInfo {
 	if l := p.tracks.Load(); l != nil {
 		return *l
 	}
@@ -117,42 +123,56 @@ func (p *Peer) Tracks() []any {
 func (p *Peer) read() {
 	defer close(p.done)
 	for {
-		var m Msg
-		if err := p.WS.ReadJSON(&m); err != nil {
+		m, err := p.C.Receive(context.Background())
+		if errors.Is(err, wire.ErrMalformed) {
+			p.T.Errorf("a frame from the server: %v", err)
+			continue
+		}
+		if err != nil {
 			return
 		}
-		switch {
-		case m["type"] == "signal" && m["from"] == SFUPeer:
-			if data, ok := m["data"].(map[string]any); ok {
-				p.fromSFU(data)
+		switch m := m.(type) {
+		case *wire.Signal:
+			if m.From == SFUPeer {
+				p.fromSFU(m.Data)
+				continue
 			}
-		case m["type"] == "tracks":
-			list, _ := m["tracks"].([]any)
+		case *wire.Tracks:
+			list := m.Tracks
 			p.tracks.Store(&list)
-		default:
-			p.msgs <- m
+			continue
 		}
+		p.msgs <- m
 	}
 }
 
-func (p *Peer) fromSFU(data map[string]any) {
-	if r, ok := data["renegotiate"].(map[string]any); ok {
-		for kind, n := range map[webrtc.RTPCodecType]any{webrtc.RTPCodecTypeAudio: r["audio"], webrtc.RTPCodecTypeVideo: r["video"]} {
-			count, _ := n.(float64)
-			for range int(count) {
+// fromSFU handles the data of a signal from the SFU: a renegotiate
+// request or an answer.
+func (p *Peer) fromSFU(raw json.RawMessage) {
+	var data struct {
+		Renegotiate *struct {
+			Audio int `json:"audio"`
+			Video int `json:"video"`
+		} `json:"renegotiate"`
+		SDP *webrtc.SessionDescription `json:"sdp"`
+	}
+	if err := json.Unmarshal(raw, &data); err != nil {
+		p.T.Errorf("signal from the SFU: %v: %s", err, raw)
+		return
+	}
+	if r := data.Renegotiate; r != nil {
+		for kind, n := range map[webrtc.RTPCodecType]int{webrtc.RTPCodecTypeAudio: r.Audio, webrtc.RTPCodecTypeVideo: r.Video} {
+			for range n {
 				_, _ = p.PC.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
 			}
 		}
 		p.Offer()
 		return
 	}
-	b, _ := json.Marshal(data["sdp"])
-	var answer webrtc.SessionDescription
-	if err := json.Unmarshal(b, &answer); err != nil {
-		p.T.Errorf("sdp from the SFU: %v", err)
+	if data.SDP == nil {
 		return
 	}
-	if err := p.PC.SetRemoteDescription(answer); err != nil {
+	if err := p.PC.SetRemoteDescription(*data.SDP); err != nil {
 		p.T.Errorf("the SFU's answer: %v", err)
 	}
 }
@@ -170,7 +190,7 @@ func (p *Peer) Offer() {
 		return
 	}
 	<-gathered
-	p.Send(Msg{"type": "signal", "to": SFUPeer, "data": Msg{"sdp": p.PC.LocalDescription()}})
+	p.Signal(map[string]any{"sdp": p.PC.LocalDescription()})
 }
 
 // Clip returns the frames of sfu/testdata/<rid>.ivf.
@@ -224,7 +244,7 @@ func (p *Peer) Publish() {
 
 // Next returns the next message that is not a signal from the SFU or a
 // tracks event, failing the test after 10 s.
-func (p *Peer) Next() Msg {
+func (p *Peer) Next() wire.Message {
 	p.T.Helper()
 	select {
 	case m := <-p.msgs:

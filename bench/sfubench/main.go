@@ -1,0 +1,623 @@
+// Command sfubench measures icebox's SFU: it runs icebox with an sfu:
+// section on 127.0.0.1, joins N pion publishers to one SFU room, each
+// sending a VP8 simulcast camera (the q, h and f clips of sfu/testdata at
+// 15 frame/s) and an Opus-like microphone (one 3-byte frame per 20 ms),
+// and M subscribers, each taking layer f of one stage publisher and q of
+// the rest through `layer` messages. It reports the server's CPU time per
+// forwarded packet and per forwarded Mbit/s (from /proc/<pid>/stat and
+// icebox_sfu_forwarded_{packets,bytes}_total), its resident memory per
+// participant, and join → first frame: from a subscriber's welcome to its
+// first RTP packet of each publisher's camera (p50, p95, max).
+//
+//	go run ./bench/sfubench -publishers 5 -subscribers 5 -duration 10s
+//
+// Everything stays on 127.0.0.1.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+
+	"github.com/icebox-project/icebox/bench/internal/proc"
+	"github.com/icebox-project/icebox/signaling/sigclient"
+	"github.com/icebox-project/icebox/signaling/wire"
+)
+
+const room = "bench"
+
+var layerRIDs = [3]string{"q", "h", "f"}
+
+func main() {
+	pubs := flag.Int("publishers", 5, "publishers (camera and microphone)")
+	subs := flag.Int("subscribers", 5, "subscribers (f of the stage publisher, q of the rest)")
+	duration := flag.Duration("duration", 10*time.Second, "measurement time, after every subscriber receives every camera")
+	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
+	flag.Parse()
+	if *pubs < 1 || *subs < 1 || *pubs+*subs > 50 {
+		fmt.Fprintln(os.Stderr, "sfubench: -publishers and -subscribers at least 1, at most 50 together (sfu.max_peers_per_room)")
+		os.Exit(2)
+	}
+	if err := run(*pubs, *subs, *duration, *binary); err != nil {
+		fmt.Fprintln(os.Stderr, "sfubench:", err)
+		os.Exit(1)
+	}
+}
+
+func freePort(network string) int {
+	if network == "udp" {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func run(nPubs, nSubs int, duration time.Duration, binary string) error {
+	dir, err := os.MkdirTemp("", "sfubench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if binary, err = proc.IceboxBinary(dir, binary); err != nil {
+		return err
+	}
+	clips, err := readClips()
+	if err != nil {
+		return err
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort("tcp"))
+	yml := fmt.Sprintf(`public_ip: 127.0.0.1
+http: {listen: "127.0.0.1:0"}
+turn: {listen: ["udp://127.0.0.1:0"], secrets: ["sfubench-secret-0123456789"], credentials_per_minute: -1}
+signaling: {max_peers_per_room: 50, max_connections_per_ip: -1, rooms: {%s: {media: sfu}}}
+sfu: {listen: ["udp://127.0.0.1:%d"], max_peers_per_room: 50}
+metrics: {listen: %q}
+log: {level: warn}
+state_dir: %q
+`, room, freePort("udp"), metricsAddr, dir)
+	cfg := filepath.Join(dir, "icebox.yaml")
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(binary, "-config", cfg, "-log-level", "info")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	addr, err := proc.WaitHTTP(stderr)
+	if err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	baseRSS := proc.RSSKiB(pid)
+	url := "ws://" + addr + "/ws"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var all []*peer
+	defer func() {
+		for _, p := range all {
+			p.close()
+		}
+	}()
+	var pubIDs []string
+	for i := range nPubs {
+		p, err := dial(ctx, url, fmt.Sprintf("pub-%d", i), "")
+		if err != nil {
+			return err
+		}
+		all = append(all, p)
+		pubIDs = append(pubIDs, p.id)
+		if err := p.publish(clips); err != nil {
+			return err
+		}
+	}
+	stage := pubIDs[0]
+	var subsList []*peer
+	for j := range nSubs {
+		p, err := dial(ctx, url, fmt.Sprintf("sub-%d", j), stage)
+		if err != nil {
+			return err
+		}
+		all = append(all, p)
+		subsList = append(subsList, p)
+	}
+	// Wait for every subscriber to receive every camera.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		missing := 0
+		for _, s := range subsList {
+			missing += nPubs - s.firstCount()
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var which []string
+			for _, s := range subsList {
+				for _, id := range pubIDs {
+					if !s.hasFirst(id) {
+						which = append(which, s.name+"←"+id)
+					}
+				}
+			}
+			return fmt.Errorf("after 60 s, %d subscriber-camera pairs still without a packet: %s",
+				missing, strings.Join(which[:min(len(which), 10)], " "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var joins []time.Duration
+	for _, s := range subsList {
+		joins = append(joins, s.firstFrames()...)
+	}
+	slices.Sort(joins)
+
+	// Let layer requests settle, then measure.
+	time.Sleep(2 * time.Second)
+	cpu0, m0 := proc.CPUSeconds(pid), scrape(metricsAddr)
+	t0 := time.Now()
+	time.Sleep(duration)
+	cpu1, m1 := proc.CPUSeconds(pid), scrape(metricsAddr)
+	elapsed := time.Since(t0).Seconds()
+	rss := proc.RSSKiB(pid)
+
+	pkts := m1.packets - m0.packets
+	mbits := (m1.bytes - m0.bytes) * 8 / 1e6
+	cpu := cpu1 - cpu0
+	var load string
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Printf("sfu %d publishers x %d subscribers, %.1f s, load average %s\n", nPubs, nSubs, elapsed, load)
+	fmt.Printf("  forwarded: %.0f packet/s, %.2f Mbit/s (RTP payload), server CPU %.1f%% of a core\n",
+		pkts/elapsed, mbits/elapsed, 100*cpu/elapsed)
+	if pkts > 0 && mbits > 0 {
+		fmt.Printf("  CPU per forwarded packet: %.1f µs; per forwarded Mbit/s: %.1f%% of a core\n",
+			cpu/pkts*1e6, 100*(cpu/elapsed)/(mbits/elapsed))
+	}
+	fmt.Printf("  RSS: %d KiB idle, %d KiB with %d participants: %.0f KiB per participant\n",
+		baseRSS, rss, nPubs+nSubs, float64(rss-baseRSS)/float64(nPubs+nSubs))
+	fmt.Printf("  join -> first camera packet (%d pairs): p50 %s, p95 %s, max %s\n", len(joins),
+		pct(joins, 50), pct(joins, 95), joins[len(joins)-1].Round(time.Millisecond))
+	return nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	return d[min(len(d)-1, len(d)*p/100)].Round(time.Millisecond)
+}
+
+type counters struct{ packets, bytes float64 }
+
+// scrape reads the SFU's forwarded packet and byte counters, audio and
+// video together.
+func scrape(addr string) counters {
+	var c counters
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return c
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch {
+		case strings.HasPrefix(line, "icebox_sfu_forwarded_packets_total{"):
+			c.packets += v
+		case strings.HasPrefix(line, "icebox_sfu_forwarded_bytes_total{"):
+			c.bytes += v
+		}
+	}
+	return c
+}
+
+// readClips returns the frames of sfu/testdata/{q,h,f}.ivf.
+func readClips() ([3][][]byte, error) {
+	var clips [3][][]byte
+	for i, rid := range layerRIDs {
+		f, err := os.Open(filepath.Join("sfu", "testdata", rid+".ivf"))
+		if err != nil {
+			return clips, err
+		}
+		r, _, err := ivfreader.NewWith(f)
+		if err != nil {
+			f.Close()
+			return clips, err
+		}
+		for {
+			frame, _, err := r.ParseNextFrame()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return clips, err
+			}
+			clips[i] = append(clips[i], frame)
+		}
+		f.Close()
+	}
+	return clips, nil
+}
+
+// peer is one participant: a sigclient connection and a pion peer
+// connection that offers, adding the recvonly sections the SFU asks for.
+type peer struct {
+	name  string
+	id    string
+	c     *sigclient.Client
+	pc    *webrtc.PeerConnection
+	stage string // the publisher whose camera this subscriber takes at f
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	negMu   sync.Mutex
+	pending bool   // an offer awaits its answer
+	want    [2]int // audio and video sections asked for while pending
+
+	mu       sync.Mutex
+	joined   time.Time
+	first    map[string]time.Duration // by publisher peer id
+	layerSet map[string]bool          // video tracks a layer was sent for
+	sent     atomic.Int64
+}
+
+func dial(ctx context.Context, url, name, stage string) (*peer, error) {
+	c, err := sigclient.Dial(ctx, url, sigclient.DialOptions{Buffer: 256})
+	if err != nil {
+		return nil, err
+	}
+	// VP8 and Opus only, as a page that sets its codec preferences: with
+	// pion's default codecs a subscriber's offer for 24 publishers' 48
+	// media sections is over the 64 KiB message limit of /ws.
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{name: name, c: c, pc: pc, stage: stage, stop: make(chan struct{}),
+		first: map[string]time.Duration{}, layerSet: map[string]bool{}}
+	pc.OnTrack(p.onTrack)
+	p.joined = time.Now()
+	w, err := c.Join(ctx, wire.Join{Room: room, Name: name})
+	if err != nil {
+		pc.Close()
+		c.Close()
+		return nil, fmt.Errorf("join as %s: %w", name, err)
+	}
+	if w.Media != wire.MediaSFU {
+		return nil, fmt.Errorf("room %s: media %q, want sfu", room, w.Media)
+	}
+	p.id = w.ID
+	p.wg.Add(1)
+	go p.read(ctx)
+	return p, nil
+}
+
+func (p *peer) close() {
+	close(p.stop)
+	p.pc.Close()
+	p.c.Close()
+	p.wg.Wait()
+}
+
+func (p *peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	owner := strings.TrimSuffix(tr.ID(), "-camera")
+	for first := true; ; first = false {
+		if _, _, err := tr.ReadRTP(); err != nil {
+			return
+		}
+		if first && tr.Kind() == webrtc.RTPCodecTypeVideo {
+			p.mu.Lock()
+			if _, ok := p.first[owner]; !ok {
+				p.first[owner] = time.Since(p.joined)
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *peer) firstCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.first)
+}
+
+func (p *peer) hasFirst(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.first[id]
+	return ok
+}
+
+func (p *peer) firstFrames() []time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var d []time.Duration
+	for _, v := range p.first {
+		d = append(d, v)
+	}
+	return d
+}
+
+func (p *peer) read(ctx context.Context) {
+	defer p.wg.Done()
+	for {
+		m, err := p.c.Receive(ctx)
+		if errors.Is(err, wire.ErrMalformed) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		switch m := m.(type) {
+		case *wire.Signal:
+			if m.From == wire.SFUPeer {
+				p.fromSFU(m.Data)
+			}
+		case *wire.Tracks:
+			p.chooseLayers(m.Tracks)
+		case *wire.Error:
+			fmt.Fprintf(os.Stderr, "sfubench: %s: %s: %s\n", p.name, m.Code, m.Message)
+		}
+	}
+}
+
+// chooseLayers asks for f of the stage publisher's camera and q of the
+// others', once per track.
+func (p *peer) chooseLayers(tracks []wire.TrackInfo) {
+	for _, t := range tracks {
+		if t.Kind != "video" {
+			continue
+		}
+		p.mu.Lock()
+		done := p.layerSet[t.Track]
+		p.layerSet[t.Track] = true
+		p.mu.Unlock()
+		if done {
+			continue
+		}
+		layer := "q"
+		if t.Peer == p.stage {
+			layer = "f"
+		}
+		_ = p.c.Send(&wire.Layer{Track: t.Track, Layer: layer})
+	}
+}
+
+func (p *peer) fromSFU(raw json.RawMessage) {
+	var data struct {
+		Renegotiate *struct {
+			Audio int `json:"audio"`
+			Video int `json:"video"`
+		} `json:"renegotiate"`
+		SDP *webrtc.SessionDescription `json:"sdp"`
+	}
+	if json.Unmarshal(raw, &data) != nil {
+		return
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if r := data.Renegotiate; r != nil {
+		p.want[0] += r.Audio
+		p.want[1] += r.Video
+		if !p.pending {
+			p.offerLocked()
+		}
+		return
+	}
+	if data.SDP == nil {
+		return
+	}
+	if err := p.pc.SetRemoteDescription(*data.SDP); err != nil {
+		fmt.Fprintf(os.Stderr, "sfubench: %s: the SFU's answer: %v\n", p.name, err)
+	}
+	p.pending = false
+	if p.want != [2]int{} {
+		p.offerLocked()
+	}
+}
+
+// offerLocked adds the recvonly sections asked for and offers.
+func (p *peer) offerLocked() {
+	for i, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		for range p.want[i] {
+			_, _ = p.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+		}
+	}
+	p.want = [2]int{}
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sfubench: %s: offer: %v\n", p.name, err)
+		return
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		fmt.Fprintf(os.Stderr, "sfubench: %s: local description: %v\n", p.name, err)
+		return
+	}
+	<-gathered
+	p.pending = true
+	_ = p.c.Signal(wire.SFUPeer, map[string]any{"sdp": p.pc.LocalDescription()})
+}
+
+// publish adds a VP8 simulcast camera (mid and RTP stream id in header
+// extensions, RFC 8843 and RFC 8852, as browsers send them) and an Opus
+// microphone, and offers them.
+func (p *peer) publish(clips [3][][]byte) error {
+	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	var tracks [3]*webrtc.TrackLocalStaticRTP
+	var packetizers [3]rtp.Packetizer
+	for i, rid := range layerRIDs {
+		tr, err := webrtc.NewTrackLocalStaticRTP(codec, "camera", p.name, webrtc.WithRTPStreamID(rid))
+		if err != nil {
+			return err
+		}
+		tracks[i] = tr
+		packetizers[i] = rtp.NewPacketizer(1200, 0, 0, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+	}
+	cam, err := p.pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return err
+	}
+	for _, x := range tracks[1:] {
+		if err := cam.Sender().AddEncoding(x); err != nil {
+			return err
+		}
+	}
+	mic, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", p.name)
+	if err != nil {
+		return err
+	}
+	micTr, err := p.pc.AddTransceiverFromTrack(mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return err
+	}
+	var restart [3]atomic.Bool
+	for i, rid := range layerRIDs {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for {
+				pkts, _, err := cam.Sender().ReadSimulcastRTCP(rid)
+				if err != nil {
+					return
+				}
+				for _, pk := range pkts {
+					if _, ok := pk.(*rtcp.PictureLossIndication); ok {
+						restart[i].Store(true)
+					}
+				}
+			}
+		}()
+	}
+	p.wg.Add(2)
+	go func() { // camera, 15 frame/s
+		defer p.wg.Done()
+		tick := time.NewTicker(time.Second / 15)
+		defer tick.Stop()
+		var next [3]int
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			midID, ridID := extID(cam.Sender(), sdp.SDESMidURI), extID(cam.Sender(), sdp.SDESRTPStreamIDURI)
+			mid := cam.Mid()
+			if midID == 0 || ridID == 0 || mid == "" {
+				continue // not negotiated yet
+			}
+			for i := range tracks {
+				if restart[i].Swap(false) {
+					next[i] = 0
+				}
+				for _, pk := range packetizers[i].Packetize(clips[i][next[i]], 90000/15) {
+					_ = pk.Header.SetExtension(midID, []byte(mid))
+					_ = pk.Header.SetExtension(ridID, []byte(layerRIDs[i]))
+					if tracks[i].WriteRTP(pk) == nil {
+						p.sent.Add(1)
+					}
+				}
+				next[i] = (next[i] + 1) % len(clips[i])
+			}
+		}
+	}()
+	go func() { // microphone, one frame per 20 ms, audio level -40 dBov
+		defer p.wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var seq uint16
+		var ts uint32
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			seq++
+			ts += 960
+			pk := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: []byte{0xf8, 0xff, 0xfe}}
+			if id := extID(micTr.Sender(), sdp.AudioLevelURI); id != 0 {
+				_ = pk.Header.SetExtension(id, []byte{0x80 | 40})
+			}
+			_ = mic.WriteRTP(pk)
+		}
+	}()
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	p.offerLocked()
+	return nil
+}
+
+// extID is the negotiated id of the header extension uri on s, 0 before
+// negotiation.
+func extID(s *webrtc.RTPSender, uri string) uint8 {
+	for _, e := range s.GetParameters().HeaderExtensions {
+		if e.URI == uri {
+			return uint8(e.ID)
+		}
+	}
+	return 0
+}
