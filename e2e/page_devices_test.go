@@ -30,9 +30,9 @@ func waitFramesAfter(t *testing.T, tab context.Context, what string) {
 }
 
 // TestPageDevicesInCall: in a call, the settings panel switches a's
-// camera and microphone to other fake devices; b's <video>
-// of a keeps presenting frames and b keeps hearing a, and no offer or
-// answer was exchanged (replaceTrack). A camera whose track ends (as
+// camera and microphone to other fake devices; b's <video> of a keeps
+// presenting frames and b keeps hearing a, a's speaker changes, and no
+// offer or answer was exchanged (replaceTrack). A camera whose track ends (as
 // when unplugged) shows "Camera stopped" on a's tile, its button no
 // longer offers to turn it off, and "Try again" brings it back, again
 // without renegotiation.
@@ -83,6 +83,15 @@ func TestPageDevicesInCall(t *testing.T) {
 				t.Error("b hears nothing from a after the microphone switch")
 			}
 		}
+	}
+	// The speaker: b's audio on a goes to the output picked (setSinkId).
+	speaker := eval[string](t, a, `(() => { const s = document.getElementById('pick-audiooutput');
+		const o = [...s.options].find((o) => o.value && o.value !== document.querySelector('.tile.remote video').sinkId);
+		if (!o) return ''; s.value = o.value; s.dispatchEvent(new Event('change')); return o.value; })()`)
+	if speaker == "" {
+		t.Error("the settings offer no second speaker")
+	} else {
+		waitFor(t, a, "b's audio plays on the speaker picked in the call", `document.querySelector('.tile.remote video').sinkId === `+jsString(speaker))
 	}
 	if na, nb := eval[int](t, a, descriptionsJS), eval[int](t, b, descriptionsJS); na != da || nb != db {
 		t.Errorf("switching devices exchanged descriptions: a %d→%d, b %d→%d; want none (replaceTrack)", da, na, db, nb)
