@@ -97,6 +97,8 @@ func TestPageDevicesInCall(t *testing.T) {
 		t.Errorf("switching devices exchanged descriptions: a %d→%d, b %d→%d; want none (replaceTrack)", da, na, db, nb)
 	}
 
+	click(t, a, "settings-toggle")
+	waitFor(t, a, "the settings panel closes", `document.getElementById('settings').hidden`)
 	// The camera's track ends by itself, as when it is unplugged.
 	if !eval[bool](t, a, `icebox.endTrack('video')`) {
 		t.Fatal("a has no live camera track to end")
