@@ -1,6 +1,7 @@
 # icebox — build, run, test, install.
 #   make run      a local call page on http://localhost:8080, no config file
-#   make test     go.mod tidy, vet, then every test with the race detector, then short fuzz runs
+#   make test     go.mod tidy, vet, then every test with the race detector (the browser and
+#                 namespace tests of e2e/ after the rest, one package at a time), then short fuzz runs
 #   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
 #   make soak     icebox under churn for SOAK (default 60m), one node then a cluster of
@@ -50,7 +51,8 @@ test:
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(MAKE) typecheck
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/e2e')
+	$(GO) test -race -count=1 -timeout 30m -p 1 ./e2e/...
 	$(MAKE) fuzz
 
 # The call page's JavaScript checked from its JSDoc types (web/tsconfig.json)
