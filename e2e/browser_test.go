@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/icebox-project/icebox/internal/testenv"
@@ -25,11 +27,52 @@ func newBrowser(t *testing.T) context.Context {
 	return newBrowserFlags(t)
 }
 
+// consoleKeep is how many console lines a tab keeps for a failure's log.
+const consoleKeep = 200
+
 // newTab opens url in a new tab of the browser.
+// The tab's last consoleKeep console lines are logged if the test fails.
 func newTab(t *testing.T, browser context.Context, url string) context.Context {
 	t.Helper()
 	tab, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
+	var (
+		mu    sync.Mutex
+		lines []string
+	)
+	listen := func(ev any) {
+		c, ok := ev.(*runtime.EventConsoleAPICalled)
+		if !ok {
+			return
+		}
+		var b strings.Builder
+		for _, a := range c.Args {
+			b.WriteByte(' ')
+			if a.Value != nil {
+				b.Write(a.Value)
+			} else {
+				b.WriteString(a.Description)
+			}
+		}
+		// Milliseconds since the epoch.
+		at := time.UnixMicro(int64(c.Timestamp.Float64() * 1000)).UTC()
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, at.Format("15:04:05.000")+" "+string(c.Type)+b.String())
+		if len(lines) > consoleKeep {
+			lines = lines[len(lines)-consoleKeep:]
+		}
+	}
+	if err := chromedp.Listen(tab, listen); err != nil {
+		t.Fatalf("listen to %s's console: %v", url, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("console of %s:\n%s", url, strings.Join(lines, "\n"))
+		}
+	})
 	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}

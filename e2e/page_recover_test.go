@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/daemon"
 )
@@ -215,9 +216,6 @@ func TestPageServerRestart(t *testing.T) {
 		name, query string
 	}{{"direct", ""}, {"relay", "&relay=1"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "relay" && os.Getenv("ICEBOX_PAGE_RELAY_RESTARTS") == "" {
-				t.Skip("relayed video does not come back within 10 s after every restart yet (about 1 run in 3); set ICEBOX_PAGE_RELAY_RESTARTS=1 to run it")
-			}
 			r, url := startRestartable(t)
 			br := newBrowser(t)
 			a := newTab(t, br, url+"/r/restart?test=1&name=a&autojoin=1"+tc.query)
@@ -243,7 +241,15 @@ func TestPageServerRestart(t *testing.T) {
 				}
 			}
 			for name, tab := range map[string]context.Context{"a": a, "b": b} {
-				defer func() { t.Logf("%s: %v", name, eval[string](t, tab, dumpJS)) }()
+				defer func() {
+					t.Logf("%s: %v", name, eval[string](t, tab, dumpJS))
+					if t.Failed() {
+						m, err := chromedp.Run(tab, chromedp.Evaluate[string](mediaDumpJS, chromedp.EvalAwaitPromise))
+						t.Logf("%s's media: %s %v", name, m, err)
+						l, err := chromedp.Run(tab, chromedp.Evaluate[string](elementDumpJS))
+						t.Logf("%s's remote video element: %s %v", name, l, err)
+					}
+				}()
 			}
 			for name, tab := range map[string]context.Context{"a": a, "b": b} {
 				other := map[string]string{"a": "b", "b": "a"}[name]
@@ -267,6 +273,38 @@ func TestPageServerRestart(t *testing.T) {
 		})
 	}
 }
+
+// mediaDumpJS is each peer connection's video counters, both ways, and
+// its selected pair: what a failure needs to tell a frozen sender from a
+// frozen receiver.
+const mediaDumpJS = `(async () => {
+  const out = {};
+  for (const [id, list] of Object.entries(await icebox.stats())) {
+    const byId = new Map(list.map((s) => [s.id, s]));
+    const pick = (s, keys) => Object.fromEntries(keys.filter((k) => k in s).map((k) => [k, s[k]]));
+    const o = [];
+    for (const s of list) {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') o.push(pick(s, ['type', 'packetsReceived', 'packetsLost', 'framesReceived', 'framesDecoded', 'keyFramesDecoded', 'framesDropped', 'pliCount', 'nackCount', 'freezeCount', 'trackIdentifier', 'mid', 'jitterBufferDelay', 'jitterBufferEmittedCount', 'jitterBufferTargetDelay', 'totalDecodeTime']));
+      if (s.type === 'outbound-rtp' && s.kind === 'video') o.push(pick(s, ['type', 'packetsSent', 'framesEncoded', 'keyFramesEncoded', 'pliCount', 'nackCount', 'targetBitrate', 'qualityLimitationReason', 'active']));
+      if (s.type === 'media-source' && s.kind === 'video') o.push(pick(s, ['type', 'frames', 'framesPerSecond', 'width']));
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const cp = byId.get(s.selectedCandidatePairId) || {};
+        const l = byId.get(cp.localCandidateId) || {}, r = byId.get(cp.remoteCandidateId) || {};
+        o.push({ type: 'pair', state: cp.state, sent: cp.bytesSent, received: cp.bytesReceived, out: cp.availableOutgoingBitrate,
+          local: l.candidateType + ' ' + l.address + ':' + l.port, remote: r.candidateType + ' ' + r.address + ':' + r.port, dtls: s.dtlsState });
+      }
+    }
+    out[id] = o;
+  }
+  return JSON.stringify(out);
+})()`
+
+// elementDumpJS is the first remote tile's <video> element: the frames
+// it presented since its stream was set, whether it plays, and its tracks.
+const elementDumpJS = `(() => { const v = document.querySelector('.tile.remote video'); const s = v && v.srcObject;
+	return JSON.stringify({el: v && {frames: v.getVideoPlaybackQuality().totalVideoFrames, paused: v.paused, ready: v.readyState, muted: v.muted,
+		t: v.currentTime, w: v.videoWidth, tracks: s ? s.getTracks().map((x) => [x.kind, x.id, x.readyState, x.muted]) : null},
+		state: document.querySelector('.tile.remote').dataset.state}); })()`
 
 const dumpJS = `(() => { const s = icebox.snapshot(); return JSON.stringify({me: s.myId, names: s.names, held: s.held,
 	peers: s.peers.map(p => [p.id, p.name, p.kept, p.claim, p.connectionState, p.signalingState, p.restarts]),

@@ -236,6 +236,7 @@ func (n *node) logTail(lines int) string {
 type status struct {
 	Ready    bool `json:"ready"`
 	Replicas int  `json:"replicas"`
+	InSync   int  `json:"in_sync"`
 	Nodes    []struct {
 		Name  string `json:"name"`
 		Self  bool   `json:"self"`
@@ -258,13 +259,14 @@ func (n *node) status() (status, error) {
 }
 
 // alive is the names of the nodes n takes for alive, itself included,
-// and whether n is ready with the rooms bucket on three replicas.
+// and whether n is ready with the rooms bucket on three replicas, all
+// three in sync.
 func (n *node) alive() ([]string, bool) {
 	st, err := n.status()
 	if err != nil {
 		return nil, false
 	}
-	st.Ready = st.Ready && st.Replicas == 3
+	st.Ready = st.Ready && st.Replicas == 3 && st.InSync == 3
 	var names []string
 	for _, o := range st.Nodes {
 		if o.Alive || o.Self {
@@ -276,8 +278,9 @@ func (n *node) alive() ([]string, bool) {
 }
 
 // waitHealthy waits until every node is ready, sees all three alive and
-// has the rooms bucket on three replicas (before, a bucket on one node
-// stops with that node).
+// has the rooms bucket on three replicas in sync (a bucket on one node
+// stops with that node, and one whose third copy is still catching up
+// loses its quorum when either other node is cut off).
 func (c *cluster) waitHealthy(t *testing.T, within time.Duration) {
 	t.Helper()
 	testenv.Eventually(t, within, "every node ready and seeing a, b and c alive", func() bool {

@@ -132,7 +132,7 @@ func startCluster(t *testing.T, maxPeers int) []*testNode {
 	c := startNode(t, "c", []*url.URL{seed}, maxPeers)
 	nodes := []*testNode{a, b, c}
 	logStatusOnFailure(t, nodes...)
-	testenv.Eventually(t, 60*time.Second, "a ready cluster of 3 with the rooms bucket on 3 nodes", func() bool {
+	testenv.Eventually(t, 60*time.Second, "a ready cluster of 3 with the rooms bucket on 3 nodes, all in sync", func() bool {
 		for _, n := range nodes {
 			if !n.node.Ready() || n.node.AliveNodes() != 3 {
 				return false
@@ -140,7 +140,7 @@ func startCluster(t *testing.T, maxPeers int) []*testNode {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if a.node.Status(ctx).Replicas != 3 {
+		if st := a.node.Status(ctx); st.Replicas != 3 || st.InSync != 3 {
 			return false
 		}
 		for _, n := range nodes { // the bucket answers on every node

@@ -96,11 +96,16 @@ type Status struct {
 	Connected bool         `json:"connected"`
 	Ready     bool         `json:"ready"`
 	Replicas  int          `json:"replicas"`
+	InSync    int          `json:"in_sync"`
 	Nodes     []NodeStatus `json:"nodes"`
 }
 
 // Status returns this node's view: itself and every node heard of, by
-// name. Replicas is the rooms bucket's copies, 0 before it is open.
+// name. Replicas is the rooms bucket's configured copies, 0 before it
+// is open; InSync is how many of them hold every committed write now (the
+// stream leader and the replicas JetStream reports current, online and
+// no longer pending, with no change of copies under way). A bucket
+// survives the loss of one node only once InSync is 3.
 func (n *Node) Status(ctx context.Context) Status {
 	st := Status{Node: n.id, Connected: n.nc.IsConnected(), Ready: n.ready.Load()}
 	self := 0
@@ -117,7 +122,9 @@ func (n *Node) Status(ctx context.Context) Status {
 	if kvp := n.kv.Load(); kvp != nil {
 		if s, err := (*kvp).Status(ctx); err == nil {
 			if bs, ok := s.(*jetstream.KeyValueBucketStatus); ok {
-				st.Replicas = bs.StreamInfo().Config.Replicas
+				si := bs.StreamInfo()
+				st.Replicas = si.Config.Replicas
+				st.InSync = inSync(si.Cluster)
 			}
 		}
 	}
@@ -126,3 +133,23 @@ func (n *Node) Status(ctx context.Context) Status {
 
 // AliveNodes is the number of nodes alive, this one included.
 func (n *Node) AliveNodes() int { return n.aliveCount() + 1 }
+
+// inSync counts the copies of a stream that hold every committed write:
+// its leader and each replica that is current, online and a full member
+// of the Raft group. 0 while the group is being reshaped (Desired set) or
+// has no leader; 1 for a server outside any cluster (no ClusterInfo).
+func inSync(ci *jetstream.ClusterInfo) int {
+	if ci == nil {
+		return 1
+	}
+	if ci.Leader == "" || ci.Desired != nil {
+		return 0
+	}
+	n := 1
+	for _, r := range ci.Replicas {
+		if r != nil && r.Current && !r.Offline && !r.Pending {
+			n++
+		}
+	}
+	return n
+}

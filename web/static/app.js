@@ -8,7 +8,7 @@
 // (#ice-config) and is replaced by the servers of welcome and
 // ice-servers messages.
 import { Session } from './session.js';
-import { mediaState, label, REATTACH_GRACE_MS } from './health.js';
+import { mediaState, label, REATTACH_GRACE_MS, RESTART_GRACE_MS } from './health.js';
 import * as testHook from './testhook.js';
 import { CallControl } from './callmode.js';
 import { LocalMedia } from './media.js';
@@ -212,8 +212,10 @@ function checkMedia() {
       lastFrameAt: tiles.frameAt(tile),
     });
     tiles.setState(tile, state, label(state, p.name), state === 'cant-connect');
-    if (state === 'stalled') recover(p, tile, now);
-    else if (state === 'ok') p.recovery = { step: 0, at: 0 };
+    if (state === 'stalled') recover(p, tile, now, video);
+    // Recovered once a frame is presented after the last step (a stream
+    // just given counts as ok for STALL_MS, not as recovered).
+    else if (state === 'ok' && tiles.presentedAt(tile) > p.recovery.at) p.recovery = { step: 0, at: 0 };
     const said = announced.get(p.id) || 'ok';
     if (state !== said && (state === 'cant-connect' || state === 'stalled' || (state === 'ok' && said === 'stalled'))) {
       setStatus(state === 'ok' ? `${p.name}'s video is back` : label(state, p.name).replace('…', ''));
@@ -224,20 +226,51 @@ function checkMedia() {
 }
 
 /**
+ * reattach gives a tile's element the receiver's current camera tracks if
+ * it is on a stale one (a track the connection no longer receives on).
+ * An element already on them is left alone: given the same tracks in a
+ * new stream, Chromium may present nothing more at all. The new stream
+ * replaces the camera's in p.streams, so showStreams keeps it.
+ * @param {import('./mesh.js').Peer} p
+ * @param {HTMLElement} tile
+ * @param {HTMLVideoElement} video the tile's
+ * @returns {boolean} whether the element was given new tracks
+ */
+function reattach(p, tile, video) {
+  const tracks = cameraTracks(p);
+  const current = tracks.find((t) => t.kind === 'video');
+  const shown = video.srcObject instanceof MediaStream ? video.srcObject.getVideoTracks()[0] : undefined;
+  if (!current || current === shown) return false;
+  const stream = new MediaStream(tracks);
+  for (const sid of [...p.streams.keys()]) if (sid !== p.remote.screen && !p.screens.has(sid)) p.streams.delete(sid);
+  p.streams.set(stream.id, stream);
+  tiles.show(tile, stream);
+  return true;
+}
+
+/**
  * recover takes the next step for a stalled video.
  * @param {import('./mesh.js').Peer} p
  * @param {HTMLElement} tile
  * @param {number} now
+ * @param {HTMLVideoElement} video the tile's
  */
-function recover(p, tile, now) {
+function recover(p, tile, now, video) {
   const r = p.recovery;
   if (r.step === 0) {
-    // The element may be on a stale track: give it the current ones.
     p.recovery = { step: 1, at: now };
-    const tracks = cameraTracks(p);
-    if (tracks.length) tiles.show(tile, new MediaStream(tracks));
-    console.info('video from', p.name, 'stalled: re-attached its tracks');
+    if (reattach(p, tile, video)) {
+      console.info('video from', p.name, 'stalled: re-attached its tracks');
+    } else {
+      p.recovery = { step: 1, at: now - REATTACH_GRACE_MS };
+      console.info('video from', p.name, 'stalled on its current track');
+    }
   } else if (r.step === 1 && now - r.at >= REATTACH_GRACE_MS) {
+    // An ICE restart needs signaling to carry its offer, and one already
+    // under way (after a server restart the session restarts every kept
+    // connection itself) must not be cut short by another: a second
+    // restart throws away the relay candidates the first is gathering.
+    if (!session.online || p.orphan || now - p.restartedAt < RESTART_GRACE_MS) return;
     p.recovery = { step: 2, at: now };
     p.restart('video stalled');
   } else if (r.step === 2 && now - r.at >= 10000) {
@@ -446,11 +479,11 @@ function wireSession() {
   on('peer-state', (d) => {
     if (d.state === 'connected') monitor.sample();
     if (d.state === 'connected' && d.peer.restarts > 0) {
-      // Back after an ICE restart: the element gets the receiver's current
-      // tracks, so it is not left on a stale one.
+      // Back after an ICE restart: an element left on a stale track gets
+      // the receiver's current ones.
       const tile = document.getElementById(`tile-${d.peer.id}`);
-      const tracks = cameraTracks(d.peer);
-      if (tile && tracks.length) tiles.show(tile, new MediaStream(tracks));
+      const video = tile && tile.querySelector('video');
+      if (tile && video) reattach(d.peer, tile, video);
     }
     if (d.state !== 'failed') return;
     setStatus(`connection to ${d.peer.name} failed; retrying`);

@@ -11,6 +11,8 @@ export const CANT_CONNECT_MS = 10000;
 export const STALL_MS = 3000;
 /** How long after re-attaching a stalled video's track an ICE restart follows, in ms. */
 export const REATTACH_GRACE_MS = 3000;
+/** How long an ICE restart is given to finish before recovery starts another, in ms. */
+export const RESTART_GRACE_MS = 8000;
 
 /**
  * @typedef {'ok'|'connecting'|'cant-connect'|'reconnecting'|'no-video'|'camera-off'|'stalled'} MediaState

@@ -23,6 +23,8 @@ import { encodingFor } from './adapt.js';
 
 /** How long a connection may stay disconnected before ICE restarts, in ms. */
 export const DISCONNECTED_MS = 3000;
+/** How long the polite side of a pair waits for the other's ICE restart offer before making its own, in ms. */
+export const POLITE_RESTART_MS = 1500;
 
 /**
  * @typedef {{mic: boolean, cam: boolean, id?: string, screen?: string|null}} Meta
@@ -37,7 +39,10 @@ export const DISCONNECTED_MS = 3000;
  *   onMeta?: (p: Peer, m: Meta) => void,
  *   meta: () => Meta,
  *   peers?: () => number,
+ *   online?: () => boolean,
  * }} PeerOptions
+ *   online reports whether signaling is up (default: always): an ICE
+ *   restart waits for it.
  */
 
 export class Peer {
@@ -63,6 +68,13 @@ export class Peer {
     this.unsent = false;
     /** ICE restarts so far */
     this.restarts = 0;
+    /** when ICE last restarted (performance.now() ms; 0: never) */
+    this.restartedAt = 0;
+    /** whether an ICE restart waits for signaling (resync makes it) */
+    this.restartWanted = false;
+    this.online = o.online || (() => true);
+    /** the polite side's own ICE restart, if no offer comes first (setTimeout handle) */
+    this.politeTimer = 0;
     /** session descriptions (offers and answers) sent and received so far: each round of negotiation adds two */
     this.descriptions = 0;
     /** when this connection was made (performance.now) */
@@ -245,12 +257,30 @@ export class Peer {
    */
   restart(why) {
     if (this.pc.connectionState === 'closed') return;
+    if (!this.online()) {
+      // Its offer could go nowhere, and it would gather with the
+      // credentials of a server that may be gone: resync restarts once
+      // signaling is back, with the welcome's fresh ones.
+      this.restartWanted = true;
+      return;
+    }
+    this.restartWanted = false;
     this.restarts++;
+    this.restartedAt = performance.now();
     console.info('ICE restart to', this.id, why);
+    this.queue = this.queue.then(() => this.#restartIce()).catch((err) => console.warn('ICE restart to', this.id, err));
+  }
+
+  async #restartIce() {
+    if (this.pc.signalingState === 'have-local-offer') {
+      // An offer still unanswered may have been lost (sent to an id the
+      // server no longer knew), and its candidates were gathered with the
+      // configuration of then: take it back and offer afresh.
+      await this.pc.setLocalDescription({ type: 'rollback' });
+    }
+    // Fires negotiationneeded: a new offer with new ICE credentials,
+    // gathered with the configuration's servers of now.
     this.pc.restartIce();
-    // An offer still unanswered may have been lost (sent to an id the
-    // server no longer knew): send it again, or the pair waits forever.
-    if (this.pc.signalingState === 'have-local-offer') this.#sendDescription();
   }
 
   /**
@@ -261,8 +291,24 @@ export class Peer {
    */
   resync(restart = false) {
     if (this.pc.connectionState === 'closed') return;
-    if (restart) {
-      this.restart('resync');
+    if (restart || this.restartWanted) {
+      if (!this.polite) {
+        this.restart('resync');
+        return;
+      }
+      // Both sides resync at once after a server restart: the impolite
+      // one offers the ICE restart and the polite one answers it with
+      // fresh credentials of its own. The polite side restarts itself
+      // only if no offer came meanwhile; two crossing restart offers
+      // make Chromium roll one back, after which its remote video can
+      // stay frozen while frames are still decoded.
+      const seen = this.descriptions;
+      this.restartWanted = true;
+      clearTimeout(this.politeTimer);
+      this.politeTimer = setTimeout(() => {
+        if (this.restartWanted && this.descriptions === seen) this.restart('resync');
+        else this.restartWanted = false;
+      }, POLITE_RESTART_MS);
       return;
     }
     if (this.pc.signalingState === 'have-local-offer') {
@@ -412,6 +458,7 @@ export class Peer {
     this.listening.abort();
     clearTimeout(this.disconnectTimer);
     clearTimeout(this.orphanTimer);
+    clearTimeout(this.politeTimer);
     clearTimeout(this.adoptTimer);
     this.chat.close();
     this.meta.close();

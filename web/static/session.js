@@ -95,6 +95,9 @@ export class Session extends EventTarget {
    */
   signal(id, data) { return !!this.sig && this.sig.signal(id, data); }
 
+  /** whether signaling is up and this page joined on it */
+  get online() { return !!this.sig && this.sig.joined; }
+
   // ---- joining and leaving
 
   /**
@@ -250,6 +253,7 @@ export class Session extends EventTarget {
       localStream: this.o.stream(),
       screen: this.o.screen(),
       peers: () => this.peers.size,
+      online: () => this.online,
       send: (data) => this.signal(peer.id, data),
       onTrack: (p) => this.#emit('track', { peer: p }),
       onChat: (p, text) => this.#emit('chat', { name: p.name, text: String(text) }),

@@ -1,7 +1,9 @@
 // Signaling client for protocol v1 (docs/protocol.md): one WebSocket to
 // /ws on the page's own host, JSON text frames. A connection lost without
-// our asking reconnects with backoff (0.5 s doubling to 8 s) and joins with
-// the resume token of the last welcome, so the server keeps our id.
+// our asking reconnects with backoff (0.5 s doubling to 4 s, each wait
+// drawn from its last quarter so pages do not all come back at once) and
+// joins with the resume token of the last welcome, so the server keeps
+// our id.
 
 export class Signaling extends EventTarget {
   /** @type {WebSocket|null} */
@@ -13,6 +15,8 @@ export class Signaling extends EventTarget {
   /** @type {Record<string, string>|null} */
   #join = null;
   resume = '';
+  /** whether the socket is open and joined (a welcome came since it opened) */
+  joined = false;
 
   /**
    * start connects and joins with join ({type:'join', room, name, …}).
@@ -42,20 +46,22 @@ export class Signaling extends EventTarget {
       if (msg.type === 'welcome') {
         this.resume = msg.resume || '';
         this.#backoff = 500;
+        this.joined = ws === this.#ws;
       }
       this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
     });
     ws.addEventListener('close', (ev) => {
       clearInterval(this.#pingTimer);
       if (ws !== this.#ws) return;
+      this.joined = false;
       // 1008 is a policy close (flooding, too slow): do not hammer back.
       if (this.#stopped || ev.code === 1008) {
         this.#stopped = true;
         this.dispatchEvent(new CustomEvent('closed', { detail: { code: ev.code, reason: ev.reason } }));
         return;
       }
-      const delay = this.#backoff;
-      this.#backoff = Math.min(this.#backoff * 2, 8000);
+      const delay = Math.round(this.#backoff * (0.75 + Math.random() / 4));
+      this.#backoff = Math.min(this.#backoff * 2, 4000);
       this.dispatchEvent(new CustomEvent('reconnecting', { detail: { delay, code: ev.code } }));
       this.#retryTimer = setTimeout(() => this.#open(), delay);
     });
@@ -86,6 +92,7 @@ export class Signaling extends EventTarget {
   stop() {
     this.#stopped = true;
     this.resume = '';
+    this.joined = false;
     clearInterval(this.#pingTimer);
     clearTimeout(this.#retryTimer);
     if (this.#ws) this.#ws.close(1000, 'bye');

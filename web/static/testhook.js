@@ -13,7 +13,10 @@ export const TEST_FLAG = 'test';
  * @typedef {{id: string, name: string, kept: boolean, claim: string,
  *   connectionState: string, iceConnectionState: string, iceGatheringState: string, signalingState: string,
  *   restarts: number, descriptions: number, chat: string, mic: boolean, cam: boolean,
+ *   recovery: {step: number, ago: number}, restartWanted: boolean,
  *   senders: SenderSnapshot[]}} PeerSnapshot
+ *   recovery is the stalled-video recovery step last taken (0 none, 1
+ *   re-attached, 2 ICE restarted) and how long ago, in ms.
  * @typedef {{
  *   myId: string, myName: string,
  *   names: Record<string, string>,
@@ -59,6 +62,8 @@ function peerSnapshot(p) {
     iceGatheringState: p.pc.iceGatheringState,
     signalingState: p.pc.signalingState, restarts: p.restarts, descriptions: p.descriptions, chat: p.chat.readyState,
     mic: p.remote.mic, cam: p.remote.cam,
+    recovery: { step: p.recovery.step, ago: p.recovery.at ? performance.now() - p.recovery.at : 0 },
+    restartWanted: p.restartWanted,
     senders: p.pc.getSenders().filter((s) => s.track).map((s) => {
       const t = /** @type {MediaStreamTrack} */ (s.track);
       const e = s.getParameters().encodings;

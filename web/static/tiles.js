@@ -33,6 +33,8 @@ function hasPicture(video) {
 export class Tiles {
   /** @type {WeakMap<HTMLVideoElement, number>} when each video last presented a frame (performance.now) */
   #frameAt = new WeakMap();
+  /** @type {WeakMap<HTMLVideoElement, number>} when each video last presented a frame (performance.now) */
+  #presentedAt = new WeakMap();
   /** @type {HTMLElement|null} */
   pin = null;
   /** @type {string} peer id of the active speaker, '' for none */
@@ -161,7 +163,9 @@ export class Tiles {
   #watchFrames(video) {
     if (!('requestVideoFrameCallback' in video)) return;
     const tick = () => {
-      this.#frameAt.set(video, performance.now());
+      const now = performance.now();
+      this.#frameAt.set(video, now);
+      this.#presentedAt.set(video, now);
       if (video.isConnected) video.requestVideoFrameCallback(tick);
     };
     video.requestVideoFrameCallback(tick);
@@ -176,6 +180,18 @@ export class Tiles {
   frameAt(tile) {
     const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
     return this.#frameAt.get(video) || 0;
+  }
+
+  /**
+   * presentedAt is when a tile's video last presented a frame
+   * (performance.now); 0 for never. Unlike frameAt, being given a stream
+   * does not count.
+   * @param {HTMLElement} tile
+   * @returns {number}
+   */
+  presentedAt(tile) {
+    const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+    return this.#presentedAt.get(video) || 0;
   }
 
   /**
