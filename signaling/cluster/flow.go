@@ -433,7 +433,11 @@ func (n *Node) heartbeat(gone bool) []byte {
 	if n.rooms != nil {
 		_, _, peers = n.rooms.Counts()
 	}
-	b, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: n.id, Name: n.cfg.Name, Relay: n.cfg.Relay, Peers: peers, Gone: gone})
+	hb := heartbeatWire{Kind: kindHeartbeat, Node: n.id, Name: n.cfg.Name, Relay: n.cfg.Relay, Peers: peers, Gone: gone}
+	if !gone {
+		hb.Hears = n.hears()
+	}
+	b, _ := json.Marshal(hb)
 	return b
 }
 
@@ -444,18 +448,24 @@ func (n *Node) heard(hb heartbeatWire) {
 	if hb.Node == n.id {
 		return
 	}
+	now := time.Now()
 	n.mu.Lock()
 	pn := n.nodes[hb.Node]
 	// isNew: its first heartbeat (it may be known already from a room
 	// event, by id only).
 	isNew := pn == nil || pn.name == ""
 	if pn == nil {
-		pn = &peerNode{id: hb.Node, firstSeen: time.Now()}
+		pn = &peerNode{id: hb.Node, firstSeen: now}
 		n.nodes[hb.Node] = pn
 	}
 	changed := isNew || pn.relay != hb.Relay || pn.dead != hb.Gone
 	revived := pn.dead && !hb.Gone
-	pn.name, pn.relay, pn.peers, pn.lastSeen = hb.Name, hb.Relay, hb.Peers, time.Now()
+	// unheard: kept alive by the others' word while this node heard
+	// nothing from it (a route cut one way or flapping): what it
+	// announced meanwhile may be lost.
+	unheard := !isNew && !revived && !pn.lastHeard.IsZero() && now.Sub(pn.lastHeard) > n.cfg.DeadAfter
+	pn.name, pn.relay, pn.peers, pn.lastSeen, pn.lastHeard = hb.Name, hb.Relay, hb.Peers, now, now
+	pn.stopped = pn.stopped || hb.Gone
 	if hb.Gone && !pn.dead {
 		pn.dead = true
 		n.mu.Unlock()
@@ -468,9 +478,15 @@ func (n *Node) heard(hb heartbeatWire) {
 	if isNew {
 		n.log.Info("cluster node joined", "node", hb.Node)
 	}
-	if isNew || revived {
+	if unheard {
+		n.log.Info("cluster node heard again", "node", hb.Node)
+	}
+	if isNew || revived || unheard {
 		// Its peers from itself, in order with its announcements.
 		n.askMembers(hb.Node)
+	}
+	if !hb.Gone {
+		n.vouched(hb.Node, hb.Hears, now)
 	}
 	if changed {
 		n.nodesChanged()
@@ -516,7 +532,7 @@ func (n *Node) sweep() {
 		n.log.Warn("cluster: liveness check late; this node was paused", "late", now.Sub(n.lastSweep).Round(time.Millisecond))
 		for _, pn := range n.nodes {
 			if !pn.dead {
-				pn.lastSeen = now
+				pn.lastSeen, pn.lastHeard = now, now
 			}
 		}
 		// The others may have taken this node for gone meanwhile and
@@ -526,7 +542,7 @@ func (n *Node) sweep() {
 	n.lastSweep = now
 	for id, pn := range n.nodes {
 		if !pn.dead && now.Sub(pn.lastSeen) > n.cfg.DeadAfter {
-			pn.dead = true
+			pn.dead, pn.goneAt = true, now
 			dead = append(dead, id)
 		}
 		// Forget nodes long gone (restarted nodes leave their old ids).

@@ -133,14 +133,25 @@ type Node struct {
 
 // peerNode is what a Node knows of another node.
 type peerNode struct {
-	id       string
-	name     string
-	relay    relayrange.RelayRange
-	peers    int
+	id    string
+	name  string
+	relay relayrange.RelayRange
+	peers int
+	// lastSeen is when it was last known alive: heard here (lastHeard),
+	// or heard by another live node (vouch.go). DeadAfter past it, it
+	// is taken for gone.
 	lastSeen time.Time
+	// lastHeard is when its last heartbeat arrived here; zero before
+	// the first.
+	lastHeard time.Time
 	// firstSeen is when this node first heard of it.
 	firstSeen time.Time
 	dead      bool
+	// goneAt is when it was last taken for gone by silence.
+	goneAt time.Time
+	// stopped: it said it is stopping (a last heartbeat, Gone); no
+	// other node's word brings it back.
+	stopped bool
 }
 
 // New builds a Node on cfg.Conn. Nothing is sent before Start.

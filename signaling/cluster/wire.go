@@ -90,6 +90,12 @@ type heartbeatWire struct {
 	Peers int                   `json:"peers"`
 	// Gone says the node is stopping: its peers have left.
 	Gone bool `json:"gone,omitempty"`
+	// Hears is, for each other node the sender heard directly within
+	// DeadAfter, how long ago it last did, in milliseconds of the
+	// sender's clock (a duration: no clock is compared with another's).
+	// A node cut off from this one alone is kept alive by the others'
+	// word (vouch.go).
+	Hears map[string]int64 `json:"hears,omitempty"`
 }
 
 // resumeWire is a resume request on icebox.resume.
