@@ -140,3 +140,38 @@ func TestGoneOnlyFromOwner(t *testing.T) {
 		t.Errorf("a after m's claims: members %+v, %d nodes alive; want carol and 3", a.sig.Members(), a.node.AliveNodes())
 	}
 }
+
+// TestVouchBounded: a node holding the secret says in its heartbeats
+// that it has just heard c, which stopped, and a node nobody has heard
+// of. Another node's word only keeps alive a node this one has heard
+// itself and that has not said it stopped: c stays gone (its names
+// stay free) and the unknown node stays unknown.
+func TestVouchBounded(t *testing.T) {
+	nodes := startCluster(t, 8)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	cID := c.node.ID()
+	c.stop(t)
+	testenv.Eventually(t, 10*time.Second, "a and b to take c for gone", func() bool {
+		return a.node.AliveNodes() == 2 && b.node.AliveNodes() == 2
+	})
+	nc := attacker(t, a)
+	m := signer{id: "m@00000001", key: messageKey(testSecret, "m@00000001")}
+	const ghost = "ghost@00000002"
+	testenv.Eventually(t, 20*time.Second, "a to hear m", func() bool {
+		hb, _ := json.Marshal(heartbeatWire{Kind: kindHeartbeat, Node: m.id, Name: "m", Hears: map[string]int64{cID: 0, ghost: 0}})
+		if err := nc.PublishMsg(m.msg(subjHeartbeat, "", hb, true)); err != nil {
+			t.Fatal(err)
+		}
+		return knows(t, a, m.id)
+	})
+	for _, s := range a.node.Status(t.Context()).Nodes {
+		switch s.ID {
+		case cID:
+			if s.Alive {
+				t.Errorf("a takes c for alive on m's word after c stopped")
+			}
+		case ghost:
+			t.Errorf("a took %s, known only from m's word, for a node: %+v", ghost, s)
+		}
+	}
+}

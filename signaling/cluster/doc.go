@@ -19,9 +19,11 @@
 // sender's node id, so a client that reaches NATS without the secret can
 // neither forge nor replay one, and a message is only ever taken for its
 // signer's (auth.go); and what a message may change is bounded by who
-// sent it: a node's heartbeat (and "gone") only from itself, a peer's
-// departure only from the node holding it, and a node's relay range only
-// within the receiving node's own TURN peer rules (turnsrv.RelayPeers).
+// sent it: a node's heartbeat (and "gone") only from itself (another
+// node's word that it heard it only keeps a known node alive, vouch.go),
+// a peer's departure only from the node holding it, and a node's relay
+// range only within the receiving node's own TURN peer rules
+// (turnsrv.RelayPeers).
 //
 // # What travels where
 //
@@ -38,10 +40,12 @@
 //     only.
 //   - Heartbeats on "icebox.hb" every HeartbeatInterval: who is alive,
 //     with each node's relayed address and relay ports (for the TURN peer
-//     filter) and its peer count. A node not heard for DeadAfter is gone:
-//     every other node drops its peers (peer-left to their own peers) and
-//     gives their names and places back in the bucket. A stopping node
-//     says so in a last heartbeat.
+//     filter), its peer count, and how long ago it heard each other node.
+//     A node that neither this node nor any live node has heard for
+//     DeadAfter is gone (vouch.go: a route cut between two nodes alone
+//     ends no one): every other node drops its peers (peer-left to their
+//     own peers) and gives their names and places back in the bucket. A
+//     stopping node says so in a last heartbeat.
 //   - Resume on another node: a request on "icebox.resume"; the node
 //     holding the suspended peer hands it over (signaling.Server.HandOver)
 //     with the messages queued for it.
