@@ -68,8 +68,27 @@ type client struct {
 	name    string
 	token   string
 	view    map[string]string // peer id → name, as this client knows its room
-	replies chan wire.Message // welcome or error, for a join waiting
+	replies chan joinAnswer   // welcome or error, for a join waiting
+	// joins are the names of the joins sent on this connection and not
+	// answered yet, oldest first: a welcome is recorded under the name of
+	// the join it answers, which a join that gave up waiting (and a
+	// newer join after it) may not be.
+	joins   []pendingJoin
+	joinSeq int
 	seq     int
+}
+
+// pendingJoin is a join sent and not answered yet.
+type pendingJoin struct {
+	seq  int
+	name string
+}
+
+// joinAnswer is the welcome or error answering the join numbered seq
+// (-1: none was waiting).
+type joinAnswer struct {
+	seq int
+	m   wire.Message
 }
 
 func newClient(n *node, label, room string) *client {
@@ -98,16 +117,16 @@ func (c *client) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	replies := make(chan wire.Message, 4)
+	replies := make(chan joinAnswer, 4)
 	c.mu.Lock()
-	c.conn, c.replies, c.lastID = conn, replies, ""
+	c.conn, c.replies, c.lastID, c.joins = conn, replies, "", nil
 	c.mu.Unlock()
 	go c.read(conn, replies)
 	return nil
 }
 
 // read records what arrives on conn until it ends.
-func (c *client) read(conn *sigclient.Client, replies chan wire.Message) {
+func (c *client) read(conn *sigclient.Client, replies chan joinAnswer) {
 	for {
 		m, err := conn.Receive(context.Background())
 		if err != nil {
@@ -123,10 +142,12 @@ func (c *client) read(conn *sigclient.Client, replies chan wire.Message) {
 			c.mu.Unlock()
 			return
 		}
-		reply := false
+		reply, answered := false, pendingJoin{}
 		c.mu.Lock()
 		switch m := m.(type) {
 		case *wire.Welcome:
+			answered = c.answeredLocked()
+			c.name = answered.name
 			c.id, c.lastID, c.token = m.ID, m.ID, m.Resume
 			clear(c.view)
 			for _, p := range m.Peers {
@@ -152,16 +173,35 @@ func (c *client) read(conn *sigclient.Client, replies chan wire.Message) {
 				clear(c.view)
 			}
 			c.recordLocked(e)
-			reply = m.Code != wire.CodeSignalDropped
+			// Errors about signals, or an eviction, answer no join: taken
+			// for a join's answer, the join would give up while its welcome
+			// is on the way.
+			switch m.Code {
+			case wire.CodeSignalDropped, wire.CodeUnknownPeer, wire.CodeNotJoined, wire.CodeNameLost, wire.CodeTooLarge:
+			default:
+				answered = c.answeredLocked()
+				reply = true
+			}
 		}
 		c.mu.Unlock()
 		if reply {
 			select {
-			case replies <- m:
+			case replies <- joinAnswer{answered.seq, m}:
 			default:
 			}
 		}
 	}
+}
+
+// answeredLocked takes the oldest unanswered join off c.joins (seq -1
+// and c.name when none is waiting). c.mu is held.
+func (c *client) answeredLocked() pendingJoin {
+	if len(c.joins) == 0 {
+		return pendingJoin{seq: -1, name: c.name}
+	}
+	pj := c.joins[0]
+	c.joins = c.joins[1:]
+	return pj
 }
 
 var errRefused = errors.New("join refused")
@@ -178,30 +218,41 @@ func (c *client) join(ctx context.Context, name string, resume bool) error {
 			return err
 		}
 	}
-	c.mu.Lock()
-	conn, replies := c.conn, c.replies
-	c.name = name
-	c.mu.Unlock()
-	if conn == nil {
-		return errors.New("connection closed")
-	}
 	j := &wire.Join{Room: c.room, Name: name}
 	if resume {
 		j.Resume = token
 	}
-	if err := conn.Send(j); err != nil {
+	c.mu.Lock()
+	conn, replies := c.conn, c.replies
+	if conn == nil {
+		c.mu.Unlock()
+		return errors.New("connection closed")
+	}
+	c.name = name
+	seq := c.joinSeq
+	c.joinSeq++
+	c.joins = append(c.joins, pendingJoin{seq: seq, name: name})
+	err := conn.Send(j)
+	c.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	select {
-	case m := <-replies:
-		if e, ok := m.(*wire.Error); ok {
-			return fmt.Errorf("%w: %s: %s", errRefused, e.Code, e.Message)
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case a := <-replies:
+			if a.seq != seq {
+				continue // the answer to a join that gave up waiting
+			}
+			if e, ok := a.m.(*wire.Error); ok {
+				return fmt.Errorf("%w: %s: %s", errRefused, e.Code, e.Message)
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout:
+			return errors.New("no answer to join within 10s")
 		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(10 * time.Second):
-		return errors.New("no answer to join within 10s")
 	}
 }
 

@@ -272,7 +272,7 @@ var schedules = []schedule{
 	{name: "isolate", apply: isolate},
 	{name: "split-move", apply: splitAndMove},
 	{name: "flap", apply: flap, skip: "a link flapping for 60 s takes 70 to 90 s on a 2-core machine, past make test's budget of about 90 s for the partition test (docs/GUARANTEES.md); set ICEBOX_PARTITION_FLAP=1 to run it"},
-	{name: "delay-loss", apply: delayLoss},
+	{name: "delay-loss", apply: delayLoss, skip: "with 200 ms of delay and 10% loss on one route the whole partition test took up to 94 s on a 2-core machine, past make test's budget of about 90 s for it (docs/GUARANTEES.md); set ICEBOX_PARTITION_DELAY_LOSS=1 to run it"},
 	{name: "pause", apply: pause, skip: "a node back from a SIGSTOP reconciles its rooms only once JetStream regains a quorum, which took from 2 s to over 60 s (its stream reported no quorum after the paused replica returned); set ICEBOX_PARTITION_PAUSE=1 to run it"},
 	{name: "clock", offsets: []time.Duration{0, 5 * time.Minute, -5 * time.Minute}, apply: clockSkew},
 }
