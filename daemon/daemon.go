@@ -66,6 +66,7 @@ type Daemon struct {
 	bound      *config.Config
 	rooms      atomic.Pointer[config.Signaling] // rooms and default password
 	apiKeys    atomic.Pointer[[]string]
+	branding   atomic.Pointer[web.Branding] // branding: name and logo, read at load
 	grace      atomic.Int64 // shutdown_grace, nanoseconds
 	onJoin     atomic.Bool  // turn.credentials is on-join
 	ipv6Prefix atomic.Int64 // ipv6_client_prefix
@@ -196,6 +197,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	d.audit = newSelfAudit(cfg)
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
+	d.branding.Store(brandingOf(cfg))
 	d.grace.Store(int64(cfg.ShutdownGrace))
 	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
@@ -316,6 +318,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		PasswordRequired:  func(room string) bool { return d.roomPassword(room) != "" },
 		STUNServers:       adv.STUNServers,
 		CredentialsOnJoin: d.onJoin.Load,
+		Branding:          d.branding.Load,
 	})
 	scheme := "http"
 	if d.tls != nil {
