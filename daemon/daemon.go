@@ -66,11 +66,13 @@ type Daemon struct {
 	bound      *config.Config
 	rooms      atomic.Pointer[config.Signaling] // rooms and default password
 	apiKeys    atomic.Pointer[[]string]
-	branding   atomic.Pointer[web.Branding] // branding: name and logo, read at load
 	grace      atomic.Int64 // shutdown_grace, nanoseconds
 	onJoin     atomic.Bool  // turn.credentials is on-join
 	ipv6Prefix atomic.Int64 // ipv6_client_prefix
 	minting    *mintlimit.Limiter
+	// branding is branding: (name, logo) as config read it; the pages
+	// and /branding/logo read it per request.
+	branding atomic.Pointer[web.Branding]
 
 	log        *slog.Logger
 	turn       *turnsrv.Server
