@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/icebox-project/icebox/config"
 )
 
@@ -58,6 +60,8 @@ func TestPageLanding(t *testing.T) {
 	waitFor(t, c, "the landing page is ready", `document.getElementById('new-meeting').href.endsWith('/new')`)
 	typeAndSubmit(t, c, "code", ib.URL+"/r/Old_Room-42?mode=call")
 	waitFor(t, c, "the link opens its room, case kept", `location.pathname === '/r/Old_Room-42' && location.search === '?mode=call'`)
+
+	t.Run("branding", func(t *testing.T) { testBranding(t, br) })
 }
 
 // brandSVG is the operator's logo of TestPageBranding: a mark that also
@@ -66,12 +70,13 @@ const brandSVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40" on
 	`<script>document.documentElement.setAttribute('data-ran','1')</script>` +
 	`<rect width="40" height="40" rx="9" fill="#f59e0b"/><path d="M9 31 20 8l11 23h-6l-5-11-5 11z" fill="#fff"/></svg>`
 
-// brandJS measures the top bar's heading: the name, the logo (loaded,
-// beside the name, inside the bar) and whether anything overflows.
+// brandJS measures the top bar's heading: the name (whole or cut short),
+// the logo (loaded, beside the name, inside the bar) and whether anything
+// overflows.
 const brandJS = `(() => {
   const box = (e) => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
-  const bar = document.getElementById('topbar'), img = document.getElementById('brand-logo');
-  return {title: document.title, name: document.getElementById('brand-name').textContent,
+  const bar = document.getElementById('topbar'), img = document.getElementById('brand-logo'), name = document.getElementById('brand-name');
+  return {title: document.title, name: name.textContent, cut: name.scrollWidth > name.clientWidth,
     loaded: !!img && img.complete && img.naturalWidth > 0, logo: img ? box(img) : null,
     nameBox: box(document.getElementById('brand-name')), bar: box(bar),
     overflow: document.documentElement.scrollWidth > innerWidth || bar.scrollWidth > bar.clientWidth};
@@ -79,6 +84,7 @@ const brandJS = `(() => {
 
 type brandInfo struct {
 	Title, Name string
+	Cut         bool
 	Loaded      bool
 	Logo        *box
 	NameBox     box
@@ -92,6 +98,9 @@ func checkBrand(t *testing.T, tab context.Context, what, name string) {
 	b := eval[brandInfo](t, tab, brandJS)
 	if !strings.HasPrefix(b.Title, name+" · ") || b.Name != name {
 		t.Errorf("%s: got title %q and heading %q, want %q in both", what, b.Title, b.Name, name)
+	}
+	if b.Cut {
+		t.Errorf("%s: the name %q is cut short", what, name)
 	}
 	if !b.Loaded || b.Logo == nil {
 		t.Fatalf("%s: the logo did not load", what)
@@ -108,20 +117,19 @@ func checkBrand(t *testing.T, tab context.Context, what, name string) {
 	}
 }
 
-// TestPageBranding: with branding.name and an SVG branding.logo_file the
-// landing page, the call page (before and after joining) and /check show
-// the logo beside the name in their top bar and the name in their title,
-// at desktop and phone sizes. The logo's script runs neither in the page
-// nor when the logo is opened on its own, where the same file served
-// without icebox's policy does run it.
-func TestPageBranding(t *testing.T) {
+// testBranding (TestPageLanding/branding): with branding.name and an SVG
+// branding.logo_file the landing page, the call page (before and after
+// joining) and /check show the logo beside the name in their top bar and
+// the name in their title, at desktop and phone sizes. The logo's script
+// runs neither in the page nor when the logo is opened on its own, where
+// the same file served without icebox's policy does run it.
+func testBranding(t *testing.T, br context.Context) {
 	const name = "Acme Calls"
 	logo := filepath.Join(t.TempDir(), "logo.svg")
 	if err := os.WriteFile(logo, []byte(brandSVG), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ib := startIcebox(t, func(c *config.Config) { c.Branding = config.Branding{Name: name, LogoFile: logo} })
-	br := newBrowser(t)
 	dir := t.TempDir()
 	a := openTab(t, br, ib.URL+"/?test=1&name=a", viewports[0])
 	waitFor(t, a, "the landing page is ready", `document.getElementById('new-meeting').href.endsWith('/new?test=1&name=a')`)
@@ -157,9 +165,11 @@ func TestPageBranding(t *testing.T) {
 	// sandbox policy keeps its script from running. The same bytes served
 	// without that policy run it, so the check can see a script run.
 	ran := func(url string) bool {
-		tab := openTab(t, br, url, viewports[0])
-		waitFor(t, tab, "the SVG has loaded", `document.readyState === 'complete' && document.documentElement.localName === 'svg'`)
-		return eval[bool](t, tab, `document.documentElement.hasAttribute('data-ran') || document.documentElement.hasAttribute('data-onload')`)
+		if err := chromedp.Do(c, chromedp.Navigate(url)); err != nil {
+			t.Fatalf("open %s: %v", url, err)
+		}
+		waitFor(t, c, "the SVG has loaded", `document.readyState === 'complete' && document.documentElement.localName === 'svg'`)
+		return eval[bool](t, c, `document.documentElement.hasAttribute('data-ran') || document.documentElement.hasAttribute('data-onload')`)
 	}
 	if ran(ib.URL + "/branding/logo") {
 		t.Error("the logo opened on its own ran its script")

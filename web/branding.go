@@ -57,6 +57,9 @@ type brandView struct {
 	Name string
 	// Logo is the logo's URL; "" without one.
 	Logo string
+	// Custom is true with an operator's name or logo: the heading may then
+	// give way in a crowded top bar (style.css); icebox's own does not.
+	Custom bool
 }
 
 // branding returns the current branding, read per request so a reload
@@ -72,10 +75,10 @@ func (h *handler) brandView() brandView {
 	v := brandView{Name: DefaultName}
 	if b := h.branding(); b != nil {
 		if b.name != "" {
-			v.Name = b.name
+			v.Name, v.Custom = b.name, true
 		}
 		if len(b.logo) > 0 {
-			v.Logo = LogoPath + "?v=" + b.version
+			v.Logo, v.Custom = LogoPath+"?v="+b.version, true
 		}
 	}
 	return v
@@ -83,7 +86,7 @@ func (h *handler) brandView() brandView {
 
 // brandHTML is the pages' top-bar heading: the logo, when there is one,
 // beside the name. The logo is decorative (alt=""): the name says who.
-const brandHTML = `{{define "brand"}}<h1 id="brand">` +
+const brandHTML = `{{define "brand"}}<h1 id="brand"{{if .Custom}} class="custom"{{end}}>` +
 	`{{if .Logo}}<img id="brand-logo" src="{{.Logo}}" alt="">{{end}}` +
 	`<span id="brand-name">{{.Name}}</span></h1>{{end}}`
 

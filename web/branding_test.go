@@ -78,7 +78,7 @@ func TestBrandingPages(t *testing.T) {
 		if m == nil || m[1] != b.version {
 			t.Errorf("%s: got logo %v, want an <img> of version %s", p, m, b.version)
 		}
-		if !strings.Contains(body, `alt=""><span id="brand-name">`+escaped+`</span></h1>`) {
+		if !strings.Contains(body, `<h1 id="brand" class="custom"><img id="brand-logo" `) || !strings.Contains(body, `alt=""><span id="brand-name">`+escaped+`</span></h1>`) {
 			t.Errorf("%s: no escaped name beside the logo in the heading:\n%s", p, body)
 		}
 		plainResp, _ := get(t, plain.URL+p)
