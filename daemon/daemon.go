@@ -199,7 +199,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	d.audit = newSelfAudit(cfg)
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
-	d.branding.Store(brandingOf(cfg))
+	d.setBranding(cfg)
 	d.grace.Store(int64(cfg.ShutdownGrace))
 	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))

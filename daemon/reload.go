@@ -47,7 +47,7 @@ func (d *Daemon) Reload(cfg *config.Config) (needRestart []string, err error) {
 	}
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
-	d.branding.Store(brandingOf(cfg))
+	d.setBranding(cfg)
 	d.grace.Store(int64(cfg.ShutdownGrace))
 	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
@@ -94,9 +94,12 @@ func restartKeys(old, cfg *config.Config) []string {
 	return keys
 }
 
-// brandingOf is the pages' branding of cfg: branding.name and the logo
-// config read from branding.logo_file.
-func brandingOf(cfg *config.Config) *web.Branding {
+// setBranding hands the pages branding.name and the logo config read
+// from branding.logo_file, and logs them when there are any.
+func (d *Daemon) setBranding(cfg *config.Config) {
 	b := &cfg.Parsed.Branding
-	return web.NewBranding(b.Name, b.Logo, b.LogoType)
+	d.branding.Store(web.NewBranding(b.Name, b.Logo, b.LogoType))
+	if b.Name != "" || b.Logo != nil {
+		d.log.Info("branding", "name", b.Name, "logo_file", cfg.Branding.LogoFile, "logo_type", b.LogoType, "logo_bytes", len(b.Logo))
+	}
 }
