@@ -22,8 +22,11 @@ import (
 // and lands in the same room, and the two see each other. A pasted link
 // works too, and nonsense gets a message, not a page.
 func TestPageLanding(t *testing.T) {
-	ib := startIcebox(t, nil)
 	br := newBrowser(t)
+	// First, while nothing else runs in the browser; its tabs and icebox
+	// end with it.
+	t.Run("branding", func(t *testing.T) { testBranding(t, br) })
+	ib := startIcebox(t, nil)
 	dir := t.TempDir()
 	a := openTab(t, br, ib.URL+"/?test=1&name=a", viewports[0])
 	waitFor(t, a, "the landing page is ready", `document.getElementById('new-meeting').href.endsWith('/new?test=1&name=a')`)
@@ -60,8 +63,6 @@ func TestPageLanding(t *testing.T) {
 	waitFor(t, c, "the landing page is ready", `document.getElementById('new-meeting').href.endsWith('/new')`)
 	typeAndSubmit(t, c, "code", ib.URL+"/r/Old_Room-42?mode=call")
 	waitFor(t, c, "the link opens its room, case kept", `location.pathname === '/r/Old_Room-42' && location.search === '?mode=call'`)
-
-	t.Run("branding", func(t *testing.T) { testBranding(t, br) })
 }
 
 // brandSVG is the operator's logo of TestPageBranding: a mark that also
