@@ -52,6 +52,9 @@ type Config struct {
 	// SFU is the embedded selective forwarding unit (sfu.go). Absent: no
 	// SFU; every room is a mesh.
 	SFU *SFU `yaml:"sfu"`
+	// Branding is the operator's name and logo on the pages (branding.go).
+	// Absent: icebox's own.
+	Branding Branding `yaml:"branding"`
 
 	// ShutdownGrace is how long a stopping icebox (SIGTERM) lets live
 	// allocations end before closing them; new allocations are refused
@@ -311,6 +314,8 @@ type Parsed struct {
 	TLS bool
 	// Cluster is the cluster section checked; nil on a single node.
 	Cluster *ParsedCluster
+	// Branding is branding: checked, with the logo file's content.
+	Branding ParsedBranding
 }
 
 // public_ip modes (Parsed.PublicIPMode).

@@ -350,6 +350,9 @@ func (c *Config) validate() (*Parsed, *Error) {
 	if err := c.validateSFU(p); err != nil {
 		return nil, err
 	}
+	if err := c.validateBranding(p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

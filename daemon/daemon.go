@@ -70,6 +70,9 @@ type Daemon struct {
 	onJoin     atomic.Bool  // turn.credentials is on-join
 	ipv6Prefix atomic.Int64 // ipv6_client_prefix
 	minting    *mintlimit.Limiter
+	// branding is branding: (name, logo) as config read it; the pages
+	// and /branding/logo read it per request.
+	branding atomic.Pointer[web.Branding]
 
 	log        *slog.Logger
 	turn       *turnsrv.Server
@@ -196,6 +199,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	d.audit = newSelfAudit(cfg)
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
+	d.setBranding(cfg)
 	d.grace.Store(int64(cfg.ShutdownGrace))
 	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
@@ -316,6 +320,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		PasswordRequired:  func(room string) bool { return d.roomPassword(room) != "" },
 		STUNServers:       adv.STUNServers,
 		CredentialsOnJoin: d.onJoin.Load,
+		Branding:          d.branding.Load,
 	})
 	scheme := "http"
 	if d.tls != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/turnsrv"
+	"github.com/icebox-project/icebox/web"
 )
 
 // Reload applies a new, validated configuration without dropping calls or
@@ -14,7 +15,8 @@ import (
 // minting limits; ipv6_client_prefix, ipv6_aggregate_prefix and
 // ipv6_aggregate_factor for the web, signaling and TCP limits
 // (open WebSockets stay counted under the key they opened with); the
-// shutdown grace. The self-audit runs again. Keys that would need new
+// shutdown grace; branding.name and the logo, as read from
+// branding.logo_file when cfg was loaded. The self-audit runs again. Keys that would need new
 // listeners are returned (and logged) as
 // needing a restart; their running values stay. On error nothing changes.
 func (d *Daemon) Reload(cfg *config.Config) (needRestart []string, err error) {
@@ -45,6 +47,7 @@ func (d *Daemon) Reload(cfg *config.Config) (needRestart []string, err error) {
 	}
 	d.rooms.Store(&cfg.Signaling)
 	d.apiKeys.Store(&cfg.HTTP.APIKeys)
+	d.setBranding(cfg)
 	d.grace.Store(int64(cfg.ShutdownGrace))
 	d.onJoin.Store(cfg.TURN.Credentials == config.CredentialsOnJoin)
 	d.ipv6Prefix.Store(int64(cfg.IPv6ClientPrefix))
@@ -89,4 +92,14 @@ func restartKeys(old, cfg *config.Config) []string {
 	diff("http.trusted_proxies", !slices.Equal(oldP.TrustedProxies, p.TrustedProxies))
 	diff("state_dir", old.StateDir != cfg.StateDir && len(cfg.TURN.Secrets) == 0)
 	return keys
+}
+
+// setBranding hands the pages branding.name and the logo config read
+// from branding.logo_file, and logs them when there are any.
+func (d *Daemon) setBranding(cfg *config.Config) {
+	b := &cfg.Parsed.Branding
+	d.branding.Store(web.NewBranding(b.Name, b.Logo, b.LogoType))
+	if b.Name != "" || b.Logo != nil {
+		d.log.Info("branding", "name", b.Name, "logo_file", cfg.Branding.LogoFile, "logo_type", b.LogoType, "logo_bytes", len(b.Logo))
+	}
 }

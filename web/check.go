@@ -2,7 +2,6 @@ package web
 
 import (
 	_ "embed"
-	"html/template"
 	"net/http"
 
 	"github.com/icebox-project/icebox/internal/mintlimit"
@@ -12,7 +11,7 @@ import (
 //go:embed check.html
 var checkHTML string
 
-var checkTmpl = template.Must(template.New("check").Parse(checkHTML))
+var checkTmpl = parsePage("check", checkHTML)
 
 // check serves the connectivity check page, GET /check: from the user's
 // browser it tries each ICE server URL on its own (static/checkice.js).
@@ -35,7 +34,10 @@ func (h *handler) check(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store") // credentials are per load.
-	if err := checkTmpl.Execute(w, struct{ ICEConfig RTCConfiguration }{cfg}); err != nil {
+	if err := checkTmpl.Execute(w, struct {
+		Brand     brandView
+		ICEConfig RTCConfiguration
+	}{h.brandView(), cfg}); err != nil {
 		h.cfg.Logger.Warn("rendering the check page", "error", err)
 	}
 }

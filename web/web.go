@@ -8,6 +8,7 @@
 //	GET /check               the connectivity check page (check.go)
 //	GET /static/…            the page's assets
 //	GET /favicon.ico         the page's icon (SVG)
+//	GET /branding/logo       the operator's logo (branding.go); 404 without one
 //	GET /api/v1/ice-servers  RTCConfiguration plus "ttl" (Bearer API key)
 //	GET /healthz             200 "ok" while serving
 //
@@ -36,7 +37,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -57,7 +57,7 @@ var staticFS embed.FS
 //go:embed page.html
 var pageHTML string
 
-var pageTmpl = template.Must(template.New("page").Parse(pageHTML))
+var pageTmpl = parsePage("page", pageHTML)
 
 // RTCConfiguration is the W3C WebRTC RTCConfiguration dictionary subset
 // icebox hands out. TTL, in seconds, is set only by the API.
@@ -104,6 +104,9 @@ type Config struct {
 	// API then refuses (403) when no API keys are configured. Nil func:
 	// false.
 	CredentialsOnJoin func() bool
+	// Branding returns the operator's name and logo, read per request so a
+	// reload applies. Nil func or nil Branding: icebox's own name, no logo.
+	Branding func() *Branding
 	// Logger; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -127,6 +130,7 @@ func New(cfg Config) http.Handler {
 		w.Header().Set("Cache-Control", "max-age=86400")
 		http.ServeFileFS(w, r, static, "icon.svg")
 	})
+	mux.HandleFunc("GET "+LogoPath, h.logo) // branding.go
 	mux.HandleFunc("GET /api/v1/ice-servers", h.api)
 	mux.Handle("GET /healthz", HealthHandler(cfg.Healthy))
 	mux.Handle("GET /ws", cfg.WebSocket)
@@ -194,14 +198,18 @@ func NewRoomID() string {
 }
 
 //go:embed landing.html
-var landingHTML []byte
+var landingHTML string
 
-// landing serves the landing page, GET /: "New meeting" (a link to
-// /new), "Join with a code or link" (static/landing.js) and a link to
-// /check.
+var landingTmpl = parsePage("landing", landingHTML)
+
+// landing serves the landing page, GET /: the operator's name and logo,
+// "New meeting" (a link to /new), "Join with a code or link"
+// (static/landing.js) and a link to /check.
 func (h *handler) landing(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write(landingHTML)
+	if err := landingTmpl.Execute(w, struct{ Brand brandView }{h.brandView()}); err != nil {
+		h.cfg.Logger.Warn("rendering the landing page", "error", err)
+	}
 }
 
 func (h *handler) newRoom(w http.ResponseWriter, r *http.Request) {
@@ -235,10 +243,11 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store") // credentials are per load.
 	if err := pageTmpl.Execute(w, struct {
+		Brand            brandView
 		Room             string
 		ICEConfig        RTCConfiguration
 		PasswordRequired bool
-	}{room, cfg, h.cfg.PasswordRequired != nil && h.cfg.PasswordRequired(room)}); err != nil {
+	}{h.brandView(), room, cfg, h.cfg.PasswordRequired != nil && h.cfg.PasswordRequired(room)}); err != nil {
 		h.cfg.Logger.Warn("rendering page", "error", err)
 	}
 }
