@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/daemon"
 )
