@@ -62,10 +62,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// ffLaunchTimeout bounds Firefox's start; ffCallTimeout a request's
-// answer beyond the wait it asks for.
+// ffLaunchTimeout bounds Firefox's start (a few seconds, far more on a
+// loaded machine); ffCallTimeout a request's answer beyond the wait it
+// asks for.
 const (
-	ffLaunchTimeout = 60 * time.Second
+	ffLaunchTimeout = 2 * time.Minute
 	ffCallTimeout   = 30 * time.Second
 )
 
@@ -85,8 +86,8 @@ func newFirefox(t *testing.T) *firefox {
 	testenv.Require(t, err == nil, "puppeteer-core is not installed (`make typecheck` or `npm ci` at the repository root)")
 	cmd := exec.Command(node, filepath.Join(root, "e2e", "js", "firefox-driver.mjs"))
 	cmd.Dir = root
-	// HOME: Firefox's caches; TMPDIR: the profile puppeteer makes.
-	cmd.Env = append(os.Environ(), "FIREFOX="+path, "HOME="+t.TempDir(), "TMPDIR="+t.TempDir())
+	// TMPDIR: the profile puppeteer makes, removed with the test's.
+	cmd.Env = append(os.Environ(), "FIREFOX="+path, "TMPDIR="+t.TempDir())
 	f := &firefox{cmd: cmd, replies: make(chan ffReply, 1), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = f.stderr
 	if f.in, err = cmd.StdinPipe(); err != nil {
