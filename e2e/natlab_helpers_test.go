@@ -33,7 +33,6 @@ import (
 //	client b ─ router b ─┘                 └─ nat11 ─ srv11 (icebox, 10.200.0.2,
 //	                                            203.0.113.20)   public_ip 203.0.113.20)
 var (
-	inetServers = netip.MustParsePrefix("203.0.113.0/24")
 	inetClients = netip.MustParsePrefix("198.51.100.0/24")
 	srvAddr     = netip.MustParseAddr("203.0.113.10")
 	nat11Addr   = netip.MustParseAddr("203.0.113.20")
