@@ -8,6 +8,7 @@
 // (#ice-config) and is replaced by the servers of welcome and
 // ice-servers messages.
 import { Session } from './session.js';
+import { layerFor } from './sfu.js';
 import { mediaState, label, REATTACH_GRACE_MS, RESTART_GRACE_MS } from './health.js';
 import * as testHook from './testhook.js';
 import { CallControl } from './callmode.js';
@@ -51,10 +52,54 @@ const ringer = new Ringer();
 const pickers = {
   videoinput: $('pick-videoinput'), audioinput: $('pick-audioinput'), audiooutput: $('pick-audiooutput'),
 };
+/** the active speaker the SFU last named ('' none) */
+let sfuSpeaker = '';
+/** @type {Map<string, string>} SFU track id → the largest layer last asked for */
+const asked = new Map();
+
+/**
+ * showSFU puts what the SFU sends on tiles: one per peer that publishes a
+ * camera or microphone (its stream is named after it), and asks for the
+ * camera layer that fits the number of tiles (sfu.js layerFor).
+ */
+function showSFU() {
+  const sfu = session.sfu;
+  /** @type {Set<string>} */
+  const owners = new Set();
+  for (const t of session.sfuTracks) {
+    if (t.source === 'screen' || !session.names.has(t.peer)) continue;
+    const stream = sfu && sfu.streamOf(t.stream);
+    if (!stream) continue;
+    owners.add(t.peer);
+    tiles.show(tiles.add(t.peer, session.nameOf(t.peer)), stream);
+  }
+  for (const el of document.querySelectorAll('.tile.remote')) {
+    const id = /** @type {HTMLElement} */ (el).dataset.peer || '';
+    if (!owners.has(id) && !session.peers.has(id)) tiles.remove(id);
+  }
+  const layer = layerFor(owners.size);
+  for (const t of session.sfuTracks) {
+    if (t.kind !== 'video' || t.source === 'screen' || asked.get(t.track) === layer) continue;
+    asked.set(t.track, layer);
+    session.setLayer(t.track, layer);
+  }
+  for (const id of [...asked.keys()]) if (!session.sfuTracks.some((t) => t.track === id)) asked.delete(id);
+  setSpeaker(document, media.choice.audiooutput || '');
+  tiles.layout();
+}
+
 const monitor = new Monitor({
   peers: () => session.peers,
   myLevel: () => meter.level(),
-  onSpeaking: (speaking, active) => tiles.setSpeaking(speaking, active),
+  onSpeaking: (speaking, active) => {
+    // In an SFU room the server names the active speaker (from the audio
+    // levels of what everyone publishes).
+    if (session.media === 'sfu') {
+      if (sfuSpeaker) speaking.add(sfuSpeaker);
+      active = sfuSpeaker;
+    }
+    tiles.setSpeaking(speaking, active);
+  },
   onNet: (p, n) => {
     p.relayed = n.path === 'relay';
     tiles.setNet(p.id, badgeText(n), details(n), `${n.path}${bad(n) ? ' bad' : ''}`);
@@ -85,7 +130,8 @@ function renderDevices() {
   renderMedia(media, tiles, myMeta(), session.myName || $('name').value, view.noteClosed);
   meter.use(media.stream);
   $('meter-row').hidden = !media.has('audio');
-  renderShare(!!media.screen, !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia));
+  // Screen sharing goes peer to peer; an SFU room does not carry it yet.
+  renderShare(!!media.screen, !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) && session.media !== 'sfu');
 }
 
 /** @type {WeakSet<MediaStreamTrack>} local tracks whose end is watched */
@@ -144,6 +190,7 @@ async function startMedia() {
       p.setLocalStream(stream);
       p.sendMeta(myMeta());
     }
+    if (session.sfu && !session.sfu.senders.length) session.sfu.publish(stream);
   }
   return stream;
 }
@@ -460,7 +507,15 @@ function wireSession() {
   on('refused', refused);
   on('people', people);
   on('joined', (d) => { chat.system(`${d.name} joined`); announce(`${d.name} joined`); });
-  on('left', (d) => { chat.system(`${d.name} left`); announce(`${d.name} left`); mics.delete(d.id); });
+  on('left', (d) => {
+    chat.system(`${d.name} left`);
+    announce(`${d.name} left`);
+    mics.delete(d.id);
+    if (session.media === 'sfu') tiles.remove(d.id);
+  });
+  on('sfu-stream', () => showSFU());
+  on('sfu-tracks', () => showSFU());
+  on('speaker', (d) => { sfuSpeaker = d.peer; });
   on('peer-added', (d) => tiles.add(d.peer.id, d.peer.name));
   on('peer-removed', (d) => tiles.remove(d.id));
   on('peer-renamed', (d) => tiles.rename(d.from, d.to));
@@ -566,6 +621,7 @@ async function pick(kind) {
       return;
     }
     for (const p of session.peers.values()) p.replaceTrack(track);
+    if (session.sfu) await session.sfu.replaceTrack(track);
     $('preview-video').dataset.tracks = '';
     $('local-video').dataset.tracks = '';
     renderDevices();

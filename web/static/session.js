@@ -23,9 +23,17 @@
 //   chat-lost     {line, peer, name}: a line will never reach a peer
 //   reconnecting  {delay}: signaling is away, retried in delay ms
 //   closed        {code, reason}: signaling closed for good
+//   sfu-stream    {stream}: in an SFU room, a stream (named after the
+//                 peer that owns it) got a track
+//   sfu-tracks    {tracks}: in an SFU room, the list of every track
+//                 received changed
+//   sfu-state     {state}: the SFU connection's state changed
+//   speaker       {peer}: in an SFU room, the server names the active
+//                 speaker
 
 import { Signaling } from './signal.js';
 import { Peer } from './mesh.js';
+import { SFUConnection, SFU_PEER } from './sfu.js';
 
 /** How long a peer kept across a fresh join waits to say who it is now, in ms. */
 export const REBIND_MS = 5000;
@@ -38,7 +46,7 @@ const HELD_MAX = 500;
  * @typedef {import('./mesh.js').Meta} Meta
  * @typedef {{id: string, name: string}} PeerRef
  * @typedef {{type: string, id: string, room: string, resumed?: boolean,
- *   peers: PeerRef[], iceServers?: RTCIceServer[]}} Welcome
+ *   peers: PeerRef[], iceServers?: RTCIceServer[], media?: string}} Welcome
  * @typedef {{
  *   room: string,
  *   mode: 'room'|'call',
@@ -73,6 +81,12 @@ export class Session extends EventTarget {
     this.calls = null;
     /** whether setParameters lowers video as the room grows (adapt.js) */
     this.adapt = true;
+    /** how this room's media flows: between every two pages, or through the SFU (the welcome says) */
+    this.media = 'mesh';
+    /** @type {SFUConnection|null} the connection to the SFU in an SFU room */
+    this.sfu = null;
+    /** @type {import('./sfu.js').TrackInfo[]} what the SFU last said it sends us */
+    this.sfuTracks = [];
   }
 
   /**
@@ -115,6 +129,12 @@ export class Session extends EventTarget {
     on('peer-left', (d) => this.#peerLeft(String(d.id)));
     on('signal', (d) => this.#signal(String(d.from), d.data));
     on('ice-servers', (d) => { if (Array.isArray(d.iceServers)) this.setICEServers(d.iceServers); });
+    on('tracks', (d) => {
+      if (!Array.isArray(d.tracks)) return;
+      this.sfuTracks = d.tracks.filter((/** @type {any} */ t) => t && typeof t.track === 'string' && typeof t.peer === 'string');
+      this.#emit('sfu-tracks', { tracks: this.sfuTracks });
+    });
+    on('speaker', (d) => { if (typeof d.peer === 'string') this.#emit('speaker', { peer: d.peer }); });
     on('error', (d) => {
       if (!this.myId && this.sig === sig) {
         sig.stop();
@@ -144,6 +164,7 @@ export class Session extends EventTarget {
 
   /** reset closes every connection and forgets the room. */
   reset() {
+    this.#closeSFU();
     for (const id of [...this.peers.keys()]) this.closePeer(id);
     for (const id of [...this.early.keys()]) this.closePeer(id);
     this.held.clear();
@@ -163,11 +184,15 @@ export class Session extends EventTarget {
     if (Array.isArray(d.iceServers) && d.iceServers.length) this.setICEServers(d.iceServers);
     if (d.resumed) {
       for (const p of this.peers.values()) p.resync();
+      if (this.sfu) this.sfu.resync();
       this.#emit('welcome', { room: d.room, name, again: false, resumed: true });
       return;
     }
     const again = !!this.myId && this.mode === 'room';
-    if (again) this.#keepPeers();
+    this.media = this.mode === 'room' && d.media === 'sfu' ? 'sfu' : 'mesh';
+    // A fresh join is a fresh participant at the SFU too.
+    this.#closeSFU();
+    if (again && this.media === 'mesh') this.#keepPeers();
     else for (const id of [...this.peers.keys()]) this.closePeer(id);
     this.myId = String(d.id);
     this.myName = name;
@@ -176,6 +201,10 @@ export class Session extends EventTarget {
     this.#emit('welcome', { room: d.room, name, again, resumed: false });
     this.#emit('people');
     if (this.mode === 'call') return;
+    if (this.media === 'sfu') {
+      this.#openSFU();
+      return;
+    }
     // Tell kept peers who we are now, over their own connections.
     for (const p of this.peers.values()) p.sendMeta(this.o.meta());
     for (const { id, name: n } of peers) {
@@ -191,6 +220,11 @@ export class Session extends EventTarget {
   /** @param {string} id @param {string} name */
   #peerJoined(id, name) {
     this.names.set(id, name);
+    if (this.media === 'sfu') {
+      this.#emit('joined', { id, name });
+      this.#emit('people');
+      return;
+    }
     this.#named(id);
     this.#adopt(id);
     if (!this.peers.has(id) && !this.#orphanNamed(name)) this.#emit('joined', { id, name });
@@ -214,10 +248,16 @@ export class Session extends EventTarget {
    */
   #signal(from, data) {
     if (!data || typeof data !== 'object') return;
+    if (from === SFU_PEER) {
+      if (this.sfu) this.sfu.receive(data);
+      return;
+    }
     if (typeof data.chat === 'string') {
       this.#emit('chat', { name: this.nameOf(from), text: data.chat });
       return;
     }
+    // In an SFU room media goes through the SFU only.
+    if (this.media === 'sfu') return;
     if (this.mode === 'call' && this.calls) {
       if (typeof data.call === 'string') {
         this.calls.onSignal(from, data);
@@ -326,7 +366,7 @@ export class Session extends EventTarget {
    */
   sendChat(line, text) {
     for (const id of this.names.keys()) {
-      if (this.mode === 'call') {
+      if (this.mode === 'call' || this.media === 'sfu') {
         if (this.signal(id, { chat: text })) this.#emit('chat-sent', { line, peer: id });
         else this.#emit('chat-lost', { line, peer: id, name: this.nameOf(id) });
         continue;
@@ -341,6 +381,38 @@ export class Session extends EventTarget {
         this.early.set(id, q);
       }
     }
+  }
+
+  // ---- SFU rooms
+
+  /** #openSFU makes the connection to the SFU and publishes our media. */
+  #openSFU() {
+    const sfu = new SFUConnection({
+      rtcConfig: this.rtcConfig,
+      send: (data) => this.signal(SFU_PEER, data),
+      onStream: (stream) => this.#emit('sfu-stream', { stream }),
+      onState: (state) => this.#emit('sfu-state', { state }),
+    });
+    this.sfu = sfu;
+    sfu.publish(this.o.stream());
+  }
+
+  #closeSFU() {
+    if (!this.sfu) return;
+    this.sfu.close();
+    this.sfu = null;
+    this.sfuTracks = [];
+    this.#emit('sfu-tracks', { tracks: [] });
+  }
+
+  /**
+   * setLayer asks the SFU for at most layer of a video track it sends us
+   * ('none' pauses it).
+   * @param {string} track
+   * @param {'q'|'h'|'f'|'none'} layer
+   */
+  setLayer(track, layer) {
+    if (this.sig) this.sig.send({ type: 'layer', track, layer });
   }
 
   // ---- keeping connections across a fresh join (the server restarted)

@@ -27,7 +27,11 @@ export const TEST_FLAG = 'test';
  *   ringing: boolean,
  *   levels: Record<string, number>,
  *   timing: {start: number, mediaReady: number, firstVideo: number},
+ *   media: string,
+ *   sfu: {connectionState: string, senders: number, streams: string[], tracks: number}|null,
  * }} Snapshot
+ *   media is how the room's media flows ('mesh' or 'sfu'); sfu is the
+ *   connection to the SFU in an SFU room (null otherwise).
  * @typedef {{
  *   snapshot: () => Snapshot,
  *   pairs: () => Promise<Record<string, object|null>>,
@@ -92,6 +96,13 @@ export function install(src) {
       ringing: src.ringing(),
       levels: monitor.levels(),
       timing: { ...src.timing },
+      media: session.media,
+      sfu: session.sfu ? {
+        connectionState: session.sfu.pc.connectionState,
+        senders: session.sfu.senders.length,
+        streams: [...session.sfu.streams.keys()],
+        tracks: session.sfuTracks.length,
+      } : null,
     }),
     async pairs() {
       /** @type {Record<string, object|null>} */
