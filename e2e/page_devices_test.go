@@ -13,13 +13,27 @@ import (
 // page sent and received on all its connections: a renegotiation adds.
 const descriptionsJS = `icebox.snapshot().peers.reduce((n, p) => n + p.descriptions, 0)`
 
-// countFrames makes tab count the frames its first remote <video>
+// countFramesJS makes a page count the frames its first remote <video>
 // presents (requestVideoFrameCallback), in window.__frames.
+const countFramesJS = `(() => { window.__frames = 0; const v = document.querySelector('.tile.remote video');
+	const count = () => { window.__frames++; v.requestVideoFrameCallback(count); }; v.requestVideoFrameCallback(count); return true; })()`
+
+// countFrames makes tab count the frames its first remote <video>
+// presents, in window.__frames.
 func countFrames(t *testing.T, tab context.Context) {
 	t.Helper()
-	eval[bool](t, tab, `(() => { window.__frames = 0; const v = document.querySelector('.tile.remote video');
-		const count = () => { window.__frames++; v.requestVideoFrameCallback(count); }; v.requestVideoFrameCallback(count); return true; })()`)
+	eval[bool](t, tab, countFramesJS)
 }
+
+// hearsJS resolves to whether sound arrives on the page's first
+// connection: its received audio energy grows within 10 s (polled in the
+// page).
+const hearsJS = `(async () => {
+	const e = async () => { const s = Object.values(await icebox.stats())[0] || [];
+		const r = s.find((x) => x.type === 'inbound-rtp' && x.kind === 'audio'); return r ? r.totalAudioEnergy || 0 : 0; };
+	const before = await e();
+	for (let i = 0; i < 100; i++) { await new Promise((r) => setTimeout(r, 100)); if (await e() > before) return true; }
+	return false; })()`
 
 // waitFramesAfter waits until tab's remote <video> presents ten more
 // frames than it had when called: the picture moves.
@@ -58,8 +72,6 @@ func TestPageDevicesInCall(t *testing.T) {
 	}
 	emulate(t, a, viewports[0])
 
-	audioEnergy := `async () => { const s = Object.values(await icebox.stats())[0] || [];
-		const r = s.find((x) => x.type === 'inbound-rtp' && x.kind === 'audio'); return r ? r.totalAudioEnergy || 0 : 0; }`
 	for _, kind := range []string{"videoinput", "audioinput"} {
 		track := map[string]string{"videoinput": "video", "audioinput": "audio"}[kind]
 		// Pick a device other than the one a sends now: for cameras the
@@ -76,10 +88,7 @@ func TestPageDevicesInCall(t *testing.T) {
 		if track == "video" {
 			waitFramesAfter(t, b, "b's video of a keeps presenting frames after the camera switch")
 		} else {
-			// Polled in the page, up to 10 s: the energy grows while sound arrives.
-			if !awaitJS[bool](t, b, `(async () => { const e = `+audioEnergy+`; const before = await e();
-				for (let i = 0; i < 100; i++) { await new Promise((r) => setTimeout(r, 100)); if (await e() > before) return true; }
-				return false; })()`) {
+			if !awaitJS[bool](t, b, hearsJS) {
 				t.Error("b hears nothing from a after the microphone switch")
 			}
 		}

@@ -224,8 +224,7 @@ func TestPageServerRestart(t *testing.T) {
 			waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 			ids := map[string]string{"a": eval[string](t, a, `icebox.snapshot().myId`), "b": eval[string](t, b, `icebox.snapshot().myId`)}
 			// Video keeps flowing: b's frames counted from now on.
-			eval[bool](t, b, `(() => { const v = document.querySelector('.tile.remote video'); window.__frames = 0;
-				const count = () => { window.__frames++; v.requestVideoFrameCallback(count); }; v.requestVideoFrameCallback(count); return true; })()`)
+			countFrames(t, b)
 
 			r.stop(t)
 			waitText(t, a, "status", "reconnect")

@@ -29,8 +29,7 @@ func TestPageRelayRestarts(t *testing.T) {
 	b := newTab(t, br, url+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")
 	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
 	// b counts the frames its <video> of a presents, whatever its stream.
-	eval[bool](t, b, `(() => { window.__frames = 0; const v = document.querySelector('.tile.remote video');
-		const count = () => { window.__frames++; v.requestVideoFrameCallback(count); }; v.requestVideoFrameCallback(count); return true; })()`)
+	countFrames(t, b)
 	var took []time.Duration
 	for i := range restartRuns {
 		r.stop(t)

@@ -4,7 +4,7 @@
 // what it saw and exits 1 on the first failed step.
 //
 //   ICEBOX_URL=http://127.0.0.1:PORT FIREFOX=/usr/bin/firefox-esr CHROMIUM=/usr/bin/chromium node firefox-call.mjs
-import puppeteer from 'puppeteer-core';
+import { launchChromium, launchFirefox } from './browsers.mjs';
 
 const base = process.env.ICEBOX_URL;
 const room = process.env.ROOM || `ff${Date.now()}`;
@@ -58,27 +58,8 @@ const heard = (text) => `[...document.querySelectorAll('#messages li')].some(li 
 let firefox;
 let chromium;
 try {
-  firefox = await puppeteer.launch({
-    browser: 'firefox',
-    executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
-    headless: true,
-    extraPrefsFirefox: {
-      'media.navigator.streams.fake': true,
-      'media.navigator.permission.disabled': true,
-      'media.autoplay.default': 0,
-      // ICE and TURN on 127.0.0.1, as the test's icebox is.
-      'media.peerconnection.ice.loopback': true,
-      'media.getusermedia.screensharing.enabled': true,
-      'media.getdisplaymedia.enabled': true,
-    },
-  });
-  chromium = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
-      '--autoplay-policy=no-user-gesture-required', '--auto-select-desktop-capture-source=Entire screen'],
-  });
+  firefox = await launchFirefox(process.env.FIREFOX);
+  chromium = await launchChromium(process.env.CHROMIUM);
   out.firefox = await firefox.version();
   const ff = await firefox.newPage();
   const cr = await chromium.newPage();

@@ -142,18 +142,22 @@ const watched = new WeakSet();
  * (the device unplugged, or taken by another program): it leaves the
  * stream, your tile and buttons say so, the others are told, and the
  * note offers "Try again" (and the settings another device).
+ * Watched through the track's onended handler, which every ended event
+ * reaches in Chromium and Firefox alike: Firefox (ESR 153) gives an event
+ * dispatched to a MediaStreamTrack by script (as the test hook's endTrack
+ * does) to the handler attribute only, not to addEventListener's.
  */
 function watchLocal() {
   for (const t of media.stream ? media.stream.getTracks() : []) {
     if (watched.has(t)) continue;
     watched.add(t);
-    t.addEventListener('ended', () => {
+    t.onended = () => {
       if (!media.lost(t)) return;
       view.noteClosed = false;
       renderDevices();
       refreshPickers();
       for (const p of session.peers.values()) p.sendMeta(myMeta());
-    });
+    };
   }
 }
 

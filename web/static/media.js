@@ -225,7 +225,8 @@ export class LocalMedia {
     for (const t of s.getTracks()) this.#all.add(t);
     if (!track) throw new Error('no video in the share');
     track.contentHint = 'detail';
-    track.addEventListener('ended', () => { if (this.screen === s) onEnded(); });
+    // The handler attribute, as for the camera (app.js watchLocal): in Firefox it also gets an ended event dispatched by script.
+    track.onended = () => { if (this.screen === s) onEnded(); };
     this.screen = s;
     return s;
   }

@@ -45,6 +45,35 @@ export const POLITE_RESTART_MS = 1500;
  *   restart waits for it.
  */
 
+/**
+ * setupOf is the first a=setup value of an SDP ('' if none).
+ * @param {string|undefined} sdp
+ * @returns {string}
+ */
+function setupOf(sdp) {
+  const m = /^a=setup:(\w+)\r?$/m.exec(sdp || '');
+  return m ? m[1] : '';
+}
+
+/**
+ * keepSetup rewrites an answer's a=setup lines to role (active or
+ * passive) when they say the other one: an answer may not change the
+ * DTLS role of an association that exists (RFC 8842 §5.5), yet Firefox
+ * (ESR 153) answers an ICE restart offer with a=setup:active even where
+ * it is the DTLS server, and Chromium then refuses that answer ("Failed
+ * to set SSL role for the transport") and every later description on the
+ * connection. An ICE restart does not renegotiate the DTLS association,
+ * so each side keeps the role its descriptions in effect give it. With
+ * role '' the SDP is returned as it is.
+ * @param {string} sdp
+ * @param {string} role
+ * @returns {string}
+ */
+export function keepSetup(sdp, role) {
+  if (role !== 'active' && role !== 'passive') return sdp;
+  return sdp.replace(/^a=setup:(active|passive)(\r?)$/gm, (line, _, cr) => `a=setup:${role}${cr}`);
+}
+
 export class Peer {
   /** @param {PeerOptions} o */
   constructor(o) {
@@ -219,6 +248,11 @@ export class Peer {
       this.ignoreOffer = !this.polite && collision;
       if (this.ignoreOffer) return;
       if (screen !== undefined) this.remote.screen = typeof screen === 'string' && screen.length <= 128 ? screen : null;
+      if (description.type === 'answer' && typeof description.sdp === 'string') {
+        const sdp = keepSetup(description.sdp, this.#remoteSetup());
+        if (sdp !== description.sdp) console.info('answer from', this.id, 'changed its DTLS role: kept', this.#remoteSetup());
+        description = { type: 'answer', sdp };
+      }
       await this.pc.setRemoteDescription(description);
       this.descriptions++;
       // Candidates that came first (a client that trickles before its
@@ -247,6 +281,20 @@ export class Peer {
     } catch (err) {
       if (!this.ignoreOffer) console.warn('candidate from', this.id, err);
     }
+  }
+
+  /**
+   * #remoteSetup is the DTLS role the other side holds now ('active': it
+   * is the DTLS client, 'passive': the server; '' before any), from the
+   * descriptions in effect (RFC 8842 §5).
+   * @returns {string}
+   */
+  #remoteSetup() {
+    const r = this.pc.currentRemoteDescription;
+    const l = this.pc.currentLocalDescription;
+    if (r && r.type === 'answer') return setupOf(r.sdp);
+    if (l && l.type === 'answer') return { active: 'passive', passive: 'active' }[setupOf(l.sdp)] || '';
+    return '';
   }
 
   /**
