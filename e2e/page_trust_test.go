@@ -85,24 +85,40 @@ func TestPageTrust(t *testing.T) {
 		waitFor(t, a, "Bob's tile says nothing over a playing video", `document.querySelector('.tile.remote').dataset.state === 'ok'`)
 
 		// The ring over the video: the tile's edge is the ring's green in
-		// the screenshot, whatever the picture.
-		eval[bool](t, a, `(document.querySelector('.tile.remote').classList.add('speaking'), true)`)
-		settle(t, a)
-		box := eval[[]float64](t, a, `(() => { const r = document.querySelector('.tile.remote').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()`)
-		shot, err := chromedp.Run(a, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(bytes.NewReader(shot))
-		if err != nil {
-			t.Fatal(err)
-		}
-		green := 0
-		for _, p := range [][2]float64{{box[0] + 1, box[1] + box[3]/2}, {box[0] + box[2] - 2, box[1] + box[3]/2}, {box[0] + box[2]/2, box[1] + 1}} {
-			r, g, b, _ := img.At(int(p[0]), int(p[1])).RGBA()
-			if r>>8 < 120 && g>>8 > 180 && b>>8 < 160 {
-				green++
+		// the screenshot, whatever the picture. Bob speaks (the fake
+		// microphone's beeps); a screenshot counts only if his tile was
+		// speaking before and after it was taken (the page decides who
+		// speaks five times a second).
+		green, tries := 0, 0
+		for deadline := time.Now().Add(20 * time.Second); ; tries++ {
+			if time.Now().After(deadline) {
+				t.Fatalf("Bob's tile was never speaking through a whole screenshot in %d tries", tries)
 			}
+			waitFor(t, a, "Bob is speaking on Ada's page", `document.querySelector('.tile.remote').classList.contains('speaking')`)
+			settle(t, a)
+			box := eval[[]float64](t, a, `(() => { const r = document.querySelector('.tile.remote').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()`)
+			speaking := `document.querySelector('.tile.remote').classList.contains('speaking')`
+			if !eval[bool](t, a, speaking) {
+				continue
+			}
+			shot, err := chromedp.Run(a, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !eval[bool](t, a, speaking) {
+				continue
+			}
+			img, err := png.Decode(bytes.NewReader(shot))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range [][2]float64{{box[0] + 1, box[1] + box[3]/2}, {box[0] + box[2] - 2, box[1] + box[3]/2}, {box[0] + box[2]/2, box[1] + 1}} {
+				r, g, b, _ := img.At(int(p[0]), int(p[1])).RGBA()
+				if r>>8 < 120 && g>>8 > 180 && b>>8 < 160 {
+					green++
+				}
+			}
+			break
 		}
 		if green < 3 {
 			t.Errorf("the speaking ring shows at %d of 3 points of the tile's edge over the video", green)
