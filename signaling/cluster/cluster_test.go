@@ -386,7 +386,18 @@ func TestAcrossNodes(t *testing.T) {
 		if m := expect[*wire.Signal](back); m.From != finn.id {
 			t.Fatalf("got %v, want finn's queued signal", m)
 		}
-		// finn saw nothing, and reaches her on node b now.
+		// finn saw nothing, and reaches her on node b now, once node c has
+		// heard that she moved. (A signal c sends before then goes to a,
+		// which forwards it only if it has already handed her over: one
+		// sent in that window can be lost.)
+		testenv.Eventually(t, 10*time.Second, "node c knows erin is on b", func() bool {
+			for _, m := range c.node.rooms.Members() {
+				if m.Room == "r2" && m.ID == erin.id {
+					return m.Node == b.node.id
+				}
+			}
+			return false
+		})
 		finn.signal(erin.id, map[string]any{"n": 2})
 		if m := expect[*wire.Signal](back); dataOf(t, m)["n"] != float64(2) {
 			t.Fatalf("got %v", m)
