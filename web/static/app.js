@@ -322,6 +322,19 @@ function recover(p, tile, now, video) {
     // connection itself) must not be cut short by another: a second
     // restart throws away the relay candidates the first is gathering.
     if (!session.online || p.orphan || now - p.restartedAt < RESTART_GRACE_MS) return;
+    // Packets still arriving mean the path works (a slow decoder, a busy
+    // machine): an ICE restart would only interrupt it.
+    // Judged on each new getStats sample (monitor.js, every 2 s).
+    const n = monitor.net.get(p.id);
+    if (n) {
+      if (n.at === p.stallSampleAt) return;
+      p.stallSampleAt = n.at;
+      const packets = n.totals.inbound ? n.totals.inbound.received : 0;
+      if (packets > p.stallPackets) {
+        p.stallPackets = packets;
+        return;
+      }
+    }
     p.recovery = { step: 2, at: now };
     p.restart('video stalled');
   } else if (r.step === 2 && now - r.at >= 10000) {

@@ -114,6 +114,10 @@ export class Peer {
     this.relayed = false;
     /** the last stalled-video recovery step taken (health.js), and when: 0 none, 1 re-attached, 2 ICE restarted */
     this.recovery = { step: 0, at: 0 };
+    /** packets received when the stalled-video recovery last looked (getStats, inbound) */
+    this.stallPackets = 0;
+    /** when the sample stallPackets came from was taken (performance.now) */
+    this.stallSampleAt = 0;
     this.disconnectTimer = 0;
     /** @type {Meta} what the other side last said of itself */
     this.remote = { mic: true, cam: true, screen: null };
