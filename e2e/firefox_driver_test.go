@@ -77,19 +77,14 @@ const (
 func newFirefox(t *testing.T) *firefox {
 	t.Helper()
 	path := testenv.Tool(t, "apt-get install firefox-esr", "firefox-esr")
-	node := testenv.Tool(t, "apt-get install nodejs npm", "node", "nodejs")
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = os.Stat(filepath.Join(root, "node_modules", "puppeteer-core", "package.json"))
-	testenv.Require(t, err == nil, "puppeteer-core is not installed (`make typecheck` or `npm ci` at the repository root)")
+	node, root := puppeteerNode(t)
 	cmd := exec.Command(node, filepath.Join(root, "e2e", "js", "firefox-driver.mjs"))
 	cmd.Dir = root
 	// TMPDIR: the profile puppeteer makes, removed with the test's.
 	cmd.Env = append(os.Environ(), "FIREFOX="+path, "TMPDIR="+t.TempDir())
 	f := &firefox{cmd: cmd, replies: make(chan ffReply, 1), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = f.stderr
+	var err error
 	if f.in, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -249,4 +244,20 @@ func (p *ffPage) click(t *testing.T, id string) {
 	if !ffEval[bool](t, p, `(() => { const b = document.getElementById(`+jsString(id)+`); if (b.hidden) return false; b.click(); return true; })()`) {
 		t.Fatalf("Firefox: #%s is hidden", id)
 	}
+}
+
+// puppeteerNode is node's path and the repository root, whose
+// node_modules must hold puppeteer-core (skipped locally without them,
+// failed under CI=true).
+func puppeteerNode(t *testing.T) (node, root string) {
+	t.Helper()
+	node = testenv.Tool(t, "apt-get install nodejs npm", "node", "nodejs")
+	var err error
+	root, err = filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = os.Stat(filepath.Join(root, "node_modules", "puppeteer-core", "package.json"))
+	testenv.Require(t, err == nil, "puppeteer-core is not installed (`make typecheck` or `npm ci` at the repository root)")
+	return node, root
 }

@@ -38,13 +38,7 @@ type firefoxResult struct {
 func TestFirefoxCallsChromium(t *testing.T) {
 	firefox := testenv.Tool(t, "apt-get install firefox-esr", "firefox-esr")
 	chromium := chromiumPath(t)
-	node := testenv.Tool(t, "apt-get install nodejs npm", "node", "nodejs")
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = os.Stat(filepath.Join(root, "node_modules", "puppeteer-core", "package.json"))
-	testenv.Require(t, err == nil, "puppeteer-core is not installed (`make typecheck` or `npm ci` at the repository root)")
+	node, root := puppeteerNode(t)
 	// Two browsers' pages from one address: more TURN allocations than a
 	// user's default.
 	ib := startIcebox(t, func(c *config.Config) { c.TURN.MaxAllocationsPerUser = -1 })
