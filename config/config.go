@@ -269,6 +269,10 @@ type Signaling struct {
 	// max_peers_per_room. Default 4, or max_peers_per_room when that is
 	// lower.
 	MeshMax int `yaml:"mesh_max"`
+	// MeshReturnAfter is how long an auto room on the SFU must have held
+	// two people or fewer before it goes back to a mesh. Default 30s;
+	// 1s to 1h.
+	MeshReturnAfter time.Duration `yaml:"mesh_return_after"`
 }
 
 // Room holds the settings of one named room.

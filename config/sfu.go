@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Room media modes (signaling.default_media, signaling.rooms.<name>.media).
@@ -26,6 +27,8 @@ const (
 	DefaultSFUPublishBitrate = 4_000_000
 	// DefaultMeshMax is signaling.mesh_max's default.
 	DefaultMeshMax = 4
+	// DefaultMeshReturnAfter is signaling.mesh_return_after's default.
+	DefaultMeshReturnAfter = 30 * time.Second
 )
 
 // SFU configures the embedded selective forwarding unit. Absent: no SFU,
@@ -67,6 +70,12 @@ func (c *Config) validateSFU(p *Parsed) *Error {
 	}
 	if c.Signaling.MeshMax < 2 || c.Signaling.MeshMax > c.Signaling.MaxPeersPerRoom {
 		return bad("signaling.mesh_max", "%d is outside 2 to max_peers_per_room (%d)", c.Signaling.MeshMax, c.Signaling.MaxPeersPerRoom)
+	}
+	if c.Signaling.MeshReturnAfter == 0 {
+		c.Signaling.MeshReturnAfter = DefaultMeshReturnAfter
+	}
+	if c.Signaling.MeshReturnAfter < time.Second || c.Signaling.MeshReturnAfter > time.Hour {
+		return bad("signaling.mesh_return_after", "%v is outside 1s to 1h", c.Signaling.MeshReturnAfter)
 	}
 	for name, r := range c.Signaling.Rooms {
 		if r.Media != "" && !validMedia(r.Media) {

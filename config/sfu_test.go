@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestSFUKeys(t *testing.T) {
@@ -16,6 +17,12 @@ func TestSFUKeys(t *testing.T) {
 	s := cfg.Signaling
 	if s.DefaultMedia != MediaAuto || s.MeshMax != 4 || cfg.SFU.MaxPeersPerRoom != 25 || cfg.SFU.PublishBitrate != 4_000_000 {
 		t.Errorf("defaults: media %q mesh_max %d sfu peers %d bitrate %d", s.DefaultMedia, s.MeshMax, cfg.SFU.MaxPeersPerRoom, cfg.SFU.PublishBitrate)
+	}
+	if s.MeshReturnAfter != 30*time.Second {
+		t.Errorf("mesh_return_after default: got %v, want 30s", s.MeshReturnAfter)
+	}
+	if cfg, err := FromBytes("t.yaml", []byte("signaling: {mesh_return_after: 2s}\n")); err != nil || cfg.Signaling.MeshReturnAfter != 2*time.Second {
+		t.Errorf("mesh_return_after 2s: got %+v, %v", cfg, err)
 	}
 	if s.RoomMedia("town") != MediaSFU || s.RoomMedia("other") != MediaAuto {
 		t.Errorf("room media: town %q other %q", s.RoomMedia("town"), s.RoomMedia("other"))
@@ -33,6 +40,9 @@ func TestSFUKeys(t *testing.T) {
 		{"signaling: {default_media: p2p}", "signaling.default_media"},
 		{"signaling: {mesh_max: 1}", "signaling.mesh_max"},
 		{"signaling: {mesh_max: 9}", "signaling.mesh_max"},
+		{"signaling: {mesh_return_after: 500ms}", "signaling.mesh_return_after"},
+		{"signaling: {mesh_return_after: 2h}", "signaling.mesh_return_after"},
+		{"signaling: {mesh_return_after: -1s}", "signaling.mesh_return_after"},
 		{"signaling: {rooms: {a: {media: x}}}", "signaling.rooms.a.media"},
 		{"sfu: {listen: [\"tcp://0.0.0.0:3480\"]}", "sfu.listen"},
 		{"sfu: {listen: [\"udp://a:1\", \"udp://b:2\"]}", "sfu.listen"},

@@ -87,9 +87,10 @@ func newSFUPart(cfg *config.Config, conn *net.UDPConn, public netip.Addr, log *s
 	return part, nil
 }
 
-// signalingConfig puts the rooms whose media is sfu on the SFU. A room
-// in auto mode is a mesh (moving a room between mesh and SFU is not
-// done yet).
+// signalingConfig puts the rooms whose media is sfu on the SFU, and
+// moves auto rooms between mesh and SFU by their size. A room's mode is
+// read from the current configuration when it opens; mesh_max and
+// mesh_return_after at start.
 func (p *sfuPart) signalingConfig(d *Daemon, cfg *config.Config) *signaling.SFUConfig {
 	if p == nil {
 		return nil
@@ -97,9 +98,14 @@ func (p *sfuPart) signalingConfig(d *Daemon, cfg *config.Config) *signaling.SFUC
 	return &signaling.SFUConfig{
 		Server:          p.sfu,
 		MaxPeersPerRoom: cfg.SFU.MaxPeersPerRoom,
+		MeshMax:         cfg.Signaling.MeshMax,
+		MeshReturn:      cfg.Signaling.MeshReturnAfter,
 		Media: func(room string) string {
-			if d.rooms.Load().RoomMedia(room) == config.MediaSFU {
+			switch d.rooms.Load().RoomMedia(room) {
+			case config.MediaSFU:
 				return signaling.MediaSFU
+			case config.MediaAuto:
+				return signaling.MediaAuto
 			}
 			return signaling.MediaMesh
 		},

@@ -443,8 +443,8 @@ func (c *conn) join(m *inbound) {
 		c.s.guesses.succeeded(c.keys, m.Room)
 	}
 	c.s.log.Info("peer joined", "room", m.Room, "peer", c.peer.id, "remote", c.remote)
-	if c.s.hub.mediaOfPeer(c.peer) == wire.MediaSFU {
-		c.peer.joinSFU(c.s, m.Room)
+	if r, epoch, ok := c.s.hub.sfuRoomOf(c.peer); ok {
+		c.s.joinSFU(c.peer, r, epoch, false)
 	}
 	c.scheduleRefresh(ttl)
 }

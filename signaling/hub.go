@@ -42,6 +42,12 @@ type hub struct {
 type room struct {
 	name  string
 	media string            // wire.MediaMesh or wire.MediaSFU with an SFU; "" without
+	// auto rooms move between mesh and SFU by their size (automedia.go):
+	// epoch counts the moves, hold is the pending move back to a mesh,
+	// linger the end of the SFU participants kept after one.
+	auto         bool
+	epoch        uint64
+	hold, linger Timer
 	peers map[string]*peer  // local peers, by peer id
 	names map[string]string // display name → peer id, local and remote
 	// remote holds the room's peers on other nodes, in no order; nil
@@ -179,7 +185,7 @@ func (h *hub) resume(c *conn, token, roomName string, iceServers []rtc.ICEServer
 	p.conn, p.out, c.peer = c, c.out, p
 	p.resumeToken = newToken()
 	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: p.room.name, Peers: peersOf(p.room, p),
-		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true, Media: p.room.media}))
+		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true, Media: p.media}))
 	p.requeue(held)
 	return true
 }
@@ -207,11 +213,11 @@ func (h *hub) join(c *conn, roomName, name, password string, lim limits, roomPas
 	defer h.mu.Unlock()
 	r := h.rooms[roomName]
 	j := joinRequest{current: c.peer.room, room: roomName, name: name, password: password, roomPassword: roomPassword}
-	media := h.sfu.mediaOf(roomName)
+	media, auto := h.sfu.mediaOf(roomName)
 	if r != nil {
-		media = r.media
+		media, auto = r.media, r.auto
 	}
-	if media == wire.MediaSFU {
+	if media == wire.MediaSFU || auto {
 		lim.maxPeers = h.sfu.maxPeers()
 	}
 	if e := admit(j, r, len(h.rooms), lim); e != nil {
@@ -219,10 +225,14 @@ func (h *hub) join(c *conn, roomName, name, password string, lim limits, roomPas
 	}
 	if r == nil {
 		r = newRoom(roomName)
-		r.media = media
+		r.media, r.auto = media, auto
 	}
 	h.rooms[roomName] = r
+	if r.auto && r.media == wire.MediaMesh && len(r.peers)+len(r.remote) >= h.sfu.meshMax() {
+		h.toSFULocked(r, c.s)
+	}
 	h.seatLocked(c.peer, r, name, iceServers, ttl)
+	h.holdLocked(r)
 	return nil
 }
 
@@ -231,7 +241,7 @@ func (h *hub) join(c *conn, roomName, name, password string, lim limits, roomPas
 // is held.
 func (h *hub) seatLocked(p *peer, r *room, name string, iceServers []rtc.ICEServer, ttl int64) {
 	peers := peersOf(r, p)
-	p.room, p.name = r, name
+	p.room, p.name, p.media = r, name, r.media
 	p.resumeToken = newToken()
 	r.peers[p.id] = p
 	r.names[name] = p.id
@@ -275,6 +285,9 @@ func (h *hub) leaveLocked(p *peer) bool {
 	}
 	if r.empty() {
 		delete(h.rooms, r.name)
+		r.stopTimers()
+	} else {
+		h.holdLocked(r)
 	}
 	if h.cl != nil {
 		h.cl.Left(r.name, p.id)
@@ -318,6 +331,9 @@ func (h *hub) close() []*conn {
 	defer h.mu.Unlock()
 	h.closed = true
 	h.announceLocked()
+	for _, r := range h.rooms {
+		r.stopTimers()
+	}
 	for _, p := range h.suspended {
 		h.endSuspension(p)
 		h.leaveLocked(p)

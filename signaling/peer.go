@@ -45,9 +45,15 @@ type peer struct {
 	// resume. Set and cleared under hub.mu.
 	suspended atomic.Bool
 
-	// sfuPart is the peer's participant of its SFU room (sfu.go).
+	// media is the room's media mode as the peer was last told (welcome
+	// or a media event), guarded by hub.mu; "" without an SFU.
+	media string
+
+	// sfuPart is the peer's participant of its SFU room (sfu.go);
+	// sfuGone closes once the last one it had has left the SFU.
 	sfuMu   sync.Mutex
 	sfuPart *sfu.Participant
+	sfuGone chan struct{}
 }
 
 // enqueue queues b, a room event or an error, for the peer without

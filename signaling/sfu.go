@@ -3,6 +3,7 @@ package signaling
 import (
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/icebox-project/icebox/sfu"
 	"github.com/icebox-project/icebox/signaling/wire"
@@ -17,29 +18,53 @@ const (
 	// SFUPeer is the SFU's reserved peer id. Peer ids are 16
 	// characters, so no peer can have it.
 	SFUPeer = wire.SFUPeer
+	// MediaAuto is SFUConfig.Media's answer for a room that is a mesh up
+	// to SFUConfig.MeshMax peers and moves to the SFU above (automedia.go).
+	// It is never on the wire: welcome and media say mesh or sfu.
+	MediaAuto = "auto"
+	// DefaultMeshMax is SFUConfig.MeshMax's default.
+	DefaultMeshMax = 4
+	// DefaultMeshReturn is SFUConfig.MeshReturn's default.
+	DefaultMeshReturn = 30 * time.Second
 )
 
 // SFUConfig puts rooms on the embedded SFU.
 type SFUConfig struct {
 	// Server forwards the media of SFU rooms.
 	Server *sfu.SFU
-	// Media returns MediaSFU or MediaMesh for a room, by name, when the
-	// room opens. Nil: every room is an SFU room.
+	// Media returns MediaSFU, MediaMesh or MediaAuto for a room, by
+	// name, when the room opens; a room keeps its mode until it closes.
+	// Nil: every room is an SFU room.
 	Media func(room string) string
-	// MaxPeersPerRoom caps an SFU room (wire.CodeRoomFull). Zero: 25.
+	// MaxPeersPerRoom caps an SFU room, and an auto room (wire.CodeRoomFull).
+	// Zero: 25.
 	MaxPeersPerRoom int
+	// MeshMax is the most peers an auto room holds as a mesh: the next
+	// joiner moves it to the SFU. Zero: DefaultMeshMax; at least 2.
+	MeshMax int
+	// MeshReturn is how long an auto room on the SFU must have held two
+	// peers or fewer before it goes back to a mesh. Zero:
+	// DefaultMeshReturn.
+	MeshReturn time.Duration
 }
 
-// mediaOf is the media mode of a room opening now: "" without an SFU
-// (welcome then carries no "media").
-func (c *SFUConfig) mediaOf(room string) string {
+// mediaOf is the media mode of a room opening now ("" without an SFU:
+// welcome then carries no "media"), and whether the room is auto (it
+// opens as a mesh).
+func (c *SFUConfig) mediaOf(room string) (media string, auto bool) {
 	if c == nil || c.Server == nil {
-		return ""
+		return "", false
 	}
-	if c.Media == nil || c.Media(room) == MediaSFU {
-		return MediaSFU
+	if c.Media == nil {
+		return MediaSFU, false
 	}
-	return MediaMesh
+	switch c.Media(room) {
+	case MediaSFU:
+		return MediaSFU, false
+	case MediaAuto:
+		return MediaMesh, true
+	}
+	return MediaMesh, false
 }
 
 func (c *SFUConfig) maxPeers() int {
@@ -49,21 +74,48 @@ func (c *SFUConfig) maxPeers() int {
 	return c.MaxPeersPerRoom
 }
 
-// mediaOfPeer is the media mode of p's room ("" out of a room or
-// without an SFU).
-func (h *hub) mediaOfPeer(p *peer) string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if p.room == nil {
-		return ""
+func (c *SFUConfig) meshMax() int {
+	if c.MeshMax <= 0 {
+		return DefaultMeshMax
 	}
-	return p.room.media
+	return max(2, c.MeshMax)
 }
 
-// joinSFU makes p a participant of its SFU room, after its welcome. What
-// the SFU says goes to p's queue, which follows p across a resume.
-func (p *peer) joinSFU(s *Server, room string) {
-	part, err := s.cfg.SFU.Server.Join(room, p.id, sfu.Events{
+func (c *SFUConfig) meshReturn() time.Duration {
+	if c.MeshReturn <= 0 {
+		return DefaultMeshReturn
+	}
+	return c.MeshReturn
+}
+
+// sfuRoomOf is p's room and its epoch when the room is on the SFU.
+func (h *hub) sfuRoomOf(p *peer) (r *room, epoch uint64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p.room == nil || p.room.media != MediaSFU {
+		return nil, 0, false
+	}
+	return p.room, p.room.epoch, true
+}
+
+// joinSFU makes p a participant of r, its room, on the SFU, as r is in
+// epoch (automedia.go). A participant made for an epoch that has passed
+// (the room went back to a mesh meanwhile), or for a peer that left, is
+// closed again. With tell, p is told by a media event once its
+// participant is there (a member of a room that just moved; a joiner
+// learns it from its welcome): a client that offers to "sfu" on that
+// event always finds its participant. What the SFU says goes to p's
+// queue, which follows p across a resume. No lock is held.
+func (s *Server) joinSFU(p *peer, r *room, epoch uint64, tell bool) {
+	// The participant of an earlier SFU period of the same peer id must
+	// have left the SFU room first (sfu.ErrDuplicate).
+	p.sfuMu.Lock()
+	gone := p.sfuGone
+	p.sfuMu.Unlock()
+	if gone != nil {
+		<-gone
+	}
+	part, err := s.cfg.SFU.Server.Join(r.name, p.id, sfu.Events{
 		Signal: func(data []byte) {
 			p.enqueueSignal(encode(&wire.Signal{From: SFUPeer, Data: json.RawMessage(data)}), nil)
 		},
@@ -79,30 +131,44 @@ func (p *peer) joinSFU(s *Server, room string) {
 			p.enqueue(encode(&wire.Error{Code: sfuErrorCode(err), Message: err.Error()}))
 		},
 	})
-	if err != nil {
+	h := s.hub
+	h.mu.Lock()
+	current := p.room == r && r.media == MediaSFU && r.epoch == epoch && !h.closed
+	if current && err != nil {
 		p.enqueue(encode(&wire.Error{Code: wire.CodeSFUUnavailable, Message: err.Error()}))
-		return
 	}
-	p.sfuMu.Lock()
-	old := p.sfuPart
-	p.sfuPart = part
-	p.sfuMu.Unlock()
-	if old != nil {
-		_ = old.Close()
+	if current && err == nil {
+		p.leaveSFU() // none expected: every one was ended when the epoch began
+		p.sfuMu.Lock()
+		p.sfuPart = part
+		p.sfuMu.Unlock()
+		if tell && p.media != MediaSFU {
+			p.media = MediaSFU
+			p.enqueue(encode(&wire.Media{Media: MediaSFU}))
+		}
+	}
+	h.mu.Unlock()
+	if !current && part != nil {
+		_ = part.Close()
 	}
 }
 
 // leaveSFU ends p's SFU participant, if it has one, on a goroutine of
 // its own (the caller may hold the hub lock; closing a peer connection
-// waits for its transports).
+// waits for its transports); joinSFU waits for it to end.
 func (p *peer) leaveSFU() {
 	p.sfuMu.Lock()
 	part := p.sfuPart
 	p.sfuPart = nil
-	p.sfuMu.Unlock()
 	if part != nil {
-		go func() { _ = part.Close() }()
+		gone := make(chan struct{})
+		p.sfuGone = gone
+		go func() {
+			defer close(gone)
+			_ = part.Close()
+		}()
 	}
+	p.sfuMu.Unlock()
 }
 
 func (p *peer) participant() *sfu.Participant {

@@ -1,0 +1,187 @@
+package signaling
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/sfutest"
+	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/sfu"
+	"github.com/icebox-project/icebox/signaling/wire"
+)
+
+// startAutoSignaling serves signaling on a fake clock whose rooms are
+// auto, a mesh up to two peers, on an SFU with its media on 127.0.0.1.
+func startAutoSignaling(t *testing.T) (*Server, *sfu.SFU, string) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, url := startSignaling(t, func(c *Config) {
+		c.SFU = &SFUConfig{Server: sf, MaxPeersPerRoom: 5, MeshMax: 2, Media: func(string) string { return MediaAuto }}
+	})
+	t.Cleanup(func() { _ = sf.Close() })
+	return s, sf, url
+}
+
+// nextMedia is the next media event p gets, skipping room events.
+func nextMedia(t *testing.T, p *sfutest.Peer, who string) string {
+	t.Helper()
+	for {
+		m := p.Next()
+		if e, ok := m.(*wire.Media); ok {
+			return e.Media
+		}
+		if e, ok := m.(*wire.Error); ok {
+			t.Fatalf("%s: error %s: %s", who, e.Code, e.Message)
+		}
+	}
+}
+
+// participants is how many participants the SFU holds.
+func participants(sf *sfu.SFU) int {
+	_, n, _ := sf.Counts()
+	return n
+}
+
+// roomMedia is the media mode of the room named name ("" when closed).
+func roomMedia(s *Server, name string) string {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	if r := s.hub.rooms[name]; r != nil {
+		return r.media
+	}
+	return ""
+}
+
+// TestAutoRoomMoves: an auto room is a mesh up to mesh_max (2); the
+// third joiner's welcome says sfu, the two before are told media sfu,
+// and media flows through the SFU. Back at two people, the room goes
+// back to a mesh after MeshReturn (30 s), not before; a third joining
+// within it keeps the room on the SFU. The members are told media mesh,
+// the SFU keeps forwarding for sfuLinger, then its participants end.
+// The room then moves to the SFU again, with new participants under the
+// same peer ids.
+func TestAutoRoomMoves(t *testing.T) {
+	s, sf, url := startAutoSignaling(t)
+	clock := clockOf(s)
+	a, wa := sfutest.Dial(t, url, "auto-room", "ann")
+	b, wb := sfutest.Dial(t, url, "auto-room", "ben")
+	if wa.Media != MediaMesh || wb.Media != MediaMesh {
+		t.Fatalf("welcomes at 1 and 2 people: media %q, %q; want mesh", wa.Media, wb.Media)
+	}
+	if n := participants(sf); n != 0 {
+		t.Fatalf("a mesh room has %d SFU participants", n)
+	}
+	c, wc := sfutest.Dial(t, url, "auto-room", "cat")
+	if wc.Media != MediaSFU {
+		t.Fatalf("the third joiner's welcome says media %q, want sfu", wc.Media)
+	}
+	for _, m := range []struct {
+		p    *sfutest.Peer
+		name string
+	}{{a, "ann"}, {b, "ben"}} {
+		if got := nextMedia(t, m.p, m.name); got != MediaSFU {
+			t.Fatalf("%s: media %q, want sfu", m.name, got)
+		}
+	}
+	// Told only once its participant is there: ann publishes at once.
+	a.Publish()
+	testenv.Eventually(t, 15*time.Second, "cat receives ann's camera through the SFU", func() bool {
+		return c.Keyframes.Load() > 0 && c.Packets.Load() > 20
+	})
+
+	// cat leaves: two are left, and the return to a mesh is due in 30 s.
+	c.Send(&wire.Leave{})
+	clock.waitTimer(t, DefaultMeshReturn)
+	clock.Advance(DefaultMeshReturn - time.Second)
+	if got := roomMedia(s, "auto-room"); got != MediaSFU {
+		t.Fatalf("29 s at two people: room media %q, want still sfu", got)
+	}
+	// dan joins and leaves: the wait starts again from his leaving.
+	d, wd := sfutest.Dial(t, url, "auto-room", "dan")
+	if wd.Media != MediaSFU {
+		t.Fatalf("dan's welcome: media %q, want sfu", wd.Media)
+	}
+	clock.Advance(time.Hour)
+	if got := roomMedia(s, "auto-room"); got != MediaSFU {
+		t.Fatalf("an hour at three people: room media %q, want sfu", got)
+	}
+	d.Send(&wire.Leave{})
+	clock.waitTimer(t, DefaultMeshReturn)
+	clock.Advance(DefaultMeshReturn)
+	for _, m := range []struct {
+		p    *sfutest.Peer
+		name string
+	}{{a, "ann"}, {b, "ben"}} {
+		if got := nextMedia(t, m.p, m.name); got != MediaMesh {
+			t.Fatalf("%s: media %q, want mesh", m.name, got)
+		}
+	}
+	if got := roomMedia(s, "auto-room"); got != MediaMesh {
+		t.Fatalf("room media %q after the return, want mesh", got)
+	}
+	// The SFU still forwards while the pages' mesh connections start.
+	if got := participants(sf); got != 2 {
+		t.Errorf("right after the return: %d participants, want ann's and ben's (kept for %v)", got, sfuLinger)
+	}
+	clock.Advance(sfuLinger)
+	testenv.Eventually(t, 10*time.Second, "the SFU participants end", func() bool { return participants(sf) == 0 })
+
+	// A third joiner moves the room to the SFU again.
+	_, we := sfutest.Dial(t, url, "auto-room", "eve")
+	if we.Media != MediaSFU {
+		t.Fatalf("eve's welcome: media %q, want sfu", we.Media)
+	}
+	for _, m := range []struct {
+		p    *sfutest.Peer
+		name string
+	}{{a, "ann"}, {b, "ben"}} {
+		if got := nextMedia(t, m.p, m.name); got != MediaSFU {
+			t.Fatalf("%s: media %q, want sfu", m.name, got)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "three participants again", func() bool { return participants(sf) == 3 })
+}
+
+// TestAutoRoomStaleParticipant: a participant made for an SFU period
+// that has ended (the room went back to a mesh while it was being made)
+// is ended at once, and its peer is told nothing.
+func TestAutoRoomStaleParticipant(t *testing.T) {
+	s, sf, url := startAutoSignaling(t)
+	clock := clockOf(s)
+	a, _ := sfutest.Dial(t, url, "auto-room", "ann")
+	sfutest.Dial(t, url, "auto-room", "ben")
+	c, _ := sfutest.Dial(t, url, "auto-room", "cat")
+	if got := nextMedia(t, a, "ann"); got != MediaSFU {
+		t.Fatalf("ann: media %q, want sfu", got)
+	}
+	c.Send(&wire.Leave{})
+	clock.waitTimer(t, DefaultMeshReturn)
+	clock.Advance(DefaultMeshReturn + sfuLinger)
+	if got := nextMedia(t, a, "ann"); got != MediaMesh {
+		t.Fatalf("ann: media %q, want mesh", got)
+	}
+	testenv.Eventually(t, 10*time.Second, "the SFU participants end", func() bool { return participants(sf) == 0 })
+
+	s.hub.mu.Lock()
+	p := s.hub.rooms["auto-room"].peers[a.ID]
+	r := p.room
+	s.hub.mu.Unlock()
+	s.joinSFU(p, r, r.epoch-1, true) // the SFU period that ended
+	if p.participant() != nil || participants(sf) != 0 {
+		t.Errorf("a participant of an ended SFU period stays: %v, %d in the SFU", p.participant(), participants(sf))
+	}
+	a.Send(&wire.Ping{})
+	if m := a.Next(); m.MessageType() != wire.TypePong {
+		t.Errorf("ann was told %v, want nothing before her pong", m)
+	}
+}
