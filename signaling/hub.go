@@ -41,15 +41,9 @@ type hub struct {
 
 type room struct {
 	name  string
-	media string // wire.MediaMesh or wire.MediaSFU with an SFU; "" without
-	// auto rooms move between mesh and SFU by their size (automedia.go):
-	// epoch counts the moves, hold is the pending move back to a mesh,
-	// linger the end of the SFU participants kept after one.
-	auto         bool
-	epoch        uint64
-	hold, linger Timer
-	peers        map[string]*peer  // local peers, by peer id
-	names        map[string]string // display name → peer id, local and remote
+	media string            // wire.MediaMesh or wire.MediaSFU with an SFU; "" without
+	peers map[string]*peer  // local peers, by peer id
+	names map[string]string // display name → peer id, local and remote
 	// remote holds the room's peers on other nodes, in no order; nil
 	// until the first arrives (always nil on a single node). A slice, not
 	// a map: a room holds a few peers (max_peers_per_room), and a node
@@ -59,6 +53,12 @@ type room struct {
 	// held counts the bytes held for the room's suspended peers
 	// (MaxRoomHeldBytes).
 	held atomic.Int64
+	// auto rooms move between mesh and SFU by their size (automedia.go):
+	// epoch counts the moves, hold is the pending move back to a mesh,
+	// linger the end of the SFU participants kept after one.
+	auto         bool
+	epoch        uint64
+	hold, linger Timer
 }
 
 // remoteOf returns the remote peer id of r.
