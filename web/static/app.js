@@ -57,12 +57,33 @@ let sfuSpeaker = '';
 /** @type {Map<string, string>} SFU track id → the largest layer last asked for */
 const asked = new Map();
 
+/** the SFU connection's last getStats sample, for the tiles' badges */
+/** @type {import('./stats.js').NetInfo|null} */
+let sfuNet = null;
+
+/**
+ * sfuBadge puts the SFU connection's badge on person id's tile.
+ * @param {string} id
+ */
+function sfuBadge(id) {
+  const n = sfuNet;
+  const rtt = n && n.rtt !== null ? ` · ${n.rtt} ms` : '';
+  const lines = ['Forwarded by the server (SFU): one connection carries everyone'];
+  if (n) lines.push(...details(n).split('\n').slice(1));
+  tiles.setNet(id, `Via server${rtt}`, lines.join('\n'), `relay${n && bad(n) ? ' bad' : ''}`);
+}
+
 /**
  * showSFU puts what the SFU sends on tiles: one per peer that publishes a
  * camera or microphone (its stream is named after it), and asks for the
- * camera layer that fits the number of tiles (sfu.js layerFor).
+ * camera layer that fits the number of tiles (sfu.js layerFor). A tile
+ * still showing a mesh connection's video (the room just moved to the
+ * SFU) changes over once the SFU's video presents frames, and the mesh
+ * connection then closes. After a move back to a mesh the tiles are the
+ * mesh's (showStreams).
  */
 function showSFU() {
+  if (session.media !== 'sfu') return;
   const sfu = session.sfu;
   /** @type {Set<string>} */
   const owners = new Set();
@@ -71,7 +92,9 @@ function showSFU() {
     const stream = sfu && sfu.streamOf(t.stream);
     if (!stream) continue;
     owners.add(t.peer);
-    tiles.show(tiles.add(t.peer, session.nameOf(t.peer)), stream);
+    const peer = t.peer;
+    tiles.swap(tiles.add(peer, session.nameOf(peer)), stream).then((shown) => { if (shown) session.sfuShown(peer); });
+    sfuBadge(peer);
   }
   for (const el of document.querySelectorAll('.tile.remote')) {
     const id = /** @type {HTMLElement} */ (el).dataset.peer || '';
@@ -100,8 +123,16 @@ const monitor = new Monitor({
     }
     tiles.setSpeaking(speaking, active);
   },
+  sfu: () => (session.sfu ? session.sfu.pc : null),
+  onSFUNet: (n) => {
+    sfuNet = n;
+    if (session.media !== 'sfu') return;
+    for (const t of session.sfuTracks) if (session.names.has(t.peer)) sfuBadge(t.peer);
+  },
   onNet: (p, n) => {
     p.relayed = n.path === 'relay';
+    // In an SFU room (a mesh connection kept while the SFU takes over) the tile says the SFU's.
+    if (session.media === 'sfu') return;
     tiles.setNet(p.id, badgeText(n), details(n), `${n.path}${bad(n) ? ' bad' : ''}`);
   },
   onBanner: renderBanner,
@@ -201,6 +232,8 @@ async function startMedia() {
  * @param {import('./mesh.js').Peer} p
  */
 function showStreams(p) {
+  // Kept while the SFU takes over the tile.
+  if (session.media === 'sfu') return;
   if (p.remote.screen) p.screens.add(p.remote.screen);
   let shown = false;
   for (const [sid, stream] of p.streams) {
@@ -212,7 +245,8 @@ function showStreams(p) {
     } else if (p.screens.has(sid)) {
       p.streams.delete(sid); // an earlier share
     } else {
-      tiles.show(tiles.add(p.id, p.name), stream);
+      // Right after a move back from the SFU, its video stays until this one presents.
+      tiles.swap(tiles.add(p.id, p.name), stream).then((ok) => { if (ok && p.streams.get(sid) === stream) session.meshShown(p.id); });
     }
   }
   if (!shown) tiles.removeScreen(p.id);
@@ -254,6 +288,8 @@ function checkMedia() {
     if (!tile) continue;
     const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
     const src = video.srcObject instanceof MediaStream ? video.srcObject : null;
+    // Still the SFU's video (the room is moving back to a mesh): not this connection's to judge.
+    if (session.media === 'sfu' || (src && ![...p.streams.values()].includes(src))) continue;
     const vt = src ? src.getVideoTracks()[0] : undefined;
     const state = mediaState({
       now, since: p.createdAt, everConnected: p.everConnected,
@@ -524,13 +560,23 @@ function wireSession() {
     chat.system(`${d.name} left`);
     announce(`${d.name} left`);
     mics.delete(d.id);
-    if (session.media === 'sfu') tiles.remove(d.id);
+    tiles.remove(d.id);
+  });
+  on('media', (d) => {
+    if (d.media === 'sfu' && media.screen) stopShare();
+    renderDevices();
+    setStatus(d.media === 'sfu' ? 'the call now goes through the server' : 'the call is peer to peer again');
+    showSFU();
   });
   on('sfu-stream', () => showSFU());
   on('sfu-tracks', () => showSFU());
   on('speaker', (d) => { sfuSpeaker = d.peer; });
   on('peer-added', (d) => tiles.add(d.peer.id, d.peer.name));
-  on('peer-removed', (d) => tiles.remove(d.id));
+  on('peer-removed', (d) => {
+    // A mesh connection closed once the SFU took over: the person stays.
+    if (session.media === 'sfu' && session.names.has(d.id)) tiles.removeScreen(d.id);
+    else tiles.remove(d.id);
+  });
   on('peer-renamed', (d) => tiles.rename(d.from, d.to));
   on('track', (d) => {
     const p = /** @type {import('./mesh.js').Peer} */ (d.peer);

@@ -52,6 +52,8 @@ export class Monitor {
   active = '';
   /** @type {Map<string, NetInfo>} peer id → last sample */
   net = new Map();
+  /** @type {{pc: RTCPeerConnection, info: NetInfo}|null} the SFU connection's last sample */
+  #sfuLast = null;
   #levelTimer = 0;
   #statsTimer = 0;
   /** @type {Map<string, {e: number, d: number}>} audio energy totals at the last sample */
@@ -66,6 +68,8 @@ export class Monitor {
    *   myLevel: () => number,
    *   onSpeaking: (speaking: Set<string>, active: string) => void,
    *   onNet: (p: Peer, n: NetInfo) => void,
+   *   sfu?: () => RTCPeerConnection|null,
+   *   onSFUNet?: (n: NetInfo) => void,
    *   onBanner: (text: string, check: boolean) => void,
    * }} hooks
    */
@@ -89,6 +93,7 @@ export class Monitor {
     this.#energy.clear();
     this.#last = {};
     this.net.clear();
+    this.#sfuLast = null;
     this.active = '';
     this.#loudest = { id: '', since: 0 };
   }
@@ -189,6 +194,14 @@ export class Monitor {
       }
     }
     for (const id of this.net.keys()) if (!peers.has(id)) this.net.delete(id);
+    const sfu = this.h.sfu ? this.h.sfu() : null;
+    if (sfu && sfu.connectionState !== 'closed' && this.h.onSFUNet) {
+      try {
+        const info = await connectionInfo(sfu, this.#sfuLast && this.#sfuLast.pc === sfu ? this.#sfuLast.info : null);
+        this.#sfuLast = { pc: sfu, info };
+        this.h.onSFUNet(info);
+      } catch { /* closed meanwhile */ }
+    }
     const who = (/** @type {string[]} */ l) => (l.length > 2 ? `${l.length} people` : l.join(' and '));
     let text = '';
     if (down.length) text = `Reconnecting to ${who(down)}…`;

@@ -30,6 +30,19 @@
 //   sfu-state     {state}: the SFU connection's state changed
 //   speaker       {peer}: in an SFU room, the server names the active
 //                 speaker
+//   media         {media}: the room moved between mesh and SFU ('mesh'
+//                 or 'sfu'); the old connections carry on until the view
+//                 says the new ones present each person's video
+//                 (sfuShown, meshShown), HANDOVER_MS at most
+//
+// A move (the server's {"type":"media"}): to the SFU, the page connects
+// to it and publishes, and keeps each mesh connection until the SFU's
+// video of that person presents frames; back to a mesh, it connects to
+// everyone again (the larger peer id offers, as the impolite side of
+// perfect negotiation) and keeps the SFU until every person's mesh video
+// presents frames. Either way the old connections close after
+// HANDOVER_MS at the latest: the server ends the SFU 10 s after a move
+// back.
 
 import { Signaling } from './signal.js';
 import { Peer } from './mesh.js';
@@ -41,6 +54,10 @@ export const REBIND_MS = 5000;
 export const ORPHAN_MS = 30000;
 /** How many signals are held for an id a kept peer may claim. */
 const HELD_MAX = 500;
+/** How long the old connections of a move between mesh and SFU live at most, in ms (below the server's 10 s). */
+export const HANDOVER_MS = 8000;
+/** How long the smaller peer id of a pair waits for the other's offer after a move back to a mesh before offering itself, in ms. */
+export const MESH_OFFER_MS = 3000;
 
 /**
  * @typedef {import('./mesh.js').Meta} Meta
@@ -87,6 +104,12 @@ export class Session extends EventTarget {
     this.sfu = null;
     /** @type {import('./sfu.js').TrackInfo[]} what the SFU last said it sends us */
     this.sfuTracks = [];
+    /** ends a move between mesh and SFU: closes the old connections (setTimeout handle) */
+    this.handoverTimer = 0;
+    /** @type {Set<string>} after a move back to a mesh: people whose mesh video presents */
+    this.meshShownIds = new Set();
+    /** @type {Set<number>} offers waited for after a move back to a mesh (setTimeout handles) */
+    this.offerTimers = new Set();
   }
 
   /**
@@ -135,6 +158,7 @@ export class Session extends EventTarget {
       this.#emit('sfu-tracks', { tracks: this.sfuTracks });
     });
     on('speaker', (d) => { if (typeof d.peer === 'string') this.#emit('speaker', { peer: d.peer }); });
+    on('media', (d) => { if (d.media === 'sfu' || d.media === 'mesh') this.#move(d.media); });
     on('error', (d) => {
       if (!this.myId && this.sig === sig) {
         sig.stop();
@@ -164,6 +188,7 @@ export class Session extends EventTarget {
 
   /** reset closes every connection and forgets the room. */
   reset() {
+    this.#endHandover();
     this.#closeSFU();
     for (const id of [...this.peers.keys()]) this.closePeer(id);
     for (const id of [...this.early.keys()]) this.closePeer(id);
@@ -189,6 +214,7 @@ export class Session extends EventTarget {
       return;
     }
     const again = !!this.myId && this.mode === 'room';
+    this.#endHandover();
     this.media = this.mode === 'room' && d.media === 'sfu' ? 'sfu' : 'mesh';
     // A fresh join is a fresh participant at the SFU too.
     this.#closeSFU();
@@ -256,8 +282,13 @@ export class Session extends EventTarget {
       this.#emit('chat', { name: this.nameOf(from), text: data.chat });
       return;
     }
-    // In an SFU room media goes through the SFU only.
-    if (this.media === 'sfu') return;
+    // In an SFU room media goes through the SFU only; the mesh
+    // connections kept while it takes over still get their signals.
+    if (this.media === 'sfu') {
+      const p = this.peers.get(from);
+      if (p) p.receive(data);
+      return;
+    }
     if (this.mode === 'call' && this.calls) {
       if (typeof data.call === 'string') {
         this.calls.onSignal(from, data);
@@ -414,6 +445,83 @@ export class Session extends EventTarget {
   setLayer(track, layer) {
     if (this.sig) this.sig.send({ type: 'layer', track, layer });
   }
+
+  // ---- moving between mesh and SFU
+
+  /**
+   * #move follows the room to media: the new connections start, the old
+   * ones stay until the new ones present video (sfuShown, meshShown) or
+   * HANDOVER_MS has passed.
+   * @param {'mesh'|'sfu'} media
+   */
+  #move(media) {
+    if (this.mode !== 'room' || !this.myId || media === this.media) return;
+    this.#endHandover();
+    this.media = media;
+    this.#emit('media', { media });
+    if (media === 'sfu') {
+      // Left from the last move back, if the server moved again that soon.
+      this.#closeSFU();
+      this.#openSFU();
+      this.handoverTimer = setTimeout(() => this.#endHandover(), HANDOVER_MS);
+      return;
+    }
+    this.meshShownIds.clear();
+    for (const id of this.names.keys()) {
+      if (this.peers.has(id)) continue;
+      if (this.myId > id) {
+        this.createPeer(id).start();
+        continue;
+      }
+      // The other side offers; should its offer not come, this one does.
+      const timer = setTimeout(() => {
+        this.offerTimers.delete(timer);
+        if (this.media === 'mesh' && this.names.has(id) && !this.peers.has(id)) this.createPeer(id).start();
+      }, MESH_OFFER_MS);
+      this.offerTimers.add(timer);
+    }
+    this.handoverTimer = setTimeout(() => this.#endHandover(), HANDOVER_MS);
+  }
+
+  /**
+   * #endHandover ends a move: the connections of the mode the room left
+   * close.
+   */
+  #endHandover() {
+    clearTimeout(this.handoverTimer);
+    this.handoverTimer = 0;
+    for (const t of this.offerTimers) clearTimeout(t);
+    this.offerTimers.clear();
+    if (this.media === 'sfu') {
+      for (const id of [...this.peers.keys()]) this.closePeer(id);
+    } else {
+      this.#closeSFU();
+    }
+  }
+
+  /**
+   * sfuShown is told by the view that the SFU's video of person id
+   * presents frames: a mesh connection to them kept across the move
+   * closes.
+   * @param {string} id
+   */
+  sfuShown(id) {
+    if (this.media === 'sfu' && this.peers.has(id)) this.closePeer(id);
+  }
+
+  /**
+   * meshShown is told by the view that the mesh video of person id
+   * presents frames: once everyone's does, the SFU connection closes.
+   * @param {string} id
+   */
+  meshShown(id) {
+    if (this.media !== 'mesh' || !this.sfu) return;
+    this.meshShownIds.add(id);
+    if ([...this.names.keys()].every((x) => this.meshShownIds.has(x))) this.#endHandover();
+  }
+
+  /** whether the room is moving between mesh and SFU (both kinds of connection are up) */
+  get moving() { return !!this.handoverTimer; }
 
   // ---- keeping connections across a fresh join (the server restarted)
 

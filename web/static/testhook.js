@@ -28,9 +28,11 @@ export const TEST_FLAG = 'test';
  *   levels: Record<string, number>,
  *   timing: {start: number, mediaReady: number, firstVideo: number},
  *   media: string,
+ *   moving: boolean,
  *   sfu: {connectionState: string, senders: number, streams: string[], tracks: number}|null,
  * }} Snapshot
- *   media is how the room's media flows ('mesh' or 'sfu'); sfu is the
+ *   media is how the room's media flows ('mesh' or 'sfu'); moving, whether
+ *   the connections of the mode it left are still up (a move); sfu is the
  *   connection to the SFU in an SFU room (null otherwise).
  * @typedef {{
  *   snapshot: () => Snapshot,
@@ -97,6 +99,7 @@ export function install(src) {
       levels: monitor.levels(),
       timing: { ...src.timing },
       media: session.media,
+      moving: session.moving,
       sfu: session.sfu ? {
         connectionState: session.sfu.pc.connectionState,
         senders: session.sfu.senders.length,

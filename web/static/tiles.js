@@ -30,7 +30,51 @@ function hasPicture(video) {
   return !!t && t.enabled && !t.muted && video.videoWidth > 0;
 }
 
+/** How long a stream waiting to take over a tile may take to present its first frame, in ms. */
+export const SWAP_MS = 8000;
+
+/**
+ * firstFrame resolves once stream's video presents a frame in an element
+ * of its own, outside the page and muted (true), or after SWAP_MS
+ * (false).
+ * @param {MediaStream} stream
+ * @returns {Promise<boolean>}
+ */
+function firstFrame(stream) {
+  const v = document.createElement('video');
+  v.muted = true;
+  v.playsInline = true;
+  v.srcObject = stream;
+  return new Promise((resolve) => {
+    /** @param {boolean} ok */
+    const done = (ok) => {
+      clearTimeout(timer);
+      v.srcObject = null;
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), SWAP_MS);
+    v.addEventListener('loadeddata', () => done(true), { once: true });
+    v.requestVideoFrameCallback(() => done(true));
+    v.play().catch(() => {});
+  });
+}
+
+/**
+ * nextFrame resolves once video presents a frame (true), or after
+ * SWAP_MS (false).
+ * @param {HTMLVideoElement} video
+ * @returns {Promise<boolean>}
+ */
+function nextFrame(video) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), SWAP_MS);
+    video.requestVideoFrameCallback(() => { clearTimeout(timer); resolve(true); });
+  });
+}
+
 export class Tiles {
+  /** @type {WeakMap<HTMLElement, {stream: MediaStream, done: Promise<boolean>}>} the stream about to take over each tile */
+  #next = new WeakMap();
   /** @type {WeakMap<HTMLVideoElement, number>} when each video last presented a frame (performance.now) */
   #frameAt = new WeakMap();
   /** @type {WeakMap<HTMLVideoElement, number>} when each video last presented a frame (performance.now) */
@@ -244,6 +288,43 @@ export class Tiles {
       video.play().catch(() => {});
     });
     this.refresh(tile);
+  }
+
+  /**
+   * swap plays stream in tile without a blank picture between: while the
+   * tile presents another stream's video, stream takes over once its own
+   * video presents frames. Resolves to whether the tile then presented a
+   * frame of stream (false: another stream took the tile meanwhile, or
+   * no frame came within SWAP_MS).
+   * @param {HTMLElement} tile
+   * @param {MediaStream} stream
+   * @returns {Promise<boolean>}
+   */
+  swap(tile, stream) {
+    const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
+    const pending = this.#next.get(tile);
+    if (pending && pending.stream === stream) return pending.done;
+    const live = video.srcObject instanceof MediaStream && video.srcObject !== stream &&
+      video.srcObject.getVideoTracks().some((t) => t.readyState === 'live') &&
+      performance.now() - this.presentedAt(tile) < 1000;
+    // Its video track is still to come (each track arrives on its own): asked again then.
+    if (live && !stream.getVideoTracks().length) return Promise.resolve(false);
+    /** @type {{stream: MediaStream, done: Promise<boolean>}} */
+    const entry = { stream, done: Promise.resolve(false) };
+    this.#next.set(tile, entry);
+    entry.done = (async () => {
+      try {
+        if (video.srcObject !== stream) {
+          if (live && !await firstFrame(stream)) return false;
+          if (this.#next.get(tile) !== entry) return false;
+          this.show(tile, stream);
+        }
+        return await nextFrame(video) && video.srcObject === stream;
+      } finally {
+        if (this.#next.get(tile) === entry) this.#next.delete(tile);
+      }
+    })();
+    return entry.done;
   }
 
   /**
