@@ -195,7 +195,9 @@ export class Monitor {
     }
     for (const id of this.net.keys()) if (!peers.has(id)) this.net.delete(id);
     const sfu = this.h.sfu ? this.h.sfu() : null;
-    if (sfu && sfu.connectionState !== 'closed' && this.h.onSFUNet) {
+    // A closed connection is not kept here.
+    if (!sfu || sfu.connectionState === 'closed') this.#sfuLast = null;
+    else if (this.h.onSFUNet) {
       try {
         const info = await connectionInfo(sfu, this.#sfuLast && this.#sfuLast.pc === sfu ? this.#sfuLast.info : null);
         this.#sfuLast = { pc: sfu, info };

@@ -33,28 +33,30 @@ function hasPicture(video) {
 /** How long a stream waiting to take over a tile may take to present its first frame, in ms. */
 export const SWAP_MS = 8000;
 
+/** How many frames a stream taking over a tile presents first, on its own: past the first frames' layer changes (SFU simulcast) it runs steadily. */
+const STEADY_FRAMES = 15;
+
 /**
- * firstFrame resolves once stream's video presents a frame in an element
- * of its own, outside the page and muted (true), or after SWAP_MS
- * (false).
+ * firstFrames resolves once stream's video has presented STEADY_FRAMES
+ * frames in an element of its own, outside the page and muted (true), or
+ * after SWAP_MS (false).
  * @param {MediaStream} stream
  * @returns {Promise<boolean>}
  */
-function firstFrame(stream) {
+function firstFrames(stream) {
   const v = document.createElement('video');
   v.muted = true;
   v.playsInline = true;
   v.srcObject = stream;
   return new Promise((resolve) => {
-    /** @param {boolean} ok */
-    const done = (ok) => {
-      clearTimeout(timer);
+    const start = performance.now();
+    const poll = setInterval(() => {
+      const ok = v.getVideoPlaybackQuality().totalVideoFrames >= STEADY_FRAMES;
+      if (!ok && performance.now() - start < SWAP_MS) return;
+      clearInterval(poll);
       v.srcObject = null;
       resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), SWAP_MS);
-    v.addEventListener('loadeddata', () => done(true), { once: true });
-    v.requestVideoFrameCallback(() => done(true));
+    }, 50);
     v.play().catch(() => {});
   });
 }
@@ -75,6 +77,8 @@ function nextFrame(video) {
 export class Tiles {
   /** @type {WeakMap<HTMLElement, {stream: MediaStream, done: Promise<boolean>}>} the stream about to take over each tile */
   #next = new WeakMap();
+  /** @type {WeakSet<HTMLElement>} tiles whose video just took a new stream, live, over another: no placeholder until it presents */
+  #swapping = new WeakSet();
   /** @type {WeakMap<HTMLVideoElement, number>} when each video last presented a frame (performance.now) */
   #frameAt = new WeakMap();
   /** @type {WeakMap<HTMLVideoElement, number>} when each video last presented a frame (performance.now) */
@@ -315,13 +319,15 @@ export class Tiles {
     entry.done = (async () => {
       try {
         if (video.srcObject !== stream) {
-          if (live && !await firstFrame(stream)) return false;
+          if (live && !await firstFrames(stream)) return false;
           if (this.#next.get(tile) !== entry) return false;
+          if (live) this.#swapping.add(tile);
           this.show(tile, stream);
         }
         return await nextFrame(video) && video.srcObject === stream;
       } finally {
         if (this.#next.get(tile) === entry) this.#next.delete(tile);
+        if (this.#swapping.delete(tile)) this.refresh(tile);
       }
     })();
     return entry.done;
@@ -368,6 +374,8 @@ export class Tiles {
     const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
     const before = tile.classList.contains('novideo');
     const none = tile.classList.contains('cam-off') || !hasPicture(video);
+    // A stream taking over from a live one: the picture is due any moment.
+    if (none && !before && this.#swapping.has(tile)) return;
     if (before !== none) {
       tile.classList.toggle('novideo', none);
       this.layout();
