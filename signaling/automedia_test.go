@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -183,5 +184,50 @@ func TestAutoRoomStaleParticipant(t *testing.T) {
 	a.Send(&wire.Ping{})
 	if m := a.Next(); m.MessageType() != wire.TypePong {
 		t.Errorf("ann was told %v, want nothing before her pong", m)
+	}
+}
+
+// loneCluster is a Cluster of one node that admits every join.
+type loneCluster struct{}
+
+func (loneCluster) Admit(string, string, string, int) ([]string, error)    { return nil, nil }
+func (loneCluster) Joined(string, string, string)                          {}
+func (loneCluster) Left(string, string)                                    {}
+func (loneCluster) Signal(string, string, string, string, json.RawMessage) {}
+func (loneCluster) Resume(string, string) (Handover, bool)                 { return Handover{}, false }
+func (loneCluster) Resumed(string, string, string)                         {}
+
+// TestAutoRoomInClusterStaysMesh: on a cluster node, an auto room past
+// mesh_max stays a mesh, and so does an sfu room: no welcome says a
+// media mode, and nobody becomes an SFU participant.
+func TestAutoRoomInClusterStaysMesh(t *testing.T) {
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sf.Close() })
+	_, url := startSignaling(t, func(c *Config) {
+		c.Cluster = loneCluster{}
+		c.SFU = &SFUConfig{Server: sf, MaxPeersPerRoom: 5, MeshMax: 2, Media: func(room string) string {
+			if room == "town" {
+				return MediaSFU
+			}
+			return MediaAuto
+		}}
+	})
+	for _, room := range []string{"auto-room", "town"} {
+		for _, name := range []string{"ann", "ben", "cat"} {
+			c := dial(t, url)
+			if w := c.join(room, name); w.Media != "" {
+				t.Errorf("%s in %s: welcome media %q, want none", name, room, w.Media)
+			}
+		}
+	}
+	if n := participants(sf); n != 0 {
+		t.Errorf("%d SFU participants on a cluster node, want none", n)
 	}
 }
