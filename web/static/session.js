@@ -110,6 +110,8 @@ export class Session extends EventTarget {
     this.meshShownIds = new Set();
     /** @type {Set<number>} offers waited for after a move back to a mesh (setTimeout handles) */
     this.offerTimers = new Set();
+    /** @type {object[]} signals from the SFU before our connection to it exists */
+    this.sfuEarly = [];
   }
 
   /**
@@ -276,6 +278,9 @@ export class Session extends EventTarget {
     if (!data || typeof data !== 'object') return;
     if (from === SFU_PEER) {
       if (this.sfu) this.sfu.receive(data);
+      // The SFU may speak before the media event that moves us to it
+      // arrives (it asks for sections as soon as the room has tracks).
+      else if (this.sfuEarly.length < 16) this.sfuEarly.push(data);
       return;
     }
     if (typeof data.chat === 'string') {
@@ -426,9 +431,11 @@ export class Session extends EventTarget {
     });
     this.sfu = sfu;
     sfu.publish(this.o.stream());
+    for (const data of this.sfuEarly.splice(0)) sfu.receive(data);
   }
 
   #closeSFU() {
+    this.sfuEarly = [];
     if (!this.sfu) return;
     this.sfu.close();
     this.sfu = null;
