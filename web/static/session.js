@@ -191,6 +191,7 @@ export class Session extends EventTarget {
   /** reset closes every connection and forgets the room. */
   reset() {
     this.#endHandover();
+    this.sfuEarly = [];
     this.#closeSFU();
     for (const id of [...this.peers.keys()]) this.closePeer(id);
     for (const id of [...this.early.keys()]) this.closePeer(id);
@@ -217,6 +218,7 @@ export class Session extends EventTarget {
     }
     const again = !!this.myId && this.mode === 'room';
     this.#endHandover();
+    this.sfuEarly = [];
     this.media = this.mode === 'room' && d.media === 'sfu' ? 'sfu' : 'mesh';
     // A fresh join is a fresh participant at the SFU too.
     this.#closeSFU();
@@ -435,7 +437,6 @@ export class Session extends EventTarget {
   }
 
   #closeSFU() {
-    this.sfuEarly = [];
     if (!this.sfu) return;
     this.sfu.close();
     this.sfu = null;
@@ -474,6 +475,7 @@ export class Session extends EventTarget {
       return;
     }
     this.meshShownIds.clear();
+    this.sfuEarly = [];
     for (const id of this.names.keys()) {
       if (this.peers.has(id)) continue;
       if (this.myId > id) {
