@@ -110,7 +110,7 @@ export class Session extends EventTarget {
     this.meshShownIds = new Set();
     /** @type {Set<number>} offers waited for after a move back to a mesh (setTimeout handles) */
     this.offerTimers = new Set();
-    /** @type {object[]} signals from the SFU before our connection to it exists */
+    /** @type {{data: object, at: number}[]} signals from the SFU before our connection to it exists, and when they came (performance.now) */
     this.sfuEarly = [];
   }
 
@@ -282,7 +282,7 @@ export class Session extends EventTarget {
       if (this.sfu) this.sfu.receive(data);
       // The SFU may speak before the media event that moves us to it
       // arrives (it asks for sections as soon as the room has tracks).
-      else if (this.sfuEarly.length < 16) this.sfuEarly.push(data);
+      else if (this.sfuEarly.length < 16) this.sfuEarly.push({ data, at: performance.now() });
       return;
     }
     if (typeof data.chat === 'string') {
@@ -433,7 +433,9 @@ export class Session extends EventTarget {
     });
     this.sfu = sfu;
     sfu.publish(this.o.stream());
-    for (const data of this.sfuEarly.splice(0)) sfu.receive(data);
+    // Those of the participant that a move just made; not the last words of one kept after a move back.
+    const recent = performance.now() - 5000;
+    for (const e of this.sfuEarly.splice(0)) if (e.at > recent) sfu.receive(e.data);
   }
 
   #closeSFU() {
