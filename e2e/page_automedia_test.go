@@ -23,7 +23,7 @@ import (
 // n}}, an ongoing gap included.
 const gapMeterJS = `(() => {
   let armedAt = 0;
-  const last = {}, gap = {}, blank = {}, frames = {}, seen = new WeakSet(), counted = new WeakMap(), src = new WeakMap(), events = {};
+  const last = {}, gap = {}, blank = {}, frames = {}, seen = new WeakSet(), counted = new WeakMap(), src = new WeakMap(), events = {}, swapFrom = {}, swapGap = {};
   const progress = (id) => {
     if (!id || !armedAt) return;
     const now = performance.now();
@@ -31,6 +31,7 @@ const gapMeterJS = `(() => {
       gap[id] = now - last[id];
       events[id] = (events[id] || []).concat(['gap ' + Math.round(gap[id]) + ' ending at ' + Math.round(now - armedAt)]);
     }
+    if (swapFrom[id] !== undefined) { swapGap[id] = Math.round(now - swapFrom[id]); delete swapFrom[id]; }
     last[id] = now;
     frames[id] = (frames[id] || 0) + 1;
   };
@@ -44,7 +45,11 @@ const gapMeterJS = `(() => {
   setInterval(() => {
     for (const v of document.querySelectorAll('.tile.remote video')) {
       watch(v);
-      if (armedAt && src.get(v) !== v.srcObject) { const id = idOf(v); events[id] = (events[id] || []).concat(['new stream at ' + Math.round(performance.now() - armedAt)]); }
+      if (armedAt && src.get(v) !== v.srcObject) {
+        const id = idOf(v);
+        events[id] = (events[id] || []).concat(['new stream at ' + Math.round(performance.now() - armedAt)]);
+        if (last[id] !== undefined) swapFrom[id] = last[id];
+      }
       src.set(v, v.srcObject);
       const q = v.getVideoPlaybackQuality().totalVideoFrames;
       const before = counted.get(v);
@@ -57,11 +62,11 @@ const gapMeterJS = `(() => {
     }
   }, 50);
   window.__gaps = {
-    arm() { armedAt = performance.now(); for (const o of [last, gap, blank, frames, events]) for (const k of Object.keys(o)) delete o[k]; return true; },
+    arm() { armedAt = performance.now(); for (const o of [last, gap, blank, frames, events, swapFrom, swapGap]) for (const k of Object.keys(o)) delete o[k]; return true; },
     read() {
       const now = performance.now(), out = {};
       for (const id of Object.keys(last)) out[id] = Math.round(Math.max(gap[id] || 0, now - last[id]));
-      return {gap: out, blank: {...blank}, frames: {...frames}, events: {...events}};
+      return {gap: out, blank: {...blank}, frames: {...frames}, events: {...events}, swap: {...swapGap}};
     },
   };
   return true;
@@ -75,6 +80,9 @@ type gapReport struct {
 	// Events says when (ms after arm) the longest gap grew, the tile's
 	// video took a new stream, and the placeholder showed.
 	Events map[string][]string `json:"events"`
+	// Swap is the gap from the last frame before the tile's video took
+	// a new stream to the first frame after, ms.
+	Swap map[string]float64 `json:"swap"`
 }
 
 // TestPageAutoRoom: in an auto room with mesh_max 2, ann and ben start
@@ -136,7 +144,7 @@ func TestPageAutoRoom(t *testing.T) {
 	for _, p := range pair {
 		r := eval[gapReport](t, p.tab, `window.__gaps.read()`)
 		other := idOf(t, p.tab, p.other)
-		t.Logf("%s, mesh → SFU: the longest gap in the other's video %.0f ms (%d frames; %s)", p.name, r.Gap[other], r.Frames[other], strings.Join(r.Events[other], ", "))
+		t.Logf("%s, mesh → SFU: the other's video changed stream with a gap of %.0f ms; the longest gap %.0f ms (%d frames; %s)", p.name, r.Swap[other], r.Gap[other], r.Frames[other], strings.Join(r.Events[other], ", "))
 		if r.Blank[other] {
 			// A stall of the machine mutes a track as well, so this is said, not failed.
 			t.Logf("%s: the other's tile showed its placeholder during the move to the SFU", p.name)
@@ -165,7 +173,7 @@ func TestPageAutoRoom(t *testing.T) {
 	for _, p := range pair {
 		r := eval[gapReport](t, p.tab, `window.__gaps.read()`)
 		other := idOf(t, p.tab, p.other)
-		t.Logf("%s, SFU → mesh: the longest gap in the other's video %.0f ms (%d frames; %s)", p.name, r.Gap[other], r.Frames[other], strings.Join(r.Events[other], ", "))
+		t.Logf("%s, SFU → mesh: the other's video changed stream with a gap of %.0f ms; the longest gap %.0f ms (%d frames; %s)", p.name, r.Swap[other], r.Gap[other], r.Frames[other], strings.Join(r.Events[other], ", "))
 		if r.Blank[other] {
 			// A stall of the machine mutes a track as well, so this is said, not failed.
 			t.Logf("%s: the other's tile showed its placeholder during the move back", p.name)

@@ -34,7 +34,7 @@ function hasPicture(video) {
 export const SWAP_MS = 8000;
 
 /** How many frames a stream taking over a tile presents first, on its own: past the first frames' layer changes (SFU simulcast) it runs steadily. */
-const STEADY_FRAMES = 15;
+const STEADY_FRAMES = 8;
 
 /**
  * firstFrames resolves once stream's video has presented STEADY_FRAMES
