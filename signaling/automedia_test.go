@@ -231,3 +231,41 @@ func TestAutoRoomInClusterStaysMesh(t *testing.T) {
 		t.Errorf("%d SFU participants on a cluster node, want none", n)
 	}
 }
+
+// nextMediaOf is the next media event c reads, skipping other messages.
+func nextMediaOf(t *testing.T, c *wsClient) string {
+	t.Helper()
+	for {
+		if m, ok := c.read().(*wire.Media); ok {
+			return m.Media
+		}
+	}
+}
+
+// TestAutoRoomResumeAcrossMove: a peer whose connection dropped while
+// its room moved to the SFU is made a participant too; resuming, it
+// gets a welcome saying sfu, then the media event held for it.
+func TestAutoRoomResumeAcrossMove(t *testing.T) {
+	s, sf, url := startAutoSignaling(t)
+	a, b := dial(t, url), dial(t, url)
+	a.join("auto-room", "ann")
+	wb := b.join("auto-room", "ben")
+	b.drop()
+	waitSuspended(t, s, 1)
+	if w := dial(t, url).join("auto-room", "cat"); w.Media != MediaSFU {
+		t.Fatalf("cat's welcome: media %q, want sfu", w.Media)
+	}
+	if got := nextMediaOf(t, a); got != MediaSFU {
+		t.Fatalf("ann: media %q, want sfu", got)
+	}
+	testenv.Eventually(t, 10*time.Second, "ben, away, is a participant too", func() bool { return participants(sf) == 3 })
+	b2 := dial(t, url)
+	b2.send(&wire.Join{Room: "auto-room", Name: "ben", Resume: wb.Resume})
+	w := expect[*wire.Welcome](b2)
+	if !w.Resumed || w.Media != MediaSFU {
+		t.Fatalf("ben's resumed welcome: resumed %v media %q, want a resumed one saying sfu", w.Resumed, w.Media)
+	}
+	if got := nextMediaOf(t, b2); got != MediaSFU {
+		t.Fatalf("ben, held: media %q, want sfu", got)
+	}
+}
