@@ -37,7 +37,11 @@
 //     never started after it (checked under conn.mu); the resume
 //     window of each suspended peer, stopped by a resume or hub.close;
 //     the pause before a wrong password is answered, stopped when the
-//     connection closes.
+//     connection closes; an auto room's return to a mesh and the end of
+//     its SFU participants after one (automedia.go), stopped when the
+//     room closes or moves, or by hub.close.
+//   - joinSFU: one per member of an auto room that moves to the SFU;
+//     makes its participant and returns (automedia.go).
 //
 // Close first closes the hub (no new connections or suspensions), then
 // closes every connection, which stops its timers and starts its finish.
@@ -51,6 +55,7 @@
 //	conn.wmu → outbox.mu
 //	hub.mu     → conn.mu → tasks.mu
 //	hub.mu     → outbox.mu
+//	hub.mu     → peer.sfuMu
 //
 // (conn.mu → tasks.mu: closeWith stops timers and starts finish under
 // conn.mu; hub.mu → conn.mu: an enqueue under the hub lock may close a
