@@ -517,7 +517,9 @@ export class Session extends EventTarget {
    * @param {string} id
    */
   sfuShown(id) {
-    if (this.media === 'sfu' && this.peers.has(id)) this.closePeer(id);
+    if (this.media !== 'sfu' || !this.peers.has(id)) return;
+    this.closePeer(id);
+    if (!this.peers.size) this.#endHandover();
   }
 
   /**
