@@ -291,7 +291,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		username, password, ttl := ts.Mint(user)
 		return adv.ICEServers(username, password), ttl
 	}
-	if d.sfu, err = newSFUPart(cfg, sfuConn, ts.ICETCPListener(), public.Addr, log.With("component", "sfu")); err != nil {
+	if d.sfu, err = newSFUPart(cfg, sfuConn, ts.ICETCPListener(), adv.PublicIP, log.With("component", "sfu")); err != nil {
 		return nil, err
 	}
 	if d.sfu != nil {
