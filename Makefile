@@ -1,7 +1,8 @@
 # icebox — build, run, test, install.
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     go.mod tidy, vet, then every test with the race detector (the browser and
-#                 namespace tests of e2e/ after the rest, one package at a time), then short fuzz runs
+#                 namespace tests of e2e/ after the rest, one package at a time, its tests side
+#                 by side within a budget: e2e/lanes_test.go), then short fuzz runs
 #   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
 #   make soak     icebox under churn for SOAK (default 60m), one node then a cluster of
@@ -52,7 +53,8 @@ test:
 	$(GO) vet ./...
 	$(MAKE) typecheck
 	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/e2e')
-	$(GO) test -race -count=1 -timeout 30m -p 1 ./e2e/...
+	$(GO) test -race -count=1 -timeout 30m -parallel 64 ./e2e
+	$(GO) test -race -count=1 -timeout 30m ./e2e/partition
 	$(MAKE) fuzz
 
 # The call page's JavaScript checked from its JSDoc types (web/tsconfig.json)

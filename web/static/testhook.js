@@ -29,11 +29,12 @@ export const TEST_FLAG = 'test';
  *   timing: {start: number, mediaReady: number, firstVideo: number},
  *   media: string,
  *   moving: boolean,
- *   sfu: {connectionState: string, senders: number, streams: string[], tracks: number}|null,
+ *   sfu: {connectionState: string, senders: number, streams: string[], tracks: number, layers: Record<string, string[]>}|null,
  * }} Snapshot
  *   media is how the room's media flows ('mesh' or 'sfu'); moving, whether
  *   the connections of the mode it left are still up (a move); sfu is the
- *   connection to the SFU in an SFU room (null otherwise).
+ *   connection to the SFU in an SFU room (null otherwise), with the
+ *   simulcast layers each peer's camera sends, by peer id.
  * @typedef {{
  *   snapshot: () => Snapshot,
  *   pairs: () => Promise<Record<string, object|null>>,
@@ -105,6 +106,7 @@ export function install(src) {
         senders: session.sfu.senders.length,
         streams: [...session.sfu.streams.keys()],
         tracks: session.sfuTracks.length,
+        layers: Object.fromEntries(session.sfuTracks.filter((t) => t.kind === 'video').map((t) => [t.peer, t.layers || []])),
       } : null,
     }),
     async pairs() {
