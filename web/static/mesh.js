@@ -9,7 +9,9 @@
 // A second negotiated channel (id 1, label "state") carries what the
 // other side should show on our tile and who we are on signaling:
 // {"id": "<our peer id>", "mic": bool, "cam": bool, "screen": "<stream
-// id>"|null}, sent when it opens and on every change. The id lets a pair
+// id>"|null, "shown": "sfu"|"mesh" (during a move between mesh and SFU,
+// the way we present the other side's video now)}, sent when it opens and
+// on every change. The id lets a pair
 // whose signaling ids changed (the server restarted) keep its connection:
 // the channel is end-to-end, so a claim made on it comes from the peer.
 //
@@ -27,7 +29,9 @@ export const DISCONNECTED_MS = 3000;
 export const POLITE_RESTART_MS = 1500;
 
 /**
- * @typedef {{mic: boolean, cam: boolean, id?: string, screen?: string|null}} Meta
+ * @typedef {{mic: boolean, cam: boolean, id?: string, screen?: string|null, shown?: 'sfu'|'mesh'}} Meta
+ *   shown: while the room moves between mesh and SFU, the way the sender
+ *   now presents the receiver's video (session.js)
  * @typedef {{
  *   id: string, name: string, myId: string, rtcConfig: RTCConfiguration,
  *   localStream: MediaStream|null, screen?: MediaStream|null,
@@ -137,6 +141,8 @@ export class Peer {
     this.adoptTimer = 0;
     /** whether setParameters lowers video as the room grows */
     this.adapt = true;
+    /** @type {''|'sfu'|'mesh'} during a move between mesh and SFU, the way we now present this peer's video (told to it with our meta) */
+    this.shownVia = '';
     this.peerCount = o.peers || (() => 1);
     /** removes every listener this Peer added, on close (a closed connection's channels
      * may stay alive a while in the browser, and their listeners would keep this Peer) */
@@ -159,6 +165,7 @@ export class Peer {
         mic: m.mic !== false, cam: m.cam !== false,
         id: typeof m.id === 'string' && m.id.length <= 64 ? m.id : undefined,
         screen: typeof m.screen === 'string' && m.screen.length <= 128 ? m.screen : null,
+        shown: m.shown === 'sfu' || m.shown === 'mesh' ? m.shown : undefined,
       };
       if (o.onMeta) o.onMeta(this, this.remote);
     }, on);
@@ -409,7 +416,7 @@ export class Peer {
    * @param {Meta} m
    */
   sendMeta(m) {
-    if (this.meta.readyState === 'open') this.meta.send(JSON.stringify(m));
+    if (this.meta.readyState === 'open') this.meta.send(JSON.stringify(this.shownVia ? { ...m, shown: this.shownVia } : m));
   }
 
   /**

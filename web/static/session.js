@@ -37,10 +37,11 @@
 //
 // A move (the server's {"type":"media"}): to the SFU, the page connects
 // to it and publishes, and keeps each mesh connection until the SFU's
-// video of that person presents frames; back to a mesh, it connects to
-// everyone again (the larger peer id offers, as the impolite side of
-// perfect negotiation) and keeps the SFU until every person's mesh video
-// presents frames. Either way the old connections close after
+// video of that person presents frames and they say the same of ours;
+// back to a mesh, it connects to everyone again (the larger peer id
+// offers, as the impolite side of perfect negotiation) and keeps the SFU
+// until every person's mesh video presents frames and each says the
+// same of ours (an old connection carries our video to them too). Either way the old connections close after
 // HANDOVER_MS at the latest: the server ends the SFU 10 s after a move
 // back.
 
@@ -106,8 +107,6 @@ export class Session extends EventTarget {
     this.sfuTracks = [];
     /** ends a move between mesh and SFU: closes the old connections (setTimeout handle) */
     this.handoverTimer = 0;
-    /** @type {Set<string>} after a move back to a mesh: people whose mesh video presents */
-    this.meshShownIds = new Set();
     /** @type {Set<number>} offers waited for after a move back to a mesh (setTimeout handles) */
     this.offerTimers = new Set();
     /** @type {{data: object, at: number}[]} signals from the SFU before our connection to it exists, and when they came (performance.now) */
@@ -340,6 +339,7 @@ export class Session extends EventTarget {
       onMeta: (p, m) => {
         if (m.id && m.id !== p.id) this.#rebind(p, m.id);
         this.#emit('meta', { peer: p, meta: m });
+        if (m.shown) this.#settle();
       },
       onState: (p, s) => this.#emit('peer-state', { peer: p, state: s }),
     });
@@ -470,13 +470,13 @@ export class Session extends EventTarget {
     this.media = media;
     this.#emit('media', { media });
     if (media === 'sfu') {
+      for (const p of this.peers.values()) p.shownVia = '';
       // Left from the last move back, if the server moved again that soon.
       this.#closeSFU();
       this.#openSFU();
       this.handoverTimer = setTimeout(() => this.#endHandover(), HANDOVER_MS);
       return;
     }
-    this.meshShownIds.clear();
     this.sfuEarly = [];
     for (const id of this.names.keys()) {
       if (this.peers.has(id)) continue;
@@ -512,25 +512,57 @@ export class Session extends EventTarget {
 
   /**
    * sfuShown is told by the view that the SFU's video of person id
-   * presents frames: a mesh connection to them kept across the move
-   * closes.
+   * presents frames. The mesh connection to them kept across the move
+   * closes once they say the same of ours (its meta, "shown"): it
+   * carries our video to them until then.
    * @param {string} id
    */
-  sfuShown(id) {
-    if (this.media !== 'sfu' || !this.peers.has(id)) return;
-    this.closePeer(id);
-    if (!this.peers.size) this.#endHandover();
-  }
+  sfuShown(id) { this.#shown(id, 'sfu'); }
 
   /**
    * meshShown is told by the view that the mesh video of person id
-   * presents frames: once everyone's does, the SFU connection closes.
+   * presents frames. The SFU connection, which carries our video to
+   * everyone still on it, closes once every person says the same of ours.
    * @param {string} id
    */
-  meshShown(id) {
-    if (this.media !== 'mesh' || !this.sfu) return;
-    this.meshShownIds.add(id);
-    if ([...this.names.keys()].every((x) => this.meshShownIds.has(x))) this.#endHandover();
+  meshShown(id) { this.#shown(id, 'mesh'); }
+
+  /**
+   * #shown notes that person id's video presents over via, tells them,
+   * and closes what the move no longer needs.
+   * @param {string} id
+   * @param {'sfu'|'mesh'} via
+   */
+  #shown(id, via) {
+    const p = this.peers.get(id);
+    if (this.media !== via || !p || !this.moving) return;
+    if (p.shownVia !== via) {
+      p.shownVia = via;
+      p.sendMeta(this.o.meta());
+    }
+    this.#settle();
+  }
+
+  /**
+   * #settle closes the old connections of a move that both sides of
+   * have changed over: a kept mesh connection once each side presents
+   * the other over the SFU (or its channel to say so is gone), the SFU
+   * connection once everyone presents each other over the mesh.
+   */
+  #settle() {
+    if (!this.moving) return;
+    if (this.media === 'sfu') {
+      for (const [id, p] of [...this.peers]) {
+        if (p.shownVia === 'sfu' && (p.remote.shown === 'sfu' || p.meta.readyState !== 'open')) this.closePeer(id);
+      }
+      if (!this.peers.size) this.#endHandover();
+      return;
+    }
+    const done = [...this.names.keys()].every((id) => {
+      const p = this.peers.get(id);
+      return !!p && p.shownVia === 'mesh' && p.remote.shown === 'mesh';
+    });
+    if (done) this.#endHandover();
   }
 
   /** whether the room is moving between mesh and SFU (both kinds of connection are up) */
