@@ -33,8 +33,11 @@ func TestFirefoxPage(t *testing.T) {
 // firefoxSFU: Firefox and Chromium in a room whose media goes through the
 // SFU. Each has one connection, to the SFU, and none to the other; each
 // publishes its camera as VP8 simulcast and its microphone on it. Each
-// page is told the other's camera arrives in all three layers (q, h, f),
-// and its <video> of the other presents frames. Firefox reaches the SFU
+// page is told the other's camera arrives in two layers or more (a
+// browser sends its top layer only once its bandwidth estimate and CPU
+// allow: on a loaded 2-core machine Chromium sent q and h of a 640x480
+// camera, and only q of a 1280x720 one), and its <video> of the other
+// presents frames. Firefox reaches the SFU
 // through icebox's TURN relay (relay only), Chromium directly.
 func firefoxSFU(t *testing.T, ff *firefox, br context.Context) {
 	ib := startIcebox(t, func(c *config.Config) {
@@ -45,21 +48,22 @@ func firefoxSFU(t *testing.T, ff *firefox, br context.Context) {
 	fx := ff.open(t, ib.URL+"/r/forum?test=1&autojoin=1&relay=1&name=firefox")
 	defer func() {
 		if t.Failed() {
-			t.Logf("Chromium: %s\nFirefox: %s", eval[string](t, cr, snapshotJS), ffEval[string](t, fx, snapshotJS))
+			t.Logf("Chromium: %s\n%s\nFirefox: %s\n%s", eval[string](t, cr, snapshotJS), eval[string](t, cr, tilesJS),
+				ffEval[string](t, fx, snapshotJS), ffEval[string](t, fx, tilesJS))
 		}
 	}()
 	const (
 		publishing = `(() => { const s = icebox.snapshot(); return s.media === 'sfu' && s.peers.length === 0 && !!s.sfu &&
 			s.sfu.connectionState === 'connected' && s.sfu.senders === 2; })()`
 		simulcast = `(() => { const l = Object.values(icebox.snapshot().sfu.layers);
-			return l.length === 1 && ['q', 'h', 'f'].every((r) => l[0].includes(r)); })()`
+			return l.length === 1 && l[0].length >= 2; })()`
 		playing = `(() => { const f = window.__sfuFrames(); const ids = Object.keys(icebox.snapshot().names);
 			return ids.length === 1 && (f[ids[0]] || 0) > 10; })()`
 	)
 	waitForWithin(t, cr, "Chromium publishes over its one connection to the SFU", publishing, 20*time.Second)
 	fx.waitForWithin(t, "Firefox publishes over its one connection to the SFU", publishing, 20*time.Second)
-	waitFor(t, cr, "Chromium is told Firefox's camera comes in three layers", simulcast)
-	fx.waitFor(t, "Firefox is told Chromium's camera comes in three layers", simulcast)
+	waitForWithin(t, cr, "Chromium is told Firefox's camera comes in simulcast layers", simulcast, 20*time.Second)
+	fx.waitForWithin(t, "Firefox is told Chromium's camera comes in simulcast layers", simulcast, 20*time.Second)
 	eval[bool](t, cr, framesCounterJS)
 	ffEval[bool](t, fx, framesCounterJS)
 	waitForWithin(t, cr, "Chromium presents Firefox's video", playing, 20*time.Second)
@@ -68,6 +72,12 @@ func firefoxSFU(t *testing.T, ff *firefox, br context.Context) {
 
 // snapshotJS is the page's test snapshot as JSON.
 const snapshotJS = `JSON.stringify(icebox.snapshot())`
+
+// tilesJS describes each remote tile's <video> as JSON.
+const tilesJS = `JSON.stringify([...document.querySelectorAll('.tile.remote')].map((el) => { const v = el.querySelector('video');
+	return {peer: el.dataset.peer, cls: el.className, w: v && v.videoWidth, t: v && v.currentTime, ready: v && v.readyState,
+		frames: v && v.getVideoPlaybackQuality().totalVideoFrames,
+		tracks: v && v.srcObject ? v.srcObject.getTracks().map((x) => x.kind + ':' + x.readyState + ':' + x.muted) : null}; }))`
 
 // ffFramesAbove is true once the page's counted frames exceed n.
 func ffFramesAbove(n int) string { return fmt.Sprintf(`window.__frames > %d`, n) }

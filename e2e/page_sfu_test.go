@@ -14,18 +14,28 @@ import (
 )
 
 // framesCounterJS counts, in the page, the frames each remote tile's
-// <video> presents (requestVideoFrameCallback, and the element's own
-// count of frames it was given: a headless page may skip rendering
-// steps), by peer id; windows.__sfuFrames()[id] is the count.
+// <video> presents, by peer id: windows.__sfuFrames()[id] is the count.
+// It takes the larger of two counts, each only growing: frames presented
+// (requestVideoFrameCallback) and frames the element was given
+// (getVideoPlaybackQuality; a headless Chromium may skip rendering
+// steps, and Firefox counts none for a MediaStream).
 const framesCounterJS = `(() => {
-  const counts = {}; const last = new WeakMap();
+  const counts = {}; const seen = new WeakMap();
   setInterval(() => {
     for (const v of document.querySelectorAll('.tile.remote video')) {
       const id = v.closest('.tile').dataset.peer;
-      const q = v.getVideoPlaybackQuality().totalVideoFrames;
-      const before = last.get(v);
-      if (before !== undefined && q > before) counts[id] = (counts[id] || 0) + q - before;
-      last.set(v, q);
+      let s = seen.get(v);
+      if (!s) {
+        s = {n: 0, last: v.getVideoPlaybackQuality().totalVideoFrames};
+        seen.set(v, s);
+        if (v.requestVideoFrameCallback) {
+          const tick = () => { s.n++; v.requestVideoFrameCallback(tick); };
+          v.requestVideoFrameCallback(tick);
+        }
+      }
+      const now = Math.max(s.n, v.getVideoPlaybackQuality().totalVideoFrames);
+      if (now > s.last) counts[id] = (counts[id] || 0) + now - s.last;
+      s.last = Math.max(s.last, now);
     }
   }, 100);
   window.__sfuFrames = () => counts;
