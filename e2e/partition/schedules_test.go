@@ -296,12 +296,12 @@ type schedule struct {
 }
 
 var schedules = []schedule{
-	{name: "isolate", apply: isolate},
-	{name: "split-move", apply: splitAndMove},
+	{name: "isolate", apply: isolate, window: rejoinWindow},
+	{name: "split-move", apply: splitAndMove, window: rejoinWindow},
 	{name: "flap", apply: flap},
 	{name: "delay-loss", apply: delayLoss},
-	{name: "pause", apply: pause},
-	{name: "clock", offsets: []time.Duration{0, 5 * time.Minute, -5 * time.Minute}, apply: clockSkew},
+	{name: "pause", apply: pause, window: rejoinWindow},
+	{name: "clock", offsets: []time.Duration{0, 5 * time.Minute, -5 * time.Minute}, apply: clockSkew, window: rejoinWindow},
 }
 
 // TestPartition runs every schedule on a cluster of its own, side by
@@ -365,15 +365,22 @@ func isolate(t *testing.T, w *workload) time.Time {
 	heal := time.Now()
 	w.c.fab.HealAll(t)
 	w.cutOff("c", start, heal)
-	testenv.Eventually(t, 2*healWindow, "carol on c evicted with name-lost", func() bool {
-		for _, e := range w.steady[2].history() {
+	w.awaitEviction(t, w.steady[2])
+	return heal
+}
+
+// awaitEviction waits, for the heal window, until c was evicted with
+// name-lost.
+func (w *workload) awaitEviction(t *testing.T, c *client) {
+	t.Helper()
+	testenv.Eventually(t, w.window, c.label+" evicted with name-lost", func() bool {
+		for _, e := range c.history() {
 			if e.Kind == evError && e.Code == "name-lost" {
 				return true
 			}
 		}
 		return false
 	})
-	return heal
 }
 
 // splitAndMove splits {a, b} | {c} for 15 s, then moves the lone node:
@@ -417,23 +424,22 @@ func delayLoss(t *testing.T, w *workload) time.Time {
 }
 
 // pause stops node c's process for 20 s (SIGSTOP), then continues it
-// (SIGCONT); the churners on a and b go on meanwhile, taking the names
-// c's churner held where the record lets them. Once it runs again, c
-// must not take a and b for gone (its own liveness check was late), and
-// the heal-window checks of finish apply. Carol's name is not taken on
-// purpose here (isolate does that): a node back from a pause reads the
-// record only once JetStream has a quorum again, which took from 2 s to
-// over 60 s in these runs (its stream reported no quorum after the
-// paused replica returned).
+// (SIGCONT); the churners on a and b go on meanwhile, and carol's name
+// is taken on a once the majority has given it back. Once it runs
+// again, c must not take a and b for gone (its own liveness check was
+// late), carol on c must be evicted (name-lost), and the heal-window
+// checks of finish apply.
 func pause(t *testing.T, w *workload) time.Time {
 	a, c := w.c.nodes[0], w.c.nodes[2]
 	start := time.Now()
 	c.signal(t, syscall.SIGSTOP)
 	w.c.waitSees(t, a, 6*deadAfter, "a", "b")
+	w.takeName(t, a, "carol", 6*deadAfter)
 	w.pause(time.Until(start.Add(20 * time.Second)))
 	heal := time.Now()
 	c.signal(t, syscall.SIGCONT)
 	w.cutOff("c", start, heal)
+	w.awaitEviction(t, w.steady[2])
 	if strings.Contains(c.logText(), "cluster node gone") {
 		t.Errorf("c took another node for gone after its pause:\n%s", c.logTail(40))
 	}

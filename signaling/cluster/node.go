@@ -89,7 +89,6 @@ type Node struct {
 	log   *slog.Logger
 	nc    *nats.Conn
 	js    jetstream.JetStream
-	ljs   nats.JetStreamContext // reads through a stream's leader (leaderget.go)
 	kv    atomic.Pointer[jetstream.KeyValue]
 	rooms Rooms
 	stats Stats
@@ -187,13 +186,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	ljs, err := cfg.Conn.JetStream()
-	if err != nil {
-		return nil, fmt.Errorf("cluster: jetstream: %w", err)
-	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	n := &Node{cfg: cfg, id: cfg.Name + "@" + hex.EncodeToString(b), log: cfg.Logger, nc: cfg.Conn, js: js, ljs: ljs,
+	n := &Node{cfg: cfg, id: cfg.Name + "@" + hex.EncodeToString(b), log: cfg.Logger, nc: cfg.Conn, js: js,
 		in: make(chan *nats.Msg, inboundHandoff), nodes: map[string]*peerNode{}, pending: map[string]struct{}{}}
 	n.sign.id, n.sign.key = n.id, messageKey(cfg.Secret, n.id)
 	n.verify.secret = cfg.Secret

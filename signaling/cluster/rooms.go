@@ -111,10 +111,9 @@ func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, n
 		refusal = signaling.ErrRoomFull
 	}
 	if refusal != nil {
-		// The record is read from the stream's leader (leaderget.go), but
-		// a leader may have changed meanwhile: a refusal stands only on the
-		// newest record, which writing it back at its revision proves
-		// (jetstream.ErrKeyExists: read it again).
+		// The bucket serves reads from any replica, which may lag: a
+		// refusal stands only on the newest record, which writing it back
+		// at its revision proves (jetstream.ErrKeyExists: read it again).
 		if err := n.put(ctx, kv, room, rec, rev); err != nil {
 			return nil, err
 		}
@@ -379,9 +378,7 @@ func (n *Node) load(ctx context.Context) bool {
 	for {
 		kv, err := n.openBucket(ctx)
 		if err == nil {
-			var lkv jetstream.KeyValue = newLeaderKV(kv, n.ljs)
-			n.kv.Store(&lkv)
-			kv = lkv
+			n.kv.Store(&kv)
 			if err = n.probe(ctx, kv); err == nil {
 				err = n.resync(ctx)
 			}
