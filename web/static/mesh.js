@@ -231,8 +231,18 @@ export class Peer {
     const d = this.pc.localDescription;
     if (!d) return;
     this.descriptions++;
+    let description = d.toJSON();
+    if (description.type === 'offer' && typeof description.sdp === 'string') {
+      // A later offer names the DTLS role this side holds, not actpass: the
+      // association stays (RFC 8842 §5.5). Firefox answers actpass with
+      // active even where it is the DTLS server and then starts a new
+      // handshake as a client, which fails against a side that is the
+      // client already.
+      const mine = { active: 'passive', passive: 'active' }[this.#remoteSetup()];
+      if (mine) description = { type: 'offer', sdp: description.sdp.replace(/^a=setup:actpass(\r?)$/gm, `a=setup:${mine}$1`) };
+    }
     // Which of our streams is a screen share, known before its track arrives.
-    this.unsent = !this.send({ description: d.toJSON(), screen: this.screen ? this.screen.id : null });
+    this.unsent = !this.send({ description, screen: this.screen ? this.screen.id : null });
   }
 
   /**
