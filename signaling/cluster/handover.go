@@ -109,11 +109,11 @@ func (h *handovers) nextExpiry() time.Time {
 	return h.parked[0].until
 }
 
-// applySignal delivers sw to its local peer, or
-// forwards it once to the node its peer moved to. While a hand-over to
-// this node is under way, a signal it cannot deliver yet, and any for a
-// peer with signals parked already (they keep their order), is parked.
-// Called by the receive goroutine.
+// applySignal delivers sw to its local peer, or forwards it once to the
+// node its peer moved to. While a hand-over to this node is under way, a
+// signal it cannot deliver yet, and any for a peer with signals parked
+// already (they keep their order), is parked. Called by the receive
+// goroutine.
 func (n *Node) applySignal(sw signalWire) {
 	now := time.Now()
 	if n.hand.waitingFor(sw.To) {
