@@ -23,8 +23,8 @@
 // Every -sample it reads each node's RSS and open descriptors (/proc)
 // and its goroutines and heap in use (/metrics: go_goroutines,
 // go_memstats_heap_inuse_bytes), and prints a line. At the end, for
-// each node's process life longer than 4 samples, the first fifth is
-// taken for warm-up and the rest cut in halves: a metric fails when it
+// each node's process life, its first fifth (at least a minute) is
+// taken for warm-up and the rest, if 5 samples or more, cut in halves: a metric fails when it
 // rises over the last half by more than noise (10% of its mean, and at
 // least a floor: 8 MiB RSS and heap, 32 descriptors, 64 goroutines)
 // without levelling off, at least half as fast as over the first half
@@ -123,9 +123,10 @@ func freePort(network string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// newNode writes the configuration of node name, relaying on ports
-// 30000+1000*slot up; nNodes > 1 makes it a cluster node routed to seed.
-func newNode(dir, name string, slot, nNodes int, seed *node) (*node, error) {
+// newNode writes the configuration of node name into dir, relaying on
+// ports 30000+1000*slot up; nNodes > 1 makes it a cluster node with the
+// secret in key, routed to seed.
+func newNode(dir, key, name string, slot, nNodes int, seed *node) (*node, error) {
 	nd := &node{name: name,
 		http:    fmt.Sprintf("127.0.0.1:%d", freePort("tcp")),
 		metrics: fmt.Sprintf("127.0.0.1:%d", freePort("tcp")),
@@ -142,7 +143,7 @@ func newNode(dir, name string, slot, nNodes int, seed *node) (*node, error) {
 			routes = fmt.Sprintf("%q", "nats-route://"+seed.cluster)
 		}
 		clusterYAML = fmt.Sprintf("cluster: {node: %s, listen: %q, secret_file: %q, routes: [%s]}\n",
-			name, nd.cluster, filepath.Join(dir, "cluster.key"), routes)
+			name, nd.cluster, key, routes)
 	}
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: %q}
@@ -168,12 +169,18 @@ func (nd *node) start(binary string) error {
 	nd.cmd = cmd
 	nd.life++
 	nd.mu.Unlock()
-	up := make(chan struct{})
+	up, exited := make(chan struct{}), make(chan struct{})
 	var once sync.Once
+	var lastMu sync.Mutex
+	var last []string // the log's last lines, for an error
 	go func() {
+		defer close(exited)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			lastMu.Lock()
+			last = append(last[max(0, len(last)-9):], line)
+			lastMu.Unlock()
 			if strings.Contains(line, `msg="http listening"`) {
 				once.Do(func() { close(up) })
 			}
@@ -185,11 +192,18 @@ func (nd *node) start(binary string) error {
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
+	tail := func() string {
+		lastMu.Lock()
+		defer lastMu.Unlock()
+		return strings.Join(last, "\n")
+	}
 	select {
 	case <-up:
 		return nil
+	case <-exited:
+		return fmt.Errorf("node %s exited at start:\n%s", nd.name, tail())
 	case <-time.After(30 * time.Second):
-		return fmt.Errorf("node %s did not start", nd.name)
+		return fmt.Errorf("node %s did not start within 30 s:\n%s", nd.name, tail())
 	}
 }
 
@@ -304,13 +318,13 @@ func run(duration time.Duration, sizes []int, nClients, nAllocs int, sample, hup
 			if i > 0 {
 				seed = st.nodes[0]
 			}
-			nd, err := newNode(sdir, fmt.Sprintf("n%d", i), slot, size, seed)
+			nd, err := newNode(sdir, filepath.Join(dir, "cluster.key"), fmt.Sprintf("n%d", i), slot, size, seed)
 			if err != nil {
 				return err
 			}
 			slot++
 			if err := nd.start(binary); err != nil {
-				return err
+				return fmt.Errorf("%s: %w", st.label, err)
 			}
 			st.nodes = append(st.nodes, nd)
 		}
@@ -452,9 +466,14 @@ var metrics = []struct {
 	{"heap in use KiB", func(p point) int { return p.heapKiB }, 8 << 10},
 }
 
-// growth judges each process life of one node's samples s (lives of
-// fewer than 5 samples are not judged): past the first fifth (warm-up),
-// a metric fails when it rises over the last half by more than noise
+// warmUp is the least of a process life's start left out as warm-up:
+// the resume window (30 s) fills with suspended peers, and a restarted
+// node's clients come back, over about a minute.
+const warmUp = time.Minute
+
+// growth judges each process life of one node's samples s: past its
+// warm-up (its first fifth, at least warmUp; lives with fewer than 5
+// samples after it are not judged), a metric fails when it rises over the last half by more than noise
 // (10% of its mean, at least its floor) and does not level off: its
 // slope over the last half is at least half that over the first half.
 // It returns one line per failure.
@@ -470,10 +489,13 @@ func growth(name string, s []point) []string {
 	}
 	for _, life := range order {
 		ps := lives[life]
+		from := ps[0].at.Add(max(warmUp, ps[len(ps)-1].at.Sub(ps[0].at)/5))
+		for len(ps) > 0 && ps[0].at.Before(from) {
+			ps = ps[1:]
+		}
 		if len(ps) < 5 {
 			continue
 		}
-		ps = ps[len(ps)/5:]
 		half := len(ps) / 2
 		for _, m := range metrics {
 			first, last := slope(ps[:half], m.get), slope(ps[half:], m.get)

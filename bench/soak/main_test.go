@@ -7,18 +7,21 @@ import (
 	"time"
 )
 
-// series makes n samples 10 s apart of one life, each metric from f
+// series makes n samples 5 s apart of one life, each metric from f
 // (seconds since the first sample, metric index in metrics).
 func series(n, life int, f func(sec float64, metric int) int) []point {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ps := make([]point, n)
 	for i := range ps {
-		sec := float64(10 * i)
+		sec := float64(step * i)
 		ps[i] = point{at: t0.Add(time.Duration(sec) * time.Second), life: life,
 			rssKiB: f(sec, 0), fds: f(sec, 1), goroutines: f(sec, 2), heapKiB: f(sec, 3)}
 	}
 	return ps
 }
+
+// step is the sampling period in the tests, in seconds: make test's.
+const step = 5
 
 // base is each metric's steady level: 60 MiB RSS, 40 descriptors, 120
 // goroutines, 20 MiB heap.
@@ -35,7 +38,7 @@ func wobble(sec float64, m int) float64 {
 
 // TestGrowthFindsLeaks: growth passes flat and levelling-off series and
 // fails a leak in each metric, a steady one (the same slope in both
-// halves) as well as one that speeds up, in a 3-minute run (18 samples)
+// halves) as well as one that speeds up, in a 3-minute run (36 samples)
 // and over an hour.
 func TestGrowthFindsLeaks(t *testing.T) {
 	flat := func(sec float64, m int) int { return int(base[m] + wobble(sec, m)) }
@@ -43,7 +46,7 @@ func TestGrowthFindsLeaks(t *testing.T) {
 		// Up by half its level, most of it in the first minute.
 		return int(base[m] + 0.5*base[m]*(1-math.Exp(-sec/30)) + wobble(sec, m))
 	}
-	for _, n := range []int{18, 360} {
+	for _, n := range []int{36, 720} {
 		if got := growth("flat", series(n, 1, flat)); len(got) > 0 {
 			t.Errorf("%d samples, flat: %v", n, got)
 		}
@@ -51,7 +54,7 @@ func TestGrowthFindsLeaks(t *testing.T) {
 			t.Errorf("%d samples, warming up: %v", n, got)
 		}
 		for leaking := range metrics {
-			perSec := leakTotal(leaking) / float64(10*n)
+			perSec := leakTotal(leaking) / float64(step*n)
 			steady := func(sec float64, m int) int {
 				v := float64(flat(sec, m))
 				if m == leaking {
@@ -62,7 +65,7 @@ func TestGrowthFindsLeaks(t *testing.T) {
 			faster := func(sec float64, m int) int {
 				v := float64(flat(sec, m))
 				if m == leaking {
-					v += perSec * sec * sec / float64(10*n)
+					v += perSec * sec * sec / float64(step*n)
 				}
 				return int(v)
 			}
@@ -77,31 +80,39 @@ func TestGrowthFindsLeaks(t *testing.T) {
 }
 
 // TestGrowthPerLife: a restart's drop and a new life's warm-up are not
-// growth; a leak in either life is.
+// growth, even one that takes most of a minute (as after a restart in
+// the middle of a 3-minute run); a leak in either life is.
 func TestGrowthPerLife(t *testing.T) {
 	warm := func(level float64) func(sec float64, m int) int {
 		return func(sec float64, m int) int {
 			return int(level*base[m] + 0.3*base[m]*(1-math.Exp(-sec/20)) + wobble(sec, m))
 		}
 	}
+	// Up by half its level again, linearly, over 55 s, then flat.
+	slow := func(sec float64, m int) int {
+		return int(base[m] + 0.5*base[m]*min(sec, 55)/55 + wobble(sec, m))
+	}
 	leak := func(sec float64, m int) int {
-		return int(base[m] + wobble(sec, m) + leakTotal(m)*sec/90)
+		return int(base[m] + wobble(sec, m) + leakTotal(m)*sec/30)
 	}
 	// Life 1 ends high, life 2 starts low: taken as one, the series falls.
-	twoLives := append(series(9, 1, warm(1.5)), series(9, 2, warm(1))...)
+	twoLives := append(series(18, 1, warm(1.5)), series(18, 2, warm(1))...)
 	if got := growth("n0", twoLives); len(got) > 0 {
 		t.Errorf("two clean lives: %v", got)
 	}
+	if got := growth("n0", append(series(18, 1, slow), series(18, 2, slow)...)); len(got) > 0 {
+		t.Errorf("two lives warming up for 55 s: %v", got)
+	}
 	for _, hs := range [][]point{
-		append(series(9, 1, leak), series(9, 2, warm(1))...),
-		append(series(9, 1, warm(1)), series(9, 2, leak)...),
+		append(series(18, 1, leak), series(18, 2, warm(1))...),
+		append(series(18, 1, warm(1)), series(18, 2, leak)...),
 	} {
 		if got := growth("n0", hs); len(got) != len(metrics) {
 			t.Errorf("a leak in one life of two: got %q, want a failure for each metric", got)
 		}
 	}
-	// Lives of fewer than 5 samples are not judged.
-	if got := growth("n0", series(4, 1, leak)); len(got) > 0 {
-		t.Errorf("4 samples: %v", got)
+	// Lives with fewer than 5 samples past their warm-up are not judged.
+	if got := growth("n0", series(16, 1, leak)); len(got) > 0 {
+		t.Errorf("16 samples (4 past the warm-up): %v", got)
 	}
 }
