@@ -429,7 +429,7 @@ func delayLoss(t *testing.T, w *workload) time.Time {
 // must not take a and b for gone (its own liveness check was late), and
 // the heal-window checks of finish apply. Carol's name is not taken
 // here (isolate does that for a node cut off): after a pause her
-// eviction waited past the 40 s window in 2 runs of 4
+// eviction waited past the 40 s window in 2 runs of 3
 // (docs/GUARANTEES.md).
 func pause(t *testing.T, w *workload) time.Time {
 	a, c := w.c.nodes[0], w.c.nodes[2]
