@@ -3,7 +3,6 @@
 package partition
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -290,18 +289,17 @@ func countKind(es []ev, kind string) int {
 // workload and returns the time of its last heal.
 type schedule struct {
 	name    string
-	window  time.Duration   // the heal window it promises; 0: healWindow
 	offsets []time.Duration // node clock offsets at start
 	apply   func(t *testing.T, w *workload) time.Time
 }
 
 var schedules = []schedule{
-	{name: "isolate", apply: isolate, window: rejoinWindow},
-	{name: "split-move", apply: splitAndMove, window: rejoinWindow},
+	{name: "isolate", apply: isolate},
+	{name: "split-move", apply: splitAndMove},
 	{name: "flap", apply: flap},
 	{name: "delay-loss", apply: delayLoss},
-	{name: "pause", apply: pause, window: rejoinWindow},
-	{name: "clock", offsets: []time.Duration{0, 5 * time.Minute, -5 * time.Minute}, apply: clockSkew, window: rejoinWindow},
+	{name: "pause", apply: pause},
+	{name: "clock", offsets: []time.Duration{0, 5 * time.Minute, -5 * time.Minute}, apply: clockSkew},
 }
 
 // TestPartition runs every schedule on a cluster of its own, side by
@@ -311,7 +309,7 @@ func TestPartition(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
 			c := startCluster(t, s.offsets...)
-			w := startWorkload(t, c, cmp.Or(s.window, healWindow))
+			w := startWorkload(t, c, healWindow)
 			heal := s.apply(t, w)
 			r := w.finish(heal)
 			conflicts := map[string]float64{}
