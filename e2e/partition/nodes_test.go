@@ -69,8 +69,9 @@ const (
 // healWindow is how long after a heal the cluster may take to agree
 // again (docs/GUARANTEES.md). Most runs agreed within 10 s: one
 // DeadAfter for the nodes to hear each other and NATS to re-form its
-// routes. The longest measured on a loaded 2-core machine was 30.9 s:
-// a node cut off or paused for longer than JetStream's election timeout
+// routes. The longest measured on a loaded 2-core machine was 30.9 s
+// (and 28.6 s for a client's view after flap, cause not found): a node
+// cut off or paused for longer than JetStream's election timeout
 // (4 to 9 s) stood for election meanwhile, and nats-server's raft has no
 // pre-vote, so its return makes the bucket's leader step down, once or
 // twice, each time for an election of up to 9 s; and a node reading a
