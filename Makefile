@@ -1,8 +1,9 @@
 # icebox — build, run, test, install.
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     go.mod tidy, vet, then every test with the race detector (the browser and
-#                 namespace tests of e2e/ after the rest, one package at a time), short fuzz
-#                 runs, then a 3-minute soak
+#                 namespace tests of e2e/ after the rest, one package at a time, its tests side
+#                 by side within a budget: e2e/lanes_test.go), short fuzz runs, then a
+#                 3-minute soak
 #   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
 #   make soak     icebox under churn for SOAK (default 60m), one node and a cluster of
@@ -56,7 +57,8 @@ test:
 	$(GO) vet ./...
 	$(MAKE) typecheck
 	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/e2e')
-	$(GO) test -race -count=1 -timeout 30m -p 1 ./e2e/...
+	$(GO) test -race -count=1 -timeout 30m -parallel 64 ./e2e
+	$(GO) test -race -count=1 -timeout 30m ./e2e/partition
 	$(MAKE) fuzz
 	$(MAKE) soak SOAK=3m SOAK_SAMPLE=5s SOAK_RESTART=0
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -44,12 +45,22 @@ type SFU struct {
 	// over its tracks; past it the top simulcast layers are not
 	// forwarded. Default 4000000.
 	PublishBitrate int `yaml:"publish_bitrate"`
+	// ICETCP takes ICE-TCP (RFC 6544 passive candidates, RFC 4571
+	// framing) on the port TURN shares with HTTPS (turn.share_http_listen,
+	// usually 443): the SFU offers a TCP host candidate at public_ip on
+	// that port, so a client allowed only TCP 443 out reaches the SFU
+	// without TURN. Default true when such a shared port exists; true
+	// without one is an error.
+	ICETCP *bool `yaml:"ice_tcp"`
 }
 
 // ParsedSFU is sfu: checked.
 type ParsedSFU struct {
 	// Listen is host:port of the media socket.
 	Listen string
+	// ICETCP: the shared listener (the turn.listen entry with Share)
+	// takes ICE-TCP for the SFU.
+	ICETCP bool
 }
 
 // validateSFU checks sfu: and the media keys of signaling:, filling in
@@ -108,7 +119,11 @@ func (c *Config) validateSFU(p *Parsed) *Error {
 	if s.PublishBitrate < 100_000 || s.PublishBitrate > 100_000_000 {
 		return bad("sfu.publish_bitrate", "%d bit/s is outside 100000 to 100000000", s.PublishBitrate)
 	}
-	p.SFU = &ParsedSFU{Listen: addr}
+	shared := slices.ContainsFunc(p.TURNListen, func(l Listener) bool { return l.Share })
+	if s.ICETCP != nil && *s.ICETCP && !shared {
+		return bad("sfu.ice_tcp", "true, but no turn.listen entry shares http.listen's port (turn.share_http_listen): ICE-TCP rides that port")
+	}
+	p.SFU = &ParsedSFU{Listen: addr, ICETCP: shared && (s.ICETCP == nil || *s.ICETCP)}
 	return nil
 }
 

@@ -40,11 +40,33 @@ func TestSFUKeys(t *testing.T) {
 		{"sfu: {max_peers_per_room: 51}", "sfu.max_peers_per_room"},
 		{"sfu: {publish_bitrate: 10}", "sfu.publish_bitrate"},
 		{"sfu: {max_participants: 1}", "sfu.max_participants"},
+		{"sfu: {ice_tcp: true}\nturn: {share_http_listen: false}", "sfu.ice_tcp"},
 	} {
 		_, err := FromBytes("t.yaml", []byte(c.yaml))
 		var e *Error
 		if !errors.As(err, &e) || e.Key != c.key {
 			t.Errorf("%s: got %v, want an error naming %s", c.yaml, err, c.key)
+		}
+	}
+}
+
+// TestSFUICETCP: ICE-TCP is on by default where TURN shares the HTTPS
+// port, off where nothing is shared, and can be turned off.
+func TestSFUICETCP(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{
+		{"sfu: {}\nhttp: {listen: \"127.0.0.1:8080\"}\nturn: {listen: [\"tcp://127.0.0.1:8080\"]}", true},
+		{"sfu: {ice_tcp: false}\nhttp: {listen: \"127.0.0.1:8080\"}\nturn: {listen: [\"tcp://127.0.0.1:8080\"]}", false},
+		{"sfu: {}", false},
+	} {
+		cfg, err := FromBytes("t.yaml", []byte(c.yaml))
+		if err != nil {
+			t.Fatalf("%s: %v", c.yaml, err)
+		}
+		if got := cfg.Parsed.SFU.ICETCP; got != c.want {
+			t.Errorf("%s: ICE-TCP %v, want %v", c.yaml, got, c.want)
 		}
 	}
 }

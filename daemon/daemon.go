@@ -212,7 +212,8 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	listeners := make([]turnsrv.Listener, 0, len(p.TURNListen))
 	for _, l := range p.TURNListen {
-		tl := turnsrv.Listener{Network: l.Network, Addr: l.Addr, ShareHTTP: l.Share}
+		tl := turnsrv.Listener{Network: l.Network, Addr: l.Addr, ShareHTTP: l.Share,
+			ICETCP: l.Share && p.SFU != nil && p.SFU.ICETCP}
 		switch {
 		case l.Network == "tls" && l.Share:
 			tl.TLS = d.tls.sharedConfig()
@@ -290,7 +291,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		username, password, ttl := ts.Mint(user)
 		return adv.ICEServers(username, password), ttl
 	}
-	if d.sfu, err = newSFUPart(cfg, sfuConn, public.Addr, log.With("component", "sfu")); err != nil {
+	if d.sfu, err = newSFUPart(cfg, sfuConn, ts.ICETCPListener(), adv.PublicIP, log.With("component", "sfu")); err != nil {
 		return nil, err
 	}
 	if d.sfu != nil {

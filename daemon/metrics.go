@@ -54,7 +54,7 @@ var (
 	descTCPRefused  = desc("turn_tcp_refused_total", "TURN TCP and TLS connections closed as soon as they were accepted (on the port TURN shares with HTTP: or once told apart, HTTP ones too), by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), per_ipv6_aggregate (per IPv6 aggregate prefix: ipv6_aggregate_prefix, turn.max_tcp_connections_per_ip × ipv6_aggregate_factor), fd_limit (shed while out of file descriptors).", "reason")
 	descTCPAccept   = desc("turn_tcp_accept_errors_total", "Failed accepts on TURN TCP and TLS listeners (such as EMFILE), each retried.")
 	descTCPClosed   = desc("turn_tcp_closed_total", "TURN TCP and TLS connections closed by a deadline, by reason: first_message_timeout (no STUN message or TLS handshake in time) or no_allocation.", "reason")
-	descShared      = desc("shared_connections_total", "Connections to the listener TURN shares with HTTP, by outcome: turn or http (told apart by ALPN or first bytes), tls_failed (the TLS handshake failed), silent (nothing to tell them apart by in time, or the client left), neither (first bytes of neither protocol), evicted (closed at the total cap to make room for a fresh one: not done with TLS, or idle HTTP, for longest).", "outcome")
+	descShared      = desc("shared_connections_total", "Connections to the listener TURN shares with HTTP, by outcome: turn, http or ice (ICE-TCP for the SFU; told apart by ALPN or first bytes), ice_bad_frame (ICE-TCP closed later at a frame that is no STUN, DTLS or RTP), tls_failed (the TLS handshake failed), silent (nothing to tell them apart by in time, or the client left), neither (first bytes of neither protocol), evicted (closed at the total cap to make room for a fresh one: not done with TLS, or idle HTTP, for longest).", "outcome")
 	descHTTPConns   = desc("http_connections", "Open connections to the HTTP listeners not shared with TURN (page, redirect, metrics).")
 	descHTTPRefused = desc("http_refused_total", "Connections to the HTTP listeners not shared with TURN closed as soon as they were accepted, by reason: per_ip or total (turn.max_tcp_connections_per_ip, turn.max_tcp_connections), fd_limit (shed while out of file descriptors); or closed to make room at the total cap, new or idle for longest (evicted).", "reason")
 	descHTTPAccept  = desc("http_accept_errors_total", "Failed accepts on the HTTP listeners not shared with TURN (such as EMFILE), each retried.")
@@ -142,6 +142,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descShared, st.SharedSilent.Load(), "silent")
 	counter(descShared, st.SharedNeither.Load(), "neither")
 	counter(descShared, st.SharedEvicted.Load(), "evicted")
+	counter(descShared, st.SharedICE.Load(), "ice")
+	counter(descShared, st.ICETCPClosedBadFrame.Load(), "ice_bad_frame")
 	if h := c.http; h != nil {
 		gauge(descHTTPConns, h.Open.Load())
 		counter(descHTTPRefused, h.RefusedPerIP.Load(), "per_ip")

@@ -90,6 +90,7 @@ func restartKeys(old, cfg *config.Config) []string {
 		old.HTTP.TLS.KeyFile != cfg.HTTP.TLS.KeyFile || !slices.Equal(old.HTTP.TLS.ACMEDomains, cfg.HTTP.TLS.ACMEDomains))
 	diff("public_host", old.PublicHost != cfg.PublicHost)
 	diff("http.trusted_proxies", !slices.Equal(oldP.TrustedProxies, p.TrustedProxies))
+	diff("sfu.ice_tcp", (oldP.SFU != nil && oldP.SFU.ICETCP) != (p.SFU != nil && p.SFU.ICETCP))
 	diff("state_dir", old.StateDir != cfg.StateDir && len(cfg.TURN.Secrets) == 0)
 	return keys
 }

@@ -50,9 +50,12 @@ func sfuAddrs(conn *net.UDPConn) (uint16, []netip.Addr) {
 	return ap.Port(), []netip.Addr{ap.Addr()}
 }
 
-// newSFUPart builds the SFU on conn; its host candidates name public, the
-// advertised address (internal/advertise's), unless that is unspecified.
-func newSFUPart(cfg *config.Config, conn *net.UDPConn, public netip.Addr, log *slog.Logger) (*sfuPart, error) {
+// newSFUPart builds the SFU on conn, and on iceTCP (the ICE-TCP
+// connections of the port TURN shares with HTTPS) unless that is nil; its
+// host candidates name public, the advertised address
+// (internal/advertise's), unless that is unspecified, at conn's port and
+// at the shared port as bound.
+func newSFUPart(cfg *config.Config, conn *net.UDPConn, iceTCP net.Listener, public netip.Addr, log *slog.Logger) (*sfuPart, error) {
 	if conn == nil {
 		return nil, nil
 	}
@@ -64,6 +67,7 @@ func newSFUPart(cfg *config.Config, conn *net.UDPConn, public netip.Addr, log *s
 	bound := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
 	c := sfu.Config{
 		UDP:              conn,
+		TCP:              iceTCP,
 		IncludeLoopback:  bound.IsLoopback() || public.IsLoopback(),
 		Logger:           log,
 		EstimateObserved: part.estimate.Observe,
@@ -83,7 +87,11 @@ func newSFUPart(cfg *config.Config, conn *net.UDPConn, public netip.Addr, log *s
 		return nil, err
 	}
 	part.sfu = s
-	log.Info("sfu media", "listen", conn.LocalAddr().String(), "candidates", c.PublicIPs)
+	tcp := "off"
+	if iceTCP != nil {
+		tcp = iceTCP.Addr().String()
+	}
+	log.Info("sfu media", "listen", conn.LocalAddr().String(), "ice_tcp", tcp, "candidates", c.PublicIPs)
 	return part, nil
 }
 

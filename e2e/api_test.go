@@ -12,6 +12,7 @@ import (
 // TestAPIKeys: /api/v1/ice-servers needs a configured Bearer key, and the
 // credential it returns allocates on icebox's TURN.
 func TestAPIKeys(t *testing.T) {
+	lane(t, laneLight)
 	const key = "api-key-0123456789abcdef"
 	ib := startIcebox(t, func(c *config.Config) { c.HTTP.APIKeys = []string{key} })
 	for _, auth := range []string{"", "Bearer nope-nope-nope-nope", key} {

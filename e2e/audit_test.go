@@ -23,6 +23,7 @@ import (
 // peers with allow_peers 0.0.0.0/0. The server runs on 127.0.0.2 so that
 // the forbidden peer 127.0.0.1 is not its own public_ip.
 func TestStartupAudit(t *testing.T) {
+	lane(t, laneLight)
 	tests := []struct {
 		name     string
 		allow    []string
@@ -54,6 +55,7 @@ func TestStartupAudit(t *testing.T) {
 // TestAuditAfterReload: a reload that opens allow_peers to 0.0.0.0/0 is
 // audited again, and icebox_audit_failures goes from 0 to the failures.
 func TestAuditAfterReload(t *testing.T) {
+	lane(t, laneLight)
 	ib := startIcebox(t, func(c *config.Config) {
 		c.PublicIP = "127.0.0.2"
 		c.TURN.Listen = []string{"udp://127.0.0.2:0", "tcp://127.0.0.2:0"}
@@ -86,6 +88,7 @@ func TestAuditAfterReload(t *testing.T) {
 // TURN-over-TLS listeners against public_host (localhost, the
 // certificate's name): a month left passes, an hour left fails.
 func TestAuditTLS(t *testing.T) {
+	lane(t, laneLight)
 	tests := []struct {
 		name  string
 		valid time.Duration

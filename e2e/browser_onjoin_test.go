@@ -15,6 +15,7 @@ import (
 // only if the page builds its peer connections with the servers from
 // welcome.
 func TestBrowsersOnJoinRelay(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, func(c *config.Config) { c.TURN.Credentials = config.CredentialsOnJoin })
 	browser := newBrowser(t)
 	room := ib.newRoom(t)

@@ -154,6 +154,7 @@ type pairInfo struct {
 // TestBrowsersCallThroughRelay: two Chromium pages open the call page
 // with autojoin and relay=1; each plays the other's video, relayed.
 func TestBrowsersCallThroughRelay(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	browser := newBrowser(t)
 	room := ib.newRoom(t)

@@ -50,6 +50,7 @@ func click(t *testing.T, tab context.Context, id string) {
 // play each other's video; b hangs up and a is told; a third page cannot
 // sign in as "a".
 func TestCallMode(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	browser := newBrowser(t)
 	room := ib.newRoom(t)

@@ -63,6 +63,7 @@ func (o checkOutcome) kindState(kind string) string {
 // connections of the page. It is screenshot at both window sizes, and
 // its report holds no credential.
 func TestCheckPageOpenNetwork(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, func(c *config.Config) { c.Log.Level = "warn" })
 	browser := newBrowser(t)
 	dir := t.TempDir()
@@ -119,6 +120,7 @@ func TestCheckPageOpenNetwork(t *testing.T) {
 // the one of welcome, leaves, and tests the relay with it. Check again
 // runs the whole check once more.
 func TestCheckPageCredentialsOnJoin(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, func(c *config.Config) { c.TURN.Credentials = config.CredentialsOnJoin })
 	_, body := ib.get(t, "/check")
 	if m := iceConfigRe.FindString(body); m == "" || strings.Contains(m, "username") {

@@ -68,6 +68,7 @@ func startClusterNodes(t *testing.T) []*icebox {
 // selected pair is relay on both sides, and each node holds an
 // allocation), and chat.
 func TestClusterBrowsers(t *testing.T) {
+	lane(t, laneHeavy)
 	chromiumPath(t)
 	nodes := startClusterNodes(t)
 	a, b := nodes[0], nodes[1]

@@ -40,6 +40,7 @@ func freeUDPPort(t *testing.T) int {
 // loss. The transports run one after another: uclient answers CPU
 // starvation with loss, and other packages test beside this one.
 func TestCoturnClient(t *testing.T) {
+	lane(t, laneLight)
 	uclient := coturnTool(t, "turnutils_uclient")
 	peerTool := coturnTool(t, "turnutils_peer")
 	const secret = "coturn-client-secret-0123456789"

@@ -100,6 +100,7 @@ func turnCredential(t *testing.T, servers []turnsrv.ICEServer) turnsrv.ICEServer
 // still allocates, because it was minted for an id nobody else can see
 // or choose.
 func TestQuotaSquatting(t *testing.T) {
+	lane(t, laneLight)
 	ib := startIcebox(t, nil) // max_allocations_per_user: 10
 	room := ib.newRoom(t)
 	_, w := wsJoin(t, ib, "", room, "victim", "")
@@ -147,6 +148,7 @@ func TestQuotaSquatting(t *testing.T) {
 // credentials, and /metrics counts each refusal by source. Another /64 is
 // unaffected.
 func TestCredentialRateLimit(t *testing.T) {
+	lane(t, laneLight)
 	ib := startIcebox(t, func(c *config.Config) {
 		c.TURN.CredentialsPerMinute = 1
 		c.TURN.CredentialsBurst = 3
@@ -194,6 +196,7 @@ func TestCredentialRateLimit(t *testing.T) {
 // credentials (STUN only); a wrong password's reply carries none; the
 // welcome after a correct join does, and they allocate.
 func TestPrivateRooms(t *testing.T) {
+	lane(t, laneLight)
 	tests := []struct {
 		name, room, password string
 		mod                  func(*config.Config)
@@ -253,6 +256,7 @@ func TestPrivateRooms(t *testing.T) {
 // without http.api_keys it refuses (403, saying why); with keys it serves
 // keyed callers, whose credentials allocate.
 func TestOnJoinAPI(t *testing.T) {
+	lane(t, laneLight)
 	const key = "api-key-0123456789abcdef"
 	open := startIcebox(t, func(c *config.Config) { c.TURN.Credentials = config.CredentialsOnJoin })
 	resp, body := open.get(t, "/api/v1/ice-servers?user=x")
@@ -281,6 +285,7 @@ func TestOnJoinAPI(t *testing.T) {
 // TestReloadCredentials: a reload switches turn.credentials and the
 // minting limit on a running icebox.
 func TestReloadCredentials(t *testing.T) {
+	lane(t, laneLight)
 	ib := startIcebox(t, nil)
 	room := ib.newRoom(t)
 	turnCredential(t, ib.pageConfig(t, room, "").ICEServers)

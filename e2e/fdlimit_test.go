@@ -130,6 +130,7 @@ func startChildIcebox(t *testing.T, yml string, wrapper ...string) *childIcebox 
 // counted the failed accepts. Before the fix pion's accept loop ended at
 // the first EMFILE and TURN over TCP stayed down until a restart.
 func TestTURNTCPSurvivesFDExhaustion(t *testing.T) {
+	lane(t, laneLight)
 	prlimit := testenv.Tool(t, "apt-get install util-linux", "prlimit")
 	const secret = "fd-limit-secret-0123456789"
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/icebox-project/icebox/config"
 )
 
 // ffRestartRuns is how many times TestFirefoxPage restarts icebox.
@@ -15,6 +17,7 @@ const ffRestartRuns = 3
 // loopback host candidates) and Chromium on the other. One Firefox and
 // one Chromium serve both subtests.
 func TestFirefoxPage(t *testing.T) {
+	lane(t, laneHeavy)
 	if testing.Short() {
 		t.Skip("restarts icebox, starts Firefox and Chromium")
 	}
@@ -24,7 +27,47 @@ func TestFirefoxPage(t *testing.T) {
 	t.Run("ice-restarts", func(t *testing.T) { firefoxICERestarts(t, ff, br) })
 	t.Run("relay-restarts", func(t *testing.T) { firefoxRelayRestarts(t, ff, br) })
 	t.Run("devices", func(t *testing.T) { firefoxDevices(t, ff, br) })
+	t.Run("sfu", func(t *testing.T) { firefoxSFU(t, ff, br) })
 }
+
+// firefoxSFU: Firefox and Chromium in a room whose media goes through the
+// SFU. Each has one connection, to the SFU, and none to the other; each
+// publishes its camera as VP8 simulcast and its microphone on it. Each
+// page is told the other's camera arrives in all three layers (q, h, f),
+// and its <video> of the other presents frames. Firefox reaches the SFU
+// through icebox's TURN relay (relay only), Chromium directly.
+func firefoxSFU(t *testing.T, ff *firefox, br context.Context) {
+	ib := startIcebox(t, func(c *config.Config) {
+		c.SFU = &config.SFU{Listen: []string{"udp://127.0.0.1:0"}}
+		c.Signaling.Rooms = map[string]config.Room{"forum": {Media: "sfu"}}
+	})
+	cr := newTab(t, br, ib.URL+"/r/forum?test=1&autojoin=1&name=chromium")
+	fx := ff.open(t, ib.URL+"/r/forum?test=1&autojoin=1&relay=1&name=firefox")
+	defer func() {
+		if t.Failed() {
+			t.Logf("Chromium: %s\nFirefox: %s", eval[string](t, cr, snapshotJS), ffEval[string](t, fx, snapshotJS))
+		}
+	}()
+	const (
+		publishing = `(() => { const s = icebox.snapshot(); return s.media === 'sfu' && s.peers.length === 0 && !!s.sfu &&
+			s.sfu.connectionState === 'connected' && s.sfu.senders === 2; })()`
+		simulcast = `(() => { const l = Object.values(icebox.snapshot().sfu.layers);
+			return l.length === 1 && ['q', 'h', 'f'].every((r) => l[0].includes(r)); })()`
+		playing = `(() => { const f = window.__sfuFrames(); const ids = Object.keys(icebox.snapshot().names);
+			return ids.length === 1 && (f[ids[0]] || 0) > 10; })()`
+	)
+	waitForWithin(t, cr, "Chromium publishes over its one connection to the SFU", publishing, 20*time.Second)
+	fx.waitForWithin(t, "Firefox publishes over its one connection to the SFU", publishing, 20*time.Second)
+	waitFor(t, cr, "Chromium is told Firefox's camera comes in three layers", simulcast)
+	fx.waitFor(t, "Firefox is told Chromium's camera comes in three layers", simulcast)
+	eval[bool](t, cr, framesCounterJS)
+	ffEval[bool](t, fx, framesCounterJS)
+	waitForWithin(t, cr, "Chromium presents Firefox's video", playing, 20*time.Second)
+	fx.waitForWithin(t, "Firefox presents Chromium's video", playing, 20*time.Second)
+}
+
+// snapshotJS is the page's test snapshot as JSON.
+const snapshotJS = `JSON.stringify(icebox.snapshot())`
 
 // ffFramesAbove is true once the page's counted frames exceed n.
 func ffFramesAbove(n int) string { return fmt.Sprintf(`window.__frames > %d`, n) }

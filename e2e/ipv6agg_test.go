@@ -19,6 +19,7 @@ import (
 // (max_connections_per_ip 1) open 8; the rest are refused and counted
 // under the aggregate's reason.
 func TestIPv6AggregateLimits(t *testing.T) {
+	lane(t, laneLight)
 	ib := startIcebox(t, func(c *config.Config) {
 		c.TURN.CredentialsPerMinute = 1
 		c.TURN.CredentialsBurst = 1

@@ -48,6 +48,7 @@ func scrapeAddr(t *testing.T, addr string) map[string]float64 {
 // TestMetricsAfterRelayedCall: after a relayed call /metrics shows relayed
 // bytes both ways; after hang-up, active allocations are back at 0.
 func TestMetricsAfterRelayedCall(t *testing.T) {
+	lane(t, laneLight)
 	ib := startIcebox(t, nil)
 	room := ib.newRoom(t)
 	a := newPionPeer(t, ib, room, "alice")

@@ -173,11 +173,11 @@ type natPeer struct {
 	done   chan struct{}
 }
 
-// startPeer runs natpeer in ns for page, named name, until t ends. It
-// trusts the lab's CA alone (SSL_CERT_FILE).
-func (nl *natLab) startPeer(t *testing.T, ns *netlab.Netns, page, name string) *natPeer {
+// startPeer runs natpeer in ns for page, named name, with args added,
+// until t ends. It trusts the lab's CA alone (SSL_CERT_FILE).
+func (nl *natLab) startPeer(t *testing.T, ns *netlab.Netns, page, name string, args ...string) *natPeer {
 	t.Helper()
-	p := &natPeer{name: name, cmd: ns.Command(nl.bins.natpeer, "-page", page, "-name", name, "-timeout", "40s"),
+	p := &natPeer{name: name, cmd: ns.Command(nl.bins.natpeer, append([]string{"-page", page, "-name", name, "-timeout", "40s"}, args...)...),
 		report: make(chan peerReport, 1), done: make(chan struct{})}
 	// pion's warnings go to stderr, shown when a call fails.
 	p.cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+nl.caFile, "PION_LOG_WARN=all")
@@ -223,8 +223,15 @@ func (nl *natLab) startPeer(t *testing.T, ns *netlab.Netns, page, name string) *
 // either did not finish the data channel exchange.
 func (nl *natLab) call(t *testing.T, a, b *netlab.Netns, page string) (ra, rb peerReport) {
 	t.Helper()
-	pa := nl.startPeer(t, a, page, "a")
-	pb := nl.startPeer(t, b, page, "b")
+	return nl.callWith(t, a, b, page, nil, nil)
+}
+
+// callWith is call with natpeer arguments added for a and for b (-sfu:
+// both publish to the SFU and report once the other's video comes).
+func (nl *natLab) callWith(t *testing.T, a, b *netlab.Netns, page string, argsA, argsB []string) (ra, rb peerReport) {
+	t.Helper()
+	pa := nl.startPeer(t, a, page, "a", argsA...)
+	pb := nl.startPeer(t, b, page, "b", argsB...)
 	timeout := time.After(60 * time.Second)
 	for _, x := range []struct {
 		p *natPeer

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,17 +26,22 @@ var selfTestPassed = regexp.MustCompile(`msg="self-test passed".* relayed_addres
 // symmetric ones, relayed over TCP when UDP is dropped, relayed on both
 // sides with ?relay=1, through an icebox behind a 1:1 NAT with public_ip
 // set (its start-up self-test passes), and relayed over TLS on 443 for a
-// client allowed only TCP 443, which fetches the page there too. Chromium
+// client allowed only TCP 443, which fetches the page there too. In an
+// SFU room a client allowed only TCP 443 sends and receives video over
+// ICE-TCP on 443, and one with UDP dropped through TURN over TCP to the
+// SFU's UDP port. Chromium
 // allowed only TCP 443 calls Chromium behind a symmetric NAT, both play
 // video; /check says what works where UDP is dropped and where only TCP
 // 443 gets out. The scenarios run in parallel and share the icebox.
 func TestNATLab(t *testing.T) {
+	lane(t, laneHeavy)
 	start := time.Now()
 	nl := newNATLab(t)
 	srv := nl.lab.Netns(t, "srv")
 	nl.plug(t, srv, srvAddr)
 	// public_ip is not set: icebox finds 203.0.113.10 on its interface.
-	ib := nl.startIcebox(t, srv, nl.config(t, ""))
+	// Its SFU takes media on UDP 3480 and, over ICE-TCP, on 443.
+	ib := nl.startIcebox(t, srv, nl.config(t, "sfu: {}\nsignaling: {rooms: {"+sfuLabRoom+": {media: sfu}}}\n"))
 	if m := ib.waitLog(t, selfTestPassed, 10*time.Second); !strings.HasPrefix(m[1], srvAddr.String()+":") {
 		t.Errorf("self-test relayed address %s, want %s:port", m[1], srvAddr)
 	}
@@ -155,6 +161,29 @@ func TestNATLab(t *testing.T) {
 			}
 			checkTLS443(t, "a (only TCP 443)", ra.Local.Type, ra.Local.RelayProtocol, turns[0])
 		})
+		t.Run("SFU: only TCP 443 over ICE-TCP, UDP dropped through TURN over TCP", func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			a, _ := nl.client(t, "a", natOnly443)
+			b, _ := nl.client(t, "b", natNoUDP)
+			// a may use only ICE-TCP, b only UDP (so its way is the TURN
+			// relay over TCP or TLS, to the SFU's UDP port on the
+			// server's own address: the peer filter's one exception).
+			ivf, err := filepath.Abs("../sfu/testdata/q.ivf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ra, rb := nl.callWith(t, a, b, base+"/r/"+sfuLabRoom, []string{"-sfu", "-ivf", ivf, "-networks", "tcp4"},
+				[]string{"-sfu", "-ivf", ivf, "-networks", "udp4"})
+			if ra.Local.Protocol != "tcp" || ra.Remote.Type != "host" || ra.Remote.Protocol != "tcp" || ra.Remote.Address != srvAddr.String()+":443" {
+				t.Errorf("a (only TCP 443): selected %s, want ICE-TCP to the SFU's host candidate %s:443", ra.pair(), srvAddr)
+			}
+			if rb.Local.Type != "relay" || (rb.Local.RelayProtocol != "tcp" && rb.Local.RelayProtocol != "tls") ||
+				rb.Remote.Type != "host" || rb.Remote.Address != srvAddr.String()+":3480" {
+				t.Errorf("b (no UDP): selected %s, want a relay over TCP or TLS to the SFU's %s:3480", rb.pair(), srvAddr)
+			}
+			t.Logf("SFU over ICE-TCP and TURN over TCP: %s, %s; %.1fs", ra.Received, rb.Received, time.Since(start).Seconds())
+		})
 		t.Run("browsers: only TCP 443 calls symmetric NAT", func(t *testing.T) {
 			t.Parallel()
 			chromiumPath(t)
@@ -257,6 +286,9 @@ func healthz(t *testing.T, ns *netlab.Netns, addr string) {
 		t.Errorf("healthz in %s: %d %s", ns.Name, resp.StatusCode, body)
 	}
 }
+
+// sfuLabRoom is the lab icebox's SFU room.
+const sfuLabRoom = "sfu-lab"
 
 // labRoom is a fresh room id for one scenario.
 func labRoom() string { return web.NewRoomID() }

@@ -51,6 +51,7 @@ func waitFramesAfter(t *testing.T, tab context.Context, what string) {
 // longer offers to turn it off, and "Try again" brings it back, again
 // without renegotiation.
 func TestPageDevicesInCall(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	br := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", "device-count=3"))
 	room := ib.newRoom(t)

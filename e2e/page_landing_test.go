@@ -22,6 +22,7 @@ import (
 // and lands in the same room, and the two see each other. A pasted link
 // works too, and nonsense gets a message, not a page.
 func TestPageLanding(t *testing.T) {
+	lane(t, laneBrowser)
 	br := newBrowser(t)
 	// First, while nothing else runs in the browser; its tabs and icebox
 	// end with it.

@@ -19,6 +19,7 @@ import (
 // microphones and speakers, its meter moves with the (fake) microphone,
 // and a camera and speaker picked there are the ones the call uses.
 func TestPagePrejoinDevices(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	br := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", "device-count=2"))
 	room := ib.newRoom(t)
@@ -64,6 +65,7 @@ func TestPagePrejoinDevices(t *testing.T) {
 // screen share from a as a moving picture on b's stage; when a's
 // browser ends the share (its own "Stop sharing"), the tile goes.
 func TestPageShareMuteSpeaking(t *testing.T) {
+	lane(t, laneHeavy)
 	ib := startIcebox(t, nil)
 	br := newBrowser(t)
 	room := ib.newRoom(t)
@@ -152,6 +154,7 @@ func waitBadge(t *testing.T, tab context.Context, want string) badge {
 // only, a relay-only call's badges say "Via server", with UDP, then TCP
 // in their details, and no candidate address in their accessible label.
 func TestPageBadgeRelayTransport(t *testing.T) {
+	lane(t, laneBrowser)
 	br := newBrowser(t)
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {

@@ -54,6 +54,7 @@ func TestPageMeshBitrateFigures(t *testing.T) {
 	if pages == 0 {
 		t.Skip("a benchmark: set ICEBOX_BENCH_MESH to a number of pages")
 	}
+	lane(t, laneAlone)
 	if pages < 2 || pages > 8 {
 		pages = 6
 	}

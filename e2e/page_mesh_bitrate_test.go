@@ -73,6 +73,7 @@ const (
 // bursts, and both above floors that show video flowing. (Figures for
 // a mesh of senders: TestPageMeshBitrateFigures.)
 func TestPageMeshBitrate(t *testing.T) {
+	lane(t, laneAlone)
 	ib := startIcebox(t, func(c *config.Config) {
 		c.TURN.MaxTCPConnectionsPerIP = -1
 		c.TURN.MaxAllocationsPerIP = -1

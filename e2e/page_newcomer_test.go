@@ -13,6 +13,7 @@ import (
 // and comes back when they leave. A refused join that typing cannot fix
 // (a full room) stops camera and microphone.
 func TestPageNewcomer(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, func(c *config.Config) { c.Signaling.MaxPeersPerRoom, c.Signaling.MeshMax = 2, 2 })
 	browser := newBrowser(t)
 	room := ib.newRoom(t)

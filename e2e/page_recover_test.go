@@ -85,6 +85,7 @@ func (p *tcpProxy) URL() string { return "http://" + p.ln.Addr().String() }
 // reconnects and resumes with the same peer id, b never sees a leave,
 // and the call carries on over the same peer connection.
 func TestPageSignalingDrop(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	proxy := newTCPProxy(t, ib.HTTPAddr().String())
 	br := newBrowser(t)
@@ -213,6 +214,7 @@ state_dir: %q
 // server, so the connections restart ICE with the new welcome's
 // credentials and the video comes back, without reloading.
 func TestPageServerRestart(t *testing.T) {
+	lane(t, laneHeavy)
 	for _, tc := range []struct {
 		name, query string
 	}{{"direct", ""}, {"relay", "&relay=1"}} {

@@ -19,6 +19,7 @@ const restartRuns = 10
 // element's presented frames advance) within 10 s of the start, and the
 // page says so. Recovery times are logged.
 func TestPageRelayRestarts(t *testing.T) {
+	lane(t, laneHeavy)
 	if testing.Short() {
 		t.Skip("restarts icebox ten times (about a minute)")
 	}

@@ -39,6 +39,7 @@ const framesCounterJS = `(() => {
 // presents new frames. The server forwarded video. Chat goes over
 // signaling, and a person leaving takes their tile away.
 func TestPageSFURoom(t *testing.T) {
+	lane(t, laneHeavy)
 	ib := startIcebox(t, func(c *config.Config) {
 		c.SFU = &config.SFU{Listen: []string{"udp://127.0.0.1:0"}}
 		c.Signaling.Rooms = map[string]config.Room{"town": {Media: "sfu"}}

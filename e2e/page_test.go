@@ -30,6 +30,7 @@ type joinMsg struct {
 // password typed. A refused join keeps the camera preview on while the
 // password is typed.
 func TestPagePasswordRoom(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, func(c *config.Config) {
 		c.Signaling.Rooms = map[string]config.Room{"locked": {Password: "s3cret"}}
 	})
@@ -82,6 +83,7 @@ func TestPagePasswordRoom(t *testing.T) {
 // ?mode=call; opened, it lands in call mode and a call rings there. Chat
 // in the lobby, where no data channel exists, reaches the others.
 func TestPageCallModeLink(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	browser := newBrowser(t)
 	room := ib.newRoom(t)
@@ -123,6 +125,7 @@ func TestPageCallModeLink(t *testing.T) {
 // still opening shows as sending and arrives once it opens; after Leave
 // every local track is ended and every peer connection closed.
 func TestPageChatBeforeOpenAndLeave(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	browser := newBrowser(t)
 	room := ib.newRoom(t)
@@ -204,6 +207,7 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 // stage follows when someone else speaks; a pinned tile wins over both.
 // Screenshots go to the test's directory and /tmp/page-shots.
 func TestPageLayout(t *testing.T) {
+	lane(t, laneAlone)
 	// Six pages from one address: more TURN connections and allocations
 	// from 127.0.0.1 than the per-address defaults allow.
 	ib := startIcebox(t, func(c *config.Config) {
@@ -330,6 +334,7 @@ func TestPageLayout(t *testing.T) {
 // (the other side's video plays), and the mic and camera buttons are
 // disabled with the reason instead of silently doing nothing.
 func TestPageDevicesDenied(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	browser := newBrowser(t)
 	room := ib.newRoom(t)
@@ -361,6 +366,7 @@ func TestPageDevicesDenied(t *testing.T) {
 // TestPageNoDevices: a browser with no camera or microphone at all is
 // told so before joining, in words, and can still join.
 func TestPageNoDevices(t *testing.T) {
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	bare := newBrowserFlags(t, chromedp.Flag("use-fake-device-for-media-stream", false))
 	a := openTab(t, bare, ib.URL+"/r/"+ib.newRoom(t)+"?test=1&name=a", viewports[1])

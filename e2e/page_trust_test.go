@@ -48,6 +48,7 @@ func scriptedTab(t *testing.T, browser context.Context, url, js string) context.
 // the chat, and arrivals and departures are announced in a live region
 // ("Bob joined", "Bob left").
 func TestPageTrust(t *testing.T) {
+	lane(t, laneHeavy)
 	ib := startIcebox(t, nil)
 	br := newBrowser(t)
 	dir := t.TempDir()

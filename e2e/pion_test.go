@@ -193,6 +193,7 @@ func (p *pionPeer) selectedPair() *webrtc.ICECandidatePair {
 // configuration from the page, meet over /ws, and talk over a data
 // channel relayed by icebox's TURN.
 func TestPionPeersCallThroughRelay(t *testing.T) {
+	lane(t, laneLight)
 	ib := startIcebox(t, nil)
 	room := ib.newRoom(t)
 	a := newPionPeer(t, ib, room, "alice")

@@ -15,6 +15,7 @@ import (
 // TestSelfTest: the self-test passes against a running icebox and fails,
 // naming the step, against a port where nothing listens.
 func TestSelfTest(t *testing.T) {
+	lane(t, laneLight)
 	ib := startIcebox(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -26,6 +26,7 @@ import (
 // bytes), a foreign Origin gets 403, and /metrics, after all of it, holds
 // no TURN secret, API key or room password.
 func TestSharedPortWebLimits(t *testing.T) {
+	lane(t, laneLight)
 	const (
 		secret   = "shared-attack-secret-0123456789"
 		apiKey   = "shared-attack-api-key-0123456789"
@@ -104,6 +105,7 @@ func TestSharedPortWebLimits(t *testing.T) {
 // serves HTTP/2 without TLS nor reads the frames after the preface as
 // requests.
 func TestSharedPlainNoH2PriorKnowledge(t *testing.T) {
+	lane(t, laneLight)
 	share := true
 	ib := startIcebox(t, func(c *config.Config) { c.TURN.ShareHTTPListen = &share })
 	c, err := net.Dial("tcp", ib.HTTPAddr().String())

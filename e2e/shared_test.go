@@ -29,6 +29,7 @@ import (
 // sending garbage after its handshake is closed and the others carry on.
 // Then the same with plain HTTP and TURN over TCP on one port.
 func TestSharedListener(t *testing.T) {
+	lane(t, laneLight)
 	const secret = "shared-listener-secret-0123456789"
 	share := true
 	ca := newTestCA(t)
@@ -144,6 +145,7 @@ func TestSharedListener(t *testing.T) {
 
 // TestSharedPlainListener: plain HTTP and TURN over TCP on one port.
 func TestSharedPlainListener(t *testing.T) {
+	lane(t, laneLight)
 	const secret = "shared-plain-secret-0123456789"
 	share := true
 	ib := startIcebox(t, func(c *config.Config) {

@@ -80,6 +80,7 @@ func (ca *testCA) issueUntil(t *testing.T, serial int64, notAfter time.Time, cer
 // HSTS), the plain listener redirects to it, a TURN client allocates and
 // relays over turns:, and a replaced certificate is served after a reload.
 func TestTLS(t *testing.T) {
+	lane(t, laneLight)
 	ca := newTestCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

@@ -64,7 +64,7 @@ func New(cfg Config) (*SFU, error) {
 		se.SetICEUDPMux(s.udpMux)
 	}
 	if cfg.TCP != nil {
-		s.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), cfg.TCP, 64)
+		s.tcpMux = webrtc.NewICETCPMux(logs.NewClientLogger("tcpmux"), cfg.TCP, 64)
 		se.SetICETCPMux(s.tcpMux)
 		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
 	}

@@ -56,6 +56,11 @@ type Listener struct {
 	// accepted from Server.HTTPListener. At most one listener shares
 	// HTTP. False: TURN only.
 	ShareHTTP bool
+	// ICETCP makes a listener that shares HTTP take ICE-TCP connections
+	// too (RFC 6544, RFC 4571 framing), told apart by their first bytes
+	// before any TLS (icetcp.go), for Server.ICETCPListener. False:
+	// such connections are closed as neither.
+	ICETCP bool
 }
 
 // Config configures a Server. Zero values are noted per field.
@@ -140,6 +145,10 @@ type Config struct {
 	// allocation, before it is closed (Stats.TCPClosedNoAllocation). Zero:
 	// DefaultNoAllocationTimeout (60 s).
 	NoAllocationTimeout time.Duration
+	// ICETCPIdleTimeout closes an ICE-TCP connection (Listener.ICETCP)
+	// that sends no frame for this long. Zero: DefaultICETCPIdleTimeout
+	// (30 s).
+	ICETCPIdleTimeout time.Duration
 	// Logger receives icebox's and pion's logs. Nil: slog.Default().
 	Logger *slog.Logger
 	// ClusterRelays, when set, is validated against this server's peer
@@ -236,6 +245,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.NoAllocationTimeout <= 0 {
 		cfg.NoAllocationTimeout = DefaultNoAllocationTimeout
+	}
+	if cfg.ICETCPIdleTimeout <= 0 {
+		cfg.ICETCPIdleTimeout = DefaultICETCPIdleTimeout
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now
@@ -344,7 +356,11 @@ func New(cfg Config) (*Server, error) {
 				if l.Network == "tls" {
 					conf = l.TLS
 				}
-				s.shared = newSharedListener(raw, conf, s.guard, s.conns)
+				var iceIdle time.Duration
+				if l.ICETCP {
+					iceIdle = cfg.ICETCPIdleTimeout
+				}
+				s.shared = newSharedListener(raw, conf, s.guard, s.conns, iceIdle)
 				tl = sharedTURN{s.shared}
 			case l.Network == "tls":
 				tl = newGuardListener(tls.NewListener(ln, l.TLS), raw, s.guard, s.conns)

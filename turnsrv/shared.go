@@ -30,7 +30,11 @@ import (
 //     it closes under caps of its own with the same limits (per client
 //     address and in total, refusals counted as for TURN), and handed,
 //     with no deadline of its own, to whoever accepts from
-//     Server.HTTPListener (net/http sets its own); neither: closed.
+//     Server.HTTPListener (net/http sets its own); ICE-TCP (with
+//     Listener.ICETCP; icetcp.go): its whole first frame read, then
+//     counted until it closes under caps of its own with the same limits,
+//     and handed, framed and checked, to whoever accepts from
+//     Server.ICETCPListener (the SFU's ICE TCP mux); neither: closed.
 //
 // A client that stalls or sends garbage holds only its own connection and
 // its slot under the caps, for at most FirstMessageTimeout. One that
@@ -47,25 +51,35 @@ type sharedListener struct {
 	conns *connSet
 	turn  *connQueue // for pion/turn
 	http  *connQueue // for Server.HTTPListener
+	ice   *connQueue // for Server.ICETCPListener; nil: ICE-TCP is neither
+	// iceIdle closes an ICE-TCP connection that sends nothing for this
+	// long (Config.ICETCPIdleTimeout).
+	iceIdle time.Duration
 
 	pending *connlimit.Set // not yet told apart; evicting
 	web     *connlimit.Set // handed to HTTP, until closed; evicting (HTTPConnState)
+	iceSet  *connlimit.Set // handed to ICE-TCP, until closed; not evicting
 	wg      sync.WaitGroup
 	once    sync.Once
 }
 
 // newSharedListener starts accepting on raw; tlsConf nil means plain TCP.
-func newSharedListener(raw *net.TCPListener, tlsConf *tls.Config, g *guard, conns *connSet) *sharedListener {
-	return newSharedListenerOn(raw, raw, tlsConf, g, conns)
+// With iceIdle > 0 it takes ICE-TCP too, closing such a connection idle
+// for iceIdle.
+func newSharedListener(raw *net.TCPListener, tlsConf *tls.Config, g *guard, conns *connSet, iceIdle time.Duration) *sharedListener {
+	return newSharedListenerOn(raw, raw, tlsConf, g, conns, iceIdle)
 }
 
 // newSharedListenerOn starts accepting on ln, which is raw or (in tests)
 // a listener of connections that are not TCP, with raw nil.
-func newSharedListenerOn(ln net.Listener, raw *net.TCPListener, tlsConf *tls.Config, g *guard, conns *connSet) *sharedListener {
+func newSharedListenerOn(ln net.Listener, raw *net.TCPListener, tlsConf *tls.Config, g *guard, conns *connSet, iceIdle time.Duration) *sharedListener {
 	l := &sharedListener{
 		acc: newAcceptor(ln, raw, conns), tls: tlsConf, g: g, conns: conns,
-		turn: newConnQueue(), http: newConnQueue(),
-		pending: connlimit.NewSet(true), web: connlimit.NewSet(true),
+		turn: newConnQueue(), http: newConnQueue(), iceIdle: iceIdle,
+		pending: connlimit.NewSet(true), web: connlimit.NewSet(true), iceSet: connlimit.NewSet(false),
+	}
+	if iceIdle > 0 {
+		l.ice = newConnQueue()
 	}
 	l.wg.Add(1)
 	go l.serve()
@@ -115,8 +129,19 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	// connection closes wc, which counts it out of the HTTP caps.
 	wc := &webConn{Conn: c, web: l.web}
 	conn, kind := net.Conn(wc), kindMore
-	if l.tls != nil {
-		tc := tls.Server(wc, l.tls)
+	if l.tls != nil && l.ice != nil {
+		// ICE-TCP comes without TLS: look before the handshake.
+		head, k, ok := l.readHead(c, wc, classifyRaw)
+		if !ok {
+			return
+		}
+		conn = &peekedConn{Conn: wc, head: head}
+		if k == kindICE {
+			kind = kindICE
+		}
+	}
+	if l.tls != nil && kind == kindMore {
+		tc := tls.Server(conn, l.tls)
 		if err := tc.Handshake(); err != nil {
 			if !l.pending.Has(c) { // evicted to make room; counted there
 				return
@@ -147,23 +172,24 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 		}
 	}
 	if kind == kindMore {
-		head := make([]byte, classifyBytes)
-		n := 0
-		for kind == kindMore {
-			m, err := conn.Read(head[n:])
-			n += m
-			if kind = classify(head[:n]); kind == kindMore && err != nil {
-				if !l.pending.Has(c) { // evicted to make room; counted there
-					return
-				}
-				l.reject(conn, &st.SharedSilent, "shared_silent", err)
-				return
-			}
+		head, k, ok := l.readHead(c, conn, classify)
+		if !ok {
+			return
 		}
-		conn = &peekedConn{Conn: conn, head: head[:n]}
+		if _, isTLS := conn.(*tls.Conn); isTLS && k == kindICE {
+			k = kindNeither // ICE-TCP is not spoken inside TLS
+		}
+		conn, kind = &peekedConn{Conn: conn, head: head}, k
+	}
+	if kind == kindICE && l.ice == nil {
+		kind = kindNeither
 	}
 	if kind == kindNeither {
 		l.reject(conn, &st.SharedNeither, "shared_neither", nil)
+		return
+	}
+	if kind == kindICE {
+		l.handleICE(c, conn, lim)
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -209,6 +235,28 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	st.SharedTURN.Add(1)
 	if !l.turn.put(gc, l.acc.Done()) {
 		gc.Close()
+	}
+}
+
+// readHead reads the first bytes of conn (c, or what wraps it) until
+// kindOf tells what they are; false when the client went silent or left
+// first (rejected and counted here) or c was evicted meanwhile.
+func (l *sharedListener) readHead(c, conn net.Conn, kindOf func([]byte) streamKind) ([]byte, streamKind, bool) {
+	head := make([]byte, classifyBytes)
+	n := 0
+	for {
+		m, err := conn.Read(head[n:])
+		n += m
+		kind := kindOf(head[:n])
+		if kind != kindMore {
+			return head[:n], kind, true
+		}
+		if err != nil {
+			if l.pending.Has(c) { // else evicted to make room; counted there
+				l.reject(conn, &l.conns.stats.SharedSilent, "shared_silent", err)
+			}
+			return nil, kindMore, false
+		}
 	}
 }
 
@@ -258,6 +306,9 @@ func (l *sharedListener) close() error {
 		l.pending.CloseAll()
 		l.turn.close()
 		l.http.close()
+		if l.ice != nil {
+			l.ice.close()
+		}
 		l.wg.Wait()
 	})
 	return err

@@ -54,7 +54,7 @@ func TestSharedFirstMessageDeadlineNotRenewed(t *testing.T) {
 		set := newConnSet(connLimits{firstMsg: firstMsg, noAlloc: time.Hour}, stats,
 			&owners{m: map[fiveTuple]string{}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		ln := newPipeListener()
-		l := newSharedListenerOn(ln, nil, nil, nil, set)
+		l := newSharedListenerOn(ln, nil, nil, nil, set, 0)
 		defer set.closeAll()
 		defer l.close()
 

@@ -2,8 +2,10 @@ package turnsrv
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -331,22 +333,59 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// FuzzClassify: the classifier never needs more than classifyBytes bytes,
-// and adding bytes never changes a decision made.
+// FuzzClassify: the classifiers never need more than classifyBytes
+// bytes, adding bytes never changes a decision made, and no stream is
+// misrouted: ICE-TCP is exactly a framed Binding request header (length
+// 20 to 512, a multiple of 4, the message length agreeing, the cookie in
+// bytes 6 to 9), TURN has the cookie in bytes 4 to 7 or a ChannelData
+// first byte, HTTP an upper-case method and a space, and before TLS a
+// TLS record never reads as ICE-TCP.
 func FuzzClassify(f *testing.F) {
-	for _, s := range []string{"GET / HTTP/1.1", "\x00\x01\x00\x00\x21\x12\xa4\x42", "\x40\x00\x00\x04", "PRI * HTTP/2.0", "\x16\x03\x01"} {
+	check := iceCheck(f)
+	for _, s := range []string{"GET / HTTP/1.1", "\x00\x01\x00\x00\x21\x12\xa4\x42", "\x40\x00\x00\x04", "PRI * HTTP/2.0", "\x16\x03\x01",
+		string(check), string(check[2:]), "\x00\x14\x00\x01\x00\x00\x21\x12\xa4\x42"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) >= classifyBytes && classify(b) == kindMore {
-			t.Fatalf("classify(%q) wants more after %d bytes", b, len(b))
-		}
-		for i := 0; i <= len(b); i++ {
-			if k := classify(b[:i]); k != kindMore {
-				if got := classify(b); got != k {
-					t.Fatalf("classify(%q) = %s but its first %d bytes gave %s", b, got, i, k)
+		for name, kindOf := range map[string]func([]byte) streamKind{"classify": classify, "classifyRaw": classifyRaw} {
+			k := kindOf(b)
+			if len(b) >= classifyBytes && k == kindMore {
+				t.Fatalf("%s(%q) wants more after %d bytes", name, b, len(b))
+			}
+			for i := 0; i <= len(b); i++ {
+				if first := kindOf(b[:i]); first != kindMore {
+					if k != first {
+						t.Fatalf("%s(%q) = %s but its first %d bytes gave %s", name, b, k, i, first)
+					}
+					break
 				}
-				break
+			}
+			if k == kindMore {
+				continue
+			}
+			isICE := len(b) >= 10 && b[2] == 0 && b[3] == 1 && string(b[6:10]) == string(cookie) &&
+				func(n int) bool {
+					return n >= 20 && n <= 512 && n%4 == 0 && int(binary.BigEndian.Uint16(b[4:])) == n-20
+				}(int(binary.BigEndian.Uint16(b)))
+			if (k == kindICE) != isICE {
+				t.Fatalf("%s(%x) = %s; a framed Binding request: %v", name, b, k, isICE)
+			}
+			if name == "classifyRaw" {
+				if k != kindICE && k != kindTLS {
+					t.Fatalf("classifyRaw(%x) = %s", b, k)
+				}
+				continue
+			}
+			switch k {
+			case kindTURN:
+				if b[0]&0xC0 == 0 && (len(b) < 8 || string(b[4:8]) != string(cookie)) || b[0]&0xC0 != 0 && b[0]&0xC0 != 0x40 {
+					t.Fatalf("classify(%x) = turn without the cookie or ChannelData", b)
+				}
+			case kindHTTP:
+				sp := bytes.IndexByte(b, ' ')
+				if sp < 1 || sp >= httpMethodBytes || strings.Trim(string(b[:sp]), "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+					t.Fatalf("classify(%q) = http without a method", b)
+				}
 			}
 		}
 	})

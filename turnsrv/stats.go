@@ -77,6 +77,11 @@ type Stats struct {
 	SharedTURN, SharedHTTP                       atomic.Int64
 	SharedTLSFailed, SharedSilent, SharedNeither atomic.Int64
 	SharedEvicted                                atomic.Int64
+	// SharedICE counts ICE-TCP connections of a shared listener handed to
+	// Server.ICETCPListener (Listener.ICETCP); ICETCPClosedBadFrame those
+	// closed later at a frame that is not STUN, DTLS or RTP/RTCP, or too
+	// long (icetcp.go).
+	SharedICE, ICETCPClosedBadFrame atomic.Int64
 
 	mu           sync.Mutex
 	authFailures map[string]int64

@@ -57,3 +57,17 @@ func (l slogLogger) Errorf(format string, args ...any) {
 	}
 	l.logf(level, format, args...)
 }
+
+// NewClientLogger is NewLogger for a scope whose warnings each tell of one
+// client's connection, which any client can cause at will (pion/ice's ICE
+// TCP mux: a connection closed or idle, a duplicate); they go to debug, as
+// a flood of them would otherwise bury the operator's warnings. Errors
+// stay errors.
+func (f Factory) NewClientLogger(scope string) logging.LeveledLogger {
+	return clientLogger{slogLogger{f.Log.With("scope", "pion/"+scope)}}
+}
+
+type clientLogger struct{ slogLogger }
+
+func (l clientLogger) Warn(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
+func (l clientLogger) Warnf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }

@@ -46,8 +46,15 @@ type Peer struct {
 }
 
 // Dial connects to the signaling URL, joins room as name and returns the
-// peer and its welcome.
+// peer and its welcome. Its ICE uses UDP over IPv4 on loopback.
 func Dial(t testing.TB, url, room, name string) (*Peer, *wire.Welcome) {
+	t.Helper()
+	return DialNetworks(t, url, room, name, webrtc.NetworkTypeUDP4)
+}
+
+// DialNetworks is Dial with ICE restricted to networks (NetworkTypeTCP4
+// alone: ICE-TCP, dialling the SFU's passive candidates).
+func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.NetworkType) (*Peer, *wire.Welcome) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -66,7 +73,7 @@ func Dial(t testing.TB, url, room, name string) (*Peer, *wire.Welcome) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetNetworkTypes(networks)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {

@@ -28,10 +28,11 @@ export const TEST_FLAG = 'test';
  *   levels: Record<string, number>,
  *   timing: {start: number, mediaReady: number, firstVideo: number},
  *   media: string,
- *   sfu: {connectionState: string, senders: number, streams: string[], tracks: number}|null,
+ *   sfu: {connectionState: string, senders: number, streams: string[], tracks: number, layers: Record<string, string[]>}|null,
  * }} Snapshot
  *   media is how the room's media flows ('mesh' or 'sfu'); sfu is the
- *   connection to the SFU in an SFU room (null otherwise).
+ *   connection to the SFU in an SFU room (null otherwise), with the
+ *   simulcast layers each peer's camera sends, by peer id.
  * @typedef {{
  *   snapshot: () => Snapshot,
  *   pairs: () => Promise<Record<string, object|null>>,
@@ -102,6 +103,7 @@ export function install(src) {
         senders: session.sfu.senders.length,
         streams: [...session.sfu.streams.keys()],
         tracks: session.sfuTracks.length,
+        layers: Object.fromEntries(session.sfuTracks.filter((t) => t.kind === 'video').map((t) => [t.peer, t.layers || []])),
       } : null,
     }),
     async pairs() {

@@ -14,6 +14,10 @@
 //  5. print one JSON Report line on standard output, then stay in the
 //     call until standard input closes, so the other side can finish.
 //
+// With -sfu it joins an SFU room instead (sfu.go): it publishes the VP8
+// frames of -ivf to the SFU and reports once video from the SFU comes.
+// -networks limits ICE to some network types (tcp4: ICE-TCP only).
+//
 // TLS (an https: page, turns: URLs) trusts the system roots, which the
 // test replaces with its own CA through SSL_CERT_FILE. On any failure the
 // Report carries Error, with the ICE state and the candidates gathered,
@@ -66,6 +70,9 @@ func main() {
 	page := flag.String("page", "", "the call page URL to take the ICE configuration from")
 	name := flag.String("name", "", "display name to join with")
 	timeout := flag.Duration("timeout", 45*time.Second, "give up after this long")
+	sfu := flag.Bool("sfu", false, "join an SFU room: publish -ivf, receive from the SFU")
+	ivf := flag.String("ivf", "", "with -sfu, the VP8 IVF file to publish in a loop")
+	networks := flag.String("networks", "", "ICE network types, a comma list of udp4, udp6, tcp4, tcp6 (default: pion's)")
 	flag.Parse()
 	if *page == "" || *name == "" {
 		fmt.Fprintln(os.Stderr, "usage: natpeer -page URL -name NAME [-timeout D]")
@@ -74,7 +81,13 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	p := &peer{rep: Report{Name: *name, Gathered: []string{}}, msgs: make(chan string, 16)}
-	err := p.run(ctx, *page)
+	var err error
+	if p.networks, err = parseNetworks(*networks); err == nil && *sfu {
+		p.sfuFrames, err = readIVF(*ivf)
+	}
+	if err == nil {
+		err = p.run(ctx, *page)
+	}
 	if err != nil {
 		p.rep.Error = err.Error()
 	}
@@ -112,6 +125,9 @@ type peer struct {
 	pc   *webrtc.PeerConnection
 	to   string // the other peer's id; "" until known
 	msgs chan string
+
+	networks  []webrtc.NetworkType // nil: pion's default
+	sfuFrames [][]byte             // -sfu: the frames to publish
 }
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)
@@ -157,6 +173,9 @@ func (p *peer) run(ctx context.Context, page string) error {
 	}
 	for _, s := range cfg.ICEServers {
 		p.rep.URLs = append(p.rep.URLs, s.URLs...)
+	}
+	if p.sfuFrames != nil {
+		return p.runSFU(ctx, cfg, welcome, p.sfuFrames)
 	}
 	if err := p.newPeerConnection(cfg); err != nil {
 		return err
@@ -254,6 +273,9 @@ const maxBindingRequests = 75
 func (p *peer) newPeerConnection(cfg rtcConfiguration) error {
 	var se webrtc.SettingEngine
 	se.SetICEMaxBindingRequests(maxBindingRequests)
+	if p.networks != nil {
+		se.SetNetworkTypes(p.networks)
+	}
 	conf := webrtc.Configuration{ICEServers: cfg.ICEServers, ICETransportPolicy: webrtc.NewICETransportPolicy(cfg.ICETransportPolicy)}
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(conf)
 	if err != nil {
