@@ -2,11 +2,13 @@
 #   make run      a local call page on http://localhost:8080, no config file
 #   make test     go.mod tidy, vet, then every test with the race detector (the browser and
 #                 namespace tests of e2e/ after the rest, one package at a time, its tests side
-#                 by side within a budget: e2e/lanes_test.go), then short fuzz runs
+#                 by side within a budget: e2e/lanes_test.go), short fuzz runs, then a
+#                 3-minute soak
 #   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
-#   make soak     icebox under churn for SOAK (default 60m), one node then a cluster of
-#                 three; fails if RSS, descriptors, goroutines or heap keep growing
+#   make soak     icebox under churn for SOAK (default 60m), one node and a cluster of
+#                 three side by side; fails if RSS, descriptors, goroutines or heap keep
+#                 growing (make test runs it for 3 minutes)
 #   make install  binary, systemd unit, sysusers and sysctl entries, /etc/icebox/icebox.yaml
 #                 (honours DESTDIR and PREFIX)
 #   make dist     release artifacts in dist/: static linux binaries, .deb and .rpm
@@ -30,7 +32,9 @@ FUZZ_CLASSIFY  ?= 80000x
 FUZZ_FRAMING   ?= 100000x
 FUZZ_GRO       ?= 20000x
 
-SOAK    ?= 60m
+SOAK        ?= 60m
+SOAK_SAMPLE ?= 10s
+SOAK_RESTART ?= 10m
 
 .PHONY: all build run test typecheck fuzz bench soak install uninstall clean dist dist-sign dist-check dist-install-test
 
@@ -56,6 +60,7 @@ test:
 	$(GO) test -race -count=1 -timeout 30m -parallel 64 ./e2e
 	$(GO) test -race -count=1 -timeout 30m ./e2e/partition
 	$(MAKE) fuzz
+	$(MAKE) soak SOAK=3m SOAK_SAMPLE=5s SOAK_RESTART=0
 
 # The call page's JavaScript checked from its JSDoc types (web/tsconfig.json)
 # with the TypeScript pinned in package-lock.json, which also brings
@@ -99,11 +104,13 @@ bench: build
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tls -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/sfubench -icebox bin/icebox -publishers 5 -subscribers 5 -duration 8s
 
-# A long churn run (bench/soak): one node, then a cluster of three, each
-# for SOAK. `make soak SOAK=3m` is the short run.
+# A long churn run (bench/soak): one node and a cluster of three side by
+# side, for SOAK, sampled every SOAK_SAMPLE, one node of each restarted
+# every SOAK_RESTART. `make test` runs it for 3 minutes without a
+# restart: each process's first minute is warm-up, and a restart half
+# way would leave half a minute of each life to judge.
 soak: build
-	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -nodes 1
-	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -nodes 3
+	$(GO) run ./bench/soak -icebox bin/icebox -duration $(SOAK) -sample $(SOAK_SAMPLE) -restart $(SOAK_RESTART) -nodes 1,3
 
 install:
 	@[ -x bin/icebox ] || $(MAKE) build

@@ -2,29 +2,35 @@
 // resident memory, open descriptors, goroutines or heap in use grow
 // without bound.
 //
-//	go run ./bench/soak -icebox bin/icebox -duration 60m            # one node
-//	go run ./bench/soak -icebox bin/icebox -duration 60m -nodes 3   # a cluster
+//	go run ./bench/soak -icebox bin/icebox -duration 60m              # one node
+//	go run ./bench/soak -icebox bin/icebox -duration 60m -nodes 3     # a cluster
+//	go run ./bench/soak -icebox bin/icebox -duration 3m -nodes 1,3    # both, side by side
 //
-// Churn, all on 127.0.0.1: -clients WebSocket clients, each in a loop
-// that joins a room of its group of 4 (spread over the nodes), signals,
+// -nodes lists setups that run side by side, each a number of icebox
+// processes (more than 1 forms a cluster) with churn of its own.
+// Churn of each setup, all on 127.0.0.1: -clients WebSocket clients,
+// each in a loop that joins a room of its group of 4 (spread over the
+// setup's nodes), signals,
 // then leaves (1 in 2), drops its connection without a word (1 in 6:
 // the peer stays suspended for the 30 s resume window, so rooms hold up
 // to 100), or drops it and resumes on any node (1 in 3); -allocs TURN clients that allocate, refresh, and then
 // delete their allocation or abandon it to expire (lifetime 10 min);
 // SIGHUP to every node every -hup (credential rotation: the reload
-// re-reads the secrets); and a restart of one node (SIGTERM, start
-// again with the same state) every -restart (at most half -duration, so
-// a short run restarts once).
+// re-reads the secrets); and a restart of one node of each setup
+// (SIGTERM, start again with the same state) every -restart (at most
+// half -duration, so a short run restarts once).
 //
 // Every -sample it reads each node's RSS and open descriptors (/proc)
 // and its goroutines and heap in use (/metrics: go_goroutines,
 // go_memstats_heap_inuse_bytes), and prints a line. At the end, for
-// each node's process life longer than 4 samples, the first fifth is
-// taken for warm-up and the rest cut in halves: a metric fails when it
+// each node's process life, its first fifth (at least a minute) is
+// taken for warm-up and the rest, if 5 samples or more, cut in halves: a metric fails when it
 // rises over the last half by more than noise (10% of its mean, and at
-// least a floor: 8 MiB RSS and heap, 32 descriptors, 64 goroutines) and
-// faster than over the first half. The table prints each node's values
-// at the start, the middle and the end.
+// least a floor: 8 MiB RSS and heap, 32 descriptors, 64 goroutines)
+// without levelling off, at least half as fast as over the first half
+// (warm-up slows down; a leak does not). An ERROR line in a node's log
+// fails the run too. The table prints each node's values at the start,
+// the middle and the end.
 package main
 
 import (
@@ -59,7 +65,7 @@ const turnSecret = "soak-turn-secret-0123456789"
 
 func main() {
 	duration := flag.Duration("duration", 60*time.Minute, "how long to run")
-	nNodes := flag.Int("nodes", 1, "icebox processes; more than 1 forms a cluster")
+	nodesFlag := flag.String("nodes", "1", "setups run side by side, comma-separated: each the number of its icebox processes (more than 1 forms a cluster)")
 	clients := flag.Int("clients", 64, "WebSocket clients churning at once")
 	allocs := flag.Int("allocs", 8, "TURN clients churning at once")
 	sample := flag.Duration("sample", 10*time.Second, "sampling period")
@@ -71,7 +77,16 @@ func main() {
 		// A short run restarts a node once, half way.
 		*restart = *duration / 2
 	}
-	if err := run(*duration, *nNodes, *clients, *allocs, *sample, *hup, *restart, *binary); err != nil {
+	var sizes []int
+	for _, f := range strings.Split(*nodesFlag, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || k < 1 || k > 9 {
+			fmt.Fprintf(os.Stderr, "soak: -nodes %q: a comma-separated list of node counts from 1 to 9\n", *nodesFlag)
+			os.Exit(2)
+		}
+		sizes = append(sizes, k)
+	}
+	if err := run(*duration, sizes, *clients, *allocs, *sample, *hup, *restart, *binary); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
@@ -108,7 +123,10 @@ func freePort(network string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func newNode(dir, name string, i, nNodes int, seed *node) (*node, error) {
+// newNode writes the configuration of node name into dir, relaying on
+// ports 30000+1000*slot up; nNodes > 1 makes it a cluster node with the
+// secret in key, routed to seed.
+func newNode(dir, key, name string, slot, nNodes int, seed *node) (*node, error) {
 	nd := &node{name: name,
 		http:    fmt.Sprintf("127.0.0.1:%d", freePort("tcp")),
 		metrics: fmt.Sprintf("127.0.0.1:%d", freePort("tcp")),
@@ -125,7 +143,7 @@ func newNode(dir, name string, i, nNodes int, seed *node) (*node, error) {
 			routes = fmt.Sprintf("%q", "nats-route://"+seed.cluster)
 		}
 		clusterYAML = fmt.Sprintf("cluster: {node: %s, listen: %q, secret_file: %q, routes: [%s]}\n",
-			name, nd.cluster, filepath.Join(dir, "cluster.key"), routes)
+			name, nd.cluster, key, routes)
 	}
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http: {listen: %q}
@@ -135,7 +153,7 @@ metrics: {listen: %q}
 shutdown_grace: 1s
 log: {level: info}
 state_dir: %q
-%s`, nd.http, nd.turn, 30000+1000*i, 30999+1000*i, turnSecret, nd.metrics, state, clusterYAML)
+%s`, nd.http, nd.turn, 30000+1000*slot, 30999+1000*slot, turnSecret, nd.metrics, state, clusterYAML)
 	nd.cfg = filepath.Join(state, "icebox.yaml")
 	return nd, os.WriteFile(nd.cfg, []byte(yml), 0o600)
 }
@@ -151,12 +169,18 @@ func (nd *node) start(binary string) error {
 	nd.cmd = cmd
 	nd.life++
 	nd.mu.Unlock()
-	up := make(chan struct{})
+	up, exited := make(chan struct{}), make(chan struct{})
 	var once sync.Once
+	var lastMu sync.Mutex
+	var last []string // the log's last lines, for an error
 	go func() {
+		defer close(exited)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			lastMu.Lock()
+			last = append(last[max(0, len(last)-9):], line)
+			lastMu.Unlock()
 			if strings.Contains(line, `msg="http listening"`) {
 				once.Do(func() { close(up) })
 			}
@@ -168,11 +192,18 @@ func (nd *node) start(binary string) error {
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
+	tail := func() string {
+		lastMu.Lock()
+		defer lastMu.Unlock()
+		return strings.Join(last, "\n")
+	}
 	select {
 	case <-up:
 		return nil
+	case <-exited:
+		return fmt.Errorf("node %s exited at start:\n%s", nd.name, tail())
 	case <-time.After(30 * time.Second):
-		return fmt.Errorf("node %s did not start", nd.name)
+		return fmt.Errorf("node %s did not start within 30 s:\n%s", nd.name, tail())
 	}
 }
 
@@ -238,12 +269,22 @@ func (nd *node) sample() (point, error) {
 	return p, nil
 }
 
-// counts of the churn, for the log.
-var ops struct {
+// counters are the counts of one setup's churn, for the log.
+type counters struct {
 	joins, leaves, drops, resumes, refused, signals, allocs, deletes, abandons, allocErrs atomic.Int64
 }
 
-func run(duration time.Duration, nNodes, nClients, nAllocs int, sample, hup, restart time.Duration, binary string) error {
+// setup is one group of nodes under churn of its own: a single node or
+// a cluster.
+type setup struct {
+	label    string
+	nodes    []*node
+	ops      counters
+	series   [][]point // by node
+	restarts int
+}
+
+func run(duration time.Duration, sizes []int, nClients, nAllocs int, sample, hup, restart time.Duration, binary string) error {
 	proc.RaiseFDLimit(65536)
 	dir, err := os.MkdirTemp("", "soak")
 	if err != nil {
@@ -256,41 +297,55 @@ func run(duration time.Duration, nNodes, nClients, nAllocs int, sample, hup, res
 	if err := os.WriteFile(filepath.Join(dir, "cluster.key"), []byte("soak-cluster-secret-0123456789"), 0o600); err != nil {
 		return err
 	}
-	var nodes []*node
+	var setups []*setup
 	defer func() {
-		for _, nd := range nodes {
-			nd.stop()
+		for _, st := range setups {
+			for _, nd := range st.nodes {
+				nd.stop()
+			}
 		}
 	}()
-	for i := range nNodes {
-		var seed *node
-		if i > 0 {
-			seed = nodes[0]
+	slot := 0
+	for k, size := range sizes {
+		st := &setup{label: fmt.Sprintf("%d node", size)}
+		if size > 1 {
+			st.label += "s"
 		}
-		nd, err := newNode(dir, fmt.Sprintf("n%d", i), i, nNodes, seed)
-		if err != nil {
-			return err
+		setups = append(setups, st)
+		sdir := filepath.Join(dir, fmt.Sprintf("setup%d", k))
+		for i := range size {
+			var seed *node
+			if i > 0 {
+				seed = st.nodes[0]
+			}
+			nd, err := newNode(sdir, filepath.Join(dir, "cluster.key"), fmt.Sprintf("n%d", i), slot, size, seed)
+			if err != nil {
+				return err
+			}
+			slot++
+			if err := nd.start(binary); err != nil {
+				return fmt.Errorf("%s: %w", st.label, err)
+			}
+			st.nodes = append(st.nodes, nd)
 		}
-		if err := nd.start(binary); err != nil {
-			return err
+		st.series = make([][]point, size)
+		if size > 1 {
+			// The cluster takes a few seconds to be ready; joins meanwhile are
+			// refused and retried by the churn.
+			fmt.Printf("soak: a cluster of %d nodes started\n", size)
 		}
-		nodes = append(nodes, nd)
-	}
-	if nNodes > 1 {
-		// The cluster takes a few seconds to be ready; joins meanwhile are
-		// refused and retried by the churn.
-		fmt.Printf("soak: %d nodes started\n", nNodes)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	var wg sync.WaitGroup
-	for i := range nClients {
-		wg.Go(func() { churnWS(ctx, nodes, i) })
+	for _, st := range setups {
+		for i := range nClients {
+			wg.Go(func() { churnWS(ctx, st.nodes, &st.ops, i) })
+		}
+		for i := range nAllocs {
+			wg.Go(func() { churnTURN(ctx, st.nodes, &st.ops, i) })
+		}
 	}
-	for i := range nAllocs {
-		wg.Go(func() { churnTURN(ctx, nodes, i) })
-	}
-	series := make([][]point, len(nodes))
 	tick := time.NewTicker(sample)
 	defer tick.Stop()
 	hupT := time.NewTicker(hup)
@@ -302,104 +357,158 @@ func run(duration time.Duration, nNodes, nClients, nAllocs int, sample, hup, res
 		restartC = rt.C
 	}
 	start := time.Now()
-	restarts := 0
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
 		case <-hupT.C:
-			for _, nd := range nodes {
-				_ = syscall.Kill(nd.pid(), syscall.SIGHUP)
+			for _, st := range setups {
+				for _, nd := range st.nodes {
+					_ = syscall.Kill(nd.pid(), syscall.SIGHUP)
+				}
 			}
 		case <-restartC:
-			nd := nodes[restarts%len(nodes)]
-			restarts++
-			nd.stop()
-			if err := nd.start(binary); err != nil {
+			if err := restartOne(setups, binary); err != nil {
 				cancel()
 				wg.Wait()
 				return err
 			}
 		case <-tick.C:
-			var line strings.Builder
-			fmt.Fprintf(&line, "%6.0fs", time.Since(start).Seconds())
-			for i, nd := range nodes {
-				p, err := nd.sample()
-				if err != nil {
-					fmt.Fprintf(&line, "  %s: %v", nd.name, err)
-					continue
-				}
-				series[i] = append(series[i], p)
-				fmt.Fprintf(&line, "  %s rss %6d KiB fds %4d gor %5d heap %6d KiB", nd.name, p.rssKiB, p.fds, p.goroutines, p.heapKiB)
+			for _, st := range setups {
+				fmt.Println(st.sample(time.Since(start)))
 			}
-			fmt.Fprintf(&line, "  | joins %d leaves %d drops %d resumes %d refused %d signals %d allocs %d deletes %d abandoned %d alloc-errors %d",
-				ops.joins.Load(), ops.leaves.Load(), ops.drops.Load(), ops.resumes.Load(), ops.refused.Load(), ops.signals.Load(),
-				ops.allocs.Load(), ops.deletes.Load(), ops.abandons.Load(), ops.allocErrs.Load())
-			fmt.Println(line.String())
 		}
 	}
 	wg.Wait()
-	return judge(nodes, series)
+	return judge(setups)
+}
+
+// restartOne restarts one node of each setup, the setups side by side.
+func restartOne(setups []*setup, binary string) error {
+	errs := make([]error, len(setups))
+	var wg sync.WaitGroup
+	for k, st := range setups {
+		nd := st.nodes[st.restarts%len(st.nodes)]
+		st.restarts++
+		wg.Go(func() {
+			nd.stop()
+			errs[k] = nd.start(binary)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// sample samples every node of st and describes them and st's churn in
+// a line.
+func (st *setup) sample(since time.Duration) string {
+	var line strings.Builder
+	fmt.Fprintf(&line, "%6.0fs %-7s", since.Seconds(), st.label)
+	for i, nd := range st.nodes {
+		p, err := nd.sample()
+		if err != nil {
+			fmt.Fprintf(&line, "  %s: %v", nd.name, err)
+			continue
+		}
+		st.series[i] = append(st.series[i], p)
+		fmt.Fprintf(&line, "  %s rss %6d KiB fds %4d gor %5d heap %6d KiB", nd.name, p.rssKiB, p.fds, p.goroutines, p.heapKiB)
+	}
+	o := &st.ops
+	fmt.Fprintf(&line, "  | joins %d leaves %d drops %d resumes %d refused %d signals %d allocs %d deletes %d abandoned %d alloc-errors %d",
+		o.joins.Load(), o.leaves.Load(), o.drops.Load(), o.resumes.Load(), o.refused.Load(), o.signals.Load(),
+		o.allocs.Load(), o.deletes.Load(), o.abandons.Load(), o.allocErrs.Load())
+	return line.String()
 }
 
 // judge prints the table and checks each process life's growth.
-func judge(nodes []*node, series [][]point) error {
+func judge(setups []*setup) error {
 	var failures []string
-	fmt.Println("\nnode  when    RSS KiB  fds  goroutines  heap KiB")
-	for i, nd := range nodes {
-		s := series[i]
-		if len(s) == 0 {
-			failures = append(failures, nd.name+": no samples")
-			continue
-		}
-		for _, k := range []struct {
-			label string
-			p     point
-		}{{"start", s[0]}, {"mid", s[len(s)/2]}, {"end", s[len(s)-1]}} {
-			fmt.Printf("%-5s %-6s %8d %4d %11d %9d\n", nd.name, k.label, k.p.rssKiB, k.p.fds, k.p.goroutines, k.p.heapKiB)
-		}
-		lives := map[int][]point{}
-		for _, p := range s {
-			lives[p.life] = append(lives[p.life], p)
-		}
-		for life, ps := range lives {
-			if len(ps) < 5 {
+	fmt.Println("\nsetup    node  when    RSS KiB  fds  goroutines  heap KiB")
+	for _, st := range setups {
+		for i, nd := range st.nodes {
+			name := st.label + " " + nd.name
+			s := st.series[i]
+			if len(s) == 0 {
+				failures = append(failures, name+": no samples")
 				continue
 			}
-			ps = ps[len(ps)/5:]
-			half := len(ps) / 2
-			for _, m := range []struct {
-				name  string
-				get   func(point) int
-				floor float64
-			}{
-				{"RSS KiB", func(p point) int { return p.rssKiB }, 8 << 10},
-				{"descriptors", func(p point) int { return p.fds }, 32},
-				{"goroutines", func(p point) int { return p.goroutines }, 64},
-				{"heap in use KiB", func(p point) int { return p.heapKiB }, 8 << 10},
-			} {
-				first, last := slope(ps[:half], m.get), slope(ps[half:], m.get)
-				span := ps[len(ps)-1].at.Sub(ps[half].at).Seconds()
-				rise := last * span
-				noise := max(m.floor, 0.1*mean(ps, m.get))
-				if rise > noise && last > first {
-					failures = append(failures, fmt.Sprintf("%s life %d: %s grows %.0f over the last half (%.3f/s; first half %.3f/s), past noise %.0f",
-						nd.name, life, m.name, rise, last, first, noise))
-				}
+			for _, k := range []struct {
+				label string
+				p     point
+			}{{"start", s[0]}, {"mid", s[len(s)/2]}, {"end", s[len(s)-1]}} {
+				fmt.Printf("%-8s %-5s %-6s %8d %4d %11d %9d\n", st.label, nd.name, k.label, k.p.rssKiB, k.p.fds, k.p.goroutines, k.p.heapKiB)
 			}
+			failures = append(failures, growth(name, s)...)
+			nd.mu.Lock()
+			for _, e := range nd.errs {
+				failures = append(failures, name+": error line: "+e)
+			}
+			nd.mu.Unlock()
 		}
-		nd.mu.Lock()
-		for _, e := range nd.errs {
-			failures = append(failures, nd.name+": error line: "+e)
-		}
-		nd.mu.Unlock()
 	}
 	if len(failures) > 0 {
 		return errors.New(strings.Join(failures, "\n"))
 	}
 	fmt.Println("soak: nothing grew past noise; no error lines")
 	return nil
+}
+
+// metrics are what growth judges, each with its noise floor.
+var metrics = []struct {
+	name  string
+	get   func(point) int
+	floor float64
+}{
+	{"RSS KiB", func(p point) int { return p.rssKiB }, 8 << 10},
+	{"descriptors", func(p point) int { return p.fds }, 32},
+	{"goroutines", func(p point) int { return p.goroutines }, 64},
+	{"heap in use KiB", func(p point) int { return p.heapKiB }, 8 << 10},
+}
+
+// warmUp is the least of a process life's start left out as warm-up:
+// the resume window (30 s) fills with suspended peers, and a restarted
+// node's clients come back, over about a minute.
+const warmUp = time.Minute
+
+// growth judges each process life of one node's samples s: past its
+// warm-up (its first fifth, at least warmUp; lives with fewer than 5
+// samples after it are not judged), a metric fails when it rises over the last half by more than noise
+// (10% of its mean, at least its floor) and does not level off: its
+// slope over the last half is at least half that over the first half.
+// It returns one line per failure.
+func growth(name string, s []point) []string {
+	var failures []string
+	lives := map[int][]point{}
+	var order []int
+	for _, p := range s {
+		if _, ok := lives[p.life]; !ok {
+			order = append(order, p.life)
+		}
+		lives[p.life] = append(lives[p.life], p)
+	}
+	for _, life := range order {
+		ps := lives[life]
+		from := ps[0].at.Add(max(warmUp, ps[len(ps)-1].at.Sub(ps[0].at)/5))
+		for len(ps) > 0 && ps[0].at.Before(from) {
+			ps = ps[1:]
+		}
+		if len(ps) < 5 {
+			continue
+		}
+		half := len(ps) / 2
+		for _, m := range metrics {
+			first, last := slope(ps[:half], m.get), slope(ps[half:], m.get)
+			span := ps[len(ps)-1].at.Sub(ps[half].at).Seconds()
+			rise := last * span
+			noise := max(m.floor, 0.1*mean(ps, m.get))
+			if rise > noise && last >= first/2 {
+				failures = append(failures, fmt.Sprintf("%s life %d: %s grows %.0f over the last half (%.3f/s; first half %.3f/s), past noise %.0f",
+					name, life, m.name, rise, last, first, noise))
+			}
+		}
+	}
+	return failures
 }
 
 // slope is the least-squares slope of get over ps, per second.
@@ -430,7 +539,7 @@ func mean(ps []point, get func(point) int) float64 {
 }
 
 // churnWS is one WebSocket client's loop.
-func churnWS(ctx context.Context, nodes []*node, i int) {
+func churnWS(ctx context.Context, nodes []*node, ops *counters, i int) {
 	rng := rand.New(rand.NewPCG(uint64(i), 7))
 	room := fmt.Sprintf("soak-%d", i/4)
 	var token string
@@ -495,7 +604,7 @@ func churnWS(ctx context.Context, nodes []*node, i int) {
 
 // churnTURN is one TURN client's loop: allocate, refresh, then delete or
 // abandon.
-func churnTURN(ctx context.Context, nodes []*node, i int) {
+func churnTURN(ctx context.Context, nodes []*node, ops *counters, i int) {
 	rng := rand.New(rand.NewPCG(uint64(i), 11))
 	creds, err := turnsrv.NewCredentials("icebox", []string{turnSecret}, time.Hour, nil)
 	if err != nil {

@@ -64,7 +64,6 @@ type client struct {
 	hist    []ev
 	conn    *sigclient.Client
 	id      string // while joined
-	lastID  string // the last id welcomed on this connection: signals in flight after a leave still reach it
 	name    string
 	token   string
 	view    map[string]string // peer id → name, as this client knows its room
@@ -119,7 +118,7 @@ func (c *client) dial(ctx context.Context) error {
 	}
 	replies := make(chan joinAnswer, 4)
 	c.mu.Lock()
-	c.conn, c.replies, c.lastID, c.joins = conn, replies, "", nil
+	c.conn, c.replies, c.joins = conn, replies, nil
 	c.mu.Unlock()
 	go c.read(conn, replies)
 	return nil
@@ -127,6 +126,9 @@ func (c *client) dial(ctx context.Context) error {
 
 // read records what arrives on conn until it ends.
 func (c *client) read(conn *sigclient.Client, replies chan joinAnswer) {
+	// connID is the last id welcomed on conn: signals in flight after a
+	// leave, or after the client dropped conn, still reach it.
+	connID := ""
 	for {
 		m, err := conn.Receive(context.Background())
 		if err != nil {
@@ -144,11 +146,21 @@ func (c *client) read(conn *sigclient.Client, replies chan joinAnswer) {
 		}
 		reply, answered := false, pendingJoin{}
 		c.mu.Lock()
+		if c.conn != conn {
+			// Read from a connection the client has dropped since (sigclient
+			// buffers what arrived before): a signal was delivered, to the
+			// peer conn held; nothing else concerns the client any more.
+			if m, ok := m.(*wire.Signal); ok {
+				c.recordLocked(ev{Kind: evSignal, ID: connID, From: m.From, Sig: sigOf(m)})
+			}
+			c.mu.Unlock()
+			continue
+		}
 		switch m := m.(type) {
 		case *wire.Welcome:
 			answered = c.answeredLocked()
 			c.name = answered.name
-			c.id, c.lastID, c.token = m.ID, m.ID, m.Resume
+			c.id, c.token, connID = m.ID, m.Resume, m.ID
 			clear(c.view)
 			for _, p := range m.Peers {
 				c.view[p.ID] = p.Name
@@ -162,9 +174,7 @@ func (c *client) read(conn *sigclient.Client, replies chan joinAnswer) {
 			delete(c.view, m.ID)
 			c.recordLocked(ev{Kind: evLeft, ID: m.ID})
 		case *wire.Signal:
-			var d sigData
-			_ = json.Unmarshal(m.Data, &d)
-			c.recordLocked(ev{Kind: evSignal, ID: c.lastID, From: m.From, Sig: d})
+			c.recordLocked(ev{Kind: evSignal, ID: connID, From: m.From, Sig: sigOf(m)})
 		case *wire.Error:
 			e := ev{Kind: evError, ID: c.id, Code: m.Code, Name: m.Message}
 			if m.Code == wire.CodeNameLost {
@@ -191,6 +201,13 @@ func (c *client) read(conn *sigclient.Client, replies chan joinAnswer) {
 			}
 		}
 	}
+}
+
+// sigOf is what a test signal carries.
+func sigOf(m *wire.Signal) sigData {
+	var d sigData
+	_ = json.Unmarshal(m.Data, &d)
+	return d
 }
 
 // answeredLocked takes the oldest unanswered join off c.joins (seq -1

@@ -12,12 +12,35 @@ import (
 // have no side effects. Call it from the test's goroutine.
 func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if wait(limit, func() string {
+		if cond() {
+			return ""
+		}
+		return "not yet"
+	}) != "" {
+		t.Fatalf("%s: not within %s", what, limit)
+	}
+}
+
+// EventuallyWhy is Eventually for a condition that says why it does
+// not hold yet: cond returns "" once it holds, and a failure quotes its
+// last answer.
+func EventuallyWhy(t testing.TB, limit time.Duration, what string, cond func() string) {
+	t.Helper()
+	if why := wait(limit, cond); why != "" {
+		t.Fatalf("%s: not within %s: %s", what, limit, why)
+	}
+}
+
+// wait calls cond until it returns "" or limit has passed, and returns
+// its last answer.
+func wait(limit time.Duration, cond func() string) string {
 	deadline := time.Now().Add(limit)
 	pause := time.Millisecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-			return // for a testing.TB whose Fatalf returns
+	for {
+		why := cond()
+		if why == "" || time.Now().After(deadline) {
+			return why
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 20*time.Millisecond)

@@ -32,3 +32,22 @@ func TestEventually(t *testing.T) {
 		})
 	}
 }
+
+func TestEventuallyWhy(t *testing.T) {
+	calls := 0
+	r := &recorder{TB: t}
+	EventuallyWhy(r, time.Second, "third", func() string {
+		if calls++; calls < 3 {
+			return "not yet"
+		}
+		return ""
+	})
+	if r.failed || calls != 3 {
+		t.Errorf("failed %v after %d checks, want a pass on the third", r.failed, calls)
+	}
+	r = &recorder{TB: t}
+	EventuallyWhy(r, 20*time.Millisecond, "never", func() string { return "still b" })
+	if !r.failed {
+		t.Error("a condition that never holds passed")
+	}
+}

@@ -57,6 +57,8 @@ type nodeOpts struct {
 	wrap func(Rooms) Rooms
 	// deadAfter: zero is 2 s.
 	deadAfter time.Duration
+	// resumeTimeout: zero is DefaultResumeTimeout.
+	resumeTimeout time.Duration
 }
 
 // startNodeWith is startNode changed by o.
@@ -74,7 +76,7 @@ func startNodeWith(t *testing.T, name string, routes []*url.URL, maxPeers int, o
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{Name: name, Secret: testSecret, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: o.deadAfter,
+	n, err := New(Config{Name: name, Secret: testSecret, Conn: nc, Logger: quietLog(), HeartbeatInterval: 200 * time.Millisecond, DeadAfter: o.deadAfter, ResumeTimeout: o.resumeTimeout,
 		Relay: relayrange.RelayRange{Addr: netip.MustParseAddr("127.0.0.1"), Min: 20000, Max: 20099}})
 	if err != nil {
 		t.Fatal(err)
@@ -126,10 +128,17 @@ func (tn *testNode) kill() {
 // first, and waits until each is ready and sees the other two.
 func startCluster(t *testing.T, maxPeers int) []*testNode {
 	t.Helper()
-	a := startNode(t, "a", nil, maxPeers)
+	return startClusterWith(t, maxPeers, nodeOpts{}, nodeOpts{}, nodeOpts{})
+}
+
+// startClusterWith is startCluster with nodes a, b and c changed by
+// oa, ob and oc.
+func startClusterWith(t *testing.T, maxPeers int, oa, ob, oc nodeOpts) []*testNode {
+	t.Helper()
+	a := startNodeWith(t, "a", nil, maxPeers, oa)
 	seed := &url.URL{Scheme: "nats-route", Host: a.emb.RouteAddr().String()}
-	b := startNode(t, "b", []*url.URL{seed}, maxPeers)
-	c := startNode(t, "c", []*url.URL{seed}, maxPeers)
+	b := startNodeWith(t, "b", []*url.URL{seed}, maxPeers, ob)
+	c := startNodeWith(t, "c", []*url.URL{seed}, maxPeers, oc)
 	nodes := []*testNode{a, b, c}
 	logStatusOnFailure(t, nodes...)
 	testenv.Eventually(t, 60*time.Second, "a ready cluster of 3 with the rooms bucket on 3 nodes, all in sync", func() bool {
@@ -387,9 +396,7 @@ func TestAcrossNodes(t *testing.T) {
 			t.Fatalf("got %v, want finn's queued signal", m)
 		}
 		// finn saw nothing, and reaches her on node b now, once node c has
-		// heard that she moved. (A signal c sends before then goes to a,
-		// which forwards it only if it has already handed her over: one
-		// sent in that window can be lost.)
+		// heard that she moved (before, through a: TestSignalDuringHandOver).
 		testenv.Eventually(t, 10*time.Second, "node c knows erin is on b", func() bool {
 			for _, m := range c.node.rooms.Members() {
 				if m.Room == "r2" && m.ID == erin.id {

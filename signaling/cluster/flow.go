@@ -26,12 +26,14 @@ func (n *Node) Left(room, id string) {
 	n.mu.Lock()
 	delete(n.pending, id)
 	n.mu.Unlock()
+	n.hand.seated(id)
 	n.announce(event{Kind: kindLeft, Room: room, ID: id, Node: n.id})
 	n.rel.push(outMsg{kind: kindRelease, room: room, id: id}, 0, false, false)
 }
 
 // Resumed implements signaling.Cluster.
 func (n *Node) Resumed(room, id, name string) {
+	n.hand.seated(id)
 	n.announce(event{Kind: kindMoved, Room: room, ID: id, Name: name, Node: n.id})
 	go n.setNode(context.Background(), room, id, name)
 }
@@ -50,10 +52,14 @@ func (n *Node) Signal(node, room, from, to string, data json.RawMessage) {
 
 // Resume implements signaling.Cluster: a request every node hears; the
 // one holding the suspended peer answers with it.
-func (n *Node) Resume(token, room string) (signaling.Handover, bool) {
+func (n *Node) Resume(token, room string) (ho signaling.Handover, ok bool) {
 	if n.closed.Load() {
 		return signaling.Handover{}, false
 	}
+	// Signals for a peer on its way here wait until it is seated
+	// (handover.go).
+	n.hand.begin()
+	defer func() { n.hand.answered(ho.ID) }()
 	b, _ := json.Marshal(resumeWire{Token: token, Room: room, Node: n.id})
 	n.stats.out(kindResume)
 	// The request names its inbox, under the signature: an answer goes
@@ -68,7 +74,7 @@ func (n *Node) Resume(token, room string) (signaling.Handover, bool) {
 		n.stats.count(&n.stats.publishErrors)
 		return signaling.Handover{}, false
 	}
-	msg, err := sub.NextMsg(resumeTimeout)
+	msg, err := sub.NextMsg(n.cfg.ResumeTimeout)
 	if err != nil {
 		return signaling.Handover{}, false
 	}
@@ -77,7 +83,6 @@ func (n *Node) Resume(token, room string) (signaling.Handover, bool) {
 		return signaling.Handover{}, false
 	}
 	n.stats.in(kindResume)
-	var ho signaling.Handover
 	if json.Unmarshal(msg.Data, &ho) != nil || ho.ID == "" {
 		return signaling.Handover{}, false
 	}
@@ -267,20 +272,46 @@ func (n *Node) send(ctx context.Context) {
 
 // receive applies room events, signals and heartbeats in arrival order.
 // Once it has emptied the inbound queue it recovers from room events
-// dropped before they reached it (resync.go).
+// dropped before they reached it (resync.go). Signals parked for a
+// hand-over are applied again when one ends and when their time is up
+// (handover.go).
 func (n *Node) receive(ctx context.Context) {
 	for ctx.Err() == nil {
+		select {
+		case <-n.hand.wake:
+			n.unpark(time.Now())
+		default:
+			if at := n.hand.nextExpiry(); !at.IsZero() && !time.Now().Before(at) {
+				n.unpark(time.Now())
+			}
+		}
 		msg, ok := n.inq.next()
 		if !ok {
 			n.resyncIn()
-			select {
-			case <-ctx.Done():
-				return
-			case <-n.inq.wake:
-			}
+			n.waitInbound(ctx)
 			continue
 		}
 		n.dispatch(msg)
+	}
+}
+
+// waitInbound waits for the inbound queue, for the end of a hand-over
+// (which applies the signals parked for it), for the first parked
+// signal's time to be up, or for ctx to end.
+func (n *Node) waitInbound(ctx context.Context) {
+	var expiry <-chan time.Time
+	if at := n.hand.nextExpiry(); !at.IsZero() {
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		expiry = t.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-n.inq.wake:
+	case <-n.hand.wake:
+		n.unpark(time.Now())
+	case <-expiry:
+		n.unpark(time.Now())
 	}
 }
 
@@ -400,15 +431,7 @@ func (n *Node) dispatch(msg *nats.Msg) {
 		if sw.Sent > 0 && n.cfg.ObserveLatency != nil {
 			n.cfg.ObserveLatency(time.Duration(time.Now().UnixNano() - sw.Sent))
 		}
-		fwd, ok := n.rooms.RemoteSignal(sw.Room, sw.From, sw.To, sw.Data)
-		if !ok && fwd != "" && fwd != n.id && sw.Hops == 0 {
-			// The peer resumed on another node: one forward.
-			sw.Hops++
-			b, _ := json.Marshal(sw)
-			n.queueOut(outMsg{subject: subjNode(fwd), data: b, kind: kindSignal, room: sw.Room})
-		} else if !ok {
-			n.stats.count(&n.stats.undelivered)
-		}
+		n.applySignal(sw)
 	}
 }
 

@@ -30,8 +30,9 @@ const (
 	// admitTimeout bounds one join's admission (every compare-and-set
 	// retry included).
 	admitTimeout = 5 * time.Second
-	// resumeTimeout bounds the wait for a node holding a suspended peer.
-	resumeTimeout = time.Second
+	// DefaultResumeTimeout bounds the wait for a node holding a suspended
+	// peer.
+	DefaultResumeTimeout = time.Second
 	// The queues' bounds are in queue.go.
 )
 
@@ -68,8 +69,9 @@ type Config struct {
 	// the other nodes so that their peer filters let the two relays
 	// reach each other.
 	Relay relayrange.RelayRange
-	// HeartbeatInterval and DeadAfter: zero values are the defaults.
-	HeartbeatInterval, DeadAfter time.Duration
+	// HeartbeatInterval, DeadAfter and ResumeTimeout: zero values are the
+	// defaults.
+	HeartbeatInterval, DeadAfter, ResumeTimeout time.Duration
 	// ObserveLatency, when set, is told the delivery time of each signal
 	// from another node (its send time to its arrival here, clocks as the
 	// nodes keep them).
@@ -105,6 +107,9 @@ type Node struct {
 	lastResync struct{ out, in time.Time }
 	// drops logs dropped messages at a bounded rate.
 	drops *ratelog.Logger
+	// hand holds the hand-overs to this node under way and the signals
+	// waiting for them (handover.go).
+	hand handovers
 
 	sign   signer   // this node's messages
 	verify verifier // the others'
@@ -171,6 +176,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.DeadAfter <= 0 {
 		cfg.DeadAfter = DefaultDeadAfter
 	}
+	if cfg.ResumeTimeout <= 0 {
+		cfg.ResumeTimeout = DefaultResumeTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -187,6 +195,7 @@ func New(cfg Config) (*Node, error) {
 	n.out.init(MaxOutboundBytes, closeMarker)
 	n.rel.init(0, closeMarker)
 	n.inq.init(MaxInboundBytes, nil)
+	n.hand.init()
 	n.drops = ratelog.New(cfg.Logger, 0, nil)
 	cfg.Conn.SetReconnectHandler(func(*nats.Conn) { n.reconnected() })
 	// nats.go drops what arrives while the hand-off channel is full (a

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// series makes n samples 5 s apart of one life, each metric from f
+// (seconds since the first sample, metric index in metrics).
+func series(n, life int, f func(sec float64, metric int) int) []point {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ps := make([]point, n)
+	for i := range ps {
+		sec := float64(step * i)
+		ps[i] = point{at: t0.Add(time.Duration(sec) * time.Second), life: life,
+			rssKiB: f(sec, 0), fds: f(sec, 1), goroutines: f(sec, 2), heapKiB: f(sec, 3)}
+	}
+	return ps
+}
+
+// step is the sampling period in the tests, in seconds: make test's.
+const step = 5
+
+// base is each metric's steady level: 60 MiB RSS, 40 descriptors, 120
+// goroutines, 20 MiB heap.
+var base = []float64{60 << 10, 40, 120, 20 << 10}
+
+// leakTotal is what an injected leak of metric m adds over a run: well
+// past its noise floor, which dominates the small levels.
+func leakTotal(m int) float64 { return 4*metrics[m].floor + 0.5*base[m] }
+
+// wobble is a deterministic noise of about ±2% of the level.
+func wobble(sec float64, m int) float64 {
+	return 0.02 * base[m] * math.Sin(sec/7+float64(m))
+}
+
+// TestGrowthFindsLeaks: growth passes flat and levelling-off series and
+// fails a leak in each metric, a steady one (the same slope in both
+// halves) as well as one that speeds up, in a 3-minute run (36 samples)
+// and over an hour.
+func TestGrowthFindsLeaks(t *testing.T) {
+	flat := func(sec float64, m int) int { return int(base[m] + wobble(sec, m)) }
+	warmup := func(sec float64, m int) int {
+		// Up by half its level, most of it in the first minute.
+		return int(base[m] + 0.5*base[m]*(1-math.Exp(-sec/30)) + wobble(sec, m))
+	}
+	for _, n := range []int{36, 720} {
+		if got := growth("flat", series(n, 1, flat)); len(got) > 0 {
+			t.Errorf("%d samples, flat: %v", n, got)
+		}
+		if got := growth("warm-up", series(n, 1, warmup)); len(got) > 0 {
+			t.Errorf("%d samples, warming up: %v", n, got)
+		}
+		for leaking := range metrics {
+			perSec := leakTotal(leaking) / float64(step*n)
+			steady := func(sec float64, m int) int {
+				v := float64(flat(sec, m))
+				if m == leaking {
+					v += perSec * sec
+				}
+				return int(v)
+			}
+			faster := func(sec float64, m int) int {
+				v := float64(flat(sec, m))
+				if m == leaking {
+					v += perSec * sec * sec / float64(step*n)
+				}
+				return int(v)
+			}
+			for name, f := range map[string]func(float64, int) int{"steady": steady, "speeding up": faster} {
+				got := growth("n0", series(n, 1, f))
+				if len(got) != 1 || !strings.Contains(got[0], metrics[leaking].name+" grows") {
+					t.Errorf("%d samples, %s leak of %s: got %q, want one failure naming it", n, name, metrics[leaking].name, got)
+				}
+			}
+		}
+	}
+}
+
+// TestGrowthPerLife: a restart's drop and a new life's warm-up are not
+// growth, even one that takes most of a minute (as after a restart in
+// the middle of a 3-minute run); a leak in either life is.
+func TestGrowthPerLife(t *testing.T) {
+	warm := func(level float64) func(sec float64, m int) int {
+		return func(sec float64, m int) int {
+			return int(level*base[m] + 0.3*base[m]*(1-math.Exp(-sec/20)) + wobble(sec, m))
+		}
+	}
+	// Up by half its level again, linearly, over 55 s, then flat.
+	slow := func(sec float64, m int) int {
+		return int(base[m] + 0.5*base[m]*min(sec, 55)/55 + wobble(sec, m))
+	}
+	leak := func(sec float64, m int) int {
+		return int(base[m] + wobble(sec, m) + leakTotal(m)*sec/30)
+	}
+	// Life 1 ends high, life 2 starts low: taken as one, the series falls.
+	twoLives := append(series(18, 1, warm(1.5)), series(18, 2, warm(1))...)
+	if got := growth("n0", twoLives); len(got) > 0 {
+		t.Errorf("two clean lives: %v", got)
+	}
+	if got := growth("n0", append(series(18, 1, slow), series(18, 2, slow)...)); len(got) > 0 {
+		t.Errorf("two lives warming up for 55 s: %v", got)
+	}
+	for _, hs := range [][]point{
+		append(series(18, 1, leak), series(18, 2, warm(1))...),
+		append(series(18, 1, warm(1)), series(18, 2, leak)...),
+	} {
+		if got := growth("n0", hs); len(got) != len(metrics) {
+			t.Errorf("a leak in one life of two: got %q, want a failure for each metric", got)
+		}
+	}
+	// Lives with fewer than 5 samples past their warm-up are not judged.
+	if got := growth("n0", series(16, 1, leak)); len(got) > 0 {
+		t.Errorf("16 samples (4 past the warm-up): %v", got)
+	}
+}

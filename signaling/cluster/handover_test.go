@@ -1,0 +1,113 @@
+package cluster
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling"
+	"github.com/icebox-project/icebox/signaling/wire"
+)
+
+// handOverHook is a node's rooms running a function right after a
+// hand-over, before the node answers the resume.
+type handOverHook struct {
+	Rooms
+	after chan func()
+}
+
+func (h *handOverHook) HandOver(token, room, node string) (signaling.Handover, bool) {
+	ho, ok := h.Rooms.HandOver(token, room, node)
+	if ok {
+		select {
+		case f := <-h.after:
+			f()
+		default:
+		}
+	}
+	return ho, ok
+}
+
+// signalsApplied is a node's rooms telling, for each RemoteSignal, the
+// peer it was for.
+type signalsApplied struct {
+	Rooms
+	to chan string
+}
+
+func (s *signalsApplied) RemoteSignal(room, from, to string, data json.RawMessage) (string, bool) {
+	fwd, ok := s.Rooms.RemoteSignal(room, from, to, data)
+	select {
+	case s.to <- to:
+	default:
+	}
+	return fwd, ok
+}
+
+// TestSignalDuringHandOver: erin, suspended on node a, resumes on node
+// b. Right after a hands her over, and before b has seated her, finn on
+// node c signals her: c still routes her to a, which forwards the signal
+// to b, which applies it before the resume's answer. The signal waits
+// for her there and reaches her after her welcome. (It was dropped: b
+// knew her on a, and a forwarded signal goes no further.)
+func TestSignalDuringHandOver(t *testing.T) {
+	hook := &handOverHook{after: make(chan func(), 1)}
+	applied := &signalsApplied{to: make(chan string, 64)}
+	nodes := startClusterWith(t, 8,
+		nodeOpts{wrap: func(r Rooms) Rooms { hook.Rooms = r; return hook }},
+		// b waits for the resume's answer longer than the hook below takes.
+		nodeOpts{resumeTimeout: time.Minute, wrap: func(r Rooms) Rooms { applied.Rooms = r; return applied }},
+		nodeOpts{})
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	erin, _ := join(t, a.url, "ho", "erin")
+	finn, _ := join(t, c.url, "ho", "finn")
+	expect[*wire.PeerJoined](erin)
+	testenv.Eventually(t, 10*time.Second, "b knows finn", func() bool {
+		for _, m := range b.sig.Members() {
+			if m.ID == finn.id {
+				return true
+			}
+		}
+		return false
+	})
+	erin.Conn().UnderlyingConn().Close()
+	testenv.Eventually(t, 10*time.Second, "erin suspended on a", func() bool { return a.sig.HasLocal("ho", erin.id) && connsOf(a) == 0 })
+
+	done := make(chan struct{})
+	hook.after <- func() {
+		defer close(done)
+		for len(applied.to) > 0 {
+			<-applied.to
+		}
+		if err := finn.Signal(erin.id, map[string]any{"n": 1}); err != nil {
+			t.Error(err)
+			return
+		}
+		for {
+			select {
+			case to := <-applied.to:
+				if to == erin.id {
+					return
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("b did not apply finn's signal before a answered the resume")
+				return
+			}
+		}
+	}
+	back := dial(t, b.url)
+	back.send(&wire.Join{Room: "ho", Name: "erin", Resume: erin.tok})
+	if w := expect[*wire.Welcome](back); w.ID != erin.id || !w.Resumed {
+		t.Fatalf("got %+v, want erin's id %s resumed", w, erin.id)
+	}
+	<-done
+	m := expect[*wire.Signal](back)
+	if m.From != finn.id || dataOf(t, m)["n"] != float64(1) {
+		t.Fatalf("erin got %+v, want finn's signal", m)
+	}
+	if u := b.node.Stats().Undelivered() + a.node.Stats().Undelivered(); u != 0 {
+		t.Errorf("%d signals undelivered", u)
+	}
+}
