@@ -95,6 +95,7 @@ type gapReport struct {
 // presenting throughout, "Direct" on the tiles, the SFU connection
 // closed, and no closed RTCPeerConnection left held.
 func TestPageAutoRoom(t *testing.T) {
+	lane(t, laneHeavy)
 	start := time.Now()
 	ib := startIcebox(t, func(c *config.Config) {
 		c.SFU = &config.SFU{Listen: []string{"udp://127.0.0.1:0"}}
