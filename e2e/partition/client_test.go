@@ -245,7 +245,8 @@ func (c *client) join(ctx context.Context, name string, resume bool) error {
 		c.mu.Unlock()
 		return errors.New("connection closed")
 	}
-	c.name = name
+	// c.name changes with the welcome that answers this join (a refused
+	// one leaves the client under the name it holds).
 	seq := c.joinSeq
 	c.joinSeq++
 	c.joins = append(c.joins, pendingJoin{seq: seq, name: name})
