@@ -386,10 +386,20 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 				levelID = uint8(e.ID)
 			}
 		}
-		t = newPublishedTrack(p, remote, source, levelID)
+		made := newPublishedTrack(p, remote, source, levelID)
 		p.mu.Lock()
-		p.published[source] = t
-		p.receivers[source] = receiver
+		// pion calls OnTrack for each simulcast layer on its own
+		// goroutine: another layer of this track may have made it
+		// meanwhile, and its layers must not be lost with a second one.
+		if t = p.published[source]; t == nil {
+			t = made
+			p.published[source] = t
+			p.receivers[source] = receiver
+		} else if fresh = false; p.receivers[source] != receiver {
+			p.mu.Unlock()
+			p.reject(fmt.Errorf("%w: a second %s track", ErrPublishLimit, source))
+			return
+		}
 	}
 	p.mu.Unlock()
 	l, ok := t.addLayer(idx, remote)

@@ -62,6 +62,21 @@ func TestRoomForwardsEveryPublisher(t *testing.T) {
 			}
 		}
 	}
+	// A layer found after the first tracks event comes in a later one.
+	for _, c := range cs {
+		testenv.Eventually(t, wait, c.name+"'s tracks event lists q, h and f of each camera", func() bool {
+			list := c.tracks.Load()
+			if list == nil || len(*list) != 4 {
+				return false
+			}
+			for _, ti := range *list {
+				if ti.Kind == "video" && len(ti.Layers) != 3 {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	for _, c := range cs {
 		list := c.tracks.Load()
 		if list == nil || len(*list) != 4 {
