@@ -147,6 +147,9 @@ func (p *peer) offerSFU() error {
 // ends: answers, and requests to offer again with more recvonly
 // sections.
 func (p *peer) serveSFU(ctx context.Context) error {
+	// The SFU may ask for an offer while the last one is unanswered: the
+	// sections are added at once, the offer waits for the answer.
+	again := false
 	for {
 		msg, err := p.sig.Receive(ctx)
 		if err != nil {
@@ -177,13 +180,17 @@ func (p *peer) serveSFU(ctx context.Context) error {
 						}
 					}
 				}
-				if err := p.offerSFU(); err != nil {
-					return err
-				}
+				again = true
 			}
 			if data.SDP != nil {
 				if err := p.pc.SetRemoteDescription(*data.SDP); err != nil {
 					return fmt.Errorf("the SFU's answer: %w", err)
+				}
+			}
+			if again && p.pc.SignalingState() == webrtc.SignalingStateStable {
+				again = false
+				if err := p.offerSFU(); err != nil {
+					return err
 				}
 			}
 		}
