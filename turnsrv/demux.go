@@ -19,10 +19,6 @@ import (
 const (
 	// ALPNTURN is the ALPN protocol ID of TURN over TLS (RFC 7443 §3).
 	ALPNTURN = "stun.turn"
-	// alpnH2 and alpnHTTP1 are HTTP/2 and HTTP/1.1 (RFC 7301 §6, RFC
-	// 9113 §3.2).
-	alpnH2    = "h2"
-	alpnHTTP1 = "http/1.1"
 	// alpnACME is ACME's TLS-ALPN-01 challenge (RFC 8737 §6.2); the
 	// certificate manager answers it during the handshake, and the
 	// connection is closed after it.

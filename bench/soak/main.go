@@ -13,8 +13,10 @@
 // setup's nodes), signals,
 // then leaves (1 in 2), drops its connection without a word (1 in 6:
 // the peer stays suspended for the 30 s resume window, so rooms hold up
-// to 100), or drops it and resumes on any node (1 in 3); -allocs TURN clients that allocate, refresh, and then
-// delete their allocation or abandon it to expire (lifetime 10 min);
+// to 100), or drops it and resumes on any node (1 in 3); -allocs TURN
+// clients that allocate, refresh (1 in 2), and then delete their
+// allocation or abandon it to expire (1 in 4; lifetime 10 min, at most
+// 16 of a setup waiting to expire at once);
 // SIGHUP to every node every -hup (credential rotation: the reload
 // re-reads the secrets); and a restart of one node of each setup
 // (SIGTERM, start again with the same state) every -restart (at most
@@ -36,6 +38,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,6 +58,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 
 	"github.com/icebox-project/icebox/bench/internal/proc"
@@ -271,7 +275,7 @@ func (nd *node) sample() (point, error) {
 
 // counters are the counts of one setup's churn, for the log.
 type counters struct {
-	joins, leaves, drops, resumes, refused, signals, allocs, deletes, abandons, allocErrs atomic.Int64
+	joins, leaves, drops, resumes, refused, signals, allocs, refreshes, deletes, abandons, allocErrs atomic.Int64
 }
 
 // setup is one group of nodes under churn of its own: a single node or
@@ -282,6 +286,9 @@ type setup struct {
 	ops      counters
 	series   [][]point // by node
 	restarts int
+	// abandonSlots holds a token per abandoned allocation not yet
+	// expired (churnTURN).
+	abandonSlots chan struct{}
 }
 
 func run(duration time.Duration, sizes []int, nClients, nAllocs int, sample, hup, restart time.Duration, binary string) error {
@@ -307,7 +314,7 @@ func run(duration time.Duration, sizes []int, nClients, nAllocs int, sample, hup
 	}()
 	slot := 0
 	for k, size := range sizes {
-		st := &setup{label: fmt.Sprintf("%d node", size)}
+		st := &setup{label: fmt.Sprintf("%d node", size), abandonSlots: make(chan struct{}, maxAbandoned)}
 		if size > 1 {
 			st.label += "s"
 		}
@@ -343,7 +350,7 @@ func run(duration time.Duration, sizes []int, nClients, nAllocs int, sample, hup
 			wg.Go(func() { churnWS(ctx, st.nodes, &st.ops, i) })
 		}
 		for i := range nAllocs {
-			wg.Go(func() { churnTURN(ctx, st.nodes, &st.ops, i) })
+			wg.Go(func() { churnTURN(ctx, st.nodes, &st.ops, st.abandonSlots, i) })
 		}
 	}
 	tick := time.NewTicker(sample)
@@ -415,9 +422,9 @@ func (st *setup) sample(since time.Duration) string {
 		fmt.Fprintf(&line, "  %s rss %6d KiB fds %4d gor %5d heap %6d KiB", nd.name, p.rssKiB, p.fds, p.goroutines, p.heapKiB)
 	}
 	o := &st.ops
-	fmt.Fprintf(&line, "  | joins %d leaves %d drops %d resumes %d refused %d signals %d allocs %d deletes %d abandoned %d alloc-errors %d",
+	fmt.Fprintf(&line, "  | joins %d leaves %d drops %d resumes %d refused %d signals %d allocs %d refreshes %d deletes %d abandoned %d alloc-errors %d",
 		o.joins.Load(), o.leaves.Load(), o.drops.Load(), o.resumes.Load(), o.refused.Load(), o.signals.Load(),
-		o.allocs.Load(), o.deletes.Load(), o.abandons.Load(), o.allocErrs.Load())
+		o.allocs.Load(), o.refreshes.Load(), o.deletes.Load(), o.abandons.Load(), o.allocErrs.Load())
 	return line.String()
 }
 
@@ -603,8 +610,14 @@ func churnWS(ctx context.Context, nodes []*node, ops *counters, i int) {
 }
 
 // churnTURN is one TURN client's loop: allocate, refresh, then delete or
-// abandon.
-func churnTURN(ctx context.Context, nodes []*node, ops *counters, i int) {
+// abandon. An abandoned allocation lives out its 10-minute lifetime, so
+// at most maxAbandoned of a setup's wait to expire at once (an
+// abandonment takes a slot, given back when the allocation has
+// expired); past it, the allocation is deleted instead. Otherwise they
+// would pile up for the first 10 minutes of every process life, and
+// past the default cap of 100 allocations per address (every client is
+// on 127.0.0.1) nearly every attempt would be refused.
+func churnTURN(ctx context.Context, nodes []*node, ops *counters, abandonSlots chan struct{}, i int) {
 	rng := rand.New(rand.NewPCG(uint64(i), 11))
 	creds, err := turnsrv.NewCredentials("icebox", []string{turnSecret}, time.Hour, nil)
 	if err != nil {
@@ -638,18 +651,77 @@ func churnTURN(ctx context.Context, nodes []*node, ops *counters, i int) {
 		}
 		ops.allocs.Add(1)
 		pause(ctx, time.Duration(1+rng.IntN(5))*time.Second)
-		if rng.IntN(4) == 0 {
+		// The client refreshes only at half the lifetime, which the
+		// churn never reaches: a Refresh of its own, half the time.
+		if rng.IntN(2) == 0 {
+			if err := refresh(cl, user, pass); err != nil {
+				ops.allocErrs.Add(1)
+			} else {
+				ops.refreshes.Add(1)
+			}
+		}
+		if rng.IntN(4) == 0 && takeSlot(abandonSlots) {
 			// Abandoned: the socket goes, the allocation expires on the
 			// server at its lifetime.
 			ops.abandons.Add(1)
 			cl.Close()
 			conn.Close()
+			time.AfterFunc(allocationLifetime+10*time.Second, func() { <-abandonSlots })
 			continue
 		}
 		_ = relay.Close() // a Refresh with lifetime 0: deleted
 		ops.deletes.Add(1)
 		cl.Close()
 		conn.Close()
+	}
+}
+
+// refresh sends a Refresh request for cl's allocation (RFC 8656 §7)
+// asking for the default lifetime, authenticated with user and pass: the
+// first with a nonce the server did not give, which it answers with 438
+// (Stale Nonce) and a nonce of its own (RFC 8489 §9.2.4), then with that.
+func refresh(cl *turn.Client, user, pass string) error {
+	lifetime := &stun.RawAttribute{Type: stun.AttrLifetime, Value: binary.BigEndian.AppendUint32(nil, 600)}
+	realm := cl.Realm()
+	nonce := stun.NewNonce("soak")
+	for range 2 {
+		msg, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest),
+			lifetime, stun.Username(user), realm, nonce,
+			stun.NewLongTermIntegrity(user, realm.String(), pass), stun.Fingerprint)
+		if err != nil {
+			return err
+		}
+		res, err := cl.PerformTransaction(msg, cl.TURNServerAddr(), false)
+		if err != nil {
+			return err
+		}
+		if res.Msg.Type.Class == stun.ClassSuccessResponse {
+			return nil
+		}
+		var code stun.ErrorCodeAttribute
+		_ = code.GetFrom(res.Msg)
+		if code.Code != stun.CodeStaleNonce || nonce.GetFrom(res.Msg) != nil {
+			return fmt.Errorf("refresh: %v", code)
+		}
+	}
+	return errors.New("refresh: stale nonce twice")
+}
+
+// maxAbandoned is how many abandoned allocations of a setup may wait to
+// expire at once; allocationLifetime is how long they wait (RFC 8656
+// §7.2: the default lifetime, which the churn's allocations get).
+const (
+	maxAbandoned       = 16
+	allocationLifetime = 10 * time.Minute
+)
+
+// takeSlot takes a slot for an abandoned allocation, if one is free.
+func takeSlot(slots chan struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 
