@@ -24,7 +24,7 @@ func TestBrowsersOnJoinRelay(t *testing.T) {
 	}
 	a := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1&relay=1")
 	b := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 	pairs, err := chromedp.Run(a, chromedp.Evaluate[map[string]pairInfo](`window.icebox.pairs()`, chromedp.EvalAwaitPromise))
 	if err != nil || len(pairs) != 1 {
 		t.Fatalf("page a: pairs %v %v, want one peer connection", pairs, err)

@@ -121,6 +121,12 @@ type pageVideo struct {
 	page string
 }
 
+// callUp is how long two pages may take, from opening, to play each
+// other's video: page load, camera, join, gathering and ICE. It is a
+// bound on waiting, not a figure (tests log the time it took): generous,
+// because browser tests run side by side on two cores.
+const callUp = 30 * time.Second
+
 // waitMutualVideo waits until page "a" plays b's video and page "b"
 // plays a's (size known, currentTime advancing), failing at deadline.
 func waitMutualVideo(t *testing.T, a, b context.Context, deadline time.Time) []pageVideo {
@@ -161,7 +167,7 @@ func TestBrowsersCallThroughRelay(t *testing.T) {
 	start := time.Now()
 	a := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1&relay=1")
 	b := newTab(t, browser, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")
-	for _, v := range waitMutualVideo(t, a, b, start.Add(15*time.Second)) {
+	for _, v := range waitMutualVideo(t, a, b, start.Add(callUp)) {
 		t.Logf("page %s plays %s's video %dx%d at t=%.2fs, %.1fs after opening the pages", v.page, v.Name, v.W, v.H, v.T, time.Since(start).Seconds())
 	}
 	// What a person waits for, from the page's own clock: camera ready →

@@ -80,7 +80,7 @@ func TestCallMode(t *testing.T) {
 	}
 	click(t, b, "accept")
 	waitText(t, a, "call-status", "In call with b")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 
 	// One end-call control in a call: the control bar's red button.
 	if n := eval[int](t, b, `[...document.querySelectorAll('button.danger')].filter(b => b.offsetParent !== null).length`); n != 1 {

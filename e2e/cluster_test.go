@@ -68,7 +68,7 @@ func startClusterNodes(t *testing.T) []*icebox {
 // selected pair is relay on both sides, and each node holds an
 // allocation), and chat.
 func TestClusterBrowsers(t *testing.T) {
-	lane(t, laneHeavy)
+	lane(t, laneBrowser)
 	chromiumPath(t)
 	nodes := startClusterNodes(t)
 	a, b := nodes[0], nodes[1]
@@ -120,7 +120,7 @@ func TestClusterBrowsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	pb := pbTab
-	for _, v := range waitMutualVideo(t, pa, pb, start.Add(30*time.Second)) {
+	for _, v := range waitMutualVideo(t, pa, pb, start.Add(callUp)) {
 		t.Logf("page %s plays %s's video %dx%d, %.1fs after opening the pages", v.page, v.Name, v.W, v.H, time.Since(start).Seconds())
 	}
 	selected := map[string]pairInfo{}

@@ -36,7 +36,7 @@ type firefoxResult struct {
 // node and the npm packages of package.json (make typecheck installs
 // them); skipped locally without them, failed under CI=true.
 func TestFirefoxCallsChromium(t *testing.T) {
-	lane(t, laneHeavy)
+	lane(t, laneBrowser)
 	firefox := testenv.Tool(t, "apt-get install firefox-esr", "firefox-esr")
 	chromium := chromiumPath(t)
 	node, root := puppeteerNode(t)

@@ -34,7 +34,7 @@ var selfTestPassed = regexp.MustCompile(`msg="self-test passed".* relayed_addres
 // video; /check says what works where UDP is dropped and where only TCP
 // 443 gets out. The scenarios run in parallel and share the icebox.
 func TestNATLab(t *testing.T) {
-	lane(t, laneHeavy)
+	lane(t, laneBrowser)
 	start := time.Now()
 	nl := newNATLab(t)
 	srv := nl.lab.Netns(t, "srv")

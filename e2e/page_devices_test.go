@@ -57,7 +57,7 @@ func TestPageDevicesInCall(t *testing.T) {
 	room := ib.newRoom(t)
 	a := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1")
 	b := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 	countFrames(t, b)
 	waitFramesAfter(t, b, "b presents a's camera")
 	da, db := eval[int](t, a, descriptionsJS), eval[int](t, b, descriptionsJS)

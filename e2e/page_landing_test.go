@@ -57,7 +57,7 @@ func TestPageLanding(t *testing.T) {
 	typeAndSubmit(t, b, "code", spoken)
 	waitFor(t, b, "the code opens the room's call page", `location.pathname === `+jsString("/r/"+room)+` && typeof window.icebox === 'object'`)
 	click(t, b, "join")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 
 	// A room's link pasted in, with its query, opens that room.
 	c := openTab(t, br, ib.URL+"/", viewports[0])

@@ -105,7 +105,7 @@ func guestJoins(t *testing.T, ib *icebox, room, name string) (leave func()) {
 // model (the test hook's snapshot) and nowhere else (the
 // RTCPeerConnections still reachable after a garbage collection).
 func TestPageLongCall(t *testing.T) {
-	lane(t, laneHeavy)
+	lane(t, laneBrowser)
 	ib := startIcebox(t, nil)
 	br := newBrowser(t)
 	room := ib.newRoom(t)

@@ -49,7 +49,7 @@ func TestPagePrejoinDevices(t *testing.T) {
 	screenshot(t, a, t.TempDir(), "prejoin-devices-desktop")
 	click(t, a, "join")
 	b := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 	if !eval[bool](t, a, `icebox.snapshot().peers[0].senders.some(s => s.deviceId === `+jsString(want[0])+`)`) {
 		t.Error("the call does not send the camera picked before joining")
 	}
@@ -71,7 +71,7 @@ func TestPageShareMuteSpeaking(t *testing.T) {
 	room := ib.newRoom(t)
 	a := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1")
 	b := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 
 	waitFor(t, b, "a's tile rings while a's microphone sounds", `document.querySelector('.tile.remote').classList.contains('speaking')`)
 	eval[bool](t, b, `(() => { const t = document.querySelector('.tile.remote');
@@ -162,7 +162,7 @@ func TestPageBadgeRelayTransport(t *testing.T) {
 			room := ib.newRoom(t)
 			a := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=a&autojoin=1&relay=1")
 			b := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")
-			waitMutualVideo(t, a, b, time.Now().Add(20*time.Second))
+			waitMutualVideo(t, a, b, time.Now().Add(callUp))
 			want := "Relayed by the server over " + strings.ToUpper(transport)
 			for name, tab := range map[string]context.Context{"a": a, "b": b} {
 				got := waitBadge(t, tab, "Via server")

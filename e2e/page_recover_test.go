@@ -92,7 +92,7 @@ func TestPageSignalingDrop(t *testing.T) {
 	room := ib.newRoom(t)
 	a := newTab(t, br, proxy.URL()+"/r/"+room+"?test=1&name=a&autojoin=1")
 	b := newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=b&autojoin=1")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 	id := eval[string](t, a, `icebox.snapshot().myId`)
 	if n := proxy.cut(); n == 0 {
 		t.Fatal("no connection through the proxy to cut")
@@ -223,7 +223,7 @@ func TestPageServerRestart(t *testing.T) {
 			br := newBrowser(t)
 			a := newTab(t, br, url+"/r/restart?test=1&name=a&autojoin=1"+tc.query)
 			b := newTab(t, br, url+"/r/restart?test=1&name=b&autojoin=1"+tc.query)
-			waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+			waitMutualVideo(t, a, b, time.Now().Add(callUp))
 			ids := map[string]string{"a": eval[string](t, a, `icebox.snapshot().myId`), "b": eval[string](t, b, `icebox.snapshot().myId`)}
 			// Video keeps flowing: b's frames counted from now on.
 			countFrames(t, b)

@@ -28,7 +28,7 @@ func TestPageRelayRestarts(t *testing.T) {
 	room := "restarts"
 	a := newTab(t, br, url+"/r/"+room+"?test=1&name=a&autojoin=1&relay=1")
 	b := newTab(t, br, url+"/r/"+room+"?test=1&name=b&autojoin=1&relay=1")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 	// b counts the frames its <video> of a presents, whatever its stream.
 	countFrames(t, b)
 	var took []time.Duration

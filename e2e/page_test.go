@@ -73,7 +73,7 @@ func TestPagePasswordRoom(t *testing.T) {
 	b := newTab(t, browser, ib.URL+"/r/locked?test=1&name=b&autojoin=1")
 	waitFor(t, b, "b's password field", `!document.getElementById('password-row').hidden`)
 	typeAndSubmit(t, b, "password", "s3cret")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 	if v := eval[[]string](t, a, `window.__csp`); len(v) > 0 {
 		t.Errorf("Content-Security-Policy violations: %q", v)
 	}
@@ -160,7 +160,7 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	waitFor(t, b, "b reads the early line",
 		`[...document.querySelectorAll('#messages li')].some(li => li.textContent === 'aearly bird')`)
 	waitFor(t, a, "a's line is delivered", `document.querySelector('#messages li.mine:not(.pending):not(.undelivered)') !== null`)
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 	if got := waitBadge(t, b, "Direct"); got.Path != "direct" {
 		t.Errorf("badge %+v, want direct (no relay=1)", got)
 	}
@@ -195,7 +195,7 @@ func TestPageChatBeforeOpenAndLeave(t *testing.T) {
 	click(t, a, "rejoin")
 	waitText(t, a, "device-status", "ready")
 	click(t, a, "join")
-	waitMutualVideo(t, a, b, time.Now().Add(15*time.Second))
+	waitMutualVideo(t, a, b, time.Now().Add(callUp))
 }
 
 // TestPageLayout: with 1, 2, 3 and 6 people in a room (the last three
