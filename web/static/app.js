@@ -565,7 +565,10 @@ function wireSession() {
   on('media', (d) => {
     if (d.media === 'sfu' && media.screen) stopShare();
     renderDevices();
-    setStatus(d.media === 'sfu' ? 'the call now goes through the server' : 'the call is peer to peer again');
+    // The top bar keeps it short (a phone has room for a few words);
+    // the whole sentence shows over the tiles and reaches screen readers.
+    setStatus(d.media === 'sfu' ? 'via the server' : 'peer to peer');
+    announce(d.media === 'sfu' ? 'The call now goes through the server' : 'The call is peer to peer again');
     showSFU();
   });
   on('sfu-stream', () => showSFU());
