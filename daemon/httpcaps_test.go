@@ -38,6 +38,24 @@ func serveDaemon(t *testing.T, yml string, log io.Writer) *Daemon {
 // Serve must return nil.
 func serve(t *testing.T, cfg *config.Config, opts Options) *Daemon {
 	t.Helper()
+	// A fixed port (one a key left out defaults to, such as metrics on
+	// 9464) collides with whatever else holds it on the machine.
+	addrs := []string{cfg.HTTP.Listen}
+	if cfg.Metrics.Listen != nil {
+		addrs = append(addrs, *cfg.Metrics.Listen)
+	}
+	addrs = append(addrs, cfg.TURN.Listen...)
+	if cfg.SFU != nil {
+		addrs = append(addrs, cfg.SFU.Listen...)
+	}
+	for _, a := range addrs {
+		if _, rest, ok := strings.Cut(a, "://"); ok {
+			a = rest
+		}
+		if _, port, err := net.SplitHostPort(a); err == nil && port != "0" {
+			t.Fatalf("the test's daemon listens on %s: tests listen on port 0", a)
+		}
+	}
 	d, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +164,7 @@ func TestHTTPErrorLogBounded(t *testing.T) {
 	certFile, keyFile := testenv.SelfSignedFiles(t, "127.0.0.1", "localhost")
 	for _, tt := range []struct {
 		name  string
-		turn  string // turn.listen beside UDP; "tls://HTTP" shares http.listen
+		turn  string // "shared": TURN over TLS shares http.listen (share_http_listen)
 		flood func(addr string) error
 	}{
 		{"bad tls handshakes", "", func(addr string) error {
@@ -177,29 +195,20 @@ func TestHTTPErrorLogBounded(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			const n = 1000
-			listen := "127.0.0.1:0"
-			turnListen := `["udp://127.0.0.1:0"]`
-			if tt.turn == "shared" {
-				// A free port for both: the daemon binds it for HTTP and TURN at once.
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				listen = ln.Addr().String()
-				ln.Close()
-				turnListen = fmt.Sprintf(`["udp://127.0.0.1:0", "tls://%s"]`, listen)
-			}
+			// TURN over TLS shares HTTPS's socket, or has none.
+			shared := tt.turn == "shared"
 			log := &syncBuffer{}
 			d := serveDaemon(t, fmt.Sprintf(`public_ip: 127.0.0.1
 http:
-  listen: %q
+  listen: "127.0.0.1:0"
   tls: {cert_file: %q, key_file: %q}
 turn:
-  listen: %s
+  listen: ["udp://127.0.0.1:0"]
+  share_http_listen: %t
   max_tcp_connections_per_ip: -1
 metrics:
   listen: ""
-`, listen, certFile, keyFile, turnListen), log)
+`, certFile, keyFile, shared), log)
 			addr := d.HTTPAddr().String()
 			for i := range n {
 				if err := tt.flood(addr); err != nil {

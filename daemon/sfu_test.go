@@ -75,6 +75,7 @@ sfu:
   listen: ["udp://127.0.0.1:0"]
 signaling:
   rooms: {town: {media: sfu}}
+metrics: {listen: ""}
 `, nil)
 	port := d.HTTPAddr().(*net.TCPAddr).Port
 	url := "ws://" + d.HTTPAddr().String() + "/ws"
