@@ -395,10 +395,13 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 			t = made
 			p.published[source] = t
 			p.receivers[source] = receiver
-		} else if fresh = false; p.receivers[source] != receiver {
-			p.mu.Unlock()
-			p.reject(fmt.Errorf("%w: a second %s track", ErrPublishLimit, source))
-			return
+		} else {
+			fresh = false
+			if p.receivers[source] != receiver {
+				p.mu.Unlock()
+				p.reject(fmt.Errorf("%w: a second %s track", ErrPublishLimit, source))
+				return
+			}
 		}
 	}
 	p.mu.Unlock()

@@ -275,7 +275,7 @@ func (nd *node) sample() (point, error) {
 
 // counters are the counts of one setup's churn, for the log.
 type counters struct {
-	joins, leaves, drops, resumes, refused, signals, allocs, refreshes, deletes, abandons, allocErrs atomic.Int64
+	joins, leaves, drops, resumes, refused, signals, allocs, refreshes, deletes, abandons, allocErrs, refreshErrs atomic.Int64
 }
 
 // setup is one group of nodes under churn of its own: a single node or
@@ -422,9 +422,9 @@ func (st *setup) sample(since time.Duration) string {
 		fmt.Fprintf(&line, "  %s rss %6d KiB fds %4d gor %5d heap %6d KiB", nd.name, p.rssKiB, p.fds, p.goroutines, p.heapKiB)
 	}
 	o := &st.ops
-	fmt.Fprintf(&line, "  | joins %d leaves %d drops %d resumes %d refused %d signals %d allocs %d refreshes %d deletes %d abandoned %d alloc-errors %d",
+	fmt.Fprintf(&line, "  | joins %d leaves %d drops %d resumes %d refused %d signals %d allocs %d refreshes %d deletes %d abandoned %d alloc-errors %d refresh-errors %d",
 		o.joins.Load(), o.leaves.Load(), o.drops.Load(), o.resumes.Load(), o.refused.Load(), o.signals.Load(),
-		o.allocs.Load(), o.refreshes.Load(), o.deletes.Load(), o.abandons.Load(), o.allocErrs.Load())
+		o.allocs.Load(), o.refreshes.Load(), o.deletes.Load(), o.abandons.Load(), o.allocErrs.Load(), o.refreshErrs.Load())
 	return line.String()
 }
 
@@ -655,7 +655,7 @@ func churnTURN(ctx context.Context, nodes []*node, ops *counters, abandonSlots c
 		// churn never reaches: a Refresh of its own, half the time.
 		if rng.IntN(2) == 0 {
 			if err := refresh(cl, user, pass); err != nil {
-				ops.allocErrs.Add(1)
+				ops.refreshErrs.Add(1)
 			} else {
 				ops.refreshes.Add(1)
 			}
