@@ -50,6 +50,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,7 +429,7 @@ func (st *setup) sample(since time.Duration) string {
 	return line.String()
 }
 
-// judge prints the table and checks each process life's growth.
+// judge prints the table and checks each process life's growth (growth).
 func judge(setups []*setup) error {
 	var failures []string
 	fmt.Println("\nsetup    node  when    RSS KiB  fds  goroutines  heap KiB")
@@ -446,7 +447,11 @@ func judge(setups []*setup) error {
 			}{{"start", s[0]}, {"mid", s[len(s)/2]}, {"end", s[len(s)-1]}} {
 				fmt.Printf("%-8s %-5s %-6s %8d %4d %11d %9d\n", st.label, nd.name, k.label, k.p.rssKiB, k.p.fds, k.p.goroutines, k.p.heapKiB)
 			}
-			failures = append(failures, growth(name, s)...)
+			fails, notes := growth(name, s)
+			failures = append(failures, fails...)
+			for _, n := range notes {
+				fmt.Println("soak: " + n)
+			}
 			nd.mu.Lock()
 			for _, e := range nd.errs {
 				failures = append(failures, name+": error line: "+e)
@@ -478,55 +483,127 @@ var metrics = []struct {
 // node's clients come back, over about a minute.
 const warmUp = time.Minute
 
-// growth judges each process life of one node's samples s: past its
-// warm-up (its first fifth, at least warmUp; lives with fewer than 5
-// samples after it are not judged), a metric fails when it rises over the last half by more than noise
-// (10% of its mean, at least its floor) and does not level off: its
-// slope over the last half is at least half that over the first half.
-// It returns one line per failure.
-func growth(name string, s []point) []string {
-	var failures []string
-	lives := map[int][]point{}
-	var order []int
-	for _, p := range s {
-		if _, ok := lives[p.life]; !ok {
-			order = append(order, p.life)
-		}
-		lives[p.life] = append(lives[p.life], p)
+// lowsWindow is how far back a sample's low reaches: growth judges the
+// least value of each metric over the last minute (an eighth of a
+// shorter life's judged span), what the collector leaves, not where a
+// sample fell in its cycle (the heap in use swings by half its level
+// between collections under churn).
+const lowsWindow = time.Minute
+
+// life is one process life's judged samples: those past its warm-up.
+type life struct {
+	n  int
+	ps []point
+}
+
+// growth judges each process life of one node's samples s, metric by
+// metric, on the lows (lowsOf: the least value over a trailing window):
+//
+//   - Past its warm-up (its first fifth, at least warmUp; lives with
+//     fewer than 5 samples after it are not judged), a life's metric
+//     grows when it rises over the last half by more than noise (10% of
+//     its mean, at least the metric's floor) and does not level off: its
+//     slope over the last half is at least half that over the first.
+//   - A run with restarts (several judged lives) compares lives with
+//     each other: a growing life is let off when its highest low over its
+//     last half is no higher than the highest such low of a life whose
+//     metric did not grow. That is a slow warm-up to a level the steady
+//     lives hold; a leak climbs past it. When every life grows, none is
+//     let off.
+//
+// It returns one line per failure, and one note per life let off.
+func growth(name string, s []point) (failures, notes []string) {
+	lives := judgedLives(s)
+	type verdict struct {
+		grows                    bool
+		rise, first, last, noise float64
+		held                     float64
 	}
-	for _, life := range order {
-		ps := lives[life]
+	for _, m := range metrics {
+		vs := make([]verdict, len(lives))
+		steadyHeld, haveSteady := 0.0, false
+		for i, l := range lives {
+			lows := lowsOf(l.ps, m.get)
+			half := len(l.ps) / 2
+			v := &vs[i]
+			v.first, v.last = slope(l.ps[:half], lows[:half]), slope(l.ps[half:], lows[half:])
+			v.rise = v.last * l.ps[len(l.ps)-1].at.Sub(l.ps[half].at).Seconds()
+			v.noise = max(m.floor, 0.1*mean(lows))
+			v.grows = v.rise > v.noise && v.last >= v.first/2
+			v.held = slices.Max(lows[half:])
+			if !v.grows {
+				steadyHeld, haveSteady = max(steadyHeld, v.held), true
+			}
+		}
+		for i, v := range vs {
+			if !v.grows {
+				continue
+			}
+			what := fmt.Sprintf("%s life %d: %s grows %.0f over the last half (%.3f/s; first half %.3f/s), past noise %.0f",
+				name, lives[i].n, m.name, v.rise, v.last, v.first, v.noise)
+			if haveSteady && v.held <= steadyHeld {
+				notes = append(notes, fmt.Sprintf("%s, but its highest low %.0f is within the %.0f a steady life held: let off as a slow warm-up", what, v.held, steadyHeld))
+				continue
+			}
+			failures = append(failures, what)
+		}
+	}
+	return failures, notes
+}
+
+// judgedLives splits s by process life, in order, drops each life's
+// warm-up, and keeps the lives with at least 5 samples left.
+func judgedLives(s []point) []life {
+	var lives []life
+	for _, p := range s {
+		if len(lives) == 0 || lives[len(lives)-1].n != p.life {
+			lives = append(lives, life{n: p.life})
+		}
+		l := &lives[len(lives)-1]
+		l.ps = append(l.ps, p)
+	}
+	judged := lives[:0]
+	for _, l := range lives {
+		ps := l.ps
 		from := ps[0].at.Add(max(warmUp, ps[len(ps)-1].at.Sub(ps[0].at)/5))
 		for len(ps) > 0 && ps[0].at.Before(from) {
 			ps = ps[1:]
 		}
-		if len(ps) < 5 {
-			continue
-		}
-		half := len(ps) / 2
-		for _, m := range metrics {
-			first, last := slope(ps[:half], m.get), slope(ps[half:], m.get)
-			span := ps[len(ps)-1].at.Sub(ps[half].at).Seconds()
-			rise := last * span
-			noise := max(m.floor, 0.1*mean(ps, m.get))
-			if rise > noise && last >= first/2 {
-				failures = append(failures, fmt.Sprintf("%s life %d: %s grows %.0f over the last half (%.3f/s; first half %.3f/s), past noise %.0f",
-					name, life, m.name, rise, last, first, noise))
-			}
+		if len(ps) >= 5 {
+			judged = append(judged, life{n: l.n, ps: ps})
 		}
 	}
-	return failures
+	return judged
 }
 
-// slope is the least-squares slope of get over ps, per second.
-func slope(ps []point, get func(point) int) float64 {
+// lowsOf is get of each of ps as its least over the trailing lowsWindow
+// or an eighth of ps's span, whichever is shorter (within ps).
+func lowsOf(ps []point, get func(point) int) []float64 {
+	window := min(lowsWindow, ps[len(ps)-1].at.Sub(ps[0].at)/8)
+	lows := make([]float64, len(ps))
+	from := 0
+	for i, p := range ps {
+		for ps[from].at.Before(p.at.Add(-window)) {
+			from++
+		}
+		lo := get(ps[from])
+		for _, q := range ps[from+1 : i+1] {
+			lo = min(lo, get(q))
+		}
+		lows[i] = float64(lo)
+	}
+	return lows
+}
+
+// slope is the least-squares slope of ys over ps's times, per second.
+func slope(ps []point, ys []float64) float64 {
 	if len(ps) < 2 {
 		return 0
 	}
 	t0 := ps[0].at
 	var sx, sy, sxx, sxy float64
-	for _, p := range ps {
-		x, y := p.at.Sub(t0).Seconds(), float64(get(p))
+	for i, p := range ps {
+		x, y := p.at.Sub(t0).Seconds(), ys[i]
 		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
 	}
 	n := float64(len(ps))
@@ -537,12 +614,12 @@ func slope(ps []point, get func(point) int) float64 {
 	return (n*sxy - sx*sy) / d
 }
 
-func mean(ps []point, get func(point) int) float64 {
+func mean(ys []float64) float64 {
 	t := 0.0
-	for _, p := range ps {
-		t += float64(get(p))
+	for _, y := range ys {
+		t += y
 	}
-	return t / float64(len(ps))
+	return t / float64(len(ys))
 }
 
 // churnWS is one WebSocket client's loop.
