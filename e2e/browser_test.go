@@ -252,12 +252,13 @@ func waitFor(t *testing.T, tab context.Context, what, expr string) {
 	waitForWithin(t, tab, what, expr, 10*time.Second)
 }
 
-// waitForWithin polls a boolean expression in the page for up to d.
+// waitForWithin polls a boolean expression in the page, or a promise of
+// one, for up to d.
 func waitForWithin(t *testing.T, tab context.Context, what, expr string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](expr))
+		ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](expr, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}

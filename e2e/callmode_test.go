@@ -9,10 +9,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// eval runs a JavaScript expression in a tab.
+// eval runs a JavaScript expression in a tab; a promise is awaited.
 func eval[T any](t *testing.T, tab context.Context, expr string) T {
 	t.Helper()
-	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("%s: %v", expr, err)
 	}

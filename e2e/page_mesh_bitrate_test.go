@@ -44,7 +44,7 @@ type copyRates struct {
 const (
 	// meshOthers is how many people watch the one sender: adapt.js caps
 	// each copy at 736 kbit/s for five (meshCapKbps), well below the
-	// 1.7 Mbit/s Chromium's encoder aims a 640×480 camera at on loopback
+	// 1.7 Mbit/s Chromium's encoder aims a camera copy at on loopback
 	// without a cap (its target reaches that within the test, so the cap
 	// binds; with three others, 1269 kbit/s, the estimate had not always
 	// climbed that far).

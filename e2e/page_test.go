@@ -267,10 +267,13 @@ func TestPageLayout(t *testing.T) {
 		}
 	}
 	// Five others: each copy of a's camera is capped (adapt.js: 736 kbit/s
-	// at 1/1.5 of the resolution), its audio first.
-	if !eval[bool](t, a, `icebox.snapshot().peers.every(p => p.senders.every(s => {
+	// at 1/1.5 of 480 lines: 2.25 for the fake camera's 720p), its audio
+	// first.
+	if !eval[bool](t, a, `(() => { const snap = icebox.snapshot();
+		const cam = snap.tracks.find((x) => x.kind === 'video' && x.readyState === 'live');
+		return cam && cam.height === 720 && snap.peers.every(p => p.senders.every(s => {
 		const e = s.encoding; if (!e) return true;
-		return s.kind === 'audio' ? e.priority === 'high' : e.maxBitrate === 736000 && e.scaleResolutionDownBy === 1.5; }))`) {
+		return s.kind === 'audio' ? e.priority === 'high' : e.maxBitrate === 736000 && e.scaleResolutionDownBy === 2.25; })); })()`) {
 		t.Errorf("a's senders in a mesh of six: %v", eval[any](t, a, `icebox.snapshot().peers.map(p => p.senders.map(s => s.kind + JSON.stringify(s.encoding)))`))
 	}
 

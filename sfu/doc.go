@@ -16,6 +16,10 @@
 // PLIInterval per layer. Retransmissions (RFC 4585 §6.2.1 NACK) are
 // answered from pion/interceptor's packet cache, and RTCP sender and
 // receiver reports (RFC 3550 §6.4) are sent by its report interceptors.
+// Publishers may retransmit on an RTX stream (RFC 4588; payload types 97
+// for VP8 and 103 for H.264), which is also what a browser's bandwidth
+// probes ride on; pion/webrtc hands the repaired packets to the forwarder
+// as packets of the stream they repair.
 //
 // Each subscriber's downlink is estimated with transport-wide congestion
 // control feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01)

@@ -197,7 +197,7 @@ func (s *SFU) Close() error {
 }
 
 // newAPI builds the pion API of one participant's peer connection: the
-// codecs the SFU forwards, the simulcast and audio level header
+// codecs the SFU forwards (with RTX, RFC 4588), the simulcast and audio level header
 // extensions, NACK (generator towards publishers, responder from a packet
 // cache towards subscribers), RTCP reports, TWCC feedback for what the
 // participant sends and a GCC estimate of what it receives, handed to
@@ -217,6 +217,10 @@ func (s *SFU) newAPI(onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, erro
 		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
 			MimeType: webrtc.MimeTypeH264, ClockRate: 90000, RTCPFeedback: video,
 			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=96"}, PayloadType: 97}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=102"}, PayloadType: 103}, webrtc.RTPCodecTypeVideo},
 	}
 	for _, c := range codecs {
 		if err := m.RegisterCodec(c.c, c.kind); err != nil {

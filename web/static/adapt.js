@@ -46,9 +46,12 @@ export function videoKbps(n, sharing = false) {
  * @param {number} n
  * @param {boolean} on
  * @param {boolean} [sharing] whether you share your screen too
+ * @param {number} [height] the camera's height in pixels (its track's
+ *   settings); a copy is scaled to at most 480 lines, so a 720p camera
+ *   costs a mesh what a 640×480 one did
  * @returns {Encoding}
  */
-export function encodingFor(kind, what, n, on, sharing = false) {
+export function encodingFor(kind, what, n, on, sharing = false, height = 480) {
   if (kind === 'audio') return { priority: 'high', networkPriority: 'high' };
   if (!on) return { maxBitrate: undefined, scaleResolutionDownBy: undefined, maxFramerate: undefined };
   const k = videoKbps(n, sharing || what === 'screen');
@@ -58,8 +61,8 @@ export function encodingFor(kind, what, n, on, sharing = false) {
       priority: 'medium', networkPriority: 'medium' };
   }
   const kbps = k.camera;
-  // 640×480 needs ~800 kbit/s to look right; below, fewer pixels look better.
-  const scale = kbps >= 800 ? 1 : kbps >= 450 ? 1.5 : 2;
+  // 480 lines need ~800 kbit/s to look right; below, fewer pixels look better.
+  const scale = (kbps >= 800 ? 1 : kbps >= 450 ? 1.5 : 2) * Math.max(1, height / 480);
   return { maxBitrate: kbps * 1000, scaleResolutionDownBy: scale, maxFramerate: kbps >= 300 ? 30 : 15,
     priority: 'low', networkPriority: 'low' };
 }

@@ -3,7 +3,14 @@
 // missing, a screen share, and every track this page ever started, so
 // that leaving (or a refused join) can stop them all.
 
-const VIDEO = { width: { ideal: 640 }, height: { ideal: 480 } };
+/**
+ * The camera's size: 720p where the camera has it. In an SFU room its
+ * simulcast layers q, h and f are then 320×180, 640×360 and 1280×720
+ * (Chromium sends as many layers as the input's size allows: three from
+ * 960×540 up, two below, so 640×480 would never send f). In a mesh each
+ * copy is scaled to at most 480 lines (adapt.js).
+ */
+const VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 } };
 const DEVICES_KEY = 'icebox-devices';
 
 /**
@@ -246,9 +253,12 @@ export class LocalMedia {
     this.screen = null;
   }
 
-  /** @returns {{kind: string, readyState: string}[]} every track ever started */
+  /** @returns {{kind: string, readyState: string, width: number, height: number}[]} every track ever started (a live camera's size in pixels, else 0) */
   tracks() {
-    return [...this.#all].map((t) => ({ kind: t.kind, readyState: t.readyState }));
+    return [...this.#all].map((t) => {
+      const { width = 0, height = 0 } = t.kind === 'video' && t.readyState === 'live' ? t.getSettings() : {};
+      return { kind: t.kind, readyState: t.readyState, width, height };
+    });
   }
 
   /**

@@ -478,7 +478,8 @@ export class Peer {
     const n = Math.max(1, this.peerCount());
     for (const s of this.pc.getSenders()) {
       if (!s.track) continue;
-      const want = encodingFor(s.track.kind, s === this.screenSender ? 'screen' : 'camera', n, this.adapt, !!this.screenSender);
+      const want = encodingFor(s.track.kind, s === this.screenSender ? 'screen' : 'camera', n, this.adapt, !!this.screenSender,
+        s.track.kind === 'video' ? s.track.getSettings().height : undefined);
       const p = s.getParameters();
       if (!p.encodings || !p.encodings.length) continue;
       const e = p.encodings[0];

@@ -22,7 +22,7 @@ export const TEST_FLAG = 'test';
  *   names: Record<string, string>,
  *   peers: PeerSnapshot[],
  *   held: string[],
- *   tracks: {kind: string, readyState: string}[],
+ *   tracks: {kind: string, readyState: string, width: number, height: number}[],
  *   screen: boolean,
  *   ringing: boolean,
  *   levels: Record<string, number>,
@@ -34,7 +34,8 @@ export const TEST_FLAG = 'test';
  *   media is how the room's media flows ('mesh' or 'sfu'); moving, whether
  *   the connections of the mode it left are still up (a move); sfu is the
  *   connection to the SFU in an SFU room (null otherwise), with the
- *   simulcast layers each peer's camera sends, by peer id.
+ *   simulcast layers each peer's camera sends, by peer id. stats gives
+ *   every connection's getStats reports by peer id, the SFU's as "sfu".
  * @typedef {{
  *   snapshot: () => Snapshot,
  *   pairs: () => Promise<Record<string, object|null>>,
@@ -118,10 +119,13 @@ export function install(src) {
     async stats() {
       /** @type {Record<string, Record<string, any>[]>} */
       const out = {};
-      for (const [id, p] of session.peers) {
+      /** @type {[string, RTCPeerConnection][]} */
+      const pcs = [...session.peers].map(([id, p]) => [id, p.pc]);
+      if (session.sfu) pcs.push(['sfu', session.sfu.pc]);
+      for (const [id, pc] of pcs) {
         /** @type {Record<string, any>[]} */
         const list = [];
-        (await p.pc.getStats()).forEach((s) => list.push({ ...s }));
+        (await pc.getStats()).forEach((s) => list.push({ ...s }));
         out[id] = list;
       }
       return out;
