@@ -45,9 +45,8 @@ func TestFirefoxPage(t *testing.T) {
 // publishes its camera as VP8 simulcast and its microphone on it. Each
 // page is told the other's camera arrives in two layers or more (a
 // browser sends its top layer only once its bandwidth estimate and CPU
-// allow: on a loaded 2-core machine Chromium sent q and h of a 640x480
-// camera, and only q of a 1280x720 one), and its <video> of the other
-// presents frames. Firefox reaches the SFU
+// allow, which on a loaded 2-core machine may take longer than the
+// test), and its <video> of the other presents frames. Firefox reaches the SFU
 // through icebox's TURN relay (relay only), Chromium directly.
 func firefoxSFU(t *testing.T, ff *firefox, br context.Context) {
 	ib := startIcebox(t, func(c *config.Config) {
