@@ -3,7 +3,9 @@
 #   make test     go.mod tidy, vet, then every test with the race detector (the browser and
 #                 namespace tests of e2e/ after the rest, one package at a time, its tests side
 #                 by side within a budget: e2e/lanes_test.go), short fuzz runs, then a
-#                 3-minute soak
+#                 3-minute soak; e2e's longest browser scenarios are left to test-long
+#   make test-long e2e's longest browser scenarios (six pages, restarts, the NAT lab,
+#                 Firefox's page; e2e/lanes_test.go); CI runs make test, then this
 #   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
 #   make soak     icebox under churn for SOAK (default 60m), one node and a cluster of
@@ -36,7 +38,7 @@ SOAK        ?= 60m
 SOAK_SAMPLE ?= 10s
 SOAK_RESTART ?= 10m
 
-.PHONY: all build run test typecheck fuzz bench soak install uninstall clean dist dist-sign dist-check dist-install-test
+.PHONY: all build run test test-long typecheck fuzz bench soak install uninstall clean dist dist-sign dist-check dist-install-test
 
 all: build
 
@@ -57,10 +59,13 @@ test:
 	$(GO) vet ./...
 	$(MAKE) typecheck
 	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/e2e')
-	$(GO) test -race -count=1 -timeout 30m -parallel 64 ./e2e
+	$(GO) test -race -count=1 -timeout 30m -parallel 64 -short ./e2e
 	$(GO) test -race -count=1 -timeout 30m ./e2e/partition
 	$(MAKE) fuzz
 	$(MAKE) soak SOAK=3m SOAK_SAMPLE=5s SOAK_RESTART=0
+
+test-long:
+	ICEBOX_E2E_LONG=1 $(GO) test -race -count=1 -timeout 30m -parallel 64 ./e2e
 
 # The call page's JavaScript checked from its JSDoc types (web/tsconfig.json)
 # with the TypeScript pinned in package-lock.json, which also brings

@@ -3,6 +3,12 @@ package e2e
 import (
 	"context"
 	"flag"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sync/semaphore"
@@ -41,10 +47,36 @@ const (
 
 var lanes = semaphore.NewWeighted(laneBudget)
 
+// longScenarios are the browser scenarios that take the most CPU (six
+// pages in a mesh, restarts under time bounds, the NAT lab, Firefox's
+// page): `make test` runs the package with -short, which skips them, so
+// that it stays within a few minutes on two cores, and `make test-long`
+// (CI runs both) runs them alone, with longEnv set.
+var longScenarios = map[string]bool{
+	"TestPageLayout":        true,
+	"TestPageRelayRestarts": true,
+	"TestPageMeshBitrate":   true,
+	"TestFirefoxPage":       true,
+	"TestNATLab":            true,
+	"TestPageServerRestart": true,
+	"TestPageTrust":         true,
+}
+
+// longEnv, set to 1, runs only the long scenarios.
+const longEnv = "ICEBOX_E2E_LONG"
+
 // lane runs t beside the package's other tests once weight of the budget
-// is free; it is held until t and its cleanups end. Call it first.
+// is free; it is held until t and its cleanups end. Call it first. It
+// skips t when t is a long scenario and the run is -short, or when t is
+// not one and longEnv is set.
 func lane(t *testing.T, weight int64) {
 	t.Helper()
+	switch long := longScenarios[t.Name()]; {
+	case long && testing.Short():
+		t.Skip("a long scenario: make test-long runs it")
+	case !long && os.Getenv(longEnv) == "1":
+		t.Skip("not a long scenario, and " + longEnv + "=1")
+	}
 	if f := flag.Lookup("test.parallel"); f == nil || f.Value.(flag.Getter).Get().(int) < laneSlots {
 		return
 	}
@@ -53,4 +85,32 @@ func lane(t *testing.T, weight int64) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lanes.Release(weight) })
+}
+
+// TestLongScenariosExist: every name in longScenarios is a test of this
+// package, so a misspelt one cannot leave a long scenario in `make test`.
+func TestLongScenariosExist(t *testing.T) {
+	lane(t, laneLight)
+	files, err := filepath.Glob("*_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Test") {
+				tests[fn.Name.Name] = true
+			}
+		}
+	}
+	for name := range longScenarios {
+		if !tests[name] {
+			t.Errorf("longScenarios names %s, which is not a test of this package", name)
+		}
+	}
 }
