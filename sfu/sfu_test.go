@@ -2,11 +2,13 @@ package sfu
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 
 	"github.com/icebox-project/icebox/internal/testenv"
 )
@@ -260,5 +262,50 @@ func TestTrackLimits(t *testing.T) {
 	testenv.Eventually(t, wait, "the first camera forwarded", func() bool { return sub.packets("a-camera") > 0 })
 	if _, err := s.Join("r", "third", Events{}); err == nil {
 		t.Error("a third participant joined a room capped at 2")
+	}
+}
+
+// TestRTXNegotiated: the SFU answers a publisher's VP8 and its RTX
+// stream (RFC 4588), which a browser's retransmissions and bandwidth
+// probes ride on; without it Chromium probes with padding on the media
+// streams, and its estimate of the uplink grows slowly.
+func TestRTXNegotiated(t *testing.T) {
+	s := newTestSFU(t, Config{})
+	c := publisher(t, s, "r", "pub", quiet())
+	testenv.Eventually(t, wait, "the SFU's answer", func() bool { return c.pc.RemoteDescription() != nil })
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(c.pc.RemoteDescription().SDP); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		rtx := map[string]string{} // rtx payload type → the one it repairs
+		for _, a := range m.Attributes {
+			if a.Key == "rtpmap" && strings.Contains(a.Value, " rtx/90000") {
+				rtx[strings.Fields(a.Value)[0]] = ""
+			}
+		}
+		for _, a := range m.Attributes {
+			if f := strings.Fields(a.Value); a.Key == "fmtp" && len(f) == 2 {
+				if _, ok := rtx[f[0]]; ok {
+					rtx[f[0]] = strings.TrimPrefix(f[1], "apt=")
+				}
+			}
+		}
+		var vp8 string
+		for _, a := range m.Attributes {
+			if a.Key == "rtpmap" && strings.Contains(a.Value, " VP8/90000") {
+				vp8 = strings.Fields(a.Value)[0]
+			}
+		}
+		found := false
+		for _, apt := range rtx {
+			found = found || (apt == vp8 && vp8 != "")
+		}
+		if !found {
+			t.Errorf("video section %v: no RTX for VP8 (payload type %q) in the answer: rtx %v", m.MediaName.Formats, vp8, rtx)
+		}
 	}
 }
