@@ -506,10 +506,11 @@ type life struct {
 //     slope over the last half is at least half that over the first.
 //   - A run with restarts (several judged lives) compares lives with
 //     each other: a growing life is let off when its highest low over its
-//     last half is no higher than the highest such low of a life whose
-//     metric did not grow. That is a slow warm-up to a level the steady
-//     lives hold; a leak climbs past it. When every life grows, none is
-//     let off.
+//     last half is within noise of the highest such low of a life whose
+//     metric did not grow. That is a slow warm-up, or a recovery from a
+//     stretch of less work (a machine busy elsewhere), to the level the
+//     steady lives hold; a leak climbs past it. When every life grows,
+//     none is let off.
 //
 // It returns one line per failure, and one note per life let off.
 func growth(name string, s []point) (failures, notes []string) {
@@ -541,8 +542,8 @@ func growth(name string, s []point) (failures, notes []string) {
 			}
 			what := fmt.Sprintf("%s life %d: %s grows %.0f over the last half (%.3f/s; first half %.3f/s), past noise %.0f",
 				name, lives[i].n, m.name, v.rise, v.last, v.first, v.noise)
-			if haveSteady && v.held <= steadyHeld {
-				notes = append(notes, fmt.Sprintf("%s, but its highest low %.0f is within the %.0f a steady life held: let off as a slow warm-up", what, v.held, steadyHeld))
+			if haveSteady && v.held <= steadyHeld+v.noise {
+				notes = append(notes, fmt.Sprintf("%s, but its highest low %.0f is within noise of the %.0f a steady life held: let off", what, v.held, steadyHeld))
 				continue
 			}
 			failures = append(failures, what)

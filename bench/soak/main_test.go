@@ -188,9 +188,9 @@ func TestGrowthSawtooth(t *testing.T) {
 }
 
 // TestGrowthComparesLives: in a run with restarts, a life that warms up
-// slowly to the level the other lives reach quickly is let off, with a
-// note; one that climbs past that level, or lives that all climb alike,
-// are not.
+// slowly to the level the other lives reach quickly, or comes back to it
+// after a dip, is let off, with a note; one that climbs past that level,
+// or lives that all climb alike, are not.
 func TestGrowthComparesLives(t *testing.T) {
 	// Each metric's plateau is well past its noise floor above its level.
 	plateau := func(m int) float64 { return base[m] + 3*metrics[m].floor + 0.5*base[m] }
@@ -221,6 +221,18 @@ func TestGrowthComparesLives(t *testing.T) {
 	}
 	if len(notes) != len(metrics) || !strings.Contains(notes[0], "life 2") {
 		t.Errorf("a life let off: notes %q, want one naming life 2 per metric", notes)
+	}
+	// Less work for a while (the machine busy elsewhere), then back, a
+	// little above the others' level but within noise.
+	recovering := func(sec float64, m int) int {
+		v := plateau(m) + 0.5*metrics[m].floor
+		if sec > 240 && sec < 420 {
+			v = plateau(m) - 2*metrics[m].floor
+		}
+		return int(v + wobble(sec, m))
+	}
+	if got, _ := growth("n0", lives(quick, recovering, quick)); len(got) > 0 {
+		t.Errorf("a life back from a dip, within noise of the others' level: %v", got)
 	}
 	past := func(sec float64, m int) int { return slowTo(plateau(m)+leakTotal(m))(sec, m) }
 	if got, _ := growth("n0", lives(quick, past, quick)); len(got) != len(metrics) {
