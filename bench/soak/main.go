@@ -104,7 +104,17 @@ type node struct {
 	mu                           sync.Mutex
 	cmd                          *exec.Cmd
 	life                         int
-	errs                         []string // unexpected error lines
+	// gen counts stops and starts: an operation that sees it change
+	// met a restart of the node.
+	gen  int
+	errs []string // unexpected error lines
+}
+
+// generation is nd.gen.
+func (nd *node) generation() int {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.gen
 }
 
 var (
@@ -173,6 +183,7 @@ func (nd *node) start(binary string) error {
 	nd.mu.Lock()
 	nd.cmd = cmd
 	nd.life++
+	nd.gen++
 	nd.mu.Unlock()
 	up, exited := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -215,6 +226,7 @@ func (nd *node) start(binary string) error {
 func (nd *node) stop() {
 	nd.mu.Lock()
 	cmd := nd.cmd
+	nd.gen++
 	nd.mu.Unlock()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
@@ -277,6 +289,38 @@ func (nd *node) sample() (point, error) {
 // counters are the counts of one setup's churn, for the log.
 type counters struct {
 	joins, leaves, drops, resumes, refused, signals, allocs, refreshes, deletes, abandons, allocErrs, refreshErrs atomic.Int64
+
+	mu sync.Mutex
+	// failures counts failed allocations and Refreshes by what they met:
+	// a restart of their node, or else their error.
+	failures map[string]int
+}
+
+// failed records a failed operation: op ("allocation" or "refresh"),
+// whether its node restarted meanwhile, and its error.
+func (o *counters) failed(op string, restarted bool, err error) {
+	why := err.Error()
+	if restarted {
+		why = "its node restarted"
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.failures == nil {
+		o.failures = map[string]int{}
+	}
+	o.failures[op+": "+why]++
+}
+
+// failureReport lists the failures by count, most first, one per line.
+func (o *counters) failureReport() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []string
+	for why, n := range o.failures {
+		out = append(out, fmt.Sprintf("%6d  %s", n, why))
+	}
+	slices.SortFunc(out, func(a, b string) int { return strings.Compare(b, a) })
+	return out
 }
 
 // setup is one group of nodes under churn of its own: a single node or
@@ -434,6 +478,9 @@ func judge(setups []*setup) error {
 	var failures []string
 	fmt.Println("\nsetup    node  when    RSS KiB  fds  goroutines  heap KiB")
 	for _, st := range setups {
+		if r := st.ops.failureReport(); len(r) > 0 {
+			fmt.Printf("%s: failed allocations and Refreshes, by what they met:\n%s\n", st.label, strings.Join(r, "\n"))
+		}
 		for i, nd := range st.nodes {
 			name := st.label + " " + nd.name
 			s := st.series[i]
@@ -703,6 +750,7 @@ func churnTURN(ctx context.Context, nodes []*node, ops *counters, abandonSlots c
 	}
 	for ctx.Err() == nil {
 		nd := nodes[rng.IntN(len(nodes))]
+		gen := nd.generation()
 		user, pass, _ := creds.Mint(fmt.Sprintf("soak%d", i), time.Now())
 		conn, err := net.ListenPacket("udp4", "127.0.0.1:0") //nolint:noctx
 		if err != nil {
@@ -720,6 +768,7 @@ func churnTURN(ctx context.Context, nodes []*node, ops *counters, abandonSlots c
 		}
 		if err != nil {
 			ops.allocErrs.Add(1)
+			ops.failed("allocation", nd.generation() != gen, err)
 			if cl != nil {
 				cl.Close()
 			}
@@ -734,6 +783,7 @@ func churnTURN(ctx context.Context, nodes []*node, ops *counters, abandonSlots c
 		if rng.IntN(2) == 0 {
 			if err := refresh(cl, user, pass); err != nil {
 				ops.refreshErrs.Add(1)
+				ops.failed("refresh", nd.generation() != gen, err)
 			} else {
 				ops.refreshes.Add(1)
 			}
