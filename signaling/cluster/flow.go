@@ -364,7 +364,7 @@ func (n *Node) dispatch(msg *nats.Msg) {
 				return
 			}
 		case kindMoved:
-			n.rooms.RemoteMoved(ev.Room, ev.ID, ev.Name, ev.Node)
+			n.moved(ev)
 		default:
 			n.stats.in(kindInvalid)
 			return
@@ -413,13 +413,7 @@ func (n *Node) dispatch(msg *nats.Msg) {
 			n.reconcile()
 		}
 		if mw.Last {
-			// Whatever this node holds of that node's beyond its answer left
-			// while this node was not listening (a reconnect).
-			for _, m := range n.rooms.Members() {
-				if m.Node == mw.Node && !listed[m.Room+"\x00"+m.ID] {
-					n.rooms.RemoteLeft(m.Room, m.ID)
-				}
-			}
+			n.unlisted(mw.Node, listed)
 		}
 	default:
 		var sw signalWire
@@ -433,6 +427,59 @@ func (n *Node) dispatch(msg *nats.Msg) {
 		}
 		n.applySignal(sw)
 	}
+}
+
+// moved applies another node's announcement that a peer resumed there.
+func (n *Node) moved(ev event) {
+	n.mu.Lock()
+	delete(n.unlistedPeers, ev.ID)
+	n.mu.Unlock()
+	n.rooms.RemoteMoved(ev.Room, ev.ID, ev.Name, ev.Node)
+}
+
+// unlisted handles the peers this node holds as node's that node's
+// members answer did not list (listed, by room and id). They left while
+// this node was not listening (a reconnect), or they moved: a peer node
+// handed over to another node (a resume there) is not in its answer,
+// and the other node's announcement of the move may come after the
+// answer, since the two nodes' messages are not ordered with each other.
+// So each leaves after two heartbeat intervals, unless a move of it was
+// heard meanwhile or it is no longer node's by then (RemoteLeftOf).
+func (n *Node) unlisted(node string, listed map[string]bool) {
+	var gone []signaling.Member
+	for _, m := range n.rooms.Members() { // the hub's lock, before n.mu
+		if m.Node == node && !listed[m.Room+"\x00"+m.ID] {
+			gone = append(gone, m)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	n.mu.Lock()
+	if n.unlistedPeers == nil {
+		n.unlistedPeers = map[string]bool{}
+	}
+	for _, m := range gone {
+		n.unlistedPeers[m.ID] = true
+	}
+	n.mu.Unlock()
+	n.mu.Lock()
+	after := n.afterFunc
+	n.mu.Unlock()
+	if after == nil {
+		after = time.AfterFunc
+	}
+	after(2*n.cfg.HeartbeatInterval, func() {
+		for _, m := range gone {
+			n.mu.Lock()
+			still := n.unlistedPeers[m.ID]
+			delete(n.unlistedPeers, m.ID)
+			n.mu.Unlock()
+			if still && !n.closed.Load() {
+				n.rooms.RemoteLeftOf(m.Room, m.ID, node)
+			}
+		}
+	})
 }
 
 // heartbeats publishes this node's heartbeat and judges the others'

@@ -138,3 +138,64 @@ func TestSignalDuringHandOver(t *testing.T) {
 		t.Errorf("%d signals undelivered", u)
 	}
 }
+
+// TestMembersAnswerBeforeMove: a node's members answer leaves out a peer
+// it has just handed over to another node, and the other node's
+// announcement of the move can arrive after the answer (two nodes'
+// messages are not ordered with each other). Taking the answer first
+// must not tell the room the peer left (it did once, as peer-left then
+// peer-joined). A peer left out of an answer and not moved still leaves.
+func TestMembersAnswerBeforeMove(t *testing.T) {
+	nodes := startCluster(t, 4)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	var fire []func()
+	c.node.mu.Lock()
+	c.node.afterFunc = func(_ time.Duration, f func()) *time.Timer {
+		fire = append(fire, f)
+		return nil
+	}
+	c.node.mu.Unlock()
+	erin, _ := join(t, a.url, "m1", "erin")
+	finn, _ := join(t, c.url, "m1", "finn")
+	gus, _ := join(t, c.url, "m1", "gus")
+	expect[*wire.PeerJoined](finn) // gus
+	nodeOf := func(id string) string {
+		for _, m := range c.node.rooms.Members() {
+			if m.Room == "m1" && m.ID == id {
+				return m.Node
+			}
+		}
+		return ""
+	}
+	testenv.Eventually(t, 10*time.Second, "c knows erin on a", func() bool { return nodeOf(erin.id) == a.node.id })
+
+	// a's answer without erin, then b's announcement that she resumed
+	// there; the departure the answer scheduled comes last.
+	c.node.unlisted(a.node.id, map[string]bool{})
+	c.node.moved(event{Kind: kindMoved, Room: "m1", ID: erin.id, Name: "erin", Node: b.node.id})
+	if len(fire) != 1 {
+		t.Fatalf("%d departures scheduled, want erin's", len(fire))
+	}
+	fire[0]()
+	if got := nodeOf(erin.id); got != b.node.id {
+		t.Fatalf("c holds erin on %q, want b %q", got, b.node.id)
+	}
+	gus.signal(finn.id, map[string]any{"n": 1})
+	if m := expect[*wire.Signal](finn); m.From != gus.id {
+		t.Fatalf("finn got %v, want gus's signal (and no peer-left for erin)", m)
+	}
+
+	// An answer without gil, who did not move: gil leaves.
+	gil, _ := join(t, a.url, "m1", "gil")
+	if m := expect[*wire.PeerJoined](finn); m.ID != gil.id {
+		t.Fatalf("finn got %v, want gil's peer-joined", m)
+	}
+	c.node.unlisted(a.node.id, map[string]bool{"m1\x00" + erin.id: true})
+	if len(fire) != 2 {
+		t.Fatalf("%d departures scheduled, want erin's and gil's", len(fire))
+	}
+	fire[1]()
+	if m := expect[*wire.PeerLeft](finn); m.ID != gil.id {
+		t.Fatalf("finn got %v, want gil's peer-left", m)
+	}
+}

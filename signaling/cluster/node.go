@@ -125,6 +125,12 @@ type Node struct {
 	// syncing collects, by node, the peers listed so far in a members
 	// answer of several parts.
 	syncing map[string]map[string]bool
+	// unlistedPeers holds, by id, the peers a members answer left out
+	// that wait to leave (unlisted); a move heard meanwhile takes one out.
+	unlistedPeers map[string]bool
+	// afterFunc, when set (tests; under mu), replaces time.AfterFunc in
+	// unlisted.
+	afterFunc func(time.Duration, func()) *time.Timer
 	// lastSweep is when the liveness check last ran (heartbeats).
 	lastSweep time.Time
 	// resyncing is set while a resync started by reconcile runs;
