@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/pion/turn/v4"
 
 	"github.com/icebox-project/icebox/turnsrv/internal/bitrate"
+	"github.com/icebox-project/icebox/turnsrv/internal/sockbuf"
 	"github.com/icebox-project/icebox/turnsrv/udprelay"
 )
 
@@ -86,6 +88,15 @@ func (r countingRelay) AllocatePacketConn(network string, port int) (net.PacketC
 	c, a, err := r.RelayAddressGenerator.AllocatePacketConn(network, port)
 	if err != nil {
 		return nil, nil, err
+	}
+	// A relayed transport address takes bursts from its peers (a video
+	// frame) while its allocation's reader waits for the CPU: the receive
+	// buffer the udprelay sockets get (sockbuf.Size, capped at
+	// net.core.rmem_max; udprelay logs what is granted).
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) { _, _ = sockbuf.Set(int(fd), sockbuf.Size, 0) })
+		}
 	}
 	return &countingConn{PacketConn: c, stats: r.stats, policy: r.policy, limits: bitrate.NewAllocation(r.policy.Load().maxBitrate)}, a, nil
 }
