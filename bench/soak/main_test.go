@@ -214,7 +214,7 @@ func TestGrowthComparesLives(t *testing.T) {
 		}
 		return ps
 	}
-	warming := func(sec float64, m int) int { return slowTo(plateau(m) - 0.05*(plateau(m)-base[m]))(sec, m) }
+	warming := func(sec float64, m int) int { return slowTo(plateau(m)-0.05*(plateau(m)-base[m]))(sec, m) }
 	got, notes := growth("n0", lives(quick, warming, quick))
 	if len(got) > 0 {
 		t.Errorf("a life warming slowly to the others' level: %v", got)
