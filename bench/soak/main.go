@@ -104,8 +104,9 @@ type node struct {
 	mu                           sync.Mutex
 	cmd                          *exec.Cmd
 	life                         int
-	// gen counts stops and starts: an operation that sees it change
-	// met a restart of the node.
+	// gen counts stops and starts, so it is even while the node stops or
+	// is down: an operation that sees it change, or sees it even, met a
+	// restart of the node (a stopping node drains: 508 to an Allocate).
 	gen  int
 	errs []string // unexpected error lines
 }
@@ -115,6 +116,13 @@ func (nd *node) generation() int {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
 	return nd.gen
+}
+
+// restartedSince reports whether nd stopped or started since it was at
+// generation gen, or is stopping now.
+func (nd *node) restartedSince(gen int) bool {
+	now := nd.generation()
+	return now != gen || now%2 == 0
 }
 
 var (
@@ -768,7 +776,7 @@ func churnTURN(ctx context.Context, nodes []*node, ops *counters, abandonSlots c
 		}
 		if err != nil {
 			ops.allocErrs.Add(1)
-			ops.failed("allocation", nd.generation() != gen, err)
+			ops.failed("allocation", nd.restartedSince(gen), err)
 			if cl != nil {
 				cl.Close()
 			}
@@ -783,7 +791,7 @@ func churnTURN(ctx context.Context, nodes []*node, ops *counters, abandonSlots c
 		if rng.IntN(2) == 0 {
 			if err := refresh(cl, user, pass); err != nil {
 				ops.refreshErrs.Add(1)
-				ops.failed("refresh", nd.generation() != gen, err)
+				ops.failed("refresh", nd.restartedSince(gen), err)
 			} else {
 				ops.refreshes.Add(1)
 			}
