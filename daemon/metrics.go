@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/http"
+	"regexp"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -188,7 +189,10 @@ func metricsHandler(turn *turnsrv.Server, sig *signaling.Server, minting *mintli
 	reg.MustRegister(extra...)
 	reg.MustRegister(
 		&collector{turn: turn, sig: sig, minting: minting, version: version, auditFailures: auditFailures, http: httpStats},
-		collectors.NewGoCollector(),
+		// go_gc_heap_live_bytes as well: the heap that survived the last
+		// collection, which a leak raises and churn does not.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	mux := http.NewServeMux()

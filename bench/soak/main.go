@@ -1,5 +1,5 @@
 // Command soak runs icebox under churn for a long time and fails if its
-// resident memory, open descriptors, goroutines or heap in use grow
+// resident memory, open descriptors, goroutines or live heap grow
 // without bound.
 //
 //	go run ./bench/soak -icebox bin/icebox -duration 60m              # one node
@@ -23,8 +23,9 @@
 // half -duration, so a short run restarts once).
 //
 // Every -sample it reads each node's RSS and open descriptors (/proc)
-// and its goroutines and heap in use (/metrics: go_goroutines,
-// go_memstats_heap_inuse_bytes), and prints a line. At the end, for
+// and its goroutines and live heap (/metrics: go_goroutines,
+// go_gc_heap_live_bytes, the heap the last collection kept), and
+// prints a line. At the end, for
 // each node's process life, its first fifth (at least a minute) is
 // taken for warm-up and the rest, if 5 samples or more, cut in halves: a metric fails when it
 // rises over the last half by more than noise (10% of its mean, and at
@@ -129,21 +130,36 @@ var (
 	errorLine = regexp.MustCompile(`level=ERROR`)
 )
 
+// relayBand holds every setup's turn.relay_ports (30000+1000*slot up,
+// newNode); it overlaps the kernel's ephemeral range, and icebox refuses
+// a listener inside its relay ports, so freePort never returns one of
+// them.
+const relayBandLow, relayBandHigh = 30000, 39999
+
+// freePort is a port on 127.0.0.1 that was free for network ("udp" or
+// "tcp") a moment ago, outside relayBand.
 func freePort(network string) int {
-	if network == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0") //nolint:noctx
-		if err != nil {
-			panic(err)
+	for {
+		var port int
+		if network == "udp" {
+			c, err := net.ListenPacket("udp4", "127.0.0.1:0") //nolint:noctx
+			if err != nil {
+				panic(err)
+			}
+			port = c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+		} else {
+			l, err := net.Listen("tcp4", "127.0.0.1:0") //nolint:noctx
+			if err != nil {
+				panic(err)
+			}
+			port = l.Addr().(*net.TCPAddr).Port
+			l.Close()
 		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
+		if port < relayBandLow || port > relayBandHigh {
+			return port
+		}
 	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0") //nolint:noctx
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // newNode writes the configuration of node name into dir, relaying on
@@ -176,7 +192,7 @@ metrics: {listen: %q}
 shutdown_grace: 1s
 log: {level: info}
 state_dir: %q
-%s`, nd.http, nd.turn, 30000+1000*slot, 30999+1000*slot, turnSecret, nd.metrics, state, clusterYAML)
+%s`, nd.http, nd.turn, relayBandLow+1000*slot, relayBandLow+999+1000*slot, turnSecret, nd.metrics, state, clusterYAML)
 	nd.cfg = filepath.Join(state, "icebox.yaml")
 	return nd, os.WriteFile(nd.cfg, []byte(yml), 0o600)
 }
@@ -261,7 +277,7 @@ type point struct {
 	heapKiB                 int
 }
 
-var metricRe = regexp.MustCompile(`(?m)^(go_goroutines|go_memstats_heap_inuse_bytes) (\S+)$`)
+var metricRe = regexp.MustCompile(`(?m)^(go_goroutines|go_gc_heap_live_bytes) (\S+)$`)
 
 func (nd *node) sample() (point, error) {
 	nd.mu.Lock()
@@ -287,7 +303,7 @@ func (nd *node) sample() (point, error) {
 		switch string(m[1]) {
 		case "go_goroutines":
 			p.goroutines = int(v)
-		case "go_memstats_heap_inuse_bytes":
+		case "go_gc_heap_live_bytes":
 			p.heapKiB = int(v / 1024)
 		}
 	}
@@ -377,6 +393,9 @@ func run(duration time.Duration, sizes []int, nClients, nAllocs int, sample, hup
 			var seed *node
 			if i > 0 {
 				seed = st.nodes[0]
+			}
+			if relayBandLow+999+1000*slot > relayBandHigh {
+				return fmt.Errorf("-nodes: more than %d nodes in all", (relayBandHigh-relayBandLow+1)/1000)
 			}
 			nd, err := newNode(sdir, filepath.Join(dir, "cluster.key"), fmt.Sprintf("n%d", i), slot, size, seed)
 			if err != nil {
@@ -472,7 +491,7 @@ func (st *setup) sample(since time.Duration) string {
 			continue
 		}
 		st.series[i] = append(st.series[i], p)
-		fmt.Fprintf(&line, "  %s rss %6d KiB fds %4d gor %5d heap %6d KiB", nd.name, p.rssKiB, p.fds, p.goroutines, p.heapKiB)
+		fmt.Fprintf(&line, "  %s rss %6d KiB fds %4d gor %5d live %6d KiB", nd.name, p.rssKiB, p.fds, p.goroutines, p.heapKiB)
 	}
 	o := &st.ops
 	fmt.Fprintf(&line, "  | joins %d leaves %d drops %d resumes %d refused %d signals %d allocs %d refreshes %d deletes %d abandoned %d alloc-errors %d refresh-errors %d",
@@ -484,7 +503,7 @@ func (st *setup) sample(since time.Duration) string {
 // judge prints the table and checks each process life's growth (growth).
 func judge(setups []*setup) error {
 	var failures []string
-	fmt.Println("\nsetup    node  when    RSS KiB  fds  goroutines  heap KiB")
+	fmt.Println("\nsetup    node  when    RSS KiB  fds  goroutines  live heap KiB")
 	for _, st := range setups {
 		if r := st.ops.failureReport(); len(r) > 0 {
 			fmt.Printf("%s: failed allocations and Refreshes, by what they met:\n%s\n", st.label, strings.Join(r, "\n"))
@@ -500,7 +519,7 @@ func judge(setups []*setup) error {
 				label string
 				p     point
 			}{{"start", s[0]}, {"mid", s[len(s)/2]}, {"end", s[len(s)-1]}} {
-				fmt.Printf("%-8s %-5s %-6s %8d %4d %11d %9d\n", st.label, nd.name, k.label, k.p.rssKiB, k.p.fds, k.p.goroutines, k.p.heapKiB)
+				fmt.Printf("%-8s %-5s %-6s %8d %4d %11d %14d\n", st.label, nd.name, k.label, k.p.rssKiB, k.p.fds, k.p.goroutines, k.p.heapKiB)
 			}
 			fails, notes := growth(name, s)
 			failures = append(failures, fails...)
@@ -530,7 +549,7 @@ var metrics = []struct {
 	{"RSS KiB", func(p point) int { return p.rssKiB }, 8 << 10},
 	{"descriptors", func(p point) int { return p.fds }, 32},
 	{"goroutines", func(p point) int { return p.goroutines }, 64},
-	{"heap in use KiB", func(p point) int { return p.heapKiB }, 8 << 10},
+	{"live heap KiB", func(p point) int { return p.heapKiB }, 8 << 10},
 }
 
 // warmUp is the least of a process life's start left out as warm-up:
@@ -538,17 +557,25 @@ var metrics = []struct {
 // node's clients come back, over about a minute.
 const warmUp = time.Minute
 
-// lowsWindow is how far back a sample's low reaches: growth judges the
-// least value of each metric over the last minute (an eighth of a
-// shorter life's judged span), what the collector leaves, not where a
-// sample fell in its cycle (the heap in use swings by half its level
-// between collections under churn).
-const lowsWindow = time.Minute
+// lowsWindow bounds how far back a sample's low reaches: growth judges
+// the least value of each metric over a trailing window, what the
+// collector leaves, not where a sample fell in its cycle (RSS follows
+// the heap, which swings by half its level between collections under
+// churn; the live heap rises and falls with the peers suspended in the
+// 30 s resume window). The window is an eighth of the life's judged
+// span, at least minLowsWindow (one resume window) and at most
+// lowsWindow; it reaches into the warm-up, so every judged sample's
+// window is full.
+const (
+	lowsWindow    = time.Minute
+	minLowsWindow = 30 * time.Second
+)
 
-// life is one process life's judged samples: those past its warm-up.
+// life is one process life's samples: all of them, for the lows' windows,
+// and judged, those past its warm-up (a suffix of all).
 type life struct {
-	n  int
-	ps []point
+	n           int
+	all, judged []point
 }
 
 // growth judges each process life of one node's samples s, metric by
@@ -579,11 +606,12 @@ func growth(name string, s []point) (failures, notes []string) {
 		vs := make([]verdict, len(lives))
 		steadyHeld, haveSteady := 0.0, false
 		for i, l := range lives {
-			lows := lowsOf(l.ps, m.get)
-			half := len(l.ps) / 2
+			lows := lowsOf(l.all, len(l.all)-len(l.judged), m.get)
+			ps := l.judged
+			half := len(ps) / 2
 			v := &vs[i]
-			v.first, v.last = slope(l.ps[:half], lows[:half]), slope(l.ps[half:], lows[half:])
-			v.rise = v.last * l.ps[len(l.ps)-1].at.Sub(l.ps[half].at).Seconds()
+			v.first, v.last = slope(ps[:half], lows[:half]), slope(ps[half:], lows[half:])
+			v.rise = v.last * ps[len(ps)-1].at.Sub(ps[half].at).Seconds()
 			v.noise = max(m.floor, 0.1*mean(lows))
 			v.grows = v.rise > v.noise && v.last >= v.first/2
 			v.held = slices.Max(lows[half:])
@@ -607,8 +635,9 @@ func growth(name string, s []point) (failures, notes []string) {
 	return failures, notes
 }
 
-// judgedLives splits s by process life, in order, drops each life's
-// warm-up, and keeps the lives with at least 5 samples left.
+// judgedLives splits s by process life, in order, marks each life's
+// samples past its warm-up as judged, and keeps the lives with at least
+// 5 of them.
 func judgedLives(s []point) []life {
 	var lives []life
 	for _, p := range s {
@@ -616,34 +645,36 @@ func judgedLives(s []point) []life {
 			lives = append(lives, life{n: p.life})
 		}
 		l := &lives[len(lives)-1]
-		l.ps = append(l.ps, p)
+		l.all = append(l.all, p)
 	}
 	judged := lives[:0]
 	for _, l := range lives {
-		ps := l.ps
+		ps := l.all
 		from := ps[0].at.Add(max(warmUp, ps[len(ps)-1].at.Sub(ps[0].at)/5))
 		for len(ps) > 0 && ps[0].at.Before(from) {
 			ps = ps[1:]
 		}
 		if len(ps) >= 5 {
-			judged = append(judged, life{n: l.n, ps: ps})
+			l.judged = ps
+			judged = append(judged, l)
 		}
 	}
 	return judged
 }
 
-// lowsOf is get of each of ps as its least over the trailing lowsWindow
-// or an eighth of ps's span, whichever is shorter (within ps).
-func lowsOf(ps []point, get func(point) int) []float64 {
-	window := min(lowsWindow, ps[len(ps)-1].at.Sub(ps[0].at)/8)
-	lows := make([]float64, len(ps))
-	from := 0
-	for i, p := range ps {
-		for ps[from].at.Before(p.at.Add(-window)) {
-			from++
+// lowsOf is get of each of ps[from:] as its least over a trailing window
+// (lowsWindow), which may reach back before from.
+func lowsOf(ps []point, from int, get func(point) int) []float64 {
+	judged := ps[from:]
+	window := min(lowsWindow, max(minLowsWindow, judged[len(judged)-1].at.Sub(judged[0].at)/8))
+	lows := make([]float64, len(judged))
+	start := 0
+	for i, p := range judged {
+		for ps[start].at.Before(p.at.Add(-window)) {
+			start++
 		}
-		lo := get(ps[from])
-		for _, q := range ps[from+1 : i+1] {
+		lo := get(ps[start])
+		for _, q := range ps[start+1 : from+i+1] {
 			lo = min(lo, get(q))
 		}
 		lows[i] = float64(lo)

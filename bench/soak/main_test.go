@@ -178,7 +178,7 @@ func TestGrowthSawtooth(t *testing.T) {
 			}
 			return swinging(sec, m)
 		}
-		if got, _ := growth("n0", series(n, 1, leaking)); len(got) != 1 || !strings.Contains(got[0], "heap in use KiB grows") {
+		if got, _ := growth("n0", series(n, 1, leaking)); len(got) != 1 || !strings.Contains(got[0], "live heap KiB grows") {
 			t.Errorf("%d samples, a leak under a sawtooth heap: got %q, want one failure naming the heap", n, got)
 		}
 	}
