@@ -3,12 +3,9 @@ package sfu
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,12 +13,12 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/icebox-project/icebox/internal/sfutest"
 )
 
 // newTestSFU is an SFU with all media on one UDP port of 127.0.0.1.
@@ -44,31 +41,6 @@ func newTestSFU(t testing.TB, cfg Config) *SFU {
 	return s
 }
 
-// readClip returns the frames of testdata/<rid>.ivf.
-func readClip(t testing.TB, rid string) [][]byte {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", rid+".ivf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := ivfreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frames [][]byte
-	for {
-		frame, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			return frames
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, frame)
-	}
-}
-
 // received is what a test client got on one remote track.
 type received struct {
 	mu        sync.Mutex
@@ -80,6 +52,8 @@ type received struct {
 	lastTS    uint32
 	bad       []string // continuity breaks
 	levels    int      // packets with an audio level
+	mid       string   // the media section's mid
+	badMid    int      // packets whose mid header extension is missing or names another section
 	seen      map[uint16]int
 }
 
@@ -97,18 +71,24 @@ type testClient struct {
 	speaker atomic.Pointer[string]
 	errs    chan error
 
-	negMu sync.Mutex // one SDP step at a time
-	want  [2]int     // recvonly audio and video sections the SFU asked for
-	mu    sync.Mutex
-	recv  map[string]*received // by track id
+	negMu   sync.Mutex               // one SDP step at a time
+	want    [2]int                   // recvonly audio and video sections the SFU asked for
+	screens []*webrtc.RTPTransceiver // sections declared "screen" in every offer, under negMu
+	applied bool                     // tell the SFU each answer is applied ({"applied":true}), as the page does
+	mu      sync.Mutex
+	recv    map[string]*received // by track id
 
 	stop    chan struct{}
 	closing atomic.Bool
-	sent    atomic.Int64 // camera packets written, all layers
+	cameras []*sfutest.Camera
 	wg      sync.WaitGroup
 }
 
-func newTestClient(t testing.TB, s *SFU, room, name string) *testClient {
+// acksAnswers makes a test client tell the SFU each answer is applied
+// ({"applied":true}), as the page does.
+func acksAnswers(c *testClient) { c.applied = true }
+
+func newTestClient(t testing.TB, s *SFU, room, name string, opts ...func(*testClient)) *testClient {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -118,6 +98,10 @@ func newTestClient(t testing.TB, s *SFU, room, name string) *testClient {
 		t.Fatal(err)
 	}
 	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	// As browsers do, the mid on audio as well.
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.SDESMidURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		t.Fatal(err)
 	}
 	ir := &interceptor.Registry{}
@@ -139,6 +123,9 @@ func newTestClient(t testing.TB, s *SFU, room, name string) *testClient {
 	}
 	c := &testClient{t: t, name: name, pc: pc, signals: make(chan []byte, 256),
 		errs: make(chan error, 16), recv: map[string]*received{}, stop: make(chan struct{})}
+	for _, o := range opts {
+		o(c)
+	}
 	pc.OnTrack(c.onTrack)
 	c.part, err = s.Join(room, name, Events{
 		Signal: c.fromSFU,
@@ -172,6 +159,9 @@ func (c *testClient) fromSFU(b []byte) {
 	if json.Unmarshal(b, &s) == nil && s.SDP != nil && s.SDP.Type == webrtc.SDPTypeAnswer {
 		if err := c.pc.SetRemoteDescription(*s.SDP); err != nil {
 			c.t.Errorf("%s: the SFU's answer: %v", c.name, err)
+		} else if c.applied {
+			// On another goroutine: the answer came inside HandleSignal.
+			go func() { _ = c.part.HandleSignal([]byte(`{"applied":true}`)) }()
 		}
 		return
 	}
@@ -263,94 +253,81 @@ func (c *testClient) offerLocked(sources map[string]Source) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	for _, tr := range c.screens {
+		if sources == nil {
+			sources = map[string]Source{}
+		}
+		sources[tr.Mid()] = SourceScreen // CreateOffer gave it a mid
+	}
 	c.sendLocal(offer, sources)
 }
 
-// publishCamera adds a VP8 simulcast camera sending the clips in
-// testdata at 15 frame/s, each packet naming its mid and RTP stream id in
-// header extensions (RFC 8843, RFC 8852) as browsers do; on a PLI a layer
-// restarts at its keyframe.
-func (c *testClient) publishCamera() {
+// publishScreen adds a screen share, one VP8 layer (the h clip at
+// 15 frame/s) on a sendonly section of its own, and offers it as
+// "screen"; stopScreen ends it.
+func (c *testClient) publishScreen() *webrtc.RTPTransceiver {
 	c.t.Helper()
-	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-	var tracks [3]*webrtc.TrackLocalStaticRTP
-	var clips [3][][]byte
-	var packetizers [3]rtp.Packetizer
-	for i, rid := range layerRIDs {
-		tr, err := webrtc.NewTrackLocalStaticRTP(codec, "camera", c.name, webrtc.WithRTPStreamID(rid))
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		tracks[i], clips[i] = tr, readClip(c.t, rid)
-		packetizers[i] = rtp.NewPacketizer(1200, 0, 0, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
-	}
-	tr, err := c.pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", c.name+"-screen")
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	for _, x := range tracks[1:] {
-		if err := tr.Sender().AddEncoding(x); err != nil {
-			c.t.Fatal(err)
-		}
+	clip := sfutest.Clip(c.t, "h")
+	c.negMu.Lock()
+	tr, err := c.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		c.negMu.Unlock()
+		c.t.Fatal(err)
 	}
-	var restart [3]atomic.Bool
-	for i, rid := range layerRIDs {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			for {
-				pkts, _, err := tr.Sender().ReadSimulcastRTCP(rid)
-				if err != nil {
-					return
-				}
-				for _, p := range pkts {
-					if _, ok := p.(*rtcp.PictureLossIndication); ok {
-						restart[i].Store(true)
-					}
-				}
-			}
-		}()
-	}
+	c.screens = append(c.screens, tr)
+	c.offerLocked(nil)
+	c.negMu.Unlock()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		tick := time.NewTicker(time.Second / 15)
 		defer tick.Stop()
-		var next [3]int
-		for {
+		for i := 0; ; i = (i + 1) % len(clip) {
 			select {
 			case <-c.stop:
 				return
 			case <-tick.C:
 			}
-			var midID, ridID uint8
-			for _, e := range tr.Sender().GetParameters().HeaderExtensions {
-				switch e.URI {
-				case sdp.SDESMidURI:
-					midID = uint8(e.ID)
-				case sdp.SDESRTPStreamIDURI:
-					ridID = uint8(e.ID)
-				}
+			if s := tr.Sender(); s == nil || s.Track() == nil {
+				return // stopScreen
 			}
-			mid := tr.Mid()
-			if midID == 0 || ridID == 0 || mid == "" {
-				continue // not negotiated yet
-			}
-			for i := range tracks {
-				if restart[i].Swap(false) {
-					next[i] = 0
-				}
-				for _, p := range packetizers[i].Packetize(clips[i][next[i]], 90000/15) {
-					_ = p.Header.SetExtension(midID, []byte(mid))
-					_ = p.Header.SetExtension(ridID, []byte(layerRIDs[i]))
-					if tracks[i].WriteRTP(p) == nil {
-						c.sent.Add(1)
-					}
-				}
-				next[i] = (next[i] + 1) % len(clips[i])
-			}
+			_ = track.WriteSample(media.Sample{Data: clip[i], Duration: time.Second / 15})
 		}
 	}()
+	return tr
+}
+
+// stopScreen ends the share on tr the way a browser's removeTrack does:
+// the section goes inactive, and the client offers.
+func (c *testClient) stopScreen(tr *webrtc.RTPTransceiver) {
+	c.t.Helper()
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	if err := c.pc.RemoveTrack(tr.Sender()); err != nil {
+		c.t.Fatal(err)
+	}
+	c.offerLocked(nil)
+}
+
+// publishCamera adds a VP8 simulcast camera sending the clips in
+// testdata (sfutest.AddCamera).
+func (c *testClient) publishCamera() {
+	c.t.Helper()
+	cam := sfutest.AddCamera(c.t, c.pc, c.name, c.stop, &c.wg)
+	c.cameras = append(c.cameras, cam)
+}
+
+// sentPackets counts the camera packets written, all layers.
+func (c *testClient) sentPackets() int64 {
+	var n int64
+	for _, cam := range c.cameras {
+		n += cam.Sent.Load()
+	}
+	return n
 }
 
 // publishMicrophone adds an Opus track of silent frames carrying the
@@ -405,12 +382,16 @@ func (c *testClient) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	c.mu.Lock()
 	c.recv[tr.ID()] = r
 	c.mu.Unlock()
-	var levelID uint8
+	var levelID, midID uint8
 	for _, tc := range c.pc.GetTransceivers() {
 		if tc.Receiver() != nil && tc.Receiver().Track() == tr {
+			r.mid = tc.Mid()
 			for _, e := range tc.Receiver().GetParameters().HeaderExtensions {
-				if e.URI == sdp.AudioLevelURI {
+				switch e.URI {
+				case sdp.AudioLevelURI:
 					levelID = uint8(e.ID)
+				case sdp.SDESMidURI:
+					midID = uint8(e.ID)
 				}
 			}
 		}
@@ -442,6 +423,9 @@ func (c *testClient) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			}
 			if levelID != 0 && len(p.GetExtension(levelID)) == 1 {
 				r.levels++
+			}
+			if midID == 0 || string(p.GetExtension(midID)) != r.mid {
+				r.badMid++
 			}
 			if tr.Kind() == webrtc.RTPCodecTypeVideo && isVP8Keyframe(p.Payload) {
 				r.keyframes++

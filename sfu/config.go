@@ -48,8 +48,10 @@ type Config struct {
 	PLIInterval time.Duration
 	// StartDelay is how long a down-track waits after the answer that
 	// opens its media section before its first packet, so the client has
-	// applied that answer: pion ignores for good a stream whose packets
-	// come before the SDP describing it. DefaultStartDelay when zero.
+	// applied that answer, unless the client says so first
+	// ({"applied":true}): pion ignores for good a stream whose packets
+	// come before the SDP describing it, and Chromium takes it for
+	// another section's. DefaultStartDelay when zero.
 	StartDelay time.Duration
 	// AllocateInterval: DefaultAllocateInterval when zero.
 	AllocateInterval time.Duration

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -47,7 +48,12 @@ type DownTrack struct {
 	ssrc         uint32
 	payloadType  uint8
 	audioLevelID uint8
+	midID        uint8  // the mid header extension's id (RFC 8843 §15); 0: not negotiated
+	mid          []byte // the media section's mid, once known
+	exts         [2]rtp.Extension
+	needMid      atomic.Bool // bound with a mid extension and its mid not yet known
 	boundAt      time.Time
+	answer       int64 // the number of the SFU's answer (Participant.answers) that opened its section
 
 	requested int // largest layer the subscriber asked for; noLayer: paused
 	target    int // layer the allocation chose
@@ -103,15 +109,19 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.writer = ctx.WriteStream()
-	d.boundAt = d.now()
+	d.boundAt, d.answer = d.now(), d.sub.answers.Load()
 	d.ssrc = uint32(ctx.SSRC())
 	d.payloadType = uint8(codec.PayloadType)
-	d.audioLevelID = 0
+	d.audioLevelID, d.midID, d.mid = 0, 0, nil
 	for _, e := range ctx.HeaderExtensions() {
-		if e.URI == sdp.AudioLevelURI {
+		switch e.URI {
+		case sdp.AudioLevelURI:
 			d.audioLevelID = uint8(e.ID)
+		case sdp.SDESMidURI:
+			d.midID = uint8(e.ID)
 		}
 	}
+	d.needMid.Store(d.midID != 0)
 	return *codec, nil
 }
 
@@ -170,8 +180,17 @@ func (d *DownTrack) keyframeWanted() {
 // the layer this subscriber gets; keyframe says pkt starts a keyframe.
 // level is the RFC 6464 audio level byte to send (0 with no level).
 func (d *DownTrack) write(layer int, pkt *rtp.Packet, keyframe bool, level []byte) {
+	if d.needMid.Load() {
+		// Outside mu: pion may hold its own locks while it calls Bind.
+		if mid := d.sub.midOf(d); mid != nil {
+			d.mu.Lock()
+			d.mid = mid
+			d.mu.Unlock()
+			d.needMid.Store(false)
+		}
+	}
 	d.mu.Lock()
-	if d.writer == nil || (!d.started && d.now().Sub(d.boundAt) < d.sub.room.sfu.cfg.StartDelay) {
+	if d.writer == nil || (!d.started && d.sub.applied.Load() < d.answer && d.now().Sub(d.boundAt) < d.sub.room.sfu.cfg.StartDelay) {
 		d.mu.Unlock()
 		return
 	}
@@ -200,6 +219,14 @@ func (d *DownTrack) write(layer int, pkt *rtp.Packet, keyframe bool, level []byt
 		SequenceNumber: pkt.SequenceNumber - d.seqOff,
 		Timestamp:      pkt.Timestamp - d.tsOff,
 		SSRC:           d.ssrc,
+	}
+	// Every packet names its media section (BUNDLE demultiplexing, RFC
+	// 8843 §9.2): a browser that has not yet applied the answer giving
+	// this SSRC still routes it to its transceiver; without it, Chromium
+	// drops the stream for good.
+	h.Extensions = d.exts[:0] // room for both, no allocation
+	if d.midID != 0 && len(d.mid) > 0 {
+		_ = h.SetExtension(d.midID, d.mid)
 	}
 	if level != nil && d.audioLevelID != 0 {
 		_ = h.SetExtension(d.audioLevelID, level)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
@@ -54,6 +55,11 @@ type Participant struct {
 	pending []webrtc.ICECandidateInit
 	sources map[string]Source // mid → what the client says it sends
 
+	// answers counts the SFU's answers, applied the ones the client said
+	// it applied ({"applied":true}): a down-track whose section came in
+	// an applied answer need not wait out StartDelay.
+	answers, applied atomic.Int64
+
 	mu        sync.Mutex
 	published map[Source]*publishedTrack
 	receivers map[Source]*webrtc.RTPReceiver
@@ -97,11 +103,15 @@ type signal struct {
 	// Sources says, by media section id (mid), what the client sends
 	// there: "camera" (the default for video), "screen" or "microphone".
 	Sources map[string]Source `json:"sources"`
+	// Applied says the client applied the SFU's last answer: the media
+	// sections it opened may carry media at once (StartDelay otherwise).
+	Applied bool `json:"applied"`
 }
 
 // HandleSignal takes the data of a signal the client sent to "sfu":
 // {"sdp":{"type":"offer"|"answer","sdp":…}, "sources":{mid: source}} or
-// {"candidate":RTCIceCandidateInit}. An offer is answered through
+// {"candidate":RTCIceCandidateInit}, or {"applied":true} once the client
+// applied the SFU's last answer. An offer is answered through
 // Events.Signal. Errors wrap ErrBadSignal or ErrTooLarge and say why; the
 // participant's call goes on.
 func (p *Participant) HandleSignal(data []byte) error {
@@ -123,6 +133,11 @@ func (p *Participant) HandleSignal(data []byte) error {
 		return p.handleSDP(*s.SDP, s.Sources)
 	case s.Candidate != nil:
 		return p.handleCandidate(*s.Candidate)
+	case s.Applied:
+		// The client offers again only once it applied an answer: this
+		// is the latest one sent.
+		p.applied.Store(p.answers.Load())
+		return nil
 	}
 	return fmt.Errorf("%w: neither sdp nor candidate", ErrBadSignal)
 }
@@ -169,16 +184,16 @@ const maxPublished = 3
 func (p *Participant) receiveSlots(offer *sdp.SessionDescription) error {
 	known := map[string]bool{}
 	sending := map[string]bool{} // mids of the SFU's down-tracks
-	receiving := 0
 	for _, tr := range p.pc.GetTransceivers() {
 		if tr.Mid() != "" {
 			known[tr.Mid()] = true
 			sending[tr.Mid()] = tr.Direction() == webrtc.RTPTransceiverDirectionSendonly
 		}
-		if tr.Direction() == webrtc.RTPTransceiverDirectionRecvonly {
-			receiving++
-		}
 	}
+	// The sections the client sends on now, not every one it ever sent
+	// on: a share that stopped (its section inactive) and a new one on a
+	// section of its own make one track, not two.
+	publishing := 0
 	for _, md := range offer.MediaDescriptions {
 		mid, _ := md.Attribute("mid")
 		_, sendonly := md.Attribute("sendonly")
@@ -188,20 +203,19 @@ func (p *Participant) receiveSlots(offer *sdp.SessionDescription) error {
 			// out on a section the SFU only sends on, and nowhere.
 			return fmt.Errorf("%w: media section %q carries a track of the SFU's and cannot carry yours: publish with addTransceiver(track, {direction: \"sendonly\"}), not addTrack", ErrBadSignal, mid)
 		}
-		if known[mid] || !(sendonly || sendrecv) {
+		kind := webrtc.NewRTPCodecType(md.MediaName.Media)
+		if !(sendonly || sendrecv) || kind == 0 { // kind 0: application (data channel)
 			continue
 		}
-		kind := webrtc.NewRTPCodecType(md.MediaName.Media)
-		if kind == 0 {
-			continue // application (data channel)
-		}
-		if receiving >= maxPublished {
+		if publishing++; publishing > maxPublished {
 			return fmt.Errorf("%w: more than %d media sections to publish on", ErrPublishLimit, maxPublished)
+		}
+		if known[mid] {
+			continue
 		}
 		if _, err := p.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			return fmt.Errorf("sfu: receive %s: %w", kind, err)
 		}
-		receiving++
 	}
 	return nil
 }
@@ -248,6 +262,7 @@ func (p *Participant) answer(offer webrtc.SessionDescription, sources map[string
 		return fmt.Errorf("%w: answer to the offer: %v", ErrBadSignal, err)
 	}
 	p.asked = [2]int{}
+	p.answers.Add(1) // before: pion may bind down-tracks within SetLocalDescription
 	return p.setLocalAndSend(answer)
 }
 
@@ -369,9 +384,23 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	}
 	t := p.published[source]
 	if t != nil && p.receivers[source] != receiver {
+		old := p.receivers[source]
 		p.mu.Unlock()
-		p.reject(fmt.Errorf("%w: a second %s track", ErrPublishLimit, source))
-		return
+		if p.receiving(old) {
+			p.reject(fmt.Errorf("%w: a second %s track", ErrPublishLimit, source))
+			return
+		}
+		// The section's receiver was replaced (the client sent a new
+		// track on it after it stopped): the old track ends now, if its
+		// layers have not yet noticed.
+		p.unpublish(t)
+		p.mu.Lock()
+		t = p.published[source]
+		if t != nil {
+			p.mu.Unlock()
+			p.reject(fmt.Errorf("%w: a second %s track", ErrPublishLimit, source))
+			return
+		}
 	}
 	fresh := t == nil
 	if fresh {
@@ -415,6 +444,35 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		p.room.publish(t)
 	} else {
 		p.room.tracksChanged(p.id)
+	}
+}
+
+// receiving reports whether r is still the receiver of one of the peer
+// connection's transceivers (pion replaces a section's receiver when a
+// new remote description stops the track it carried).
+func (p *Participant) receiving(r *webrtc.RTPReceiver) bool {
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Receiver() == r {
+			return true
+		}
+	}
+	return false
+}
+
+// unpublish takes t out of the room: the client stopped sending it (a
+// screen share ended: its section went inactive) or sends a new track
+// in its place. Every subscriber loses its down-track and hears the new
+// track list; the client may publish that source again.
+func (p *Participant) unpublish(t *publishedTrack) {
+	p.mu.Lock()
+	if p.published[t.source] == t {
+		delete(p.published, t.source)
+		delete(p.receivers, t.source)
+	}
+	closed := p.closed
+	p.mu.Unlock()
+	if !closed {
+		p.room.unpublish(t)
 	}
 }
 
@@ -479,6 +537,17 @@ func (p *Participant) subscribe(t *publishedTrack) {
 	p.mu.Unlock()
 	t.addDown(d)
 	go p.readSenderRTCP(d, sender)
+}
+
+// midOf is the mid of the media section d is sent on, nil until one is
+// negotiated.
+func (p *Participant) midOf(d *DownTrack) []byte {
+	for _, tr := range p.pc.GetTransceivers() {
+		if s := tr.Sender(); s != nil && s.Track() == d && tr.Mid() != "" {
+			return []byte(tr.Mid())
+		}
+	}
+	return nil
 }
 
 // readSenderRTCP reads the subscriber's RTCP about d: a PLI or FIR asks

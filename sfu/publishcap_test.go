@@ -48,8 +48,8 @@ func TestPublishBitrateCap(t *testing.T) {
 	camPackets, pubMic, otherMic := sub.packets(cam), sub.packets("pub-microphone"), sub.packets("other-microphone")
 	// 60 camera packets more is about 2 s of the publisher's three
 	// layers: many allocation rounds, each of which could have put f back.
-	start := pub.sent.Load()
-	testenv.Eventually(t, wait, "60 camera packets published", func() bool { return pub.sent.Load() >= start+60 })
+	start := pub.sentPackets()
+	testenv.Eventually(t, wait, "60 camera packets published", func() bool { return pub.sentPackets() >= start+60 })
 	if after := widths()[before:]; slices.Contains(after, 320) {
 		t.Errorf("keyframes after the cap were %v wide: f (320) forwarded again", after)
 	}

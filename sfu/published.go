@@ -60,6 +60,9 @@ type publishedTrack struct {
 
 	mu     sync.Mutex
 	layers [len(layerRIDs)]*layer
+	// reading counts the layers whose run has not returned: at 0 every
+	// layer ended and the track is unpublished.
+	reading int
 	// capped is the highest layer forwarded under the owner's publish
 	// bitrate cap; lower than the top layer while over it.
 	capped atomic.Int32
@@ -110,11 +113,23 @@ func (t *publishedTrack) addLayer(i int, remote *webrtc.TrackRemote) (*layer, bo
 	}
 	l := &layer{remote: remote, ssrc: uint32(remote.SSRC())}
 	t.layers[i] = l
+	t.reading++
 	return l, true
 }
 
 // run reads layer i until its track ends, and forwards every packet.
+// When the last layer ends (the client stopped sending on the section:
+// a screen share that stopped), the owner unpublishes the track.
 func (t *publishedTrack) run(i int, l *layer) {
+	defer func() {
+		t.mu.Lock()
+		t.reading--
+		ended := t.reading == 0
+		t.mu.Unlock()
+		if ended {
+			t.owner.unpublish(t)
+		}
+	}()
 	now := t.owner.room.sfu.cfg.Now
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet

@@ -118,6 +118,28 @@ func (r *Room) publish(t *publishedTrack) {
 	}
 }
 
+// unpublish takes t out of the room, if it is there, and away from every
+// subscriber.
+func (r *Room) unpublish(t *publishedTrack) {
+	r.mu.Lock()
+	if r.tracks[t.id] != t {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.tracks, t.id)
+	subs := r.othersLocked(t.owner.id)
+	r.mu.Unlock()
+	if t.source == SourceMicrophone {
+		r.speakers.forget(t.owner.id)
+	}
+	for _, s := range subs {
+		if s.unsubscribe(t) {
+			s.sendTracks()
+			s.negotiate()
+		}
+	}
+}
+
 // tracksChanged tells every other participant the new layer list of a
 // track of owner.
 func (r *Room) tracksChanged(owner string) {

@@ -156,10 +156,10 @@ func TestLayerFollowsRequest(t *testing.T) {
 	// Once the publisher has sent 30 packets more (2 s of its layers),
 	// nothing sent before the pause is still on its way; over 30 more,
 	// the subscriber must get nothing.
-	sentAfter := func(n int64) func() bool { return func() bool { return pub.sent.Load() >= n } }
-	testenv.Eventually(t, wait, "30 packets published", sentAfter(pub.sent.Load()+30))
+	sentAfter := func(n int64) func() bool { return func() bool { return pub.sentPackets() >= n } }
+	testenv.Eventually(t, wait, "30 packets published", sentAfter(pub.sentPackets()+30))
 	n := sub.packets(cam)
-	testenv.Eventually(t, wait, "30 more packets published", sentAfter(pub.sent.Load()+30))
+	testenv.Eventually(t, wait, "30 more packets published", sentAfter(pub.sentPackets()+30))
 	if m := sub.packets(cam); m != n {
 		t.Errorf("paused camera: %d packets more", m-n)
 	}
@@ -262,6 +262,80 @@ func TestTrackLimits(t *testing.T) {
 	testenv.Eventually(t, wait, "the first camera forwarded", func() bool { return sub.packets("a-camera") > 0 })
 	if _, err := s.Join("r", "third", Events{}); err == nil {
 		t.Error("a third participant joined a room capped at 2")
+	}
+}
+
+// TestScreenShareEndsAndReturns: a screen share is forwarded as a track
+// of its own ("<peer>-screen", source screen) beside the camera. When its
+// publisher stops sending on its section (removeTrack: the section goes
+// inactive), every subscriber's track list drops it; a second share, on
+// a section of its own, is forwarded again (the stopped one does not
+// count against the three tracks a participant may publish), and the
+// camera goes on throughout.
+func TestScreenShareEndsAndReturns(t *testing.T) {
+	s := newTestSFU(t, Config{})
+	a := publisher(t, s, "r", "a", quiet())
+	sub := newTestClient(t, s, "r", "sub")
+	dumpOnFailure(t, a, sub)
+	listed := func() bool {
+		for _, ti := range sub.part.Tracks() {
+			if ti.Track == "a-screen" {
+				return ti.Source == SourceScreen && ti.Stream == "a-screen"
+			}
+		}
+		return false
+	}
+	var earlier *received
+	for round := range 2 {
+		tr := a.publishScreen()
+		testenv.Eventually(t, wait, fmt.Sprintf("share %d reaches sub", round+1), func() bool {
+			r := sub.got("a-screen")
+			return listed() && r != nil && r != earlier && sub.packets("a-screen") > 10
+		})
+		earlier = sub.got("a-screen")
+		a.stopScreen(tr)
+		testenv.Eventually(t, wait, fmt.Sprintf("share %d leaves sub's tracks", round+1), func() bool { return !listed() })
+	}
+	cam := sub.packets("a-camera")
+	testenv.Eventually(t, wait, "a's camera goes on", func() bool { return sub.packets("a-camera") > cam+10 })
+	select {
+	case err := <-a.errs:
+		t.Errorf("a was refused: %v", err)
+	default:
+	}
+	checkContinuous(t, sub)
+}
+
+// TestForwardedPacketsNameTheirMid: every packet the SFU forwards, audio
+// and video, carries the mid header extension naming the subscriber's
+// media section it belongs to (RFC 8843 §9.2), so a browser that has not
+// yet applied the answer giving its SSRC still routes it there.
+func TestForwardedPacketsNameTheirMid(t *testing.T) {
+	s := newTestSFU(t, Config{})
+	publisher(t, s, "r", "a", quiet())
+	sub := newTestClient(t, s, "r", "sub")
+	for _, id := range []string{"a-camera", "a-microphone"} {
+		testenv.Eventually(t, wait, "sub receives "+id, func() bool { return sub.packets(id) > 10 })
+		r := sub.got(id)
+		r.mu.Lock()
+		if r.badMid > 0 || r.mid == "" {
+			t.Errorf("%s: %d of %d packets without the mid %q", id, r.badMid, r.packets, r.mid)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// TestAppliedStartsAtOnce: a subscriber that says it applied the SFU's
+// answer ({"applied":true}, as the page does) gets media at once; one
+// that does not waits out StartDelay (a minute here).
+func TestAppliedStartsAtOnce(t *testing.T) {
+	s := newTestSFU(t, Config{StartDelay: time.Minute})
+	publisher(t, s, "r", "a", quiet())
+	slow := newTestClient(t, s, "r", "slow")
+	quick := newTestClient(t, s, "r", "quick", acksAnswers)
+	testenv.Eventually(t, wait, "quick receives a's camera", func() bool { return quick.packets("a-camera") > 10 })
+	if n := slow.packets("a-camera"); n > 0 {
+		t.Errorf("slow received %d packets of a's camera within its start delay", n)
 	}
 }
 

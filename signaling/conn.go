@@ -266,18 +266,19 @@ func (c *conn) reader() (dropped bool) {
 		if err != nil {
 			return c.readFailed(err)
 		}
-		data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
+		data, err := io.ReadAll(io.LimitReader(r, MaxSFUMessageSize+1))
 		if err != nil {
 			return c.readFailed(err)
 		}
 		if c.closing() {
 			continue // draining until the peer's close frame.
 		}
-		if len(data) > MaxMessageSize {
+		// Only a participant of an SFU room may send the SFU more.
+		if len(data) > MaxMessageSize && (len(data) > MaxSFUMessageSize || !toSFU(data) || c.peer.participant() == nil) {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				return c.readFailed(err)
 			}
-			c.refuse(wire.CodeTooLarge, "messages are limited to 65536 bytes")
+			c.refuse(wire.CodeTooLarge, "messages are limited to 65536 bytes (270336 for a signal to the SFU)")
 		} else if mt != websocket.TextMessage {
 			c.refuse(wire.CodeBadMessage, "protocol v1 uses text frames holding JSON")
 		} else if !c.limiter.AllowN(c.s.clock.Now(), 1) {
@@ -310,6 +311,16 @@ func (c *conn) readFailed(err error) (dropped bool) {
 		return ce.Code == websocket.CloseAbnormalClosure
 	}
 	return !errors.Is(err, websocket.ErrReadLimit)
+}
+
+// toSFU reports whether data is a signal to the SFU, which may be larger
+// than other messages (MaxSFUMessageSize).
+func toSFU(data []byte) bool {
+	var head struct {
+		Type string `json:"type"`
+		To   string `json:"to"`
+	}
+	return json.Unmarshal(data, &head) == nil && head.Type == wire.TypeSignal && head.To == wire.SFUPeer
 }
 
 // refuse sends an error for a message that counts as a strike.

@@ -29,6 +29,12 @@ const (
 	// MaxMessageSize is the largest message handled: 64 KiB. Larger ones
 	// get a too-large error and are discarded.
 	MaxMessageSize = 64 << 10
+	// MaxSFUMessageSize is the largest signal to the SFU ("to": "sfu")
+	// handled: 264 KiB, the SFU's largest SDP (256 KiB, sfu.Limits) and
+	// the JSON around it. An SFU room's offer holds a media section per
+	// track received, and a browser's lists every codec it has: 64 KiB
+	// is a room of about ten.
+	MaxSFUMessageSize = 264 << 10
 	// hardReadLimit ends the connection (close 1009) when one message is
 	// larger still, so discarding never reads without bound.
 	hardReadLimit = 1 << 20

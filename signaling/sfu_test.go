@@ -114,6 +114,34 @@ func TestSFUHostileMessages(t *testing.T) {
 			}
 		})
 	}
+	// A signal to the SFU may pass 64 KiB (an SFU room's offer lists a
+	// section per track received), up to MaxSFUMessageSize, from a
+	// participant of an SFU room only; the SFU's own cap then applies
+	// (32 KiB here).
+	bigSignal := signal(msg{"sdp": msg{"type": "offer", "sdp": strings.Repeat("a", 100<<10)}})
+	for _, c := range []struct {
+		name string
+		p    *sfutest.Peer
+		m    wire.Message
+		says string
+	}{
+		{"100 KiB to the SFU, from a participant", m, bigSignal, "signal of"},
+		{"100 KiB to the SFU, from a mesh room", nil, bigSignal, "messages are limited"},
+		{"300 KiB to the SFU", m, signal(msg{"sdp": msg{"type": "offer", "sdp": strings.Repeat("a", 300<<10)}}), "messages are limited"},
+		{"100 KiB to a peer", m, &wire.Signal{To: a.ID, Data: json.RawMessage(`{"x":"` + strings.Repeat("a", 100<<10) + `"}`)}, "messages are limited"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := c.p
+			if p == nil {
+				p, _ = sfutest.Dial(t, url, "mesh-room", "eve")
+			}
+			p.Send(c.m)
+			got := p.Next()
+			if e, ok := got.(*wire.Error); !ok || e.Code != wire.CodeTooLarge || !strings.Contains(e.Message, c.says) {
+				t.Errorf("got %v, want error too-large saying %q", got, c.says)
+			}
+		})
+	}
 	b.Send(&wire.Layer{Track: a.ID + "-camera", Layer: "xl"})
 	if got := b.Next(); errorCode(got) != wire.CodeBadMessage {
 		t.Errorf("bad layer: %v, want bad-message", got)

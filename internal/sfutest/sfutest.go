@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +44,14 @@ type Peer struct {
 	Packets, Keyframes atomic.Int64
 	tracks             atomic.Pointer[[]wire.TrackInfo]
 	done               chan struct{}
+
+	negMu sync.Mutex // one offer at a time
+	again bool       // under negMu: offer again once the answer comes
+
+	mu    sync.Mutex
+	video map[string]int64 // video packets received, by stream id (the publisher's peer id)
+	stop  chan struct{}    // closed at cleanup: a Camera stops
+	wg    sync.WaitGroup
 }
 
 // Dial connects to the signaling URL, joins room as name and returns the
@@ -66,6 +75,11 @@ func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.Netwo
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
+	// The mid and RTP stream id header extensions a simulcast Camera
+	// names its layers with.
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		t.Fatal(err)
+	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		t.Fatal(err)
@@ -79,7 +93,8 @@ func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.Netwo
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Peer{T: t, C: c, PC: pc, msgs: make(chan wire.Message, 64), done: make(chan struct{})}
+	p := &Peer{T: t, C: c, PC: pc, msgs: make(chan wire.Message, 64), done: make(chan struct{}),
+		video: map[string]int64{}, stop: make(chan struct{})}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
 			pkt, _, err := tr.ReadRTP()
@@ -87,6 +102,11 @@ func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.Netwo
 				return
 			}
 			p.Packets.Add(1)
+			if tr.Kind() == webrtc.RTPCodecTypeVideo {
+				p.mu.Lock()
+				p.video[tr.StreamID()]++
+				p.mu.Unlock()
+			}
 			if len(pkt.Payload) > 4 && pkt.Payload[0]&0x10 != 0 && pkt.Payload[4]&1 == 0 {
 				p.Keyframes.Add(1)
 			}
@@ -100,7 +120,7 @@ func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.Netwo
 	}
 	p.ID = welcome.ID
 	go p.read()
-	t.Cleanup(func() { _ = pc.Close(); _ = c.Close(); <-p.done })
+	t.Cleanup(func() { close(p.stop); _ = pc.Close(); _ = c.Close(); <-p.done; p.wg.Wait() })
 	return p, welcome
 }
 
@@ -179,13 +199,28 @@ func (p *Peer) fromSFU(raw json.RawMessage) {
 	if data.SDP == nil {
 		return
 	}
-	if err := p.PC.SetRemoteDescription(*data.SDP); err != nil {
+	p.negMu.Lock()
+	err := p.PC.SetRemoteDescription(*data.SDP)
+	again := p.again
+	p.again = false
+	p.negMu.Unlock()
+	if err != nil {
 		p.T.Errorf("the SFU's answer: %v", err)
+	}
+	if again {
+		p.Offer()
 	}
 }
 
-// Offer sends an offer for the peer connection as it is to "sfu".
+// Offer sends an offer for the peer connection as it is to "sfu", or,
+// while one awaits its answer, once the answer comes.
 func (p *Peer) Offer() {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.PC.SignalingState() != webrtc.SignalingStateStable {
+		p.again = true
+		return
+	}
 	offer, err := p.PC.CreateOffer(nil)
 	if err != nil {
 		p.T.Errorf("offer: %v", err)
@@ -247,6 +282,23 @@ func (p *Peer) Publish() {
 		}
 	}()
 	p.Offer()
+}
+
+// PublishSimulcast sends a VP8 simulcast camera (AddCamera: the q, h and
+// f clips), named after the peer's id, and offers it.
+func (p *Peer) PublishSimulcast() *Camera {
+	p.T.Helper()
+	c := AddCamera(p.T, p.PC, p.ID, p.stop, &p.wg)
+	p.Offer()
+	return c
+}
+
+// VideoFrom counts the video packets received on the stream of peer id
+// (the SFU names a publisher's camera stream after its peer id).
+func (p *Peer) VideoFrom(id string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.video[id]
 }
 
 // Next returns the next message that is not a signal from the SFU or a

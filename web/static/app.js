@@ -75,8 +75,9 @@ function sfuBadge(id) {
 
 /**
  * showSFU puts what the SFU sends on tiles: one per peer that publishes a
- * camera or microphone (its stream is named after it), and asks for the
- * camera layer that fits the number of tiles (sfu.js layerFor). A tile
+ * camera or microphone (its stream is named after it), a screen tile per
+ * screen share (on the stage), and asks for the camera layer that fits
+ * the number of tiles (sfu.js layerFor). A tile
  * still showing a mesh connection's video (the room just moved to the
  * SFU) changes over once the SFU's video presents frames, and the mesh
  * connection then closes. After a move back to a mesh the tiles are the
@@ -87,9 +88,19 @@ function showSFU() {
   const sfu = session.sfu;
   /** @type {Set<string>} */
   const owners = new Set();
+  /** @type {Set<string>} peers whose screen share the SFU sends */
+  const sharing = new Set();
   for (const t of session.sfuTracks) {
-    if (t.source === 'screen' || !session.names.has(t.peer)) continue;
+    if (!session.names.has(t.peer)) continue;
     const stream = sfu && sfu.streamOf(t.stream);
+    if (t.source === 'screen') {
+      sharing.add(t.peer);
+      // A share still shown from a mesh connection stays until this one presents.
+      if (stream && stream.getVideoTracks().some((x) => x.readyState === 'live')) {
+        tiles.swap(tiles.addScreen(t.peer, session.nameOf(t.peer)), stream);
+      }
+      continue;
+    }
     if (!stream) continue;
     owners.add(t.peer);
     const peer = t.peer;
@@ -98,7 +109,8 @@ function showSFU() {
   }
   for (const el of document.querySelectorAll('.tile.remote')) {
     const id = /** @type {HTMLElement} */ (el).dataset.peer || '';
-    if (!owners.has(id) && !session.peers.has(id)) tiles.remove(id);
+    if (!owners.has(id) && !sharing.has(id) && !session.peers.has(id)) tiles.remove(id);
+    else if (el.classList.contains('screen') && !sharing.has(id) && !session.peers.has(id)) tiles.removeScreen(id);
   }
   const layer = layerFor(owners.size);
   for (const t of session.sfuTracks) {
@@ -161,8 +173,7 @@ function renderDevices() {
   renderMedia(media, tiles, myMeta(), session.myName || $('name').value, view.noteClosed);
   meter.use(media.stream);
   $('meter-row').hidden = !media.has('audio');
-  // Screen sharing goes peer to peer; an SFU room does not carry it yet.
-  renderShare(!!media.screen, !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) && session.media !== 'sfu');
+  renderShare(!!media.screen, !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia));
 }
 
 /** @type {WeakSet<MediaStreamTrack>} local tracks whose end is watched */
@@ -405,10 +416,8 @@ async function toggleShare() {
   const v = /** @type {HTMLVideoElement} */ ($('presenting-video'));
   v.srcObject = stream;
   $('presenting').hidden = false;
-  for (const p of session.peers.values()) {
-    p.sendMeta(myMeta());
-    p.addScreen(stream);
-  }
+  session.shareScreen(stream);
+  for (const p of session.peers.values()) p.sendMeta(myMeta());
   renderDevices();
   setStatus('you are sharing your screen');
 }
@@ -418,10 +427,8 @@ function stopShare() {
   media.stopShare();
   /** @type {HTMLVideoElement} */ ($('presenting-video')).srcObject = null;
   $('presenting').hidden = true;
-  for (const p of session.peers.values()) {
-    p.removeScreen();
-    p.sendMeta(myMeta());
-  }
+  session.stopScreen();
+  for (const p of session.peers.values()) p.sendMeta(myMeta());
   renderDevices();
   if (session.myId) setStatus('you stopped sharing');
 }
@@ -563,7 +570,6 @@ function wireSession() {
     tiles.remove(d.id);
   });
   on('media', (d) => {
-    if (d.media === 'sfu' && media.screen) stopShare();
     renderDevices();
     // The top bar keeps it short (a phone has room for a few words);
     // the whole sentence shows over the tiles and reaches screen readers.
@@ -576,9 +582,11 @@ function wireSession() {
   on('speaker', (d) => { sfuSpeaker = d.peer; });
   on('peer-added', (d) => tiles.add(d.peer.id, d.peer.name));
   on('peer-removed', (d) => {
-    // A mesh connection closed once the SFU took over: the person stays.
-    if (session.media === 'sfu' && session.names.has(d.id)) tiles.removeScreen(d.id);
-    else tiles.remove(d.id);
+    // A mesh connection closed once the SFU took over: the person stays,
+    // and so does their screen share if the SFU carries it.
+    if (session.media === 'sfu' && session.names.has(d.id)) {
+      if (!session.sfuTracks.some((t) => t.peer === d.id && t.source === 'screen')) tiles.removeScreen(d.id);
+    } else tiles.remove(d.id);
   });
   on('peer-renamed', (d) => tiles.rename(d.from, d.to));
   on('track', (d) => {

@@ -433,6 +433,8 @@ export class Session extends EventTarget {
     });
     this.sfu = sfu;
     sfu.publish(this.o.stream());
+    const screen = this.o.screen();
+    if (screen) sfu.publishScreen(screen).catch((err) => console.warn('screen share to the SFU', err));
     // Those of the participant that a move just made; not the last words of one kept after a move back.
     const recent = performance.now() - 5000;
     for (const e of this.sfuEarly.splice(0)) if (e.at > recent) sfu.receive(e.data);
@@ -444,6 +446,22 @@ export class Session extends EventTarget {
     this.sfu = null;
     this.sfuTracks = [];
     this.#emit('sfu-tracks', { tracks: [] });
+  }
+
+  /**
+   * shareScreen sends stream, a screen share, to everyone: on each mesh
+   * connection, and to the SFU in an SFU room.
+   * @param {MediaStream} stream
+   */
+  shareScreen(stream) {
+    for (const p of this.peers.values()) p.addScreen(stream);
+    if (this.sfu) this.sfu.publishScreen(stream).catch((err) => console.warn('screen share to the SFU', err));
+  }
+
+  /** stopScreen stops sending the screen share, everywhere. */
+  stopScreen() {
+    for (const p of this.peers.values()) p.removeScreen();
+    if (this.sfu) this.sfu.unpublishScreen().catch((err) => console.warn('screen share to the SFU', err));
   }
 
   /**

@@ -1,7 +1,9 @@
 // The page's one connection to icebox's SFU in an SFU room
 // (docs/protocol.md, "SFU rooms"): the page is the only offerer on it. It
-// publishes the camera as VP8 simulcast (rids q, h, f) and the
-// microphone, each on its own sendonly section, and adds the recvonly
+// publishes the camera as VP8 simulcast (rids q, h, f), the microphone,
+// and a screen share (one layer, its section declared as "screen" in
+// each offer's sources), each on its own sendonly section; a share that
+// stops leaves its section inactive for the next one. It adds the recvonly
 // sections the SFU asks for ({"renegotiate": {audio, video}}). What it
 // receives is grouped by stream: the SFU names each stream after the peer
 // that owns it ({"type":"tracks"}). No DOM here.
@@ -36,8 +38,10 @@ export class SFUConnection {
     this.queue = Promise.resolve();
     /** whether another offer is due once the current one is answered */
     this.again = false;
-    /** @type {RTCRtpSender[]} */
+    /** @type {RTCRtpSender[]} the camera's and the microphone's */
     this.senders = [];
+    /** @type {RTCRtpTransceiver|null} the screen share's section, kept once made */
+    this.screen = null;
     /** whether an offer is being made or awaits its answer */
     this.busy = false;
     /** whether the last offer could not be sent (signaling away): resync sends it */
@@ -88,6 +92,46 @@ export class SFUConnection {
     if (s) await s.replaceTrack(track);
   }
 
+  /**
+   * publishScreen sends a screen share's video (one layer, at most
+   * 1.5 Mbit/s and 15 frames per second: with the camera's three layers,
+   * under the SFU's default publish cap of 4 Mbit/s), and offers. A
+   * second share reuses the first one's section.
+   * @param {MediaStream} stream
+   */
+  async publishScreen(stream) {
+    const track = stream.getVideoTracks()[0];
+    if (!track) return;
+    if (this.screen) {
+      this.screen.direction = 'sendonly';
+      await this.screen.sender.replaceTrack(track);
+    } else {
+      this.screen = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream],
+        sendEncodings: [{ maxBitrate: 1500000, maxFramerate: 15 }] });
+    }
+    this.offer();
+  }
+
+  /** unpublishScreen stops sending the screen share: its section goes inactive, and the SFU drops the track. */
+  async unpublishScreen() {
+    const tr = this.screen;
+    if (!tr || tr.direction === 'inactive') return;
+    tr.direction = 'inactive';
+    await tr.sender.replaceTrack(null);
+    this.offer();
+  }
+
+  /**
+   * sources says which of our sections carries the screen share (the
+   * others are the camera's and the microphone's, which the SFU tells by
+   * kind), for an offer.
+   * @returns {Record<string, string>|undefined}
+   */
+  sources() {
+    const mid = this.screen && this.screen.mid;
+    return mid ? { [mid]: 'screen' } : undefined;
+  }
+
   /** offer sends an offer for the connection as it is, after any in flight. */
   offer() {
     if (this.pc.signalingState !== 'stable' || this.busy) {
@@ -97,7 +141,7 @@ export class SFUConnection {
     this.busy = true;
     this.queue = this.queue.then(async () => {
       await this.pc.setLocalDescription();
-      if (!this.o.send({ sdp: this.pc.localDescription && this.pc.localDescription.toJSON() })) {
+      if (!this.o.send({ sdp: this.pc.localDescription && this.pc.localDescription.toJSON(), sources: this.sources() })) {
         // Signaling is away: the offer goes again once it is back (resync).
         this.unsent = true;
       }
@@ -128,6 +172,10 @@ export class SFUConnection {
       this.queue = this.queue.then(async () => {
         if (this.pc.signalingState !== 'have-local-offer') return;
         await this.pc.setRemoteDescription(sdp);
+        // The SFU starts sending on the sections this answer opened now,
+        // not after a delay: before it is applied, Chromium would take
+        // their packets for another section's.
+        this.o.send({ applied: true });
         this.busy = false;
         if (this.again) {
           this.again = false;
@@ -145,11 +193,13 @@ export class SFUConnection {
     if (!this.unsent) return;
     this.unsent = false;
     const d = this.pc.localDescription;
-    if (d && this.pc.signalingState === 'have-local-offer') this.o.send({ sdp: d.toJSON() });
+    if (d && this.pc.signalingState === 'have-local-offer') this.o.send({ sdp: d.toJSON(), sources: this.sources() });
   }
 
   /**
-   * streamOf is the stream a peer's camera and microphone arrive on.
+   * streamOf is a stream the SFU sends, by id: a peer's camera and
+   * microphone arrive on the one named after it, its screen share on
+   * "<peer>-screen".
    * @param {string} peer
    * @returns {MediaStream|undefined}
    */
