@@ -186,15 +186,16 @@ func TestPageSFURoom(t *testing.T) {
 // the eleven others: the nine other pion peers and both pages.
 func TestPageSFUTwelve(t *testing.T) {
 	if os.Getenv("ICEBOX_SFU_TWELVE") == "" {
-		// It fails: once a page joins, the SFU stops forwarding the pion
-		// publishers' simulcast cameras (their layers get no packets at
-		// the SFU, while the publishers go on sending), and the race
-		// detector reports pion's RTPReceiver.receiveForRid writing a
-		// track being read. The renegotiation that adds the page's
-		// microphone and camera to them is the likeliest cause.
-		t.Skip("set ICEBOX_SFU_TWELVE=1: fails on an open defect (see the comment)")
+		// Two runs of four passed here (ann played all eleven in 16-24 s).
+		// In the other two, each page played the ten pion cameras (100-250
+		// frames a minute) but the other page's camera for 5-15 frames in a
+		// minute: under -race, with ten pion peers in the test process on
+		// two cores, each page's estimate of its path to the SFU stays at
+		// 80-190 kbit/s and its camera's q layer at 30 kbit/s, a few
+		// frames a second, fewer presented.
+		t.Skip("set ICEBOX_SFU_TWELVE=1: the pages' cameras starve on a loaded machine (open defect)")
 	}
-	lane(t, laneHeavy)
+	lane(t, laneAlone) // twelve participants on two cores
 	ib := startIcebox(t, func(c *config.Config) {
 		c.SFU = &config.SFU{Listen: []string{"udp://127.0.0.1:0"}}
 		c.Signaling.Rooms = map[string]config.Room{"twelve": {Media: "sfu"}}
@@ -230,6 +231,10 @@ func TestPageSFUTwelve(t *testing.T) {
 			}
 		}()
 	}
+	for _, n := range []int{1, 6} {
+		waitForWithin(t, tabs[0], fmt.Sprintf("ann plays video from %d others", n), fmt.Sprintf(`Object.values(window.__sfuFrames()).filter((f) => f > 10).length >= %d`, n), 60*time.Second)
+		t.Logf("ann plays video from %d others %s after the pages opened", n, time.Since(start).Round(100*time.Millisecond))
+	}
 	for i, tab := range tabs {
 		waitForWithin(t, tab, names[i]+" plays the eleven others' video",
 			`(() => { const f = window.__sfuFrames(); const ids = Object.keys(icebox.snapshot().names);
@@ -252,9 +257,13 @@ func TestPageSFUTwelve(t *testing.T) {
 			testenv.Eventually(t, 30*time.Second, p.ID+" receives video from "+id, func() bool { return p.VideoFrom(id) > 20 })
 		}
 	}
+	// Twelve people on a phone as on a desktop: the filmstrip takes more
+	// rows (columns) rather than pictures too narrow for a face and a name.
 	dir := t.TempDir()
 	for _, vp := range viewports {
 		emulate(t, tabs[0], vp)
+		waitFor(t, tabs[0], "every tile at least 80×45 px at "+vp.name,
+			`[...document.querySelectorAll('#tiles > .tile')].every((x) => x.offsetWidth >= 80 && x.offsetHeight >= 45)`)
 		screenshot(t, tabs[0], dir, "sfu-twelve-"+vp.name)
 	}
 }

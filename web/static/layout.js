@@ -46,7 +46,11 @@ export function grid(n, W, H, aspect) {
 }
 
 /**
- * pinned returns the stage box and n filmstrip boxes for a W×H area.
+ * pinned returns the stage box and n filmstrip boxes for a W×H area. The
+ * filmstrip is a column on the right of a wide area and a row at the
+ * bottom of a tall one; with many people it takes up to three columns
+ * (rows), whichever shows each picture largest, rather than pictures
+ * too small to tell a face or read a name.
  * @param {number} n tiles in the filmstrip
  * @param {number} W
  * @param {number} H
@@ -54,21 +58,60 @@ export function grid(n, W, H, aspect) {
  */
 export function pinned(n, W, H) {
   if (n === 0) return { stage: { x: 0, y: 0, w: W, h: H }, strip: [] };
+  /** @type {Box[]} */
   const strip = [];
   if (W > H * 1.2) {
-    // A column on the right.
-    const sw = Math.round(Math.min(240, Math.max(120, W * 0.18)));
-    const th = Math.min(sw * 3 / 4, (H - GAP * (n - 1)) / n);
-    const y0 = (H - (n * th + (n - 1) * GAP)) / 2;
-    for (let i = 0; i < n; i++) strip.push({ x: W - sw, y: y0 + i * (th + GAP), w: sw, h: th });
+    // Columns on the right, filled top to bottom.
+    const colW = Math.round(Math.min(240, Math.max(120, W * 0.18)));
+    const best = bestLines(n, (cols) => {
+      const cw = cols === 1 ? colW : Math.round(colW * 0.75);
+      const rows = Math.ceil(n / cols);
+      const th = Math.min(cw * 3 / 4, (H - GAP * (rows - 1)) / rows);
+      return { size: Math.min(cw, th * 4 / 3), cw, th };
+    });
+    const { lines: cols, cw, th } = best;
+    const rows = Math.ceil(n / cols);
+    const sw = cols * cw + (cols - 1) * GAP;
+    const y0 = (H - (rows * th + (rows - 1) * GAP)) / 2;
+    for (let i = 0; i < n; i++) {
+      const c = Math.floor(i / rows);
+      strip.push({ x: W - sw + c * (cw + GAP), y: y0 + (i % rows) * (th + GAP), w: cw, h: th });
+    }
     return { stage: { x: 0, y: 0, w: W - sw - GAP, h: H }, strip };
   }
-  // A row at the bottom.
-  const sh = Math.round(Math.min(140, Math.max(72, H * 0.18)));
-  const tw = Math.min(sh * 4 / 3, (W - GAP * (n - 1)) / n);
-  const x0 = (W - (n * tw + (n - 1) * GAP)) / 2;
-  for (let i = 0; i < n; i++) strip.push({ x: x0 + i * (tw + GAP), y: H - sh, w: tw, h: sh });
+  // Rows at the bottom, filled left to right.
+  const rowH = Math.round(Math.min(140, Math.max(72, H * 0.18)));
+  const best = bestLines(n, (rows) => {
+    const rh = rows === 1 ? rowH : Math.round(rowH * 0.8);
+    const cols = Math.ceil(n / rows);
+    const tw = Math.min(rh * 4 / 3, (W - GAP * (cols - 1)) / cols);
+    return { size: tw, cw: tw, th: Math.min(rh, tw * 3 / 4) };
+  });
+  const { lines: rows, cw: tw, th } = best;
+  const cols = Math.ceil(n / rows);
+  const sh = rows * th + (rows - 1) * GAP;
+  for (let i = 0; i < n; i++) {
+    const r = Math.floor(i / cols);
+    const inRow = r === rows - 1 ? n - cols * (rows - 1) : cols;
+    const x0 = (W - (inRow * tw + (inRow - 1) * GAP)) / 2;
+    strip.push({ x: x0 + (i % cols) * (tw + GAP), y: H - sh + r * (th + GAP), w: tw, h: th });
+  }
   return { stage: { x: 0, y: 0, w: W, h: H - sh - GAP }, strip };
+}
+
+/** The least width of a filmstrip picture worth keeping the stage smaller for, px: a face and a name. */
+const STRIP_MIN_W = 96;
+
+/**
+ * bestLines picks how many columns (or rows) of 1 to 3 a filmstrip takes:
+ * the fewest whose pictures are STRIP_MIN_W wide, else the most.
+ * @param {number} n tiles
+ * @param {(lines: number) => {size: number, cw: number, th: number}} measure a picture's width, and a tile's width and height, for that many lines
+ * @returns {{lines: number, size: number, cw: number, th: number}}
+ */
+function bestLines(n, measure) {
+  const options = [1, 2, 3].filter((k) => k === 1 || k <= n).map((lines) => ({ lines, ...measure(lines) }));
+  return options.find((o) => o.size >= STRIP_MIN_W) || options[options.length - 1];
 }
 
 /**
