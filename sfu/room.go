@@ -132,8 +132,18 @@ func (r *Room) unpublish(t *publishedTrack) {
 	if t.source == SourceMicrophone {
 		r.speakers.forget(t.owner.id)
 	}
+	withdraw(subs, []*publishedTrack{t})
+}
+
+// withdraw takes the tracks gone away from each of subs, telling each
+// the new track list.
+func withdraw(subs []*Participant, gone []*publishedTrack) {
 	for _, s := range subs {
-		if s.unsubscribe(t) {
+		changed := false
+		for _, t := range gone {
+			changed = s.unsubscribe(t) || changed
+		}
+		if changed {
 			s.sendTracks()
 			s.negotiate()
 		}
@@ -189,16 +199,7 @@ func (r *Room) leave(p *Participant) {
 		r.sfu.releasePublisher()
 	}
 	r.speakers.forget(p.id)
-	for _, s := range subs {
-		changed := false
-		for _, t := range gone {
-			changed = s.unsubscribe(t) || changed
-		}
-		if changed {
-			s.sendTracks()
-			s.negotiate()
-		}
-	}
+	withdraw(subs, gone)
 	if empty {
 		r.sfu.roomEmpty(r)
 	}

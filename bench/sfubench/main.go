@@ -31,27 +31,23 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
 	"github.com/icebox-project/icebox/bench/internal/proc"
+	"github.com/icebox-project/icebox/internal/sfutest"
 	"github.com/icebox-project/icebox/signaling/sigclient"
 	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 const room = "bench"
-
-var layerRIDs = [3]string{"q", "h", "f"}
 
 func main() {
 	pubs := flag.Int("publishers", 5, "publishers (camera and microphone)")
@@ -253,7 +249,7 @@ func scrape(addr string) counters {
 // readClips returns the frames of sfu/testdata/{q,h,f}.ivf.
 func readClips() ([3][][]byte, error) {
 	var clips [3][][]byte
-	for i, rid := range layerRIDs {
+	for i, rid := range sfutest.LayerRIDs {
 		f, err := os.Open(filepath.Join("sfu", "testdata", rid+".ivf"))
 		if err != nil {
 			return clips, err
@@ -298,7 +294,6 @@ type peer struct {
 	joined   time.Time
 	first    map[string]time.Duration // by publisher peer id
 	layerSet map[string]bool          // video tracks a layer was sent for
-	sent     atomic.Int64
 }
 
 func dial(ctx context.Context, url, name, stage string) (*peer, error) {
@@ -506,25 +501,8 @@ func (p *peer) offerLocked() {
 // extensions, RFC 8843 and RFC 8852, as browsers send them) and an Opus
 // microphone, and offers them.
 func (p *peer) publish(clips [3][][]byte) error {
-	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-	var tracks [3]*webrtc.TrackLocalStaticRTP
-	var packetizers [3]rtp.Packetizer
-	for i, rid := range layerRIDs {
-		tr, err := webrtc.NewTrackLocalStaticRTP(codec, "camera", p.name, webrtc.WithRTPStreamID(rid))
-		if err != nil {
-			return err
-		}
-		tracks[i] = tr
-		packetizers[i] = rtp.NewPacketizer(1200, 0, 0, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
-	}
-	cam, err := p.pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	if err != nil {
+	if _, err := sfutest.NewCamera(p.pc, p.name, clips, p.stop, &p.wg); err != nil {
 		return err
-	}
-	for _, x := range tracks[1:] {
-		if err := cam.Sender().AddEncoding(x); err != nil {
-			return err
-		}
 	}
 	mic, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", p.name)
 	if err != nil {
@@ -534,56 +512,7 @@ func (p *peer) publish(clips [3][][]byte) error {
 	if err != nil {
 		return err
 	}
-	var restart [3]atomic.Bool
-	for i, rid := range layerRIDs {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for {
-				pkts, _, err := cam.Sender().ReadSimulcastRTCP(rid)
-				if err != nil {
-					return
-				}
-				for _, pk := range pkts {
-					if _, ok := pk.(*rtcp.PictureLossIndication); ok {
-						restart[i].Store(true)
-					}
-				}
-			}
-		}()
-	}
-	p.wg.Add(2)
-	go func() { // camera, 15 frame/s
-		defer p.wg.Done()
-		tick := time.NewTicker(time.Second / 15)
-		defer tick.Stop()
-		var next [3]int
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
-			midID, ridID := extID(cam.Sender(), sdp.SDESMidURI), extID(cam.Sender(), sdp.SDESRTPStreamIDURI)
-			mid := cam.Mid()
-			if midID == 0 || ridID == 0 || mid == "" {
-				continue // not negotiated yet
-			}
-			for i := range tracks {
-				if restart[i].Swap(false) {
-					next[i] = 0
-				}
-				for _, pk := range packetizers[i].Packetize(clips[i][next[i]], 90000/15) {
-					_ = pk.Header.SetExtension(midID, []byte(mid))
-					_ = pk.Header.SetExtension(ridID, []byte(layerRIDs[i]))
-					if tracks[i].WriteRTP(pk) == nil {
-						p.sent.Add(1)
-					}
-				}
-				next[i] = (next[i] + 1) % len(clips[i])
-			}
-		}
-	}()
+	p.wg.Add(1)
 	go func() { // microphone, one frame per 20 ms, audio level -40 dBov
 		defer p.wg.Done()
 		tick := time.NewTicker(20 * time.Millisecond)
