@@ -48,7 +48,8 @@ func FuzzListeners(f *testing.F) {
 
 // FuzzPeerAddress decodes arbitrary XOR-PEER-ADDRESS values as the guard
 // does: a value either fails to decode or names an address that
-// pion/stun's encoder gives back byte for byte, and the peer filter judges
+// pion/stun's encoder gives back byte for byte (an IPv4-mapped one as the
+// IPv4 address it maps), and the peer filter judges
 // it without panicking, never allowing a loopback or embedded-loopback
 // peer on a port outside the relay range.
 func FuzzPeerAddress(f *testing.F) {
@@ -61,6 +62,8 @@ func FuzzPeerAddress(f *testing.F) {
 	}
 	f.Add([]byte{0, 1, 0})
 	f.Add([]byte{0, 2, 0, 0, 1, 2, 3, 4})
+	// Family 2 holding an IPv4-mapped address, [::ffff:57.58.59.60]:4386.
+	f.Add([]byte{0x30, 0x02, 0x30, 0x30, 0x21, 0x12, 0xa4, 0x42, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0xf8, 0xf7, 0x30, 0x30, 0x30, 0x30})
 	filter := NewPeerFilter(recommended(), []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
 		OwnAddresses{Relayed: netip.MustParseAddr("198.51.100.7"), RelayMin: 40000, RelayMax: 49999})
 	f.Fuzz(func(t *testing.T, v []byte) {
@@ -70,7 +73,14 @@ func FuzzPeerAddress(f *testing.F) {
 		}
 		m := stun.MustBuild(stun.NewTransactionIDSetter(tid), stun.BindingRequest, peerAddr(ap))
 		again, _ := m.Get(stun.AttrXORPeerAddress)
-		if len(again) != len(v) || string(again[1:]) != string(v[1:]) { // byte 0 is reserved
+		if ap.Addr().Is4In6() {
+			// pion/stun encodes an IPv4-mapped address as IPv4 (family 1),
+			// which is where the relay sends: the two name one peer.
+			back, err := decodeXORAddress(again, tid)
+			if want := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()); err != nil || back != want {
+				t.Fatalf("%x decodes to %s, which encodes to %x, which decodes to %s (%v), not %s", v, ap, again, back, err, want)
+			}
+		} else if len(again) != len(v) || string(again[1:]) != string(v[1:]) { // byte 0 is reserved
 			t.Fatalf("%x decodes to %s, which encodes to %x", v, ap, again)
 		}
 		verdict := filter.Check(ap)
