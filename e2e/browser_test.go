@@ -257,15 +257,30 @@ func waitFor(t *testing.T, tab context.Context, what, expr string) {
 func waitForWithin(t *testing.T, tab context.Context, what, expr string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
+	var last error
 	for time.Now().Before(deadline) {
 		ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](expr, chromedp.EvalAwaitPromise))
-		if err != nil {
+		if err != nil && !navigating(err) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		if ok {
 			return
 		}
+		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
+	if last != nil {
+		t.Fatalf("%s: not within %v (last: %v)", what, d, last)
+	}
 	t.Fatalf("%s: not within %v", what, d)
+}
+
+// navigating reports whether err is an evaluation cut short by the page
+// navigating (a form submitted, a link followed): the next poll runs in
+// the new document.
+func navigating(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Inspected target navigated or closed") ||
+		strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Cannot find context with specified id")
 }
