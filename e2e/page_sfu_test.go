@@ -132,15 +132,33 @@ func TestPageSFURoom(t *testing.T) {
 	}
 	// ann shares her screen, twice: the second share goes out on the
 	// section the first one left inactive, and the SFU takes it as new.
+	// The others receive the second share on the section the first one
+	// left: their sections do not grow.
+	sections := make([]int, len(tabs))
+	shown := make([]string, len(tabs)) // the mid the share came on
 	for round := 1; round <= 2; round++ {
 		clickAsUser(t, tabs[0], "share-screen")
 		waitFor(t, tabs[0], "ann shares", `document.getElementById('share-screen').getAttribute('aria-pressed') === 'true' && !document.getElementById('presenting').hidden`)
 		for i, tab := range tabs[1:] {
-			waitFor(t, tab, fmt.Sprintf("share %d: ann's screen is on %s's stage", round, names[i+1]),
+			// Two offers and answers (ann's, then each other's for the
+			// new track), a keyframe asked for and decoded: under a
+			// loaded -race run that chain has taken 9 s, so it gets 20.
+			waitForWithin(t, tab, fmt.Sprintf("share %d: ann's screen is on %s's stage", round, names[i+1]),
 				`(() => { const t = document.querySelector('.tile.remote.screen'); const v = t && t.querySelector('video');
 					return !!v && v.videoWidth > 0 && v.currentTime > 0 && t.classList.contains('staged')
-						&& t.querySelector('figcaption').textContent === "ann's screen"; })()`)
+						&& t.querySelector('figcaption').textContent === "ann's screen"; })()`, 20*time.Second)
 			framesChange(t, tab, fmt.Sprintf("share %d: ann's screen moves on %s's stage", round, names[i+1]), ".tile.remote.screen video")
+			sfu := eval[struct {
+				Sections int
+				Screens  []string
+			}](t, tab, `icebox.snapshot().sfu`)
+			if len(sfu.Screens) != 1 {
+				t.Fatalf("share %d: %s receives a screen share on sections %q, want one", round, names[i+1], sfu.Screens)
+			}
+			if round == 2 && sfu.Sections != sections[i+1] {
+				t.Errorf("%s's media sections: %d with the first share, %d with the second: no section left by a track was reused", names[i+1], sections[i+1], sfu.Sections)
+			}
+			sections[i+1], shown[i+1] = sfu.Sections, sfu.Screens[0]
 		}
 		if round == 1 {
 			for _, vp := range viewports {
@@ -155,6 +173,10 @@ func TestPageSFURoom(t *testing.T) {
 		for i, tab := range tabs[1:] {
 			waitFor(t, tab, fmt.Sprintf("share %d: ann's screen tile is gone from %s's page", round, names[i+1]),
 				`document.querySelector('.tile.screen') === null && document.querySelectorAll('.tile.remote').length === 2`)
+			// The SFU asks for an offer, and its answer makes the section
+			// the share left inactive.
+			waitFor(t, tab, fmt.Sprintf("share %d: its section is inactive on %s's page", round, names[i+1]),
+				fmt.Sprintf(`icebox.snapshot().sfu.inactive.includes(%q)`, shown[i+1]))
 		}
 	}
 	// Cameras play on after the shares.

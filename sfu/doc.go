@@ -37,5 +37,9 @@
 // Events.Signal carries what the SFU sends back. The client is the only
 // offerer: when there are tracks for it, the SFU asks for an offer with
 // that many more recvonly media sections ({"renegotiate":…}), so offers
-// never cross. A client publishes with sendonly transceivers.
+// never cross. A client publishes with sendonly transceivers. A track
+// that leaves makes its section inactive at the next offer (the SFU asks
+// for one), and a later track of the same kind takes that section again,
+// so a long meeting's sections stay as many as the tracks received at
+// once.
 package sfu

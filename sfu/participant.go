@@ -50,8 +50,19 @@ type Participant struct {
 	pc   *webrtc.PeerConnection
 	bwe  cc.BandwidthEstimator
 
-	negMu   sync.Mutex // one SDP exchange step at a time
-	asked   [2]int     // recvonly audio, video sections asked for since the last answer
+	negMu sync.Mutex // one SDP exchange step at a time
+	asked [2]int     // recvonly audio, video sections asked for since the last answer
+	// changed says a section with a mid changed direction since the last
+	// answer: a track left it, or a new one took it (spare); reoffer says
+	// an offer was asked for since. Both under negMu.
+	changed, reoffer bool
+	// spare holds the transceivers whose down-track left, each with the
+	// number of answers sent by then (answers). Once a later answer has
+	// shown the client the section inactive, pion's AddTrack may put a
+	// new down-track of its kind there: a subscriber's sections stay as
+	// many as the tracks it receives at once, not every track it ever
+	// received. Under negMu.
+	spare   map[*webrtc.RTPTransceiver]int64
 	pending []webrtc.ICECandidateInit
 	sources map[string]Source // mid → what the client says it sends
 
@@ -76,6 +87,7 @@ func newParticipant(r *Room, id string, ev Events) (*Participant, error) {
 		receivers: map[Source]*webrtc.RTPReceiver{},
 		downs:     map[string]*DownTrack{},
 		senders:   map[*DownTrack]*webrtc.RTPSender{},
+		spare:     map[*webrtc.RTPTransceiver]int64{},
 	}
 	api, err := r.sfu.newAPI(func(e cc.BandwidthEstimator) { p.bwe = e })
 	if err != nil {
@@ -262,6 +274,7 @@ func (p *Participant) answer(offer webrtc.SessionDescription, sources map[string
 		return fmt.Errorf("%w: answer to the offer: %v", ErrBadSignal, err)
 	}
 	p.asked = [2]int{}
+	p.changed, p.reoffer = false, false
 	p.answers.Add(1) // before: pion may bind down-tracks within SetLocalDescription
 	return p.setLocalAndSend(answer)
 }
@@ -323,7 +336,9 @@ func (p *Participant) handleCandidate(c webrtc.ICECandidateInit) error {
 
 // negotiate asks the client for an offer with room for the down-tracks
 // that have no media section yet: {"renegotiate":{"audio":a,"video":v}}
-// asks for a recvonly audio and v recvonly video sections more. The
+// asks for a recvonly audio and v recvonly video sections more; a and v
+// may both be 0 when a section a track left or a new one took needs the
+// client's offer to change direction. The
 // client is the only offerer, so offers never cross (pion cannot roll
 // back a local offer, and no client has to).
 func (p *Participant) negotiate() {
@@ -353,9 +368,13 @@ func (p *Participant) negotiate() {
 	// request still on its way is not repeated.
 	want.Audio, p.asked[0] = max(want.Audio-p.asked[0], 0), max(want.Audio, p.asked[0])
 	want.Video, p.asked[1] = max(want.Video-p.asked[1], 0), max(want.Video, p.asked[1])
-	if want.Audio+want.Video == 0 || p.ev.Signal == nil {
+	// A section that changed direction needs an offer, even with no new
+	// section to ask for: {"renegotiate":{"audio":0,"video":0}}.
+	again := p.changed && !p.reoffer
+	if (want.Audio+want.Video == 0 && !again) || p.ev.Signal == nil {
 		return
 	}
+	p.reoffer = p.reoffer || p.changed
 	b, err := json.Marshal(map[string]any{"renegotiate": want})
 	if err == nil {
 		p.ev.Signal(b)
@@ -517,26 +536,68 @@ func (p *Participant) reject(err error) {
 	}
 }
 
-// subscribe adds a down-track of t; the caller negotiates.
+// subscribe adds a down-track of t; the caller negotiates. The down-track
+// takes a spare section of its kind if the client has seen one go
+// inactive, else a new sendonly transceiver that waits for a section.
 func (p *Participant) subscribe(t *publishedTrack) {
 	d := newDownTrack(t, p)
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
 	p.mu.Lock()
 	if p.closed || p.downs[t.id] != nil {
 		p.mu.Unlock()
 		return
 	}
-	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	sender, err := p.reuse(d)
+	if sender == nil && err == nil {
+		var tr *webrtc.RTPTransceiver
+		tr, err = p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err == nil {
+			sender = tr.Sender()
+		}
+	}
 	if err != nil {
 		p.mu.Unlock()
 		p.room.sfu.cfg.Logger.Warn("sfu subscribe failed", "room", p.room.name, "peer", p.id, "track", t.id, "err", err)
 		return
 	}
-	sender := tr.Sender()
 	p.downs[t.id] = d
 	p.senders[d] = sender
 	p.mu.Unlock()
 	t.addDown(d)
 	go p.readSenderRTCP(d, sender)
+}
+
+// reuse puts d on a spare transceiver of its kind whose section an
+// answer since it was freed has made inactive; nil if there is none.
+// pion's AddTrack picks the transceiver (one of those, or a section the
+// client offered beyond what was asked), and makes it sendonly. Called
+// with negMu and mu held.
+func (p *Participant) reuse(d *DownTrack) (*webrtc.RTPSender, error) {
+	answered := p.answers.Load()
+	ready := false
+	for tr, freed := range p.spare {
+		if tr.Kind() == d.Kind() && tr.Sender() == nil && (tr.Mid() == "" || answered > freed) {
+			ready = true
+			break
+		}
+	}
+	if !ready {
+		return nil, nil
+	}
+	sender, err := p.pc.AddTrack(d)
+	if err != nil {
+		return nil, err
+	}
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == sender {
+			delete(p.spare, tr)
+			if tr.Mid() != "" {
+				p.changed = true
+			}
+		}
+	}
+	return sender, nil
 }
 
 // midOf is the mid of the media section d is sent on, nil until one is
@@ -570,8 +631,12 @@ func (p *Participant) readSenderRTCP(d *DownTrack, s *webrtc.RTPSender) {
 	}
 }
 
-// unsubscribe removes the down-track of t; false if there was none.
+// unsubscribe removes the down-track of t; false if there was none. Its
+// transceiver becomes a spare, and its section goes inactive in the next
+// answer.
 func (p *Participant) unsubscribe(t *publishedTrack) bool {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
 	p.mu.Lock()
 	d := p.downs[t.id]
 	if d == nil {
@@ -584,8 +649,21 @@ func (p *Participant) unsubscribe(t *publishedTrack) bool {
 	closed := p.closed
 	p.mu.Unlock()
 	t.removeDown(d)
-	if !closed {
-		_ = p.pc.RemoveTrack(sender)
+	if closed {
+		return true
+	}
+	var tr *webrtc.RTPTransceiver
+	for _, x := range p.pc.GetTransceivers() {
+		if x.Sender() == sender {
+			tr = x
+		}
+	}
+	if err := p.pc.RemoveTrack(sender); err != nil || tr == nil {
+		return true
+	}
+	p.spare[tr] = p.answers.Load()
+	if tr.Mid() != "" {
+		p.changed = true
 	}
 	return true
 }

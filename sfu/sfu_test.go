@@ -383,3 +383,47 @@ func TestRTXNegotiated(t *testing.T) {
 		}
 	}
 }
+
+// TestSectionsReusedAcrossChurn: a subscriber in a room where publishers
+// come and go one at a time keeps as many media sections as the tracks it
+// receives at once: each departed track's section goes inactive and the
+// next publisher's track of that kind takes it again, and media flows
+// there. Without reuse the sections grow by two per publisher until the
+// offer passes Limits.MediaSections.
+func TestSectionsReusedAcrossChurn(t *testing.T) {
+	s := newTestSFU(t, Config{})
+	sub := newTestClient(t, s, "r", "sub", acksAnswers)
+	dumpOnFailure(t, sub)
+	listed := func(id string) bool {
+		for _, ti := range sub.part.Tracks() {
+			if ti.Track == id {
+				return true
+			}
+		}
+		return false
+	}
+	sections := func() int {
+		sub.negMu.Lock()
+		defer sub.negMu.Unlock()
+		return len(sub.pc.GetTransceivers())
+	}
+	const rounds = 6
+	most := 0
+	for i := range rounds {
+		name := fmt.Sprintf("p%d", i)
+		p := publisher(t, s, "r", name, quiet())
+		for _, id := range []string{name + "-camera", name + "-microphone"} {
+			testenv.Eventually(t, wait, "sub receives "+id, func() bool { return sub.packets(id) > 10 })
+		}
+		most = max(most, sections())
+		p.close()
+		testenv.Eventually(t, wait, name+" leaves sub's tracks", func() bool { return !listed(name + "-camera") })
+	}
+	t.Logf("the subscriber held up to %d media sections over %d publishers", most, rounds)
+	// Two live sections, and at most two more whose inactive answer was
+	// still on its way when the next publisher came.
+	if most > 4 {
+		t.Errorf("after %d publishers the subscriber held up to %d media sections, want at most 4", rounds, most)
+	}
+	checkContinuous(t, sub)
+}

@@ -147,7 +147,18 @@ func (p *Peer) Send(m wire.Message) {
 // Signal sends data (encoded as JSON) to the SFU.
 func (p *Peer) Signal(data any) {
 	if err := p.C.Signal(SFUPeer, data); err != nil {
-		p.T.Errorf("signal: %v", err)
+		p.errorf("signal: %v", err)
+	}
+}
+
+// errorf reports a failure of the exchange with the SFU, unless cleanup
+// has begun: a peer connection closed under an offer is not one (the SFU
+// asks for offers when others leave, as they do at cleanup).
+func (p *Peer) errorf(format string, args ...any) {
+	select {
+	case <-p.stop:
+	default:
+		p.T.Errorf(format, args...)
 	}
 }
 
@@ -197,7 +208,7 @@ func (p *Peer) fromSFU(raw json.RawMessage) {
 		SDP *webrtc.SessionDescription `json:"sdp"`
 	}
 	if err := json.Unmarshal(raw, &data); err != nil {
-		p.T.Errorf("signal from the SFU: %v: %s", err, raw)
+		p.errorf("signal from the SFU: %v: %s", err, raw)
 		return
 	}
 	if r := data.Renegotiate; r != nil {
@@ -218,7 +229,7 @@ func (p *Peer) fromSFU(raw json.RawMessage) {
 	p.again = false
 	p.negMu.Unlock()
 	if err != nil {
-		p.T.Errorf("the SFU's answer: %v", err)
+		p.errorf("the SFU's answer: %v", err)
 	}
 	if again {
 		p.Offer()
@@ -236,12 +247,12 @@ func (p *Peer) Offer() {
 	}
 	offer, err := p.PC.CreateOffer(nil)
 	if err != nil {
-		p.T.Errorf("offer: %v", err)
+		p.errorf("offer: %v", err)
 		return
 	}
 	gathered := webrtc.GatheringCompletePromise(p.PC)
 	if err := p.PC.SetLocalDescription(offer); err != nil {
-		p.T.Errorf("local description: %v", err)
+		p.errorf("local description: %v", err)
 		return
 	}
 	<-gathered

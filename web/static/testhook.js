@@ -29,12 +29,16 @@ export const TEST_FLAG = 'test';
  *   timing: {start: number, mediaReady: number, firstVideo: number},
  *   media: string,
  *   moving: boolean,
- *   sfu: {connectionState: string, senders: number, streams: string[], tracks: number, layers: Record<string, string[]>}|null,
+ *   sfu: {connectionState: string, senders: number, streams: string[], tracks: number, layers: Record<string, string[]>,
+ *     sections: number, inactive: string[], screens: string[]}|null,
  * }} Snapshot
  *   media is how the room's media flows ('mesh' or 'sfu'); moving, whether
  *   the connections of the mode it left are still up (a move); sfu is the
  *   connection to the SFU in an SFU room (null otherwise), with the
- *   simulcast layers each peer's camera sends, by peer id. stats gives
+ *   simulcast layers each peer's camera sends, by peer id; how many media
+ *   sections (transceivers) it has, the mids of those negotiated inactive
+ *   (free for the SFU's next track of their kind) and of those receiving
+ *   a screen share. stats gives
  *   every connection's getStats reports by peer id, the SFU's as "sfu".
  * @typedef {{
  *   snapshot: () => Snapshot,
@@ -58,6 +62,19 @@ export const TEST_FLAG = 'test';
  * @param {URLSearchParams} params
  */
 export function wanted(params) { return params.get(TEST_FLAG) === '1'; }
+
+/**
+ * screenMids lists the mids of the sections on which sfu receives a
+ * screen share (a track of a stream "<peer>-screen").
+ * @param {import('./sfu.js').SFUConnection} sfu
+ * @returns {string[]}
+ */
+function screenMids(sfu) {
+  const screens = [...sfu.streams.values()].filter((s) => s.id.endsWith('-screen'));
+  return sfu.pc.getTransceivers()
+    .filter((t) => screens.some((s) => s.getTracks().includes(t.receiver.track)))
+    .map((t) => t.mid || '');
+}
 
 /**
  * @param {import('./mesh.js').Peer} p
@@ -108,6 +125,9 @@ export function install(src) {
         streams: [...session.sfu.streams.keys()],
         tracks: session.sfuTracks.length,
         layers: Object.fromEntries(session.sfuTracks.filter((t) => t.kind === 'video').map((t) => [t.peer, t.layers || []])),
+        sections: session.sfu.pc.getTransceivers().length,
+        inactive: session.sfu.pc.getTransceivers().filter((t) => t.currentDirection === 'inactive').map((t) => t.mid || ''),
+        screens: screenMids(session.sfu),
       } : null,
     }),
     async pairs() {
