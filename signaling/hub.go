@@ -3,6 +3,7 @@ package signaling
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -37,6 +38,9 @@ type hub struct {
 	cl Cluster
 	// sfu puts rooms on the SFU (Config.SFU); nil: every room is a mesh.
 	sfu *SFUConfig
+	// log takes, at debug level, each change to the room views of other
+	// nodes' peers (a cluster's convergence can be read from it).
+	log *slog.Logger
 }
 
 type room struct {

@@ -1,8 +1,10 @@
 package signaling
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"sort"
 	"time"
@@ -271,7 +273,9 @@ func (s *Server) HandOver(token, roomName, node string) (ho Handover, ok bool) {
 }
 
 // RemoteJoined adds peer id, named name, on node to room, and tells the
-// room's local peers (peer-joined). A peer already known is left alone.
+// room's local peers (peer-joined). A peer already known under that name
+// is left alone (shown, if its name came free while it waited hidden);
+// one known under another name leaves under it first (peer-left).
 // Called by the Cluster, in the order the node sent its announcements.
 func (s *Server) RemoteJoined(roomName, id, name, node string) {
 	h := s.hub
@@ -287,12 +291,32 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 		h.rooms[roomName] = r
 	}
 	if _, ok := r.peers[id]; ok {
+		h.viewLocked("remote peer is local here", roomName, id, name, node)
 		return
 	}
-	if _, ok := r.remoteOf(id); ok {
-		return
+	if rp, ok := r.remoteOf(id); ok {
+		if rp.name == name {
+			h.viewLocked("remote peer already known", roomName, id, name, node, "known_node", rp.node, "hidden", rp.hidden)
+			if rp.hidden {
+				h.promoteLocked(r, name) // its name may have come free unseen
+			}
+			return
+		}
+		// Known under another name: it left and joined again (a peer
+		// keeps its id across a leave and a join on one connection), and
+		// the news of both was lost, or came in an order this node could
+		// not tell (a burst after a heal, a members answer): the latest
+		// word of its node holds. It leaves under the old name and joins
+		// under the new one.
+		h.viewLocked("remote peer renamed", roomName, id, name, node, "known_name", rp.name, "known_node", rp.node, "hidden", rp.hidden)
+		h.removeRemoteLocked(roomName, id)
+		if r = h.rooms[roomName]; r == nil {
+			r = newRoom(roomName)
+			h.rooms[roomName] = r
+		}
 	}
 	if holder, taken := r.names[name]; taken && holder != id {
+		h.viewLocked("remote peer hidden: name held", roomName, id, name, node, "holder", holder)
 		// Two holders of one name are never shown: after a partition a
 		// node may list a peer whose name went to another meanwhile, or
 		// announcements of two nodes cross. The newcomer waits hidden
@@ -304,6 +328,7 @@ func (h *hub) addRemoteLocked(roomName, id, name, node string) {
 	}
 	r.remote = append(r.remote, remotePeer{id: id, name: name, node: h.nodeName(node)})
 	r.names[name] = id
+	h.viewLocked("remote peer shown", roomName, id, name, node)
 	h.announceLocked()
 	joined := encode(&wire.PeerJoined{ID: id, Name: name})
 	for _, p := range r.peers {
@@ -323,6 +348,7 @@ func (h *hub) displaceLocked(r *room, name, id string) {
 	}
 	for i := range r.remote {
 		if rp := &r.remote[i]; rp.id == holder && !rp.hidden {
+			h.viewLocked("remote peer hidden: a local peer takes its name", r.name, rp.id, rp.name, rp.node, "local", id)
 			rp.hidden = true
 			delete(r.names, name)
 			left := encode(&wire.PeerLeft{ID: holder})
@@ -343,6 +369,7 @@ func (h *hub) promoteLocked(r *room, name string) {
 	for i := range r.remote {
 		rp := &r.remote[i]
 		if rp.hidden && rp.name == name {
+			h.viewLocked("remote peer shown: name free", r.name, rp.id, rp.name, rp.node)
 			rp.hidden = false
 			r.names[name] = rp.id
 			joined := encode(&wire.PeerJoined{ID: rp.id, Name: name})
@@ -391,6 +418,7 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 		return false
 	}
 	r.dropRemote(id)
+	h.viewLocked("remote peer removed", roomName, id, rp.name, rp.node, "hidden", rp.hidden)
 	if rp.hidden {
 		return true // never shown
 	}
@@ -416,6 +444,7 @@ func (s *Server) RemoteMoved(roomName, id, name, node string) {
 	defer h.mu.Unlock()
 	if r := h.rooms[roomName]; r != nil {
 		if i := slices.IndexFunc(r.remote, func(rp remotePeer) bool { return rp.id == id }); i >= 0 {
+			h.viewLocked("remote peer moved", roomName, id, name, node, "from", r.remote[i].node)
 			r.remote[i].node = h.nodeName(node)
 			return
 		}
@@ -484,6 +513,7 @@ func (s *Server) RemoteLeftOf(roomName, id, node string) bool {
 	defer h.mu.Unlock()
 	if r := h.rooms[roomName]; r != nil {
 		if rp, ok := r.remoteOf(id); ok && rp.node != node {
+			h.viewLocked("remote peer's departure from another node ignored", roomName, id, rp.name, node, "holder_node", rp.node)
 			return false
 		}
 	}
@@ -550,3 +580,12 @@ func (s *Server) WithLocal(f func(local []Member)) {
 // shares one string instead of each holding the copy its announcement
 // was decoded into.
 func (h *hub) nodeName(node string) string { return unique.Make(node).Value() }
+
+// viewLocked logs, at debug level, a change (or a kept state) of the
+// room's view of another node's peer.
+func (h *hub) viewLocked(what, roomName, id, name, node string, more ...any) {
+	if h.log == nil || !h.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	h.log.Debug("cluster view: "+what, append([]any{"room", roomName, "peer", id, "name", name, "node", node}, more...)...)
+}

@@ -146,6 +146,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, guesses: newGuessThrottle(cfg.Clock.Now), perIP: ipCount{},
 		refusals: ratelog.New(cfg.Logger, 0, nil), clock: cfg.Clock}
 	s.hub = newHub(cfg.ResumeWindow, s.afterFunc, cfg.Cluster)
+	s.hub.log = s.log
 	s.hub.sfu = cfg.SFU
 	s.Update(cfg.Limits)
 	s.upgrader = websocket.Upgrader{

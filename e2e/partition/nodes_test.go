@@ -166,15 +166,18 @@ cluster:
 	return c
 }
 
-// logLevel is the nodes' log level: info, or ICEBOX_PARTITION_LOG
-// (debug shows nats-server's notices and the cluster's retries).
-// ICEBOX_PARTITION_LOGDIR, when set, is a folder each node's whole log
-// is written to at the end, pass or fail.
+// logLevel is the nodes' log level: debug, or ICEBOX_PARTITION_LOG.
+// Debug holds each change to a node's view of the others' peers
+// ("cluster view: …"), nats-server's notices and the cluster's retries,
+// about 50 KB a node a run: a failure prints it whole, so a schedule
+// that fails once in many runs says how. ICEBOX_PARTITION_LOGDIR, when
+// set, is a folder each node's whole log is written to at the end, pass
+// or fail.
 func logLevel() string {
 	if l := os.Getenv("ICEBOX_PARTITION_LOG"); l != "" {
 		return l
 	}
-	return "info"
+	return "debug"
 }
 
 // start runs the node's icebox until t ends.
