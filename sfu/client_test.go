@@ -158,7 +158,11 @@ func (c *testClient) fromSFU(b []byte) {
 	var s struct{ SDP *webrtc.SessionDescription }
 	if json.Unmarshal(b, &s) == nil && s.SDP != nil && s.SDP.Type == webrtc.SDPTypeAnswer {
 		if err := c.pc.SetRemoteDescription(*s.SDP); err != nil {
-			c.t.Errorf("%s: the SFU's answer: %v", c.name, err)
+			// close shuts the peer connection while an answer may be
+			// on its way back.
+			if !c.closing.Load() {
+				c.t.Errorf("%s: the SFU's answer: %v", c.name, err)
+			}
 		} else if c.applied {
 			// On another goroutine: the answer came inside HandleSignal.
 			go func() { _ = c.part.HandleSignal([]byte(`{"applied":true}`)) }()
@@ -247,7 +251,7 @@ func (c *testClient) offer(sources map[string]Source) {
 func (c *testClient) offerLocked(sources map[string]Source) {
 	for i, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		for range c.want[i] {
-			if _, err := c.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			if _, err := c.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil && !c.closing.Load() {
 				c.t.Errorf("%s: recvonly %s: %v", c.name, kind, err)
 			}
 		}
