@@ -11,7 +11,30 @@
 //
 //	go run ./bench/sfubench -publishers 5 -subscribers 5 -duration 10s
 //
-// Everything stays on 127.0.0.1.
+// It also counts the RTP packets the subscribers received, and gives the
+// server's CPU time per packet received: a figure it can give for any
+// SFU. -galene runs Galène (built from its public source) after icebox on
+// the same load, through Galène's protocol (galene-protocol.md): a
+// publisher offers its camera and microphone as one stream, with two
+// layers (f, then q: Galène forwards the first and the last), and each
+// subscriber asks for every stream's low layer ("video-low") and for the
+// stage publisher's high one ("video"). -layers qf makes icebox's
+// publishers send those two layers too, for a like-for-like run.
+//
+// Galène's ICE leaves out loopback addresses, so the Galène run needs an
+// address of its own: run sfubench in a network namespace made for it,
+// with a dummy interface, and name that address with -galene-ip. Traffic
+// then stays inside the namespace:
+//
+//	ip netns add sfubench
+//	ip -n sfubench link set lo up
+//	ip -n sfubench link add d0 type dummy
+//	ip -n sfubench addr add 10.99.0.1/24 dev d0
+//	ip -n sfubench link set d0 up
+//	ip netns exec sfubench go run ./bench/sfubench -layers qf \
+//		-galene /path/to/galene -galene-ip 10.99.0.1
+//
+// Everything else stays on 127.0.0.1.
 package main
 
 import (
@@ -31,6 +54,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,12 +78,29 @@ func main() {
 	subs := flag.Int("subscribers", 5, "subscribers (f of the stage publisher, q of the rest)")
 	duration := flag.Duration("duration", 10*time.Second, "measurement time, after every subscriber receives every camera")
 	binary := flag.String("icebox", "", "icebox binary (default: build ./cmd/icebox)")
+	layers := flag.String("layers", "qhf", "the camera layers icebox's publishers send: qhf, or qf (the two Galène takes)")
+	galene := flag.String("galene", "", "a galene binary: also run Galène, after icebox, on the same load (needs -galene-ip)")
+	galeneIP := flag.String("galene-ip", "", "the one address, not loopback, that Galène's and its clients' ICE may use: one inside a network namespace made for the run (see the package doc)")
 	flag.Parse()
 	if *pubs < 1 || *subs < 1 || *pubs+*subs > 50 {
 		fmt.Fprintln(os.Stderr, "sfubench: -publishers and -subscribers at least 1, at most 50 together (sfu.max_peers_per_room)")
 		os.Exit(2)
 	}
-	if err := run(*pubs, *subs, *duration, *binary); err != nil {
+	var order []int
+	switch *layers {
+	case "qhf":
+		order = []int{0, 1, 2}
+	case "qf":
+		order = []int{0, 2}
+	default:
+		fmt.Fprintln(os.Stderr, "sfubench: -layers: qhf or qf")
+		os.Exit(2)
+	}
+	if *galene != "" && net.ParseIP(*galeneIP).To4() == nil {
+		fmt.Fprintln(os.Stderr, "sfubench: -galene needs -galene-ip, an IPv4 address of this namespace (Galène's ICE leaves out loopback)")
+		os.Exit(2)
+	}
+	if err := run(*pubs, *subs, *duration, *binary, order, *galene, *galeneIP); err != nil {
 		fmt.Fprintln(os.Stderr, "sfubench:", err)
 		os.Exit(1)
 	}
@@ -82,7 +123,7 @@ func freePort(network string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func run(nPubs, nSubs int, duration time.Duration, binary string) error {
+func run(nPubs, nSubs int, duration time.Duration, binary string, layers []int, galene, galeneIP string) error {
 	dir, err := os.MkdirTemp("", "sfubench")
 	if err != nil {
 		return err
@@ -139,14 +180,18 @@ state_dir: %q
 		}
 		all = append(all, p)
 		pubIDs = append(pubIDs, p.id)
-		if err := p.publish(clips); err != nil {
+		if err := p.publish(clips, layers); err != nil {
 			return err
 		}
 	}
 	stage := pubIDs[0]
 	var subsList []*peer
+	var got atomic.Int64
 	for j := range nSubs {
 		p, err := dial(ctx, url, fmt.Sprintf("sub-%d", j), stage)
+		if err == nil {
+			p.got = &got
+		}
 		if err != nil {
 			return err
 		}
@@ -181,35 +226,61 @@ state_dir: %q
 	for _, s := range subsList {
 		joins = append(joins, s.firstFrames()...)
 	}
-	slices.Sort(joins)
+	err = measure("icebox", pid, baseRSS, nPubs, nSubs, duration, joins, func() counters {
+		c := scrape(metricsAddr)
+		c.received = float64(got.Load())
+		return c
+	})
+	if err != nil || galene == "" {
+		return err
+	}
+	// Galène after icebox, with icebox and its clients gone.
+	for _, p := range all {
+		p.close()
+	}
+	all = nil
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	return runGalene(galene, galeneIP, nPubs, nSubs, duration, clips)
+}
 
-	// Let layer requests settle, then measure.
+// measure waits for layer requests to settle, then measures server pid
+// for duration and prints its CPU per packet the subscribers received
+// (and, where the server counts them, per packet and per Mbit/s it
+// forwarded), its memory per participant and the join → first camera
+// packet times.
+func measure(name string, pid, baseRSS, nPubs, nSubs int, duration time.Duration, joins []time.Duration, count func() counters) error {
+	slices.Sort(joins)
 	time.Sleep(2 * time.Second)
-	cpu0, m0 := proc.CPUSeconds(pid), scrape(metricsAddr)
+	cpu0, m0 := proc.CPUSeconds(pid), count()
 	t0 := time.Now()
 	time.Sleep(duration)
-	cpu1, m1 := proc.CPUSeconds(pid), scrape(metricsAddr)
+	cpu1, m1 := proc.CPUSeconds(pid), count()
 	elapsed := time.Since(t0).Seconds()
 	rss := proc.RSSKiB(pid)
 
 	pkts := m1.packets - m0.packets
+	received := m1.received - m0.received
 	mbits := (m1.bytes - m0.bytes) * 8 / 1e6
 	cpu := cpu1 - cpu0
 	var load string
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
-	fmt.Printf("sfu %d publishers x %d subscribers, %.1f s, load average %s\n", nPubs, nSubs, elapsed, load)
-	fmt.Printf("  forwarded: %.0f packet/s, %.2f Mbit/s (RTP payload), server CPU %.1f%% of a core\n",
-		pkts/elapsed, mbits/elapsed, 100*cpu/elapsed)
+	fmt.Printf("%s: %d publishers x %d subscribers, %.1f s, load average %s\n", name, nPubs, nSubs, elapsed, load)
+	fmt.Printf("  received by the subscribers: %.0f packet/s; server CPU %.1f%% of a core, %.1f µs per packet received\n",
+		received/elapsed, 100*cpu/elapsed, cpu/max(received, 1)*1e6)
 	if pkts > 0 && mbits > 0 {
+		fmt.Printf("  forwarded (the server's count): %.0f packet/s, %.2f Mbit/s (RTP payload)\n", pkts/elapsed, mbits/elapsed)
 		fmt.Printf("  CPU per forwarded packet: %.1f µs; per forwarded Mbit/s: %.1f%% of a core\n",
 			cpu/pkts*1e6, 100*(cpu/elapsed)/(mbits/elapsed))
 	}
 	fmt.Printf("  RSS: %d KiB idle, %d KiB with %d participants: %.0f KiB per participant\n",
 		baseRSS, rss, nPubs+nSubs, float64(rss-baseRSS)/float64(nPubs+nSubs))
-	fmt.Printf("  join -> first camera packet (%d pairs): p50 %s, p95 %s, max %s\n", len(joins),
-		pct(joins, 50), pct(joins, 95), joins[len(joins)-1].Round(time.Millisecond))
+	if len(joins) > 0 {
+		fmt.Printf("  join -> first camera packet (%d pairs): p50 %s, p95 %s, max %s\n", len(joins),
+			pct(joins, 50), pct(joins, 95), joins[len(joins)-1].Round(time.Millisecond))
+	}
 	return nil
 }
 
@@ -217,7 +288,9 @@ func pct(d []time.Duration, p int) time.Duration {
 	return d[min(len(d)-1, len(d)*p/100)].Round(time.Millisecond)
 }
 
-type counters struct{ packets, bytes float64 }
+// counters are packets and bytes a server forwarded (by its own count),
+// and RTP packets its subscribers received.
+type counters struct{ packets, bytes, received float64 }
 
 // scrape reads the SFU's forwarded packet and byte counters, audio and
 // video together.
@@ -282,7 +355,8 @@ type peer struct {
 	id    string
 	c     *sigclient.Client
 	pc    *webrtc.PeerConnection
-	stage string // the publisher whose camera this subscriber takes at f
+	stage string        // the publisher whose camera this subscriber takes at f
+	got   *atomic.Int64 // RTP packets received, all subscribers (nil: a publisher)
 	stop  chan struct{}
 	wg    sync.WaitGroup
 
@@ -362,6 +436,9 @@ func (p *peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	for first := true; ; first = false {
 		if _, _, err := tr.ReadRTP(); err != nil {
 			return
+		}
+		if p.got != nil {
+			p.got.Add(1)
 		}
 		if first && tr.Kind() == webrtc.RTPCodecTypeVideo {
 			p.mu.Lock()
@@ -497,31 +574,45 @@ func (p *peer) offerLocked() {
 	_ = p.c.Signal(wire.SFUPeer, map[string]any{"sdp": p.pc.LocalDescription()})
 }
 
-// publish adds a VP8 simulcast camera (mid and RTP stream id in header
-// extensions, RFC 8843 and RFC 8852, as browsers send them) and an Opus
-// microphone, and offers them.
-func (p *peer) publish(clips [3][][]byte) error {
-	if _, err := sfutest.NewCamera(p.pc, p.name, clips, p.stop, &p.wg); err != nil {
+// publish adds a VP8 simulcast camera of layers (indexes into
+// sfutest.LayerRIDs; mid and RTP stream id in header extensions, RFC 8843
+// and RFC 8852, as browsers send them) and an Opus microphone, and
+// offers them.
+func (p *peer) publish(clips [3][][]byte, layers []int) error {
+	if _, err := sfutest.NewCameraLayers(p.pc, p.name, clips, layers, p.stop, &p.wg); err != nil {
 		return err
 	}
-	mic, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", p.name)
+	if err := addMicrophone(p.pc, p.name, p.stop, &p.wg); err != nil {
+		return err
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	p.offerLocked()
+	return nil
+}
+
+// addMicrophone adds an Opus-like microphone to pc on a sendonly
+// section: one 3-byte frame per 20 ms, audio level -40 dBov (RFC 6464),
+// until stop is closed.
+func addMicrophone(pc *webrtc.PeerConnection, streamID string, stop <-chan struct{}, wg *sync.WaitGroup) error {
+	mic, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", streamID)
 	if err != nil {
 		return err
 	}
-	micTr, err := p.pc.AddTransceiverFromTrack(mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	micTr, err := pc.AddTransceiverFromTrack(mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		return err
 	}
-	p.wg.Add(1)
-	go func() { // microphone, one frame per 20 ms, audio level -40 dBov
-		defer p.wg.Done()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		var seq uint16
 		var ts uint32
 		for {
 			select {
-			case <-p.stop:
+			case <-stop:
 				return
 			case <-tick.C:
 			}
@@ -534,9 +625,6 @@ func (p *peer) publish(clips [3][][]byte) error {
 			_ = mic.WriteRTP(pk)
 		}
 	}()
-	p.negMu.Lock()
-	defer p.negMu.Unlock()
-	p.offerLocked()
 	return nil
 }
 

@@ -49,14 +49,29 @@ func AddCamera(t testing.TB, pc *webrtc.PeerConnection, streamID string, stop <-
 // section is negotiated, until stop is closed. wg counts its goroutines.
 // The caller offers. Its stream id is streamID.
 func NewCamera(pc *webrtc.PeerConnection, streamID string, clips [3][][]byte, stop <-chan struct{}, wg *sync.WaitGroup) (*Camera, error) {
+	return NewCameraLayers(pc, streamID, clips, []int{0, 1, 2}, stop, wg)
+}
+
+// NewCameraLayers is NewCamera sending only the given layers (indexes
+// into LayerRIDs and clips), in that order: in the offer's simulcast
+// line and in each frame's packets.
+func NewCameraLayers(pc *webrtc.PeerConnection, streamID string, clips [3][][]byte, layers []int, stop <-chan struct{}, wg *sync.WaitGroup) (*Camera, error) {
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("camera: no layers")
+	}
 	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-	var tracks [3]*webrtc.TrackLocalStaticRTP
-	var packetizers [3]rtp.Packetizer
-	for i, rid := range LayerRIDs {
-		if len(clips[i]) == 0 {
-			return nil, fmt.Errorf("camera: no frames for layer %s", rid)
+	tracks := make([]*webrtc.TrackLocalStaticRTP, len(layers))
+	packetizers := make([]rtp.Packetizer, len(layers))
+	rids := make([]string, len(layers))
+	for i, l := range layers {
+		if l < 0 || l >= len(LayerRIDs) {
+			return nil, fmt.Errorf("camera: no layer %d", l)
 		}
-		tr, err := webrtc.NewTrackLocalStaticRTP(codec, "camera", streamID, webrtc.WithRTPStreamID(rid))
+		rids[i] = LayerRIDs[l]
+		if len(clips[l]) == 0 {
+			return nil, fmt.Errorf("camera: no frames for layer %s", rids[i])
+		}
+		tr, err := webrtc.NewTrackLocalStaticRTP(codec, "camera", streamID, webrtc.WithRTPStreamID(rids[i]))
 		if err != nil {
 			return nil, err
 		}
@@ -74,8 +89,8 @@ func NewCamera(pc *webrtc.PeerConnection, streamID string, clips [3][][]byte, st
 		}
 	}
 	c := &Camera{Transceiver: tr}
-	var restart [3]atomic.Bool
-	for i, rid := range LayerRIDs {
+	restart := make([]atomic.Bool, len(layers))
+	for i, rid := range rids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -97,7 +112,7 @@ func NewCamera(pc *webrtc.PeerConnection, streamID string, clips [3][][]byte, st
 		defer wg.Done()
 		tick := time.NewTicker(time.Second / 15)
 		defer tick.Stop()
-		var next [3]int
+		next := make([]int, len(layers))
 		for {
 			select {
 			case <-stop:
@@ -121,14 +136,15 @@ func NewCamera(pc *webrtc.PeerConnection, streamID string, clips [3][][]byte, st
 				if restart[i].Swap(false) {
 					next[i] = 0
 				}
-				for _, p := range packetizers[i].Packetize(clips[i][next[i]], 90000/15) {
+				clip := clips[layers[i]]
+				for _, p := range packetizers[i].Packetize(clip[next[i]], 90000/15) {
 					_ = p.Header.SetExtension(midID, []byte(mid))
-					_ = p.Header.SetExtension(ridID, []byte(LayerRIDs[i]))
+					_ = p.Header.SetExtension(ridID, []byte(rids[i]))
 					if tracks[i].WriteRTP(p) == nil {
 						c.Sent.Add(1)
 					}
 				}
-				next[i] = (next[i] + 1) % len(clips[i])
+				next[i] = (next[i] + 1) % len(clip)
 			}
 		}
 	}()

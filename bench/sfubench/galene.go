@@ -1,0 +1,432 @@
+package main
+
+// Galène side by side: the same pion publishers and subscribers, driven
+// through Galène's own protocol (galene-protocol.md in its source: a
+// WebSocket of JSON messages; each stream its own peer connection, the
+// publisher offering its camera, the server offering each stream to each
+// subscriber that asked for it).
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/icebox-project/icebox/bench/internal/proc"
+	"github.com/icebox-project/icebox/internal/sfutest"
+)
+
+// galeneServer is a Galène process serving the group "bench" to anyone
+// (a wildcard user who may present), HTTP only, its media on one UDP
+// port, its own TURN server off.
+type galeneServer struct {
+	cmd  *exec.Cmd
+	ws   string // its WebSocket URL
+	logf string
+}
+
+func startGalene(binary, dir string) (*galeneServer, error) {
+	for _, d := range []string{"groups", "data", "static"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	group := `{"wildcard-user": {"password": {"type": "wildcard"}, "permissions": "present"}, "codecs": ["vp8", "opus"], "max-clients": 100}`
+	if err := os.WriteFile(filepath.Join(dir, "groups", room+".json"), []byte(group), 0o600); err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort("tcp"))
+	logf := filepath.Join(dir, "galene.log")
+	out, err := os.Create(logf)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	cmd := exec.Command(binary, "-insecure", "-http", addr, "-turn", "",
+		"-udp-range", fmt.Sprint(freePort("udp")),
+		"-data", filepath.Join(dir, "data"), "-groups", filepath.Join(dir, "groups"), "-static", filepath.Join(dir, "static"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	g := &galeneServer{cmd: cmd, ws: "ws://" + addr + "/ws", logf: logf}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/group/" + room + "/.status")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return g, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			g.stop()
+			log, _ := os.ReadFile(logf)
+			return nil, fmt.Errorf("galene did not serve %s within 20 s; its log:\n%s", room, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (g *galeneServer) stop() { g.cmd.Process.Signal(syscall.SIGTERM); g.cmd.Wait() }
+
+// galeneMsg is a message of Galène's protocol (the fields used here).
+type galeneMsg struct {
+	Type      string                   `json:"type"`
+	Kind      string                   `json:"kind,omitempty"`
+	ID        string                   `json:"id,omitempty"`
+	Source    string                   `json:"source,omitempty"`
+	Label     string                   `json:"label,omitempty"`
+	Group     string                   `json:"group,omitempty"`
+	Username  string                   `json:"username,omitempty"`
+	Password  string                   `json:"password,omitempty"`
+	Version   []string                 `json:"version,omitempty"`
+	SDP       string                   `json:"sdp,omitempty"`
+	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Request   any                      `json:"request,omitempty"`
+	Value     any                      `json:"value,omitempty"`
+	Error     string                   `json:"error,omitempty"`
+}
+
+// galeneClient is one participant: publisher (its camera stream up) or
+// subscriber (a stream down per publisher, f of the stage publisher's
+// camera, the low layer of the rest).
+type galeneClient struct {
+	name  string
+	stage string // the publisher whose high layer this subscriber takes
+	api   *webrtc.API
+	conn  *websocket.Conn
+	wmu   sync.Mutex
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	joined chan struct{}
+	mu     sync.Mutex
+	pcs    map[string]*webrtc.PeerConnection // by stream id, up and down
+	start  time.Time
+	first  map[string]time.Duration // by publisher
+	got    *atomic.Int64            // RTP packets received, all subscribers
+}
+
+func galeneAPI(ip string) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	want := net.ParseIP(ip)
+	se.SetIPFilter(func(a net.IP) bool { return a.Equal(want) })
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+func dialGalene(ctx context.Context, url, name, stage, ip string, got *atomic.Int64) (*galeneClient, error) {
+	api, err := galeneAPI(ip)
+	if err != nil {
+		return nil, err
+	}
+	conn, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &galeneClient{name: name, stage: stage, api: api, conn: conn, stop: make(chan struct{}), joined: make(chan struct{}),
+		pcs: map[string]*webrtc.PeerConnection{}, first: map[string]time.Duration{}, got: got, start: time.Now()}
+	c.wg.Add(1)
+	go c.read()
+	if err := c.send(galeneMsg{Type: "handshake", Version: []string{"2"}, ID: name}); err != nil {
+		c.close()
+		return nil, err
+	}
+	if err := c.send(galeneMsg{Type: "join", Kind: "join", Group: room, Username: name, Password: "x"}); err != nil {
+		c.close()
+		return nil, err
+	}
+	select {
+	case <-c.joined:
+	case <-time.After(10 * time.Second):
+		c.close()
+		return nil, fmt.Errorf("galene: %s not joined within 10 s", name)
+	}
+	if stage != "" { // a subscriber: the low layer of every camera, with audio
+		if err := c.send(galeneMsg{Type: "request", Request: map[string][]string{"": {"audio", "video-low"}}}); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *galeneClient) send(m galeneMsg) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.conn.WriteJSON(m)
+}
+
+func (c *galeneClient) close() {
+	select {
+	case <-c.stop:
+		return
+	default:
+	}
+	close(c.stop)
+	c.conn.Close()
+	c.mu.Lock()
+	for _, pc := range c.pcs {
+		pc.Close()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+func (c *galeneClient) read() {
+	defer c.wg.Done()
+	for {
+		var m galeneMsg
+		if err := c.conn.ReadJSON(&m); err != nil {
+			return
+		}
+		switch m.Type {
+		case "joined":
+			if m.Kind == "join" {
+				close(c.joined)
+			} else if m.Kind == "fail" {
+				fmt.Fprintf(os.Stderr, "sfubench: galene: %s could not join: %v\n", c.name, m.Value)
+			}
+		case "ping":
+			_ = c.send(galeneMsg{Type: "pong"})
+		case "offer":
+			// Here, not on a goroutine: the candidates that follow it
+			// need its remote description.
+			c.answer(m)
+		case "answer":
+			if pc := c.pc(m.ID); pc != nil {
+				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+					fmt.Fprintf(os.Stderr, "sfubench: galene: %s: answer: %v\n", c.name, err)
+				}
+			}
+		case "ice":
+			if pc := c.pc(m.ID); pc != nil && m.Candidate != nil {
+				_ = pc.AddICECandidate(*m.Candidate)
+			}
+		case "close":
+			c.mu.Lock()
+			pc := c.pcs[m.ID]
+			delete(c.pcs, m.ID)
+			c.mu.Unlock()
+			if pc != nil {
+				pc.Close()
+			}
+		case "usermessage":
+			if m.Kind == "error" || m.Kind == "warning" {
+				fmt.Fprintf(os.Stderr, "sfubench: galene: %s: %s: %v\n", c.name, m.Kind, m.Value)
+			}
+		}
+	}
+}
+
+func (c *galeneClient) pc(id string) *webrtc.PeerConnection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pcs[id]
+}
+
+// answer takes a stream the server offers: a publisher's camera and
+// microphone, on a peer connection of its own.
+func (c *galeneClient) answer(m galeneMsg) {
+	pc := c.pc(m.ID)
+	if pc == nil {
+		var err error
+		if pc, err = c.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+			fmt.Fprintf(os.Stderr, "sfubench: galene: %s: %v\n", c.name, err)
+			return
+		}
+		source := m.Source
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			for first := true; ; first = false {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				c.got.Add(1)
+				if first && tr.Kind() == webrtc.RTPCodecTypeVideo {
+					c.mu.Lock()
+					if _, ok := c.first[source]; !ok {
+						c.first[source] = time.Since(c.start)
+					}
+					c.mu.Unlock()
+				}
+			}
+		})
+		id := m.ID
+		pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand != nil {
+				init := cand.ToJSON()
+				_ = c.send(galeneMsg{Type: "ice", ID: id, Candidate: &init})
+			}
+		})
+		c.mu.Lock()
+		c.pcs[m.ID] = pc
+		c.mu.Unlock()
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+		fmt.Fprintf(os.Stderr, "sfubench: galene: %s: offer: %v\n", c.name, err)
+		return
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sfubench: galene: %s: answer: %v\n", c.name, err)
+		return
+	}
+	_ = c.send(galeneMsg{Type: "answer", ID: m.ID, SDP: pc.LocalDescription().SDP})
+	if m.Source == c.stage {
+		_ = c.send(galeneMsg{Type: "requestStream", ID: m.ID, Request: []string{"audio", "video"}})
+	}
+}
+
+// publish sends a camera (VP8 simulcast, layers f then q: Galène takes
+// the first and the last, in decreasing order) and a microphone, as one
+// stream labelled "camera".
+func (c *galeneClient) publish(clips [3][][]byte) error {
+	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return err
+	}
+	id := c.name + "-camera"
+	c.mu.Lock()
+	c.pcs[id] = pc
+	c.mu.Unlock()
+	if _, err := sfutest.NewCameraLayers(pc, c.name, clips, []int{2, 0}, c.stop, &c.wg); err != nil {
+		return err
+	}
+	if err := addMicrophone(pc, c.name, c.stop, &c.wg); err != nil {
+		return err
+	}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			init := cand.ToJSON()
+			_ = c.send(galeneMsg{Type: "ice", ID: id, Candidate: &init})
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	return c.send(galeneMsg{Type: "offer", ID: id, Label: "camera", Username: c.name, SDP: offer.SDP})
+}
+
+func (c *galeneClient) firstCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.first)
+}
+
+func (c *galeneClient) firstFrames() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var d []time.Duration
+	for _, v := range c.first {
+		d = append(d, v)
+	}
+	return d
+}
+
+// runGalene measures Galène on the load run measured icebox on, and
+// prints the same lines.
+func runGalene(binary, ip string, nPubs, nSubs int, duration time.Duration, clips [3][][]byte) error {
+	dir, err := os.MkdirTemp("", "sfubench-galene")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	g, err := startGalene(binary, dir)
+	if err != nil {
+		return err
+	}
+	defer g.stop()
+	pid := g.cmd.Process.Pid
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got atomic.Int64
+	var all []*galeneClient
+	defer func() {
+		for _, c := range all {
+			c.close()
+		}
+	}()
+	baseRSS := proc.RSSKiB(pid)
+	for i := range nPubs {
+		c, err := dialGalene(ctx, g.ws, fmt.Sprintf("pub-%d", i), "", ip, &got)
+		if err != nil {
+			return err
+		}
+		all = append(all, c)
+		if err := c.publish(clips); err != nil {
+			return err
+		}
+	}
+	var subs []*galeneClient
+	for j := range nSubs {
+		c, err := dialGalene(ctx, g.ws, fmt.Sprintf("sub-%d", j), "pub-0", ip, &got)
+		if err != nil {
+			return err
+		}
+		all = append(all, c)
+		subs = append(subs, c)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		missing := 0
+		for _, s := range subs {
+			missing += nPubs - s.firstCount()
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(g.logf)
+			return fmt.Errorf("galene: after 60 s, %d subscriber-camera pairs still without a packet; its log:\n%s", missing, tail(string(log), 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var joins []time.Duration
+	for _, s := range subs {
+		joins = append(joins, s.firstFrames()...)
+	}
+	return measure("galene", pid, baseRSS, nPubs, nSubs, duration, joins, func() counters { return counters{packets: float64(got.Load())} })
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
