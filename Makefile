@@ -6,7 +6,8 @@
 #                 3-minute soak; e2e's longest browser scenarios are left to test-long
 #   make test-long e2e's longest browser scenarios (six pages, restarts, the NAT lab,
 #                 Firefox's page; e2e/lanes_test.go); CI runs make test, then this
-#   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed;
+#   make bench    signaling, TURN relay and SFU benchmarks (TURN against coturn when installed,
+#                 and against its floor: icebox's sockets and system calls with no TURN work;
 #                 COTURN417=/path/to/turnserver adds a coturn 4.17 built from source)
 #   make soak     icebox under churn for SOAK (default 60m), one node and a cluster of
 #                 three side by side; fails if RSS, descriptors, goroutines or heap keep
@@ -104,7 +105,7 @@ bench: build
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -duration 8s -rounds 2 -mem-allocs 2000
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 100 -rate 20000 -burst 8 -duration 8s -rounds 2 -mem-allocs 0
 	$(GO) run ./bench/turnbench -icebox bin/icebox -allocs 200 -rate 50000 -duration 8s -rounds 2 -mem-allocs 0
-	$(GO) run ./bench/turnbench -icebox bin/icebox -video -rate 16000 -duration 6s -rounds 4 -mem-allocs 0 $(COTURN417_FLAG)
+	$(GO) run ./bench/turnbench -icebox bin/icebox -video -rate 16000 -duration 6s -rounds 4 -mem-allocs 0 -floor $(COTURN417_FLAG)
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tcp -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tls -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/sfubench -icebox bin/icebox -publishers 5 -subscribers 5 -duration 8s

@@ -17,6 +17,11 @@
 //
 //	go run ./bench/turnbench -video -rate 16000 -coturn417 /path/to/turnserver
 //
+// -floor adds the floor server (floor_linux.go): icebox's relay sockets,
+// loops, system calls and offloads with none of TURN's work, the most
+// packets per CPU-second this machine's kernel gives that socket layout.
+// It runs as this program started again with -serve-floor.
+//
 // Everything stays on 127.0.0.1.
 package main
 
@@ -75,8 +80,18 @@ func main() {
 	video := flag.Bool("video", false, "video-like load: -allocs 20 -peer-per-alloc -burst 8 -size 1100")
 	flag.StringVar(&coturn417, "coturn417", "", "a coturn 4.17 turnserver binary: also run it with default flags and with --multiplex-peer --udp-gso")
 	flag.BoolVar(&noDebian, "no-debian-coturn", false, "leave out the installed turnserver")
+	flag.BoolVar(&floor, "floor", false, "also run the floor server: icebox's socket layout, system calls and offloads with none of TURN's work (UDP only)")
+	serve := flag.String("serve-floor", "", "run only the floor server on this IPv4 address and port, with -floor-loops loops (what -floor starts)")
+	flag.IntVar(&floorLoops, "floor-loops", runtime.NumCPU(), "the floor server's loops and listener sockets (icebox's default turn.udp_sockets: one per core)")
 	flag.StringVar(&uclient, "uclient", "", "tcp or tls: relay coturn's turnutils_uclient (-allocs clients, -size bytes, -rate messages/s in all) over TURN over TCP or TLS to turnutils_peer instead")
 	flag.Parse()
+	if *serve != "" {
+		if err := serveFloor(*serve, floorLoops); err != nil {
+			fmt.Fprintln(os.Stderr, "turnbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *video {
 		*allocs, peerPerAlloc, *burst, *size = 20, true, 8, 1100
 	}
@@ -119,6 +134,8 @@ var (
 	peerPerAlloc bool   // an echo peer per allocation
 	coturn417    string // a coturn 4.17 binary, or ""
 	noDebian     bool   // leave out the installed turnserver
+	floor        bool   // also run the floor server
+	floorLoops   int    // its loops
 	uclient      string // "tcp" or "tls": turnutils_uclient's load
 	certFile     string // the servers' TLS certificate (uclient tls)
 	keyFile      string
@@ -167,6 +184,27 @@ state_dir: %q
 		s.stop()
 		log, _ := os.ReadFile(logFile.Name())
 		return nil, fmt.Errorf("%w; icebox's log:\n%s", err, log)
+	}
+	return s, nil
+}
+
+// startFloor runs this program as the floor server (serveFloor) on a
+// free port.
+func startFloor() (*server, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	cmd := exec.Command(exe, "-serve-floor", addr, "-floor-loops", strconv.Itoa(floorLoops))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{name: "floor", cmd: cmd, addr: addr}
+	if err := waitSTUN(addr); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("floor: %w", err)
 	}
 	return s, nil
 }
@@ -486,6 +524,9 @@ func run(nAllocs, rate, size, burst int, duration time.Duration, rounds, memAllo
 				return startCoturn(dir, "c417gso", coturn417, "--multiplex-peer", "--udp-gso",
 					"--udp-recvmmsg-log", "--udp-sendmmsg-log")
 			})
+	}
+	if floor && uclient == "" {
+		starters = append(starters, startFloor)
 	}
 	fmt.Printf("machine: %s/%s, %d CPUs, %s; %d allocations, %d-byte payloads, %d packets/s offered in bursts of %d, %s per round\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), nAllocs, size, rate, burst, duration)
