@@ -177,6 +177,9 @@ func TestPageSFURoom(t *testing.T) {
 			// the share left inactive.
 			waitFor(t, tab, fmt.Sprintf("share %d: its section is inactive on %s's page", round, names[i+1]),
 				fmt.Sprintf(`icebox.snapshot().sfu.inactive.includes(%q)`, shown[i+1]))
+			// Its track left the stream, and the page forgot the stream.
+			waitFor(t, tab, fmt.Sprintf("share %d: %s's page holds no stream of ann's screen", round, names[i+1]),
+				`!icebox.snapshot().sfu.streams.some((s) => s.endsWith('-screen'))`)
 		}
 	}
 	// Cameras play on after the shares.
@@ -193,10 +196,15 @@ func TestPageSFURoom(t *testing.T) {
 			`[...document.querySelectorAll('#messages li')].some((li) => li.textContent.includes('hello all'))`)
 	}
 	// cat leaves: her tile goes on both other pages.
+	catID := eval[string](t, tabs[2], `icebox.snapshot().myId`)
 	eval[bool](t, tabs[2], `(() => { document.getElementById('leave').click(); return true; })()`)
 	for i, tab := range tabs[:2] {
 		waitFor(t, tab, fmt.Sprintf("%s's page drops cat's tile", names[i]),
 			`document.querySelectorAll('.tile.remote').length === 1`)
+		// cat's stream lost its tracks with her sections, and the page
+		// holds streams only of who is left.
+		waitFor(t, tab, fmt.Sprintf("%s's page holds no stream of cat's", names[i]),
+			fmt.Sprintf(`!icebox.snapshot().sfu.streams.includes(%q)`, catID))
 	}
 }
 

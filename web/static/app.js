@@ -300,7 +300,7 @@ function checkMedia() {
     const video = /** @type {HTMLVideoElement} */ (tile.querySelector('video'));
     const src = video.srcObject instanceof MediaStream ? video.srcObject : null;
     // Still the SFU's video (the room is moving back to a mesh): not this connection's to judge.
-    if (session.media === 'sfu' || (src && session.sfu && [...session.sfu.streams.values()].includes(src))) continue;
+    if (session.media === 'sfu' || (src && session.sfu && session.sfu.from(src))) continue;
     const vt = src ? src.getVideoTracks()[0] : undefined;
     const state = mediaState({
       now, since: p.createdAt, everConnected: p.everConnected,

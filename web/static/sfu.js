@@ -32,7 +32,7 @@ export class SFUConnection {
   constructor(o) {
     this.o = o;
     this.pc = new RTCPeerConnection(o.rtcConfig);
-    /** @type {Map<string, MediaStream>} streams received, by id (the owner's peer id) */
+    /** @type {Map<string, MediaStream>} streams received and still holding a track, by id (the owner's peer id, or "<peer>-screen") */
     this.streams = new Map();
     /** @type {Promise<any>} offers and answers, one at a time */
     this.queue = Promise.resolve();
@@ -48,9 +48,20 @@ export class SFUConnection {
     this.unsent = false;
     this.listening = new AbortController();
     const on = { signal: this.listening.signal };
+    /** @type {WeakSet<MediaStream>} every stream received, those forgotten too */
+    this.received = new WeakSet();
     this.pc.addEventListener('track', (ev) => {
       const stream = ev.streams[0];
       if (!stream) return;
+      if (!this.received.has(stream)) {
+        this.received.add(stream);
+        // A section the SFU stops sending on goes inactive, and its track
+        // leaves the stream: a stream left with none is forgotten, so
+        // the map holds only what the SFU sends now.
+        stream.addEventListener('removetrack', () => {
+          if (stream.getTracks().length === 0 && this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+        }, on);
+      }
       this.streams.set(stream.id, stream);
       o.onStream(stream);
     }, on);
@@ -204,6 +215,13 @@ export class SFUConnection {
    * @returns {MediaStream|undefined}
    */
   streamOf(peer) { return this.streams.get(peer); }
+
+  /**
+   * from reports whether stream came from the SFU on this connection,
+   * even if it has since lost its tracks.
+   * @param {MediaStream} stream
+   */
+  from(stream) { return this.received.has(stream); }
 
   close() {
     this.listening.abort();
