@@ -144,12 +144,13 @@ var (
 	descSFUSwitches = desc("sfu_layer_switches_total", "Down-tracks moved from one simulcast layer to another (on a keyframe).")
 	descSFUNACKs    = desc("sfu_nacks_total", "NACKs (RFC 4585) from subscribers, answered from the packet cache.")
 	descSFUPLIs     = desc("sfu_plis_total", "PLIs (RFC 4585) the SFU sent publishers, at most one per 500 ms per layer.")
+	descSFUDrops    = desc("sfu_forward_queue_drops_total", "Packets from publishers dropped because their layer's forwarder was 512 packets behind its reader.")
 )
 
 type sfuCollector struct{ s *sfu.SFU }
 
 func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUPackets, descSFUSwitches, descSFUNACKs, descSFUPLIs} {
+	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUPackets, descSFUSwitches, descSFUNACKs, descSFUPLIs, descSFUDrops} {
 		ch <- d
 	}
 }
@@ -173,4 +174,5 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSFUSwitches, st.LayerSwitches.Load())
 	counter(descSFUNACKs, st.NACKs.Load())
 	counter(descSFUPLIs, st.PLIs.Load())
+	counter(descSFUDrops, st.ForwardQueueDrops.Load())
 }

@@ -117,11 +117,27 @@ func (t *publishedTrack) addLayer(i int, remote *webrtc.TrackRemote) (*layer, bo
 	return l, true
 }
 
-// run reads layer i until its track ends, and forwards every packet.
-// When the last layer ends (the client stopped sending on the section:
-// a screen share that stopped), the owner unpublishes the track.
+// run reads layer i until its track ends, and hands every packet to a
+// forwarder of its own (forward), through a queue of forwardQueue
+// packets. When the last layer ends (the client stopped sending on the
+// section: a screen share that stopped), the owner unpublishes the track.
+//
+// Reading and forwarding are apart because pion's interceptors stamp a
+// packet's arrival for transport-wide congestion control (the TWCC
+// feedback the publisher's bandwidth estimate rests on) when it is read:
+// read only after the previous packet went to every subscriber, a packet
+// would seem to have queued on the path for that long, and in a room of
+// many the publisher's estimate would fall for the SFU's own work.
 func (t *publishedTrack) run(i int, l *layer) {
+	q := make(chan *inPacket, forwardQueue)
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		t.forward(i, l, q)
+	}()
 	defer func() {
+		close(q)
+		<-forwarded
 		t.mu.Lock()
 		t.reading--
 		ended := t.reading == 0
@@ -131,18 +147,36 @@ func (t *publishedTrack) run(i int, l *layer) {
 		}
 	}()
 	now := t.owner.room.sfu.cfg.Now
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
 	for {
-		n, _, err := l.remote.Read(buf)
+		b := inPackets.Get().(*inPacket)
+		n, _, err := l.remote.Read(b.buf[:])
 		if err != nil {
+			inPackets.Put(b)
 			return
 		}
-		if pkt.Unmarshal(buf[:n]) != nil {
-			continue
-		}
+		b.n = n
 		l.bytes.Add(uint64(n))
 		l.last.Store(now().UnixNano())
+		select {
+		case q <- b:
+		default:
+			// The forwarder is forwardQueue packets behind: this one is
+			// lost, as on a full link.
+			inPackets.Put(b)
+			t.owner.room.sfu.stats.ForwardQueueDrops.Add(1)
+		}
+	}
+}
+
+// forward forwards the packets of layer i that run queued, in order,
+// until q is closed.
+func (t *publishedTrack) forward(i int, l *layer, q <-chan *inPacket) {
+	var pkt rtp.Packet
+	for b := range q {
+		if pkt.Unmarshal(b.buf[:b.n]) != nil {
+			inPackets.Put(b)
+			continue
+		}
 		var level []byte
 		keyframe := true
 		switch {
@@ -158,14 +192,31 @@ func (t *publishedTrack) run(i int, l *layer) {
 		case t.h264:
 			keyframe = isH264Keyframe(pkt.Payload)
 		}
-		if int32(i) > t.capped.Load() {
-			continue
+		if h := t.owner.room.sfu.forwardHook; h != nil {
+			h()
 		}
-		for _, d := range *t.downs.Load() {
-			d.write(i, &pkt, keyframe, level)
+		if int32(i) <= t.capped.Load() {
+			for _, d := range *t.downs.Load() {
+				d.write(i, &pkt, keyframe, level)
+			}
 		}
+		inPackets.Put(b)
 	}
 }
+
+// forwardQueue is how many packets of one layer wait between its reader
+// and its forwarder: about half a second of a 720p layer.
+const forwardQueue = 512
+
+// inPacket is one packet read from a publisher.
+type inPacket struct {
+	buf [1500]byte
+	n   int
+}
+
+// inPackets recycles inPackets: a packet's buffer is used again once it
+// went to every subscriber.
+var inPackets = sync.Pool{New: func() any { return new(inPacket) }}
 
 // requestKeyframe sends the publisher a PLI for layer i, unless one went
 // out less than PLIInterval ago.

@@ -25,6 +25,9 @@ type SFU struct {
 	tcpMux   ice.TCPMux
 
 	stats Stats
+	// forwardHook, set by tests before any participant joins, runs in a
+	// layer's forwarder before each packet goes to the subscribers.
+	forwardHook func()
 
 	mu           sync.Mutex
 	rooms        map[string]*Room
@@ -48,6 +51,9 @@ type Stats struct {
 	NACKs atomic.Uint64
 	// PLIs counts PLIs (RFC 4585 §6.3.1) sent to publishers.
 	PLIs atomic.Uint64
+	// ForwardQueueDrops counts packets from publishers dropped because
+	// their layer's forwarder was forwardQueue packets behind the reader.
+	ForwardQueueDrops atomic.Uint64
 }
 
 // New returns an SFU on cfg. It owns cfg.UDP and cfg.TCP from then on.

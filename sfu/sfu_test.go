@@ -427,3 +427,55 @@ func TestSectionsReusedAcrossChurn(t *testing.T) {
 	}
 	checkContinuous(t, sub)
 }
+
+// TestReadingGoesOnWhileForwardingWaits: a publisher's packets are read
+// (and so stamped for its transport-wide congestion control feedback)
+// as they arrive, even while their forwarding to subscribers is held up;
+// read only after the previous packet was forwarded, they would seem to
+// have queued on the path, and the publisher's estimate would fall for
+// the SFU's own work.
+func TestReadingGoesOnWhileForwardingWaits(t *testing.T) {
+	s := newTestSFU(t, Config{})
+	var holding atomic.Bool
+	held, release := make(chan struct{}, 1), make(chan struct{})
+	s.forwardHook = func() {
+		if holding.Load() {
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+	}
+	// Registered after newTestSFU, so it runs before the SFU closes.
+	t.Cleanup(func() { holding.Store(false); close(release) })
+	a := newTestClient(t, s, "r", "a")
+	a.publishMicrophone(quiet())
+	a.offer(nil)
+	sub := newTestClient(t, s, "r", "sub")
+	testenv.Eventually(t, wait, "a's microphone reaches sub", func() bool { return sub.packets("a-microphone") > 5 })
+	read := func() uint64 {
+		a.part.mu.Lock()
+		defer a.part.mu.Unlock()
+		var n uint64
+		if tr := a.part.published[SourceMicrophone]; tr != nil {
+			tr.mu.Lock()
+			for _, l := range tr.layers {
+				if l != nil {
+					n += l.bytes.Load()
+				}
+			}
+			tr.mu.Unlock()
+		}
+		return n
+	}
+	holding.Store(true)
+	select {
+	case <-held:
+	case <-time.After(wait):
+		t.Fatal("the forwarder never reached the hook")
+	}
+	before := read()
+	// The microphone sends 50 packets a second of about 24 bytes.
+	testenv.Eventually(t, wait, "a's packets read while their forwarding waits", func() bool { return read() > before+240 })
+}
