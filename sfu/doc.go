@@ -21,6 +21,14 @@
 // probes ride on; pion/webrtc hands the repaired packets to the forwarder
 // as packets of the stream they repair.
 //
+// Each layer of a published track has a reader and a forwarder, apart,
+// with a queue of 512 packets between them (past it a packet is dropped
+// and counted in Stats.ForwardQueueDrops). pion's interceptors stamp a
+// packet's arrival for the publisher's transport-wide congestion control
+// feedback when it is read, so the reader never waits for the
+// subscribers: the stamps are the network's, not the SFU's work, and a
+// room of many does not lower its publishers' estimates.
+//
 // Each subscriber's downlink is estimated with transport-wide congestion
 // control feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01)
 // and Google congestion control (pion/interceptor's gcc); every
