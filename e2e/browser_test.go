@@ -256,6 +256,14 @@ func waitFor(t *testing.T, tab context.Context, what, expr string) {
 // one, for up to d.
 func waitForWithin(t *testing.T, tab context.Context, what, expr string, d time.Duration) {
 	t.Helper()
+	waitForWithinWhy(t, tab, what, expr, "", d)
+}
+
+// waitForWithinWhy is waitForWithin that, when expr does not hold in
+// time, also reports the JSON of the expression why (the page's state
+// that expr reads), so that a failure says what the page showed.
+func waitForWithinWhy(t *testing.T, tab context.Context, what, expr, why string, d time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	var last error
 	for time.Now().Before(deadline) {
@@ -268,6 +276,10 @@ func waitForWithin(t *testing.T, tab context.Context, what, expr string, d time.
 		}
 		last = err
 		time.Sleep(100 * time.Millisecond)
+	}
+	if why != "" {
+		state, err := chromedp.Run(tab, chromedp.Evaluate[any]("JSON.stringify("+why+")", chromedp.EvalAwaitPromise))
+		t.Logf("%s: the page showed %v (err %v)", what, state, err)
 	}
 	if last != nil {
 		t.Fatalf("%s: not within %v (last: %v)", what, d, last)
