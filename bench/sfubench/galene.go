@@ -403,24 +403,12 @@ func runGalene(binary, ip string, nPubs, nSubs int, duration time.Duration, clip
 		all = append(all, c)
 		subs = append(subs, c)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		missing := 0
-		for _, s := range subs {
-			missing += nPubs - s.firstCount()
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(g.logf)
-			return fmt.Errorf("galene: after 60 s, %d subscriber-camera pairs still without a packet; its log:\n%s", missing, tail(string(log), 20))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	var joins []time.Duration
-	for _, s := range subs {
-		joins = append(joins, s.firstFrames()...)
+	joins, err := awaitEveryCamera("galene", subs, nPubs, func() string {
+		log, _ := os.ReadFile(g.logf)
+		return "its log:\n" + tail(string(log), 20)
+	})
+	if err != nil {
+		return err
 	}
 	return measure("galene", pid, baseRSS, nPubs, nSubs, duration, joins, func() counters { return counters{packets: float64(got.Load())} })
 }

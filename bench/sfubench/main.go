@@ -198,33 +198,19 @@ state_dir: %q
 		all = append(all, p)
 		subsList = append(subsList, p)
 	}
-	// Wait for every subscriber to receive every camera.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		missing := 0
+	joins, err := awaitEveryCamera("icebox", subsList, nPubs, func() string {
+		var which []string
 		for _, s := range subsList {
-			missing += nPubs - s.firstCount()
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			var which []string
-			for _, s := range subsList {
-				for _, id := range pubIDs {
-					if !s.hasFirst(id) {
-						which = append(which, s.name+"←"+id)
-					}
+			for _, id := range pubIDs {
+				if !s.hasFirst(id) {
+					which = append(which, s.name+"←"+id)
 				}
 			}
-			return fmt.Errorf("after 60 s, %d subscriber-camera pairs still without a packet: %s",
-				missing, strings.Join(which[:min(len(which), 10)], " "))
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	var joins []time.Duration
-	for _, s := range subsList {
-		joins = append(joins, s.firstFrames()...)
+		return strings.Join(which[:min(len(which), 10)], " ")
+	})
+	if err != nil {
+		return err
 	}
 	err = measure("icebox", pid, baseRSS, nPubs, nSubs, duration, joins, func() counters {
 		c := scrape(metricsAddr)
@@ -350,6 +336,41 @@ func readClips() ([3][][]byte, error) {
 
 // peer is one participant: a sigclient connection and a pion peer
 // connection that offers, adding the recvonly sections the SFU asks for.
+// subscriber is what the wait for cameras reads of a subscriber, on
+// either server.
+type subscriber interface {
+	// firstCount is how many cameras it has had a packet of.
+	firstCount() int
+	// firstFrames is, per camera, the time from its join to that packet.
+	firstFrames() []time.Duration
+}
+
+// awaitEveryCamera waits up to 60 s for every one of subs to receive a
+// packet of each of nPubs cameras, and returns the times from join to
+// those first packets. On timeout the error names server and ends with
+// which(), what is still missing.
+func awaitEveryCamera[S subscriber](server string, subs []S, nPubs int, which func() string) ([]time.Duration, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		missing := 0
+		for _, s := range subs {
+			missing += nPubs - s.firstCount()
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s: after 60 s, %d subscriber-camera pairs still without a packet: %s", server, missing, which())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var joins []time.Duration
+	for _, s := range subs {
+		joins = append(joins, s.firstFrames()...)
+	}
+	return joins, nil
+}
+
 type peer struct {
 	name  string
 	id    string
