@@ -143,6 +143,7 @@ var (
 	descSFUPackets  = desc("sfu_forwarded_packets_total", "RTP packets the SFU forwarded to subscribers, by kind (audio, video).", "kind")
 	descSFUSwitches = desc("sfu_layer_switches_total", "Down-tracks moved from one simulcast layer to another (on a keyframe).")
 	descSFUNACKs    = desc("sfu_nacks_total", "NACKs (RFC 4585) from subscribers, answered from the packet cache.")
+	descSFURefused  = desc("sfu_resends_refused_total", "Packets subscribers' NACKs asked for that the SFU did not send again: sent again under 200 ms before, 3 times already, or older than its cache.")
 	descSFUPLIs     = desc("sfu_plis_total", "PLIs (RFC 4585) the SFU sent publishers, at most one per 500 ms per layer.")
 	descSFUDrops    = desc("sfu_forward_queue_drops_total", "Packets from publishers dropped because their layer's forwarder was 512 packets behind its reader.")
 )
@@ -150,7 +151,7 @@ var (
 type sfuCollector struct{ s *sfu.SFU }
 
 func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUPackets, descSFUSwitches, descSFUNACKs, descSFUPLIs, descSFUDrops} {
+	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUPackets, descSFUSwitches, descSFUNACKs, descSFURefused, descSFUPLIs, descSFUDrops} {
 		ch <- d
 	}
 }
@@ -173,6 +174,7 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSFUPackets, st.ForwardedVideoPackets.Load(), "video")
 	counter(descSFUSwitches, st.LayerSwitches.Load())
 	counter(descSFUNACKs, st.NACKs.Load())
+	counter(descSFURefused, st.ResendsRefused.Load())
 	counter(descSFUPLIs, st.PLIs.Load())
 	counter(descSFUDrops, st.ForwardQueueDrops.Load())
 }

@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,15 +22,18 @@ import (
 	"github.com/icebox-project/icebox/internal/sfutest"
 )
 
-// newTestSFU is an SFU with all media on one UDP port of 127.0.0.1.
+// newTestSFU is an SFU with all media on one UDP port of 127.0.0.1, or
+// on cfg.UDP when set.
 func newTestSFU(t testing.TB, cfg Config) *SFU {
 	t.Helper()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if cfg.UDP == nil {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.UDP = conn
+		cfg.IncludeLoopback = true
 	}
-	cfg.UDP = conn
-	cfg.IncludeLoopback = true
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -55,6 +59,15 @@ type received struct {
 	mid       string   // the media section's mid
 	badMid    int      // packets whose mid header extension is missing or names another section
 	seen      map[uint16]int
+	lastAt    time.Time     // when the last packet came
+	maxGap    time.Duration // the longest time between two packets since the last resetGap
+}
+
+// resetGap starts measuring the longest time between two packets again.
+func (r *received) resetGap() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maxGap = 0
 }
 
 // testClient is a pion peer speaking to one Participant the way a page
@@ -78,11 +91,27 @@ type testClient struct {
 	mu      sync.Mutex
 	recv    map[string]*received // by track id
 
+	iceConn net.PacketConn // when set, ICE's one socket (withICEConn)
+	noRTX   bool           // VP8 and Opus only (withoutRTX)
+
 	stop    chan struct{}
 	closing atomic.Bool
 	cameras []*sfutest.Camera
 	wg      sync.WaitGroup
 }
+
+// withICEConn makes a test client's ICE use conn alone (a UDP mux), its
+// address the one host candidate: a socket made in a network namespace
+// puts the client's media there.
+func withICEConn(conn net.PacketConn) func(*testClient) {
+	return func(c *testClient) { c.iceConn = conn }
+}
+
+// withoutRTX makes a test client offer VP8 and Opus without RTX. A
+// Camera publishing with RTX would have pion's NACK responder send its
+// retransmissions with the layer's rid (sfutest.DialNetworks says why),
+// which pion at the SFU then takes for that layer.
+func withoutRTX(c *testClient) { c.noRTX = true }
 
 // acksAnswers makes a test client tell the SFU each answer is applied
 // ({"applied":true}), as the page does.
@@ -90,8 +119,25 @@ func acksAnswers(c *testClient) { c.applied = true }
 
 func newTestClient(t testing.TB, s *SFU, room, name string, opts ...func(*testClient)) *testClient {
 	t.Helper()
+	c := &testClient{t: t, name: name, signals: make(chan []byte, 256),
+		errs: make(chan error, 16), recv: map[string]*received{}, stop: make(chan struct{})}
+	for _, o := range opts {
+		o(c)
+	}
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if c.noRTX {
+		for _, p := range []struct {
+			c webrtc.RTPCodecParameters
+			k webrtc.RTPCodecType
+		}{
+			{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
+			{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+		} {
+			if err := m.RegisterCodec(p.c, p.k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
@@ -113,6 +159,12 @@ func newTestClient(t testing.TB, s *SFU, room, name string, opts ...func(*testCl
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	if c.iceConn != nil {
+		// Its one host candidate is the socket's address.
+		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c.iceConn})
+		t.Cleanup(func() { _ = mux.Close() })
+		se.SetICEUDPMux(mux)
+	}
 	// A packet sent again after a NACK reaches the track (the NACK test
 	// asks for one it already has).
 	se.DisableSRTPReplayProtection(true)
@@ -121,11 +173,7 @@ func newTestClient(t testing.TB, s *SFU, room, name string, opts ...func(*testCl
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testClient{t: t, name: name, pc: pc, signals: make(chan []byte, 256),
-		errs: make(chan error, 16), recv: map[string]*received{}, stop: make(chan struct{})}
-	for _, o := range opts {
-		o(c)
-	}
+	c.pc = pc
 	pc.OnTrack(c.onTrack)
 	c.part, err = s.Join(room, name, Events{
 		Signal: c.fromSFU,
@@ -415,7 +463,12 @@ func (c *testClient) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			if err != nil {
 				return
 			}
+			now := time.Now()
 			r.mu.Lock()
+			if r.packets > 0 {
+				r.maxGap = max(r.maxGap, now.Sub(r.lastAt))
+			}
+			r.lastAt = now
 			r.packets++
 			r.seen[p.SequenceNumber]++
 			// A packet at or before the last one is a retransmission
@@ -491,10 +544,13 @@ func dumpOnFailure(t *testing.T, clients ...*testClient) {
 		}
 		for _, c := range clients {
 			c.mu.Lock()
-			got := map[string]int{}
+			got := map[string]string{}
 			for id, r := range c.recv {
 				r.mu.Lock()
-				got[id] = r.packets
+				got[id] = fmt.Sprint(r.packets)
+				if n := len(r.widths); n > 0 {
+					got[id] += fmt.Sprintf(" (keyframe widths, last %d: %v)", min(n, 12), r.widths[max(0, n-12):])
+				}
 				r.mu.Unlock()
 			}
 			c.mu.Unlock()

@@ -14,7 +14,11 @@
 // switch happens only on a keyframe of the new layer; the SFU asks the
 // publisher for one with a PLI (RFC 4585 §6.3.1), at most once per
 // PLIInterval per layer. Retransmissions (RFC 4585 §6.2.1 NACK) are
-// answered from pion/interceptor's packet cache, and RTCP sender and
+// answered from pion/interceptor's packet cache, each packet at most 3
+// times and 200 ms apart (Stats.ResendsRefused counts the rest): a
+// receiver that asks again at each of its intervals, before the last
+// copy could arrive, would otherwise have a congested link carry one
+// packet many times. RTCP sender and
 // receiver reports (RFC 3550 §6.4) are sent by its report interceptors.
 // Publishers may retransmit on an RTX stream (RFC 4588; payload types 97
 // for VP8 and 103 for H.264), which is also what a browser's bandwidth
@@ -35,7 +39,11 @@
 // AllocateInterval the SFU forwards, track by track, the highest layer that
 // fits both that estimate and the largest layer the subscriber asked for
 // (Participant.RequestLayer). Audio is always forwarded and its bitrate is
-// taken from the estimate first; screen shares come before cameras.
+// taken from the estimate first; screen shares come before cameras. A
+// layer's bitrate is a mean over about 2 s, so that a keyframe does not
+// swing it, and a track moves up only when the higher layer fits with a
+// quarter to spare, so that an estimate near a layer's rate does not
+// switch it at every allocation (each switch costs a keyframe).
 //
 // The active speaker is computed from the publishers' audio levels
 // (RFC 6464) and reported through Events.Speaker.

@@ -741,10 +741,10 @@ func (p *Participant) allocate() {
 			budget -= rates[0]
 			continue
 		}
-		requested, _, _ := d.layers()
+		requested, target, _ := d.layers()
 		video = append(video, d)
 		tracks = append(tracks, allocTrack{screen: d.pub.source == SourceScreen,
-			requested: requested, rates: rates, available: available})
+			requested: requested, current: target, rates: rates, available: available})
 	}
 	for i, l := range allocate(budget, tracks) {
 		video[i].setTarget(l)

@@ -27,6 +27,13 @@ const (
 // not waited for.
 const recentLayer = 2 * time.Second
 
+// rateSmoothing is the weight of the last allocation interval in a
+// layer's rate, an exponentially weighted mean: at the default interval
+// of 500 ms it remembers about 2 s, so that the interval holding a
+// keyframe (several times a delta frame) does not make the layer look
+// three times its size, nor the next one a third.
+const rateSmoothing = 0.25
+
 // nominalRates are the bitrates (bit/s) a layer is taken to need until
 // it has been measured over an allocation interval: what browsers send
 // at 320×180, 640×360 and 1280×720.
@@ -43,7 +50,8 @@ type layer struct {
 	lastPLI   time.Time
 	prevBytes uint64
 	measured  bool    // prevBytes holds a count from an earlier interval
-	rate      float64 // bit/s over the last allocation interval
+	rated     bool    // rate holds a measure
+	rate      float64 // bit/s, a mean over the last intervals (rateSmoothing)
 }
 
 // publishedTrack is one track a participant sends: up to three layers,
@@ -275,7 +283,12 @@ func (t *publishedTrack) measure(elapsed time.Duration) {
 		// bytes would be divided by an interval it was not there for.
 		b := l.bytes.Load()
 		if l.measured {
-			l.rate = float64(b-l.prevBytes) * 8 / elapsed.Seconds()
+			r := float64(b-l.prevBytes) * 8 / elapsed.Seconds()
+			if l.rated {
+				l.rate += rateSmoothing * (r - l.rate)
+			} else {
+				l.rate, l.rated = r, true
+			}
 		}
 		l.prevBytes, l.measured = b, true
 	}

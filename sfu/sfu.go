@@ -49,6 +49,10 @@ type Stats struct {
 	LayerSwitches atomic.Uint64
 	// NACKs counts NACK packets (RFC 4585 §6.2.1) from subscribers.
 	NACKs atomic.Uint64
+	// ResendsRefused counts packets a subscriber's NACKs asked for that
+	// were not sent again: sent again less than 200 ms before, 3 times
+	// already, or older than the packet cache (nackfilter.go).
+	ResendsRefused atomic.Uint64
 	// PLIs counts PLIs (RFC 4585 §6.3.1) sent to publishers.
 	PLIs atomic.Uint64
 	// ForwardQueueDrops counts packets from publishers dropped because
@@ -245,6 +249,9 @@ func (s *SFU) newAPI(onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, erro
 		return nil, fmt.Errorf("sfu: mid header extension: %w", err)
 	}
 	ir := &interceptor.Registry{}
+	// Before the NACK responder the defaults add, so that it reads each
+	// NACK first.
+	ir.Add(&nackFilterFactory{now: s.cfg.Now, dropped: func(n int) { s.stats.ResendsRefused.Add(uint64(n)) }})
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("sfu: interceptors: %w", err)
 	}

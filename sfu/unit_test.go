@@ -195,7 +195,13 @@ func (f writerFunc) Write(b []byte) (int, error)                   { return len(
 func TestAllocate(t *testing.T) {
 	all := [3]bool{true, true, true}
 	rates := [3]float64{100e3, 300e3, 1000e3}
-	cam := func(req int) allocTrack { return allocTrack{requested: req, rates: rates, available: all} }
+	// Each already has the layer it asked for, unless named otherwise.
+	cam := func(req int) allocTrack {
+		return allocTrack{requested: req, current: req, rates: rates, available: all}
+	}
+	at := func(req, current int) allocTrack {
+		return allocTrack{requested: req, current: current, rates: rates, available: all}
+	}
 	for _, c := range []struct {
 		name   string
 		budget float64
@@ -210,6 +216,13 @@ func TestAllocate(t *testing.T) {
 		{"screen first", 1.1e6, []allocTrack{cam(2), {screen: true, requested: 2, rates: [3]float64{900e3}, available: [3]bool{true}}}, []int{0, 0}},
 		{"missing layer skipped", 10e6, []allocTrack{{requested: 2, rates: rates, available: [3]bool{true, true, false}}}, []int{1}},
 		{"nothing sent", 10e6, []allocTrack{{requested: 2, rates: rates}}, []int{noLayer}},
+		// f takes 900 kbit/s more than q: with 1.1 Mbit/s left it is
+		// kept, but not taken from q or h (it needs 1.125 Mbit/s).
+		{"f kept", 1.2e6, []allocTrack{cam(2)}, []int{2}},
+		{"up from q with headroom only", 1.2e6, []allocTrack{at(2, 0)}, []int{1}},
+		{"up from h with headroom only", 1.2e6, []allocTrack{at(2, 1)}, []int{1}},
+		{"up from none with headroom only", 1.2e6, []allocTrack{at(2, noLayer)}, []int{1}},
+		{"up with headroom", 1.3e6, []allocTrack{at(2, 0)}, []int{2}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := allocate(c.budget, c.tracks); !slices.Equal(got, c.want) {

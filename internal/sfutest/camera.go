@@ -19,8 +19,8 @@ import (
 var LayerRIDs = [3]string{"q", "h", "f"}
 
 // Camera is a VP8 simulcast camera on a sendonly section of a pion peer
-// connection, sending the clips in sfu/testdata (320×180, 640×360 and
-// 1280×720) at 15 frame/s. Each packet names its mid and RTP stream id
+// connection, sending VP8 clips (by default sfu/testdata's q, h and f:
+// 80×60, 160×120 and 320×240) at 15 frame/s. Each packet names its mid and RTP stream id
 // in header extensions (RFC 8843, RFC 8852), as browsers do; on a PLI a
 // layer restarts at its keyframe.
 type Camera struct {
