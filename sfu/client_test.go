@@ -107,10 +107,8 @@ func withICEConn(conn net.PacketConn) func(*testClient) {
 	return func(c *testClient) { c.iceConn = conn }
 }
 
-// withoutRTX makes a test client offer VP8 and Opus without RTX. A
-// Camera publishing with RTX would have pion's NACK responder send its
-// retransmissions with the layer's rid (sfutest.DialNetworks says why),
-// which pion at the SFU then takes for that layer.
+// withoutRTX makes a test client offer VP8 and Opus without RTX
+// (sfutest.RegisterCodecs says why).
 func withoutRTX(c *testClient) { c.noRTX = true }
 
 // acksAnswers makes a test client tell the SFU each answer is applied
@@ -126,16 +124,8 @@ func newTestClient(t testing.TB, s *SFU, room, name string, opts ...func(*testCl
 	}
 	m := &webrtc.MediaEngine{}
 	if c.noRTX {
-		for _, p := range []struct {
-			c webrtc.RTPCodecParameters
-			k webrtc.RTPCodecType
-		}{
-			{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
-			{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
-		} {
-			if err := m.RegisterCodec(p.c, p.k); err != nil {
-				t.Fatal(err)
-			}
+		if err := sfutest.RegisterCodecs(m); err != nil {
+			t.Fatal(err)
 		}
 	} else if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)

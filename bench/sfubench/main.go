@@ -23,14 +23,17 @@
 //
 // Galène's ICE leaves out loopback addresses, so the Galène run needs an
 // address of its own: run sfubench in a network namespace made for it,
-// with a dummy interface, and name that address with -galene-ip. Traffic
-// then stays inside the namespace:
+// with an interface of its own (a veth pair with both ends inside it; a
+// dummy interface does as well where the kernel has that module), and
+// name that address with -galene-ip. Traffic then stays inside the
+// namespace:
 //
 //	ip netns add sfubench
 //	ip -n sfubench link set lo up
-//	ip -n sfubench link add d0 type dummy
-//	ip -n sfubench addr add 10.99.0.1/24 dev d0
-//	ip -n sfubench link set d0 up
+//	ip -n sfubench link add va type veth peer name vb
+//	ip -n sfubench addr add 10.99.0.1/24 dev va
+//	ip -n sfubench link set va up
+//	ip -n sfubench link set vb up
 //	ip netns exec sfubench go run ./bench/sfubench -layers qf \
 //		-galene /path/to/galene -galene-ip 10.99.0.1
 //

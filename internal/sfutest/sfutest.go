@@ -71,22 +71,9 @@ func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.Netwo
 	if err != nil {
 		t.Fatal(err)
 	}
-	// VP8 and Opus, without RTX: pion's NACK responder copies a packet's
-	// header extensions into its retransmission, so a Camera's RTX
-	// packets would carry the layer's rid where a repaired rid belongs
-	// (RFC 8852 §3.2), and pion at the SFU would take the RTX stream for
-	// that layer, which then stops.
 	m := &webrtc.MediaEngine{}
-	for _, c := range []struct {
-		p webrtc.RTPCodecParameters
-		k webrtc.RTPCodecType
-	}{
-		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
-		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
-	} {
-		if err := m.RegisterCodec(c.p, c.k); err != nil {
-			t.Fatal(err)
-		}
+	if err := RegisterCodecs(m); err != nil {
+		t.Fatal(err)
 	}
 	// The mid and RTP stream id header extensions a simulcast Camera
 	// names its layers with.
@@ -135,6 +122,26 @@ func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.Netwo
 	go p.read()
 	t.Cleanup(func() { close(p.stop); _ = pc.Close(); _ = c.Close(); <-p.done; p.wg.Wait() })
 	return p, welcome
+}
+
+// RegisterCodecs registers VP8 (payload type 96) and Opus (111) in m,
+// without RTX: pion's NACK responder copies a packet's header extensions
+// into its retransmission, so a Camera's RTX packets would carry the
+// layer's rid where a repaired rid belongs (RFC 8852 §3.2), and pion at
+// the SFU would take the RTX stream for that layer, which then stops.
+func RegisterCodecs(m *webrtc.MediaEngine) error {
+	for _, c := range []struct {
+		p webrtc.RTPCodecParameters
+		k webrtc.RTPCodecType
+	}{
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+	} {
+		if err := m.RegisterCodec(c.p, c.k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Send writes m.

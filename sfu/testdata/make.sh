@@ -1,48 +1,39 @@
 #!/bin/sh
-# Makes the simulcast VP8 test clips q.ivf, h.ivf, f.ivf: one second of a
-# moving pattern at 15 frame/s, a keyframe every 15 frames, the three sizes
-# a page sends with scaleResolutionDownBy 4, 2, 1. Needs python3 and vpxenc
-# (Debian: apt-get install vpx-tools). Run once from this folder; the
-# outputs are committed.
+# Makes the VP8 test clips (see README.md): the light simulcast set q.ivf,
+# h.ivf, f.ivf and the busy one busy-q.ivf, busy-h.ivf, busy-f.ivf. Needs
+# python3 and vpxenc (Debian: apt-get install vpx-tools). Run once from
+# this folder; the outputs are committed.
 set -eu
-for layer in q:80:60:40 h:160:120:100 f:320:240:250; do
-	IFS=: read -r rid w h kbit <<E
-$layer
-E
-	python3 - "$w" "$h" <<'PY' |
-import sys
-w, h = int(sys.argv[1]), int(sys.argv[2])
-out = sys.stdout.buffer
-for n in range(15):
-    y = bytes(((x + 4 * n) * 255 // w + (r * 128 // h)) & 255 for r in range(h) for x in range(w))
-    c = bytes([(64 + 8 * n) & 255]) * ((w // 2) * (h // 2))
-    out.write(y + c + c)
-PY
-	vpxenc --codec=vp8 --i420 -w "$w" -h "$h" --fps=15/1 --limit=15 \
-		--kf-max-dist=15 --target-bitrate="$kbit" --end-usage=cbr \
-		--ivf -o "$rid.ivf" --quiet - 
-done
 
-# busy-q.ivf, busy-h.ivf, busy-f.ivf: two seconds of noise over a moving
-# pattern at 15 frame/s, a keyframe every 30 frames, 160×90, 320×180 and
-# 640×360 (a 16:9 camera's layers), that the encoder cannot squeeze below
-# its target: about 50, 300 and 800 kbit/s, so that a capped link cannot
-# carry every layer (sfu.TestLayersUnderCap).
-for layer in q:160:90:50:6 h:320:180:300:6 f:640:360:800:4; do
-	IFS=: read -r rid w h kbit noise <<E
-$layer
-E
-	python3 - "$w" "$h" "$noise" <<'PY' |
+# clip OUT W H KBIT FRAMES NOISE CSTEP: FRAMES frames of a moving pattern,
+# W×H at 15 frame/s, a keyframe every FRAMES, encoded for KBIT kbit/s.
+# NOISE bits of noise are mixed into each luma sample (0: none), which
+# the encoder cannot squeeze; the chroma planes step by CSTEP a frame.
+clip() {
+	python3 - "$2" "$3" "$5" "$6" "$7" <<'PY' |
 import random, sys
-w, h, noise = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+w, h, frames, noise, cstep = (int(a) for a in sys.argv[1:])
 rnd = random.Random(w)
 out = sys.stdout.buffer
-for n in range(30):
-    y = bytes((((x + 4 * n) * 255 // w + (r * 128 // h)) & 255) ^ rnd.getrandbits(noise) for r in range(h) for x in range(w))
-    c = bytes([(64 + 4 * n) & 255]) * ((w // 2) * (h // 2))
+for n in range(frames):
+    y = bytes((((x + 4 * n) * 255 // w + (r * 128 // h)) & 255) ^ (rnd.getrandbits(noise) if noise else 0)
+              for r in range(h) for x in range(w))
+    c = bytes([(64 + cstep * n) & 255]) * ((w // 2) * (h // 2))
     out.write(y + c + c)
 PY
-	vpxenc --codec=vp8 --i420 -w "$w" -h "$h" --fps=15/1 --limit=30 \
-		--kf-max-dist=30 --target-bitrate="$kbit" --end-usage=cbr \
-		--ivf -o "busy-$rid.ivf" --quiet -
-done
+	vpxenc --codec=vp8 --i420 -w "$2" -h "$3" --fps=15/1 --limit="$5" \
+		--kf-max-dist="$5" --target-bitrate="$4" --end-usage=cbr \
+		--ivf -o "$1" --quiet -
+}
+
+# One second at the three sizes a page sends (scaleResolutionDownBy 4,
+# 2, 1): about 20, 50 and 100 kbit/s.
+clip q.ivf 80 60 40 15 0 8
+clip h.ivf 160 120 100 15 0 8
+clip f.ivf 320 240 250 15 0 8
+
+# Two seconds of a 16:9 camera's layers that a capped link cannot all
+# carry (sfu.TestLayersUnderCap): about 57, 285 and 635 kbit/s.
+clip busy-q.ivf 160 90 50 30 6 4
+clip busy-h.ivf 320 180 300 30 6 4
+clip busy-f.ivf 640 360 800 30 4 4
