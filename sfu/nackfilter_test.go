@@ -81,15 +81,24 @@ func TestNACKFilter(t *testing.T) {
 	only, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.TransportLayerNack{SenderSSRC: 9, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{10})}})
 	pli, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: 9, MediaSSRC: ssrc}})
 	queue := [][]byte{only, pli}
+	// The reader below hands back the attributes it is given, as pion's
+	// do: packets parsed into them for one compound must not be taken for
+	// the next.
 	r2 := f.BindRTCPReader(interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n := copy(b, queue[0])
 		queue = queue[1:]
 		return n, a, nil
 	}))
 	buf := make([]byte, 1500)
-	n, _, err := r2.Read(buf, interceptor.Attributes{})
+	n, attr, err := r2.Read(buf, interceptor.Attributes{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// What the readers after the filter parse from the attributes.
+	if pkts, err := attr.GetRTCPPackets(buf[:n]); err != nil || len(pkts) != 1 {
+		t.Errorf("the attributes after a NACK with nothing left hold %v, %v; want the PLI that came next", pkts, err)
+	} else if _, ok := pkts[0].(*rtcp.PictureLossIndication); !ok {
+		t.Errorf("the attributes after a NACK with nothing left hold a %T, want the PLI that came next", pkts[0])
 	}
 	if pkts, err := rtcp.Unmarshal(buf[:n]); err != nil || len(pkts) != 1 {
 		t.Errorf("after a NACK with nothing left: %v, %v; want the PLI that came next", pkts, err)

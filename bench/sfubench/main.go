@@ -337,8 +337,6 @@ func readClips() ([3][][]byte, error) {
 	return clips, nil
 }
 
-// peer is one participant: a sigclient connection and a pion peer
-// connection that offers, adding the recvonly sections the SFU asks for.
 // subscriber is what the wait for cameras reads of a subscriber, on
 // either server.
 type subscriber interface {
@@ -374,6 +372,8 @@ func awaitEveryCamera[S subscriber](server string, subs []S, nPubs int, which fu
 	return joins, nil
 }
 
+// peer is one participant: a sigclient connection and a pion peer
+// connection that offers, adding the recvonly sections the SFU asks for.
 type peer struct {
 	name  string
 	id    string
