@@ -198,7 +198,12 @@ func TestAutoRoomStaleParticipant(t *testing.T) {
 // loneCluster is a Cluster of one node that admits every join.
 type loneCluster struct{}
 
-func (loneCluster) Admit(string, string, string, int) ([]string, error)    { return nil, nil }
+func (loneCluster) Admit(string, string, string, int) (Admission, error) {
+	return Admission{Host: "lone"}, nil
+}
+func (loneCluster) ID() string                                             { return "lone" }
+func (loneCluster) SFU(string, string, string, []byte)                     {}
+func (loneCluster) Successor(string) string                                { return "lone" }
 func (loneCluster) Joined(string, string, string)                          {}
 func (loneCluster) Left(string, string)                                    {}
 func (loneCluster) Signal(string, string, string, string, json.RawMessage) {}
@@ -206,8 +211,9 @@ func (loneCluster) Resume(string, string) (Handover, bool)                 { ret
 func (loneCluster) Resumed(string, string, string)                         {}
 
 // TestAutoRoomInClusterStaysMesh: on a cluster node, an auto room past
-// mesh_max stays a mesh, and so does an sfu room: no welcome says a
-// media mode, and nobody becomes an SFU participant.
+// mesh_max stays a mesh (no welcome says a media mode, nobody becomes an
+// SFU participant), while an sfu room is on the SFU of the node the
+// cluster names its host: here, this one.
 func TestAutoRoomInClusterStaysMesh(t *testing.T) {
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -227,16 +233,23 @@ func TestAutoRoomInClusterStaysMesh(t *testing.T) {
 			return MediaAuto
 		}}
 	})
-	for _, room := range []string{"auto-room", "town"} {
-		for _, name := range []string{"ann", "ben", "cat"} {
-			c := dial(t, url)
-			if w := c.join(room, name); w.Media != "" {
-				t.Errorf("%s in %s: welcome media %q, want none", name, room, w.Media)
-			}
+	for _, name := range []string{"ann", "ben", "cat"} {
+		c := dial(t, url)
+		if w := c.join("auto-room", name); w.Media != "" {
+			t.Errorf("%s in auto-room: welcome media %q, want none", name, w.Media)
 		}
 	}
 	if n := participants(sf); n != 0 {
-		t.Errorf("%d SFU participants on a cluster node, want none", n)
+		t.Errorf("%d SFU participants for an auto room on a cluster node, want none", n)
+	}
+	for _, name := range []string{"ann", "ben", "cat"} {
+		c := dial(t, url)
+		if w := c.join("town", name); w.Media != wire.MediaSFU {
+			t.Errorf("%s in town: welcome media %q, want sfu", name, w.Media)
+		}
+	}
+	if n := participants(sf); n != 3 {
+		t.Errorf("%d SFU participants for the sfu room this node hosts, want 3", n)
 	}
 }
 

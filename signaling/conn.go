@@ -369,14 +369,14 @@ func (c *conn) handle(data []byte) {
 		}
 		signal := c.s.hub.signal
 		if m.To == wire.SFUPeer {
-			signal = func(c *conn, _ string, data json.RawMessage) *wire.Error { return c.peer.signalSFU(data) }
+			signal = func(c *conn, _ string, data json.RawMessage) *wire.Error { return c.s.signalSFU(c.peer, data) }
 		}
 		if e := signal(c, m.To, m.Data); e != nil {
 			c.reply(e)
 			return
 		}
 	case wire.TypeLayer:
-		if e := c.peer.layer(&m.Layer); e != nil {
+		if e := c.s.layerSFU(c.peer, &m.Layer); e != nil {
 			c.reply(e)
 			return
 		}

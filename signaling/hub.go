@@ -41,6 +41,11 @@ type hub struct {
 	// log takes, at debug level, each change to the room views of other
 	// nodes' peers (a cluster's convergence can be read from it).
 	log *slog.Logger
+	// rparts are the participants made here for other nodes' peers, in
+	// SFU rooms this node hosts, by peer id; rpEnding closes for an id
+	// once its last one has left the SFU (sfuhost.go).
+	rparts   map[string]*remoteParticipant
+	rpEnding map[string]<-chan struct{}
 }
 
 type room struct {
@@ -63,6 +68,10 @@ type room struct {
 	auto         bool
 	epoch        uint64
 	hold, linger Timer
+	// host is the node whose SFU hosts this SFU room on a cluster ("" on
+	// a single node, and for a room this node knows only others' peers
+	// of); a change of host starts a new epoch (sfuhost.go).
+	host string
 }
 
 // remoteOf returns the remote peer id of r.
@@ -341,6 +350,9 @@ func (h *hub) close() []*conn {
 	for _, p := range h.suspended {
 		h.endSuspension(p)
 		h.leaveLocked(p)
+	}
+	for id := range h.rparts {
+		h.endRemoteParticipantLocked(id)
 	}
 	out := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {

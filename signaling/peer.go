@@ -49,11 +49,15 @@ type peer struct {
 	// or a media event), guarded by hub.mu; "" without an SFU.
 	media string
 
-	// sfuPart is the peer's participant of its SFU room (sfu.go);
+	// sfuPart is the peer's participant of its SFU room on this node's
+	// SFU (sfu.go);
 	// sfuGone closes once the last one it had has left the SFU.
 	sfuMu   sync.Mutex
 	sfuPart *sfu.Participant
 	sfuGone chan struct{}
+	// sfuReady, when set, closes once the participant being made for
+	// the peer on a new host here exists (sfuhost.go).
+	sfuReady chan struct{}
 }
 
 // enqueue queues b, a room event or an error, for the peer without

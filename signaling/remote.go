@@ -30,11 +30,9 @@ import (
 type Cluster interface {
 	// Admit takes name and a place in room for the peer id across the
 	// cluster, when the room has fewer than maxPeers peers on all nodes
-	// and no peer of that name. others are the ids of the room's other
-	// peers as admitted then, on any node. Errors: ErrNameTaken,
-	// ErrRoomFull, or any other when the cluster cannot decide now. It
-	// may block.
-	Admit(room, id, name string, maxPeers int) (others []string, err error)
+	// and no peer of that name. Errors: ErrNameTaken, ErrRoomFull, or any
+	// other when the cluster cannot decide now. It may block.
+	Admit(room, id, name string, maxPeers int) (Admission, error)
 	// Joined announces that the admitted peer id is in room on this node.
 	Joined(room, id, name string)
 	// Left announces that peer id left room on this node, and gives its
@@ -48,6 +46,27 @@ type Cluster interface {
 	Resume(token, room string) (h Handover, ok bool)
 	// Resumed announces that peer id of room now lives on this node.
 	Resumed(room, id, name string)
+	// ID is this node's id, as Admission.Host and the node arguments
+	// name nodes.
+	ID() string
+	// SFU sends frame, a whole protocol v1 frame, to node for peer of an
+	// SFU room: a client's message for the room's SFU to the node hosting
+	// it, or the SFU's message for the client to the peer's node
+	// (Server.RemoteSFU). It must not block.
+	SFU(node, room, peer string, frame []byte)
+	// Successor is the node to host room's SFU once its host is gone:
+	// the same on every node that sees the same live nodes. It must not
+	// block.
+	Successor(room string) string
+}
+
+// Admission is a join the cluster admitted: Others are the ids of the
+// room's other peers as admitted then, on any node; Host is the node
+// whose SFU hosts the room, should it be an SFU room (its first joiner's,
+// or the successor of a host that is gone).
+type Admission struct {
+	Others []string
+	Host   string
 }
 
 // Errors of Cluster.Admit that a client is told as such.
@@ -63,6 +82,8 @@ type Handover struct {
 	ID     string   `json:"id"`
 	Name   string   `json:"name"`
 	Queued [][]byte `json:"queued,omitempty"`
+	// SFUHost is the node hosting the room's SFU, in an SFU room.
+	SFUHost string `json:"sfu_host,omitempty"`
 }
 
 // remotePeer is a peer of a room on another node.
@@ -89,11 +110,15 @@ type Member struct {
 // the cluster (outside the lock: it may wait for the other nodes), then
 // added like a local join and announced.
 func (h *hub) joinCluster(c *conn, roomName, name, password string, lim limits, roomPassword string, iceServers []rtc.ICEServer, ttl int64) *wire.Error {
+	sfuRoom := h.sfuOnCluster(roomName)
+	if sfuRoom {
+		lim.maxPeers = h.sfu.maxPeers()
+	}
 	if e := h.precheck(c, roomName, name, password, lim, roomPassword); e != nil {
 		return e
 	}
 	p := c.peer // only this connection's handler, which runs this, changes it
-	others, err := onOwnStack(func() ([]string, error) { return h.cl.Admit(roomName, p.id, name, lim.maxPeers) })
+	adm, err := onOwnStack(func() (Admission, error) { return h.cl.Admit(roomName, p.id, name, lim.maxPeers) })
 	switch {
 	case errors.Is(err, ErrNameTaken):
 		return errNameTaken(roomName, name)
@@ -105,7 +130,7 @@ func (h *hub) joinCluster(c *conn, roomName, name, password string, lim limits, 
 	// The welcome lists the peers admitted before c: wait (briefly) for
 	// the announcements of any this node has not heard of yet, so c is not
 	// told of them by peer-joined after its welcome instead.
-	h.awaitKnown(roomName, others)
+	h.awaitKnown(roomName, adm.Others)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if p.room != nil || h.closed {
@@ -116,6 +141,10 @@ func (h *hub) joinCluster(c *conn, roomName, name, password string, lim limits, 
 	if r == nil {
 		r = newRoom(roomName)
 		h.rooms[roomName] = r
+	}
+	if sfuRoom {
+		r.media = wire.MediaSFU
+		c.s.setHostLocked(r, adm.Host)
 	}
 	h.displaceLocked(r, name, p.id)
 	h.seatLocked(p, r, name, iceServers, ttl)
@@ -238,13 +267,20 @@ func (h *hub) resumeRemote(c *conn, ho Handover, roomName string, iceServers []r
 	}
 	r.dropRemote(ho.ID)
 	h.displaceLocked(r, ho.Name, ho.ID)
+	if h.sfuOnCluster(roomName) {
+		r.media = wire.MediaSFU
+		if r.host == "" {
+			r.host = ho.SFUHost
+		}
+		p.media = r.media
+	}
 	p.id, p.name, p.room = ho.ID, ho.Name, r
 	p.resumeToken = newToken()
 	r.peers[p.id] = p
 	r.names[p.name] = p.id
 	h.announceLocked()
 	p.enqueue(encode(&wire.Welcome{ID: p.id, Room: r.name, Peers: peersOf(r, p),
-		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true}))
+		ICEServers: iceServers, TTL: ttl, Resume: p.resumeToken, Resumed: true, Media: p.media}))
 	for _, b := range ho.Queued {
 		p.enqueue(b)
 	}
@@ -269,7 +305,7 @@ func (s *Server) HandOver(token, roomName, node string) (ho Handover, ok bool) {
 	delete(r.peers, old.id)
 	r.remote = append(r.remote, remotePeer{id: old.id, name: old.name, node: h.nodeName(node)})
 	old.room = nil
-	return Handover{ID: old.id, Name: old.name, Queued: frames(held)}, true
+	return Handover{ID: old.id, Name: old.name, Queued: frames(held), SFUHost: r.host}, true
 }
 
 // RemoteJoined adds peer id, named name, on node to room, and tells the
@@ -418,6 +454,7 @@ func (h *hub) removeRemoteLocked(roomName, id string) bool {
 		return false
 	}
 	r.dropRemote(id)
+	h.endRemoteParticipantLocked(id)
 	h.viewLocked("remote peer removed", roomName, id, rp.name, rp.node, "hidden", rp.hidden)
 	if rp.hidden {
 		return true // never shown
@@ -446,6 +483,9 @@ func (s *Server) RemoteMoved(roomName, id, name, node string) {
 		if i := slices.IndexFunc(r.remote, func(rp remotePeer) bool { return rp.id == id }); i >= 0 {
 			h.viewLocked("remote peer moved", roomName, id, name, node, "from", r.remote[i].node)
 			r.remote[i].node = h.nodeName(node)
+			if rp := h.rparts[id]; rp != nil {
+				rp.setNode(r.remote[i].node)
+			}
 			return
 		}
 		if _, ok := r.peers[id]; ok {
@@ -498,6 +538,11 @@ func (s *Server) NodeGone(node string) []Member {
 	}
 	for _, m := range gone {
 		h.removeRemoteLocked(m.Room, m.ID)
+	}
+	for _, r := range h.rooms {
+		if r.media == wire.MediaSFU && r.host == node {
+			s.setHostLocked(r, h.cl.Successor(r.name))
+		}
 	}
 	return gone
 }

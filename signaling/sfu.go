@@ -88,11 +88,12 @@ func (c *SFUConfig) meshReturn() time.Duration {
 	return c.MeshReturn
 }
 
-// sfuRoomOf is p's room and its epoch when the room is on the SFU.
+// sfuRoomOf is p's room and its epoch when the room is on this node's
+// SFU.
 func (h *hub) sfuRoomOf(p *peer) (r *room, epoch uint64, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if p.room == nil || p.room.media != MediaSFU {
+	if p.room == nil || p.room.media != MediaSFU || !h.hostsLocked(p.room) {
 		return nil, 0, false
 	}
 	return p.room, p.room.epoch, true
@@ -115,22 +116,8 @@ func (s *Server) joinSFU(p *peer, r *room, epoch uint64, tell bool) {
 	if gone != nil {
 		<-gone
 	}
-	part, err := s.cfg.SFU.Server.Join(r.name, p.id, sfu.Events{
-		Signal: func(data []byte) {
-			p.enqueueSignal(encode(&wire.Signal{From: SFUPeer, Data: json.RawMessage(data)}), nil)
-		},
-		Tracks: func(list []sfu.TrackInfo) {
-			m := &wire.Tracks{Tracks: make([]wire.TrackInfo, len(list))}
-			for i, t := range list {
-				m.Tracks[i] = wire.TrackInfo{Track: t.Track, Stream: t.Stream, Peer: t.Peer, Kind: t.Kind, Source: string(t.Source), Layers: t.Layers}
-			}
-			p.enqueue(encode(m))
-		},
-		Speaker: func(peer string) { p.enqueue(encode(&wire.Speaker{Peer: peer})) },
-		Error: func(err error) {
-			p.enqueue(encode(&wire.Error{Code: sfuErrorCode(err), Message: err.Error()}))
-		},
-	})
+	part, err := s.cfg.SFU.Server.Join(r.name, p.id, sfuEvents(
+		func(frame []byte) { p.enqueueSignal(frame, nil) }, p.enqueue))
 	h := s.hub
 	h.mu.Lock()
 	current := p.room == r && r.media == MediaSFU && r.epoch == epoch && !h.closed
@@ -171,7 +158,15 @@ func (p *peer) leaveSFU() {
 	p.sfuMu.Unlock()
 }
 
+// participant is p's participant; while one is being made for a new
+// host here (setHostLocked), it waits for it.
 func (p *peer) participant() *sfu.Participant {
+	p.sfuMu.Lock()
+	ready := p.sfuReady
+	p.sfuMu.Unlock()
+	if ready != nil {
+		<-ready
+	}
 	p.sfuMu.Lock()
 	defer p.sfuMu.Unlock()
 	return p.sfuPart

@@ -112,6 +112,14 @@ var (
 // clock offset.
 func startCluster(t *testing.T, offsets ...time.Duration) *cluster {
 	t.Helper()
+	return startClusterWith(t, "", "", offsets...)
+}
+
+// startClusterWith is startCluster with rooms, the YAML of
+// signaling.rooms ("": none), and extra, more top-level YAML, in every
+// node's configuration.
+func startClusterWith(t *testing.T, rooms, extra string, offsets ...time.Duration) *cluster {
+	t.Helper()
 	testenv.Tool(t, "apt-get install iproute2", "tc")
 	lab := netlab.New(t)
 	subnetMu.Lock()
@@ -146,6 +154,7 @@ turn:
 signaling:
   max_connections_per_ip: 10000
   max_peers_per_room: 50
+  rooms: {%[7]s}
 metrics: {listen: "127.0.0.1:9464"}
 shutdown_grace: 1s
 log: {level: %[6]s}
@@ -155,7 +164,8 @@ cluster:
   listen: "%[1]s:6222"
   secret_file: %[4]q
   routes: [%[5]s]
-`, h.Addr, t.TempDir(), n.name, key, strings.Join(routes, ", "), logLevel())
+%[8]s
+`, h.Addr, t.TempDir(), n.name, key, strings.Join(routes, ", "), logLevel(), rooms, extra)
 		if err := os.WriteFile(n.cfg, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)
 		}

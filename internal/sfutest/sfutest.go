@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
@@ -48,6 +50,15 @@ type Peer struct {
 	negMu sync.Mutex // one offer at a time
 	again bool       // under negMu: offer again once the answer comes
 
+	// Renewals counts the media events with renew followed (a new
+	// peer connection to the SFU each).
+	Renewals atomic.Int64
+	networks []webrtc.NetworkType
+	mux      ice.UDPMux // nil: ICE on sockets of its own
+	// publish adds what the peer publishes to a new peer connection
+	// (under negMu); nil until it publishes.
+	publish func(pc *webrtc.PeerConnection)
+
 	mu    sync.Mutex
 	video map[string]int64 // video packets received, by stream id (the publisher's peer id)
 	stop  chan struct{}    // closed at cleanup: a Camera stops
@@ -65,36 +76,93 @@ func Dial(t testing.TB, url, room, name string) (*Peer, *wire.Welcome) {
 // alone: ICE-TCP, dialling the SFU's passive candidates).
 func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.NetworkType) (*Peer, *wire.Welcome) {
 	t.Helper()
+	return DialWith(t, url, room, name, Options{Networks: networks})
+}
+
+// Options are DialWith's: where a Peer's WebSocket and ICE go.
+type Options struct {
+	// Networks restricts ICE (nil: UDP over IPv4).
+	Networks []webrtc.NetworkType
+	// Dialer opens the WebSocket (nil: websocket.DefaultDialer), say
+	// from inside a network namespace.
+	Dialer *websocket.Dialer
+	// ICEConn, when set, is ICE's one UDP socket (a UDP mux, shared by
+	// the peer connections a renew makes): its address is the peer's one
+	// host candidate. Nil: loopback sockets.
+	ICEConn net.PacketConn
+}
+
+// DialWith is Dial with o.
+func DialWith(t testing.TB, url, room, name string, o Options) (*Peer, *wire.Welcome) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := sigclient.Dial(ctx, url, sigclient.DialOptions{Buffer: 64})
+	c, err := sigclient.Dial(ctx, url, sigclient.DialOptions{Buffer: 64, Dialer: o.Dialer})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.Networks == nil {
+		o.Networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	}
+	var mux ice.UDPMux
+	if o.ICEConn != nil {
+		m := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: o.ICEConn})
+		t.Cleanup(func() { _ = m.Close() })
+		mux = m
+	}
+	p := &Peer{T: t, C: c, msgs: make(chan wire.Message, 64), done: make(chan struct{}),
+		video: map[string]int64{}, stop: make(chan struct{}), networks: o.Networks, mux: mux}
+	if p.PC, err = p.newPC(); err != nil {
+		_ = c.Close()
+		t.Fatal(err)
+	}
+	welcome, err := c.Join(ctx, wire.Join{Room: room, Name: name})
+	if err != nil {
+		_ = p.PC.Close()
+		_ = c.Close()
+		t.Fatalf("join %s as %s: %v", room, name, err)
+	}
+	p.ID = welcome.ID
+	go p.read()
+	t.Cleanup(func() {
+		close(p.stop)
+		p.negMu.Lock()
+		_ = p.PC.Close()
+		p.negMu.Unlock()
+		_ = c.Close()
+		<-p.done
+		p.wg.Wait()
+	})
+	return p, welcome
+}
+
+// newPC makes a peer connection that counts what it receives.
+func (p *Peer) newPC() (*webrtc.PeerConnection, error) {
 	m := &webrtc.MediaEngine{}
 	if err := RegisterCodecs(m); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	// The mid and RTP stream id header extensions a simulcast Camera
 	// names its layers with.
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes(networks)
+	se.SetNetworkTypes(p.networks)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	if p.mux != nil {
+		se.SetICEUDPMux(p.mux)
+	}
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	p := &Peer{T: t, C: c, PC: pc, msgs: make(chan wire.Message, 64), done: make(chan struct{}),
-		video: map[string]int64{}, stop: make(chan struct{})}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
 			pkt, _, err := tr.ReadRTP()
@@ -112,16 +180,29 @@ func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.Netwo
 			}
 		}
 	})
-	welcome, err := c.Join(ctx, wire.Join{Room: room, Name: name})
+	return pc, nil
+}
+
+// renew starts over with the SFU, as a page does on a media event with
+// renew: a new peer connection, the camera published on it again, and
+// an offer; the old connection closes.
+func (p *Peer) renew() {
+	pc, err := p.newPC()
 	if err != nil {
-		_ = pc.Close()
-		_ = c.Close()
-		t.Fatalf("join %s as %s: %v", room, name, err)
+		p.errorf("renew: %v", err)
+		return
 	}
-	p.ID = welcome.ID
-	go p.read()
-	t.Cleanup(func() { close(p.stop); _ = pc.Close(); _ = c.Close(); <-p.done; p.wg.Wait() })
-	return p, welcome
+	p.negMu.Lock()
+	old := p.PC
+	p.PC, p.again = pc, false
+	publish := p.publish
+	p.negMu.Unlock()
+	_ = old.Close()
+	p.Renewals.Add(1)
+	if publish != nil {
+		publish(pc)
+	}
+	p.Offer()
 }
 
 // RegisterCodecs registers VP8 (payload type 96) and Opus (111) in m,
@@ -199,6 +280,11 @@ func (p *Peer) read() {
 			list := m.Tracks
 			p.tracks.Store(&list)
 			continue
+		case *wire.Media:
+			if m.Renew && m.Media == wire.MediaSFU {
+				p.renew()
+				continue
+			}
 		}
 		p.msgs <- m
 	}
@@ -219,11 +305,13 @@ func (p *Peer) fromSFU(raw json.RawMessage) {
 		return
 	}
 	if r := data.Renegotiate; r != nil {
+		p.negMu.Lock()
 		for kind, n := range map[webrtc.RTPCodecType]int{webrtc.RTPCodecTypeAudio: r.Audio, webrtc.RTPCodecTypeVideo: r.Video} {
 			for range n {
 				_, _ = p.PC.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
 			}
 		}
+		p.negMu.Unlock()
 		p.Offer()
 		return
 	}
@@ -301,13 +389,16 @@ func (p *Peer) Publish() {
 	if err != nil {
 		p.T.Fatal(err)
 	}
-	if _, err := p.PC.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+	p.negMu.Lock()
+	pc := p.PC
+	p.negMu.Unlock()
+	if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		p.T.Fatal(err)
 	}
 	go func() {
 		tick := time.NewTicker(time.Second / 15)
 		defer tick.Stop()
-		for i := 0; p.PC.ConnectionState() != webrtc.PeerConnectionStateClosed; i++ {
+		for i := 0; pc.ConnectionState() != webrtc.PeerConnectionStateClosed; i++ {
 			<-tick.C
 			_ = tr.WriteSample(media.Sample{Data: clip[i%len(clip)], Duration: time.Second / 15})
 		}
@@ -316,12 +407,41 @@ func (p *Peer) Publish() {
 }
 
 // PublishSimulcast sends a VP8 simulcast camera (AddCamera: the q, h and
-// f clips), named after the peer's id, and offers it.
+// f clips), named after the peer's id, and offers it. A renew publishes
+// it again on the new peer connection.
 func (p *Peer) PublishSimulcast() *Camera {
 	p.T.Helper()
-	c := AddCamera(p.T, p.PC, p.ID, p.stop, &p.wg)
+	var clips [3][][]byte
+	for i, rid := range LayerRIDs {
+		clips[i] = Clip(p.T, rid)
+	}
+	p.negMu.Lock()
+	c, err := NewCamera(p.PC, p.ID, clips, p.stop, &p.wg)
+	p.publish = func(pc *webrtc.PeerConnection) {
+		if _, err := NewCamera(pc, p.ID, clips, p.stop, &p.wg); err != nil {
+			p.errorf("camera on a renewed connection: %v", err)
+		}
+	}
+	p.negMu.Unlock()
+	if err != nil {
+		p.T.Fatal(err)
+	}
 	p.Offer()
 	return c
+}
+
+// SelectedRemote is the IP address of the remote candidate of the peer
+// connection's selected ICE candidate pair: where its media goes. ""
+// before a pair is selected.
+func (p *Peer) SelectedRemote() string {
+	p.negMu.Lock()
+	pc := p.PC
+	p.negMu.Unlock()
+	pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return ""
+	}
+	return pair.Remote.Address
 }
 
 // VideoFrom counts the video packets received on the stream of peer id

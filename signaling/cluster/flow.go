@@ -417,11 +417,19 @@ func (n *Node) dispatch(msg *nats.Msg) {
 		}
 	default:
 		var sw signalWire
-		if json.Unmarshal(msg.Data, &sw) != nil || sw.Kind != kindSignal {
+		if json.Unmarshal(msg.Data, &sw) != nil || sw.Kind != kindSignal && sw.Kind != kindSFU {
 			n.stats.in(kindInvalid)
 			return
 		}
-		n.stats.in(kindSignal)
+		n.stats.in(sw.Kind)
+		if sw.Kind == kindSFU {
+			// Between a peer's node and its SFU room's host (sfuhost.go):
+			// the sender is the signer, never what the message says.
+			if !roomname.Valid(sw.Room) || !n.rooms.RemoteSFU(sw.Room, sw.To, sender, sw.Data) {
+				n.stats.count(&n.stats.undelivered)
+			}
+			return
+		}
 		if sw.Sent > 0 && n.cfg.ObserveLatency != nil {
 			n.cfg.ObserveLatency(time.Duration(time.Now().UnixNano() - sw.Sent))
 		}

@@ -45,6 +45,7 @@ type Rooms interface {
 	RemoteLeft(room, id string)
 	RemoteMoved(room, id, name, node string)
 	RemoteSignal(room, from, to string, data json.RawMessage) (forward string, ok bool)
+	RemoteSFU(room, peer, node string, frame []byte) bool
 	NodeGone(node string) []signaling.Member
 	RemoteLeftOf(room, id, node string) bool
 	HandOver(token, room, node string) (signaling.Handover, bool)

@@ -17,7 +17,7 @@ const kindRoom = "room"
 // else past MaxOutboundBytes. A dropped room event or members answer is
 // recovered by resyncOut; a dropped heartbeat by the next one.
 func (n *Node) queueOut(m outMsg) {
-	if n.out.push(m, m.size(), m.kind == kindSignal, m.kind != kindHeartbeat) {
+	if n.out.push(m, m.size(), m.kind == kindSignal || m.kind == kindSFU, m.kind != kindHeartbeat) {
 		return
 	}
 	n.stats.dropOut(m.kind)

@@ -29,9 +29,12 @@ const attemptTimeout = time.Second
 // ready, no quorum).
 var ErrUnavailable = errors.New("cluster: not ready")
 
-// record is a room's members across the cluster.
+// record is a room's members across the cluster, and the node hosting
+// its SFU (sfuhost.go): its first joiner's, or, once that node is gone,
+// the successor the live nodes agree on.
 type record struct {
 	Members []member `json:"m"`
+	Host    string   `json:"h,omitempty"`
 }
 
 type member struct {
@@ -47,60 +50,62 @@ func (r *record) index(id string) int {
 // Admit implements signaling.Cluster: a compare-and-set of the room's
 // record, retried while another node changes it at the same time.
 // Members of nodes known to be gone, and of this node but no longer here,
-// are dropped on the way.
-func (n *Node) Admit(room, id, name string, maxPeers int) ([]string, error) {
-	others, err := n.admit(room, id, name, maxPeers)
+// are dropped on the way, and a host that is gone is replaced by its
+// successor (Successor).
+func (n *Node) Admit(room, id, name string, maxPeers int) (signaling.Admission, error) {
+	a, err := n.admit(room, id, name, maxPeers)
 	if errors.Is(err, ErrUnavailable) {
 		n.log.Warn("cluster: join not admitted", "room", room, "error", err)
 	}
-	return others, err
+	return a, err
 }
 
-func (n *Node) admit(room, id, name string, maxPeers int) ([]string, error) {
+func (n *Node) admit(room, id, name string, maxPeers int) (signaling.Admission, error) {
 	kvp := n.kv.Load()
 	if kvp == nil || !n.ready.Load() {
-		return nil, ErrUnavailable
+		return signaling.Admission{}, ErrUnavailable
 	}
 	kv := *kvp
 	ctx, cancel := context.WithTimeout(context.Background(), admitTimeout)
 	defer cancel()
 	for {
-		others, err := n.admitOnce(ctx, kv, room, id, name, maxPeers)
+		a, err := n.admitOnce(ctx, kv, room, id, name, maxPeers)
 		switch {
 		case err == nil:
-			return others, nil
+			return a, nil
 		case errors.Is(err, signaling.ErrNameTaken), errors.Is(err, signaling.ErrRoomFull):
-			return nil, err
+			return signaling.Admission{}, err
 		case errors.Is(err, jetstream.ErrKeyExists):
 			// Another node changed the record meanwhile: read it again.
 			n.stats.count(&n.stats.conflicts)
 			if ctx.Err() != nil {
-				return nil, ErrUnavailable
+				return signaling.Admission{}, ErrUnavailable
 			}
 		default:
 			// No answer yet (a stream leader being elected): again, within
 			// admitTimeout.
 			n.log.Debug("cluster: admission retried", "room", room, "error", err)
 			if !retry(ctx) {
-				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+				return signaling.Admission{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
 		}
 	}
 }
 
 // admitOnce is one attempt of admit: read the room's record and
-// compare-and-set it with id added, under a deadline of its own
+// compare-and-set it with id added (and a host, if it has none alive),
+// under a deadline of its own
 // (attemptTimeout, within ctx), so a request lost while a stream leader is
 // elected is tried again before admitTimeout; the attempt's context ends
 // when it returns. Errors: signaling.ErrNameTaken, signaling.ErrRoomFull,
 // jetstream.ErrKeyExists when another node changed the record meanwhile,
 // or the bucket's error.
-func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, name string, maxPeers int) ([]string, error) {
+func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, name string, maxPeers int) (signaling.Admission, error) {
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	rec, rev, err := n.get(ctx, kv, room)
 	if err != nil {
-		return nil, err
+		return signaling.Admission{}, err
 	}
 	rec.Members = slices.DeleteFunc(rec.Members, func(m member) bool { return n.stale(room, m) })
 	var refusal error
@@ -115,13 +120,20 @@ func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, n
 		// refusal stands only on the newest record, which writing it back
 		// at its revision proves (jetstream.ErrKeyExists: read it again).
 		if err := n.put(ctx, kv, room, rec, rev); err != nil {
-			return nil, err
+			return signaling.Admission{}, err
 		}
-		return nil, refusal
+		return signaling.Admission{}, refusal
 	}
 	others := make([]string, 0, len(rec.Members))
 	for _, m := range rec.Members {
 		others = append(others, m.ID)
+	}
+	switch {
+	case len(rec.Members) == 0 || rec.Host == "":
+		// The first joiner's node hosts the room's SFU.
+		rec.Host = n.id
+	case n.hostGone(rec.Host):
+		rec.Host = n.Successor(room)
 	}
 	rec.Members = append(rec.Members, member{ID: id, Name: name, Node: n.id})
 	n.mu.Lock()
@@ -131,9 +143,9 @@ func (n *Node) admitOnce(ctx context.Context, kv jetstream.KeyValue, room, id, n
 		n.mu.Lock()
 		delete(n.pending, id)
 		n.mu.Unlock()
-		return nil, err
+		return signaling.Admission{}, err
 	}
-	return others, nil
+	return signaling.Admission{Others: others, Host: rec.Host}, nil
 }
 
 // heldHere reports whether m is this node's and its peer is in room

@@ -44,12 +44,12 @@ func TestAdmitEndsEachAttempt(t *testing.T) {
 	var jkv jetstream.KeyValue = kv
 	tn.node.kv.Store(&jkv)
 
-	others, err := tn.node.Admit("room", "p1", "alice", 8)
+	adm, err := tn.node.Admit("room", "p1", "alice", 8)
 	if err != nil {
 		t.Fatalf("Admit after one lost request: %v", err)
 	}
-	if len(others) != 0 {
-		t.Errorf("others: got %v, want none", others)
+	if len(adm.Others) != 0 || adm.Host != tn.node.ID() {
+		t.Errorf("admission: got %+v, want no others and this node as host", adm)
 	}
 	kv.mu.Lock()
 	defer kv.mu.Unlock()

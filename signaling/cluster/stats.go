@@ -13,7 +13,7 @@ import (
 )
 
 // Stats counts a Node's messages to and from the other nodes by kind
-// (joined, left, moved, signal, heartbeat, resume; invalid for what
+// (joined, left, moved, signal, sfu, heartbeat, resume; invalid for what
 // could not be read), and its failures. Safe for concurrent use.
 type Stats struct {
 	mu            sync.Mutex

@@ -44,10 +44,14 @@ func subjNode(id string) string { return "icebox.node." + id }
 
 // Message kinds, also the "type" label of the remote message counters.
 const (
-	kindJoined    = "joined"
-	kindLeft      = "left"
-	kindMoved     = "moved"
-	kindSignal    = "signal"
+	kindJoined = "joined"
+	kindLeft   = "left"
+	kindMoved  = "moved"
+	kindSignal = "signal"
+	// kindSFU carries an SFU room's messages between a peer's node and
+	// the node hosting the room's SFU (sfuhost.go), in a signalWire whose
+	// To is the peer and whose Data is a whole protocol v1 frame.
+	kindSFU       = "sfu"
 	kindHeartbeat = "heartbeat"
 	kindResume    = "resume"
 	kindMembers   = "members"

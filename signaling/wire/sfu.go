@@ -24,8 +24,13 @@ const (
 )
 
 // Media (server → client): the room now uses Media (MediaMesh, MediaSFU).
+// With Renew (and MediaSFU) the room stays on an SFU but the client's
+// participant there is new (on a cluster, the node hosting the room's
+// SFU is gone and another took over): the client closes its connection
+// to "sfu" and offers on a new one.
 type Media struct {
 	Media string `json:"media"`
+	Renew bool   `json:"renew,omitempty"`
 }
 
 // TrackInfo is one track a peer receives from the SFU.

@@ -159,7 +159,10 @@ export class Session extends EventTarget {
       this.#emit('sfu-tracks', { tracks: this.sfuTracks });
     });
     on('speaker', (d) => { if (typeof d.peer === 'string') this.#emit('speaker', { peer: d.peer }); });
-    on('media', (d) => { if (d.media === 'sfu' || d.media === 'mesh') this.#move(d.media); });
+    on('media', (d) => {
+      if (d.media === 'sfu' && d.renew === true) this.#renewSFU();
+      else if (d.media === 'sfu' || d.media === 'mesh') this.#move(d.media);
+    });
     on('error', (d) => {
       if (!this.myId && this.sig === sig) {
         sig.stop();
@@ -438,6 +441,18 @@ export class Session extends EventTarget {
     // Those of the participant that a move just made; not the last words of one kept after a move back.
     const recent = performance.now() - 5000;
     for (const e of this.sfuEarly.splice(0)) if (e.at > recent) sfu.receive(e.data);
+  }
+
+  /**
+   * #renewSFU starts over with the SFU: the server made a new participant
+   * for us (the node hosting the room's SFU is gone and another took
+   * over), so the old connection leads nowhere. What the new participant
+   * says from now on is for the new connection.
+   */
+  #renewSFU() {
+    if (this.mode !== 'room' || !this.myId || this.media !== 'sfu') return;
+    this.#closeSFU();
+    this.#openSFU();
   }
 
   #closeSFU() {
