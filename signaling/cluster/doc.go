@@ -37,7 +37,8 @@
 //     node keeps a view of every room's remote peers, so a welcome lists
 //     peers on every node without asking anyone.
 //   - Signals on "icebox.node.<node id>", to the node of the target peer
-//     only.
+//     only; so do an SFU room's messages between a peer's node and the
+//     node hosting the room's SFU (sfuhost.go), which the record names.
 //   - Heartbeats on "icebox.hb" every HeartbeatInterval: who is alive,
 //     with each node's relayed address and relay ports (for the TURN peer
 //     filter), its peer count, and how long ago it heard each other node.

@@ -1,0 +1,187 @@
+package signaling
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/sfu"
+	"github.com/icebox-project/icebox/signaling/wire"
+)
+
+// hostCluster is a Cluster of node "n1" that admits every join, names
+// the host of each room from hosts ("n1" when not listed), takes n1 as
+// every room's successor, and records what it is asked to send to
+// another node's SFU or peer.
+type hostCluster struct {
+	loneCluster
+	hosts map[string]string
+
+	mu   sync.Mutex
+	sent []sentSFU
+}
+
+type sentSFU struct {
+	node, room, peer string
+	frame            map[string]any
+}
+
+func (c *hostCluster) Admit(room, _, _ string, _ int) (Admission, error) {
+	if h, ok := c.hosts[room]; ok {
+		return Admission{Host: h}, nil
+	}
+	return Admission{Host: "n1"}, nil
+}
+func (c *hostCluster) ID() string              { return "n1" }
+func (c *hostCluster) Successor(string) string { return "n1" }
+func (c *hostCluster) SFU(node, room, peer string, frame []byte) {
+	var m map[string]any
+	_ = json.Unmarshal(frame, &m)
+	c.mu.Lock()
+	c.sent = append(c.sent, sentSFU{node, room, peer, m})
+	c.mu.Unlock()
+}
+
+// sentTo returns what was sent to node, in order.
+func (c *hostCluster) sentTo(node string) []sentSFU {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []sentSFU
+	for _, s := range c.sent {
+		if s.node == node {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestSFURoomAcrossNodes drives one node of a cluster whose SFU rooms
+// are hosted on several nodes. For "town", hosted by n2, a member's
+// messages to "sfu" leave for n2, and only n2 may speak for the SFU to
+// that member, only with what an SFU says (a signal from "sfu", tracks,
+// speaker, error). For "hall", hosted here, a remote peer's messages
+// make it a participant here, whose words go back to the peer's node;
+// only the peer's own node may speak for it, and its participant ends
+// when it leaves. When n2 is gone, "town" moves here: its member gets a
+// participant here and {"type":"media","media":"sfu","renew":true}.
+func TestSFURoomAcrossNodes(t *testing.T) {
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sf.Close() })
+	cl := &hostCluster{hosts: map[string]string{"town": "n2"}}
+	s, url := startSignaling(t, func(c *Config) {
+		c.Cluster = cl
+		c.SFU = &SFUConfig{Server: sf, Media: func(room string) string {
+			if room == "plaza" {
+				return MediaMesh
+			}
+			return MediaSFU
+		}}
+	})
+
+	// A member of a room another node hosts.
+	ann := dial(t, url)
+	if w := ann.join("town", "ann"); w.Media != wire.MediaSFU {
+		t.Fatalf("welcome media %q, want sfu", w.Media)
+	}
+	ann.signal(SFUPeer, map[string]any{"candidate": map[string]any{"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}})
+	ann.send(&wire.Layer{Track: "t1", Layer: "q"})
+	testenv.Eventually(t, 5*time.Second, "ann's signal and layer request leave for n2", func() bool { return len(cl.sentTo("n2")) == 2 })
+	if got := cl.sentTo("n2"); got[0].peer != ann.id || got[0].room != "town" || got[0].frame["type"] != "signal" || got[0].frame["to"] != SFUPeer ||
+		got[1].frame["type"] != "layer" || got[1].frame["track"] != "t1" {
+		t.Errorf("sent to n2: %+v", got)
+	}
+	if n := participants(sf); n != 0 {
+		t.Errorf("%d participants here for a room n2 hosts, want none", n)
+	}
+	frame := func(m wire.Message) []byte { return encode(m) }
+	refused := []struct {
+		why, node string
+		frame     []byte
+	}{
+		{"from a node that is not the host", "n3", frame(&wire.Signal{From: SFUPeer, Data: json.RawMessage(`{"x":1}`)})},
+		{"a signal from a peer, not the SFU", "n2", frame(&wire.Signal{From: "mallory-id-0000", Data: json.RawMessage(`{"x":1}`)})},
+		{"a welcome", "n2", frame(&wire.Welcome{ID: "x", Room: "town", Peers: []wire.PeerInfo{}})},
+		{"a peer-left", "n2", frame(&wire.PeerLeft{ID: "x"})},
+		{"not JSON", "n2", []byte("{")},
+	}
+	for _, r := range refused {
+		if s.RemoteSFU("town", ann.id, r.node, r.frame) {
+			t.Errorf("%s: delivered to ann", r.why)
+		}
+	}
+	if !s.RemoteSFU("town", ann.id, "n2", frame(&wire.Speaker{Peer: ann.id})) {
+		t.Error("the host's speaker event: not delivered")
+	}
+	if m, ok := ann.read().(*wire.Speaker); !ok || m.Peer != ann.id {
+		t.Errorf("ann read %+v, want the host's speaker event (and nothing refused before it)", m)
+	}
+
+	// A room this node hosts, with a peer of n3 in it.
+	const zed = "zzzzzzzzzzzzzzz1"
+	s.RemoteJoined("hall", zed, "zed", "n3")
+	s.RemoteJoined("plaza", zed+"p", "zed", "n3")
+	hello := frame(&wire.Signal{To: SFUPeer, Data: json.RawMessage(`{}`)})
+	if s.RemoteSFU("hall", zed, "n2", hello) {
+		t.Error("n2 spoke for n3's peer")
+	}
+	if s.RemoteSFU("plaza", zed+"p", "n3", hello) {
+		t.Error("a message to sfu in a mesh room was taken")
+	}
+	if s.RemoteSFU("hall", "nobody-00000000", "n3", hello) {
+		t.Error("a message of a peer not in the room was taken")
+	}
+	if n := participants(sf); n != 0 {
+		t.Fatalf("%d participants after refused messages, want none", n)
+	}
+	if !s.RemoteSFU("hall", zed, "n3", hello) {
+		t.Fatal("zed's message to sfu, from its node: not taken")
+	}
+	testenv.EventuallyWhy(t, 5*time.Second, "zed is a participant here and its SFU's error goes to n3", func() string {
+		got := cl.sentTo("n3")
+		for _, m := range got {
+			if participants(sf) == 1 && m.peer == zed && m.room == "hall" && m.frame["type"] == "error" &&
+				m.frame["code"] == wire.CodeBadMessage && strings.Contains(m.frame["message"].(string), "neither sdp nor candidate") {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%d participants, sent to n3: %+v", participants(sf), got)
+	})
+	s.RemoteLeft("hall", zed)
+	testenv.Eventually(t, 5*time.Second, "zed's participant ends when zed leaves", func() bool { return participants(sf) == 0 })
+
+	// n2, town's host, is gone: this node takes over.
+	s.NodeGone("n2")
+	if m, ok := ann.read().(*wire.Media); !ok || m.Media != wire.MediaSFU || !m.Renew {
+		t.Fatalf("ann read %+v, want media sfu with renew", m)
+	}
+	testenv.Eventually(t, 5*time.Second, "ann is a participant here", func() bool { return participants(sf) == 1 })
+	before := len(cl.sentTo("n2"))
+	ann.signal(SFUPeer, map[string]any{})
+	for {
+		m := ann.read()
+		if _, ok := m.(*wire.Tracks); ok {
+			continue // her new participant's first word
+		}
+		if e, ok := m.(*wire.Error); !ok || e.Code != wire.CodeBadMessage || !strings.Contains(e.Message, "neither sdp nor candidate") {
+			t.Errorf("ann's signal to sfu, now here: answered %+v", m)
+		}
+		break
+	}
+	if n := len(cl.sentTo("n2")); n != before {
+		t.Errorf("%d more messages sent to the gone host", n-before)
+	}
+}
