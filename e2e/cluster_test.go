@@ -27,8 +27,8 @@ import (
 // host share turn.relay_ports, since another node's relay ports on this
 // host are no exception to the peer filter), the second and third
 // routing to the first, and waits until each is ready and sees the
-// others.
-func startClusterNodes(t *testing.T) []*icebox {
+// others. mods, in order, adjust each node's config.
+func startClusterNodes(t *testing.T, mods ...func(*config.Config)) []*icebox {
 	t.Helper()
 	key := filepath.Join(t.TempDir(), "cluster.key")
 	if err := os.WriteFile(key, []byte("e2e-cluster-secret-0123456789\n"), 0o600); err != nil {
@@ -43,6 +43,9 @@ func startClusterNodes(t *testing.T) []*icebox {
 			cfg.Cluster = &config.Cluster{Node: name, Listen: "127.0.0.1:0", SecretFile: key}
 			if seed != "" {
 				cfg.Cluster.Routes = []string{"nats-route://" + seed}
+			}
+			for _, mod := range mods {
+				mod(cfg)
 			}
 		})
 		if i == 0 {

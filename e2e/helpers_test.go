@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,9 @@ type icebox struct {
 	*daemon.Daemon
 	URL string // http://127.0.0.1:port
 	cfg *config.Config
+	// stop shuts icebox down (as on SIGTERM) and waits for it, once; the
+	// test's clean-up calls it too.
+	stop func(t *testing.T)
 }
 
 // startIcebox runs icebox with everything on 127.0.0.1 port 0 and
@@ -76,18 +80,22 @@ state_dir: %q
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
+	var once sync.Once
+	stop := func(t *testing.T) {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("icebox did not stop within 10s")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("icebox did not stop within 10s")
-		}
-	})
-	return &icebox{Daemon: d, URL: "http://" + d.HTTPAddr().String(), cfg: cfg}
+		})
+	}
+	t.Cleanup(func() { stop(t) })
+	return &icebox{Daemon: d, URL: "http://" + d.HTTPAddr().String(), cfg: cfg, stop: stop}
 }
 
 var iceConfigRe = regexp.MustCompile(`<script id="ice-config" type="application/json">(.*?)</script>`)
