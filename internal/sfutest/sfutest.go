@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -325,6 +326,9 @@ func (p *Peer) fromSFU(raw json.RawMessage) {
 	p.negMu.Unlock()
 	if err != nil {
 		p.errorf("the SFU's answer: %v", err)
+	} else {
+		// As a page does: the SFU sends on the sections it opened at once.
+		p.Signal(map[string]any{"applied": true})
 	}
 	if again {
 		p.Offer()
@@ -442,6 +446,16 @@ func (p *Peer) SelectedRemote() string {
 		return ""
 	}
 	return pair.Remote.Address
+}
+
+// State describes the peer's connection to the SFU, for a failure's
+// message: its connection and signaling states and the tracks it was
+// told of.
+func (p *Peer) State() string {
+	p.negMu.Lock()
+	pc := p.PC
+	p.negMu.Unlock()
+	return fmt.Sprintf("%s/%s, %d tracks, %d transceivers", pc.ConnectionState(), pc.SignalingState(), len(p.Tracks()), len(pc.GetTransceivers()))
 }
 
 // VideoFrom counts the video packets received on the stream of peer id
