@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/internal/turntest"
 )
 
@@ -84,9 +85,11 @@ state_dir: %q
 	return d, relay, log
 }
 
-// relayOnce sends a datagram to an echo peer through relay and waits for
-// it to come back, so the server has relayed something.
-func relayOnce(t *testing.T, relay *turntest.Relay) {
+// relayOnce sends a datagram to an echo peer through relay, waits for it
+// to come back, and then for d's TURN server to have counted it (the
+// loop that sent it counts once the kernel took it, and the echo may
+// come back through another loop first).
+func relayOnce(t *testing.T, d *Daemon, relay *turntest.Relay) {
 	t.Helper()
 	echo := turntest.UDPEcho(t)
 	buf := make([]byte, 64)
@@ -96,6 +99,7 @@ func relayOnce(t *testing.T, relay *turntest.Relay) {
 		}
 		_ = relay.Conn.SetReadDeadline(time.Now().Add(time.Second))
 		if n, _, err := relay.Conn.ReadFrom(buf); err == nil && string(buf[:n]) == "ping" {
+			testenv.Eventually(t, 5*time.Second, "the relayed datagram counted", func() bool { return d.turn.Stats().PacketsToPeers.Load() > 0 })
 			return
 		}
 		if try == 5 {
@@ -124,7 +128,7 @@ func TestDrainSkipsIdleAllocations(t *testing.T) {
 	})
 	t.Run("relaying holds the grace", func(t *testing.T) {
 		d, relay, log := drainDaemon(t)
-		relayOnce(t, relay)
+		relayOnce(t, d, relay)
 		clock := &fakeClock{now: time.Now()}
 		d.now, d.sleep = clock.Now, clock.Sleep
 		d.drainAllocations(10 * time.Second)
@@ -137,7 +141,7 @@ func TestDrainSkipsIdleAllocations(t *testing.T) {
 	})
 	t.Run("idle for 30s within the grace", func(t *testing.T) {
 		d, relay, log := drainDaemon(t)
-		relayOnce(t, relay)
+		relayOnce(t, d, relay)
 		last := d.turn.LastRelayed()
 		clock := &fakeClock{now: last.Add(20 * time.Second)}
 		d.now, d.sleep = clock.Now, clock.Sleep
