@@ -84,6 +84,9 @@ type Handover struct {
 	Queued [][]byte `json:"queued,omitempty"`
 	// SFUHost is the node hosting the room's SFU, in an SFU room.
 	SFUHost string `json:"sfu_host,omitempty"`
+	// SFURenew: the peer's participant was on the handing node's SFU
+	// and ended; its client must renew its connection to "sfu".
+	SFURenew bool `json:"sfu_renew,omitempty"`
 }
 
 // remotePeer is a peer of a room on another node.
@@ -284,6 +287,9 @@ func (h *hub) resumeRemote(c *conn, ho Handover, roomName string, iceServers []r
 	for _, b := range ho.Queued {
 		p.enqueue(b)
 	}
+	if r.media == wire.MediaSFU {
+		c.s.resumedSFULocked(p, r, ho)
+	}
 	h.cl.Resumed(roomName, p.id, p.name)
 	return true
 }
@@ -302,10 +308,11 @@ func (s *Server) HandOver(token, roomName, node string) (ho Handover, ok bool) {
 	}
 	held := h.endSuspension(old)
 	r := old.room
+	renew := h.handOverSFULocked(old)
 	delete(r.peers, old.id)
 	r.remote = append(r.remote, remotePeer{id: old.id, name: old.name, node: h.nodeName(node)})
 	old.room = nil
-	return Handover{ID: old.id, Name: old.name, Queued: frames(held), SFUHost: r.host}, true
+	return Handover{ID: old.id, Name: old.name, Queued: frames(held), SFUHost: r.host, SFURenew: renew}, true
 }
 
 // RemoteJoined adds peer id, named name, on node to room, and tells the

@@ -69,21 +69,80 @@ func (s *Server) setHostLocked(r *room, host string) {
 	}
 	for _, p := range r.peers {
 		p.leaveSFU()
-		if !here {
-			p.enqueue(renew)
-			continue
-		}
-		ready := make(chan struct{})
-		p.sfuMu.Lock()
-		p.sfuReady = ready
-		p.sfuMu.Unlock()
-		// Queued before the participant can say anything: the client
-		// takes what follows on its new connection.
+		s.renewLocked(p, r, epoch, renew)
+	}
+}
+
+// renewLocked tells p, a member of SFU room r on a cluster, to renew its
+// connection to "sfu" (the frame renew). On the node hosting r a new
+// participant is made first, and p's messages to "sfu" wait for it. h.mu
+// is held; p has no participant here.
+func (s *Server) renewLocked(p *peer, r *room, epoch uint64, renew []byte) {
+	if !s.hub.hostsLocked(r) {
 		p.enqueue(renew)
-		s.tasks.goFunc(func() {
-			defer close(ready)
-			s.joinSFU(p, r, epoch, false)
-		})
+		return
+	}
+	ready := make(chan struct{})
+	p.sfuMu.Lock()
+	p.sfuReady = ready
+	p.sfuMu.Unlock()
+	// Queued before the participant can say anything: the client takes
+	// what follows on its new connection.
+	p.enqueue(renew)
+	s.tasks.goFunc(func() {
+		defer close(ready)
+		s.joinSFU(p, r, epoch, false)
+	})
+}
+
+// handOverSFULocked ends the participant here of old, a peer of an SFU
+// room on a cluster handed over to another node, and reports whether it
+// had one: its client must then renew its connection to "sfu" there. The
+// participant the host makes for it on its new node's word waits for
+// this one to end. h.mu is held.
+func (h *hub) handOverSFULocked(old *peer) bool {
+	old.sfuMu.Lock()
+	had := old.sfuPart != nil
+	old.sfuMu.Unlock()
+	if !had {
+		return false
+	}
+	old.leaveSFU()
+	old.sfuMu.Lock()
+	gone := old.sfuGone
+	old.sfuMu.Unlock()
+	if h.rpEnding == nil {
+		h.rpEnding = map[string]<-chan struct{}{}
+	}
+	h.rpEnding[old.id] = gone
+	go func() {
+		<-gone
+		h.mu.Lock()
+		if h.rpEnding[old.id] == (<-chan struct{})(gone) {
+			delete(h.rpEnding, old.id)
+		}
+		h.mu.Unlock()
+	}()
+	return true
+}
+
+// resumedSFULocked follows p, handed over from another node (ho) into SFU
+// room r: when its participant at the host ended with the hand-over (it
+// was on the old node's SFU) or was one made here for it as a remote
+// peer, p renews its connection to "sfu"; its participant on a third
+// node's SFU carries on. h.mu is held.
+func (s *Server) resumedSFULocked(p *peer, r *room, ho Handover) {
+	h := s.hub
+	renew := ho.SFURenew
+	if rp := h.rparts[p.id]; rp != nil {
+		h.endRemoteParticipantLocked(p.id)
+		p.sfuMu.Lock()
+		p.sfuGone = rp.done
+		p.sfuMu.Unlock()
+		renew = true
+	}
+	if renew {
+		s.renewLocked(p, r, r.epoch, encode(&wire.Media{Media: wire.MediaSFU, Renew: true}))
 	}
 }
 

@@ -70,7 +70,9 @@ func (c *hostCluster) sentTo(node string) []sentSFU {
 // make it a participant here, whose words go back to the peer's node;
 // only the peer's own node may speak for it, and its participant ends
 // when it leaves. When n2 is gone, "town" moves here: its member gets a
-// participant here and {"type":"media","media":"sfu","renew":true}.
+// participant here and {"type":"media","media":"sfu","renew":true}. When
+// she is handed over to n3, her participant here ends and the one made
+// on n3's word takes her id.
 func TestSFURoomAcrossNodes(t *testing.T) {
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -94,8 +96,9 @@ func TestSFURoomAcrossNodes(t *testing.T) {
 
 	// A member of a room another node hosts.
 	ann := dial(t, url)
-	if w := ann.join("town", "ann"); w.Media != wire.MediaSFU {
-		t.Fatalf("welcome media %q, want sfu", w.Media)
+	welcome := ann.join("town", "ann")
+	if welcome.Media != wire.MediaSFU {
+		t.Fatalf("welcome media %q, want sfu", welcome.Media)
 	}
 	ann.signal(SFUPeer, map[string]any{"candidate": map[string]any{"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}})
 	ann.send(&wire.Layer{Track: "t1", Layer: "q"})
@@ -184,4 +187,30 @@ func TestSFURoomAcrossNodes(t *testing.T) {
 	if n := len(cl.sentTo("n2")); n != before {
 		t.Errorf("%d more messages sent to the gone host", n-before)
 	}
+
+	// ann's connection drops and she comes back on n3: her participant
+	// here ends with the hand-over, she is to renew, and the one made
+	// here on n3's word takes her id.
+	ann.drop()
+	var ho Handover
+	testenv.Eventually(t, 5*time.Second, "ann, suspended, handed over to n3", func() bool {
+		var ok bool
+		ho, ok = s.HandOver(welcome.Resume, "town", "n3")
+		return ok
+	})
+	if !ho.SFURenew || ho.SFUHost != "n1" {
+		t.Errorf("hand-over %+v, want renew with n1 the host", ho)
+	}
+	testenv.Eventually(t, 5*time.Second, "ann's participant here ends", func() bool { return participants(sf) == 0 })
+	if !s.RemoteSFU("town", ann.id, "n3", hello) {
+		t.Fatal("ann's message to sfu from n3, her node now: not taken")
+	}
+	testenv.EventuallyWhy(t, 5*time.Second, "ann, on n3, is a participant here again", func() string {
+		for _, m := range cl.sentTo("n3") {
+			if m.peer == ann.id && m.frame["type"] == "error" && strings.Contains(m.frame["message"].(string), "neither sdp nor candidate") && participants(sf) == 1 {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%d participants, sent to n3: %+v", participants(sf), cl.sentTo("n3"))
+	})
 }
