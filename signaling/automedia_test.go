@@ -19,19 +19,27 @@ import (
 // auto, a mesh up to two peers, on an SFU with its media on 127.0.0.1.
 func startAutoSignaling(t *testing.T) (*Server, *sfu.SFU, string) {
 	t.Helper()
+	sf := newTestSFU(t, sfu.Limits{})
+	s, url := startSignaling(t, func(c *Config) {
+		c.SFU = &SFUConfig{Server: sf, MaxPeersPerRoom: 5, MeshMax: 2, Media: func(string) string { return MediaAuto }}
+	})
+	return s, sf, url
+}
+
+// newTestSFU is an SFU with its media on 127.0.0.1 and lim, closed when
+// t ends.
+func newTestSFU(t *testing.T, lim sfu.Limits) *sfu.SFU {
+	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	sf, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, url := startSignaling(t, func(c *Config) {
-		c.SFU = &SFUConfig{Server: sf, MaxPeersPerRoom: 5, MeshMax: 2, Media: func(string) string { return MediaAuto }}
-	})
 	t.Cleanup(func() { _ = sf.Close() })
-	return s, sf, url
+	return sf
 }
 
 // nextMedia is the next media event p gets, skipping room events and the
@@ -215,15 +223,7 @@ func (loneCluster) Resumed(string, string, string)                         {}
 // SFU participant), while an sfu room is on the SFU of the node the
 // cluster names its host: here, this one.
 func TestAutoRoomInClusterStaysMesh(t *testing.T) {
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sf.Close() })
+	sf := newTestSFU(t, sfu.Limits{})
 	_, url := startSignaling(t, func(c *Config) {
 		c.Cluster = loneCluster{}
 		c.SFU = &SFUConfig{Server: sf, MaxPeersPerRoom: 5, MeshMax: 2, Media: func(room string) string {

@@ -2,9 +2,6 @@ package signaling
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +17,7 @@ import (
 // 127.0.0.1.
 func startSFUSignaling(t *testing.T) string {
 	t.Helper()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Limits: sfu.Limits{SDPSize: 32 << 10}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestSFU(t, sfu.Limits{SDPSize: 32 << 10})
 	_, url := startSignaling(t, func(c *Config) {
 		c.SFU = &SFUConfig{Server: s, MaxPeersPerRoom: 4, Media: func(room string) string {
 			if room == "town" || strings.HasPrefix(room, "sfu-") {
@@ -37,7 +26,6 @@ func startSFUSignaling(t *testing.T) string {
 			return MediaMesh
 		}}
 	})
-	t.Cleanup(func() { _ = s.Close() })
 	return url
 }
 

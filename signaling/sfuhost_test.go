@@ -3,9 +3,6 @@ package signaling
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -74,15 +71,7 @@ func (c *hostCluster) sentTo(node string) []sentSFU {
 // she is handed over to n3, her participant here ends and the one made
 // on n3's word takes her id.
 func TestSFURoomAcrossNodes(t *testing.T) {
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf, err := sfu.New(sfu.Config{UDP: conn, IncludeLoopback: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sf.Close() })
+	sf := newTestSFU(t, sfu.Limits{})
 	cl := &hostCluster{hosts: map[string]string{"town": "n2"}}
 	s, url := startSignaling(t, func(c *Config) {
 		c.Cluster = cl
