@@ -190,11 +190,12 @@ func (s *Server) toRemoteSFU(p *peer, m wire.Message) bool {
 // RemoteSFU takes frame, a protocol v1 frame that node sent for peer of
 // room (Cluster.SFU). For a peer of this node, it is the SFU's message
 // from the room's host (a signal from "sfu", tracks, speaker, error) and
-// is queued for the peer. For a peer of node in an SFU room this node
-// hosts, it is the client's message to "sfu" (signal, layer), handed to
-// the peer's participant here, made on its first message. false, and
-// nothing done, for anything else: a peer not in room, a node that is
-// not the peer's or not the host, another kind of frame.
+// is queued for the peer. For a peer of node in an SFU room, it is the
+// client's message to "sfu" (signal, layer): node takes this one for the
+// room's host, and it is handed to the peer's participant here, made on
+// its first message. false, and nothing done, for anything else: a peer
+// not in room, a node that is not the peer's or (for a peer here) not
+// the host, another kind of frame.
 func (s *Server) RemoteSFU(roomName, peer, node string, frame []byte) bool {
 	h := s.hub
 	h.mu.Lock()
@@ -227,8 +228,13 @@ func (s *Server) RemoteSFU(roomName, peer, node string, frame []byte) bool {
 		}
 		return true
 	}
+	// The peer's node took this node for the host. This node may not yet
+	// (it takes the old host for gone a heartbeat later, or its record
+	// named another): the peer's node decides where its peers' media goes,
+	// and a message refused here would leave its client's offer
+	// unanswered.
 	rp, ok := r.remoteOf(peer)
-	if !ok || rp.hidden || rp.node != node || !h.sfuOnCluster(roomName) || !h.hostsLocked(r) {
+	if !ok || rp.hidden || rp.node != node || !h.sfuOnCluster(roomName) {
 		return false
 	}
 	part := h.rparts[peer]

@@ -72,7 +72,7 @@ func (c *hostCluster) sentTo(node string) []sentSFU {
 // on n3's word takes her id.
 func TestSFURoomAcrossNodes(t *testing.T) {
 	sf := newTestSFU(t, sfu.Limits{})
-	cl := &hostCluster{hosts: map[string]string{"town": "n2"}}
+	cl := &hostCluster{hosts: map[string]string{"town": "n2", "forum": "n2"}}
 	s, url := startSignaling(t, func(c *Config) {
 		c.Cluster = cl
 		c.SFU = &SFUConfig{Server: sf, Media: func(room string) string {
@@ -197,6 +197,25 @@ func TestSFURoomAcrossNodes(t *testing.T) {
 	testenv.EventuallyWhy(t, 5*time.Second, "ann, on n3, is a participant here again", func() string {
 		for _, m := range cl.sentTo("n3") {
 			if m.peer == ann.id && m.frame["type"] == "error" && strings.Contains(m.frame["message"].(string), "neither sdp nor candidate") && participants(sf) == 1 {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%d participants, sent to n3: %+v", participants(sf), cl.sentTo("n3"))
+	})
+
+	// n3 takes this node for the host of "forum" before this node does
+	// (it noticed the old host's death first): its peer's offer is
+	// served here, not dropped unanswered.
+	bo := dial(t, url)
+	bo.join("forum", "bo")
+	const quinn = "qqqqqqqqqqqqqqq1"
+	s.RemoteJoined("forum", quinn, "quinn", "n3")
+	if !s.RemoteSFU("forum", quinn, "n3", hello) {
+		t.Fatal("quinn's message to sfu, in a room this node does not take itself for the host of yet: not taken")
+	}
+	testenv.EventuallyWhy(t, 5*time.Second, "quinn is a participant here", func() string {
+		for _, m := range cl.sentTo("n3") {
+			if m.peer == quinn && m.room == "forum" && m.frame["type"] == "error" && participants(sf) == 2 {
 				return ""
 			}
 		}
