@@ -318,6 +318,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			return clientaddr.Keyer{IPv6Prefix: int(d.ipv6Prefix.Load())}.RequestKey(r, p.TrustedProxies)
 		},
 		PageCredentials:   d.pageCredentials,
+		SFUCheck:          d.sfu.check(),
 		PasswordRequired:  func(room string) bool { return d.roomPassword(room) != "" },
 		STUNServers:       adv.STUNServers,
 		CredentialsOnJoin: d.onJoin.Load,

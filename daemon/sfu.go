@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,12 +13,14 @@ import (
 	"github.com/icebox-project/icebox/config"
 	"github.com/icebox-project/icebox/sfu"
 	"github.com/icebox-project/icebox/signaling"
+	"github.com/icebox-project/icebox/web"
 )
 
 // sfuPart is the embedded SFU of a daemon with an sfu: section.
 type sfuPart struct {
 	sfu      *sfu.SFU
 	conn     *net.UDPConn
+	tcpPort  int // of the ICE-TCP candidates; 0 without ICE-TCP
 	estimate prometheus.Histogram
 }
 
@@ -90,6 +94,9 @@ func newSFUPart(cfg *config.Config, conn *net.UDPConn, iceTCP net.Listener, publ
 	tcp := "off"
 	if iceTCP != nil {
 		tcp = iceTCP.Addr().String()
+		if a, ok := iceTCP.Addr().(*net.TCPAddr); ok {
+			part.tcpPort = a.Port
+		}
 	}
 	log.Info("sfu media", "listen", conn.LocalAddr().String(), "ice_tcp", tcp, "candidates", c.PublicIPs)
 	return part, nil
@@ -116,6 +123,28 @@ func (p *sfuPart) signalingConfig(d *Daemon, cfg *config.Config) *signaling.SFUC
 				return signaling.MediaAuto
 			}
 			return signaling.MediaMesh
+		},
+	}
+}
+
+// check is /check's test of the SFU's media sockets (sfu.SFU.Probe); nil
+// without an SFU.
+func (p *sfuPart) check() *web.SFUCheck {
+	if p == nil {
+		return nil
+	}
+	return &web.SFUCheck{
+		UDPPort: p.conn.LocalAddr().(*net.UDPAddr).Port,
+		TCPPort: p.tcpPort,
+		Probe: func(ctx context.Context, offer string) (string, error) {
+			answer, err := p.sfu.Probe(ctx, offer)
+			switch {
+			case errors.Is(err, sfu.ErrBadSignal), errors.Is(err, sfu.ErrTooLarge):
+				return "", fmt.Errorf("%w: %w", web.ErrProbeRefused, err)
+			case errors.Is(err, sfu.ErrProbeBusy), errors.Is(err, sfu.ErrClosed):
+				return "", fmt.Errorf("%w: %w", web.ErrProbeBusy, err)
+			}
+			return answer, err
 		},
 	}
 }

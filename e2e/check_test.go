@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +34,13 @@ type checkOutcome struct {
 		Errors        []string `json:"errors"`
 	} `json:"results"`
 	Absent []string `json:"absent"`
+	SFU    []struct {
+		Transport string   `json:"transport"`
+		Port      int      `json:"port"`
+		State     string   `json:"state"`
+		Detail    string   `json:"detail"`
+		RTTMs     *float64 `json:"rttMs"`
+	} `json:"sfu"`
 }
 
 // checkResult waits for the /check page in tab to finish its first run
@@ -148,4 +157,45 @@ func TestCheckPageCredentialsOnJoin(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestCheckPageSFU: with an SFU, /check also tests, from the browser,
+// the media server that carries group calls: over its UDP port, and over
+// ICE-TCP on the port HTTP and TURN share. Both work on loopback, with a
+// round trip through the SFU's echo; the verdict and the report say so,
+// and the SFU holds no probe once the page closed them. Screenshots at
+// both window sizes.
+func TestCheckPageSFU(t *testing.T) {
+	lane(t, laneBrowser)
+	share := true
+	ib := startIcebox(t, func(c *config.Config) {
+		c.TURN.ShareHTTPListen = &share
+		c.SFU = &config.SFU{Listen: []string{"udp://127.0.0.1:0"}}
+	})
+	_, httpPort, _ := net.SplitHostPort(ib.HTTPAddr().String())
+	browser := newBrowser(t)
+	dir := t.TempDir()
+	for _, vp := range viewports {
+		tab := openTab(t, browser, ib.URL+"/check", vp)
+		out, shown := checkResult(t, tab)
+		if len(out.SFU) != 2 {
+			t.Fatalf("%s: SFU results %+v, want UDP and TCP", vp.name, out.SFU)
+		}
+		for _, r := range out.SFU {
+			if r.State != "ok" || r.RTTMs == nil {
+				t.Errorf("%s: media server over %s (port %d): %s, %q, want it to work with a round trip", vp.name, r.Transport, r.Port, r.State, r.Detail)
+			}
+		}
+		if tcp := out.SFU[1]; tcp.Transport != "tcp" || strconv.Itoa(tcp.Port) != httpPort {
+			t.Errorf("%s: second SFU test over %s port %d, want TCP on the shared port %s", vp.name, tcp.Transport, tcp.Port, httpPort)
+		}
+		if text := eval[string](t, tab, `document.getElementById('verdict-text').textContent`); !strings.Contains(text, "Group calls through the media server work over UDP.") ||
+			!strings.Contains(shown, "Media server over TCP (port "+httpPort+"): works: connected in") {
+			t.Errorf("%s: the page and its report do not say the media server works: %s | %s", vp.name, text, shown)
+		}
+		screenshot(t, tab, dir, "check-sfu-"+vp.name)
+		eval[bool](t, tab, `[...document.querySelectorAll('#tests li')].at(-1).scrollIntoView({block: 'end'}), true`)
+		screenshot(t, tab, dir, "check-sfu-"+vp.name+"-rows")
+	}
+	t.Logf("screenshots in %s", dir)
 }

@@ -33,6 +33,7 @@ type SFU struct {
 	rooms        map[string]*Room
 	participants int
 	publishers   int
+	probes       probes // probe.go
 	closed       bool
 }
 
@@ -197,6 +198,7 @@ func (s *SFU) Close() error {
 	for _, r := range rooms {
 		r.close()
 	}
+	s.closeProbes()
 	if s.udpMux != nil {
 		_ = s.udpMux.Close()
 	}

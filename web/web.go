@@ -6,6 +6,7 @@
 //	GET /r/<room>            the call page, with a per-load RTCConfiguration
 //	                         in <script id="ice-config" type="application/json">
 //	GET /check               the connectivity check page (check.go)
+//	POST /check/sfu          a probe of the SFU's media sockets for /check
 //	GET /static/…            the page's assets
 //	GET /favicon.ico         the page's icon (SVG)
 //	GET /branding/logo       the operator's logo (branding.go); 404 without one
@@ -107,6 +108,9 @@ type Config struct {
 	// Branding returns the operator's name and logo, read per request so a
 	// reload applies. Nil func or nil Branding: icebox's own name, no logo.
 	Branding func() *Branding
+	// SFUCheck lets /check test, from the browser, the SFU's media
+	// sockets (check.go). Nil: no SFU; POST /check/sfu is 404.
+	SFUCheck *SFUCheck
 	// Logger; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -122,7 +126,8 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /{$}", h.landing)
 	mux.HandleFunc("GET /new", h.newRoom)
 	mux.HandleFunc("GET /r/{room}", h.page)
-	mux.HandleFunc("GET /check", h.check) // check.go
+	mux.HandleFunc("GET /check", h.check)          // check.go
+	mux.HandleFunc("POST /check/sfu", h.checkSFU) // check.go
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
 	// Browsers ask for /favicon.ico on pages without a <link rel="icon">
 	// (and some on every page): the same icon, from here.
@@ -274,6 +279,12 @@ func (h *handler) rtcConfig(relay bool, user string) RTCConfiguration {
 // takeCredential takes one credential from the client's minting bucket,
 // or answers 429 with Retry-After (seconds) and returns false.
 func (h *handler) takeCredential(w http.ResponseWriter, r *http.Request, source string) bool {
+	return h.take(w, r, source, "TURN credentials")
+}
+
+// take takes a token of the client's minting bucket for source, or
+// answers 429 with Retry-After, saying too many of what were asked for.
+func (h *handler) take(w http.ResponseWriter, r *http.Request, source, what string) bool {
 	var key string
 	if h.cfg.ClientKey != nil {
 		key = h.cfg.ClientKey(r)
@@ -288,7 +299,7 @@ func (h *handler) takeCredential(w http.ResponseWriter, r *http.Request, source 
 	h.refusals.Info("credential-rate", "credentials refused", "source", source, "client", key, "retry_after", secs)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	w.Header().Set("Cache-Control", "no-store")
-	http.Error(w, fmt.Sprintf("too many TURN credentials requested from your address; try again in %d s", secs),
+	http.Error(w, fmt.Sprintf("too many %s requested from your address; try again in %d s", what, secs),
 		http.StatusTooManyRequests)
 	return false
 }

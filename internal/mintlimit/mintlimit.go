@@ -28,10 +28,13 @@ const (
 	SourcePage = "page" // GET /r/<room>
 	SourceWS   = "ws"   // welcome and ice-servers on /ws
 	SourceAPI  = "api"  // GET /api/v1/ice-servers
+	// SourceSFUCheck is no credential but costs as much: a probe of the
+	// SFU's media sockets from /check (POST /check/sfu).
+	SourceSFUCheck = "sfu-check"
 )
 
 // Sources lists every source, in a fixed order (for metrics).
-var Sources = []string{SourcePage, SourceWS, SourceAPI}
+var Sources = []string{SourcePage, SourceWS, SourceAPI, SourceSFUCheck}
 
 // DefaultMaxKeys bounds the buckets kept at once.
 const DefaultMaxKeys = 100_000

@@ -233,9 +233,11 @@ func (p *Peer) Send(m wire.Message) {
 	}
 }
 
-// Signal sends data (encoded as JSON) to the SFU.
+// Signal sends data (encoded as JSON) to the SFU. A signal that finds
+// the connection closed by the server (its node stopped) is no failure:
+// the peer is gone from the room.
 func (p *Peer) Signal(data any) {
-	if err := p.C.Signal(SFUPeer, data); err != nil {
+	if err := p.C.Signal(SFUPeer, data); err != nil && !errors.Is(err, websocket.ErrCloseSent) && !errors.Is(err, net.ErrClosed) {
 		p.errorf("signal: %v", err)
 	}
 }

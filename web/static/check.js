@@ -8,12 +8,14 @@
 // page's. When it carries no TURN credential (turn.credentials: on-join),
 // the page joins a fresh room over /ws for the credential of welcome, and
 // leaves at once.
-import { probes, run, verdict, KIND_NAMES, PROBE_BUDGET_MS } from './checkice.js';
+import { probes, run, verdict, sfuProbe, sfuVerdict, KIND_NAMES, SFU_NAMES, PROBE_BUDGET_MS } from './checkice.js';
 
 /**
  * @typedef {import('./checkice.js').IceServer} IceServer
  * @typedef {import('./checkice.js').Result} Result
  * @typedef {import('./checkice.js').Kind} Kind
+ * @typedef {import('./checkice.js').SFUResult} SFUResult
+ * @typedef {import('./checkice.js').SFUTransport} SFUTransport
  * @typedef {{ok: boolean, detail: string, openMs: number|null, rttMs: number|null}} SignalingResult
  */
 
@@ -26,6 +28,9 @@ const $ = (id) => document.getElementById(id);
 
 /** @type {{iceServers: IceServer[]}} */
 const pageConfig = JSON.parse($('ice-config').textContent);
+
+/** The media server's ports; null without one. @type {{udp: number, tcp?: number}|null} */
+const sfuPorts = JSON.parse($('sfu-check').textContent);
 
 /** @param {number} ms */
 const fmt = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
@@ -170,10 +175,11 @@ async function credentialsByJoin(ws) {
  * @param {SignalingResult} sig
  * @param {Result[]} results
  * @param {Kind[]} absent
+ * @param {SFUResult[]} sfu
  * @param {string} note
  * @param {number} ms
  */
-function reportText(v, sig, results, absent, note, ms) {
+function reportText(v, sig, results, absent, sfu, note, ms) {
   const lines = [
     'icebox connectivity check',
     `date: ${new Date().toISOString()}`,
@@ -190,6 +196,7 @@ function reportText(v, sig, results, absent, note, ms) {
     lines.push(line);
   }
   for (const k of absent) lines.push(`${KIND_NAMES[k]}: not offered by this server`);
+  for (const r of sfu) lines.push(`${SFU_NAMES[r.transport]} (port ${r.port}): ${STATE_LABELS[r.state]}: ${r.detail}`);
   if (note) lines.push(note);
   lines.push(`took ${fmt(ms)}`);
   return lines.join('\n');
@@ -239,23 +246,35 @@ async function runCheck() {
   const list = probes(servers);
   /** @type {Kind[]} */
   const absent = /** @type {Kind[]} */ (['stun', 'udp', 'tcp', 'tls']).filter((k) => !list.some((p) => p.kind === k));
-  const results = await Promise.all(list.map((p) => {
+  const relayTests = Promise.all(list.map((p) => {
     const show = row(KIND_NAMES[p.kind], p.url);
     show('running', '');
     return run(p).then((r) => { show(r.state, r.detail); return r; });
   }));
   for (const k of absent) row(KIND_NAMES[k], '')('absent', 'this server lists no such URL');
+  /** @type {[SFUTransport, number][]} */
+  const sfuList = [];
+  if (sfuPorts) {
+    sfuList.push(['udp', sfuPorts.udp]);
+    if (sfuPorts.tcp) sfuList.push(['tcp', sfuPorts.tcp]);
+  }
+  const sfuTests = Promise.all(sfuList.map(([transport, port]) => {
+    const show = row(SFU_NAMES[transport], `${transport} port ${port}`);
+    show('running', '');
+    return sfuProbe(transport, port).then((r) => { show(r.state, r.detail); return r; });
+  }));
+  const [results, sfu] = await Promise.all([relayTests, sfuTests]);
 
   const v = verdict(results);
   const ms = performance.now() - t0;
   $('verdict').dataset.verdict = v.code;
   $('verdict-title').textContent = v.title;
-  $('verdict-text').textContent = note ? `${v.text} ${note}` : v.text;
-  $('report').value = reportText(v, sig, results, absent, note, ms);
+  $('verdict-text').textContent = [v.text, sfuVerdict(sfu), note].filter(Boolean).join(' ');
+  $('report').value = reportText(v, sig, results, absent, sfu, note, ms);
   $('status').textContent = `checked in ${fmt(ms)}`;
   $('rerun').disabled = false;
   $('copy-report').disabled = false;
-  return { verdict: v, signaling: sig, results, absent };
+  return { verdict: v, signaling: sig, results, absent, sfu };
 }
 
 /** copyReport puts the report on the clipboard, or selects it to copy. */

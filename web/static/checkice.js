@@ -183,9 +183,6 @@ async function relay(p, r) {
     b.ondatachannel = (e) => { e.channel.onmessage = (m) => e.channel.send(m.data); };
     const dc = a.createDataChannel('check');
     const opened = new Promise((resolve) => { dc.onopen = () => resolve('open'); });
-    /** @type {(m: MessageEvent) => void} */
-    let onEcho = () => {};
-    dc.onmessage = (m) => onEcho(m);
     await a.setLocalDescription();
     await b.setRemoteDescription(/** @type {RTCSessionDescription} */ (a.localDescription));
     await b.setLocalDescription();
@@ -197,21 +194,11 @@ async function relay(p, r) {
       return;
     }
     r.openMs = performance.now() - t0;
-    /** @type {number[]} */
-    const rtts = [];
-    for (let i = 0; i < PINGS; i++) {
-      const sent = performance.now();
-      const back = new Promise((resolve) => { onEcho = (m) => { if (m.data === `ping ${i}`) resolve('back'); }; });
-      dc.send(`ping ${i}`);
-      if (await Promise.race([back, deadline]) === 'timeout') break;
-      rtts.push(performance.now() - sent);
-    }
-    if (rtts.length === 0) {
+    r.rttMs = await roundTrip(dc, deadline);
+    if (r.rttMs === null) {
       r.detail = `data channel open in ${fmt(r.openMs)}, but nothing came back through it`;
       return;
     }
-    rtts.sort((x, y) => x - y);
-    r.rttMs = rtts[Math.floor(rtts.length / 2)];
     r.relayProtocol = await relayProtocol(a);
     r.state = 'ok';
     r.detail = `relay candidate in ${fmt(/** @type {number} */ (r.firstCandidateMs ?? r.openMs))} ` +
@@ -220,6 +207,114 @@ async function relay(p, r) {
     a.close();
     b.close();
   }
+}
+
+/**
+ * roundTrip sends PINGS messages over dc, which echoes them, each once
+ * the last came back, and returns the median round trip in milliseconds,
+ * or null when none came back before deadline.
+ * @param {RTCDataChannel} dc
+ * @param {Promise<'timeout'>} deadline
+ * @returns {Promise<number|null>}
+ */
+async function roundTrip(dc, deadline) {
+  /** @type {number[]} */
+  const rtts = [];
+  for (let i = 0; i < PINGS; i++) {
+    const sent = performance.now();
+    const back = new Promise((resolve) => { dc.onmessage = (m) => { if (m.data === `ping ${i}`) resolve('back'); }; });
+    dc.send(`ping ${i}`);
+    if (await Promise.race([back, deadline]) === 'timeout') break;
+    rtts.push(performance.now() - sent);
+  }
+  if (rtts.length === 0) return null;
+  rtts.sort((x, y) => x - y);
+  return rtts[Math.floor(rtts.length / 2)];
+}
+
+/**
+ * @typedef {'udp'|'tcp'} SFUTransport
+ * @typedef {{transport: SFUTransport, port: number, state: 'ok'|'fail', detail: string,
+ *   openMs: number|null, rttMs: number|null}} SFUResult
+ */
+
+/** Names of the SFU tests, for people. */
+export const SFU_NAMES = {
+  udp: 'Media server over UDP',
+  tcp: 'Media server over TCP',
+};
+
+/**
+ * sfuProbe tests whether this browser reaches icebox's media server (the
+ * SFU, which carries group calls) over transport: a peer connection with
+ * one data channel offers to POST /check/sfu, keeps only the answer's
+ * candidates of that transport, and measures the connection and the
+ * round trip of the server's echo. It never throws: a failure is a
+ * result too.
+ * @param {SFUTransport} transport
+ * @param {number} port the server's port for it, for the words
+ * @returns {Promise<SFUResult>}
+ */
+export async function sfuProbe(transport, port) {
+  /** @type {SFUResult} */
+  const r = { transport, port, state: 'fail', detail: '', openMs: null, rttMs: null };
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const deadline = timeout(PROBE_BUDGET_MS);
+  try {
+    const t0 = performance.now();
+    const dc = pc.createDataChannel('probe');
+    const opened = new Promise((resolve) => { dc.onopen = () => resolve('open'); });
+    const gathered = new Promise((resolve) => { pc.onicecandidate = (e) => { if (!e.candidate) resolve('complete'); }; });
+    await pc.setLocalDescription();
+    await Promise.race([gathered, timeout(3000)]);
+    const res = await fetch('/check/sfu', { method: 'POST', headers: { 'Content-Type': 'application/sdp' },
+      body: /** @type {RTCSessionDescription} */ (pc.localDescription).sdp });
+    const body = await res.text();
+    if (res.status !== 201) {
+      r.detail = `the server did not take the test (${res.status}: ${body.trim()})`;
+      return r;
+    }
+    const lines = body.split('\r\n');
+    const ours = (/** @type {string} */ l) => !l.startsWith('a=candidate:') || (l.split(' ')[2] || '').toLowerCase() === transport;
+    if (!lines.some((l) => l.startsWith('a=candidate:') && ours(l))) {
+      r.detail = `the server offers no ${transport.toUpperCase()} address for media`;
+      return r;
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp: lines.filter(ours).join('\r\n') });
+    if (await Promise.race([opened, deadline]) === 'timeout') {
+      r.detail = `no connection in ${fmt(PROBE_BUDGET_MS)}: ${transport.toUpperCase()} to port ${port} does not get through`;
+      return r;
+    }
+    r.openMs = performance.now() - t0;
+    r.rttMs = await roundTrip(dc, deadline);
+    if (r.rttMs === null) {
+      r.detail = `connected in ${fmt(r.openMs)}, but nothing came back`;
+      return r;
+    }
+    r.state = 'ok';
+    r.detail = `connected in ${fmt(r.openMs)}, round trip ${fmt(r.rttMs)}`;
+  } catch (e) {
+    r.detail = `could not test: ${e instanceof Error ? e.message : String(e)}`;
+  } finally {
+    pc.close();
+  }
+  return r;
+}
+
+/**
+ * sfuVerdict is a sentence on group calls through the media server, from
+ * its results (none: no media server).
+ * @param {SFUResult[]} results
+ * @returns {string}
+ */
+export function sfuVerdict(results) {
+  if (results.length === 0) return '';
+  const works = (/** @type {SFUTransport} */ t) => results.find((r) => r.transport === t && r.state === 'ok');
+  const udp = works('udp');
+  const tcp = works('tcp');
+  if (udp) return 'Group calls through the media server work over UDP.';
+  if (tcp) return `Group calls through the media server work over TCP on port ${tcp.port}, with a little more delay.`;
+  return 'Group calls through the media server will not connect from here (it carries rooms of five people or more): send the report to whoever runs this server.';
 }
 
 /**
