@@ -126,7 +126,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /{$}", h.landing)
 	mux.HandleFunc("GET /new", h.newRoom)
 	mux.HandleFunc("GET /r/{room}", h.page)
-	mux.HandleFunc("GET /check", h.check)          // check.go
+	mux.HandleFunc("GET /check", h.check)         // check.go
 	mux.HandleFunc("POST /check/sfu", h.checkSFU) // check.go
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
 	// Browsers ask for /favicon.ico on pages without a <link rel="icon">
