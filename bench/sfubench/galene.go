@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -35,7 +36,22 @@ import (
 type galeneServer struct {
 	cmd  *exec.Cmd
 	ws   string // its WebSocket URL
+	http string // its base URL
 	logf string
+}
+
+// stats is Galène's own statistics (its administrative API), for a
+// failure's message.
+func (g *galeneServer) stats() string {
+	req, _ := http.NewRequest("GET", g.http+"/galene-api/v0/.stats", nil)
+	req.SetBasicAuth("sfubench", "sfubench")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func startGalene(binary, dir string) (*galeneServer, error) {
@@ -46,6 +62,11 @@ func startGalene(binary, dir string) (*galeneServer, error) {
 	}
 	group := `{"wildcard-user": {"password": {"type": "wildcard"}, "permissions": "present"}, "codecs": ["vp8", "opus"], "max-clients": 100}`
 	if err := os.WriteFile(filepath.Join(dir, "groups", room+".json"), []byte(group), 0o600); err != nil {
+		return nil, err
+	}
+	// An administrator, for the statistics a failure prints.
+	admin := `{"users": {"sfubench": {"password": "sfubench", "permissions": "admin"}}}`
+	if err := os.WriteFile(filepath.Join(dir, "data", "config.json"), []byte(admin), 0o600); err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort("tcp"))
@@ -62,7 +83,7 @@ func startGalene(binary, dir string) (*galeneServer, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	g := &galeneServer{cmd: cmd, ws: "ws://" + addr + "/ws", logf: logf}
+	g := &galeneServer{cmd: cmd, ws: "ws://" + addr + "/ws", logf: logf, http: "http://" + addr}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/group/" + room + "/.status")
@@ -119,6 +140,8 @@ type galeneClient struct {
 	start  time.Time
 	first  map[string]time.Duration // by publisher
 	got    *atomic.Int64            // RTP packets received, all subscribers
+	cam    *sfutest.Camera          // a publisher's camera
+	asked  atomic.Int64             // requests made again (requestUntil)
 }
 
 func galeneAPI(ip string) (*webrtc.API, error) {
@@ -173,12 +196,45 @@ func dialGalene(ctx context.Context, url, name, stage, ip string, got *atomic.In
 		return nil, fmt.Errorf("galene: %s not joined within 10 s", name)
 	}
 	if stage != "" { // a subscriber: the low layer of every camera, with audio
-		if err := c.send(galeneMsg{Type: "request", Request: map[string][]string{"": {"audio", "video-low"}}}); err != nil {
+		if err := c.request(); err != nil {
 			c.close()
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// request asks for the low layer of every camera, with audio.
+func (c *galeneClient) request() error {
+	return c.send(galeneMsg{Type: "request", Request: map[string][]string{"": {"audio", "video-low"}}})
+}
+
+// requestUntil asks again, each second, until c has a stream of each of
+// n publishers: Galène sometimes offers nothing after a request made
+// just after joining (a close for each stream, then no offer; seen with
+// two publishers or more), and answers a later one.
+func (c *galeneClient) requestUntil(n int) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+			c.mu.Lock()
+			have := len(c.pcs)
+			c.mu.Unlock()
+			if have >= n {
+				return
+			}
+			c.asked.Add(1)
+			_ = c.request()
+		}
+	}()
 }
 
 func (c *galeneClient) send(m galeneMsg) error {
@@ -322,9 +378,11 @@ func (c *galeneClient) publish(clips [3][][]byte) error {
 	c.mu.Lock()
 	c.pcs[id] = pc
 	c.mu.Unlock()
-	if _, err := sfutest.NewCameraLayers(pc, c.name, clips, []int{2, 0}, c.stop, &c.wg); err != nil {
+	cam, err := sfutest.NewCameraLayers(pc, c.name, clips, []int{2, 0}, c.stop, &c.wg)
+	if err != nil {
 		return err
 	}
+	c.cam = cam
 	if err := addMicrophone(pc, c.name, c.stop, &c.wg); err != nil {
 		return err
 	}
@@ -342,6 +400,27 @@ func (c *galeneClient) publish(clips [3][][]byte) error {
 		return err
 	}
 	return c.send(galeneMsg{Type: "offer", ID: id, Label: "camera", Username: c.name, SDP: offer.SDP})
+}
+
+// describe says, for a failure, which cameras c received and the state
+// of each of its peer connections.
+func (c *galeneClient) describe() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %s: first video from %d:", c.name, len(c.first))
+	if c.cam != nil {
+		fmt.Fprintf(&b, " (camera sent %d packets)", c.cam.Sent.Load())
+	}
+	fmt.Fprintf(&b, " (asked again %d times)", c.asked.Load())
+	for src := range c.first {
+		fmt.Fprintf(&b, " %s", src)
+	}
+	b.WriteString("\n")
+	for id, pc := range c.pcs {
+		fmt.Fprintf(&b, "    stream %s: %s, ICE %s, %d transceivers\n", id, pc.ConnectionState(), pc.ICEConnectionState(), len(pc.GetTransceivers()))
+	}
+	return b.String()
 }
 
 func (c *galeneClient) firstCount() int {
@@ -402,15 +481,20 @@ func runGalene(binary, ip string, nPubs, nSubs int, duration time.Duration, clip
 		}
 		all = append(all, c)
 		subs = append(subs, c)
+		c.requestUntil(nPubs)
 	}
 	joins, err := awaitEveryCamera("galene", subs, nPubs, func() string {
 		log, _ := os.ReadFile(g.logf)
-		return "its log:\n" + tail(string(log), 20)
+		var b strings.Builder
+		for _, c := range all {
+			b.WriteString(c.describe())
+		}
+		return "the participants:\n" + b.String() + "its statistics: " + g.stats() + "\nits log:\n" + tail(string(log), 60)
 	})
 	if err != nil {
 		return err
 	}
-	return measure("galene", pid, baseRSS, nPubs, nSubs, duration, joins, func() counters { return counters{packets: float64(got.Load())} })
+	return measure("galene", pid, baseRSS, nPubs, nSubs, duration, joins, func() counters { return counters{received: float64(got.Load())} })
 }
 
 // tail is the last n lines of s.
