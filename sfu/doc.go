@@ -14,7 +14,8 @@
 // switch happens only on a keyframe of the new layer; the SFU asks the
 // publisher for one with a PLI (RFC 4585 §6.3.1), at most once per
 // PLIInterval per layer. Retransmissions (RFC 4585 §6.2.1 NACK) are
-// answered from pion/interceptor's packet cache, each packet at most 3
+// answered from pion/interceptor's packet cache (the last 256 packets of
+// each forwarded stream, sendHistory), each packet at most 3
 // times and 200 ms apart (Stats.ResendsRefused counts the rest): a
 // receiver that asks again at each of its intervals, before the last
 // copy could arrive, would otherwise have a congested link carry one

@@ -19,10 +19,18 @@ const (
 	resendGap = 200 * time.Millisecond
 	// maxResends is how many times one packet is sent again, at most.
 	maxResends = 3
+	// sendHistory is how many packets of each forwarded stream the NACK
+	// responder keeps to send again (a power of two). Each takes a
+	// 1.5 KB buffer whatever its size, so with pion's default of 1,024 a
+	// video down-track held 1.5 MB once it had sent that many packets (a
+	// minute of a small layer), and a room of 25 about 900 MB; 256 is
+	// 1.7 s of a 1.5 Mbit/s layer, well past the time a resent packet can
+	// still be played.
+	sendHistory = 256
 	// resendLog is how many recent sequence numbers per SSRC the filter
-	// remembers (a power of two); a NACK for a packet further back than
-	// this is dropped, as the responder's packet cache holds no more.
-	resendLog = 1024
+	// remembers; a NACK for a packet further back than this is dropped,
+	// as the responder's packet cache holds no more.
+	resendLog = sendHistory
 )
 
 // nackFilterFactory makes, per peer connection, an interceptor that

@@ -10,6 +10,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -254,7 +255,8 @@ func (s *SFU) newAPI(onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, erro
 	// Before the NACK responder the defaults add, so that it reads each
 	// NACK first.
 	ir.Add(&nackFilterFactory{now: s.cfg.Now, dropped: func(n int) { s.stats.ResendsRefused.Add(uint64(n)) }})
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir,
+		webrtc.WithNackResponderOptions(nack.ResponderSize(sendHistory))); err != nil {
 		return nil, fmt.Errorf("sfu: interceptors: %w", err)
 	}
 	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
