@@ -29,7 +29,7 @@
 // each node's process life, its first fifth (at least a minute) is
 // taken for warm-up and the rest, if 5 samples or more, cut in halves: a metric fails when it
 // rises over the last half by more than noise (10% of its mean, and at
-// least a floor: 8 MiB RSS and heap, 32 descriptors, 64 goroutines)
+// least a floor: 16 MiB RSS, 8 MiB heap, 32 descriptors, 64 goroutines)
 // without levelling off, at least half as fast as over the first half
 // (warm-up slows down; a leak does not). An ERROR line in a node's log
 // fails the run too. The table prints each node's values at the start,
@@ -546,7 +546,12 @@ var metrics = []struct {
 	get   func(point) int
 	floor float64
 }{
-	{"RSS KiB", func(p point) int { return p.rssKiB }, 8 << 10},
+	// RSS's floor is above the collector's swing: in 3-minute runs a
+	// node of 70 MiB stood up to 11-14 MiB above its trailing low (nine
+	// clean-clone runs), and once its lows rose 12 MiB over the last
+	// minute with its live heap flat. A leak of 16 MiB shows in the
+	// hour-long soak as well.
+	{"RSS KiB", func(p point) int { return p.rssKiB }, 16 << 10},
 	{"descriptors", func(p point) int { return p.fds }, 32},
 	{"goroutines", func(p point) int { return p.goroutines }, 64},
 	{"live heap KiB", func(p point) int { return p.heapKiB }, 8 << 10},
