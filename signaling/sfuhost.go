@@ -146,8 +146,8 @@ func (s *Server) resumedSFULocked(p *peer, r *room, ho Handover) {
 	}
 }
 
-// remoteHost returns the node hosting p's room's SFU when it is another
-// node, and p's room.
+// remoteHostLocked returns the node hosting p's room's SFU when it is another
+// node, and p's room. h.mu is held.
 func (h *hub) remoteHostLocked(p *peer) (host string, r *room) {
 	if p.room == nil || p.room.media != wire.MediaSFU || h.hostsLocked(p.room) {
 		return "", nil
