@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/icebox-project/icebox/internal/mintlimit"
@@ -124,7 +125,12 @@ func (h *handler) checkSFU(w http.ResponseWriter, r *http.Request) {
 	answer, err := c.Probe(ctx, string(body))
 	switch {
 	case errors.Is(err, ErrProbeRefused):
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		// What is wrong with the offer, without the packages' prefixes.
+		why := err.Error()
+		if i := strings.LastIndex(why, ": "); i >= 0 {
+			why = why[i+2:]
+		}
+		http.Error(w, "the media server refused the test's offer: "+why, http.StatusBadRequest)
 		return
 	case errors.Is(err, ErrProbeBusy):
 		w.Header().Set("Retry-After", "5")
