@@ -1,18 +1,11 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,104 +16,6 @@ import (
 	"github.com/icebox-project/icebox/internal/turntest"
 	"github.com/icebox-project/icebox/turnsrv"
 )
-
-// childIcebox is the icebox binary running as a child process, for what
-// cannot be done to a daemon inside the test process (its own
-// RLIMIT_NOFILE).
-type childIcebox struct {
-	cmd     *exec.Cmd
-	mu      sync.Mutex
-	log     bytes.Buffer
-	turnTCP string
-	metrics string
-}
-
-func (c *childIcebox) logText() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.log.String()
-}
-
-var (
-	tcpListenLine     = regexp.MustCompile(`msg="turn listening".* network=tcp bind=(\S+)`)
-	metricsListenLine = regexp.MustCompile(`msg="metrics listening".* addr=(\S+)`)
-	httpListenLine    = regexp.MustCompile(`msg="http listening"`)
-)
-
-// startChildIcebox builds icebox and runs it with yml as its config
-// file, wrapped in wrapper (a command and arguments that end by running
-// the icebox command line given after them), until the test ends.
-func startChildIcebox(t *testing.T, yml string, wrapper ...string) *childIcebox {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "icebox")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/icebox").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cfgPath := filepath.Join(dir, "icebox.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := append(append([]string(nil), wrapper...), bin, "-config", cfgPath)
-	c := &childIcebox{cmd: exec.Command(args[0], args[1:]...)}
-	// Two relay loops whatever the machine, so start-up fits a small
-	// descriptor limit.
-	c.cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
-	stderr, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			c.cmd.Process.Kill()
-			<-exited
-			t.Errorf("icebox did not stop on SIGTERM:\n%s", c.logText())
-		}
-	})
-	ready := make(chan struct{})
-	go func() {
-		defer close(exited)
-		sc := bufio.NewScanner(stderr)
-		readyClosed := false
-		for sc.Scan() {
-			line := sc.Text()
-			c.mu.Lock()
-			c.log.WriteString(line + "\n")
-			if m := tcpListenLine.FindStringSubmatch(line); m != nil {
-				c.turnTCP = m[1]
-			}
-			if m := metricsListenLine.FindStringSubmatch(line); m != nil {
-				c.metrics = m[1]
-			}
-			if httpListenLine.MatchString(line) && !readyClosed {
-				readyClosed = true
-				close(ready)
-			}
-			c.mu.Unlock()
-		}
-		_ = c.cmd.Wait()
-	}()
-	select {
-	case <-ready:
-	case <-exited:
-		t.Fatalf("icebox exited at start-up:\n%s", c.logText())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("icebox did not start:\n%s", c.logText())
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.turnTCP == "" || c.metrics == "" {
-		t.Fatalf("no TURN tcp or metrics address in the log:\n%s", c.log.String())
-	}
-	return c
-}
 
 // TestTURNTCPSurvivesFDExhaustion runs icebox with RLIMIT_NOFILE 128 and
 // the TCP connection caps off, so that TURN over TCP runs into the
@@ -148,6 +43,9 @@ shutdown_grace: 1s
 state_dir: %q
 `, secret, t.TempDir())
 	ib := startChildIcebox(t, yml, prlimit, "--nofile=128:128", "--")
+	if ib.turnTCP == "" || ib.metrics == "" {
+		t.Fatalf("no TURN tcp or metrics address in the log:\n%s", ib.logText())
+	}
 
 	// Fill the descriptor table: each connection is served (a Binding
 	// answered) until the server, out of descriptors, closes one unserved.

@@ -48,8 +48,8 @@ const (
 var lanes = semaphore.NewWeighted(laneBudget)
 
 // longScenarios are the browser scenarios that take the most CPU (six
-// pages in a mesh, twelve people in an SFU room, restarts under time
-// bounds, the NAT lab, Firefox's page): `make test` runs the package with -short, which skips them, so
+// pages in a mesh, restarts under time bounds, the NAT lab, Firefox's
+// page): `make test` runs the package with -short, which skips them, so
 // that it stays within a few minutes on two cores, and `make test-long`
 // (CI runs both) runs them alone, with longEnv set.
 var longScenarios = map[string]bool{
@@ -60,7 +60,6 @@ var longScenarios = map[string]bool{
 	"TestNATLab":            true,
 	"TestPageServerRestart": true,
 	"TestPageTrust":         true,
-	"TestPageSFUTwelve":     true,
 }
 
 // longEnv, set to 1, runs only the long scenarios.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -31,7 +30,7 @@ type Camera struct {
 
 // AddCamera adds a Camera sending the clips in sfu/testdata to pc (see
 // NewCamera), failing t on an error.
-func AddCamera(t testing.TB, pc *webrtc.PeerConnection, streamID string, stop <-chan struct{}, wg *sync.WaitGroup) *Camera {
+func AddCamera(t TB, pc *webrtc.PeerConnection, streamID string, stop <-chan struct{}, wg *sync.WaitGroup) *Camera {
 	t.Helper()
 	var clips [3][][]byte
 	for i, rid := range LayerRIDs {

@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -32,11 +32,22 @@ import (
 // SFUPeer is the SFU's reserved peer id.
 const SFUPeer = wire.SFUPeer
 
+// TB is what a Peer needs of its test: testing.TB's failures, helper
+// marking and cleanups. A *testing.T is one; so is a program's own, for
+// peers run outside a test process.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
 // Peer is a pion peer connection driven over a sigclient.Client the way
 // a page drives one in an SFU room: it offers, answers nothing, and adds
 // the recvonly sections the SFU asks for ({"renegotiate":…}).
 type Peer struct {
-	T  testing.TB
+	T  TB
 	C  *sigclient.Client
 	PC *webrtc.PeerConnection
 	ID string
@@ -68,14 +79,14 @@ type Peer struct {
 
 // Dial connects to the signaling URL, joins room as name and returns the
 // peer and its welcome. Its ICE uses UDP over IPv4 on loopback.
-func Dial(t testing.TB, url, room, name string) (*Peer, *wire.Welcome) {
+func Dial(t TB, url, room, name string) (*Peer, *wire.Welcome) {
 	t.Helper()
 	return DialNetworks(t, url, room, name, webrtc.NetworkTypeUDP4)
 }
 
 // DialNetworks is Dial with ICE restricted to networks (NetworkTypeTCP4
 // alone: ICE-TCP, dialling the SFU's passive candidates).
-func DialNetworks(t testing.TB, url, room, name string, networks ...webrtc.NetworkType) (*Peer, *wire.Welcome) {
+func DialNetworks(t TB, url, room, name string, networks ...webrtc.NetworkType) (*Peer, *wire.Welcome) {
 	t.Helper()
 	return DialWith(t, url, room, name, Options{Networks: networks})
 }
@@ -94,7 +105,7 @@ type Options struct {
 }
 
 // DialWith is Dial with o.
-func DialWith(t testing.TB, url, room, name string, o Options) (*Peer, *wire.Welcome) {
+func DialWith(t TB, url, room, name string, o Options) (*Peer, *wire.Welcome) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -361,7 +372,7 @@ func (p *Peer) Offer() {
 }
 
 // Clip returns the frames of sfu/testdata/<rid>.ivf.
-func Clip(t testing.TB, rid string) [][]byte {
+func Clip(t TB, rid string) [][]byte {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	f, err := os.Open(filepath.Join(filepath.Dir(file), "..", "..", "sfu", "testdata", rid+".ivf"))
@@ -466,6 +477,14 @@ func (p *Peer) VideoFrom(id string) int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.video[id]
+}
+
+// Video counts the video packets received, by stream id (each
+// publisher's peer id), as VideoFrom does one.
+func (p *Peer) Video() map[string]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.video)
 }
 
 // Next returns the next message that is not a signal from the SFU or a
