@@ -19,8 +19,10 @@ const busyQ, busyF = 160, 640
 // of two others gets q of all three, and once it has, their video goes
 // on without a pause over 1 s, with the microphones. The publishers'
 // layers are about 50, 300 and 650 kbit/s (testdata/busy-*.ivf): the
-// link carries the three q layers, not one h beside two. (That the stage
-// gets f on a link with room is TestLayerFollowsRequest's.)
+// link carries the three q layers, not one h beside two. Once the cap is
+// lifted, the subscriber's estimate grows again (GCC's increase, from
+// what is forwarded: the SFU sends no probes) and the stage gets f, the
+// others still q, on the same continuous streams.
 func TestLayersUnderCap(t *testing.T) {
 	lab := netlab.New(t)
 	srv, far := lab.Netns(t, "srv"), lab.Netns(t, "sub")
@@ -147,4 +149,14 @@ func TestLayersUnderCap(t *testing.T) {
 		"%d NACKs, %d packets not sent again, %d layer switches",
 		toQ.Seconds(), sub.part.Estimate(), switchVideo.Round(time.Millisecond), switchAudio.Round(time.Millisecond),
 		video.Round(time.Millisecond), audio.Round(time.Millisecond), st.NACKs.Load(), st.ResendsRefused.Load(), st.LayerSwitches.Load())
+
+	// The cap lifted: the stage comes back to f.
+	tc("qdisc", "del", "dev", "s0", "root")
+	lifted := time.Now()
+	resetGaps()
+	testenv.EventuallyWhy(t, 60*time.Second, "f on the stage and q of the others once the cap is lifted", want([]int{busyF, busyQ, busyQ}))
+	video, audio = gaps()
+	t.Logf("cap lifted: f on the stage %.1f s later (estimate then %d bit/s); the longest pause %v of video, %v of audio",
+		time.Since(lifted).Seconds(), sub.part.Estimate(), video.Round(time.Millisecond), audio.Round(time.Millisecond))
+	checkContinuous(t, sub)
 }
