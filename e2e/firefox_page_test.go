@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/sfutest"
+	"github.com/icebox-project/icebox/internal/testenv"
+	"github.com/icebox-project/icebox/signaling/wire"
 )
 
 // ffRestartRuns is how many times TestFirefoxPage restarts icebox.
@@ -38,6 +42,7 @@ func TestFirefoxPage(t *testing.T) {
 	})
 	t.Run("devices", func(t *testing.T) { firefoxDevices(t, ff, br) })
 	t.Run("sfu", func(t *testing.T) { firefoxSFU(t, ff, br) })
+	t.Run("auto-room", func(t *testing.T) { firefoxAutoRoom(t, ff, br) })
 }
 
 // firefoxSFU: Firefox and Chromium in a room whose media goes through the
@@ -77,6 +82,68 @@ func firefoxSFU(t *testing.T, ff *firefox, br context.Context) {
 	ffEval[bool](t, fx, framesCounterJS)
 	waitForWithin(t, cr, "Chromium presents Firefox's video", playing, 20*time.Second)
 	fx.waitForWithin(t, "Firefox presents Chromium's video", playing, 20*time.Second)
+}
+
+// firefoxAutoRoom: Firefox and Chromium in an auto room with mesh_max 2
+// start peer to peer (both relayed). A pion peer publishing a simulcast
+// camera joins as the third: the room moves to the SFU, and Firefox's
+// page keeps Chromium's video presenting through the move (the longest
+// gap is logged), then holds no mesh connection and plays both others
+// through the SFU, "Via server". The pion peer leaves: after the
+// (shortened) mesh_return_after, Firefox and Chromium are peer to peer
+// again, with each other's video presenting.
+func firefoxAutoRoom(t *testing.T, ff *firefox, br context.Context) {
+	ib := startIcebox(t, func(c *config.Config) {
+		c.SFU = &config.SFU{Listen: []string{"udp://127.0.0.1:0"}}
+		c.Signaling.DefaultMedia = config.MediaAuto
+		c.Signaling.MeshMax = 2
+		c.Signaling.MeshReturnAfter = 2 * time.Second
+		c.TURN.MaxAllocationsPerUser = -1 // two browsers' pages from one address
+	})
+	room := ib.newRoom(t)
+	cr := scriptedTab(t, br, ib.URL+"/r/"+room+"?test=1&autojoin=1&relay=1&name=chromium", gapMeterJS)
+	fx := ff.open(t, ib.URL+"/r/"+room+"?test=1&autojoin=1&relay=1&name=firefox")
+	defer func() {
+		if t.Failed() {
+			t.Logf("Chromium: %s\n%s\nFirefox: %s\n%s\ngaps %s", eval[string](t, cr, snapshotJS), eval[string](t, cr, tilesJS),
+				ffEval[string](t, fx, snapshotJS), ffEval[string](t, fx, tilesJS), ffEval[string](t, fx, `JSON.stringify(window.__gaps.read())`))
+		}
+	}()
+	ffEval[bool](t, fx, gapMeterJS)
+	ffEval[bool](t, fx, `window.__gaps.arm()`)
+	eval[bool](t, cr, `window.__gaps.arm()`)
+	fx.waitForWithin(t, "Firefox is peer to peer with Chromium's video presenting", autoMeshUp, 30*time.Second)
+	waitForWithin(t, cr, "Chromium is peer to peer with Firefox's video presenting", autoMeshUp, 30*time.Second)
+	chromiumID := ffEval[string](t, fx, `icebox.snapshot().peers[0].id`)
+
+	ffEval[bool](t, fx, `window.__gaps.arm()`)
+	pion, w := sfutest.Dial(t, "ws"+strings.TrimPrefix(ib.URL, "http")+"/ws", room, "pion")
+	if w.Media != wire.MediaSFU {
+		t.Fatalf("the third's welcome says media %q, want sfu", w.Media)
+	}
+	pion.PublishSimulcast()
+	fx.waitForWithin(t, "Firefox is on the SFU, its mesh connection closed, both others' video presenting", autoSFUUp, 30*time.Second)
+	waitForWithin(t, cr, "Chromium is on the SFU, its mesh connection closed, both others' video presenting", autoSFUUp, 30*time.Second)
+	r := ffEval[gapReport](t, fx, `window.__gaps.read()`)
+	t.Logf("Firefox, mesh → SFU: Chromium's video changed stream with a gap of %.0f ms; the longest gap %.0f ms (%d frames; %s)",
+		r.Swap[chromiumID], r.Gap[chromiumID], r.Frames[chromiumID], strings.Join(r.Events[chromiumID], ", "))
+	ffEval[bool](t, fx, `window.__gaps.arm()`)
+	fx.waitForWithin(t, "Firefox presents both others' video from the SFU's streams", autoSFUUp, 20*time.Second)
+	fx.waitFor(t, "Firefox's tiles say Via server", `[...document.querySelectorAll('.tile.remote .net')].length === 2 &&
+		[...document.querySelectorAll('.tile.remote .net')].every((n) => n.textContent.startsWith('Via server'))`)
+	firefoxID := ffEval[string](t, fx, `icebox.snapshot().myId`)
+	testenv.Eventually(t, 20*time.Second, "the pion peer receives Firefox's and Chromium's video", func() bool {
+		return pion.VideoFrom(chromiumID) > 20 && pion.VideoFrom(firefoxID) > 20
+	})
+
+	// The pion peer leaves: two are left, and 2 s later the room is a mesh again.
+	ffEval[bool](t, fx, `window.__gaps.arm()`)
+	pion.Send(&wire.Leave{})
+	fx.waitForWithin(t, "Firefox is peer to peer again, the SFU connection closed", autoMeshUp, 30*time.Second)
+	waitForWithin(t, cr, "Chromium is peer to peer again, the SFU connection closed", autoMeshUp, 30*time.Second)
+	r = ffEval[gapReport](t, fx, `window.__gaps.read()`)
+	t.Logf("Firefox, SFU → mesh: Chromium's video changed stream with a gap of %.0f ms; the longest gap %.0f ms (%d frames; %s)",
+		r.Swap[chromiumID], r.Gap[chromiumID], r.Frames[chromiumID], strings.Join(r.Events[chromiumID], ", "))
 }
 
 // snapshotJS is the page's test snapshot as JSON.

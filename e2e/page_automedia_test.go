@@ -85,6 +85,25 @@ type gapReport struct {
 	Swap map[string]float64 `json:"swap"`
 }
 
+// autoMeshUp is true in the page of one of two people in an auto room
+// once it is peer to peer, its tile plays the other's stream from that
+// connection (a live video track) and presented over 10 frames of it
+// since __gaps.arm().
+const autoMeshUp = `(() => { const s = icebox.snapshot(); const v = document.querySelector('.tile.remote:not(.screen) video');
+	return s.media === 'mesh' && !s.moving && !s.sfu && s.peers.length === 1 && s.peers[0].connectionState === 'connected' &&
+		!!v && v.srcObject instanceof MediaStream && v.srcObject.getVideoTracks().some((t) => t.readyState === 'live') &&
+		(window.__gaps.read().frames[s.peers[0].id] || 0) > 10; })()`
+
+// autoSFUUp is true in the page of one of three people in a room moved
+// to the SFU once it holds no mesh connection, each of the others' tiles
+// plays their stream from the SFU connection, and each presented over 10
+// frames since __gaps.arm().
+const autoSFUUp = `(() => { const s = icebox.snapshot(); const f = window.__gaps.read().frames; const ids = Object.keys(s.names);
+	return s.media === 'sfu' && !s.moving && s.peers.length === 0 && !!s.sfu && s.sfu.connectionState === 'connected' &&
+		ids.length === 2 && ids.every((id) => (f[id] || 0) > 10) &&
+		ids.every((id) => { const v = document.querySelector('#tile-' + CSS.escape(id) + ' video');
+			return !!v && v.srcObject instanceof MediaStream && s.sfu.streams.includes(v.srcObject.id); }); })()`
+
 // TestPageAutoRoom: in an auto room with mesh_max 2, ann and ben start
 // peer to peer. cat joining moves the room to the SFU: ann's and ben's
 // pages keep the other's video presenting while they change over (the
@@ -121,27 +140,22 @@ func TestPageAutoRoom(t *testing.T) {
 		}()
 	}
 	// Peer to peer, each seeing the other.
-	meshUp := `(() => { const s = icebox.snapshot(); return s.media === 'mesh' && !s.moving && !s.sfu && s.peers.length === 1 &&
-		s.peers[0].connectionState === 'connected' && (window.__gaps.read().frames[s.peers[0].id] || 0) > 10; })()`
 	for _, p := range pair {
 		eval[bool](t, p.tab, `window.__gaps.arm()`)
 	}
 	for _, p := range pair {
-		waitForWithin(t, p.tab, p.name+" is peer to peer with video presenting", meshUp, 20*time.Second)
+		waitForWithin(t, p.tab, p.name+" is peer to peer with video presenting", autoMeshUp, 20*time.Second)
 		eval[bool](t, p.tab, `window.__gaps.arm()`)
 	}
 
 	// cat is the third: the room moves to the SFU.
 	cat := newTab(t, br, url+"cat")
-	sfuUp := `(() => { const s = icebox.snapshot(); const f = window.__gaps.read().frames; const ids = Object.keys(s.names);
-		return s.media === 'sfu' && !s.moving && s.peers.length === 0 && !!s.sfu && s.sfu.connectionState === 'connected' &&
-			ids.length === 2 && ids.every((id) => (f[id] || 0) > 10); })()`
 	eval[bool](t, cat, gapMeterJS)
 	eval[bool](t, cat, `window.__gaps.arm()`)
 	for _, p := range pair {
-		waitForWithin(t, p.tab, p.name+" is on the SFU, its mesh connection closed, both others' video presenting", sfuUp, 30*time.Second)
+		waitForWithin(t, p.tab, p.name+" is on the SFU, its mesh connection closed, both others' video presenting", autoSFUUp, 30*time.Second)
 	}
-	waitForWithin(t, cat, "cat sees both others' video", sfuUp, 20*time.Second)
+	waitForWithin(t, cat, "cat sees both others' video", autoSFUUp, 20*time.Second)
 	for _, p := range pair {
 		r := eval[gapReport](t, p.tab, `window.__gaps.read()`)
 		other := idOf(t, p.tab, p.other)
@@ -169,7 +183,7 @@ func TestPageAutoRoom(t *testing.T) {
 	}
 	eval[bool](t, cat, `(() => { document.getElementById('leave').click(); return true; })()`)
 	for _, p := range pair {
-		waitForWithin(t, p.tab, p.name+" is peer to peer again, the SFU connection closed", meshUp, 30*time.Second)
+		waitForWithin(t, p.tab, p.name+" is peer to peer again, the SFU connection closed", autoMeshUp, 30*time.Second)
 	}
 	for _, p := range pair {
 		r := eval[gapReport](t, p.tab, `window.__gaps.read()`)

@@ -39,7 +39,9 @@ const STEADY_FRAMES = 8;
 /**
  * firstFrames resolves once stream's video has presented STEADY_FRAMES
  * frames in an element of its own, outside the page and muted (true), or
- * after SWAP_MS (false).
+ * after SWAP_MS (false). Frames are counted by requestVideoFrameCallback:
+ * Firefox counts none of a MediaStream's in getVideoPlaybackQuality(),
+ * which serves only where the callback is missing.
  * @param {MediaStream} stream
  * @returns {Promise<boolean>}
  */
@@ -48,12 +50,19 @@ function firstFrames(stream) {
   v.muted = true;
   v.playsInline = true;
   v.srcObject = stream;
+  let presented = 0;
+  let done = false;
+  if ('requestVideoFrameCallback' in v) {
+    const tick = () => { presented++; if (!done) v.requestVideoFrameCallback(tick); };
+    v.requestVideoFrameCallback(tick);
+  }
   return new Promise((resolve) => {
     const start = performance.now();
     const poll = setInterval(() => {
-      const ok = v.getVideoPlaybackQuality().totalVideoFrames >= STEADY_FRAMES;
+      const ok = Math.max(presented, v.getVideoPlaybackQuality().totalVideoFrames) >= STEADY_FRAMES;
       if (!ok && performance.now() - start < SWAP_MS) return;
       clearInterval(poll);
+      done = true;
       v.srcObject = null;
       resolve(ok);
     }, 50);
@@ -71,6 +80,19 @@ function nextFrame(video) {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), SWAP_MS);
     video.requestVideoFrameCallback(() => { clearTimeout(timer); resolve(true); });
+  });
+}
+
+/**
+ * resized resolves once video's size changes (its resize event), or
+ * after a second.
+ * @param {HTMLVideoElement} video
+ * @returns {Promise<void>}
+ */
+function resized(video) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    video.addEventListener('resize', () => { clearTimeout(timer); resolve(); }, { once: true });
   });
 }
 
@@ -324,7 +346,11 @@ export class Tiles {
           if (live) this.#swapping.add(tile);
           this.show(tile, stream);
         }
-        return await nextFrame(video) && video.srcObject === stream;
+        const shown = await nextFrame(video) && video.srcObject === stream;
+        // Firefox may call back for the first frame before it sets
+        // videoWidth: the picture is there once the element resizes.
+        if (shown && !video.videoWidth) await resized(video);
+        return shown;
       } finally {
         if (this.#next.get(tile) === entry) this.#next.delete(tile);
         if (this.#swapping.delete(tile)) this.refresh(tile);
