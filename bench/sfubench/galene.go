@@ -383,7 +383,7 @@ func (c *galeneClient) publish(clips [3][][]byte) error {
 		return err
 	}
 	c.cam = cam
-	if err := addMicrophone(pc, c.name, c.stop, &c.wg); err != nil {
+	if err := addMicrophone(pc, c.name, true, c.stop, &c.wg); err != nil {
 		return err
 	}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
@@ -483,7 +483,7 @@ func runGalene(binary, ip string, nPubs, nSubs int, duration time.Duration, clip
 		subs = append(subs, c)
 		c.requestUntil(nPubs)
 	}
-	joins, err := awaitEveryCamera("galene", subs, nPubs, func() string {
+	joins, err := awaitEveryCamera("galene", subs, func(*galeneClient) int { return nPubs }, func() string {
 		log, _ := os.ReadFile(g.logf)
 		var b strings.Builder
 		for _, c := range all {
@@ -494,7 +494,12 @@ func runGalene(binary, ip string, nPubs, nSubs int, duration time.Duration, clip
 	if err != nil {
 		return err
 	}
-	return measure("galene", pid, baseRSS, nPubs, nSubs, duration, joins, func() counters { return counters{received: float64(got.Load())} })
+	receivers := make([]receiver, nSubs)
+	for i := range receivers {
+		receivers[i] = receiver{self: -1, stage: 0}
+	}
+	expected := expectedRate(clips, []int{2, 0}, nPubs, nPubs, receivers)
+	return measure("galene", pid, baseRSS, nPubs, nSubs, duration, joins, expected, func() counters { return counters{received: float64(got.Load())} })
 }
 
 // tail is the last n lines of s.

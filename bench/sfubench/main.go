@@ -21,6 +21,19 @@
 // stage publisher's high one ("video"). -layers qf makes icebox's
 // publishers send those two layers too, for a like-for-like run.
 //
+// -meeting makes the publishers the room, as in a meeting where everyone
+// has a camera: each also takes f of one stage publisher and q of the
+// rest. -speakers K leaves K microphones speaking and the others silent
+// with Opus DTX (a frame per 400 ms, as browsers send silence). The
+// figure "received … of the N the streams they asked for carry" says
+// whether the server kept up: N is what the subscribers' choices add up
+// to, from the clips' packets. -server-cpu pins icebox to one CPU, so a
+// run under taskset on the other CPU tells whether a room fits in one
+// core:
+//
+//	go build -o /tmp/sfubench ./bench/sfubench
+//	taskset -c 1 /tmp/sfubench -meeting -publishers 25 -subscribers 0 -speakers 2 -server-cpu 0
+//
 // Galène's ICE leaves out loopback addresses, so the Galène run needs an
 // address of its own: run sfubench in a network namespace made for it,
 // with an interface of its own (a veth pair with both ends inside it; a
@@ -64,6 +77,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
@@ -84,10 +98,24 @@ func main() {
 	layers := flag.String("layers", "qhf", "the camera layers icebox's publishers send: qhf, or qf (the two Galène takes)")
 	galene := flag.String("galene", "", "a galene binary: also run Galène, after icebox, on the same load (needs -galene-ip)")
 	galeneIP := flag.String("galene-ip", "", "the one address, not loopback, that Galène's and its clients' ICE may use: one inside a network namespace made for the run (see the package doc)")
+	meeting := flag.Bool("meeting", false, "the publishers are the room: each also takes f of a stage publisher (pub-0's camera; pub-0 takes pub-1's) and q of the rest, and counts as a subscriber; -subscribers may be 0")
+	speakers := flag.Int("speakers", -1, "how many publishers speak (a microphone frame every 20 ms); the others are silent, with Opus DTX (a frame every 400 ms); -1: all")
+	serverCPU := flag.Int("server-cpu", -1, "run icebox on this CPU alone (taskset -c); run sfubench itself under taskset on the others, so that the clients leave that CPU to the server")
 	flag.Parse()
-	if *pubs < 1 || *subs < 1 || *pubs+*subs > 50 {
-		fmt.Fprintln(os.Stderr, "sfubench: -publishers and -subscribers at least 1, at most 50 together (sfu.max_peers_per_room)")
+	minSubs := 1
+	if *meeting {
+		minSubs = 0
+	}
+	if *pubs < 1 || *subs < minSubs || *pubs+*subs > 50 || (*meeting && *pubs < 2) {
+		fmt.Fprintln(os.Stderr, "sfubench: -publishers at least 1 (2 with -meeting), -subscribers at least 1 (0 with -meeting), at most 50 together (sfu.max_peers_per_room)")
 		os.Exit(2)
+	}
+	if *galene != "" && (*meeting || *speakers >= 0 || *serverCPU >= 0) {
+		fmt.Fprintln(os.Stderr, "sfubench: -meeting, -speakers and -server-cpu are for icebox alone, not with -galene")
+		os.Exit(2)
+	}
+	if *speakers < 0 || *speakers > *pubs {
+		*speakers = *pubs
 	}
 	var order []int
 	switch *layers {
@@ -103,7 +131,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sfubench: -galene needs -galene-ip, an IPv4 address of this namespace (Galène's ICE leaves out loopback)")
 		os.Exit(2)
 	}
-	if err := run(*pubs, *subs, *duration, *binary, order, *galene, *galeneIP); err != nil {
+	o := options{meeting: *meeting, speakers: *speakers, serverCPU: *serverCPU}
+	if err := run(*pubs, *subs, *duration, *binary, order, *galene, *galeneIP, o); err != nil {
 		fmt.Fprintln(os.Stderr, "sfubench:", err)
 		os.Exit(1)
 	}
@@ -126,7 +155,14 @@ func freePort(network string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func run(nPubs, nSubs int, duration time.Duration, binary string, layers []int, galene, galeneIP string) error {
+// options shape icebox's run: see the flags.
+type options struct {
+	meeting   bool
+	speakers  int
+	serverCPU int // -1: anywhere
+}
+
+func run(nPubs, nSubs int, duration time.Duration, binary string, layers []int, galene, galeneIP string, o options) error {
 	dir, err := os.MkdirTemp("", "sfubench")
 	if err != nil {
 		return err
@@ -153,7 +189,11 @@ state_dir: %q
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		return err
 	}
-	cmd := exec.Command(binary, "-config", cfg, "-log-level", "info")
+	args := []string{binary, "-config", cfg, "-log-level", "info"}
+	if o.serverCPU >= 0 {
+		args = append([]string{"taskset", "-c", strconv.Itoa(o.serverCPU)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return err
@@ -176,20 +216,35 @@ state_dir: %q
 		}
 	}()
 	var pubIDs []string
+	var pubsList, subsList []*peer
+	var got atomic.Int64
 	for i := range nPubs {
 		p, err := dial(ctx, url, fmt.Sprintf("pub-%d", i), "")
 		if err != nil {
 			return err
 		}
 		all = append(all, p)
+		pubsList = append(pubsList, p)
 		pubIDs = append(pubIDs, p.id)
-		if err := p.publish(clips, layers); err != nil {
+	}
+	stage := pubIDs[0]
+	if o.meeting {
+		// Everyone is in the room to see the others: pub-0 has pub-1 on
+		// its stage, the rest pub-0.
+		for i, p := range pubsList {
+			on := pubIDs[0]
+			if i == 0 {
+				on = pubIDs[1]
+			}
+			p.setStage(on, &got)
+			subsList = append(subsList, p)
+		}
+	}
+	for i, p := range pubsList {
+		if err := p.publish(clips, layers, i < o.speakers); err != nil {
 			return err
 		}
 	}
-	stage := pubIDs[0]
-	var subsList []*peer
-	var got atomic.Int64
 	for j := range nSubs {
 		p, err := dial(ctx, url, fmt.Sprintf("sub-%d", j), stage)
 		if err == nil {
@@ -201,11 +256,17 @@ state_dir: %q
 		all = append(all, p)
 		subsList = append(subsList, p)
 	}
-	joins, err := awaitEveryCamera("icebox", subsList, nPubs, func() string {
+	cameras := func(p *peer) int {
+		if p.publisher {
+			return nPubs - 1
+		}
+		return nPubs
+	}
+	joins, err := awaitEveryCamera("icebox", subsList, cameras, func() string {
 		var which []string
 		for _, s := range subsList {
 			for _, id := range pubIDs {
-				if !s.hasFirst(id) {
+				if id != s.id && !s.hasFirst(id) {
 					which = append(which, s.name+"←"+id)
 				}
 			}
@@ -215,7 +276,16 @@ state_dir: %q
 	if err != nil {
 		return err
 	}
-	err = measure("icebox", pid, baseRSS, nPubs, nSubs, duration, joins, func() counters {
+	var receivers []receiver
+	for _, p := range subsList {
+		r := receiver{self: slices.Index(pubsList, p), stage: 0}
+		if r.self == 0 {
+			r.stage = 1
+		}
+		receivers = append(receivers, r)
+	}
+	expected := expectedRate(clips, layers, nPubs, o.speakers, receivers)
+	err = measure("icebox", pid, baseRSS, nPubs, nSubs, duration, joins, expected, func() counters {
 		c := scrape(metricsAddr)
 		c.received = float64(got.Load())
 		return c
@@ -238,7 +308,7 @@ state_dir: %q
 // (and, where the server counts them, per packet and per Mbit/s it
 // forwarded), its memory per participant and the join → first camera
 // packet times.
-func measure(name string, pid, baseRSS, nPubs, nSubs int, duration time.Duration, joins []time.Duration, count func() counters) error {
+func measure(name string, pid, baseRSS, nPubs, nSubs int, duration time.Duration, joins []time.Duration, expected float64, count func() counters) error {
 	slices.Sort(joins)
 	time.Sleep(2 * time.Second)
 	cpu0, m0 := proc.CPUSeconds(pid), count()
@@ -257,8 +327,8 @@ func measure(name string, pid, baseRSS, nPubs, nSubs int, duration time.Duration
 		load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	fmt.Printf("%s: %d publishers x %d subscribers, %.1f s, load average %s\n", name, nPubs, nSubs, elapsed, load)
-	fmt.Printf("  received by the subscribers: %.0f packet/s; server CPU %.1f%% of a core, %.1f µs per packet received\n",
-		received/elapsed, 100*cpu/elapsed, cpu/max(received, 1)*1e6)
+	fmt.Printf("  received by the subscribers: %.0f packet/s, %.1f%% of the %.0f the streams they asked for carry; server CPU %.1f%% of a core, %.1f µs per packet received\n",
+		received/elapsed, 100*received/elapsed/expected, expected, 100*cpu/elapsed, cpu/max(received, 1)*1e6)
 	if pkts > 0 && mbits > 0 {
 		fmt.Printf("  forwarded (the server's count): %.0f packet/s, %.2f Mbit/s (RTP payload)\n", pkts/elapsed, mbits/elapsed)
 		fmt.Printf("  CPU per forwarded packet: %.1f µs; per forwarded Mbit/s: %.1f%% of a core\n",
@@ -347,15 +417,15 @@ type subscriber interface {
 }
 
 // awaitEveryCamera waits up to 60 s for every one of subs to receive a
-// packet of each of nPubs cameras, and returns the times from join to
-// those first packets. On timeout the error names server and ends with
-// which(), what is still missing.
-func awaitEveryCamera[S subscriber](server string, subs []S, nPubs int, which func() string) ([]time.Duration, error) {
+// packet of each of cameras(s) cameras, and returns the times from join
+// to those first packets. On timeout the error names server and ends
+// with which(), what is still missing.
+func awaitEveryCamera[S subscriber](server string, subs []S, cameras func(S) int, which func() string) ([]time.Duration, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		missing := 0
 		for _, s := range subs {
-			missing += nPubs - s.firstCount()
+			missing += cameras(s) - s.firstCount()
 		}
 		if missing == 0 {
 			break
@@ -379,10 +449,13 @@ type peer struct {
 	id    string
 	c     *sigclient.Client
 	pc    *webrtc.PeerConnection
-	stage string        // the publisher whose camera this subscriber takes at f
-	got   *atomic.Int64 // RTP packets received, all subscribers (nil: a publisher)
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	stage string        // under mu: the publisher whose camera this subscriber takes at f
+	got   *atomic.Int64 // RTP packets received, all subscribers (nil: a publisher not in -meeting)
+	// publisher: it publishes (its own camera is not among those it
+	// receives).
+	publisher bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
 
 	negMu   sync.Mutex
 	pending bool   // an offer awaits its answer
@@ -457,12 +530,15 @@ func (p *peer) close() {
 
 func (p *peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	owner := strings.TrimSuffix(tr.ID(), "-camera")
+	p.mu.Lock()
+	got := p.got
+	p.mu.Unlock()
 	for first := true; ; first = false {
 		if _, _, err := tr.ReadRTP(); err != nil {
 			return
 		}
-		if p.got != nil {
-			p.got.Add(1)
+		if got != nil {
+			got.Add(1)
 		}
 		if first && tr.Kind() == webrtc.RTPCodecTypeVideo {
 			p.mu.Lock()
@@ -534,10 +610,12 @@ func (p *peer) chooseLayers(tracks []wire.TrackInfo) {
 		if done {
 			continue
 		}
+		p.mu.Lock()
 		layer := "q"
 		if t.Peer == p.stage {
 			layer = "f"
 		}
+		p.mu.Unlock()
 		_ = p.c.Send(&wire.Layer{Track: t.Track, Layer: layer})
 	}
 }
@@ -598,15 +676,24 @@ func (p *peer) offerLocked() {
 	_ = p.c.Signal(wire.SFUPeer, map[string]any{"sdp": p.pc.LocalDescription()})
 }
 
+// setStage makes p, a publisher, a subscriber too (-meeting), taking f
+// of stage's camera; it counts what it receives in got.
+func (p *peer) setStage(stage string, got *atomic.Int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stage, p.got = stage, got
+}
+
 // publish adds a VP8 simulcast camera of layers (indexes into
 // sfutest.LayerRIDs; mid and RTP stream id in header extensions, RFC 8843
-// and RFC 8852, as browsers send them) and an Opus microphone, and
-// offers them.
-func (p *peer) publish(clips [3][][]byte, layers []int) error {
+// and RFC 8852, as browsers send them) and an Opus microphone, speaking
+// or silent, and offers them.
+func (p *peer) publish(clips [3][][]byte, layers []int, speaking bool) error {
+	p.publisher = true
 	if _, err := sfutest.NewCameraLayers(p.pc, p.name, clips, layers, p.stop, &p.wg); err != nil {
 		return err
 	}
-	if err := addMicrophone(p.pc, p.name, p.stop, &p.wg); err != nil {
+	if err := addMicrophone(p.pc, p.name, speaking, p.stop, &p.wg); err != nil {
 		return err
 	}
 	p.negMu.Lock()
@@ -615,10 +702,18 @@ func (p *peer) publish(clips [3][][]byte, layers []int) error {
 	return nil
 }
 
+// Microphone packet rates: speaking, a frame per 20 ms; silent, Opus's
+// discontinuous transmission (DTX, RFC 7587 §3.1.3) keeps one frame per
+// 400 ms.
+const (
+	speakingPerSecond = 50
+	silentPerSecond   = 2.5
+)
+
 // addMicrophone adds an Opus-like microphone to pc on a sendonly
-// section: one 3-byte frame per 20 ms, audio level -40 dBov (RFC 6464),
-// until stop is closed.
-func addMicrophone(pc *webrtc.PeerConnection, streamID string, stop <-chan struct{}, wg *sync.WaitGroup) error {
+// section, until stop is closed: speaking, one 3-byte frame per 20 ms at
+// audio level -40 dBov (RFC 6464); silent, one per 400 ms at -127 dBov.
+func addMicrophone(pc *webrtc.PeerConnection, streamID string, speaking bool, stop <-chan struct{}, wg *sync.WaitGroup) error {
 	mic, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", streamID)
 	if err != nil {
 		return err
@@ -630,7 +725,11 @@ func addMicrophone(pc *webrtc.PeerConnection, streamID string, stop <-chan struc
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
+		every, level := 20*time.Millisecond, byte(40)
+		if !speaking {
+			every, level = 400*time.Millisecond, 127
+		}
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		var seq uint16
 		var ts uint32
@@ -641,10 +740,10 @@ func addMicrophone(pc *webrtc.PeerConnection, streamID string, stop <-chan struc
 			case <-tick.C:
 			}
 			seq++
-			ts += 960
+			ts += uint32(48 * every.Milliseconds())
 			pk := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: []byte{0xf8, 0xff, 0xfe}}
 			if id := extID(micTr.Sender(), sdp.AudioLevelURI); id != 0 {
-				_ = pk.Header.SetExtension(id, []byte{0x80 | 40})
+				_ = pk.Header.SetExtension(id, []byte{0x80 | level})
 			}
 			_ = mic.WriteRTP(pk)
 		}
@@ -661,4 +760,44 @@ func extID(s *webrtc.RTPSender, uri string) uint8 {
 		}
 	}
 	return 0
+}
+
+// receiver is a subscriber, for expectedRate: the index of the publisher
+// it is (-1: none) and of its stage publisher.
+type receiver struct{ self, stage int }
+
+// expectedRate is how many RTP packets per second receivers should get
+// in all: from each of nPubs publishers but itself, the packets of the
+// camera layer it asked for (f of its stage, q of the rest; a layer's
+// rate is its clip's at 15 frame/s, packetized as the publishers
+// packetize it) and of its microphone (the first speakers speak).
+func expectedRate(clips [3][][]byte, layers []int, nPubs, speakers int, receivers []receiver) float64 {
+	perSecond := func(l int) float64 {
+		pk := rtp.NewPacketizer(1200, 0, 0, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+		n := 0
+		for _, f := range clips[l] {
+			n += len(pk.Packetize(f, 90000/15))
+		}
+		return 15 * float64(n) / float64(len(clips[l]))
+	}
+	q, f := perSecond(slices.Min(layers)), perSecond(slices.Max(layers))
+	var total float64
+	for _, r := range receivers {
+		for i := range nPubs {
+			switch {
+			case i == r.self:
+				continue
+			case i == r.stage:
+				total += f
+			default:
+				total += q
+			}
+			if i < speakers {
+				total += speakingPerSecond
+			} else {
+				total += silentPerSecond
+			}
+		}
+	}
+	return total
 }
