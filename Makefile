@@ -109,6 +109,9 @@ bench: build
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tcp -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/turnbench -icebox bin/icebox -uclient tls -allocs 20 -size 1100 -rate 4000 -duration 5s -rounds 2 -mem-allocs 0 $(COTURN417_FLAG)
 	$(GO) run ./bench/sfubench -icebox bin/icebox -publishers 5 -subscribers 5 -duration 8s
+	@# A 25-person meeting, icebox on CPU 0 and its clients on the others (two cores or more).
+	if [ "$$(nproc)" -ge 2 ]; then $(GO) build -o bin/sfubench ./bench/sfubench && \
+		taskset -c 1-$$(($$(nproc)-1)) bin/sfubench -icebox bin/icebox -meeting -publishers 25 -subscribers 0 -speakers 2 -server-cpu 0 -duration 10s; fi
 
 # A long churn run (bench/soak): one node and a cluster of three side by
 # side, for SOAK, sampled every SOAK_SAMPLE, one node of each restarted
