@@ -170,6 +170,7 @@ var (
 	descSFUTracks   = desc("sfu_tracks", "Tracks published to the SFU.")
 	descSFUBytes    = desc("sfu_forwarded_bytes_total", "RTP payload bytes the SFU forwarded to subscribers, by kind (audio, video).", "kind")
 	descSFUPackets  = desc("sfu_forwarded_packets_total", "RTP packets the SFU forwarded to subscribers, by kind (audio, video).", "kind")
+	descSFUProbe    = desc("sfu_probe_bytes_total", "RTP payload bytes the SFU sent again as probes, so that subscribers' bandwidth estimates could grow to the layers they asked for (not counted as forwarded).")
 	descSFUSwitches = desc("sfu_layer_switches_total", "Down-tracks moved from one simulcast layer to another (on a keyframe).")
 	descSFUNACKs    = desc("sfu_nacks_total", "NACKs (RFC 4585) from subscribers, answered from the packet cache.")
 	descSFURefused  = desc("sfu_resends_refused_total", "Packets subscribers' NACKs asked for that the SFU did not send again: sent again under 200 ms before, 3 times already, or older than its cache.")
@@ -180,7 +181,7 @@ var (
 type sfuCollector struct{ s *sfu.SFU }
 
 func (c sfuCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUPackets, descSFUSwitches, descSFUNACKs, descSFURefused, descSFUPLIs, descSFUDrops} {
+	for _, d := range []*prometheus.Desc{descSFURooms, descSFUParts, descSFUTracks, descSFUBytes, descSFUPackets, descSFUProbe, descSFUSwitches, descSFUNACKs, descSFURefused, descSFUPLIs, descSFUDrops} {
 		ch <- d
 	}
 }
@@ -201,6 +202,7 @@ func (c sfuCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSFUBytes, st.ForwardedVideoBytes.Load(), "video")
 	counter(descSFUPackets, st.ForwardedAudioPackets.Load(), "audio")
 	counter(descSFUPackets, st.ForwardedVideoPackets.Load(), "video")
+	counter(descSFUProbe, st.ProbeBytes.Load())
 	counter(descSFUSwitches, st.LayerSwitches.Load())
 	counter(descSFUNACKs, st.NACKs.Load())
 	counter(descSFURefused, st.ResendsRefused.Load())

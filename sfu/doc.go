@@ -44,7 +44,12 @@
 // layer's bitrate is a mean over about 2 s, so that a keyframe does not
 // swing it, and a track moves up only when the higher layer fits with a
 // quarter to spare, so that an estimate near a layer's rate does not
-// switch it at every allocation (each switch costs a keyframe).
+// switch it at every allocation (each switch costs a keyframe). GCC lets
+// an estimate grow to at most 1.5 times what the subscriber receives, so
+// while a subscriber gets less than it asked for, on a path without loss
+// or overuse, the SFU sends copies of forwarded video packets as probes,
+// up to 90% of the estimate (probe_bwe.go): without them, one held to
+// low layers by a past congestion could stay there on a freed link.
 //
 // The active speaker is computed from the publishers' audio levels
 // (RFC 6464) and reported through Events.Speaker.

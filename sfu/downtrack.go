@@ -251,6 +251,17 @@ func (d *DownTrack) write(layer int, pkt *rtp.Packet, keyframe bool, level []byt
 	}
 	d.lastWrite = d.now()
 	_, err := d.writer.WriteRTP(&h, payload)
+	probes := 0
+	if err == nil && d.pub.kind == webrtc.RTPCodecTypeVideo && !keyframe {
+		// Probe copies (probe_bwe.go): the same packet again, which the
+		// subscriber drops as a duplicate; a keyframe's first packet is
+		// never copied.
+		for n := d.sub.probe.copies(h.MarshalSize()+len(payload), d.lastWrite); probes < n; probes++ {
+			if _, err := d.writer.WriteRTP(&h, payload); err != nil {
+				break
+			}
+		}
+	}
 	d.mu.Unlock()
 	if err == nil {
 		st := &d.sub.room.sfu.stats
@@ -260,6 +271,10 @@ func (d *DownTrack) write(layer int, pkt *rtp.Packet, keyframe bool, level []byt
 		} else {
 			st.ForwardedVideoBytes.Add(uint64(len(payload)))
 			st.ForwardedVideoPackets.Add(1)
+		}
+		if probes > 0 {
+			st.ProbePackets.Add(uint64(probes))
+			st.ProbeBytes.Add(uint64(probes * len(payload)))
 		}
 	}
 }

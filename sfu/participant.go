@@ -49,6 +49,9 @@ type Participant struct {
 	ev   Events
 	pc   *webrtc.PeerConnection
 	bwe  cc.BandwidthEstimator
+	// probe meters the probe packets that let bwe grow while the
+	// participant gets less than it asked for (probe_bwe.go).
+	probe prober
 
 	negMu sync.Mutex // one SDP exchange step at a time
 	asked [2]int     // recvonly audio, video sections asked for since the last answer
@@ -733,12 +736,13 @@ func (p *Participant) allocate() {
 		f(estimate)
 	}
 	budget := estimate
+	var audio float64
 	var video []*DownTrack
 	var tracks []allocTrack
 	for _, d := range downs {
 		rates, available := d.pub.layerRates()
 		if d.pub.kind == webrtc.RTPCodecTypeAudio {
-			budget -= rates[0]
+			audio += rates[0]
 			continue
 		}
 		requested, target, _ := d.layers()
@@ -746,9 +750,35 @@ func (p *Participant) allocate() {
 		tracks = append(tracks, allocTrack{screen: d.pub.source == SourceScreen,
 			requested: requested, current: target, rates: rates, available: available})
 	}
-	for i, l := range allocate(budget, tracks) {
+	media, need := audio, audio
+	for i, l := range allocate(budget-audio, tracks) {
 		video[i].setTarget(l)
+		t := tracks[i]
+		if l != noLayer {
+			media += t.rates[l]
+		}
+		for w := min(t.requested, len(t.available)-1); w >= 0; w-- {
+			if t.available[w] {
+				need += t.rates[w]
+				break
+			}
+		}
 	}
+	loss, overusing := p.congestion()
+	p.probe.setRate(probeRate(estimate, media, need, loss, overusing), p.room.sfu.cfg.Now())
+}
+
+// congestion is what the participant's estimator last saw of its path:
+// the average loss (a fraction) and whether the delay shows overuse (so
+// too before it has seen any feedback).
+func (p *Participant) congestion() (loss float64, overusing bool) {
+	if p.bwe == nil {
+		return 0, true
+	}
+	st := p.bwe.GetStats()
+	loss, _ = st["averageLoss"].(float64)
+	usage, _ := st["usage"].(string)
+	return loss, usage != "normal" && usage != "underuse"
 }
 
 // enforcePublishCap keeps what the participant publishes, summed over

@@ -46,3 +46,15 @@ func wait(limit time.Duration, cond func() string) string {
 		pause = min(2*pause, 20*time.Millisecond)
 	}
 }
+
+// Within reports whether cond holds within limit, checking it as
+// Eventually does, without failing the test: for a figure the test logs
+// rather than a promise it checks.
+func Within(limit time.Duration, cond func() bool) bool {
+	return wait(limit, func() string {
+		if cond() {
+			return ""
+		}
+		return "not yet"
+	}) == ""
+}
