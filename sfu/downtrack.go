@@ -252,7 +252,7 @@ func (d *DownTrack) write(layer int, pkt *rtp.Packet, keyframe bool, level []byt
 	d.lastWrite = d.now()
 	_, err := d.writer.WriteRTP(&h, payload)
 	probes := 0
-	if err == nil && d.pub.kind == webrtc.RTPCodecTypeVideo && !keyframe {
+	if err == nil && d.pub.kind == webrtc.RTPCodecTypeVideo && !keyframe && d.sub.probe.active() {
 		// Probe copies (probe_bwe.go): the same packet again, which the
 		// subscriber drops as a duplicate; a keyframe's first packet is
 		// never copied.

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,7 @@ func probeRate(estimate, media, need, loss float64, overusing bool) float64 {
 // prober meters a subscriber's probe packets: a token bucket of bits
 // filled at the rate allocate sets.
 type prober struct {
+	on     atomic.Bool // rate > 0: the forwarding path's check, without mu
 	mu     sync.Mutex
 	rate   float64 // bit/s
 	tokens float64 // bits
@@ -67,7 +69,11 @@ func (p *prober) setRate(rate float64, now time.Time) {
 	if rate == 0 {
 		p.tokens = 0
 	}
+	p.on.Store(rate > 0)
 }
+
+// active says whether probes are being sent.
+func (p *prober) active() bool { return p.on.Load() }
 
 func (p *prober) fill(now time.Time) {
 	if !p.at.IsZero() {
