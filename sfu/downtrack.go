@@ -273,7 +273,6 @@ func (d *DownTrack) write(layer int, pkt *rtp.Packet, keyframe bool, level []byt
 			st.ForwardedVideoPackets.Add(1)
 		}
 		if probes > 0 {
-			st.ProbePackets.Add(uint64(probes))
 			st.ProbeBytes.Add(uint64(probes * len(payload)))
 		}
 	}

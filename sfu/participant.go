@@ -735,7 +735,6 @@ func (p *Participant) allocate() {
 	if f := p.room.sfu.cfg.EstimateObserved; f != nil && estimate > 0 {
 		f(estimate)
 	}
-	budget := estimate
 	var audio float64
 	var video []*DownTrack
 	var tracks []allocTrack
@@ -751,7 +750,7 @@ func (p *Participant) allocate() {
 			requested: requested, current: target, rates: rates, available: available})
 	}
 	media, need := audio, audio
-	for i, l := range allocate(budget-audio, tracks) {
+	for i, l := range allocate(estimate-audio, tracks) {
 		video[i].setTarget(l)
 		t := tracks[i]
 		if l != noLayer {
@@ -764,8 +763,12 @@ func (p *Participant) allocate() {
 			}
 		}
 	}
-	loss, overusing := p.congestion()
-	p.probe.setRate(probeRate(estimate, media, need, loss, overusing), p.room.sfu.cfg.Now())
+	rate := 0.0
+	if need > media {
+		loss, overusing := p.congestion()
+		rate = probeRate(estimate, media, need, loss, overusing)
+	}
+	p.probe.setRate(rate, p.room.sfu.cfg.Now())
 }
 
 // congestion is what the participant's estimator last saw of its path:

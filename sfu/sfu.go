@@ -57,10 +57,10 @@ type Stats struct {
 	ResendsRefused atomic.Uint64
 	// PLIs counts PLIs (RFC 4585 §6.3.1) sent to publishers.
 	PLIs atomic.Uint64
-	// ProbePackets and ProbeBytes count the probe copies sent to let
-	// subscribers' bandwidth estimates grow (probe_bwe.go), and their RTP
-	// payload bytes; not counted as forwarded.
-	ProbePackets, ProbeBytes atomic.Uint64
+	// ProbeBytes counts the RTP payload bytes of the probe copies sent to
+	// let subscribers' bandwidth estimates grow (probe_bwe.go); not
+	// counted as forwarded.
+	ProbeBytes atomic.Uint64
 	// ForwardQueueDrops counts packets from publishers dropped because
 	// their layer's forwarder was forwardQueue packets behind the reader.
 	ForwardQueueDrops atomic.Uint64
