@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/icebox-project/icebox/config"
+	"gopkg.in/yaml.v3"
 )
 
 // built holds the binaries buildBinary made, by package path, for the
@@ -66,6 +69,26 @@ type childIcebox struct {
 	http    string // the HTTP listener's address
 	turnTCP string // the TURN TCP listener's, when it has one
 	metrics string // the metrics listener's, when it has one
+	cluster string // the cluster listener's, when it has one
+	exited  chan struct{}
+}
+
+// kill ends the child with SIGKILL, as a crash would, and waits until
+// it has exited.
+func (c *childIcebox) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+}
+
+// childConfig is the config file of a child icebox configured as
+// e2eConfig(t, mod) configures one in the test process.
+func childConfig(t *testing.T, mod func(*config.Config)) string {
+	t.Helper()
+	out, err := yaml.Marshal(e2eConfig(t, mod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 func (c *childIcebox) logText() string {
@@ -78,6 +101,7 @@ var (
 	tcpListenLine     = regexp.MustCompile(`msg="turn listening".* network=tcp bind=(\S+)`)
 	metricsListenLine = regexp.MustCompile(`msg="metrics listening".* addr=(\S+)`)
 	httpListenLine    = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
+	clusterListenLine = regexp.MustCompile(`msg="cluster listening".* addr=(\S+)`)
 )
 
 // startChildIcebox builds icebox and runs it with yml as its config
@@ -104,6 +128,7 @@ func startChildIcebox(t *testing.T, yml string, wrapper ...string) *childIcebox 
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
+	c.exited = exited
 	t.Cleanup(func() {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -128,6 +153,9 @@ func startChildIcebox(t *testing.T, yml string, wrapper ...string) *childIcebox 
 			}
 			if m := metricsListenLine.FindStringSubmatch(line); m != nil {
 				c.metrics = m[1]
+			}
+			if m := clusterListenLine.FindStringSubmatch(line); m != nil {
+				c.cluster = m[1]
 			}
 			if m := httpListenLine.FindStringSubmatch(line); m != nil && !readyClosed {
 				c.http = m[1]

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,49 +21,72 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/icebox-project/icebox/config"
+	"github.com/icebox-project/icebox/internal/testenv"
 )
 
 // startClusterNodes starts three icebox nodes on 127.0.0.1, port 0
-// everywhere, sharing one relay port range (20000-22999: nodes on one
-// host share turn.relay_ports, since another node's relay ports on this
-// host are no exception to the peer filter), the second and third
-// routing to the first, and waits until each is ready and sees the
-// others. mods, in order, adjust each node's config.
+// everywhere, the second and third routing to the first, and waits
+// until each is ready and sees the others (clusterNodeConfig). mods, in
+// order, adjust each node's config.
 func startClusterNodes(t *testing.T, mods ...func(*config.Config)) []*icebox {
 	t.Helper()
-	key := filepath.Join(t.TempDir(), "cluster.key")
-	if err := os.WriteFile(key, []byte("e2e-cluster-secret-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := clusterKey(t)
 	var nodes []*icebox
 	var seed string
 	for i, name := range []string{"a", "b", "c"} {
-		ib := startIcebox(t, func(cfg *config.Config) {
-			cfg.TURN.Secrets = []string{"e2e-turn-secret-shared-by-all"}
-			cfg.TURN.RelayPorts = "20000-22999"
-			cfg.Cluster = &config.Cluster{Node: name, Listen: "127.0.0.1:0", SecretFile: key}
-			if seed != "" {
-				cfg.Cluster.Routes = []string{"nats-route://" + seed}
-			}
-			for _, mod := range mods {
-				mod(cfg)
-			}
-		})
+		ib := startIcebox(t, clusterNodeConfig(name, key, seed, mods...))
 		if i == 0 {
 			seed = ib.ClusterAddr().String()
 		}
 		nodes = append(nodes, ib)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for _, ib := range nodes {
-		for n := ib.ClusterNode(); !n.Ready() || n.AliveNodes() != 3; {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s: ready %v, %d nodes alive; want ready with 3", n.Name(), n.Ready(), n.AliveNodes())
-			}
-			time.Sleep(50 * time.Millisecond)
+	awaitCluster(t, nodes, 3)
+	return nodes
+}
+
+// clusterKey writes a cluster secret file and returns its path.
+func clusterKey(t *testing.T) string {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	if err := os.WriteFile(key, []byte("e2e-cluster-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// clusterNodeConfig makes a config a cluster node named name, with the
+// secret file key, routing to seed (a cluster listener's address; none
+// when ""), listening on 127.0.0.1:0. Nodes share one TURN secret and
+// one relay port range (20000-22999: nodes on one host share
+// turn.relay_ports, since another node's relay ports on this host are
+// no exception to the peer filter). mods, in order, adjust it further.
+func clusterNodeConfig(name, key, seed string, mods ...func(*config.Config)) func(*config.Config) {
+	return func(cfg *config.Config) {
+		cfg.TURN.Secrets = []string{"e2e-turn-secret-shared-by-all"}
+		cfg.TURN.RelayPorts = "20000-22999"
+		cfg.Cluster = &config.Cluster{Node: name, Listen: "127.0.0.1:0", SecretFile: key}
+		if seed != "" {
+			cfg.Cluster.Routes = []string{"nats-route://" + seed}
+		}
+		for _, mod := range mods {
+			mod(cfg)
 		}
 	}
-	return nodes
+}
+
+// awaitCluster waits until each of nodes is ready and sees alive nodes
+// alive, at most 60 s.
+func awaitCluster(t *testing.T, nodes []*icebox, alive int) {
+	t.Helper()
+	for _, ib := range nodes {
+		n := ib.ClusterNode()
+		testenv.EventuallyWhy(t, 60*time.Second, "node "+n.Name()+" is ready and sees every node", func() string {
+			if n.Ready() && n.AliveNodes() == alive {
+				return ""
+			}
+			return fmt.Sprintf("ready %v, %d nodes alive; want ready with %d", n.Ready(), n.AliveNodes(), alive)
+		})
+	}
 }
 
 // TestClusterBrowsers: two Chromium pages open the same room link on two

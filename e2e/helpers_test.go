@@ -34,11 +34,12 @@ type icebox struct {
 	stop func(t *testing.T)
 }
 
-// startIcebox runs icebox with everything on 127.0.0.1 port 0 and
-// loopback peers allowed; mod, when not nil, adjusts the parsed config.
-// Its shutdown grace is 50 ms: a test's clients are gone when it stops,
-// and allocations they leave would otherwise hold every test's clean-up.
-func startIcebox(t *testing.T, mod func(*config.Config)) *icebox {
+// e2eConfig is the configuration of an icebox for these tests, on
+// 127.0.0.1 with port 0 everywhere and loopback peers allowed, changed
+// by mod (when not nil) and validated again as a file would be. Its
+// shutdown grace is 50 ms: a test's clients are gone when it stops, and
+// allocations they leave would otherwise hold every test's clean-up.
+func e2eConfig(t *testing.T, mod func(*config.Config)) *config.Config {
 	t.Helper()
 	yml := fmt.Sprintf(`public_ip: 127.0.0.1
 http:
@@ -67,6 +68,13 @@ state_dir: %q
 			t.Fatal(err)
 		}
 	}
+	return cfg
+}
+
+// startIcebox runs icebox in this process, configured by e2eConfig.
+func startIcebox(t *testing.T, mod func(*config.Config)) *icebox {
+	t.Helper()
+	cfg := e2eConfig(t, mod)
 	level := slog.LevelWarn
 	if os.Getenv("ICEBOX_E2E_LOG") != "" {
 		level = slog.LevelDebug

@@ -58,6 +58,12 @@ type peer struct {
 	// sfuReady, when set, closes once the participant being made for
 	// the peer on a new host here exists (sfuhost.go).
 	sfuReady chan struct{}
+	// sfuSession is the SDP session id of the peer's connection to
+	// "sfu", from the last SDP it sent there. sfuStale, when set, is the
+	// session of a connection the peer was told to replace (a renew, a
+	// move to the SFU): its signals to "sfu" are dropped until an SDP of
+	// another session comes (admitSFULocked).
+	sfuSession, sfuStale string
 }
 
 // enqueue queues b, a room event or an error, for the peer without

@@ -87,6 +87,9 @@ type Handover struct {
 	// SFURenew: the peer's participant was on the handing node's SFU
 	// and ended; its client must renew its connection to "sfu".
 	SFURenew bool `json:"sfu_renew,omitempty"`
+	// SFUSession is the SDP session id of the peer's connection to
+	// "sfu": after a renew, its signals are dropped.
+	SFUSession string `json:"sfu_session,omitempty"`
 }
 
 // remotePeer is a peer of a room on another node.
@@ -278,6 +281,9 @@ func (h *hub) resumeRemote(c *conn, ho Handover, roomName string, iceServers []r
 		p.media = r.media
 	}
 	p.id, p.name, p.room = ho.ID, ho.Name, r
+	p.sfuMu.Lock()
+	p.sfuSession = ho.SFUSession
+	p.sfuMu.Unlock()
 	p.resumeToken = newToken()
 	r.peers[p.id] = p
 	r.names[p.name] = p.id
@@ -312,7 +318,10 @@ func (s *Server) HandOver(token, roomName, node string) (ho Handover, ok bool) {
 	delete(r.peers, old.id)
 	r.remote = append(r.remote, remotePeer{id: old.id, name: old.name, node: h.nodeName(node)})
 	old.room = nil
-	return Handover{ID: old.id, Name: old.name, Queued: frames(held), SFUHost: r.host, SFURenew: renew}, true
+	old.sfuMu.Lock()
+	session := old.sfuSession
+	old.sfuMu.Unlock()
+	return Handover{ID: old.id, Name: old.name, Queued: frames(held), SFUHost: r.host, SFURenew: renew, SFUSession: session}, true
 }
 
 // RemoteJoined adds peer id, named name, on node to room, and tells the

@@ -3,6 +3,7 @@ package signaling
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/icebox-project/icebox/sfu"
@@ -126,10 +127,14 @@ func (s *Server) joinSFU(p *peer, r *room, epoch uint64, tell bool) {
 	}
 	if current && err == nil {
 		p.leaveSFU() // none expected: every one was ended when the epoch began
+		moved := tell && p.media != MediaSFU
 		p.sfuMu.Lock()
 		p.sfuPart = part
+		if moved {
+			p.replaceSFULocked()
+		}
 		p.sfuMu.Unlock()
-		if tell && p.media != MediaSFU {
+		if moved {
 			p.media = MediaSFU
 			p.enqueue(encode(&wire.Media{Media: MediaSFU}))
 		}
@@ -178,10 +183,84 @@ func (p *peer) signalSFU(data json.RawMessage) *wire.Error {
 	if part == nil {
 		return &wire.Error{Code: wire.CodeUnknownPeer, Message: `no peer "sfu": this room is not an SFU room`}
 	}
+	p.sfuMu.Lock()
+	// The participant is checked again with the signal: one made since
+	// came with the word to replace the connection.
+	current := p.sfuPart == part && p.admitSFULocked(data)
+	p.sfuMu.Unlock()
+	if !current {
+		return errStaleSFUSignal()
+	}
 	if err := part.HandleSignal(data); err != nil {
 		return &wire.Error{Code: sfuErrorCode(err), Message: err.Error()}
 	}
 	return nil
+}
+
+// sdpSessionOf returns the session id in the SDP of data, a signal's
+// payload {"sdp":{"type":…,"sdp":…}}: the second field of its o= line
+// (RFC 8866 section 5.2), which a peer connection keeps in every offer
+// and answer it makes (RFC 8829 sections 5.2.1, 5.2.2). ok is false for
+// a signal with no SDP (a candidate, applied); id is "" for an SDP
+// without an o= line.
+func sdpSessionOf(data json.RawMessage) (id string, ok bool) {
+	var m struct {
+		SDP *struct {
+			SDP string `json:"sdp"`
+		} `json:"sdp"`
+	}
+	if json.Unmarshal(data, &m) != nil || m.SDP == nil {
+		return "", false
+	}
+	for rest := m.SDP.SDP; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if o, found := strings.CutPrefix(line, "o="); found {
+			if f := strings.Fields(o); len(f) >= 2 {
+				return f[1], true
+			}
+			break
+		}
+	}
+	return "", true
+}
+
+// replaceSFULocked notes that p is being told to make a new connection
+// to "sfu" (a renew, a move to the SFU): what its old connection still
+// sends, crossing the word on the wire, must not reach the participant
+// made for the new one, which would answer an offer of another
+// connection. Nothing to drop for a peer that never sent an SDP there.
+// p.sfuMu is held.
+func (p *peer) replaceSFULocked() {
+	if p.sfuSession != "" {
+		p.sfuStale = p.sfuSession
+	}
+}
+
+// admitSFULocked reports whether data, a signal to "sfu" from p, is from
+// its current connection, and records the session of an SDP. After
+// replaceSFULocked, every signal is dropped until an SDP of another
+// session comes: the new connection's offer, which its candidates
+// follow. p.sfuMu is held.
+func (p *peer) admitSFULocked(data json.RawMessage) bool {
+	id, sdp := sdpSessionOf(data)
+	if p.sfuStale != "" {
+		if !sdp || id == p.sfuStale {
+			return false
+		}
+		p.sfuStale = ""
+	}
+	if sdp {
+		p.sfuSession = id
+	}
+	return true
+}
+
+// errStaleSFUSignal tells a client that a signal of the connection to
+// "sfu" it was told to replace was dropped.
+func errStaleSFUSignal() *wire.Error {
+	return &wire.Error{Code: wire.CodeSignalDropped, To: SFUPeer,
+		Message: `dropped: a signal to "sfu" from the connection this peer was told to replace; the SFU waits for an offer from a new one`}
 }
 
 // layer takes {"type":"layer","track":…,"layer":"q"|"h"|"f"|"none"}.

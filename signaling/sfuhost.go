@@ -78,6 +78,9 @@ func (s *Server) setHostLocked(r *room, host string) {
 // participant is made first, and p's messages to "sfu" wait for it. h.mu
 // is held; p has no participant here.
 func (s *Server) renewLocked(p *peer, r *room, epoch uint64, renew []byte) {
+	p.sfuMu.Lock()
+	p.replaceSFULocked()
+	p.sfuMu.Unlock()
 	if !s.hub.hostsLocked(r) {
 		p.enqueue(renew)
 		return
@@ -156,12 +159,25 @@ func (h *hub) remoteHostLocked(p *peer) (host string, r *room) {
 }
 
 // signalSFU hands a signal to "sfu" from p to its room's SFU: here, or
-// on the node hosting it.
+// on the node hosting it. A signal of a connection p was told to replace
+// is dropped (admitSFULocked).
 func (s *Server) signalSFU(p *peer, data json.RawMessage) *wire.Error {
-	if s.toRemoteSFU(p, &wire.Signal{To: SFUPeer, Data: data}) {
-		return nil
+	h := s.hub
+	h.mu.Lock()
+	host, r := h.remoteHostLocked(p)
+	if host == "" {
+		h.mu.Unlock()
+		return p.signalSFU(data)
 	}
-	return p.signalSFU(data)
+	defer h.mu.Unlock()
+	p.sfuMu.Lock()
+	current := p.admitSFULocked(data)
+	p.sfuMu.Unlock()
+	if !current {
+		return errStaleSFUSignal()
+	}
+	h.cl.SFU(host, r.name, p.id, encode(&wire.Signal{To: SFUPeer, Data: data}))
+	return nil
 }
 
 // layerSFU hands p's layer request to its room's SFU: here, or on the

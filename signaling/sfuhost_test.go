@@ -11,15 +11,18 @@ import (
 	"github.com/icebox-project/icebox/internal/testenv"
 	"github.com/icebox-project/icebox/sfu"
 	"github.com/icebox-project/icebox/signaling/wire"
+	"github.com/pion/webrtc/v4"
 )
 
 // hostCluster is a Cluster of node "n1" that admits every join, names
-// the host of each room from hosts ("n1" when not listed), takes n1 as
-// every room's successor, and records what it is asked to send to
+// the host of each room from hosts and its successor from successors
+// ("n1" when not listed), and records what it is asked to send to
 // another node's SFU or peer.
 type hostCluster struct {
 	loneCluster
 	hosts map[string]string
+	// successors names a room's successor, "n1" when not listed.
+	successors map[string]string
 
 	mu   sync.Mutex
 	sent []sentSFU
@@ -36,8 +39,13 @@ func (c *hostCluster) Admit(room, _, _ string, _ int) (Admission, error) {
 	}
 	return Admission{Host: "n1"}, nil
 }
-func (c *hostCluster) ID() string              { return "n1" }
-func (c *hostCluster) Successor(string) string { return "n1" }
+func (c *hostCluster) ID() string { return "n1" }
+func (c *hostCluster) Successor(room string) string {
+	if n, ok := c.successors[room]; ok {
+		return n
+	}
+	return "n1"
+}
 func (c *hostCluster) SFU(node, room, peer string, frame []byte) {
 	var m map[string]any
 	_ = json.Unmarshal(frame, &m)
@@ -221,4 +229,148 @@ func TestSFURoomAcrossNodes(t *testing.T) {
 		}
 		return fmt.Sprintf("%d participants, sent to n3: %+v", participants(sf), cl.sentTo("n3"))
 	})
+}
+
+// sfuOffer is a signal's payload with an offer of pc, made now, with
+// one more recvonly section of kind; set as pc's local description when
+// pc has none pending.
+func sfuOffer(t *testing.T, pc *webrtc.PeerConnection, kind webrtc.RTPCodecType) (data map[string]any, session string) {
+	t.Helper()
+	if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.SignalingState() == webrtc.SignalingStateStable {
+		if err := pc.SetLocalDescription(offer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := json.Marshal(map[string]any{"sdp": offer})
+	id, ok := sdpSessionOf(raw)
+	if !ok || id == "" {
+		t.Fatalf("no session id in %q", offer.SDP)
+	}
+	return map[string]any{"sdp": offer}, id
+}
+
+func newTestPC(t *testing.T) *webrtc.PeerConnection {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return pc
+}
+
+// TestSFURenewDropsOldConnection: a member told to renew its connection
+// to "sfu" may still send signals of the old one, crossing the renew on
+// the wire (an offer the old host asked for, its candidates). They are
+// dropped, each with signal-dropped, until an offer of another SDP
+// session comes: the new participant answers only the new connection,
+// whose answer then applies. On a node that becomes the host, and on
+// one whose members' host moves to a third node. A hand-over carries
+// the session on.
+func TestSFURenewDropsOldConnection(t *testing.T) {
+	sf := newTestSFU(t, sfu.Limits{})
+	cl := &hostCluster{hosts: map[string]string{"town": "n2", "forum": "n2"}, successors: map[string]string{"forum": "n3"}}
+	s, url := startSignaling(t, func(c *Config) {
+		c.Cluster = cl
+		c.SFU = &SFUConfig{Server: sf}
+	})
+	ann, bo := dial(t, url), dial(t, url)
+	welcome := ann.join("town", "ann")
+	bo.join("forum", "bo")
+	annOld, boOld := newTestPC(t), newTestPC(t)
+	first, annSession := sfuOffer(t, annOld, webrtc.RTPCodecTypeVideo)
+	ann.signal(SFUPeer, first)
+	first, _ = sfuOffer(t, boOld, webrtc.RTPCodecTypeVideo)
+	bo.signal(SFUPeer, first)
+	testenv.Eventually(t, 5*time.Second, "both offers leave for n2", func() bool { return len(cl.sentTo("n2")) == 2 })
+
+	s.NodeGone("n2")
+	for _, c := range []*wsClient{ann, bo} {
+		if m, ok := c.read().(*wire.Media); !ok || !m.Renew {
+			t.Fatalf("read %+v, want media sfu with renew", m)
+		}
+	}
+	testenv.Eventually(t, 5*time.Second, "ann is a participant here", func() bool { return participants(sf) == 1 })
+
+	// What the old connections still send.
+	for _, c := range []struct {
+		who string
+		ws  *wsClient
+		pc  *webrtc.PeerConnection
+	}{{"ann", ann, annOld}, {"bo", bo, boOld}} {
+		again, _ := sfuOffer(t, c.pc, webrtc.RTPCodecTypeAudio)
+		c.ws.signal(SFUPeer, again)
+		c.ws.signal(SFUPeer, map[string]any{"candidate": map[string]any{"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}})
+		c.ws.signal(SFUPeer, map[string]any{"applied": true})
+		for i := range 3 {
+			m := c.ws.read()
+			if _, ok := m.(*wire.Tracks); ok && c.who == "ann" {
+				m = c.ws.read() // her new participant's first word
+			}
+			if e, ok := m.(*wire.Error); !ok || e.Code != wire.CodeSignalDropped || e.To != SFUPeer {
+				t.Fatalf("%s's old connection's signal %d: answered %s, want signal-dropped naming sfu", c.who, i, encode(m))
+			}
+		}
+	}
+	if got := cl.sentTo("n3"); len(got) != 0 {
+		t.Fatalf("sent to n3, bo's new host, from bo's old connection: %+v", got)
+	}
+
+	// The new connections.
+	annNew := newTestPC(t)
+	offer, annSession2 := sfuOffer(t, annNew, webrtc.RTPCodecTypeVideo)
+	if annSession2 == annSession {
+		t.Fatal("two peer connections with one SDP session id")
+	}
+	ann.signal(SFUPeer, offer)
+	for {
+		m := ann.read()
+		if _, ok := m.(*wire.Tracks); ok {
+			continue
+		}
+		sig, ok := m.(*wire.Signal)
+		if !ok || sig.From != SFUPeer {
+			t.Fatalf("ann's new offer: answered %+v, want the SFU's answer", m)
+		}
+		var d struct {
+			SDP *webrtc.SessionDescription `json:"sdp"`
+		}
+		if err := json.Unmarshal(sig.Data, &d); err != nil || d.SDP == nil || d.SDP.Type != webrtc.SDPTypeAnswer {
+			t.Fatalf("the SFU's signal %s, want an answer", sig.Data)
+		}
+		if err := annNew.SetRemoteDescription(*d.SDP); err != nil {
+			t.Fatalf("the SFU's answer to the new connection does not apply: %v", err)
+		}
+		break
+	}
+	boNew := newTestPC(t)
+	offer, _ = sfuOffer(t, boNew, webrtc.RTPCodecTypeVideo)
+	bo.signal(SFUPeer, offer)
+	bo.signal(SFUPeer, map[string]any{"candidate": map[string]any{"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}})
+	testenv.EventuallyWhy(t, 5*time.Second, "bo's new offer and candidate leave for n3", func() string {
+		got := cl.sentTo("n3")
+		if len(got) == 2 && got[0].peer == bo.id && got[0].frame["type"] == "signal" && got[1].frame["type"] == "signal" {
+			return ""
+		}
+		return fmt.Sprintf("sent to n3: %+v", got)
+	})
+
+	// ann's connection drops and she comes back on n3.
+	ann.drop()
+	var ho Handover
+	testenv.Eventually(t, 5*time.Second, "ann, suspended, handed over to n3", func() bool {
+		var ok bool
+		ho, ok = s.HandOver(welcome.Resume, "town", "n3")
+		return ok
+	})
+	if ho.SFUSession != annSession2 {
+		t.Errorf("hand-over's SFU session %q, want her new connection's %q", ho.SFUSession, annSession2)
+	}
 }
