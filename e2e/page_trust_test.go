@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
+	"net/url"
 	"testing"
 	"time"
 
@@ -70,6 +72,30 @@ func TestPageTrust(t *testing.T) {
 			emulate(t, a, vp)
 			screenshot(t, a, dir, "cant-connect-"+vp.name)
 		}
+	})
+
+	// On a phone the stage is narrow: a long name's arrival is announced
+	// whole ("… joined", wrapped, not cut off) and clear of the tile's
+	// connection badge.
+	t.Run("announce-phone", func(t *testing.T) {
+		room := ib.newRoom(t)
+		a := openTab(t, br, ib.URL+"/r/"+room+"?test=1&name=Ada&autojoin=1", viewports[1])
+		waitFor(t, a, "Ada is in the call", `!document.getElementById('call').hidden`)
+		const long = "Maximiliane Christodoulou-Papadopoulos"
+		newTab(t, br, ib.URL+"/r/"+room+"?test=1&autojoin=1&name="+url.QueryEscape(long))
+		waitFor(t, a, "the arrival is announced, and Bob's tile has its connection badge", fmt.Sprintf(
+			`document.getElementById('announce').textContent === %q && !!document.querySelector('.tile.remote .net')?.textContent`, long+" joined"))
+		why := eval[string](t, a, `(() => {
+			const an = document.getElementById('announce'), net = document.querySelector('.tile.remote .net');
+			const r = an.getBoundingClientRect(), b = net.getBoundingClientRect();
+			if (an.scrollWidth > an.clientWidth + 1) return 'the announcement is cut off: ' + an.scrollWidth + ' px of text in ' + an.clientWidth;
+			if (r.left < b.right && b.left < r.right && r.top < b.bottom && b.top < r.bottom)
+				return 'the announcement ' + JSON.stringify(r) + ' covers the badge ' + JSON.stringify(b);
+			return ''; })()`)
+		if why != "" {
+			t.Error(why)
+		}
+		screenshot(t, a, dir, "announce-phone")
 	})
 
 	t.Run("call", func(t *testing.T) {
