@@ -188,13 +188,7 @@ func TestSFURoomAcrossNodes(t *testing.T) {
 	// ann's connection drops and she comes back on n3: her participant
 	// here ends with the hand-over, she is to renew, and the one made
 	// here on n3's word takes her id.
-	ann.drop()
-	var ho Handover
-	testenv.Eventually(t, 5*time.Second, "ann, suspended, handed over to n3", func() bool {
-		var ok bool
-		ho, ok = s.HandOver(welcome.Resume, "town", "n3")
-		return ok
-	})
+	ho := handOverTo(t, s, ann, welcome.Resume, "town", "n3")
 	if !ho.SFURenew || ho.SFUHost != "n1" {
 		t.Errorf("hand-over %+v, want renew with n1 the host", ho)
 	}
@@ -363,14 +357,22 @@ func TestSFURenewDropsOldConnection(t *testing.T) {
 	})
 
 	// ann's connection drops and she comes back on n3.
-	ann.drop()
-	var ho Handover
-	testenv.Eventually(t, 5*time.Second, "ann, suspended, handed over to n3", func() bool {
-		var ok bool
-		ho, ok = s.HandOver(welcome.Resume, "town", "n3")
-		return ok
-	})
+	ho := handOverTo(t, s, ann, welcome.Resume, "town", "n3")
 	if ho.SFUSession != annSession2 {
 		t.Errorf("hand-over's SFU session %q, want her new connection's %q", ho.SFUSession, annSession2)
 	}
+}
+
+// handOverTo drops c's connection and hands its peer, suspended under
+// resume in room, over to node.
+func handOverTo(t *testing.T, s *Server, c *wsClient, resume, room, node string) Handover {
+	t.Helper()
+	c.drop()
+	var ho Handover
+	testenv.Eventually(t, 5*time.Second, "the peer, suspended, handed over to "+node, func() bool {
+		var ok bool
+		ho, ok = s.HandOver(resume, room, node)
+		return ok
+	})
+	return ho
 }
