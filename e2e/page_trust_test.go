@@ -41,6 +41,23 @@ func scriptedTab(t *testing.T, browser context.Context, url, js string) context.
 	return tab
 }
 
+// statesAtConnectJS records, when a peer connection of the page
+// connects, what the remote tile says right after the page's own
+// handler of that event has run: it listens right after the page does.
+const statesAtConnectJS = `(() => {
+	const add = RTCPeerConnection.prototype.addEventListener;
+	RTCPeerConnection.prototype.addEventListener = function (type, fn, opts) {
+		add.call(this, type, fn, opts);
+		if (type !== 'connectionstatechange' || this.__watched) return;
+		this.__watched = true;
+		add.call(this, type, () => {
+			if (this.connectionState !== 'connected') return;
+			const t = document.querySelector('.tile.remote');
+			(window.__statesAtConnect = window.__statesAtConnect || []).push(t ? t.dataset.state || '' : 'no tile');
+		});
+	};
+})();`
+
 // TestPageTrust: what a call page says matches what happens. A relayed
 // call whose relay cannot be reached says "Can't connect to" the other
 // person on their tile, with a link to /check, within 15 s (the page
@@ -71,6 +88,21 @@ func TestPageTrust(t *testing.T) {
 		for _, vp := range viewports {
 			emulate(t, a, vp)
 			screenshot(t, a, dir, "cant-connect-"+vp.name)
+		}
+	})
+
+	// The tile's words follow the connection at once: when it connects,
+	// the page has taken "Connecting…" off the tile before anything else
+	// runs (it had waited up to half a second for the next check, over a
+	// video already playing).
+	t.Run("state-at-connect", func(t *testing.T) {
+		room := ib.newRoom(t)
+		a := scriptedTab(t, br, ib.URL+"/r/"+room+"?test=1&name=Ada&autojoin=1", statesAtConnectJS)
+		waitFor(t, a, "Ada is in the call", `!document.getElementById('call').hidden`)
+		newTab(t, br, ib.URL+"/r/"+room+"?test=1&name=Bob&autojoin=1")
+		waitFor(t, a, "Ada's connection to Bob connects", `(window.__statesAtConnect || []).length > 0`)
+		if got := eval[[]string](t, a, `window.__statesAtConnect`); got[0] != "ok" {
+			t.Errorf("Bob's tile said %q when the connection to him connected, want ok (the stream it was given counts as playing)", got)
 		}
 	})
 

@@ -606,6 +606,8 @@ function wireSession() {
     showStreams(d.peer);
   });
   on('peer-state', (d) => {
+    // The tile's words follow the connection now, not at the next check.
+    if (mediaTimer) checkMedia();
     if (d.state === 'connected') monitor.sample();
     if (d.state === 'connected' && d.peer.restarts > 0) {
       // Back after an ICE restart: an element left on a stale track gets
