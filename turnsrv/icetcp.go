@@ -44,17 +44,21 @@ func (l *sharedListener) handleICE(c, conn net.Conn, lim *connLimits) {
 	st := l.conns.stats
 	var hdr [2]byte
 	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-		l.reject(conn, &st.SharedSilent, "shared_silent", err)
+		if l.pending.Remove(c) { // else evicted to make room; counted there
+			l.reject(conn, &st.SharedSilent, "shared_silent", err)
+		}
 		return
 	}
 	frame := make([]byte, 2+int(binary.BigEndian.Uint16(hdr[:])))
 	copy(frame, hdr[:])
 	if _, err := io.ReadFull(conn, frame[2:]); err != nil {
-		if l.pending.Has(c) {
+		if l.pending.Remove(c) {
 			l.reject(conn, &st.SharedSilent, "shared_silent", err)
 		}
 		return
 	}
+	// Told apart (shared.go's handle).
+	l.pending.Remove(c)
 	if err := checkICEFirstFrame(frame[2:]); err != nil {
 		l.reject(conn, &st.SharedNeither, "shared_neither", err)
 		return

@@ -143,7 +143,7 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 	if l.tls != nil && kind == kindMore {
 		tc := tls.Server(conn, l.tls)
 		if err := tc.Handshake(); err != nil {
-			if !l.pending.Has(c) { // evicted to make room; counted there
+			if !l.pending.Remove(c) { // evicted to make room; counted there
 				return
 			}
 			var ne net.Error
@@ -185,6 +185,7 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 		kind = kindNeither
 	}
 	if kind == kindNeither {
+		l.pending.Remove(c)
 		l.reject(conn, &st.SharedNeither, "shared_neither", nil)
 		return
 	}
@@ -193,6 +194,10 @@ func (l *sharedListener) handle(c net.Conn, lim *connLimits) {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
+	// Told apart: out of the caps on connections not yet told apart
+	// before it is counted under its kind's, or closed, so that a client
+	// that sees it refused finds its place there free.
+	l.pending.Remove(c)
 	if kind == kindHTTP {
 		// Evictable only once the web server says it is new or idle
 		// (Server.HTTPConnState).
@@ -252,7 +257,7 @@ func (l *sharedListener) readHead(c, conn net.Conn, kindOf func([]byte) streamKi
 			return head[:n], kind, true
 		}
 		if err != nil {
-			if l.pending.Has(c) { // else evicted to make room; counted there
+			if l.pending.Remove(c) { // else evicted to make room; counted there
 				l.reject(conn, &l.conns.stats.SharedSilent, "shared_silent", err)
 			}
 			return nil, kindMore, false
